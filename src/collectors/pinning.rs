@@ -1,0 +1,289 @@
+//! Walks every thread on the host (`/proc/<pid>/task/<tid>/{status,stat}`): its allowed
+//! CPUs and the CPU it last ran on. Summarises per CPU which processes are pinned there and
+//! which ran there, and attributes each to an owner: an Axon container (by thread name), a
+//! Slurm job (by cgroup), a kernel thread, or the system.
+
+use super::{CollectError, HostRoot, Problems};
+use crate::model::cpuset::CpuSet;
+use crate::model::pinning::{ContainerRole, CpuUse, Owner, Pinning, ProcRef};
+use std::collections::BTreeMap;
+
+/// At most this many processes are listed per CPU and list; the rest are counted.
+pub const MAX_REFS_PER_CPU: usize = 8;
+
+/// What one thread's files say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadInfo {
+    pub name: String,
+    pub state: char,
+    pub allowed: CpuSet,
+    pub last_cpu: Option<u32>,
+    pub kthread: bool,
+}
+
+/// Parses the fields of `/proc/<pid>/task/<tid>/status` that matter here.
+pub fn parse_status(text: &str) -> Result<(String, CpuSet, Option<bool>, Option<u32>), String> {
+    let mut name = None;
+    let mut allowed = None;
+    let mut kthread = None;
+    let mut ppid = None;
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once(':') else { continue };
+        let v = v.trim();
+        match k {
+            "Name" => name = Some(v.to_string()),
+            "Cpus_allowed_list" => {
+                allowed = Some(CpuSet::parse_list(v).map_err(|e| format!("Cpus_allowed_list: {e}"))?)
+            }
+            "Kthread" => kthread = Some(v == "1"),
+            "PPid" => ppid = v.parse().ok(),
+            _ => {}
+        }
+    }
+    let name = name.ok_or("no Name line")?;
+    let allowed = allowed.ok_or("no Cpus_allowed_list line")?;
+    Ok((name, allowed, kthread, ppid))
+}
+
+/// Parses `/proc/<pid>/task/<tid>/stat`: the state (field 3) and the CPU last run on
+/// (field 39). The command name in field 2 may itself contain spaces and parentheses, so
+/// fields are counted from the last `)`.
+pub fn parse_stat(text: &str) -> Result<(char, Option<u32>), String> {
+    let close = text.rfind(')').ok_or("no `)` after the command name")?;
+    let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
+    // rest[0] is field 3 (state); field 39 is rest[36].
+    let state = rest
+        .first()
+        .and_then(|s| s.chars().next())
+        .ok_or("no state field")?;
+    let cpu = match rest.get(36) {
+        Some(s) => Some(s.parse().map_err(|_| format!("processor field `{s}` is not a number"))?),
+        None => None,
+    };
+    Ok((state, cpu))
+}
+
+/// Slurm puts a job's processes in a cgroup path with a `job_<id>` component, in both the
+/// v1 (`/slurm/uid_1000/job_42/step_0`) and v2 (`/system.slice/slurmstepd.scope/job_42/…`)
+/// layouts.
+pub fn slurm_job_from_cgroup(text: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let path = line.splitn(3, ':').nth(2)?;
+        path.split('/')
+            .find_map(|c| c.strip_prefix("job_").and_then(|id| id.parse().ok()))
+    })
+}
+
+#[derive(Default)]
+struct Acc {
+    comm: String,
+    owner: Option<Owner>,
+    threads: u32,
+    runnable: u32,
+}
+
+pub fn collect(root: &HostRoot, online: &CpuSet, problems: &mut Problems) -> Result<Pinning, CollectError> {
+    let pids: Vec<u32> = root
+        .list("/proc")?
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    // cpu -> pid -> accumulated refs
+    let mut pinned: BTreeMap<u32, BTreeMap<u32, Acc>> = BTreeMap::new();
+    let mut running: BTreeMap<u32, BTreeMap<u32, Acc>> = BTreeMap::new();
+    let mut kernel_threads: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut out = Pinning::default();
+    let mut malformed_reported = 0;
+
+    for pid in pids {
+        let base = format!("/proc/{pid}");
+        // Processes exit while we walk; a vanished one is churn, not an error.
+        let Ok(tids) = root.list(&format!("{base}/task")) else {
+            out.skipped += 1;
+            continue;
+        };
+        let job = root
+            .read(&format!("{base}/cgroup"))
+            .ok()
+            .and_then(|c| slurm_job_from_cgroup(&c));
+        let proc_name = root.value(&format!("{base}/comm")).unwrap_or_default();
+        out.processes += 1;
+        for tid in tids.iter().filter_map(|t| t.parse::<u32>().ok()) {
+            let tbase = format!("{base}/task/{tid}");
+            let status = root.read(&format!("{tbase}/status"));
+            let stat = root.read(&format!("{tbase}/stat"));
+            let (Ok(status), Ok(stat)) = (status, stat) else {
+                out.skipped += 1;
+                continue;
+            };
+            let parsed = parse_status(&status).and_then(|(name, allowed, kthread, ppid)| {
+                let (state, last_cpu) = parse_stat(&stat)?;
+                Ok(ThreadInfo {
+                    kthread: kthread.unwrap_or(pid == 2 || ppid == Some(2)),
+                    name,
+                    state,
+                    allowed,
+                    last_cpu,
+                })
+            });
+            let t = match parsed {
+                Ok(t) => t,
+                Err(detail) => {
+                    // One broken file is reported once per run, with its path; the walk goes on.
+                    if malformed_reported < 3 {
+                        problems.push(CollectError::malformed(root.display_path(&format!("{tbase}/status")), detail));
+                    }
+                    malformed_reported += 1;
+                    out.skipped += 1;
+                    continue;
+                }
+            };
+            out.threads += 1;
+            let owner = if t.kthread {
+                Owner::Kernel
+            } else if let Some(role) = ContainerRole::from_thread_name(&t.name) {
+                Owner::Axon { role }
+            } else if let Some(job_id) = job {
+                Owner::SlurmJob { job_id }
+            } else {
+                Owner::System
+            };
+            let runnable = u32::from(t.state == 'R');
+            let restricted = !t.allowed.is_superset_of(online);
+            if !restricted {
+                out.unpinned_threads += 1;
+            } else if owner == Owner::Kernel {
+                for c in t.allowed.iter() {
+                    *kernel_threads.entry(c).or_default() += 1;
+                }
+            } else {
+                for c in t.allowed.iter().filter(|c| online.contains(*c)) {
+                    bump(&mut pinned, c, pid, &proc_name, &owner, &t.name, runnable);
+                }
+            }
+            if let Some(c) = t.last_cpu {
+                bump(&mut running, c, pid, &proc_name, &owner, &t.name, runnable);
+            }
+        }
+    }
+    if malformed_reported > 3 {
+        problems.push(CollectError::Invalid {
+            what: "thread status files".into(),
+            detail: format!("{} more malformed files skipped", malformed_reported - 3),
+        });
+    }
+
+    out.cpus = online
+        .iter()
+        .map(|cpu| {
+            let (p, p_more) = top_refs(pinned.remove(&cpu));
+            let (r, r_more) = top_refs(running.remove(&cpu));
+            CpuUse {
+                cpu,
+                pinned: p,
+                running: r,
+                pinned_more: p_more,
+                running_more: r_more,
+                kernel_threads: kernel_threads.get(&cpu).copied().unwrap_or(0),
+            }
+        })
+        .collect();
+    Ok(out)
+}
+
+fn bump(
+    map: &mut BTreeMap<u32, BTreeMap<u32, Acc>>,
+    cpu: u32,
+    pid: u32,
+    proc_name: &str,
+    owner: &Owner,
+    thread_name: &str,
+    runnable: u32,
+) {
+    let acc = map.entry(cpu).or_default().entry(pid).or_default();
+    if acc.comm.is_empty() {
+        acc.comm = if proc_name.is_empty() { thread_name.to_string() } else { proc_name.to_string() };
+    }
+    // Within one process the most specific owner wins (an Axon thread inside the agent).
+    match (&acc.owner, owner) {
+        (None, o) => acc.owner = Some(o.clone()),
+        (Some(Owner::System), o @ Owner::Axon { .. }) => {
+            acc.owner = Some(o.clone());
+            acc.comm = thread_name.to_string();
+        }
+        _ => {}
+    }
+    acc.threads += 1;
+    acc.runnable += runnable;
+}
+
+fn owner_rank(o: &Owner) -> u8 {
+    match o {
+        Owner::Axon { .. } => 0,
+        Owner::SlurmJob { .. } => 1,
+        Owner::System => 2,
+        Owner::Kernel => 3,
+    }
+}
+
+fn top_refs(m: Option<BTreeMap<u32, Acc>>) -> (Vec<ProcRef>, u32) {
+    let Some(m) = m else { return (Vec::new(), 0) };
+    let mut v: Vec<ProcRef> = m
+        .into_iter()
+        .map(|(pid, a)| ProcRef {
+            pid,
+            comm: a.comm,
+            owner: a.owner.unwrap_or(Owner::System),
+            threads: a.threads,
+            runnable: a.runnable,
+        })
+        .collect();
+    v.sort_by(|a, b| {
+        owner_rank(&a.owner)
+            .cmp(&owner_rank(&b.owner))
+            .then(b.runnable.cmp(&a.runnable))
+            .then(b.threads.cmp(&a.threads))
+            .then(a.pid.cmp(&b.pid))
+    });
+    let more = v.len().saturating_sub(MAX_REFS_PER_CPU) as u32;
+    v.truncate(MAX_REFS_PER_CPU);
+    (v, more)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_survives_parentheses_and_spaces_in_names() {
+        let line = "4242 (my (weird) name) R 1 2 3 4 -1 4194560 0 0 0 0 5 6 0 0 20 0 1 0 100 1000 10 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 19 0 0 0 0 0 0 0 0 0 0 0 0 0";
+        assert_eq!(parse_stat(line).unwrap(), ('R', Some(19)));
+        assert!(parse_stat("garbage").is_err());
+        assert!(parse_stat("1 (x)").is_err());
+    }
+
+    #[test]
+    fn status_needs_name_and_affinity() {
+        let (name, allowed, kt, ppid) =
+            parse_status("Name:\tpython3\nPPid:\t7\nKthread:\t0\nCpus_allowed_list:\t19,28-31\n").unwrap();
+        assert_eq!(name, "python3");
+        assert_eq!(allowed.to_list_string(), "19,28-31");
+        assert_eq!(kt, Some(false));
+        assert_eq!(ppid, Some(7));
+        assert!(parse_status("Name:\tx\n").unwrap_err().contains("Cpus_allowed_list"));
+        assert!(parse_status("Name:\tx\nCpus_allowed_list:\t3-1\n").is_err());
+    }
+
+    #[test]
+    fn slurm_jobs_are_found_in_v1_and_v2_cgroups() {
+        assert_eq!(
+            slurm_job_from_cgroup("0::/system.slice/slurmstepd.scope/job_4242/step_0/user/task_0\n"),
+            Some(4242)
+        );
+        assert_eq!(
+            slurm_job_from_cgroup("4:cpuset:/slurm/uid_1000/job_17/step_batch\n0::/\n"),
+            Some(17)
+        );
+        assert_eq!(slurm_job_from_cgroup("0::/system.slice/ssh.service\n"), None);
+    }
+}

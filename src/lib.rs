@@ -1,0 +1,9 @@
+//! axon: operator console, node agent and exporter for NeuralMesh Axon storage clusters.
+//!
+//! Layers, from the bottom: `model` (plain data), `collectors` (host facts), `agent`
+//! (the per-node daemon and exporter), `wire` (the gRPC contract), `fleet` (the console's
+//! side of the wire), `actions` (operations with progress), `ui` (the TUI).
+
+pub mod model;
+pub mod wire;
+pub mod collectors;

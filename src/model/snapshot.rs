@@ -1,0 +1,119 @@
+//! Everything an agent reports about its node at one moment, section by section, with
+//! the age and success of the collector behind each section.
+
+use super::checks::CheckResult;
+use super::net::Network;
+use super::nvme::NvmeController;
+use super::pinning::Pinning;
+use super::probes::ProbeReport;
+use super::topology::Topology;
+use serde::{Deserialize, Serialize};
+
+/// The independently collected parts of a snapshot. Each has its own collector, interval,
+/// deadline and age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Section {
+    Topology,
+    Pinning,
+    Network,
+    Nvme,
+    /// Preflight checks and the host facts read with them (`NodeSnapshot::host`).
+    Checks,
+    Probes,
+}
+
+impl Section {
+    pub const ALL: [Section; 6] = [
+        Section::Topology,
+        Section::Pinning,
+        Section::Network,
+        Section::Nvme,
+        Section::Checks,
+        Section::Probes,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Section::Topology => "topology",
+            Section::Pinning => "pinning",
+            Section::Network => "network",
+            Section::Nvme => "nvme",
+            Section::Checks => "checks",
+            Section::Probes => "probes",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Section> {
+        Section::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// Identity of the node and of the agent reporting for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub hostname: String,
+    pub agent_version: String,
+    pub agent_started_ms: i64,
+    /// Set when the host facts come from an emulated profile (`axon demo`, tests), so
+    /// every view can label them as such.
+    pub emulated_profile: Option<String>,
+    pub collect_interval_ms: u64,
+}
+
+/// Facts about the host that the console compares across nodes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostFacts {
+    pub kernel_release: Option<String>,
+    pub os_name: Option<String>,
+    /// IOMMU-related kernel parameters from /proc/cmdline (`intel_iommu=on`, `iommu=pt`).
+    pub iommu_cmdline: Vec<String>,
+    /// Number of IOMMU units in /sys/class/iommu; None when unreadable.
+    pub iommu_units: Option<u32>,
+    /// adjtimex says the clock is synchronised; None when it could not be asked.
+    pub clock_synced: Option<bool>,
+    pub clock_max_error_us: Option<i64>,
+}
+
+/// One collector's health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectorStatus {
+    pub section: Section,
+    pub ok: bool,
+    pub error: Option<String>,
+    /// When the last run finished (agent clock, unix ms); 0 if it never ran.
+    pub last_run_ms: i64,
+    /// When the section's data was last collected successfully; None if never.
+    pub last_success_ms: Option<i64>,
+    pub duration_us: u64,
+    pub interval_ms: u64,
+    pub deadline_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeSnapshot {
+    pub node: NodeInfo,
+    /// When the agent assembled this snapshot (agent clock, unix ms).
+    pub taken_ms: i64,
+    pub collectors: Vec<CollectorStatus>,
+    pub topology: Option<Topology>,
+    pub pinning: Option<Pinning>,
+    pub network: Option<Network>,
+    pub nvme: Option<Vec<NvmeController>>,
+    pub host: Option<HostFacts>,
+    pub checks: Option<Vec<CheckResult>>,
+    pub probes: Option<ProbeReport>,
+}
+
+impl NodeSnapshot {
+    pub fn collector(&self, section: Section) -> Option<&CollectorStatus> {
+        self.collectors.iter().find(|c| c.section == section)
+    }
+
+    /// Age of a section's data at `taken_ms`, in milliseconds; None if never collected.
+    pub fn section_age_ms(&self, section: Section) -> Option<i64> {
+        self.collector(section)
+            .and_then(|c| c.last_success_ms)
+            .map(|t| (self.taken_ms - t).max(0))
+    }
+}

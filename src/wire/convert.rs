@@ -1,0 +1,1020 @@
+//! Conversions between the model and the protobuf messages. Encoding cannot fail; decoding
+//! checks what the model relies on (CPU lists parse, enums are known) and says which field
+//! of which message was wrong, so a malformed or hostile agent answer is an error, not a
+//! panic or silently wrong data.
+
+use super::pb;
+use crate::model::checks::{CheckResult, CheckStatus};
+use crate::model::cpuset::CpuSet;
+use crate::model::net::{
+    AddressFamily, DataplaneSelection, IpAddress, IpConf, Network, Nic, NicKind, Route,
+    RoutingRule, SbrRule,
+};
+use crate::model::nvme::{CriticalWarning, NvmeController, NvmeNamespace, SmartLog, WriteCache};
+use crate::model::pinning::{ContainerRole, CpuUse, Owner, Pinning, ProcRef};
+use crate::model::probes::{ProbeReport, ProbeResult, ProbeState, Proto};
+use crate::model::snapshot::{CollectorStatus, HostFacts, NodeInfo, NodeSnapshot, Section};
+use crate::model::topology::{Cpu, HugePagePool, Memory, NumaNode, Package, Smt, Topology};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed {message}.{field}: {problem}")]
+pub struct WireError {
+    pub message: &'static str,
+    pub field: &'static str,
+    pub problem: String,
+}
+
+fn bad(message: &'static str, field: &'static str, problem: impl Into<String>) -> WireError {
+    WireError {
+        message,
+        field,
+        problem: problem.into(),
+    }
+}
+
+fn none_if_empty(s: String) -> Option<String> {
+    if s.is_empty() { None } else { Some(s) }
+}
+
+fn opt_i32(v: i32) -> Option<i32> {
+    if v < 0 { None } else { Some(v) }
+}
+
+fn tristate(v: Option<bool>) -> i32 {
+    match v {
+        None => pb::Tristate::Unspecified as i32,
+        Some(true) => pb::Tristate::True as i32,
+        Some(false) => pb::Tristate::False as i32,
+    }
+}
+
+fn from_tristate(v: i32) -> Option<bool> {
+    match pb::Tristate::try_from(v) {
+        Ok(pb::Tristate::True) => Some(true),
+        Ok(pb::Tristate::False) => Some(false),
+        _ => None,
+    }
+}
+
+fn cpus(message: &'static str, field: &'static str, s: &str) -> Result<CpuSet, WireError> {
+    CpuSet::parse_list(s).map_err(|e| bad(message, field, e.to_string()))
+}
+
+// ---------------------------------------------------------------- snapshot
+
+impl From<&NodeInfo> for pb::NodeInfo {
+    fn from(n: &NodeInfo) -> Self {
+        pb::NodeInfo {
+            hostname: n.hostname.clone(),
+            agent_version: n.agent_version.clone(),
+            agent_started_ms: n.agent_started_ms,
+            emulated_profile: n.emulated_profile.clone().unwrap_or_default(),
+            collect_interval_ms: n.collect_interval_ms,
+        }
+    }
+}
+
+impl From<pb::NodeInfo> for NodeInfo {
+    fn from(n: pb::NodeInfo) -> Self {
+        NodeInfo {
+            hostname: n.hostname,
+            agent_version: n.agent_version,
+            agent_started_ms: n.agent_started_ms,
+            emulated_profile: none_if_empty(n.emulated_profile),
+            collect_interval_ms: n.collect_interval_ms,
+        }
+    }
+}
+
+impl From<&CollectorStatus> for pb::CollectorStatus {
+    fn from(c: &CollectorStatus) -> Self {
+        pb::CollectorStatus {
+            section: c.section.as_str().to_string(),
+            ok: c.ok,
+            error: c.error.clone().unwrap_or_default(),
+            last_run_ms: c.last_run_ms,
+            last_success_ms: c.last_success_ms.unwrap_or(0),
+            duration_us: c.duration_us,
+            interval_ms: c.interval_ms,
+            deadline_ms: c.deadline_ms,
+        }
+    }
+}
+
+impl TryFrom<pb::CollectorStatus> for CollectorStatus {
+    type Error = WireError;
+    fn try_from(c: pb::CollectorStatus) -> Result<Self, WireError> {
+        let section = Section::parse(&c.section).ok_or_else(|| {
+            bad(
+                "CollectorStatus",
+                "section",
+                format!("unknown section `{}`", c.section),
+            )
+        })?;
+        Ok(CollectorStatus {
+            section,
+            ok: c.ok,
+            error: none_if_empty(c.error),
+            last_run_ms: c.last_run_ms,
+            last_success_ms: (c.last_success_ms > 0).then_some(c.last_success_ms),
+            duration_us: c.duration_us,
+            interval_ms: c.interval_ms,
+            deadline_ms: c.deadline_ms,
+        })
+    }
+}
+
+/// Encodes a snapshot. `sections` selects which data sections to include (the collector
+/// statuses are always included); `full` tells the receiver whether absence means
+/// "unchanged".
+pub fn encode_snapshot(s: &NodeSnapshot, sections: &[Section], full: bool) -> pb::NodeSnapshot {
+    let want = |sec: Section| sections.contains(&sec);
+    pb::NodeSnapshot {
+        node: Some((&s.node).into()),
+        taken_ms: s.taken_ms,
+        full,
+        collectors: s.collectors.iter().map(Into::into).collect(),
+        topology: s
+            .topology
+            .as_ref()
+            .filter(|_| want(Section::Topology))
+            .map(Into::into),
+        pinning: s
+            .pinning
+            .as_ref()
+            .filter(|_| want(Section::Pinning))
+            .map(Into::into),
+        network: s
+            .network
+            .as_ref()
+            .filter(|_| want(Section::Network))
+            .map(Into::into),
+        nvme: s
+            .nvme
+            .as_ref()
+            .filter(|_| want(Section::Nvme))
+            .map(|c| pb::NvmeInventory {
+                controllers: c.iter().map(Into::into).collect(),
+            }),
+        host: s
+            .host
+            .as_ref()
+            .filter(|_| want(Section::Checks))
+            .map(Into::into),
+        checks: s
+            .checks
+            .as_ref()
+            .filter(|_| want(Section::Checks))
+            .map(|r| pb::CheckList {
+                results: r.iter().map(Into::into).collect(),
+            }),
+        probes: s
+            .probes
+            .as_ref()
+            .filter(|_| want(Section::Probes))
+            .map(Into::into),
+    }
+}
+
+/// A decoded snapshot message: the sections it carried, and whether it was full.
+#[derive(Debug, Clone)]
+pub struct DecodedSnapshot {
+    pub snapshot: NodeSnapshot,
+    pub full: bool,
+}
+
+pub fn decode_snapshot(m: pb::NodeSnapshot) -> Result<DecodedSnapshot, WireError> {
+    let node = m
+        .node
+        .ok_or_else(|| bad("NodeSnapshot", "node", "missing"))?
+        .into();
+    let collectors = m
+        .collectors
+        .into_iter()
+        .map(CollectorStatus::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(DecodedSnapshot {
+        full: m.full,
+        snapshot: NodeSnapshot {
+            node,
+            taken_ms: m.taken_ms,
+            collectors,
+            topology: m.topology.map(Topology::try_from).transpose()?,
+            pinning: m.pinning.map(Pinning::try_from).transpose()?,
+            network: m.network.map(Network::try_from).transpose()?,
+            nvme: m
+                .nvme
+                .map(|inv| {
+                    inv.controllers
+                        .into_iter()
+                        .map(NvmeController::try_from)
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?,
+            host: m.host.map(HostFacts::from),
+            checks: m
+                .checks
+                .map(|c| {
+                    c.results
+                        .into_iter()
+                        .map(CheckResult::try_from)
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?,
+            probes: m.probes.map(ProbeReport::try_from).transpose()?,
+        },
+    })
+}
+
+/// Applies a decoded Watch message to the snapshot the receiver holds: a full message
+/// replaces it, a delta replaces only the sections it carries.
+pub fn merge_snapshot(into: &mut NodeSnapshot, d: DecodedSnapshot) {
+    let s = d.snapshot;
+    if d.full {
+        *into = s;
+        return;
+    }
+    into.node = s.node;
+    into.taken_ms = s.taken_ms;
+    into.collectors = s.collectors;
+    if s.topology.is_some() {
+        into.topology = s.topology;
+    }
+    if s.pinning.is_some() {
+        into.pinning = s.pinning;
+    }
+    if s.network.is_some() {
+        into.network = s.network;
+    }
+    if s.nvme.is_some() {
+        into.nvme = s.nvme;
+    }
+    if s.host.is_some() {
+        into.host = s.host;
+    }
+    if s.checks.is_some() {
+        into.checks = s.checks;
+    }
+    if s.probes.is_some() {
+        into.probes = s.probes;
+    }
+}
+
+// ---------------------------------------------------------------- topology
+
+impl From<&Topology> for pb::Topology {
+    fn from(t: &Topology) -> Self {
+        pb::Topology {
+            cpu_vendor: t.cpu_vendor.clone(),
+            cpu_model: t.cpu_model.clone(),
+            packages: t
+                .packages
+                .iter()
+                .map(|p| pb::Package {
+                    id: p.id,
+                    cpus: p.cpus.to_list_string(),
+                })
+                .collect(),
+            numa_nodes: t
+                .numa_nodes
+                .iter()
+                .map(|n| pb::NumaNode {
+                    id: n.id,
+                    cpus: n.cpus.to_list_string(),
+                    memory_total_bytes: n.memory_total_bytes,
+                    memory_free_bytes: n.memory_free_bytes,
+                    hugepages: n
+                        .hugepages
+                        .iter()
+                        .map(|h| pb::HugePagePool {
+                            page_size_bytes: h.page_size_bytes,
+                            total: h.total,
+                            free: h.free,
+                            surplus: h.surplus,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            cpus: t
+                .cpus
+                .iter()
+                .map(|c| pb::Cpu {
+                    id: c.id,
+                    core_id: c.core_id,
+                    package_id: c.package_id,
+                    numa_node: c.numa_node.map(|n| n as i32).unwrap_or(-1),
+                    siblings: c.siblings.to_list_string(),
+                    online: c.online,
+                })
+                .collect(),
+            smt: Some(pb::Smt {
+                active: tristate(t.smt.active),
+                control: t.smt.control.clone().unwrap_or_default(),
+            }),
+            memory: Some(pb::Memory {
+                total_bytes: t.memory.total_bytes,
+                available_bytes: t.memory.available_bytes,
+                swap_total_bytes: t.memory.swap_total_bytes,
+                swap_free_bytes: t.memory.swap_free_bytes,
+                hugepage_size_bytes: t.memory.hugepage_size_bytes,
+                hugepages_total: t.memory.hugepages_total,
+                hugepages_free: t.memory.hugepages_free,
+            }),
+        }
+    }
+}
+
+impl TryFrom<pb::Topology> for Topology {
+    type Error = WireError;
+    fn try_from(t: pb::Topology) -> Result<Self, WireError> {
+        let mut cpus_v = t
+            .cpus
+            .into_iter()
+            .map(|c| {
+                Ok(Cpu {
+                    id: c.id,
+                    core_id: c.core_id,
+                    package_id: c.package_id,
+                    numa_node: u32::try_from(c.numa_node).ok(),
+                    siblings: cpus("Cpu", "siblings", &c.siblings)?,
+                    online: c.online,
+                })
+            })
+            .collect::<Result<Vec<_>, WireError>>()?;
+        // Lookups binary-search by id; do not trust the sender's order.
+        cpus_v.sort_by_key(|c| c.id);
+        let smt = t.smt.unwrap_or_default();
+        let mem = t.memory.unwrap_or_default();
+        Ok(Topology {
+            cpu_vendor: t.cpu_vendor,
+            cpu_model: t.cpu_model,
+            packages: t
+                .packages
+                .into_iter()
+                .map(|p| {
+                    Ok(Package {
+                        id: p.id,
+                        cpus: cpus("Package", "cpus", &p.cpus)?,
+                    })
+                })
+                .collect::<Result<_, WireError>>()?,
+            numa_nodes: t
+                .numa_nodes
+                .into_iter()
+                .map(|n| {
+                    Ok(NumaNode {
+                        id: n.id,
+                        cpus: cpus("NumaNode", "cpus", &n.cpus)?,
+                        memory_total_bytes: n.memory_total_bytes,
+                        memory_free_bytes: n.memory_free_bytes,
+                        hugepages: n
+                            .hugepages
+                            .into_iter()
+                            .map(|h| HugePagePool {
+                                page_size_bytes: h.page_size_bytes,
+                                total: h.total,
+                                free: h.free,
+                                surplus: h.surplus,
+                            })
+                            .collect(),
+                    })
+                })
+                .collect::<Result<_, WireError>>()?,
+            cpus: cpus_v,
+            smt: Smt {
+                active: from_tristate(smt.active),
+                control: none_if_empty(smt.control),
+            },
+            memory: Memory {
+                total_bytes: mem.total_bytes,
+                available_bytes: mem.available_bytes,
+                swap_total_bytes: mem.swap_total_bytes,
+                swap_free_bytes: mem.swap_free_bytes,
+                hugepage_size_bytes: mem.hugepage_size_bytes,
+                hugepages_total: mem.hugepages_total,
+                hugepages_free: mem.hugepages_free,
+            },
+        })
+    }
+}
+
+// ---------------------------------------------------------------- pinning
+
+impl From<&Owner> for pb::Owner {
+    fn from(o: &Owner) -> Self {
+        use pb::owner::Kind;
+        match o {
+            Owner::Axon { role } => pb::Owner {
+                kind: Kind::Axon as i32,
+                role: role_to_pb(*role) as i32,
+                job_id: 0,
+            },
+            Owner::SlurmJob { job_id } => pb::Owner {
+                kind: Kind::SlurmJob as i32,
+                role: 0,
+                job_id: *job_id,
+            },
+            Owner::Kernel => pb::Owner {
+                kind: Kind::Kernel as i32,
+                role: 0,
+                job_id: 0,
+            },
+            Owner::System => pb::Owner {
+                kind: Kind::System as i32,
+                role: 0,
+                job_id: 0,
+            },
+        }
+    }
+}
+
+fn role_to_pb(r: ContainerRole) -> pb::ContainerRole {
+    match r {
+        ContainerRole::Drives => pb::ContainerRole::Drives,
+        ContainerRole::Compute => pb::ContainerRole::Compute,
+        ContainerRole::Frontend => pb::ContainerRole::Frontend,
+    }
+}
+
+impl TryFrom<pb::Owner> for Owner {
+    type Error = WireError;
+    fn try_from(o: pb::Owner) -> Result<Self, WireError> {
+        use pb::owner::Kind;
+        match Kind::try_from(o.kind) {
+            Ok(Kind::Axon) => {
+                let role = match pb::ContainerRole::try_from(o.role) {
+                    Ok(pb::ContainerRole::Drives) => ContainerRole::Drives,
+                    Ok(pb::ContainerRole::Compute) => ContainerRole::Compute,
+                    Ok(pb::ContainerRole::Frontend) => ContainerRole::Frontend,
+                    _ => return Err(bad("Owner", "role", format!("unknown role {}", o.role))),
+                };
+                Ok(Owner::Axon { role })
+            }
+            Ok(Kind::SlurmJob) => Ok(Owner::SlurmJob { job_id: o.job_id }),
+            Ok(Kind::Kernel) => Ok(Owner::Kernel),
+            Ok(Kind::System) => Ok(Owner::System),
+            _ => Err(bad("Owner", "kind", format!("unknown kind {}", o.kind))),
+        }
+    }
+}
+
+fn proc_ref_to_pb(p: &ProcRef) -> pb::ProcRef {
+    pb::ProcRef {
+        pid: p.pid,
+        comm: p.comm.clone(),
+        owner: Some((&p.owner).into()),
+        threads: p.threads,
+        runnable: p.runnable,
+    }
+}
+
+fn proc_ref_from_pb(p: pb::ProcRef) -> Result<ProcRef, WireError> {
+    Ok(ProcRef {
+        pid: p.pid,
+        comm: p.comm,
+        owner: p
+            .owner
+            .ok_or_else(|| bad("ProcRef", "owner", "missing"))?
+            .try_into()?,
+        threads: p.threads,
+        runnable: p.runnable,
+    })
+}
+
+impl From<&Pinning> for pb::Pinning {
+    fn from(p: &Pinning) -> Self {
+        pb::Pinning {
+            cpus: p
+                .cpus
+                .iter()
+                .map(|c| pb::CpuUse {
+                    cpu: c.cpu,
+                    pinned: c.pinned.iter().map(proc_ref_to_pb).collect(),
+                    running: c.running.iter().map(proc_ref_to_pb).collect(),
+                    pinned_more: c.pinned_more,
+                    running_more: c.running_more,
+                    kernel_threads: c.kernel_threads,
+                })
+                .collect(),
+            processes: p.processes,
+            threads: p.threads,
+            unpinned_threads: p.unpinned_threads,
+            skipped: p.skipped,
+        }
+    }
+}
+
+impl TryFrom<pb::Pinning> for Pinning {
+    type Error = WireError;
+    fn try_from(p: pb::Pinning) -> Result<Self, WireError> {
+        Ok(Pinning {
+            cpus: p
+                .cpus
+                .into_iter()
+                .map(|c| {
+                    Ok(CpuUse {
+                        cpu: c.cpu,
+                        pinned: c
+                            .pinned
+                            .into_iter()
+                            .map(proc_ref_from_pb)
+                            .collect::<Result<_, _>>()?,
+                        running: c
+                            .running
+                            .into_iter()
+                            .map(proc_ref_from_pb)
+                            .collect::<Result<_, _>>()?,
+                        pinned_more: c.pinned_more,
+                        running_more: c.running_more,
+                        kernel_threads: c.kernel_threads,
+                    })
+                })
+                .collect::<Result<_, WireError>>()?,
+            processes: p.processes,
+            threads: p.threads,
+            unpinned_threads: p.unpinned_threads,
+            skipped: p.skipped,
+        })
+    }
+}
+
+// ---------------------------------------------------------------- network
+
+impl From<&IpConf> for pb::IpConf {
+    fn from(c: &IpConf) -> Self {
+        pb::IpConf {
+            arp_filter: c.arp_filter.unwrap_or(-1),
+            arp_announce: c.arp_announce.unwrap_or(-1),
+            arp_ignore: c.arp_ignore.unwrap_or(-1),
+            rp_filter: c.rp_filter.unwrap_or(-1),
+        }
+    }
+}
+
+impl From<pb::IpConf> for IpConf {
+    fn from(c: pb::IpConf) -> Self {
+        IpConf {
+            arp_filter: opt_i32(c.arp_filter),
+            arp_announce: opt_i32(c.arp_announce),
+            arp_ignore: opt_i32(c.arp_ignore),
+            rp_filter: opt_i32(c.rp_filter),
+        }
+    }
+}
+
+impl From<&Network> for pb::Network {
+    fn from(n: &Network) -> Self {
+        pb::Network {
+            nics: n
+                .nics
+                .iter()
+                .map(|nic| pb::Nic {
+                    name: nic.name.clone(),
+                    kind: nic.kind.as_str().to_string(),
+                    arphrd: nic.arphrd,
+                    mtu: nic.mtu.unwrap_or(0),
+                    speed_mbps: nic.speed_mbps.unwrap_or(0),
+                    operstate: nic.operstate.clone(),
+                    numa_node: nic.numa_node.unwrap_or(-1),
+                    driver: nic.driver.clone().unwrap_or_default(),
+                    driver_version: nic.driver_version.clone().unwrap_or_default(),
+                    mac: nic.mac.clone().unwrap_or_default(),
+                    pci_address: nic.pci_address.clone().unwrap_or_default(),
+                    physical: nic.physical,
+                    dataplane: nic.dataplane,
+                    addresses: nic
+                        .addresses
+                        .iter()
+                        .map(|a| pb::IpAddress {
+                            cidr: a.cidr.clone(),
+                            ipv6: a.family == AddressFamily::Ipv6,
+                        })
+                        .collect(),
+                    ipconf: Some((&nic.ipconf).into()),
+                    sbr: nic
+                        .sbr
+                        .iter()
+                        .map(|r| pb::SbrRule {
+                            priority: r.priority,
+                            from: r.from.clone(),
+                            table: r.table,
+                            table_routes_via_nic: r.table_routes_via_nic,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            all: Some((&n.all).into()),
+            default: Some((&n.default).into()),
+            rules: n
+                .rules
+                .iter()
+                .map(|r| pb::RoutingRule {
+                    priority: r.priority,
+                    from: r.from.clone().unwrap_or_default(),
+                    iif: r.iif.clone().unwrap_or_default(),
+                    oif: r.oif.clone().unwrap_or_default(),
+                    table: r.table,
+                })
+                .collect(),
+            routes: n
+                .routes
+                .iter()
+                .map(|r| pb::Route {
+                    table: r.table,
+                    dst: r.dst.clone(),
+                    dev: r.dev.clone().unwrap_or_default(),
+                    gateway: r.gateway.clone().unwrap_or_default(),
+                    src: r.src.clone().unwrap_or_default(),
+                })
+                .collect(),
+            dataplane_configured: n.dataplane_selection == DataplaneSelection::Configured,
+            routing_error: n.routing_error.clone().unwrap_or_default(),
+        }
+    }
+}
+
+impl TryFrom<pb::Network> for Network {
+    type Error = WireError;
+    fn try_from(n: pb::Network) -> Result<Self, WireError> {
+        let nics = n
+            .nics
+            .into_iter()
+            .map(|nic| {
+                let kind = match nic.kind.as_str() {
+                    "ethernet" => NicKind::Ethernet,
+                    "infiniband" => NicKind::Infiniband,
+                    "loopback" => NicKind::Loopback,
+                    "other" => NicKind::Other,
+                    k => return Err(bad("Nic", "kind", format!("unknown kind `{k}`"))),
+                };
+                Ok(Nic {
+                    name: nic.name,
+                    kind,
+                    arphrd: nic.arphrd,
+                    mtu: (nic.mtu > 0).then_some(nic.mtu),
+                    speed_mbps: (nic.speed_mbps > 0).then_some(nic.speed_mbps),
+                    operstate: nic.operstate,
+                    numa_node: opt_i32(nic.numa_node),
+                    driver: none_if_empty(nic.driver),
+                    driver_version: none_if_empty(nic.driver_version),
+                    mac: none_if_empty(nic.mac),
+                    pci_address: none_if_empty(nic.pci_address),
+                    physical: nic.physical,
+                    dataplane: nic.dataplane,
+                    addresses: nic
+                        .addresses
+                        .into_iter()
+                        .map(|a| IpAddress {
+                            cidr: a.cidr,
+                            family: if a.ipv6 {
+                                AddressFamily::Ipv6
+                            } else {
+                                AddressFamily::Ipv4
+                            },
+                        })
+                        .collect(),
+                    ipconf: nic.ipconf.map(Into::into).unwrap_or_default(),
+                    sbr: nic
+                        .sbr
+                        .into_iter()
+                        .map(|r| SbrRule {
+                            priority: r.priority,
+                            from: r.from,
+                            table: r.table,
+                            table_routes_via_nic: r.table_routes_via_nic,
+                        })
+                        .collect(),
+                })
+            })
+            .collect::<Result<_, WireError>>()?;
+        Ok(Network {
+            nics,
+            all: n.all.map(Into::into).unwrap_or_default(),
+            default: n.default.map(Into::into).unwrap_or_default(),
+            rules: n
+                .rules
+                .into_iter()
+                .map(|r| RoutingRule {
+                    priority: r.priority,
+                    from: none_if_empty(r.from),
+                    iif: none_if_empty(r.iif),
+                    oif: none_if_empty(r.oif),
+                    table: r.table,
+                })
+                .collect(),
+            routes: n
+                .routes
+                .into_iter()
+                .map(|r| Route {
+                    table: r.table,
+                    dst: r.dst,
+                    dev: none_if_empty(r.dev),
+                    gateway: none_if_empty(r.gateway),
+                    src: none_if_empty(r.src),
+                })
+                .collect(),
+            dataplane_selection: if n.dataplane_configured {
+                DataplaneSelection::Configured
+            } else {
+                DataplaneSelection::Auto
+            },
+            routing_error: none_if_empty(n.routing_error),
+        })
+    }
+}
+
+// ---------------------------------------------------------------- nvme
+
+impl From<&NvmeController> for pb::NvmeController {
+    fn from(c: &NvmeController) -> Self {
+        pb::NvmeController {
+            name: c.name.clone(),
+            model: c.model.clone(),
+            serial: c.serial.clone(),
+            firmware: c.firmware.clone(),
+            transport: c.transport.clone(),
+            address: c.address.clone(),
+            slot: c.slot.clone().unwrap_or_default(),
+            numa_node: c.numa_node.unwrap_or(-1),
+            state: c.state.clone(),
+            namespaces: c
+                .namespaces
+                .iter()
+                .map(|n| pb::NvmeNamespace {
+                    name: n.name.clone(),
+                    nsid: n.nsid.unwrap_or(0),
+                    size_bytes: n.size_bytes,
+                    logical_block_size: n.logical_block_size.unwrap_or(0),
+                    write_cache: match n.write_cache {
+                        None => String::new(),
+                        Some(WriteCache::WriteBack) => "write back".into(),
+                        Some(WriteCache::WriteThrough) => "write through".into(),
+                    },
+                })
+                .collect(),
+            smart: c.smart.as_ref().map(|s| pb::SmartLog {
+                critical_warning: u32::from(s.critical_warning.0),
+                temperature_kelvin: u32::from(s.temperature_kelvin),
+                available_spare_pct: u32::from(s.available_spare_pct),
+                available_spare_threshold_pct: u32::from(s.available_spare_threshold_pct),
+                percentage_used: u32::from(s.percentage_used),
+                endurance_group_warning: u32::from(s.endurance_group_warning),
+                data_read_bytes: s.data_read_bytes,
+                data_written_bytes: s.data_written_bytes,
+                host_read_commands: s.host_read_commands,
+                host_write_commands: s.host_write_commands,
+                controller_busy_seconds: s.controller_busy_seconds,
+                power_cycles: s.power_cycles,
+                power_on_seconds: s.power_on_seconds,
+                unsafe_shutdowns: s.unsafe_shutdowns,
+                media_errors: s.media_errors,
+                error_log_entries: s.error_log_entries,
+                warning_temperature_seconds: s.warning_temperature_seconds,
+                critical_temperature_seconds: s.critical_temperature_seconds,
+                sensors: s
+                    .temperature_sensors_kelvin
+                    .iter()
+                    .map(|(n, k)| pb::TemperatureSensor {
+                        sensor: u32::from(*n),
+                        kelvin: u32::from(*k),
+                    })
+                    .collect(),
+            }),
+            smart_error: c.smart_error.clone().unwrap_or_default(),
+        }
+    }
+}
+
+fn narrow<T: TryFrom<u32>>(v: u32, message: &'static str, field: &'static str) -> Result<T, WireError> {
+    T::try_from(v).map_err(|_| bad(message, field, format!("{v} out of range")))
+}
+
+impl TryFrom<pb::NvmeController> for NvmeController {
+    type Error = WireError;
+    fn try_from(c: pb::NvmeController) -> Result<Self, WireError> {
+        let smart = match c.smart {
+            None => None,
+            Some(s) => Some(SmartLog {
+                critical_warning: CriticalWarning(narrow(s.critical_warning, "SmartLog", "critical_warning")?),
+                temperature_kelvin: narrow(s.temperature_kelvin, "SmartLog", "temperature_kelvin")?,
+                available_spare_pct: narrow(s.available_spare_pct, "SmartLog", "available_spare_pct")?,
+                available_spare_threshold_pct: narrow(s.available_spare_threshold_pct, "SmartLog", "available_spare_threshold_pct")?,
+                percentage_used: narrow(s.percentage_used, "SmartLog", "percentage_used")?,
+                endurance_group_warning: narrow(s.endurance_group_warning, "SmartLog", "endurance_group_warning")?,
+                data_read_bytes: s.data_read_bytes,
+                data_written_bytes: s.data_written_bytes,
+                host_read_commands: s.host_read_commands,
+                host_write_commands: s.host_write_commands,
+                controller_busy_seconds: s.controller_busy_seconds,
+                power_cycles: s.power_cycles,
+                power_on_seconds: s.power_on_seconds,
+                unsafe_shutdowns: s.unsafe_shutdowns,
+                media_errors: s.media_errors,
+                error_log_entries: s.error_log_entries,
+                warning_temperature_seconds: s.warning_temperature_seconds,
+                critical_temperature_seconds: s.critical_temperature_seconds,
+                temperature_sensors_kelvin: s
+                    .sensors
+                    .into_iter()
+                    .map(|t| {
+                        Ok((
+                            narrow(t.sensor, "TemperatureSensor", "sensor")?,
+                            narrow(t.kelvin, "TemperatureSensor", "kelvin")?,
+                        ))
+                    })
+                    .collect::<Result<_, WireError>>()?,
+            }),
+        };
+        Ok(NvmeController {
+            name: c.name,
+            model: c.model,
+            serial: c.serial,
+            firmware: c.firmware,
+            transport: c.transport,
+            address: c.address,
+            slot: none_if_empty(c.slot),
+            numa_node: opt_i32(c.numa_node),
+            state: c.state,
+            namespaces: c
+                .namespaces
+                .into_iter()
+                .map(|n| {
+                    Ok(NvmeNamespace {
+                        name: n.name,
+                        nsid: (n.nsid > 0).then_some(n.nsid),
+                        size_bytes: n.size_bytes,
+                        logical_block_size: (n.logical_block_size > 0)
+                            .then_some(n.logical_block_size),
+                        write_cache: match n.write_cache.as_str() {
+                            "" => None,
+                            "write back" => Some(WriteCache::WriteBack),
+                            "write through" => Some(WriteCache::WriteThrough),
+                            w => {
+                                return Err(bad(
+                                    "NvmeNamespace",
+                                    "write_cache",
+                                    format!("unknown value `{w}`"),
+                                ));
+                            }
+                        },
+                    })
+                })
+                .collect::<Result<_, WireError>>()?,
+            smart,
+            smart_error: none_if_empty(c.smart_error),
+        })
+    }
+}
+
+// ---------------------------------------------------------------- checks & host facts
+
+impl From<&HostFacts> for pb::HostFacts {
+    fn from(h: &HostFacts) -> Self {
+        pb::HostFacts {
+            kernel_release: h.kernel_release.clone().unwrap_or_default(),
+            os_name: h.os_name.clone().unwrap_or_default(),
+            iommu_cmdline: h.iommu_cmdline.clone(),
+            iommu_units: h.iommu_units.map(|u| u as i32).unwrap_or(-1),
+            clock_synced: tristate(h.clock_synced),
+            clock_max_error_us: h.clock_max_error_us.unwrap_or(-1),
+        }
+    }
+}
+
+impl From<pb::HostFacts> for HostFacts {
+    fn from(h: pb::HostFacts) -> Self {
+        HostFacts {
+            kernel_release: none_if_empty(h.kernel_release),
+            os_name: none_if_empty(h.os_name),
+            iommu_cmdline: h.iommu_cmdline,
+            iommu_units: u32::try_from(h.iommu_units).ok(),
+            clock_synced: from_tristate(h.clock_synced),
+            clock_max_error_us: (h.clock_max_error_us >= 0).then_some(h.clock_max_error_us),
+        }
+    }
+}
+
+impl From<&CheckResult> for pb::CheckResult {
+    fn from(r: &CheckResult) -> Self {
+        pb::CheckResult {
+            id: r.id.clone(),
+            status: match r.status {
+                CheckStatus::Pass => pb::CheckStatus::Pass,
+                CheckStatus::Warn => pb::CheckStatus::Warn,
+                CheckStatus::Fail => pb::CheckStatus::Fail,
+                CheckStatus::Unknown => pb::CheckStatus::Unknown,
+            } as i32,
+            observed: r.observed.clone(),
+            expected: r.expected.clone(),
+            remedy: r.remedy.clone(),
+        }
+    }
+}
+
+impl TryFrom<pb::CheckResult> for CheckResult {
+    type Error = WireError;
+    fn try_from(r: pb::CheckResult) -> Result<Self, WireError> {
+        let status = match pb::CheckStatus::try_from(r.status) {
+            Ok(pb::CheckStatus::Pass) => CheckStatus::Pass,
+            Ok(pb::CheckStatus::Warn) => CheckStatus::Warn,
+            Ok(pb::CheckStatus::Fail) => CheckStatus::Fail,
+            Ok(pb::CheckStatus::Unknown) => CheckStatus::Unknown,
+            _ => {
+                return Err(bad(
+                    "CheckResult",
+                    "status",
+                    format!("unknown status {} for check `{}`", r.status, r.id),
+                ));
+            }
+        };
+        Ok(CheckResult {
+            id: r.id,
+            status,
+            observed: r.observed,
+            expected: r.expected,
+            remedy: r.remedy,
+        })
+    }
+}
+
+// ---------------------------------------------------------------- probes
+
+pub fn proto_to_pb(p: Proto) -> pb::Proto {
+    match p {
+        Proto::Tcp => pb::Proto::Tcp,
+        Proto::Udp => pb::Proto::Udp,
+    }
+}
+
+pub fn proto_from_pb(v: i32, message: &'static str) -> Result<Proto, WireError> {
+    match pb::Proto::try_from(v) {
+        Ok(pb::Proto::Tcp) => Ok(Proto::Tcp),
+        Ok(pb::Proto::Udp) => Ok(Proto::Udp),
+        _ => Err(bad(message, "proto", format!("unknown protocol {v}"))),
+    }
+}
+
+impl From<&ProbeReport> for pb::ProbeReport {
+    fn from(r: &ProbeReport) -> Self {
+        pb::ProbeReport {
+            peers: r.peers.clone(),
+            results: r
+                .results
+                .iter()
+                .map(|p| pb::ProbeResult {
+                    peer: p.peer.clone(),
+                    address: p.address.clone(),
+                    port: u32::from(p.port),
+                    proto: proto_to_pb(p.proto) as i32,
+                    state: match p.state {
+                        ProbeState::Open => pb::ProbeState::Open,
+                        ProbeState::Closed => pb::ProbeState::Closed,
+                        ProbeState::Filtered => pb::ProbeState::Filtered,
+                        ProbeState::Unreachable => pb::ProbeState::Unreachable,
+                    } as i32,
+                    rtt_us: p.rtt_us.unwrap_or(0),
+                    detail: p.detail.clone().unwrap_or_default(),
+                })
+                .collect(),
+            round_ms: r.round_ms,
+        }
+    }
+}
+
+impl TryFrom<pb::ProbeReport> for ProbeReport {
+    type Error = WireError;
+    fn try_from(r: pb::ProbeReport) -> Result<Self, WireError> {
+        Ok(ProbeReport {
+            peers: r.peers,
+            results: r
+                .results
+                .into_iter()
+                .map(|p| {
+                    let state = match pb::ProbeState::try_from(p.state) {
+                        Ok(pb::ProbeState::Open) => ProbeState::Open,
+                        Ok(pb::ProbeState::Closed) => ProbeState::Closed,
+                        Ok(pb::ProbeState::Filtered) => ProbeState::Filtered,
+                        Ok(pb::ProbeState::Unreachable) => ProbeState::Unreachable,
+                        _ => {
+                            return Err(bad(
+                                "ProbeResult",
+                                "state",
+                                format!("unknown state {}", p.state),
+                            ));
+                        }
+                    };
+                    Ok(ProbeResult {
+                        peer: p.peer,
+                        address: p.address,
+                        port: narrow(p.port, "ProbeResult", "port")?,
+                        proto: proto_from_pb(p.proto, "ProbeResult")?,
+                        state,
+                        rtt_us: (p.rtt_us > 0).then_some(p.rtt_us),
+                        detail: none_if_empty(p.detail),
+                    })
+                })
+                .collect::<Result<_, WireError>>()?,
+            round_ms: r.round_ms,
+        })
+    }
+}

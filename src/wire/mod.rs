@@ -1,0 +1,13 @@
+//! The gRPC wire: generated protobuf types and services, and conversions to and from the
+//! plain model. Only `agent` and `fleet` use this module.
+
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod pb {
+    tonic::include_proto!("axon.v1");
+}
+
+mod convert;
+pub use convert::{
+    DecodedSnapshot, WireError, decode_snapshot, encode_snapshot, merge_snapshot, proto_from_pb,
+    proto_to_pb,
+};
