@@ -7,3 +7,7 @@
 pub mod model;
 pub mod wire;
 pub mod collectors;
+pub mod agent;
+pub mod cli;
+pub mod commands;
+pub mod demo;

@@ -1,1 +1,36 @@
-fn main() {}
+//! `axon`: parse the command line and dispatch. Nothing else lives here.
+
+use axon::cli::{Cli, Command};
+use axon::commands;
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(16)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("axon: cannot start the runtime: {e}");
+            return std::process::ExitCode::from(70);
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Agent(a) => commands::agent(a).await.map(|_| 0),
+            Command::Exporter(a) => commands::exporter(a).await.map(|_| 0),
+            Command::Check(a) => commands::check(a).await,
+            Command::Demo(a) => axon::demo::run(a).await.map(|_| 0),
+        }
+    });
+    match result {
+        Ok(code) => std::process::ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("axon: {e:#}");
+            std::process::ExitCode::from(3)
+        }
+    }
+}

@@ -64,7 +64,11 @@ fn result(id: &str, status: CheckStatus, observed: impl Into<String>, expected: 
 }
 
 fn unknown(id: &str, why: impl Into<String>, expected: &str) -> CheckResult {
-    result(id, CheckStatus::Unknown, why, expected, "make the fact readable (see observed), then re-run")
+    result(id, CheckStatus::Unknown, why, expected, "make the fact readable (see observed: usually run as root, or fix --host-root), then re-run")
+}
+
+fn unknown_with(id: &str, why: impl Into<String>, expected: &str, remedy: &str) -> CheckResult {
+    result(id, CheckStatus::Unknown, why, expected, remedy)
 }
 
 /// Runs every single-host check and gathers the host facts the console compares across
@@ -487,7 +491,7 @@ fn numa_nic_balance(inp: &CheckInputs) -> CheckResult {
             usable += 1;
         }
     }
-    let observed = format!("{nic_desc}; {usable} usable cores there (excluding cpu0 and SMT siblings) for {need} planned ({d} drive, {c} compute, {f} frontend)");
+    let observed = format!("{nic_desc}; {} there (excluding cpu0 and SMT siblings) for {need} planned ({d} drive, {c} compute, {f} frontend)", plural(usable, "usable core"));
     if usable >= need {
         result(ID, CheckStatus::Pass, observed, EXP, "")
     } else {
@@ -730,7 +734,7 @@ fn filesystem(root: &HostRoot, id: &str, fs: &str, pretty: &str) -> CheckResult 
 fn drives<'a>(inp: &'a CheckInputs, id: &str, exp: &str) -> Result<&'a [NvmeController], CheckResult> {
     match &inp.nvme {
         Err(e) => Err(unknown(id, e.clone(), exp)),
-        Ok(d) if d.is_empty() => Err(unknown(id, "no NVMe drives on this host", exp)),
+        Ok(d) if d.is_empty() => Err(unknown_with(id, "no NVMe drives on this host, nothing to judge", exp, "see nvme.count")),
         Ok(d) => Ok(d),
     }
 }
@@ -827,10 +831,10 @@ fn ports_open(inp: &CheckInputs) -> CheckResult {
     const ID: &str = "ports.open";
     const EXP: &str = "every cluster port reachable (open, or closed with no listener) between nodes";
     let Some(p) = inp.probes else {
-        return unknown(ID, "no peers to probe (pass --peers)", EXP);
+        return unknown_with(ID, "no peers to probe", EXP, "give the peers: `axon check --peers 'axon[001-022]'` (the agent probes its --peers continuously)");
     };
     if p.results.is_empty() {
-        return unknown(ID, "no probe results yet", EXP);
+        return unknown_with(ID, "no probe results yet", EXP, "wait for the first probe round");
     }
     let blocked: Vec<String> = p.blocked().map(|r| format!("{}:{}/{} {}", r.peer, r.port, r.proto.as_str(), r.state.as_str())).collect();
     let open = p.results.iter().filter(|r| r.state == crate::model::probes::ProbeState::Open).count();

@@ -1,0 +1,210 @@
+//! Runs each collector on its own interval with its own deadline. File collectors run on
+//! the blocking pool; a run that overruns its deadline is reported as failed and the next
+//! run is skipped until it returns, so a hung sysfs read costs one thread, never the
+//! scrape or the other collectors.
+
+use super::state::{AgentState, SectionValue};
+use crate::collectors::checks::{CheckInputs, PlanParams};
+use crate::collectors::net::NetConfig;
+use crate::collectors::probes::{self, ProbeOptions};
+use crate::collectors::{self as c, CollectError, HostRoot, Problems};
+use crate::model::cpuset::CpuSet;
+use crate::model::ports::PortSpec;
+use crate::model::snapshot::{CollectorStatus, Section};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub interval: Duration,
+    pub deadline: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub topology: Timing,
+    pub pinning: Timing,
+    pub network: Timing,
+    pub nvme: Timing,
+    pub checks: Timing,
+    pub probes: Timing,
+}
+
+impl Schedule {
+    /// Cheap collectors every `base` (default 1 s), expensive ones slower.
+    pub fn with_base(base: Duration) -> Self {
+        let t = |mult: u32, deadline_s: u64| Timing {
+            interval: base * mult,
+            deadline: Duration::from_secs(deadline_s).min(base * mult.max(2)),
+        };
+        Schedule {
+            topology: t(1, 2),
+            network: t(1, 2),
+            pinning: t(2, 4),
+            nvme: t(10, 5),
+            checks: t(10, 5),
+            probes: t(5, 10),
+        }
+    }
+
+    pub fn timing(&self, s: Section) -> Timing {
+        match s {
+            Section::Topology => self.topology,
+            Section::Pinning => self.pinning,
+            Section::Network => self.network,
+            Section::Nvme => self.nvme,
+            Section::Checks => self.checks,
+            Section::Probes => self.probes,
+        }
+    }
+
+    pub fn initial_status(&self) -> Vec<CollectorStatus> {
+        Section::ALL
+            .iter()
+            .map(|s| CollectorStatus {
+                section: *s,
+                ok: false,
+                error: Some("not collected yet".into()),
+                last_run_ms: 0,
+                last_success_ms: None,
+                duration_us: 0,
+                interval_ms: self.timing(*s).interval.as_millis() as u64,
+                deadline_ms: self.timing(*s).deadline.as_millis() as u64,
+            })
+            .collect()
+    }
+}
+
+/// Everything the collectors need besides the host root.
+#[derive(Debug, Clone)]
+pub struct CollectConfig {
+    pub net: NetConfig,
+    pub plan: PlanParams,
+    pub peers: Vec<String>,
+    pub probe_ports: Vec<PortSpec>,
+    pub probe: ProbeOptions,
+    /// Names or addresses that are this node; never probed.
+    pub own_addresses: Vec<String>,
+    pub smart: bool,
+}
+
+/// Runs one collection of a file-based section, synchronously. Used by the scheduler and
+/// by `axon check`.
+pub fn collect_section(
+    root: &HostRoot,
+    cfg: &CollectConfig,
+    state: Option<&AgentState>,
+    section: Section,
+) -> Result<(SectionValue, Problems), CollectError> {
+    let mut p = Problems::default();
+    let v = match section {
+        Section::Topology => SectionValue::Topology(c::topology::collect(root, &mut p)?),
+        Section::Pinning => {
+            let online = state
+                .and_then(|s| s.with_snapshot(|snap, _| snap.topology.as_ref().map(|t| t.online_cpus())))
+                .filter(|s| !s.is_empty())
+                .map(Ok)
+                .unwrap_or_else(|| online_cpus(root))?;
+            SectionValue::Pinning(c::pinning::collect(root, &online, &mut p)?)
+        }
+        Section::Network => SectionValue::Network(c::net::collect(root, &cfg.net, &mut p)?),
+        Section::Nvme => SectionValue::Nvme(c::nvme::collect(root, cfg.smart, &mut p)?),
+        Section::Checks => {
+            let snap = state.map(|s| s.snapshot()).unwrap_or_default();
+            let missing = |s: Section| {
+                snap.collector(s)
+                    .and_then(|c| c.error.clone())
+                    .map(|e| format!("{} not collected: {e}", s.as_str()))
+                    .unwrap_or_else(|| format!("{} not collected yet", s.as_str()))
+            };
+            let inputs = CheckInputs {
+                topology: snap.topology.as_ref().ok_or_else(|| missing(Section::Topology)),
+                network: snap.network.as_ref().ok_or_else(|| missing(Section::Network)),
+                nvme: snap.nvme.as_deref().ok_or_else(|| missing(Section::Nvme)),
+                pinning: snap.pinning.as_ref(),
+                probes: if cfg.peers.is_empty() { None } else { snap.probes.as_ref() },
+                plan: cfg.plan,
+            };
+            let (facts, results) = c::checks::collect(root, &inputs, &mut p);
+            SectionValue::Checks(facts, results)
+        }
+        Section::Probes => unreachable!("probes are asynchronous"),
+    };
+    Ok((v, p))
+}
+
+pub fn online_cpus(root: &HostRoot) -> Result<CpuSet, CollectError> {
+    let path = "/sys/devices/system/cpu/online";
+    CpuSet::parse_list(&root.read(path)?).map_err(|e| CollectError::malformed(root.display_path(path), e.to_string()))
+}
+
+/// Starts one task per section. Returns the task handles (aborted on shutdown).
+pub fn spawn(
+    root: HostRoot,
+    cfg: Arc<CollectConfig>,
+    schedule: Schedule,
+    state: Arc<AgentState>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    // Order matters on the first round: checks read the other sections.
+    for section in [Section::Topology, Section::Network, Section::Nvme, Section::Pinning, Section::Checks] {
+        let timing = schedule.timing(section);
+        let (root, cfg, state) = (root.clone(), cfg.clone(), state.clone());
+        tasks.push(tokio::spawn(async move {
+            let in_flight = Arc::new(AtomicBool::new(false));
+            let mut ticker = tokio::time::interval(timing.interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                if in_flight.load(Ordering::Acquire) {
+                    state.fail(section, format!("previous run still blocked after its {} ms deadline (a hung file read?)", timing.deadline.as_millis()), 0);
+                    continue;
+                }
+                in_flight.store(true, Ordering::Release);
+                let start = Instant::now();
+                let job = {
+                    let (root, cfg, state, flag) = (root.clone(), cfg.clone(), state.clone(), in_flight.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let r = collect_section(&root, &cfg, Some(&state), section);
+                        flag.store(false, Ordering::Release);
+                        r
+                    })
+                };
+                let took = |s: Instant| s.elapsed().as_micros() as u64;
+                match tokio::time::timeout(timing.deadline, job).await {
+                    Ok(Ok(Ok((value, problems)))) => state.update(value, problems.summary(), took(start)),
+                    Ok(Ok(Err(e))) => state.fail(section, e.to_string(), took(start)),
+                    Ok(Err(join)) => {
+                        in_flight.store(false, Ordering::Release);
+                        state.fail(section, format!("collector crashed: {join}"), took(start))
+                    }
+                    Err(_) => state.fail(section, format!("exceeded its {} ms deadline", timing.deadline.as_millis()), took(start)),
+                }
+            }
+        }));
+    }
+    let timing = schedule.probes;
+    tasks.push(tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(timing.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if cfg.peers.is_empty() {
+                state.fail(Section::Probes, "no peers configured (pass --peers)".into(), 0);
+                continue;
+            }
+            let start = Instant::now();
+            let peers: Vec<String> = cfg.peers.iter().filter(|p| !cfg.own_addresses.contains(p)).cloned().collect();
+            let round = async {
+                let resolved = probes::resolve(&peers).await;
+                probes::run(&resolved, &cfg.probe_ports, &cfg.probe).await
+            };
+            match tokio::time::timeout(timing.deadline, round).await {
+                Ok(report) => state.update(SectionValue::Probes(report), None, start.elapsed().as_micros() as u64),
+                Err(_) => state.fail(Section::Probes, format!("probe round exceeded its {} ms deadline", timing.deadline.as_millis()), start.elapsed().as_micros() as u64),
+            }
+        }
+    }));
+    tasks
+}

@@ -1,0 +1,148 @@
+//! The agent's latest view of its node: one slot per section with the collector's status
+//! and a content version, so Watch streams send a section only when it changed.
+
+use crate::model::checks::CheckResult;
+use crate::model::net::Network;
+use crate::model::nvme::NvmeController;
+use crate::model::pinning::Pinning;
+use crate::model::probes::ProbeReport;
+use crate::model::snapshot::{CollectorStatus, HostFacts, NodeInfo, NodeSnapshot, Section};
+use crate::model::topology::Topology;
+use std::collections::HashMap;
+use std::sync::RwLock;
+use tokio::sync::watch;
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A collector's fresh output.
+#[derive(Debug, Clone)]
+pub enum SectionValue {
+    Topology(Topology),
+    Pinning(Pinning),
+    Network(Network),
+    Nvme(Vec<NvmeController>),
+    Checks(HostFacts, Vec<CheckResult>),
+    Probes(ProbeReport),
+}
+
+impl SectionValue {
+    pub fn section(&self) -> Section {
+        match self {
+            SectionValue::Topology(_) => Section::Topology,
+            SectionValue::Pinning(_) => Section::Pinning,
+            SectionValue::Network(_) => Section::Network,
+            SectionValue::Nvme(_) => Section::Nvme,
+            SectionValue::Checks(..) => Section::Checks,
+            SectionValue::Probes(_) => Section::Probes,
+        }
+    }
+}
+
+struct Inner {
+    snapshot: NodeSnapshot,
+    versions: HashMap<Section, u64>,
+}
+
+pub struct AgentState {
+    inner: RwLock<Inner>,
+    generation: watch::Sender<u64>,
+}
+
+impl AgentState {
+    pub fn new(info: NodeInfo, collectors: Vec<CollectorStatus>) -> Self {
+        AgentState {
+            inner: RwLock::new(Inner {
+                snapshot: NodeSnapshot {
+                    node: info,
+                    collectors,
+                    ..Default::default()
+                },
+                versions: HashMap::new(),
+            }),
+            generation: watch::channel(0).0,
+        }
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    fn bump(&self) {
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Records a successful run. The section's version changes only if its content did.
+    pub fn update(&self, value: SectionValue, problems: Option<String>, duration_us: u64) {
+        let section = value.section();
+        let now = now_ms();
+        {
+            let mut g = self.inner.write().unwrap_or_else(|e| e.into_inner());
+            let s = &mut g.snapshot;
+            let changed = match value {
+                SectionValue::Topology(v) => replace(&mut s.topology, v),
+                SectionValue::Pinning(v) => replace(&mut s.pinning, v),
+                SectionValue::Network(v) => replace(&mut s.network, v),
+                SectionValue::Nvme(v) => replace(&mut s.nvme, v),
+                SectionValue::Checks(h, r) => {
+                    let a = replace(&mut s.host, h);
+                    let b = replace(&mut s.checks, r);
+                    a || b
+                }
+                SectionValue::Probes(v) => replace(&mut s.probes, v),
+            };
+            if let Some(c) = s.collectors.iter_mut().find(|c| c.section == section) {
+                c.ok = problems.is_none();
+                c.error = problems;
+                c.last_run_ms = now;
+                c.last_success_ms = Some(now);
+                c.duration_us = duration_us;
+            }
+            if changed {
+                *g.versions.entry(section).or_default() += 1;
+            }
+        }
+        self.bump();
+    }
+
+    /// Records a failed run: the section keeps its last data, which now ages.
+    pub fn fail(&self, section: Section, error: String, duration_us: u64) {
+        {
+            let mut g = self.inner.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = g.snapshot.collectors.iter_mut().find(|c| c.section == section) {
+                c.ok = false;
+                c.error = Some(error);
+                c.last_run_ms = now_ms();
+                c.duration_us = duration_us;
+            }
+        }
+        self.bump();
+    }
+
+    /// Runs `f` on the current snapshot and section versions under the read lock. The
+    /// snapshot's `taken_ms` is stale there; callers stamp what they hand out.
+    pub fn with_snapshot<R>(&self, f: impl FnOnce(&NodeSnapshot, &HashMap<Section, u64>) -> R) -> R {
+        let g = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        f(&g.snapshot, &g.versions)
+    }
+
+    /// A copy of the current snapshot, stamped now.
+    pub fn snapshot(&self) -> NodeSnapshot {
+        let mut s = self.with_snapshot(|s, _| s.clone());
+        s.taken_ms = now_ms();
+        s
+    }
+}
+
+fn replace<T: PartialEq>(slot: &mut Option<T>, v: T) -> bool {
+    if slot.as_ref() == Some(&v) {
+        false
+    } else {
+        *slot = Some(v);
+        true
+    }
+}

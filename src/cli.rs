@@ -1,0 +1,180 @@
+//! Command-line definitions of every mode and verb.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "axon",
+    version,
+    about = "Operator console, node agent and exporter for NeuralMesh Axon storage clusters",
+    long_about = "Operator console, node agent and exporter for NeuralMesh Axon storage clusters.\n\n\
+        New here? Run `axon demo`: it starts a cluster of agents on 127.0.1.x with emulated \
+        hosts and shows where they listen.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the node agent: collectors, gRPC on TCP and a unix socket, UDP echo, /metrics
+    Agent(AgentArgs),
+    /// Run only the collectors and /metrics (telemetry-only mode for Prometheus)
+    Exporter(ExporterArgs),
+    /// Check this host against the deployment requirements (exit 0 pass, 1 warn, 2 fail)
+    Check(CheckArgs),
+    /// Start an embedded cluster of agents on 127.0.1.x with emulated hosts
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CollectArgs {
+    /// Read host facts under this directory instead of / (a mounted host root, or a
+    /// fixture tree such as tests/fixtures/hosts/misconfigured)
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub host_root: PathBuf,
+
+    /// Peers to probe for port reachability, in host list syntax (axon[001-200])
+    #[arg(long, value_name = "HOSTLIST")]
+    pub peers: Option<String>,
+
+    /// Dataplane NIC (repeat for each); default: auto-detect physical Ethernet/InfiniBand
+    /// NICs other than the one carrying the default route
+    #[arg(long = "dataplane-nic", value_name = "NAME")]
+    pub dataplane_nics: Vec<String>,
+
+    /// Huge-page memory to plan per Axon core, for the hugepages check
+    #[arg(long, value_name = "MIB", default_value_t = 1536)]
+    pub hugepages_per_core_mib: u64,
+
+    /// Timeout of one port probe
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub probe_timeout: Duration,
+
+    /// Probes in flight at once
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub probe_concurrency: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    #[command(flatten)]
+    pub collect: CollectArgs,
+
+    /// gRPC listen address (TCP, bearer token required); UDP echo uses the same address
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:14000")]
+    pub listen: SocketAddr,
+
+    /// /metrics listen address
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:14090")]
+    pub metrics_listen: SocketAddr,
+
+    /// Unix control socket (mode 0600; root peers are trusted without a token)
+    #[arg(long, value_name = "PATH", default_value = "/run/axon/control.sock")]
+    pub control_socket: PathBuf,
+
+    /// Where the admin and reader tokens live (created on first start, mode 0600)
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/axon")]
+    pub state_dir: PathBuf,
+
+    /// Admin token file (default: <state-dir>/admin.token)
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Name this node reports (default: the host's hostname)
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+
+    /// Collection interval of the cheap collectors; expensive ones run at multiples of it
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ExporterArgs {
+    #[command(flatten)]
+    pub collect: CollectArgs,
+
+    /// /metrics listen address
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:14090")]
+    pub metrics_listen: SocketAddr,
+
+    /// Collection interval of the cheap collectors
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub collect: CollectArgs,
+
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of agents (node i listens on 127.0.1.i)
+    #[arg(long, value_name = "N", default_value_t = 22, value_parser = clap::value_parser!(u16).range(1..=254))]
+    pub nodes: u16,
+
+    /// Run the agents without a console until interrupted
+    #[arg(long)]
+    pub headless: bool,
+
+    /// Working directory for the emulated hosts and tokens (default: a new temporary one)
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Collection interval of the agents
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+}
+
+/// Parses `500ms`, `2s`, `1m`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 500ms, 2s or 1m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m or h)")),
+    };
+    if !(secs > 0.0 && secs < 86_400.0 * 365.0) {
+        return Err(format!("`{s}` must be positive"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("3 weeks").is_err());
+    }
+}

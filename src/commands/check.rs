@@ -1,0 +1,159 @@
+//! `axon check`: runs the collectors once on this host (or a host root), evaluates the
+//! preflight checks and prints a table or JSON. Exit code 0 all pass, 1 warnings or
+//! unknowns, 2 failures.
+
+use crate::agent::scheduler::{CollectConfig, collect_section};
+use crate::agent::state::{AgentState, SectionValue};
+use crate::collectors::HostRoot;
+use crate::collectors::probes;
+use crate::model::checks::{self, CheckResult, CheckStatus};
+use crate::model::snapshot::{NodeInfo, Section};
+use std::io::IsTerminal;
+
+pub struct CheckOutcome {
+    pub hostname: String,
+    pub profile: Option<String>,
+    pub kernel: Option<String>,
+    pub results: Vec<CheckResult>,
+    /// Per-collector problems: the file or syscall that could not be read.
+    pub problems: Vec<String>,
+}
+
+pub async fn run(root: &HostRoot, cfg: &CollectConfig) -> CheckOutcome {
+    let state = AgentState::new(NodeInfo::default(), crate::agent::scheduler::Schedule::with_base(std::time::Duration::from_secs(1)).initial_status());
+    let mut problems = Vec::new();
+    for section in [Section::Topology, Section::Network, Section::Nvme, Section::Pinning] {
+        let (r, c) = (root.clone(), cfg.clone());
+        let out = tokio::task::spawn_blocking(move || collect_section(&r, &c, None, section)).await;
+        match out {
+            Ok(Ok((value, p))) => {
+                problems.extend(p.iter().map(|e| format!("{}: {e}", section.as_str())));
+                state.update(value, p.summary(), 0);
+            }
+            Ok(Err(e)) => {
+                problems.push(format!("{}: {e}", section.as_str()));
+                state.fail(section, e.to_string(), 0);
+            }
+            Err(e) => problems.push(format!("{}: collector crashed: {e}", section.as_str())),
+        }
+    }
+    if !cfg.peers.is_empty() {
+        let peers = probes::resolve(&cfg.peers).await;
+        let report = probes::run(&peers, &cfg.probe_ports, &cfg.probe).await;
+        state.update(SectionValue::Probes(report), None, 0);
+    }
+    let (r, c) = (root.clone(), cfg.clone());
+    let checks = tokio::task::spawn_blocking(move || collect_section(&r, &c, Some(&state), Section::Checks).map(|(v, p)| (v, p, state))).await;
+    let (mut results, mut kernel) = (Vec::new(), None);
+    if let Ok(Ok((SectionValue::Checks(facts, r), p, _))) = checks {
+        problems.extend(p.iter().map(|e| format!("checks: {e}")));
+        results = r;
+        kernel = facts.kernel_release;
+    }
+    CheckOutcome {
+        hostname: root
+            .value("/proc/sys/kernel/hostname")
+            .or_else(|_| root.value("/etc/hostname"))
+            .unwrap_or_else(|_| "unknown".into()),
+        profile: root.profile().map(|p| p.name.clone()),
+        kernel,
+        results,
+        problems,
+    }
+}
+
+fn rank(s: CheckStatus) -> u8 {
+    match s {
+        CheckStatus::Fail => 0,
+        CheckStatus::Warn => 1,
+        CheckStatus::Unknown => 2,
+        CheckStatus::Pass => 3,
+    }
+}
+
+/// Results worst first, catalogue order within a status.
+pub fn sorted(results: &[CheckResult]) -> Vec<&CheckResult> {
+    let pos = |id: &str| checks::CATALOG.iter().position(|d| d.id == id).unwrap_or(usize::MAX);
+    let mut v: Vec<&CheckResult> = results.iter().collect();
+    v.sort_by_key(|r| (rank(r.status), pos(&r.id)));
+    v
+}
+
+pub fn render_table(o: &CheckOutcome, color: bool) -> String {
+    use std::fmt::Write;
+    let paint = |s: CheckStatus| -> String {
+        let word = format!("{:<7}", s.as_str().to_uppercase());
+        if !color {
+            return word;
+        }
+        let code = match s {
+            CheckStatus::Pass => "32",
+            CheckStatus::Warn => "33",
+            CheckStatus::Fail => "1;31",
+            CheckStatus::Unknown => "35",
+        };
+        format!("\x1b[{code}m{word}\x1b[0m")
+    };
+    let mut out = String::new();
+    let _ = write!(out, "axon check — {}", o.hostname);
+    if let Some(p) = &o.profile {
+        let _ = write!(out, " (EMULATED host profile `{p}`)");
+    }
+    if let Some(k) = &o.kernel {
+        let _ = write!(out, ", kernel {k}");
+    }
+    out.push_str("\n\n");
+    let width = o.results.iter().map(|r| r.id.len()).max().unwrap_or(10);
+    for r in sorted(&o.results) {
+        let _ = writeln!(out, "  {} {:<width$}  {}", paint(r.status), r.id, r.observed);
+        if r.status != CheckStatus::Pass {
+            let pad = " ".repeat(width + 12);
+            let _ = writeln!(out, "{pad}expected: {}", r.expected);
+            if !r.remedy.is_empty() {
+                let _ = writeln!(out, "{pad}remedy:   {}", r.remedy);
+            }
+        }
+    }
+    let count = |s| o.results.iter().filter(|r| r.status == s).count();
+    let _ = writeln!(
+        out,
+        "\n{} pass, {} warn, {} fail, {} unknown",
+        count(CheckStatus::Pass),
+        count(CheckStatus::Warn),
+        count(CheckStatus::Fail),
+        count(CheckStatus::Unknown)
+    );
+    if !o.problems.is_empty() {
+        let _ = writeln!(out, "\nfacts that could not be read ({}):", o.problems.len());
+        for p in o.problems.iter().take(10) {
+            let _ = writeln!(out, "  {p}");
+        }
+        if o.problems.len() > 10 {
+            let _ = writeln!(out, "  … and {} more (see --json)", o.problems.len() - 10);
+        }
+    }
+    out
+}
+
+pub fn render_json(o: &CheckOutcome) -> String {
+    let count = |s| o.results.iter().filter(|r| r.status == s).count();
+    let v = serde_json::json!({
+        "host": o.hostname,
+        "emulated_profile": o.profile,
+        "kernel": o.kernel,
+        "exit_code": checks::exit_code(&o.results),
+        "summary": {
+            "pass": count(CheckStatus::Pass),
+            "warn": count(CheckStatus::Warn),
+            "fail": count(CheckStatus::Fail),
+            "unknown": count(CheckStatus::Unknown),
+        },
+        "results": sorted(&o.results),
+        "problems": o.problems,
+    });
+    serde_json::to_string_pretty(&v).unwrap_or_default()
+}
+
+pub fn use_color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}

@@ -1,0 +1,261 @@
+//! `axon demo`: an embedded cluster for newcomers. N agents run inside this process, node i
+//! on 127.0.1.i with the default ports, each reading an emulated host profile (a fixture
+//! tree unpacked into a working directory, with its own hostname, serials and addresses).
+//! Everything else is real: sockets, gRPC, probes between the agents, /metrics.
+
+use crate::agent::{self, Agent, AgentConfig};
+use crate::cli::DemoArgs;
+use crate::collectors::checks::PlanParams;
+use crate::collectors::net::NetConfig;
+use crate::collectors::probes::ProbeOptions;
+use crate::model::ports::{self, CONTROL_PORT, METRICS_PORT};
+use anyhow::{Context, Result, bail};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+static PROFILES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/profiles.bin"));
+
+/// Names of the embedded profiles.
+pub fn profile_names() -> Vec<String> {
+    let mut names: Vec<String> = records()
+        .filter(|r| r.0 == 2 && !r.1.contains('/'))
+        .map(|r| r.1.to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+fn records() -> impl Iterator<Item = (u8, &'static str, &'static [u8])> {
+    let mut b = PROFILES;
+    std::iter::from_fn(move || {
+        if b.len() < 7 {
+            return None;
+        }
+        let kind = b[0];
+        let plen = u16::from_le_bytes([b[1], b[2]]) as usize;
+        let path = std::str::from_utf8(&b[3..3 + plen]).ok()?;
+        let off = 3 + plen;
+        let dlen = u32::from_le_bytes(b[off..off + 4].try_into().ok()?) as usize;
+        let data = &b[off + 4..off + 4 + dlen];
+        b = &b[off + 4 + dlen..];
+        Some((kind, path, data))
+    })
+}
+
+/// Unpacks one embedded profile into `dest` (which must not exist yet).
+pub fn unpack(profile: &str, dest: &Path) -> Result<()> {
+    let prefix = format!("{profile}/");
+    let mut found = false;
+    for (kind, path, data) in records() {
+        let rel = if path == profile {
+            ""
+        } else if let Some(r) = path.strip_prefix(&prefix) {
+            r
+        } else {
+            continue;
+        };
+        found = true;
+        let target = dest.join(rel);
+        match kind {
+            2 => std::fs::create_dir_all(&target)?,
+            1 => std::os::unix::fs::symlink(std::str::from_utf8(data)?, &target)?,
+            _ => std::fs::write(&target, data)?,
+        }
+    }
+    if !found {
+        bail!("no embedded host profile `{profile}` (have: {})", profile_names().join(", "));
+    }
+    Ok(())
+}
+
+/// Which profile node i (1-based) emulates: mostly the healthy AMD host, every fifth an
+/// Intel host with SMT on, and node 7 the misconfigured one, so the console has something
+/// to show.
+pub fn profile_for(i: u16) -> &'static str {
+    if i == 7 {
+        "misconfigured"
+    } else if i % 5 == 0 {
+        "intel-2s-smt"
+    } else {
+        "amd-epyc-4numa"
+    }
+}
+
+pub fn node_name(i: u16) -> String {
+    format!("axon{i:03}")
+}
+
+pub fn node_ip(i: u16) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 1, i as u8))
+}
+
+/// Gives an unpacked profile this node's identity: hostname, drive serials and the last
+/// octet of its fixture addresses.
+fn personalise(root: &Path, i: u16) -> Result<()> {
+    let name = node_name(i);
+    for f in ["proc/sys/kernel/hostname", "etc/hostname"] {
+        std::fs::write(root.join(f), format!("{name}\n"))?;
+    }
+    let nvme = root.join("sys/class/nvme");
+    if let Ok(rd) = std::fs::read_dir(&nvme) {
+        for e in rd.flatten() {
+            let p = e.path().join("serial");
+            if let Ok(s) = std::fs::read_to_string(&p) {
+                let width = s.trim_end_matches('\n').len();
+                let base = s.trim();
+                let cut = base.len().saturating_sub(3);
+                let serial = format!("{}{i:03}", &base[..cut]);
+                std::fs::write(&p, format!("{serial:<width$}\n"))?;
+            }
+        }
+    }
+    // Addresses: the fixture uses x.y.z.11/.21/.31; node i gets x.y.z.(100+i).
+    let fx = root.join("_fixture");
+    let addr_json = std::fs::read_to_string(fx.join("ip-addr.json")).unwrap_or_default();
+    let mut own: Vec<String> = Vec::new();
+    for part in addr_json.split("\"local\":\"").skip(1) {
+        if let Some(a) = part.split('"').next() {
+            if a.starts_with("10.") && !own.contains(&a.to_string()) {
+                own.push(a.to_string());
+            }
+        }
+    }
+    for f in ["ip-addr.json", "ip-rule.json", "ip-route.json"] {
+        let p = fx.join(f);
+        let Ok(mut text) = std::fs::read_to_string(&p) else { continue };
+        for a in &own {
+            if let Some((net, _)) = a.rsplit_once('.') {
+                text = text.replace(&format!("\"{a}\""), &format!("\"{net}.{}\"", 100 + i));
+            }
+        }
+        std::fs::write(&p, text)?;
+    }
+    Ok(())
+}
+
+pub struct DemoCluster {
+    pub dir: PathBuf,
+    pub agents: Vec<Agent>,
+    pub token_file: PathBuf,
+    pub inventory: PathBuf,
+    _tmp: Option<TempDir>,
+}
+
+/// A directory removed on drop (the demo's default working directory).
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub struct DemoOptions {
+    pub nodes: u16,
+    pub dir: Option<PathBuf>,
+    pub interval: Duration,
+    /// Base of the ports: control on `port_base`, metrics on `port_base + 90`.
+    pub control_port: u16,
+    pub metrics_port: u16,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        DemoOptions { nodes: 22, dir: None, interval: Duration::from_secs(1), control_port: CONTROL_PORT, metrics_port: METRICS_PORT }
+    }
+}
+
+pub async fn start(opts: DemoOptions) -> Result<DemoCluster> {
+    let (dir, tmp) = match &opts.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            (d.clone(), None)
+        }
+        None => {
+            let d = std::env::temp_dir().join(format!("axon-demo-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&d);
+            std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+            (d.clone(), Some(TempDir(d)))
+        }
+    };
+    let state_dir = dir.join("state");
+    let peers: Vec<String> = (1..=opts.nodes).map(|i| node_ip(i).to_string()).collect();
+    let mut agents = Vec::new();
+    for i in 1..=opts.nodes {
+        let root = dir.join(format!("{}/root", node_name(i)));
+        if !root.join("_fixture/profile.toml").exists() {
+            let _ = std::fs::remove_dir_all(&root);
+            unpack(profile_for(i), &root)?;
+            personalise(&root, i)?;
+        }
+        let ip = node_ip(i);
+        let cfg = AgentConfig {
+            host_root: root,
+            listen: Some(SocketAddr::new(ip, opts.control_port)),
+            echo_listen: Some(SocketAddr::new(ip, opts.control_port)),
+            metrics_listen: Some(SocketAddr::new(ip, opts.metrics_port)),
+            unix_socket: Some(dir.join(format!("{}/control.sock", node_name(i)))),
+            state_dir: state_dir.clone(),
+            token_file: None,
+            node_name: Some(node_name(i)),
+            base_interval: opts.interval,
+            collect: agent::scheduler::CollectConfig {
+                net: NetConfig::default(),
+                plan: PlanParams::default(),
+                peers: peers.clone(),
+                probe_ports: ports::continuous_ports(),
+                probe: ProbeOptions { timeout: Duration::from_millis(500), concurrency: 32, source: Some(ip) },
+                own_addresses: vec![ip.to_string()],
+                smart: true,
+            },
+        };
+        let a = agent::start(cfg).await.with_context(|| format!("starting demo node {} on {ip}", node_name(i)))?;
+        agents.push(a);
+    }
+    let token_file = state_dir.join("admin.token");
+    let inventory = dir.join("inventory.toml");
+    std::fs::write(&inventory, inventory_toml(opts.nodes, &token_file, opts.control_port, opts.metrics_port))?;
+    Ok(DemoCluster { dir, agents, token_file, inventory, _tmp: tmp })
+}
+
+/// The inventory `axon console --inventory` reads.
+pub fn inventory_toml(nodes: u16, token_file: &Path, control_port: u16, metrics_port: u16) -> String {
+    let mut s = format!(
+        "# Written by `axon demo`: {nodes} emulated nodes on 127.0.1.1-{nodes}.\n\
+         token_file = \"{}\"\nport = {control_port}\nmetrics_port = {metrics_port}\n",
+        token_file.display()
+    );
+    for i in 1..=nodes {
+        s.push_str(&format!("\n[[node]]\nname = \"{}\"\naddress = \"{}\"\n", node_name(i), node_ip(i)));
+    }
+    s
+}
+
+pub async fn run(a: DemoArgs) -> Result<()> {
+    let opts = DemoOptions { nodes: a.nodes, dir: a.dir.clone(), interval: a.interval, ..Default::default() };
+    eprintln!("axon demo: starting {} agents on 127.0.1.1-{} (emulated hosts) …", a.nodes, a.nodes);
+    let cluster = start(opts).await?;
+    print_where(&cluster);
+    eprintln!("\nPress Ctrl-C to stop.");
+    let _ = tokio::signal::ctrl_c().await;
+    for ag in &cluster.agents {
+        ag.shutdown();
+    }
+    Ok(())
+}
+
+pub fn print_where(c: &DemoCluster) {
+    eprintln!("  working dir  {}", c.dir.display());
+    eprintln!("  inventory    {}", c.inventory.display());
+    eprintln!("  admin token  {}", c.token_file.display());
+    for (i, ag) in c.agents.iter().enumerate() {
+        let name = node_name(i as u16 + 1);
+        let profile = profile_for(i as u16 + 1);
+        eprintln!(
+            "  {name}  gRPC {}  metrics http://{}/metrics  profile {profile}",
+            ag.grpc_addr.map(|a| a.to_string()).unwrap_or_default(),
+            ag.metrics_addr.map(|a| a.to_string()).unwrap_or_default(),
+        );
+    }
+}
