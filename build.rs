@@ -42,12 +42,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn pack(dir: &Path, base: &Path, blob: &mut Vec<u8>) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.filter_map(|e| e.ok()).collect();
     entries.sort_by_key(|e| e.file_name());
-    let rel = dir.strip_prefix(base).expect("under base").to_string_lossy().into_owned();
+    let rel = dir
+        .strip_prefix(base)
+        .expect("under base")
+        .to_string_lossy()
+        .into_owned();
     record(blob, 2, &rel, &[]);
     for e in entries {
         let path = e.path();
         let meta = std::fs::symlink_metadata(&path)?;
-        let rel = path.strip_prefix(base).expect("under base").to_string_lossy().into_owned();
+        let rel = path
+            .strip_prefix(base)
+            .expect("under base")
+            .to_string_lossy()
+            .into_owned();
         if meta.file_type().is_symlink() {
             let target = std::fs::read_link(&path)?;
             record(blob, 1, &rel, target.to_string_lossy().as_bytes());

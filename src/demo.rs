@@ -64,7 +64,10 @@ pub fn unpack(profile: &str, dest: &Path) -> Result<()> {
         }
     }
     if !found {
-        bail!("no embedded host profile `{profile}` (have: {})", profile_names().join(", "));
+        bail!(
+            "no embedded host profile `{profile}` (have: {})",
+            profile_names().join(", ")
+        );
     }
     Ok(())
 }
@@ -123,7 +126,9 @@ fn personalise(root: &Path, i: u16) -> Result<()> {
     }
     for f in ["ip-addr.json", "ip-rule.json", "ip-route.json"] {
         let p = fx.join(f);
-        let Ok(mut text) = std::fs::read_to_string(&p) else { continue };
+        let Ok(mut text) = std::fs::read_to_string(&p) else {
+            continue;
+        };
         for a in &own {
             if let Some((net, _)) = a.rsplit_once('.') {
                 text = text.replace(&format!("\"{a}\""), &format!("\"{net}.{}\"", 100 + i));
@@ -162,7 +167,13 @@ pub struct DemoOptions {
 
 impl Default for DemoOptions {
     fn default() -> Self {
-        DemoOptions { nodes: 22, dir: None, interval: Duration::from_secs(1), control_port: CONTROL_PORT, metrics_port: METRICS_PORT }
+        DemoOptions {
+            nodes: 22,
+            dir: None,
+            interval: Duration::from_secs(1),
+            control_port: CONTROL_PORT,
+            metrics_port: METRICS_PORT,
+        }
     }
 }
 
@@ -205,36 +216,73 @@ pub async fn start(opts: DemoOptions) -> Result<DemoCluster> {
                 plan: PlanParams::default(),
                 peers: peers.clone(),
                 probe_ports: ports::continuous_ports(),
-                probe: ProbeOptions { timeout: Duration::from_millis(500), concurrency: 32, source: Some(ip) },
+                probe: ProbeOptions {
+                    timeout: Duration::from_millis(500),
+                    concurrency: 32,
+                    source: Some(ip),
+                },
                 own_addresses: vec![ip.to_string()],
                 smart: true,
             },
         };
-        let a = agent::start(cfg).await.with_context(|| format!("starting demo node {} on {ip}", node_name(i)))?;
+        let a = agent::start(cfg)
+            .await
+            .with_context(|| format!("starting demo node {} on {ip}", node_name(i)))?;
         agents.push(a);
     }
     let token_file = state_dir.join("admin.token");
     let inventory = dir.join("inventory.toml");
-    std::fs::write(&inventory, inventory_toml(opts.nodes, &token_file, opts.control_port, opts.metrics_port))?;
-    Ok(DemoCluster { dir, agents, token_file, inventory, _tmp: tmp })
+    std::fs::write(
+        &inventory,
+        inventory_toml(
+            opts.nodes,
+            &token_file,
+            opts.control_port,
+            opts.metrics_port,
+        ),
+    )?;
+    Ok(DemoCluster {
+        dir,
+        agents,
+        token_file,
+        inventory,
+        _tmp: tmp,
+    })
 }
 
 /// The inventory `axon console --inventory` reads.
-pub fn inventory_toml(nodes: u16, token_file: &Path, control_port: u16, metrics_port: u16) -> String {
+pub fn inventory_toml(
+    nodes: u16,
+    token_file: &Path,
+    control_port: u16,
+    metrics_port: u16,
+) -> String {
     let mut s = format!(
         "# Written by `axon demo`: {nodes} emulated nodes on 127.0.1.1-{nodes}.\n\
          token_file = \"{}\"\nport = {control_port}\nmetrics_port = {metrics_port}\n",
         token_file.display()
     );
     for i in 1..=nodes {
-        s.push_str(&format!("\n[[node]]\nname = \"{}\"\naddress = \"{}\"\n", node_name(i), node_ip(i)));
+        s.push_str(&format!(
+            "\n[[node]]\nname = \"{}\"\naddress = \"{}\"\n",
+            node_name(i),
+            node_ip(i)
+        ));
     }
     s
 }
 
 pub async fn run(a: DemoArgs) -> Result<()> {
-    let opts = DemoOptions { nodes: a.nodes, dir: a.dir.clone(), interval: a.interval, ..Default::default() };
-    eprintln!("axon demo: starting {} agents on 127.0.1.1-{} (emulated hosts) …", a.nodes, a.nodes);
+    let opts = DemoOptions {
+        nodes: a.nodes,
+        dir: a.dir.clone(),
+        interval: a.interval,
+        ..Default::default()
+    };
+    eprintln!(
+        "axon demo: starting {} agents on 127.0.1.1-{} (emulated hosts) …",
+        a.nodes, a.nodes
+    );
     let cluster = start(opts).await?;
     print_where(&cluster);
     eprintln!("\nPress Ctrl-C to stop.");

@@ -4,10 +4,11 @@
 //! (the per-node daemon and exporter), `wire` (the gRPC contract), `fleet` (the console's
 //! side of the wire), `actions` (operations with progress), `ui` (the TUI).
 
-pub mod model;
-pub mod wire;
-pub mod collectors;
 pub mod agent;
 pub mod cli;
+pub mod collectors;
 pub mod commands;
 pub mod demo;
+pub mod fleet;
+pub mod model;
+pub mod wire;

@@ -17,7 +17,10 @@ fn statuses(results: &[axon::model::CheckResult]) -> BTreeMap<String, CheckStatu
 }
 
 fn not_passing(results: &[axon::model::CheckResult]) -> BTreeMap<String, CheckStatus> {
-    statuses(results).into_iter().filter(|(_, s)| *s != CheckStatus::Pass).collect()
+    statuses(results)
+        .into_iter()
+        .filter(|(_, s)| *s != CheckStatus::Pass)
+        .collect()
 }
 
 async fn checks_of(root: &HostRoot) -> check::CheckOutcome {
@@ -64,23 +67,44 @@ fn topology_reads_smt_siblings_on_a_dual_socket_intel_host() {
 #[test]
 fn topology_names_a_malformed_sysfs_file_and_keeps_the_rest() {
     let (_d, path) = copy_fixture("amd-epyc-4numa");
-    std::fs::write(path.join("sys/devices/system/cpu/cpu5/topology/core_id"), "banana\n").unwrap();
+    std::fs::write(
+        path.join("sys/devices/system/cpu/cpu5/topology/core_id"),
+        "banana\n",
+    )
+    .unwrap();
     std::fs::write(path.join("sys/devices/system/node/node3/cpulist"), "72-\n").unwrap();
     let mut p = Problems::default();
     let t = collectors::topology::collect(&HostRoot::open(&path).unwrap(), &mut p).unwrap();
     assert_eq!(t.cpus.len(), 96, "one broken file loses nothing else");
     let all: Vec<String> = p.iter().map(|e| e.to_string()).collect();
-    assert!(all.iter().any(|e| e.contains("cpu5/topology/core_id malformed: `banana` is not a non-negative integer")), "{all:?}");
-    assert!(all.iter().any(|e| e.contains("node3/cpulist malformed")), "{all:?}");
+    assert!(
+        all.iter().any(|e| e
+            .contains("cpu5/topology/core_id malformed: `banana` is not a non-negative integer")),
+        "{all:?}"
+    );
+    assert!(
+        all.iter().any(|e| e.contains("node3/cpulist malformed")),
+        "{all:?}"
+    );
 }
 
 #[test]
 fn topology_fails_clearly_without_sysfs() {
     let dir = tempfile::tempdir().unwrap();
-    let e = collectors::topology::collect(&HostRoot::open(dir.path()).unwrap(), &mut Problems::default()).unwrap_err();
+    let e = collectors::topology::collect(
+        &HostRoot::open(dir.path()).unwrap(),
+        &mut Problems::default(),
+    )
+    .unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains("sys/devices/system/cpu unreadable (not found)"), "{msg}");
-    assert!(msg.contains("--host-root"), "the remedy points at the flag: {msg}");
+    assert!(
+        msg.contains("sys/devices/system/cpu unreadable (not found)"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("--host-root"),
+        "the remedy points at the flag: {msg}"
+    );
 }
 
 // ------------------------------------------------------------------ pinning
@@ -95,50 +119,110 @@ fn pinning_attributes_cores_to_axon_containers_jobs_and_nobody() {
     let pin = collectors::pinning::collect(&root("amd-epyc-4numa"), &online(96), &mut p).unwrap();
     assert!(p.is_empty(), "{:?}", p.summary());
     let role = |c| pin.cpu(c).unwrap().role();
-    assert_eq!(role(1), CpuRole::Axon { role: ContainerRole::Drives });
-    assert_eq!(role(51), CpuRole::Axon { role: ContainerRole::Drives });
-    assert_eq!(role(5), CpuRole::Axon { role: ContainerRole::Compute });
-    assert_eq!(role(65), CpuRole::Axon { role: ContainerRole::Frontend });
+    assert_eq!(
+        role(1),
+        CpuRole::Axon {
+            role: ContainerRole::Drives
+        }
+    );
+    assert_eq!(
+        role(51),
+        CpuRole::Axon {
+            role: ContainerRole::Drives
+        }
+    );
+    assert_eq!(
+        role(5),
+        CpuRole::Axon {
+            role: ContainerRole::Compute
+        }
+    );
+    assert_eq!(
+        role(65),
+        CpuRole::Axon {
+            role: ContainerRole::Frontend
+        }
+    );
     assert_eq!(role(30), CpuRole::SlurmJob { job_id: 4242 });
     assert_eq!(role(90), CpuRole::Free);
     assert_eq!(role(0), CpuRole::Free, "cpu0 is left to the OS, not pinned");
     assert!(pin.conflicts().is_empty(), "{:?}", pin.conflicts());
     // Every CPU has its ksoftirqd, counted as a kernel thread, not as a pinned process.
     assert!(pin.cpus.iter().all(|c| c.kernel_threads >= 1));
-    assert!(pin.cpus.iter().all(|c| c.pinned.iter().all(|p| p.owner != Owner::Kernel)));
+    assert!(
+        pin.cpus
+            .iter()
+            .all(|c| c.pinned.iter().all(|p| p.owner != Owner::Kernel))
+    );
     assert!(pin.threads > 96 + 36 + 8);
     assert!(pin.unpinned_threads > 0);
 }
 
 #[test]
 fn pinning_reports_a_foreign_thread_on_an_axon_core() {
-    let pin = collectors::pinning::collect(&root("misconfigured"), &online(32), &mut Problems::default()).unwrap();
+    let pin = collectors::pinning::collect(
+        &root("misconfigured"),
+        &online(32),
+        &mut Problems::default(),
+    )
+    .unwrap();
     let conflicts = pin.conflicts();
     assert!(
-        conflicts.iter().any(|c| matches!(c, Conflict::ForeignThreadOnAxonCore { cpu: 19, pid: 41890, owner: Owner::SlurmJob { job_id: 4242 }, .. })),
+        conflicts.iter().any(|c| matches!(
+            c,
+            Conflict::ForeignThreadOnAxonCore {
+                cpu: 19,
+                pid: 41890,
+                owner: Owner::SlurmJob { job_id: 4242 },
+                ..
+            }
+        )),
         "{conflicts:?}"
     );
     assert!(
-        conflicts.iter().any(|c| matches!(c, Conflict::SharedAxonCore { cpu: 19, .. })),
+        conflicts
+            .iter()
+            .any(|c| matches!(c, Conflict::SharedAxonCore { cpu: 19, .. })),
         "the job's cgroup also allows cpu19: {conflicts:?}"
     );
     assert!(conflicts.iter().all(|c| match c {
-        Conflict::ForeignThreadOnAxonCore { cpu, .. } | Conflict::SharedAxonCore { cpu, .. } => *cpu == 19,
+        Conflict::ForeignThreadOnAxonCore { cpu, .. } | Conflict::SharedAxonCore { cpu, .. } =>
+            *cpu == 19,
     }));
 }
 
 #[test]
 fn pinning_skips_a_malformed_thread_file_and_says_which() {
     let (_d, path) = copy_fixture("misconfigured");
-    std::fs::write(path.join("proc/3500/task/3503/status"), "Name:\taxon-compute0\nCpus_allowed_list:\t4-x\n").unwrap();
-    std::fs::write(path.join("proc/3500/task/3504/stat"), "3504 (axon-compute0\n").unwrap();
+    std::fs::write(
+        path.join("proc/3500/task/3503/status"),
+        "Name:\taxon-compute0\nCpus_allowed_list:\t4-x\n",
+    )
+    .unwrap();
+    std::fs::write(
+        path.join("proc/3500/task/3504/stat"),
+        "3504 (axon-compute0\n",
+    )
+    .unwrap();
     let mut p = Problems::default();
-    let pin = collectors::pinning::collect(&HostRoot::open(&path).unwrap(), &online(32), &mut p).unwrap();
+    let pin =
+        collectors::pinning::collect(&HostRoot::open(&path).unwrap(), &online(32), &mut p).unwrap();
     let all: Vec<String> = p.iter().map(|e| e.to_string()).collect();
-    assert!(all.iter().any(|e| e.contains("proc/3500/task/3503/status malformed: Cpus_allowed_list")), "{all:?}");
-    assert!(all.iter().any(|e| e.contains("proc/3500/task/3504/status malformed: no `)`")), "{all:?}");
+    assert!(
+        all.iter()
+            .any(|e| e.contains("proc/3500/task/3503/status malformed: Cpus_allowed_list")),
+        "{all:?}"
+    );
+    assert!(
+        all.iter()
+            .any(|e| e.contains("proc/3500/task/3504/status malformed: no `)`")),
+        "{all:?}"
+    );
     assert_eq!(pin.skipped, 2);
-    assert!(matches!(pin.cpu(5).unwrap().role(), CpuRole::Axon { .. }), "the other threads still count");
+    assert!(
+        matches!(pin.cpu(5).unwrap().role(), CpuRole::Axon { .. }),
+        "the other threads still count"
+    );
 }
 
 // ------------------------------------------------------------------ network
@@ -149,14 +233,28 @@ fn network_finds_dataplane_nics_their_numa_nodes_and_sbr() {
     let n = collectors::net::collect(&root("amd-epyc-4numa"), &Default::default(), &mut p).unwrap();
     assert!(p.is_empty(), "{:?}", p.summary());
     let dp: Vec<&str> = n.dataplane().map(|n| n.name.as_str()).collect();
-    assert_eq!(dp, vec!["ens1f0np0", "ens3f0np0"], "eno1 carries the default route: management");
+    assert_eq!(
+        dp,
+        vec!["ens1f0np0", "ens3f0np0"],
+        "eno1 carries the default route: management"
+    );
     let ens3 = n.nic("ens3f0np0").unwrap();
     assert_eq!(ens3.numa_node, Some(2));
     assert_eq!(ens3.mtu, Some(9000));
     assert_eq!(ens3.speed_mbps, Some(200_000));
     assert_eq!(ens3.driver.as_deref(), Some("mlx5_core"));
-    assert_eq!(ens3.driver_version.as_deref(), Some("6.8.0-49-generic"), "in-tree driver reports the kernel");
-    assert_eq!(ens3.addresses.iter().filter(|a| a.cidr == "10.10.2.11/24").count(), 1);
+    assert_eq!(
+        ens3.driver_version.as_deref(),
+        Some("6.8.0-49-generic"),
+        "in-tree driver reports the kernel"
+    );
+    assert_eq!(
+        ens3.addresses
+            .iter()
+            .filter(|a| a.cidr == "10.10.2.11/24")
+            .count(),
+        1
+    );
     assert_eq!(ens3.sbr.len(), 1);
     assert_eq!(ens3.sbr[0].table, 102);
     assert!(ens3.sbr[0].table_routes_via_nic);
@@ -166,17 +264,34 @@ fn network_finds_dataplane_nics_their_numa_nodes_and_sbr() {
 
 #[test]
 fn network_reports_out_of_tree_driver_versions() {
-    let n = collectors::net::collect(&root("intel-2s-smt"), &Default::default(), &mut Problems::default()).unwrap();
-    assert_eq!(n.nic("ens7f0np0").unwrap().driver_version.as_deref(), Some("24.04-0.7.0"));
+    let n = collectors::net::collect(
+        &root("intel-2s-smt"),
+        &Default::default(),
+        &mut Problems::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        n.nic("ens7f0np0").unwrap().driver_version.as_deref(),
+        Some("24.04-0.7.0")
+    );
 }
 
 #[test]
 fn network_honours_configured_dataplane_nics_and_names_unknown_ones() {
-    let cfg = collectors::net::NetConfig { dataplane: vec!["eno1".into(), "eth9".into()] };
+    let cfg = collectors::net::NetConfig {
+        dataplane: vec!["eno1".into(), "eth9".into()],
+    };
     let mut p = Problems::default();
     let n = collectors::net::collect(&root("amd-epyc-4numa"), &cfg, &mut p).unwrap();
-    assert_eq!(n.dataplane().map(|n| n.name.as_str()).collect::<Vec<_>>(), vec!["eno1"]);
-    assert!(p.summary().unwrap().contains("--dataplane-nic eth9: no such interface"));
+    assert_eq!(
+        n.dataplane().map(|n| n.name.as_str()).collect::<Vec<_>>(),
+        vec!["eno1"]
+    );
+    assert!(
+        p.summary()
+            .unwrap()
+            .contains("--dataplane-nic eth9: no such interface")
+    );
 }
 
 #[test]
@@ -184,13 +299,23 @@ fn missing_or_garbled_routing_capture_is_an_error_naming_the_file() {
     let (_d, path) = copy_fixture("amd-epyc-4numa");
     std::fs::write(path.join("_fixture/ip-rule.json"), "[{\"src\":\"all\"").unwrap();
     let mut p = Problems::default();
-    let n = collectors::net::collect(&HostRoot::open(&path).unwrap(), &Default::default(), &mut p).unwrap();
+    let n = collectors::net::collect(&HostRoot::open(&path).unwrap(), &Default::default(), &mut p)
+        .unwrap();
     let err = n.routing_error.clone().unwrap();
     assert!(err.contains("_fixture/ip-rule.json malformed"), "{err}");
     assert_eq!(n.nics.len(), 4, "NIC facts survive a routing failure");
     std::fs::remove_file(path.join("_fixture/ip-rule.json")).unwrap();
-    let n = collectors::net::collect(&HostRoot::open(&path).unwrap(), &Default::default(), &mut Problems::default()).unwrap();
-    assert!(n.routing_error.unwrap().contains("ip-rule.json unreadable (not found)"));
+    let n = collectors::net::collect(
+        &HostRoot::open(&path).unwrap(),
+        &Default::default(),
+        &mut Problems::default(),
+    )
+    .unwrap();
+    assert!(
+        n.routing_error
+            .unwrap()
+            .contains("ip-rule.json unreadable (not found)")
+    );
 }
 
 // ------------------------------------------------------------------ NVMe
@@ -204,7 +329,9 @@ fn nvme_reads_controllers_namespaces_and_smart() {
     let n5 = &d[5];
     assert_eq!(n5.name, "nvme5");
     assert_eq!(n5.model, "KIOXIA KCM7XRJE7T68");
-    let raw = std::fs::read_to_string(fixture("amd-epyc-4numa").join("sys/class/nvme/nvme5/serial")).unwrap();
+    let raw =
+        std::fs::read_to_string(fixture("amd-epyc-4numa").join("sys/class/nvme/nvme5/serial"))
+            .unwrap();
     assert_eq!(raw.len(), 21, "the kernel pads serials to 20 characters");
     assert_eq!(n5.serial, raw.trim(), "padding trimmed");
     assert!(!n5.serial.is_empty() && !n5.serial.ends_with(' '));
@@ -221,9 +348,13 @@ fn nvme_reads_controllers_namespaces_and_smart() {
 
 #[test]
 fn nvme_decodes_the_failing_drive_of_the_misconfigured_host() {
-    let d = collectors::nvme::collect(&root("misconfigured"), true, &mut Problems::default()).unwrap();
+    let d =
+        collectors::nvme::collect(&root("misconfigured"), true, &mut Problems::default()).unwrap();
     let s = d[2].smart.as_ref().unwrap();
-    assert!(s.critical_warning.has(CriticalWarning::VOLATILE_MEMORY_BACKUP_FAILED));
+    assert!(
+        s.critical_warning
+            .has(CriticalWarning::VOLATILE_MEMORY_BACKUP_FAILED)
+    );
     assert_eq!(s.media_errors, 17);
     assert_eq!(s.error_log_entries, 23);
     assert!(d[0].smart.as_ref().unwrap().critical_warning.is_clear());
@@ -233,20 +364,38 @@ fn nvme_decodes_the_failing_drive_of_the_misconfigured_host() {
 fn nvme_with_a_truncated_smart_page_is_reported_not_invented() {
     let (_d, path) = copy_fixture("misconfigured");
     std::fs::write(path.join("_fixture/nvme/nvme1/smart-log.bin"), [0u8; 100]).unwrap();
-    std::fs::write(path.join("sys/block/nvme3n1/queue/write_cache"), "sometimes\n").unwrap();
+    std::fs::write(
+        path.join("sys/block/nvme3n1/queue/write_cache"),
+        "sometimes\n",
+    )
+    .unwrap();
     let mut p = Problems::default();
     let d = collectors::nvme::collect(&HostRoot::open(&path).unwrap(), true, &mut p).unwrap();
     assert!(d[1].smart.is_none());
-    assert!(d[1].smart_error.as_deref().unwrap().contains("100 bytes, expected 512"));
+    assert!(
+        d[1].smart_error
+            .as_deref()
+            .unwrap()
+            .contains("100 bytes, expected 512")
+    );
     assert_eq!(d[3].namespaces[0].write_cache, None);
     let all: Vec<String> = p.iter().map(|e| e.to_string()).collect();
-    assert!(all.iter().any(|e| e.contains("nvme3n1/queue/write_cache malformed: `sometimes`")), "{all:?}");
+    assert!(
+        all.iter()
+            .any(|e| e.contains("nvme3n1/queue/write_cache malformed: `sometimes`")),
+        "{all:?}"
+    );
 }
 
 #[test]
 fn no_nvme_class_means_zero_drives() {
     let dir = tempfile::tempdir().unwrap();
-    let d = collectors::nvme::collect(&HostRoot::open(dir.path()).unwrap(), true, &mut Problems::default()).unwrap();
+    let d = collectors::nvme::collect(
+        &HostRoot::open(dir.path()).unwrap(),
+        true,
+        &mut Problems::default(),
+    )
+    .unwrap();
     assert!(d.is_empty());
 }
 
@@ -257,7 +406,10 @@ async fn healthy_amd_host_passes_every_check_it_can_decide() {
     let o = checks_of(&root("amd-epyc-4numa")).await;
     assert!(o.problems.is_empty(), "{:?}", o.problems);
     let np = not_passing(&o.results);
-    assert_eq!(np, BTreeMap::from([("ports.open".to_string(), CheckStatus::Unknown)]));
+    assert_eq!(
+        np,
+        BTreeMap::from([("ports.open".to_string(), CheckStatus::Unknown)])
+    );
     assert_eq!(o.profile.as_deref(), Some("amd-epyc-4numa"));
 }
 
@@ -265,7 +417,13 @@ async fn healthy_amd_host_passes_every_check_it_can_decide() {
 async fn intel_host_fails_only_because_smt_is_on() {
     let o = checks_of(&root("intel-2s-smt")).await;
     let np = not_passing(&o.results);
-    assert_eq!(np, BTreeMap::from([("ports.open".to_string(), CheckStatus::Unknown), ("smt.off".to_string(), CheckStatus::Fail)]));
+    assert_eq!(
+        np,
+        BTreeMap::from([
+            ("ports.open".to_string(), CheckStatus::Unknown),
+            ("smt.off".to_string(), CheckStatus::Fail)
+        ])
+    );
 }
 
 #[tokio::test]
@@ -291,7 +449,12 @@ async fn misconfigured_host_fails_exactly_the_checks_that_were_broken() {
         assert!(!r.remedy.is_empty(), "{} has no remedy", r.id);
     }
     let arp = o.results.iter().find(|r| r.id == "net.arp").unwrap();
-    assert!(arp.remedy.contains("net.ipv4.conf.ens1f0np0.arp_announce=2"), "{}", arp.remedy);
+    assert!(
+        arp.remedy
+            .contains("net.ipv4.conf.ens1f0np0.arp_announce=2"),
+        "{}",
+        arp.remedy
+    );
     let swap = o.results.iter().find(|r| r.id == "swap.off").unwrap();
     assert!(swap.observed.contains("/swap.img"), "{}", swap.observed);
 }
@@ -310,10 +473,25 @@ async fn check_reports_unknown_when_a_fact_is_unreadable() {
     let o = checks_of(&HostRoot::open(&path).unwrap()).await;
     let by_id: BTreeMap<_, _> = o.results.iter().map(|r| (r.id.as_str(), r)).collect();
     for id in ["swap.off", "numa.balancing", "ntp.sync"] {
-        assert_eq!(by_id[id].status, CheckStatus::Unknown, "{id}: {}", by_id[id].observed);
+        assert_eq!(
+            by_id[id].status,
+            CheckStatus::Unknown,
+            "{id}: {}",
+            by_id[id].observed
+        );
     }
-    assert!(by_id["swap.off"].observed.contains("proc/swaps unreadable"), "{}", by_id["swap.off"].observed);
-    assert!(by_id["ntp.sync"].observed.contains("adjtimex.toml unreadable (not found)"), "{}", by_id["ntp.sync"].observed);
+    assert!(
+        by_id["swap.off"].observed.contains("proc/swaps unreadable"),
+        "{}",
+        by_id["swap.off"].observed
+    );
+    assert!(
+        by_id["ntp.sync"]
+            .observed
+            .contains("adjtimex.toml unreadable (not found)"),
+        "{}",
+        by_id["ntp.sync"].observed
+    );
 }
 
 #[tokio::test]
@@ -323,8 +501,18 @@ async fn checks_that_need_a_failed_collector_are_unknown_with_its_error() {
     let o = checks_of(&HostRoot::open(&path).unwrap()).await;
     let smt = o.results.iter().find(|r| r.id == "smt.off").unwrap();
     assert_eq!(smt.status, CheckStatus::Unknown);
-    assert!(smt.observed.contains("topology not collected"), "{}", smt.observed);
-    assert!(o.problems.iter().any(|p| p.contains("sys/devices/system/cpu unreadable")), "{:?}", o.problems);
+    assert!(
+        smt.observed.contains("topology not collected"),
+        "{}",
+        smt.observed
+    );
+    assert!(
+        o.problems
+            .iter()
+            .any(|p| p.contains("sys/devices/system/cpu unreadable")),
+        "{:?}",
+        o.problems
+    );
 }
 
 // ------------------------------------------------------------------ host root
@@ -351,26 +539,46 @@ fn a_malformed_profile_file_is_refused_at_open() {
 fn netlink_agrees_with_iproute2_on_this_host() {
     use axon::collectors::{iproute_json, netlink};
     let ip = |args: &[&str]| -> serde_json::Value {
-        let out = std::process::Command::new("ip").args(args).output().expect("iproute2 installed");
+        let out = std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .expect("iproute2 installed");
         assert!(out.status.success());
         serde_json::from_slice(&out.stdout).unwrap()
     };
-    let from_ip = iproute_json::routing_from_ip_json(&ip(&["-j", "addr", "show"]), &ip(&["-j", "-4", "rule", "show"]), &ip(&["-j", "-4", "route", "show", "table", "all"])).unwrap();
+    let from_ip = iproute_json::routing_from_ip_json(
+        &ip(&["-j", "addr", "show"]),
+        &ip(&["-j", "-4", "rule", "show"]),
+        &ip(&["-j", "-4", "route", "show", "table", "all"]),
+    )
+    .unwrap();
     let from_nl = netlink::dump_routing().unwrap();
     let addrs = |f: &axon::collectors::sys::RoutingFacts| {
-        let mut v: Vec<(String, String)> = f.addresses.iter().map(|(n, a)| (n.clone(), a.cidr.clone())).collect();
+        let mut v: Vec<(String, String)> = f
+            .addresses
+            .iter()
+            .map(|(n, a)| (n.clone(), a.cidr.clone()))
+            .collect();
         v.sort();
         v
     };
     assert_eq!(addrs(&from_nl), addrs(&from_ip));
     let rules = |f: &axon::collectors::sys::RoutingFacts| {
-        let mut v: Vec<(u32, Option<String>, u32)> = f.rules.iter().map(|r| (r.priority, r.from.clone(), r.table)).collect();
+        let mut v: Vec<(u32, Option<String>, u32)> = f
+            .rules
+            .iter()
+            .map(|r| (r.priority, r.from.clone(), r.table))
+            .collect();
         v.sort();
         v
     };
     assert_eq!(rules(&from_nl), rules(&from_ip));
     let routes = |f: &axon::collectors::sys::RoutingFacts| {
-        let mut v: Vec<(u32, String, Option<String>, Option<String>)> = f.routes.iter().map(|r| (r.table, r.dst.clone(), r.dev.clone(), r.gateway.clone())).collect();
+        let mut v: Vec<(u32, String, Option<String>, Option<String>)> = f
+            .routes
+            .iter()
+            .map(|r| (r.table, r.dst.clone(), r.dev.clone(), r.gateway.clone()))
+            .collect();
         v.sort();
         v
     };

@@ -43,7 +43,8 @@ pub fn random_token() -> io::Result<String> {
     let mut filled = 0;
     while filled < buf.len() {
         // SAFETY: getrandom writes at most len bytes into the valid buffer slice.
-        let n = unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
+        let n =
+            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -58,28 +59,48 @@ pub fn random_token() -> io::Result<String> {
 
 /// Reads a token file, creating it (mode 0600, parent 0700) with a fresh token if missing.
 pub fn load_or_create(path: &Path) -> Result<String, AuthSetupError> {
-    let io_err = |source| AuthSetupError::Io { path: path.to_path_buf(), source };
+    let io_err = |source| AuthSetupError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     match std::fs::read_to_string(path) {
         Ok(s) => {
-            let mode = std::fs::metadata(path).map_err(io_err)?.permissions().mode() & 0o777;
+            let mode = std::fs::metadata(path)
+                .map_err(io_err)?
+                .permissions()
+                .mode()
+                & 0o777;
             if mode & 0o077 != 0 {
-                return Err(AuthSetupError::TooOpen { path: path.to_path_buf(), mode });
+                return Err(AuthSetupError::TooOpen {
+                    path: path.to_path_buf(),
+                    mode,
+                });
             }
             let t = s.trim();
             if t.is_empty() || t.contains(char::is_whitespace) {
-                return Err(AuthSetupError::BadToken { path: path.to_path_buf() });
+                return Err(AuthSetupError::BadToken {
+                    path: path.to_path_buf(),
+                });
             }
             Ok(t.to_string())
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if let Some(dir) = path.parent() {
                 if !dir.as_os_str().is_empty() && !dir.exists() {
-                    std::fs::create_dir_all(dir).map_err(|source| AuthSetupError::Io { path: dir.to_path_buf(), source })?;
+                    std::fs::create_dir_all(dir).map_err(|source| AuthSetupError::Io {
+                        path: dir.to_path_buf(),
+                        source,
+                    })?;
                     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
                 }
             }
             let token = random_token().map_err(io_err)?;
-            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io_err)?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(io_err)?;
             writeln!(f, "{token}").map_err(io_err)?;
             Ok(token)
         }
@@ -95,7 +116,9 @@ impl Tokens {
     /// Loads (or creates) `admin.token` and `reader.token`; `admin_file` overrides the
     /// admin token's path.
     pub fn load(state_dir: &Path, admin_file: Option<&Path>) -> Result<Self, AuthSetupError> {
-        let admin_path = admin_file.map(Path::to_path_buf).unwrap_or_else(|| state_dir.join("admin.token"));
+        let admin_path = admin_file
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| state_dir.join("admin.token"));
         let admin = load_or_create(&admin_path)?;
         let reader = load_or_create(&state_dir.join("reader.token"))?;
         Ok(Tokens { admin, reader })
@@ -131,7 +154,9 @@ pub fn authorize<T>(tokens: &Tokens, req: &Request<T>) -> Result<Role, Status> {
             Some(uid) => Err(Status::permission_denied(format!(
                 "uid {uid} may not use the control socket: only root (or the agent's own user) is trusted"
             ))),
-            None => Err(Status::permission_denied("control socket peer credentials unavailable")),
+            None => Err(Status::permission_denied(
+                "control socket peer credentials unavailable",
+            )),
         };
     }
     let header = req
@@ -186,13 +211,22 @@ mod tests {
     fn bearer_tokens_map_to_roles() {
         let tokens = Tokens::new("admintok".into(), "readtok".into());
         let mut req = Request::new(());
-        assert_eq!(authorize(&tokens, &req).unwrap_err().code(), tonic::Code::Unauthenticated);
-        req.metadata_mut().insert("authorization", "Bearer readtok".parse().unwrap());
+        assert_eq!(
+            authorize(&tokens, &req).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        req.metadata_mut()
+            .insert("authorization", "Bearer readtok".parse().unwrap());
         assert_eq!(authorize(&tokens, &req).unwrap(), Role::Reader);
-        assert_eq!(require(&tokens, &req, Role::Admin).unwrap_err().code(), tonic::Code::PermissionDenied);
-        req.metadata_mut().insert("authorization", "Bearer admintok".parse().unwrap());
+        assert_eq!(
+            require(&tokens, &req, Role::Admin).unwrap_err().code(),
+            tonic::Code::PermissionDenied
+        );
+        req.metadata_mut()
+            .insert("authorization", "Bearer admintok".parse().unwrap());
         assert_eq!(require(&tokens, &req, Role::Admin).unwrap(), Role::Admin);
-        req.metadata_mut().insert("authorization", "Bearer nope".parse().unwrap());
+        req.metadata_mut()
+            .insert("authorization", "Bearer nope".parse().unwrap());
         assert!(authorize(&tokens, &req).is_err());
     }
 }

@@ -49,29 +49,59 @@ fn set(g: &G, labels: Labels, v: f64) {
 pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
     let mut r = Reg(Registry::with_prefix("axon"));
 
-    let build = r.gauge("build_info", "Version of the axon agent serving these metrics (always 1)");
-    set(&build, l([("version", env!("CARGO_PKG_VERSION").to_string())]), 1.0);
+    let build = r.gauge(
+        "build_info",
+        "Version of the axon agent serving these metrics (always 1)",
+    );
+    set(
+        &build,
+        l([("version", env!("CARGO_PKG_VERSION").to_string())]),
+        1.0,
+    );
     let node = r.gauge("node_info", "Identity of the node (always 1); emulated_profile is set when the host facts come from an emulated profile");
     let host = s.host.clone().unwrap_or_default();
-    set(&node, l([
-        ("hostname", s.node.hostname.clone()),
-        ("kernel", host.kernel_release.clone().unwrap_or_default()),
-        ("os", host.os_name.clone().unwrap_or_default()),
-        ("emulated_profile", s.node.emulated_profile.clone().unwrap_or_default()),
-    ]), 1.0);
-    let scrape = r.gauge("scrape_timestamp_seconds", "When this scrape was served (agent clock)");
+    set(
+        &node,
+        l([
+            ("hostname", s.node.hostname.clone()),
+            ("kernel", host.kernel_release.clone().unwrap_or_default()),
+            ("os", host.os_name.clone().unwrap_or_default()),
+            (
+                "emulated_profile",
+                s.node.emulated_profile.clone().unwrap_or_default(),
+            ),
+        ]),
+        1.0,
+    );
+    let scrape = r.gauge(
+        "scrape_timestamp_seconds",
+        "When this scrape was served (agent clock)",
+    );
     set(&scrape, vec![], now_ms as f64 / 1000.0);
 
     // Collector health: a failing collector reports itself here and never fails the scrape.
-    let ok = r.gauge("collector_success", "1 if the collector's last run succeeded without problems");
-    let dur = r.gauge("collector_duration_seconds", "Duration of the collector's last run");
-    let last = r.gauge("collector_last_success_timestamp_seconds", "When the collector last succeeded (0 = never); data older than a few intervals is stale");
+    let ok = r.gauge(
+        "collector_success",
+        "1 if the collector's last run succeeded without problems",
+    );
+    let dur = r.gauge(
+        "collector_duration_seconds",
+        "Duration of the collector's last run",
+    );
+    let last = r.gauge(
+        "collector_last_success_timestamp_seconds",
+        "When the collector last succeeded (0 = never); data older than a few intervals is stale",
+    );
     let interval = r.gauge("collector_interval_seconds", "How often the collector runs");
     for c in &s.collectors {
         let lab = l([("collector", c.section.as_str().to_string())]);
         set(&ok, lab.clone(), f64::from(u8::from(c.ok)));
         set(&dur, lab.clone(), c.duration_us as f64 / 1e6);
-        set(&last, lab.clone(), c.last_success_ms.unwrap_or(0) as f64 / 1000.0);
+        set(
+            &last,
+            lab.clone(),
+            c.last_success_ms.unwrap_or(0) as f64 / 1000.0,
+        );
         set(&interval, lab, c.interval_ms as f64 / 1000.0);
     }
 
@@ -79,21 +109,41 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
         let cpu_info = r.gauge("cpu_info", "One series per logical CPU (always 1): core, package, NUMA node and owner role (drives/compute/frontend/slurm/os/free)");
         let online = r.gauge("cpu_online", "1 if the CPU is online");
         let pinned = r.gauge("cpu_pinned_processes", "Processes whose CPU affinity is restricted and includes this CPU (kernel threads excluded)");
-        let conflicts = r.gauge("cpu_conflicts", "Conflicts on an Axon core: other processes pinned to it or running on it");
+        let conflicts = r.gauge(
+            "cpu_conflicts",
+            "Conflicts on an Axon core: other processes pinned to it or running on it",
+        );
         for cpu in &t.cpus {
             let usage = s.pinning.as_ref().and_then(|p| p.cpu(cpu.id));
-            let role = usage.map(|u| u.role().label()).unwrap_or_else(|| "unknown".into());
+            let role = usage
+                .map(|u| u.role().label())
+                .unwrap_or_else(|| "unknown".into());
             let id = cpu.id.to_string();
-            set(&cpu_info, l([
-                ("cpu", id.clone()),
-                ("core", cpu.core_id.to_string()),
-                ("package", cpu.package_id.to_string()),
-                ("numa_node", cpu.numa_node.map(|n| n.to_string()).unwrap_or_default()),
-                ("role", role),
-            ]), 1.0);
-            set(&online, l([("cpu", id.clone())]), f64::from(u8::from(cpu.online)));
+            set(
+                &cpu_info,
+                l([
+                    ("cpu", id.clone()),
+                    ("core", cpu.core_id.to_string()),
+                    ("package", cpu.package_id.to_string()),
+                    (
+                        "numa_node",
+                        cpu.numa_node.map(|n| n.to_string()).unwrap_or_default(),
+                    ),
+                    ("role", role),
+                ]),
+                1.0,
+            );
+            set(
+                &online,
+                l([("cpu", id.clone())]),
+                f64::from(u8::from(cpu.online)),
+            );
             if let Some(u) = usage {
-                set(&pinned, l([("cpu", id.clone())]), f64::from(u.pinned.len() as u32 + u.pinned_more));
+                set(
+                    &pinned,
+                    l([("cpu", id.clone())]),
+                    f64::from(u.pinned.len() as u32 + u.pinned_more),
+                );
                 set(&conflicts, l([("cpu", id)]), u.conflicts().len() as f64);
             }
         }
@@ -108,7 +158,10 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
             set(&numa_free, lab.clone(), n.memory_free_bytes as f64);
             set(&numa_cpus, lab, n.cpus.len() as f64);
             for h in &n.hugepages {
-                let lab = l([("numa_node", n.id.to_string()), ("page_size_bytes", h.page_size_bytes.to_string())]);
+                let lab = l([
+                    ("numa_node", n.id.to_string()),
+                    ("page_size_bytes", h.page_size_bytes.to_string()),
+                ]);
                 set(&hp, lab.clone(), h.total as f64);
                 set(&hp_free, lab, h.free as f64);
             }
@@ -119,7 +172,10 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
         set(&swap, vec![], t.memory.swap_total_bytes as f64);
     }
     if let Some(p) = &s.pinning {
-        let th = r.gauge("threads", "Threads seen on the host in the last pinning walk");
+        let th = r.gauge(
+            "threads",
+            "Threads seen on the host in the last pinning walk",
+        );
         set(&th, vec![], f64::from(p.threads));
         let un = r.gauge("threads_unpinned", "Threads allowed on every online CPU");
         set(&un, vec![], f64::from(p.unpinned_threads));
@@ -128,18 +184,36 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
     if let Some(drives) = &s.nvme {
         let info = r.gauge("nvme_info", "One series per NVMe controller (always 1)");
         let up = r.gauge("nvme_up", "1 if the controller state is live");
-        let cap = r.gauge("nvme_capacity_bytes", "Capacity of the controller's namespaces");
+        let cap = r.gauge(
+            "nvme_capacity_bytes",
+            "Capacity of the controller's namespaces",
+        );
         let smart_ok = r.gauge("nvme_smart_available", "1 if the SMART log could be read");
-        let warn = r.gauge("nvme_critical_warning", "SMART critical warning bits (1 = set)");
+        let warn = r.gauge(
+            "nvme_critical_warning",
+            "SMART critical warning bits (1 = set)",
+        );
         let temp = r.gauge("nvme_temperature_celsius", "Composite temperature");
-        let spare = r.gauge("nvme_available_spare_ratio", "Available spare capacity (0-1)");
-        let spare_thr = r.gauge("nvme_available_spare_threshold_ratio", "Spare threshold below which the drive warns (0-1)");
-        let used = r.gauge("nvme_percentage_used_ratio", "Vendor estimate of rated life used (may exceed 1)");
+        let spare = r.gauge(
+            "nvme_available_spare_ratio",
+            "Available spare capacity (0-1)",
+        );
+        let spare_thr = r.gauge(
+            "nvme_available_spare_threshold_ratio",
+            "Spare threshold below which the drive warns (0-1)",
+        );
+        let used = r.gauge(
+            "nvme_percentage_used_ratio",
+            "Vendor estimate of rated life used (may exceed 1)",
+        );
         let rd = r.counter("nvme_data_read_bytes", "Data read by the host");
         let wr = r.counter("nvme_data_written_bytes", "Data written by the host");
         let rc = r.counter("nvme_host_read_commands", "Read commands completed");
         let wc = r.counter("nvme_host_write_commands", "Write commands completed");
-        let busy = r.counter("nvme_controller_busy_seconds", "Time the controller was busy with I/O");
+        let busy = r.counter(
+            "nvme_controller_busy_seconds",
+            "Time the controller was busy with I/O",
+        );
         let cycles = r.counter("nvme_power_cycles", "Power cycles");
         let on = r.counter("nvme_power_on_seconds", "Power-on time");
         let unsafe_sd = r.counter("nvme_unsafe_shutdowns", "Unsafe shutdowns");
@@ -147,27 +221,50 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
         let errlog = r.counter("nvme_error_log_entries", "Error information log entries");
         for d in drives {
             let lab = l([("controller", d.name.clone())]);
-            set(&info, l([
-                ("controller", d.name.clone()),
-                ("model", d.model.clone()),
-                ("serial", d.serial.clone()),
-                ("firmware", d.firmware.clone()),
-                ("address", d.address.clone()),
-                ("slot", d.slot.clone().unwrap_or_default()),
-                ("numa_node", d.numa_node.map(|n| n.to_string()).unwrap_or_default()),
-            ]), 1.0);
+            set(
+                &info,
+                l([
+                    ("controller", d.name.clone()),
+                    ("model", d.model.clone()),
+                    ("serial", d.serial.clone()),
+                    ("firmware", d.firmware.clone()),
+                    ("address", d.address.clone()),
+                    ("slot", d.slot.clone().unwrap_or_default()),
+                    (
+                        "numa_node",
+                        d.numa_node.map(|n| n.to_string()).unwrap_or_default(),
+                    ),
+                ]),
+                1.0,
+            );
             set(&up, lab.clone(), f64::from(u8::from(d.state == "live")));
             set(&cap, lab.clone(), d.capacity_bytes() as f64);
-            set(&smart_ok, lab.clone(), f64::from(u8::from(d.smart.is_some())));
+            set(
+                &smart_ok,
+                lab.clone(),
+                f64::from(u8::from(d.smart.is_some())),
+            );
             let Some(sm) = &d.smart else { continue };
             for (bit, name, _) in CriticalWarning::BITS {
-                set(&warn, l([("controller", d.name.clone()), ("bit", name.to_string())]), f64::from(u8::from(sm.critical_warning.has(bit))));
+                set(
+                    &warn,
+                    l([("controller", d.name.clone()), ("bit", name.to_string())]),
+                    f64::from(u8::from(sm.critical_warning.has(bit))),
+                );
             }
             if let Some(c) = sm.temperature_celsius() {
                 set(&temp, lab.clone(), f64::from(c));
             }
-            set(&spare, lab.clone(), f64::from(sm.available_spare_pct) / 100.0);
-            set(&spare_thr, lab.clone(), f64::from(sm.available_spare_threshold_pct) / 100.0);
+            set(
+                &spare,
+                lab.clone(),
+                f64::from(sm.available_spare_pct) / 100.0,
+            );
+            set(
+                &spare_thr,
+                lab.clone(),
+                f64::from(sm.available_spare_threshold_pct) / 100.0,
+            );
             set(&used, lab.clone(), f64::from(sm.percentage_used) / 100.0);
             for (fam, v) in [
                 (&rd, sm.data_read_bytes),
@@ -191,18 +288,34 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
         let up = r.gauge("nic_up", "1 if the interface's operstate is up");
         let mtu = r.gauge("nic_mtu_bytes", "Interface MTU");
         let speed = r.gauge("nic_speed_bytes", "Link speed in bytes per second");
-        let conf = r.gauge("nic_ipv4_setting", "IPv4 ARP and reverse-path sysctls per interface (and the all/default scopes)");
-        let sbr = r.gauge("nic_sbr_rules", "Source-based routing rules whose table routes via the interface");
+        let conf = r.gauge(
+            "nic_ipv4_setting",
+            "IPv4 ARP and reverse-path sysctls per interface (and the all/default scopes)",
+        );
+        let sbr = r.gauge(
+            "nic_sbr_rules",
+            "Source-based routing rules whose table routes via the interface",
+        );
         for n in &net.nics {
             let lab = l([("device", n.name.clone())]);
-            set(&info, l([
-                ("device", n.name.clone()),
-                ("type", n.kind.as_str().to_string()),
-                ("driver", n.driver.clone().unwrap_or_default()),
-                ("driver_version", n.driver_version.clone().unwrap_or_default()),
-                ("numa_node", n.numa_node.map(|x| x.to_string()).unwrap_or_default()),
-                ("dataplane", n.dataplane.to_string()),
-            ]), 1.0);
+            set(
+                &info,
+                l([
+                    ("device", n.name.clone()),
+                    ("type", n.kind.as_str().to_string()),
+                    ("driver", n.driver.clone().unwrap_or_default()),
+                    (
+                        "driver_version",
+                        n.driver_version.clone().unwrap_or_default(),
+                    ),
+                    (
+                        "numa_node",
+                        n.numa_node.map(|x| x.to_string()).unwrap_or_default(),
+                    ),
+                    ("dataplane", n.dataplane.to_string()),
+                ]),
+                1.0,
+            );
             set(&up, lab.clone(), f64::from(u8::from(n.is_up())));
             if let Some(m) = n.mtu {
                 set(&mtu, lab.clone(), f64::from(m));
@@ -210,29 +323,58 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
             if let Some(sp) = n.speed_mbps {
                 set(&speed, lab.clone(), f64::from(sp) * 125_000.0);
             }
-            set(&sbr, lab, n.sbr.iter().filter(|r| r.table_routes_via_nic).count() as f64);
+            set(
+                &sbr,
+                lab,
+                n.sbr.iter().filter(|r| r.table_routes_via_nic).count() as f64,
+            );
         }
-        let scopes = net.nics.iter().map(|n| (n.name.clone(), n.ipconf)).chain([("all".to_string(), net.all), ("default".to_string(), net.default)]);
+        let scopes = net.nics.iter().map(|n| (n.name.clone(), n.ipconf)).chain([
+            ("all".to_string(), net.all),
+            ("default".to_string(), net.default),
+        ]);
         for (dev, c) in scopes {
-            for (k, v) in [("arp_filter", c.arp_filter), ("arp_announce", c.arp_announce), ("arp_ignore", c.arp_ignore), ("rp_filter", c.rp_filter)] {
+            for (k, v) in [
+                ("arp_filter", c.arp_filter),
+                ("arp_announce", c.arp_announce),
+                ("arp_ignore", c.arp_ignore),
+                ("rp_filter", c.rp_filter),
+            ] {
                 if let Some(v) = v {
-                    set(&conf, l([("device", dev.clone()), ("setting", k.to_string())]), f64::from(v));
+                    set(
+                        &conf,
+                        l([("device", dev.clone()), ("setting", k.to_string())]),
+                        f64::from(v),
+                    );
                 }
             }
         }
     }
 
     if let Some(checks) = &s.checks {
-        let st = r.gauge("check_status", "Preflight check status as a state set: 1 for the current status, 0 for the others");
+        let st = r.gauge(
+            "check_status",
+            "Preflight check status as a state set: 1 for the current status, 0 for the others",
+        );
         for c in checks {
             for status in CheckStatus::ALL {
-                set(&st, l([("check", c.id.clone()), ("status", status.as_str().to_string())]), f64::from(u8::from(c.status == status)));
+                set(
+                    &st,
+                    l([
+                        ("check", c.id.clone()),
+                        ("status", status.as_str().to_string()),
+                    ]),
+                    f64::from(u8::from(c.status == status)),
+                );
             }
         }
     }
     if let Some(h) = &s.host {
         if let Some(sync) = h.clock_synced {
-            let g = r.gauge("clock_synchronized", "1 if adjtimex reports the clock synchronised");
+            let g = r.gauge(
+                "clock_synchronized",
+                "1 if adjtimex reports the clock synchronised",
+            );
             set(&g, vec![], f64::from(u8::from(sync)));
         }
         if let Some(e) = h.clock_max_error_us {
@@ -245,9 +387,16 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
         // One series per probe, labelled with its current state (not a full state set: at
         // 200 peers × 18 ports that would be 14,400 series per node).
         let st = r.gauge("probe_state", "Port probe to a peer (always 1), labelled with its state: open, closed, filtered or unreachable");
-        let rtt = r.gauge("probe_rtt_seconds", "Round-trip time of the probe when the peer answered");
+        let rtt = r.gauge(
+            "probe_rtt_seconds",
+            "Round-trip time of the probe when the peer answered",
+        );
         for x in &p.results {
-            let lab = l([("peer", x.peer.clone()), ("port", x.port.to_string()), ("proto", x.proto.as_str().to_string())]);
+            let lab = l([
+                ("peer", x.peer.clone()),
+                ("port", x.port.to_string()),
+                ("proto", x.proto.as_str().to_string()),
+            ]);
             let mut with_state = lab.clone();
             with_state.push(("state", x.state.as_str().to_string()));
             set(&st, with_state, 1.0);
@@ -255,7 +404,10 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
                 set(&rtt, lab, us as f64 / 1e6);
             }
         }
-        let round = r.gauge("probe_round_seconds", "Duration of the last probe round over all peers");
+        let round = r.gauge(
+            "probe_round_seconds",
+            "Duration of the last probe round over all peers",
+        );
         set(&round, vec![], p.round_ms as f64 / 1000.0);
     }
     r.0
@@ -266,7 +418,11 @@ pub fn render(s: &NodeSnapshot, now_ms: i64, openmetrics: bool) -> String {
     let mut out = String::with_capacity(64 * 1024);
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &registry(s, now_ms));
-    if openmetrics { out } else { to_text_format(&out) }
+    if openmetrics {
+        out
+    } else {
+        to_text_format(&out)
+    }
 }
 
 /// Rewrites OpenMetrics text as Prometheus text 0.0.4: counter families are named with
@@ -286,7 +442,9 @@ pub fn to_text_format(om: &str) -> String {
         let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|p| {
             let rest = line.strip_prefix(p)?;
             let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
-            counters.contains(name).then(|| format!("{p}{name}_total {tail}"))
+            counters
+                .contains(name)
+                .then(|| format!("{p}{name}_total {tail}"))
         });
         match rewritten {
             Some(l) => out.push_str(l.trim_end()),
@@ -309,7 +467,10 @@ pub fn wants_openmetrics(accept: &str) -> bool {
             if m != media {
                 return None;
             }
-            let q = it.find_map(|p| p.strip_prefix("q=")).and_then(|v| v.parse().ok()).unwrap_or(1.0);
+            let q = it
+                .find_map(|p| p.strip_prefix("q="))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1.0);
             Some(q)
         })
     };
@@ -320,23 +481,37 @@ pub fn wants_openmetrics(accept: &str) -> bool {
     }
 }
 
-pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AgentState>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AgentState>,
+) -> std::io::Result<()> {
     use axum::http::{HeaderMap, header};
     use axum::response::IntoResponse;
     use axum::routing::get;
     let metrics = move |headers: HeaderMap| {
         let state = state.clone();
         async move {
-            let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let accept = headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             let om = wants_openmetrics(accept);
             let now = now_ms();
             let body = state.with_snapshot(|s, _| render(s, now, om));
-            ([(header::CONTENT_TYPE, if om { OPENMETRICS_TYPE } else { TEXT_TYPE })], body).into_response()
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    if om { OPENMETRICS_TYPE } else { TEXT_TYPE },
+                )],
+                body,
+            )
+                .into_response()
         }
     };
-    let app = axum::Router::new()
-        .route("/metrics", get(metrics))
-        .route("/", get(|| async { "axon exporter: metrics at /metrics\n" }));
+    let app = axum::Router::new().route("/metrics", get(metrics)).route(
+        "/",
+        get(|| async { "axon exporter: metrics at /metrics\n" }),
+    );
     axum::serve(listener, app).await
 }
 
@@ -348,28 +523,44 @@ mod tests {
     fn counters_get_their_total_names_in_text_format() {
         let om = "# HELP axon_nvme_media_errors Unrecovered.\n# TYPE axon_nvme_media_errors counter\naxon_nvme_media_errors_total{controller=\"nvme0\"} 3\n# HELP axon_x Y.\n# TYPE axon_x gauge\naxon_x 1\n# EOF\n";
         let t = to_text_format(om);
-        assert!(t.contains("# TYPE axon_nvme_media_errors_total counter\n"), "{t}");
-        assert!(t.contains("# HELP axon_nvme_media_errors_total Unrecovered.\n"), "{t}");
+        assert!(
+            t.contains("# TYPE axon_nvme_media_errors_total counter\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("# HELP axon_nvme_media_errors_total Unrecovered.\n"),
+            "{t}"
+        );
         assert!(t.contains("# TYPE axon_x gauge\n"));
         assert!(!t.contains("# EOF"));
     }
 
     #[test]
     fn accept_negotiation_follows_prometheus_preferences() {
-        assert!(wants_openmetrics("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"));
+        assert!(wants_openmetrics(
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        ));
         assert!(!wants_openmetrics("*/*"));
         assert!(!wants_openmetrics(""));
-        assert!(!wants_openmetrics("text/plain;version=0.0.4;q=1,application/openmetrics-text;q=0.5"));
+        assert!(!wants_openmetrics(
+            "text/plain;version=0.0.4;q=1,application/openmetrics-text;q=0.5"
+        ));
     }
 
     #[test]
     fn an_empty_snapshot_still_renders_collector_health() {
         let s = NodeSnapshot {
-            collectors: crate::agent::scheduler::Schedule::with_base(std::time::Duration::from_secs(1)).initial_status(),
+            collectors: crate::agent::scheduler::Schedule::with_base(
+                std::time::Duration::from_secs(1),
+            )
+            .initial_status(),
             ..Default::default()
         };
         let t = render(&s, 1_700_000_000_000, false);
-        assert!(t.contains("axon_collector_success{collector=\"topology\"} 0"), "{t}");
+        assert!(
+            t.contains("axon_collector_success{collector=\"topology\"} 0"),
+            "{t}"
+        );
         assert!(t.contains("axon_build_info{version="));
     }
 }

@@ -43,12 +43,19 @@ pub enum AgentError {
     #[error("tokens: {0}")]
     Auth(#[from] auth::AuthSetupError),
     #[error("cannot listen on {what} {addr}: {source} — {hint}")]
-    Bind { what: &'static str, addr: String, source: std::io::Error, hint: &'static str },
+    Bind {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+        hint: &'static str,
+    },
 }
 
 fn bind_hint(e: &std::io::Error) -> &'static str {
     match e.kind() {
-        std::io::ErrorKind::AddrInUse => "another agent (or program) already listens there; stop it or pass another address",
+        std::io::ErrorKind::AddrInUse => {
+            "another agent (or program) already listens there; stop it or pass another address"
+        }
         std::io::ErrorKind::PermissionDenied => "run as root or choose a port above 1024",
         std::io::ErrorKind::AddrNotAvailable => "that address is not configured on this host",
         _ => "check the address",
@@ -89,13 +96,18 @@ fn hostname(root: &HostRoot) -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-async fn bind_tcp(what: &'static str, addr: SocketAddr) -> Result<tokio::net::TcpListener, AgentError> {
-    tokio::net::TcpListener::bind(addr).await.map_err(|source| AgentError::Bind {
-        what,
-        addr: addr.to_string(),
-        hint: bind_hint(&source),
-        source,
-    })
+async fn bind_tcp(
+    what: &'static str,
+    addr: SocketAddr,
+) -> Result<tokio::net::TcpListener, AgentError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| AgentError::Bind {
+            what,
+            addr: addr.to_string(),
+            hint: bind_hint(&source),
+            source,
+        })
 }
 
 /// Binds the unix control socket with mode 0600. A stale socket file left by a crashed
@@ -153,12 +165,15 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
 
     let echo_addr = match cfg.echo_listen {
         Some(addr) => {
-            let sock = tokio::net::UdpSocket::bind(addr).await.map_err(|source| AgentError::Bind {
-                what: "UDP echo",
-                addr: addr.to_string(),
-                hint: bind_hint(&source),
-                source,
-            })?;
+            let sock =
+                tokio::net::UdpSocket::bind(addr)
+                    .await
+                    .map_err(|source| AgentError::Bind {
+                        what: "UDP echo",
+                        addr: addr.to_string(),
+                        hint: bind_hint(&source),
+                        source,
+                    })?;
             let local = sock.local_addr().ok();
             tasks.push(tokio::spawn(async move {
                 let _ = probes::serve_echo(sock).await;
@@ -170,9 +185,15 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
 
     let mut grpc_addr = None;
     let mut unix_socket = None;
-    let admin_token_file = cfg.token_file.clone().unwrap_or_else(|| cfg.state_dir.join("admin.token"));
+    let admin_token_file = cfg
+        .token_file
+        .clone()
+        .unwrap_or_else(|| cfg.state_dir.join("admin.token"));
     if cfg.listen.is_some() || cfg.unix_socket.is_some() {
-        let tokens = Arc::new(auth::Tokens::load(&cfg.state_dir, cfg.token_file.as_deref())?);
+        let tokens = Arc::new(auth::Tokens::load(
+            &cfg.state_dir,
+            cfg.token_file.as_deref(),
+        )?);
         let node = service::NodeSvc {
             state: state.clone(),
             tokens: tokens.clone(),
@@ -187,8 +208,12 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
             tonic::transport::Server::builder()
                 .tcp_nodelay(true)
                 .http2_keepalive_interval(Some(Duration::from_secs(20)))
-                .add_service(pb::node_service_server::NodeServiceServer::new(node.clone()))
-                .add_service(pb::control_service_server::ControlServiceServer::new(control.clone()))
+                .add_service(pb::node_service_server::NodeServiceServer::new(
+                    node.clone(),
+                ))
+                .add_service(pb::control_service_server::ControlServiceServer::new(
+                    control.clone(),
+                ))
         };
         if let Some(addr) = cfg.listen {
             let l = bind_tcp("gRPC", addr).await?;
@@ -221,8 +246,15 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
             collect.probe.source.get_or_insert(a.ip());
         }
     }
-    collect.own_addresses.push(state.with_snapshot(|s, _| s.node.hostname.clone()));
-    tasks.extend(scheduler::spawn(root, Arc::new(collect), schedule, state.clone()));
+    collect
+        .own_addresses
+        .push(state.with_snapshot(|s, _| s.node.hostname.clone()));
+    tasks.extend(scheduler::spawn(
+        root,
+        Arc::new(collect),
+        schedule,
+        state.clone(),
+    ));
 
     Ok(Agent {
         state,

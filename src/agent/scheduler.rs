@@ -102,7 +102,9 @@ pub fn collect_section(
         Section::Topology => SectionValue::Topology(c::topology::collect(root, &mut p)?),
         Section::Pinning => {
             let online = state
-                .and_then(|s| s.with_snapshot(|snap, _| snap.topology.as_ref().map(|t| t.online_cpus())))
+                .and_then(|s| {
+                    s.with_snapshot(|snap, _| snap.topology.as_ref().map(|t| t.online_cpus()))
+                })
                 .filter(|s| !s.is_empty())
                 .map(Ok)
                 .unwrap_or_else(|| online_cpus(root))?;
@@ -119,11 +121,21 @@ pub fn collect_section(
                     .unwrap_or_else(|| format!("{} not collected yet", s.as_str()))
             };
             let inputs = CheckInputs {
-                topology: snap.topology.as_ref().ok_or_else(|| missing(Section::Topology)),
-                network: snap.network.as_ref().ok_or_else(|| missing(Section::Network)),
+                topology: snap
+                    .topology
+                    .as_ref()
+                    .ok_or_else(|| missing(Section::Topology)),
+                network: snap
+                    .network
+                    .as_ref()
+                    .ok_or_else(|| missing(Section::Network)),
                 nvme: snap.nvme.as_deref().ok_or_else(|| missing(Section::Nvme)),
                 pinning: snap.pinning.as_ref(),
-                probes: if cfg.peers.is_empty() { None } else { snap.probes.as_ref() },
+                probes: if cfg.peers.is_empty() {
+                    None
+                } else {
+                    snap.probes.as_ref()
+                },
                 plan: cfg.plan,
             };
             let (facts, results) = c::checks::collect(root, &inputs, &mut p);
@@ -136,7 +148,32 @@ pub fn collect_section(
 
 pub fn online_cpus(root: &HostRoot) -> Result<CpuSet, CollectError> {
     let path = "/sys/devices/system/cpu/online";
-    CpuSet::parse_list(&root.read(path)?).map_err(|e| CollectError::malformed(root.display_path(path), e.to_string()))
+    CpuSet::parse_list(&root.read(path)?)
+        .map_err(|e| CollectError::malformed(root.display_path(path), e.to_string()))
+}
+
+async fn wait_for_first_runs(state: &AgentState, limit: Duration) {
+    let mut changes = state.subscribe();
+    let done = |st: &AgentState| {
+        st.with_snapshot(|s, _| {
+            [
+                Section::Topology,
+                Section::Network,
+                Section::Nvme,
+                Section::Pinning,
+            ]
+            .iter()
+            .all(|sec| s.collector(*sec).is_some_and(|c| c.last_run_ms > 0))
+        })
+    };
+    let _ = tokio::time::timeout(limit, async {
+        while !done(state) {
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
 }
 
 /// Starts one task per section. Returns the task handles (aborted on shutdown).
@@ -148,10 +185,21 @@ pub fn spawn(
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     // Order matters on the first round: checks read the other sections.
-    for section in [Section::Topology, Section::Network, Section::Nvme, Section::Pinning, Section::Checks] {
+    for section in [
+        Section::Topology,
+        Section::Network,
+        Section::Nvme,
+        Section::Pinning,
+        Section::Checks,
+    ] {
         let timing = schedule.timing(section);
         let (root, cfg, state) = (root.clone(), cfg.clone(), state.clone());
         tasks.push(tokio::spawn(async move {
+            if section == Section::Checks {
+                // The checks judge the other sections: let them run once first, so the
+                // first results are not "not collected yet".
+                wait_for_first_runs(&state, timing.deadline * 2).await;
+            }
             let in_flight = Arc::new(AtomicBool::new(false));
             let mut ticker = tokio::time::interval(timing.interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -191,18 +239,38 @@ pub fn spawn(
         loop {
             ticker.tick().await;
             if cfg.peers.is_empty() {
-                state.fail(Section::Probes, "no peers configured (pass --peers)".into(), 0);
+                state.fail(
+                    Section::Probes,
+                    "no peers configured (pass --peers)".into(),
+                    0,
+                );
                 continue;
             }
             let start = Instant::now();
-            let peers: Vec<String> = cfg.peers.iter().filter(|p| !cfg.own_addresses.contains(p)).cloned().collect();
+            let peers: Vec<String> = cfg
+                .peers
+                .iter()
+                .filter(|p| !cfg.own_addresses.contains(p))
+                .cloned()
+                .collect();
             let round = async {
                 let resolved = probes::resolve(&peers).await;
                 probes::run(&resolved, &cfg.probe_ports, &cfg.probe).await
             };
             match tokio::time::timeout(timing.deadline, round).await {
-                Ok(report) => state.update(SectionValue::Probes(report), None, start.elapsed().as_micros() as u64),
-                Err(_) => state.fail(Section::Probes, format!("probe round exceeded its {} ms deadline", timing.deadline.as_millis()), start.elapsed().as_micros() as u64),
+                Ok(report) => state.update(
+                    SectionValue::Probes(report),
+                    None,
+                    start.elapsed().as_micros() as u64,
+                ),
+                Err(_) => state.fail(
+                    Section::Probes,
+                    format!(
+                        "probe round exceeded its {} ms deadline",
+                        timing.deadline.as_millis()
+                    ),
+                    start.elapsed().as_micros() as u64,
+                ),
             }
         }
     }));

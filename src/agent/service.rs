@@ -40,12 +40,19 @@ fn parse_sections(names: &[String]) -> Result<Vec<Section>, Status> {
 }
 
 /// Encodes the sections of `want` whose version differs from what this stream last sent.
-fn encode_changes(state: &AgentState, want: &[Section], sent: &mut HashMap<Section, u64>, full: bool) -> pb::NodeSnapshot {
+fn encode_changes(
+    state: &AgentState,
+    want: &[Section],
+    sent: &mut HashMap<Section, u64>,
+    full: bool,
+) -> pb::NodeSnapshot {
     state.with_snapshot(|snap, versions| {
         let changed: Vec<Section> = want
             .iter()
             .copied()
-            .filter(|s| full || versions.get(s).copied().unwrap_or(0) != sent.get(s).copied().unwrap_or(0))
+            .filter(|s| {
+                full || versions.get(s).copied().unwrap_or(0) != sent.get(s).copied().unwrap_or(0)
+            })
             .collect();
         for s in &changed {
             sent.insert(*s, versions.get(s).copied().unwrap_or(0));
@@ -60,16 +67,27 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::NodeSnapshot, Status>> +
 
 #[tonic::async_trait]
 impl pb::node_service_server::NodeService for NodeSvc {
-    async fn get_snapshot(&self, req: Request<pb::GetSnapshotRequest>) -> Result<Response<pb::NodeSnapshot>, Status> {
+    async fn get_snapshot(
+        &self,
+        req: Request<pb::GetSnapshotRequest>,
+    ) -> Result<Response<pb::NodeSnapshot>, Status> {
         auth::require(&self.tokens, &req, Role::Reader)?;
         let want = parse_sections(&req.get_ref().sections)?;
         let mut sent = HashMap::new();
-        Ok(Response::new(encode_changes(&self.state, &want, &mut sent, true)))
+        Ok(Response::new(encode_changes(
+            &self.state,
+            &want,
+            &mut sent,
+            true,
+        )))
     }
 
     type WatchStream = WatchStream;
 
-    async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+    async fn watch(
+        &self,
+        req: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
         auth::require(&self.tokens, &req, Role::Reader)?;
         let want = parse_sections(&req.get_ref().sections)?;
         let min_interval = match req.get_ref().min_interval_ms {
@@ -101,7 +119,9 @@ impl pb::node_service_server::NodeService for NodeSvc {
                 }
             }
         });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 }
 
@@ -117,7 +137,10 @@ pub const MAX_PROBES_PER_REQUEST: usize = 200_000;
 
 #[tonic::async_trait]
 impl pb::control_service_server::ControlService for ControlSvc {
-    async fn probe_ports(&self, req: Request<pb::ProbePortsRequest>) -> Result<Response<pb::ProbePortsResponse>, Status> {
+    async fn probe_ports(
+        &self,
+        req: Request<pb::ProbePortsRequest>,
+    ) -> Result<Response<pb::ProbePortsResponse>, Status> {
         auth::require(&self.tokens, &req, Role::Admin)?;
         let r = req.into_inner();
         let peers = if r.peers.trim().is_empty() {
@@ -126,21 +149,33 @@ impl pb::control_service_server::ControlService for ControlSvc {
             hostlist::expand(&r.peers).map_err(|e| Status::invalid_argument(e.to_string()))?
         };
         if peers.is_empty() {
-            return Err(Status::failed_precondition("no peers: pass a host list, or start the agent with --peers"));
+            return Err(Status::failed_precondition(
+                "no peers: pass a host list, or start the agent with --peers",
+            ));
         }
         let mut specs: Vec<PortSpec> = Vec::new();
         for g in &r.groups {
             let group = ports::group(g).ok_or_else(|| {
                 Status::invalid_argument(format!(
                     "unknown port group `{g}`; known: {}",
-                    ports::PORT_GROUPS.iter().map(|g| g.id).collect::<Vec<_>>().join(", ")
+                    ports::PORT_GROUPS
+                        .iter()
+                        .map(|g| g.id)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
             })?;
             specs.extend(ports::full_ports(&[group]));
         }
         for p in &r.ports {
-            let port = u16::try_from(p.port).ok().filter(|p| *p > 0).ok_or_else(|| Status::invalid_argument(format!("port {} out of range 1-65535", p.port)))?;
-            let proto = wire::proto_from_pb(p.proto, "PortSpec").map_err(|e| Status::invalid_argument(e.to_string()))?;
+            let port = u16::try_from(p.port)
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| {
+                    Status::invalid_argument(format!("port {} out of range 1-65535", p.port))
+                })?;
+            let proto = wire::proto_from_pb(p.proto, "PortSpec")
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
             specs.push(PortSpec { port, proto });
         }
         if specs.is_empty() {
@@ -164,6 +199,8 @@ impl pb::control_service_server::ControlService for ControlSvc {
         }
         let resolved = probes::resolve(&peers).await;
         let report = probes::run(&resolved, &specs, &opts).await;
-        Ok(Response::new(pb::ProbePortsResponse { report: Some((&report).into()) }))
+        Ok(Response::new(pb::ProbePortsResponse {
+            report: Some((&report).into()),
+        }))
     }
 }

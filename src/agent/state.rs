@@ -113,7 +113,12 @@ impl AgentState {
     pub fn fail(&self, section: Section, error: String, duration_us: u64) {
         {
             let mut g = self.inner.write().unwrap_or_else(|e| e.into_inner());
-            if let Some(c) = g.snapshot.collectors.iter_mut().find(|c| c.section == section) {
+            if let Some(c) = g
+                .snapshot
+                .collectors
+                .iter_mut()
+                .find(|c| c.section == section)
+            {
                 c.ok = false;
                 c.error = Some(error);
                 c.last_run_ms = now_ms();
@@ -125,7 +130,10 @@ impl AgentState {
 
     /// Runs `f` on the current snapshot and section versions under the read lock. The
     /// snapshot's `taken_ms` is stale there; callers stamp what they hand out.
-    pub fn with_snapshot<R>(&self, f: impl FnOnce(&NodeSnapshot, &HashMap<Section, u64>) -> R) -> R {
+    pub fn with_snapshot<R>(
+        &self,
+        f: impl FnOnce(&NodeSnapshot, &HashMap<Section, u64>) -> R,
+    ) -> R {
         let g = self.inner.read().unwrap_or_else(|e| e.into_inner());
         f(&g.snapshot, &g.versions)
     }

@@ -12,7 +12,7 @@ use crate::model::pinning::{CpuRole, Pinning};
 use crate::model::probes::ProbeReport;
 use crate::model::snapshot::HostFacts;
 use crate::model::topology::Topology;
-use humansize::{DECIMAL, BINARY, format_size};
+use humansize::{BINARY, DECIMAL, format_size};
 use std::collections::BTreeSet;
 
 /// Parameters of the planned deployment that some checks need.
@@ -53,18 +53,34 @@ pub struct CheckInputs<'a> {
     pub plan: PlanParams,
 }
 
-fn result(id: &str, status: CheckStatus, observed: impl Into<String>, expected: &str, remedy: impl Into<String>) -> CheckResult {
+fn result(
+    id: &str,
+    status: CheckStatus,
+    observed: impl Into<String>,
+    expected: &str,
+    remedy: impl Into<String>,
+) -> CheckResult {
     CheckResult {
         id: id.to_string(),
         status,
         observed: observed.into(),
         expected: expected.to_string(),
-        remedy: if status == CheckStatus::Pass { String::new() } else { remedy.into() },
+        remedy: if status == CheckStatus::Pass {
+            String::new()
+        } else {
+            remedy.into()
+        },
     }
 }
 
 fn unknown(id: &str, why: impl Into<String>, expected: &str) -> CheckResult {
-    result(id, CheckStatus::Unknown, why, expected, "make the fact readable (see observed: usually run as root, or fix --host-root), then re-run")
+    result(
+        id,
+        CheckStatus::Unknown,
+        why,
+        expected,
+        "make the fact readable (see observed: usually run as root, or fix --host-root), then re-run",
+    )
 }
 
 fn unknown_with(id: &str, why: impl Into<String>, expected: &str, remedy: &str) -> CheckResult {
@@ -73,15 +89,23 @@ fn unknown_with(id: &str, why: impl Into<String>, expected: &str, remedy: &str) 
 
 /// Runs every single-host check and gathers the host facts the console compares across
 /// nodes.
-pub fn collect(root: &HostRoot, inp: &CheckInputs, problems: &mut Problems) -> (HostFacts, Vec<CheckResult>) {
+pub fn collect(
+    root: &HostRoot,
+    inp: &CheckInputs,
+    problems: &mut Problems,
+) -> (HostFacts, Vec<CheckResult>) {
     let rel = root.value("/proc/sys/kernel/osrelease");
     let mut facts = HostFacts {
         kernel_release: rel.as_ref().ok().cloned(),
-        os_name: root.read_opt("/etc/os-release").ok().flatten().and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
-                .map(|v| v.trim_matches('"').to_string())
-        }),
+        os_name: root
+            .read_opt("/etc/os-release")
+            .ok()
+            .flatten()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                    .map(|v| v.trim_matches('"').to_string())
+            }),
         ..Default::default()
     };
     match root.read("/proc/cmdline") {
@@ -94,13 +118,19 @@ pub fn collect(root: &HostRoot, inp: &CheckInputs, problems: &mut Problems) -> (
         }
         Err(e) => problems.push(e),
     }
-    facts.iommu_units = root.list_opt("/sys/class/iommu").ok().map(|v| v.len() as u32);
+    facts.iommu_units = root
+        .list_opt("/sys/class/iommu")
+        .ok()
+        .map(|v| v.len() as u32);
     let clock = root.sys().clock();
     if let Ok(c) = &clock {
         facts.clock_synced = Some(c.synchronised());
         facts.clock_max_error_us = Some(c.maxerror_us);
     }
-    let mounts = root.read("/proc/mounts").map_err(|e| e.to_string()).map(|t| parse_mounts(&t));
+    let mounts = root
+        .read("/proc/mounts")
+        .map_err(|e| e.to_string())
+        .map(|t| parse_mounts(&t));
 
     let results = vec![
         swap_off(root),
@@ -142,17 +172,36 @@ fn swap_off(root: &HostRoot) -> CheckResult {
     match lines.next() {
         Some(h) if h.starts_with("Filename") => {}
         _ => {
-            return unknown(ID, format!("{} malformed: no `Filename` header", root.display_path("/proc/swaps").display()), EXP);
+            return unknown(
+                ID,
+                format!(
+                    "{} malformed: no `Filename` header",
+                    root.display_path("/proc/swaps").display()
+                ),
+                EXP,
+            );
         }
     }
     let mut active = Vec::new();
     for l in lines.filter(|l| !l.trim().is_empty()) {
         let f: Vec<&str> = l.split_whitespace().collect();
         if f.len() < 4 {
-            return unknown(ID, format!("{} malformed: `{l}`", root.display_path("/proc/swaps").display()), EXP);
+            return unknown(
+                ID,
+                format!(
+                    "{} malformed: `{l}`",
+                    root.display_path("/proc/swaps").display()
+                ),
+                EXP,
+            );
         }
         let kib = |s: &str| s.parse::<u64>().unwrap_or(0) * 1024;
-        active.push(format!("{} ({}, {} used)", f[0], format_size(kib(f[2]), BINARY), format_size(kib(f[3]), BINARY)));
+        active.push(format!(
+            "{} ({}, {} used)",
+            f[0],
+            format_size(kib(f[2]), BINARY),
+            format_size(kib(f[3]), BINARY)
+        ));
     }
     if active.is_empty() {
         result(ID, CheckStatus::Pass, "no active swap", EXP, "")
@@ -160,7 +209,11 @@ fn swap_off(root: &HostRoot) -> CheckResult {
         result(
             ID,
             CheckStatus::Fail,
-            format!("{} active: {}", plural(active.len(), "swap area"), active.join(", ")),
+            format!(
+                "{} active: {}",
+                plural(active.len(), "swap area"),
+                active.join(", ")
+            ),
             EXP,
             "swapoff -a; remove or comment out the swap entries in /etc/fstab (and `systemctl mask swap.target` where systemd activates swap)",
         )
@@ -171,7 +224,13 @@ fn swap_off(root: &HostRoot) -> CheckResult {
 /// they apply (later wins): sysctl.d directories by file name, then /etc/sysctl.conf.
 fn persisted_sysctl(root: &HostRoot, key: &str) -> Vec<(String, String)> {
     let slash_key = key.replace('.', "/");
-    let dirs = ["/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d"];
+    let dirs = [
+        "/etc/sysctl.d",
+        "/run/sysctl.d",
+        "/usr/local/lib/sysctl.d",
+        "/usr/lib/sysctl.d",
+        "/lib/sysctl.d",
+    ];
     let mut by_name: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
     for d in dirs {
         for f in root.list_opt(d).unwrap_or_default() {
@@ -184,13 +243,17 @@ fn persisted_sysctl(root: &HostRoot, key: &str) -> Vec<(String, String)> {
     files.push("/etc/sysctl.conf".into());
     let mut out = Vec::new();
     for f in files {
-        let Ok(Some(text)) = root.read_opt(&f) else { continue };
+        let Ok(Some(text)) = root.read_opt(&f) else {
+            continue;
+        };
         for line in text.lines() {
             let line = line.trim();
             if line.starts_with('#') || line.starts_with(';') {
                 continue;
             }
-            let Some((k, v)) = line.split_once('=') else { continue };
+            let Some((k, v)) = line.split_once('=') else {
+                continue;
+            };
             let k = k.trim().trim_start_matches('-');
             if k == key || k == slash_key {
                 out.push((f.clone(), v.trim().to_string()));
@@ -207,13 +270,31 @@ fn numa_balancing(root: &HostRoot) -> CheckResult {
     let runtime = match root.read_opt("/proc/sys/kernel/numa_balancing") {
         Ok(Some(v)) => match v.trim().parse::<i64>() {
             Ok(n) => Some(n),
-            Err(_) => return unknown(ID, format!("{} malformed: `{}`", root.display_path("/proc/sys/kernel/numa_balancing").display(), v.trim()), EXP),
+            Err(_) => {
+                return unknown(
+                    ID,
+                    format!(
+                        "{} malformed: `{}`",
+                        root.display_path("/proc/sys/kernel/numa_balancing")
+                            .display(),
+                        v.trim()
+                    ),
+                    EXP,
+                );
+            }
         },
         Ok(None) => {
             if root.exists("/proc/sys/kernel") {
                 None
             } else {
-                return unknown(ID, format!("{} unreadable (not found)", root.display_path("/proc/sys/kernel").display()), EXP);
+                return unknown(
+                    ID,
+                    format!(
+                        "{} unreadable (not found)",
+                        root.display_path("/proc/sys/kernel").display()
+                    ),
+                    EXP,
+                );
             }
         }
         Err(e) => return unknown(ID, e.to_string(), EXP),
@@ -221,15 +302,48 @@ fn numa_balancing(root: &HostRoot) -> CheckResult {
     let persisted = persisted_sysctl(root, "kernel.numa_balancing");
     let last = persisted.last();
     match runtime {
-        None => result(ID, CheckStatus::Pass, "not built into this kernel (no /proc/sys/kernel/numa_balancing)", EXP, ""),
-        Some(n) if n != 0 => result(ID, CheckStatus::Fail, format!("kernel.numa_balancing = {n}{}", match last {
-            Some((f, v)) => format!(" ({f} sets {v})"),
-            None => " (not set in any sysctl file)".into(),
-        }), EXP, FIX),
+        None => result(
+            ID,
+            CheckStatus::Pass,
+            "not built into this kernel (no /proc/sys/kernel/numa_balancing)",
+            EXP,
+            "",
+        ),
+        Some(n) if n != 0 => result(
+            ID,
+            CheckStatus::Fail,
+            format!(
+                "kernel.numa_balancing = {n}{}",
+                match last {
+                    Some((f, v)) => format!(" ({f} sets {v})"),
+                    None => " (not set in any sysctl file)".into(),
+                }
+            ),
+            EXP,
+            FIX,
+        ),
         Some(_) => match last {
-            Some((f, v)) if v == "0" => result(ID, CheckStatus::Pass, format!("0, persisted in {f}"), EXP, ""),
-            Some((f, v)) => result(ID, CheckStatus::Warn, format!("0 now, but {f} sets {v}: reverts at boot"), EXP, FIX),
-            None => result(ID, CheckStatus::Warn, "0 now, but not persisted in any sysctl file: reverts at boot", EXP, "echo 'kernel.numa_balancing = 0' > /etc/sysctl.d/99-axon.conf"),
+            Some((f, v)) if v == "0" => result(
+                ID,
+                CheckStatus::Pass,
+                format!("0, persisted in {f}"),
+                EXP,
+                "",
+            ),
+            Some((f, v)) => result(
+                ID,
+                CheckStatus::Warn,
+                format!("0 now, but {f} sets {v}: reverts at boot"),
+                EXP,
+                FIX,
+            ),
+            None => result(
+                ID,
+                CheckStatus::Warn,
+                "0 now, but not persisted in any sysctl file: reverts at boot",
+                EXP,
+                "echo 'kernel.numa_balancing = 0' > /etc/sysctl.d/99-axon.conf",
+            ),
         },
     }
 }
@@ -272,13 +386,21 @@ fn tmp_noexec(mounts: &Result<Vec<Mount>, String>) -> CheckResult {
             EXP,
             "add `tmpfs /tmp tmpfs defaults,noexec,nosuid,nodev 0 0` to /etc/fstab and `mount /tmp` (or enable tmp.mount with Options=…,noexec)",
         ),
-        Some(m) if m.options.iter().any(|o| o == "noexec") => {
-            result(ID, CheckStatus::Pass, format!("{} on /tmp ({})", m.fstype, m.options.join(",")), EXP, "")
-        }
+        Some(m) if m.options.iter().any(|o| o == "noexec") => result(
+            ID,
+            CheckStatus::Pass,
+            format!("{} on /tmp ({})", m.fstype, m.options.join(",")),
+            EXP,
+            "",
+        ),
         Some(m) => result(
             ID,
             CheckStatus::Fail,
-            format!("{} on /tmp without noexec ({})", m.fstype, m.options.join(",")),
+            format!(
+                "{} on /tmp without noexec ({})",
+                m.fstype,
+                m.options.join(",")
+            ),
             EXP,
             "mount -o remount,noexec /tmp, and add noexec to the /tmp options in /etc/fstab",
         ),
@@ -296,10 +418,34 @@ fn smt_off(inp: &CheckInputs) -> CheckResult {
     let with_siblings = t.cpus.iter().filter(|c| c.siblings.len() > 1).count();
     let control = t.smt.control.as_deref().unwrap_or("?");
     match t.smt.active {
-        Some(true) => result(ID, CheckStatus::Fail, format!("SMT active (control: {control}); {with_siblings} CPUs have a sibling thread"), EXP, FIX),
-        Some(false) => result(ID, CheckStatus::Pass, format!("SMT inactive (control: {control})"), EXP, ""),
-        None if with_siblings > 0 => result(ID, CheckStatus::Fail, format!("{with_siblings} CPUs have a sibling thread"), EXP, FIX),
-        None => result(ID, CheckStatus::Pass, "no CPU has a sibling thread", EXP, ""),
+        Some(true) => result(
+            ID,
+            CheckStatus::Fail,
+            format!("SMT active (control: {control}); {with_siblings} CPUs have a sibling thread"),
+            EXP,
+            FIX,
+        ),
+        Some(false) => result(
+            ID,
+            CheckStatus::Pass,
+            format!("SMT inactive (control: {control})"),
+            EXP,
+            "",
+        ),
+        None if with_siblings > 0 => result(
+            ID,
+            CheckStatus::Fail,
+            format!("{with_siblings} CPUs have a sibling thread"),
+            EXP,
+            FIX,
+        ),
+        None => result(
+            ID,
+            CheckStatus::Pass,
+            "no CPU has a sibling thread",
+            EXP,
+            "",
+        ),
     }
 }
 
@@ -310,22 +456,43 @@ fn cgroup_v2(root: &HostRoot, mounts: &Result<Vec<Mount>, String>) -> CheckResul
     let controllers = root.exists("/sys/fs/cgroup/cgroup.controllers");
     let mounts = match mounts {
         Ok(m) => m,
-        Err(e) if controllers => return result(ID, CheckStatus::Pass, format!("/sys/fs/cgroup/cgroup.controllers present (mount table unreadable: {e})"), EXP, ""),
+        Err(e) if controllers => {
+            return result(
+                ID,
+                CheckStatus::Pass,
+                format!("/sys/fs/cgroup/cgroup.controllers present (mount table unreadable: {e})"),
+                EXP,
+                "",
+            );
+        }
         Err(e) => return unknown(ID, e.clone(), EXP),
     };
-    let v2_at_root = mounts.iter().any(|m| m.fstype == "cgroup2" && m.target == "/sys/fs/cgroup");
+    let v2_at_root = mounts
+        .iter()
+        .any(|m| m.fstype == "cgroup2" && m.target == "/sys/fs/cgroup");
     let v1: BTreeSet<String> = mounts
         .iter()
         .filter(|m| m.fstype == "cgroup")
         .flat_map(|m| m.target.rsplit('/').next().map(str::to_string))
         .collect();
-    let v2_elsewhere = mounts.iter().find(|m| m.fstype == "cgroup2" && m.target != "/sys/fs/cgroup");
+    let v2_elsewhere = mounts
+        .iter()
+        .find(|m| m.fstype == "cgroup2" && m.target != "/sys/fs/cgroup");
     if controllers && (v2_at_root || v1.is_empty()) {
-        return result(ID, CheckStatus::Pass, "unified: cgroup2 on /sys/fs/cgroup", EXP, "");
+        return result(
+            ID,
+            CheckStatus::Pass,
+            "unified: cgroup2 on /sys/fs/cgroup",
+            EXP,
+            "",
+        );
     }
     let v1_list = v1.iter().cloned().collect::<Vec<_>>().join(", ");
     let observed = match (v1.is_empty(), v2_elsewhere) {
-        (false, Some(m)) => format!("hybrid: cgroup v1 controllers ({v1_list}) with cgroup2 only at {}", m.target),
+        (false, Some(m)) => format!(
+            "hybrid: cgroup v1 controllers ({v1_list}) with cgroup2 only at {}",
+            m.target
+        ),
         (false, None) => format!("legacy cgroup v1 only ({v1_list})"),
         (true, Some(m)) => format!("cgroup2 mounted at {} instead of /sys/fs/cgroup", m.target),
         (true, None) => "no cgroup file system mounted".into(),
@@ -342,18 +509,32 @@ fn kernel_headers(root: &HostRoot, rel: &Result<String, String>) -> CheckResult 
     };
     let build = format!("/lib/modules/{rel}/build");
     match root.resolve(&build) {
-        Some(target) if root.path(&target).is_dir() => {
-            result(ID, CheckStatus::Pass, format!("{build} → {target}"), EXP, "")
-        }
+        Some(target) if root.path(&target).is_dir() => result(
+            ID,
+            CheckStatus::Pass,
+            format!("{build} → {target}"),
+            EXP,
+            "",
+        ),
         _ => {
             let why = if root.exists(&build) {
                 format!("{build} is a dangling link: headers for {rel} are not installed")
             } else if root.exists(&format!("/lib/modules/{rel}")) {
                 format!("no {build}: headers for {rel} are not installed")
             } else {
-                format!("no /lib/modules/{rel}: neither modules nor headers of the running kernel {rel} are installed")
+                format!(
+                    "no /lib/modules/{rel}: neither modules nor headers of the running kernel {rel} are installed"
+                )
             };
-            result(ID, CheckStatus::Fail, why, EXP, format!("apt install linux-headers-{rel}   (RHEL/Rocky: dnf install kernel-devel-{rel})"))
+            result(
+                ID,
+                CheckStatus::Fail,
+                why,
+                EXP,
+                format!(
+                    "apt install linux-headers-{rel}   (RHEL/Rocky: dnf install kernel-devel-{rel})"
+                ),
+            )
         }
     }
 }
@@ -366,19 +547,37 @@ fn hugepages(root: &HostRoot, inp: &CheckInputs) -> CheckResult {
         Err(e) => return unknown(ID, e.clone(), EXP),
     };
     if !root.exists("/sys/kernel/mm/hugepages") {
-        return result(ID, CheckStatus::Fail, "kernel without HugeTLB support (no /sys/kernel/mm/hugepages)", EXP, "use a kernel built with CONFIG_HUGETLBFS");
+        return result(
+            ID,
+            CheckStatus::Fail,
+            "kernel without HugeTLB support (no /sys/kernel/mm/hugepages)",
+            EXP,
+            "use a kernel built with CONFIG_HUGETLBFS",
+        );
     }
     let drives = inp.nvme.as_ref().map(|n| n.len()).unwrap_or(0);
     let (d, c, f) = planned_cores(drives);
     let axon_cores = inp.pinning.map(axon_cpus).map(|s| s.len()).unwrap_or(0);
-    let cores = if axon_cores > 0 { axon_cores } else { d + c + f };
+    let cores = if axon_cores > 0 {
+        axon_cores
+    } else {
+        d + c + f
+    };
     let need = cores as u64 * inp.plan.hugepages_per_core_bytes;
     let m = &t.memory;
     let size = m.hugepage_size_bytes.max(1);
     // Pages already reserved count when they are free, or when Axon (running) holds them.
-    let reserved = if axon_cores > 0 { m.hugepages_total * size } else { m.hugepages_free * size };
+    let reserved = if axon_cores > 0 {
+        m.hugepages_total * size
+    } else {
+        m.hugepages_free * size
+    };
     let can_have = reserved + m.available_bytes;
-    let who = if axon_cores > 0 { format!("{cores} Axon cores running") } else { format!("{cores} planned cores ({d} drive, {c} compute, {f} frontend)") };
+    let who = if axon_cores > 0 {
+        format!("{cores} Axon cores running")
+    } else {
+        format!("{cores} planned cores ({d} drive, {c} compute, {f} frontend)")
+    };
     let observed = format!(
         "need {} for {who}; {} huge pages reserved ({} free) + {} available memory",
         format_size(need, BINARY),
@@ -391,15 +590,25 @@ fn hugepages(root: &HostRoot, inp: &CheckInputs) -> CheckResult {
     } else if can_have >= need {
         result(ID, CheckStatus::Pass, observed, EXP, "")
     } else {
-        result(ID, CheckStatus::Fail, observed, EXP, format!(
-            "free memory or add RAM; reserve early at boot with `vm.nr_hugepages = {}` in /etc/sysctl.d/99-axon.conf",
-            need.div_ceil(size)
-        ))
+        result(
+            ID,
+            CheckStatus::Fail,
+            observed,
+            EXP,
+            format!(
+                "free memory or add RAM; reserve early at boot with `vm.nr_hugepages = {}` in /etc/sysctl.d/99-axon.conf",
+                need.div_ceil(size)
+            ),
+        )
     }
 }
 
 fn axon_cpus(p: &Pinning) -> CpuSet {
-    p.cpus.iter().filter(|c| matches!(c.role(), CpuRole::Axon { .. })).map(|c| c.cpu).collect()
+    p.cpus
+        .iter()
+        .filter(|c| matches!(c.role(), CpuRole::Axon { .. }))
+        .map(|c| c.cpu)
+        .collect()
 }
 
 fn cpu_vendor(inp: &CheckInputs) -> CheckResult {
@@ -410,31 +619,68 @@ fn cpu_vendor(inp: &CheckInputs) -> CheckResult {
         Err(e) => return unknown(ID, e.clone(), EXP),
     };
     let sockets = t.packages.len();
-    let what = format!("{} ({}), {}", t.cpu_model, t.cpu_vendor, plural(sockets, "socket"));
+    let what = format!(
+        "{} ({}), {}",
+        t.cpu_model,
+        t.cpu_vendor,
+        plural(sockets, "socket")
+    );
     match t.cpu_vendor.as_str() {
         "" => unknown(ID, "/proc/cpuinfo has no vendor_id", EXP),
         "AuthenticAMD" if sockets == 1 => result(ID, CheckStatus::Pass, what, EXP, ""),
-        "AuthenticAMD" => result(ID, CheckStatus::Fail, what, EXP, "AMD servers must be single socket: use 1-socket AMD servers, or Intel"),
+        "AuthenticAMD" => result(
+            ID,
+            CheckStatus::Fail,
+            what,
+            EXP,
+            "AMD servers must be single socket: use 1-socket AMD servers, or Intel",
+        ),
         "GenuineIntel" if sockets <= 2 => result(ID, CheckStatus::Pass, what, EXP, ""),
-        "GenuineIntel" => result(ID, CheckStatus::Warn, what, EXP, "only 1- and 2-socket Intel servers are documented"),
-        _ => result(ID, CheckStatus::Fail, what, EXP, "use AMD (single socket) or Intel servers"),
+        "GenuineIntel" => result(
+            ID,
+            CheckStatus::Warn,
+            what,
+            EXP,
+            "only 1- and 2-socket Intel servers are documented",
+        ),
+        _ => result(
+            ID,
+            CheckStatus::Fail,
+            what,
+            EXP,
+            "use AMD (single socket) or Intel servers",
+        ),
     }
 }
 
 // ------------------------------------------------------------------ network
 
-fn dataplane<'a>(inp: &'a CheckInputs, id: &str, exp: &str) -> Result<(&'a Network, Vec<&'a Nic>), CheckResult> {
-    let n = inp.network.as_ref().map_err(|e| unknown(id, e.clone(), exp))?;
+fn dataplane<'a>(
+    inp: &'a CheckInputs,
+    id: &str,
+    exp: &str,
+) -> Result<(&'a Network, Vec<&'a Nic>), CheckResult> {
+    let n = inp
+        .network
+        .as_ref()
+        .map_err(|e| unknown(id, e.clone(), exp))?;
     let nics: Vec<&Nic> = n.dataplane().collect();
     if nics.is_empty() {
-        return Err(result(id, CheckStatus::Fail, "no dataplane NIC: no physical Ethernet or InfiniBand interface found", exp, "connect the dataplane NICs, or name them with --dataplane-nic"));
+        return Err(result(
+            id,
+            CheckStatus::Fail,
+            "no dataplane NIC: no physical Ethernet or InfiniBand interface found",
+            exp,
+            "connect the dataplane NICs, or name them with --dataplane-nic",
+        ));
     }
     Ok((n, nics))
 }
 
 fn numa_nic_balance(inp: &CheckInputs) -> CheckResult {
     const ID: &str = "numa.nic-balance";
-    const EXP: &str = "every dataplane NIC's NUMA domain gets Axon cores, and Axon cores sit only there";
+    const EXP: &str =
+        "every dataplane NIC's NUMA domain gets Axon cores, and Axon cores sit only there";
     let (_, nics) = match dataplane(inp, ID, EXP) {
         Ok(x) => x,
         Err(r) => return r,
@@ -453,36 +699,91 @@ fn numa_nic_balance(inp: &CheckInputs) -> CheckResult {
             None if !multi => {
                 nic_nodes.insert(t.numa_nodes.first().map(|n| n.id).unwrap_or(0));
             }
-            None => return unknown(ID, format!("{}: NUMA node unknown (numa_node = -1)", n.name), EXP),
+            None => {
+                return unknown(
+                    ID,
+                    format!("{}: NUMA node unknown (numa_node = -1)", n.name),
+                    EXP,
+                );
+            }
         }
     }
-    let nic_desc = nics.iter().map(|n| format!("{}→NUMA {}", n.name, n.numa_node.map(|x| x.to_string()).unwrap_or_else(|| "0".into()))).collect::<Vec<_>>().join(", ");
+    let nic_desc = nics
+        .iter()
+        .map(|n| {
+            format!(
+                "{}→NUMA {}",
+                n.name,
+                n.numa_node
+                    .map(|x| x.to_string())
+                    .unwrap_or_else(|| "0".into())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     let axon = inp.pinning.map(axon_cpus).unwrap_or_default();
     if !axon.is_empty() {
-        let axon_nodes: BTreeSet<u32> = axon.iter().filter_map(|c| t.cpu(c).and_then(|c| c.numa_node)).collect();
+        let axon_nodes: BTreeSet<u32> = axon
+            .iter()
+            .filter_map(|c| t.cpu(c).and_then(|c| c.numa_node))
+            .collect();
         let without_cores: Vec<u32> = nic_nodes.difference(&axon_nodes).copied().collect();
         let stray: Vec<u32> = axon_nodes.difference(&nic_nodes).copied().collect();
-        let per_node = axon_nodes.iter().map(|n| format!("NUMA {n}: {}", axon.iter().filter(|c| t.cpu(*c).and_then(|c| c.numa_node) == Some(*n)).count())).collect::<Vec<_>>().join(", ");
+        let per_node = axon_nodes
+            .iter()
+            .map(|n| {
+                format!(
+                    "NUMA {n}: {}",
+                    axon.iter()
+                        .filter(|c| t.cpu(*c).and_then(|c| c.numa_node) == Some(*n))
+                        .count()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
         if without_cores.is_empty() && stray.is_empty() {
-            return result(ID, CheckStatus::Pass, format!("{nic_desc}; Axon cores {per_node}"), EXP, "");
+            return result(
+                ID,
+                CheckStatus::Pass,
+                format!("{nic_desc}; Axon cores {per_node}"),
+                EXP,
+                "",
+            );
         }
         let mut why = Vec::new();
         if !without_cores.is_empty() {
-            why.push(format!("NUMA {without_cores:?} hold a dataplane NIC but no Axon core"));
+            why.push(format!(
+                "NUMA {without_cores:?} hold a dataplane NIC but no Axon core"
+            ));
         }
         if !stray.is_empty() {
-            why.push(format!("Axon cores on NUMA {stray:?}, which has no dataplane NIC"));
+            why.push(format!(
+                "Axon cores on NUMA {stray:?}, which has no dataplane NIC"
+            ));
         }
-        return result(ID, CheckStatus::Fail, format!("{nic_desc}; Axon cores {per_node}: {}", why.join("; ")), EXP, "re-plan the cores with `axon plan` so they come only from NUMA domains with a dataplane NIC, spread evenly");
+        return result(
+            ID,
+            CheckStatus::Fail,
+            format!("{nic_desc}; Axon cores {per_node}: {}", why.join("; ")),
+            EXP,
+            "re-plan the cores with `axon plan` so they come only from NUMA domains with a dataplane NIC, spread evenly",
+        );
     }
     // Not installed yet: are there enough usable cores on the NIC domains for the plan?
     let drives = inp.nvme.as_ref().map(|n| n.len()).unwrap_or(0);
     let (d, c, f) = planned_cores(drives);
     let need = d + c + f;
-    let os: CpuSet = t.cpu(0).map(|c| c.siblings.clone()).unwrap_or_else(|| CpuSet::from_ids([0]));
+    let os: CpuSet = t
+        .cpu(0)
+        .map(|c| c.siblings.clone())
+        .unwrap_or_else(|| CpuSet::from_ids([0]));
     let mut usable = 0;
     let mut seen_cores = BTreeSet::new();
-    for cpu in t.cpus.iter().filter(|c| c.online && c.numa_node.is_some_and(|n| nic_nodes.contains(&n))) {
+    for cpu in t
+        .cpus
+        .iter()
+        .filter(|c| c.online && c.numa_node.is_some_and(|n| nic_nodes.contains(&n)))
+    {
         if os.contains(cpu.id) {
             continue;
         }
@@ -491,11 +792,20 @@ fn numa_nic_balance(inp: &CheckInputs) -> CheckResult {
             usable += 1;
         }
     }
-    let observed = format!("{nic_desc}; {} there (excluding cpu0 and SMT siblings) for {need} planned ({d} drive, {c} compute, {f} frontend)", plural(usable, "usable core"));
+    let observed = format!(
+        "{nic_desc}; {} there (excluding cpu0 and SMT siblings) for {need} planned ({d} drive, {c} compute, {f} frontend)",
+        plural(usable, "usable core")
+    );
     if usable >= need {
         result(ID, CheckStatus::Pass, observed, EXP, "")
     } else {
-        result(ID, CheckStatus::Fail, observed, EXP, "place the dataplane NICs on NUMA domains with enough free cores, or use servers with more cores per domain")
+        result(
+            ID,
+            CheckStatus::Fail,
+            observed,
+            EXP,
+            "place the dataplane NICs on NUMA domains with enough free cores, or use servers with more cores per domain",
+        )
     }
 }
 
@@ -521,9 +831,17 @@ fn net_mtu(inp: &CheckInputs) -> CheckResult {
         }
     }
     if !bad.is_empty() {
-        let first = nics.iter().find(|n| n.kind.required_mtu().is_some_and(|r| n.mtu.is_some_and(|m| m < r)));
+        let first = nics.iter().find(|n| {
+            n.kind
+                .required_mtu()
+                .is_some_and(|r| n.mtu.is_some_and(|m| m < r))
+        });
         let fix = match first {
-            Some(n) => format!("ip link set dev {} mtu {} and persist it in the network configuration (netplan, NetworkManager or ifcfg); the switch ports must allow jumbo frames too", n.name, n.kind.required_mtu().unwrap_or(9000)),
+            Some(n) => format!(
+                "ip link set dev {} mtu {} and persist it in the network configuration (netplan, NetworkManager or ifcfg); the switch ports must allow jumbo frames too",
+                n.name,
+                n.kind.required_mtu().unwrap_or(9000)
+            ),
             None => String::new(),
         };
         return result(ID, CheckStatus::Fail, bad.join(", "), EXP, fix);
@@ -536,7 +854,8 @@ fn net_mtu(inp: &CheckInputs) -> CheckResult {
 
 fn net_sbr(inp: &CheckInputs) -> CheckResult {
     const ID: &str = "net.sbr";
-    const EXP: &str = "per dataplane NIC: `ip rule from <its address> table T` and table T routes via the NIC";
+    const EXP: &str =
+        "per dataplane NIC: `ip rule from <its address> table T` and table T routes via the NIC";
     let (net, nics) = match dataplane(inp, ID, EXP) {
         Ok(x) => x,
         Err(r) => return r,
@@ -556,9 +875,14 @@ fn net_sbr(inp: &CheckInputs) -> CheckResult {
         match n.sbr.iter().find(|r| r.table_routes_via_nic) {
             Some(r) => ok.push(format!("{}: from {} table {}", n.name, r.from, r.table)),
             None => {
-                let partial = n.sbr.first().map(|r| format!(" (rule to table {} has no route via {})", r.table, n.name)).unwrap_or_default();
+                let partial = n
+                    .sbr
+                    .first()
+                    .map(|r| format!(" (rule to table {} has no route via {})", r.table, n.name))
+                    .unwrap_or_default();
                 bad.push(format!("{}: no source rule{partial}", n.name));
-                let (addr, len) = parse_v4_cidr(v4[0]).unwrap_or((std::net::Ipv4Addr::UNSPECIFIED, 32));
+                let (addr, len) =
+                    parse_v4_cidr(v4[0]).unwrap_or((std::net::Ipv4Addr::UNSPECIFIED, 32));
                 let table = 101 + i;
                 let subnet = subnet_of(addr, len);
                 fixes.push(format!("ip rule add from {addr} table {table}; ip route add {subnet} dev {} src {addr} table {table}", n.name));
@@ -568,7 +892,16 @@ fn net_sbr(inp: &CheckInputs) -> CheckResult {
     if bad.is_empty() {
         result(ID, CheckStatus::Pass, ok.join(", "), EXP, "")
     } else {
-        result(ID, CheckStatus::Fail, bad.join(", "), EXP, format!("{} — and persist them in the OS network scripts", fixes.join("; ")))
+        result(
+            ID,
+            CheckStatus::Fail,
+            bad.join(", "),
+            EXP,
+            format!(
+                "{} — and persist them in the OS network scripts",
+                fixes.join("; ")
+            ),
+        )
     }
 }
 
@@ -581,7 +914,8 @@ fn subnet_of(addr: std::net::Ipv4Addr, len: u8) -> String {
 
 fn net_arp(inp: &CheckInputs) -> CheckResult {
     const ID: &str = "net.arp";
-    const EXP: &str = "arp_filter=1 arp_announce=2 arp_ignore=1 on each dataplane NIC (and on all/default)";
+    const EXP: &str =
+        "arp_filter=1 arp_announce=2 arp_ignore=1 on each dataplane NIC (and on all/default)";
     let (net, nics) = match dataplane(inp, ID, EXP) {
         Ok(x) => x,
         Err(r) => return r,
@@ -592,28 +926,65 @@ fn net_arp(inp: &CheckInputs) -> CheckResult {
         let e = n.ipconf.effective(&net.all);
         match (e.arp_filter, e.arp_announce, e.arp_ignore) {
             (Some(1), Some(2), Some(1)) => {}
-            (Some(f), Some(a), Some(i)) => bad.push(format!("{}: arp_filter={f} arp_announce={a} arp_ignore={i}", n.name)),
+            (Some(f), Some(a), Some(i)) => bad.push(format!(
+                "{}: arp_filter={f} arp_announce={a} arp_ignore={i}",
+                n.name
+            )),
             _ => unreadable.push(n.name.clone()),
         }
     }
     let fix = {
         let mut lines = Vec::new();
-        for scope in nics.iter().map(|n| n.name.as_str()).chain(["all", "default"]) {
+        for scope in nics
+            .iter()
+            .map(|n| n.name.as_str())
+            .chain(["all", "default"])
+        {
             lines.push(format!("net.ipv4.conf.{scope}.arp_filter=1 net.ipv4.conf.{scope}.arp_announce=2 net.ipv4.conf.{scope}.arp_ignore=1"));
         }
-        format!("sysctl -w {} — and write the same lines to /etc/sysctl.d/99-axon.conf", lines.join(" "))
+        format!(
+            "sysctl -w {} — and write the same lines to /etc/sysctl.d/99-axon.conf",
+            lines.join(" ")
+        )
     };
     if !bad.is_empty() {
         return result(ID, CheckStatus::Fail, bad.join("; "), EXP, fix);
     }
     if !unreadable.is_empty() {
-        return unknown(ID, format!("ARP settings unreadable for {}", unreadable.join(", ")), EXP);
+        return unknown(
+            ID,
+            format!("ARP settings unreadable for {}", unreadable.join(", ")),
+            EXP,
+        );
     }
     let d = &net.default;
     if (d.arp_filter, d.arp_announce, d.arp_ignore) != (Some(1), Some(2), Some(1)) {
-        return result(ID, CheckStatus::Warn, format!("dataplane NICs correct, but default: arp_filter={} arp_announce={} arp_ignore={} (new interfaces start wrong)", opt(d.arp_filter), opt(d.arp_announce), opt(d.arp_ignore)), EXP, fix);
+        return result(
+            ID,
+            CheckStatus::Warn,
+            format!(
+                "dataplane NICs correct, but default: arp_filter={} arp_announce={} arp_ignore={} (new interfaces start wrong)",
+                opt(d.arp_filter),
+                opt(d.arp_announce),
+                opt(d.arp_ignore)
+            ),
+            EXP,
+            fix,
+        );
     }
-    result(ID, CheckStatus::Pass, format!("{}: arp_filter=1 arp_announce=2 arp_ignore=1", nics.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")), EXP, "")
+    result(
+        ID,
+        CheckStatus::Pass,
+        format!(
+            "{}: arp_filter=1 arp_announce=2 arp_ignore=1",
+            nics.iter()
+                .map(|n| n.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        EXP,
+        "",
+    )
 }
 
 fn opt(v: Option<i32>) -> String {
@@ -637,12 +1008,28 @@ fn net_rp_filter(inp: &CheckInputs) -> CheckResult {
         }
     }
     if strict.is_empty() {
-        result(ID, CheckStatus::Pass, format!("effective rp_filter: {}", seen.join(", ")), EXP, "")
+        result(
+            ID,
+            CheckStatus::Pass,
+            format!("effective rp_filter: {}", seen.join(", ")),
+            EXP,
+            "",
+        )
     } else {
-        result(ID, CheckStatus::Fail, format!("strict reverse-path filtering (1) on {}", strict.join(", ")), EXP, format!(
-            "sysctl -w {} net.ipv4.conf.all.rp_filter=2 — and persist in /etc/sysctl.d/99-axon.conf",
-            strict.iter().map(|s| format!("net.ipv4.conf.{s}.rp_filter=2")).collect::<Vec<_>>().join(" ")
-        ))
+        result(
+            ID,
+            CheckStatus::Fail,
+            format!("strict reverse-path filtering (1) on {}", strict.join(", ")),
+            EXP,
+            format!(
+                "sysctl -w {} net.ipv4.conf.all.rp_filter=2 — and persist in /etc/sysctl.d/99-axon.conf",
+                strict
+                    .iter()
+                    .map(|s| format!("net.ipv4.conf.{s}.rp_filter=2"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        )
     }
 }
 
@@ -653,19 +1040,43 @@ fn ntp_sync(clock: Result<super::sys::ClockState, String>) -> CheckResult {
     const EXP: &str = "kernel clock synchronised (adjtimex without STA_UNSYNC)";
     match clock {
         Err(e) => unknown(ID, e, EXP),
-        Ok(c) if c.synchronised() => result(ID, CheckStatus::Pass, format!("synchronised, max error {} ms", c.maxerror_us / 1000), EXP, ""),
-        Ok(c) => result(ID, CheckStatus::Fail, format!("not synchronised (adjtimex state {}, status {:#06x})", c.state, c.status), EXP, "run an NTP client against the cluster's time source: `systemctl enable --now chrony` (check with `chronyc tracking`)"),
+        Ok(c) if c.synchronised() => result(
+            ID,
+            CheckStatus::Pass,
+            format!("synchronised, max error {} ms", c.maxerror_us / 1000),
+            EXP,
+            "",
+        ),
+        Ok(c) => result(
+            ID,
+            CheckStatus::Fail,
+            format!(
+                "not synchronised (adjtimex state {}, status {:#06x})",
+                c.state, c.status
+            ),
+            EXP,
+            "run an NTP client against the cluster's time source: `systemctl enable --now chrony` (check with `chronyc tracking`)",
+        ),
     }
 }
 
-const UNIT_DIRS: [&str; 4] = ["/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"];
+const UNIT_DIRS: [&str; 4] = [
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/lib/systemd/system",
+    "/usr/lib/systemd/system",
+];
 
 fn svc_rpcbind(root: &HostRoot) -> CheckResult {
     const ID: &str = "svc.rpcbind";
     const EXP: &str = "rpcbind installed and enabled";
     const INSTALL: &str = "apt install rpcbind (RHEL/Rocky: dnf install rpcbind), then systemctl enable --now rpcbind.service rpcbind.socket";
     if !UNIT_DIRS.iter().any(|d| root.exists(d)) {
-        return unknown(ID, "no systemd unit directories: cannot tell how services are managed on this host", EXP);
+        return unknown(
+            ID,
+            "no systemd unit directories: cannot tell how services are managed on this host",
+            EXP,
+        );
     }
     let units = ["rpcbind.service", "rpcbind.socket"];
     let installed: Vec<String> = UNIT_DIRS
@@ -674,17 +1085,38 @@ fn svc_rpcbind(root: &HostRoot) -> CheckResult {
         .filter(|p| root.exists(p))
         .collect();
     if installed.is_empty() {
-        return result(ID, CheckStatus::Fail, "rpcbind is not installed (no rpcbind.service or rpcbind.socket unit)", EXP, INSTALL);
+        return result(
+            ID,
+            CheckStatus::Fail,
+            "rpcbind is not installed (no rpcbind.service or rpcbind.socket unit)",
+            EXP,
+            INSTALL,
+        );
     }
     // A unit linked to /dev/null is masked.
     if let Ok(t) = std::fs::read_link(root.path("/etc/systemd/system/rpcbind.service")) {
         if t == std::path::Path::new("/dev/null") {
-            return result(ID, CheckStatus::Fail, "rpcbind.service is masked", EXP, "systemctl unmask rpcbind.service && systemctl enable --now rpcbind");
+            return result(
+                ID,
+                CheckStatus::Fail,
+                "rpcbind.service is masked",
+                EXP,
+                "systemctl unmask rpcbind.service && systemctl enable --now rpcbind",
+            );
         }
     }
     let mut enabled = Vec::new();
-    for d in ["/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"] {
-        for wants in root.list_opt(d).unwrap_or_default().into_iter().filter(|w| w.ends_with(".wants")) {
+    for d in [
+        "/etc/systemd/system",
+        "/usr/lib/systemd/system",
+        "/lib/systemd/system",
+    ] {
+        for wants in root
+            .list_opt(d)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|w| w.ends_with(".wants"))
+        {
             for u in units {
                 if root.exists(&format!("{d}/{wants}/{u}")) {
                     enabled.push(format!("{u} ({wants})"));
@@ -693,9 +1125,21 @@ fn svc_rpcbind(root: &HostRoot) -> CheckResult {
         }
     }
     if enabled.is_empty() {
-        result(ID, CheckStatus::Fail, "rpcbind installed but not enabled", EXP, "systemctl enable --now rpcbind.service rpcbind.socket")
+        result(
+            ID,
+            CheckStatus::Fail,
+            "rpcbind installed but not enabled",
+            EXP,
+            "systemctl enable --now rpcbind.service rpcbind.socket",
+        )
     } else {
-        result(ID, CheckStatus::Pass, format!("enabled: {}", enabled.join(", ")), EXP, "")
+        result(
+            ID,
+            CheckStatus::Pass,
+            format!("enabled: {}", enabled.join(", ")),
+            EXP,
+            "",
+        )
     }
 }
 
@@ -706,63 +1150,150 @@ fn filesystem(root: &HostRoot, id: &str, fs: &str, pretty: &str) -> CheckResult 
         Err(_) => None,
     };
     if registered == Some(true) {
-        return result(id, CheckStatus::Pass, format!("{fs} registered in /proc/filesystems"), &exp, "");
+        return result(
+            id,
+            CheckStatus::Pass,
+            format!("{fs} registered in /proc/filesystems"),
+            &exp,
+            "",
+        );
     }
     let rel = root.value("/proc/sys/kernel/osrelease").ok();
     if let Some(rel) = &rel {
         let dir = format!("/lib/modules/{rel}/kernel/fs/{fs}");
-        if let Some(m) = root.list_opt(&dir).unwrap_or_default().into_iter().find(|f| f.starts_with(&format!("{fs}.ko"))) {
-            return result(id, CheckStatus::Pass, format!("module {dir}/{m} (loads on first mount)"), &exp, "");
+        if let Some(m) = root
+            .list_opt(&dir)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|f| f.starts_with(&format!("{fs}.ko")))
+        {
+            return result(
+                id,
+                CheckStatus::Pass,
+                format!("module {dir}/{m} (loads on first mount)"),
+                &exp,
+                "",
+            );
         }
         if let Ok(Some(b)) = root.read_opt(&format!("/lib/modules/{rel}/modules.builtin")) {
             if b.lines().any(|l| l.ends_with(&format!("/{fs}.ko"))) {
-                return result(id, CheckStatus::Pass, format!("{fs} built into the kernel"), &exp, "");
+                return result(
+                    id,
+                    CheckStatus::Pass,
+                    format!("{fs} built into the kernel"),
+                    &exp,
+                    "",
+                );
             }
         }
     }
     match (registered, rel) {
-        (None, _) | (_, None) => unknown(id, "/proc/filesystems or the kernel release unreadable", &exp),
-        (Some(false), Some(rel)) => result(id, CheckStatus::Fail, format!("{fs} neither registered nor found under /lib/modules/{rel}"), &exp, format!(
-            "install the kernel's extra modules (Ubuntu: apt install linux-modules-extra-{rel}; RHEL: dnf install kernel-modules-{rel}), then `modprobe {fs}`"
-        )),
+        (None, _) | (_, None) => unknown(
+            id,
+            "/proc/filesystems or the kernel release unreadable",
+            &exp,
+        ),
+        (Some(false), Some(rel)) => result(
+            id,
+            CheckStatus::Fail,
+            format!("{fs} neither registered nor found under /lib/modules/{rel}"),
+            &exp,
+            format!(
+                "install the kernel's extra modules (Ubuntu: apt install linux-modules-extra-{rel}; RHEL: dnf install kernel-modules-{rel}), then `modprobe {fs}`"
+            ),
+        ),
         _ => unreachable!("registered handled above"),
     }
 }
 
 // ------------------------------------------------------------------ NVMe
 
-fn drives<'a>(inp: &'a CheckInputs, id: &str, exp: &str) -> Result<&'a [NvmeController], CheckResult> {
+fn drives<'a>(
+    inp: &'a CheckInputs,
+    id: &str,
+    exp: &str,
+) -> Result<&'a [NvmeController], CheckResult> {
     match &inp.nvme {
         Err(e) => Err(unknown(id, e.clone(), exp)),
-        Ok(d) if d.is_empty() => Err(unknown_with(id, "no NVMe drives on this host, nothing to judge", exp, "see nvme.count")),
+        Ok([]) => Err(unknown_with(
+            id,
+            "no NVMe drives on this host, nothing to judge",
+            exp,
+            "see nvme.count",
+        )),
         Ok(d) => Ok(d),
     }
 }
 
 fn nvme_plp(inp: &CheckInputs) -> CheckResult {
     const ID: &str = "nvme.plp";
-    const EXP: &str = "no volatile-memory-backup warning and no volatile write cache (power-loss protected)";
+    const EXP: &str =
+        "no volatile-memory-backup warning and no volatile write cache (power-loss protected)";
     let d = match drives(inp, ID, EXP) {
         Ok(d) => d,
         Err(r) => return r,
     };
     let vmb: Vec<&str> = d
         .iter()
-        .filter(|c| c.smart.as_ref().is_some_and(|s| s.critical_warning.has(CriticalWarning::VOLATILE_MEMORY_BACKUP_FAILED)))
+        .filter(|c| {
+            c.smart.as_ref().is_some_and(|s| {
+                s.critical_warning
+                    .has(CriticalWarning::VOLATILE_MEMORY_BACKUP_FAILED)
+            })
+        })
         .map(|c| c.name.as_str())
         .collect();
     if !vmb.is_empty() {
-        return result(ID, CheckStatus::Fail, format!("volatile memory backup device failed on {} (power-loss protection lost)", vmb.join(", ")), EXP, "replace the drive(s): `axon drive replace <node> <drive>`; until then their acknowledged writes are not safe on power loss");
+        return result(
+            ID,
+            CheckStatus::Fail,
+            format!(
+                "volatile memory backup device failed on {} (power-loss protection lost)",
+                vmb.join(", ")
+            ),
+            EXP,
+            "replace the drive(s): `axon drive replace <node> <drive>`; until then their acknowledged writes are not safe on power loss",
+        );
     }
-    let wb: Vec<&str> = d.iter().filter(|c| c.volatile_write_cache() == Some(true)).map(|c| c.name.as_str()).collect();
+    let wb: Vec<&str> = d
+        .iter()
+        .filter(|c| c.volatile_write_cache() == Some(true))
+        .map(|c| c.name.as_str())
+        .collect();
     if !wb.is_empty() {
-        return result(ID, CheckStatus::Warn, format!("volatile write cache on (write back) for {}: the drive does not declare power-loss protection", wb.join(", ")), EXP, "use drives with power-loss protection (enterprise NVMe); check the datasheet");
+        return result(
+            ID,
+            CheckStatus::Warn,
+            format!(
+                "volatile write cache on (write back) for {}: the drive does not declare power-loss protection",
+                wb.join(", ")
+            ),
+            EXP,
+            "use drives with power-loss protection (enterprise NVMe); check the datasheet",
+        );
     }
-    let no_smart: Vec<&str> = d.iter().filter(|c| c.smart.is_none()).map(|c| c.name.as_str()).collect();
+    let no_smart: Vec<&str> = d
+        .iter()
+        .filter(|c| c.smart.is_none())
+        .map(|c| c.name.as_str())
+        .collect();
     if !no_smart.is_empty() {
-        return unknown(ID, format!("SMART unreadable for {}", no_smart.join(", ")), EXP);
+        return unknown(
+            ID,
+            format!("SMART unreadable for {}", no_smart.join(", ")),
+            EXP,
+        );
     }
-    result(ID, CheckStatus::Pass, format!("{}: write through, no backup warning", plural(d.len(), "drive")), EXP, "")
+    result(
+        ID,
+        CheckStatus::Pass,
+        format!(
+            "{}: write through, no backup warning",
+            plural(d.len(), "drive")
+        ),
+        EXP,
+        "",
+    )
 }
 
 fn nvme_capacity(inp: &CheckInputs) -> CheckResult {
@@ -781,9 +1312,25 @@ fn nvme_capacity(inp: &CheckInputs) -> CheckResult {
     let largest = d.iter().map(|c| c.capacity_bytes()).max().unwrap_or(0);
     let smallest = d.iter().map(|c| c.capacity_bytes()).min().unwrap_or(0);
     if !big.is_empty() {
-        return result(ID, CheckStatus::Fail, format!("larger than 30 TB: {}", big.join(", ")), EXP, "use SSDs of 30 TB or less");
+        return result(
+            ID,
+            CheckStatus::Fail,
+            format!("larger than 30 TB: {}", big.join(", ")),
+            EXP,
+            "use SSDs of 30 TB or less",
+        );
     }
-    result(ID, CheckStatus::Pass, format!("{} – {}", format_size(smallest, DECIMAL), format_size(largest, DECIMAL)), EXP, "")
+    result(
+        ID,
+        CheckStatus::Pass,
+        format!(
+            "{} – {}",
+            format_size(smallest, DECIMAL),
+            format_size(largest, DECIMAL)
+        ),
+        EXP,
+        "",
+    )
 }
 
 fn nvme_count(inp: &CheckInputs) -> CheckResult {
@@ -791,8 +1338,24 @@ fn nvme_count(inp: &CheckInputs) -> CheckResult {
     const EXP: &str = "2, 4 or 8 NVMe drives";
     match &inp.nvme {
         Err(e) => unknown(ID, e.clone(), EXP),
-        Ok(d) if matches!(d.len(), 2 | 4 | 8) => result(ID, CheckStatus::Pass, plural(d.len(), "NVMe drive"), EXP, ""),
-        Ok(d) => result(ID, CheckStatus::Fail, if d.is_empty() { "no NVMe drives".to_string() } else { plural(d.len(), "NVMe drive") }, EXP, "fit 2, 4 or 8 NVMe drives per server (the bare-metal plan has one drive core per drive, up to 8)"),
+        Ok(d) if matches!(d.len(), 2 | 4 | 8) => result(
+            ID,
+            CheckStatus::Pass,
+            plural(d.len(), "NVMe drive"),
+            EXP,
+            "",
+        ),
+        Ok(d) => result(
+            ID,
+            CheckStatus::Fail,
+            if d.is_empty() {
+                "no NVMe drives".to_string()
+            } else {
+                plural(d.len(), "NVMe drive")
+            },
+            EXP,
+            "fit 2, 4 or 8 NVMe drives per server (the bare-metal plan has one drive core per drive, up to 8)",
+        ),
     }
 }
 
@@ -808,10 +1371,26 @@ fn nvme_health(inp: &CheckInputs) -> CheckResult {
     for c in d {
         let h = c.health();
         // The volatile-memory-backup bit is judged by nvme.plp.
-        let reasons: Vec<&String> = h.reasons.iter().filter(|r| !r.contains("volatile memory backup")).collect();
-        let level = if reasons.is_empty() { HealthLevel::Ok } else { h.level };
+        let reasons: Vec<&String> = h
+            .reasons
+            .iter()
+            .filter(|r| !r.contains("volatile memory backup"))
+            .collect();
+        let level = if reasons.is_empty() {
+            HealthLevel::Ok
+        } else {
+            h.level
+        };
         if level > HealthLevel::Ok {
-            notes.push(format!("{}: {}", c.name, reasons.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")));
+            notes.push(format!(
+                "{}: {}",
+                c.name,
+                reasons
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         worst = worst.max(level);
     }
@@ -821,32 +1400,102 @@ fn nvme_health(inp: &CheckInputs) -> CheckResult {
         HealthLevel::Warning => CheckStatus::Warn,
         HealthLevel::Critical => CheckStatus::Fail,
     };
-    let observed = if notes.is_empty() { format!("{} healthy", plural(d.len(), "drive")) } else { notes.join("; ") };
-    result(ID, status, observed, EXP, "check `nvme error-log` for the drive; plan a replacement (`axon drive replace`) if errors grow")
+    let observed = if notes.is_empty() {
+        format!("{} healthy", plural(d.len(), "drive"))
+    } else {
+        notes.join("; ")
+    };
+    result(
+        ID,
+        status,
+        observed,
+        EXP,
+        "check `nvme error-log` for the drive; plan a replacement (`axon drive replace`) if errors grow",
+    )
 }
 
 // ------------------------------------------------------------------ ports
 
 fn ports_open(inp: &CheckInputs) -> CheckResult {
     const ID: &str = "ports.open";
-    const EXP: &str = "every cluster port reachable (open, or closed with no listener) between nodes";
+    const EXP: &str =
+        "every cluster port reachable (open, or closed with no listener) between nodes";
     let Some(p) = inp.probes else {
-        return unknown_with(ID, "no peers to probe", EXP, "give the peers: `axon check --peers 'axon[001-022]'` (the agent probes its --peers continuously)");
+        return unknown_with(
+            ID,
+            "no peers to probe",
+            EXP,
+            "give the peers: `axon check --peers 'axon[001-022]'` (the agent probes its --peers continuously)",
+        );
     };
     if p.results.is_empty() {
-        return unknown_with(ID, "no probe results yet", EXP, "wait for the first probe round");
+        return unknown_with(
+            ID,
+            "no probe results yet",
+            EXP,
+            "wait for the first probe round",
+        );
     }
-    let blocked: Vec<String> = p.blocked().map(|r| format!("{}:{}/{} {}", r.peer, r.port, r.proto.as_str(), r.state.as_str())).collect();
-    let open = p.results.iter().filter(|r| r.state == crate::model::probes::ProbeState::Open).count();
+    let blocked: Vec<String> = p
+        .blocked()
+        .map(|r| {
+            format!(
+                "{}:{}/{} {}",
+                r.peer,
+                r.port,
+                r.proto.as_str(),
+                r.state.as_str()
+            )
+        })
+        .collect();
+    let open = p
+        .results
+        .iter()
+        .filter(|r| r.state == crate::model::probes::ProbeState::Open)
+        .count();
     if blocked.is_empty() {
-        result(ID, CheckStatus::Pass, format!("{} to {}: {open} open, {} closed (no listener)", plural(p.results.len(), "probe"), plural(p.peers.len(), "peer"), p.results.len() - open), EXP, "")
+        result(
+            ID,
+            CheckStatus::Pass,
+            format!(
+                "{} to {}: {open} open, {} closed (no listener)",
+                plural(p.results.len(), "probe"),
+                plural(p.peers.len(), "peer"),
+                p.results.len() - open
+            ),
+            EXP,
+            "",
+        )
     } else {
         let shown: Vec<&String> = blocked.iter().take(5).collect();
-        let more = if blocked.len() > 5 { format!(" and {} more", blocked.len() - 5) } else { String::new() };
-        result(ID, CheckStatus::Fail, format!("{} of {} blocked: {}{more}", blocked.len(), plural(p.results.len(), "probe"), shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")), EXP, "open 14000-14100, 15000-15100, 16000-16100 (TCP+UDP), 22, 123, 443, 5696, 8200-8201 (TCP) between all nodes in the host and network firewalls")
+        let more = if blocked.len() > 5 {
+            format!(" and {} more", blocked.len() - 5)
+        } else {
+            String::new()
+        };
+        result(
+            ID,
+            CheckStatus::Fail,
+            format!(
+                "{} of {} blocked: {}{more}",
+                blocked.len(),
+                plural(p.results.len(), "probe"),
+                shown
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            EXP,
+            "open 14000-14100, 15000-15100, 16000-16100 (TCP+UDP), 22, 123, 443, 5696, 8200-8201 (TCP) between all nodes in the host and network firewalls",
+        )
     }
 }
 
 fn plural(n: usize, what: &str) -> String {
-    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }

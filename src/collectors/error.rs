@@ -20,8 +20,7 @@ pub enum CollectError {
     Invalid { what: String, detail: String },
 }
 
-const MALFORMED_REMEDY: &str =
-    "the file does not look like the kernel's; check --host-root, or report it with the file attached";
+const MALFORMED_REMEDY: &str = "the file does not look like the kernel's; check --host-root, or report it with the file attached";
 
 impl CollectError {
     pub fn malformed(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
@@ -87,6 +86,9 @@ mod tests {
             "/sys/class/nvme/nvme3/model unreadable (permission denied) — run the agent as root"
         );
         let e = CollectError::malformed("/proc/swaps", "line 2 has 3 fields, expected 5");
-        assert!(e.to_string().starts_with("/proc/swaps malformed: line 2 has 3 fields"));
+        assert!(
+            e.to_string()
+                .starts_with("/proc/swaps malformed: line 2 has 3 fields")
+        );
     }
 }

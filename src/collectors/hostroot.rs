@@ -51,9 +51,10 @@ impl HostRoot {
         }
         let profile_path = root.join(PROFILE_FILE);
         let profile = match std::fs::read_to_string(&profile_path) {
-            Ok(text) => Some(toml::from_str::<Profile>(&text).map_err(|e| {
-                CollectError::malformed(&profile_path, e.message().to_string())
-            })?),
+            Ok(text) => Some(
+                toml::from_str::<Profile>(&text)
+                    .map_err(|e| CollectError::malformed(&profile_path, e.message().to_string()))?,
+            ),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(source) => {
                 return Err(CollectError::Unreadable {
@@ -163,7 +164,8 @@ impl HostRoot {
 
     /// Entry names of a directory, sorted (in natural order for `cpu10` vs `cpu9`).
     pub fn list(&self, host_path: &str) -> Result<Vec<String>, CollectError> {
-        let rd = std::fs::read_dir(self.path(host_path)).map_err(|e| self.unreadable(host_path, e))?;
+        let rd =
+            std::fs::read_dir(self.path(host_path)).map_err(|e| self.unreadable(host_path, e))?;
         let mut names = Vec::new();
         for entry in rd {
             let entry = entry.map_err(|e| self.unreadable(host_path, e))?;
@@ -311,9 +313,15 @@ mod tests {
         std::os::unix::fs::symlink("../../../usr/src/missing", r.join("lib/modules/6.1/source"))
             .unwrap();
         let root = HostRoot::with_sys(r, Arc::new(RealSys::new(r.to_path_buf())));
-        assert_eq!(root.resolve("/lib/modules/6.1/build").as_deref(), Some("/usr/src/hdr"));
+        assert_eq!(
+            root.resolve("/lib/modules/6.1/build").as_deref(),
+            Some("/usr/src/hdr")
+        );
         assert_eq!(root.resolve("/lib/modules/6.1/source"), None);
-        assert!(root.exists("/lib/modules/6.1/source"), "dangling link still exists");
+        assert!(
+            root.exists("/lib/modules/6.1/source"),
+            "dangling link still exists"
+        );
     }
 
     #[test]
@@ -322,14 +330,22 @@ mod tests {
         std::fs::write(dir.path().join("mtu"), "lots\n").unwrap();
         let root = HostRoot::with_sys(dir.path(), Arc::new(RealSys::new(dir.path().into())));
         let e = root.parse::<u32>("/mtu").unwrap_err().to_string();
-        assert!(e.contains("mtu malformed: `lots` is not a non-negative integer"), "{e}");
+        assert!(
+            e.contains("mtu malformed: `lots` is not a non-negative integer"),
+            "{e}"
+        );
         let e = root.read("/missing").unwrap_err().to_string();
         assert!(e.contains("missing unreadable (not found)"), "{e}");
     }
 
     #[test]
     fn open_rejects_a_missing_root() {
-        let e = HostRoot::open("/definitely/not/here").unwrap_err().to_string();
-        assert!(e.contains("/definitely/not/here unreadable (not found)"), "{e}");
+        let e = HostRoot::open("/definitely/not/here")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/definitely/not/here unreadable (not found)"),
+            "{e}"
+        );
     }
 }

@@ -32,23 +32,36 @@ fn with_len(addr: &str, len: Option<u64>) -> String {
 }
 
 fn array<'a>(v: &'a Value, file: &'static str) -> Result<&'a Vec<Value>, JsonError> {
-    v.as_array().ok_or((file, "expected a JSON array, as `ip -j` prints".to_string()))
+    v.as_array()
+        .ok_or((file, "expected a JSON array, as `ip -j` prints".to_string()))
 }
 
-pub fn routing_from_ip_json(addr: &Value, rule: &Value, route: &Value) -> Result<RoutingFacts, JsonError> {
+pub fn routing_from_ip_json(
+    addr: &Value,
+    rule: &Value,
+    route: &Value,
+) -> Result<RoutingFacts, JsonError> {
     let mut facts = RoutingFacts::default();
     for link in array(addr, "ip-addr.json")? {
         let name = link
             .get("ifname")
             .and_then(Value::as_str)
             .ok_or(("ip-addr.json", "an interface without `ifname`".to_string()))?;
-        for a in link.get("addr_info").and_then(Value::as_array).into_iter().flatten() {
+        for a in link
+            .get("addr_info")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let (Some(fam), Some(local), Some(len)) = (
                 a.get("family").and_then(Value::as_str),
                 a.get("local").and_then(Value::as_str),
                 a.get("prefixlen").and_then(Value::as_u64),
             ) else {
-                return Err(("ip-addr.json", format!("{name}: addr_info entry without family/local/prefixlen")));
+                return Err((
+                    "ip-addr.json",
+                    format!("{name}: addr_info entry without family/local/prefixlen"),
+                ));
             };
             let family = match fam {
                 "inet" => AddressFamily::Ipv4,
@@ -68,7 +81,8 @@ pub fn routing_from_ip_json(addr: &Value, rule: &Value, route: &Value) -> Result
         let priority = r
             .get("priority")
             .and_then(Value::as_u64)
-            .ok_or(("ip-rule.json", "a rule without `priority`".to_string()))? as u32;
+            .ok_or(("ip-rule.json", "a rule without `priority`".to_string()))?
+            as u32;
         let from = match r.get("src").and_then(Value::as_str) {
             None | Some("all") => None,
             Some(s) => Some(with_len(s, r.get("srclen").and_then(Value::as_u64))),
@@ -83,7 +97,11 @@ pub fn routing_from_ip_json(addr: &Value, rule: &Value, route: &Value) -> Result
         });
     }
     for r in array(route, "ip-route.json")? {
-        let table = r.get("table").map(|t| table_id(t).ok_or(("ip-route.json", format!("unknown table {t}")))).transpose()?.unwrap_or(254);
+        let table = r
+            .get("table")
+            .map(|t| table_id(t).ok_or(("ip-route.json", format!("unknown table {t}"))))
+            .transpose()?
+            .unwrap_or(254);
         if table == TABLE_LOCAL {
             continue;
         }
@@ -97,7 +115,11 @@ pub fn routing_from_ip_json(addr: &Value, rule: &Value, route: &Value) -> Result
         }
         facts.routes.push(Route {
             table,
-            dst: if dst == "default" { dst.to_string() } else { with_len(dst, None) },
+            dst: if dst == "default" {
+                dst.to_string()
+            } else {
+                with_len(dst, None)
+            },
             dev: r.get("dev").and_then(Value::as_str).map(str::to_string),
             gateway: r.get("gateway").and_then(Value::as_str).map(str::to_string),
             src: r.get("prefsrc").and_then(Value::as_str).map(str::to_string),

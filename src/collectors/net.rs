@@ -17,7 +17,11 @@ pub struct NetConfig {
     pub dataplane: Vec<String>,
 }
 
-pub fn collect(root: &HostRoot, cfg: &NetConfig, problems: &mut Problems) -> Result<Network, CollectError> {
+pub fn collect(
+    root: &HostRoot,
+    cfg: &NetConfig,
+    problems: &mut Problems,
+) -> Result<Network, CollectError> {
     let names = root.list(NET_DIR)?;
     let kernel_release = root.value_opt("/proc/sys/kernel/osrelease").ok().flatten();
     let mut nics = Vec::new();
@@ -32,7 +36,10 @@ pub fn collect(root: &HostRoot, cfg: &NetConfig, problems: &mut Problems) -> Res
         };
         let physical = root.exists(&format!("{base}/device"));
         let uevent = if physical {
-            root.read_opt(&format!("{base}/device/uevent")).ok().flatten().unwrap_or_default()
+            root.read_opt(&format!("{base}/device/uevent"))
+                .ok()
+                .flatten()
+                .unwrap_or_default()
         } else {
             String::new()
         };
@@ -43,7 +50,9 @@ pub fn collect(root: &HostRoot, cfg: &NetConfig, problems: &mut Problems) -> Res
                 .map(str::to_string)
         };
         let driver = uevent_value("DRIVER").or_else(|| {
-            physical.then(|| root.link_name(&format!("{base}/device/driver"))).flatten()
+            physical
+                .then(|| root.link_name(&format!("{base}/device/driver")))
+                .flatten()
         });
         // Out-of-tree drivers (OFED) publish a version; in-tree ones report the kernel
         // release, as `ethtool -i` does.
@@ -73,11 +82,17 @@ pub fn collect(root: &HostRoot, cfg: &NetConfig, problems: &mut Problems) -> Res
             arphrd,
             mtu: problems.take(root.parse::<u32>(&format!("{base}/mtu"))),
             speed_mbps,
-            operstate: root.value(&format!("{base}/operstate")).unwrap_or_else(|_| "unknown".into()),
+            operstate: root
+                .value(&format!("{base}/operstate"))
+                .unwrap_or_else(|_| "unknown".into()),
             numa_node,
             driver,
             driver_version,
-            mac: root.value_opt(&format!("{base}/address")).ok().flatten().filter(|m| !m.is_empty()),
+            mac: root
+                .value_opt(&format!("{base}/address"))
+                .ok()
+                .flatten()
+                .filter(|m| !m.is_empty()),
             pci_address: uevent_value("PCI_SLOT_NAME"),
             physical,
             dataplane: false,
@@ -137,14 +152,20 @@ fn ipconf(root: &HostRoot, scope: &str, problems: &mut Problems) -> IpConf {
     }
 }
 
-fn select_dataplane(nics: &mut [Nic], routes: &[Route], cfg: &NetConfig, problems: &mut Problems) -> DataplaneSelection {
+fn select_dataplane(
+    nics: &mut [Nic],
+    routes: &[Route],
+    cfg: &NetConfig,
+    problems: &mut Problems,
+) -> DataplaneSelection {
     if !cfg.dataplane.is_empty() {
         for want in &cfg.dataplane {
             match nics.iter_mut().find(|n| &n.name == want) {
                 Some(n) => n.dataplane = true,
                 None => problems.push(CollectError::Invalid {
                     what: format!("--dataplane-nic {want}"),
-                    detail: "no such interface in /sys/class/net — check the name with `ip link`".into(),
+                    detail: "no such interface in /sys/class/net — check the name with `ip link`"
+                        .into(),
                 }),
             }
         }
@@ -168,7 +189,11 @@ fn select_dataplane(nics: &mut [Nic], routes: &[Route], cfg: &NetConfig, problem
         .copied()
         .filter(|i| !mgmt.contains(&nics[*i].name.as_str()))
         .collect();
-    let chosen = if non_mgmt.is_empty() { candidates } else { non_mgmt };
+    let chosen = if non_mgmt.is_empty() {
+        candidates
+    } else {
+        non_mgmt
+    };
     for i in chosen {
         nics[i].dataplane = true;
     }
@@ -188,7 +213,11 @@ pub fn parse_v4_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
 }
 
 pub fn v4_contains(net: (Ipv4Addr, u8), addr: Ipv4Addr) -> bool {
-    let mask = if net.1 == 0 { 0 } else { u32::MAX << (32 - net.1) };
+    let mask = if net.1 == 0 {
+        0
+    } else {
+        u32::MAX << (32 - net.1)
+    };
     (u32::from(net.0) & mask) == (u32::from(addr) & mask)
 }
 
@@ -238,8 +267,14 @@ mod tests {
         let net = parse_v4_cidr("10.10.1.0/24").unwrap();
         assert!(v4_contains(net, "10.10.1.11".parse().unwrap()));
         assert!(!v4_contains(net, "10.10.2.11".parse().unwrap()));
-        assert!(v4_contains(parse_v4_cidr("0.0.0.0/0").unwrap(), "1.2.3.4".parse().unwrap()));
-        assert_eq!(parse_v4_cidr("10.0.0.1"), Some(("10.0.0.1".parse().unwrap(), 32)));
+        assert!(v4_contains(
+            parse_v4_cidr("0.0.0.0/0").unwrap(),
+            "1.2.3.4".parse().unwrap()
+        ));
+        assert_eq!(
+            parse_v4_cidr("10.0.0.1"),
+            Some(("10.0.0.1".parse().unwrap(), 32))
+        );
         assert_eq!(parse_v4_cidr("10.0.0.1/33"), None);
         assert_eq!(parse_v4_cidr("nonsense"), None);
     }

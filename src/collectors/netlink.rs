@@ -42,14 +42,20 @@ fn derr(kind: &'static str, detail: impl Into<String>) -> DecodeError {
     }
 }
 
-/// Splits a netlink byte stream into (type, payload) pairs. Stops at NLMSG_DONE.
-pub fn split_messages(mut buf: &[u8]) -> Result<(Vec<(u16, Vec<u8>)>, bool), DecodeError> {
+/// (message type, payload) pairs.
+pub type Messages = Vec<(u16, Vec<u8>)>;
+
+/// Splits a netlink byte stream into messages; the flag says NLMSG_DONE was seen.
+pub fn split_messages(mut buf: &[u8]) -> Result<(Messages, bool), DecodeError> {
     let mut out = Vec::new();
     while buf.len() >= 16 {
         let len = u32::from_ne_bytes(buf[0..4].try_into().unwrap()) as usize;
         let ty = u16::from_ne_bytes(buf[4..6].try_into().unwrap());
         if len < 16 || len > buf.len() {
-            return Err(derr("header", format!("length {len} with {} bytes left", buf.len())));
+            return Err(derr(
+                "header",
+                format!("length {len} with {} bytes left", buf.len()),
+            ));
         }
         match ty {
             NLMSG_DONE => return Ok((out, true)),
@@ -77,7 +83,13 @@ pub fn split_messages(mut buf: &[u8]) -> Result<(Vec<(u16, Vec<u8>)>, bool), Dec
 /// Iterates route attributes (`struct rtattr`) after a fixed header of `hdr_len` bytes.
 fn attrs(payload: &[u8], hdr_len: usize) -> Result<Vec<(u16, &[u8])>, DecodeError> {
     if payload.len() < hdr_len {
-        return Err(derr("attributes", format!("payload of {} bytes shorter than its {hdr_len}-byte header", payload.len())));
+        return Err(derr(
+            "attributes",
+            format!(
+                "payload of {} bytes shorter than its {hdr_len}-byte header",
+                payload.len()
+            ),
+        ));
     }
     let mut out = Vec::new();
     let mut b = &payload[hdr_len..];
@@ -85,7 +97,10 @@ fn attrs(payload: &[u8], hdr_len: usize) -> Result<Vec<(u16, &[u8])>, DecodeErro
         let len = u16::from_ne_bytes([b[0], b[1]]) as usize;
         let ty = u16::from_ne_bytes([b[2], b[3]]) & 0x3fff;
         if len < 4 || len > b.len() {
-            return Err(derr("attributes", format!("attribute length {len} with {} bytes left", b.len())));
+            return Err(derr(
+                "attributes",
+                format!("attribute length {len} with {} bytes left", b.len()),
+            ));
         }
         out.push((ty, &b[4..len]));
         let aligned = (len + 3) & !3;
@@ -101,12 +116,16 @@ fn ip_string(family: u8, data: &[u8]) -> Result<String, DecodeError> {
             let a: [u8; 16] = data.try_into().unwrap();
             Ok(Ipv6Addr::from(a).to_string())
         }
-        _ => Err(derr("address", format!("family {family} with {} bytes", data.len()))),
+        _ => Err(derr(
+            "address",
+            format!("family {family} with {} bytes", data.len()),
+        )),
     }
 }
 
 fn u32_attr(data: &[u8]) -> Option<u32> {
-    data.get(0..4).map(|b| u32::from_ne_bytes(b.try_into().unwrap()))
+    data.get(0..4)
+        .map(|b| u32::from_ne_bytes(b.try_into().unwrap()))
 }
 
 fn str_attr(data: &[u8]) -> String {
@@ -140,8 +159,13 @@ pub fn decode_addr(
     let a = attrs(payload, 8)?;
     // For IPv4 IFA_LOCAL is the interface's own address (IFA_ADDRESS is the peer on
     // point-to-point links); IPv6 only sends IFA_ADDRESS.
-    let local = a.iter().find(|(t, _)| *t == 2).or_else(|| a.iter().find(|(t, _)| *t == 1));
-    let Some((_, data)) = local else { return Ok(None) };
+    let local = a
+        .iter()
+        .find(|(t, _)| *t == 2)
+        .or_else(|| a.iter().find(|(t, _)| *t == 1));
+    let Some((_, data)) = local else {
+        return Ok(None);
+    };
     let fam = match family {
         AF_INET => AddressFamily::Ipv4,
         AF_INET6 => AddressFamily::Ipv6,
@@ -176,7 +200,7 @@ pub fn decode_rule(payload: &[u8]) -> Result<RoutingRule, DecodeError> {
     for (t, d) in attrs(payload, 12)? {
         match t {
             2 if src_len > 0 => rule.from = Some(format!("{}/{src_len}", ip_string(family, d)?)), // FRA_SRC
-            3 => rule.iif = Some(str_attr(d)),  // FRA_IIFNAME
+            3 => rule.iif = Some(str_attr(d)), // FRA_IIFNAME
             6 => rule.priority = u32_attr(d).unwrap_or(0), // FRA_PRIORITY
             15 => rule.table = u32_attr(d).unwrap_or(hdr_table), // FRA_TABLE
             17 => rule.oif = Some(str_attr(d)), // FRA_OIFNAME
@@ -186,10 +210,7 @@ pub fn decode_rule(payload: &[u8]) -> Result<RoutingRule, DecodeError> {
     Ok(rule)
 }
 
-pub fn decode_route(
-    payload: &[u8],
-    names: &HashMap<u32, String>,
-) -> Result<Route, DecodeError> {
+pub fn decode_route(payload: &[u8], names: &HashMap<u32, String>) -> Result<Route, DecodeError> {
     if payload.len() < 12 {
         return Err(derr("route", "shorter than rtmsg"));
     }
@@ -207,9 +228,9 @@ pub fn decode_route(
         match t {
             1 => route.dst = format!("{}/{dst_len}", ip_string(family, d)?), // RTA_DST
             4 => route.dev = u32_attr(d).and_then(|i| names.get(&i).cloned()), // RTA_OIF
-            5 => route.gateway = Some(ip_string(family, d)?), // RTA_GATEWAY
-            7 => route.src = Some(ip_string(family, d)?),     // RTA_PREFSRC
-            15 => route.table = u32_attr(d).unwrap_or(hdr_table), // RTA_TABLE
+            5 => route.gateway = Some(ip_string(family, d)?),                // RTA_GATEWAY
+            7 => route.src = Some(ip_string(family, d)?),                    // RTA_PREFSRC
+            15 => route.table = u32_attr(d).unwrap_or(hdr_table),            // RTA_TABLE
             _ => {}
         }
     }
@@ -233,16 +254,23 @@ fn sys_err(what: &str) -> CollectError {
 }
 
 /// Sends one dump request and collects the reply messages.
-fn dump(msg_type: u16, family: u8, hdr_len: usize) -> Result<Vec<(u16, Vec<u8>)>, CollectError> {
+fn dump(msg_type: u16, family: u8, hdr_len: usize) -> Result<Messages, CollectError> {
     // SAFETY: plain socket syscalls on a descriptor we own; buffers are valid for the
     // lengths passed.
     unsafe {
-        let fd = libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE);
+        let fd = libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        );
         if fd < 0 {
             return Err(sys_err("socket"));
         }
         let sock = Socket(fd);
-        let tv = libc::timeval { tv_sec: 2, tv_usec: 0 };
+        let tv = libc::timeval {
+            tv_sec: 2,
+            tv_usec: 0,
+        };
         libc::setsockopt(
             sock.0,
             libc::SOL_SOCKET,
@@ -277,10 +305,11 @@ fn dump(msg_type: u16, family: u8, hdr_len: usize) -> Result<Vec<(u16, Vec<u8>)>
             if n < 0 {
                 return Err(sys_err("recv"));
             }
-            let (msgs, done) = split_messages(&buf[..n as usize]).map_err(|e| CollectError::Invalid {
-                what: "netlink reply".into(),
-                detail: e.to_string(),
-            })?;
+            let (msgs, done) =
+                split_messages(&buf[..n as usize]).map_err(|e| CollectError::Invalid {
+                    what: "netlink reply".into(),
+                    detail: e.to_string(),
+                })?;
             out.extend(msgs);
             if done || n == 0 {
                 return Ok(out);
@@ -367,7 +396,11 @@ pub(crate) mod tests {
         let mut stream = msg(
             RTM_NEWRULE,
             &hdr,
-            &[(6, &32000u32.to_ne_bytes()), (2, &[10, 10, 1, 11]), (15, &101u32.to_ne_bytes())],
+            &[
+                (6, &32000u32.to_ne_bytes()),
+                (2, &[10, 10, 1, 11]),
+                (15, &101u32.to_ne_bytes()),
+            ],
         );
         stream.extend(done());
         let (msgs, fin) = split_messages(&stream).unwrap();
@@ -388,7 +421,12 @@ pub(crate) mod tests {
         let m = msg(
             RTM_NEWROUTE,
             &hdr,
-            &[(1, &[10, 10, 1, 0]), (4, &3u32.to_ne_bytes()), (15, &101u32.to_ne_bytes()), (7, &[10, 10, 1, 11])],
+            &[
+                (1, &[10, 10, 1, 0]),
+                (4, &3u32.to_ne_bytes()),
+                (15, &101u32.to_ne_bytes()),
+                (7, &[10, 10, 1, 11]),
+            ],
         );
         let (msgs, _) = split_messages(&m).unwrap();
         let r = decode_route(&msgs[0].1, &names).unwrap();
@@ -401,7 +439,11 @@ pub(crate) mod tests {
         ah[0] = AF_INET;
         ah[1] = 24;
         ah[4..8].copy_from_slice(&3u32.to_ne_bytes());
-        let m = msg(RTM_NEWADDR, &ah, &[(1, &[10, 10, 1, 11]), (2, &[10, 10, 1, 11])]);
+        let m = msg(
+            RTM_NEWADDR,
+            &ah,
+            &[(1, &[10, 10, 1, 11]), (2, &[10, 10, 1, 11])],
+        );
         let (msgs, _) = split_messages(&m).unwrap();
         let (name, a) = decode_addr(&msgs[0].1, &names).unwrap().unwrap();
         assert_eq!(name, "ens1f0np0");

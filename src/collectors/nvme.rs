@@ -24,26 +24,42 @@ fn namespace_block_name(entry: &str) -> Option<String> {
     None
 }
 
-pub fn collect(root: &HostRoot, with_smart: bool, problems: &mut Problems) -> Result<Vec<NvmeController>, CollectError> {
+pub fn collect(
+    root: &HostRoot,
+    with_smart: bool,
+    problems: &mut Problems,
+) -> Result<Vec<NvmeController>, CollectError> {
     let mut out = Vec::new();
     // No /sys/class/nvme means no NVMe driver bound: zero controllers, which is a fact.
     let slots = pci_slots(root);
     for name in root.list_opt(NVME_DIR)? {
-        let Some(idx) = name.strip_prefix("nvme") else { continue };
+        let Some(idx) = name.strip_prefix("nvme") else {
+            continue;
+        };
         if idx.is_empty() || !idx.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
         let base = format!("{NVME_DIR}/{name}");
-        let mut text = |f: &str| problems.take(root.value(&format!("{base}/{f}"))).unwrap_or_default();
+        let mut text = |f: &str| {
+            problems
+                .take(root.value(&format!("{base}/{f}")))
+                .unwrap_or_default()
+        };
         let model = text("model");
         let serial = text("serial");
         let firmware = text("firmware_rev");
         let transport = text("transport");
         let state = text("state");
-        let address = root.value_opt(&format!("{base}/address")).ok().flatten().unwrap_or_default();
+        let address = root
+            .value_opt(&format!("{base}/address"))
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let numa_node = match root.parse_opt::<i32>(&format!("{base}/numa_node")) {
             Ok(Some(n)) => Some(n),
-            _ => problems.take(root.parse_opt::<i32>(&format!("{base}/device/numa_node"))).flatten(),
+            _ => problems
+                .take(root.parse_opt::<i32>(&format!("{base}/device/numa_node")))
+                .flatten(),
         }
         .filter(|n| *n >= 0);
         let slot = slots.iter().find_map(|(slot, addr)| {
@@ -52,7 +68,9 @@ pub fn collect(root: &HostRoot, with_smart: bool, problems: &mut Problems) -> Re
 
         let mut namespaces = Vec::new();
         for entry in root.list_opt(&base)? {
-            let Some(block) = namespace_block_name(&entry) else { continue };
+            let Some(block) = namespace_block_name(&entry) else {
+                continue;
+            };
             let size_sectors = root
                 .parse::<u64>(&format!("/sys/block/{block}/size"))
                 .or_else(|_| root.parse::<u64>(&format!("{base}/{entry}/size")));
@@ -63,7 +81,8 @@ pub fn collect(root: &HostRoot, with_smart: bool, problems: &mut Problems) -> Re
                     0
                 }
             };
-            let write_cache = match root.value_opt(&format!("/sys/block/{block}/queue/write_cache")) {
+            let write_cache = match root.value_opt(&format!("/sys/block/{block}/queue/write_cache"))
+            {
                 Ok(Some(v)) if v == "write back" => Some(WriteCache::WriteBack),
                 Ok(Some(v)) if v == "write through" => Some(WriteCache::WriteThrough),
                 Ok(Some(v)) => {
@@ -80,7 +99,10 @@ pub fn collect(root: &HostRoot, with_smart: bool, problems: &mut Problems) -> Re
                 }
             };
             namespaces.push(NvmeNamespace {
-                nsid: root.parse_opt::<u32>(&format!("{base}/{entry}/nsid")).ok().flatten(),
+                nsid: root
+                    .parse_opt::<u32>(&format!("{base}/{entry}/nsid"))
+                    .ok()
+                    .flatten(),
                 size_bytes,
                 logical_block_size: root
                     .parse_opt::<u32>(&format!("/sys/block/{block}/queue/logical_block_size"))
@@ -135,7 +157,9 @@ fn pci_slots(root: &HostRoot) -> Vec<(String, String)> {
         .unwrap_or_default()
         .into_iter()
         .filter_map(|s| {
-            let addr = root.value(&format!("/sys/bus/pci/slots/{s}/address")).ok()?;
+            let addr = root
+                .value(&format!("/sys/bus/pci/slots/{s}/address"))
+                .ok()?;
             Some((s, addr))
         })
         .collect()
@@ -148,7 +172,10 @@ mod tests {
     #[test]
     fn namespace_names_cover_multipath() {
         assert_eq!(namespace_block_name("nvme0n1").as_deref(), Some("nvme0n1"));
-        assert_eq!(namespace_block_name("nvme2c5n3").as_deref(), Some("nvme2n3"));
+        assert_eq!(
+            namespace_block_name("nvme2c5n3").as_deref(),
+            Some("nvme2n3")
+        );
         assert_eq!(namespace_block_name("nvme0"), None);
         assert_eq!(namespace_block_name("numa_node"), None);
         assert_eq!(namespace_block_name("nvmen1"), None);

@@ -28,12 +28,15 @@ pub fn parse_status(text: &str) -> Result<(String, CpuSet, Option<bool>, Option<
     let mut kthread = None;
     let mut ppid = None;
     for line in text.lines() {
-        let Some((k, v)) = line.split_once(':') else { continue };
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
         let v = v.trim();
         match k {
             "Name" => name = Some(v.to_string()),
             "Cpus_allowed_list" => {
-                allowed = Some(CpuSet::parse_list(v).map_err(|e| format!("Cpus_allowed_list: {e}"))?)
+                allowed =
+                    Some(CpuSet::parse_list(v).map_err(|e| format!("Cpus_allowed_list: {e}"))?)
             }
             "Kthread" => kthread = Some(v == "1"),
             "PPid" => ppid = v.parse().ok(),
@@ -57,7 +60,10 @@ pub fn parse_stat(text: &str) -> Result<(char, Option<u32>), String> {
         .and_then(|s| s.chars().next())
         .ok_or("no state field")?;
     let cpu = match rest.get(36) {
-        Some(s) => Some(s.parse().map_err(|_| format!("processor field `{s}` is not a number"))?),
+        Some(s) => Some(
+            s.parse()
+                .map_err(|_| format!("processor field `{s}` is not a number"))?,
+        ),
         None => None,
     };
     Ok((state, cpu))
@@ -82,7 +88,11 @@ struct Acc {
     runnable: u32,
 }
 
-pub fn collect(root: &HostRoot, online: &CpuSet, problems: &mut Problems) -> Result<Pinning, CollectError> {
+pub fn collect(
+    root: &HostRoot,
+    online: &CpuSet,
+    problems: &mut Problems,
+) -> Result<Pinning, CollectError> {
     let pids: Vec<u32> = root
         .list("/proc")?
         .iter()
@@ -131,7 +141,10 @@ pub fn collect(root: &HostRoot, online: &CpuSet, problems: &mut Problems) -> Res
                 Err(detail) => {
                     // One broken file is reported once per run, with its path; the walk goes on.
                     if malformed_reported < 3 {
-                        problems.push(CollectError::malformed(root.display_path(&format!("{tbase}/status")), detail));
+                        problems.push(CollectError::malformed(
+                            root.display_path(&format!("{tbase}/status")),
+                            detail,
+                        ));
                     }
                     malformed_reported += 1;
                     out.skipped += 1;
@@ -202,7 +215,11 @@ fn bump(
 ) {
     let acc = map.entry(cpu).or_default().entry(pid).or_default();
     if acc.comm.is_empty() {
-        acc.comm = if proc_name.is_empty() { thread_name.to_string() } else { proc_name.to_string() };
+        acc.comm = if proc_name.is_empty() {
+            thread_name.to_string()
+        } else {
+            proc_name.to_string()
+        };
     }
     // Within one process the most specific owner wins (an Axon thread inside the agent).
     match (&acc.owner, owner) {
@@ -265,25 +282,35 @@ mod tests {
     #[test]
     fn status_needs_name_and_affinity() {
         let (name, allowed, kt, ppid) =
-            parse_status("Name:\tpython3\nPPid:\t7\nKthread:\t0\nCpus_allowed_list:\t19,28-31\n").unwrap();
+            parse_status("Name:\tpython3\nPPid:\t7\nKthread:\t0\nCpus_allowed_list:\t19,28-31\n")
+                .unwrap();
         assert_eq!(name, "python3");
         assert_eq!(allowed.to_list_string(), "19,28-31");
         assert_eq!(kt, Some(false));
         assert_eq!(ppid, Some(7));
-        assert!(parse_status("Name:\tx\n").unwrap_err().contains("Cpus_allowed_list"));
+        assert!(
+            parse_status("Name:\tx\n")
+                .unwrap_err()
+                .contains("Cpus_allowed_list")
+        );
         assert!(parse_status("Name:\tx\nCpus_allowed_list:\t3-1\n").is_err());
     }
 
     #[test]
     fn slurm_jobs_are_found_in_v1_and_v2_cgroups() {
         assert_eq!(
-            slurm_job_from_cgroup("0::/system.slice/slurmstepd.scope/job_4242/step_0/user/task_0\n"),
+            slurm_job_from_cgroup(
+                "0::/system.slice/slurmstepd.scope/job_4242/step_0/user/task_0\n"
+            ),
             Some(4242)
         );
         assert_eq!(
             slurm_job_from_cgroup("4:cpuset:/slurm/uid_1000/job_17/step_batch\n0::/\n"),
             Some(17)
         );
-        assert_eq!(slurm_job_from_cgroup("0::/system.slice/ssh.service\n"), None);
+        assert_eq!(
+            slurm_job_from_cgroup("0::/system.slice/ssh.service\n"),
+            None
+        );
     }
 }

@@ -56,7 +56,10 @@ pub async fn resolve(names: &[String]) -> Vec<Peer> {
                 Err(e) => Err(format!("cannot resolve {name}: {e}")),
             },
         };
-        out.push(Peer { name: name.clone(), addr });
+        out.push(Peer {
+            name: name.clone(),
+            addr,
+        });
     }
     out
 }
@@ -65,21 +68,33 @@ fn classify_connect_error(e: &io::Error) -> (ProbeState, Option<String>) {
     match e.raw_os_error() {
         Some(libc::ECONNREFUSED) => (ProbeState::Closed, None),
         Some(libc::ETIMEDOUT) => (ProbeState::Filtered, None),
-        Some(libc::EHOSTUNREACH) | Some(libc::ENETUNREACH) | Some(libc::EHOSTDOWN) | Some(libc::EADDRNOTAVAIL) => {
-            (ProbeState::Unreachable, Some(e.to_string()))
-        }
+        Some(libc::EHOSTUNREACH)
+        | Some(libc::ENETUNREACH)
+        | Some(libc::EHOSTDOWN)
+        | Some(libc::EADDRNOTAVAIL) => (ProbeState::Unreachable, Some(e.to_string())),
         _ => (ProbeState::Unreachable, Some(e.to_string())),
     }
 }
 
-pub async fn probe_tcp(addr: SocketAddr, opts: &ProbeOptions) -> (ProbeState, Option<u64>, Option<String>) {
-    let sock = match if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() } {
+pub async fn probe_tcp(
+    addr: SocketAddr,
+    opts: &ProbeOptions,
+) -> (ProbeState, Option<u64>, Option<String>) {
+    let sock = match if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    } {
         Ok(s) => s,
         Err(e) => return (ProbeState::Unreachable, None, Some(format!("socket: {e}"))),
     };
     if let Some(src) = opts.source.filter(|s| s.is_ipv4() == addr.is_ipv4()) {
         if let Err(e) = sock.bind(SocketAddr::new(src, 0)) {
-            return (ProbeState::Unreachable, None, Some(format!("bind {src}: {e}")));
+            return (
+                ProbeState::Unreachable,
+                None,
+                Some(format!("bind {src}: {e}")),
+            );
         }
     }
     // Closing with RST (linger 0) keeps thousands of probes from piling up in TIME_WAIT.
@@ -101,7 +116,10 @@ pub async fn probe_tcp(addr: SocketAddr, opts: &ProbeOptions) -> (ProbeState, Op
     }
 }
 
-pub async fn probe_udp_echo(addr: SocketAddr, opts: &ProbeOptions) -> (ProbeState, Option<u64>, Option<String>) {
+pub async fn probe_udp_echo(
+    addr: SocketAddr,
+    opts: &ProbeOptions,
+) -> (ProbeState, Option<u64>, Option<String>) {
     let bind = match opts.source.filter(|s| s.is_ipv4() == addr.is_ipv4()) {
         Some(s) => SocketAddr::new(s, 0),
         None if addr.is_ipv4() => "0.0.0.0:0".parse().expect("literal"),
@@ -109,7 +127,13 @@ pub async fn probe_udp_echo(addr: SocketAddr, opts: &ProbeOptions) -> (ProbeStat
     };
     let sock = match UdpSocket::bind(bind).await {
         Ok(s) => s,
-        Err(e) => return (ProbeState::Unreachable, None, Some(format!("bind {bind}: {e}"))),
+        Err(e) => {
+            return (
+                ProbeState::Unreachable,
+                None,
+                Some(format!("bind {bind}: {e}")),
+            );
+        }
     };
     // A connected UDP socket receives ICMP errors as ECONNREFUSED / EHOSTUNREACH.
     if let Err(e) = sock.connect(addr).await {
@@ -117,7 +141,8 @@ pub async fn probe_udp_echo(addr: SocketAddr, opts: &ProbeOptions) -> (ProbeStat
         return (s, None, d);
     }
     let start = Instant::now();
-    let nonce: u64 = start.elapsed().as_nanos() as u64 ^ (addr.port() as u64) << 32 ^ std::process::id() as u64;
+    let nonce: u64 =
+        start.elapsed().as_nanos() as u64 ^ (addr.port() as u64) << 32 ^ std::process::id() as u64;
     let mut msg = ECHO_REQUEST.to_vec();
     msg.extend_from_slice(&nonce.to_le_bytes());
     if let Err(e) = sock.send(&msg).await {
@@ -130,13 +155,22 @@ pub async fn probe_udp_echo(addr: SocketAddr, opts: &ProbeOptions) -> (ProbeStat
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, sock.recv(&mut buf)).await {
             Err(_) => return (ProbeState::Filtered, None, None),
-            Ok(Ok(n)) if n >= ECHO_REPLY.len() + 8 && buf[..ECHO_REPLY.len()] == *ECHO_REPLY && buf[ECHO_REPLY.len()..ECHO_REPLY.len() + 8] == nonce.to_le_bytes() => {
-                return (ProbeState::Open, Some((start.elapsed().as_micros() as u64).max(1)), None);
+            Ok(Ok(n))
+                if n >= ECHO_REPLY.len() + 8
+                    && buf[..ECHO_REPLY.len()] == *ECHO_REPLY
+                    && buf[ECHO_REPLY.len()..ECHO_REPLY.len() + 8] == nonce.to_le_bytes() =>
+            {
+                return (
+                    ProbeState::Open,
+                    Some((start.elapsed().as_micros() as u64).max(1)),
+                    None,
+                );
             }
             Ok(Ok(_)) => continue, // someone else's datagram: keep waiting
             Ok(Err(e)) => {
                 let (s, d) = classify_connect_error(&e);
-                let rtt = (s == ProbeState::Closed).then(|| (start.elapsed().as_micros() as u64).max(1));
+                let rtt =
+                    (s == ProbeState::Closed).then(|| (start.elapsed().as_micros() as u64).max(1));
                 return (s, rtt, d);
             }
         }
@@ -157,7 +191,10 @@ pub async fn run(peers: &[Peer], ports: &[PortSpec], opts: &ProbeOptions) -> Pro
             tasks.push(tokio::spawn(async move {
                 let _permit = sem.acquire_owned().await.ok();
                 let (address, (state, rtt_us, detail)) = match &peer.addr {
-                    Err(e) => (String::new(), (ProbeState::Unreachable, None, Some(e.clone()))),
+                    Err(e) => (
+                        String::new(),
+                        (ProbeState::Unreachable, None, Some(e.clone())),
+                    ),
                     Ok(ip) => {
                         let sa = SocketAddr::new(*ip, spec.port);
                         let r = match spec.proto {
@@ -227,7 +264,10 @@ mod tests {
         let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = sock.local_addr().unwrap();
         let server = tokio::spawn(serve_echo(sock));
-        let opts = ProbeOptions { timeout: Duration::from_millis(500), ..Default::default() };
+        let opts = ProbeOptions {
+            timeout: Duration::from_millis(500),
+            ..Default::default()
+        };
         assert_eq!(probe_udp_echo(addr, &opts).await.0, ProbeState::Open);
         server.abort();
         let _ = server.await;
@@ -238,9 +278,23 @@ mod tests {
     #[tokio::test]
     async fn unresolvable_peers_are_unreachable_with_the_reason() {
         let peers = resolve(&["no-such-host.invalid".to_string()]).await;
-        let r = run(&peers, &[PortSpec { port: 22, proto: Proto::Tcp }], &ProbeOptions::default()).await;
+        let r = run(
+            &peers,
+            &[PortSpec {
+                port: 22,
+                proto: Proto::Tcp,
+            }],
+            &ProbeOptions::default(),
+        )
+        .await;
         assert_eq!(r.results[0].state, ProbeState::Unreachable);
-        assert!(r.results[0].detail.as_deref().unwrap().contains("no-such-host.invalid"));
+        assert!(
+            r.results[0]
+                .detail
+                .as_deref()
+                .unwrap()
+                .contains("no-such-host.invalid")
+        );
     }
 
     #[tokio::test]
@@ -248,7 +302,10 @@ mod tests {
         // A bound socket that never answers behaves like a firewall that drops.
         let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = sock.local_addr().unwrap();
-        let opts = ProbeOptions { timeout: Duration::from_millis(200), ..Default::default() };
+        let opts = ProbeOptions {
+            timeout: Duration::from_millis(200),
+            ..Default::default()
+        };
         assert_eq!(probe_udp_echo(addr, &opts).await.0, ProbeState::Filtered);
         drop(sock);
     }

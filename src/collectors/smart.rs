@@ -118,8 +118,14 @@ mod tests {
             .u16(200, 320)
             .u16(204, 330);
         let s = decode(&p.0).unwrap();
-        assert!(s.critical_warning.has(CriticalWarning::SPARE_BELOW_THRESHOLD));
-        assert!(s.critical_warning.has(CriticalWarning::VOLATILE_MEMORY_BACKUP_FAILED));
+        assert!(
+            s.critical_warning
+                .has(CriticalWarning::SPARE_BELOW_THRESHOLD)
+        );
+        assert!(
+            s.critical_warning
+                .has(CriticalWarning::VOLATILE_MEMORY_BACKUP_FAILED)
+        );
         assert!(!s.critical_warning.has(CriticalWarning::READ_ONLY));
         assert_eq!(s.temperature_kelvin, 318);
         assert_eq!(s.temperature_celsius(), Some(45));

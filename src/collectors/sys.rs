@@ -180,7 +180,8 @@ mod nvme_ioctl {
     const _: () = assert!(std::mem::size_of::<PassthruCmd>() == 72);
 
     /// _IOWR('N', 0x41, struct nvme_admin_cmd)
-    const NVME_IOCTL_ADMIN_CMD: libc::c_ulong = (3 << 30) | (72 << 16) | ((b'N' as libc::c_ulong) << 8) | 0x41;
+    const NVME_IOCTL_ADMIN_CMD: libc::c_ulong =
+        (3 << 30) | (72 << 16) | ((b'N' as libc::c_ulong) << 8) | 0x41;
     const GET_LOG_PAGE: u8 = 0x02;
     const LID_SMART: u32 = 0x02;
     const LEN: usize = 512;

@@ -23,13 +23,21 @@ pub fn collect(root: &HostRoot, problems: &mut Problems) -> Result<Topology, Col
     }
     let online_list = match root.read_opt(&format!("{CPU_DIR}/online"))? {
         Some(s) => Some(CpuSet::parse_list(&s).map_err(|e| {
-            CollectError::malformed(root.display_path(&format!("{CPU_DIR}/online")), e.to_string())
+            CollectError::malformed(
+                root.display_path(&format!("{CPU_DIR}/online")),
+                e.to_string(),
+            )
         })?),
         None => None,
     };
 
     let numa_nodes = numa_nodes(root, problems)?;
-    let node_of = |cpu: u32| numa_nodes.iter().find(|n| n.cpus.contains(cpu)).map(|n| n.id);
+    let node_of = |cpu: u32| {
+        numa_nodes
+            .iter()
+            .find(|n| n.cpus.contains(cpu))
+            .map(|n| n.id)
+    };
 
     let mut cpus = Vec::with_capacity(cpu_ids.len());
     for id in cpu_ids {
@@ -44,19 +52,35 @@ pub fn collect(root: &HostRoot, problems: &mut Problems) -> Result<Topology, Col
         };
         let topo = |f: &str| format!("{base}/topology/{f}");
         let (core_id, package_id, siblings) = if online {
-            let core = problems.take(root.parse::<u32>(&topo("core_id"))).unwrap_or(id);
-            let pkg = problems.take(root.parse::<u32>(&topo("physical_package_id"))).unwrap_or(0);
+            let core = problems
+                .take(root.parse::<u32>(&topo("core_id")))
+                .unwrap_or(id);
+            let pkg = problems
+                .take(root.parse::<u32>(&topo("physical_package_id")))
+                .unwrap_or(0);
             let sib = problems
                 .take(root.read(&topo("thread_siblings_list")).and_then(|s| {
-                    CpuSet::parse_list(&s)
-                        .map_err(|e| CollectError::malformed(root.display_path(&topo("thread_siblings_list")), e.to_string()))
+                    CpuSet::parse_list(&s).map_err(|e| {
+                        CollectError::malformed(
+                            root.display_path(&topo("thread_siblings_list")),
+                            e.to_string(),
+                        )
+                    })
                 }))
                 .unwrap_or_else(|| CpuSet::from_ids([id]));
             (core, pkg, sib)
         } else {
             // An offline CPU's topology files are absent; keep what can be read.
-            let core = root.parse_opt::<u32>(&topo("core_id")).ok().flatten().unwrap_or(id);
-            let pkg = root.parse_opt::<u32>(&topo("physical_package_id")).ok().flatten().unwrap_or(0);
+            let core = root
+                .parse_opt::<u32>(&topo("core_id"))
+                .ok()
+                .flatten()
+                .unwrap_or(id);
+            let pkg = root
+                .parse_opt::<u32>(&topo("physical_package_id"))
+                .ok()
+                .flatten()
+                .unwrap_or(0);
             (core, pkg, CpuSet::from_ids([id]))
         };
         cpus.push(Cpu {
@@ -88,7 +112,9 @@ pub fn collect(root: &HostRoot, problems: &mut Problems) -> Result<Topology, Col
             .take(root.parse_opt::<u8>(&format!("{CPU_DIR}/smt/active")))
             .flatten()
             .map(|v| v == 1),
-        control: problems.take(root.value_opt(&format!("{CPU_DIR}/smt/control"))).flatten(),
+        control: problems
+            .take(root.value_opt(&format!("{CPU_DIR}/smt/control")))
+            .flatten(),
     };
 
     let memory = match root.read("/proc/meminfo") {
@@ -134,7 +160,10 @@ pub fn collect(root: &HostRoot, problems: &mut Problems) -> Result<Topology, Col
 fn numa_nodes(root: &HostRoot, problems: &mut Problems) -> Result<Vec<NumaNode>, CollectError> {
     let mut nodes = Vec::new();
     for name in root.list_opt(NODE_DIR)? {
-        let Some(id) = name.strip_prefix("node").and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(id) = name
+            .strip_prefix("node")
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let base = format!("{NODE_DIR}/node{id}");
@@ -143,7 +172,10 @@ fn numa_nodes(root: &HostRoot, problems: &mut Problems) -> Result<Vec<NumaNode>,
             Ok(s) => match CpuSet::parse_list(&s) {
                 Ok(c) => c,
                 Err(e) => {
-                    problems.push(CollectError::malformed(root.display_path(&cpulist_path), e.to_string()));
+                    problems.push(CollectError::malformed(
+                        root.display_path(&cpulist_path),
+                        e.to_string(),
+                    ));
                     CpuSet::new()
                 }
             },
@@ -171,9 +203,16 @@ fn numa_nodes(root: &HostRoot, problems: &mut Problems) -> Result<Vec<NumaNode>,
             let f = |n: &str| format!("{base}/hugepages/{hp}/{n}");
             hugepages.push(HugePagePool {
                 page_size_bytes: kb * 1024,
-                total: problems.take(root.parse::<u64>(&f("nr_hugepages"))).unwrap_or(0),
-                free: problems.take(root.parse::<u64>(&f("free_hugepages"))).unwrap_or(0),
-                surplus: problems.take(root.parse_opt::<u64>(&f("surplus_hugepages"))).flatten().unwrap_or(0),
+                total: problems
+                    .take(root.parse::<u64>(&f("nr_hugepages")))
+                    .unwrap_or(0),
+                free: problems
+                    .take(root.parse::<u64>(&f("free_hugepages")))
+                    .unwrap_or(0),
+                surplus: problems
+                    .take(root.parse_opt::<u64>(&f("surplus_hugepages")))
+                    .flatten()
+                    .unwrap_or(0),
             });
         }
         hugepages.sort_by_key(|h| h.page_size_bytes);
@@ -212,10 +251,18 @@ pub fn cpuinfo_vendor_model(text: &str) -> (String, String) {
 pub fn meminfo_map(text: &str) -> BTreeMap<String, u64> {
     let mut m = BTreeMap::new();
     for line in text.lines() {
-        let Some((k, v)) = line.split_once(':') else { continue };
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
         let mut parts = v.split_whitespace();
-        let Some(n) = parts.next().and_then(|n| n.parse::<u64>().ok()) else { continue };
-        let n = if parts.next() == Some("kB") { n * 1024 } else { n };
+        let Some(n) = parts.next().and_then(|n| n.parse::<u64>().ok()) else {
+            continue;
+        };
+        let n = if parts.next() == Some("kB") {
+            n * 1024
+        } else {
+            n
+        };
         m.insert(k.trim().to_string(), n);
     }
     m
@@ -259,14 +306,18 @@ mod tests {
 
     #[test]
     fn node_meminfo_strips_the_node_prefix() {
-        let (t, f) = node_meminfo("Node 0 MemTotal:        3893460 kB\nNode 0 MemFree:         3568716 kB\n");
+        let (t, f) = node_meminfo(
+            "Node 0 MemTotal:        3893460 kB\nNode 0 MemFree:         3568716 kB\n",
+        );
         assert_eq!(t, 3893460 * 1024);
         assert_eq!(f, 3568716 * 1024);
     }
 
     #[test]
     fn cpuinfo_first_stanza_wins() {
-        let (v, m) = cpuinfo_vendor_model("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\n\nprocessor\t: 1\nvendor_id\t: Other\n");
+        let (v, m) = cpuinfo_vendor_model(
+            "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\n\nprocessor\t: 1\nvendor_id\t: Other\n",
+        );
         assert_eq!(v, "AuthenticAMD");
         assert_eq!(m, "AMD EPYC");
     }

@@ -20,9 +20,18 @@ pub struct CheckOutcome {
 }
 
 pub async fn run(root: &HostRoot, cfg: &CollectConfig) -> CheckOutcome {
-    let state = AgentState::new(NodeInfo::default(), crate::agent::scheduler::Schedule::with_base(std::time::Duration::from_secs(1)).initial_status());
+    let state = AgentState::new(
+        NodeInfo::default(),
+        crate::agent::scheduler::Schedule::with_base(std::time::Duration::from_secs(1))
+            .initial_status(),
+    );
     let mut problems = Vec::new();
-    for section in [Section::Topology, Section::Network, Section::Nvme, Section::Pinning] {
+    for section in [
+        Section::Topology,
+        Section::Network,
+        Section::Nvme,
+        Section::Pinning,
+    ] {
         let (r, c) = (root.clone(), cfg.clone());
         let out = tokio::task::spawn_blocking(move || collect_section(&r, &c, None, section)).await;
         match out {
@@ -43,7 +52,10 @@ pub async fn run(root: &HostRoot, cfg: &CollectConfig) -> CheckOutcome {
         state.update(SectionValue::Probes(report), None, 0);
     }
     let (r, c) = (root.clone(), cfg.clone());
-    let checks = tokio::task::spawn_blocking(move || collect_section(&r, &c, Some(&state), Section::Checks).map(|(v, p)| (v, p, state))).await;
+    let checks = tokio::task::spawn_blocking(move || {
+        collect_section(&r, &c, Some(&state), Section::Checks).map(|(v, p)| (v, p, state))
+    })
+    .await;
     let (mut results, mut kernel) = (Vec::new(), None);
     if let Ok(Ok((SectionValue::Checks(facts, r), p, _))) = checks {
         problems.extend(p.iter().map(|e| format!("checks: {e}")));
@@ -73,7 +85,12 @@ fn rank(s: CheckStatus) -> u8 {
 
 /// Results worst first, catalogue order within a status.
 pub fn sorted(results: &[CheckResult]) -> Vec<&CheckResult> {
-    let pos = |id: &str| checks::CATALOG.iter().position(|d| d.id == id).unwrap_or(usize::MAX);
+    let pos = |id: &str| {
+        checks::CATALOG
+            .iter()
+            .position(|d| d.id == id)
+            .unwrap_or(usize::MAX)
+    };
     let mut v: Vec<&CheckResult> = results.iter().collect();
     v.sort_by_key(|r| (rank(r.status), pos(&r.id)));
     v
@@ -105,7 +122,13 @@ pub fn render_table(o: &CheckOutcome, color: bool) -> String {
     out.push_str("\n\n");
     let width = o.results.iter().map(|r| r.id.len()).max().unwrap_or(10);
     for r in sorted(&o.results) {
-        let _ = writeln!(out, "  {} {:<width$}  {}", paint(r.status), r.id, r.observed);
+        let _ = writeln!(
+            out,
+            "  {} {:<width$}  {}",
+            paint(r.status),
+            r.id,
+            r.observed
+        );
         if r.status != CheckStatus::Pass {
             let pad = " ".repeat(width + 12);
             let _ = writeln!(out, "{pad}expected: {}", r.expected);
@@ -124,7 +147,11 @@ pub fn render_table(o: &CheckOutcome, color: bool) -> String {
         count(CheckStatus::Unknown)
     );
     if !o.problems.is_empty() {
-        let _ = writeln!(out, "\nfacts that could not be read ({}):", o.problems.len());
+        let _ = writeln!(
+            out,
+            "\nfacts that could not be read ({}):",
+            o.problems.len()
+        );
         for p in o.problems.iter().take(10) {
             let _ = writeln!(out, "  {p}");
         }

@@ -17,7 +17,9 @@ pub fn collect_config(a: &CollectArgs) -> Result<CollectConfig> {
         None => Vec::new(),
     };
     Ok(CollectConfig {
-        net: NetConfig { dataplane: a.dataplane_nics.clone() },
+        net: NetConfig {
+            dataplane: a.dataplane_nics.clone(),
+        },
         plan: PlanParams {
             hugepages_per_core_bytes: a.hugepages_per_core_mib * 1024 * 1024,
             ..PlanParams::default()
@@ -59,7 +61,10 @@ pub async fn agent(a: AgentArgs) -> Result<()> {
     let name = ag.state.with_snapshot(|s, _| s.node.hostname.clone());
     eprintln!("axon agent {} on node {name}", env!("CARGO_PKG_VERSION"));
     if let Some(a) = ag.grpc_addr {
-        eprintln!("  gRPC        {a} (TCP, bearer token from {})", ag.admin_token_file.display());
+        eprintln!(
+            "  gRPC        {a} (TCP, bearer token from {})",
+            ag.admin_token_file.display()
+        );
     }
     if let Some(p) = &ag.unix_socket {
         eprintln!("  control     {} (unix socket, root peers)", p.display());
@@ -90,7 +95,10 @@ pub async fn exporter(a: ExporterArgs) -> Result<()> {
     };
     let ag = agent::start(cfg).await?;
     if let Some(addr) = ag.metrics_addr {
-        eprintln!("axon exporter {}: metrics at http://{addr}/metrics", env!("CARGO_PKG_VERSION"));
+        eprintln!(
+            "axon exporter {}: metrics at http://{addr}/metrics",
+            env!("CARGO_PKG_VERSION")
+        );
     }
     wait_for_shutdown().await;
     ag.shutdown();

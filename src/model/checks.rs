@@ -57,31 +57,156 @@ pub struct CheckDef {
 }
 
 pub const CATALOG: &[CheckDef] = &[
-    CheckDef { id: "swap.off", requirement: "no active swap", source: "seed", cluster_wide: false },
-    CheckDef { id: "numa.balancing", requirement: "kernel.numa_balancing = 0, persisted in sysctl.conf or sysctl.d", source: "seed", cluster_wide: false },
-    CheckDef { id: "tmp.noexec", requirement: "/tmp mounted noexec", source: "seed", cluster_wide: false },
-    CheckDef { id: "smt.off", requirement: "hyperthreading (SMT) disabled in BIOS", source: "seed (BIOS)", cluster_wide: false },
-    CheckDef { id: "cgroup.v2", requirement: "unified cgroup v2 hierarchy", source: "seed", cluster_wide: false },
-    CheckDef { id: "kernel.headers", requirement: "kernel headers match the booted kernel", source: "seed", cluster_wide: false },
-    CheckDef { id: "hugepages", requirement: "HugeTLB pages can be allocated for the planned containers", source: "seed", cluster_wide: false },
-    CheckDef { id: "cpu.vendor", requirement: "AMD single socket, or Intel (dual socket allowed)", source: "seed", cluster_wide: false },
-    CheckDef { id: "numa.nic-balance", requirement: "dataplane NICs sit on NUMA domains that get Axon cores", source: "seed", cluster_wide: false },
-    CheckDef { id: "net.mtu", requirement: "dataplane MTU >= 9000 (Ethernet) / >= 4092 (InfiniBand)", source: "seed", cluster_wide: false },
-    CheckDef { id: "net.sbr", requirement: "source-based routing: a rule and table per dataplane NIC", source: "seed", cluster_wide: false },
-    CheckDef { id: "net.arp", requirement: "arp_filter=1, arp_announce=2, arp_ignore=1 per dataplane NIC (and all/default)", source: "WEKA sbr-config", cluster_wide: false },
-    CheckDef { id: "net.rp_filter", requirement: "rp_filter = 2 (0 accepted) on dataplane NICs", source: "WEKA checker", cluster_wide: false },
-    CheckDef { id: "ntp.sync", requirement: "clock synchronised (adjtimex not STA_UNSYNC)", source: "seed", cluster_wide: false },
-    CheckDef { id: "svc.rpcbind", requirement: "rpcbind installed and enabled", source: "seed", cluster_wide: false },
-    CheckDef { id: "fs.xfs", requirement: "XFS available", source: "seed", cluster_wide: false },
-    CheckDef { id: "fs.squashfs", requirement: "SquashFS available", source: "seed", cluster_wide: false },
-    CheckDef { id: "nvme.plp", requirement: "drives have power-loss protection; no volatile-memory-backup warning", source: "seed", cluster_wide: false },
-    CheckDef { id: "nvme.capacity", requirement: "each SSD <= 30 TB", source: "seed", cluster_wide: false },
-    CheckDef { id: "nvme.count", requirement: "2, 4 or 8 NVMe drives per server", source: "seed", cluster_wide: false },
-    CheckDef { id: "nvme.health", requirement: "no critical warnings, media errors or worn-out drives", source: "axon (NVMe SMART)", cluster_wide: false },
-    CheckDef { id: "ports.open", requirement: "firewall lets the cluster ports through between nodes", source: "seed", cluster_wide: false },
-    CheckDef { id: "iommu.consistent", requirement: "IOMMU settings equal on every node", source: "seed", cluster_wide: true },
-    CheckDef { id: "nvme.size-ratio", requirement: "smallest:largest SSD <= 1:8 across the cluster", source: "seed", cluster_wide: true },
-    CheckDef { id: "ntp.skew", requirement: "clock skew between nodes small (< 500 ms)", source: "seed", cluster_wide: true },
+    CheckDef {
+        id: "swap.off",
+        requirement: "no active swap",
+        source: "seed",
+        cluster_wide: false,
+    },
+    CheckDef {
+        id: "numa.balancing",
+        requirement: "kernel.numa_balancing = 0, persisted in sysctl.conf or sysctl.d",
+        source: "seed",
+        cluster_wide: false,
+    },
+    CheckDef {
+        id: "tmp.noexec",
+        requirement: "/tmp mounted noexec",
+        source: "seed",
+        cluster_wide: false,
+    },
+    CheckDef {
+        id: "smt.off",
+        requirement: "hyperthreading (SMT) disabled in BIOS",
+        source: "seed (BIOS)",
+        cluster_wide: false,
+    },
+    CheckDef {
+        id: "cgroup.v2",
+        requirement: "unified cgroup v2 hierarchy",
+        source: "seed",
+        cluster_wide: false,
+    },
+    CheckDef {
+        id: "kernel.headers",
+        requirement: "kernel headers match the booted kernel",
+        source: "seed",
+        cluster_wide: false,
+    },
+    CheckDef {
+        id: "hugepages",
+        requirement: "HugeTLB pages can be allocated for the planned containers",
+        source: "seed",
+        cluster_wide: false,
+    },
+    CheckDef {
+        id: "cpu.vendor",
+        requirement: "AMD single socket, or Intel (dual socket allowed)",
+        source: "seed",
+        cluster_wide: false,
+    },
+    CheckDef {
+        id: "numa.nic-balance",
+        requirement: "dataplane NICs sit on NUMA domains that get Axon cores",
+        source: "seed",
+        cluster_wide: false,
+    },
+    CheckDef {
+        id: "net.mtu",
+        requirement: "dataplane MTU >= 9000 (Ethernet) / >= 4092 (InfiniBand)",
+        source: "seed",
+        cluster_wide: false,
+    },
+    CheckDef {
+        id: "net.sbr",
+        requirement: "source-based routing: a rule and table per dataplane NIC",
+        source: "seed",
+        cluster_wide: false,
+    },
+    CheckDef {
+        id: "net.arp",
+        requirement: "arp_filter=1, arp_announce=2, arp_ignore=1 per dataplane NIC (and all/default)",
+        source: "WEKA sbr-config",
+        cluster_wide: false,
+    },
+    CheckDef {
+        id: "net.rp_filter",
+        requirement: "rp_filter = 2 (0 accepted) on dataplane NICs",
+        source: "WEKA checker",
+        cluster_wide: false,
+    },
+    CheckDef {
+        id: "ntp.sync",
+        requirement: "clock synchronised (adjtimex not STA_UNSYNC)",
+        source: "seed",
+        cluster_wide: false,
+    },
+    CheckDef {
+        id: "svc.rpcbind",
+        requirement: "rpcbind installed and enabled",
+        source: "seed",
+        cluster_wide: false,
+    },
+    CheckDef {
+        id: "fs.xfs",
+        requirement: "XFS available",
+        source: "seed",
+        cluster_wide: false,
+    },
+    CheckDef {
+        id: "fs.squashfs",
+        requirement: "SquashFS available",
+        source: "seed",
+        cluster_wide: false,
+    },
+    CheckDef {
+        id: "nvme.plp",
+        requirement: "drives have power-loss protection; no volatile-memory-backup warning",
+        source: "seed",
+        cluster_wide: false,
+    },
+    CheckDef {
+        id: "nvme.capacity",
+        requirement: "each SSD <= 30 TB",
+        source: "seed",
+        cluster_wide: false,
+    },
+    CheckDef {
+        id: "nvme.count",
+        requirement: "2, 4 or 8 NVMe drives per server",
+        source: "seed",
+        cluster_wide: false,
+    },
+    CheckDef {
+        id: "nvme.health",
+        requirement: "no critical warnings, media errors or worn-out drives",
+        source: "axon (NVMe SMART)",
+        cluster_wide: false,
+    },
+    CheckDef {
+        id: "ports.open",
+        requirement: "firewall lets the cluster ports through between nodes",
+        source: "seed",
+        cluster_wide: false,
+    },
+    CheckDef {
+        id: "iommu.consistent",
+        requirement: "IOMMU settings equal on every node",
+        source: "seed",
+        cluster_wide: true,
+    },
+    CheckDef {
+        id: "nvme.size-ratio",
+        requirement: "smallest:largest SSD <= 1:8 across the cluster",
+        source: "seed",
+        cluster_wide: true,
+    },
+    CheckDef {
+        id: "ntp.skew",
+        requirement: "clock skew between nodes small (< 500 ms)",
+        source: "seed",
+        cluster_wide: true,
+    },
 ];
 
 pub fn def(id: &str) -> Option<&'static CheckDef> {
@@ -114,7 +239,10 @@ mod tests {
     #[test]
     fn exit_code_follows_worst_status() {
         assert_eq!(exit_code(&[r(CheckStatus::Pass)]), 0);
-        assert_eq!(exit_code(&[r(CheckStatus::Pass), r(CheckStatus::Unknown)]), 1);
+        assert_eq!(
+            exit_code(&[r(CheckStatus::Pass), r(CheckStatus::Unknown)]),
+            1
+        );
         assert_eq!(exit_code(&[r(CheckStatus::Warn), r(CheckStatus::Pass)]), 1);
         assert_eq!(exit_code(&[r(CheckStatus::Warn), r(CheckStatus::Fail)]), 2);
     }

@@ -199,10 +199,7 @@ mod tests {
 
     #[test]
     fn list_accepts_strides() {
-        assert_eq!(
-            CpuSet::parse_list("0-7:2").unwrap().ids(),
-            &[0, 2, 4, 6]
-        );
+        assert_eq!(CpuSet::parse_list("0-7:2").unwrap().ids(), &[0, 2, 4, 6]);
     }
 
     #[test]

@@ -274,7 +274,9 @@ mod tests {
     fn expands_lists_and_several_groups() {
         assert_eq!(
             expand("node[1-4,7],gpu[01-02]").unwrap(),
-            vec!["node1", "node2", "node3", "node4", "node7", "gpu01", "gpu02"]
+            vec![
+                "node1", "node2", "node3", "node4", "node7", "gpu01", "gpu02"
+            ]
         );
         assert_eq!(
             expand("rack[1-2]-n[01-02]").unwrap(),

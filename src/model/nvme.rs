@@ -115,7 +115,11 @@ impl CriticalWarning {
             "reliability",
             "NVM subsystem reliability degraded",
         ),
-        (Self::READ_ONLY, "read_only", "media placed in read-only mode"),
+        (
+            Self::READ_ONLY,
+            "read_only",
+            "media placed in read-only mode",
+        ),
         (
             Self::VOLATILE_MEMORY_BACKUP_FAILED,
             "volatile_memory_backup",
@@ -205,10 +209,7 @@ impl SmartLog {
             level = level.max(HealthLevel::Warning);
             reasons.push(format!("{} media errors", self.media_errors));
         }
-        if self.percentage_used >= 100 {
-            level = level.max(HealthLevel::Warning);
-            reasons.push(format!("{}% of rated life used", self.percentage_used));
-        } else if self.percentage_used >= 90 {
+        if self.percentage_used >= 90 {
             level = level.max(HealthLevel::Warning);
             reasons.push(format!("{}% of rated life used", self.percentage_used));
         }

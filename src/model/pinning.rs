@@ -104,8 +104,12 @@ pub struct CpuUse {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum CpuRole {
-    Axon { role: ContainerRole },
-    SlurmJob { job_id: u64 },
+    Axon {
+        role: ContainerRole,
+    },
+    SlurmJob {
+        job_id: u64,
+    },
     /// Restricted system processes only (e.g. an OS reservation).
     Os,
     /// Nothing pinned here; any unpinned thread may use it.

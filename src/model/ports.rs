@@ -37,14 +37,70 @@ pub struct PortGroup {
 }
 
 pub const PORT_GROUPS: &[PortGroup] = &[
-    PortGroup { id: "core", what: "Core container traffic", ranges: &[(14000, 14100), (15000, 15100), (16000, 16100)], tcp: true, udp: true, kubernetes: false },
-    PortGroup { id: "traces", what: "traces remote viewer", ranges: &[(443, 443)], tcp: true, udp: false, kubernetes: false },
-    PortGroup { id: "ssh", what: "SSH management", ranges: &[(22, 22)], tcp: true, udp: false, kubernetes: false },
-    PortGroup { id: "ntp", what: "NTP management (the seed says TCP)", ranges: &[(123, 123)], tcp: true, udp: false, kubernetes: false },
-    PortGroup { id: "vault", what: "HashiCorp Vault", ranges: &[(8200, 8201)], tcp: true, udp: false, kubernetes: false },
-    PortGroup { id: "kmip", what: "KMIP", ranges: &[(5696, 5696)], tcp: true, udp: false, kubernetes: false },
-    PortGroup { id: "k8s-client", what: "Kubernetes client → compute/drives nodePorts", ranges: &[(45000, 65000)], tcp: true, udp: true, kubernetes: true },
-    PortGroup { id: "k8s-core", what: "Kubernetes operator/core nodePorts", ranges: &[(35000, 35499)], tcp: true, udp: true, kubernetes: true },
+    PortGroup {
+        id: "core",
+        what: "Core container traffic",
+        ranges: &[(14000, 14100), (15000, 15100), (16000, 16100)],
+        tcp: true,
+        udp: true,
+        kubernetes: false,
+    },
+    PortGroup {
+        id: "traces",
+        what: "traces remote viewer",
+        ranges: &[(443, 443)],
+        tcp: true,
+        udp: false,
+        kubernetes: false,
+    },
+    PortGroup {
+        id: "ssh",
+        what: "SSH management",
+        ranges: &[(22, 22)],
+        tcp: true,
+        udp: false,
+        kubernetes: false,
+    },
+    PortGroup {
+        id: "ntp",
+        what: "NTP management (the seed says TCP)",
+        ranges: &[(123, 123)],
+        tcp: true,
+        udp: false,
+        kubernetes: false,
+    },
+    PortGroup {
+        id: "vault",
+        what: "HashiCorp Vault",
+        ranges: &[(8200, 8201)],
+        tcp: true,
+        udp: false,
+        kubernetes: false,
+    },
+    PortGroup {
+        id: "kmip",
+        what: "KMIP",
+        ranges: &[(5696, 5696)],
+        tcp: true,
+        udp: false,
+        kubernetes: false,
+    },
+    PortGroup {
+        id: "k8s-client",
+        what: "Kubernetes client → compute/drives nodePorts",
+        ranges: &[(45000, 65000)],
+        tcp: true,
+        udp: true,
+        kubernetes: true,
+    },
+    PortGroup {
+        id: "k8s-core",
+        what: "Kubernetes operator/core nodePorts",
+        ranges: &[(35000, 35499)],
+        tcp: true,
+        udp: true,
+        kubernetes: true,
+    },
 ];
 
 pub fn group(id: &str) -> Option<&'static PortGroup> {
@@ -69,15 +125,33 @@ pub struct PortSpec {
 /// non-Kubernetes range, and every single-port group. Full ranges are probed on demand.
 pub fn continuous_ports() -> Vec<PortSpec> {
     let mut out = vec![
-        PortSpec { port: CONTROL_PORT, proto: Proto::Tcp },
-        PortSpec { port: DATA_PORT, proto: Proto::Tcp },
-        PortSpec { port: METRICS_PORT, proto: Proto::Tcp },
-        PortSpec { port: ECHO_PORT, proto: Proto::Udp },
+        PortSpec {
+            port: CONTROL_PORT,
+            proto: Proto::Tcp,
+        },
+        PortSpec {
+            port: DATA_PORT,
+            proto: Proto::Tcp,
+        },
+        PortSpec {
+            port: METRICS_PORT,
+            proto: Proto::Tcp,
+        },
+        PortSpec {
+            port: ECHO_PORT,
+            proto: Proto::Udp,
+        },
     ];
     for g in PORT_GROUPS.iter().filter(|g| !g.kubernetes && g.tcp) {
         for (a, b) in g.ranges {
-            out.push(PortSpec { port: *a, proto: Proto::Tcp });
-            out.push(PortSpec { port: *b, proto: Proto::Tcp });
+            out.push(PortSpec {
+                port: *a,
+                proto: Proto::Tcp,
+            });
+            out.push(PortSpec {
+                port: *b,
+                proto: Proto::Tcp,
+            });
         }
     }
     out.sort();
@@ -93,12 +167,18 @@ pub fn full_ports(groups: &[&PortGroup]) -> Vec<PortSpec> {
         if g.tcp {
             for (a, b) in g.ranges {
                 for p in *a..=*b {
-                    out.push(PortSpec { port: p, proto: Proto::Tcp });
+                    out.push(PortSpec {
+                        port: p,
+                        proto: Proto::Tcp,
+                    });
                 }
             }
         }
     }
-    out.push(PortSpec { port: ECHO_PORT, proto: Proto::Udp });
+    out.push(PortSpec {
+        port: ECHO_PORT,
+        proto: Proto::Udp,
+    });
     out.sort();
     out.dedup();
     out
@@ -111,11 +191,22 @@ mod tests {
     #[test]
     fn continuous_set_covers_range_ends_and_own_ports() {
         let ports = continuous_ports();
-        for p in [14000, 14001, 14090, 14100, 15000, 15100, 16000, 16100, 22, 443, 123, 8200, 8201, 5696] {
-            assert!(ports.iter().any(|s| s.port == p && s.proto == Proto::Tcp), "{p}");
+        for p in [
+            14000, 14001, 14090, 14100, 15000, 15100, 16000, 16100, 22, 443, 123, 8200, 8201, 5696,
+        ] {
+            assert!(
+                ports.iter().any(|s| s.port == p && s.proto == Proto::Tcp),
+                "{p}"
+            );
         }
-        assert!(ports.contains(&PortSpec { port: 14000, proto: Proto::Udp }));
-        assert!(!ports.iter().any(|s| s.port == 45000), "kubernetes ranges are on demand");
+        assert!(ports.contains(&PortSpec {
+            port: 14000,
+            proto: Proto::Udp
+        }));
+        assert!(
+            !ports.iter().any(|s| s.port == 45000),
+            "kubernetes ranges are on demand"
+        );
     }
 
     #[test]

@@ -87,7 +87,11 @@ impl Topology {
     }
 
     pub fn online_cpus(&self) -> CpuSet {
-        self.cpus.iter().filter(|c| c.online).map(|c| c.id).collect()
+        self.cpus
+            .iter()
+            .filter(|c| c.online)
+            .map(|c| c.id)
+            .collect()
     }
 
     pub fn numa_node(&self, id: u32) -> Option<&NumaNode> {

@@ -785,7 +785,11 @@ impl From<&NvmeController> for pb::NvmeController {
     }
 }
 
-fn narrow<T: TryFrom<u32>>(v: u32, message: &'static str, field: &'static str) -> Result<T, WireError> {
+fn narrow<T: TryFrom<u32>>(
+    v: u32,
+    message: &'static str,
+    field: &'static str,
+) -> Result<T, WireError> {
     T::try_from(v).map_err(|_| bad(message, field, format!("{v} out of range")))
 }
 
@@ -795,12 +799,28 @@ impl TryFrom<pb::NvmeController> for NvmeController {
         let smart = match c.smart {
             None => None,
             Some(s) => Some(SmartLog {
-                critical_warning: CriticalWarning(narrow(s.critical_warning, "SmartLog", "critical_warning")?),
+                critical_warning: CriticalWarning(narrow(
+                    s.critical_warning,
+                    "SmartLog",
+                    "critical_warning",
+                )?),
                 temperature_kelvin: narrow(s.temperature_kelvin, "SmartLog", "temperature_kelvin")?,
-                available_spare_pct: narrow(s.available_spare_pct, "SmartLog", "available_spare_pct")?,
-                available_spare_threshold_pct: narrow(s.available_spare_threshold_pct, "SmartLog", "available_spare_threshold_pct")?,
+                available_spare_pct: narrow(
+                    s.available_spare_pct,
+                    "SmartLog",
+                    "available_spare_pct",
+                )?,
+                available_spare_threshold_pct: narrow(
+                    s.available_spare_threshold_pct,
+                    "SmartLog",
+                    "available_spare_threshold_pct",
+                )?,
                 percentage_used: narrow(s.percentage_used, "SmartLog", "percentage_used")?,
-                endurance_group_warning: narrow(s.endurance_group_warning, "SmartLog", "endurance_group_warning")?,
+                endurance_group_warning: narrow(
+                    s.endurance_group_warning,
+                    "SmartLog",
+                    "endurance_group_warning",
+                )?,
                 data_read_bytes: s.data_read_bytes,
                 data_written_bytes: s.data_written_bytes,
                 host_read_commands: s.host_read_commands,

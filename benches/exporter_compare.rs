@@ -1,0 +1,157 @@
+//! Scrape latency and memory of `axon exporter` against Debian's
+//! `prometheus-node-exporter`, both on this host's real root, measured in the same run:
+//!
+//!     cargo bench --bench exporter_compare
+//!
+//! Each exporter is started with its defaults, warmed up, then scraped SCRAPES times in
+//! alternation (one request at a time, 20 ms apart) over plain HTTP/1.1. Reports p50/p90/
+//! p99 latency, the ratio axon/node_exporter, and RSS (VmRSS and peak VmHWM) afterwards.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SCRAPES: usize = 300;
+const AXON_ADDR: &str = "127.0.0.1:19090";
+const NODE_ADDR: &str = "127.0.0.1:19100";
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn scrape(addr: &str) -> Result<(Duration, usize), String> {
+    let start = Instant::now();
+    let mut s = TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
+    s.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAccept: text/plain\r\nConnection: close\r\n\r\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut buf = Vec::with_capacity(256 * 1024);
+    s.read_to_end(&mut buf).map_err(|e| e.to_string())?;
+    if !buf.starts_with(b"HTTP/1.1 200") {
+        return Err(format!(
+            "{addr}: {}",
+            String::from_utf8_lossy(&buf[..buf.len().min(80)])
+        ));
+    }
+    Ok((start.elapsed(), buf.len()))
+}
+
+fn wait_ready(addr: &str) {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(20) {
+        if scrape(addr).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{addr} never answered");
+}
+
+fn status_kb(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` passes nothing useful. Only run
+    // for real when asked to benchmark.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("exporter_compare: run with `cargo bench --bench exporter_compare`");
+        return;
+    }
+    let node_exporter = [
+        "/usr/bin/prometheus-node-exporter",
+        "/usr/bin/node_exporter",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .expect("install Debian's prometheus-node-exporter: apt-get install prometheus-node-exporter");
+    let axon = Proc(
+        Command::new(env!("CARGO_BIN_EXE_axon"))
+            .args(["exporter", "--metrics-listen", AXON_ADDR])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start axon exporter"),
+    );
+    let node = Proc(
+        Command::new(node_exporter)
+            .args([&format!("--web.listen-address={NODE_ADDR}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start node_exporter"),
+    );
+    wait_ready(AXON_ADDR);
+    wait_ready(NODE_ADDR);
+    // Let axon's slower collectors (checks, NVMe) run once so the payload is complete.
+    std::thread::sleep(Duration::from_secs(12));
+    for _ in 0..20 {
+        let _ = scrape(AXON_ADDR);
+        let _ = scrape(NODE_ADDR);
+    }
+    let (mut a, mut n) = (Vec::new(), Vec::new());
+    let (mut a_bytes, mut n_bytes) = (0, 0);
+    for _ in 0..SCRAPES {
+        let (d, b) = scrape(AXON_ADDR).unwrap();
+        a.push(d.as_secs_f64() * 1000.0);
+        a_bytes = b;
+        std::thread::sleep(Duration::from_millis(10));
+        let (d, b) = scrape(NODE_ADDR).unwrap();
+        n.push(d.as_secs_f64() * 1000.0);
+        n_bytes = b;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let cpus = std::fs::read_to_string("/proc/cpuinfo")
+        .map(|s| s.matches("processor\t:").count())
+        .unwrap_or(0);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    println!("machine: {model}, {cpus} CPUs; {SCRAPES} scrapes each, alternating");
+    println!(
+        "{:<16} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10}",
+        "exporter", "p50 ms", "p90 ms", "p99 ms", "body KiB", "RSS MiB", "peak MiB"
+    );
+    let row = |name: &str, v: &mut Vec<f64>, bytes: usize, pid: u32| {
+        let (p50, p90, p99) = (pct(v, 0.5), pct(v, 0.9), pct(v, 0.99));
+        println!(
+            "{name:<16} {p50:>9.3} {p90:>9.3} {p99:>9.3} {:>10.1} {:>10.1} {:>10.1}",
+            bytes as f64 / 1024.0,
+            status_kb(pid, "VmRSS:") as f64 / 1024.0,
+            status_kb(pid, "VmHWM:") as f64 / 1024.0
+        );
+        p50
+    };
+    let pa = row("axon exporter", &mut a, a_bytes, axon.0.id());
+    let pn = row("node_exporter", &mut n, n_bytes, node.0.id());
+    println!(
+        "p50 ratio axon / node_exporter: {:.3} (target <= 0.333)",
+        pa / pn
+    );
+    println!(
+        "axon RSS {:.1} MiB (target < 20 MB)",
+        status_kb(axon.0.id(), "VmRSS:") as f64 / 1024.0
+    );
+}

@@ -1,0 +1,117 @@
+//! Connections to agents: TCP with a bearer token, or the local unix control socket.
+
+use crate::wire::pb;
+use std::path::PathBuf;
+use std::time::Duration;
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+#[derive(Debug, Clone)]
+pub enum Target {
+    Tcp { addr: String, token: Option<String> },
+    Unix { path: PathBuf },
+}
+
+#[derive(Clone)]
+pub struct AddToken(Option<MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for AddToken {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(t) = &self.0 {
+            req.metadata_mut().insert("authorization", t.clone());
+        }
+        Ok(req)
+    }
+}
+
+pub type NodeClient =
+    pb::node_service_client::NodeServiceClient<InterceptedService<Channel, AddToken>>;
+pub type ControlClient =
+    pb::control_service_client::ControlServiceClient<InterceptedService<Channel, AddToken>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{target}: {detail}")]
+    Failed { target: String, detail: String },
+    #[error("token is not valid header text")]
+    BadToken,
+}
+
+pub struct Clients {
+    pub node: NodeClient,
+    pub control: ControlClient,
+}
+
+/// Connects (lazily for TCP: the first call dials) with the given connect timeout.
+pub async fn connect(target: &Target, connect_timeout: Duration) -> Result<Clients, ConnectError> {
+    let (channel, token) = match target {
+        Target::Tcp { addr, token } => {
+            let ep = Endpoint::from_shared(format!("http://{addr}"))
+                .map_err(|e| ConnectError::Failed {
+                    target: addr.clone(),
+                    detail: e.to_string(),
+                })?
+                .connect_timeout(connect_timeout)
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(20))
+                .keep_alive_timeout(Duration::from_secs(10));
+            let ch = ep.connect().await.map_err(|e| ConnectError::Failed {
+                target: addr.clone(),
+                detail: error_chain(&e),
+            })?;
+            (ch, token.clone())
+        }
+        Target::Unix { path } => {
+            let p = path.clone();
+            let ch = Endpoint::from_static("http://localhost")
+                .connect_timeout(connect_timeout)
+                .connect_with_connector(tower::service_fn(move |_: Uri| {
+                    let p = p.clone();
+                    async move {
+                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                            tokio::net::UnixStream::connect(p).await?,
+                        ))
+                    }
+                }))
+                .await
+                .map_err(|e| ConnectError::Failed {
+                    target: path.display().to_string(),
+                    detail: error_chain(&e),
+                })?;
+            (ch, None)
+        }
+    };
+    let value = match token {
+        Some(t) => Some(
+            format!("Bearer {t}")
+                .parse()
+                .map_err(|_| ConnectError::BadToken)?,
+        ),
+        None => None,
+    };
+    let icpt = AddToken(value);
+    Ok(Clients {
+        node: pb::node_service_client::NodeServiceClient::with_interceptor(
+            channel.clone(),
+            icpt.clone(),
+        )
+        .max_decoding_message_size(64 << 20),
+        control: pb::control_service_client::ControlServiceClient::with_interceptor(channel, icpt),
+    })
+}
+
+/// The error and its causes on one line ("transport error: connection refused").
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}

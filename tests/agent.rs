@@ -1,0 +1,462 @@
+//! A real agent on loopback: gRPC over TCP (with and without a token) and over the unix
+//! control socket, Watch deltas, on-demand probes, and /metrics in both text formats, plus
+//! a collector that hangs on a FIFO while scrapes keep answering.
+
+mod common;
+
+use axon::agent::{self, AgentConfig};
+use axon::fleet::client::{self, Target};
+use axon::model::snapshot::Section;
+use axon::wire::{self, pb};
+use common::*;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tonic::Code;
+
+struct Running {
+    agent: agent::Agent,
+    _dir: tempfile::TempDir,
+    admin: String,
+    reader: String,
+}
+
+async fn start(root: &Path, interval: Duration, peers: Vec<String>) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let mut collect = collect_config();
+    collect.peers = peers;
+    collect.probe.timeout = Duration::from_millis(300);
+    let cfg = AgentConfig {
+        host_root: root.to_path_buf(),
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        echo_listen: Some("127.0.0.1:0".parse().unwrap()),
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        unix_socket: Some(dir.path().join("control.sock")),
+        state_dir: dir.path().join("state"),
+        token_file: None,
+        node_name: None,
+        base_interval: interval,
+        collect,
+    };
+    let agent = agent::start(cfg).await.expect("agent starts");
+    let admin = std::fs::read_to_string(dir.path().join("state/admin.token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let reader = std::fs::read_to_string(dir.path().join("state/reader.token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    Running {
+        agent,
+        _dir: dir,
+        admin,
+        reader,
+    }
+}
+
+fn tcp(r: &Running, token: Option<&str>) -> Target {
+    Target::Tcp {
+        addr: r.agent.grpc_addr.unwrap().to_string(),
+        token: token.map(str::to_string),
+    }
+}
+
+async fn wait_for(r: &Running, section: Section) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if r.agent.state.with_snapshot(|s, _| {
+            s.collector(section)
+                .is_some_and(|c| c.last_success_ms.is_some())
+        }) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{section:?} never collected");
+}
+
+async fn http_get(addr: std::net::SocketAddr, accept: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!(
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8(buf).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (head.to_string(), body.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_needs_a_token_over_tcp_and_serves_snapshots() {
+    let r = start(
+        &fixture("amd-epyc-4numa"),
+        Duration::from_millis(200),
+        vec![],
+    )
+    .await;
+    wait_for(&r, Section::Checks).await;
+
+    // No token, wrong token: refused with a message that says what to send.
+    let mut anon = client::connect(&tcp(&r, None), Duration::from_secs(2))
+        .await
+        .unwrap();
+    let e = anon
+        .node
+        .get_snapshot(pb::GetSnapshotRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    assert!(e.message().contains("Bearer"), "{}", e.message());
+    let mut wrong = client::connect(&tcp(&r, Some("not-the-token")), Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        wrong
+            .node
+            .get_snapshot(pb::GetSnapshotRequest::default())
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+
+    // Reader token: snapshots yes, control no.
+    let mut reader = client::connect(&tcp(&r, Some(&r.reader)), Duration::from_secs(2))
+        .await
+        .unwrap();
+    let snap = reader
+        .node
+        .get_snapshot(pb::GetSnapshotRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let d = wire::decode_snapshot(snap).unwrap();
+    assert!(d.full);
+    let s = d.snapshot;
+    assert_eq!(s.node.hostname, "axon-amd01");
+    assert_eq!(s.node.emulated_profile.as_deref(), Some("amd-epyc-4numa"));
+    assert_eq!(s.topology.as_ref().unwrap().cpus.len(), 96);
+    assert_eq!(s.nvme.as_ref().unwrap().len(), 8);
+    assert_eq!(s.checks.as_ref().unwrap().len(), 22);
+    assert!(s.taken_ms > 0 && s.section_age_ms(Section::Topology).unwrap() < 5_000);
+    let e = reader
+        .control
+        .probe_ports(pb::ProbePortsRequest {
+            peers: "127.0.0.1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+
+    // Only some sections; an unknown one is a clear error.
+    let part = reader
+        .node
+        .get_snapshot(pb::GetSnapshotRequest {
+            sections: vec!["nvme".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(part.nvme.is_some() && part.topology.is_none());
+    let e = reader
+        .node
+        .get_snapshot(pb::GetSnapshotRequest {
+            sections: vec!["bogus".into()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message().contains("unknown section `bogus`"),
+        "{}",
+        e.message()
+    );
+
+    // Admin token: on-demand probes, with input validation.
+    let mut admin = client::connect(&tcp(&r, Some(&r.admin)), Duration::from_secs(2))
+        .await
+        .unwrap();
+    let grpc_port = r.agent.grpc_addr.unwrap().port();
+    let rep = admin
+        .control
+        .probe_ports(pb::ProbePortsRequest {
+            peers: "127.0.0.1".into(),
+            ports: vec![
+                pb::PortSpec {
+                    port: u32::from(grpc_port),
+                    proto: pb::Proto::Tcp as i32,
+                },
+                pb::PortSpec {
+                    port: 1,
+                    proto: pb::Proto::Tcp as i32,
+                },
+            ],
+            timeout_ms: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let rep = axon::model::probes::ProbeReport::try_from(rep.report.unwrap()).unwrap();
+    let state_of = |p: u16| rep.results.iter().find(|x| x.port == p).unwrap().state;
+    assert_eq!(state_of(grpc_port), axon::model::ProbeState::Open);
+    assert_eq!(state_of(1), axon::model::ProbeState::Closed);
+    for bad in [
+        pb::ProbePortsRequest {
+            peers: "n[1-".into(),
+            ..Default::default()
+        },
+        pb::ProbePortsRequest {
+            peers: "a".into(),
+            groups: vec!["nope".into()],
+            ..Default::default()
+        },
+        pb::ProbePortsRequest {
+            peers: "a".into(),
+            ports: vec![pb::PortSpec {
+                port: 70000,
+                proto: 1,
+            }],
+            ..Default::default()
+        },
+        pb::ProbePortsRequest {
+            peers: "a".into(),
+            ports: vec![pb::PortSpec { port: 80, proto: 9 }],
+            ..Default::default()
+        },
+        pb::ProbePortsRequest {
+            peers: "n[1-5000]".into(),
+            groups: vec!["k8s-client".into()],
+            ..Default::default()
+        },
+        pb::ProbePortsRequest::default(),
+    ] {
+        let e = admin.control.probe_ports(bad.clone()).await.unwrap_err();
+        assert!(
+            matches!(e.code(), Code::InvalidArgument | Code::FailedPrecondition),
+            "{bad:?}: {e:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_streams_a_full_snapshot_then_deltas_of_what_changed() {
+    let r = start(
+        &fixture("misconfigured"),
+        Duration::from_millis(200),
+        vec!["127.0.0.1".into()],
+    )
+    .await;
+    wait_for(&r, Section::Checks).await;
+    let mut c = client::connect(&tcp(&r, Some(&r.reader)), Duration::from_secs(2))
+        .await
+        .unwrap();
+    let mut stream = c
+        .node
+        .watch(pb::WatchRequest {
+            sections: vec![],
+            min_interval_ms: 100,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    assert!(first.full);
+    assert!(
+        first.topology.is_some()
+            && first.pinning.is_some()
+            && first.nvme.is_some()
+            && first.checks.is_some()
+    );
+    let mut held = wire::decode_snapshot(first).unwrap().snapshot;
+    let mut deltas = 0;
+    let mut saw_partial = false;
+    let start = Instant::now();
+    while deltas < 5 && start.elapsed() < Duration::from_secs(10) {
+        let m = tokio::time::timeout(Duration::from_secs(3), stream.message())
+            .await
+            .expect("a delta within 3 s")
+            .unwrap()
+            .unwrap();
+        assert!(!m.full);
+        assert_eq!(
+            m.collectors.len(),
+            Section::ALL.len(),
+            "every delta carries every collector's status"
+        );
+        // The emulated host does not change, so its topology is not re-sent.
+        saw_partial |= m.topology.is_none();
+        let d = wire::decode_snapshot(m).unwrap();
+        wire::merge_snapshot(&mut held, d);
+        deltas += 1;
+    }
+    assert!(saw_partial, "unchanged sections are left out of deltas");
+    let now = r.agent.state.snapshot();
+    assert_eq!(held.topology, now.topology);
+    assert_eq!(held.checks, now.checks);
+    assert_eq!(held.node.hostname, "axon-bad01");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_socket_trusts_root_and_needs_no_token() {
+    let r = start(
+        &fixture("amd-epyc-4numa"),
+        Duration::from_millis(200),
+        vec![],
+    )
+    .await;
+    wait_for(&r, Section::Topology).await;
+    let sock = r.agent.unix_socket.clone().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let mut c = client::connect(&Target::Unix { path: sock.clone() }, Duration::from_secs(2))
+        .await
+        .unwrap();
+    let s = c
+        .node
+        .get_snapshot(pb::GetSnapshotRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(s.node.unwrap().hostname, "axon-amd01");
+    // Admin calls work too (the socket's peer is this test, running as root or as the agent's user).
+    let e = c
+        .control
+        .probe_ports(pb::ProbePortsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        Code::FailedPrecondition,
+        "authorized, but this agent has no peers: {e:?}"
+    );
+
+    // A second agent on the same live socket is refused with a clear error.
+    let cfg = AgentConfig {
+        host_root: fixture("amd-epyc-4numa"),
+        listen: None,
+        echo_listen: None,
+        metrics_listen: None,
+        unix_socket: Some(sock.clone()),
+        state_dir: r._dir.path().join("state"),
+        token_file: None,
+        node_name: None,
+        base_interval: Duration::from_secs(1),
+        collect: collect_config(),
+    };
+    let e = agent::start(cfg).await.err().expect("refused").to_string();
+    assert!(
+        e.contains("control socket") && e.contains("already listens"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_as_text_or_openmetrics() {
+    let r = start(
+        &fixture("misconfigured"),
+        Duration::from_millis(200),
+        vec![],
+    )
+    .await;
+    wait_for(&r, Section::Checks).await;
+    wait_for(&r, Section::Pinning).await;
+    let addr = r.agent.metrics_addr.unwrap();
+    let (head, body) = http_get(addr, "*/*").await;
+    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+    assert!(!body.contains("# EOF"));
+    assert!(
+        body.contains("# TYPE axon_nvme_media_errors_total counter"),
+        "counters carry _total in 0.0.4"
+    );
+    assert!(body.contains("axon_nvme_media_errors_total{controller=\"nvme2\"} 17"));
+    assert!(body.contains(
+        "axon_nvme_critical_warning{controller=\"nvme2\",bit=\"volatile_memory_backup\"} 1"
+    ));
+    assert!(body.contains("axon_check_status{check=\"swap.off\",status=\"fail\"} 1"));
+    assert!(body.contains("axon_check_status{check=\"swap.off\",status=\"pass\"} 0"));
+    assert_eq!(body.matches("axon_cpu_info{").count(), 32);
+    assert!(body.contains("role=\"axon-compute\""));
+    assert!(
+        body.contains("axon_cpu_conflicts{cpu=\"19\"} 2"),
+        "cpu19 carries the misconfigured host's conflicts"
+    );
+    assert!(body.contains("axon_nic_mtu_bytes{device=\"ens1f0np0\"} 1500"));
+    assert!(body.contains("axon_node_info{hostname=\"axon-bad01\""));
+    assert!(body.contains("emulated_profile=\"misconfigured\""));
+    for section in Section::ALL {
+        assert!(
+            body.contains(&format!(
+                "axon_collector_last_success_timestamp_seconds{{collector=\"{}\"}}",
+                section.as_str()
+            )),
+            "{section:?}"
+        );
+    }
+    let (head, body) = http_get(
+        addr,
+        "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+    )
+    .await;
+    assert!(head.contains("application/openmetrics-text"), "{head}");
+    assert!(body.trim_end().ends_with("# EOF"));
+    assert!(body.contains("# TYPE axon_nvme_media_errors counter"));
+}
+
+/// A collector stuck on a read that never returns (a FIFO with no writer stands in for a
+/// hung sysfs or NFS read) reports its own failure; scrapes and other collectors go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_collector_never_blocks_the_scrape() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    let swaps = path.join("proc/swaps");
+    std::fs::remove_file(&swaps).unwrap();
+    let c = std::ffi::CString::new(swaps.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    // base 100 ms: checks every 1 s with a 1 s deadline.
+    let r = start(&path, Duration::from_millis(100), vec![]).await;
+    wait_for(&r, Section::Topology).await;
+    let addr = r.agent.metrics_addr.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut saw_deadline = false;
+    while Instant::now() < deadline && !saw_deadline {
+        let t = Instant::now();
+        let (_, body) = http_get(addr, "*/*").await;
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "scrape took {:?}",
+            t.elapsed()
+        );
+        assert!(body.contains("axon_collector_success{collector=\"topology\"} 1"));
+        saw_deadline = body.contains("axon_collector_success{collector=\"checks\"} 0")
+            && r.agent.state.with_snapshot(|s, _| {
+                s.collector(Section::Checks)
+                    .and_then(|c| c.error.clone())
+                    .is_some_and(|e| e.contains("deadline"))
+            });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(saw_deadline, "the checks collector reported its deadline");
+    let topo_before = r
+        .agent
+        .state
+        .with_snapshot(|s, _| s.collector(Section::Topology).unwrap().last_run_ms);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let topo_after = r
+        .agent
+        .state
+        .with_snapshot(|s, _| s.collector(Section::Topology).unwrap().last_run_ms);
+    assert!(topo_after > topo_before, "other collectors keep running");
+    // Release the stuck reader so the blocking thread ends with the test.
+    let _ = std::fs::OpenOptions::new().write(true).open(&swaps);
+}
