@@ -1,0 +1,210 @@
+//! The `axon` binary as a user runs it: help, versions, exit codes, error messages, and
+//! `axon check` on this very machine, cross-checked against independent tools.
+
+mod common;
+
+use std::process::Command;
+
+fn axon(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_axon"))
+        .args(args)
+        .output()
+        .expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn tool(cmd: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd} (util-linux/coreutils) must be installed: {e}"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    )
+}
+
+fn check_json(args: &[&str]) -> (i32, serde_json::Value) {
+    let mut a = vec!["check", "--json"];
+    a.extend_from_slice(args);
+    let (code, out, err) = axon(&a);
+    let v: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("json: {e}\n{out}\n{err}"));
+    (code, v)
+}
+
+fn status<'a>(v: &'a serde_json::Value, id: &str) -> &'a str {
+    v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("no {id}"))["status"]
+        .as_str()
+        .unwrap()
+}
+
+#[test]
+fn every_verb_has_help_and_the_binary_a_version() {
+    let (code, out, _) = axon(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("axon "), "{out}");
+    let (_, out, _) = axon(&["--help"]);
+    for verb in ["agent", "exporter", "check", "demo"] {
+        assert!(out.contains(verb), "{verb} missing from --help");
+        let (code, h, _) = axon(&[verb, "--help"]);
+        assert_eq!(code, 0, "{verb} --help");
+        assert!(h.contains("Usage: axon "), "{verb}: {h}");
+    }
+    let (_, h, _) = axon(&["agent", "--help"]);
+    for flag in [
+        "--listen",
+        "--metrics-listen",
+        "--control-socket",
+        "--token-file",
+        "--host-root",
+        "--peers",
+    ] {
+        assert!(h.contains(flag), "agent --help lacks {flag}");
+    }
+}
+
+#[test]
+fn check_on_this_machine_agrees_with_independent_tools() {
+    let (code, v) = check_json(&[]);
+    assert_eq!(code, v["exit_code"].as_i64().unwrap() as i32);
+    assert!(
+        v["emulated_profile"].is_null(),
+        "the real host is not emulated"
+    );
+
+    // cgroup v2: the file system type of /sys/fs/cgroup.
+    let (_, fstype) = tool("stat", &["-f", "-c", "%T", "/sys/fs/cgroup"]);
+    assert_eq!(
+        status(&v, "cgroup.v2") == "pass",
+        fstype == "cgroup2fs",
+        "stat says {fstype}"
+    );
+
+    // swap: swapon lists active swap areas.
+    let (_, swaps) = tool("swapon", &["--noheadings", "--show"]);
+    assert_eq!(
+        status(&v, "swap.off") == "pass",
+        swaps.is_empty(),
+        "swapon: {swaps}"
+    );
+
+    // /tmp: findmnt fails when /tmp is not its own mount.
+    let (mounted, opts) = tool(
+        "findmnt",
+        &[
+            "-n",
+            "-o",
+            "OPTIONS",
+            "--target",
+            "/tmp",
+            "--mountpoint",
+            "/tmp",
+        ],
+    );
+    let noexec = mounted && opts.split(',').any(|o| o == "noexec");
+    assert_eq!(
+        status(&v, "tmp.noexec") == "pass",
+        noexec,
+        "findmnt: {mounted} {opts}"
+    );
+
+    // SMT: lscpu's threads per core.
+    let (_, lscpu) = tool("lscpu", &[]);
+    let tpc = lscpu
+        .lines()
+        .find(|l| l.starts_with("Thread(s) per core:"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_string())
+        .unwrap();
+    assert_eq!(
+        status(&v, "smt.off") == "pass",
+        tpc == "1",
+        "lscpu threads per core {tpc}"
+    );
+
+    // Kernel headers for the running kernel.
+    let (_, rel) = tool("uname", &["-r"]);
+    let headers = std::path::Path::new(&format!("/lib/modules/{rel}/build")).is_dir();
+    assert_eq!(status(&v, "kernel.headers") == "pass", headers);
+
+    // NVMe: count controllers in /dev, independent of sysfs.
+    let ctrls = std::fs::read_dir("/dev")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.strip_prefix("nvme")
+                .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .count();
+    assert_eq!(
+        status(&v, "nvme.count") == "pass",
+        matches!(ctrls, 2 | 4 | 8),
+        "{ctrls} controllers in /dev"
+    );
+    if ctrls == 0 {
+        assert_eq!(
+            status(&v, "nvme.health"),
+            "unknown",
+            "no drives: nothing to judge, never pass"
+        );
+    }
+    assert_eq!(status(&v, "ports.open"), "unknown", "no peers given");
+}
+
+#[test]
+fn check_exit_codes_follow_the_worst_result() {
+    let (code, v) = check_json(&[
+        "--host-root",
+        common::fixture("misconfigured").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert_eq!(v["summary"]["fail"], 6);
+    assert_eq!(v["emulated_profile"], "misconfigured");
+    let (code, _) = check_json(&[
+        "--host-root",
+        common::fixture("amd-epyc-4numa").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "only ports.open is unknown without peers");
+    // The table marks emulated hosts.
+    let (_, out, _) = axon(&[
+        "check",
+        "--host-root",
+        common::fixture("intel-2s-smt").to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("EMULATED host profile `intel-2s-smt`"),
+        "{out}"
+    );
+    assert!(out.contains("FAIL") && out.contains("smt.off"));
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_no_panic() {
+    let (code, _, err) = axon(&["check", "--host-root", "/no/such/dir"]);
+    assert_eq!(code, 3);
+    assert!(err.contains("/no/such/dir unreadable (not found)"), "{err}");
+    assert!(!err.contains("panicked"));
+    let (code, _, err) = axon(&["check", "--peers", "axon[001-"]);
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("--peers") && err.contains("unbalanced brackets"),
+        "{err}"
+    );
+    let (code, _, err) = axon(&["agent", "--interval", "fast"]);
+    assert_eq!(code, 2, "clap usage error");
+    assert!(err.contains("not a duration"), "{err}");
+    let (code, _, err) = axon(&["demo", "--nodes", "300"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("300"), "{err}");
+}
