@@ -28,8 +28,92 @@ pub enum Command {
     Exporter(ExporterArgs),
     /// Check this host against the deployment requirements (exit 0 pass, 1 warn, 2 fail)
     Check(CheckArgs),
-    /// Start an embedded cluster of agents on 127.0.1.x with emulated hosts
+    /// The operator console: every node on one screen (TUI), or one frame with --once
+    Console(ConsoleArgs),
+    /// Start an embedded cluster of agents on 127.0.1.x with emulated hosts, and the console
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// Agents to follow, in host list syntax (axon[001-200])
+    #[arg(
+        long,
+        value_name = "HOSTLIST",
+        conflicts_with = "inventory",
+        required_unless_present = "inventory"
+    )]
+    pub hosts: Option<String>,
+
+    /// Inventory file (TOML: nodes, addresses, ports, token files); `axon demo --headless`
+    /// writes one
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+
+    /// Token file for --hosts (the agents' reader.token, or admin.token for probes)
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Agents' gRPC port for --hosts
+    #[arg(long, value_name = "PORT", default_value_t = 14000)]
+    pub port: u16,
+
+    #[command(flatten)]
+    pub view: ViewArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ViewArgs {
+    /// The agents' collection interval: data older than 3 intervals is STALE
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+
+    /// Colour theme: default, light, high-contrast, mono, or a .toml file (NO_COLOR selects mono)
+    #[arg(long, value_name = "NAME|FILE", default_value = "default")]
+    pub theme: String,
+
+    /// Hide every key that changes the cluster
+    #[arg(long)]
+    pub read_only: bool,
+
+    /// Capture the mouse (click tabs, scroll lists); off by default so text can be selected
+    #[arg(long)]
+    pub mouse: bool,
+
+    /// Print one rendered frame as text and exit (for scripts, tickets and CI)
+    #[arg(long)]
+    pub once: bool,
+
+    /// Frame size for --once, WIDTHxHEIGHT
+    #[arg(long, value_name = "WxH", default_value = "160x48", value_parser = parse_size)]
+    pub size: (u16, u16),
+
+    /// Panel for --once: overview, cores, drives, network, checks, stripes, events
+    #[arg(long, value_name = "NAME", default_value = "overview")]
+    pub panel: String,
+
+    /// Node the Cores panel shows (--once)
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+}
+
+/// Parses `160x48`.
+pub fn parse_size(s: &str) -> Result<(u16, u16), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("`{s}` is not WIDTHxHEIGHT like 160x48"))?;
+    let w: u16 = w
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}`: width is not a number"))?;
+    let h: u16 = h
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}`: height is not a number"))?;
+    if w < 20 || h < 5 || w > 1000 || h > 500 {
+        return Err(format!("`{s}`: size out of range (20x5 to 1000x500)"));
+    }
+    Ok((w, h))
 }
 
 #[derive(Debug, Clone, Args)]
@@ -125,17 +209,21 @@ pub struct DemoArgs {
     #[arg(long, value_name = "N", default_value_t = 22, value_parser = clap::value_parser!(u16).range(1..=254))]
     pub nodes: u16,
 
-    /// Run the agents without a console until interrupted
+    /// Run the agents without a console until interrupted (and write an inventory file
+    /// that `axon console --inventory` accepts)
     #[arg(long)]
     pub headless: bool,
+
+    /// Where --headless writes the inventory (default: <dir>/inventory.toml)
+    #[arg(long, value_name = "FILE")]
+    pub inventory_out: Option<PathBuf>,
 
     /// Working directory for the emulated hosts and tokens (default: a new temporary one)
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 
-    /// Collection interval of the agents
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
-    pub interval: Duration,
+    #[command(flatten)]
+    pub view: ViewArgs,
 }
 
 /// Parses `500ms`, `2s`, `1m`, or a bare number of seconds.
@@ -169,6 +257,13 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("160x48").unwrap(), (160, 48));
+        assert!(parse_size("160").is_err());
+        assert!(parse_size("0x0").is_err());
     }
 
     #[test]

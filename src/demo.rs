@@ -194,6 +194,12 @@ pub async fn start(opts: DemoOptions) -> Result<DemoCluster> {
     let peers: Vec<String> = (1..=opts.nodes).map(|i| node_ip(i).to_string()).collect();
     let mut agents = Vec::new();
     for i in 1..=opts.nodes {
+        if i == 1 || i % 5 == 0 || i == opts.nodes {
+            eprint!(
+                "\r  unpacking emulated hosts and starting agents: {i}/{}   ",
+                opts.nodes
+            );
+        }
         let root = dir.join(format!("{}/root", node_name(i)));
         if !root.join("_fixture/profile.toml").exists() {
             let _ = std::fs::remove_dir_all(&root);
@@ -230,6 +236,7 @@ pub async fn start(opts: DemoOptions) -> Result<DemoCluster> {
             .with_context(|| format!("starting demo node {} on {ip}", node_name(i)))?;
         agents.push(a);
     }
+    eprintln!();
     let token_file = state_dir.join("admin.token");
     let inventory = dir.join("inventory.toml");
     std::fs::write(
@@ -276,7 +283,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     let opts = DemoOptions {
         nodes: a.nodes,
         dir: a.dir.clone(),
-        interval: a.interval,
+        interval: a.view.interval,
         ..Default::default()
     };
     eprintln!(
@@ -284,9 +291,25 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         a.nodes, a.nodes
     );
     let cluster = start(opts).await?;
-    print_where(&cluster);
-    eprintln!("\nPress Ctrl-C to stop.");
-    let _ = tokio::signal::ctrl_c().await;
+    let inventory = match &a.inventory_out {
+        Some(out) => {
+            std::fs::copy(&cluster.inventory, out)
+                .with_context(|| format!("writing {}", out.display()))?;
+            out.clone()
+        }
+        None => cluster.inventory.clone(),
+    };
+    if a.headless {
+        print_where(&cluster);
+        eprintln!(
+            "\nattach with: axon console --inventory {}\nPress Ctrl-C to stop.",
+            inventory.display()
+        );
+        let _ = tokio::signal::ctrl_c().await;
+    } else {
+        let inv = crate::fleet::Inventory::load(&inventory)?;
+        crate::commands::view(&inv, &a.view).await?;
+    }
     for ag in &cluster.agents {
         ag.shutdown();
     }

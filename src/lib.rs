@@ -4,6 +4,7 @@
 //! (the per-node daemon and exporter), `wire` (the gRPC contract), `fleet` (the console's
 //! side of the wire), `actions` (operations with progress), `ui` (the TUI).
 
+pub mod actions;
 pub mod agent;
 pub mod cli;
 pub mod collectors;
@@ -11,4 +12,5 @@ pub mod commands;
 pub mod demo;
 pub mod fleet;
 pub mod model;
+pub mod ui;
 pub mod wire;

@@ -23,6 +23,7 @@ fn main() -> std::process::ExitCode {
             Command::Agent(a) => commands::agent(a).await.map(|_| 0),
             Command::Exporter(a) => commands::exporter(a).await.map(|_| 0),
             Command::Check(a) => commands::check(a).await,
+            Command::Console(a) => commands::console(a).await.map(|_| 0),
             Command::Demo(a) => axon::demo::run(a).await.map(|_| 0),
         }
     });

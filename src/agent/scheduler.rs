@@ -152,7 +152,7 @@ pub fn online_cpus(root: &HostRoot) -> Result<CpuSet, CollectError> {
         .map_err(|e| CollectError::malformed(root.display_path(path), e.to_string()))
 }
 
-async fn wait_for_first_runs(state: &AgentState, limit: Duration) {
+async fn wait_for_first_runs(state: &AgentState, probes: bool, limit: Duration) {
     let mut changes = state.subscribe();
     let done = |st: &AgentState| {
         st.with_snapshot(|s, _| {
@@ -164,6 +164,9 @@ async fn wait_for_first_runs(state: &AgentState, limit: Duration) {
             ]
             .iter()
             .all(|sec| s.collector(*sec).is_some_and(|c| c.last_run_ms > 0))
+                && (!probes
+                    || s.collector(Section::Probes)
+                        .is_some_and(|c| c.last_run_ms > 0))
         })
     };
     let _ = tokio::time::timeout(limit, async {
@@ -198,7 +201,7 @@ pub fn spawn(
             if section == Section::Checks {
                 // The checks judge the other sections: let them run once first, so the
                 // first results are not "not collected yet".
-                wait_for_first_runs(&state, timing.deadline * 2).await;
+                wait_for_first_runs(&state, !cfg.peers.is_empty(), timing.deadline * 2).await;
             }
             let in_flight = Arc::new(AtomicBool::new(false));
             let mut ticker = tokio::time::interval(timing.interval);

@@ -222,11 +222,11 @@ pub async fn run(peers: &[Peer], ports: &[PortSpec], opts: &ProbeOptions) -> Pro
             results.push(r);
         }
     }
-    ProbeReport {
-        peers: peers.iter().map(|p| p.name.clone()).collect(),
+    ProbeReport::from_results(
+        peers.iter().map(|p| p.name.clone()).collect(),
         results,
-        round_ms: start.elapsed().as_millis() as u64,
-    }
+        start.elapsed().as_millis() as u64,
+    )
 }
 
 /// Answers echo probes until the socket fails. Replies carry the request's nonce.

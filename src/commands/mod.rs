@@ -3,12 +3,14 @@
 pub mod check;
 
 use crate::agent::{self, AgentConfig, scheduler::CollectConfig};
-use crate::cli::{AgentArgs, CheckArgs, CollectArgs, ExporterArgs};
+use crate::cli::{AgentArgs, CheckArgs, CollectArgs, ConsoleArgs, ExporterArgs, ViewArgs};
 use crate::collectors::HostRoot;
 use crate::collectors::checks::PlanParams;
 use crate::collectors::net::NetConfig;
 use crate::collectors::probes::ProbeOptions;
+use crate::fleet::{Fleet, FollowOptions, Inventory};
 use crate::model::{checks, hostlist, ports};
+use crate::ui::{self, app::Panel, theme};
 use anyhow::{Context, Result};
 
 pub fn collect_config(a: &CollectArgs) -> Result<CollectConfig> {
@@ -115,4 +117,57 @@ pub async fn check(a: CheckArgs) -> Result<i32> {
         print!("{}", check::render_table(&outcome, check::use_color()));
     }
     Ok(checks::exit_code(&outcome.results))
+}
+
+/// Opens the console (or prints one frame with --once) on a fleet.
+pub async fn view(inv: &Inventory, v: &ViewArgs) -> Result<()> {
+    let opts = FollowOptions::for_interval(v.interval);
+    let connect = opts.connect_timeout;
+    let fleet = Fleet::start(inv, opts)?;
+    if v.once {
+        let panel = Panel::parse(&v.panel).with_context(|| {
+            format!(
+                "--panel {}: use overview, cores, drives, network, checks, stripes or events",
+                v.panel
+            )
+        })?;
+        let th = theme::Theme::load(
+            if theme::no_color() { "mono" } else { &v.theme },
+            theme::ColorDepth::TrueColor,
+        )?;
+        let timeout = connect + v.interval * 3;
+        let text = ui::once(
+            fleet,
+            &th,
+            panel,
+            v.node.as_deref(),
+            v.size.0,
+            v.size.1,
+            timeout,
+        )
+        .await?;
+        print!("{text}");
+        return Ok(());
+    }
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        anyhow::bail!("the console needs a terminal; use --once to print one frame");
+    }
+    ui::run(
+        fleet,
+        ui::ConsoleOptions {
+            read_only: v.read_only,
+            theme: v.theme.clone(),
+            mouse: v.mouse,
+        },
+    )
+    .await
+}
+
+pub async fn console(a: ConsoleArgs) -> Result<()> {
+    let inv = match (&a.inventory, &a.hosts) {
+        (Some(path), _) => Inventory::load(path)?,
+        (None, Some(h)) => Inventory::from_hosts(h, a.port, a.token_file.clone())?,
+        (None, None) => anyhow::bail!("pass --hosts 'axon[001-022]' or --inventory FILE"),
+    };
+    view(&inv, &a.view).await
 }

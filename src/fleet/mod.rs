@@ -1,4 +1,13 @@
-//! The console's side of the wire: connections to agents (and, in the console, inventory,
-//! polling and aggregation into a ClusterView).
+//! The console's side of the wire: the inventory of agents, one follower task per agent
+//! (Watch stream, timeouts, backoff, reconnect), and the `ClusterView` they feed, including
+//! the checks only a view of the whole cluster can decide.
 
 pub mod client;
+pub mod cluster_checks;
+pub mod follow;
+pub mod inventory;
+pub mod view;
+
+pub use follow::{Fleet, FollowOptions};
+pub use inventory::{Inventory, NodeSpec};
+pub use view::{ClusterView, NodeStatus, NodeView};

@@ -50,6 +50,8 @@ pub struct CheckResult {
 #[derive(Debug, Clone, Copy)]
 pub struct CheckDef {
     pub id: &'static str,
+    /// Two-letter column label for matrices.
+    pub short: &'static str,
     pub requirement: &'static str,
     pub source: &'static str,
     /// Decided across the cluster (by the console), not on one host.
@@ -59,150 +61,175 @@ pub struct CheckDef {
 pub const CATALOG: &[CheckDef] = &[
     CheckDef {
         id: "swap.off",
+        short: "sw",
         requirement: "no active swap",
         source: "seed",
         cluster_wide: false,
     },
     CheckDef {
         id: "numa.balancing",
+        short: "nb",
         requirement: "kernel.numa_balancing = 0, persisted in sysctl.conf or sysctl.d",
         source: "seed",
         cluster_wide: false,
     },
     CheckDef {
         id: "tmp.noexec",
+        short: "tx",
         requirement: "/tmp mounted noexec",
         source: "seed",
         cluster_wide: false,
     },
     CheckDef {
         id: "smt.off",
+        short: "sm",
         requirement: "hyperthreading (SMT) disabled in BIOS",
         source: "seed (BIOS)",
         cluster_wide: false,
     },
     CheckDef {
         id: "cgroup.v2",
+        short: "cg",
         requirement: "unified cgroup v2 hierarchy",
         source: "seed",
         cluster_wide: false,
     },
     CheckDef {
         id: "kernel.headers",
+        short: "kh",
         requirement: "kernel headers match the booted kernel",
         source: "seed",
         cluster_wide: false,
     },
     CheckDef {
         id: "hugepages",
+        short: "hp",
         requirement: "HugeTLB pages can be allocated for the planned containers",
         source: "seed",
         cluster_wide: false,
     },
     CheckDef {
         id: "cpu.vendor",
+        short: "cv",
         requirement: "AMD single socket, or Intel (dual socket allowed)",
         source: "seed",
         cluster_wide: false,
     },
     CheckDef {
         id: "numa.nic-balance",
+        short: "nn",
         requirement: "dataplane NICs sit on NUMA domains that get Axon cores",
         source: "seed",
         cluster_wide: false,
     },
     CheckDef {
         id: "net.mtu",
+        short: "mt",
         requirement: "dataplane MTU >= 9000 (Ethernet) / >= 4092 (InfiniBand)",
         source: "seed",
         cluster_wide: false,
     },
     CheckDef {
         id: "net.sbr",
+        short: "sb",
         requirement: "source-based routing: a rule and table per dataplane NIC",
         source: "seed",
         cluster_wide: false,
     },
     CheckDef {
         id: "net.arp",
+        short: "ar",
         requirement: "arp_filter=1, arp_announce=2, arp_ignore=1 per dataplane NIC (and all/default)",
         source: "WEKA sbr-config",
         cluster_wide: false,
     },
     CheckDef {
         id: "net.rp_filter",
+        short: "rp",
         requirement: "rp_filter = 2 (0 accepted) on dataplane NICs",
         source: "WEKA checker",
         cluster_wide: false,
     },
     CheckDef {
         id: "ntp.sync",
+        short: "nt",
         requirement: "clock synchronised (adjtimex not STA_UNSYNC)",
         source: "seed",
         cluster_wide: false,
     },
     CheckDef {
         id: "svc.rpcbind",
+        short: "rb",
         requirement: "rpcbind installed and enabled",
         source: "seed",
         cluster_wide: false,
     },
     CheckDef {
         id: "fs.xfs",
+        short: "xf",
         requirement: "XFS available",
         source: "seed",
         cluster_wide: false,
     },
     CheckDef {
         id: "fs.squashfs",
+        short: "sq",
         requirement: "SquashFS available",
         source: "seed",
         cluster_wide: false,
     },
     CheckDef {
         id: "nvme.plp",
+        short: "pl",
         requirement: "drives have power-loss protection; no volatile-memory-backup warning",
         source: "seed",
         cluster_wide: false,
     },
     CheckDef {
         id: "nvme.capacity",
+        short: "ca",
         requirement: "each SSD <= 30 TB",
         source: "seed",
         cluster_wide: false,
     },
     CheckDef {
         id: "nvme.count",
+        short: "nc",
         requirement: "2, 4 or 8 NVMe drives per server",
         source: "seed",
         cluster_wide: false,
     },
     CheckDef {
         id: "nvme.health",
+        short: "nh",
         requirement: "no critical warnings, media errors or worn-out drives",
         source: "axon (NVMe SMART)",
         cluster_wide: false,
     },
     CheckDef {
         id: "ports.open",
+        short: "po",
         requirement: "firewall lets the cluster ports through between nodes",
         source: "seed",
         cluster_wide: false,
     },
     CheckDef {
         id: "iommu.consistent",
+        short: "io",
         requirement: "IOMMU settings equal on every node",
         source: "seed",
         cluster_wide: true,
     },
     CheckDef {
         id: "nvme.size-ratio",
+        short: "sr",
         requirement: "smallest:largest SSD <= 1:8 across the cluster",
         source: "seed",
         cluster_wide: true,
     },
     CheckDef {
         id: "ntp.skew",
+        short: "sk",
         requirement: "clock skew between nodes small (< 500 ms)",
         source: "seed",
         cluster_wide: true,
@@ -245,6 +272,14 @@ mod tests {
         );
         assert_eq!(exit_code(&[r(CheckStatus::Warn), r(CheckStatus::Pass)]), 1);
         assert_eq!(exit_code(&[r(CheckStatus::Warn), r(CheckStatus::Fail)]), 2);
+    }
+
+    #[test]
+    fn short_labels_are_unique() {
+        let mut s: Vec<_> = CATALOG.iter().map(|d| d.short).collect();
+        s.sort();
+        s.dedup();
+        assert_eq!(s.len(), CATALOG.len());
     }
 
     #[test]

@@ -54,16 +54,140 @@ pub struct ProbeResult {
     pub detail: Option<String>,
 }
 
+/// Port groups summarised per peer, in this order (the continuously probed ones).
+pub const SUMMARY_GROUPS: [&str; 6] = ["core", "ssh", "traces", "ntp", "vault", "kmip"];
+
+/// One peer, as seen from this node: the worst state per port group (see
+/// `SUMMARY_GROUPS`; None when no port of the group was probed) and the best round trip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerSummary {
+    pub peer: String,
+    pub states: Vec<Option<ProbeState>>,
+    /// Smallest round-trip time over the peer's answered probes, in whole milliseconds
+    /// (rounded so the summary only changes when reachability does).
+    pub rtt_ms: Option<u32>,
+}
+
+/// Most results a report carries over the wire (the blocked ones); the agent's own
+/// /metrics and checks see all of them.
+pub const MAX_WIRE_RESULTS: usize = 256;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeReport {
     pub peers: Vec<String>,
+    /// On the agent: every probe of the round. Received over the wire: only blocked ones
+    /// (filtered or unreachable), at most `MAX_WIRE_RESULTS`.
     pub results: Vec<ProbeResult>,
+    pub summary: Vec<PeerSummary>,
+    pub probes_total: u32,
+    pub blocked_total: u32,
     /// How long one round over all peers and ports took.
     pub round_ms: u64,
+}
+
+impl ProbeState {
+    /// Ordering for "worst of": unreachable > filtered > closed > open.
+    pub fn badness(self) -> u8 {
+        match self {
+            ProbeState::Open => 0,
+            ProbeState::Closed => 1,
+            ProbeState::Filtered => 2,
+            ProbeState::Unreachable => 3,
+        }
+    }
 }
 
 impl ProbeReport {
     pub fn blocked(&self) -> impl Iterator<Item = &ProbeResult> {
         self.results.iter().filter(|r| !r.state.passes_firewall())
+    }
+
+    /// Builds the report of a round: totals and the per-peer summary.
+    pub fn from_results(peers: Vec<String>, results: Vec<ProbeResult>, round_ms: u64) -> Self {
+        let mut summary: Vec<PeerSummary> = peers
+            .iter()
+            .map(|p| PeerSummary {
+                peer: p.clone(),
+                states: vec![None; SUMMARY_GROUPS.len()],
+                rtt_ms: None,
+            })
+            .collect();
+        let index: std::collections::HashMap<&str, usize> = peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.as_str(), i))
+            .collect();
+        for r in &results {
+            let Some(&i) = index.get(r.peer.as_str()) else {
+                continue;
+            };
+            let Some(g) = super::ports::group_of(r.port)
+                .and_then(|g| SUMMARY_GROUPS.iter().position(|x| *x == g.id))
+            else {
+                continue;
+            };
+            let slot = &mut summary[i].states[g];
+            if slot.is_none_or(|s| r.state.badness() > s.badness()) {
+                *slot = Some(r.state);
+            }
+            if let Some(us) = r.rtt_us {
+                let ms = (us / 1000) as u32;
+                summary[i].rtt_ms = Some(summary[i].rtt_ms.map_or(ms, |m| m.min(ms)));
+            }
+        }
+        let blocked_total = results
+            .iter()
+            .filter(|r| !r.state.passes_firewall())
+            .count() as u32;
+        ProbeReport {
+            peers,
+            probes_total: results.len() as u32,
+            blocked_total,
+            results,
+            summary,
+            round_ms,
+        }
+    }
+
+    pub fn peer(&self, name: &str) -> Option<&PeerSummary> {
+        self.summary.iter().find(|s| s.peer == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(peer: &str, port: u16, state: ProbeState, rtt_us: Option<u64>) -> ProbeResult {
+        ProbeResult {
+            peer: peer.into(),
+            address: peer.into(),
+            port,
+            proto: Proto::Tcp,
+            state,
+            rtt_us,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn summary_keeps_the_worst_state_per_group_and_the_best_rtt() {
+        let rep = ProbeReport::from_results(
+            vec!["a".into(), "b".into()],
+            vec![
+                r("a", 14000, ProbeState::Open, Some(1_500)),
+                r("a", 16100, ProbeState::Filtered, None),
+                r("a", 22, ProbeState::Closed, Some(900)),
+                r("b", 14000, ProbeState::Open, Some(100)),
+            ],
+            5,
+        );
+        assert_eq!(rep.probes_total, 4);
+        assert_eq!(rep.blocked_total, 1);
+        let a = rep.peer("a").unwrap();
+        assert_eq!(a.states[0], Some(ProbeState::Filtered));
+        assert_eq!(a.states[1], Some(ProbeState::Closed));
+        assert_eq!(a.states[2], None);
+        assert_eq!(a.rtt_ms, Some(0));
     }
 }

@@ -12,7 +12,7 @@ use crate::model::net::{
 };
 use crate::model::nvme::{CriticalWarning, NvmeController, NvmeNamespace, SmartLog, WriteCache};
 use crate::model::pinning::{ContainerRole, CpuUse, Owner, Pinning, ProcRef};
-use crate::model::probes::{ProbeReport, ProbeResult, ProbeState, Proto};
+use crate::model::probes::{PeerSummary, ProbeReport, ProbeResult, ProbeState, Proto};
 use crate::model::snapshot::{CollectorStatus, HostFacts, NodeInfo, NodeSnapshot, Section};
 use crate::model::topology::{Cpu, HugePagePool, Memory, NumaNode, Package, Smt, Topology};
 
@@ -974,29 +974,63 @@ pub fn proto_from_pb(v: i32, message: &'static str) -> Result<Proto, WireError> 
     }
 }
 
+fn state_to_pb(s: ProbeState) -> pb::ProbeState {
+    match s {
+        ProbeState::Open => pb::ProbeState::Open,
+        ProbeState::Closed => pb::ProbeState::Closed,
+        ProbeState::Filtered => pb::ProbeState::Filtered,
+        ProbeState::Unreachable => pb::ProbeState::Unreachable,
+    }
+}
+
+fn state_from_pb(v: i32, message: &'static str) -> Result<Option<ProbeState>, WireError> {
+    match pb::ProbeState::try_from(v) {
+        Ok(pb::ProbeState::Unspecified) => Ok(None),
+        Ok(pb::ProbeState::Open) => Ok(Some(ProbeState::Open)),
+        Ok(pb::ProbeState::Closed) => Ok(Some(ProbeState::Closed)),
+        Ok(pb::ProbeState::Filtered) => Ok(Some(ProbeState::Filtered)),
+        Ok(pb::ProbeState::Unreachable) => Ok(Some(ProbeState::Unreachable)),
+        Err(_) => Err(bad(message, "state", format!("unknown state {v}"))),
+    }
+}
+
+/// Encodes what travels: the summary, the totals and the blocked results only ; the agent keeps the rest for its own metrics.
 impl From<&ProbeReport> for pb::ProbeReport {
     fn from(r: &ProbeReport) -> Self {
         pb::ProbeReport {
             peers: r.peers.clone(),
             results: r
-                .results
-                .iter()
+                .blocked()
+                .take(crate::model::probes::MAX_WIRE_RESULTS)
                 .map(|p| pb::ProbeResult {
                     peer: p.peer.clone(),
                     address: p.address.clone(),
                     port: u32::from(p.port),
                     proto: proto_to_pb(p.proto) as i32,
-                    state: match p.state {
-                        ProbeState::Open => pb::ProbeState::Open,
-                        ProbeState::Closed => pb::ProbeState::Closed,
-                        ProbeState::Filtered => pb::ProbeState::Filtered,
-                        ProbeState::Unreachable => pb::ProbeState::Unreachable,
-                    } as i32,
+                    state: state_to_pb(p.state) as i32,
                     rtt_us: p.rtt_us.unwrap_or(0),
                     detail: p.detail.clone().unwrap_or_default(),
                 })
                 .collect(),
             round_ms: r.round_ms,
+            summary: r
+                .summary
+                .iter()
+                .map(|s| pb::PeerSummary {
+                    peer: s.peer.clone(),
+                    states: s
+                        .states
+                        .iter()
+                        .map(|x| x.map(state_to_pb).unwrap_or(pb::ProbeState::Unspecified) as i32)
+                        .collect(),
+                    rtt_ms: s
+                        .rtt_ms
+                        .map(|v| v.min(i32::MAX as u32) as i32)
+                        .unwrap_or(-1),
+                })
+                .collect(),
+            probes_total: r.probes_total,
+            blocked_total: r.blocked_total,
         }
     }
 }
@@ -1010,19 +1044,8 @@ impl TryFrom<pb::ProbeReport> for ProbeReport {
                 .results
                 .into_iter()
                 .map(|p| {
-                    let state = match pb::ProbeState::try_from(p.state) {
-                        Ok(pb::ProbeState::Open) => ProbeState::Open,
-                        Ok(pb::ProbeState::Closed) => ProbeState::Closed,
-                        Ok(pb::ProbeState::Filtered) => ProbeState::Filtered,
-                        Ok(pb::ProbeState::Unreachable) => ProbeState::Unreachable,
-                        _ => {
-                            return Err(bad(
-                                "ProbeResult",
-                                "state",
-                                format!("unknown state {}", p.state),
-                            ));
-                        }
-                    };
+                    let state = state_from_pb(p.state, "ProbeResult")?
+                        .ok_or_else(|| bad("ProbeResult", "state", "unspecified"))?;
                     Ok(ProbeResult {
                         peer: p.peer,
                         address: p.address,
@@ -1034,7 +1057,98 @@ impl TryFrom<pb::ProbeReport> for ProbeReport {
                     })
                 })
                 .collect::<Result<_, WireError>>()?,
+            summary: r
+                .summary
+                .into_iter()
+                .map(|s| {
+                    Ok(PeerSummary {
+                        peer: s.peer,
+                        states: s
+                            .states
+                            .into_iter()
+                            .map(|v| state_from_pb(v, "PeerSummary"))
+                            .collect::<Result<_, WireError>>()?,
+                        rtt_ms: u32::try_from(s.rtt_ms).ok(),
+                    })
+                })
+                .collect::<Result<_, WireError>>()?,
+            probes_total: r.probes_total,
+            blocked_total: r.blocked_total,
             round_ms: r.round_ms,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::probes::PortSpec;
+
+    #[test]
+    fn probe_reports_travel_as_summary_plus_blocked_results() {
+        let mk = |port, state| ProbeResult {
+            peer: "b".into(),
+            address: "10.0.0.2".into(),
+            port,
+            proto: Proto::Tcp,
+            state,
+            rtt_us: Some(1200),
+            detail: None,
+        };
+        let rep = ProbeReport::from_results(
+            vec!["b".into()],
+            vec![mk(14000, ProbeState::Open), mk(22, ProbeState::Filtered)],
+            3,
+        );
+        let back = ProbeReport::try_from(pb::ProbeReport::from(&rep)).unwrap();
+        assert_eq!(back.results.len(), 1, "only the blocked probe travels");
+        assert_eq!(back.results[0].port, 22);
+        assert_eq!(back.summary, rep.summary);
+        assert_eq!((back.probes_total, back.blocked_total), (2, 1));
+        let _ = PortSpec {
+            port: 1,
+            proto: Proto::Udp,
+        };
+    }
+
+    #[test]
+    fn malformed_messages_name_message_and_field() {
+        let mut t = pb::Topology::default();
+        t.cpus.push(pb::Cpu {
+            id: 0,
+            siblings: "0-zz".into(),
+            ..Default::default()
+        });
+        let e = Topology::try_from(t).unwrap_err().to_string();
+        assert!(e.starts_with("malformed Cpu.siblings"), "{e}");
+        let e = decode_snapshot(pb::NodeSnapshot::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "malformed NodeSnapshot.node: missing");
+        let c = pb::CheckResult {
+            id: "x".into(),
+            status: 42,
+            ..Default::default()
+        };
+        assert!(
+            CheckResult::try_from(c)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown status 42")
+        );
+        let s = pb::SmartLog {
+            percentage_used: 300,
+            ..Default::default()
+        };
+        let n = pb::NvmeController {
+            smart: Some(s),
+            ..Default::default()
+        };
+        assert!(
+            NvmeController::try_from(n)
+                .unwrap_err()
+                .to_string()
+                .contains("percentage_used")
+        );
     }
 }

@@ -1,0 +1,251 @@
+//! Checks that need every node: IOMMU settings equal everywhere, SSD size ratio across the
+//! cluster, and clock skew between nodes. Pure functions of the view.
+
+use super::view::{ClusterView, NodeStatus};
+use crate::model::checks::{CheckResult, CheckStatus};
+use humansize::{DECIMAL, format_size};
+use std::collections::BTreeMap;
+
+/// Largest tolerated skew from the cluster's median clock.
+pub const MAX_SKEW_MS: i64 = 500;
+
+pub fn evaluate(v: &ClusterView, now_ms: i64) -> Vec<CheckResult> {
+    vec![iommu(v, now_ms), size_ratio(v), skew(v, now_ms)]
+}
+
+fn res(
+    id: &str,
+    status: CheckStatus,
+    observed: String,
+    expected: &str,
+    remedy: &str,
+) -> CheckResult {
+    CheckResult {
+        id: id.into(),
+        status,
+        observed,
+        expected: expected.into(),
+        remedy: if status == CheckStatus::Pass {
+            String::new()
+        } else {
+            remedy.into()
+        },
+    }
+}
+
+fn iommu(v: &ClusterView, now_ms: i64) -> CheckResult {
+    const EXP: &str = "the same IOMMU kernel parameters and units on every node";
+    let mut groups: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for n in &v.nodes {
+        if n.status(now_ms, &v.thresholds) == NodeStatus::Down {
+            continue;
+        }
+        let Some(h) = n.snapshot.as_ref().and_then(|s| s.host.as_ref()) else {
+            continue;
+        };
+        let key = iommu_setting(&h.iommu_cmdline, h.iommu_units);
+        groups.entry(key).or_default().push(&n.name);
+    }
+    let seen: usize = groups.values().map(Vec::len).sum();
+    if seen < 2 {
+        return res(
+            "iommu.consistent",
+            CheckStatus::Unknown,
+            format!("only {seen} node(s) reported IOMMU facts"),
+            EXP,
+            "wait for the agents to report",
+        );
+    }
+    if groups.len() == 1 {
+        let (k, _) = groups.iter().next().unwrap();
+        return res(
+            "iommu.consistent",
+            CheckStatus::Pass,
+            format!("{seen} nodes: {k}"),
+            EXP,
+            "",
+        );
+    }
+    let mut by_size: Vec<(&String, &Vec<&str>)> = groups.iter().collect();
+    by_size.sort_by_key(|(_, n)| std::cmp::Reverse(n.len()));
+    let detail = by_size
+        .iter()
+        .map(|(k, names)| {
+            format!(
+                "{} node(s) {k}: {}",
+                names.len(),
+                crate::model::hostlist::compress(names)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    res(
+        "iommu.consistent",
+        CheckStatus::Fail,
+        detail,
+        EXP,
+        "align the BIOS IOMMU setting and the kernel command line (e.g. `iommu=pt` plus `amd_iommu=on`/`intel_iommu=on`) on every node, then reboot the odd ones",
+    )
+}
+
+/// The IOMMU setting in vendor-neutral words: `amd_iommu=on` and `intel_iommu=on` both
+/// mean "on", `iommu=pt` is passthrough; plus whether the kernel registered IOMMU units.
+pub fn iommu_setting(cmdline: &[String], units: Option<u32>) -> String {
+    let mut enabled = "default";
+    let mut passthrough = false;
+    for p in cmdline {
+        let (k, v) = p.split_once('=').unwrap_or((p.as_str(), ""));
+        match (k, v) {
+            ("intel_iommu" | "amd_iommu", v) if v.split(',').any(|x| x == "on") => enabled = "on",
+            ("intel_iommu" | "amd_iommu", v) if v.split(',').any(|x| x == "off") => enabled = "off",
+            ("iommu", "pt") | ("iommu.passthrough", "1") => passthrough = true,
+            ("iommu", "off") => enabled = "off",
+            ("iommu", "nopt") | ("iommu.passthrough", "0") => passthrough = false,
+            _ => {}
+        }
+    }
+    format!(
+        "IOMMU {enabled}{}, {}",
+        if passthrough { " (passthrough)" } else { "" },
+        match units {
+            Some(0) => "no IOMMU units",
+            Some(_) => "IOMMU units present",
+            None => "units unknown",
+        }
+    )
+}
+
+fn size_ratio(v: &ClusterView) -> CheckResult {
+    const EXP: &str = "smallest : largest SSD no worse than 1 : 8";
+    let mut sizes: Vec<(u64, String)> = Vec::new();
+    for n in &v.nodes {
+        for d in n
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.nvme.as_ref())
+            .into_iter()
+            .flatten()
+        {
+            let c = d.capacity_bytes();
+            if c > 0 {
+                sizes.push((c, format!("{}:{}", n.name, d.name)));
+            }
+        }
+    }
+    let (Some(min), Some(max)) = (
+        sizes.iter().min_by_key(|s| s.0),
+        sizes.iter().max_by_key(|s| s.0),
+    ) else {
+        return res(
+            "nvme.size-ratio",
+            CheckStatus::Unknown,
+            "no drives reported".into(),
+            EXP,
+            "wait for the agents to report their NVMe drives",
+        );
+    };
+    let observed = format!(
+        "{} drives; smallest {} ({}), largest {} ({})",
+        sizes.len(),
+        format_size(min.0, DECIMAL),
+        min.1,
+        format_size(max.0, DECIMAL),
+        max.1
+    );
+    if max.0 > min.0.saturating_mul(8) {
+        res(
+            "nvme.size-ratio",
+            CheckStatus::Fail,
+            observed,
+            EXP,
+            "replace the smallest drives, or keep drives of very different sizes in separate clusters",
+        )
+    } else {
+        res("nvme.size-ratio", CheckStatus::Pass, observed, EXP, "")
+    }
+}
+
+fn skew(v: &ClusterView, now_ms: i64) -> CheckResult {
+    const EXP: &str = "every node's clock within 500 ms of the cluster median, and synchronised";
+    let mut skews: Vec<(i64, &str)> = v
+        .nodes
+        .iter()
+        .filter(|n| n.status(now_ms, &v.thresholds) == NodeStatus::Up)
+        .filter_map(|n| n.skew_ms.map(|s| (s, n.name.as_str())))
+        .collect();
+    let unsynced: Vec<&str> = v
+        .nodes
+        .iter()
+        .filter(|n| {
+            n.snapshot
+                .as_ref()
+                .and_then(|s| s.host.as_ref())
+                .and_then(|h| h.clock_synced)
+                == Some(false)
+        })
+        .map(|n| n.name.as_str())
+        .collect();
+    if skews.len() < 2 {
+        return res(
+            "ntp.skew",
+            CheckStatus::Unknown,
+            format!("only {} node(s) up", skews.len()),
+            EXP,
+            "wait for the agents to report",
+        );
+    }
+    skews.sort();
+    let median = skews[skews.len() / 2].0;
+    let off: Vec<String> = skews
+        .iter()
+        .filter(|(s, _)| (s - median).abs() > MAX_SKEW_MS)
+        .map(|(s, n)| format!("{n} {:+} ms", s - median))
+        .collect();
+    let spread = skews.last().unwrap().0 - skews[0].0;
+    if !off.is_empty() {
+        return res(
+            "ntp.skew",
+            CheckStatus::Fail,
+            format!("off the median: {}", off.join(", ")),
+            EXP,
+            "check chrony/ntpd on those nodes (`chronyc tracking`) and that all nodes use the same time source",
+        );
+    }
+    if !unsynced.is_empty() {
+        return res(
+            "ntp.skew",
+            CheckStatus::Warn,
+            format!(
+                "spread {spread} ms, but not synchronised: {}",
+                crate::model::hostlist::compress(&unsynced)
+            ),
+            EXP,
+            "enable NTP on those nodes: `systemctl enable --now chrony`",
+        );
+    }
+    res(
+        "ntp.skew",
+        CheckStatus::Pass,
+        format!(
+            "{} nodes within {spread} ms (as seen by this console)",
+            skews.len()
+        ),
+        EXP,
+        "",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iommu_settings_compare_across_vendors() {
+        let amd = iommu_setting(&["iommu=pt".into(), "amd_iommu=on".into()], Some(4));
+        let intel = iommu_setting(&["intel_iommu=on".into(), "iommu=pt".into()], Some(2));
+        assert_eq!(amd, intel);
+        assert_eq!(amd, "IOMMU on (passthrough), IOMMU units present");
+        assert_ne!(iommu_setting(&["intel_iommu=off".into()], Some(0)), intel);
+        assert_eq!(iommu_setting(&[], None), "IOMMU default, units unknown");
+    }
+}

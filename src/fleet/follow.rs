@@ -1,0 +1,343 @@
+//! One task per node keeps a Watch stream open: connect with a timeout, read snapshots,
+//! treat a silent stream as stalled, and reconnect with capped exponential backoff. Each
+//! task only decodes and forwards; the owner of the `ClusterView` applies the updates, so
+//! nothing here can block the console.
+
+use super::client::{self, Target, error_chain};
+use super::inventory::{Inventory, InventoryError, NodeSpec};
+use super::view::{ClusterView, Failure, FailureKind, NodeUpdate, NodeView, Thresholds};
+use crate::agent::state::now_ms;
+use crate::wire::{self, pb};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone)]
+pub struct FollowOptions {
+    /// The agents' collection interval; Watch asks for at most one message per interval.
+    pub interval: Duration,
+    pub connect_timeout: Duration,
+    /// First retry delay; doubles up to `backoff_max`.
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// Section names to watch (empty: all).
+    pub sections: Vec<String>,
+}
+
+impl FollowOptions {
+    pub fn for_interval(interval: Duration) -> Self {
+        FollowOptions {
+            interval,
+            connect_timeout: Duration::from_secs(2).max(interval),
+            backoff_min: Duration::from_millis(250),
+            // Capped at two intervals so a node that comes back is UP within three.
+            backoff_max: (interval * 2).max(Duration::from_millis(500)),
+            sections: Vec::new(),
+        }
+    }
+
+    /// No message for this long and the stream is considered stalled.
+    pub fn stall_timeout(&self) -> Duration {
+        self.interval * 3 + Duration::from_millis(500)
+    }
+}
+
+fn classify_status(s: &tonic::Status) -> FailureKind {
+    use tonic::Code::*;
+    match s.code() {
+        Unauthenticated | PermissionDenied => FailureKind::Auth,
+        DeadlineExceeded => FailureKind::Timeout,
+        Internal | Unknown | Unimplemented | DataLoss | InvalidArgument => FailureKind::Protocol,
+        _ => {
+            let t = error_chain(s).to_lowercase();
+            if t.contains("http2")
+                || t.contains("frame")
+                || t.contains("protocol")
+                || t.contains("invalid")
+            {
+                FailureKind::Protocol
+            } else {
+                FailureKind::Connection
+            }
+        }
+    }
+}
+
+fn classify_text(t: &str) -> FailureKind {
+    let t = t.to_lowercase();
+    if t.contains("timed out") || t.contains("timeout") || t.contains("deadline") {
+        FailureKind::Timeout
+    } else if t.contains("http2")
+        || t.contains("frame")
+        || t.contains("protocol")
+        || t.contains("invalid")
+    {
+        FailureKind::Protocol
+    } else {
+        FailureKind::Connection
+    }
+}
+
+fn failure(kind: FailureKind, message: String) -> Failure {
+    Failure {
+        kind,
+        message,
+        at_ms: now_ms(),
+    }
+}
+
+/// Runs one connection: returns how it ended and whether any data arrived.
+async fn session(
+    node: usize,
+    spec: &NodeSpec,
+    token: Option<String>,
+    opts: &FollowOptions,
+    tx: &mpsc::Sender<NodeUpdate>,
+) -> (Failure, bool) {
+    let target = Target::Tcp {
+        addr: spec.endpoint(),
+        token,
+    };
+    let connect = tokio::time::timeout(
+        opts.connect_timeout,
+        client::connect(&target, opts.connect_timeout),
+    )
+    .await;
+    let mut clients = match connect {
+        Err(_) => {
+            return (
+                failure(
+                    FailureKind::Timeout,
+                    format!(
+                        "{}: no answer within {} ms",
+                        spec.endpoint(),
+                        opts.connect_timeout.as_millis()
+                    ),
+                ),
+                false,
+            );
+        }
+        Ok(Err(e)) => {
+            let msg = e.to_string();
+            return (failure(classify_text(&msg), msg), false);
+        }
+        Ok(Ok(c)) => c,
+    };
+    let req = pb::WatchRequest {
+        sections: opts.sections.clone(),
+        min_interval_ms: opts.interval.as_millis() as u32,
+    };
+    let stream = tokio::time::timeout(opts.connect_timeout, clients.node.watch(req)).await;
+    let mut stream = match stream {
+        Err(_) => {
+            return (
+                failure(
+                    FailureKind::Timeout,
+                    format!(
+                        "{}: Watch not answered within {} ms",
+                        spec.endpoint(),
+                        opts.connect_timeout.as_millis()
+                    ),
+                ),
+                false,
+            );
+        }
+        Ok(Err(s)) => {
+            return (
+                failure(
+                    classify_status(&s),
+                    format!("{}: {}", spec.endpoint(), status_text(&s)),
+                ),
+                false,
+            );
+        }
+        Ok(Ok(r)) => r.into_inner(),
+    };
+    let mut got_data = false;
+    loop {
+        match tokio::time::timeout(opts.stall_timeout(), stream.message()).await {
+            Err(_) => {
+                return (
+                    failure(
+                        FailureKind::Timeout,
+                        format!(
+                            "no data for {} ms: agent not responding",
+                            opts.stall_timeout().as_millis()
+                        ),
+                    ),
+                    got_data,
+                );
+            }
+            Ok(Ok(None)) => {
+                return (
+                    failure(FailureKind::Connection, "agent closed the stream".into()),
+                    got_data,
+                );
+            }
+            Ok(Err(s)) => return (failure(classify_status(&s), status_text(&s)), got_data),
+            Ok(Ok(Some(m))) => match wire::decode_snapshot(m) {
+                Ok(data) => {
+                    got_data = true;
+                    if tx
+                        .send(NodeUpdate::Snapshot {
+                            node,
+                            data,
+                            received_ms: now_ms(),
+                        })
+                        .await
+                        .is_err()
+                    {
+                        return (
+                            failure(FailureKind::Connection, "console closed".into()),
+                            got_data,
+                        );
+                    }
+                }
+                Err(e) => {
+                    return (
+                        failure(FailureKind::Protocol, format!("agent sent {e}")),
+                        got_data,
+                    );
+                }
+            },
+        }
+    }
+}
+
+fn status_text(s: &tonic::Status) -> String {
+    let code = format!("{:?}", s.code());
+    let msg = s.message();
+    if msg.is_empty() {
+        code
+    } else {
+        format!("{code}: {msg}")
+    }
+}
+
+/// Small xorshift so retries of many nodes do not line up.
+fn jitter(seed: &mut u64, d: Duration) -> Duration {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    let f = 0.75 + (*seed % 1000) as f64 / 2000.0; // 0.75 .. 1.25
+    d.mul_f64(f)
+}
+
+pub async fn follow_node(
+    node: usize,
+    spec: NodeSpec,
+    token: Option<String>,
+    opts: FollowOptions,
+    tx: mpsc::Sender<NodeUpdate>,
+) {
+    let mut backoff = opts.backoff_min;
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ (node as u64 + 1).wrapping_mul(0x1000_0000_01B3);
+    loop {
+        let (f, got_data) = session(node, &spec, token.clone(), &opts, &tx).await;
+        if tx
+            .send(NodeUpdate::Failed { node, failure: f })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        if got_data {
+            backoff = opts.backoff_min;
+        }
+        tokio::time::sleep(jitter(&mut seed, backoff)).await;
+        backoff = (backoff * 2).min(opts.backoff_max);
+    }
+}
+
+/// The console's fleet: the view, and the tasks feeding it.
+pub struct Fleet {
+    pub view: ClusterView,
+    /// The inventory entry and token of each node, in view order.
+    pub specs: Vec<NodeSpec>,
+    pub tokens: Vec<Option<String>>,
+    rx: mpsc::Receiver<NodeUpdate>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Fleet {
+    /// Starts one follower per inventory node. Token files are read here, so a missing
+    /// one is an error before anything connects.
+    pub fn start(inv: &Inventory, opts: FollowOptions) -> Result<Fleet, InventoryError> {
+        let tokens: HashMap<PathBuf, String> = inv.load_tokens()?;
+        // Enough room for every node to have a few messages in flight.
+        let (tx, rx) = mpsc::channel(inv.nodes.len().clamp(64, 8192) * 2);
+        let nodes = inv
+            .nodes
+            .iter()
+            .map(|n| NodeView::new(n.name.clone(), n.endpoint()))
+            .collect();
+        let view = ClusterView::new(
+            nodes,
+            Thresholds::for_interval(opts.interval.as_millis() as i64),
+        );
+        let node_tokens: Vec<Option<String>> = inv
+            .nodes
+            .iter()
+            .map(|spec| {
+                spec.token_file
+                    .as_ref()
+                    .and_then(|p| tokens.get(p).cloned())
+            })
+            .collect();
+        let tasks = inv
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                tokio::spawn(follow_node(
+                    i,
+                    spec.clone(),
+                    node_tokens[i].clone(),
+                    opts.clone(),
+                    tx.clone(),
+                ))
+            })
+            .collect();
+        Ok(Fleet {
+            view,
+            specs: inv.nodes.clone(),
+            tokens: node_tokens,
+            rx,
+            tasks,
+        })
+    }
+
+    /// Applies every update already waiting; returns how many.
+    pub fn drain(&mut self) -> usize {
+        let mut n = 0;
+        while let Ok(u) = self.rx.try_recv() {
+            self.view.apply(u);
+            n += 1;
+        }
+        n
+    }
+
+    /// Waits for the next update and applies it (with everything queued behind it).
+    pub async fn changed(&mut self) -> usize {
+        match self.rx.recv().await {
+            Some(u) => {
+                self.view.apply(u);
+                1 + self.drain()
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    pub fn stop(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,524 @@
+//! `ClusterView`: what the console knows about every node, with when it learned it. Status
+//! is derived from the age of the data at a given `now`, so a node that stopped answering
+//! turns STALE and then DOWN by itself, and is never shown as healthy.
+
+use crate::model::checks::CheckStatus;
+use crate::model::nvme::HealthLevel;
+use crate::model::snapshot::{NodeSnapshot, Section};
+use crate::wire::{DecodedSnapshot, merge_snapshot};
+use serde::Serialize;
+use std::collections::VecDeque;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeStatus {
+    Up,
+    /// Never heard from yet, no failure yet either.
+    Connecting,
+    /// Data older than the stale threshold: never shown as healthy.
+    Stale,
+    Down,
+}
+
+impl NodeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeStatus::Up => "UP",
+            NodeStatus::Connecting => "CONNECTING",
+            NodeStatus::Stale => "STALE",
+            NodeStatus::Down => "DOWN",
+        }
+    }
+}
+
+/// How a connection attempt or stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// No answer in time: the agent may be hung or the network slow.
+    Timeout,
+    /// Refused, reset, unreachable, or the stream ended.
+    Connection,
+    /// The agent answered something that is not our protocol, or malformed data.
+    Protocol,
+    /// The token was refused.
+    Auth,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+    pub at_ms: i64,
+}
+
+/// Thresholds, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Thresholds {
+    pub interval_ms: i64,
+    /// No data for this long: STALE (default 3 × interval).
+    pub stale_ms: i64,
+    /// No data for this long: DOWN even without a definite failure (default 10 × interval).
+    pub down_ms: i64,
+}
+
+impl Thresholds {
+    pub fn for_interval(interval_ms: i64) -> Self {
+        Thresholds {
+            interval_ms,
+            stale_ms: 3 * interval_ms,
+            down_ms: 10 * interval_ms,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeView {
+    pub name: String,
+    pub endpoint: String,
+    pub snapshot: Option<NodeSnapshot>,
+    /// Console clock when the last message arrived.
+    pub received_ms: Option<i64>,
+    pub failure: Option<Failure>,
+    /// Agent clock minus console clock at the last message (includes one-way latency).
+    pub skew_ms: Option<i64>,
+    pub messages: u64,
+    /// The status last reported in events.
+    pub last_status: NodeStatus,
+}
+
+impl NodeView {
+    pub fn new(name: String, endpoint: String) -> Self {
+        NodeView {
+            name,
+            endpoint,
+            snapshot: None,
+            received_ms: None,
+            failure: None,
+            skew_ms: None,
+            messages: 0,
+            last_status: NodeStatus::Connecting,
+        }
+    }
+
+    pub fn status(&self, now_ms: i64, t: &Thresholds) -> NodeStatus {
+        let age = self.received_ms.map(|r| now_ms - r);
+        // A definite failure after the last data: the agent is gone or broken.
+        if let Some(f) = &self.failure {
+            let after_data = self.received_ms.is_none_or(|r| f.at_ms >= r);
+            if after_data && f.kind != FailureKind::Timeout {
+                return NodeStatus::Down;
+            }
+            if self.received_ms.is_none() {
+                return NodeStatus::Down;
+            }
+        }
+        match age {
+            None => NodeStatus::Connecting,
+            Some(a) if a > t.down_ms => NodeStatus::Down,
+            Some(a) if a > t.stale_ms => NodeStatus::Stale,
+            Some(_) => NodeStatus::Up,
+        }
+    }
+
+    /// Age of a section's data at `now`: the agent's age at sending plus time since.
+    pub fn section_age_ms(&self, section: Section, now_ms: i64) -> Option<i64> {
+        let s = self.snapshot.as_ref()?;
+        let at_send = s.section_age_ms(section)?;
+        Some(at_send + (now_ms - self.received_ms?).max(0))
+    }
+
+    /// A section is stale when older than three of its collector's intervals.
+    pub fn section_stale(&self, section: Section, now_ms: i64) -> bool {
+        let Some(s) = &self.snapshot else { return true };
+        let Some(c) = s.collector(section) else {
+            return true;
+        };
+        match self.section_age_ms(section, now_ms) {
+            Some(age) => age > 3 * (c.interval_ms as i64).max(1000),
+            None => true,
+        }
+    }
+
+    pub fn emulated(&self) -> Option<&str> {
+        self.snapshot.as_ref()?.node.emulated_profile.as_deref()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub at_ms: i64,
+    pub node: Option<String>,
+    pub severity: Severity,
+    pub text: String,
+}
+
+/// Cluster-level figures sampled once per tick, for sparklines.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Sample {
+    pub nodes_up: u32,
+    pub nodes_not_up: u32,
+    pub checks_failing: u32,
+    pub drives_warning: u32,
+    pub probes_blocked: u32,
+}
+
+pub const EVENTS_CAP: usize = 1000;
+pub const HISTORY_CAP: usize = 300;
+
+/// What the fleet tasks report.
+#[derive(Debug)]
+pub enum NodeUpdate {
+    Snapshot {
+        node: usize,
+        data: DecodedSnapshot,
+        received_ms: i64,
+    },
+    Failed {
+        node: usize,
+        failure: Failure,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterView {
+    pub nodes: Vec<NodeView>,
+    pub events: VecDeque<Event>,
+    pub history: VecDeque<Sample>,
+    pub thresholds: Thresholds,
+    /// Bumped on every change; the UI re-derives its tables when it moves.
+    pub generation: u64,
+}
+
+impl ClusterView {
+    pub fn new(nodes: Vec<NodeView>, thresholds: Thresholds) -> Self {
+        ClusterView {
+            nodes,
+            events: VecDeque::new(),
+            history: VecDeque::new(),
+            thresholds,
+            generation: 0,
+        }
+    }
+
+    pub fn push_event(&mut self, e: Event) {
+        if self.events.len() == EVENTS_CAP {
+            self.events.pop_back();
+        }
+        self.events.push_front(e);
+    }
+
+    /// Merges one update, emitting events for what changed on the node.
+    pub fn apply(&mut self, u: NodeUpdate) {
+        self.generation += 1;
+        match u {
+            NodeUpdate::Snapshot {
+                node,
+                data,
+                received_ms,
+            } => {
+                let Some(n) = self.nodes.get_mut(node) else {
+                    return;
+                };
+                let taken = data.snapshot.taken_ms;
+                // Compare only the sections this message carries, before merging them.
+                let events = match &n.snapshot {
+                    Some(old) => diff_events(&n.name, old, &data.snapshot, received_ms),
+                    None => Vec::new(),
+                };
+                match &mut n.snapshot {
+                    Some(s) => merge_snapshot(s, data),
+                    None if data.full => n.snapshot = Some(data.snapshot),
+                    // A delta without a base cannot be merged; the next full message fixes it.
+                    None => return,
+                }
+                n.received_ms = Some(received_ms);
+                n.skew_ms = Some(taken - received_ms);
+                n.messages += 1;
+                for e in events {
+                    self.push_event(e);
+                }
+            }
+            NodeUpdate::Failed { node, failure } => {
+                if let Some(n) = self.nodes.get_mut(node) {
+                    n.failure = Some(failure);
+                }
+            }
+        }
+    }
+
+    /// Called once per tick: emits status-change events and records a history sample.
+    pub fn observe(&mut self, now_ms: i64) {
+        let t = self.thresholds;
+        let mut events = Vec::new();
+        for n in &mut self.nodes {
+            let s = n.status(now_ms, &t);
+            if s != n.last_status {
+                let (severity, text) = match s {
+                    NodeStatus::Up => (Severity::Info, format!("{} is up", n.name)),
+                    NodeStatus::Stale => (
+                        Severity::Warning,
+                        format!(
+                            "{} is stale: no data for {}",
+                            n.name,
+                            fmt_age(n.received_ms.map(|r| now_ms - r))
+                        ),
+                    ),
+                    NodeStatus::Down => (
+                        Severity::Critical,
+                        format!(
+                            "{} is down: {}",
+                            n.name,
+                            n.failure
+                                .as_ref()
+                                .map(|f| f.message.as_str())
+                                .unwrap_or("no data")
+                        ),
+                    ),
+                    NodeStatus::Connecting => (Severity::Info, format!("{} connecting", n.name)),
+                };
+                if !(n.last_status == NodeStatus::Connecting && s == NodeStatus::Up) {
+                    events.push(Event {
+                        at_ms: now_ms,
+                        node: Some(n.name.clone()),
+                        severity,
+                        text,
+                    });
+                }
+                n.last_status = s;
+            }
+        }
+        for e in events {
+            self.push_event(e);
+        }
+        let sample = self.sample(now_ms);
+        if self.history.len() == HISTORY_CAP {
+            self.history.pop_front();
+        }
+        self.history.push_back(sample);
+        self.generation += 1;
+    }
+
+    pub fn sample(&self, now_ms: i64) -> Sample {
+        let mut s = Sample::default();
+        for n in &self.nodes {
+            if n.status(now_ms, &self.thresholds) == NodeStatus::Up {
+                s.nodes_up += 1;
+            } else {
+                s.nodes_not_up += 1;
+            }
+            let Some(snap) = &n.snapshot else { continue };
+            if let Some(c) = &snap.checks {
+                s.checks_failing +=
+                    c.iter().filter(|r| r.status == CheckStatus::Fail).count() as u32;
+            }
+            if let Some(d) = &snap.nvme {
+                s.drives_warning += d
+                    .iter()
+                    .filter(|d| d.health().level >= HealthLevel::Warning)
+                    .count() as u32;
+            }
+            if let Some(p) = &snap.probes {
+                s.probes_blocked += p.blocked().count() as u32;
+            }
+        }
+        s
+    }
+
+    pub fn node_index(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+}
+
+/// Events for what changed between the held snapshot `b` and the sections an incoming
+/// message `a` carries (absent sections are skipped).
+fn diff_events(node: &str, b: &NodeSnapshot, a: &NodeSnapshot, at_ms: i64) -> Vec<Event> {
+    let mut out = Vec::new();
+    if let (Some(bc), Some(ac)) = (&b.checks, &a.checks) {
+        for r in ac {
+            let old = bc.iter().find(|x| x.id == r.id).map(|x| x.status);
+            if old.is_some_and(|o| o != r.status) {
+                let severity = match r.status {
+                    CheckStatus::Fail => Severity::Critical,
+                    CheckStatus::Warn | CheckStatus::Unknown => Severity::Warning,
+                    CheckStatus::Pass => Severity::Info,
+                };
+                out.push(Event {
+                    at_ms,
+                    node: Some(node.to_string()),
+                    severity,
+                    text: format!(
+                        "{node}: check {} {} → {} ({})",
+                        r.id,
+                        old.map(|o| o.as_str()).unwrap_or("?"),
+                        r.status.as_str(),
+                        r.observed
+                    ),
+                });
+            }
+        }
+    }
+    if let (Some(bd), Some(ad)) = (&b.nvme, &a.nvme) {
+        for d in ad {
+            let old = bd
+                .iter()
+                .find(|x| x.serial == d.serial && x.name == d.name)
+                .map(|x| x.health().level);
+            let new = d.health();
+            if old.is_some_and(|o| o != new.level) {
+                let severity = match new.level {
+                    HealthLevel::Critical => Severity::Critical,
+                    HealthLevel::Warning | HealthLevel::Unknown => Severity::Warning,
+                    HealthLevel::Ok => Severity::Info,
+                };
+                out.push(Event {
+                    at_ms,
+                    node: Some(node.to_string()),
+                    severity,
+                    text: format!(
+                        "{node}: drive {} ({}) {} → {}: {}",
+                        d.name,
+                        d.serial,
+                        old.map(|o| o.as_str()).unwrap_or("?"),
+                        new.level.as_str(),
+                        new.reasons.join(", ")
+                    ),
+                });
+            }
+        }
+    }
+    if let (Some(bp), Some(ap)) = (&b.pinning, &a.pinning) {
+        let (bn, an) = (bp.conflicts().len(), ap.conflicts().len());
+        if an > bn {
+            let first = ap
+                .conflicts()
+                .into_iter()
+                .next()
+                .map(|c| c.to_string())
+                .unwrap_or_default();
+            out.push(Event {
+                at_ms,
+                node: Some(node.to_string()),
+                severity: Severity::Warning,
+                text: format!("{node}: {} new core conflict(s): {first}", an - bn),
+            });
+        }
+    }
+    if let (Some(bp), Some(ap)) = (&b.probes, &a.probes) {
+        let (bn, an) = (bp.blocked().count(), ap.blocked().count());
+        if an != bn {
+            let severity = if an > bn {
+                Severity::Warning
+            } else {
+                Severity::Info
+            };
+            out.push(Event {
+                at_ms,
+                node: Some(node.to_string()),
+                severity,
+                text: format!("{node}: blocked ports {bn} → {an}"),
+            });
+        }
+    }
+    out
+}
+
+/// `3s`, `4m`, `2h`, `—` for never.
+pub fn fmt_age(ms: Option<i64>) -> String {
+    match ms {
+        None => "—".into(),
+        Some(ms) if ms < 0 => "0s".into(),
+        Some(ms) if ms < 60_000 => format!("{}s", ms / 1000),
+        Some(ms) if ms < 3_600_000 => format!("{}m", ms / 60_000),
+        Some(ms) if ms < 86_400_000 => format!("{}h", ms / 3_600_000),
+        Some(ms) => format!("{}d", ms / 86_400_000),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::snapshot::NodeSnapshot;
+
+    fn with_data(received: i64) -> NodeView {
+        let mut n = NodeView::new("a".into(), "a:1".into());
+        n.snapshot = Some(NodeSnapshot::default());
+        n.received_ms = Some(received);
+        n
+    }
+
+    #[test]
+    fn status_follows_data_age_and_failures() {
+        let t = Thresholds::for_interval(1000);
+        let mut n = with_data(10_000);
+        assert_eq!(n.status(10_500, &t), NodeStatus::Up);
+        assert_eq!(
+            n.status(13_001, &t),
+            NodeStatus::Stale,
+            "3 intervals without data"
+        );
+        assert_eq!(
+            n.status(20_001, &t),
+            NodeStatus::Down,
+            "10 intervals without data"
+        );
+        n.failure = Some(Failure {
+            kind: FailureKind::Timeout,
+            message: "t".into(),
+            at_ms: 11_000,
+        });
+        assert_eq!(
+            n.status(11_500, &t),
+            NodeStatus::Up,
+            "a timeout alone is not down"
+        );
+        n.failure = Some(Failure {
+            kind: FailureKind::Connection,
+            message: "refused".into(),
+            at_ms: 11_000,
+        });
+        assert_eq!(
+            n.status(11_500, &t),
+            NodeStatus::Down,
+            "refused after data: down at once"
+        );
+        n.received_ms = Some(12_000);
+        assert_eq!(
+            n.status(12_100, &t),
+            NodeStatus::Up,
+            "data after the failure: back up"
+        );
+        let never = NodeView::new("b".into(), "b:1".into());
+        assert_eq!(never.status(0, &t), NodeStatus::Connecting);
+    }
+
+    #[test]
+    fn ages_read_like_an_operator_would_say_them() {
+        assert_eq!(fmt_age(Some(2_500)), "2s");
+        assert_eq!(fmt_age(Some(125_000)), "2m");
+        assert_eq!(fmt_age(None), "—");
+    }
+
+    #[test]
+    fn events_are_bounded() {
+        let mut v = ClusterView::new(vec![], Thresholds::for_interval(1000));
+        for i in 0..(EVENTS_CAP + 50) {
+            v.push_event(Event {
+                at_ms: i as i64,
+                node: None,
+                severity: Severity::Info,
+                text: String::new(),
+            });
+        }
+        assert_eq!(v.events.len(), EVENTS_CAP);
+        assert_eq!(v.events.front().unwrap().at_ms, (EVENTS_CAP + 49) as i64);
+    }
+}

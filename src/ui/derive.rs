@@ -1,0 +1,683 @@
+//! Tables and aggregates derived from the `ClusterView`: statuses at `now`, the problems
+//! list (worst first), the cluster-wide drive table, check rows, the port matrix of the
+//! selected port group, NIC rows, filtered events. Computed when the data, a filter or a
+//! sort changes — not per frame — so rendering only walks the rows it shows.
+
+use super::app::{Detail, DriveSort, NetView, Panel, UiState};
+use crate::fleet::cluster_checks;
+use crate::fleet::view::{ClusterView, NodeStatus, Severity, fmt_age};
+use crate::model::checks::{self, CheckResult, CheckStatus};
+use crate::model::nvme::HealthLevel;
+use crate::model::probes::{ProbeState, SUMMARY_GROUPS};
+use crate::model::snapshot::Section;
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Jump {
+    None,
+    Node(Panel, usize),
+    Drive { node: usize, drive: String },
+    Check { node: usize, check: String },
+    Checks(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub severity: Severity,
+    pub node: Option<usize>,
+    pub what: &'static str,
+    pub text: String,
+    pub jump: Jump,
+}
+
+#[derive(Debug, Clone)]
+pub struct DriveRow {
+    pub node: usize,
+    pub drive: usize,
+    pub level: HealthLevel,
+    pub temp: Option<i32>,
+    pub wear: Option<u8>,
+    pub media_errors: Option<u64>,
+    pub capacity: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Counts {
+    pub up: usize,
+    pub stale: usize,
+    pub down: usize,
+    pub connecting: usize,
+    pub emulated: usize,
+    pub checks_failing: usize,
+    pub checks_failing_nodes: usize,
+    pub checks_warning: usize,
+    pub drives_ok: usize,
+    pub drives_warning: usize,
+    pub drives_critical: usize,
+    pub drives_unknown: usize,
+    pub probes_blocked: u64,
+    pub probes_total: u64,
+    pub conflicts: usize,
+}
+
+/// Cell codes of the port matrix.
+pub const CELL_NONE: u8 = 0;
+pub const CELL_SELF: u8 = 255;
+
+#[derive(Debug, Clone, Default)]
+pub struct Derived {
+    pub now_ms: i64,
+    pub status: Vec<NodeStatus>,
+    pub counts: Counts,
+    pub problems: Vec<Problem>,
+    pub drives: Vec<DriveRow>,
+    pub check_nodes: Vec<usize>,
+    pub check_ids: Vec<&'static str>,
+    pub cluster_checks: Vec<CheckResult>,
+    pub net_nodes: Vec<usize>,
+    /// `net_cells[i * n + j]`: worst state seen from net_nodes[i] to net_nodes[j] for the
+    /// selected group (1 + ProbeState badness), CELL_NONE or CELL_SELF.
+    pub net_cells: Vec<u8>,
+    pub blocked_pairs: Vec<(usize, String)>,
+    pub nic_rows: Vec<(usize, usize)>,
+    pub events: Vec<usize>,
+}
+
+fn matches(filter: &str, hay: &[&str]) -> bool {
+    if filter.is_empty() {
+        return true;
+    }
+    let f = filter.to_lowercase();
+    hay.iter().any(|h| h.to_lowercase().contains(&f))
+}
+
+pub fn state_code(s: ProbeState) -> u8 {
+    1 + s.badness()
+}
+
+pub fn code_state(c: u8) -> Option<ProbeState> {
+    ProbeState::ALL.into_iter().find(|s| state_code(*s) == c)
+}
+
+impl Derived {
+    pub fn compute(view: &ClusterView, ui: &UiState, now_ms: i64) -> Derived {
+        let t = &view.thresholds;
+        let mut d = Derived {
+            now_ms,
+            ..Default::default()
+        };
+        d.status = view.nodes.iter().map(|n| n.status(now_ms, t)).collect();
+        d.check_ids = checks::CATALOG
+            .iter()
+            .filter(|c| !c.cluster_wide)
+            .map(|c| c.id)
+            .collect();
+        d.cluster_checks = cluster_checks::evaluate(view, now_ms);
+        d.count(view);
+        d.problems(view, ui.filter(Panel::Overview));
+        d.drives(view, ui);
+        d.check_rows(view, ui);
+        d.network(view, ui);
+        let ef = ui.filter(Panel::Events);
+        d.events = view
+            .events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| matches(ef, &[&e.text]))
+            .map(|(i, _)| i)
+            .collect();
+        d
+    }
+
+    fn count(&mut self, view: &ClusterView) {
+        let c = &mut self.counts;
+        for (i, n) in view.nodes.iter().enumerate() {
+            match self.status[i] {
+                NodeStatus::Up => c.up += 1,
+                NodeStatus::Stale => c.stale += 1,
+                NodeStatus::Down => c.down += 1,
+                NodeStatus::Connecting => c.connecting += 1,
+            }
+            let Some(s) = &n.snapshot else { continue };
+            if s.node.emulated_profile.is_some() {
+                c.emulated += 1;
+            }
+            if let Some(r) = &s.checks {
+                let f = r.iter().filter(|x| x.status == CheckStatus::Fail).count();
+                c.checks_failing += f;
+                c.checks_failing_nodes += usize::from(f > 0);
+                c.checks_warning += r.iter().filter(|x| x.status == CheckStatus::Warn).count();
+            }
+            for dr in s.nvme.iter().flatten() {
+                match dr.health().level {
+                    HealthLevel::Ok => c.drives_ok += 1,
+                    HealthLevel::Warning => c.drives_warning += 1,
+                    HealthLevel::Critical => c.drives_critical += 1,
+                    HealthLevel::Unknown => c.drives_unknown += 1,
+                }
+            }
+            if let Some(p) = &s.probes {
+                c.probes_blocked += u64::from(p.blocked_total);
+                c.probes_total += u64::from(p.probes_total);
+            }
+            if let Some(p) = &s.pinning {
+                c.conflicts += p.conflicts().len();
+            }
+        }
+    }
+
+    fn problems(&mut self, view: &ClusterView, filter: &str) {
+        let now = self.now_ms;
+        let mut out: Vec<Problem> = Vec::new();
+        for (i, n) in view.nodes.iter().enumerate() {
+            match self.status[i] {
+                NodeStatus::Down => out.push(Problem {
+                    severity: Severity::Critical,
+                    node: Some(i),
+                    what: "node",
+                    text: format!(
+                        "{} DOWN: {} (last data {})",
+                        n.name,
+                        n.failure
+                            .as_ref()
+                            .map(|f| f.message.as_str())
+                            .unwrap_or("no data"),
+                        n.received_ms
+                            .map(|r| format!("{} ago", fmt_age(Some(now - r))))
+                            .unwrap_or_else(|| "never".into())
+                    ),
+                    jump: Jump::Node(Panel::Checks, i),
+                }),
+                NodeStatus::Stale => out.push(Problem {
+                    severity: Severity::Warning,
+                    node: Some(i),
+                    what: "node",
+                    text: format!(
+                        "{} STALE: no data for {}{}",
+                        n.name,
+                        fmt_age(n.received_ms.map(|r| now - r)),
+                        n.failure
+                            .as_ref()
+                            .map(|f| format!(" ({})", f.message))
+                            .unwrap_or_default()
+                    ),
+                    jump: Jump::Node(Panel::Checks, i),
+                }),
+                _ => {}
+            }
+            let Some(s) = &n.snapshot else { continue };
+            if self.status[i] == NodeStatus::Up {
+                for c in &s.collectors {
+                    if !c.ok && c.last_run_ms > 0 {
+                        out.push(Problem {
+                            severity: Severity::Warning,
+                            node: Some(i),
+                            what: "collector",
+                            text: format!(
+                                "{} collector {}: {}",
+                                n.name,
+                                c.section.as_str(),
+                                c.error.as_deref().unwrap_or("failed")
+                            ),
+                            jump: Jump::Node(Panel::Checks, i),
+                        });
+                    }
+                }
+                for sec in [
+                    Section::Topology,
+                    Section::Pinning,
+                    Section::Nvme,
+                    Section::Checks,
+                ] {
+                    if s.collector(sec)
+                        .is_some_and(|c| c.last_success_ms.is_some())
+                        && n.section_stale(sec, now)
+                    {
+                        out.push(Problem {
+                            severity: Severity::Warning,
+                            node: Some(i),
+                            what: "stale",
+                            text: format!(
+                                "{} {} data is {} old",
+                                n.name,
+                                sec.as_str(),
+                                fmt_age(n.section_age_ms(sec, now))
+                            ),
+                            jump: Jump::Node(Panel::Checks, i),
+                        });
+                    }
+                }
+            }
+            for d in s.nvme.iter().flatten() {
+                let h = d.health();
+                if h.level >= HealthLevel::Warning {
+                    out.push(Problem {
+                        severity: if h.level == HealthLevel::Critical {
+                            Severity::Critical
+                        } else {
+                            Severity::Warning
+                        },
+                        node: Some(i),
+                        what: "drive",
+                        text: format!(
+                            "{} {} {} ({}): {}",
+                            n.name,
+                            d.name,
+                            d.model,
+                            d.serial,
+                            h.reasons.join(", ")
+                        ),
+                        jump: Jump::Drive {
+                            node: i,
+                            drive: d.name.clone(),
+                        },
+                    });
+                }
+            }
+            if let Some(p) = &s.pinning {
+                let conflicts = p.conflicts();
+                if let Some(first) = conflicts.first() {
+                    out.push(Problem {
+                        severity: Severity::Warning,
+                        node: Some(i),
+                        what: "cores",
+                        text: format!(
+                            "{} {}{}",
+                            n.name,
+                            first,
+                            if conflicts.len() > 1 {
+                                format!(" (+{} more)", conflicts.len() - 1)
+                            } else {
+                                String::new()
+                            }
+                        ),
+                        jump: Jump::Node(Panel::Cores, i),
+                    });
+                }
+            }
+            if let Some(p) = &s.probes {
+                if p.blocked_total > 0 {
+                    let mut peers: Vec<&str> = p.blocked().map(|r| r.peer.as_str()).collect();
+                    peers.sort();
+                    peers.dedup();
+                    let first = p
+                        .blocked()
+                        .next()
+                        .map(|r| {
+                            format!(
+                                ", e.g. {}:{}/{} {}",
+                                r.peer,
+                                r.port,
+                                r.proto.as_str(),
+                                r.state.as_str()
+                            )
+                        })
+                        .unwrap_or_default();
+                    out.push(Problem {
+                        severity: Severity::Critical,
+                        node: Some(i),
+                        what: "ports",
+                        text: format!(
+                            "{} → {} blocked probe(s) to {} peer(s){first}",
+                            n.name,
+                            p.blocked_total,
+                            peers.len()
+                        ),
+                        jump: Jump::Node(Panel::Network, i),
+                    });
+                }
+            }
+        }
+        // Failing checks, one line per check with the nodes it fails on.
+        let mut by_check: HashMap<&str, (CheckStatus, Vec<&str>, usize)> = HashMap::new();
+        for (i, n) in view.nodes.iter().enumerate() {
+            for r in n
+                .snapshot
+                .as_ref()
+                .and_then(|s| s.checks.as_ref())
+                .into_iter()
+                .flatten()
+            {
+                if matches!(r.status, CheckStatus::Fail | CheckStatus::Warn) {
+                    let e = by_check
+                        .entry(r.id.as_str())
+                        .or_insert((r.status, Vec::new(), i));
+                    e.0 = e.0.max(r.status);
+                    e.1.push(n.name.as_str());
+                }
+            }
+        }
+        let mut check_lines: Vec<(&str, (CheckStatus, Vec<&str>, usize))> =
+            by_check.into_iter().collect();
+        check_lines.sort_by_key(|(id, _)| {
+            checks::CATALOG
+                .iter()
+                .position(|c| c.id == *id)
+                .unwrap_or(usize::MAX)
+        });
+        for (id, (status, nodes, first)) in check_lines {
+            out.push(Problem {
+                severity: if status == CheckStatus::Fail {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                },
+                node: None,
+                what: "check",
+                text: format!(
+                    "{id} {} on {}: {}",
+                    status.as_str(),
+                    if nodes.len() == 1 {
+                        "1 node".into()
+                    } else {
+                        format!("{} nodes", nodes.len())
+                    },
+                    crate::model::hostlist::compress(&nodes)
+                ),
+                jump: Jump::Check {
+                    node: first,
+                    check: id.to_string(),
+                },
+            });
+        }
+        for c in &self.cluster_checks {
+            if matches!(c.status, CheckStatus::Fail | CheckStatus::Warn) {
+                out.push(Problem {
+                    severity: if c.status == CheckStatus::Fail {
+                        Severity::Critical
+                    } else {
+                        Severity::Warning
+                    },
+                    node: None,
+                    what: "cluster",
+                    text: format!("{} {}: {}", c.id, c.status.as_str(), c.observed),
+                    jump: Jump::Checks(c.id.clone()),
+                });
+            }
+        }
+        let rank = |w: &str| {
+            [
+                "node",
+                "cluster",
+                "check",
+                "drive",
+                "ports",
+                "cores",
+                "collector",
+                "stale",
+            ]
+            .iter()
+            .position(|x| *x == w)
+            .unwrap_or(99)
+        };
+        out.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then(rank(a.what).cmp(&rank(b.what)))
+                .then(a.node.cmp(&b.node))
+        });
+        self.problems = out
+            .into_iter()
+            .filter(|p| matches(filter, &[&p.text]))
+            .collect();
+    }
+
+    fn drives(&mut self, view: &ClusterView, ui: &UiState) {
+        let f = ui.filter(Panel::Drives);
+        let mut rows = Vec::new();
+        for (i, n) in view.nodes.iter().enumerate() {
+            for (j, d) in n
+                .snapshot
+                .as_ref()
+                .and_then(|s| s.nvme.as_ref())
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                if !matches(
+                    f,
+                    &[
+                        &n.name,
+                        &d.name,
+                        &d.model,
+                        &d.serial,
+                        d.slot.as_deref().unwrap_or(""),
+                    ],
+                ) {
+                    continue;
+                }
+                let sm = d.smart.as_ref();
+                rows.push(DriveRow {
+                    node: i,
+                    drive: j,
+                    level: d.health().level,
+                    temp: sm.and_then(|s| s.temperature_celsius()),
+                    wear: sm.map(|s| s.percentage_used),
+                    media_errors: sm.map(|s| s.media_errors),
+                    capacity: d.capacity_bytes(),
+                });
+            }
+        }
+        match ui.drive_sort {
+            DriveSort::Health => rows.sort_by(|a, b| {
+                b.level
+                    .cmp(&a.level)
+                    .then(b.media_errors.cmp(&a.media_errors))
+                    .then(a.node.cmp(&b.node))
+                    .then(a.drive.cmp(&b.drive))
+            }),
+            DriveSort::Node => rows.sort_by_key(|r| (r.node, r.drive)),
+            DriveSort::Temperature => {
+                rows.sort_by(|a, b| b.temp.cmp(&a.temp).then(a.node.cmp(&b.node)))
+            }
+            DriveSort::Wear => rows.sort_by(|a, b| b.wear.cmp(&a.wear).then(a.node.cmp(&b.node))),
+            DriveSort::MediaErrors => rows.sort_by(|a, b| {
+                b.media_errors
+                    .cmp(&a.media_errors)
+                    .then(a.node.cmp(&b.node))
+            }),
+            DriveSort::Capacity => {
+                rows.sort_by(|a, b| b.capacity.cmp(&a.capacity).then(a.node.cmp(&b.node)))
+            }
+        }
+        self.drives = rows;
+    }
+
+    fn check_rows(&mut self, view: &ClusterView, ui: &UiState) {
+        let f = ui.filter(Panel::Checks);
+        let mut rows: Vec<usize> = (0..view.nodes.len())
+            .filter(|&i| matches(f, &[&view.nodes[i].name]))
+            .collect();
+        if ui.checks_worst_first {
+            let score = |i: usize| {
+                let r = view.nodes[i]
+                    .snapshot
+                    .as_ref()
+                    .and_then(|s| s.checks.as_ref());
+                let fails = r
+                    .map(|r| r.iter().filter(|x| x.status == CheckStatus::Fail).count())
+                    .unwrap_or(0);
+                let warns = r
+                    .map(|r| r.iter().filter(|x| x.status == CheckStatus::Warn).count())
+                    .unwrap_or(0);
+                (usize::from(self.status[i] != NodeStatus::Up), fails, warns)
+            };
+            rows.sort_by(|a, b| score(*b).cmp(&score(*a)).then(a.cmp(b)));
+        }
+        self.check_nodes = rows;
+    }
+
+    fn network(&mut self, view: &ClusterView, ui: &UiState) {
+        let f = ui.filter(Panel::Network);
+        self.net_nodes = (0..view.nodes.len())
+            .filter(|&i| matches(f, &[&view.nodes[i].name]))
+            .collect();
+        self.nic_rows = Vec::new();
+        for &i in &self.net_nodes {
+            for (j, _) in view.nodes[i]
+                .snapshot
+                .as_ref()
+                .and_then(|s| s.network.as_ref())
+                .map(|n| n.nics.as_slice())
+                .unwrap_or(&[])
+                .iter()
+                .enumerate()
+            {
+                self.nic_rows.push((i, j));
+            }
+        }
+        // The matrix is only built while the Network panel shows it.
+        if ui.panel != Panel::Network || ui.net_view != NetView::Matrix {
+            return;
+        }
+        let n = self.net_nodes.len();
+        let mut by_name: HashMap<&str, usize> = HashMap::new();
+        for (pos, &i) in self.net_nodes.iter().enumerate() {
+            by_name.insert(view.nodes[i].name.as_str(), pos);
+            if let Some(host) = view.nodes[i]
+                .endpoint
+                .rsplit_once(':')
+                .map(|(h, _)| h.trim_matches(['[', ']']))
+            {
+                by_name.entry(host).or_insert(pos);
+            }
+        }
+        let g = ui.net_group.min(SUMMARY_GROUPS.len() - 1);
+        let mut cells = vec![CELL_NONE; n * n];
+        for (a, &i) in self.net_nodes.iter().enumerate() {
+            cells[a * n + a] = CELL_SELF;
+            let Some(p) = view.nodes[i]
+                .snapshot
+                .as_ref()
+                .and_then(|s| s.probes.as_ref())
+            else {
+                continue;
+            };
+            for s in &p.summary {
+                if let (Some(&b), Some(Some(st))) = (by_name.get(s.peer.as_str()), s.states.get(g))
+                {
+                    if b != a {
+                        cells[a * n + b] = state_code(*st);
+                    }
+                }
+            }
+            for r in p.blocked() {
+                self.blocked_pairs.push((
+                    i,
+                    format!(
+                        "{} → {}:{}/{} {}{}",
+                        view.nodes[i].name,
+                        r.peer,
+                        r.port,
+                        r.proto.as_str(),
+                        r.state.as_str(),
+                        r.detail
+                            .as_ref()
+                            .map(|d| format!(" ({d})"))
+                            .unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        self.net_cells = cells;
+    }
+
+    /// Rows the current panel's list shows (for paging and bounds).
+    pub fn rows(&self, panel: Panel, ui: &UiState) -> usize {
+        match panel {
+            Panel::Overview => self.problems.len(),
+            Panel::Drives => self.drives.len(),
+            Panel::Checks => self.check_nodes.len(),
+            Panel::Network => match ui.net_view {
+                NetView::Matrix => self.net_nodes.len(),
+                NetView::Nics => self.nic_rows.len(),
+            },
+            Panel::Events => self.events.len(),
+            Panel::Cores | Panel::Stripes => 0,
+        }
+    }
+
+    pub fn check_columns(&self) -> usize {
+        self.check_ids.len()
+    }
+
+    /// Nodes the Cores panel cycles through (filtered by its filter).
+    pub fn core_nodes(&self, view: &ClusterView, ui: &UiState) -> Vec<usize> {
+        let f = ui.filter(Panel::Cores);
+        (0..view.nodes.len())
+            .filter(|&i| matches(f, &[&view.nodes[i].name]))
+            .collect()
+    }
+
+    /// The node of the selected row in the Network panel.
+    pub fn network_row_node(&self, ui: &UiState) -> Option<usize> {
+        let sel = ui.selected(Panel::Network);
+        match ui.net_view {
+            NetView::Matrix => self.net_nodes.get(sel).copied(),
+            NetView::Nics => self.nic_rows.get(sel).map(|r| r.0),
+        }
+    }
+
+    pub fn detail_for(&self, ui: &UiState, view: &ClusterView) -> Option<Detail> {
+        let sel = ui.selected(ui.panel);
+        match ui.panel {
+            Panel::Overview => self.problems.get(sel).map(|_| Detail::Problem(sel)),
+            Panel::Drives => self.drives.get(sel).and_then(|r| {
+                let d = view.nodes[r.node]
+                    .snapshot
+                    .as_ref()?
+                    .nvme
+                    .as_ref()?
+                    .get(r.drive)?;
+                Some(Detail::Drive {
+                    node: r.node,
+                    drive: d.name.clone(),
+                })
+            }),
+            Panel::Checks => {
+                let node = *self.check_nodes.get(sel)?;
+                let id = self.check_ids.get(ui.col)?;
+                Some(Detail::Check {
+                    node,
+                    check: id.to_string(),
+                })
+            }
+            Panel::Cores => {
+                let t = view
+                    .nodes
+                    .get(ui.node)?
+                    .snapshot
+                    .as_ref()?
+                    .topology
+                    .as_ref()?;
+                let order = super::panels::cores::display_order(t);
+                order.get(ui.cpu).map(|c| Detail::Cpu {
+                    node: ui.node,
+                    cpu: *c,
+                })
+            }
+            Panel::Network => match ui.net_view {
+                NetView::Matrix => {
+                    let from = *self.net_nodes.get(sel)?;
+                    let to = *self.net_nodes.get(ui.col)?;
+                    Some(Detail::Pair { from, to })
+                }
+                NetView::Nics => self.nic_rows.get(sel).and_then(|(n, j)| {
+                    let nic = view.nodes[*n]
+                        .snapshot
+                        .as_ref()?
+                        .network
+                        .as_ref()?
+                        .nics
+                        .get(*j)?;
+                    Some(Detail::Nic {
+                        node: *n,
+                        nic: nic.name.clone(),
+                    })
+                }),
+            },
+            Panel::Events => self.events.get(sel).map(|i| Detail::Event(*i)),
+            Panel::Stripes => None,
+        }
+    }
+}

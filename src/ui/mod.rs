@@ -1,0 +1,589 @@
+//! The console (ratatui). `render` is a pure function of the `ViewState` and the theme: no
+//! I/O, no clock (time comes in as `now_ms`). The event loop in `run` owns the fleet and the
+//! UI state, drains all pending input before drawing, redraws only when something changed,
+//! and wraps each frame in synchronized output so nothing tears over a slow SSH link.
+
+pub mod app;
+pub mod derive;
+mod detail;
+pub mod keymap;
+pub mod panels;
+pub mod theme;
+pub mod widgets;
+
+use crate::actions::probe::{self as probe_action, Progress};
+use crate::agent::state::now_ms;
+use crate::fleet::Fleet;
+use crate::fleet::view::ClusterView;
+use app::{Effect, Input, Panel, UiState};
+use derive::Derived;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph};
+use std::time::{Duration, Instant};
+use theme::Theme;
+
+pub const MIN_WIDTH: u16 = 80;
+pub const MIN_HEIGHT: u16 = 24;
+
+/// Everything a frame is drawn from.
+pub struct ViewState<'a> {
+    pub cluster: &'a ClusterView,
+    pub derived: &'a Derived,
+    pub ui: &'a UiState,
+    pub now_ms: i64,
+}
+
+/// Draws one frame. Pure: the same inputs give the same buffer.
+pub fn render(vs: &ViewState, th: &Theme, f: &mut Frame) {
+    let area = f.area();
+    f.render_widget(Block::default().style(th.base), area);
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let msg = vec![
+            Line::from(Span::styled("terminal too small", th.fail)),
+            Line::from(Span::styled(
+                format!(
+                    "need {MIN_WIDTH}×{MIN_HEIGHT}, have {}×{}",
+                    area.width, area.height
+                ),
+                th.text,
+            )),
+            Line::from(Span::styled(
+                "enlarge the window, or press q to quit",
+                th.dim,
+            )),
+        ];
+        let r = widgets::centered(area, area.width, 3);
+        f.render_widget(
+            Paragraph::new(msg).alignment(ratatui::layout::Alignment::Center),
+            r,
+        );
+        return;
+    }
+    header(f, Rect { height: 1, ..area }, vs, th);
+    let body = Rect {
+        y: area.y + 1,
+        height: area.height - 2,
+        ..area
+    };
+    match vs.ui.panel {
+        Panel::Overview => panels::overview::render(f, body, vs, th),
+        Panel::Cores => panels::cores::render(f, body, vs, th),
+        Panel::Drives => panels::drives::render(f, body, vs, th),
+        Panel::Network => panels::network::render(f, body, vs, th),
+        Panel::Checks => panels::checks::render(f, body, vs, th),
+        Panel::Stripes => panels::stripes::render(f, body, vs, th),
+        Panel::Events => panels::events::render(f, body, vs, th),
+    }
+    status_line(
+        f,
+        Rect {
+            y: area.y + area.height - 1,
+            height: 1,
+            ..area
+        },
+        vs,
+        th,
+    );
+    if let Some(d) = &vs.ui.detail {
+        let (title, lines) = detail::content(d, vs, th);
+        widgets::popup(f, body, &format!("{title} — Esc closes"), lines, th);
+    }
+    if vs.ui.help {
+        help(f, body, vs, th);
+    }
+}
+
+/// Where each tab starts on the header line (for mouse clicks).
+pub fn tab_positions() -> Vec<(u16, u16, Panel)> {
+    let mut x = 6u16;
+    Panel::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let w = format!(" {} {} ", i + 1, p.title()).chars().count() as u16;
+            let r = (x, x + w, *p);
+            x += w;
+            r
+        })
+        .collect()
+}
+
+fn header(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
+    let mut spans = vec![Span::styled(" axon ", th.title)];
+    for (i, p) in Panel::ALL.iter().enumerate() {
+        let style = if *p == vs.ui.panel {
+            th.tab_active
+        } else {
+            th.tab_inactive
+        };
+        spans.push(Span::styled(format!(" {} {} ", i + 1, p.title()), style));
+    }
+    let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
+    let c = &vs.derived.counts;
+    let mut right = vec![
+        Span::styled(format!("{} nodes ", vs.cluster.nodes.len()), th.dim),
+        Span::styled(format!("●{} ", c.up), th.ok),
+    ];
+    if c.stale > 0 {
+        right.push(Span::styled(format!("◐{} ", c.stale), th.stale));
+    }
+    if c.down > 0 {
+        right.push(Span::styled(format!("✕{} ", c.down), th.down));
+    }
+    if vs.ui.read_only {
+        right.push(Span::styled("RO ", th.accent));
+    }
+    let rw: usize = right.iter().map(|s| s.content.chars().count()).sum();
+    if used + rw < area.width as usize {
+        spans.push(Span::raw(" ".repeat(area.width as usize - used - rw)));
+        spans.extend(right);
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)).style(th.base), area);
+}
+
+fn status_line(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
+    let line = match &vs.ui.input {
+        Some(Input::Filter(s)) => Line::from(vec![
+            Span::styled("/", th.accent),
+            Span::styled(format!("{s}▏"), th.text),
+            Span::styled("  Enter keep · Esc clear", th.dim),
+        ]),
+        Some(Input::Command(s)) => Line::from(vec![
+            Span::styled(":", th.accent),
+            Span::styled(format!("{s}▏"), th.text),
+            Span::styled("  node NAME · panel NAME · theme NAME · quit", th.dim),
+        ]),
+        None => {
+            let mut spans = Vec::new();
+            if let Some(m) = &vs.ui.message {
+                spans.push(Span::styled(format!("{m}  "), th.accent));
+            }
+            if let Some(j) = &vs.ui.job {
+                spans.push(Span::styled(format!("{j}  "), th.warn));
+            }
+            let filter = vs.ui.filter(vs.ui.panel);
+            if !filter.is_empty() {
+                spans.push(Span::styled(
+                    format!("filter `{filter}` (Esc clears)  "),
+                    th.warn,
+                ));
+            }
+            spans.push(Span::styled(
+                "? help  : command  / filter  Tab panels  q quit",
+                th.dim,
+            ));
+            if vs.ui.read_only {
+                spans.push(Span::styled("  read-only", th.accent));
+            }
+            Line::from(spans)
+        }
+    };
+    f.render_widget(Paragraph::new(line).style(th.base), area);
+}
+
+fn help(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
+    let mut lines: Vec<Line> = keymap::live(vs.ui.panel, vs.ui.read_only)
+        .map(|b| {
+            Line::from(vec![
+                Span::styled(format!("{:<8}", b.label), th.accent),
+                Span::styled(b.help.to_string(), th.text),
+            ])
+        })
+        .collect();
+    if vs.ui.read_only {
+        lines.push(Line::from(Span::styled(
+            "read-only: mutating keys are hidden",
+            th.dim,
+        )));
+    }
+    widgets::popup(
+        f,
+        area,
+        &format!("keys in {} — ? or Esc closes", vs.ui.panel.title()),
+        lines,
+        th,
+    );
+}
+
+/// Renders one frame into a text grid (for `--once`, tickets and tests).
+pub fn render_text(vs: &ViewState, th: &Theme, width: u16, height: u16) -> String {
+    let backend = ratatui::backend::TestBackend::new(width, height);
+    let mut term = ratatui::Terminal::new(backend).expect("test backend");
+    term.draw(|f| render(vs, th, f)).expect("draw");
+    buffer_text(term.backend().buffer())
+}
+
+pub fn buffer_text(buf: &ratatui::buffer::Buffer) -> String {
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        let mut line = String::new();
+        for x in 0..buf.area.width {
+            line.push_str(buf[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsoleOptions {
+    pub read_only: bool,
+    pub theme: String,
+    pub mouse: bool,
+}
+
+/// Keys that change what `Derived` depends on.
+fn derive_key(
+    ui: &UiState,
+) -> (
+    Panel,
+    Vec<(Panel, String)>,
+    app::DriveSort,
+    bool,
+    app::NetView,
+    usize,
+) {
+    let mut f: Vec<(Panel, String)> = ui.filters.iter().map(|(k, v)| (*k, v.clone())).collect();
+    f.sort();
+    (
+        ui.panel,
+        f,
+        ui.drive_sort,
+        ui.checks_worst_first,
+        ui.net_view,
+        ui.net_group,
+    )
+}
+
+/// At most this often for data-driven redraws; input redraws at once.
+const DATA_FRAME: Duration = Duration::from_millis(100);
+
+pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
+    use crossterm::event::{Event, EventStream, KeyEventKind, MouseButton, MouseEventKind};
+    use futures::{FutureExt, StreamExt};
+    let depth = theme::ColorDepth::detect();
+    let mono = theme::no_color();
+    if mono {
+        // crossterm drops every style under NO_COLOR, reverse video included; force styles
+        // on and use the mono theme, which has no colours, only bold/reverse/underline.
+        crossterm::style::force_color_output(true);
+    }
+    let mut th = Theme::load(if mono { "mono" } else { &opts.theme }, depth)?;
+    let mut term = ratatui::init();
+    if opts.mouse {
+        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture);
+    }
+    let mut ui = UiState::new(opts.read_only, &th.name);
+    let mut events = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let (job_tx, mut job_rx) = tokio::sync::mpsc::channel::<Progress>(64);
+    let mut derived = Derived::compute(&fleet.view, &ui, now_ms());
+    let mut derived_gen = fleet.view.generation;
+    let mut derived_key = derive_key(&ui);
+    let mut derived_sec = now_ms() / 1000;
+    let mut need_draw = true;
+    let mut input_pending = true;
+    let mut last_draw = Instant::now() - DATA_FRAME;
+    let result: anyhow::Result<()> = loop {
+        let now = now_ms();
+        let draw_due = need_draw && (input_pending || last_draw.elapsed() >= DATA_FRAME);
+        if draw_due {
+            if fleet.view.generation != derived_gen
+                || derive_key(&ui) != derived_key
+                || now / 1000 != derived_sec
+            {
+                derived = Derived::compute(&fleet.view, &ui, now);
+                derived_gen = fleet.view.generation;
+                derived_key = derive_key(&ui);
+                derived_sec = now / 1000;
+            }
+            let vs = ViewState {
+                cluster: &fleet.view,
+                derived: &derived,
+                ui: &ui,
+                now_ms: now,
+            };
+            let _ = crossterm::execute!(
+                std::io::stdout(),
+                crossterm::terminal::BeginSynchronizedUpdate
+            );
+            let drawn = term.draw(|f| render(&vs, &th, f));
+            let _ = crossterm::execute!(
+                std::io::stdout(),
+                crossterm::terminal::EndSynchronizedUpdate
+            );
+            if let Err(e) = drawn {
+                break Err(e.into());
+            }
+            if let Ok(size) = term.size() {
+                ui.page = size.height.saturating_sub(6) as usize;
+                ui.width = size.width;
+            }
+            need_draw = false;
+            input_pending = false;
+            last_draw = Instant::now();
+        }
+        let wait = if need_draw {
+            DATA_FRAME.saturating_sub(last_draw.elapsed())
+        } else {
+            Duration::from_secs(3600)
+        };
+        let mut quit = false;
+        let handle = |ev: Event,
+                      ui: &mut UiState,
+                      fleet: &mut Fleet,
+                      derived: &Derived,
+                      th: &mut Theme|
+         -> bool {
+            let effect = match ev {
+                Event::Key(k) if k.kind != KeyEventKind::Release => {
+                    use crossterm::event::KeyCode;
+                    if ui.input.is_some() {
+                        match k.code {
+                            KeyCode::Esc => {
+                                if let Some(Input::Filter(_)) = ui.input {
+                                    ui.filters.remove(&ui.panel);
+                                }
+                                ui.input = None;
+                                Effect::None
+                            }
+                            KeyCode::Enter => ui.submit(&fleet.view),
+                            KeyCode::Backspace => {
+                                ui.backspace();
+                                Effect::None
+                            }
+                            KeyCode::Char(c) => {
+                                ui.type_char(c);
+                                Effect::None
+                            }
+                            _ => Effect::None,
+                        }
+                    } else if let Some(a) = keymap::lookup(&k, ui.panel, ui.read_only) {
+                        if a == keymap::Action::Enter
+                            && ui.panel == Panel::Overview
+                            && ui.detail.is_none()
+                        {
+                            jump(ui, &fleet.view, derived);
+                            Effect::None
+                        } else {
+                            ui.act(a, &fleet.view, derived)
+                        }
+                    } else {
+                        Effect::None
+                    }
+                }
+                Event::Mouse(m) if opts.mouse => match m.kind {
+                    MouseEventKind::ScrollDown => {
+                        ui.act(keymap::Action::Down, &fleet.view, derived)
+                    }
+                    MouseEventKind::ScrollUp => ui.act(keymap::Action::Up, &fleet.view, derived),
+                    MouseEventKind::Down(MouseButton::Left) if m.row == 0 => {
+                        if let Some((_, _, p)) = tab_positions()
+                            .into_iter()
+                            .find(|(a, b, _)| m.column >= *a && m.column < *b)
+                        {
+                            ui.act(keymap::Action::Panel(p), &fleet.view, derived)
+                        } else {
+                            Effect::None
+                        }
+                    }
+                    _ => Effect::None,
+                },
+                _ => Effect::None,
+            };
+            match effect {
+                Effect::None => false,
+                Effect::Quit => true,
+                Effect::LoadTheme(name) => {
+                    match Theme::load(&name, depth) {
+                        Ok(t) => {
+                            ui.theme_name = t.name.clone();
+                            ui.message = Some(format!("theme {}", t.name));
+                            *th = t;
+                        }
+                        Err(e) => ui.message = Some(e.to_string()),
+                    }
+                    false
+                }
+                Effect::ProbeFull(node) => {
+                    let spec = fleet.specs[node].clone();
+                    let token = fleet.tokens[node].clone();
+                    let peers = fleet.view.nodes[node]
+                        .snapshot
+                        .as_ref()
+                        .and_then(|s| s.probes.as_ref())
+                        .map(|p| p.peers.clone())
+                        .unwrap_or_default();
+                    ui.job = Some(format!("probing full port ranges from {} …", spec.name));
+                    tokio::spawn(probe_action::full_probe(
+                        spec,
+                        token,
+                        peers,
+                        vec!["core".into()],
+                        job_tx.clone(),
+                    ));
+                    false
+                }
+            }
+        };
+        tokio::select! {
+            ev = events.next() => {
+                match ev {
+                    Some(Ok(ev)) => {
+                        quit |= handle(ev, &mut ui, &mut fleet, &derived, &mut th);
+                        // Drain whatever else is already waiting, then draw once.
+                        while let Some(Some(Ok(ev))) = events.next().now_or_never() {
+                            quit |= handle(ev, &mut ui, &mut fleet, &derived, &mut th);
+                        }
+                        need_draw = true;
+                        input_pending = true;
+                    }
+                    Some(Err(e)) => break Err(e.into()),
+                    None => break Ok(()),
+                }
+            }
+            _ = fleet.changed() => need_draw = true,
+            _ = tick.tick() => {
+                fleet.view.observe(now_ms());
+                need_draw = true;
+            }
+            Some(p) = job_rx.recv() => {
+                match p {
+                    Progress::Step { name, done, total } => ui.job = Some(format!("probe {name}: {done}/{total}")),
+                    Progress::Log(l) => ui.message = Some(l),
+                    Progress::Finished(r) => {
+                        ui.job = None;
+                        match r {
+                            Ok(summary) => {
+                                ui.message = Some(summary.clone());
+                                fleet.view.push_event(crate::fleet::view::Event { at_ms: now_ms(), node: None, severity: crate::fleet::view::Severity::Info, text: summary });
+                            }
+                            Err(e) => ui.message = Some(format!("probe failed: {e}")),
+                        }
+                    }
+                }
+                need_draw = true;
+                input_pending = true;
+            }
+            _ = tokio::time::sleep(wait), if need_draw => {}
+        }
+        if quit {
+            break Ok(());
+        }
+    };
+    if opts.mouse {
+        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+    }
+    ratatui::restore();
+    fleet.stop();
+    result
+}
+
+/// Enter on an Overview problem: go where it can be fixed.
+fn jump(ui: &mut UiState, view: &ClusterView, d: &Derived) {
+    use derive::Jump;
+    let Some(p) = d.problems.get(ui.selected(Panel::Overview)) else {
+        return;
+    };
+    match &p.jump {
+        Jump::None => {}
+        Jump::Node(panel, node) => {
+            ui.panel = *panel;
+            ui.node = *node;
+            ui.cpu = 0;
+            if let Some(row) = match panel {
+                Panel::Checks => d.check_nodes.iter().position(|n| n == node),
+                Panel::Network => d.net_nodes.iter().position(|n| n == node),
+                _ => None,
+            } {
+                ui.sel.insert(*panel, row);
+            }
+        }
+        Jump::Drive { node, drive } => {
+            ui.panel = Panel::Drives;
+            if let Some(row) = d.drives.iter().position(|r| {
+                r.node == *node
+                    && view.nodes[*node]
+                        .snapshot
+                        .as_ref()
+                        .and_then(|s| s.nvme.as_ref())
+                        .and_then(|v| v.get(r.drive))
+                        .is_some_and(|x| &x.name == drive)
+            }) {
+                ui.sel.insert(Panel::Drives, row);
+            }
+            ui.detail = Some(app::Detail::Drive {
+                node: *node,
+                drive: drive.clone(),
+            });
+        }
+        Jump::Check { node, check } => {
+            ui.panel = Panel::Checks;
+            if let Some(row) = d.check_nodes.iter().position(|n| n == node) {
+                ui.sel.insert(Panel::Checks, row);
+            }
+            if let Some(col) = d.check_ids.iter().position(|c| c == check) {
+                ui.col = col;
+            }
+            ui.detail = Some(app::Detail::Check {
+                node: *node,
+                check: check.clone(),
+            });
+        }
+        Jump::Checks(_) => ui.panel = Panel::Checks,
+    }
+}
+
+/// Waits until every node has reported (or is down), or `timeout`, then renders one frame.
+pub async fn once(
+    mut fleet: Fleet,
+    theme: &Theme,
+    panel: Panel,
+    node: Option<&str>,
+    width: u16,
+    height: u16,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let now = now_ms();
+        let t = fleet.view.thresholds;
+        let settled = fleet.view.nodes.iter().all(|n| {
+            n.status(now, &t) == crate::fleet::NodeStatus::Down
+                || n.snapshot
+                    .as_ref()
+                    .is_some_and(|s| s.checks.is_some() && s.pinning.is_some() && s.nvme.is_some())
+        });
+        if settled {
+            break;
+        }
+        tokio::select! {
+            _ = fleet.changed() => {}
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    fleet.stop();
+    let now = now_ms();
+    fleet.view.observe(now);
+    let mut ui = UiState::new(true, &theme.name);
+    ui.panel = panel;
+    ui.width = width;
+    if let Some(name) = node {
+        ui.node = fleet
+            .view
+            .node_index(name)
+            .ok_or_else(|| anyhow::anyhow!("--node {name}: not in the inventory"))?;
+    }
+    let derived = Derived::compute(&fleet.view, &ui, now);
+    let vs = ViewState {
+        cluster: &fleet.view,
+        derived: &derived,
+        ui: &ui,
+        now_ms: now,
+    };
+    Ok(render_text(&vs, theme, width, height))
+}

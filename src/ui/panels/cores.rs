@@ -1,0 +1,512 @@
+//! Cores: one node's CPUs per NUMA domain, each marked with its owner (Drives / Compute /
+//! Frontend container, Slurm job, OS, free), SMT siblings stacked, the dataplane NICs and
+//! drives of each domain, and the conflicts (foreign threads on Axon cores, Axon cores
+//! shared with jobs, NICs on domains without Axon cores).
+
+use crate::fleet::view::{NodeStatus, fmt_age};
+use crate::model::pinning::{ContainerRole, CpuRole, CpuUse};
+use crate::model::snapshot::Section;
+use crate::model::topology::Topology;
+use crate::ui::ViewState;
+use crate::ui::theme::Theme;
+use crate::ui::widgets::table::offset;
+use crate::ui::widgets::{fit, rule, status_glyph, status_style};
+use humansize::{BINARY, format_size};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use std::collections::BTreeMap;
+
+/// Width of the node list shown on wide terminals.
+pub const NODE_LIST_W: u16 = 16;
+const LABEL_W: usize = 5;
+
+pub fn has_node_list(width: u16) -> bool {
+    width >= 120
+}
+
+/// CPUs of each NUMA domain, one row per SMT thread index, wrapped to `per_line` cells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GridLine {
+    pub numa: u32,
+    pub thread: usize,
+    pub cpus: Vec<u32>,
+}
+
+/// Cells per grid line for a panel of `width` columns.
+pub fn per_line(width: u16, threads: usize, max_cores: usize) -> (usize, usize) {
+    let room = (width as usize).saturating_sub(LABEL_W + 2);
+    let cell_w = if max_cores * 2 <= room { 2 } else { 1 };
+    let _ = threads;
+    ((room / cell_w).max(1), cell_w)
+}
+
+pub fn grid(t: &Topology, per_line: usize) -> Vec<GridLine> {
+    let mut out = Vec::new();
+    for n in &t.numa_nodes {
+        // Cores of the domain in (package, core) order; each core's threads in id order.
+        let mut cores: BTreeMap<(u32, u32), Vec<u32>> = BTreeMap::new();
+        for c in n.cpus.iter() {
+            if let Some(cpu) = t.cpu(c) {
+                cores
+                    .entry((cpu.package_id, cpu.core_id))
+                    .or_default()
+                    .push(c);
+            }
+        }
+        let threads = cores.values().map(Vec::len).max().unwrap_or(1);
+        for k in 0..threads {
+            let row: Vec<u32> = cores.values().filter_map(|v| v.get(k).copied()).collect();
+            for chunk in row.chunks(per_line.max(1)) {
+                out.push(GridLine {
+                    numa: n.id,
+                    thread: k,
+                    cpus: chunk.to_vec(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The order the cursor walks: the grid's cells line by line.
+pub fn display_order(t: &Topology) -> Vec<u32> {
+    grid(t, usize::MAX)
+        .into_iter()
+        .flat_map(|l| l.cpus)
+        .collect()
+}
+
+/// The grid for a terminal width (the same computation the renderer makes).
+pub fn grid_for_width(t: &Topology, width: u16) -> Vec<GridLine> {
+    let panel_w = if has_node_list(width) {
+        width - NODE_LIST_W - 1
+    } else {
+        width
+    };
+    let threads = t.cpus.iter().map(|c| c.siblings.len()).max().unwrap_or(1);
+    let max_cores = t
+        .numa_nodes
+        .iter()
+        .map(|n| n.cpus.len() / threads.max(1))
+        .max()
+        .unwrap_or(0);
+    let (pl, _) = per_line(panel_w, threads, max_cores);
+    grid(t, pl)
+}
+
+pub fn glyph(u: Option<&CpuUse>, online: bool, th: &Theme) -> (&'static str, Style) {
+    if !online {
+        return ("x", th.dim);
+    }
+    let Some(u) = u else { return ("?", th.unknown) };
+    if !u.conflicts().is_empty() {
+        return ("!", th.conflict);
+    }
+    match u.role() {
+        CpuRole::Axon {
+            role: ContainerRole::Drives,
+        } => ("D", th.owner_drives),
+        CpuRole::Axon {
+            role: ContainerRole::Compute,
+        } => ("C", th.owner_compute),
+        CpuRole::Axon {
+            role: ContainerRole::Frontend,
+        } => ("F", th.owner_frontend),
+        CpuRole::SlurmJob { .. } => ("J", th.owner_job),
+        CpuRole::Os => ("O", th.owner_os),
+        CpuRole::Free => ("·", th.owner_free),
+    }
+}
+
+pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
+    let nodes = &vs.cluster.nodes;
+    if nodes.is_empty() {
+        return;
+    }
+    let ni = vs.ui.node.min(nodes.len() - 1);
+    let mut body = area;
+    if has_node_list(area.width) {
+        let list = Rect {
+            width: NODE_LIST_W,
+            ..area
+        };
+        body = Rect {
+            x: area.x + NODE_LIST_W + 1,
+            width: area.width - NODE_LIST_W - 1,
+            ..area
+        };
+        let h = list.height as usize;
+        let off = offset(ni, h, nodes.len());
+        let lines: Vec<Line> = nodes
+            .iter()
+            .enumerate()
+            .skip(off)
+            .take(h)
+            .map(|(i, n)| {
+                let s = vs.derived.status[i];
+                let conflicts = n
+                    .snapshot
+                    .as_ref()
+                    .and_then(|s| s.pinning.as_ref())
+                    .map(|p| !p.conflicts().is_empty())
+                    .unwrap_or(false);
+                let text = fit(
+                    &format!(
+                        "{} {}{}",
+                        status_glyph(s),
+                        n.name,
+                        if conflicts { " !" } else { "" }
+                    ),
+                    NODE_LIST_W as usize,
+                );
+                Span::styled(
+                    text,
+                    if i == ni {
+                        th.selection
+                    } else {
+                        status_style(th, s)
+                    },
+                )
+                .into()
+            })
+            .collect();
+        f.render_widget(Paragraph::new(lines).style(th.base), list);
+    }
+    let w = body.width as usize;
+    let node = &nodes[ni];
+    let status = vs.derived.status[ni];
+    let mut lines: Vec<Line> = Vec::new();
+    let mut head = vec![
+        Span::styled(
+            format!("{} {} ", status_glyph(status), node.name),
+            status_style(th, status).patch(th.title),
+        ),
+        Span::styled(format!("{} ", status.as_str()), status_style(th, status)),
+    ];
+    let snap = node.snapshot.as_ref();
+    if let Some(p) = node.emulated() {
+        head.push(Span::styled(format!("EMULATED {p} "), th.emulated));
+    }
+    head.push(Span::styled(
+        format!(" ]/[ node {}/{}", ni + 1, nodes.len()),
+        th.dim,
+    ));
+    lines.push(Line::from(head));
+    let Some(t) = snap.and_then(|s| s.topology.as_ref()) else {
+        lines.push(Line::from(Span::styled(
+            "  no topology reported yet",
+            th.dim,
+        )));
+        f.render_widget(Paragraph::new(lines).style(th.base), body);
+        return;
+    };
+    let smt = t.has_smt_siblings();
+    lines.push(Line::from(Span::styled(
+        fit(
+            &format!(
+                "{} · {} socket(s) · {} NUMA · {} CPUs · SMT {}",
+                t.cpu_model,
+                t.packages.len(),
+                t.numa_nodes.len(),
+                t.cpus.len(),
+                if smt { "on" } else { "off" }
+            ),
+            w,
+        ),
+        th.dim,
+    )));
+    if status != NodeStatus::Up {
+        lines.push(Line::from(Span::styled(
+            format!(
+                "{}: data {} old, not current",
+                status.as_str(),
+                fmt_age(node.section_age_ms(Section::Pinning, vs.now_ms))
+            ),
+            status_style(th, status),
+        )));
+    }
+    let pin = snap.and_then(|s| s.pinning.as_ref());
+    let net = snap.and_then(|s| s.network.as_ref());
+    let drives = snap.and_then(|s| s.nvme.as_ref());
+    let gl = grid_for_width(t, area.width);
+    let threads = t.cpus.iter().map(|c| c.siblings.len()).max().unwrap_or(1);
+    let max_cores = t
+        .numa_nodes
+        .iter()
+        .map(|n| n.cpus.len() / threads.max(1))
+        .max()
+        .unwrap_or(0);
+    let (_, cell_w) = per_line(body.width, threads, max_cores);
+    let order: Vec<u32> = gl.iter().flat_map(|l| l.cpus.iter().copied()).collect();
+    let cursor = order
+        .get(vs.ui.cpu.min(order.len().saturating_sub(1)))
+        .copied();
+    let axon_nodes: std::collections::BTreeSet<u32> = pin
+        .map(|p| {
+            p.cpus
+                .iter()
+                .filter(|c| matches!(c.role(), CpuRole::Axon { .. }))
+                .filter_map(|c| t.cpu(c.cpu).and_then(|x| x.numa_node))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut extra_conflicts: Vec<String> = Vec::new();
+    for n in &t.numa_nodes {
+        let nics: Vec<&str> = net
+            .map(|nt| {
+                nt.dataplane()
+                    .filter(|x| {
+                        x.numa_node.map(|v| v as u32) == Some(n.id)
+                            || (t.numa_nodes.len() == 1 && x.numa_node.is_none())
+                    })
+                    .map(|x| x.name.as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let dr: Vec<&str> = drives
+            .map(|d| {
+                d.iter()
+                    .filter(|x| x.numa_node.map(|v| v as u32) == Some(n.id))
+                    .map(|x| x.name.as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut roles = [0usize; 3];
+        for c in n.cpus.iter() {
+            if let Some(CpuRole::Axon { role }) = pin.and_then(|p| p.cpu(c)).map(|u| u.role()) {
+                roles[role as usize] += 1;
+            }
+        }
+        if !axon_nodes.is_empty() && !nics.is_empty() && !axon_nodes.contains(&n.id) {
+            extra_conflicts.push(format!(
+                "NUMA {}: dataplane NIC {} but no Axon cores",
+                n.id,
+                nics.join(",")
+            ));
+        }
+        let hp = n.hugepages_of(2 << 20);
+        let mut spans = vec![
+            Span::styled(format!("NUMA {} ", n.id), th.header),
+            Span::styled(format!("cpus {} ", n.cpus), th.dim),
+            Span::styled(
+                if nics.is_empty() {
+                    "no NIC ".to_string()
+                } else {
+                    format!("NIC {} ", nics.join(","))
+                },
+                if nics.is_empty() { th.dim } else { th.accent },
+            ),
+            Span::styled(
+                if dr.is_empty() {
+                    String::new()
+                } else {
+                    format!("{} ", dr.join(","))
+                },
+                th.text,
+            ),
+        ];
+        if roles.iter().any(|r| *r > 0) {
+            spans.push(Span::styled(
+                format!("Axon D{} C{} F{} ", roles[0], roles[1], roles[2]),
+                th.accent,
+            ));
+        }
+        spans.push(Span::styled(
+            format!(
+                "free {}/{}{}",
+                format_size(n.memory_free_bytes, BINARY),
+                format_size(n.memory_total_bytes, BINARY),
+                hp.map(|h| format!(" hp {}/{}", h.free, h.total))
+                    .unwrap_or_default()
+            ),
+            th.dim,
+        ));
+        lines.push(Line::from(spans));
+        for l in gl.iter().filter(|l| l.numa == n.id) {
+            let label = if smt {
+                format!("  t{} ", l.thread)
+            } else {
+                "     ".into()
+            };
+            let mut spans = vec![Span::styled(fit(&label, LABEL_W), th.dim)];
+            for &c in &l.cpus {
+                let online = t.cpu(c).is_some_and(|x| x.online);
+                let (g, mut style) = glyph(pin.and_then(|p| p.cpu(c)), online, th);
+                if status != NodeStatus::Up && g != "x" {
+                    style = th.stale;
+                }
+                if Some(c) == cursor {
+                    style = style.patch(th.selection);
+                }
+                spans.push(Span::styled(fit(g, cell_w), style));
+            }
+            lines.push(Line::from(spans));
+        }
+    }
+    lines.push(Line::from(vec![
+        Span::styled("D", th.owner_drives),
+        Span::styled(" drives ", th.dim),
+        Span::styled("C", th.owner_compute),
+        Span::styled(" compute ", th.dim),
+        Span::styled("F", th.owner_frontend),
+        Span::styled(" frontend ", th.dim),
+        Span::styled("J", th.owner_job),
+        Span::styled(" job ", th.dim),
+        Span::styled("O", th.owner_os),
+        Span::styled(" os ", th.dim),
+        Span::styled("·", th.owner_free),
+        Span::styled(" free ", th.dim),
+        Span::styled("!", th.conflict),
+        Span::styled(" conflict", th.dim),
+        Span::styled(
+            if smt {
+                "  t0/t1: SMT threads of each core"
+            } else {
+                ""
+            },
+            th.dim,
+        ),
+    ]));
+    if let Some(c) = cursor {
+        let cpu = t.cpu(c);
+        let u = pin.and_then(|p| p.cpu(c));
+        let mut spans = vec![Span::styled(format!("cpu{c} "), th.title)];
+        if let Some(cpu) = cpu {
+            spans.push(Span::styled(
+                format!(
+                    "core {} NUMA {} siblings {} ",
+                    cpu.core_id,
+                    cpu.numa_node
+                        .map(|n| n.to_string())
+                        .unwrap_or_else(|| "?".into()),
+                    cpu.siblings
+                ),
+                th.dim,
+            ));
+        }
+        match u {
+            Some(u) => {
+                spans.push(Span::styled(format!("{} ", u.role().label()), th.accent));
+                let pinned: Vec<String> = u
+                    .pinned
+                    .iter()
+                    .map(|p| format!("{}({})", p.comm, p.pid))
+                    .collect();
+                let running: Vec<String> = u
+                    .running
+                    .iter()
+                    .filter(|p| p.runnable > 0)
+                    .map(|p| format!("{}({})", p.comm, p.pid))
+                    .collect();
+                spans.push(Span::styled(
+                    format!(
+                        "pinned: {} ",
+                        if pinned.is_empty() {
+                            "—".into()
+                        } else {
+                            pinned.join(" ")
+                        }
+                    ),
+                    th.text,
+                ));
+                spans.push(Span::styled(
+                    format!(
+                        "running: {}",
+                        if running.is_empty() {
+                            "—".into()
+                        } else {
+                            running.join(" ")
+                        }
+                    ),
+                    th.text,
+                ));
+            }
+            None => spans.push(Span::styled("no pinning data", th.dim)),
+        }
+        lines.push(Line::from(spans));
+    }
+    let mut conflicts: Vec<String> = pin
+        .map(|p| p.conflicts().iter().map(|c| c.to_string()).collect())
+        .unwrap_or_default();
+    conflicts.extend(extra_conflicts);
+    lines.push(rule(&format!("conflicts ({})", conflicts.len()), w, th));
+    if conflicts.is_empty() {
+        lines.push(Line::from(Span::styled(
+            if pin.is_some() {
+                "  none"
+            } else {
+                "  no pinning data yet"
+            },
+            if pin.is_some() { th.ok } else { th.dim },
+        )));
+    }
+    for c in conflicts {
+        lines.push(Line::from(Span::styled(format!("  {c}"), th.fail)));
+    }
+    f.render_widget(Paragraph::new(lines).style(th.base), body);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::cpuset::CpuSet;
+    use crate::model::topology::{Cpu, NumaNode};
+
+    fn smt_topology() -> Topology {
+        // 2 NUMA × 4 cores × 2 threads, Intel numbering: siblings are n and n+8.
+        let mut t = Topology::default();
+        for id in 0..16u32 {
+            let core = id % 8;
+            t.cpus.push(Cpu {
+                id,
+                core_id: core % 4,
+                package_id: core / 4,
+                numa_node: Some(core / 4),
+                siblings: CpuSet::from_ids([core, core + 8]),
+                online: true,
+            });
+        }
+        t.numa_nodes = vec![
+            NumaNode {
+                id: 0,
+                cpus: CpuSet::parse_list("0-3,8-11").unwrap(),
+                ..Default::default()
+            },
+            NumaNode {
+                id: 1,
+                cpus: CpuSet::parse_list("4-7,12-15").unwrap(),
+                ..Default::default()
+            },
+        ];
+        t
+    }
+
+    #[test]
+    fn grid_stacks_smt_siblings_per_numa_domain() {
+        let g = grid(&smt_topology(), 100);
+        assert_eq!(g.len(), 4);
+        assert_eq!(
+            g[0],
+            GridLine {
+                numa: 0,
+                thread: 0,
+                cpus: vec![0, 1, 2, 3]
+            }
+        );
+        assert_eq!(
+            g[1],
+            GridLine {
+                numa: 0,
+                thread: 1,
+                cpus: vec![8, 9, 10, 11]
+            }
+        );
+        assert_eq!(g[3].cpus, vec![12, 13, 14, 15]);
+        let wrapped = grid(&smt_topology(), 3);
+        assert_eq!(wrapped.len(), 8);
+        assert_eq!(display_order(&smt_topology())[..5], [0, 1, 2, 3, 8]);
+    }
+}

@@ -1,0 +1,337 @@
+//! Network: port reachability as a node × node matrix for one port group (`o` cycles the
+//! group) with the blocked probes listed; `v` switches to the NIC table (MTU, NUMA node,
+//! driver, ARP / rp_filter settings, source-based routing).
+
+use crate::fleet::view::NodeStatus;
+use crate::model::probes::{ProbeState, SUMMARY_GROUPS};
+use crate::ui::ViewState;
+use crate::ui::app::{NetView, Panel};
+use crate::ui::derive::{CELL_NONE, CELL_SELF, code_state};
+use crate::ui::theme::Theme;
+use crate::ui::widgets::table::{self, Col, offset};
+use crate::ui::widgets::{fit, rule, status_glyph, status_style};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
+    match vs.ui.net_view {
+        NetView::Matrix => matrix(f, area, vs, th),
+        NetView::Nics => nics(f, area, vs, th),
+    }
+}
+
+fn cell(th: &Theme, code: u8) -> (&'static str, Style) {
+    match code {
+        CELL_SELF => ("╲", th.dim),
+        CELL_NONE => ("·", th.dim),
+        c => match code_state(c) {
+            Some(ProbeState::Open) => ("●", th.ok),
+            Some(ProbeState::Closed) => ("○", th.ok),
+            Some(ProbeState::Filtered) => ("✕", th.fail),
+            Some(ProbeState::Unreachable) => ("⊘", th.fail),
+            None => ("?", th.unknown),
+        },
+    }
+}
+
+/// Shortest distinguishing column labels: names without their common prefix.
+fn labels<'a>(names: &[&'a str]) -> Vec<&'a str> {
+    if names.len() < 2 {
+        return names.to_vec();
+    }
+    let first = names[0];
+    let mut common = first.len();
+    for n in names {
+        common = common.min(
+            first
+                .bytes()
+                .zip(n.bytes())
+                .take_while(|(a, b)| a == b)
+                .count(),
+        );
+    }
+    names
+        .iter()
+        .map(|n| if n.len() > common { &n[common..] } else { *n })
+        .collect()
+}
+
+fn matrix(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
+    let d = vs.derived;
+    let n = d.net_nodes.len();
+    let w = area.width as usize;
+    let group = SUMMARY_GROUPS[vs.ui.net_group.min(SUMMARY_GROUPS.len() - 1)];
+    let ports = crate::model::ports::group(group)
+        .map(|g| {
+            g.ranges
+                .iter()
+                .map(|(a, b)| {
+                    if a == b {
+                        a.to_string()
+                    } else {
+                        format!("{a}-{b}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let mut lines = vec![Line::from(vec![
+        Span::styled("Port group ", th.header),
+        Span::styled(format!("{group} ({ports})"), th.accent),
+        Span::styled(
+            "  o: next group  v: NIC table  rows probe columns   ",
+            th.dim,
+        ),
+        Span::styled("● open ○ closed ✕ filtered ⊘ unreachable · no data", th.dim),
+    ])];
+    let names: Vec<&str> = d
+        .net_nodes
+        .iter()
+        .map(|&i| vs.cluster.nodes[i].name.as_str())
+        .collect();
+    let labs = labels(&names);
+    let label_h = labs
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(1)
+        .min(4);
+    let name_w = 12usize;
+    let cell_w = if name_w + 2 * n <= w { 2 } else { 1 };
+    let vis_cols = (w.saturating_sub(name_w) / cell_w).max(1);
+    let col_sel = vs.ui.col.min(n.saturating_sub(1));
+    let col_off = offset(col_sel, vis_cols, n);
+    let row_sel = vs.ui.selected(Panel::Network).min(n.saturating_sub(1));
+    // Column labels, one character per line, bottom-aligned.
+    for k in 0..label_h {
+        let mut spans = vec![Span::raw(" ".repeat(name_w))];
+        for (j, l) in labs.iter().enumerate().skip(col_off).take(vis_cols) {
+            let chars: Vec<char> = l.chars().collect();
+            let pad = label_h.saturating_sub(chars.len());
+            let ch = if k >= pad {
+                chars.get(k - pad).copied().unwrap_or(' ')
+            } else {
+                ' '
+            };
+            let style = if j == col_sel {
+                th.selection
+            } else {
+                th.header
+            };
+            spans.push(Span::styled(fit(&ch.to_string(), cell_w), style));
+        }
+        lines.push(Line::from(spans));
+    }
+    let blocked_min = 5u16;
+    let head = lines.len() as u16;
+    let room = area.height.saturating_sub(head + blocked_min) as usize;
+    let body = room.max(3).min(n);
+    let row_off = offset(row_sel, body, n);
+    for a in row_off..(row_off + body).min(n) {
+        let ni = d.net_nodes[a];
+        let status = d.status[ni];
+        let fresh = status == NodeStatus::Up;
+        let name_style = if a == row_sel {
+            th.selection
+        } else {
+            status_style(th, status)
+        };
+        let mut spans = vec![Span::styled(
+            fit(&format!("{} {}", status_glyph(status), names[a]), name_w),
+            name_style,
+        )];
+        for b in col_off..(col_off + vis_cols).min(n) {
+            let (g, mut style) = cell(th, d.net_cells.get(a * n + b).copied().unwrap_or(CELL_NONE));
+            if !fresh && g != "╲" {
+                style = th.stale;
+            }
+            if a == row_sel && b == col_sel {
+                style = style.patch(th.selection);
+            }
+            spans.push(Span::styled(fit(g, cell_w), style));
+        }
+        lines.push(Line::from(spans));
+    }
+    let used = lines.len() as u16;
+    lines.push(rule(
+        &format!("blocked probes ({})", d.counts.probes_blocked),
+        w,
+        th,
+    ));
+    let rest = area.height.saturating_sub(used + 1) as usize;
+    if d.blocked_pairs.is_empty() {
+        let msg = if d.counts.probes_total == 0 {
+            "no probe data yet (agents probe their --peers)"
+        } else {
+            "none: every probed port passes the firewalls"
+        };
+        lines.push(Line::from(Span::styled(
+            format!("  {msg}"),
+            if d.counts.probes_total == 0 {
+                th.dim
+            } else {
+                th.ok
+            },
+        )));
+    } else {
+        for (_, text) in d.blocked_pairs.iter().take(rest) {
+            lines.push(Line::from(Span::styled(format!("  {text}"), th.fail)));
+        }
+    }
+    f.render_widget(Paragraph::new(lines).style(th.base), area);
+}
+
+fn nics(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
+    let d = vs.derived;
+    let wide = area.width >= 140;
+    let mut cols = vec![
+        Col::new("NODE", 9),
+        Col::new("NIC", 11),
+        Col::new("DP", 2),
+        Col::new("TYPE", 5),
+        Col::right("MTU", 5),
+        Col::right("SPEED", 6),
+        Col::right("NUMA", 4),
+        Col::new("ARP f/a/i", 9),
+        Col::right("RP", 2),
+        Col::new("SBR", 10),
+        Col::new("DRIVER", 0),
+    ];
+    if wide {
+        cols.push(Col::new("ADDRESSES", 30));
+    }
+    let caption = format!(
+        "{} interfaces · dp = dataplane · ARP f/a/i = effective arp_filter/announce/ignore · v: port matrix",
+        d.nic_rows.len()
+    );
+    table::render_captioned(
+        f,
+        area,
+        th,
+        &caption,
+        &cols,
+        d.nic_rows.len(),
+        Some(vs.ui.selected(Panel::Network)),
+        &|r, c| {
+            let (ni, j) = d.nic_rows[r];
+            let node = &vs.cluster.nodes[ni];
+            let Some(net) = node.snapshot.as_ref().and_then(|s| s.network.as_ref()) else {
+                return (String::new(), th.dim);
+            };
+            let Some(nic) = net.nics.get(j) else {
+                return (String::new(), th.dim);
+            };
+            let eff = nic.ipconf.effective(&net.all);
+            let dp = nic.dataplane;
+            let opt = |v: Option<i32>| v.map(|x| x.to_string()).unwrap_or_else(|| "?".into());
+            match cols[c].title {
+                "NODE" => (node.name.clone(), status_style(th, d.status[ni])),
+                "NIC" => (nic.name.clone(), if dp { th.accent } else { th.text }),
+                "DP" => ((if dp { "dp" } else { "" }).to_string(), th.accent),
+                "TYPE" => (
+                    match nic.kind.as_str() {
+                        "ethernet" => "eth",
+                        "infiniband" => "ib",
+                        "loopback" => "lo",
+                        _ => "other",
+                    }
+                    .to_string(),
+                    th.dim,
+                ),
+                "MTU" => {
+                    let bad = dp
+                        && nic
+                            .kind
+                            .required_mtu()
+                            .is_some_and(|r| nic.mtu.is_some_and(|m| m < r));
+                    (
+                        nic.mtu.map(|m| m.to_string()).unwrap_or_else(|| "?".into()),
+                        if bad { th.fail } else { th.text },
+                    )
+                }
+                "SPEED" => (
+                    nic.speed_mbps
+                        .map(|s| {
+                            if s >= 1000 {
+                                format!("{}G", s / 1000)
+                            } else {
+                                format!("{s}M")
+                            }
+                        })
+                        .unwrap_or_else(|| "—".into()),
+                    th.dim,
+                ),
+                "NUMA" => (
+                    nic.numa_node
+                        .map(|n| n.to_string())
+                        .unwrap_or_else(|| "—".into()),
+                    th.text,
+                ),
+                "ARP f/a/i" => {
+                    let ok = (eff.arp_filter, eff.arp_announce, eff.arp_ignore)
+                        == (Some(1), Some(2), Some(1));
+                    (
+                        format!(
+                            "{}/{}/{}",
+                            opt(eff.arp_filter),
+                            opt(eff.arp_announce),
+                            opt(eff.arp_ignore)
+                        ),
+                        if dp && !ok { th.fail } else { th.text },
+                    )
+                }
+                "RP" => (
+                    opt(eff.rp_filter),
+                    if dp && eff.rp_filter == Some(1) {
+                        th.fail
+                    } else {
+                        th.text
+                    },
+                ),
+                "SBR" => {
+                    let good = nic.sbr.iter().find(|r| r.table_routes_via_nic);
+                    match good {
+                        Some(r) => (format!("table {}", r.table), th.ok),
+                        None if dp => ("missing".into(), th.fail),
+                        None => ("—".into(), th.dim),
+                    }
+                }
+                "DRIVER" => (
+                    format!(
+                        "{} {}",
+                        nic.driver.as_deref().unwrap_or("—"),
+                        nic.driver_version.as_deref().unwrap_or("")
+                    ),
+                    th.dim,
+                ),
+                _ => (
+                    nic.addresses
+                        .iter()
+                        .map(|a| a.cidr.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    th.dim,
+                ),
+            }
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_drop_the_common_prefix() {
+        assert_eq!(
+            labels(&["axon001", "axon002", "axon022"]),
+            vec!["01", "02", "22"]
+        );
+        assert_eq!(labels(&["a", "b"]), vec!["a", "b"]);
+        assert_eq!(labels(&["solo"]), vec!["solo"]);
+    }
+}

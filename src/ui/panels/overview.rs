@@ -1,0 +1,195 @@
+//! Overview: the cluster's health line, sparkline history of the key figures, and every
+//! problem, worst first.
+
+use crate::ui::ViewState;
+use crate::ui::app::Panel;
+use crate::ui::theme::Theme;
+use crate::ui::widgets::table::{self, Col};
+use crate::ui::widgets::{rule, severity_label, severity_style, sparkline};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
+    let d = vs.derived;
+    let c = &d.counts;
+    let w = area.width as usize;
+    let total = vs.cluster.nodes.len();
+    let sep = || Span::styled("  │  ", th.border);
+    let mut nodes = vec![
+        Span::styled("Nodes ", th.header),
+        Span::styled(
+            format!("{} up", c.up),
+            if c.up == total { th.ok } else { th.text },
+        ),
+    ];
+    if c.stale > 0 {
+        nodes.push(Span::styled(format!(" · {} stale", c.stale), th.stale));
+    }
+    if c.down > 0 {
+        nodes.push(Span::styled(format!(" · {} down", c.down), th.down));
+    }
+    if c.connecting > 0 {
+        nodes.push(Span::styled(
+            format!(" · {} connecting", c.connecting),
+            th.dim,
+        ));
+    }
+    nodes.push(Span::styled(format!(" of {total}"), th.dim));
+    nodes.push(sep());
+    nodes.push(Span::styled("Checks ", th.header));
+    if c.checks_failing > 0 {
+        nodes.push(Span::styled(
+            format!(
+                "{} failing on {} node(s)",
+                c.checks_failing, c.checks_failing_nodes
+            ),
+            th.fail,
+        ));
+    } else {
+        nodes.push(Span::styled("none failing", th.ok));
+    }
+    if c.checks_warning > 0 {
+        nodes.push(Span::styled(
+            format!(" · {} warn", c.checks_warning),
+            th.warn,
+        ));
+    }
+    let mut drives = vec![
+        Span::styled("Drives ", th.header),
+        Span::styled(format!("{} ok", c.drives_ok), th.ok),
+    ];
+    if c.drives_warning > 0 {
+        drives.push(Span::styled(
+            format!(" · {} warning", c.drives_warning),
+            th.warn,
+        ));
+    }
+    if c.drives_critical > 0 {
+        drives.push(Span::styled(
+            format!(" · {} critical", c.drives_critical),
+            th.fail,
+        ));
+    }
+    if c.drives_unknown > 0 {
+        drives.push(Span::styled(
+            format!(" · {} unknown", c.drives_unknown),
+            th.unknown,
+        ));
+    }
+    drives.push(sep());
+    drives.push(Span::styled("Ports ", th.header));
+    if c.probes_total == 0 {
+        drives.push(Span::styled("no probe data", th.dim));
+    } else if c.probes_blocked > 0 {
+        drives.push(Span::styled(
+            format!("{} of {} probes blocked", c.probes_blocked, c.probes_total),
+            th.fail,
+        ));
+    } else {
+        drives.push(Span::styled(
+            format!("all {} probes pass", c.probes_total),
+            th.ok,
+        ));
+    }
+    let mut io = vec![Span::styled("Cores ", th.header)];
+    io.push(if c.conflicts > 0 {
+        Span::styled(format!("{} conflicts", c.conflicts), th.warn)
+    } else {
+        Span::styled("no conflicts", th.ok)
+    });
+    io.push(sep());
+    io.push(Span::styled("IO / protection ", th.header));
+    io.push(Span::styled("no data plane reporting", th.dim));
+    let mut lines = vec![Line::from(nodes), Line::from(drives), Line::from(io)];
+    if c.emulated > 0 {
+        lines.push(Line::from(Span::styled(format!("EMULATED: {} of {total} nodes report emulated host profiles (fixture trees); sockets, probes and metrics are real", c.emulated), th.emulated)));
+    }
+    // History: one column per sample (one per second), the last value at the right.
+    let h = &vs.cluster.history;
+    let spark_w = (w / 2).saturating_sub(22).clamp(8, 120);
+    let series =
+        |get: fn(&crate::fleet::view::Sample) -> u32| -> Vec<u32> { h.iter().map(get).collect() };
+    let last = |v: &[u32]| v.last().copied().unwrap_or(0);
+    let not_up = series(|s| s.nodes_not_up);
+    let failing = series(|s| s.checks_failing);
+    let warn = series(|s| s.drives_warning);
+    let blocked = series(|s| s.probes_blocked);
+    lines.push(rule(
+        &format!("history, last {} s", h.len().min(spark_w)),
+        w,
+        th,
+    ));
+    let cell = |label: &str, v: &[u32]| -> Vec<Span<'static>> {
+        let style = if last(v) > 0 { th.warn } else { th.ok };
+        vec![
+            Span::styled(format!("{label:<15}"), th.dim),
+            Span::styled(sparkline(v, spark_w), style),
+            Span::styled(format!(" {:<5}", last(v)), style),
+        ]
+    };
+    let mut l1 = cell("nodes not up", &not_up);
+    l1.extend(cell("checks failing", &failing));
+    let mut l2 = cell("drives warning", &warn);
+    l2.extend(cell("probes blocked", &blocked));
+    lines.push(Line::from(l1));
+    lines.push(Line::from(l2));
+    let filter = vs.ui.filter(Panel::Overview);
+    let title = if filter.is_empty() {
+        format!("problems, worst first ({})", d.problems.len())
+    } else {
+        format!("problems matching `{filter}` ({})", d.problems.len())
+    };
+    lines.push(rule(&title, w, th));
+    let head = lines.len() as u16;
+    f.render_widget(
+        Paragraph::new(lines).style(th.base),
+        Rect {
+            height: head.min(area.height),
+            ..area
+        },
+    );
+    if area.height <= head {
+        return;
+    }
+    let list = Rect {
+        y: area.y + head,
+        height: area.height - head,
+        ..area
+    };
+    if d.problems.is_empty() {
+        let msg = if filter.is_empty() {
+            "  No problems: every node is up and fresh, every check passes, every drive is healthy."
+        } else {
+            "  No problem matches the filter."
+        };
+        f.render_widget(Paragraph::new(Span::styled(msg, th.ok)), list);
+        return;
+    }
+    let cols = [
+        Col::new("SEV", 4),
+        Col::new("WHAT", 9),
+        Col::new("PROBLEM", 0),
+    ];
+    table::render(
+        f,
+        list,
+        th,
+        &cols,
+        d.problems.len(),
+        Some(vs.ui.selected(Panel::Overview)),
+        "",
+        &|r, c| {
+            let p = &d.problems[r];
+            match c {
+                0 => (
+                    severity_label(p.severity).to_string(),
+                    severity_style(th, p.severity),
+                ),
+                1 => (p.what.to_string(), th.dim),
+                _ => (p.text.clone(), th.text),
+            }
+        },
+    );
+}

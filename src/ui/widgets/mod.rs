@@ -1,0 +1,203 @@
+//! Building blocks every panel uses: fixed-width text, the one table, status glyphs and
+//! styles, popups.
+
+pub mod table;
+
+use super::theme::Theme;
+use crate::fleet::view::{NodeStatus, Severity};
+use crate::model::checks::CheckStatus;
+use crate::model::nvme::HealthLevel;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use unicode_width::UnicodeWidthStr;
+
+/// Truncates (with `…`) or pads `s` to exactly `w` display columns.
+pub fn fit(s: &str, w: usize) -> String {
+    let width = UnicodeWidthStr::width(s);
+    if width <= w {
+        let mut out = s.to_string();
+        out.extend(std::iter::repeat_n(' ', w - width));
+        return out;
+    }
+    if w == 0 {
+        return String::new();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let cw = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + cw > w - 1 {
+            break;
+        }
+        out.push(c);
+        used += cw;
+    }
+    out.push('…');
+    used += 1;
+    out.extend(std::iter::repeat_n(' ', w - used));
+    out
+}
+
+/// Right-aligned fit.
+pub fn rfit(s: &str, w: usize) -> String {
+    let width = UnicodeWidthStr::width(s);
+    if width >= w {
+        return fit(s, w);
+    }
+    format!("{}{s}", " ".repeat(w - width))
+}
+
+pub fn status_style(th: &Theme, s: NodeStatus) -> Style {
+    match s {
+        NodeStatus::Up => th.ok,
+        NodeStatus::Connecting => th.dim,
+        NodeStatus::Stale => th.stale,
+        NodeStatus::Down => th.down,
+    }
+}
+
+pub fn status_glyph(s: NodeStatus) -> &'static str {
+    match s {
+        NodeStatus::Up => "●",
+        NodeStatus::Connecting => "◌",
+        NodeStatus::Stale => "◐",
+        NodeStatus::Down => "✕",
+    }
+}
+
+pub fn check_style(th: &Theme, s: CheckStatus) -> Style {
+    match s {
+        CheckStatus::Pass => th.ok,
+        CheckStatus::Warn => th.warn,
+        CheckStatus::Fail => th.fail,
+        CheckStatus::Unknown => th.unknown,
+    }
+}
+
+pub fn check_glyph(s: CheckStatus) -> &'static str {
+    match s {
+        CheckStatus::Pass => "✓",
+        CheckStatus::Warn => "!",
+        CheckStatus::Fail => "✗",
+        CheckStatus::Unknown => "?",
+    }
+}
+
+pub fn health_style(th: &Theme, l: HealthLevel) -> Style {
+    match l {
+        HealthLevel::Ok => th.ok,
+        HealthLevel::Unknown => th.unknown,
+        HealthLevel::Warning => th.warn,
+        HealthLevel::Critical => th.fail,
+    }
+}
+
+pub fn severity_style(th: &Theme, s: Severity) -> Style {
+    match s {
+        Severity::Info => th.dim,
+        Severity::Warning => th.warn,
+        Severity::Critical => th.fail,
+    }
+}
+
+pub fn severity_label(s: Severity) -> &'static str {
+    match s {
+        Severity::Info => "info",
+        Severity::Warning => "WARN",
+        Severity::Critical => "CRIT",
+    }
+}
+
+/// A section rule: `─ title ─────`.
+pub fn rule(title: &str, width: usize, th: &Theme) -> Line<'static> {
+    let head = format!("─ {title} ");
+    let rest = width.saturating_sub(UnicodeWidthStr::width(head.as_str()));
+    Line::from(vec![
+        Span::styled(head, th.header),
+        Span::styled("─".repeat(rest), th.border),
+    ])
+}
+
+/// A centred box of `w`×`h` (clamped to the area).
+pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+/// Draws a popup with a title and lines (wrapped), over whatever is below.
+pub fn popup(f: &mut Frame, area: Rect, title: &str, lines: Vec<Line<'static>>, th: &Theme) {
+    let w = (area.width.saturating_sub(8)).clamp(40, 110);
+    let h = (lines.len() as u16 + 2).clamp(5, area.height.saturating_sub(2));
+    let r = centered(area, w, h);
+    f.render_widget(Clear, r);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(th.accent)
+        .title(Span::styled(format!(" {title} "), th.title))
+        .style(th.base);
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        r,
+    );
+}
+
+/// A `key: value` line for popups.
+pub fn kv(k: &str, v: impl Into<String>, th: &Theme) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(format!("{k:<16}"), th.header),
+        Span::styled(v.into(), th.text),
+    ])
+}
+
+/// Unicode block sparkline of the last `width` values.
+pub fn sparkline(values: &[u32], width: usize) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let start = values.len().saturating_sub(width);
+    let slice = &values[start..];
+    let max = slice.iter().copied().max().unwrap_or(0);
+    let mut s: String = slice
+        .iter()
+        .map(|&v| {
+            if max == 0 {
+                BARS[0]
+            } else {
+                BARS[((v as u64 * 7) / max as u64) as usize]
+            }
+        })
+        .collect();
+    let pad = width.saturating_sub(slice.len());
+    s.insert_str(0, &" ".repeat(pad));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_pads_and_truncates_by_display_width() {
+        assert_eq!(fit("abc", 5), "abc  ");
+        assert_eq!(fit("abcdef", 4), "abc…");
+        assert_eq!(rfit("7", 3), "  7");
+        assert_eq!(fit("", 0), "");
+        assert_eq!(UnicodeWidthStr::width(fit("✓✗?", 2).as_str()), 2);
+    }
+
+    #[test]
+    fn sparkline_scales_to_its_maximum() {
+        assert_eq!(sparkline(&[0, 7, 14], 3), "▁▄█");
+        assert_eq!(sparkline(&[1], 3), "  █");
+        assert_eq!(sparkline(&[0, 0], 2), "▁▁");
+    }
+}
