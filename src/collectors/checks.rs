@@ -933,20 +933,13 @@ fn net_arp(inp: &CheckInputs) -> CheckResult {
             _ => unreadable.push(n.name.clone()),
         }
     }
-    let fix = {
-        let mut lines = Vec::new();
-        for scope in nics
-            .iter()
+    let fix = format!(
+        "for d in {} all default; do sysctl -w net.ipv4.conf.$d.arp_filter=1 net.ipv4.conf.$d.arp_announce=2 net.ipv4.conf.$d.arp_ignore=1; done — and persist the same settings in /etc/sysctl.d/99-axon.conf",
+        nics.iter()
             .map(|n| n.name.as_str())
-            .chain(["all", "default"])
-        {
-            lines.push(format!("net.ipv4.conf.{scope}.arp_filter=1 net.ipv4.conf.{scope}.arp_announce=2 net.ipv4.conf.{scope}.arp_ignore=1"));
-        }
-        format!(
-            "sysctl -w {} — and write the same lines to /etc/sysctl.d/99-axon.conf",
-            lines.join(" ")
-        )
-    };
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     if !bad.is_empty() {
         return result(ID, CheckStatus::Fail, bad.join("; "), EXP, fix);
     }

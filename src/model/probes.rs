@@ -62,7 +62,7 @@ pub const SUMMARY_GROUPS: [&str; 6] = ["core", "ssh", "traces", "ntp", "vault", 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerSummary {
     pub peer: String,
-    pub states: Vec<Option<ProbeState>>,
+    pub states: [Option<ProbeState>; SUMMARY_GROUPS.len()],
     /// Smallest round-trip time over the peer's answered probes, in whole milliseconds
     /// (rounded so the summary only changes when reachability does).
     pub rtt_ms: Option<u32>,
@@ -108,7 +108,7 @@ impl ProbeReport {
             .iter()
             .map(|p| PeerSummary {
                 peer: p.clone(),
-                states: vec![None; SUMMARY_GROUPS.len()],
+                states: [None; SUMMARY_GROUPS.len()],
                 rtt_ms: None,
             })
             .collect();

@@ -148,7 +148,13 @@ impl Derived {
                 c.checks_failing_nodes += usize::from(f > 0);
                 c.checks_warning += r.iter().filter(|x| x.status == CheckStatus::Warn).count();
             }
+            let fresh = self.status[i] == NodeStatus::Up;
             for dr in s.nvme.iter().flatten() {
+                if !fresh {
+                    // Last known health of a node that is not up is not current.
+                    c.drives_unknown += 1;
+                    continue;
+                }
                 match dr.health().level {
                     HealthLevel::Ok => c.drives_ok += 1,
                     HealthLevel::Warning => c.drives_warning += 1,

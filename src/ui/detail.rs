@@ -76,7 +76,10 @@ pub fn content(d: &Detail, vs: &ViewState, th: &Theme) -> (String, Vec<Line<'sta
                     th,
                 ),
                 Line::from(vec![
-                    Span::styled(format!("{:<16}", "health"), th.header),
+                    Span::styled(
+                        crate::ui::widgets::fit("health", crate::ui::widgets::KEY_W),
+                        th.header,
+                    ),
                     Span::styled(
                         format!("{} {}", h.level.as_str(), h.reasons.join("; ")),
                         health_style(th, h.level),
@@ -177,7 +180,10 @@ pub fn content(d: &Detail, vs: &ViewState, th: &Theme) -> (String, Vec<Line<'sta
                 None => l.push(kv("status", "not reported", th)),
                 Some(r) => {
                     l.push(Line::from(vec![
-                        Span::styled(format!("{:<16}", "status"), th.header),
+                        Span::styled(
+                            crate::ui::widgets::fit("status", crate::ui::widgets::KEY_W),
+                            th.header,
+                        ),
                         Span::styled(r.status.as_str().to_uppercase(), check_style(th, r.status)),
                     ]));
                     l.push(kv("observed", r.observed.clone(), th));

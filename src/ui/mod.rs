@@ -184,20 +184,46 @@ fn status_line(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
 }
 
 fn help(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
-    let mut lines: Vec<Line> = keymap::live(vs.ui.panel, vs.ui.read_only)
-        .map(|b| {
-            Line::from(vec![
-                Span::styled(format!("{:<8}", b.label), th.accent),
-                Span::styled(b.help.to_string(), th.text),
-            ])
+    // The seven panel keys read better as one entry.
+    let mut entries: Vec<(String, String)> = vec![("1-7".into(), "switch panel".into())];
+    entries.extend(
+        keymap::live(vs.ui.panel, vs.ui.read_only)
+            .filter(|b| !matches!(b.action, keymap::Action::Panel(_)))
+            .map(|b| {
+                (
+                    b.label.to_string(),
+                    if b.mutating {
+                        format!("{} [changes the cluster]", b.help)
+                    } else {
+                        b.help.to_string()
+                    },
+                )
+            }),
+    );
+    if vs.ui.read_only {
+        entries.push(("".into(), "read-only: mutating keys are hidden".into()));
+    }
+    let rows_fit = area.height.saturating_sub(2) as usize;
+    let cols = if entries.len() > rows_fit { 2 } else { 1 };
+    let per_col = entries.len().div_ceil(cols);
+    let col_w = ((area.width.saturating_sub(10)).clamp(40, 110) as usize - 2) / cols;
+    let entry = |e: &(String, String)| -> Vec<Span<'static>> {
+        vec![
+            Span::styled(format!("{:<7} ", e.0), th.accent),
+            Span::styled(widgets::fit(&e.1, col_w.saturating_sub(8)), th.text),
+        ]
+    };
+    let lines: Vec<Line> = (0..per_col)
+        .map(|r| {
+            let mut spans = entry(&entries[r]);
+            if cols == 2 {
+                if let Some(e) = entries.get(r + per_col) {
+                    spans.extend(entry(e));
+                }
+            }
+            Line::from(spans)
         })
         .collect();
-    if vs.ui.read_only {
-        lines.push(Line::from(Span::styled(
-            "read-only: mutating keys are hidden",
-            th.dim,
-        )));
-    }
     widgets::popup(
         f,
         area,

@@ -1061,13 +1061,15 @@ impl TryFrom<pb::ProbeReport> for ProbeReport {
                 .summary
                 .into_iter()
                 .map(|s| {
+                    // Groups this console does not know (a newer agent) are ignored;
+                    // missing ones stay "not probed".
+                    let mut states = [None; crate::model::probes::SUMMARY_GROUPS.len()];
+                    for (slot, v) in states.iter_mut().zip(s.states) {
+                        *slot = state_from_pb(v, "PeerSummary")?;
+                    }
                     Ok(PeerSummary {
                         peer: s.peer,
-                        states: s
-                            .states
-                            .into_iter()
-                            .map(|v| state_from_pb(v, "PeerSummary"))
-                            .collect::<Result<_, WireError>>()?,
+                        states,
                         rtt_ms: u32::try_from(s.rtt_ms).ok(),
                     })
                 })

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use axon::agent::scheduler::CollectConfig;
 use axon::collectors::HostRoot;
 use axon::collectors::checks::PlanParams;

@@ -45,18 +45,19 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
     ));
     // Header of short column labels.
     let name_w = 12usize;
-    let cell_w = if w >= name_w + 3 * d.check_ids.len() + 10 {
-        3
-    } else {
-        2
-    };
+    let cols = d.check_ids.len();
+    let cell_w = if w >= name_w + 3 * cols { 3 } else { 2 };
+    // The per-row counts when there is room for them.
+    let tail = w >= name_w + cell_w * cols + 10;
     let mut head = vec![Span::styled(fit("NODE", name_w), th.header)];
     for (i, id) in d.check_ids.iter().enumerate() {
         let short = checks::def(id).map(|d| d.short).unwrap_or("??");
         let style = if i == col { th.selection } else { th.header };
         head.push(Span::styled(fit(short, cell_w), style));
     }
-    head.push(Span::styled(" FAIL WARN", th.header));
+    if tail {
+        head.push(Span::styled(" FAIL WARN", th.header));
+    }
     lines.push(Line::from(head));
     let top = lines.len() as u16;
     let body = area.height.saturating_sub(top) as usize;
@@ -84,8 +85,16 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
             let res = results.and_then(|r| r.iter().find(|x| x.id == *id));
             let (glyph, mut style) = match res {
                 None => ("·", th.dim),
-                // Data of a node that is not up is never shown as healthy.
-                Some(x) if status != NodeStatus::Up => (check_glyph(x.status), th.stale),
+                // Data of a node that is not up is never shown as healthy: its old passes
+                // become "no current data"; its old failures stay visible, in stale style.
+                Some(x) if status != NodeStatus::Up => (
+                    if x.status == CheckStatus::Pass {
+                        "·"
+                    } else {
+                        check_glyph(x.status)
+                    },
+                    th.stale,
+                ),
                 Some(x) => (check_glyph(x.status), check_style(th, x.status)),
             };
             if let Some(x) = res {
@@ -97,18 +106,20 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
             }
             spans.push(Span::styled(fit(glyph, cell_w), style));
         }
-        let tail = match status {
+        let text = match status {
             NodeStatus::Up => format!(" {fails:>4} {warns:>4}"),
             s => format!(" {}", s.as_str()),
         };
-        spans.push(Span::styled(
-            tail,
-            if fails > 0 && status == NodeStatus::Up {
-                th.fail
-            } else {
-                status_style(th, status)
-            },
-        ));
+        if tail {
+            spans.push(Span::styled(
+                text,
+                if fails > 0 && status == NodeStatus::Up {
+                    th.fail
+                } else {
+                    status_style(th, status)
+                },
+            ));
+        }
         lines.push(Line::from(spans));
     }
     if d.check_nodes.is_empty() {

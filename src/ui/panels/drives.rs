@@ -128,6 +128,11 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
                         th.text
                     },
                 ),
+                // Drives of a node that is not up are never shown as healthy.
+                "HEALTH" if d.status[row.node] != crate::fleet::NodeStatus::Up => (
+                    d.status[row.node].as_str().to_string(),
+                    crate::ui::widgets::status_style(th, d.status[row.node]),
+                ),
                 "HEALTH" => (
                     match row.level {
                         HealthLevel::Ok => "ok",

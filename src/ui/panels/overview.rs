@@ -74,7 +74,10 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
     }
     if c.drives_unknown > 0 {
         drives.push(Span::styled(
-            format!(" · {} unknown", c.drives_unknown),
+            format!(
+                " · {} unknown (node not up or SMART unreadable)",
+                c.drives_unknown
+            ),
             th.unknown,
         ));
     }
@@ -104,7 +107,13 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
     io.push(Span::styled("no data plane reporting", th.dim));
     let mut lines = vec![Line::from(nodes), Line::from(drives), Line::from(io)];
     if c.emulated > 0 {
-        lines.push(Line::from(Span::styled(format!("EMULATED: {} of {total} nodes report emulated host profiles (fixture trees); sockets, probes and metrics are real", c.emulated), th.emulated)));
+        lines.push(Line::from(Span::styled(
+            format!(
+                "EMULATED: {} of {total} nodes run on emulated host profiles (fixture trees)",
+                c.emulated
+            ),
+            th.emulated,
+        )));
     }
     // History: one column per sample (one per second), the last value at the right.
     let h = &vs.cluster.history;

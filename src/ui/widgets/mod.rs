@@ -133,10 +133,39 @@ pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
     }
 }
 
-/// Draws a popup with a title and lines (wrapped), over whatever is below.
+/// Width of the key column in popups.
+pub const KEY_W: usize = 17;
+
+/// Draws a popup with a title and lines, over whatever is below. Lines made by `kv` wrap
+/// with their value indented under the value column; other lines wrap at the edge.
 pub fn popup(f: &mut Frame, area: Rect, title: &str, lines: Vec<Line<'static>>, th: &Theme) {
     let w = (area.width.saturating_sub(8)).clamp(40, 110);
-    let h = (lines.len() as u16 + 2).clamp(5, area.height.saturating_sub(2));
+    let inner = w.saturating_sub(2) as usize;
+    let mut wrapped: Vec<Line<'static>> = Vec::new();
+    for l in lines {
+        let is_kv =
+            l.spans.len() == 2 && UnicodeWidthStr::width(l.spans[0].content.as_ref()) == KEY_W;
+        let total: usize = l
+            .spans
+            .iter()
+            .map(|s| UnicodeWidthStr::width(s.content.as_ref()))
+            .sum();
+        if !is_kv || total <= inner {
+            wrapped.push(l);
+            continue;
+        }
+        let (key, val) = (l.spans[0].clone(), l.spans[1].clone());
+        let chunks = wrap_words(val.content.as_ref(), inner.saturating_sub(KEY_W).max(10));
+        for (i, c) in chunks.into_iter().enumerate() {
+            let k = if i == 0 {
+                key.clone()
+            } else {
+                Span::raw(" ".repeat(KEY_W))
+            };
+            wrapped.push(Line::from(vec![k, Span::styled(c, val.style)]));
+        }
+    }
+    let h = (wrapped.len() as u16 + 2).clamp(5, area.height.saturating_sub(2));
     let r = centered(area, w, h);
     f.render_widget(Clear, r);
     let block = Block::default()
@@ -145,17 +174,44 @@ pub fn popup(f: &mut Frame, area: Rect, title: &str, lines: Vec<Line<'static>>, 
         .title(Span::styled(format!(" {title} "), th.title))
         .style(th.base);
     f.render_widget(
-        Paragraph::new(lines)
+        Paragraph::new(wrapped)
             .block(block)
             .wrap(Wrap { trim: false }),
         r,
     );
 }
 
+/// Splits text into lines of at most `width` columns at spaces (long words are cut).
+pub fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for word in text.split(' ') {
+        let wl = UnicodeWidthStr::width(word);
+        let cl = UnicodeWidthStr::width(cur.as_str());
+        if cl > 0 && cl + 1 + wl > width {
+            out.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+        while UnicodeWidthStr::width(cur.as_str()) > width {
+            let cut: String = cur.chars().take(width).collect();
+            let rest: String = cur.chars().skip(width).collect();
+            out.push(cut);
+            cur = rest;
+        }
+    }
+    if !cur.is_empty() || out.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
 /// A `key: value` line for popups.
 pub fn kv(k: &str, v: impl Into<String>, th: &Theme) -> Line<'static> {
     Line::from(vec![
-        Span::styled(format!("{k:<16}"), th.header),
+        Span::styled(fit(k, KEY_W), th.header),
         Span::styled(v.into(), th.text),
     ])
 }
@@ -192,6 +248,16 @@ mod tests {
         assert_eq!(rfit("7", 3), "  7");
         assert_eq!(fit("", 0), "");
         assert_eq!(UnicodeWidthStr::width(fit("✓✗?", 2).as_str()), 2);
+    }
+
+    #[test]
+    fn words_wrap_at_spaces() {
+        assert_eq!(
+            wrap_words("arp_filter=1 arp_announce=2 arp_ignore=1", 26),
+            vec!["arp_filter=1 arp_announce=2", "arp_ignore=1"]
+        );
+        assert_eq!(wrap_words("abcdefghij", 4), vec!["abcd", "efgh", "ij"]);
+        assert_eq!(wrap_words("", 4), vec![""]);
     }
 
     #[test]

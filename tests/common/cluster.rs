@@ -1,0 +1,322 @@
+//! Fixed `ClusterView`s for snapshot tests and render benchmarks, built from the fixture
+//! host trees with fixed clocks, so every render is reproducible.
+#![allow(dead_code)]
+
+use axon::agent::scheduler::{Schedule, collect_section};
+use axon::agent::state::AgentState;
+use axon::collectors::HostRoot;
+use axon::fleet::view::{ClusterView, Event, Failure, FailureKind, NodeView, Severity, Thresholds};
+use axon::model::checks::CheckStatus;
+use axon::model::ports::continuous_ports;
+use axon::model::probes::{ProbeReport, ProbeResult, ProbeState};
+use axon::model::snapshot::{NodeInfo, NodeSnapshot, Section};
+use std::path::Path;
+use std::time::Duration;
+
+/// "Now" in every scenario: 2027-01-15 08:00:00 UTC.
+pub const NOW: i64 = 1_800_000_000_000;
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/hosts")
+        .join(name)
+}
+
+/// One profile's snapshot, every section collected from its fixture tree, with fixed times.
+pub fn profile_snapshot(profile: &str) -> NodeSnapshot {
+    let root = HostRoot::open(fixture(profile)).unwrap();
+    let mut cfg = super::collect_config();
+    cfg.peers = vec![];
+    let schedule = Schedule::with_base(Duration::from_secs(1));
+    let state = AgentState::new(NodeInfo::default(), schedule.initial_status());
+    for s in [
+        Section::Topology,
+        Section::Network,
+        Section::Nvme,
+        Section::Pinning,
+        Section::Checks,
+    ] {
+        let (v, _) = collect_section(&root, &cfg, Some(&state), s).unwrap();
+        state.update(v, None, 0);
+    }
+    let mut snap = state.snapshot();
+    snap.node = NodeInfo {
+        hostname: String::new(),
+        agent_version: "0.1.0".into(),
+        agent_started_ms: NOW - 3_600_000,
+        emulated_profile: Some(profile.to_string()),
+        collect_interval_ms: 1000,
+    };
+    snap.taken_ms = NOW - 200;
+    for c in &mut snap.collectors {
+        c.ok = true;
+        c.error = None;
+        c.last_run_ms = NOW - 300;
+        c.last_success_ms = Some(NOW - 300);
+        c.duration_us = 1500;
+    }
+    snap
+}
+
+/// Probes from one node to the others: axon's own ports open, the rest closed, except the
+/// listed (peer, port, state) overrides.
+pub fn probes(names: &[String], me: usize, blocked: &[(usize, u16, ProbeState)]) -> ProbeReport {
+    let mut results = Vec::new();
+    let peers: Vec<String> = names
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != me)
+        .map(|(_, n)| n.clone())
+        .collect();
+    for (i, peer) in names.iter().enumerate() {
+        if i == me {
+            continue;
+        }
+        for spec in continuous_ports() {
+            let mut state = if matches!(spec.port, 14000 | 14090) {
+                ProbeState::Open
+            } else {
+                ProbeState::Closed
+            };
+            if let Some((_, _, s)) = blocked
+                .iter()
+                .find(|(to, port, _)| *to == i && *port == spec.port)
+            {
+                state = *s;
+            }
+            results.push(ProbeResult {
+                peer: peer.clone(),
+                address: format!("10.0.0.{}", i + 1),
+                port: spec.port,
+                proto: spec.proto,
+                state,
+                rtt_us: state.passes_firewall().then_some(180),
+                detail: (state == ProbeState::Unreachable)
+                    .then(|| "No route to host (os error 113)".to_string()),
+            });
+        }
+    }
+    let full = ProbeReport::from_results(peers, results, 40);
+    // What a console receives: summary, totals and only the blocked results.
+    let wire: axon::wire::pb::ProbeReport = (&full).into();
+    ProbeReport::try_from(wire).unwrap()
+}
+
+/// Sets the node's ports.open result from its probes, as the agent's checks would.
+fn judge_ports(snap: &mut NodeSnapshot) {
+    let Some(p) = &snap.probes else { return };
+    let (status, observed) = if p.blocked_total == 0 {
+        (
+            CheckStatus::Pass,
+            format!(
+                "{} probes to {} peers: none blocked",
+                p.probes_total,
+                p.peers.len()
+            ),
+        )
+    } else {
+        (
+            CheckStatus::Fail,
+            format!("{} of {} probes blocked", p.blocked_total, p.probes_total),
+        )
+    };
+    for r in snap
+        .checks
+        .iter_mut()
+        .flatten()
+        .filter(|r| r.id == "ports.open")
+    {
+        r.status = status;
+        r.observed = observed.clone();
+        r.remedy = if status == CheckStatus::Pass {
+            String::new()
+        } else {
+            "open the cluster ports between all nodes".into()
+        };
+    }
+}
+
+fn named(mut snap: NodeSnapshot, name: &str, serial_tag: usize) -> NodeSnapshot {
+    snap.node.hostname = name.to_string();
+    for d in snap.nvme.iter_mut().flatten() {
+        let base = d
+            .serial
+            .trim_end_matches(|c: char| c.is_ascii_digit())
+            .to_string();
+        d.serial = format!("{base}{serial_tag:04}");
+    }
+    snap
+}
+
+fn node(name: &str, mut snap: Option<NodeSnapshot>, received: Option<i64>) -> NodeView {
+    if let Some(s) = snap.as_mut() {
+        judge_ports(s);
+    }
+    let mut n = NodeView::new(
+        name.to_string(),
+        format!(
+            "10.0.0.{}:14000",
+            name.trim_start_matches(|c: char| !c.is_ascii_digit())
+                .parse::<u32>()
+                .unwrap_or(0)
+        ),
+    );
+    n.snapshot = snap;
+    n.received_ms = received;
+    n.skew_ms = received.map(|_| 3);
+    n.messages = 42;
+    n
+}
+
+fn names(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("axon{i:03}")).collect()
+}
+
+/// Runs the sampling of `observe` for the last `secs` seconds, so sparklines have history.
+fn settle(v: &mut ClusterView, secs: i64) {
+    for s in (0..secs).rev() {
+        v.observe(NOW - s * 1000);
+    }
+}
+
+/// Eight healthy AMD nodes, all fresh, all probes passing.
+pub fn healthy() -> ClusterView {
+    let base = profile_snapshot("amd-epyc-4numa");
+    let ns = names(8);
+    let nodes = ns
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut s = named(base.clone(), name, i);
+            s.probes = Some(probes(&ns, i, &[]));
+            node(name, Some(s), Some(NOW - 400))
+        })
+        .collect();
+    let mut v = ClusterView::new(nodes, Thresholds::for_interval(1000));
+    settle(&mut v, 30);
+    v
+}
+
+/// Eight nodes with every kind of trouble: axon003 down (refused), axon004 stale, axon005
+/// misconfigured (failing checks, a drive with warnings, a core conflict), axon006 with
+/// blocked ports towards axon002, axon007 an Intel host with SMT on.
+pub fn troubled() -> ClusterView {
+    let amd = profile_snapshot("amd-epyc-4numa");
+    let bad = profile_snapshot("misconfigured");
+    let intel = profile_snapshot("intel-2s-smt");
+    let ns = names(8);
+    let mut nodes = Vec::new();
+    for (i, name) in ns.iter().enumerate() {
+        let base = match i {
+            4 => bad.clone(),
+            6 => intel.clone(),
+            _ => amd.clone(),
+        };
+        let mut s = named(base, name, i);
+        let blocked: Vec<(usize, u16, ProbeState)> = if i == 5 {
+            vec![
+                (1, 16100, ProbeState::Filtered),
+                (1, 22, ProbeState::Filtered),
+                (2, 14000, ProbeState::Unreachable),
+            ]
+        } else {
+            vec![]
+        };
+        s.probes = Some(probes(&ns, i, &blocked));
+        let received = match i {
+            2 => NOW - 45_000,
+            3 => NOW - 7_000,
+            _ => NOW - 400,
+        };
+        nodes.push(node(name, Some(s), Some(received)));
+    }
+    nodes[2].failure = Some(Failure {
+        kind: FailureKind::Connection,
+        message: "10.0.0.3:14000: transport error: connection refused".into(),
+        at_ms: NOW - 44_000,
+    });
+    nodes[3].failure = Some(Failure {
+        kind: FailureKind::Timeout,
+        message: "no data for 3500 ms: agent not responding".into(),
+        at_ms: NOW - 3_000,
+    });
+    let mut v = ClusterView::new(nodes, Thresholds::for_interval(1000));
+    settle(&mut v, 60);
+    v.events.clear();
+    for (ago, sev, node, text) in [
+        (
+            45_000,
+            Severity::Critical,
+            "axon003",
+            "axon003 is down: 10.0.0.3:14000: transport error: connection refused",
+        ),
+        (
+            30_000,
+            Severity::Warning,
+            "axon006",
+            "axon006: blocked ports 0 → 3",
+        ),
+        (
+            12_000,
+            Severity::Critical,
+            "axon005",
+            "axon005: check nvme.plp pass → fail (volatile memory backup device failed on nvme2 (power-loss protection lost))",
+        ),
+        (
+            4_000,
+            Severity::Warning,
+            "axon004",
+            "axon004 is stale: no data for 4s",
+        ),
+    ] {
+        v.push_event(Event {
+            at_ms: NOW - ago,
+            node: Some(node.into()),
+            severity: sev,
+            text: text.into(),
+        });
+    }
+    v
+}
+
+/// `n` nodes cycling through the three profiles, all fresh, with full-mesh probe summaries:
+/// the 1,000-node view of the render benchmark.
+pub fn large(n: usize) -> ClusterView {
+    let profiles = [
+        profile_snapshot("amd-epyc-4numa"),
+        profile_snapshot("intel-2s-smt"),
+        profile_snapshot("misconfigured"),
+    ];
+    let ns = names(n);
+    let nodes = ns
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut s = named(
+                profiles[if i % 10 == 7 {
+                    2
+                } else if i % 5 == 4 {
+                    1
+                } else {
+                    0
+                }]
+                .clone(),
+                name,
+                i,
+            );
+            s.probes = Some(probes(
+                &ns,
+                i,
+                if i % 97 == 3 {
+                    &[(0, 22, ProbeState::Filtered)]
+                } else {
+                    &[]
+                },
+            ));
+            node(name, Some(s), Some(NOW - 400))
+        })
+        .collect();
+    let mut v = ClusterView::new(nodes, Thresholds::for_interval(1000));
+    settle(&mut v, 120);
+    v
+}

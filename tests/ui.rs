@@ -1,0 +1,229 @@
+//! Snapshot tests of every panel at 80×24 and 160×48, from fixed cluster views: a healthy
+//! cluster, and one with a node down, a node stale, failing checks, a drive with warnings,
+//! blocked ports and a core conflict. Style-bearing snapshots pin the health colours.
+
+mod common;
+
+use axon::fleet::view::ClusterView;
+use axon::ui::app::{Detail, NetView, Panel, UiState};
+use axon::ui::derive::Derived;
+use axon::ui::theme::{ColorDepth, Theme};
+use axon::ui::{ViewState, render, render_text};
+use common::cluster::{self, NOW};
+use std::sync::OnceLock;
+
+fn healthy() -> &'static ClusterView {
+    static V: OnceLock<ClusterView> = OnceLock::new();
+    V.get_or_init(cluster::healthy)
+}
+
+fn troubled() -> &'static ClusterView {
+    static V: OnceLock<ClusterView> = OnceLock::new();
+    V.get_or_init(cluster::troubled)
+}
+
+fn theme() -> Theme {
+    Theme::builtin("default", ColorDepth::TrueColor).unwrap()
+}
+
+fn ui_for(panel: Panel, w: u16) -> UiState {
+    let mut ui = UiState::new(false, "default");
+    ui.panel = panel;
+    ui.width = w;
+    ui
+}
+
+fn frame(v: &ClusterView, ui: &UiState, w: u16, h: u16) -> String {
+    let d = Derived::compute(v, ui, NOW);
+    render_text(
+        &ViewState {
+            cluster: v,
+            derived: &d,
+            ui,
+            now_ms: NOW,
+        },
+        &theme(),
+        w,
+        h,
+    )
+}
+
+fn name(p: Panel) -> String {
+    p.title().to_lowercase()
+}
+
+#[test]
+fn every_panel_of_a_healthy_cluster() {
+    for (w, h) in [(80, 24), (160, 48)] {
+        for p in Panel::ALL {
+            insta::assert_snapshot!(
+                format!("healthy_{}_{w}x{h}", name(p)),
+                frame(healthy(), &ui_for(p, w), w, h)
+            );
+        }
+    }
+}
+
+#[test]
+fn every_panel_of_a_troubled_cluster() {
+    for (w, h) in [(80, 24), (160, 48)] {
+        for p in Panel::ALL {
+            let mut ui = ui_for(p, w);
+            if p == Panel::Cores {
+                ui.node = 4; // axon005, the misconfigured host with the conflict
+            }
+            insta::assert_snapshot!(
+                format!("troubled_{}_{w}x{h}", name(p)),
+                frame(troubled(), &ui, w, h)
+            );
+        }
+    }
+}
+
+#[test]
+fn stale_and_down_nodes_are_never_shown_healthy() {
+    let mut ui = ui_for(Panel::Cores, 80);
+    ui.node = 3; // axon004, stale
+    insta::assert_snapshot!(
+        "troubled_cores_stale_node_80x24",
+        frame(troubled(), &ui, 80, 24)
+    );
+    let text = frame(troubled(), &ui_for(Panel::Checks, 160), 160, 48);
+    let row = text.lines().find(|l| l.contains("axon003")).unwrap();
+    assert!(
+        row.contains("DOWN") && !row.contains("✓"),
+        "a down node's checks are not shown as passes: {row}"
+    );
+}
+
+#[test]
+fn network_nic_table_and_second_port_group() {
+    let mut ui = ui_for(Panel::Network, 160);
+    ui.net_view = NetView::Nics;
+    insta::assert_snapshot!(
+        "troubled_network_nics_160x48",
+        frame(troubled(), &ui, 160, 48)
+    );
+    let mut ui = ui_for(Panel::Network, 80);
+    ui.net_group = 1; // ssh
+    insta::assert_snapshot!("troubled_network_ssh_80x24", frame(troubled(), &ui, 80, 24));
+}
+
+#[test]
+fn drill_in_popups() {
+    let mut ui = ui_for(Panel::Drives, 160);
+    ui.detail = Some(Detail::Drive {
+        node: 4,
+        drive: "nvme2".into(),
+    });
+    insta::assert_snapshot!(
+        "troubled_drive_detail_160x48",
+        frame(troubled(), &ui, 160, 48)
+    );
+    let mut ui = ui_for(Panel::Checks, 80);
+    ui.detail = Some(Detail::Check {
+        node: 4,
+        check: "net.arp".into(),
+    });
+    insta::assert_snapshot!(
+        "troubled_check_detail_80x24",
+        frame(troubled(), &ui, 80, 24)
+    );
+    let mut ui = ui_for(Panel::Network, 80);
+    ui.detail = Some(Detail::Pair { from: 5, to: 1 });
+    insta::assert_snapshot!("troubled_pair_detail_80x24", frame(troubled(), &ui, 80, 24));
+}
+
+#[test]
+fn help_filter_and_too_small() {
+    let mut ui = ui_for(Panel::Network, 80);
+    ui.help = true;
+    insta::assert_snapshot!("help_network_80x24", frame(troubled(), &ui, 80, 24));
+    let mut ro = ui.clone();
+    ro.read_only = true;
+    let text = frame(troubled(), &ro, 80, 24);
+    assert!(
+        !text.contains("probe full port ranges"),
+        "read-only hides mutating keys from help"
+    );
+    assert!(frame(troubled(), &ui, 80, 24).contains("probe full port ranges"));
+    let mut ui = ui_for(Panel::Drives, 80);
+    ui.filters.insert(Panel::Drives, "axon005".into());
+    insta::assert_snapshot!(
+        "troubled_drives_filtered_80x24",
+        frame(troubled(), &ui, 80, 24)
+    );
+    insta::assert_snapshot!(
+        "too_small_79x24",
+        frame(troubled(), &ui_for(Panel::Overview, 79), 79, 24)
+    );
+}
+
+/// Buffers with styles: a colour regression (a failing check drawn green, a down node not
+/// highlighted) changes these snapshots.
+#[test]
+fn health_colours() {
+    for (p, w, h) in [(Panel::Overview, 80, 24), (Panel::Checks, 80, 24)] {
+        let ui = ui_for(p, w);
+        let d = Derived::compute(troubled(), &ui, NOW);
+        let backend = ratatui::backend::TestBackend::new(w, h);
+        let mut term = ratatui::Terminal::new(backend).unwrap();
+        term.draw(|f| {
+            render(
+                &ViewState {
+                    cluster: troubled(),
+                    derived: &d,
+                    ui: &ui,
+                    now_ms: NOW,
+                },
+                &theme(),
+                f,
+            )
+        })
+        .unwrap();
+        insta::assert_debug_snapshot!(
+            format!("styles_troubled_{}_{w}x{h}", name(p)),
+            term.backend().buffer()
+        );
+    }
+}
+
+#[test]
+fn mono_theme_keeps_selection_visible() {
+    let ui = ui_for(Panel::Drives, 80);
+    let d = Derived::compute(troubled(), &ui, NOW);
+    let th = Theme::builtin("mono", ColorDepth::TrueColor).unwrap();
+    let backend = ratatui::backend::TestBackend::new(80, 24);
+    let mut term = ratatui::Terminal::new(backend).unwrap();
+    term.draw(|f| {
+        render(
+            &ViewState {
+                cluster: troubled(),
+                derived: &d,
+                ui: &ui,
+                now_ms: NOW,
+            },
+            &th,
+            f,
+        )
+    })
+    .unwrap();
+    let buf = term.backend().buffer();
+    // Row 3 is the first data row (tabs, caption, header): selected, hence reversed.
+    let cell = &buf[(2, 3)];
+    assert!(
+        cell.modifier.contains(ratatui::style::Modifier::REVERSED),
+        "{cell:?}"
+    );
+    assert_eq!(cell.fg, ratatui::style::Color::Reset);
+    for y in 0..24 {
+        for x in 0..80 {
+            let c = &buf[(x, y)];
+            assert!(
+                matches!(c.fg, ratatui::style::Color::Reset)
+                    && matches!(c.bg, ratatui::style::Color::Reset),
+                "mono uses no colour at {x},{y}: {c:?}"
+            );
+        }
+    }
+}
