@@ -214,6 +214,14 @@ pub struct DemoArgs {
     #[arg(long)]
     pub headless: bool,
 
+    /// gRPC and UDP echo port of every demo agent (each on its own 127.0.1.i)
+    #[arg(long, value_name = "PORT", default_value_t = 14000)]
+    pub port: u16,
+
+    /// /metrics port of every demo agent
+    #[arg(long, value_name = "PORT", default_value_t = 14090)]
+    pub metrics_port: u16,
+
     /// Where --headless writes the inventory (default: <dir>/inventory.toml)
     #[arg(long, value_name = "FILE")]
     pub inventory_out: Option<PathBuf>,

@@ -284,7 +284,8 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         nodes: a.nodes,
         dir: a.dir.clone(),
         interval: a.view.interval,
-        ..Default::default()
+        control_port: a.port,
+        metrics_port: a.metrics_port,
     };
     eprintln!(
         "axon demo: starting {} agents on 127.0.1.1-{} (emulated hosts) …",

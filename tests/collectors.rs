@@ -450,8 +450,9 @@ async fn misconfigured_host_fails_exactly_the_checks_that_were_broken() {
     }
     let arp = o.results.iter().find(|r| r.id == "net.arp").unwrap();
     assert!(
-        arp.remedy
-            .contains("for d in ens1f0np0 ens2f0np0 all default; do sysctl -w net.ipv4.conf.$d.arp_filter=1"),
+        arp.remedy.contains(
+            "for d in ens1f0np0 ens2f0np0 all default; do sysctl -w net.ipv4.conf.$d.arp_filter=1"
+        ),
         "{}",
         arp.remedy
     );

@@ -182,7 +182,7 @@ async fn session(
                     if tx
                         .send(NodeUpdate::Snapshot {
                             node,
-                            data,
+                            data: Box::new(data),
                             received_ms: now_ms(),
                         })
                         .await
@@ -208,10 +208,15 @@ async fn session(
 fn status_text(s: &tonic::Status) -> String {
     let code = format!("{:?}", s.code());
     let msg = s.message();
-    if msg.is_empty() {
-        code
-    } else {
-        format!("{code}: {msg}")
+    // Transport failures carry their cause (an HTTP/2 error, a reset) as the source.
+    let cause = std::error::Error::source(s)
+        .map(error_chain)
+        .filter(|c| !msg.contains(c.as_str()));
+    match (msg.is_empty(), cause) {
+        (true, None) => code,
+        (true, Some(c)) => format!("{code}: {c}"),
+        (false, None) => format!("{code}: {msg}"),
+        (false, Some(c)) => format!("{code}: {msg}: {c}"),
     }
 }
 

@@ -179,7 +179,7 @@ pub const HISTORY_CAP: usize = 300;
 pub enum NodeUpdate {
     Snapshot {
         node: usize,
-        data: DecodedSnapshot,
+        data: Box<DecodedSnapshot>,
         received_ms: i64,
     },
     Failed {
@@ -235,7 +235,7 @@ impl ClusterView {
                     None => Vec::new(),
                 };
                 match &mut n.snapshot {
-                    Some(s) => merge_snapshot(s, data),
+                    Some(s) => merge_snapshot(s, *data),
                     None if data.full => n.snapshot = Some(data.snapshot),
                     // A delta without a base cannot be merged; the next full message fixes it.
                     None => return,

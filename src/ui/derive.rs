@@ -12,6 +12,9 @@ use crate::model::probes::{ProbeState, SUMMARY_GROUPS};
 use crate::model::snapshot::Section;
 use std::collections::HashMap;
 
+/// A failing check across nodes: worst status, node names, first node index.
+type CheckAgg<'a> = (CheckStatus, Vec<&'a str>, usize);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Jump {
     None,
@@ -353,8 +356,7 @@ impl Derived {
                 }
             }
         }
-        let mut check_lines: Vec<(&str, (CheckStatus, Vec<&str>, usize))> =
-            by_check.into_iter().collect();
+        let mut check_lines: Vec<(&str, CheckAgg)> = by_check.into_iter().collect();
         check_lines.sort_by_key(|(id, _)| {
             checks::CATALOG
                 .iter()

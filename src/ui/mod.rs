@@ -288,8 +288,7 @@ fn derive_key(
 const DATA_FRAME: Duration = Duration::from_millis(100);
 
 pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
-    use crossterm::event::{Event, EventStream, KeyEventKind, MouseButton, MouseEventKind};
-    use futures::{FutureExt, StreamExt};
+    use crossterm::event::{Event, KeyEventKind, MouseButton, MouseEventKind};
     let depth = theme::ColorDepth::detect();
     let mono = theme::no_color();
     if mono {
@@ -303,7 +302,21 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
         let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture);
     }
     let mut ui = UiState::new(opts.read_only, &th.name);
-    let mut events = EventStream::new();
+    // Terminal input on its own thread, into a channel: draining the channel never loses
+    // a wake-up (polling crossterm's EventStream with a no-op waker to drain it did, and
+    // keys then waited for the next unrelated wake-up).
+    let (input_tx, mut input_rx) = tokio::sync::mpsc::unbounded_channel::<std::io::Result<Event>>();
+    std::thread::Builder::new()
+        .name("axon-input".into())
+        .spawn(move || {
+            loop {
+                let ev = crossterm::event::read();
+                let failed = ev.is_err();
+                if input_tx.send(ev).is_err() || failed {
+                    return;
+                }
+            }
+        })?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let (job_tx, mut job_rx) = tokio::sync::mpsc::channel::<Progress>(64);
@@ -314,6 +327,16 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
     let mut need_draw = true;
     let mut input_pending = true;
     let mut last_draw = Instant::now() - DATA_FRAME;
+    // AXON_TRACE_FRAMES=<file>: one line per wake-up and per frame, for latency work.
+    let mut trace =
+        std::env::var_os("AXON_TRACE_FRAMES").and_then(|p| std::fs::File::create(p).ok());
+    let t0 = Instant::now();
+    let mut log = |what: &str| {
+        if let Some(f) = trace.as_mut() {
+            use std::io::Write;
+            let _ = writeln!(f, "{:>9.3} {what}", t0.elapsed().as_secs_f64() * 1000.0);
+        }
+    };
     let result: anyhow::Result<()> = loop {
         let now = now_ms();
         let draw_due = need_draw && (input_pending || last_draw.elapsed() >= DATA_FRAME);
@@ -327,6 +350,7 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
                 derived_key = derive_key(&ui);
                 derived_sec = now / 1000;
             }
+            log("draw start");
             let vs = ViewState {
                 cluster: &fleet.view,
                 derived: &derived,
@@ -352,6 +376,7 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
             need_draw = false;
             input_pending = false;
             last_draw = Instant::now();
+            log("draw end");
         }
         let wait = if need_draw {
             DATA_FRAME.saturating_sub(last_draw.elapsed())
@@ -457,12 +482,13 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
             }
         };
         tokio::select! {
-            ev = events.next() => {
+            ev = input_rx.recv() => {
                 match ev {
                     Some(Ok(ev)) => {
+                        log(&format!("input {ev:?}"));
                         quit |= handle(ev, &mut ui, &mut fleet, &derived, &mut th);
                         // Drain whatever else is already waiting, then draw once.
-                        while let Some(Some(Ok(ev))) = events.next().now_or_never() {
+                        while let Ok(Ok(ev)) = input_rx.try_recv() {
                             quit |= handle(ev, &mut ui, &mut fleet, &derived, &mut th);
                         }
                         need_draw = true;
@@ -472,7 +498,10 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
                     None => break Ok(()),
                 }
             }
-            _ = fleet.changed() => need_draw = true,
+            n = fleet.changed() => {
+                log(&format!("updates {n}"));
+                need_draw = true;
+            }
             _ = tick.tick() => {
                 fleet.view.observe(now_ms());
                 need_draw = true;

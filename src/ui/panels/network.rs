@@ -131,8 +131,7 @@ fn matrix(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
     let room = area.height.saturating_sub(head + blocked_min) as usize;
     let body = room.max(3).min(n);
     let row_off = offset(row_sel, body, n);
-    for a in row_off..(row_off + body).min(n) {
-        let ni = d.net_nodes[a];
+    for (a, &ni) in d.net_nodes.iter().enumerate().skip(row_off).take(body) {
         let status = d.status[ni];
         let fresh = status == NodeStatus::Up;
         let name_style = if a == row_sel {

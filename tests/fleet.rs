@@ -1,0 +1,335 @@
+//! The console's fleet against real agent processes that die (SIGKILL), hang (SIGSTOP),
+//! come back, and against servers that answer garbage or malformed snapshots. Each must be
+//! shown DOWN / STALE / back UP within three collection intervals, with the reason.
+
+mod common;
+
+use axon::fleet::view::{FailureKind, NodeStatus};
+use axon::fleet::{Fleet, FollowOptions, Inventory, NodeSpec};
+use axon::wire::pb;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const INTERVAL: Duration = Duration::from_secs(1);
+
+struct Agent {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGCONT) };
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn_agent(port: u16, state: &Path, sock: &Path) -> Agent {
+    let child = Command::new(env!("CARGO_BIN_EXE_axon"))
+        .args(["agent", "--host-root"])
+        .arg(common::fixture("amd-epyc-4numa"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--interval",
+            "1s",
+            "--state-dir",
+        ])
+        .arg(state)
+        .arg("--control-socket")
+        .arg(sock)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("agent starts");
+    Agent { child, port }
+}
+
+fn spec(name: &str, port: u16, token: &Path) -> NodeSpec {
+    NodeSpec {
+        name: name.into(),
+        address: "127.0.0.1".into(),
+        port,
+        metrics_port: 0,
+        token_file: Some(token.to_path_buf()),
+    }
+}
+
+/// Follows the fleet until `cond` holds for node `i`, or panics after `within`.
+async fn wait(
+    fleet: &mut Fleet,
+    i: usize,
+    within: Duration,
+    what: &str,
+    cond: impl Fn(NodeStatus, &axon::fleet::NodeView) -> bool,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let now = axon::agent::state::now_ms();
+        fleet.view.observe(now);
+        let n = &fleet.view.nodes[i];
+        if cond(n.status(now, &fleet.view.thresholds), n) {
+            return start.elapsed();
+        }
+        if start.elapsed() > within {
+            panic!(
+                "{}: not {what} after {:?}: status {:?}, failure {:?}",
+                n.name,
+                within,
+                n.status(now, &fleet.view.thresholds),
+                n.failure
+            );
+        }
+        tokio::select! {
+            _ = fleet.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+}
+
+/// A server that accepts and answers every connection with junk.
+fn garbage_server() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            use std::io::Write;
+            let mut s = s;
+            let _ = s.write_all(b"HTTP/1.0 200 OK\r\n\r\nthis is not gRPC\n");
+            // Keep the connection open, as a confused service would.
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(30));
+                drop(s);
+            });
+        }
+    });
+    port
+}
+
+/// A gRPC server whose snapshots carry a CPU list that does not parse.
+struct Liar;
+
+#[tonic::async_trait]
+impl pb::node_service_server::NodeService for Liar {
+    async fn get_snapshot(
+        &self,
+        _: tonic::Request<pb::GetSnapshotRequest>,
+    ) -> Result<tonic::Response<pb::NodeSnapshot>, tonic::Status> {
+        Ok(tonic::Response::new(bad_snapshot()))
+    }
+    type WatchStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<pb::NodeSnapshot, tonic::Status>> + Send>,
+    >;
+    async fn watch(
+        &self,
+        _: tonic::Request<pb::WatchRequest>,
+    ) -> Result<tonic::Response<Self::WatchStream>, tonic::Status> {
+        Ok(tonic::Response::new(Box::pin(tokio_stream::iter(vec![
+            Ok(bad_snapshot()),
+        ]))))
+    }
+}
+
+fn bad_snapshot() -> pb::NodeSnapshot {
+    pb::NodeSnapshot {
+        node: Some(pb::NodeInfo {
+            hostname: "liar".into(),
+            ..Default::default()
+        }),
+        full: true,
+        topology: Some(pb::Topology {
+            cpus: vec![pb::Cpu {
+                id: 0,
+                siblings: "0-".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+async fn liar_server() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(pb::node_service_server::NodeServiceServer::new(Liar))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l)),
+    );
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_that_die_hang_come_back_or_lie_are_shown_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let state: PathBuf = dir.path().join("state");
+    let mut a = spawn_agent(free_port(), &state, &dir.path().join("a.sock"));
+    // Let the first agent create the tokens before the others read them.
+    let token = state.join("reader.token");
+    let t0 = Instant::now();
+    while !token.exists() && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let b = spawn_agent(free_port(), &state, &dir.path().join("b.sock"));
+    let c = spawn_agent(free_port(), &state, &dir.path().join("c.sock"));
+    let junk = garbage_server();
+    let liar = liar_server().await;
+    let inv = Inventory {
+        nodes: vec![
+            spec("dies", a.port, &token),
+            spec("hangs", b.port, &token),
+            spec("steady", c.port, &token),
+            spec("junk", junk, &token),
+            spec("liar", liar, &token),
+        ],
+    };
+    let mut fleet = Fleet::start(&inv, FollowOptions::for_interval(INTERVAL)).unwrap();
+    for i in 0..3 {
+        wait(&mut fleet, i, Duration::from_secs(20), "up", |s, _| {
+            s == NodeStatus::Up
+        })
+        .await;
+    }
+    let junk_failure = |_: NodeStatus, n: &axon::fleet::NodeView| {
+        n.failure
+            .as_ref()
+            .is_some_and(|f| f.kind == FailureKind::Protocol)
+    };
+    wait(
+        &mut fleet,
+        3,
+        Duration::from_secs(5),
+        "down with a protocol error",
+        |s, n| s == NodeStatus::Down && junk_failure(s, n),
+    )
+    .await;
+    wait(
+        &mut fleet,
+        4,
+        Duration::from_secs(5),
+        "down with a malformed-data error",
+        |s, n| {
+            s == NodeStatus::Down
+                && n.failure.as_ref().is_some_and(|f| {
+                    f.kind == FailureKind::Protocol && f.message.contains("malformed Cpu.siblings")
+                })
+        },
+    )
+    .await;
+
+    // Dies: refused on reconnect, DOWN within three intervals.
+    let _ = a.child.kill();
+    let _ = a.child.wait();
+    let took = wait(&mut fleet, 0, INTERVAL * 3, "down after SIGKILL", |s, _| {
+        s == NodeStatus::Down
+    })
+    .await;
+    eprintln!("killed agent DOWN after {took:?}");
+
+    // Hangs: the stream goes silent; STALE (never healthy) within three intervals of its
+    // last message.
+    unsafe { libc::kill(b.child.id() as i32, libc::SIGSTOP) };
+    let took = wait(
+        &mut fleet,
+        1,
+        INTERVAL * 4,
+        "stale after SIGSTOP",
+        |s, _| s == NodeStatus::Stale,
+    )
+    .await;
+    eprintln!("stopped agent STALE after {took:?}");
+
+    // Comes back: a new agent on the same port is UP within three intervals.
+    let a2 = spawn_agent(a.port, &state, &dir.path().join("a2.sock"));
+    let took = wait(
+        &mut fleet,
+        0,
+        INTERVAL * 3,
+        "back up after restart",
+        |s, _| s == NodeStatus::Up,
+    )
+    .await;
+    eprintln!("restarted agent UP after {took:?}");
+    unsafe { libc::kill(b.child.id() as i32, libc::SIGCONT) };
+    let took = wait(
+        &mut fleet,
+        1,
+        INTERVAL * 3 + Duration::from_secs(2),
+        "back up after SIGCONT",
+        |s, _| s == NodeStatus::Up,
+    )
+    .await;
+    eprintln!("continued agent UP after {took:?}");
+    // The steady one never left.
+    let now = axon::agent::state::now_ms();
+    assert_eq!(
+        fleet.view.nodes[2].status(now, &fleet.view.thresholds),
+        NodeStatus::Up
+    );
+    // Every transition was recorded as an event.
+    let texts: Vec<&str> = fleet.view.events.iter().map(|e| e.text.as_str()).collect();
+    assert!(
+        texts.iter().any(|t| t.starts_with("dies is down")),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.starts_with("hangs is stale")),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.starts_with("dies is up")),
+        "{texts:?}"
+    );
+    drop((a2, c));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_is_an_auth_failure_not_a_mystery() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let a = spawn_agent(free_port(), &state, &dir.path().join("a.sock"));
+    let bad = dir.path().join("bad.token");
+    std::fs::write(&bad, "not-the-token\n").unwrap();
+    let inv = Inventory {
+        nodes: vec![spec("a", a.port, &bad)],
+    };
+    let mut fleet = Fleet::start(&inv, FollowOptions::for_interval(INTERVAL)).unwrap();
+    wait(
+        &mut fleet,
+        0,
+        Duration::from_secs(15),
+        "down with an auth failure",
+        |s, n| {
+            s == NodeStatus::Down
+                && n.failure.as_ref().is_some_and(|f| {
+                    f.kind == FailureKind::Auth && f.message.contains("invalid token")
+                })
+        },
+    )
+    .await;
+    let missing = Inventory {
+        nodes: vec![spec("a", a.port, &dir.path().join("nope.token"))],
+    };
+    let e = Fleet::start(&missing, FollowOptions::for_interval(INTERVAL))
+        .err()
+        .expect("missing token file is an error")
+        .to_string();
+    assert!(
+        e.contains("nope.token") && e.contains("--token-file"),
+        "{e}"
+    );
+}

@@ -1,0 +1,296 @@
+//! The real binary in a real terminal (tmux): walk every panel of `axon demo` with the
+//! keyboard, and check that input is answered promptly while many nodes time out.
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    name: String,
+}
+
+impl Tmux {
+    fn start(name: &str, w: u16, h: u16, cmd: &str, env: &[(&str, &str)]) -> Tmux {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", name])
+            .output();
+        let mut c = Command::new("tmux");
+        c.args([
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            &w.to_string(),
+            "-y",
+            &h.to_string(),
+        ]);
+        for (k, v) in env {
+            c.args(["-e", &format!("{k}={v}")]);
+        }
+        let out = c
+            .arg(cmd)
+            .output()
+            .expect("tmux is installed (apt-get install tmux)");
+        assert!(
+            out.status.success(),
+            "tmux: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmux {
+            name: name.to_string(),
+        }
+    }
+
+    fn capture(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn capture_styled(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-e", "-t", &self.name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut c = Command::new("tmux");
+        c.args(["send-keys", "-t", &self.name]);
+        c.args(keys);
+        assert!(c.output().unwrap().status.success());
+    }
+
+    fn literal(&self, text: &str) {
+        assert!(
+            Command::new("tmux")
+                .args(["send-keys", "-l", "-t", &self.name, text])
+                .output()
+                .unwrap()
+                .status
+                .success()
+        );
+    }
+
+    fn alive(&self) -> bool {
+        Command::new("tmux")
+            .args(["has-session", "-t", &self.name])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+
+    /// Waits until the screen shows `needle`; returns how long it took.
+    fn wait_for(&self, needle: &str, within: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            let screen = self.capture();
+            if screen.contains(needle) {
+                return start.elapsed();
+            }
+            if start.elapsed() > within {
+                panic!("`{needle}` not on screen after {within:?}:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .output();
+    }
+}
+
+fn bin() -> String {
+    std::env::var("AXON_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_axon").to_string())
+}
+
+#[test]
+fn walk_every_panel_of_the_demo_with_the_keyboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = format!(
+        "{} demo --nodes 8 --port 24100 --metrics-port 24190 --dir {} 2>{}/stderr",
+        bin(),
+        dir.path().display(),
+        dir.path().display()
+    );
+    let t = Tmux::start(
+        &format!("axon-walk-{}", std::process::id()),
+        160,
+        48,
+        &cmd,
+        &[],
+    );
+    t.wait_for("8 nodes ●8", Duration::from_secs(60));
+    t.wait_for("Nodes 8 up of 8", Duration::from_secs(10));
+    let screen = t.capture();
+    assert!(screen.contains("EMULATED: 8 of 8 nodes"), "{screen}");
+    // Node 7 is the misconfigured profile: its checks appear as problems.
+    t.wait_for("swap.off fail on 1 node: axon007", Duration::from_secs(20));
+
+    t.keys(&["2"]);
+    t.wait_for("]/[ node 1/8", Duration::from_secs(2));
+    t.keys(&["]"]);
+    t.wait_for("]/[ node 2/8", Duration::from_secs(2));
+    t.keys(&["3"]);
+    t.wait_for("sorted by health", Duration::from_secs(2));
+    t.keys(&["s"]);
+    t.wait_for("sorted by node", Duration::from_secs(2));
+    t.keys(&["4"]);
+    t.wait_for("Port group core", Duration::from_secs(2));
+    t.keys(&["o"]);
+    t.wait_for("Port group ssh", Duration::from_secs(2));
+    t.keys(&["v"]);
+    t.wait_for("interfaces · dp = dataplane", Duration::from_secs(2));
+    t.keys(&["5"]);
+    t.wait_for("iommu.consistent", Duration::from_secs(2));
+    // Filter the checks matrix down to one node.
+    t.keys(&["/"]);
+    t.literal("axon007");
+    t.keys(&["Enter"]);
+    t.wait_for("filter `axon007`", Duration::from_secs(2));
+    let screen = t.capture();
+    assert!(
+        screen.contains("axon007") && !screen.contains("axon003"),
+        "filtered:\n{screen}"
+    );
+    t.keys(&["Escape"]);
+    t.wait_for("axon003", Duration::from_secs(2));
+    t.keys(&["Tab"]);
+    t.wait_for("No data plane is reporting", Duration::from_secs(2));
+    t.keys(&["7"]);
+    t.wait_for("AGE SEV  EVENT", Duration::from_secs(2));
+    t.keys(&["?"]);
+    t.wait_for("keys in Events", Duration::from_secs(2));
+    t.keys(&["Escape"]);
+    let start = Instant::now();
+    while t.capture().contains("keys in Events") && start.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        !t.capture().contains("keys in Events"),
+        "help closed by Esc"
+    );
+    t.keys(&[":"]);
+    t.literal("theme light");
+    t.keys(&["Enter"]);
+    t.wait_for("theme light", Duration::from_secs(2));
+    t.keys(&[":"]);
+    t.literal("node axon005");
+    t.keys(&["Enter"]);
+    t.wait_for("]/[ node 5/8", Duration::from_secs(2));
+    t.keys(&["q"]);
+    let start = Instant::now();
+    while t.alive() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!t.alive(), "q quits the console and the demo");
+}
+
+#[test]
+fn input_is_answered_promptly_while_nodes_time_out() {
+    let dir = tempfile::tempdir().unwrap();
+    // 60 agents that accept TCP but never speak (hung), and 20 closed ports (refused).
+    let hung: Vec<TcpListener> = (0..60)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let mut inv = String::from("port = 1\n");
+    for (i, l) in hung.iter().enumerate() {
+        inv.push_str(&format!(
+            "\n[[node]]\nname = \"hung{i:02}\"\naddress = \"127.0.0.1\"\nport = {}\n",
+            l.local_addr().unwrap().port()
+        ));
+    }
+    for i in 0..20 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        inv.push_str(&format!(
+            "\n[[node]]\nname = \"gone{i:02}\"\naddress = \"127.0.0.1\"\nport = {port}\n"
+        ));
+    }
+    let path = dir.path().join("inventory.toml");
+    std::fs::write(&path, inv).unwrap();
+    let trace = std::env::var("AXON_TRACE_FRAMES").unwrap_or_default();
+    let t = Tmux::start(
+        &format!("axon-latency-{}", std::process::id()),
+        120,
+        40,
+        &format!("{} console --inventory {}", bin(), path.display()),
+        &[("AXON_TRACE_FRAMES", trace.as_str())],
+    );
+    t.wait_for("80 nodes", Duration::from_secs(20));
+    let mut lat = Vec::new();
+    for i in 0..20 {
+        let (key, marker) = if i % 2 == 0 {
+            ("3", "drives · sorted by")
+        } else {
+            ("1", "problems, worst first")
+        };
+        t.keys(&[key]);
+        lat.push(t.wait_for(marker, Duration::from_secs(2)));
+    }
+    eprintln!(
+        "latencies in order: {:?}",
+        lat.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
+    );
+    lat.sort();
+    let (p50, max) = (lat[lat.len() / 2], lat[lat.len() - 1]);
+    eprintln!(
+        "key → screen latency over 20 presses with 80 nodes timing out: p50 {p50:?}, max {max:?} (includes tmux capture polling)"
+    );
+    assert!(
+        max < Duration::from_millis(100),
+        "input answered in {max:?}"
+    );
+    let screen = t.capture();
+    assert!(
+        screen.contains("DOWN"),
+        "refused nodes show DOWN:\n{screen}"
+    );
+    drop(hung);
+}
+
+#[test]
+fn no_color_keeps_the_selection_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let path = dir.path().join("inventory.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[node]]\nname = \"n1\"\naddress = \"127.0.0.1\"\nport = {}\n",
+            l.local_addr().unwrap().port()
+        ),
+    )
+    .unwrap();
+    let t = Tmux::start(
+        &format!("axon-nocolor-{}", std::process::id()),
+        100,
+        30,
+        &format!("{} console --inventory {}", bin(), path.display()),
+        &[("NO_COLOR", "1")],
+    );
+    t.wait_for("1 nodes", Duration::from_secs(10));
+    t.keys(&["5"]);
+    t.wait_for("NODE", Duration::from_secs(2));
+    let styled = t.capture_styled();
+    assert!(
+        styled.contains("\x1b[7m"),
+        "reverse video marks the selection under NO_COLOR:\n{styled:?}"
+    );
+    assert!(
+        !styled.contains("38;2;") && !styled.contains("38;5;"),
+        "no colours under NO_COLOR"
+    );
+    drop(l);
+}
