@@ -253,7 +253,7 @@ mod tests {
     #[test]
     fn words_wrap_at_spaces() {
         assert_eq!(
-            wrap_words("arp_filter=1 arp_announce=2 arp_ignore=1", 26),
+            wrap_words("arp_filter=1 arp_announce=2 arp_ignore=1", 27),
             vec!["arp_filter=1 arp_announce=2", "arp_ignore=1"]
         );
         assert_eq!(wrap_words("abcdefghij", 4), vec!["abcd", "efgh", "ij"]);
