@@ -200,7 +200,7 @@ impl pb::control_service_server::ControlService for ControlSvc {
         let resolved = probes::resolve(&peers).await;
         let report = probes::run(&resolved, &specs, &opts).await;
         Ok(Response::new(pb::ProbePortsResponse {
-            report: Some((&report).into()),
+            report: Some(wire::encode_probe_report(&report, true)),
         }))
     }
 }

@@ -220,6 +220,40 @@ fn status_text(s: &tonic::Status) -> String {
     }
 }
 
+/// Connects and speaks the HTTP/2 preface: an agent (any gRPC server) answers with a
+/// SETTINGS frame. Err names what answered instead; a refused or silent port is Ok (that
+/// is a connection problem, already reported as such).
+pub async fn sniff_http2(endpoint: &str, timeout: Duration) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(Ok(mut s)) =
+        tokio::time::timeout(timeout, tokio::net::TcpStream::connect(endpoint)).await
+    else {
+        return Ok(());
+    };
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]); // empty SETTINGS frame
+    if s.write_all(&hello).await.is_err() {
+        return Ok(());
+    }
+    let mut buf = [0u8; 64];
+    let n = match tokio::time::timeout(timeout, s.read(&mut buf)).await {
+        Ok(Ok(n)) => n,
+        _ => return Ok(()),
+    };
+    if n == 0 || (n >= 4 && buf[3] == 4) {
+        return Ok(());
+    }
+    let text: String = String::from_utf8_lossy(&buf[..n])
+        .chars()
+        .take(40)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    Err(format!(
+        "{endpoint} answers, but not with gRPC (it sent `{}`): is the port right?",
+        text.trim()
+    ))
+}
+
 /// Small xorshift so retries of many nodes do not line up.
 fn jitter(seed: &mut u64, d: Duration) -> Duration {
     *seed ^= *seed << 13;
@@ -239,7 +273,13 @@ pub async fn follow_node(
     let mut backoff = opts.backoff_min;
     let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ (node as u64 + 1).wrapping_mul(0x1000_0000_01B3);
     loop {
-        let (f, got_data) = session(node, &spec, token.clone(), &opts, &tx).await;
+        let (mut f, got_data) = session(node, &spec, token.clone(), &opts, &tx).await;
+        if f.kind == FailureKind::Connection && !got_data {
+            // Something may be listening that is not an agent; say so if it is.
+            if let Err(what) = sniff_http2(&spec.endpoint(), opts.connect_timeout).await {
+                f = failure(FailureKind::Protocol, what);
+            }
+        }
         if tx
             .send(NodeUpdate::Failed { node, failure: f })
             .await

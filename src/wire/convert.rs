@@ -994,44 +994,59 @@ fn state_from_pb(v: i32, message: &'static str) -> Result<Option<ProbeState>, Wi
     }
 }
 
-/// Encodes what travels: the summary, the totals and the blocked results only ; the agent keeps the rest for its own metrics.
+/// Encodes what travels in snapshots: the summary, the totals and the blocked results
+/// only; the agent keeps the rest for its own metrics.
 impl From<&ProbeReport> for pb::ProbeReport {
     fn from(r: &ProbeReport) -> Self {
-        pb::ProbeReport {
-            peers: r.peers.clone(),
-            results: r
-                .blocked()
-                .take(crate::model::probes::MAX_WIRE_RESULTS)
-                .map(|p| pb::ProbeResult {
-                    peer: p.peer.clone(),
-                    address: p.address.clone(),
-                    port: u32::from(p.port),
-                    proto: proto_to_pb(p.proto) as i32,
-                    state: state_to_pb(p.state) as i32,
-                    rtt_us: p.rtt_us.unwrap_or(0),
-                    detail: p.detail.clone().unwrap_or_default(),
-                })
-                .collect(),
-            round_ms: r.round_ms,
-            summary: r
-                .summary
-                .iter()
-                .map(|s| pb::PeerSummary {
-                    peer: s.peer.clone(),
-                    states: s
-                        .states
-                        .iter()
-                        .map(|x| x.map(state_to_pb).unwrap_or(pb::ProbeState::Unspecified) as i32)
-                        .collect(),
-                    rtt_ms: s
-                        .rtt_ms
-                        .map(|v| v.min(i32::MAX as u32) as i32)
-                        .unwrap_or(-1),
-                })
-                .collect(),
-            probes_total: r.probes_total,
-            blocked_total: r.blocked_total,
-        }
+        encode_probe_report(r, false)
+    }
+}
+
+fn result_to_pb(p: &ProbeResult) -> pb::ProbeResult {
+    pb::ProbeResult {
+        peer: p.peer.clone(),
+        address: p.address.clone(),
+        port: u32::from(p.port),
+        proto: proto_to_pb(p.proto) as i32,
+        state: state_to_pb(p.state) as i32,
+        rtt_us: p.rtt_us.unwrap_or(0),
+        detail: p.detail.clone().unwrap_or_default(),
+    }
+}
+
+/// `all_results`: every probe (on-demand requests, which asked for them); otherwise the
+/// blocked ones only, at most `MAX_WIRE_RESULTS` (snapshots).
+pub fn encode_probe_report(r: &ProbeReport, all_results: bool) -> pb::ProbeReport {
+    let results = if all_results {
+        r.results.iter().map(result_to_pb).collect()
+    } else {
+        r.blocked()
+            .take(crate::model::probes::MAX_WIRE_RESULTS)
+            .map(result_to_pb)
+            .collect()
+    };
+    pb::ProbeReport {
+        peers: r.peers.clone(),
+        results,
+        round_ms: r.round_ms,
+        summary: r
+            .summary
+            .iter()
+            .map(|s| pb::PeerSummary {
+                peer: s.peer.clone(),
+                states: s
+                    .states
+                    .iter()
+                    .map(|x| x.map(state_to_pb).unwrap_or(pb::ProbeState::Unspecified) as i32)
+                    .collect(),
+                rtt_ms: s
+                    .rtt_ms
+                    .map(|v| v.min(i32::MAX as u32) as i32)
+                    .unwrap_or(-1),
+            })
+            .collect(),
+        probes_total: r.probes_total,
+        blocked_total: r.blocked_total,
     }
 }
 
