@@ -205,9 +205,11 @@ async fn nodes_that_die_hang_come_back_or_lie_are_shown_as_such() {
         .await;
     }
     let junk_failure = |_: NodeStatus, n: &axon::fleet::NodeView| {
-        n.failure
-            .as_ref()
-            .is_some_and(|f| f.kind == FailureKind::Protocol && f.message.contains("not with gRPC (it sent `HTTP/1.0 200 OK"))
+        n.failure.as_ref().is_some_and(|f| {
+            f.kind == FailureKind::Protocol
+                && f.message
+                    .contains("not with gRPC (it sent `HTTP/1.0 200 OK")
+        })
     };
     wait(
         &mut fleet,

@@ -2,13 +2,12 @@
 //! (on-demand probes). Every call is authorized first (see `auth`).
 
 use super::auth::{self, Role, Tokens};
-use super::state::{AgentState, now_ms};
+use super::state::{AgentState, Versions, now_ms};
 use crate::collectors::probes::{self, ProbeOptions};
 use crate::model::hostlist;
 use crate::model::ports::{self, PortSpec};
 use crate::model::snapshot::Section;
 use crate::wire::{self, pb};
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,21 +42,29 @@ fn parse_sections(names: &[String]) -> Result<Vec<Section>, Status> {
 fn encode_changes(
     state: &AgentState,
     want: &[Section],
-    sent: &mut HashMap<Section, u64>,
+    sent: &mut Versions,
     full: bool,
 ) -> pb::NodeSnapshot {
     state.with_snapshot(|snap, versions| {
         let changed: Vec<Section> = want
             .iter()
             .copied()
-            .filter(|s| {
-                full || versions.get(s).copied().unwrap_or(0) != sent.get(s).copied().unwrap_or(0)
-            })
+            .filter(|s| full || versions.of(*s) != sent.of(*s))
             .collect();
         for s in &changed {
-            sent.insert(*s, versions.get(s).copied().unwrap_or(0));
+            sent.sections.insert(*s, versions.of(*s));
         }
         let mut m = wire::encode_snapshot(snap, &changed, full);
+        // A topology carries its memory figures; without one, send them alone if they moved.
+        if want.contains(&Section::Topology) && versions.memory != sent.memory {
+            if !changed.contains(&Section::Topology) {
+                m.memory = snap
+                    .topology
+                    .as_ref()
+                    .map(|t| wire::encode_memory(&t.usage()));
+            }
+            sent.memory = versions.memory;
+        }
         m.taken_ms = now_ms();
         m
     })
@@ -73,7 +80,7 @@ impl pb::node_service_server::NodeService for NodeSvc {
     ) -> Result<Response<pb::NodeSnapshot>, Status> {
         auth::require(&self.tokens, &req, Role::Reader)?;
         let want = parse_sections(&req.get_ref().sections)?;
-        let mut sent = HashMap::new();
+        let mut sent = Versions::default();
         Ok(Response::new(encode_changes(
             &self.state,
             &want,
@@ -98,10 +105,23 @@ impl pb::node_service_server::NodeService for NodeSvc {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
             let mut changes = state.subscribe();
-            let mut sent = HashMap::new();
-            let first = encode_changes(&state, &want, &mut sent, true);
+            let mut sent = Versions::default();
+            // The probe summary (999 peers at 1,000 nodes) follows in a second message, so
+            // no single message, and no receive buffer sized for it, holds everything.
+            let first_want: Vec<Section> = want
+                .iter()
+                .copied()
+                .filter(|s| *s != Section::Probes)
+                .collect();
+            let first = encode_changes(&state, &first_want, &mut sent, true);
             if tx.send(Ok(first)).await.is_err() {
                 return;
+            }
+            if want.contains(&Section::Probes) {
+                let probes = encode_changes(&state, &want, &mut sent, false);
+                if tx.send(Ok(probes)).await.is_err() {
+                    return;
+                }
             }
             loop {
                 tokio::select! {
@@ -202,5 +222,56 @@ impl pb::control_service_server::ControlService for ControlSvc {
         Ok(Response::new(pb::ProbePortsResponse {
             report: Some(wire::encode_probe_report(&report, true)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::state::SectionValue;
+    use crate::model::snapshot::NodeInfo;
+    use crate::model::topology::{NumaNode, Topology};
+
+    fn topo(free: u64, cpus: &str) -> Topology {
+        Topology {
+            numa_nodes: vec![NumaNode {
+                id: 0,
+                cpus: crate::model::CpuSet::parse_list(cpus).unwrap(),
+                memory_free_bytes: free,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn free_memory_travels_without_the_layout() {
+        let st = AgentState::new(NodeInfo::default(), vec![]);
+        st.update(SectionValue::Topology(topo(1, "0-95")), None, 0);
+        let mut sent = Versions::default();
+        let first = encode_changes(&st, &Section::ALL, &mut sent, true);
+        assert!(first.topology.is_some() && first.memory.is_none());
+        // Only free memory moved: a small memory message, no topology.
+        st.update(SectionValue::Topology(topo(2, "0-95")), None, 0);
+        let d = encode_changes(&st, &Section::ALL, &mut sent, false);
+        assert!(d.topology.is_none());
+        assert_eq!(d.memory.as_ref().unwrap().numa[0].memory_free_bytes, 2);
+        // Nothing moved: neither.
+        let d = encode_changes(&st, &Section::ALL, &mut sent, false);
+        assert!(d.topology.is_none() && d.memory.is_none());
+        // The layout moved: the whole topology, which carries the memory figures.
+        st.update(SectionValue::Topology(topo(3, "0-47")), None, 0);
+        let d = encode_changes(&st, &Section::ALL, &mut sent, false);
+        assert!(d.topology.is_some() && d.memory.is_none());
+        // A receiver that held the first snapshot and applies the memory delta has the same.
+        let mut held = crate::wire::decode_snapshot(first).unwrap().snapshot;
+        let mut m = pb::NodeSnapshot {
+            node: Some(Default::default()),
+            memory: Some(crate::wire::encode_memory(&topo(7, "0-95").usage())),
+            ..Default::default()
+        };
+        m.full = false;
+        crate::wire::merge_snapshot(&mut held, crate::wire::decode_snapshot(m).unwrap());
+        assert_eq!(held.topology.unwrap().numa_nodes[0].memory_free_bytes, 7);
     }
 }

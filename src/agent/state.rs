@@ -43,9 +43,23 @@ impl SectionValue {
     }
 }
 
+/// Content versions: one per section, plus one for the topology's memory figures, which
+/// change every second while the layout rarely does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Versions {
+    pub sections: HashMap<Section, u64>,
+    pub memory: u64,
+}
+
+impl Versions {
+    pub fn of(&self, s: Section) -> u64 {
+        self.sections.get(&s).copied().unwrap_or(0)
+    }
+}
+
 struct Inner {
     snapshot: NodeSnapshot,
-    versions: HashMap<Section, u64>,
+    versions: Versions,
 }
 
 pub struct AgentState {
@@ -62,7 +76,7 @@ impl AgentState {
                     collectors,
                     ..Default::default()
                 },
-                versions: HashMap::new(),
+                versions: Versions::default(),
             }),
             generation: watch::channel(0).0,
         }
@@ -82,9 +96,20 @@ impl AgentState {
         let now = now_ms();
         {
             let mut g = self.inner.write().unwrap_or_else(|e| e.into_inner());
+            let g = &mut *g;
             let s = &mut g.snapshot;
             let changed = match value {
-                SectionValue::Topology(v) => replace(&mut s.topology, v),
+                SectionValue::Topology(v) => {
+                    let (layout, usage) = match &s.topology {
+                        Some(old) => (!old.layout_eq(&v), old.usage() != v.usage()),
+                        None => (true, true),
+                    };
+                    s.topology = Some(v);
+                    if usage {
+                        g.versions.memory += 1;
+                    }
+                    layout
+                }
                 SectionValue::Pinning(v) => replace(&mut s.pinning, v),
                 SectionValue::Network(v) => replace(&mut s.network, v),
                 SectionValue::Nvme(v) => replace(&mut s.nvme, v),
@@ -103,7 +128,7 @@ impl AgentState {
                 c.duration_us = duration_us;
             }
             if changed {
-                *g.versions.entry(section).or_default() += 1;
+                *g.versions.sections.entry(section).or_default() += 1;
             }
         }
         self.bump();
@@ -130,10 +155,7 @@ impl AgentState {
 
     /// Runs `f` on the current snapshot and section versions under the read lock. The
     /// snapshot's `taken_ms` is stale there; callers stamp what they hand out.
-    pub fn with_snapshot<R>(
-        &self,
-        f: impl FnOnce(&NodeSnapshot, &HashMap<Section, u64>) -> R,
-    ) -> R {
+    pub fn with_snapshot<R>(&self, f: impl FnOnce(&NodeSnapshot, &Versions) -> R) -> R {
         let g = self.inner.read().unwrap_or_else(|e| e.into_inner());
         f(&g.snapshot, &g.versions)
     }

@@ -1,7 +1,8 @@
 //! Walks every thread on the host (`/proc/<pid>/task/<tid>/{status,stat}`): its allowed
-//! CPUs and the CPU it last ran on. Summarises per CPU which processes are pinned there and
-//! which ran there, and attributes each to an owner: an Axon container (by thread name), a
-//! Slurm job (by cgroup), a kernel thread, or the system.
+//! CPUs, its state and the CPU it last ran on. Summarises per CPU which processes are
+//! pinned there and which are running there (runnable threads), and attributes each to an
+//! owner: an Axon container (by thread name), a Slurm job (by cgroup), a kernel thread, or
+//! the system.
 
 use super::{CollectError, HostRoot, Problems};
 use crate::model::cpuset::CpuSet;
@@ -174,7 +175,10 @@ pub fn collect(
                     bump(&mut pinned, c, pid, &proc_name, &owner, &t.name, runnable);
                 }
             }
-            if let Some(c) = t.last_cpu {
+            // Only runnable threads count as running on a CPU: where a sleeping thread
+            // last ran is history, changes all the time, and would make the summary
+            // churn for nothing.
+            if let (Some(c), 1) = (t.last_cpu, runnable) {
                 bump(&mut running, c, pid, &proc_name, &owner, &t.name, runnable);
             }
         }

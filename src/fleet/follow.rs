@@ -310,8 +310,9 @@ impl Fleet {
     /// one is an error before anything connects.
     pub fn start(inv: &Inventory, opts: FollowOptions) -> Result<Fleet, InventoryError> {
         let tokens: HashMap<PathBuf, String> = inv.load_tokens()?;
-        // Enough room for every node to have a few messages in flight.
-        let (tx, rx) = mpsc::channel(inv.nodes.len().clamp(64, 8192) * 2);
+        // Bounded: when the console is behind, followers wait (and TCP flow control holds
+        // the agents) instead of decoded snapshots piling up in memory.
+        let (tx, rx) = mpsc::channel(256);
         let nodes = inv
             .nodes
             .iter()

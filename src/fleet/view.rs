@@ -85,9 +85,73 @@ pub struct NodeView {
     pub messages: u64,
     /// The status last reported in events.
     pub last_status: NodeStatus,
+    /// Facts derived from the snapshot, recomputed when their section arrives.
+    pub digest: Digest,
+}
+
+/// What the views need from a node's sections, computed once per update rather than once
+/// per frame (a 1,000-node cluster would otherwise re-evaluate 100,000 CPUs per frame).
+#[derive(Debug, Clone, Default)]
+pub struct Digest {
+    /// Core conflicts, as text (pinning).
+    pub conflicts: Vec<String>,
+    /// Health of each drive, in `nvme` order.
+    pub drives: Vec<crate::model::nvme::DriveHealth>,
+    pub checks_fail: u32,
+    pub checks_warn: u32,
+    /// The probe summary's peers that are nodes of this view, by node index. They are
+    /// moved out of the snapshot's summary when it arrives (a compact form: at 1,000
+    /// nodes the full mesh is a million entries); peers not in the view stay there.
+    pub probe_peers: Vec<PeerCell>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCell {
+    pub node: u32,
+    pub states:
+        [Option<crate::model::probes::ProbeState>; crate::model::probes::SUMMARY_GROUPS.len()],
+    /// Best round trip in ms (saturating); `u16::MAX` when no probe was answered. Twelve
+    /// bytes per cell: a 1,000-node full mesh is a million of them.
+    rtt: u16,
+}
+
+impl PeerCell {
+    pub fn rtt_ms(&self) -> Option<u32> {
+        (self.rtt != u16::MAX).then_some(u32::from(self.rtt))
+    }
+}
+
+impl Digest {
+    fn refresh(&mut self, s: &NodeSnapshot, pinning: bool, nvme: bool, checks: bool) {
+        if pinning {
+            self.conflicts = s
+                .pinning
+                .as_ref()
+                .map(|p| p.conflicts().iter().map(|c| c.to_string()).collect())
+                .unwrap_or_default();
+        }
+        if nvme {
+            self.drives = s.nvme.iter().flatten().map(|d| d.health()).collect();
+        }
+        if checks {
+            let r = s.checks.as_deref().unwrap_or(&[]);
+            self.checks_fail = r.iter().filter(|x| x.status == CheckStatus::Fail).count() as u32;
+            self.checks_warn = r.iter().filter(|x| x.status == CheckStatus::Warn).count() as u32;
+        }
+    }
 }
 
 impl NodeView {
+    /// Sets the snapshot wholesale (tests, benchmarks) and refreshes the digest.
+    pub fn set_snapshot(&mut self, s: Option<NodeSnapshot>) {
+        self.snapshot = s;
+        self.digest = Digest::default();
+        if let Some(s) = &self.snapshot {
+            self.digest.refresh(s, true, true, true);
+        }
+        // Probe peers are resolved when the node joins a ClusterView.
+    }
+
     pub fn new(name: String, endpoint: String) -> Self {
         NodeView {
             name,
@@ -98,6 +162,7 @@ impl NodeView {
             skew_ms: None,
             messages: 0,
             last_status: NodeStatus::Connecting,
+            digest: Digest::default(),
         }
     }
 
@@ -196,17 +261,70 @@ pub struct ClusterView {
     pub thresholds: Thresholds,
     /// Bumped on every change; the UI re-derives its tables when it moves.
     pub generation: u64,
+    /// Node index by name and by endpoint host, to resolve probe peers.
+    index: std::collections::HashMap<String, usize>,
 }
 
 impl ClusterView {
     pub fn new(nodes: Vec<NodeView>, thresholds: Thresholds) -> Self {
-        ClusterView {
+        let mut index = std::collections::HashMap::new();
+        for (i, n) in nodes.iter().enumerate() {
+            index.insert(n.name.clone(), i);
+            if let Some((host, _)) = n.endpoint.rsplit_once(':') {
+                index
+                    .entry(host.trim_matches(['[', ']']).to_string())
+                    .or_insert(i);
+            }
+        }
+        let mut v = ClusterView {
             nodes,
             events: VecDeque::new(),
             history: VecDeque::new(),
             thresholds,
             generation: 0,
+            index,
+        };
+        for i in 0..v.nodes.len() {
+            v.resolve_peers(i);
         }
+        v
+    }
+
+    /// Moves node `i`'s probe-summary entries that name nodes of this view (by name or
+    /// address) into its digest, resolved to node indices.
+    fn resolve_peers(&mut self, i: usize) {
+        let index = &self.index;
+        let n = &mut self.nodes[i];
+        let Some(p) = n.snapshot.as_mut().and_then(|s| s.probes.as_mut()) else {
+            return;
+        };
+        let mut cells = Vec::with_capacity(p.summary.len());
+        p.summary.retain(|s| match index.get(&s.peer) {
+            Some(&node) => {
+                cells.push(PeerCell {
+                    node: node as u32,
+                    states: s.states,
+                    rtt: s
+                        .rtt_ms
+                        .map(|r| r.min(u32::from(u16::MAX) - 1) as u16)
+                        .unwrap_or(u16::MAX),
+                });
+                false
+            }
+            None => true,
+        });
+        p.summary.shrink_to_fit();
+        // The names are now node indices; keep only the ones not in this view.
+        let kept: std::collections::HashSet<&str> =
+            p.summary.iter().map(|s| s.peer.as_str()).collect();
+        let peers: Vec<String> = p
+            .peers
+            .iter()
+            .filter(|x| kept.contains(x.as_str()))
+            .cloned()
+            .collect();
+        p.peers = peers;
+        n.digest.probe_peers = cells;
     }
 
     pub fn push_event(&mut self, e: Event) {
@@ -229,6 +347,12 @@ impl ClusterView {
                     return;
                 };
                 let taken = data.snapshot.taken_ms;
+                let probes = data.full || data.snapshot.probes.is_some();
+                let (pin, nvme, chk) = (
+                    data.full || data.snapshot.pinning.is_some(),
+                    data.full || data.snapshot.nvme.is_some(),
+                    data.full || data.snapshot.checks.is_some(),
+                );
                 // Compare only the sections this message carries, before merging them.
                 let events = match &n.snapshot {
                     Some(old) => diff_events(&n.name, old, &data.snapshot, received_ms),
@@ -243,6 +367,12 @@ impl ClusterView {
                 n.received_ms = Some(received_ms);
                 n.skew_ms = Some(taken - received_ms);
                 n.messages += 1;
+                if let Some(s) = &n.snapshot {
+                    n.digest.refresh(s, pin, nvme, chk);
+                }
+                if probes {
+                    self.resolve_peers(node);
+                }
                 for e in events {
                     self.push_event(e);
                 }
@@ -315,19 +445,15 @@ impl ClusterView {
             } else {
                 s.nodes_not_up += 1;
             }
-            let Some(snap) = &n.snapshot else { continue };
-            if let Some(c) = &snap.checks {
-                s.checks_failing +=
-                    c.iter().filter(|r| r.status == CheckStatus::Fail).count() as u32;
-            }
-            if let Some(d) = &snap.nvme {
-                s.drives_warning += d
-                    .iter()
-                    .filter(|d| d.health().level >= HealthLevel::Warning)
-                    .count() as u32;
-            }
-            if let Some(p) = &snap.probes {
-                s.probes_blocked += p.blocked().count() as u32;
+            s.checks_failing += n.digest.checks_fail;
+            s.drives_warning += n
+                .digest
+                .drives
+                .iter()
+                .filter(|h| h.level >= HealthLevel::Warning)
+                .count() as u32;
+            if let Some(p) = n.snapshot.as_ref().and_then(|s| s.probes.as_ref()) {
+                s.probes_blocked += p.blocked_total;
             }
         }
         s
@@ -447,6 +573,11 @@ pub fn fmt_age(ms: Option<i64>) -> String {
 mod tests {
     use super::*;
     use crate::model::snapshot::NodeSnapshot;
+
+    #[test]
+    fn peer_cells_stay_small() {
+        assert_eq!(std::mem::size_of::<PeerCell>(), 12);
+    }
 
     fn with_data(received: i64) -> NodeView {
         let mut n = NodeView::new("a".into(), "a:1".into());

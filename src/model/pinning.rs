@@ -92,7 +92,7 @@ pub struct CpuUse {
     /// Processes with a thread whose affinity is restricted (not every online CPU) and
     /// includes this CPU. Kernel per-CPU threads are counted in `kernel_threads` instead.
     pub pinned: Vec<ProcRef>,
-    /// Processes with a thread that last ran on this CPU.
+    /// Processes with a runnable thread (state R) on this CPU: last ran here, ready to run.
     pub running: Vec<ProcRef>,
     /// Entries left out of `pinned` / `running` to keep the summary bounded.
     pub pinned_more: u32,

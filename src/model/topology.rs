@@ -103,3 +103,103 @@ impl Topology {
         self.cpus.iter().any(|c| c.siblings.len() > 1)
     }
 }
+
+/// The fast-changing part of a topology: free memory and free huge pages. Agents send it on
+/// its own, so the layout (hundreds of CPUs) only travels when the layout changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryUsage {
+    pub available_bytes: u64,
+    pub swap_free_bytes: u64,
+    pub hugepages_free: u64,
+    pub numa: Vec<NumaUsage>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NumaUsage {
+    pub id: u32,
+    pub memory_free_bytes: u64,
+    /// Free and surplus pages of each huge page pool, in the order of `NumaNode::hugepages`.
+    pub hugepages_free: Vec<u64>,
+    pub hugepages_surplus: Vec<u64>,
+}
+
+impl Topology {
+    pub fn usage(&self) -> MemoryUsage {
+        MemoryUsage {
+            available_bytes: self.memory.available_bytes,
+            swap_free_bytes: self.memory.swap_free_bytes,
+            hugepages_free: self.memory.hugepages_free,
+            numa: self
+                .numa_nodes
+                .iter()
+                .map(|n| NumaUsage {
+                    id: n.id,
+                    memory_free_bytes: n.memory_free_bytes,
+                    hugepages_free: n.hugepages.iter().map(|h| h.free).collect(),
+                    hugepages_surplus: n.hugepages.iter().map(|h| h.surplus).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Applies a usage update to this layout; entries for unknown NUMA nodes are ignored.
+    pub fn apply_usage(&mut self, u: &MemoryUsage) {
+        self.memory.available_bytes = u.available_bytes;
+        self.memory.swap_free_bytes = u.swap_free_bytes;
+        self.memory.hugepages_free = u.hugepages_free;
+        for nu in &u.numa {
+            if let Some(n) = self.numa_nodes.iter_mut().find(|n| n.id == nu.id) {
+                n.memory_free_bytes = nu.memory_free_bytes;
+                for (h, (f, s)) in n
+                    .hugepages
+                    .iter_mut()
+                    .zip(nu.hugepages_free.iter().zip(&nu.hugepages_surplus))
+                {
+                    h.free = *f;
+                    h.surplus = *s;
+                }
+            }
+        }
+    }
+
+    /// Equal but for the usage figures.
+    pub fn layout_eq(&self, other: &Topology) -> bool {
+        let mut a = self.clone();
+        a.apply_usage(&other.usage());
+        a == *other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_round_trips_and_layout_ignores_it() {
+        let mut t = Topology {
+            numa_nodes: vec![NumaNode {
+                id: 0,
+                memory_free_bytes: 5,
+                hugepages: vec![HugePagePool {
+                    page_size_bytes: 2 << 20,
+                    total: 10,
+                    free: 3,
+                    surplus: 0,
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let before = t.clone();
+        let mut u = t.usage();
+        u.numa[0].memory_free_bytes = 99;
+        u.numa[0].hugepages_free[0] = 7;
+        t.apply_usage(&u);
+        assert_eq!(t.numa_nodes[0].memory_free_bytes, 99);
+        assert_eq!(t.numa_nodes[0].hugepages[0].free, 7);
+        assert!(t.layout_eq(&before));
+        let mut other = before.clone();
+        other.numa_nodes[0].hugepages[0].total = 11;
+        assert!(!t.layout_eq(&other));
+    }
+}

@@ -145,20 +145,18 @@ impl Derived {
             if s.node.emulated_profile.is_some() {
                 c.emulated += 1;
             }
-            if let Some(r) = &s.checks {
-                let f = r.iter().filter(|x| x.status == CheckStatus::Fail).count();
-                c.checks_failing += f;
-                c.checks_failing_nodes += usize::from(f > 0);
-                c.checks_warning += r.iter().filter(|x| x.status == CheckStatus::Warn).count();
-            }
+            let f = n.digest.checks_fail as usize;
+            c.checks_failing += f;
+            c.checks_failing_nodes += usize::from(f > 0);
+            c.checks_warning += n.digest.checks_warn as usize;
             let fresh = self.status[i] == NodeStatus::Up;
-            for dr in s.nvme.iter().flatten() {
+            for h in &n.digest.drives {
                 if !fresh {
                     // Last known health of a node that is not up is not current.
                     c.drives_unknown += 1;
                     continue;
                 }
-                match dr.health().level {
+                match h.level {
                     HealthLevel::Ok => c.drives_ok += 1,
                     HealthLevel::Warning => c.drives_warning += 1,
                     HealthLevel::Critical => c.drives_critical += 1,
@@ -169,9 +167,7 @@ impl Derived {
                 c.probes_blocked += u64::from(p.blocked_total);
                 c.probes_total += u64::from(p.probes_total);
             }
-            if let Some(p) = &s.pinning {
-                c.conflicts += p.conflicts().len();
-            }
+            c.conflicts += n.digest.conflicts.len();
         }
     }
 
@@ -257,8 +253,7 @@ impl Derived {
                     }
                 }
             }
-            for d in s.nvme.iter().flatten() {
-                let h = d.health();
+            for (d, h) in s.nvme.iter().flatten().zip(&n.digest.drives) {
                 if h.level >= HealthLevel::Warning {
                     out.push(Problem {
                         severity: if h.level == HealthLevel::Critical {
@@ -283,8 +278,8 @@ impl Derived {
                     });
                 }
             }
-            if let Some(p) = &s.pinning {
-                let conflicts = p.conflicts();
+            {
+                let conflicts = &n.digest.conflicts;
                 if let Some(first) = conflicts.first() {
                     out.push(Problem {
                         severity: Severity::Warning,
@@ -458,7 +453,12 @@ impl Derived {
                 rows.push(DriveRow {
                     node: i,
                     drive: j,
-                    level: d.health().level,
+                    level: n
+                        .digest
+                        .drives
+                        .get(j)
+                        .map(|h| h.level)
+                        .unwrap_or(HealthLevel::Unknown),
                     temp: sm.and_then(|s| s.temperature_celsius()),
                     wear: sm.map(|s| s.percentage_used),
                     media_errors: sm.map(|s| s.media_errors),
@@ -539,34 +539,27 @@ impl Derived {
             return;
         }
         let n = self.net_nodes.len();
-        let mut by_name: HashMap<&str, usize> = HashMap::new();
+        // Position of each node in the (filtered) matrix.
+        let mut pos_of = vec![usize::MAX; view.nodes.len()];
         for (pos, &i) in self.net_nodes.iter().enumerate() {
-            by_name.insert(view.nodes[i].name.as_str(), pos);
-            if let Some(host) = view.nodes[i]
-                .endpoint
-                .rsplit_once(':')
-                .map(|(h, _)| h.trim_matches(['[', ']']))
-            {
-                by_name.entry(host).or_insert(pos);
-            }
+            pos_of[i] = pos;
         }
         let g = ui.net_group.min(SUMMARY_GROUPS.len() - 1);
         let mut cells = vec![CELL_NONE; n * n];
         for (a, &i) in self.net_nodes.iter().enumerate() {
             cells[a * n + a] = CELL_SELF;
-            let Some(p) = view.nodes[i]
-                .snapshot
-                .as_ref()
-                .and_then(|s| s.probes.as_ref())
-            else {
+            let node = &view.nodes[i];
+            let Some(p) = node.snapshot.as_ref().and_then(|s| s.probes.as_ref()) else {
                 continue;
             };
-            for s in &p.summary {
-                if let (Some(&b), Some(Some(st))) = (by_name.get(s.peer.as_str()), s.states.get(g))
-                {
-                    if b != a {
-                        cells[a * n + b] = state_code(*st);
-                    }
+            // Peers were resolved to node indices when the probes arrived.
+            for c in &node.digest.probe_peers {
+                let b = pos_of[c.node as usize];
+                if b == usize::MAX || b == a {
+                    continue;
+                }
+                if let Some(st) = c.states[g] {
+                    cells[a * n + b] = state_code(st);
                 }
             }
             for r in p.blocked() {

@@ -261,32 +261,28 @@ pub fn content(d: &Detail, vs: &ViewState, th: &Theme) -> (String, Vec<Line<'sta
                 .rsplit_once(':')
                 .map(|(h, _)| h.trim_matches(['[', ']']).to_string())
                 .unwrap_or_default();
-            let sum = probes.and_then(|p| {
-                p.summary
-                    .iter()
-                    .find(|s| s.peer == b.name || s.peer == bhost)
-            });
-            match sum {
+            let cell = a.digest.probe_peers.iter().find(|c| c.node as usize == *to);
+            match cell {
                 None => l.push(Line::from(format!(
                     "{} reports no probes to {}",
                     a.name, b.name
                 ))),
-                Some(s) => {
-                    for (g, st) in SUMMARY_GROUPS.iter().zip(&s.states) {
+                Some(c) => {
+                    for (g, st) in SUMMARY_GROUPS.iter().zip(&c.states) {
                         l.push(kv(g, st.map(|x| x.as_str()).unwrap_or("not probed"), th));
                     }
                     l.push(kv(
                         "best RTT",
-                        s.rtt_ms
+                        c.rtt_ms()
                             .map(|r| format!("{r} ms"))
                             .unwrap_or_else(|| "—".into()),
                         th,
                     ));
-                    for r in probes
+                    let blocked = probes
                         .into_iter()
                         .flat_map(|p| p.blocked())
-                        .filter(|r| r.peer == s.peer)
-                    {
+                        .filter(|r| r.peer == b.name || r.peer == bhost);
+                    for r in blocked {
                         l.push(Line::from(Span::styled(
                             format!(
                                 "{}/{} {}{}",

@@ -284,8 +284,9 @@ fn derive_key(
     )
 }
 
-/// At most this often for data-driven redraws; input redraws at once.
-const DATA_FRAME: Duration = Duration::from_millis(100);
+/// At most this often for data-driven redraws (the agents report at 1 Hz; deriving the
+/// tables of a 1,000-node cluster takes milliseconds); input redraws at once.
+const DATA_FRAME: Duration = Duration::from_millis(500);
 
 pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
     use crossterm::event::{Event, KeyEventKind, MouseButton, MouseEventKind};
@@ -463,12 +464,18 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
                 Effect::ProbeFull(node) => {
                     let spec = fleet.specs[node].clone();
                     let token = fleet.tokens[node].clone();
-                    let peers = fleet.view.nodes[node]
-                        .snapshot
-                        .as_ref()
-                        .and_then(|s| s.probes.as_ref())
-                        .map(|p| p.peers.clone())
-                        .unwrap_or_default();
+                    // The node's probe peers: the nodes of this view it probes (by address),
+                    // plus any it probes that the view does not know.
+                    let n = &fleet.view.nodes[node];
+                    let mut peers: Vec<String> = n
+                        .digest
+                        .probe_peers
+                        .iter()
+                        .map(|c| fleet.specs[c.node as usize].address.clone())
+                        .collect();
+                    if let Some(p) = n.snapshot.as_ref().and_then(|s| s.probes.as_ref()) {
+                        peers.extend(p.peers.iter().cloned());
+                    }
                     ui.job = Some(format!("probing full port ranges from {} …", spec.name));
                     tokio::spawn(probe_action::full_probe(
                         spec,

@@ -14,7 +14,9 @@ use crate::model::nvme::{CriticalWarning, NvmeController, NvmeNamespace, SmartLo
 use crate::model::pinning::{ContainerRole, CpuUse, Owner, Pinning, ProcRef};
 use crate::model::probes::{PeerSummary, ProbeReport, ProbeResult, ProbeState, Proto};
 use crate::model::snapshot::{CollectorStatus, HostFacts, NodeInfo, NodeSnapshot, Section};
-use crate::model::topology::{Cpu, HugePagePool, Memory, NumaNode, Package, Smt, Topology};
+use crate::model::topology::{
+    Cpu, HugePagePool, Memory, MemoryUsage, NumaNode, NumaUsage, Package, Smt, Topology,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("malformed {message}.{field}: {problem}")]
@@ -173,14 +175,53 @@ pub fn encode_snapshot(s: &NodeSnapshot, sections: &[Section], full: bool) -> pb
             .as_ref()
             .filter(|_| want(Section::Probes))
             .map(Into::into),
+        memory: None,
     }
 }
 
-/// A decoded snapshot message: the sections it carried, and whether it was full.
+pub fn encode_memory(u: &MemoryUsage) -> pb::MemoryUsage {
+    pb::MemoryUsage {
+        available_bytes: u.available_bytes,
+        swap_free_bytes: u.swap_free_bytes,
+        hugepages_free: u.hugepages_free,
+        numa: u
+            .numa
+            .iter()
+            .map(|n| pb::NumaUsage {
+                id: n.id,
+                memory_free_bytes: n.memory_free_bytes,
+                hugepages_free: n.hugepages_free.clone(),
+                hugepages_surplus: n.hugepages_surplus.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn decode_memory(m: pb::MemoryUsage) -> MemoryUsage {
+    MemoryUsage {
+        available_bytes: m.available_bytes,
+        swap_free_bytes: m.swap_free_bytes,
+        hugepages_free: m.hugepages_free,
+        numa: m
+            .numa
+            .into_iter()
+            .map(|n| NumaUsage {
+                id: n.id,
+                memory_free_bytes: n.memory_free_bytes,
+                hugepages_free: n.hugepages_free,
+                hugepages_surplus: n.hugepages_surplus,
+            })
+            .collect(),
+    }
+}
+
+/// A decoded snapshot message: the sections it carried, whether it was full, and a memory
+/// usage update for the held topology when only that changed.
 #[derive(Debug, Clone)]
 pub struct DecodedSnapshot {
     pub snapshot: NodeSnapshot,
     pub full: bool,
+    pub memory: Option<MemoryUsage>,
 }
 
 pub fn decode_snapshot(m: pb::NodeSnapshot) -> Result<DecodedSnapshot, WireError> {
@@ -195,6 +236,7 @@ pub fn decode_snapshot(m: pb::NodeSnapshot) -> Result<DecodedSnapshot, WireError
         .collect::<Result<Vec<_>, _>>()?;
     Ok(DecodedSnapshot {
         full: m.full,
+        memory: m.memory.map(decode_memory),
         snapshot: NodeSnapshot {
             node,
             taken_ms: m.taken_ms,
@@ -239,6 +281,8 @@ pub fn merge_snapshot(into: &mut NodeSnapshot, d: DecodedSnapshot) {
     into.collectors = s.collectors;
     if s.topology.is_some() {
         into.topology = s.topology;
+    } else if let (Some(t), Some(u)) = (into.topology.as_mut(), d.memory.as_ref()) {
+        t.apply_usage(u);
     }
     if s.pinning.is_some() {
         into.pinning = s.pinning;
@@ -1025,70 +1069,89 @@ pub fn encode_probe_report(r: &ProbeReport, all_results: bool) -> pb::ProbeRepor
             .map(result_to_pb)
             .collect()
     };
+    let mut states =
+        Vec::with_capacity(r.summary.len() * crate::model::probes::SUMMARY_GROUPS.len());
+    for s in &r.summary {
+        states.extend(
+            s.states
+                .iter()
+                .map(|x| x.map(state_to_pb).unwrap_or(pb::ProbeState::Unspecified) as u8),
+        );
+    }
     pb::ProbeReport {
-        peers: r.peers.clone(),
+        // The peers are the summary's names; not sent twice.
+        peers: Vec::new(),
         results,
         round_ms: r.round_ms,
-        summary: r
-            .summary
-            .iter()
-            .map(|s| pb::PeerSummary {
-                peer: s.peer.clone(),
-                states: s
-                    .states
-                    .iter()
-                    .map(|x| x.map(state_to_pb).unwrap_or(pb::ProbeState::Unspecified) as i32)
-                    .collect(),
-                rtt_ms: s
-                    .rtt_ms
-                    .map(|v| v.min(i32::MAX as u32) as i32)
-                    .unwrap_or(-1),
-            })
-            .collect(),
         probes_total: r.probes_total,
         blocked_total: r.blocked_total,
+        summary_peers: r.summary.iter().map(|s| s.peer.clone()).collect(),
+        summary_states: states,
+        summary_rtt_ms: r
+            .summary
+            .iter()
+            .map(|s| s.rtt_ms.map(|v| v.saturating_add(1)).unwrap_or(0))
+            .collect(),
     }
 }
 
 impl TryFrom<pb::ProbeReport> for ProbeReport {
     type Error = WireError;
     fn try_from(r: pb::ProbeReport) -> Result<Self, WireError> {
+        const G: usize = crate::model::probes::SUMMARY_GROUPS.len();
+        let n = r.summary_peers.len();
+        if r.summary_states.len() != n * G {
+            return Err(bad(
+                "ProbeReport",
+                "summary_states",
+                format!(
+                    "{} bytes for {n} peers, expected {}",
+                    r.summary_states.len(),
+                    n * G
+                ),
+            ));
+        }
+        if r.summary_rtt_ms.len() != n {
+            return Err(bad(
+                "ProbeReport",
+                "summary_rtt_ms",
+                format!("{} values for {n} peers", r.summary_rtt_ms.len()),
+            ));
+        }
+        let mut summary = Vec::with_capacity(n);
+        for (i, peer) in r.summary_peers.into_iter().enumerate() {
+            let mut states = [None; G];
+            for (slot, b) in states.iter_mut().zip(&r.summary_states[i * G..(i + 1) * G]) {
+                *slot = state_from_pb(i32::from(*b), "ProbeReport.summary_states")?;
+            }
+            let rtt = r.summary_rtt_ms[i];
+            summary.push(PeerSummary {
+                peer,
+                states,
+                rtt_ms: rtt.checked_sub(1),
+            });
+        }
+        let results = r
+            .results
+            .into_iter()
+            .map(|p| {
+                let state = state_from_pb(p.state, "ProbeResult")?
+                    .ok_or_else(|| bad("ProbeResult", "state", "unspecified"))?;
+                Ok(ProbeResult {
+                    peer: p.peer,
+                    address: p.address,
+                    port: narrow(p.port, "ProbeResult", "port")?,
+                    proto: proto_from_pb(p.proto, "ProbeResult")?,
+                    state,
+                    rtt_us: (p.rtt_us > 0).then_some(p.rtt_us),
+                    detail: none_if_empty(p.detail),
+                })
+            })
+            .collect::<Result<_, WireError>>()?;
         Ok(ProbeReport {
-            peers: r.peers,
-            results: r
-                .results
-                .into_iter()
-                .map(|p| {
-                    let state = state_from_pb(p.state, "ProbeResult")?
-                        .ok_or_else(|| bad("ProbeResult", "state", "unspecified"))?;
-                    Ok(ProbeResult {
-                        peer: p.peer,
-                        address: p.address,
-                        port: narrow(p.port, "ProbeResult", "port")?,
-                        proto: proto_from_pb(p.proto, "ProbeResult")?,
-                        state,
-                        rtt_us: (p.rtt_us > 0).then_some(p.rtt_us),
-                        detail: none_if_empty(p.detail),
-                    })
-                })
-                .collect::<Result<_, WireError>>()?,
-            summary: r
-                .summary
-                .into_iter()
-                .map(|s| {
-                    // Groups this console does not know (a newer agent) are ignored;
-                    // missing ones stay "not probed".
-                    let mut states = [None; crate::model::probes::SUMMARY_GROUPS.len()];
-                    for (slot, v) in states.iter_mut().zip(s.states) {
-                        *slot = state_from_pb(v, "PeerSummary")?;
-                    }
-                    Ok(PeerSummary {
-                        peer: s.peer,
-                        states,
-                        rtt_ms: u32::try_from(s.rtt_ms).ok(),
-                    })
-                })
-                .collect::<Result<_, WireError>>()?,
+            peers: summary.iter().map(|s| s.peer.clone()).collect(),
+            results,
+            summary,
             probes_total: r.probes_total,
             blocked_total: r.blocked_total,
             round_ms: r.round_ms,

@@ -147,12 +147,7 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
             .take(h)
             .map(|(i, n)| {
                 let s = vs.derived.status[i];
-                let conflicts = n
-                    .snapshot
-                    .as_ref()
-                    .and_then(|s| s.pinning.as_ref())
-                    .map(|p| !p.conflicts().is_empty())
-                    .unwrap_or(false);
+                let conflicts = !n.digest.conflicts.is_empty();
                 let text = fit(
                     &format!(
                         "{} {}{}",

@@ -144,7 +144,12 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
                     hstyle,
                 ),
                 _ => {
-                    let reasons = dr.health().reasons;
+                    let reasons = node
+                        .digest
+                        .drives
+                        .get(row.drive)
+                        .map(|h| h.reasons.clone())
+                        .unwrap_or_default();
                     (
                         if reasons.is_empty() {
                             "—".into()

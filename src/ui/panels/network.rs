@@ -9,7 +9,7 @@ use crate::ui::app::{NetView, Panel};
 use crate::ui::derive::{CELL_NONE, CELL_SELF, code_state};
 use crate::ui::theme::Theme;
 use crate::ui::widgets::table::{self, Col, offset};
-use crate::ui::widgets::{fit, rule, status_glyph, status_style};
+use crate::ui::widgets::{SpanRow, fit, rule, status_glyph, status_style};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -108,7 +108,8 @@ fn matrix(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
     let row_sel = vs.ui.selected(Panel::Network).min(n.saturating_sub(1));
     // Column labels, one character per line, bottom-aligned.
     for k in 0..label_h {
-        let mut spans = vec![Span::raw(" ".repeat(name_w))];
+        let mut row = SpanRow::default();
+        row.push(&" ".repeat(name_w), Style::default());
         for (j, l) in labs.iter().enumerate().skip(col_off).take(vis_cols) {
             let chars: Vec<char> = l.chars().collect();
             let pad = label_h.saturating_sub(chars.len());
@@ -122,9 +123,9 @@ fn matrix(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
             } else {
                 th.header
             };
-            spans.push(Span::styled(fit(&ch.to_string(), cell_w), style));
+            row.push(&fit(&ch.to_string(), cell_w), style);
         }
-        lines.push(Line::from(spans));
+        lines.push(row.line());
     }
     let blocked_min = 5u16;
     let head = lines.len() as u16;
@@ -139,10 +140,12 @@ fn matrix(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
         } else {
             status_style(th, status)
         };
-        let mut spans = vec![Span::styled(
-            fit(&format!("{} {}", status_glyph(status), names[a]), name_w),
+        let mut row = SpanRow::default();
+        row.push(
+            &fit(&format!("{} {}", status_glyph(status), names[a]), name_w),
             name_style,
-        )];
+        );
+        let pad = " ".repeat(cell_w - 1);
         for b in col_off..(col_off + vis_cols).min(n) {
             let (g, mut style) = cell(th, d.net_cells.get(a * n + b).copied().unwrap_or(CELL_NONE));
             if !fresh && g != "╲" {
@@ -151,9 +154,10 @@ fn matrix(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
             if a == row_sel && b == col_sel {
                 style = style.patch(th.selection);
             }
-            spans.push(Span::styled(fit(g, cell_w), style));
+            row.push(g, style);
+            row.push(&pad, style);
         }
-        lines.push(Line::from(spans));
+        lines.push(row.line());
     }
     let used = lines.len() as u16;
     lines.push(rule(

@@ -41,6 +41,33 @@ pub fn fit(s: &str, w: usize) -> String {
     out
 }
 
+/// Builds a line cell by cell, merging neighbours of the same style into one span (a
+/// 1,000-column matrix row is then a handful of spans, not 1,000).
+#[derive(Default)]
+pub struct SpanRow {
+    spans: Vec<Span<'static>>,
+}
+
+impl SpanRow {
+    pub fn push(&mut self, text: &str, style: Style) {
+        if let Some(last) = self.spans.last_mut() {
+            if last.style == style {
+                last.content.to_mut().push_str(text);
+                return;
+            }
+        }
+        self.spans.push(Span::styled(text.to_string(), style));
+    }
+
+    pub fn push_span(&mut self, span: Span<'static>) {
+        self.spans.push(span);
+    }
+
+    pub fn line(self) -> Line<'static> {
+        Line::from(self.spans)
+    }
+}
+
 /// Right-aligned fit.
 pub fn rfit(s: &str, w: usize) -> String {
     let width = UnicodeWidthStr::width(s);

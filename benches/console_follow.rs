@@ -1,0 +1,264 @@
+//! Console CPU and memory while following N agents (default 1,000) at 1 Hz on loopback:
+//!
+//!     cargo bench --bench console_follow        # AXON_FOLLOW_NODES, AXON_FOLLOW_SECS
+//!
+//! This process hosts the agents: the real AgentState and NodeService (Watch deltas, auth)
+//! on 127.0.0.1:31000+i, each seeded with an emulated host's snapshot and changed the way a
+//! real host changes (NUMA free memory every second, pinning every two seconds, collector
+//! timestamps with every run). Running 1,000 sets of real collectors on two cores would
+//! measure the collectors, not the console. The console is the real binary in a real
+//! terminal (tmux, 200×60); its CPU time and RSS are read from /proc.
+//!
+//! AXON_FOLLOW_ENV is prepended to the console's command (environment variables), and
+//! AXON_FOLLOW_SUFFIX appended (e.g. `2>/tmp/console.err`), for diagnostics.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use axon::agent::auth::Tokens;
+use axon::agent::service::NodeSvc;
+use axon::agent::state::{AgentState, SectionValue};
+use axon::model::snapshot::NodeInfo;
+use axon::wire::pb;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const BASE_PORT: u16 = 31000;
+
+fn stat_ticks(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15; rest[0] is field 3.
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+}
+
+fn status_kb(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn tmux(args: &[&str]) -> String {
+    let o = Command::new("tmux")
+        .args(args)
+        .output()
+        .expect("tmux installed");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("console_follow: run with `cargo bench --bench console_follow`");
+        return;
+    }
+    let n: usize = std::env::var("AXON_FOLLOW_NODES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let secs: u64 = std::env::var("AXON_FOLLOW_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let token_path = dir.path().join("reader.token");
+    std::fs::write(&token_path, "bench-reader\n").unwrap();
+    let tokens = Arc::new(Tokens::new("bench-admin".into(), "bench-reader".into()));
+    eprintln!("building {n} agents …");
+    let profiles = [
+        common::cluster::profile_snapshot("amd-epyc-4numa"),
+        common::cluster::profile_snapshot("intel-2s-smt"),
+        common::cluster::profile_snapshot("misconfigured"),
+    ];
+    let names: Vec<String> = (1..=n).map(|i| format!("axon{i:04}")).collect();
+    let schedule = axon::agent::scheduler::Schedule::with_base(Duration::from_secs(1));
+    let mut states = Vec::with_capacity(n);
+    let mut inv = format!("token_file = \"{}\"\n", token_path.display());
+    rt.block_on(async {
+        for (i, name) in names.iter().enumerate() {
+            let p = &profiles[if i % 10 == 7 {
+                2
+            } else if i % 5 == 4 {
+                1
+            } else {
+                0
+            }];
+            let info = NodeInfo {
+                hostname: name.clone(),
+                agent_version: "bench".into(),
+                agent_started_ms: 0,
+                emulated_profile: Some("bench".into()),
+                collect_interval_ms: 1000,
+            };
+            let st = Arc::new(AgentState::new(info, schedule.initial_status()));
+            st.update(
+                SectionValue::Topology(p.topology.clone().unwrap()),
+                None,
+                100,
+            );
+            st.update(SectionValue::Pinning(p.pinning.clone().unwrap()), None, 100);
+            st.update(SectionValue::Network(p.network.clone().unwrap()), None, 100);
+            st.update(SectionValue::Nvme(p.nvme.clone().unwrap()), None, 100);
+            st.update(
+                SectionValue::Checks(p.host.clone().unwrap(), p.checks.clone().unwrap()),
+                None,
+                100,
+            );
+            st.update(
+                SectionValue::Probes(common::cluster::summary_report(&names, i, &[])),
+                None,
+                100,
+            );
+            let port = BASE_PORT + i as u16;
+            let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .expect("bind agent port");
+            let svc = NodeSvc {
+                state: st.clone(),
+                tokens: tokens.clone(),
+                default_interval: Duration::from_secs(1),
+            };
+            tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(pb::node_service_server::NodeServiceServer::new(svc))
+                    .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l)),
+            );
+            inv.push_str(&format!(
+                "\n[[node]]\nname = \"{name}\"\naddress = \"127.0.0.1\"\nport = {port}\n"
+            ));
+            states.push((st, p.clone()));
+        }
+    });
+    let inv_path = dir.path().join("inventory.toml");
+    std::fs::write(&inv_path, inv).unwrap();
+    // The hosts change: NUMA free memory every second, pinning every two seconds.
+    let mutator = {
+        let states: Vec<_> = states.iter().map(|(s, p)| (s.clone(), p.clone())).collect();
+        rt.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut round = 0u64;
+            loop {
+                tick.tick().await;
+                round += 1;
+                for (i, (st, p)) in states.iter().enumerate() {
+                    let mut t = p.topology.clone().unwrap();
+                    for node in &mut t.numa_nodes {
+                        node.memory_free_bytes = node
+                            .memory_free_bytes
+                            .wrapping_add(((round * 7919 + i as u64) % 97) << 20);
+                    }
+                    st.update(SectionValue::Topology(t), None, 800);
+                    if round % 2 == 0 {
+                        let mut pin = p.pinning.clone().unwrap();
+                        if let Some(c) = pin.cpus.get_mut((round as usize + i) % 8) {
+                            for r in &mut c.running {
+                                r.runnable = (round % 3) as u32;
+                            }
+                        }
+                        st.update(SectionValue::Pinning(pin), None, 3000);
+                    }
+                }
+            }
+        })
+    };
+    let session = format!("axon-follow-{}", std::process::id());
+    let _ = Command::new("tmux")
+        .args(["kill-session", "-t", &session])
+        .output();
+    let env = std::env::var("AXON_FOLLOW_ENV").unwrap_or_default();
+    let suffix = std::env::var("AXON_FOLLOW_SUFFIX").unwrap_or_default();
+    let cmd = format!(
+        "{env} {} console --inventory {} {suffix}",
+        env!("CARGO_BIN_EXE_axon"),
+        inv_path.display()
+    );
+    assert!(
+        Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &session,
+                "-x",
+                "200",
+                "-y",
+                "60",
+                &cmd
+            ])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let pid: u32 = tmux(&["display", "-p", "-t", &session, "#{pane_pid}"])
+        .trim()
+        .parse()
+        .expect("console pid");
+    let start = Instant::now();
+    let want = format!("{n} nodes ●{n}");
+    while !tmux(&["capture-pane", "-p", "-t", &session]).contains(&want) {
+        if start.elapsed() > Duration::from_secs(180) {
+            panic!(
+                "not all {n} nodes up after 180 s:\n{}",
+                tmux(&["capture-pane", "-p", "-t", &session])
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let connect = start.elapsed();
+    std::thread::sleep(Duration::from_secs(5));
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let (t0, w0) = (stat_ticks(pid), Instant::now());
+    let me0 = stat_ticks(std::process::id());
+    std::thread::sleep(Duration::from_secs(secs));
+    let (t1, wall) = (stat_ticks(pid), w0.elapsed().as_secs_f64());
+    let me1 = stat_ticks(std::process::id());
+    let cpu = (t1 - t0) as f64 / hz / wall * 100.0;
+    let agents_cpu = (me1 - me0) as f64 / hz / wall * 100.0;
+    let rss = status_kb(pid, "VmRSS:") as f64 / 1024.0;
+    let hwm = status_kb(pid, "VmHWM:") as f64 / 1024.0;
+    let screen = tmux(&["capture-pane", "-p", "-t", &session]);
+    // Quit the console normally (so it can report, e.g. MIMALLOC_SHOW_STATS).
+    let _ = Command::new("tmux")
+        .args(["send-keys", "-t", &session, "q"])
+        .output();
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = Command::new("tmux")
+        .args(["kill-session", "-t", &session])
+        .output();
+    mutator.abort();
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    println!(
+        "machine: {model}, {} CPUs",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
+    println!(
+        "console following {n} agents at 1 Hz (all up after {:.1} s), measured over {wall:.0} s:",
+        connect.as_secs_f64()
+    );
+    println!("  console CPU   {cpu:.1} % of one core (target <= 10 %)");
+    println!("  console RSS   {rss:.1} MiB, peak {hwm:.1} MiB (target <= 200 MB)");
+    println!("  agents (this process) CPU {agents_cpu:.1} % of one core");
+    println!("{}", screen.lines().take(3).collect::<Vec<_>>().join("\n"));
+}
