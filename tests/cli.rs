@@ -208,3 +208,93 @@ fn bad_input_gets_a_clear_error_and_no_panic() {
     assert_eq!(code, 2);
     assert!(err.contains("300"), "{err}");
 }
+
+#[test]
+fn demo_headless_writes_an_inventory_the_console_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inv.toml");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_axon"))
+        .args([
+            "demo",
+            "--headless",
+            "--nodes",
+            "3",
+            "--port",
+            "24300",
+            "--metrics-port",
+            "24390",
+            "--dir",
+        ])
+        .arg(dir.path().join("demo"))
+        .arg("--inventory-out")
+        .arg(&inv)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The demo says where to attach once its agents are up.
+    let mut err = std::io::BufReader::new(demo.stderr.take().unwrap());
+    let _demo = Kill(demo);
+    let mut line = String::new();
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(60) {
+        line.clear();
+        if std::io::BufRead::read_line(&mut err, &mut line).unwrap_or(0) == 0
+            || line.contains("attach with")
+        {
+            break;
+        }
+    }
+    assert!(
+        line.contains("attach with") && inv.exists(),
+        "demo did not come up: {line}"
+    );
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let (code, out, err) = axon(&[
+        "console",
+        "--inventory",
+        inv.to_str().unwrap(),
+        "--once",
+        "--panel",
+        "checks",
+        "--size",
+        "120x30",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("5 Checks") && out.contains("● axon001") && out.contains("● axon003"),
+        "{out}"
+    );
+    assert!(out.contains("iommu.consistent"), "{out}");
+    // A frame at 80x24 of the cores panel of one node.
+    let (code, out, _) = axon(&[
+        "console",
+        "--inventory",
+        inv.to_str().unwrap(),
+        "--once",
+        "--panel",
+        "cores",
+        "--node",
+        "axon002",
+        "--size",
+        "80x24",
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.contains("axon002") && out.contains("NUMA 0"), "{out}");
+    let (code, _, err) = axon(&[
+        "console",
+        "--inventory",
+        inv.to_str().unwrap(),
+        "--once",
+        "--node",
+        "nope",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--node nope: not in the inventory"), "{err}");
+}

@@ -135,7 +135,9 @@ pub async fn view(inv: &Inventory, v: &ViewArgs) -> Result<()> {
             if theme::no_color() { "mono" } else { &v.theme },
             theme::ColorDepth::TrueColor,
         )?;
-        let timeout = connect + v.interval * 3;
+        // Long enough for a slow node's first full report; nodes that answer definitively
+        // (data, or a refusal) end the wait early.
+        let timeout = (connect + v.interval * 3).max(std::time::Duration::from_secs(10));
         let text = ui::once(
             fleet,
             &th,

@@ -610,12 +610,27 @@ pub async fn once(
     height: u16,
     timeout: Duration,
 ) -> anyhow::Result<String> {
+    let node_index = match node {
+        Some(name) => Some(
+            fleet
+                .view
+                .node_index(name)
+                .ok_or_else(|| anyhow::anyhow!("--node {name}: not in the inventory"))?,
+        ),
+        None => None,
+    };
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let now = now_ms();
         let t = fleet.view.thresholds;
+        // Settled: every node has reported its sections, or failed for good (refused,
+        // not gRPC, bad token). A node that only timed out may just be slow: keep waiting.
         let settled = fleet.view.nodes.iter().all(|n| {
-            n.status(now, &t) == crate::fleet::NodeStatus::Down
+            let definite = n
+                .failure
+                .as_ref()
+                .is_some_and(|f| f.kind != crate::fleet::view::FailureKind::Timeout);
+            (definite && n.status(now, &t) == crate::fleet::NodeStatus::Down)
                 || n.snapshot
                     .as_ref()
                     .is_some_and(|s| s.checks.is_some() && s.pinning.is_some() && s.nvme.is_some())
@@ -634,11 +649,8 @@ pub async fn once(
     let mut ui = UiState::new(true, &theme.name);
     ui.panel = panel;
     ui.width = width;
-    if let Some(name) = node {
-        ui.node = fleet
-            .view
-            .node_index(name)
-            .ok_or_else(|| anyhow::anyhow!("--node {name}: not in the inventory"))?;
+    if let Some(i) = node_index {
+        ui.node = i;
     }
     let derived = Derived::compute(&fleet.view, &ui, now);
     let vs = ViewState {
