@@ -1,0 +1,132 @@
+//! Every parser of outside data gets thousands of random and mutated inputs and must answer
+//! with a value or an error, never a panic: host lists, CPU lists, SMART pages, netlink
+//! messages, protobuf snapshots from agents, inventories, themes, `ip -j` JSON.
+
+mod common;
+
+use axon::collectors::{iproute_json, netlink, smart};
+use axon::fleet::Inventory;
+use axon::model::{cpuset::CpuSet, hostlist};
+use axon::ui::theme::{ColorDepth, Theme};
+use axon::wire::{self, pb};
+use prost::Message;
+
+/// xorshift64*: reproducible, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn bytes(&mut self, max: usize) -> Vec<u8> {
+        let n = (self.next() as usize) % (max + 1);
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+    fn text(&mut self, alphabet: &[u8], max: usize) -> String {
+        let n = (self.next() as usize) % (max + 1);
+        (0..n)
+            .map(|_| alphabet[(self.next() as usize) % alphabet.len()] as char)
+            .collect()
+    }
+    /// Flips, inserts and deletes a few bytes of a valid input.
+    fn mutate(&mut self, valid: &[u8]) -> Vec<u8> {
+        let mut v = valid.to_vec();
+        for _ in 0..(1 + self.next() % 4) {
+            if v.is_empty() {
+                v.push(self.next() as u8);
+                continue;
+            }
+            let i = (self.next() as usize) % v.len();
+            match self.next() % 3 {
+                0 => v[i] ^= 1 << (self.next() % 8),
+                1 => v.insert(i, self.next() as u8),
+                _ => {
+                    v.remove(i);
+                }
+            }
+        }
+        v
+    }
+}
+
+#[test]
+fn text_parsers_never_panic() {
+    let mut r = Rng(0x1234_5678_9abc_def1);
+    for _ in 0..20_000 {
+        let s = r.text(b"axon[]0123456789-,. :_", 40);
+        let _ = hostlist::expand(&s);
+        let c = r.text(b"0123456789-,: \nabcdef", 30);
+        let _ = CpuSet::parse_list(&c);
+        let _ = CpuSet::parse_mask(&c);
+    }
+    // The valid forms still parse after all that.
+    assert_eq!(hostlist::expand("axon[001-003]").unwrap().len(), 3);
+}
+
+#[test]
+fn binary_decoders_never_panic() {
+    let mut r = Rng(0xfeed_beef_cafe_0001);
+    for _ in 0..20_000 {
+        let b = r.bytes(600);
+        let _ = smart::decode(&b);
+        if let Ok((msgs, _)) = netlink::split_messages(&b) {
+            let names = std::collections::HashMap::new();
+            for (_, p) in msgs {
+                let _ = netlink::decode_rule(&p);
+                let _ = netlink::decode_route(&p, &names);
+                let _ = netlink::decode_addr(&p, &names);
+                let _ = netlink::decode_link(&p);
+            }
+        }
+    }
+}
+
+#[test]
+fn agent_messages_are_decoded_or_refused_never_panic() {
+    // A real snapshot, encoded as an agent would, then damaged in every way.
+    let mut snap = common::cluster::profile_snapshot("misconfigured");
+    let names: Vec<String> = (0..20).map(|i| format!("n{i}")).collect();
+    snap.probes = Some(common::cluster::probes(
+        &names,
+        0,
+        &[(3, 22, axon::model::ProbeState::Filtered)],
+    ));
+    let valid = wire::encode_snapshot(&snap, &axon::model::Section::ALL, true).encode_to_vec();
+    let back = wire::decode_snapshot(pb::NodeSnapshot::decode(valid.as_slice()).unwrap()).unwrap();
+    assert_eq!(
+        back.snapshot.topology, snap.topology,
+        "the undamaged message round-trips"
+    );
+    let mut r = Rng(0x0bad_c0de_0000_0042);
+    let (mut decoded, mut refused) = (0, 0);
+    for _ in 0..5_000 {
+        let b = r.mutate(&valid);
+        if let Ok(m) = pb::NodeSnapshot::decode(b.as_slice()) {
+            match wire::decode_snapshot(m) {
+                Ok(_) => decoded += 1,
+                Err(_) => refused += 1,
+            }
+        }
+    }
+    assert!(decoded + refused > 0);
+}
+
+#[test]
+fn config_files_never_panic() {
+    let mut r = Rng(0x5eed_0000_0000_0007);
+    let inv = b"token_file = \"t\"\nport = 14000\nhosts = \"a[1-3]\"\n[[node]]\nname = \"a2\"\naddress = \"10.0.0.2\"\n";
+    let theme = axon::ui::theme::BUILTIN[0].1.as_bytes();
+    let ip = br#"[{"ifindex":1,"ifname":"lo","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8}]}]"#;
+    for _ in 0..3_000 {
+        let text = String::from_utf8_lossy(&r.mutate(inv)).into_owned();
+        let _ = Inventory::parse(&text, std::path::Path::new("inv.toml"));
+        let text = String::from_utf8_lossy(&r.mutate(theme)).into_owned();
+        let _ = Theme::parse(&text, "fuzz.toml", ColorDepth::Ansi256);
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&r.mutate(ip)) {
+            let _ = iproute_json::routing_from_ip_json(&v, &v, &v);
+        }
+    }
+}
