@@ -35,18 +35,6 @@ fn stat_ticks(pid: u32) -> u64 {
         + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
 }
 
-fn status_kb(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 fn tmux(args: &[&str]) -> String {
     let o = Command::new("tmux")
         .args(args)
@@ -227,8 +215,8 @@ fn main() {
     let me1 = stat_ticks(std::process::id());
     let cpu = (t1 - t0) as f64 / hz / wall * 100.0;
     let agents_cpu = (me1 - me0) as f64 / hz / wall * 100.0;
-    let rss = status_kb(pid, "VmRSS:") as f64 / 1024.0;
-    let hwm = status_kb(pid, "VmHWM:") as f64 / 1024.0;
+    let rss = common::status_kb(pid, "VmRSS:") as f64 / 1024.0;
+    let hwm = common::status_kb(pid, "VmHWM:") as f64 / 1024.0;
     let screen = tmux(&["capture-pane", "-p", "-t", &session]);
     // Quit the console normally (so it can report, e.g. MIMALLOC_SHOW_STATS).
     let _ = Command::new("tmux")

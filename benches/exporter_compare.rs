@@ -7,6 +7,9 @@
 //! alternation (one request at a time, 20 ms apart) over plain HTTP/1.1. Reports p50/p90/
 //! p99 latency, the ratio axon/node_exporter, and RSS (VmRSS and peak VmHWM) afterwards.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -49,18 +52,6 @@ fn wait_ready(addr: &str) {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("{addr} never answered");
-}
-
-fn status_kb(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -139,8 +130,8 @@ fn main() {
         println!(
             "{name:<16} {p50:>9.3} {p90:>9.3} {p99:>9.3} {:>10.1} {:>10.1} {:>10.1}",
             bytes as f64 / 1024.0,
-            status_kb(pid, "VmRSS:") as f64 / 1024.0,
-            status_kb(pid, "VmHWM:") as f64 / 1024.0
+            common::status_kb(pid, "VmRSS:") as f64 / 1024.0,
+            common::status_kb(pid, "VmHWM:") as f64 / 1024.0
         );
         p50
     };
@@ -152,6 +143,6 @@ fn main() {
     );
     println!(
         "axon RSS {:.1} MiB (target < 20 MB)",
-        status_kb(axon.0.id(), "VmRSS:") as f64 / 1024.0
+        common::status_kb(axon.0.id(), "VmRSS:") as f64 / 1024.0
     );
 }

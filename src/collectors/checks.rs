@@ -766,7 +766,7 @@ fn numa_nic_balance(inp: &CheckInputs) -> CheckResult {
             CheckStatus::Fail,
             format!("{nic_desc}; Axon cores {per_node}: {}", why.join("; ")),
             EXP,
-            "re-plan the cores with `axon plan` so they come only from NUMA domains with a dataplane NIC, spread evenly",
+            "give the Axon containers cores only from NUMA domains with a dataplane NIC, spread evenly over them (the install script's DRIVE_CORES / COMPUTE_CORES / FE_CORES), and restart them",
         );
     }
     // Not installed yet: are there enough usable cores on the NIC domains for the plan?
@@ -1245,7 +1245,7 @@ fn nvme_plp(inp: &CheckInputs) -> CheckResult {
                 vmb.join(", ")
             ),
             EXP,
-            "replace the drive(s): `axon drive replace <node> <drive>`; until then their acknowledged writes are not safe on power loss",
+            "replace the drive(s): phase them out of the cluster first so their data moves, then swap them; until then their acknowledged writes are not safe on power loss",
         );
     }
     let wb: Vec<&str> = d
@@ -1403,7 +1403,7 @@ fn nvme_health(inp: &CheckInputs) -> CheckResult {
         status,
         observed,
         EXP,
-        "check `nvme error-log` for the drive; plan a replacement (`axon drive replace`) if errors grow",
+        "read the drive's error log (`nvme error-log /dev/nvmeN`); plan a replacement, phasing the drive out first, if the errors grow",
     )
 }
 

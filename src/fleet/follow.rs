@@ -49,21 +49,11 @@ fn classify_status(s: &tonic::Status) -> FailureKind {
         Unauthenticated | PermissionDenied => FailureKind::Auth,
         DeadlineExceeded => FailureKind::Timeout,
         Internal | Unknown | Unimplemented | DataLoss | InvalidArgument => FailureKind::Protocol,
-        _ => {
-            let t = error_chain(s).to_lowercase();
-            if t.contains("http2")
-                || t.contains("frame")
-                || t.contains("protocol")
-                || t.contains("invalid")
-            {
-                FailureKind::Protocol
-            } else {
-                FailureKind::Connection
-            }
-        }
+        _ => classify_text(&error_chain(s)),
     }
 }
 
+/// Classifies a transport error by its text (hyper and h2 give no typed cause).
 fn classify_text(t: &str) -> FailureKind {
     let t = t.to_lowercase();
     if t.contains("timed out") || t.contains("timeout") || t.contains("deadline") {

@@ -2,16 +2,13 @@
 //! host trees with fixed clocks, so every render is reproducible.
 #![allow(dead_code)]
 
-use axon::agent::scheduler::{Schedule, collect_section};
-use axon::agent::state::AgentState;
 use axon::collectors::HostRoot;
 use axon::fleet::view::{ClusterView, Event, Failure, FailureKind, NodeView, Severity, Thresholds};
 use axon::model::checks::CheckStatus;
 use axon::model::ports::continuous_ports;
 use axon::model::probes::{ProbeReport, ProbeResult, ProbeState};
-use axon::model::snapshot::{NodeInfo, NodeSnapshot, Section};
+use axon::model::snapshot::{NodeInfo, NodeSnapshot};
 use std::path::Path;
-use std::time::Duration;
 
 /// "Now" in every scenario: 2027-01-15 08:00:00 UTC.
 pub const NOW: i64 = 1_800_000_000_000;
@@ -25,20 +22,7 @@ fn fixture(name: &str) -> std::path::PathBuf {
 /// One profile's snapshot, every section collected from its fixture tree, with fixed times.
 pub fn profile_snapshot(profile: &str) -> NodeSnapshot {
     let root = HostRoot::open(fixture(profile)).unwrap();
-    let mut cfg = super::collect_config();
-    cfg.peers = vec![];
-    let schedule = Schedule::with_base(Duration::from_secs(1));
-    let state = AgentState::new(NodeInfo::default(), schedule.initial_status());
-    for s in [
-        Section::Topology,
-        Section::Network,
-        Section::Nvme,
-        Section::Pinning,
-        Section::Checks,
-    ] {
-        let (v, _) = collect_section(&root, &cfg, Some(&state), s).unwrap();
-        state.update(v, None, 0);
-    }
+    let state = super::collect_all(&root, &super::collect_config());
     let mut snap = state.snapshot();
     snap.node = NodeInfo {
         hostname: String::new(),

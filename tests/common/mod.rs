@@ -56,3 +56,38 @@ pub fn collect_config() -> CollectConfig {
         smart: true,
     }
 }
+
+/// A value from /proc/<pid>/status in KiB (VmRSS, VmHWM); 0 when unreadable.
+pub fn status_kb(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Runs every file collector once, in dependency order, into a fresh agent state.
+pub fn collect_all(root: &HostRoot, cfg: &CollectConfig) -> axon::agent::state::AgentState {
+    use axon::model::snapshot::Section;
+    let schedule = axon::agent::scheduler::Schedule::with_base(std::time::Duration::from_secs(1));
+    let state = axon::agent::state::AgentState::new(
+        axon::model::snapshot::NodeInfo::default(),
+        schedule.initial_status(),
+    );
+    for s in [
+        Section::Topology,
+        Section::Network,
+        Section::Nvme,
+        Section::Pinning,
+        Section::Checks,
+    ] {
+        let (v, _) =
+            axon::agent::scheduler::collect_section(root, cfg, Some(&state), s).expect("collects");
+        state.update(v, None, 0);
+    }
+    state
+}
