@@ -460,3 +460,61 @@ async fn a_hung_collector_never_blocks_the_scrape() {
     // Release the stuck reader so the blocking thread ends with the test.
     let _ = std::fs::OpenOptions::new().write(true).open(&swaps);
 }
+
+/// The on-demand full-range probe (the Network panel's `P`), with progress per peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_probe_action_reports_progress_and_needs_the_admin_token() {
+    use axon::actions::probe::{Progress, full_probe};
+    use axon::fleet::NodeSpec;
+    let r = start(
+        &fixture("amd-epyc-4numa"),
+        Duration::from_millis(200),
+        vec![],
+    )
+    .await;
+    let addr = r.agent.grpc_addr.unwrap();
+    let spec = NodeSpec {
+        name: "axon-amd01".into(),
+        address: addr.ip().to_string(),
+        port: addr.port(),
+        metrics_port: 0,
+        token_file: None,
+    };
+    let run = |token: String| {
+        let spec = spec.clone();
+        async move {
+            let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+            tokio::spawn(full_probe(
+                spec,
+                Some(token),
+                vec!["127.0.0.1".into(), "127.0.0.2".into()],
+                vec!["ssh".into()],
+                tx,
+            ));
+            let mut steps = Vec::new();
+            loop {
+                match rx.recv().await.expect("finishes") {
+                    Progress::Finished(r) => return (steps, r),
+                    Progress::Step { done, total, .. } => steps.push((done, total)),
+                    Progress::Log(_) => {}
+                }
+            }
+        }
+    };
+    let (steps, result) = run(r.admin.clone()).await;
+    assert_eq!(
+        steps,
+        vec![(0, 2), (1, 2), (2, 2)],
+        "one step per peer, then done"
+    );
+    let summary = result.unwrap();
+    assert!(
+        // Per peer: TCP 22 (the ssh group) and the agent's UDP echo, which every full
+        // probe adds. A closed port passes the firewall test (the host answered with RST).
+        summary.contains("4 probes to 2 peers, none blocked"),
+        "{summary}"
+    );
+    let (_, result) = run(r.reader.clone()).await;
+    let e = result.unwrap_err();
+    assert!(e.contains("needs the admin token"), "{e}");
+}

@@ -4,8 +4,6 @@
 
 use crate::fleet::client::{self, Target};
 use crate::fleet::inventory::NodeSpec;
-use crate::model::probes::ProbeReport;
-use crate::wire::pb;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -66,19 +64,10 @@ async fn run(
                 total: peers.len(),
             })
             .await;
-        let req = pb::ProbePortsRequest {
-            peers: peer.clone(),
-            groups: groups.to_vec(),
-            ports: vec![],
-            timeout_ms: 500,
-            concurrency: 256,
-        };
-        let rep = c.control.probe_ports(req).await.map_err(|s| match s.code() {
-            tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => format!("{}: needs the admin token ({}); pass --token-file with the agent's admin.token", spec.name, s.message()),
-            _ => format!("{}: {}", spec.name, s.message()),
-        })?;
-        let rep = ProbeReport::try_from(rep.into_inner().report.unwrap_or_default())
-            .map_err(|e| e.to_string())?;
+        let rep = c
+            .probe_ports(peer, groups, Duration::from_millis(500), 256)
+            .await
+            .map_err(|e| format!("{}: {e}", spec.name))?;
         total += rep.probes_total;
         blocked.extend(
             rep.results

@@ -43,6 +43,49 @@ pub struct Clients {
     pub control: ControlClient,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("needs the admin token ({0}); pass --token-file with the agent's admin.token")]
+    NeedsAdmin(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Malformed(#[from] crate::wire::WireError),
+}
+
+impl Clients {
+    /// ControlService.ProbePorts: probes every port of `groups` from the agent to `peers`
+    /// (a host list), and decodes the report (all results).
+    pub async fn probe_ports(
+        &mut self,
+        peers: &str,
+        groups: &[String],
+        timeout: Duration,
+        concurrency: u32,
+    ) -> Result<crate::model::probes::ProbeReport, CallError> {
+        let req = pb::ProbePortsRequest {
+            peers: peers.to_string(),
+            groups: groups.to_vec(),
+            ports: vec![],
+            timeout_ms: timeout.as_millis() as u32,
+            concurrency,
+        };
+        let rep = self
+            .control
+            .probe_ports(req)
+            .await
+            .map_err(|s| match s.code() {
+                tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => {
+                    CallError::NeedsAdmin(s.message().to_string())
+                }
+                _ => CallError::Refused(s.message().to_string()),
+            })?;
+        Ok(crate::model::probes::ProbeReport::try_from(
+            rep.into_inner().report.unwrap_or_default(),
+        )?)
+    }
+}
+
 /// Connects (lazily for TCP: the first call dials) with the given connect timeout.
 pub async fn connect(target: &Target, connect_timeout: Duration) -> Result<Clients, ConnectError> {
     let (channel, token) = match target {
