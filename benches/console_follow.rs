@@ -227,20 +227,7 @@ fn main() {
         .args(["kill-session", "-t", &session])
         .output();
     mutator.abort();
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
-    println!(
-        "machine: {model}, {} CPUs",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
-    );
+    println!("machine: {}", common::machine());
     println!(
         "console following {n} agents at 1 Hz (all up after {:.1} s), measured over {wall:.0} s:",
         connect.as_secs_f64()

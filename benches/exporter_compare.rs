@@ -109,18 +109,10 @@ fn main() {
         n_bytes = b;
         std::thread::sleep(Duration::from_millis(10));
     }
-    let cpus = std::fs::read_to_string("/proc/cpuinfo")
-        .map(|s| s.matches("processor\t:").count())
-        .unwrap_or(0);
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
-    println!("machine: {model}, {cpus} CPUs; {SCRAPES} scrapes each, alternating");
+    println!(
+        "machine: {}; {SCRAPES} scrapes each, alternating",
+        common::machine()
+    );
     println!(
         "{:<16} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10}",
         "exporter", "p50 ms", "p90 ms", "p99 ms", "body KiB", "RSS MiB", "peak MiB"

@@ -91,3 +91,17 @@ pub fn collect_all(root: &HostRoot, cfg: &CollectConfig) -> axon::agent::state::
     }
     state
 }
+
+/// "model name, N CPUs" of this machine, for benchmark reports.
+pub fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("unknown CPU")
+        .trim()
+        .to_string();
+    let cpus = cpuinfo.matches("processor\t:").count();
+    format!("{model}, {cpus} CPUs")
+}

@@ -385,39 +385,10 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
         match u {
             Some(u) => {
                 spans.push(Span::styled(format!("{} ", u.role().label()), th.accent));
-                let pinned: Vec<String> = u
-                    .pinned
-                    .iter()
-                    .map(|p| format!("{}({})", p.comm, p.pid))
-                    .collect();
-                let running: Vec<String> = u
-                    .running
-                    .iter()
-                    .filter(|p| p.runnable > 0)
-                    .map(|p| format!("{}({})", p.comm, p.pid))
-                    .collect();
-                spans.push(Span::styled(
-                    format!(
-                        "pinned: {} ",
-                        if pinned.is_empty() {
-                            "—".into()
-                        } else {
-                            pinned.join(" ")
-                        }
-                    ),
-                    th.text,
-                ));
-                spans.push(Span::styled(
-                    format!(
-                        "running: {}",
-                        if running.is_empty() {
-                            "—".into()
-                        } else {
-                            running.join(" ")
-                        }
-                    ),
-                    th.text,
-                ));
+                let pinned = proc_list(u.pinned.iter());
+                let running = proc_list(u.running.iter().filter(|p| p.runnable > 0));
+                spans.push(Span::styled(format!("pinned: {pinned} "), th.text));
+                spans.push(Span::styled(format!("running: {running}"), th.text));
             }
             None => spans.push(Span::styled("no pinning data", th.dim)),
         }
@@ -442,6 +413,16 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
         lines.push(Line::from(Span::styled(format!("  {c}"), th.fail)));
     }
     f.render_widget(Paragraph::new(lines).style(th.base), body);
+}
+
+/// `comm(pid) comm(pid) …`, or a dash for none.
+fn proc_list<'a>(procs: impl Iterator<Item = &'a crate::model::pinning::ProcRef>) -> String {
+    let v: Vec<String> = procs.map(|p| format!("{}({})", p.comm, p.pid)).collect();
+    if v.is_empty() {
+        "—".into()
+    } else {
+        v.join(" ")
+    }
 }
 
 #[cfg(test)]
