@@ -7,6 +7,7 @@
 pub mod actions;
 pub mod agent;
 pub mod cli;
+pub mod clock;
 pub mod collectors;
 pub mod commands;
 pub mod demo;

@@ -242,15 +242,30 @@ async fn nodes_that_die_hang_come_back_or_lie_are_shown_as_such() {
     .await;
     eprintln!("killed agent DOWN after {took:?}");
 
-    // Hangs: the stream goes silent; STALE (never healthy) within three intervals of its
-    // last message.
+    // Hangs: the stream goes silent; STALE (never healthy) three intervals after its last
+    // message, which came at most one interval before the SIGSTOP (plus the 50 ms poll).
     unsafe { libc::kill(b.child.id() as i32, libc::SIGSTOP) };
     let took = wait(
         &mut fleet,
         1,
-        INTERVAL * 4,
+        INTERVAL * 3 + Duration::from_millis(250),
         "stale after SIGSTOP",
         |s, _| s == NodeStatus::Stale,
+    )
+    .await;
+    // Reconnects to a hung agent get the TCP handshake but no answer: still STALE, with a
+    // reason that says so, not DOWN.
+    wait(
+        &mut fleet,
+        1,
+        INTERVAL * 6,
+        "stale with a hung-agent reason",
+        |s, n| {
+            s == NodeStatus::Stale
+                && n.failure.as_ref().is_some_and(|f| {
+                    f.kind == FailureKind::Timeout && f.message.contains("agent hung")
+                })
+        },
     )
     .await;
     eprintln!("stopped agent STALE after {took:?}");
@@ -270,7 +285,7 @@ async fn nodes_that_die_hang_come_back_or_lie_are_shown_as_such() {
     let took = wait(
         &mut fleet,
         1,
-        INTERVAL * 3 + Duration::from_secs(2),
+        INTERVAL * 3,
         "back up after SIGCONT",
         |s, _| s == NodeStatus::Up,
     )

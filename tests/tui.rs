@@ -229,8 +229,11 @@ fn input_is_answered_promptly_while_nodes_time_out() {
         &[("AXON_TRACE_FRAMES", trace.as_str())],
     );
     t.wait_for("80 nodes", Duration::from_secs(20));
+    // The hung nodes time out every ~2 s (connect timeout) and reconnect: spread the
+    // presses over six seconds so they land while timeouts and reconnects happen.
     let mut lat = Vec::new();
     for i in 0..20 {
+        std::thread::sleep(Duration::from_millis(300));
         let (key, marker) = if i % 2 == 0 {
             ("3", "drives · sorted by")
         } else {
@@ -283,14 +286,36 @@ fn no_color_keeps_the_selection_visible() {
     t.wait_for("1 nodes", Duration::from_secs(10));
     t.keys(&["5"]);
     t.wait_for("NODE", Duration::from_secs(2));
+    // The selection is the first row (the first cluster-wide check); `j` moves it down.
+    // Under NO_COLOR only reverse video can show it: the selected line has it, the
+    // other does not, and after `j` the two swap.
+    let reversed = |styled: &str, needle: &str| -> bool {
+        let line = styled
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle}:\n{styled}"));
+        line.contains("\x1b[7m") || line.contains(";7m")
+    };
     let styled = t.capture_styled();
     assert!(
-        styled.contains("\x1b[7m"),
-        "reverse video marks the selection under NO_COLOR:\n{styled:?}"
+        reversed(&styled, "iommu.consistent") && !reversed(&styled, "nvme.size-ratio"),
+        "reverse video marks the selected row under NO_COLOR:\n{styled:?}"
     );
     assert!(
         !styled.contains("38;2;") && !styled.contains("38;5;"),
         "no colours under NO_COLOR"
+    );
+    t.keys(&["j"]);
+    let start = Instant::now();
+    while !reversed(&t.capture_styled(), "nvme.size-ratio")
+        && start.elapsed() < Duration::from_secs(2)
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let styled = t.capture_styled();
+    assert!(
+        reversed(&styled, "nvme.size-ratio") && !reversed(&styled, "iommu.consistent"),
+        "the reverse video follows the selection:\n{styled:?}"
     );
     drop(l);
 }

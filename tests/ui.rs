@@ -227,3 +227,147 @@ fn mono_theme_keeps_selection_visible() {
         }
     }
 }
+
+/// A buffer with styles, for assertions on single cells.
+fn buffer(v: &ClusterView, ui: &UiState, th: &Theme, w: u16, h: u16) -> ratatui::buffer::Buffer {
+    let d = Derived::compute(v, ui, NOW);
+    let backend = ratatui::backend::TestBackend::new(w, h);
+    let mut term = ratatui::Terminal::new(backend).unwrap();
+    term.draw(|f| {
+        render(
+            &ViewState {
+                cluster: v,
+                derived: &d,
+                ui,
+                now_ms: NOW,
+            },
+            th,
+            f,
+        )
+    })
+    .unwrap();
+    term.backend().buffer().clone()
+}
+
+#[test]
+fn smt_host_cores_fit_80x24() {
+    // axon007 is the dual-socket Intel host with SMT on: 224 CPUs as t0/t1 rows.
+    let mut ui = ui_for(Panel::Cores, 80);
+    ui.node = 6;
+    let text = frame(troubled(), &ui, 80, 24);
+    insta::assert_snapshot!("troubled_cores_smt_80x24", text);
+    assert!(text.contains("224 CPUs · SMT on"), "{text}");
+    assert!(
+        text.contains("t1"),
+        "sibling threads get their own row: {text}"
+    );
+}
+
+#[test]
+fn popups_of_nodes_that_are_not_up_say_so_first() {
+    let mut ui = ui_for(Panel::Drives, 80);
+    ui.detail = Some(Detail::Drive {
+        node: 2,
+        drive: "nvme0".into(),
+    });
+    let text = frame(troubled(), &ui, 80, 24);
+    insta::assert_snapshot!("troubled_down_drive_detail_80x24", text);
+    assert!(
+        text.contains("axon003 DOWN: last data 45s ago, not current"),
+        "{text}"
+    );
+    assert!(text.contains("ok (last known)"), "{text}");
+    let mut ui = ui_for(Panel::Checks, 80);
+    ui.detail = Some(Detail::Check {
+        node: 3,
+        check: "swap.off".into(),
+    });
+    let text = frame(troubled(), &ui, 80, 24);
+    assert!(text.contains("axon004 STALE: last data 7s ago"), "{text}");
+    assert!(text.contains("PASS (last known)"), "{text}");
+}
+
+#[test]
+fn cluster_checks_are_rows_with_a_detail() {
+    let mut ui = ui_for(Panel::Checks, 80);
+    let d = Derived::compute(troubled(), &ui, NOW);
+    // The three cluster-wide checks come first, then the nodes.
+    assert_eq!(d.rows(Panel::Checks, &ui), 3 + 8);
+    ui.sel.insert(Panel::Checks, 0);
+    let det = d.detail_for(&ui, troubled()).expect("a detail");
+    assert_eq!(det, Detail::ClusterCheck("iommu.consistent".into()));
+    ui.detail = Some(det);
+    insta::assert_snapshot!(
+        "troubled_cluster_check_detail_80x24",
+        frame(troubled(), &ui, 80, 24)
+    );
+    ui.detail = None;
+    ui.sel.insert(Panel::Checks, 3 + 4);
+    ui.col = 0;
+    assert_eq!(
+        d.detail_for(&ui, troubled()),
+        Some(Detail::Check {
+            node: 4,
+            check: "swap.off".into()
+        })
+    );
+}
+
+#[test]
+fn header_keeps_node_counts_and_clickable_tabs_at_every_width() {
+    for w in [80u16, 100, 160] {
+        let ui = ui_for(Panel::Drives, w);
+        let text = frame(troubled(), &ui, w, 24);
+        let head = text.lines().next().unwrap();
+        assert!(head.contains("●6 ◐1 ✕1"), "counts at {w} columns: {head}");
+        // Each tab's title starts where tab_positions says it is.
+        for (x0, x1, p) in axon::ui::tab_positions(w) {
+            let cells: String = head
+                .chars()
+                .skip(x0 as usize)
+                .take((x1 - x0) as usize)
+                .collect();
+            assert!(
+                cells.contains(p.title()),
+                "{:?} at {x0}..{x1} of {w} columns: `{cells}` in `{head}`",
+                p
+            );
+        }
+    }
+}
+
+#[test]
+fn mono_cursor_stays_visible_on_axon_cores() {
+    let th = Theme::builtin("mono", ColorDepth::TrueColor).unwrap();
+    let mut ui = ui_for(Panel::Cores, 80);
+    ui.node = 4; // axon005: cpu0 is free, cpu1 a drives core
+    ui.cpu = 1;
+    let buf = buffer(troubled(), &ui, &th, 80, 24);
+    // Row 4 is NUMA 0's grid line; cells start after the 5-column label, 2 columns each.
+    let text: String = (0..80).map(|x| buf[(x, 4)].symbol().to_string()).collect();
+    assert!(text.trim_start().starts_with("· D"), "grid row: {text}");
+    let cursor = &buf[(7, 4)];
+    assert_eq!(cursor.symbol(), "D");
+    assert!(
+        cursor.modifier.contains(ratatui::style::Modifier::REVERSED),
+        "the cursor on an Axon core is reverse video: {cursor:?}"
+    );
+    let other = &buf[(9, 4)];
+    assert_eq!(other.symbol(), "D");
+    assert!(
+        !other.modifier.contains(ratatui::style::Modifier::REVERSED),
+        "only the cursor is: {other:?}"
+    );
+}
+
+/// Colour regressions on the Drives and Network panels change these.
+#[test]
+fn health_colours_of_drives_and_ports() {
+    for (p, w, h) in [(Panel::Drives, 80, 24), (Panel::Network, 80, 24)] {
+        let ui = ui_for(p, w);
+        insta::assert_debug_snapshot!(
+            format!("styles_troubled_{}_{w}x{h}", name(p)),
+            buffer(troubled(), &ui, &theme(), w, h)
+        );
+    }
+}

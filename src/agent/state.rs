@@ -12,12 +12,7 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use tokio::sync::watch;
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use crate::clock::now_ms;
 
 /// A collector's fresh output.
 #[derive(Debug, Clone)]

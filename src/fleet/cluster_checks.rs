@@ -1,7 +1,7 @@
 //! Checks that need every node: IOMMU settings equal everywhere, SSD size ratio across the
 //! cluster, and clock skew between nodes. Pure functions of the view.
 
-use super::view::{ClusterView, NodeStatus};
+use super::view::{ClusterView, NodeStatus, NodeView};
 use crate::model::checks::{CheckResult, CheckStatus};
 use humansize::{DECIMAL, format_size};
 use std::collections::BTreeMap;
@@ -9,8 +9,23 @@ use std::collections::BTreeMap;
 /// Largest tolerated skew from the cluster's median clock.
 pub const MAX_SKEW_MS: i64 = 500;
 
+/// Each check judges only the nodes that are up (current data); the ones left out are
+/// named in the observation, so a pass never rests on stale facts silently.
 pub fn evaluate(v: &ClusterView, now_ms: i64) -> Vec<CheckResult> {
-    vec![iommu(v, now_ms), size_ratio(v), skew(v, now_ms)]
+    let up: Vec<&NodeView> = v
+        .nodes
+        .iter()
+        .filter(|n| n.status(now_ms, &v.thresholds) == NodeStatus::Up)
+        .collect();
+    let left_out = v.nodes.len() - up.len();
+    let mut out = vec![iommu(&up), size_ratio(&up), skew(&up)];
+    if left_out > 0 {
+        for r in &mut out {
+            r.observed
+                .push_str(&format!(" ({left_out} not up, left out)"));
+        }
+    }
+    out
 }
 
 fn res(
@@ -33,13 +48,10 @@ fn res(
     }
 }
 
-fn iommu(v: &ClusterView, now_ms: i64) -> CheckResult {
+fn iommu(up: &[&NodeView]) -> CheckResult {
     const EXP: &str = "the same IOMMU kernel parameters and units on every node";
     let mut groups: BTreeMap<String, Vec<&str>> = BTreeMap::new();
-    for n in &v.nodes {
-        if n.status(now_ms, &v.thresholds) == NodeStatus::Down {
-            continue;
-        }
+    for n in up {
         let Some(h) = n.snapshot.as_ref().and_then(|s| s.host.as_ref()) else {
             continue;
         };
@@ -115,10 +127,10 @@ pub fn iommu_setting(cmdline: &[String], units: Option<u32>) -> String {
     )
 }
 
-fn size_ratio(v: &ClusterView) -> CheckResult {
+fn size_ratio(up: &[&NodeView]) -> CheckResult {
     const EXP: &str = "smallest : largest SSD no worse than 1 : 8";
     let mut sizes: Vec<(u64, String)> = Vec::new();
-    for n in &v.nodes {
+    for n in up {
         for d in n
             .snapshot
             .as_ref()
@@ -165,16 +177,13 @@ fn size_ratio(v: &ClusterView) -> CheckResult {
     }
 }
 
-fn skew(v: &ClusterView, now_ms: i64) -> CheckResult {
+fn skew(up: &[&NodeView]) -> CheckResult {
     const EXP: &str = "every node's clock within 500 ms of the cluster median, and synchronised";
-    let mut skews: Vec<(i64, &str)> = v
-        .nodes
+    let mut skews: Vec<(i64, &str)> = up
         .iter()
-        .filter(|n| n.status(now_ms, &v.thresholds) == NodeStatus::Up)
         .filter_map(|n| n.skew_ms.map(|s| (s, n.name.as_str())))
         .collect();
-    let unsynced: Vec<&str> = v
-        .nodes
+    let unsynced: Vec<&str> = up
         .iter()
         .filter(|n| {
             n.snapshot
@@ -198,10 +207,10 @@ fn skew(v: &ClusterView, now_ms: i64) -> CheckResult {
     let median = skews[skews.len() / 2].0;
     let off: Vec<String> = skews
         .iter()
-        .filter(|(s, _)| (s - median).abs() > MAX_SKEW_MS)
-        .map(|(s, n)| format!("{n} {:+} ms", s - median))
+        .filter(|(s, _)| s.saturating_sub(median).unsigned_abs() > MAX_SKEW_MS as u64)
+        .map(|(s, n)| format!("{n} {:+} ms", s.saturating_sub(median)))
         .collect();
-    let spread = skews.last().unwrap().0 - skews[0].0;
+    let spread = skews[skews.len() - 1].0.saturating_sub(skews[0].0);
     if !off.is_empty() {
         return res(
             "ntp.skew",

@@ -6,7 +6,7 @@
 use super::client::{self, Target, error_chain};
 use super::inventory::{Inventory, InventoryError, NodeSpec};
 use super::view::{ClusterView, Failure, FailureKind, NodeUpdate, NodeView, Thresholds};
-use crate::agent::state::now_ms;
+use crate::clock::now_ms;
 use crate::wire::{self, pb};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -31,8 +31,9 @@ impl FollowOptions {
             interval,
             connect_timeout: Duration::from_secs(2).max(interval),
             backoff_min: Duration::from_millis(250),
-            // Capped at two intervals so a node that comes back is UP within three.
-            backoff_max: (interval * 2).max(Duration::from_millis(500)),
+            // Capped at one interval (1.25 with jitter) so a node that comes back is UP
+            // within three; reconnecting is a TCP handshake, cheap even for 1,000 nodes.
+            backoff_max: interval.max(Duration::from_millis(500)),
             sections: Vec::new(),
         }
     }
@@ -97,20 +98,19 @@ async fn session(
     let mut clients = match connect {
         Err(_) => {
             return (
-                failure(
-                    FailureKind::Timeout,
-                    format!(
-                        "{}: no answer within {} ms",
-                        spec.endpoint(),
-                        opts.connect_timeout.as_millis()
-                    ),
-                ),
+                silent_connect(&spec.endpoint(), opts.connect_timeout).await,
                 false,
             );
         }
         Ok(Err(e)) => {
             let msg = e.to_string();
-            return (failure(classify_text(&msg), msg), false);
+            return match classify_text(&msg) {
+                FailureKind::Timeout => (
+                    silent_connect(&spec.endpoint(), opts.connect_timeout).await,
+                    false,
+                ),
+                kind => (failure(kind, msg), false),
+            };
         }
         Ok(Ok(c)) => c,
     };
@@ -125,7 +125,7 @@ async fn session(
                 failure(
                     FailureKind::Timeout,
                     format!(
-                        "{}: Watch not answered within {} ms",
+                        "{}: takes connections but Watch not answered within {} ms (agent hung or overloaded?)",
                         spec.endpoint(),
                         opts.connect_timeout.as_millis()
                     ),
@@ -152,7 +152,7 @@ async fn session(
                     failure(
                         FailureKind::Timeout,
                         format!(
-                            "no data for {} ms: agent not responding",
+                            "stream silent for {} ms: agent not responding",
                             opts.stall_timeout().as_millis()
                         ),
                     ),
@@ -192,6 +192,29 @@ async fn session(
                 }
             },
         }
+    }
+}
+
+/// Why a connection attempt went unanswered. A host that does not even complete the TCP
+/// handshake is down, unreachable or filtered: a definite failure (DOWN). One that takes
+/// the connection but never speaks HTTP/2 has a hung or overloaded agent: a timeout, so a
+/// node that had data turns STALE first, then DOWN after ten intervals.
+async fn silent_connect(endpoint: &str, timeout: Duration) -> Failure {
+    let ms = timeout.as_millis();
+    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(endpoint)).await {
+        Ok(Ok(_)) => failure(
+            FailureKind::Timeout,
+            format!(
+                "{endpoint}: takes TCP connections but no gRPC answer within {ms} ms (agent hung or overloaded?)"
+            ),
+        ),
+        Ok(Err(e)) => failure(FailureKind::Connection, format!("{endpoint}: {e}")),
+        Err(_) => failure(
+            FailureKind::Connection,
+            format!(
+                "{endpoint}: no answer to a TCP connect within {ms} ms: host down, unreachable, or the port is filtered"
+            ),
+        ),
     }
 }
 
@@ -375,5 +398,56 @@ impl Fleet {
 impl Drop for Fleet {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_silent_port_says_whether_the_host_or_the_agent_is_gone() {
+        let t = Duration::from_millis(300);
+        // Takes the TCP handshake (the kernel does) but never speaks: the agent is hung.
+        let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let f = silent_connect(&hung.local_addr().unwrap().to_string(), t).await;
+        assert_eq!(f.kind, FailureKind::Timeout, "{}", f.message);
+        assert!(f.message.contains("agent hung"), "{}", f.message);
+
+        // A full accept queue drops SYNs, as a powered-off host or a DROP rule does.
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let black = sock.listen(0).unwrap();
+        let addr = black.local_addr().unwrap();
+        let mut held = Vec::new();
+        loop {
+            match tokio::time::timeout(t, tokio::net::TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => held.push(s),
+                _ => break,
+            }
+            assert!(held.len() < 64, "the accept queue never filled");
+        }
+        let f = silent_connect(&addr.to_string(), t).await;
+        assert_eq!(f.kind, FailureKind::Connection, "{}", f.message);
+        assert!(
+            f.message.contains("no answer to a TCP connect"),
+            "{}",
+            f.message
+        );
+
+        // Nothing listening: refused, at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let f = silent_connect(&format!("127.0.0.1:{port}"), t).await;
+        assert_eq!(f.kind, FailureKind::Connection);
+        assert!(
+            f.message.to_lowercase().contains("refused"),
+            "{}",
+            f.message
+        );
+        drop((hung, black, held));
     }
 }

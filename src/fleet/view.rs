@@ -4,6 +4,7 @@
 
 use crate::model::checks::CheckStatus;
 use crate::model::nvme::HealthLevel;
+use crate::model::pinning::{Conflict, node_conflicts};
 use crate::model::snapshot::{NodeSnapshot, Section};
 use crate::wire::{DecodedSnapshot, merge_snapshot};
 use serde::Serialize;
@@ -66,8 +67,8 @@ impl Thresholds {
     pub fn for_interval(interval_ms: i64) -> Self {
         Thresholds {
             interval_ms,
-            stale_ms: 3 * interval_ms,
-            down_ms: 10 * interval_ms,
+            stale_ms: interval_ms.saturating_mul(3),
+            down_ms: interval_ms.saturating_mul(10),
         }
     }
 }
@@ -93,8 +94,8 @@ pub struct NodeView {
 /// per frame (a 1,000-node cluster would otherwise re-evaluate 100,000 CPUs per frame).
 #[derive(Debug, Clone, Default)]
 pub struct Digest {
-    /// Core conflicts, as text (pinning).
-    pub conflicts: Vec<String>,
+    /// Core conflicts (pinning with topology and NICs).
+    pub conflicts: Vec<Conflict>,
     /// Health of each drive, in `nvme` order.
     pub drives: Vec<crate::model::nvme::DriveHealth>,
     pub checks_fail: u32,
@@ -122,12 +123,13 @@ impl PeerCell {
 }
 
 impl Digest {
-    fn refresh(&mut self, s: &NodeSnapshot, pinning: bool, nvme: bool, checks: bool) {
-        if pinning {
+    /// `cores`: pinning, topology or NICs changed.
+    fn refresh(&mut self, s: &NodeSnapshot, cores: bool, nvme: bool, checks: bool) {
+        if cores {
             self.conflicts = s
                 .pinning
                 .as_ref()
-                .map(|p| p.conflicts().iter().map(|c| c.to_string()).collect())
+                .map(|p| node_conflicts(p, s.topology.as_ref(), s.network.as_ref()))
                 .unwrap_or_default();
         }
         if nvme {
@@ -167,7 +169,7 @@ impl NodeView {
     }
 
     pub fn status(&self, now_ms: i64, t: &Thresholds) -> NodeStatus {
-        let age = self.received_ms.map(|r| now_ms - r);
+        let age = self.received_ms.map(|r| now_ms.saturating_sub(r));
         // A definite failure after the last data: the agent is gone or broken.
         if let Some(f) = &self.failure {
             let after_data = self.received_ms.is_none_or(|r| f.at_ms >= r);
@@ -190,7 +192,7 @@ impl NodeView {
     pub fn section_age_ms(&self, section: Section, now_ms: i64) -> Option<i64> {
         let s = self.snapshot.as_ref()?;
         let at_send = s.section_age_ms(section)?;
-        Some(at_send + (now_ms - self.received_ms?).max(0))
+        Some(at_send.saturating_add(now_ms.saturating_sub(self.received_ms?).max(0)))
     }
 
     /// A section is stale when older than three of its collector's intervals.
@@ -200,7 +202,7 @@ impl NodeView {
             return true;
         };
         match self.section_age_ms(section, now_ms) {
-            Some(age) => age > 3 * (c.interval_ms as i64).max(1000),
+            Some(age) => age > (c.interval_ms.min(i64::MAX as u64 / 4) as i64).max(1000) * 3,
             None => true,
         }
     }
@@ -220,6 +222,9 @@ pub enum Severity {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
+    /// Assigned by [`ClusterView::push_event`]: increases by one per event, so a view
+    /// can hold on to an event while newer ones arrive.
+    pub seq: u64,
     pub at_ms: i64,
     pub node: Option<String>,
     pub severity: Severity,
@@ -261,6 +266,8 @@ pub struct ClusterView {
     pub thresholds: Thresholds,
     /// Bumped on every change; the UI re-derives its tables when it moves.
     pub generation: u64,
+    /// Sequence number of the next event.
+    next_event: u64,
     /// Node index by name and by endpoint host, to resolve probe peers.
     index: std::collections::HashMap<String, usize>,
 }
@@ -282,6 +289,7 @@ impl ClusterView {
             history: VecDeque::new(),
             thresholds,
             generation: 0,
+            next_event: 0,
             index,
         };
         for i in 0..v.nodes.len() {
@@ -327,11 +335,26 @@ impl ClusterView {
         n.digest.probe_peers = cells;
     }
 
-    pub fn push_event(&mut self, e: Event) {
+    /// Records an event (newest first, at most `EVENTS_CAP`) and gives it its sequence
+    /// number.
+    pub fn push_event(&mut self, mut e: Event) {
         if self.events.len() == EVENTS_CAP {
             self.events.pop_back();
         }
+        e.seq = self.next_event;
+        self.next_event += 1;
         self.events.push_front(e);
+        self.generation += 1;
+    }
+
+    /// The event with sequence number `seq`, if it is still held.
+    pub fn event(&self, seq: u64) -> Option<&Event> {
+        // Newest first with consecutive numbers: the position follows from the number.
+        let newest = self.events.front()?.seq;
+        let i = newest.checked_sub(seq)?;
+        self.events
+            .get(usize::try_from(i).ok()?)
+            .filter(|e| e.seq == seq)
     }
 
     /// Merges one update, emitting events for what changed on the node.
@@ -348,8 +371,11 @@ impl ClusterView {
                 };
                 let taken = data.snapshot.taken_ms;
                 let probes = data.full || data.snapshot.probes.is_some();
-                let (pin, nvme, chk) = (
-                    data.full || data.snapshot.pinning.is_some(),
+                let (cores, nvme, chk) = (
+                    data.full
+                        || data.snapshot.pinning.is_some()
+                        || data.snapshot.topology.is_some()
+                        || data.snapshot.network.is_some(),
                     data.full || data.snapshot.nvme.is_some(),
                     data.full || data.snapshot.checks.is_some(),
                 );
@@ -365,10 +391,35 @@ impl ClusterView {
                     None => return,
                 }
                 n.received_ms = Some(received_ms);
-                n.skew_ms = Some(taken - received_ms);
+                n.skew_ms = Some(taken.saturating_sub(received_ms));
                 n.messages += 1;
+                let had_base = n.messages > 1;
+                let before = if cores {
+                    std::mem::take(&mut n.digest.conflicts)
+                } else {
+                    Vec::new()
+                };
                 if let Some(s) = &n.snapshot {
-                    n.digest.refresh(s, pin, nvme, chk);
+                    n.digest.refresh(s, cores, nvme, chk);
+                }
+                let mut events = events;
+                let new: Vec<&Conflict> = if cores && had_base {
+                    n.digest
+                        .conflicts
+                        .iter()
+                        .filter(|c| !before.contains(c))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                if let Some(first) = new.first() {
+                    events.push(Event {
+                        seq: 0,
+                        at_ms: received_ms,
+                        node: Some(n.name.clone()),
+                        severity: Severity::Warning,
+                        text: format!("{}: {} new core conflict(s): {first}", n.name, new.len()),
+                    });
                 }
                 if probes {
                     self.resolve_peers(node);
@@ -399,7 +450,7 @@ impl ClusterView {
                         format!(
                             "{} is stale: no data for {}",
                             n.name,
-                            fmt_age(n.received_ms.map(|r| now_ms - r))
+                            fmt_age(n.received_ms.map(|r| now_ms.saturating_sub(r)))
                         ),
                     ),
                     NodeStatus::Down => (
@@ -417,6 +468,7 @@ impl ClusterView {
                 };
                 if !(n.last_status == NodeStatus::Connecting && s == NodeStatus::Up) {
                     events.push(Event {
+                        seq: 0,
                         at_ms: now_ms,
                         node: Some(n.name.clone()),
                         severity,
@@ -478,6 +530,7 @@ fn diff_events(node: &str, b: &NodeSnapshot, a: &NodeSnapshot, at_ms: i64) -> Ve
                     CheckStatus::Pass => Severity::Info,
                 };
                 out.push(Event {
+                    seq: 0,
                     at_ms,
                     node: Some(node.to_string()),
                     severity,
@@ -506,6 +559,7 @@ fn diff_events(node: &str, b: &NodeSnapshot, a: &NodeSnapshot, at_ms: i64) -> Ve
                     HealthLevel::Ok => Severity::Info,
                 };
                 out.push(Event {
+                    seq: 0,
                     at_ms,
                     node: Some(node.to_string()),
                     severity,
@@ -521,25 +575,8 @@ fn diff_events(node: &str, b: &NodeSnapshot, a: &NodeSnapshot, at_ms: i64) -> Ve
             }
         }
     }
-    if let (Some(bp), Some(ap)) = (&b.pinning, &a.pinning) {
-        let (bn, an) = (bp.conflicts().len(), ap.conflicts().len());
-        if an > bn {
-            let first = ap
-                .conflicts()
-                .into_iter()
-                .next()
-                .map(|c| c.to_string())
-                .unwrap_or_default();
-            out.push(Event {
-                at_ms,
-                node: Some(node.to_string()),
-                severity: Severity::Warning,
-                text: format!("{node}: {} new core conflict(s): {first}", an - bn),
-            });
-        }
-    }
     if let (Some(bp), Some(ap)) = (&b.probes, &a.probes) {
-        let (bn, an) = (bp.blocked().count(), ap.blocked().count());
+        let (bn, an) = (bp.blocked_total, ap.blocked_total);
         if an != bn {
             let severity = if an > bn {
                 Severity::Warning
@@ -547,6 +584,7 @@ fn diff_events(node: &str, b: &NodeSnapshot, a: &NodeSnapshot, at_ms: i64) -> Ve
                 Severity::Info
             };
             out.push(Event {
+                seq: 0,
                 at_ms,
                 node: Some(node.to_string()),
                 severity,
@@ -643,6 +681,7 @@ mod tests {
         let mut v = ClusterView::new(vec![], Thresholds::for_interval(1000));
         for i in 0..(EVENTS_CAP + 50) {
             v.push_event(Event {
+                seq: 0,
                 at_ms: i as i64,
                 node: None,
                 severity: Severity::Info,

@@ -145,7 +145,41 @@ pub struct Nic {
     pub sbr: Vec<SbrRule>,
 }
 
+/// What is wrong with a dataplane NIC's settings, by the seed's rules (jumbo MTU, ARP
+/// settings per WEKA's sbr-config, rp_filter not strict, a source rule to a table that
+/// routes via the NIC). All false for other NICs: they carry no Axon traffic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NicFindings {
+    pub mtu: bool,
+    pub arp: bool,
+    pub rp_filter: bool,
+    pub sbr: bool,
+}
+
+impl NicFindings {
+    pub fn count(&self) -> u32 {
+        u32::from(self.mtu) + u32::from(self.arp) + u32::from(self.rp_filter) + u32::from(self.sbr)
+    }
+}
+
 impl Nic {
+    /// Findings for this NIC given the `all` scope of the IPv4 settings.
+    pub fn findings(&self, all: &IpConf) -> NicFindings {
+        if !self.dataplane {
+            return NicFindings::default();
+        }
+        let e = self.ipconf.effective(all);
+        NicFindings {
+            mtu: self
+                .kind
+                .required_mtu()
+                .is_some_and(|r| self.mtu.is_some_and(|m| m < r)),
+            arp: (e.arp_filter, e.arp_announce, e.arp_ignore) != (Some(1), Some(2), Some(1)),
+            rp_filter: e.rp_filter == Some(1),
+            sbr: !self.sbr.iter().any(|r| r.table_routes_via_nic),
+        }
+    }
+
     pub fn ipv4_addresses(&self) -> impl Iterator<Item = &IpAddress> {
         self.addresses
             .iter()

@@ -1,6 +1,8 @@
 //! Who may run, and who last ran, on each CPU: the per-thread affinity of every process
 //! (`/proc/*/task/*/status` and `stat`), summarised per CPU and attributed to an owner.
 
+use super::net::Network;
+use super::topology::Topology;
 use serde::{Deserialize, Serialize};
 
 /// The role of an Axon container. Container threads are named `axon-drives<N>`,
@@ -195,6 +197,31 @@ pub enum Conflict {
         comm: String,
         owner: Owner,
     },
+    /// Both SMT threads of one core are Axon cores (REQUIREMENTS §3: never both).
+    SiblingsBothAxon { cpu: u32, sibling: u32 },
+    /// The idle SMT sibling of an Axon core is given to (or running) a customer workload.
+    SiblingOfAxonCoreUsed {
+        cpu: u32,
+        axon_cpu: u32,
+        pid: u32,
+        comm: String,
+        owner: Owner,
+    },
+    /// A dataplane NIC sits on a NUMA domain where Axon has no cores.
+    NicWithoutAxonCores { numa: u32, nics: Vec<String> },
+}
+
+impl Conflict {
+    /// The CPU the conflict is about (none for a NUMA-domain conflict).
+    pub fn cpu(&self) -> Option<u32> {
+        match self {
+            Conflict::SharedAxonCore { cpu, .. }
+            | Conflict::ForeignThreadOnAxonCore { cpu, .. }
+            | Conflict::SiblingsBothAxon { cpu, .. }
+            | Conflict::SiblingOfAxonCoreUsed { cpu, .. } => Some(*cpu),
+            Conflict::NicWithoutAxonCores { .. } => None,
+        }
+    }
 }
 
 impl std::fmt::Display for Conflict {
@@ -220,6 +247,26 @@ impl std::fmt::Display for Conflict {
                 "cpu{cpu}: {comm} (pid {pid}, {}) running on an Axon core",
                 owner.label()
             ),
+            Conflict::SiblingsBothAxon { cpu, sibling } => write!(
+                f,
+                "cpu{cpu}: both SMT threads of its core (cpu{cpu}, cpu{sibling}) are Axon cores"
+            ),
+            Conflict::SiblingOfAxonCoreUsed {
+                cpu,
+                axon_cpu,
+                pid,
+                comm,
+                owner,
+            } => write!(
+                f,
+                "cpu{cpu}: SMT sibling of Axon core cpu{axon_cpu} used by {comm} (pid {pid}, {})",
+                owner.label()
+            ),
+            Conflict::NicWithoutAxonCores { numa, nics } => write!(
+                f,
+                "NUMA {numa}: dataplane NIC {} but no Axon cores",
+                nics.join(",")
+            ),
         }
     }
 }
@@ -241,9 +288,76 @@ impl Pinning {
         self.cpus.iter().find(|c| c.cpu == cpu)
     }
 
+    /// Conflicts visible on single CPUs (see [`node_conflicts`] for the whole node).
     pub fn conflicts(&self) -> Vec<Conflict> {
         self.cpus.iter().flat_map(|c| c.conflicts()).collect()
     }
+}
+
+/// Every conflict on a node: those of single CPUs, plus the ones that need the topology
+/// and the NICs (REQUIREMENTS §3): both SMT threads of a core given to Axon, the idle
+/// sibling of an Axon core given to a job, a dataplane NIC on a NUMA domain without Axon
+/// cores. Without Axon cores on the node (not installed) only the per-CPU ones apply.
+pub fn node_conflicts(p: &Pinning, t: Option<&Topology>, net: Option<&Network>) -> Vec<Conflict> {
+    let mut out = p.conflicts();
+    let axon: std::collections::BTreeMap<u32, ContainerRole> = p
+        .cpus
+        .iter()
+        .filter_map(|c| match c.role() {
+            CpuRole::Axon { role } => Some((c.cpu, role)),
+            _ => None,
+        })
+        .collect();
+    let Some(t) = t else { return out };
+    if axon.is_empty() {
+        return out;
+    }
+    for &cpu in axon.keys() {
+        let Some(c) = t.cpu(cpu) else { continue };
+        for sib in c.siblings.iter().filter(|&s| s != cpu) {
+            if axon.contains_key(&sib) {
+                // Reported once per core, on the lower-numbered thread.
+                if cpu < sib {
+                    out.push(Conflict::SiblingsBothAxon { cpu, sibling: sib });
+                }
+                continue;
+            }
+            let Some(u) = p.cpu(sib) else { continue };
+            let job = |p: &&ProcRef| matches!(p.owner, Owner::SlurmJob { .. });
+            let user = u
+                .pinned
+                .iter()
+                .find(job)
+                .or_else(|| u.running.iter().filter(|p| p.runnable > 0).find(job));
+            if let Some(x) = user {
+                out.push(Conflict::SiblingOfAxonCoreUsed {
+                    cpu: sib,
+                    axon_cpu: cpu,
+                    pid: x.pid,
+                    comm: x.comm.clone(),
+                    owner: x.owner.clone(),
+                });
+            }
+        }
+    }
+    if let Some(net) = net {
+        let axon_numa: std::collections::BTreeSet<u32> = axon
+            .keys()
+            .filter_map(|&c| t.cpu(c).and_then(|x| x.numa_node))
+            .collect();
+        let mut by_numa: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
+        for nic in net.dataplane() {
+            if let Some(n) = nic.numa_node.and_then(|n| u32::try_from(n).ok()) {
+                by_numa.entry(n).or_default().push(nic.name.clone());
+            }
+        }
+        for (numa, nics) in by_numa {
+            if !axon_numa.contains(&numa) {
+                out.push(Conflict::NicWithoutAxonCores { numa, nics });
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -297,6 +411,131 @@ mod tests {
         };
         assert_eq!(c.role(), CpuRole::Free);
         assert!(c.conflicts().is_empty());
+    }
+
+    fn axon(role: ContainerRole) -> Owner {
+        Owner::Axon { role }
+    }
+
+    /// 2 NUMA domains × 2 cores × 2 SMT threads; siblings are n and n+4.
+    fn smt_host() -> Topology {
+        use super::super::CpuSet;
+        use super::super::topology::{Cpu, NumaNode};
+        let mut t = Topology::default();
+        for id in 0..8u32 {
+            let core = id % 4;
+            t.cpus.push(Cpu {
+                id,
+                core_id: core,
+                package_id: 0,
+                numa_node: Some(core / 2),
+                siblings: CpuSet::from_ids([core, core + 4]),
+                online: true,
+            });
+        }
+        t.numa_nodes = vec![
+            NumaNode {
+                id: 0,
+                cpus: CpuSet::parse_list("0-1,4-5").unwrap(),
+                ..Default::default()
+            },
+            NumaNode {
+                id: 1,
+                cpus: CpuSet::parse_list("2-3,6-7").unwrap(),
+                ..Default::default()
+            },
+        ];
+        t
+    }
+
+    fn pinned(cpu: u32, owner: Owner) -> CpuUse {
+        CpuUse {
+            cpu,
+            pinned: vec![p(100 + cpu, owner, 1)],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn both_smt_threads_of_a_core_given_to_axon_is_a_conflict() {
+        let pin = Pinning {
+            cpus: vec![
+                pinned(1, axon(ContainerRole::Drives)),
+                pinned(5, axon(ContainerRole::Compute)),
+            ],
+            ..Default::default()
+        };
+        let c = node_conflicts(&pin, Some(&smt_host()), None);
+        assert_eq!(c, vec![Conflict::SiblingsBothAxon { cpu: 1, sibling: 5 }]);
+        assert!(c[0].to_string().contains("both SMT threads"));
+    }
+
+    #[test]
+    fn a_job_on_the_idle_sibling_of_an_axon_core_is_a_conflict() {
+        let pin = Pinning {
+            cpus: vec![
+                pinned(1, axon(ContainerRole::Drives)),
+                pinned(5, Owner::SlurmJob { job_id: 9 }),
+                // A job on a core whose sibling is not Axon's is fine.
+                pinned(6, Owner::SlurmJob { job_id: 9 }),
+            ],
+            ..Default::default()
+        };
+        let c = node_conflicts(&pin, Some(&smt_host()), None);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].cpu(), Some(5));
+        assert!(
+            c[0].to_string()
+                .contains("SMT sibling of Axon core cpu1 used by p105"),
+            "{}",
+            c[0]
+        );
+    }
+
+    #[test]
+    fn a_dataplane_nic_on_a_domain_without_axon_cores_is_a_conflict() {
+        use super::super::net::{DataplaneSelection, IpConf, Network, Nic, NicKind};
+        let nic = |name: &str, numa: i32| Nic {
+            name: name.into(),
+            kind: NicKind::Ethernet,
+            arphrd: 1,
+            mtu: Some(9000),
+            speed_mbps: None,
+            operstate: "up".into(),
+            numa_node: Some(numa),
+            driver: None,
+            driver_version: None,
+            mac: None,
+            pci_address: None,
+            physical: true,
+            dataplane: true,
+            addresses: vec![],
+            ipconf: IpConf::default(),
+            sbr: vec![],
+        };
+        let net = Network {
+            nics: vec![nic("ens1", 0), nic("ens2", 1)],
+            all: IpConf::default(),
+            default: IpConf::default(),
+            rules: vec![],
+            routes: vec![],
+            dataplane_selection: DataplaneSelection::Auto,
+            routing_error: None,
+        };
+        let pin = Pinning {
+            cpus: vec![pinned(0, axon(ContainerRole::Frontend))],
+            ..Default::default()
+        };
+        let c = node_conflicts(&pin, Some(&smt_host()), Some(&net));
+        assert_eq!(
+            c,
+            vec![Conflict::NicWithoutAxonCores {
+                numa: 1,
+                nics: vec!["ens2".into()]
+            }]
+        );
+        // Without Axon on the node there is nothing to balance.
+        assert!(node_conflicts(&Pinning::default(), Some(&smt_host()), Some(&net)).is_empty());
     }
 
     #[test]

@@ -114,6 +114,6 @@ impl NodeSnapshot {
     pub fn section_age_ms(&self, section: Section) -> Option<i64> {
         self.collector(section)
             .and_then(|c| c.last_success_ms)
-            .map(|t| (self.taken_ms - t).max(0))
+            .map(|t| self.taken_ms.saturating_sub(t).max(0))
     }
 }

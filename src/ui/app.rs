@@ -94,12 +94,44 @@ impl DriveSort {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Detail {
     Problem(usize),
-    Drive { node: usize, drive: String },
-    Check { node: usize, check: String },
-    Cpu { node: usize, cpu: u32 },
-    Pair { from: usize, to: usize },
-    Nic { node: usize, nic: String },
-    Event(usize),
+    Drive {
+        node: usize,
+        drive: String,
+    },
+    Check {
+        node: usize,
+        check: String,
+    },
+    Cpu {
+        node: usize,
+        cpu: u32,
+    },
+    Pair {
+        from: usize,
+        to: usize,
+    },
+    Nic {
+        node: usize,
+        nic: String,
+    },
+    /// By the event's sequence number (newer events do not shift it).
+    Event(u64),
+    /// A cluster-wide check, by id.
+    ClusterCheck(String),
+}
+
+impl Detail {
+    /// The node the popup is about, if it is about one.
+    pub fn node(&self) -> Option<usize> {
+        match self {
+            Detail::Drive { node, .. }
+            | Detail::Check { node, .. }
+            | Detail::Cpu { node, .. }
+            | Detail::Nic { node, .. } => Some(*node),
+            Detail::Pair { from, .. } => Some(*from),
+            Detail::Problem(_) | Detail::Event(_) | Detail::ClusterCheck(_) => None,
+        }
+    }
 }
 
 /// Text being typed at the bottom line.
@@ -131,6 +163,8 @@ pub struct UiState {
     pub input: Option<Input>,
     pub drive_sort: DriveSort,
     pub checks_worst_first: bool,
+    /// Network: nodes with blocked probes / NICs with wrong settings first.
+    pub net_worst_first: bool,
     pub detail: Option<Detail>,
     pub help: bool,
     pub message: Option<String>,
@@ -158,6 +192,7 @@ impl UiState {
             input: None,
             drive_sort: DriveSort::Health,
             checks_worst_first: false,
+            net_worst_first: false,
             detail: None,
             help: false,
             message: None,
@@ -361,6 +396,14 @@ impl UiState {
                         .unwrap_or(0);
                     self.drive_sort = DriveSort::ALL[(i + 1) % DriveSort::ALL.len()];
                     self.message = Some(format!("drives sorted by {}", self.drive_sort.label()));
+                }
+                Panel::Network => {
+                    self.net_worst_first = !self.net_worst_first;
+                    self.message = Some(if self.net_worst_first {
+                        "problems first (blocked probes, wrong NIC settings)".into()
+                    } else {
+                        "nodes in inventory order".into()
+                    });
                 }
                 Panel::Checks => {
                     self.checks_worst_first = !self.checks_worst_first;

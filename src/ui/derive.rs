@@ -24,6 +24,16 @@ pub enum Jump {
     Checks(String),
 }
 
+/// A row of the Checks panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckRow {
+    /// Index into `Derived::cluster_checks`.
+    Cluster(usize),
+    /// A node index.
+    Node(usize),
+    None,
+}
+
 #[derive(Debug, Clone)]
 pub struct Problem {
     pub severity: Severity,
@@ -58,6 +68,11 @@ pub struct Counts {
     pub drives_warning: usize,
     pub drives_critical: usize,
     pub drives_unknown: usize,
+    /// Drives of nodes that are not up: their last known health is not current.
+    pub drives_not_current: usize,
+    /// Up nodes that have reported checks / pinning (so "none failing" means something).
+    pub checks_reported: usize,
+    pub pinning_reported: usize,
     pub probes_blocked: u64,
     pub probes_total: u64,
     pub conflicts: usize,
@@ -150,10 +165,12 @@ impl Derived {
             c.checks_failing_nodes += usize::from(f > 0);
             c.checks_warning += n.digest.checks_warn as usize;
             let fresh = self.status[i] == NodeStatus::Up;
+            c.checks_reported += usize::from(fresh && s.checks.is_some());
+            c.pinning_reported += usize::from(fresh && s.pinning.is_some());
             for h in &n.digest.drives {
                 if !fresh {
                     // Last known health of a node that is not up is not current.
-                    c.drives_unknown += 1;
+                    c.drives_not_current += 1;
                     continue;
                 }
                 match h.level {
@@ -174,6 +191,26 @@ impl Derived {
     fn problems(&mut self, view: &ClusterView, filter: &str) {
         let now = self.now_ms;
         let mut out: Vec<Problem> = Vec::new();
+        let connecting: Vec<&str> = view
+            .nodes
+            .iter()
+            .zip(&self.status)
+            .filter(|(_, s)| **s == NodeStatus::Connecting)
+            .map(|(n, _)| n.name.as_str())
+            .collect();
+        if !connecting.is_empty() {
+            out.push(Problem {
+                severity: Severity::Info,
+                node: None,
+                what: "node",
+                text: format!(
+                    "{} node(s) connecting, no data yet: {}",
+                    connecting.len(),
+                    crate::model::hostlist::compress(&connecting)
+                ),
+                jump: Jump::None,
+            });
+        }
         for (i, n) in view.nodes.iter().enumerate() {
             match self.status[i] {
                 NodeStatus::Down => out.push(Problem {
@@ -188,7 +225,7 @@ impl Derived {
                             .map(|f| f.message.as_str())
                             .unwrap_or("no data"),
                         n.received_ms
-                            .map(|r| format!("{} ago", fmt_age(Some(now - r))))
+                            .map(|r| format!("{} ago", fmt_age(Some(now.saturating_sub(r)))))
                             .unwrap_or_else(|| "never".into())
                     ),
                     jump: Jump::Node(Panel::Checks, i),
@@ -198,12 +235,12 @@ impl Derived {
                     node: Some(i),
                     what: "node",
                     text: format!(
-                        "{} STALE: no data for {}{}",
+                        "{} STALE: last data {} ago{}",
                         n.name,
-                        fmt_age(n.received_ms.map(|r| now - r)),
+                        fmt_age(n.received_ms.map(|r| now.saturating_sub(r))),
                         n.failure
                             .as_ref()
-                            .map(|f| format!(" ({})", f.message))
+                            .map(|f| format!(" — {}", f.message))
                             .unwrap_or_default()
                     ),
                     jump: Jump::Node(Panel::Checks, i),
@@ -450,15 +487,22 @@ impl Derived {
                     continue;
                 }
                 let sm = d.smart.as_ref();
+                let level = n
+                    .digest
+                    .drives
+                    .get(j)
+                    .map(|h| h.level)
+                    .unwrap_or(HealthLevel::Unknown);
                 rows.push(DriveRow {
                     node: i,
                     drive: j,
-                    level: n
-                        .digest
-                        .drives
-                        .get(j)
-                        .map(|h| h.level)
-                        .unwrap_or(HealthLevel::Unknown),
+                    // The last known health of a node that is not up is not current: it
+                    // sorts with the unknowns, never with the healthy drives.
+                    level: if self.status[i] == NodeStatus::Up {
+                        level
+                    } else {
+                        level.max(HealthLevel::Unknown)
+                    },
                     temp: sm.and_then(|s| s.temperature_celsius()),
                     wear: sm.map(|s| s.percentage_used),
                     media_errors: sm.map(|s| s.media_errors),
@@ -520,19 +564,43 @@ impl Derived {
         self.net_nodes = (0..view.nodes.len())
             .filter(|&i| matches(f, &[&view.nodes[i].name]))
             .collect();
+        if ui.net_worst_first {
+            let blocked = |i: usize| {
+                view.nodes[i]
+                    .snapshot
+                    .as_ref()
+                    .and_then(|s| s.probes.as_ref())
+                    .map_or(0, |p| p.blocked_total)
+            };
+            let status = &self.status;
+            self.net_nodes.sort_by_key(|&i| {
+                (
+                    std::cmp::Reverse(status[i] != NodeStatus::Up),
+                    std::cmp::Reverse(blocked(i)),
+                    i,
+                )
+            });
+        }
         self.nic_rows = Vec::new();
+        let mut badness = Vec::new();
         for &i in &self.net_nodes {
-            for (j, _) in view.nodes[i]
+            let Some(net) = view.nodes[i]
                 .snapshot
                 .as_ref()
                 .and_then(|s| s.network.as_ref())
-                .map(|n| n.nics.as_slice())
-                .unwrap_or(&[])
-                .iter()
-                .enumerate()
-            {
+            else {
+                continue;
+            };
+            for (j, nic) in net.nics.iter().enumerate() {
                 self.nic_rows.push((i, j));
+                badness.push(nic.findings(&net.all).count());
             }
+        }
+        if ui.net_worst_first {
+            let mut keyed: Vec<(u32, (usize, usize))> =
+                badness.into_iter().zip(self.nic_rows.drain(..)).collect();
+            keyed.sort_by_key(|(b, _)| std::cmp::Reverse(*b));
+            self.nic_rows = keyed.into_iter().map(|(_, r)| r).collect();
         }
         // The matrix is only built while the Network panel shows it.
         if ui.panel != Panel::Network || ui.net_view != NetView::Matrix {
@@ -588,7 +656,7 @@ impl Derived {
         match panel {
             Panel::Overview => self.problems.len(),
             Panel::Drives => self.drives.len(),
-            Panel::Checks => self.check_nodes.len(),
+            Panel::Checks => self.cluster_checks.len() + self.check_nodes.len(),
             Panel::Network => match ui.net_view {
                 NetView::Matrix => self.net_nodes.len(),
                 NetView::Nics => self.nic_rows.len(),
@@ -596,6 +664,27 @@ impl Derived {
             Panel::Events => self.events.len(),
             Panel::Cores | Panel::Stripes => 0,
         }
+    }
+
+    /// What row `sel` of the Checks panel is: the cluster-wide checks come first, then
+    /// one row per node.
+    pub fn check_row(&self, sel: usize) -> CheckRow {
+        let nc = self.cluster_checks.len();
+        if sel < nc {
+            CheckRow::Cluster(sel)
+        } else {
+            self.check_nodes
+                .get(sel - nc)
+                .map_or(CheckRow::None, |&n| CheckRow::Node(n))
+        }
+    }
+
+    /// The Checks panel row of node `i`, if the filter shows it.
+    pub fn check_row_of(&self, i: usize) -> Option<usize> {
+        self.check_nodes
+            .iter()
+            .position(|&n| n == i)
+            .map(|p| p + self.cluster_checks.len())
     }
 
     pub fn check_columns(&self) -> usize {
@@ -635,14 +724,19 @@ impl Derived {
                     drive: d.name.clone(),
                 })
             }),
-            Panel::Checks => {
-                let node = *self.check_nodes.get(sel)?;
-                let id = self.check_ids.get(ui.col)?;
-                Some(Detail::Check {
-                    node,
-                    check: id.to_string(),
-                })
-            }
+            Panel::Checks => match self.check_row(sel) {
+                CheckRow::Cluster(c) => {
+                    Some(Detail::ClusterCheck(self.cluster_checks.get(c)?.id.clone()))
+                }
+                CheckRow::Node(node) => {
+                    let id = self.check_ids.get(ui.col)?;
+                    Some(Detail::Check {
+                        node,
+                        check: id.to_string(),
+                    })
+                }
+                CheckRow::None => None,
+            },
             Panel::Cores => {
                 let t = view
                     .nodes
@@ -677,7 +771,11 @@ impl Derived {
                     })
                 }),
             },
-            Panel::Events => self.events.get(sel).map(|i| Detail::Event(*i)),
+            Panel::Events => self
+                .events
+                .get(sel)
+                .and_then(|i| view.events.get(*i))
+                .map(|e| Detail::Event(e.seq)),
             Panel::Stripes => None,
         }
     }

@@ -3,15 +3,55 @@
 use super::ViewState;
 use super::app::Detail;
 use super::theme::Theme;
-use super::widgets::{check_style, health_style, kv};
-use crate::fleet::view::fmt_age;
+use super::widgets::{check_style, health_style, kv, status_style};
+use crate::fleet::view::{NodeStatus, fmt_age};
 use crate::model::checks;
 use crate::model::nvme::CriticalWarning;
 use crate::model::probes::SUMMARY_GROUPS;
 use humansize::{DECIMAL, format_size};
 use ratatui::text::{Line, Span};
 
+/// The popup's title and lines. A popup about a node that is not up starts with a line
+/// that says so and how old its data is: nothing in it is current.
 pub fn content(d: &Detail, vs: &ViewState, th: &Theme) -> (String, Vec<Line<'static>>) {
+    let (title, mut lines) = body(d, vs, th);
+    if let Some(i) = d.node() {
+        let status = vs
+            .derived
+            .status
+            .get(i)
+            .copied()
+            .unwrap_or(NodeStatus::Down);
+        if status != NodeStatus::Up {
+            let n = &vs.cluster.nodes[i];
+            let why = n
+                .failure
+                .as_ref()
+                .map(|f| format!(" ({})", f.message))
+                .unwrap_or_default();
+            lines.insert(
+                0,
+                Line::from(Span::styled(
+                    format!(
+                        "{} {}: last data {} ago, not current{why}",
+                        n.name,
+                        status.as_str(),
+                        fmt_age(n.received_ms.map(|r| vs.now_ms.saturating_sub(r)))
+                    ),
+                    status_style(th, status),
+                )),
+            );
+        }
+    }
+    (title, lines)
+}
+
+/// Whether node `i`'s data is current (the node is up).
+fn current(vs: &ViewState, i: usize) -> bool {
+    vs.derived.status.get(i) == Some(&NodeStatus::Up)
+}
+
+fn body(d: &Detail, vs: &ViewState, th: &Theme) -> (String, Vec<Line<'static>>) {
     let nodes = &vs.cluster.nodes;
     match d {
         Detail::Problem(i) => {
@@ -81,8 +121,21 @@ pub fn content(d: &Detail, vs: &ViewState, th: &Theme) -> (String, Vec<Line<'sta
                         th.header,
                     ),
                     Span::styled(
-                        format!("{} {}", h.level.as_str(), h.reasons.join("; ")),
-                        health_style(th, h.level),
+                        format!(
+                            "{}{} {}",
+                            h.level.as_str(),
+                            if current(vs, *node) {
+                                ""
+                            } else {
+                                " (last known)"
+                            },
+                            h.reasons.join("; ")
+                        ),
+                        if current(vs, *node) {
+                            health_style(th, h.level)
+                        } else {
+                            th.stale
+                        },
                     ),
                 ]),
             ];
@@ -162,6 +215,11 @@ pub fn content(d: &Detail, vs: &ViewState, th: &Theme) -> (String, Vec<Line<'sta
                     ));
                 }
             }
+            l.push(kv(
+                "data age",
+                fmt_age(n.section_age_ms(crate::model::snapshot::Section::Nvme, vs.now_ms)),
+                th,
+            ));
             (format!("{} {}", n.name, dr.name), l)
         }
         Detail::Check { node, check } => {
@@ -184,7 +242,17 @@ pub fn content(d: &Detail, vs: &ViewState, th: &Theme) -> (String, Vec<Line<'sta
                             crate::ui::widgets::fit("status", crate::ui::widgets::KEY_W),
                             th.header,
                         ),
-                        Span::styled(r.status.as_str().to_uppercase(), check_style(th, r.status)),
+                        if current(vs, *node) {
+                            Span::styled(
+                                r.status.as_str().to_uppercase(),
+                                check_style(th, r.status),
+                            )
+                        } else {
+                            Span::styled(
+                                format!("{} (last known)", r.status.as_str().to_uppercase()),
+                                th.stale,
+                            )
+                        },
                     ]));
                     l.push(kv("observed", r.observed.clone(), th));
                     l.push(kv("expected", r.expected.clone(), th));
@@ -245,7 +313,7 @@ pub fn content(d: &Detail, vs: &ViewState, th: &Theme) -> (String, Vec<Line<'sta
                     if u.running_more > 0 {
                         l.push(Line::from(format!("  … and {} more", u.running_more)));
                     }
-                    for c in u.conflicts() {
+                    for c in n.digest.conflicts.iter().filter(|c| c.cpu() == Some(*cpu)) {
                         l.push(Line::from(Span::styled(format!("conflict: {c}"), th.fail)));
                     }
                 }
@@ -274,7 +342,13 @@ pub fn content(d: &Detail, vs: &ViewState, th: &Theme) -> (String, Vec<Line<'sta
                     l.push(kv(
                         "best RTT",
                         c.rtt_ms()
-                            .map(|r| format!("{r} ms"))
+                            .map(|r| {
+                                if r == 0 {
+                                    "under 1 ms".to_string()
+                                } else {
+                                    format!("{r} ms")
+                                }
+                            })
                             .unwrap_or_else(|| "—".into()),
                         th,
                     ));
@@ -404,14 +478,49 @@ pub fn content(d: &Detail, vs: &ViewState, th: &Theme) -> (String, Vec<Line<'sta
             }
             (format!("{} {nic}", n.name), l)
         }
-        Detail::Event(i) => {
-            let Some(e) = vs.cluster.events.get(*i) else {
-                return ("event".into(), vec![]);
+        Detail::ClusterCheck(id) => {
+            let def = checks::def(id);
+            let mut l = vec![
+                kv("requirement", def.map(|d| d.requirement).unwrap_or(""), th),
+                kv("source", def.map(|d| d.source).unwrap_or(""), th),
+                kv(
+                    "judged on",
+                    "the nodes that are up, as this console sees them",
+                    th,
+                ),
+            ];
+            match vs.derived.cluster_checks.iter().find(|c| &c.id == id) {
+                None => l.push(kv("status", "not evaluated", th)),
+                Some(r) => {
+                    l.push(Line::from(vec![
+                        Span::styled(
+                            crate::ui::widgets::fit("status", crate::ui::widgets::KEY_W),
+                            th.header,
+                        ),
+                        Span::styled(r.status.as_str().to_uppercase(), check_style(th, r.status)),
+                    ]));
+                    l.push(kv("observed", r.observed.clone(), th));
+                    l.push(kv("expected", r.expected.clone(), th));
+                    if !r.remedy.is_empty() {
+                        l.push(kv("remedy", r.remedy.clone(), th));
+                    }
+                }
+            }
+            (format!("cluster check {id}"), l)
+        }
+        Detail::Event(seq) => {
+            let Some(e) = vs.cluster.event(*seq) else {
+                return (
+                    "event".into(),
+                    vec![Line::from(
+                        "no longer held (older than the last 1,000 events)",
+                    )],
+                );
             };
             (
                 "event".into(),
                 vec![
-                    kv("age", fmt_age(Some(vs.now_ms - e.at_ms)), th),
+                    kv("age", fmt_age(Some(vs.now_ms.saturating_sub(e.at_ms))), th),
                     Line::from(e.text.clone()),
                 ],
             )

@@ -12,7 +12,7 @@ pub mod theme;
 pub mod widgets;
 
 use crate::actions::probe::{self as probe_action, Progress};
-use crate::agent::state::now_ms;
+use crate::clock::now_ms;
 use crate::fleet::Fleet;
 use crate::fleet::view::ClusterView;
 use app::{Effect, Input, Panel, UiState};
@@ -95,48 +95,85 @@ pub fn render(vs: &ViewState, th: &Theme, f: &mut Frame) {
     }
 }
 
-/// Where each tab starts on the header line (for mouse clicks).
-pub fn tab_positions() -> Vec<(u16, u16, Panel)> {
-    let mut x = 6u16;
-    Panel::ALL
+/// Below this width the header drops the brand and packs the tabs, so the node counts
+/// (how many nodes are stale or down) stay visible on every panel.
+const WIDE_HEADER: u16 = 100;
+
+/// The header's tab labels, the gap between them and where the first one starts.
+fn tab_labels(width: u16) -> (u16, u16, Vec<String>) {
+    let wide = width >= WIDE_HEADER;
+    let labels = Panel::ALL
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let w = format!(" {} {} ", i + 1, p.title()).chars().count() as u16;
-            let r = (x, x + w, *p);
-            x += w;
+            if wide {
+                format!(" {} {} ", i + 1, p.title())
+            } else {
+                format!("{}:{}", i + 1, p.title())
+            }
+        })
+        .collect();
+    if wide { (6, 0, labels) } else { (0, 1, labels) }
+}
+
+/// Where each tab starts and ends on the header line (for mouse clicks).
+pub fn tab_positions(width: u16) -> Vec<(u16, u16, Panel)> {
+    let (mut x, gap, labels) = tab_labels(width);
+    labels
+        .iter()
+        .zip(Panel::ALL)
+        .map(|(l, p)| {
+            let w = l.chars().count() as u16;
+            let r = (x, x + w, p);
+            x += w + gap;
             r
         })
         .collect()
 }
 
 fn header(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
-    let mut spans = vec![Span::styled(" axon ", th.title)];
-    for (i, p) in Panel::ALL.iter().enumerate() {
-        let style = if *p == vs.ui.panel {
+    let (start, gap, labels) = tab_labels(area.width);
+    let mut spans = Vec::new();
+    if start > 0 {
+        spans.push(Span::styled(" axon ", th.title));
+    }
+    for (i, (label, p)) in labels.into_iter().zip(Panel::ALL).enumerate() {
+        let style = if p == vs.ui.panel {
             th.tab_active
         } else {
             th.tab_inactive
         };
-        spans.push(Span::styled(format!(" {} {} ", i + 1, p.title()), style));
+        if i > 0 && gap > 0 {
+            spans.push(Span::raw(" ".repeat(gap as usize)));
+        }
+        spans.push(Span::styled(label, style));
     }
     let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
     let c = &vs.derived.counts;
-    let mut right = vec![
-        Span::styled(format!("{} nodes ", vs.cluster.nodes.len()), th.dim),
-        Span::styled(format!("●{} ", c.up), th.ok),
-    ];
+    let mut right = Vec::new();
+    if area.width >= WIDE_HEADER {
+        right.push(Span::styled(
+            format!("{} nodes ", vs.cluster.nodes.len()),
+            th.dim,
+        ));
+    }
+    right.push(Span::styled(format!("●{} ", c.up), th.ok));
+    if c.connecting > 0 {
+        right.push(Span::styled(format!("◌{} ", c.connecting), th.dim));
+    }
     if c.stale > 0 {
         right.push(Span::styled(format!("◐{} ", c.stale), th.stale));
     }
     if c.down > 0 {
         right.push(Span::styled(format!("✕{} ", c.down), th.down));
     }
-    if vs.ui.read_only {
+    let width = |v: &[Span]| -> usize { v.iter().map(|s| s.content.chars().count()).sum() };
+    // Read-only is also on the status line: it goes first when room is short.
+    if vs.ui.read_only && used + width(&right) + 3 <= area.width as usize {
         right.push(Span::styled("RO ", th.accent));
     }
-    let rw: usize = right.iter().map(|s| s.content.chars().count()).sum();
-    if used + rw < area.width as usize {
+    let rw = width(&right);
+    if used + rw <= area.width as usize {
         spans.push(Span::raw(" ".repeat(area.width as usize - used - rw)));
         spans.extend(right);
     }
@@ -261,27 +298,32 @@ pub struct ConsoleOptions {
     pub mouse: bool,
 }
 
-/// Keys that change what `Derived` depends on.
-fn derive_key(
-    ui: &UiState,
-) -> (
-    Panel,
-    Vec<(Panel, String)>,
-    app::DriveSort,
-    bool,
-    app::NetView,
-    usize,
-) {
-    let mut f: Vec<(Panel, String)> = ui.filters.iter().map(|(k, v)| (*k, v.clone())).collect();
-    f.sort();
-    (
-        ui.panel,
-        f,
-        ui.drive_sort,
-        ui.checks_worst_first,
-        ui.net_view,
-        ui.net_group,
-    )
+/// What `Derived` depends on besides the data: when it changes, the tables are derived
+/// again.
+#[derive(Debug, Clone, PartialEq)]
+struct DeriveKey {
+    panel: Panel,
+    filters: Vec<(Panel, String)>,
+    drive_sort: app::DriveSort,
+    checks_worst_first: bool,
+    net_worst_first: bool,
+    net_view: app::NetView,
+    net_group: usize,
+}
+
+fn derive_key(ui: &UiState) -> DeriveKey {
+    let mut filters: Vec<(Panel, String)> =
+        ui.filters.iter().map(|(k, v)| (*k, v.clone())).collect();
+    filters.sort();
+    DeriveKey {
+        panel: ui.panel,
+        filters,
+        drive_sort: ui.drive_sort,
+        checks_worst_first: ui.checks_worst_first,
+        net_worst_first: ui.net_worst_first,
+        net_view: ui.net_view,
+        net_group: ui.net_group,
+    }
 }
 
 /// At most this often for data-driven redraws (the agents report at 1 Hz; deriving the
@@ -434,7 +476,7 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
                     }
                     MouseEventKind::ScrollUp => ui.act(keymap::Action::Up, &fleet.view, derived),
                     MouseEventKind::Down(MouseButton::Left) if m.row == 0 => {
-                        if let Some((_, _, p)) = tab_positions()
+                        if let Some((_, _, p)) = tab_positions(ui.width)
                             .into_iter()
                             .find(|(a, b, _)| m.column >= *a && m.column < *b)
                         {
@@ -450,6 +492,12 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
             match effect {
                 Effect::None => false,
                 Effect::Quit => true,
+                Effect::LoadTheme(name) if mono && name != "mono" => {
+                    ui.message = Some(format!(
+                        "NO_COLOR is set: staying on the mono theme (unset NO_COLOR for `{name}`)"
+                    ));
+                    false
+                }
                 Effect::LoadTheme(name) => {
                     match Theme::load(&name, depth) {
                         Ok(t) => {
@@ -522,7 +570,7 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
                         match r {
                             Ok(summary) => {
                                 ui.message = Some(summary.clone());
-                                fleet.view.push_event(crate::fleet::view::Event { at_ms: now_ms(), node: None, severity: crate::fleet::view::Severity::Info, text: summary });
+                                fleet.view.push_event(crate::fleet::view::Event { seq: 0, at_ms: now_ms(), node: None, severity: crate::fleet::view::Severity::Info, text: summary });
                             }
                             Err(e) => ui.message = Some(format!("probe failed: {e}")),
                         }
@@ -558,7 +606,7 @@ fn jump(ui: &mut UiState, view: &ClusterView, d: &Derived) {
             ui.node = *node;
             ui.cpu = 0;
             if let Some(row) = match panel {
-                Panel::Checks => d.check_nodes.iter().position(|n| n == node),
+                Panel::Checks => d.check_row_of(*node),
                 Panel::Network => d.net_nodes.iter().position(|n| n == node),
                 _ => None,
             } {
@@ -585,7 +633,7 @@ fn jump(ui: &mut UiState, view: &ClusterView, d: &Derived) {
         }
         Jump::Check { node, check } => {
             ui.panel = Panel::Checks;
-            if let Some(row) = d.check_nodes.iter().position(|n| n == node) {
+            if let Some(row) = d.check_row_of(*node) {
                 ui.sel.insert(Panel::Checks, row);
             }
             if let Some(col) = d.check_ids.iter().position(|c| c == check) {
@@ -596,7 +644,13 @@ fn jump(ui: &mut UiState, view: &ClusterView, d: &Derived) {
                 check: check.clone(),
             });
         }
-        Jump::Checks(_) => ui.panel = Panel::Checks,
+        Jump::Checks(id) => {
+            ui.panel = Panel::Checks;
+            if let Some(row) = d.cluster_checks.iter().position(|c| &c.id == id) {
+                ui.sel.insert(Panel::Checks, row);
+            }
+            ui.detail = Some(app::Detail::ClusterCheck(id.clone()));
+        }
     }
 }
 

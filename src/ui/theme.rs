@@ -267,16 +267,6 @@ impl Theme {
         }
         Err(ThemeError::Unknown(name_or_path.to_string()))
     }
-
-    /// The next built-in theme (for the runtime switch).
-    pub fn next_builtin(&self) -> &'static str {
-        let i = BUILTIN
-            .iter()
-            .position(|(n, _)| *n == self.name)
-            .map(|i| i + 1)
-            .unwrap_or(0);
-        BUILTIN[i % BUILTIN.len()].0
-    }
 }
 
 #[cfg(test)]
@@ -310,6 +300,44 @@ mod tests {
         assert!(t.selection.add_modifier.contains(Modifier::REVERSED));
         assert!(t.fail.add_modifier.contains(Modifier::BOLD));
         assert!(t.fail.fg.is_none() && t.selection.bg.is_none());
+    }
+
+    /// Reverse video on anything but the selection would hide the cursor there (reverse
+    /// patched onto reverse changes nothing).
+    #[test]
+    fn mono_reserves_reverse_video_for_the_selection() {
+        let t = Theme::builtin("mono", ColorDepth::TrueColor).unwrap();
+        let others = [
+            ("base", t.base),
+            ("dim", t.dim),
+            ("text", t.text),
+            ("accent", t.accent),
+            ("header", t.header),
+            ("border", t.border),
+            ("title", t.title),
+            ("tab_inactive", t.tab_inactive),
+            ("ok", t.ok),
+            ("warn", t.warn),
+            ("fail", t.fail),
+            ("unknown", t.unknown),
+            ("stale", t.stale),
+            ("down", t.down),
+            ("emulated", t.emulated),
+            ("owner_drives", t.owner_drives),
+            ("owner_compute", t.owner_compute),
+            ("owner_frontend", t.owner_frontend),
+            ("owner_job", t.owner_job),
+            ("owner_os", t.owner_os),
+            ("owner_free", t.owner_free),
+            ("conflict", t.conflict),
+        ];
+        for (role, style) in others {
+            assert!(
+                !style.add_modifier.contains(Modifier::REVERSED),
+                "mono role {role} uses reverse video"
+            );
+        }
+        assert!(t.tab_active.add_modifier.contains(Modifier::REVERSED));
     }
 
     #[test]

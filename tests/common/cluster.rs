@@ -221,7 +221,7 @@ pub fn troubled() -> ClusterView {
     });
     nodes[3].failure = Some(Failure {
         kind: FailureKind::Timeout,
-        message: "no data for 3500 ms: agent not responding".into(),
+        message: "stream silent for 3500 ms: agent not responding".into(),
         at_ms: NOW - 3_000,
     });
     let mut v = ClusterView::new(nodes, Thresholds::for_interval(1000));
@@ -238,7 +238,7 @@ pub fn troubled() -> ClusterView {
             30_000,
             Severity::Warning,
             "axon006",
-            "axon006: blocked ports 0 → 3",
+            "axon006: blocked ports 0 → 4",
         ),
         (
             12_000,
@@ -254,6 +254,7 @@ pub fn troubled() -> ClusterView {
         ),
     ] {
         v.push_event(Event {
+            seq: 0,
             at_ms: NOW - ago,
             node: Some(node.into()),
             severity: sev,

@@ -5,6 +5,7 @@ use crate::fleet::view::NodeStatus;
 use crate::model::checks::{self, CheckStatus};
 use crate::ui::ViewState;
 use crate::ui::app::Panel;
+use crate::ui::derive::CheckRow;
 use crate::ui::theme::Theme;
 use crate::ui::widgets::table::offset;
 use crate::ui::widgets::{check_glyph, check_style, fit, rule, status_glyph, status_style};
@@ -17,14 +18,22 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
     let d = vs.derived;
     let w = area.width as usize;
     let mut lines: Vec<Line> = Vec::new();
-    // Cluster-wide checks on one line each (three of them).
-    for c in &d.cluster_checks {
+    let sel_row = vs.ui.selected(Panel::Checks);
+    // Cluster-wide checks on one line each (three of them), selectable above the nodes.
+    for (i, c) in d.cluster_checks.iter().enumerate() {
         lines.push(Line::from(vec![
             Span::styled(
                 format!(" {} ", check_glyph(c.status)),
                 check_style(th, c.status),
             ),
-            Span::styled(format!("{:<17}", c.id), th.header),
+            Span::styled(
+                format!("{:<17}", c.id),
+                if d.check_row(sel_row) == CheckRow::Cluster(i) {
+                    th.selection
+                } else {
+                    th.header
+                },
+            ),
             Span::styled(
                 fit(&c.observed, w.saturating_sub(21)),
                 if c.status == CheckStatus::Pass {
@@ -61,15 +70,16 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
     lines.push(Line::from(head));
     let top = lines.len() as u16;
     let body = area.height.saturating_sub(top) as usize;
-    let sel = vs
-        .ui
-        .selected(Panel::Checks)
-        .min(d.check_nodes.len().saturating_sub(1));
-    let off = offset(sel, body, d.check_nodes.len());
+    // The selected node row, if a node row is selected.
+    let sel = match d.check_row(sel_row) {
+        CheckRow::Node(_) => Some(sel_row - d.cluster_checks.len()),
+        _ => None,
+    };
+    let off = offset(sel.unwrap_or(0), body, d.check_nodes.len());
     for (r, &ni) in d.check_nodes.iter().enumerate().skip(off).take(body) {
         let n = &vs.cluster.nodes[ni];
         let status = d.status[ni];
-        let row_sel = r == sel;
+        let row_sel = Some(r) == sel;
         let name_style = if row_sel {
             th.selection
         } else {

@@ -4,6 +4,7 @@
 //! shared with jobs, NICs on domains without Axon cores).
 
 use crate::fleet::view::{NodeStatus, fmt_age};
+use crate::model::hostlist::compress;
 use crate::model::pinning::{ContainerRole, CpuRole, CpuUse};
 use crate::model::snapshot::Section;
 use crate::model::topology::Topology;
@@ -11,7 +12,6 @@ use crate::ui::ViewState;
 use crate::ui::theme::Theme;
 use crate::ui::widgets::table::offset;
 use crate::ui::widgets::{fit, rule, status_glyph, status_style};
-use humansize::{BINARY, format_size};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -97,12 +97,18 @@ pub fn grid_for_width(t: &Topology, width: u16) -> Vec<GridLine> {
     grid(t, pl)
 }
 
-pub fn glyph(u: Option<&CpuUse>, online: bool, th: &Theme) -> (&'static str, Style) {
+/// The cell of one CPU: `conflict` when any of the node's conflicts is about it.
+pub fn glyph(
+    u: Option<&CpuUse>,
+    online: bool,
+    conflict: bool,
+    th: &Theme,
+) -> (&'static str, Style) {
     if !online {
         return ("x", th.dim);
     }
     let Some(u) = u else { return ("?", th.unknown) };
-    if !u.conflicts().is_empty() {
+    if conflict {
         return ("!", th.conflict);
     }
     match u.role() {
@@ -239,16 +245,9 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
     let cursor = order
         .get(vs.ui.cpu.min(order.len().saturating_sub(1)))
         .copied();
-    let axon_nodes: std::collections::BTreeSet<u32> = pin
-        .map(|p| {
-            p.cpus
-                .iter()
-                .filter(|c| matches!(c.role(), CpuRole::Axon { .. }))
-                .filter_map(|c| t.cpu(c.cpu).and_then(|x| x.numa_node))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut extra_conflicts: Vec<String> = Vec::new();
+    let conflicts = &node.digest.conflicts;
+    let conflict_cpus: std::collections::BTreeSet<u32> =
+        conflicts.iter().filter_map(|c| c.cpu()).collect();
     for n in &t.numa_nodes {
         let nics: Vec<&str> = net
             .map(|nt| {
@@ -275,13 +274,6 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
                 roles[role as usize] += 1;
             }
         }
-        if !axon_nodes.is_empty() && !nics.is_empty() && !axon_nodes.contains(&n.id) {
-            extra_conflicts.push(format!(
-                "NUMA {}: dataplane NIC {} but no Axon cores",
-                n.id,
-                nics.join(",")
-            ));
-        }
         let hp = n.hugepages_of(2 << 20);
         let mut spans = vec![
             Span::styled(format!("NUMA {} ", n.id), th.header),
@@ -290,7 +282,7 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
                 if nics.is_empty() {
                     "no NIC ".to_string()
                 } else {
-                    format!("NIC {} ", nics.join(","))
+                    format!("NIC {} ", compress(&nics))
                 },
                 if nics.is_empty() { th.dim } else { th.accent },
             ),
@@ -298,22 +290,24 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
                 if dr.is_empty() {
                     String::new()
                 } else {
-                    format!("{} ", dr.join(","))
+                    format!("{} ", compress(&dr))
                 },
                 th.text,
             ),
         ];
         if roles.iter().any(|r| *r > 0) {
             spans.push(Span::styled(
-                format!("Axon D{} C{} F{} ", roles[0], roles[1], roles[2]),
+                format!("D{} C{} F{} ", roles[0], roles[1], roles[2]),
                 th.accent,
             ));
         }
+        // Whole GiB: the figures that matter fit at 80 columns next to the NICs.
+        let gib = |b: u64| b / (1 << 30);
         spans.push(Span::styled(
             format!(
-                "free {}/{}{}",
-                format_size(n.memory_free_bytes, BINARY),
-                format_size(n.memory_total_bytes, BINARY),
+                "free {}/{}G{}",
+                gib(n.memory_free_bytes),
+                gib(n.memory_total_bytes),
                 hp.map(|h| format!(" hp {}/{}", h.free, h.total))
                     .unwrap_or_default()
             ),
@@ -329,7 +323,12 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
             let mut spans = vec![Span::styled(fit(&label, LABEL_W), th.dim)];
             for &c in &l.cpus {
                 let online = t.cpu(c).is_some_and(|x| x.online);
-                let (g, mut style) = glyph(pin.and_then(|p| p.cpu(c)), online, th);
+                let (g, mut style) = glyph(
+                    pin.and_then(|p| p.cpu(c)),
+                    online,
+                    conflict_cpus.contains(&c),
+                    th,
+                );
                 if status != NodeStatus::Up && g != "x" {
                     style = th.stale;
                 }
@@ -356,14 +355,7 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
         Span::styled(" free ", th.dim),
         Span::styled("!", th.conflict),
         Span::styled(" conflict", th.dim),
-        Span::styled(
-            if smt {
-                "  t0/t1: SMT threads of each core"
-            } else {
-                ""
-            },
-            th.dim,
-        ),
+        Span::styled(if smt { "  t0/t1 SMT threads" } else { "" }, th.dim),
     ]));
     if let Some(c) = cursor {
         let cpu = t.cpu(c);
@@ -394,10 +386,6 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
         }
         lines.push(Line::from(spans));
     }
-    let mut conflicts: Vec<String> = pin
-        .map(|p| p.conflicts().iter().map(|c| c.to_string()).collect())
-        .unwrap_or_default();
-    conflicts.extend(extra_conflicts);
     lines.push(rule(&format!("conflicts ({})", conflicts.len()), w, th));
     if conflicts.is_empty() {
         lines.push(Line::from(Span::styled(
@@ -409,7 +397,8 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
             if pin.is_some() { th.ok } else { th.dim },
         )));
     }
-    for c in conflicts {
+    let room = (body.height as usize).saturating_sub(lines.len());
+    for c in conflicts.iter().take(room) {
         lines.push(Line::from(Span::styled(format!("  {c}"), th.fail)));
     }
     f.render_widget(Paragraph::new(lines).style(th.base), body);

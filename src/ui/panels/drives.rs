@@ -4,11 +4,13 @@ use crate::model::nvme::HealthLevel;
 use crate::ui::ViewState;
 use crate::ui::app::Panel;
 use crate::ui::theme::Theme;
-use crate::ui::widgets::health_style;
 use crate::ui::widgets::table::{self, Col};
+use crate::ui::widgets::{fit, health_style};
 use humansize::{DECIMAL, format_size};
 use ratatui::Frame;
 use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
 
 pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
     let d = vs.derived;
@@ -19,7 +21,7 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
             Col::new("SLOT", 4),
             Col::new("DRIVE", 6),
             Col::new("MODEL", 0),
-            Col::new("SERIAL", 20),
+            Col::new("SERIAL", 18),
             Col::new("FW", 8),
             Col::new("NUMA", 4),
             Col::right("CAPACITY", 9),
@@ -27,12 +29,14 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
             Col::right("SPARE", 5),
             Col::right("WEAR", 5),
             Col::right("MEDIA", 6),
+            Col::new("STATE", 6),
             Col::new("HEALTH", 8),
-            Col::new("WARNINGS", 34),
+            Col::new("WARNINGS", 32),
         ]
     } else {
         vec![
             Col::new("NODE", 8),
+            Col::new("SLOT", 4),
             Col::new("DRIVE", 6),
             Col::new("MODEL", 0),
             Col::right("CAP", 8),
@@ -42,6 +46,22 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
             Col::right("MEDIA", 5),
             Col::new("HEALTH", 8),
         ]
+    };
+    // Narrow terminals have no WARNINGS column: the selected drive's go on the last line.
+    let (area, footer) = if wide || area.height < 4 {
+        (area, None)
+    } else {
+        (
+            Rect {
+                height: area.height - 1,
+                ..area
+            },
+            Some(Rect {
+                y: area.y + area.height - 1,
+                height: 1,
+                ..area
+            }),
+        )
     };
     let filter = vs.ui.filter(Panel::Drives);
     let caption = format!(
@@ -84,6 +104,10 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
                 "MODEL" => (dr.model.clone(), th.text),
                 "SERIAL" => (dr.serial.clone(), th.dim),
                 "FW" => (dr.firmware.clone(), th.dim),
+                "STATE" => (
+                    dr.state.clone(),
+                    if dr.state == "live" { th.dim } else { th.fail },
+                ),
                 "NUMA" => (
                     dr.numa_node
                         .map(|n| n.to_string())
@@ -162,4 +186,43 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
             }
         },
     );
+    if let Some(r) = footer {
+        f.render_widget(
+            Paragraph::new(selected_warnings(vs, th, r.width)).style(th.base),
+            r,
+        );
+    }
+}
+
+/// The selected drive's warnings, one line.
+fn selected_warnings(vs: &ViewState, th: &Theme, width: u16) -> Line<'static> {
+    let d = vs.derived;
+    let Some(row) = d.drives.get(vs.ui.selected(Panel::Drives)) else {
+        return Line::default();
+    };
+    let node = &vs.cluster.nodes[row.node];
+    let name = node
+        .snapshot
+        .as_ref()
+        .and_then(|s| s.nvme.as_ref())
+        .and_then(|v| v.get(row.drive))
+        .map(|x| x.name.as_str())
+        .unwrap_or("?");
+    let reasons = node
+        .digest
+        .drives
+        .get(row.drive)
+        .map(|h| h.reasons.join("; "))
+        .unwrap_or_default();
+    let (text, style) = if reasons.is_empty() {
+        ("no warnings".to_string(), th.dim)
+    } else {
+        (reasons, health_style(th, row.level))
+    };
+    let head = format!("▸ {} {name}: ", node.name);
+    let room = (width as usize).saturating_sub(head.chars().count());
+    Line::from(vec![
+        Span::styled(head, th.header),
+        Span::styled(fit(&text, room), style),
+    ])
 }

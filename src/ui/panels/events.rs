@@ -33,7 +33,7 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
         &|r, c| {
             let e = &vs.cluster.events[d.events[r]];
             match c {
-                0 => (fmt_age(Some(vs.now_ms - e.at_ms)), th.dim),
+                0 => (fmt_age(Some(vs.now_ms.saturating_sub(e.at_ms))), th.dim),
                 1 => (
                     severity_label(e.severity).to_string(),
                     severity_style(th, e.severity),

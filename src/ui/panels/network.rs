@@ -27,9 +27,10 @@ fn cell(th: &Theme, code: u8) -> (&'static str, Style) {
     match code {
         CELL_SELF => ("╲", th.dim),
         CELL_NONE => ("·", th.dim),
+        // Open and closed both mean the firewall lets the port through (closed: reachable,
+        // nothing listening); what an operator hunts for is filtered and unreachable.
         c => match code_state(c) {
-            Some(ProbeState::Open) => ("●", th.ok),
-            Some(ProbeState::Closed) => ("○", th.ok),
+            Some(ProbeState::Open) | Some(ProbeState::Closed) => ("✓", th.ok),
             Some(ProbeState::Filtered) => ("✕", th.fail),
             Some(ProbeState::Unreachable) => ("⊘", th.fail),
             None => ("?", th.unknown),
@@ -79,15 +80,22 @@ fn matrix(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
                 .join(",")
         })
         .unwrap_or_default();
-    let mut lines = vec![Line::from(vec![
-        Span::styled("Port group ", th.header),
-        Span::styled(format!("{group} ({ports})"), th.accent),
-        Span::styled(
-            "  o: next group  v: NIC table  rows probe columns   ",
-            th.dim,
-        ),
-        Span::styled("● open ○ closed ✕ filtered ⊘ unreachable · no data", th.dim),
-    ])];
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled("Port group ", th.header),
+            Span::styled(format!("{group} ({ports})"), th.accent),
+            Span::styled("  o: group  v: NICs", th.dim),
+        ]),
+        Line::from(vec![
+            Span::styled("row probes column: ", th.dim),
+            Span::styled("✓", th.ok),
+            Span::styled(" passes  ", th.dim),
+            Span::styled("✕", th.fail),
+            Span::styled(" filtered  ", th.dim),
+            Span::styled("⊘", th.fail),
+            Span::styled(" unreachable  · no current data", th.dim),
+        ]),
+    ];
     let names: Vec<&str> = d
         .net_nodes
         .iter()
@@ -147,8 +155,14 @@ fn matrix(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
         );
         let pad = " ".repeat(cell_w - 1);
         for b in col_off..(col_off + vis_cols).min(n) {
-            let (g, mut style) = cell(th, d.net_cells.get(a * n + b).copied().unwrap_or(CELL_NONE));
+            let (mut g, mut style) =
+                cell(th, d.net_cells.get(a * n + b).copied().unwrap_or(CELL_NONE));
+            // A node that is not up: its old passes are not current ("·"); its old
+            // failures stay visible, in the stale style.
             if !fresh && g != "╲" {
+                if g == "✓" {
+                    g = "·";
+                }
                 style = th.stale;
             }
             if a == row_sel && b == col_sel {
@@ -229,6 +243,7 @@ fn nics(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
                 return (String::new(), th.dim);
             };
             let eff = nic.ipconf.effective(&net.all);
+            let bad = nic.findings(&net.all);
             let dp = nic.dataplane;
             let opt = |v: Option<i32>| v.map(|x| x.to_string()).unwrap_or_else(|| "?".into());
             match cols[c].title {
@@ -245,17 +260,10 @@ fn nics(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
                     .to_string(),
                     th.dim,
                 ),
-                "MTU" => {
-                    let bad = dp
-                        && nic
-                            .kind
-                            .required_mtu()
-                            .is_some_and(|r| nic.mtu.is_some_and(|m| m < r));
-                    (
-                        nic.mtu.map(|m| m.to_string()).unwrap_or_else(|| "?".into()),
-                        if bad { th.fail } else { th.text },
-                    )
-                }
+                "MTU" => (
+                    nic.mtu.map(|m| m.to_string()).unwrap_or_else(|| "?".into()),
+                    if bad.mtu { th.fail } else { th.text },
+                ),
                 "SPEED" => (
                     nic.speed_mbps
                         .map(|s| {
@@ -274,32 +282,24 @@ fn nics(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
                         .unwrap_or_else(|| "—".into()),
                     th.text,
                 ),
-                "ARP f/a/i" => {
-                    let ok = (eff.arp_filter, eff.arp_announce, eff.arp_ignore)
-                        == (Some(1), Some(2), Some(1));
-                    (
-                        format!(
-                            "{}/{}/{}",
-                            opt(eff.arp_filter),
-                            opt(eff.arp_announce),
-                            opt(eff.arp_ignore)
-                        ),
-                        if dp && !ok { th.fail } else { th.text },
-                    )
-                }
+                "ARP f/a/i" => (
+                    format!(
+                        "{}/{}/{}",
+                        opt(eff.arp_filter),
+                        opt(eff.arp_announce),
+                        opt(eff.arp_ignore)
+                    ),
+                    if bad.arp { th.fail } else { th.text },
+                ),
                 "RP" => (
                     opt(eff.rp_filter),
-                    if dp && eff.rp_filter == Some(1) {
-                        th.fail
-                    } else {
-                        th.text
-                    },
+                    if bad.rp_filter { th.fail } else { th.text },
                 ),
                 "SBR" => {
                     let good = nic.sbr.iter().find(|r| r.table_routes_via_nic);
                     match good {
                         Some(r) => (format!("table {}", r.table), th.ok),
-                        None if dp => ("missing".into(), th.fail),
+                        None if bad.sbr => ("missing".into(), th.fail),
                         None => ("—".into(), th.dim),
                     }
                 }

@@ -5,7 +5,7 @@ use crate::ui::ViewState;
 use crate::ui::app::Panel;
 use crate::ui::theme::Theme;
 use crate::ui::widgets::table::{self, Col};
-use crate::ui::widgets::{rule, severity_label, severity_style, sparkline};
+use crate::ui::widgets::{fit, flow, rule, severity_label, severity_style, sparkline};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -16,101 +16,15 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
     let c = &d.counts;
     let w = area.width as usize;
     let total = vs.cluster.nodes.len();
-    let sep = || Span::styled("  │  ", th.border);
-    let mut nodes = vec![
-        Span::styled("Nodes ", th.header),
-        Span::styled(
-            format!("{} up", c.up),
-            if c.up == total { th.ok } else { th.text },
-        ),
-    ];
-    if c.stale > 0 {
-        nodes.push(Span::styled(format!(" · {} stale", c.stale), th.stale));
-    }
-    if c.down > 0 {
-        nodes.push(Span::styled(format!(" · {} down", c.down), th.down));
-    }
-    if c.connecting > 0 {
-        nodes.push(Span::styled(
-            format!(" · {} connecting", c.connecting),
-            th.dim,
-        ));
-    }
-    nodes.push(Span::styled(format!(" of {total}"), th.dim));
-    nodes.push(sep());
-    nodes.push(Span::styled("Checks ", th.header));
-    if c.checks_failing > 0 {
-        nodes.push(Span::styled(
-            format!(
-                "{} failing on {} node(s)",
-                c.checks_failing, c.checks_failing_nodes
-            ),
-            th.fail,
-        ));
-    } else {
-        nodes.push(Span::styled("none failing", th.ok));
-    }
-    if c.checks_warning > 0 {
-        nodes.push(Span::styled(
-            format!(" · {} warn", c.checks_warning),
-            th.warn,
-        ));
-    }
-    let mut drives = vec![
-        Span::styled("Drives ", th.header),
-        Span::styled(format!("{} ok", c.drives_ok), th.ok),
-    ];
-    if c.drives_warning > 0 {
-        drives.push(Span::styled(
-            format!(" · {} warning", c.drives_warning),
-            th.warn,
-        ));
-    }
-    if c.drives_critical > 0 {
-        drives.push(Span::styled(
-            format!(" · {} critical", c.drives_critical),
-            th.fail,
-        ));
-    }
-    if c.drives_unknown > 0 {
-        drives.push(Span::styled(
-            format!(
-                " · {} unknown (node not up or SMART unreadable)",
-                c.drives_unknown
-            ),
-            th.unknown,
-        ));
-    }
-    drives.push(sep());
-    drives.push(Span::styled("Ports ", th.header));
-    if c.probes_total == 0 {
-        drives.push(Span::styled("no probe data", th.dim));
-    } else if c.probes_blocked > 0 {
-        drives.push(Span::styled(
-            format!("{} of {} probes blocked", c.probes_blocked, c.probes_total),
-            th.fail,
-        ));
-    } else {
-        drives.push(Span::styled(
-            format!("all {} probes pass", c.probes_total),
-            th.ok,
-        ));
-    }
-    let mut io = vec![Span::styled("Cores ", th.header)];
-    io.push(if c.conflicts > 0 {
-        Span::styled(format!("{} conflicts", c.conflicts), th.warn)
-    } else {
-        Span::styled("no conflicts", th.ok)
-    });
-    io.push(sep());
-    io.push(Span::styled("IO / protection ", th.header));
-    io.push(Span::styled("no data plane reporting", th.dim));
-    let mut lines = vec![Line::from(nodes), Line::from(drives), Line::from(io)];
+    let mut lines = flow(health(vs, th), &Span::styled("  │  ", th.border), w);
     if c.emulated > 0 {
         lines.push(Line::from(Span::styled(
-            format!(
-                "EMULATED: {} of {total} nodes run on emulated host profiles (fixture trees)",
-                c.emulated
+            fit(
+                &format!(
+                    "EMULATED: {} of {total} nodes run on emulated host profiles (fixture trees)",
+                    c.emulated
+                ),
+                w,
             ),
             th.emulated,
         )));
@@ -173,7 +87,8 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
         } else {
             "  No problem matches the filter."
         };
-        f.render_widget(Paragraph::new(Span::styled(msg, th.ok)), list);
+        let style = if filter.is_empty() { th.ok } else { th.dim };
+        f.render_widget(Paragraph::new(Span::styled(msg, style)), list);
         return;
     }
     let cols = [
@@ -201,4 +116,115 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
             }
         },
     );
+}
+
+/// The health line as segments (nodes, checks, drives, ports, cores, IO), laid out by
+/// `flow` so nothing is cut at 80 columns. A figure with no data behind it says so, in
+/// dim: "none failing" is only green when nodes have actually reported.
+fn health(vs: &ViewState, th: &Theme) -> Vec<Vec<Span<'static>>> {
+    let c = &vs.derived.counts;
+    let total = vs.cluster.nodes.len();
+    let mut nodes = vec![
+        Span::styled("Nodes ", th.header),
+        Span::styled(
+            format!("{} up", c.up),
+            if c.up == total { th.ok } else { th.text },
+        ),
+    ];
+    if c.stale > 0 {
+        nodes.push(Span::styled(format!(" · {} stale", c.stale), th.stale));
+    }
+    if c.down > 0 {
+        nodes.push(Span::styled(format!(" · {} down", c.down), th.down));
+    }
+    if c.connecting > 0 {
+        nodes.push(Span::styled(
+            format!(" · {} connecting", c.connecting),
+            th.dim,
+        ));
+    }
+    nodes.push(Span::styled(format!(" of {total}"), th.dim));
+
+    let mut checks = vec![Span::styled("Checks ", th.header)];
+    if c.checks_failing > 0 {
+        checks.push(Span::styled(
+            format!(
+                "{} failing on {} node(s)",
+                c.checks_failing, c.checks_failing_nodes
+            ),
+            th.fail,
+        ));
+    } else if c.checks_reported == 0 {
+        checks.push(Span::styled("no data yet", th.dim));
+    } else {
+        checks.push(Span::styled("none failing", th.ok));
+    }
+    if c.checks_warning > 0 {
+        checks.push(Span::styled(
+            format!(" · {} warn", c.checks_warning),
+            th.warn,
+        ));
+    }
+
+    let mut drives = vec![Span::styled("Drives ", th.header)];
+    let known = c.drives_ok + c.drives_warning + c.drives_critical + c.drives_unknown;
+    if known + c.drives_not_current == 0 {
+        drives.push(Span::styled("no data yet", th.dim));
+    } else {
+        drives.push(Span::styled(format!("{} ok", c.drives_ok), th.ok));
+    }
+    if c.drives_warning > 0 {
+        drives.push(Span::styled(
+            format!(" · {} warning", c.drives_warning),
+            th.warn,
+        ));
+    }
+    if c.drives_critical > 0 {
+        drives.push(Span::styled(
+            format!(" · {} critical", c.drives_critical),
+            th.fail,
+        ));
+    }
+    if c.drives_unknown > 0 {
+        drives.push(Span::styled(
+            format!(" · {} SMART unknown", c.drives_unknown),
+            th.unknown,
+        ));
+    }
+    if c.drives_not_current > 0 {
+        drives.push(Span::styled(
+            format!(" · {} on nodes not up", c.drives_not_current),
+            th.stale,
+        ));
+    }
+
+    let mut ports = vec![Span::styled("Ports ", th.header)];
+    if c.probes_total == 0 {
+        ports.push(Span::styled("no probe data", th.dim));
+    } else if c.probes_blocked > 0 {
+        ports.push(Span::styled(
+            format!("{} of {} probes blocked", c.probes_blocked, c.probes_total),
+            th.fail,
+        ));
+    } else {
+        ports.push(Span::styled(
+            format!("all {} probes pass", c.probes_total),
+            th.ok,
+        ));
+    }
+
+    let mut cores = vec![Span::styled("Cores ", th.header)];
+    cores.push(if c.conflicts > 0 {
+        Span::styled(format!("{} conflicts", c.conflicts), th.warn)
+    } else if c.pinning_reported == 0 {
+        Span::styled("no data yet", th.dim)
+    } else {
+        Span::styled("no conflicts", th.ok)
+    });
+
+    let io = vec![
+        Span::styled("IO / protection ", th.header),
+        Span::styled("no data plane reporting", th.dim),
+    ];
+    vec![nodes, checks, drives, ports, cores, io]
 }

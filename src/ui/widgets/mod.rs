@@ -138,6 +138,36 @@ pub fn severity_label(s: Severity) -> &'static str {
     }
 }
 
+/// Lays out segments (runs of spans) on lines of `width` columns, `sep` between two on
+/// one line; a segment that does not fit where the line stands starts the next line.
+pub fn flow(
+    segments: Vec<Vec<Span<'static>>>,
+    sep: &Span<'static>,
+    width: usize,
+) -> Vec<Line<'static>> {
+    let w = |v: &[Span]| -> usize {
+        v.iter()
+            .map(|s| UnicodeWidthStr::width(s.content.as_ref()))
+            .sum()
+    };
+    let sep_w = UnicodeWidthStr::width(sep.content.as_ref());
+    let mut lines = Vec::new();
+    let mut cur: Vec<Span<'static>> = Vec::new();
+    for seg in segments {
+        if !cur.is_empty() && w(&cur) + sep_w + w(&seg) > width {
+            lines.push(Line::from(std::mem::take(&mut cur)));
+        }
+        if !cur.is_empty() {
+            cur.push(sep.clone());
+        }
+        cur.extend(seg);
+    }
+    if !cur.is_empty() {
+        lines.push(Line::from(cur));
+    }
+    lines
+}
+
 /// A section rule: `─ title ─────`.
 pub fn rule(title: &str, width: usize, th: &Theme) -> Line<'static> {
     let head = format!("─ {title} ");
@@ -285,6 +315,18 @@ mod tests {
         );
         assert_eq!(wrap_words("abcdefghij", 4), vec!["abcd", "efgh", "ij"]);
         assert_eq!(wrap_words("", 4), vec![""]);
+    }
+
+    #[test]
+    fn flow_starts_a_new_line_when_a_segment_does_not_fit() {
+        let seg = |t: &str| vec![Span::raw(t.to_string())];
+        let sep = Span::raw(" | ");
+        let lines = flow(vec![seg("aaaa"), seg("bbbb"), seg("cc")], &sep, 11);
+        let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        assert_eq!(text, vec!["aaaa | bbbb", "cc"]);
+        let one = flow(vec![seg("aaaa"), seg("bb")], &sep, 80);
+        assert_eq!(one.len(), 1);
+        assert!(flow(vec![], &sep, 80).is_empty());
     }
 
     #[test]

@@ -1,0 +1,164 @@
+//! Whatever an agent sends, once decoded, goes through the whole console without a panic:
+//! merged into the `ClusterView`, derived into tables and rendered on every panel. Damaged
+//! messages that still decode, and well-formed ones with absurd values (clocks at the ends
+//! of time, huge intervals), are both tried.
+
+mod common;
+
+use axon::fleet::view::{ClusterView, NodeUpdate, NodeView, Thresholds};
+use axon::model::Section;
+use axon::ui::app::{NetView, Panel, UiState};
+use axon::ui::derive::Derived;
+use axon::ui::theme::{ColorDepth, Theme};
+use axon::ui::{ViewState, render_text};
+use axon::wire::{self, pb};
+use common::cluster::NOW;
+use prost::Message;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn mutate(&mut self, valid: &[u8]) -> Vec<u8> {
+        let mut v = valid.to_vec();
+        for _ in 0..(1 + self.next() % 6) {
+            if v.is_empty() {
+                break;
+            }
+            let i = (self.next() as usize) % v.len();
+            match self.next() % 3 {
+                0 => v[i] ^= 1 << (self.next() % 8),
+                1 => v[i] = self.next() as u8,
+                _ => {
+                    v.remove(i);
+                }
+            }
+        }
+        v
+    }
+}
+
+fn view() -> ClusterView {
+    let nodes = (1..=3)
+        .map(|i| NodeView::new(format!("n{i}"), format!("10.0.0.{i}:14000")))
+        .collect();
+    ClusterView::new(nodes, Thresholds::for_interval(1000))
+}
+
+/// Derives and renders every panel (both Network views) at 80×24.
+fn render_all(v: &ClusterView, now: i64, th: &Theme) {
+    for p in Panel::ALL {
+        for net in [NetView::Matrix, NetView::Nics] {
+            if net == NetView::Nics && p != Panel::Network {
+                continue;
+            }
+            let mut ui = UiState::new(false, "default");
+            ui.panel = p;
+            ui.net_view = net;
+            let d = Derived::compute(v, &ui, now);
+            if let Some(det) = d.detail_for(&ui, v) {
+                ui.detail = Some(det);
+            }
+            let text = render_text(
+                &ViewState {
+                    cluster: v,
+                    derived: &d,
+                    ui: &ui,
+                    now_ms: now,
+                },
+                th,
+                80,
+                24,
+            );
+            assert_eq!(text.lines().count(), 24);
+        }
+    }
+}
+
+fn valid_message() -> Vec<u8> {
+    let mut snap = common::cluster::profile_snapshot("misconfigured");
+    let names: Vec<String> = (1..=3).map(|i| format!("n{i}")).collect();
+    snap.probes = Some(common::cluster::probes(
+        &names,
+        0,
+        &[(1, 22, axon::model::ProbeState::Filtered)],
+    ));
+    wire::encode_snapshot(&snap, &Section::ALL, true).encode_to_vec()
+}
+
+#[test]
+fn damaged_agent_messages_never_panic_the_console() {
+    let th = Theme::builtin("default", ColorDepth::TrueColor).unwrap();
+    let valid = valid_message();
+    let mut r = Rng(0x007a_110f_d00d_0001);
+    let mut v = view();
+    let mut applied = 0;
+    for k in 0..1_500 {
+        let b = r.mutate(&valid);
+        let Ok(m) = pb::NodeSnapshot::decode(b.as_slice()) else {
+            continue;
+        };
+        let Ok(data) = wire::decode_snapshot(m) else {
+            continue;
+        };
+        v.apply(NodeUpdate::Snapshot {
+            node: k % 3,
+            data: Box::new(data),
+            received_ms: NOW,
+        });
+        applied += 1;
+        if k % 50 == 0 {
+            v.observe(NOW);
+            render_all(&v, NOW, &th);
+        }
+    }
+    assert!(applied > 100, "only {applied} damaged messages decoded");
+    render_all(&v, NOW, &th);
+}
+
+#[test]
+fn absurd_clocks_and_intervals_never_panic_the_console() {
+    let th = Theme::builtin("default", ColorDepth::TrueColor).unwrap();
+    let base = common::cluster::profile_snapshot("amd-epyc-4numa");
+    for (taken, success, interval, received, now) in [
+        (i64::MAX, Some(i64::MIN), u64::MAX, i64::MIN, i64::MAX),
+        (i64::MIN, Some(i64::MAX), u64::MAX, i64::MAX, i64::MIN),
+        (0, None, 0, 0, NOW),
+        (NOW, Some(NOW + 3_600_000), 1, NOW - 86_400_000, NOW),
+    ] {
+        let mut s = base.clone();
+        s.taken_ms = taken;
+        s.node.collect_interval_ms = interval;
+        s.node.agent_started_ms = taken;
+        for c in &mut s.collectors {
+            c.last_success_ms = success;
+            c.last_run_ms = taken;
+            c.interval_ms = interval;
+            c.deadline_ms = interval;
+        }
+        for mut v in [
+            view(),
+            ClusterView::new(
+                vec![NodeView::new("n1".into(), "n1:1".into())],
+                Thresholds::for_interval(i64::MAX),
+            ),
+        ] {
+            v.apply(NodeUpdate::Snapshot {
+                node: 0,
+                data: Box::new(wire::DecodedSnapshot {
+                    snapshot: s.clone(),
+                    full: true,
+                    memory: None,
+                }),
+                received_ms: received,
+            });
+            v.observe(now);
+            render_all(&v, now, &th);
+        }
+    }
+}
