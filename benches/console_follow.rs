@@ -232,8 +232,17 @@ fn main() {
         "console following {n} agents at 1 Hz (all up after {:.1} s), measured over {wall:.0} s:",
         connect.as_secs_f64()
     );
-    println!("  console CPU   {cpu:.1} % of one core (target <= 10 %)");
-    println!("  console RSS   {rss:.1} MiB, peak {hwm:.1} MiB (target <= 200 MB)");
+    let verdict = |ok: bool| if ok { "within target" } else { "OVER TARGET" };
+    println!(
+        "  console CPU   {cpu:.1} % of one core (target <= 10 %: {})",
+        verdict(cpu <= 10.0)
+    );
+    // The target is in MB (10^6 bytes); RSS is measured in MiB.
+    let (rss_mb, hwm_mb) = (rss * 1.048_576, hwm * 1.048_576);
+    println!(
+        "  console RSS   {rss:.1} MiB = {rss_mb:.0} MB, peak {hwm:.1} MiB = {hwm_mb:.0} MB (target <= 200 MB: {})",
+        verdict(hwm_mb <= 200.0)
+    );
     println!("  agents (this process) CPU {agents_cpu:.1} % of one core");
     println!("{}", screen.lines().take(3).collect::<Vec<_>>().join("\n"));
 }

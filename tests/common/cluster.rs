@@ -122,6 +122,30 @@ fn judge_ports(snap: &mut NodeSnapshot) {
 
 fn named(mut snap: NodeSnapshot, name: &str, serial_tag: usize) -> NodeSnapshot {
     snap.node.hostname = name.to_string();
+    // Each node its own addresses: the host part of every IPv4 address but loopback is
+    // the node's number (axon005 is 10.0.0.5, 10.10.1.5, …).
+    let number: u32 = name
+        .trim_start_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .unwrap_or(0);
+    for nic in snap.network.iter_mut().flat_map(|n| n.nics.iter_mut()) {
+        for a in &mut nic.addresses {
+            if a.cidr.starts_with("127.") {
+                continue;
+            }
+            if let Some((ip, len)) = a.cidr.split_once('/') {
+                if let Ok(v4) = ip.parse::<std::net::Ipv4Addr>() {
+                    let [p, q, r, _] = v4.octets();
+                    let host = if (1..=254).contains(&number) {
+                        number
+                    } else {
+                        number % 254 + 1
+                    };
+                    a.cidr = format!("{p}.{q}.{r}.{host}/{len}");
+                }
+            }
+        }
+    }
     for d in snap.nvme.iter_mut().flatten() {
         let base = d
             .serial
