@@ -215,7 +215,7 @@ fn pinning_skips_a_malformed_thread_file_and_says_which() {
     );
     assert!(
         all.iter()
-            .any(|e| e.contains("proc/3500/task/3504/status malformed: no `)`")),
+            .any(|e| e.contains("proc/3500/task/3504/stat malformed: no `)`")),
         "{all:?}"
     );
     assert_eq!(pin.skipped, 2);
@@ -223,6 +223,37 @@ fn pinning_skips_a_malformed_thread_file_and_says_which() {
         matches!(pin.cpu(5).unwrap().role(), CpuRole::Axon { .. }),
         "the other threads still count"
     );
+}
+
+#[test]
+fn pinning_reports_unreadable_thread_files_but_not_exited_threads() {
+    let (_d, path) = copy_fixture("misconfigured");
+    // A thread that exited mid-walk: its files are gone. That is churn, not a problem.
+    std::fs::remove_file(path.join("proc/3500/task/3504/stat")).unwrap();
+    // A thread whose status cannot be read (EACCES under hidepid on a real host; a
+    // directory in its place here, since root ignores file modes).
+    std::fs::remove_file(path.join("proc/3500/task/3503/status")).unwrap();
+    std::fs::create_dir(path.join("proc/3500/task/3503/status")).unwrap();
+    let mut p = Problems::default();
+    let pin =
+        collectors::pinning::collect(&HostRoot::open(&path).unwrap(), &online(32), &mut p).unwrap();
+    let all: Vec<String> = p.iter().map(|e| e.to_string()).collect();
+    assert!(
+        all.iter()
+            .any(|e| e.contains("proc/3500/task/3503/status unreadable")),
+        "{all:?}"
+    );
+    assert!(
+        all.iter().any(|e| e.contains("1 file unreadable")
+            && e.contains("run the agent as root")
+            && e.contains("hidepid")),
+        "{all:?}"
+    );
+    assert!(
+        !all.iter().any(|e| e.contains("3504")),
+        "an exited thread is not a problem: {all:?}"
+    );
+    assert_eq!(pin.skipped, 2);
 }
 
 // ------------------------------------------------------------------ network
