@@ -349,6 +349,31 @@ fn missing_or_garbled_routing_capture_is_an_error_naming_the_file() {
     );
 }
 
+#[tokio::test]
+async fn sbr_accepts_user_tables_above_255() {
+    // `ip rule add from 10.10.1.11 table 1000` is as good as table 101: only 0 and the
+    // stock tables 253-255 are not SBR.
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    for f in ["_fixture/ip-rule.json", "_fixture/ip-route.json"] {
+        let text = std::fs::read_to_string(path.join(f)).unwrap();
+        std::fs::write(
+            path.join(f),
+            text.replace("\"table\":\"101\"", "\"table\":\"1000\""),
+        )
+        .unwrap();
+    }
+    let root = HostRoot::open(&path).unwrap();
+    let n = collectors::net::collect(&root, &Default::default(), &mut Problems::default()).unwrap();
+    let sbr = &n.nic("ens1f0np0").unwrap().sbr;
+    assert_eq!(sbr.len(), 1, "{sbr:?}");
+    assert_eq!(sbr[0].table, 1000);
+    assert!(sbr[0].table_routes_via_nic);
+    let o = checks_of(&root).await;
+    let r = o.results.iter().find(|r| r.id == "net.sbr").unwrap();
+    assert_eq!(r.status, CheckStatus::Pass, "{}", r.observed);
+    assert!(r.observed.contains("table 1000"), "{}", r.observed);
+}
+
 // ------------------------------------------------------------------ NVMe
 
 #[test]

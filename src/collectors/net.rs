@@ -228,8 +228,9 @@ fn sbr_for(nic: &Nic, rules: &[RoutingRule], routes: &[Route]) -> Vec<SbrRule> {
         .collect();
     let mut out = Vec::new();
     for r in rules {
-        // main (254), default (253) and local (255) are the stock tables, not SBR.
-        if r.table == 0 || r.table >= 253 {
+        // unspec (0), default (253), main (254) and local (255) are the stock tables, not
+        // SBR; every other id is a user table, including those above 255 (`table 1000`).
+        if r.table == 0 || (253..=255).contains(&r.table) {
             continue;
         }
         let matches_src = r
