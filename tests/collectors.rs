@@ -917,6 +917,21 @@ fn checks_treat_stale_sections_as_unknown() {
     assert_unknown(&r, "nvme.count", "nvme data is stale");
 }
 
+#[test]
+fn collecting_the_probes_section_synchronously_is_an_error_not_a_panic() {
+    let e = collect_section(
+        &root("amd-epyc-4numa"),
+        &collect_config(),
+        None,
+        Section::Probes,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("probes are network round trips"),
+        "{e}"
+    );
+}
+
 // ------------------------------------------------------------------ checks: huge pages per NUMA domain
 
 #[tokio::test]

@@ -126,7 +126,12 @@ pub fn collect_section(
             let (facts, results) = c::checks::collect(root, &inputs, &mut p);
             SectionValue::Checks(facts, results)
         }
-        Section::Probes => unreachable!("probes are asynchronous"),
+        Section::Probes => {
+            return Err(CollectError::Invalid {
+                what: "collecting the probes section".into(),
+                detail: "probes are network round trips, not files: run them with collectors::probes::run (the scheduler does)".into(),
+            });
+        }
     };
     Ok((v, p))
 }
