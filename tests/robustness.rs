@@ -130,3 +130,94 @@ fn config_files_never_panic() {
         }
     }
 }
+
+/// Sizes and counts far beyond any real host (a corrupted or hostile file, a typo on the
+/// command line) saturate or are refused; in a debug build an overflow would panic.
+#[tokio::test]
+async fn numbers_too_large_for_their_units_never_overflow() {
+    use axon::collectors::checks::PlanParams;
+    use axon::collectors::{HostRoot, Problems, topology};
+    use axon::model::checks::CheckStatus;
+    const MAX: &str = "18446744073709551615";
+
+    // /proc/meminfo values are in kB.
+    let m = topology::meminfo_map(&format!("MemTotal: {MAX} kB\nHugePages_Total: {MAX}\n"));
+    assert_eq!(m["MemTotal"], u64::MAX);
+
+    let (_d, path) = common::copy_fixture("amd-epyc-4numa");
+    let put = |rel: &str, text: String| std::fs::write(path.join(rel), text).unwrap();
+    // A huge page size in a directory name.
+    let odd = path.join(format!(
+        "sys/devices/system/node/node0/hugepages/hugepages-{MAX}kB"
+    ));
+    std::fs::create_dir_all(&odd).unwrap();
+    for f in ["nr_hugepages", "free_hugepages", "surplus_hugepages"] {
+        std::fs::write(odd.join(f), "1\n").unwrap();
+    }
+    // Huge page counts, per node and in total.
+    for f in ["nr_hugepages", "free_hugepages"] {
+        put(
+            &format!("sys/devices/system/node/node2/hugepages/hugepages-2048kB/{f}"),
+            format!("{MAX}\n"),
+        );
+    }
+    let meminfo = std::fs::read_to_string(path.join("proc/meminfo")).unwrap();
+    put(
+        "proc/meminfo",
+        meminfo
+            .lines()
+            .map(|l| match l.split(':').next() {
+                Some(k @ ("HugePages_Total" | "HugePages_Free")) => format!("{k}: {MAX}"),
+                Some(k @ ("MemTotal" | "MemAvailable")) => format!("{k}: {MAX} kB"),
+                _ => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    // Swap sizes, also in kB.
+    put(
+        "proc/swaps",
+        format!("Filename\tType\tSize\tUsed\tPriority\n/swap.img file {MAX} {MAX} -2\n"),
+    );
+    let root = HostRoot::open(&path).unwrap();
+    let mut p = Problems::default();
+    let t = topology::collect(&root, &mut p).unwrap();
+    assert!(
+        p.iter()
+            .any(|e| e.to_string().contains("does not fit in 64 bits")),
+        "{:?}",
+        p.summary()
+    );
+    assert_eq!(
+        t.numa_nodes[2].hugepages_of(2 << 20).unwrap().total,
+        u64::MAX
+    );
+
+    // Every check on that host, with an absurd plan of huge pages per core.
+    let mut cfg = common::collect_config();
+    cfg.plan = PlanParams {
+        hugepages_per_core_bytes: u64::MAX,
+        ..PlanParams::default()
+    };
+    let o = axon::commands::check::run(&root, &cfg).await;
+    let by = |id: &str| o.results.iter().find(|r| r.id == id).unwrap();
+    assert_eq!(by("swap.off").status, CheckStatus::Fail);
+    assert_eq!(
+        by("hugepages").status,
+        CheckStatus::Fail,
+        "{}",
+        by("hugepages").observed
+    );
+
+    // The flag that sets the plan.
+    use clap::Parser;
+    let cli =
+        axon::cli::Cli::try_parse_from(["axon", "check", "--hugepages-per-core-mib", MAX]).unwrap();
+    let axon::cli::Command::Check(a) = cli.command else {
+        panic!("parsed as check")
+    };
+    let e = axon::commands::collect_config(&a.collect)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--hugepages-per-core-mib"), "{e}");
+}

@@ -196,7 +196,7 @@ fn swap_off(root: &HostRoot) -> CheckResult {
                 EXP,
             );
         }
-        let kib = |s: &str| s.parse::<u64>().unwrap_or(0) * 1024;
+        let kib = |s: &str| s.parse::<u64>().unwrap_or(0).saturating_mul(1024);
         active.push(format!(
             "{} ({}, {} used)",
             f[0],

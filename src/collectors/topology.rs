@@ -219,9 +219,16 @@ fn numa_nodes(root: &HostRoot, problems: &mut Problems) -> Result<Vec<NumaNode>,
             else {
                 continue;
             };
+            let Some(page_size_bytes) = kb.checked_mul(1024) else {
+                problems.push(CollectError::malformed(
+                    root.display_path(&format!("{base}/hugepages/{hp}")),
+                    format!("a page size of {kb} kB does not fit in 64 bits"),
+                ));
+                continue;
+            };
             let f = |n: &str| format!("{base}/hugepages/{hp}/{n}");
             hugepages.push(HugePagePool {
-                page_size_bytes: kb * 1024,
+                page_size_bytes,
                 total: problems
                     .take(root.parse::<u64>(&f("nr_hugepages")))
                     .unwrap_or(0),
@@ -277,8 +284,9 @@ pub fn meminfo_map(text: &str) -> BTreeMap<String, u64> {
         let Some(n) = parts.next().and_then(|n| n.parse::<u64>().ok()) else {
             continue;
         };
+        // Saturate: a value the kernel could never print must not panic the agent.
         let n = if parts.next() == Some("kB") {
-            n * 1024
+            n.saturating_mul(1024)
         } else {
             n
         };

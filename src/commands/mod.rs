@@ -18,12 +18,21 @@ pub fn collect_config(a: &CollectArgs) -> Result<CollectConfig> {
         Some(list) => hostlist::expand(list).context("--peers")?,
         None => Vec::new(),
     };
+    let hugepages_per_core_bytes = a
+        .hugepages_per_core_mib
+        .checked_mul(1024 * 1024)
+        .with_context(|| {
+            format!(
+                "--hugepages-per-core-mib {} is more memory than 64 bits can count; give MiB per core (default 1536)",
+                a.hugepages_per_core_mib
+            )
+        })?;
     Ok(CollectConfig {
         net: NetConfig {
             dataplane: a.dataplane_nics.clone(),
         },
         plan: PlanParams {
-            hugepages_per_core_bytes: a.hugepages_per_core_mib * 1024 * 1024,
+            hugepages_per_core_bytes,
             ..PlanParams::default()
         },
         peers,
