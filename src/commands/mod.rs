@@ -125,6 +125,18 @@ pub async fn check(a: CheckArgs) -> Result<i32> {
     } else {
         print!("{}", check::render_table(&outcome, check::use_color()));
     }
+    for p in outcome.problems.iter().filter(|p| p.contains("timed out")) {
+        eprintln!("axon check: {p}");
+    }
+    if outcome.results.is_empty() {
+        eprintln!(
+            "axon check: could not run the checks: {}",
+            outcome
+                .error
+                .as_deref()
+                .unwrap_or("no check produced a result")
+        );
+    }
     Ok(checks::exit_code(&outcome.results))
 }
 
