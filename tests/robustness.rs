@@ -221,3 +221,111 @@ async fn numbers_too_large_for_their_units_never_overflow() {
         .to_string();
     assert!(e.contains("--hugepages-per-core-mib"), "{e}");
 }
+
+/// A netlink message laid out as the kernel sends it: nlmsghdr, the fixed header, then
+/// 4-byte aligned attributes.
+fn nl_msg(ty: u16, hdr: &[u8], attrs: &[(u16, &[u8])]) -> Vec<u8> {
+    let mut body = hdr.to_vec();
+    for (t, d) in attrs {
+        body.extend_from_slice(&((4 + d.len()) as u16).to_ne_bytes());
+        body.extend_from_slice(&t.to_ne_bytes());
+        body.extend_from_slice(d);
+        while body.len() % 4 != 0 {
+            body.push(0);
+        }
+    }
+    let mut m = ((16 + body.len()) as u32).to_ne_bytes().to_vec();
+    m.extend_from_slice(&ty.to_ne_bytes());
+    m.extend_from_slice(&[0u8; 10]);
+    m.extend_from_slice(&body);
+    m
+}
+
+#[test]
+fn netlink_decoders_survive_mutated_valid_messages() {
+    const AF_INET: u8 = 2;
+    let names: std::collections::HashMap<u32, String> = [(3, "ens1f0np0".to_string())].into();
+    let mut rule_hdr = [0u8; 12];
+    (rule_hdr[0], rule_hdr[2], rule_hdr[4]) = (AF_INET, 32, 101);
+    let mut route_hdr = [0u8; 12];
+    (route_hdr[0], route_hdr[1], route_hdr[4]) = (AF_INET, 24, 252);
+    let mut addr_hdr = [0u8; 8];
+    (addr_hdr[0], addr_hdr[1]) = (AF_INET, 24);
+    addr_hdr[4..8].copy_from_slice(&3u32.to_ne_bytes());
+    let mut link_hdr = [0u8; 16];
+    link_hdr[4..8].copy_from_slice(&3u32.to_ne_bytes());
+    let mut valid = Vec::new();
+    valid.extend(nl_msg(16, &link_hdr, &[(3, b"ens1f0np0\0")])); // RTM_NEWLINK
+    valid.extend(nl_msg(
+        netlink::RTM_NEWADDR,
+        &addr_hdr,
+        &[(1, &[10, 10, 1, 11]), (2, &[10, 10, 1, 11])],
+    ));
+    valid.extend(nl_msg(
+        netlink::RTM_NEWRULE,
+        &rule_hdr,
+        &[
+            (6, &32000u32.to_ne_bytes()),
+            (2, &[10, 10, 1, 11]),
+            (15, &101u32.to_ne_bytes()),
+            (3, b"ens1f0np0\0"),
+        ],
+    ));
+    valid.extend(nl_msg(
+        netlink::RTM_NEWROUTE,
+        &route_hdr,
+        &[
+            (1, &[10, 10, 1, 0]),
+            (4, &3u32.to_ne_bytes()),
+            (5, &[10, 10, 1, 1]),
+            (7, &[10, 10, 1, 11]),
+            (15, &101u32.to_ne_bytes()),
+        ],
+    ));
+    valid.extend(nl_msg(3, &[0; 4], &[])); // NLMSG_DONE
+
+    let decode_all = |buf: &[u8]| -> (usize, usize) {
+        let (mut ok, mut err) = (0, 0);
+        let Ok((msgs, _)) = netlink::split_messages(buf) else {
+            return (0, 0);
+        };
+        for (_, p) in msgs {
+            // Every decoder on every message: a damaged type field must not matter either.
+            for r in [
+                netlink::decode_rule(&p).map(|_| ()),
+                netlink::decode_route(&p, &names).map(|_| ()),
+                netlink::decode_addr(&p, &names).map(|_| ()),
+                netlink::decode_link(&p).map(|_| ()),
+            ] {
+                if r.is_ok() { ok += 1 } else { err += 1 }
+            }
+        }
+        (ok, err)
+    };
+    // The undamaged stream decodes to what was built.
+    let (msgs, done) = netlink::split_messages(&valid).unwrap();
+    assert!(done && msgs.len() == 4);
+    let rule = netlink::decode_rule(&msgs[2].1).unwrap();
+    assert_eq!(
+        (rule.from.as_deref(), rule.table),
+        (Some("10.10.1.11/32"), 101)
+    );
+    let route = netlink::decode_route(&msgs[3].1, &names).unwrap();
+    assert_eq!(route.gateway.as_deref(), Some("10.10.1.1"));
+    assert_eq!(netlink::decode_link(&msgs[0].1).unwrap().1, "ens1f0np0");
+
+    let mut r = Rng(0x6e65_746c_696e_6b21);
+    let (mut ok, mut err) = (0, 0);
+    for i in 0..20_000 {
+        let mut b = r.mutate(&valid);
+        if i % 4 == 0 {
+            let keep = (r.next() as usize) % (b.len() + 1);
+            b.truncate(keep);
+        }
+        let (o, e) = decode_all(&b);
+        ok += o;
+        err += e;
+    }
+    // The mutations reach the decoders: many messages still decode, many are refused.
+    assert!(ok > 10_000 && err > 10_000, "decoded {ok}, refused {err}");
+}
