@@ -1,5 +1,6 @@
-//! One full collection of the emulated AMD host (every file collector plus the checks) and
-//! one /metrics render of its snapshot, in both formats.
+//! One full collection of the emulated AMD host (every file collector plus the checks),
+//! one /metrics render of its snapshot in both formats, and a real scrape: an HTTP GET
+//! /metrics against the agent's exporter server running in this process.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -9,6 +10,24 @@ use axon::agent::scheduler::collect_section;
 use axon::model::snapshot::Section;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+
+/// GET /metrics over a fresh connection, as a scraper does; returns the body's length.
+fn scrape(addr: SocketAddr, accept: &str) -> usize {
+    let mut s = TcpStream::connect(addr).expect("exporter listens");
+    s.set_nodelay(true).ok();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: bench\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request sent");
+    let mut buf = Vec::with_capacity(32 * 1024);
+    s.read_to_end(&mut buf).expect("response read");
+    assert!(buf.starts_with(b"HTTP/1.1 200"), "scrape failed");
+    buf.len()
+}
 
 fn bench(c: &mut Criterion) {
     let root = common::root("amd-epyc-4numa");
@@ -30,7 +49,8 @@ fn bench(c: &mut Criterion) {
     }
     g.finish();
 
-    let snap = common::collect_all(&root, &cfg).snapshot();
+    let state = Arc::new(common::collect_all(&root, &cfg));
+    let snap = state.snapshot();
     let mut g = c.benchmark_group("scrape");
     g.bench_function("render_text_0.0.4", |b| {
         b.iter(|| black_box(exporter::render(&snap, 0, false)))
@@ -38,7 +58,31 @@ fn bench(c: &mut Criterion) {
     g.bench_function("render_openmetrics", |b| {
         b.iter(|| black_box(exporter::render(&snap, 0, true)))
     });
+
+    // The agent's exporter server on loopback, served by a runtime of its own.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("bound address");
+    rt.spawn(exporter::serve(listener, state));
+    g.bench_function("http_get_metrics_text_0.0.4", |b| {
+        b.iter(|| black_box(scrape(addr, "*/*")))
+    });
+    g.bench_function("http_get_metrics_openmetrics", |b| {
+        b.iter(|| {
+            black_box(scrape(
+                addr,
+                "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+            ))
+        })
+    });
     g.finish();
+    rt.shutdown_background();
 }
 
 criterion_group!(benches, bench);

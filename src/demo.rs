@@ -89,8 +89,12 @@ pub fn node_name(i: u16) -> String {
     format!("axon{i:03}")
 }
 
+/// The most nodes a demo runs: 127.0.1.1 to 127.0.1.254.
+pub const MAX_NODES: u16 = 254;
+
+/// Node i's loopback address, 127.0.1.i; `i` is in 1..=MAX_NODES (checked by `start`).
 pub fn node_ip(i: u16) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 0, 1, i as u8))
+    IpAddr::V4(Ipv4Addr::new(127, 0, 1, u8::try_from(i).unwrap_or(u8::MAX)))
 }
 
 /// Gives an unpacked profile this node's identity: hostname, drive serials and the last
@@ -113,7 +117,9 @@ fn personalise(root: &Path, i: u16) -> Result<()> {
             }
         }
     }
-    // Addresses: the fixture uses x.y.z.11/.21/.31; node i gets x.y.z.(100+i).
+    // Addresses: the fixture uses x.y.z.11/.21/.31 in /24s; node i gets x.y.z.i, a valid
+    // host address for every i in 1..=254. The fixtures route via x.y.z.1; node 1, which
+    // now owns that address, routes via x.y.z.254 instead (another node, never itself).
     let fx = root.join("_fixture");
     let addr_json = std::fs::read_to_string(fx.join("ip-addr.json")).unwrap_or_default();
     let mut own: Vec<String> = Vec::new();
@@ -131,7 +137,13 @@ fn personalise(root: &Path, i: u16) -> Result<()> {
         };
         for a in &own {
             if let Some((net, _)) = a.rsplit_once('.') {
-                text = text.replace(&format!("\"{a}\""), &format!("\"{net}.{}\"", 100 + i));
+                if i == 1 {
+                    text = text.replace(
+                        &format!("\"gateway\":\"{net}.1\""),
+                        &format!("\"gateway\":\"{net}.254\""),
+                    );
+                }
+                text = text.replace(&format!("\"{a}\""), &format!("\"{net}.{i}\""));
             }
         }
         std::fs::write(&p, text)?;
@@ -178,6 +190,12 @@ impl Default for DemoOptions {
 }
 
 pub async fn start(opts: DemoOptions) -> Result<DemoCluster> {
+    if !(1..=MAX_NODES).contains(&opts.nodes) {
+        bail!(
+            "--nodes {}: the demo runs 1 to {MAX_NODES} nodes, one per address 127.0.1.1-127.0.1.{MAX_NODES}",
+            opts.nodes
+        );
+    }
     let (dir, tmp) = match &opts.dir {
         Some(d) => {
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
@@ -329,5 +347,80 @@ pub fn print_where(c: &DemoCluster) {
             ag.grpc_addr.map(|a| a.to_string()).unwrap_or_default(),
             ag.metrics_addr.map(|a| a.to_string()).unwrap_or_default(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collectors::iproute_json::routing_from_ip_json;
+
+    fn routing_of(i: u16) -> crate::collectors::sys::RoutingFacts {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        unpack("amd-epyc-4numa", &root).unwrap();
+        personalise(&root, i).unwrap();
+        let json = |f: &str| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(root.join("_fixture").join(f)).unwrap())
+                .unwrap()
+        };
+        routing_from_ip_json(
+            &json("ip-addr.json"),
+            &json("ip-rule.json"),
+            &json("ip-route.json"),
+        )
+        .unwrap_or_else(|e| panic!("node {i}: {e:?}"))
+    }
+
+    #[test]
+    fn every_demo_node_up_to_254_gets_valid_distinct_addresses() {
+        for i in [1, 2, 155, 156, 200, 254] {
+            let f = routing_of(i);
+            let mine: Vec<&str> = f
+                .addresses
+                .iter()
+                .filter(|(n, _)| n != "lo")
+                .filter(|(_, a)| a.family == crate::model::net::AddressFamily::Ipv4)
+                .map(|(_, a)| a.cidr.as_str())
+                .collect();
+            assert_eq!(
+                mine,
+                vec![
+                    format!("10.0.0.{i}/24"),
+                    format!("10.10.1.{i}/24"),
+                    format!("10.10.2.{i}/24")
+                ],
+                "node {i}"
+            );
+            let own: Vec<String> = mine
+                .iter()
+                .map(|c| c.split('/').next().unwrap().to_string())
+                .collect();
+            for r in &f.routes {
+                if let Some(g) = &r.gateway {
+                    assert!(!own.contains(g), "node {i} routes via itself: {r:?}");
+                }
+            }
+            assert!(
+                f.rules
+                    .iter()
+                    .any(|r| r.from.as_deref() == Some(&format!("10.10.1.{i}/32"))),
+                "node {i}: its SBR rule follows its address"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn demo_refuses_more_nodes_than_127_0_1_has() {
+        for nodes in [0, 255, 300] {
+            let e = start(DemoOptions {
+                nodes,
+                ..DemoOptions::default()
+            })
+            .await
+            .err()
+            .expect("refused");
+            assert!(e.to_string().contains("1 to 254 nodes"), "{e}");
+        }
     }
 }

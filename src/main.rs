@@ -27,6 +27,9 @@ fn main() -> std::process::ExitCode {
             Command::Demo(a) => axon::demo::run(a).await.map(|_| 0),
         }
     });
+    // A collector stuck in a hung read holds a blocking-pool thread; dropping the runtime
+    // would wait for it forever. Exit without waiting.
+    rt.shutdown_background();
     match result {
         Ok(code) => std::process::ExitCode::from(code as u8),
         Err(e) => {

@@ -248,6 +248,46 @@ async fn grpc_needs_a_token_over_tcp_and_serves_snapshots() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_needs_a_token_over_tcp_too() {
+    let r = start(
+        &fixture("amd-epyc-4numa"),
+        Duration::from_millis(200),
+        vec![],
+    )
+    .await;
+    wait_for(&r, Section::Topology).await;
+    for token in [None, Some("not-the-token")] {
+        let mut c = client::connect(&tcp(&r, token), Duration::from_secs(2))
+            .await
+            .unwrap();
+        let e = c
+            .node
+            .watch(pb::WatchRequest::default())
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("a Watch with token {token:?} was accepted"));
+        assert_eq!(e.code(), Code::Unauthenticated, "{token:?}: {e:?}");
+        let says = if token.is_none() {
+            "Bearer"
+        } else {
+            "invalid token"
+        };
+        assert!(e.message().contains(says), "{}", e.message());
+    }
+    // The reader token streams.
+    let mut c = client::connect(&tcp(&r, Some(&r.reader)), Duration::from_secs(2))
+        .await
+        .unwrap();
+    let mut stream = c
+        .node
+        .watch(pb::WatchRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stream.message().await.unwrap().unwrap().full);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_streams_a_full_snapshot_then_deltas_of_what_changed() {
     let r = start(
         &fixture("misconfigured"),

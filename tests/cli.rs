@@ -298,3 +298,96 @@ fn demo_headless_writes_an_inventory_the_console_accepts() {
     assert_ne!(code, 0);
     assert!(err.contains("--node nope: not in the inventory"), "{err}");
 }
+
+/// Replaces a fixture file by a FIFO without a writer: reading it blocks forever, like a
+/// hung sysfs or NFS read.
+fn hang_on(path: &std::path::Path) {
+    std::fs::remove_file(path).unwrap();
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+/// Runs axon, killing it (and failing the test) if it has not finished within `limit`.
+fn axon_within(args: &[&str], limit: std::time::Duration) -> (i32, String, String) {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_axon"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let (mut so, mut se) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = so.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = se.read_to_string(&mut s);
+        s
+    });
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("axon {args:?} still running after {limit:?}: it hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    (
+        status.code().unwrap_or(-1),
+        out.join().unwrap(),
+        err.join().unwrap(),
+    )
+}
+
+#[test]
+fn check_names_a_hung_collector_and_its_checks_are_unknown() {
+    let (_d, path) = common::copy_fixture("amd-epyc-4numa");
+    // Topology and pinning both read the online CPU list.
+    hang_on(&path.join("sys/devices/system/cpu/online"));
+    let (code, out, err) = axon_within(
+        &["check", "--json", "--host-root", path.to_str().unwrap()],
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(code, 1, "unknowns, no failure: {err}");
+    assert!(
+        err.contains("topology collector timed out after its 2000 ms deadline"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status(&v, "smt.off"), "unknown");
+    let smt = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "smt.off")
+        .unwrap();
+    assert!(
+        smt["observed"].as_str().unwrap().contains("timed out"),
+        "{smt}"
+    );
+    assert_eq!(status(&v, "swap.off"), "pass", "the other checks still run");
+}
+
+#[test]
+fn check_that_cannot_run_its_checks_exits_3_and_says_why() {
+    let (_d, path) = common::copy_fixture("amd-epyc-4numa");
+    // swap.off reads /proc/swaps inside the checks collector itself.
+    hang_on(&path.join("proc/swaps"));
+    let (code, out, err) = axon_within(
+        &["check", "--host-root", path.to_str().unwrap()],
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(code, 3, "{out}\n{err}");
+    assert!(
+        err.contains("could not run the checks: the checks collector timed out"),
+        "{err}"
+    );
+    assert!(out.contains("the checks could not run"), "{out}");
+}

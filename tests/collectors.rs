@@ -3,14 +3,18 @@
 
 mod common;
 
+use axon::agent::scheduler::{Schedule, collect_section};
+use axon::agent::state::{AgentState, SectionValue};
 use axon::collectors::{self, HostRoot, Problems};
 use axon::commands::check;
-use axon::model::checks::CheckStatus;
+use axon::model::checks::{CheckResult, CheckStatus};
 use axon::model::cpuset::CpuSet;
 use axon::model::nvme::{CriticalWarning, WriteCache};
 use axon::model::pinning::{Conflict, ContainerRole, CpuRole, Owner};
+use axon::model::snapshot::{NodeInfo, Section};
 use common::*;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 fn statuses(results: &[axon::model::CheckResult]) -> BTreeMap<String, CheckStatus> {
     results.iter().map(|r| (r.id.clone(), r.status)).collect()
@@ -25,6 +29,58 @@ fn not_passing(results: &[axon::model::CheckResult]) -> BTreeMap<String, CheckSt
 
 async fn checks_of(root: &HostRoot) -> check::CheckOutcome {
     check::run(root, &collect_config()).await
+}
+
+fn by_id(results: Vec<CheckResult>) -> BTreeMap<String, CheckResult> {
+    results.into_iter().map(|r| (r.id.clone(), r)).collect()
+}
+
+async fn checks_by_id(root: &HostRoot) -> BTreeMap<String, CheckResult> {
+    by_id(checks_of(root).await.results)
+}
+
+/// Replaces a file (or directory) by an empty directory: reading it then fails with
+/// EISDIR. Tests run as root, which ignores file modes, so this stands in for EACCES.
+fn make_unreadable(path: &std::path::Path) {
+    if path.is_dir() {
+        std::fs::remove_dir_all(path).unwrap();
+    } else {
+        std::fs::remove_file(path).unwrap();
+    }
+    std::fs::create_dir(path).unwrap();
+}
+
+/// An agent state in which `sections` were collected on `root`, on a schedule with the
+/// given base interval.
+fn state_with(root: &HostRoot, base: Duration, sections: &[Section]) -> AgentState {
+    let state = AgentState::new(
+        NodeInfo::default(),
+        Schedule::with_base(base).initial_status(),
+    );
+    for s in sections {
+        let (v, _) = collect_section(root, &collect_config(), Some(&state), *s).unwrap();
+        state.update(v, None, 0);
+    }
+    state
+}
+
+/// The checks as the agent's scheduler runs them on that state.
+fn checks_on(root: &HostRoot, state: &AgentState) -> BTreeMap<String, CheckResult> {
+    let (v, _) = collect_section(root, &collect_config(), Some(state), Section::Checks).unwrap();
+    let SectionValue::Checks(_, results) = v else {
+        panic!("the checks section yields checks")
+    };
+    by_id(results)
+}
+
+fn assert_unknown(r: &BTreeMap<String, CheckResult>, id: &str, says: &str) {
+    assert_eq!(
+        r[id].status,
+        CheckStatus::Unknown,
+        "{id}: {}",
+        r[id].observed
+    );
+    assert!(r[id].observed.contains(says), "{id}: {}", r[id].observed);
 }
 
 // ------------------------------------------------------------------ topology
@@ -215,7 +271,7 @@ fn pinning_skips_a_malformed_thread_file_and_says_which() {
     );
     assert!(
         all.iter()
-            .any(|e| e.contains("proc/3500/task/3504/status malformed: no `)`")),
+            .any(|e| e.contains("proc/3500/task/3504/stat malformed: no `)`")),
         "{all:?}"
     );
     assert_eq!(pin.skipped, 2);
@@ -223,6 +279,37 @@ fn pinning_skips_a_malformed_thread_file_and_says_which() {
         matches!(pin.cpu(5).unwrap().role(), CpuRole::Axon { .. }),
         "the other threads still count"
     );
+}
+
+#[test]
+fn pinning_reports_unreadable_thread_files_but_not_exited_threads() {
+    let (_d, path) = copy_fixture("misconfigured");
+    // A thread that exited mid-walk: its files are gone. That is churn, not a problem.
+    std::fs::remove_file(path.join("proc/3500/task/3504/stat")).unwrap();
+    // A thread whose status cannot be read (EACCES under hidepid on a real host; a
+    // directory in its place here, since root ignores file modes).
+    std::fs::remove_file(path.join("proc/3500/task/3503/status")).unwrap();
+    std::fs::create_dir(path.join("proc/3500/task/3503/status")).unwrap();
+    let mut p = Problems::default();
+    let pin =
+        collectors::pinning::collect(&HostRoot::open(&path).unwrap(), &online(32), &mut p).unwrap();
+    let all: Vec<String> = p.iter().map(|e| e.to_string()).collect();
+    assert!(
+        all.iter()
+            .any(|e| e.contains("proc/3500/task/3503/status unreadable")),
+        "{all:?}"
+    );
+    assert!(
+        all.iter().any(|e| e.contains("1 file unreadable")
+            && e.contains("run the agent as root")
+            && e.contains("hidepid")),
+        "{all:?}"
+    );
+    assert!(
+        !all.iter().any(|e| e.contains("3504")),
+        "an exited thread is not a problem: {all:?}"
+    );
+    assert_eq!(pin.skipped, 2);
 }
 
 // ------------------------------------------------------------------ network
@@ -318,6 +405,96 @@ fn missing_or_garbled_routing_capture_is_an_error_naming_the_file() {
     );
 }
 
+#[tokio::test]
+async fn network_names_an_unreadable_or_malformed_mtu_and_the_check_is_unknown() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    make_unreadable(&path.join("sys/class/net/ens1f0np0/mtu"));
+    std::fs::write(path.join("sys/class/net/ens3f0np0/mtu"), "jumbo\n").unwrap();
+    let root = HostRoot::open(&path).unwrap();
+    let mut p = Problems::default();
+    let n = collectors::net::collect(&root, &Default::default(), &mut p).unwrap();
+    let all: Vec<String> = p.iter().map(|e| e.to_string()).collect();
+    assert!(
+        all.iter().any(|e| e.contains("ens1f0np0/mtu unreadable")),
+        "{all:?}"
+    );
+    assert!(
+        all.iter()
+            .any(|e| e.contains("ens3f0np0/mtu malformed: `jumbo`")),
+        "{all:?}"
+    );
+    assert_eq!(n.nic("ens1f0np0").unwrap().mtu, None);
+    assert_eq!(n.nic("ens3f0np0").unwrap().mtu, None);
+    assert_eq!(
+        n.nic("ens1f0np0").unwrap().numa_node,
+        Some(0),
+        "the NIC's other facts stay"
+    );
+    let r = checks_by_id(&root).await;
+    assert_unknown(&r, "net.mtu", "ens1f0np0 (mtu unreadable)");
+}
+
+#[tokio::test]
+async fn a_possible_dataplane_nic_with_an_unreadable_type_keeps_nic_checks_from_passing() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    make_unreadable(&path.join("sys/class/net/ens3f0np0/type"));
+    // lo is not physical, so it could never be a dataplane NIC: no effect on the checks.
+    std::fs::write(path.join("sys/class/net/lo/type"), "loopback\n").unwrap();
+    let root = HostRoot::open(&path).unwrap();
+    let mut p = Problems::default();
+    let n = collectors::net::collect(&root, &Default::default(), &mut p).unwrap();
+    let all: Vec<String> = p.iter().map(|e| e.to_string()).collect();
+    assert!(
+        all.iter().any(|e| e.contains("ens3f0np0/type unreadable")),
+        "{all:?}"
+    );
+    assert!(
+        all.iter()
+            .any(|e| e.contains("lo/type malformed: `loopback`")),
+        "{all:?}"
+    );
+    assert_eq!(n.unreadable_nics, vec!["ens3f0np0".to_string()]);
+    let r = checks_by_id(&root).await;
+    for id in [
+        "net.mtu",
+        "net.sbr",
+        "net.arp",
+        "net.rp_filter",
+        "numa.nic-balance",
+    ] {
+        assert_unknown(
+            &r,
+            id,
+            "cannot tell whether ens3f0np0 is a dataplane NIC: /sys/class/net/ens3f0np0/type unreadable",
+        );
+    }
+}
+
+#[tokio::test]
+async fn sbr_accepts_user_tables_above_255() {
+    // `ip rule add from 10.10.1.11 table 1000` is as good as table 101: only 0 and the
+    // stock tables 253-255 are not SBR.
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    for f in ["_fixture/ip-rule.json", "_fixture/ip-route.json"] {
+        let text = std::fs::read_to_string(path.join(f)).unwrap();
+        std::fs::write(
+            path.join(f),
+            text.replace("\"table\":\"101\"", "\"table\":\"1000\""),
+        )
+        .unwrap();
+    }
+    let root = HostRoot::open(&path).unwrap();
+    let n = collectors::net::collect(&root, &Default::default(), &mut Problems::default()).unwrap();
+    let sbr = &n.nic("ens1f0np0").unwrap().sbr;
+    assert_eq!(sbr.len(), 1, "{sbr:?}");
+    assert_eq!(sbr[0].table, 1000);
+    assert!(sbr[0].table_routes_via_nic);
+    let o = checks_of(&root).await;
+    let r = o.results.iter().find(|r| r.id == "net.sbr").unwrap();
+    assert_eq!(r.status, CheckStatus::Pass, "{}", r.observed);
+    assert!(r.observed.contains("table 1000"), "{}", r.observed);
+}
+
 // ------------------------------------------------------------------ NVMe
 
 #[test]
@@ -385,6 +562,38 @@ fn nvme_with_a_truncated_smart_page_is_reported_not_invented() {
             .any(|e| e.contains("nvme3n1/queue/write_cache malformed: `sometimes`")),
         "{all:?}"
     );
+}
+
+#[test]
+fn nvme_names_an_unreadable_model_or_malformed_serial_and_keeps_the_drive() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    make_unreadable(&path.join("sys/class/nvme/nvme5/model"));
+    std::fs::write(
+        path.join("sys/class/nvme/nvme6/serial"),
+        [0xff, 0xfe, b'\n'],
+    )
+    .unwrap();
+    let mut p = Problems::default();
+    let d = collectors::nvme::collect(&HostRoot::open(&path).unwrap(), true, &mut p).unwrap();
+    let all: Vec<String> = p.iter().map(|e| e.to_string()).collect();
+    assert!(
+        all.iter().any(|e| e.contains("nvme5/model unreadable")),
+        "{all:?}"
+    );
+    assert!(
+        all.iter()
+            .any(|e| e.contains("nvme6/serial malformed: not valid UTF-8 text")),
+        "{all:?}"
+    );
+    assert_eq!(d.len(), 8, "both drives are still listed");
+    assert_eq!(d[5].model, "");
+    assert_eq!(
+        d[5].capacity_bytes(),
+        7_681_501_126_656,
+        "with their other facts"
+    );
+    assert_eq!(d[6].serial, "");
+    assert!(d[6].smart.is_some());
 }
 
 #[test]
@@ -470,7 +679,6 @@ async fn check_reports_unknown_when_a_fact_is_unreadable() {
     std::fs::remove_file(path.join("proc/sys/kernel/numa_balancing")).unwrap();
     std::fs::create_dir(path.join("proc/sys/kernel/numa_balancing")).unwrap();
     std::fs::remove_file(path.join("_fixture/adjtimex.toml")).unwrap();
-    std::fs::write(path.join("proc/swaps"), "").ok();
     let o = checks_of(&HostRoot::open(&path).unwrap()).await;
     let by_id: BTreeMap<_, _> = o.results.iter().map(|r| (r.id.as_str(), r)).collect();
     for id in ["swap.off", "numa.balancing", "ntp.sync"] {
@@ -514,6 +722,289 @@ async fn checks_that_need_a_failed_collector_are_unknown_with_its_error() {
         "{:?}",
         o.problems
     );
+}
+
+// ------------------------------------------------------------------ checks: unreadable facts
+
+#[tokio::test]
+async fn smt_check_is_unknown_when_siblings_unreadable() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    std::fs::remove_file(path.join("sys/devices/system/cpu/smt/active")).unwrap();
+    make_unreadable(&path.join("sys/devices/system/cpu/cpu5/topology/thread_siblings_list"));
+    let root = HostRoot::open(&path).unwrap();
+    let t = collectors::topology::collect(&root, &mut Problems::default()).unwrap();
+    assert_eq!(t.unreadable.siblings.to_list_string(), "5");
+    let r = checks_by_id(&root).await;
+    assert_unknown(&r, "smt.off", "thread_siblings_list unreadable for CPUs 5");
+}
+
+#[tokio::test]
+async fn cpu_vendor_is_unknown_when_package_ids_unreadable() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    std::fs::write(
+        path.join("sys/devices/system/cpu/cpu3/topology/physical_package_id"),
+        "banana\n",
+    )
+    .unwrap();
+    let r = checks_by_id(&HostRoot::open(&path).unwrap()).await;
+    assert_unknown(
+        &r,
+        "cpu.vendor",
+        "physical_package_id unreadable for CPUs 3",
+    );
+}
+
+#[tokio::test]
+async fn nic_balance_plan_is_unknown_when_core_ids_unreadable() {
+    // Not installed yet: the check counts physical cores, which needs every core_id.
+    let (_d, path) = copy_fixture("intel-2s-smt");
+    make_unreadable(&path.join("sys/devices/system/cpu/cpu10/topology/core_id"));
+    let r = checks_by_id(&HostRoot::open(&path).unwrap()).await;
+    assert_unknown(&r, "numa.nic-balance", "unreadable for CPUs 10");
+}
+
+#[tokio::test]
+async fn nvme_capacity_is_unknown_when_a_namespace_size_is_unreadable() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    make_unreadable(&path.join("sys/block/nvme5n1/size"));
+    make_unreadable(&path.join("sys/class/nvme/nvme5/nvme5n1/size"));
+    let o = checks_of(&HostRoot::open(&path).unwrap()).await;
+    assert!(
+        o.problems
+            .iter()
+            .any(|p| p.contains("nvme5n1/size unreadable")),
+        "{:?}",
+        o.problems
+    );
+    let r = by_id(o.results);
+    assert_unknown(&r, "nvme.capacity", "/sys/block/nvme5n1/size");
+}
+
+#[tokio::test]
+async fn nvme_capacity_warns_when_a_controller_has_no_namespace() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    std::fs::remove_dir_all(path.join("sys/class/nvme/nvme5/nvme5n1")).unwrap();
+    let r = checks_by_id(&HostRoot::open(&path).unwrap()).await;
+    let cap = &r["nvme.capacity"];
+    assert_eq!(cap.status, CheckStatus::Warn, "{}", cap.observed);
+    assert!(
+        cap.observed.contains("no namespace on nvme5"),
+        "{}",
+        cap.observed
+    );
+    assert!(
+        cap.remedy.contains("nvme create-ns /dev/nvme5"),
+        "{}",
+        cap.remedy
+    );
+    assert_unknown(&r, "nvme.plp", "nvme5: no namespace");
+}
+
+#[tokio::test]
+async fn nvme_plp_is_unknown_when_write_cache_unreadable() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    std::fs::remove_file(path.join("sys/block/nvme3n1/queue/write_cache")).unwrap();
+    let r = checks_by_id(&HostRoot::open(&path).unwrap()).await;
+    assert_unknown(
+        &r,
+        "nvme.plp",
+        "nvme3: /sys/block/nvme3n1/queue/write_cache unreadable",
+    );
+}
+
+#[tokio::test]
+async fn numa_balancing_is_unknown_when_its_sysctl_file_is_unreadable() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    make_unreadable(&path.join("etc/sysctl.d/99-axon.conf"));
+    let r = checks_by_id(&HostRoot::open(&path).unwrap()).await;
+    assert_unknown(&r, "numa.balancing", "99-axon.conf unreadable");
+}
+
+#[tokio::test]
+async fn rpcbind_is_unknown_when_unit_directories_are_unreadable() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    // A file where /etc/systemd/system should be: listing it fails (ENOTDIR), as it
+    // would with EACCES; the enablement links inside are then unknown, not absent.
+    std::fs::remove_dir_all(path.join("etc/systemd/system")).unwrap();
+    std::fs::write(path.join("etc/systemd/system"), "").unwrap();
+    let r = checks_by_id(&HostRoot::open(&path).unwrap()).await;
+    assert_unknown(&r, "svc.rpcbind", "etc/systemd/system unreadable");
+}
+
+// ------------------------------------------------------------------ checks: failed and stale collectors
+
+#[test]
+fn hugepages_and_nic_balance_are_unknown_when_the_pinning_collector_failed() {
+    let root = root("amd-epyc-4numa");
+    let state = state_with(
+        &root,
+        Duration::from_secs(1),
+        &[Section::Topology, Section::Network, Section::Nvme],
+    );
+    state.fail(
+        Section::Pinning,
+        "/proc unreadable (permission denied) — run the agent as root".into(),
+        0,
+    );
+    let r = checks_on(&root, &state);
+    for id in ["hugepages", "numa.nic-balance"] {
+        assert_unknown(&r, id, "pinning not collected: /proc unreadable");
+    }
+}
+
+#[test]
+fn hugepages_and_nic_balance_are_unknown_when_the_nvme_collector_failed() {
+    // No Axon running on this host: the plan depends on the drive count.
+    let root = root("intel-2s-smt");
+    let state = state_with(
+        &root,
+        Duration::from_secs(1),
+        &[Section::Topology, Section::Network, Section::Pinning],
+    );
+    state.fail(Section::Nvme, "exceeded its 5000 ms deadline".into(), 0);
+    let r = checks_on(&root, &state);
+    for id in ["hugepages", "numa.nic-balance", "nvme.count"] {
+        assert_unknown(&r, id, "nvme not collected: exceeded its 5000 ms deadline");
+    }
+}
+
+#[test]
+fn checks_do_not_judge_the_old_data_of_a_collector_that_now_fails() {
+    let root = root("amd-epyc-4numa");
+    let all = [
+        Section::Topology,
+        Section::Network,
+        Section::Nvme,
+        Section::Pinning,
+    ];
+    let state = state_with(&root, Duration::from_secs(1), &all);
+    assert_eq!(
+        checks_on(&root, &state)["smt.off"].status,
+        CheckStatus::Pass
+    );
+    state.fail(Section::Topology, "exceeded its 2000 ms deadline".into(), 0);
+    let r = checks_on(&root, &state);
+    assert_unknown(
+        &r,
+        "smt.off",
+        "topology collector failing (exceeded its 2000 ms deadline)",
+    );
+    assert_eq!(
+        r["net.mtu"].status,
+        CheckStatus::Pass,
+        "sections whose collector works are still judged"
+    );
+}
+
+#[test]
+fn checks_treat_stale_sections_as_unknown() {
+    // 1 ms intervals: the data is many intervals old by the time the checks run.
+    let root = root("amd-epyc-4numa");
+    let state = state_with(
+        &root,
+        Duration::from_millis(1),
+        &[
+            Section::Topology,
+            Section::Network,
+            Section::Nvme,
+            Section::Pinning,
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    let r = checks_on(&root, &state);
+    assert_unknown(&r, "smt.off", "topology data is stale");
+    assert_unknown(&r, "net.mtu", "network data is stale");
+    assert_unknown(&r, "nvme.count", "nvme data is stale");
+}
+
+#[test]
+fn collecting_the_probes_section_synchronously_is_an_error_not_a_panic() {
+    let e = collect_section(
+        &root("amd-epyc-4numa"),
+        &collect_config(),
+        None,
+        Section::Probes,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("probes are network round trips"),
+        "{e}"
+    );
+}
+
+// ------------------------------------------------------------------ checks: huge pages per NUMA domain
+
+#[tokio::test]
+async fn hugepages_are_judged_on_the_numa_domains_of_the_axon_cores() {
+    // Plenty of memory in total, but NUMA 2, where half the Axon cores run, is nearly full.
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    let meminfo = path.join("sys/devices/system/node/node2/meminfo");
+    let text = std::fs::read_to_string(&meminfo).unwrap();
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.contains("MemFree:") {
+                "Node 2 MemFree:         1048576 kB".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&meminfo, text + "\n").unwrap();
+    let r = checks_by_id(&HostRoot::open(&path).unwrap()).await;
+    let h = &r["hugepages"];
+    assert_eq!(h.status, CheckStatus::Fail, "{}", h.observed);
+    assert!(
+        h.observed.contains("NUMA 2: need 27 GiB for 18 cores"),
+        "{}",
+        h.observed
+    );
+    assert!(h.observed.contains("NUMA 0:"), "{}", h.observed);
+    assert!(
+        h.remedy
+            .contains("/sys/devices/system/node/node2/hugepages/hugepages-2048kB/nr_hugepages"),
+        "{}",
+        h.remedy
+    );
+    assert!(!h.remedy.contains("node0"), "{}", h.remedy);
+}
+
+#[tokio::test]
+async fn hugepages_plan_needs_pages_on_each_dataplane_nic_domain() {
+    // Not installed: 24 planned cores spread over the NICs' domains 0 and 1.
+    let (_d, path) = copy_fixture("intel-2s-smt");
+    let meminfo = path.join("sys/devices/system/node/node1/meminfo");
+    let text = std::fs::read_to_string(&meminfo).unwrap();
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.contains("MemFree:") {
+                "Node 1 MemFree:         1048576 kB".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&meminfo, text + "\n").unwrap();
+    let r = checks_by_id(&HostRoot::open(&path).unwrap()).await;
+    let h = &r["hugepages"];
+    assert_eq!(h.status, CheckStatus::Fail, "{}", h.observed);
+    assert!(
+        h.observed.contains("NUMA 1: need 18 GiB for 12 cores"),
+        "{}",
+        h.observed
+    );
+    assert!(h.remedy.contains("node1/hugepages"), "{}", h.remedy);
+}
+
+#[tokio::test]
+async fn hugepages_is_unknown_when_a_domains_meminfo_is_unreadable() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    make_unreadable(&path.join("sys/devices/system/node/node2/meminfo"));
+    let r = checks_by_id(&HostRoot::open(&path).unwrap()).await;
+    assert_unknown(&r, "hugepages", "node2/meminfo unreadable");
 }
 
 // ------------------------------------------------------------------ host root

@@ -130,3 +130,202 @@ fn config_files_never_panic() {
         }
     }
 }
+
+/// Sizes and counts far beyond any real host (a corrupted or hostile file, a typo on the
+/// command line) saturate or are refused; in a debug build an overflow would panic.
+#[tokio::test]
+async fn numbers_too_large_for_their_units_never_overflow() {
+    use axon::collectors::checks::PlanParams;
+    use axon::collectors::{HostRoot, Problems, topology};
+    use axon::model::checks::CheckStatus;
+    const MAX: &str = "18446744073709551615";
+
+    // /proc/meminfo values are in kB.
+    let m = topology::meminfo_map(&format!("MemTotal: {MAX} kB\nHugePages_Total: {MAX}\n"));
+    assert_eq!(m["MemTotal"], u64::MAX);
+
+    let (_d, path) = common::copy_fixture("amd-epyc-4numa");
+    let put = |rel: &str, text: String| std::fs::write(path.join(rel), text).unwrap();
+    // A huge page size in a directory name.
+    let odd = path.join(format!(
+        "sys/devices/system/node/node0/hugepages/hugepages-{MAX}kB"
+    ));
+    std::fs::create_dir_all(&odd).unwrap();
+    for f in ["nr_hugepages", "free_hugepages", "surplus_hugepages"] {
+        std::fs::write(odd.join(f), "1\n").unwrap();
+    }
+    // Huge page counts, per node and in total.
+    for f in ["nr_hugepages", "free_hugepages"] {
+        put(
+            &format!("sys/devices/system/node/node2/hugepages/hugepages-2048kB/{f}"),
+            format!("{MAX}\n"),
+        );
+    }
+    let meminfo = std::fs::read_to_string(path.join("proc/meminfo")).unwrap();
+    put(
+        "proc/meminfo",
+        meminfo
+            .lines()
+            .map(|l| match l.split(':').next() {
+                Some(k @ ("HugePages_Total" | "HugePages_Free")) => format!("{k}: {MAX}"),
+                Some(k @ ("MemTotal" | "MemAvailable")) => format!("{k}: {MAX} kB"),
+                _ => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    // Swap sizes, also in kB.
+    put(
+        "proc/swaps",
+        format!("Filename\tType\tSize\tUsed\tPriority\n/swap.img file {MAX} {MAX} -2\n"),
+    );
+    let root = HostRoot::open(&path).unwrap();
+    let mut p = Problems::default();
+    let t = topology::collect(&root, &mut p).unwrap();
+    assert!(
+        p.iter()
+            .any(|e| e.to_string().contains("does not fit in 64 bits")),
+        "{:?}",
+        p.summary()
+    );
+    assert_eq!(
+        t.numa_nodes[2].hugepages_of(2 << 20).unwrap().total,
+        u64::MAX
+    );
+
+    // Every check on that host, with an absurd plan of huge pages per core.
+    let mut cfg = common::collect_config();
+    cfg.plan = PlanParams {
+        hugepages_per_core_bytes: u64::MAX,
+        ..PlanParams::default()
+    };
+    let o = axon::commands::check::run(&root, &cfg).await;
+    let by = |id: &str| o.results.iter().find(|r| r.id == id).unwrap();
+    assert_eq!(by("swap.off").status, CheckStatus::Fail);
+    assert_eq!(
+        by("hugepages").status,
+        CheckStatus::Fail,
+        "{}",
+        by("hugepages").observed
+    );
+
+    // The flag that sets the plan.
+    use clap::Parser;
+    let cli =
+        axon::cli::Cli::try_parse_from(["axon", "check", "--hugepages-per-core-mib", MAX]).unwrap();
+    let axon::cli::Command::Check(a) = cli.command else {
+        panic!("parsed as check")
+    };
+    let e = axon::commands::collect_config(&a.collect)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--hugepages-per-core-mib"), "{e}");
+}
+
+/// A netlink message laid out as the kernel sends it: nlmsghdr, the fixed header, then
+/// 4-byte aligned attributes.
+fn nl_msg(ty: u16, hdr: &[u8], attrs: &[(u16, &[u8])]) -> Vec<u8> {
+    let mut body = hdr.to_vec();
+    for (t, d) in attrs {
+        body.extend_from_slice(&((4 + d.len()) as u16).to_ne_bytes());
+        body.extend_from_slice(&t.to_ne_bytes());
+        body.extend_from_slice(d);
+        while body.len() % 4 != 0 {
+            body.push(0);
+        }
+    }
+    let mut m = ((16 + body.len()) as u32).to_ne_bytes().to_vec();
+    m.extend_from_slice(&ty.to_ne_bytes());
+    m.extend_from_slice(&[0u8; 10]);
+    m.extend_from_slice(&body);
+    m
+}
+
+#[test]
+fn netlink_decoders_survive_mutated_valid_messages() {
+    const AF_INET: u8 = 2;
+    let names: std::collections::HashMap<u32, String> = [(3, "ens1f0np0".to_string())].into();
+    let mut rule_hdr = [0u8; 12];
+    (rule_hdr[0], rule_hdr[2], rule_hdr[4]) = (AF_INET, 32, 101);
+    let mut route_hdr = [0u8; 12];
+    (route_hdr[0], route_hdr[1], route_hdr[4]) = (AF_INET, 24, 252);
+    let mut addr_hdr = [0u8; 8];
+    (addr_hdr[0], addr_hdr[1]) = (AF_INET, 24);
+    addr_hdr[4..8].copy_from_slice(&3u32.to_ne_bytes());
+    let mut link_hdr = [0u8; 16];
+    link_hdr[4..8].copy_from_slice(&3u32.to_ne_bytes());
+    let mut valid = Vec::new();
+    valid.extend(nl_msg(16, &link_hdr, &[(3, b"ens1f0np0\0")])); // RTM_NEWLINK
+    valid.extend(nl_msg(
+        netlink::RTM_NEWADDR,
+        &addr_hdr,
+        &[(1, &[10, 10, 1, 11]), (2, &[10, 10, 1, 11])],
+    ));
+    valid.extend(nl_msg(
+        netlink::RTM_NEWRULE,
+        &rule_hdr,
+        &[
+            (6, &32000u32.to_ne_bytes()),
+            (2, &[10, 10, 1, 11]),
+            (15, &101u32.to_ne_bytes()),
+            (3, b"ens1f0np0\0"),
+        ],
+    ));
+    valid.extend(nl_msg(
+        netlink::RTM_NEWROUTE,
+        &route_hdr,
+        &[
+            (1, &[10, 10, 1, 0]),
+            (4, &3u32.to_ne_bytes()),
+            (5, &[10, 10, 1, 1]),
+            (7, &[10, 10, 1, 11]),
+            (15, &101u32.to_ne_bytes()),
+        ],
+    ));
+    valid.extend(nl_msg(3, &[0; 4], &[])); // NLMSG_DONE
+
+    let decode_all = |buf: &[u8]| -> (usize, usize) {
+        let (mut ok, mut err) = (0, 0);
+        let Ok((msgs, _)) = netlink::split_messages(buf) else {
+            return (0, 0);
+        };
+        for (_, p) in msgs {
+            // Every decoder on every message: a damaged type field must not matter either.
+            for r in [
+                netlink::decode_rule(&p).map(|_| ()),
+                netlink::decode_route(&p, &names).map(|_| ()),
+                netlink::decode_addr(&p, &names).map(|_| ()),
+                netlink::decode_link(&p).map(|_| ()),
+            ] {
+                if r.is_ok() { ok += 1 } else { err += 1 }
+            }
+        }
+        (ok, err)
+    };
+    // The undamaged stream decodes to what was built.
+    let (msgs, done) = netlink::split_messages(&valid).unwrap();
+    assert!(done && msgs.len() == 4);
+    let rule = netlink::decode_rule(&msgs[2].1).unwrap();
+    assert_eq!(
+        (rule.from.as_deref(), rule.table),
+        (Some("10.10.1.11/32"), 101)
+    );
+    let route = netlink::decode_route(&msgs[3].1, &names).unwrap();
+    assert_eq!(route.gateway.as_deref(), Some("10.10.1.1"));
+    assert_eq!(netlink::decode_link(&msgs[0].1).unwrap().1, "ens1f0np0");
+
+    let mut r = Rng(0x6e65_746c_696e_6b21);
+    let (mut ok, mut err) = (0, 0);
+    for i in 0..20_000 {
+        let mut b = r.mutate(&valid);
+        if i % 4 == 0 {
+            let keep = (r.next() as usize) % (b.len() + 1);
+            b.truncate(keep);
+        }
+        let (o, e) = decode_all(&b);
+        ok += o;
+        err += e;
+    }
+    // The mutations reach the decoders: many messages still decode, many are refused.
+    assert!(ok > 10_000 && err > 10_000, "decoded {ok}, refused {err}");
+}

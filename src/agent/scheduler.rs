@@ -10,7 +10,7 @@ use crate::collectors::probes::{self, ProbeOptions};
 use crate::collectors::{self as c, CollectError, HostRoot, Problems};
 use crate::model::cpuset::CpuSet;
 use crate::model::ports::PortSpec;
-use crate::model::snapshot::{CollectorStatus, Section};
+use crate::model::snapshot::{CollectorStatus, NodeSnapshot, Section};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -114,36 +114,71 @@ pub fn collect_section(
         Section::Nvme => SectionValue::Nvme(c::nvme::collect(root, cfg.smart, &mut p)?),
         Section::Checks => {
             let snap = state.map(|s| s.snapshot()).unwrap_or_default();
-            let missing = |s: Section| {
-                snap.collector(s)
-                    .and_then(|c| c.error.clone())
-                    .map(|e| format!("{} not collected: {e}", s.as_str()))
-                    .unwrap_or_else(|| format!("{} not collected yet", s.as_str()))
-            };
             let inputs = CheckInputs {
-                topology: snap
-                    .topology
-                    .as_ref()
-                    .ok_or_else(|| missing(Section::Topology)),
-                network: snap
-                    .network
-                    .as_ref()
-                    .ok_or_else(|| missing(Section::Network)),
-                nvme: snap.nvme.as_deref().ok_or_else(|| missing(Section::Nvme)),
-                pinning: snap.pinning.as_ref(),
-                probes: if cfg.peers.is_empty() {
-                    None
-                } else {
-                    snap.probes.as_ref()
-                },
+                topology: usable(&snap, Section::Topology, snap.topology.as_ref()),
+                network: usable(&snap, Section::Network, snap.network.as_ref()),
+                nvme: usable(&snap, Section::Nvme, snap.nvme.as_deref()),
+                pinning: usable(&snap, Section::Pinning, snap.pinning.as_ref()),
+                probes: (!cfg.peers.is_empty())
+                    .then(|| usable(&snap, Section::Probes, snap.probes.as_ref())),
                 plan: cfg.plan,
             };
             let (facts, results) = c::checks::collect(root, &inputs, &mut p);
             SectionValue::Checks(facts, results)
         }
-        Section::Probes => unreachable!("probes are asynchronous"),
+        Section::Probes => {
+            return Err(CollectError::Invalid {
+                what: "collecting the probes section".into(),
+                detail: "probes are network round trips, not files: run them with collectors::probes::run (the scheduler does)".into(),
+            });
+        }
     };
     Ok((v, p))
+}
+
+/// Data older than this many collection intervals (or deadlines, if longer) is stale.
+pub const STALE_INTERVALS: i64 = 3;
+
+/// A section's data as the checks may judge it: present, from a run that succeeded (with
+/// or without problems), and not stale. Otherwise the error says which collector and why,
+/// and becomes the observed text of the checks that need it: old data from a collector
+/// that now fails is not a fact about the host any more.
+pub fn usable<'a, T: ?Sized>(
+    snap: &NodeSnapshot,
+    section: Section,
+    data: Option<&'a T>,
+) -> Result<&'a T, String> {
+    let name = section.as_str();
+    let status = snap.collector(section);
+    let Some(data) = data else {
+        return Err(match status.and_then(|c| c.error.as_deref()) {
+            Some(e) => format!("{name} not collected: {e}"),
+            None => format!("{name} not collected yet"),
+        });
+    };
+    let Some(c) = status else {
+        return Ok(data);
+    };
+    let age_ms = c.last_success_ms.map(|t| snap.taken_ms.saturating_sub(t));
+    let age = |ms: i64| format!("{:.1} s", ms as f64 / 1000.0);
+    if c.last_run_failed() {
+        return Err(format!(
+            "{name} collector failing ({}); its last data{} is not judged",
+            c.error.as_deref().unwrap_or("no reason given"),
+            age_ms
+                .map(|a| format!(", {} old,", age(a)))
+                .unwrap_or_default()
+        ));
+    }
+    let limit = STALE_INTERVALS.saturating_mul(c.interval_ms.max(c.deadline_ms) as i64);
+    match age_ms {
+        Some(a) if limit > 0 && a > limit => Err(format!(
+            "{name} data is stale: last collected {} ago, expected every {} — see the {name} collector's status",
+            age(a),
+            age(c.interval_ms as i64)
+        )),
+        _ => Ok(data),
+    }
 }
 
 pub fn online_cpus(root: &HostRoot) -> Result<CpuSet, CollectError> {

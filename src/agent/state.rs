@@ -141,7 +141,9 @@ impl AgentState {
             {
                 c.ok = false;
                 c.error = Some(error);
-                c.last_run_ms = now_ms();
+                // Strictly after the last success, even within the same millisecond, so
+                // `last_run_failed` can tell.
+                c.last_run_ms = now_ms().max(c.last_success_ms.map_or(0, |t| t + 1));
                 c.duration_us = duration_us;
             }
         }

@@ -13,7 +13,7 @@ use crate::model::probes::ProbeReport;
 use crate::model::snapshot::HostFacts;
 use crate::model::topology::Topology;
 use humansize::{BINARY, DECIMAL, format_size};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Parameters of the planned deployment that some checks need.
 #[derive(Debug, Clone, Copy)]
@@ -41,15 +41,16 @@ pub fn planned_cores(drives: usize) -> (usize, usize, usize) {
     (drive, compute, 12)
 }
 
-/// What the checks get from the other collectors. `Err` carries why that section is
-/// missing, which becomes the observed text of the checks that need it.
+/// What the checks get from the other collectors. `Err` carries why that section cannot
+/// be judged (never collected, its collector now failing, or stale), which becomes the
+/// observed text of the checks that need it.
 pub struct CheckInputs<'a> {
     pub topology: Result<&'a Topology, String>,
     pub network: Result<&'a Network, String>,
     pub nvme: Result<&'a [NvmeController], String>,
-    pub pinning: Option<&'a Pinning>,
+    pub pinning: Result<&'a Pinning, String>,
     /// None when no peers are configured.
-    pub probes: Option<&'a ProbeReport>,
+    pub probes: Option<Result<&'a ProbeReport, String>>,
     pub plan: PlanParams,
 }
 
@@ -141,11 +142,11 @@ pub fn collect(
         kernel_headers(root, &rel.map_err(|e| e.to_string())),
         hugepages(root, inp),
         cpu_vendor(inp),
-        numa_nic_balance(inp),
-        net_mtu(inp),
-        net_sbr(inp),
-        net_arp(inp),
-        net_rp_filter(inp),
+        unless_nics_unreadable(inp, numa_nic_balance(inp)),
+        unless_nics_unreadable(inp, net_mtu(inp)),
+        unless_nics_unreadable(inp, net_sbr(inp)),
+        unless_nics_unreadable(inp, net_arp(inp)),
+        unless_nics_unreadable(inp, net_rp_filter(inp)),
         ntp_sync(clock.map_err(|e| e.to_string())),
         svc_rpcbind(root),
         filesystem(root, "fs.xfs", "xfs", "XFS"),
@@ -195,7 +196,7 @@ fn swap_off(root: &HostRoot) -> CheckResult {
                 EXP,
             );
         }
-        let kib = |s: &str| s.parse::<u64>().unwrap_or(0) * 1024;
+        let kib = |s: &str| s.parse::<u64>().unwrap_or(0).saturating_mul(1024);
         active.push(format!(
             "{} ({}, {} used)",
             f[0],
@@ -220,9 +221,16 @@ fn swap_off(root: &HostRoot) -> CheckResult {
     }
 }
 
-/// sysctl assignments of `key` in the files systemd-sysctl and procps read, in the order
-/// they apply (later wins): sysctl.d directories by file name, then /etc/sysctl.conf.
-fn persisted_sysctl(root: &HostRoot, key: &str) -> Vec<(String, String)> {
+/// sysctl assignments of a key in the files systemd-sysctl and procps read, in the order
+/// they apply (later wins), and the files or directories that could not be read.
+struct Persisted {
+    assignments: Vec<(String, String)>,
+    unreadable: Vec<String>,
+}
+
+/// Reads `key`'s assignments from the sysctl.d directories (by file name), then
+/// /etc/sysctl.conf. A file that cannot be read is listed, never taken as "not set".
+fn persisted_sysctl(root: &HostRoot, key: &str) -> Persisted {
     let slash_key = key.replace('.', "/");
     let dirs = [
         "/etc/sysctl.d",
@@ -231,20 +239,31 @@ fn persisted_sysctl(root: &HostRoot, key: &str) -> Vec<(String, String)> {
         "/usr/lib/sysctl.d",
         "/lib/sysctl.d",
     ];
-    let mut by_name: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    let mut unreadable = Vec::new();
+    let mut by_name: BTreeMap<String, String> = BTreeMap::new();
     for d in dirs {
-        for f in root.list_opt(d).unwrap_or_default() {
-            if f.ends_with(".conf") && !by_name.contains_key(&f) {
-                by_name.insert(f.clone(), format!("{d}/{f}"));
+        match root.list_opt(d) {
+            Ok(files) => {
+                for f in files {
+                    if f.ends_with(".conf") && !by_name.contains_key(&f) {
+                        by_name.insert(f.clone(), format!("{d}/{f}"));
+                    }
+                }
             }
+            Err(e) => unreadable.push(e.to_string()),
         }
     }
     let mut files: Vec<String> = by_name.into_values().collect();
     files.push("/etc/sysctl.conf".into());
-    let mut out = Vec::new();
+    let mut assignments = Vec::new();
     for f in files {
-        let Ok(Some(text)) = root.read_opt(&f) else {
-            continue;
+        let text = match root.read_opt(&f) {
+            Ok(Some(t)) => t,
+            Ok(None) => continue,
+            Err(e) => {
+                unreadable.push(e.to_string());
+                continue;
+            }
         };
         for line in text.lines() {
             let line = line.trim();
@@ -256,11 +275,14 @@ fn persisted_sysctl(root: &HostRoot, key: &str) -> Vec<(String, String)> {
             };
             let k = k.trim().trim_start_matches('-');
             if k == key || k == slash_key {
-                out.push((f.clone(), v.trim().to_string()));
+                assignments.push((f.clone(), v.trim().to_string()));
             }
         }
     }
-    out
+    Persisted {
+        assignments,
+        unreadable,
+    }
 }
 
 fn numa_balancing(root: &HostRoot) -> CheckResult {
@@ -300,7 +322,8 @@ fn numa_balancing(root: &HostRoot) -> CheckResult {
         Err(e) => return unknown(ID, e.to_string(), EXP),
     };
     let persisted = persisted_sysctl(root, "kernel.numa_balancing");
-    let last = persisted.last();
+    let last = persisted.assignments.last();
+    let unread = persisted.unreadable.join("; ");
     match runtime {
         None => result(
             ID,
@@ -316,7 +339,8 @@ fn numa_balancing(root: &HostRoot) -> CheckResult {
                 "kernel.numa_balancing = {n}{}",
                 match last {
                     Some((f, v)) => format!(" ({f} sets {v})"),
-                    None => " (not set in any sysctl file)".into(),
+                    None if unread.is_empty() => " (not set in any sysctl file)".into(),
+                    None => format!(" (not set in any readable sysctl file; {unread})"),
                 }
             ),
             EXP,
@@ -336,6 +360,12 @@ fn numa_balancing(root: &HostRoot) -> CheckResult {
                 format!("0 now, but {f} sets {v}: reverts at boot"),
                 EXP,
                 FIX,
+            ),
+            // Nothing readable persists it, but an unreadable file may: that is unknown.
+            None if !unread.is_empty() => unknown(
+                ID,
+                format!("0 now; whether it is persisted is unknown: {unread}"),
+                EXP,
             ),
             None => result(
                 ID,
@@ -417,6 +447,7 @@ fn smt_off(inp: &CheckInputs) -> CheckResult {
     };
     let with_siblings = t.cpus.iter().filter(|c| c.siblings.len() > 1).count();
     let control = t.smt.control.as_deref().unwrap_or("?");
+    let unread = &t.unreadable.siblings;
     match t.smt.active {
         Some(true) => result(
             ID,
@@ -438,6 +469,16 @@ fn smt_off(inp: &CheckInputs) -> CheckResult {
             format!("{with_siblings} CPUs have a sibling thread"),
             EXP,
             FIX,
+        ),
+        // Without smt/active the sibling lists are the only witness: a CPU whose list
+        // could not be read may have a sibling.
+        None if !unread.is_empty() => unknown(
+            ID,
+            format!(
+                "no /sys/devices/system/cpu/smt/active, and topology/thread_siblings_list unreadable for CPUs {}",
+                unread.to_list_string()
+            ),
+            EXP,
         ),
         None => result(
             ID,
@@ -541,7 +582,7 @@ fn kernel_headers(root: &HostRoot, rel: &Result<String, String>) -> CheckResult 
 
 fn hugepages(root: &HostRoot, inp: &CheckInputs) -> CheckResult {
     const ID: &str = "hugepages";
-    const EXP: &str = "huge pages for the planned Axon cores can be allocated";
+    const EXP: &str = "huge pages for the Axon cores can be allocated on the NUMA domains that hold them (the dataplane NICs' domains)";
     let t = match &inp.topology {
         Ok(t) => t,
         Err(e) => return unknown(ID, e.clone(), EXP),
@@ -555,52 +596,162 @@ fn hugepages(root: &HostRoot, inp: &CheckInputs) -> CheckResult {
             "use a kernel built with CONFIG_HUGETLBFS",
         );
     }
-    let drives = inp.nvme.as_ref().map(|n| n.len()).unwrap_or(0);
-    let (d, c, f) = planned_cores(drives);
-    let axon_cores = inp.pinning.map(axon_cpus).map(|s| s.len()).unwrap_or(0);
-    let cores = if axon_cores > 0 {
-        axon_cores
-    } else {
-        d + c + f
-    };
-    let need = cores as u64 * inp.plan.hugepages_per_core_bytes;
     let m = &t.memory;
-    let size = m.hugepage_size_bytes.max(1);
-    // Pages already reserved count when they are free, or when Axon (running) holds them.
-    let reserved = if axon_cores > 0 {
-        m.hugepages_total * size
-    } else {
-        m.hugepages_free * size
-    };
-    let can_have = reserved + m.available_bytes;
-    let who = if axon_cores > 0 {
-        format!("{cores} Axon cores running")
-    } else {
-        format!("{cores} planned cores ({d} drive, {c} compute, {f} frontend)")
-    };
-    let observed = format!(
-        "need {} for {who}; {} huge pages reserved ({} free) + {} available memory",
-        format_size(need, BINARY),
-        format_size(m.hugepages_total * size, BINARY),
-        format_size(m.hugepages_free * size, BINARY),
-        format_size(m.available_bytes, BINARY),
-    );
     if m.total_bytes == 0 {
-        unknown(ID, "/proc/meminfo unreadable", EXP)
-    } else if can_have >= need {
-        result(ID, CheckStatus::Pass, observed, EXP, "")
-    } else {
-        result(
-            ID,
-            CheckStatus::Fail,
-            observed,
-            EXP,
-            format!(
-                "free memory or add RAM; reserve early at boot with `vm.nr_hugepages = {}` in /etc/sysctl.d/99-axon.conf",
-                need.div_ceil(size)
-            ),
-        )
+        return unknown(ID, "/proc/meminfo unreadable", EXP);
     }
+    let size = m.hugepage_size_bytes;
+    if size == 0 {
+        return unknown(ID, "/proc/meminfo has no Hugepagesize", EXP);
+    }
+    let pinning = match &inp.pinning {
+        Ok(p) => p,
+        Err(e) => return unknown(ID, e.clone(), EXP),
+    };
+    // Where the Axon cores are (running) or will go (planned: spread evenly over the
+    // dataplane NICs' domains), per NUMA domain.
+    let axon = axon_cpus(pinning);
+    let running = !axon.is_empty();
+    let (who, cores_on): (String, BTreeMap<u32, usize>) = if running {
+        let mut per = BTreeMap::new();
+        for c in axon.iter() {
+            match t.cpu(c).and_then(|c| c.numa_node) {
+                Some(n) => *per.entry(n).or_default() += 1,
+                None => {
+                    return unknown(ID, format!("NUMA domain of Axon core cpu{c} unknown"), EXP);
+                }
+            }
+        }
+        (format!("{} Axon cores running", axon.len()), per)
+    } else {
+        let drives = match &inp.nvme {
+            Ok(d) => d.len(),
+            Err(e) => return unknown(ID, e.clone(), EXP),
+        };
+        let network = match &inp.network {
+            Ok(n) => n,
+            Err(e) => return unknown(ID, e.clone(), EXP),
+        };
+        let nics: Vec<&Nic> = network.dataplane().collect();
+        if nics.is_empty() {
+            return unknown(
+                ID,
+                "no dataplane NIC, so no NUMA domain to plan the cores on (see numa.nic-balance)",
+                EXP,
+            );
+        }
+        if !network.unreadable_nics.is_empty() {
+            return unknown(ID, nics_unreadable(network), EXP);
+        }
+        let nodes = match nic_numa_nodes(&nics, t) {
+            Ok((nodes, _)) => nodes,
+            Err(e) => return unknown(ID, e, EXP),
+        };
+        let (d, c, f) = planned_cores(drives);
+        (
+            format!(
+                "{} planned cores ({d} drive, {c} compute, {f} frontend)",
+                d + c + f
+            ),
+            spread(d + c + f, &nodes),
+        )
+    };
+    let per_core = inp.plan.hugepages_per_core_bytes;
+    let gib = |b: u64| format_size(b, BINARY);
+    let mut seen = Vec::new();
+    let mut short = Vec::new();
+    for (&node, &cores) in &cores_on {
+        let need = (cores as u64).saturating_mul(per_core);
+        let Some(n) = t.numa_node(node) else {
+            return unknown(
+                ID,
+                format!("NUMA domain {node} not described in sysfs"),
+                EXP,
+            );
+        };
+        if n.memory_total_bytes == 0 {
+            return unknown(
+                ID,
+                format!("/sys/devices/system/node/node{node}/meminfo unreadable"),
+                EXP,
+            );
+        }
+        // A kernel without NUMA reports no per-node pools: its one domain has them all.
+        let (total, free) = match n.hugepages_of(size) {
+            Some(p) => (p.total, p.free),
+            None if t.numa_nodes.len() == 1 => (m.hugepages_total, m.hugepages_free),
+            None => (0, 0),
+        };
+        // Pages already reserved count when they are free, or when Axon (running) holds them.
+        let reserved = if running { total } else { free }.saturating_mul(size);
+        let can_have = reserved.saturating_add(n.memory_free_bytes);
+        seen.push(format!(
+            "NUMA {node}: need {} for {}, {} reserved ({} free) + {} free memory",
+            gib(need),
+            plural(cores, "core"),
+            gib(total.saturating_mul(size)),
+            gib(free.saturating_mul(size)),
+            gib(n.memory_free_bytes),
+        ));
+        if can_have < need {
+            short.push((node, need.div_ceil(size)));
+        }
+    }
+    let observed = format!("{who}; {}", seen.join("; "));
+    if short.is_empty() {
+        return result(ID, CheckStatus::Pass, observed, EXP, "");
+    }
+    let kb = size / 1024;
+    result(
+        ID,
+        CheckStatus::Fail,
+        observed,
+        EXP,
+        format!(
+            "free memory or add RAM on NUMA {}; reserve the pages there early at boot (e.g. from a boot-time unit): {}",
+            short
+                .iter()
+                .map(|(n, _)| n.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            short
+                .iter()
+                .map(|(n, pages)| format!(
+                    "echo {pages} > /sys/devices/system/node/node{n}/hugepages/hugepages-{kb}kB/nr_hugepages"
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    )
+}
+
+/// `total` cores spread evenly over `nodes` (the first domains take the remainder).
+fn spread(total: usize, nodes: &BTreeSet<u32>) -> BTreeMap<u32, usize> {
+    let k = nodes.len().max(1);
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (*n, total / k + usize::from(i < total % k)))
+        .collect()
+}
+
+/// The NUMA domains of the dataplane NICs, and a description (`ens1f0np0→NUMA 0, …`). A
+/// NIC without a NUMA node is on the only domain of a single-domain host, and unknown on
+/// any other.
+fn nic_numa_nodes(nics: &[&Nic], t: &Topology) -> Result<(BTreeSet<u32>, String), String> {
+    let multi = t.numa_nodes.len() > 1;
+    let mut nodes = BTreeSet::new();
+    let mut desc = Vec::new();
+    for n in nics {
+        let node = match n.numa_node.and_then(|x| u32::try_from(x).ok()) {
+            Some(node) => node,
+            None if !multi => t.numa_nodes.first().map(|n| n.id).unwrap_or(0),
+            None => return Err(format!("{}: NUMA node unknown (numa_node = -1)", n.name)),
+        };
+        nodes.insert(node);
+        desc.push(format!("{}→NUMA {node}", n.name));
+    }
+    Ok((nodes, desc.join(", ")))
 }
 
 fn axon_cpus(p: &Pinning) -> CpuSet {
@@ -625,18 +776,33 @@ fn cpu_vendor(inp: &CheckInputs) -> CheckResult {
         t.cpu_vendor,
         plural(sockets, "socket")
     );
-    match t.cpu_vendor.as_str() {
-        "" => unknown(ID, "/proc/cpuinfo has no vendor_id", EXP),
-        "AuthenticAMD" if sockets == 1 => result(ID, CheckStatus::Pass, what, EXP, ""),
-        "AuthenticAMD" => result(
+    let sockets_unknown = if sockets == 0 {
+        Some("no CPU package (socket) known".to_string())
+    } else if !t.unreadable.package_id.is_empty() {
+        Some(format!(
+            "topology/physical_package_id unreadable for CPUs {}: the socket count is unknown",
+            t.unreadable.package_id.to_list_string()
+        ))
+    } else {
+        None
+    };
+    match (t.cpu_vendor.as_str(), sockets_unknown) {
+        ("", _) => unknown(ID, "/proc/cpuinfo has no vendor_id", EXP),
+        ("AuthenticAMD" | "GenuineIntel", Some(why)) => unknown(
+            ID,
+            format!("{} ({}): {why}", t.cpu_model, t.cpu_vendor),
+            EXP,
+        ),
+        ("AuthenticAMD", None) if sockets == 1 => result(ID, CheckStatus::Pass, what, EXP, ""),
+        ("AuthenticAMD", None) => result(
             ID,
             CheckStatus::Fail,
             what,
             EXP,
             "AMD servers must be single socket: use 1-socket AMD servers, or Intel",
         ),
-        "GenuineIntel" if sockets <= 2 => result(ID, CheckStatus::Pass, what, EXP, ""),
-        "GenuineIntel" => result(
+        ("GenuineIntel", None) if sockets <= 2 => result(ID, CheckStatus::Pass, what, EXP, ""),
+        ("GenuineIntel", None) => result(
             ID,
             CheckStatus::Warn,
             what,
@@ -646,7 +812,7 @@ fn cpu_vendor(inp: &CheckInputs) -> CheckResult {
         _ => result(
             ID,
             CheckStatus::Fail,
-            what,
+            format!("{} ({})", t.cpu_model, t.cpu_vendor),
             EXP,
             "use AMD (single socket) or Intel servers",
         ),
@@ -665,6 +831,9 @@ fn dataplane<'a>(
         .as_ref()
         .map_err(|e| unknown(id, e.clone(), exp))?;
     let nics: Vec<&Nic> = n.dataplane().collect();
+    if nics.is_empty() && !n.unreadable_nics.is_empty() {
+        return Err(unknown(id, nics_unreadable(n), exp));
+    }
     if nics.is_empty() {
         return Err(result(
             id,
@@ -675,6 +844,38 @@ fn dataplane<'a>(
         ));
     }
     Ok((n, nics))
+}
+
+/// Why a check on the dataplane NICs cannot pass: some interfaces could be dataplane NICs,
+/// but their type is unreadable.
+fn nics_unreadable(n: &Network) -> String {
+    format!(
+        "cannot tell whether {} {}: {}",
+        n.unreadable_nics.join(", "),
+        if n.unreadable_nics.len() == 1 {
+            "is a dataplane NIC"
+        } else {
+            "are dataplane NICs"
+        },
+        n.unreadable_nics
+            .iter()
+            .map(|x| format!("/sys/class/net/{x}/type unreadable"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// A pass judged on the readable dataplane NICs only is unknown while other possible
+/// dataplane NICs could not be read; a warning or failure stands.
+fn unless_nics_unreadable(inp: &CheckInputs, r: CheckResult) -> CheckResult {
+    match &inp.network {
+        Ok(n) if r.status == CheckStatus::Pass && !n.unreadable_nics.is_empty() => unknown(
+            &r.id,
+            format!("{}; but {}", r.observed, nics_unreadable(n)),
+            &r.expected,
+        ),
+        _ => r,
+    }
 }
 
 fn numa_nic_balance(inp: &CheckInputs) -> CheckResult {
@@ -689,46 +890,31 @@ fn numa_nic_balance(inp: &CheckInputs) -> CheckResult {
         Ok(t) => t,
         Err(e) => return unknown(ID, e.clone(), EXP),
     };
-    let multi = t.numa_nodes.len() > 1;
-    let mut nic_nodes = BTreeSet::new();
-    for n in &nics {
-        match n.numa_node {
-            Some(node) => {
-                nic_nodes.insert(node as u32);
-            }
-            None if !multi => {
-                nic_nodes.insert(t.numa_nodes.first().map(|n| n.id).unwrap_or(0));
-            }
-            None => {
-                return unknown(
-                    ID,
-                    format!("{}: NUMA node unknown (numa_node = -1)", n.name),
-                    EXP,
-                );
-            }
-        }
-    }
-    let nic_desc = nics
-        .iter()
-        .map(|n| {
-            format!(
-                "{}→NUMA {}",
-                n.name,
-                n.numa_node
-                    .map(|x| x.to_string())
-                    .unwrap_or_else(|| "0".into())
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let axon = inp.pinning.map(axon_cpus).unwrap_or_default();
+    let (nic_nodes, nic_desc) = match nic_numa_nodes(&nics, t) {
+        Ok(x) => x,
+        Err(e) => return unknown(ID, e, EXP),
+    };
+    let axon = match &inp.pinning {
+        Ok(p) => axon_cpus(p),
+        Err(e) => return unknown(ID, e.clone(), EXP),
+    };
     if !axon.is_empty() {
         let axon_nodes: BTreeSet<u32> = axon
             .iter()
             .filter_map(|c| t.cpu(c).and_then(|c| c.numa_node))
             .collect();
         let without_cores: Vec<u32> = nic_nodes.difference(&axon_nodes).copied().collect();
-        let stray: Vec<u32> = axon_nodes.difference(&nic_nodes).copied().collect();
+        // A domain looks NIC-less when its NIC could not be read: only a complete NIC list
+        // can show stray cores.
+        let nics_complete = inp
+            .network
+            .as_ref()
+            .is_ok_and(|n| n.unreadable_nics.is_empty());
+        let stray: Vec<u32> = if nics_complete {
+            axon_nodes.difference(&nic_nodes).copied().collect()
+        } else {
+            Vec::new()
+        };
         let per_node = axon_nodes
             .iter()
             .map(|n| {
@@ -770,20 +956,43 @@ fn numa_nic_balance(inp: &CheckInputs) -> CheckResult {
         );
     }
     // Not installed yet: are there enough usable cores on the NIC domains for the plan?
-    let drives = inp.nvme.as_ref().map(|n| n.len()).unwrap_or(0);
+    let drives = match &inp.nvme {
+        Ok(d) => d.len(),
+        Err(e) => return unknown(ID, e.clone(), EXP),
+    };
     let (d, c, f) = planned_cores(drives);
     let need = d + c + f;
+    let candidates: Vec<&crate::model::topology::Cpu> = t
+        .cpus
+        .iter()
+        .filter(|c| c.online && c.numa_node.is_some_and(|n| nic_nodes.contains(&n)))
+        .collect();
+    // Counting physical cores needs each CPU's core and package, and cpu0's siblings (kept
+    // for the OS); a stand-in for any of them would count SMT siblings as cores.
+    let u = &t.unreadable;
+    let guessed: CpuSet = candidates
+        .iter()
+        .map(|c| c.id)
+        .filter(|id| u.core_id.contains(*id) || u.package_id.contains(*id))
+        .chain(u.siblings.contains(0).then_some(0))
+        .collect();
+    if !guessed.is_empty() {
+        return unknown(
+            ID,
+            format!(
+                "{nic_desc}; topology files (core_id, physical_package_id or cpu0's thread_siblings_list) unreadable for CPUs {}: cannot count the usable cores",
+                guessed.to_list_string()
+            ),
+            EXP,
+        );
+    }
     let os: CpuSet = t
         .cpu(0)
         .map(|c| c.siblings.clone())
         .unwrap_or_else(|| CpuSet::from_ids([0]));
     let mut usable = 0;
     let mut seen_cores = BTreeSet::new();
-    for cpu in t
-        .cpus
-        .iter()
-        .filter(|c| c.online && c.numa_node.is_some_and(|n| nic_nodes.contains(&n)))
-    {
+    for cpu in candidates {
         if os.contains(cpu.id) {
             continue;
         }
@@ -1071,13 +1280,33 @@ fn svc_rpcbind(root: &HostRoot) -> CheckResult {
             EXP,
         );
     }
+    // A unit file or directory that cannot be read is not evidence of absence.
+    let mut errors: Vec<String> = Vec::new();
+    let present = |p: &str, errors: &mut Vec<String>| match root.try_exists(p) {
+        Ok(b) => b,
+        Err(e) => {
+            errors.push(e.to_string());
+            false
+        }
+    };
     let units = ["rpcbind.service", "rpcbind.socket"];
-    let installed: Vec<String> = UNIT_DIRS
-        .iter()
-        .flat_map(|d| units.iter().map(move |u| format!("{d}/{u}")))
-        .filter(|p| root.exists(p))
-        .collect();
+    let mut installed = Vec::new();
+    for d in UNIT_DIRS {
+        for u in units {
+            let p = format!("{d}/{u}");
+            if present(&p, &mut errors) {
+                installed.push(p);
+            }
+        }
+    }
     if installed.is_empty() {
+        if !errors.is_empty() {
+            return unknown(
+                ID,
+                format!("no rpcbind unit found, but {}", errors.join("; ")),
+                EXP,
+            );
+        }
         return result(
             ID,
             CheckStatus::Fail,
@@ -1104,35 +1333,44 @@ fn svc_rpcbind(root: &HostRoot) -> CheckResult {
         "/usr/lib/systemd/system",
         "/lib/systemd/system",
     ] {
-        for wants in root
-            .list_opt(d)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|w| w.ends_with(".wants"))
-        {
+        let entries = match root.list_opt(d) {
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(e.to_string());
+                continue;
+            }
+        };
+        for wants in entries.into_iter().filter(|w| w.ends_with(".wants")) {
             for u in units {
-                if root.exists(&format!("{d}/{wants}/{u}")) {
+                if present(&format!("{d}/{wants}/{u}"), &mut errors) {
                     enabled.push(format!("{u} ({wants})"));
                 }
             }
         }
     }
-    if enabled.is_empty() {
-        result(
-            ID,
-            CheckStatus::Fail,
-            "rpcbind installed but not enabled",
-            EXP,
-            "systemctl enable --now rpcbind.service rpcbind.socket",
-        )
-    } else {
-        result(
+    match (enabled.is_empty(), errors.is_empty()) {
+        (false, _) => result(
             ID,
             CheckStatus::Pass,
             format!("enabled: {}", enabled.join(", ")),
             EXP,
             "",
-        )
+        ),
+        (true, false) => unknown(
+            ID,
+            format!(
+                "rpcbind installed; whether it is enabled is unknown: {}",
+                errors.join("; ")
+            ),
+            EXP,
+        ),
+        (true, true) => result(
+            ID,
+            CheckStatus::Fail,
+            "rpcbind installed but not enabled",
+            EXP,
+            "systemctl enable --now rpcbind.service rpcbind.socket",
+        ),
     }
 }
 
@@ -1265,17 +1503,35 @@ fn nvme_plp(inp: &CheckInputs) -> CheckResult {
             "use drives with power-loss protection (enterprise NVMe); check the datasheet",
         );
     }
-    let no_smart: Vec<&str> = d
-        .iter()
-        .filter(|c| c.smart.is_none())
-        .map(|c| c.name.as_str())
-        .collect();
-    if !no_smart.is_empty() {
-        return unknown(
-            ID,
-            format!("SMART unreadable for {}", no_smart.join(", ")),
-            EXP,
-        );
+    // Every drive must be vouched for by its SMART log and by the write cache mode of
+    // every namespace; a drive whose cache mode cannot be read may be write back.
+    let mut unknown_drives = Vec::new();
+    for c in d {
+        let mut why = Vec::new();
+        if c.smart.is_none() {
+            why.push("SMART unreadable".to_string());
+        }
+        if c.namespaces.is_empty() {
+            why.push("no namespace to read the write cache mode of".to_string());
+        }
+        let no_cache: Vec<&str> = c
+            .namespaces
+            .iter()
+            .filter(|n| n.write_cache.is_none())
+            .map(|n| n.name.as_str())
+            .collect();
+        if !no_cache.is_empty() {
+            why.push(format!(
+                "/sys/block/{}/queue/write_cache unreadable",
+                no_cache.join(",")
+            ));
+        }
+        if !why.is_empty() {
+            unknown_drives.push(format!("{}: {}", c.name, why.join(", ")));
+        }
+    }
+    if !unknown_drives.is_empty() {
+        return unknown(ID, unknown_drives.join("; "), EXP);
     }
     result(
         ID,
@@ -1302,8 +1558,6 @@ fn nvme_capacity(inp: &CheckInputs) -> CheckResult {
         .filter(|c| c.capacity_bytes() > max)
         .map(|c| format!("{} {}", c.name, format_size(c.capacity_bytes(), DECIMAL)))
         .collect();
-    let largest = d.iter().map(|c| c.capacity_bytes()).max().unwrap_or(0);
-    let smallest = d.iter().map(|c| c.capacity_bytes()).min().unwrap_or(0);
     if !big.is_empty() {
         return result(
             ID,
@@ -1313,17 +1567,53 @@ fn nvme_capacity(inp: &CheckInputs) -> CheckResult {
             "use SSDs of 30 TB or less",
         );
     }
-    result(
-        ID,
-        CheckStatus::Pass,
-        format!(
+    // A controller without a namespace has no usable capacity; a namespace of 0 bytes is
+    // one whose size could not be read (the collector reports the file), or one that is
+    // not usable either: neither may count as a size that passes.
+    let no_ns: Vec<&str> = d
+        .iter()
+        .filter(|c| c.namespaces.is_empty())
+        .map(|c| c.name.as_str())
+        .collect();
+    let no_size: Vec<String> = d
+        .iter()
+        .flat_map(|c| c.namespaces.iter())
+        .filter(|n| n.size_bytes == 0)
+        .map(|n| format!("/sys/block/{}/size", n.name))
+        .collect();
+    let sized: Vec<u64> = d
+        .iter()
+        .filter(|c| !c.namespaces.is_empty() && c.namespaces.iter().all(|n| n.size_bytes > 0))
+        .map(|c| c.capacity_bytes())
+        .collect();
+    let range = match (sized.iter().min(), sized.iter().max()) {
+        (Some(lo), Some(hi)) => format!(
             "{} – {}",
-            format_size(smallest, DECIMAL),
-            format_size(largest, DECIMAL)
+            format_size(*lo, DECIMAL),
+            format_size(*hi, DECIMAL)
         ),
-        EXP,
-        "",
-    )
+        _ => "no drive size known".into(),
+    };
+    if !no_ns.is_empty() {
+        return result(
+            ID,
+            CheckStatus::Warn,
+            format!("{range}; no namespace on {}", no_ns.join(", ")),
+            EXP,
+            format!(
+                "create and attach a namespace covering the drive (`nvme create-ns /dev/{0} …; nvme attach-ns /dev/{0} …`), or remove it from the plan",
+                no_ns[0]
+            ),
+        );
+    }
+    if !no_size.is_empty() {
+        return unknown(
+            ID,
+            format!("{range}; size unreadable or 0 in {}", no_size.join(", ")),
+            EXP,
+        );
+    }
+    result(ID, CheckStatus::Pass, range, EXP, "")
 }
 
 fn nvme_count(inp: &CheckInputs) -> CheckResult {
@@ -1413,13 +1703,17 @@ fn ports_open(inp: &CheckInputs) -> CheckResult {
     const ID: &str = "ports.open";
     const EXP: &str =
         "every cluster port reachable (open, or closed with no listener) between nodes";
-    let Some(p) = inp.probes else {
-        return unknown_with(
-            ID,
-            "no peers to probe",
-            EXP,
-            "give the peers: `axon check --peers 'axon[001-022]'` (the agent probes its --peers continuously)",
-        );
+    let p = match &inp.probes {
+        None => {
+            return unknown_with(
+                ID,
+                "no peers to probe",
+                EXP,
+                "give the peers: `axon check --peers 'axon[001-022]'` (the agent probes its --peers continuously)",
+            );
+        }
+        Some(Err(e)) => return unknown(ID, e.clone(), EXP),
+        Some(Ok(p)) => *p,
     };
     if p.results.is_empty() {
         return unknown_with(

@@ -191,6 +191,16 @@ impl HostRoot {
         std::fs::symlink_metadata(self.path(host_path)).is_ok()
     }
 
+    /// Like `exists`, but an error other than "not found" (permission denied on a parent
+    /// directory, a file where a directory should be) is returned, not taken as absence.
+    pub fn try_exists(&self, host_path: &str) -> Result<bool, CollectError> {
+        match std::fs::symlink_metadata(self.path(host_path)) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(self.unreadable(host_path, e)),
+        }
+    }
+
     /// Follows symlinks the way the host would, but inside the root: an absolute link
     /// target is taken relative to the root. Returns the resolved host path, or None when
     /// it does not resolve to an existing file or directory.

@@ -6,6 +6,7 @@ use super::netlink::TABLE_LOCAL;
 use super::sys::RoutingFacts;
 use crate::model::net::{AddressFamily, IpAddress, Route, RoutingRule};
 use serde_json::Value;
+use std::net::IpAddr;
 
 type JsonError = (&'static str, String);
 
@@ -23,12 +24,31 @@ pub fn table_id(v: &Value) -> Option<u32> {
     }
 }
 
-fn with_len(addr: &str, len: Option<u64>) -> String {
-    if addr.contains('/') {
-        return addr.to_string();
+/// An address as the file spells it, checked: the error names the file and the value.
+fn ip(file: &'static str, what: &str, s: &str) -> Result<IpAddr, JsonError> {
+    s.parse()
+        .map_err(|_| (file, format!("{what} `{s}` is not an IP address")))
+}
+
+/// `addr/len` (or `addr` with `len`, or a host prefix), checked and spelled canonically.
+fn prefix(file: &'static str, what: &str, s: &str, len: Option<u64>) -> Result<String, JsonError> {
+    let (a, l) = match s.split_once('/') {
+        Some((a, l)) => (
+            a,
+            Some(
+                l.parse::<u64>()
+                    .map_err(|_| (file, format!("{what} `{s}` has a bad prefix length")))?,
+            ),
+        ),
+        None => (s, len),
+    };
+    let addr = ip(file, what, a)?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let l = l.unwrap_or(max);
+    if l > max {
+        return Err((file, format!("{what} `{s}` has prefix length {l} > {max}")));
     }
-    let host = if addr.contains(':') { 128 } else { 32 };
-    format!("{addr}/{}", len.unwrap_or(host))
+    Ok(format!("{addr}/{l}"))
 }
 
 fn array<'a>(v: &'a Value, file: &'static str) -> Result<&'a Vec<Value>, JsonError> {
@@ -68,13 +88,17 @@ pub fn routing_from_ip_json(
                 "inet6" => AddressFamily::Ipv6,
                 _ => continue,
             };
-            facts.addresses.push((
-                name.to_string(),
-                IpAddress {
-                    cidr: format!("{local}/{len}"),
-                    family,
-                },
-            ));
+            let what = format!("{name}: address");
+            let cidr = prefix("ip-addr.json", &what, local, Some(len))?;
+            if ip("ip-addr.json", &what, local)?.is_ipv4() != (family == AddressFamily::Ipv4) {
+                return Err((
+                    "ip-addr.json",
+                    format!("{what} `{local}` does not match its family {fam}"),
+                ));
+            }
+            facts
+                .addresses
+                .push((name.to_string(), IpAddress { cidr, family }));
         }
     }
     for r in array(rule, "ip-rule.json")? {
@@ -85,7 +109,12 @@ pub fn routing_from_ip_json(
             as u32;
         let from = match r.get("src").and_then(Value::as_str) {
             None | Some("all") => None,
-            Some(s) => Some(with_len(s, r.get("srclen").and_then(Value::as_u64))),
+            Some(s) => Some(prefix(
+                "ip-rule.json",
+                &format!("rule {priority}: src"),
+                s,
+                r.get("srclen").and_then(Value::as_u64),
+            )?),
         };
         let table = r.get("table").and_then(table_id).unwrap_or(0);
         facts.rules.push(RoutingRule {
@@ -113,16 +142,24 @@ pub fn routing_from_ip_json(
         if dst.contains(':') {
             continue;
         }
+        let addr_of = |key: &str| {
+            r.get(key)
+                .and_then(Value::as_str)
+                .map(|a| {
+                    ip("ip-route.json", &format!("route to {dst}: {key}"), a).map(|a| a.to_string())
+                })
+                .transpose()
+        };
         facts.routes.push(Route {
             table,
             dst: if dst == "default" {
                 dst.to_string()
             } else {
-                with_len(dst, None)
+                prefix("ip-route.json", "route dst", dst, None)?
             },
             dev: r.get("dev").and_then(Value::as_str).map(str::to_string),
-            gateway: r.get("gateway").and_then(Value::as_str).map(str::to_string),
-            src: r.get("prefsrc").and_then(Value::as_str).map(str::to_string),
+            gateway: addr_of("gateway")?,
+            src: addr_of("prefsrc")?,
         });
     }
     Ok(facts)
@@ -145,6 +182,32 @@ mod tests {
         assert_eq!(f.rules[2].table, 254);
         assert_eq!(f.routes.len(), 2, "local table skipped");
         assert_eq!(f.routes[1].table, 254);
+    }
+
+    #[test]
+    fn addresses_are_parsed_and_a_bad_one_names_the_file_and_value() {
+        let addr = |local: &str| json!([{"ifname":"ens1","addr_info":[{"family":"inet","local":local,"prefixlen":24}]}]);
+        let ok = routing_from_ip_json(&addr("10.10.1.254"), &json!([]), &json!([])).unwrap();
+        assert_eq!(ok.addresses[0].1.cidr, "10.10.1.254/24");
+        for bad in ["10.10.1.354", "10.10.1", "fe80::1", "nonsense"] {
+            let e = routing_from_ip_json(&addr(bad), &json!([]), &json!([])).unwrap_err();
+            assert_eq!(e.0, "ip-addr.json", "{bad}");
+            assert!(e.1.contains(&format!("`{bad}`")), "{bad}: {}", e.1);
+        }
+        let rule = json!([{"priority":32000,"src":"10.10.1.300","table":"101"}]);
+        let e = routing_from_ip_json(&json!([]), &rule, &json!([])).unwrap_err();
+        assert_eq!(e.0, "ip-rule.json");
+        assert!(
+            e.1.contains("`10.10.1.300` is not an IP address"),
+            "{}",
+            e.1
+        );
+        let route = json!([{"dst":"default","gateway":"10.10.1.256","dev":"ens1"}]);
+        let e = routing_from_ip_json(&json!([]), &json!([]), &route).unwrap_err();
+        assert_eq!(e.0, "ip-route.json");
+        assert!(e.1.contains("gateway `10.10.1.256`"), "{}", e.1);
+        let route = json!([{"dst":"10.10.1.0/33","dev":"ens1"}]);
+        assert!(routing_from_ip_json(&json!([]), &json!([]), &route).is_err());
     }
 
     #[test]

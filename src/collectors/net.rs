@@ -25,16 +25,23 @@ pub fn collect(
     let names = root.list(NET_DIR)?;
     let kernel_release = root.value_opt("/proc/sys/kernel/osrelease").ok().flatten();
     let mut nics = Vec::new();
+    let mut unreadable_nics = Vec::new();
     for name in names {
         let base = format!("{NET_DIR}/{name}");
+        let physical = root.exists(&format!("{base}/device"));
         let arphrd = match root.parse::<u32>(&format!("{base}/type")) {
             Ok(t) => t,
             Err(e) => {
+                // Without its type a NIC cannot be judged; if it could be a dataplane NIC,
+                // say so, so the dataplane checks do not pass without it.
                 problems.push(e);
+                let configured = cfg.dataplane.contains(&name);
+                if configured || (cfg.dataplane.is_empty() && physical) {
+                    unreadable_nics.push(name);
+                }
                 continue;
             }
         };
-        let physical = root.exists(&format!("{base}/device"));
         let uevent = if physical {
             root.read_opt(&format!("{base}/device/uevent"))
                 .ok()
@@ -122,7 +129,7 @@ pub fn collect(
         }
     };
 
-    let selection = select_dataplane(&mut nics, &routes, cfg, problems);
+    let selection = select_dataplane(&mut nics, &unreadable_nics, &routes, cfg, problems);
     for nic in nics.iter_mut() {
         nic.sbr = sbr_for(nic, &rules, &routes);
     }
@@ -134,6 +141,7 @@ pub fn collect(
         routes,
         dataplane_selection: selection,
         routing_error,
+        unreadable_nics,
     })
 }
 
@@ -154,6 +162,7 @@ fn ipconf(root: &HostRoot, scope: &str, problems: &mut Problems) -> IpConf {
 
 fn select_dataplane(
     nics: &mut [Nic],
+    unreadable: &[String],
     routes: &[Route],
     cfg: &NetConfig,
     problems: &mut Problems,
@@ -162,6 +171,8 @@ fn select_dataplane(
         for want in &cfg.dataplane {
             match nics.iter_mut().find(|n| &n.name == want) {
                 Some(n) => n.dataplane = true,
+                // Present but its type unreadable: that problem is already reported.
+                None if unreadable.contains(want) => {}
                 None => problems.push(CollectError::Invalid {
                     what: format!("--dataplane-nic {want}"),
                     detail: "no such interface in /sys/class/net — check the name with `ip link`"
@@ -228,8 +239,9 @@ fn sbr_for(nic: &Nic, rules: &[RoutingRule], routes: &[Route]) -> Vec<SbrRule> {
         .collect();
     let mut out = Vec::new();
     for r in rules {
-        // main (254), default (253) and local (255) are the stock tables, not SBR.
-        if r.table == 0 || r.table >= 253 {
+        // unspec (0), default (253), main (254) and local (255) are the stock tables, not
+        // SBR; every other id is a user table, including those above 255 (`table 1000`).
+        if r.table == 0 || (253..=255).contains(&r.table) {
             continue;
         }
         let matches_src = r

@@ -12,6 +12,18 @@ use std::collections::BTreeMap;
 /// At most this many processes are listed per CPU and list; the rest are counted.
 pub const MAX_REFS_PER_CPU: usize = 8;
 
+/// Broken or unreadable thread files reported with their path per run, per kind; the rest
+/// are counted, so a host with thousands of them does not flood the status line.
+const REPORTED_PER_KIND: usize = 3;
+
+fn plural_files(n: usize) -> String {
+    if n == 1 {
+        "1 file".into()
+    } else {
+        format!("{n} files")
+    }
+}
+
 /// What one thread's files say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThreadInfo {
@@ -104,50 +116,75 @@ pub fn collect(
     let mut running: BTreeMap<u32, BTreeMap<u32, Acc>> = BTreeMap::new();
     let mut kernel_threads: BTreeMap<u32, u32> = BTreeMap::new();
     let mut out = Pinning::default();
-    let mut malformed_reported = 0;
+    let mut malformed = 0;
+    let mut unreadable = 0;
+    // A file that vanished belongs to a thread that exited while we walked: churn, not an
+    // error. Any other read error (EACCES under hidepid, EIO…) hides a thread whose
+    // pinning we then cannot judge, so it is reported, the first few with their path.
+    let mut read_failed = |e: CollectError, problems: &mut Problems| {
+        if e.is_not_found() {
+            return;
+        }
+        if unreadable < REPORTED_PER_KIND {
+            problems.push(e);
+        }
+        unreadable += 1;
+    };
 
     for pid in pids {
         let base = format!("/proc/{pid}");
-        // Processes exit while we walk; a vanished one is churn, not an error.
-        let Ok(tids) = root.list(&format!("{base}/task")) else {
-            out.skipped += 1;
-            continue;
+        let tids = match root.list(&format!("{base}/task")) {
+            Ok(t) => t,
+            Err(e) => {
+                read_failed(e, problems);
+                out.skipped += 1;
+                continue;
+            }
         };
-        let job = root
-            .read(&format!("{base}/cgroup"))
-            .ok()
-            .and_then(|c| slurm_job_from_cgroup(&c));
+        let job = match root.read(&format!("{base}/cgroup")) {
+            Ok(c) => slurm_job_from_cgroup(&c),
+            Err(e) => {
+                read_failed(e, problems);
+                None
+            }
+        };
         let proc_name = root.value(&format!("{base}/comm")).unwrap_or_default();
         out.processes += 1;
         for tid in tids.iter().filter_map(|t| t.parse::<u32>().ok()) {
             let tbase = format!("{base}/task/{tid}");
-            let status = root.read(&format!("{tbase}/status"));
-            let stat = root.read(&format!("{tbase}/stat"));
-            let (Ok(status), Ok(stat)) = (status, stat) else {
-                out.skipped += 1;
-                continue;
+            let (status_path, stat_path) = (format!("{tbase}/status"), format!("{tbase}/stat"));
+            let files = root
+                .read(&status_path)
+                .and_then(|status| Ok((status, root.read(&stat_path)?)));
+            let (status, stat) = match files {
+                Ok(f) => f,
+                Err(e) => {
+                    read_failed(e, problems);
+                    out.skipped += 1;
+                    continue;
+                }
             };
-            let parsed = parse_status(&status).and_then(|(name, allowed, kthread, ppid)| {
-                let (state, last_cpu) = parse_stat(&stat)?;
-                Ok(ThreadInfo {
-                    kthread: kthread.unwrap_or(pid == 2 || ppid == Some(2)),
-                    name,
-                    state,
-                    allowed,
-                    last_cpu,
-                })
-            });
+            // Each parse error names the file it came from.
+            let parsed = parse_status(&status)
+                .map_err(|d| (&status_path, d))
+                .and_then(|(name, allowed, kthread, ppid)| {
+                    let (state, last_cpu) = parse_stat(&stat).map_err(|d| (&stat_path, d))?;
+                    Ok(ThreadInfo {
+                        kthread: kthread.unwrap_or(pid == 2 || ppid == Some(2)),
+                        name,
+                        state,
+                        allowed,
+                        last_cpu,
+                    })
+                });
             let t = match parsed {
                 Ok(t) => t,
-                Err(detail) => {
-                    // One broken file is reported once per run, with its path; the walk goes on.
-                    if malformed_reported < 3 {
-                        problems.push(CollectError::malformed(
-                            root.display_path(&format!("{tbase}/status")),
-                            detail,
-                        ));
+                Err((path, detail)) => {
+                    // The first few broken files are reported with their path; the walk goes on.
+                    if malformed < REPORTED_PER_KIND {
+                        problems.push(CollectError::malformed(root.display_path(path), detail));
                     }
-                    malformed_reported += 1;
+                    malformed += 1;
                     out.skipped += 1;
                     continue;
                 }
@@ -183,10 +220,22 @@ pub fn collect(
             }
         }
     }
-    if malformed_reported > 3 {
+    if malformed > REPORTED_PER_KIND {
         problems.push(CollectError::Invalid {
             what: "thread status files".into(),
-            detail: format!("{} more malformed files skipped", malformed_reported - 3),
+            detail: format!(
+                "{} more malformed files skipped",
+                malformed - REPORTED_PER_KIND
+            ),
+        });
+    }
+    if unreadable > 0 {
+        problems.push(CollectError::Invalid {
+            what: "thread files".into(),
+            detail: format!(
+                "{} unreadable, so those threads are not counted — run the agent as root; where /proc is mounted with hidepid=, also give it the mount's gid= group",
+                plural_files(unreadable)
+            ),
         });
     }
 

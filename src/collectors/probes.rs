@@ -141,8 +141,7 @@ pub async fn probe_udp_echo(
         return (s, None, d);
     }
     let start = Instant::now();
-    let nonce: u64 =
-        start.elapsed().as_nanos() as u64 ^ (addr.port() as u64) << 32 ^ std::process::id() as u64;
+    let nonce = echo_nonce();
     let mut msg = ECHO_REQUEST.to_vec();
     msg.extend_from_slice(&nonce.to_le_bytes());
     if let Err(e) = sock.send(&msg).await {
@@ -174,6 +173,20 @@ pub async fn probe_udp_echo(
                 return (s, rtt, d);
             }
         }
+    }
+}
+
+/// A fresh random nonce per UDP echo probe, so a late or forged reply to another probe
+/// cannot pass for this one's answer.
+pub fn echo_nonce() -> u64 {
+    let mut b = [0u8; 8];
+    match super::sys::random_bytes(&mut b) {
+        Ok(()) => u64::from_le_bytes(b),
+        // getrandom only fails on kernels older than 3.17; the clock still varies.
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
     }
 }
 
@@ -245,6 +258,27 @@ pub async fn serve_echo(sock: UdpSocket) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn udp_echo_nonces_are_random_not_derived_from_port_and_pid() {
+        let n: std::collections::HashSet<u64> = (0..1000).map(|_| echo_nonce()).collect();
+        assert_eq!(n.len(), 1000, "every probe gets its own nonce");
+        // Not port ^ pid with a few low bits of time: the high and low halves both vary.
+        assert!(
+            n.iter()
+                .map(|x| x >> 32)
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+                > 900
+        );
+        assert!(
+            n.iter()
+                .map(|x| x & 0xffff_ffff)
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+                > 900
+        );
+    }
 
     #[tokio::test]
     async fn tcp_probe_tells_open_from_closed() {

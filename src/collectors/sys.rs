@@ -8,6 +8,26 @@ use super::{iproute_json, netlink};
 use crate::model::net::{IpAddress, Route, RoutingRule};
 use std::path::PathBuf;
 
+/// Fills `buf` from the kernel's random number generator (getrandom(2)): probe nonces
+/// here, agent tokens above.
+pub fn random_bytes(buf: &mut [u8]) -> std::io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        // SAFETY: getrandom writes at most len bytes into the valid buffer slice.
+        let n =
+            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        filled += n as usize;
+    }
+    Ok(())
+}
+
 /// Addresses, policy rules and routes of every table.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RoutingFacts {

@@ -3,7 +3,9 @@
 
 use super::{CollectError, HostRoot, Problems};
 use crate::model::cpuset::CpuSet;
-use crate::model::topology::{Cpu, HugePagePool, Memory, NumaNode, Package, Smt, Topology};
+use crate::model::topology::{
+    Cpu, HugePagePool, Memory, NumaNode, Package, Smt, Topology, UnreadableCpus,
+};
 use std::collections::BTreeMap;
 
 const CPU_DIR: &str = "/sys/devices/system/cpu";
@@ -40,6 +42,7 @@ pub fn collect(root: &HostRoot, problems: &mut Problems) -> Result<Topology, Col
     };
 
     let mut cpus = Vec::with_capacity(cpu_ids.len());
+    let (mut no_siblings, mut no_core, mut no_package) = (Vec::new(), Vec::new(), Vec::new());
     for id in cpu_ids {
         let base = format!("{CPU_DIR}/cpu{id}");
         // cpu0 usually has no `online` file (it cannot be offlined); the global list decides.
@@ -52,12 +55,20 @@ pub fn collect(root: &HostRoot, problems: &mut Problems) -> Result<Topology, Col
         };
         let topo = |f: &str| format!("{base}/topology/{f}");
         let (core_id, package_id, siblings) = if online {
+            // Unreadable values get stand-ins, and the CPU is listed as unreadable for that
+            // file, so no check mistakes a stand-in for a fact.
             let core = problems
                 .take(root.parse::<u32>(&topo("core_id")))
-                .unwrap_or(id);
+                .unwrap_or_else(|| {
+                    no_core.push(id);
+                    id
+                });
             let pkg = problems
                 .take(root.parse::<u32>(&topo("physical_package_id")))
-                .unwrap_or(0);
+                .unwrap_or_else(|| {
+                    no_package.push(id);
+                    0
+                });
             let sib = problems
                 .take(root.read(&topo("thread_siblings_list")).and_then(|s| {
                     CpuSet::parse_list(&s).map_err(|e| {
@@ -67,7 +78,10 @@ pub fn collect(root: &HostRoot, problems: &mut Problems) -> Result<Topology, Col
                         )
                     })
                 }))
-                .unwrap_or_else(|| CpuSet::from_ids([id]));
+                .unwrap_or_else(|| {
+                    no_siblings.push(id);
+                    CpuSet::from_ids([id])
+                });
             (core, pkg, sib)
         } else {
             // An offline CPU's topology files are absent; keep what can be read.
@@ -154,6 +168,11 @@ pub fn collect(root: &HostRoot, problems: &mut Problems) -> Result<Topology, Col
         cpus,
         smt,
         memory,
+        unreadable: UnreadableCpus {
+            siblings: CpuSet::from_ids(no_siblings),
+            core_id: CpuSet::from_ids(no_core),
+            package_id: CpuSet::from_ids(no_package),
+        },
     })
 }
 
@@ -200,9 +219,16 @@ fn numa_nodes(root: &HostRoot, problems: &mut Problems) -> Result<Vec<NumaNode>,
             else {
                 continue;
             };
+            let Some(page_size_bytes) = kb.checked_mul(1024) else {
+                problems.push(CollectError::malformed(
+                    root.display_path(&format!("{base}/hugepages/{hp}")),
+                    format!("a page size of {kb} kB does not fit in 64 bits"),
+                ));
+                continue;
+            };
             let f = |n: &str| format!("{base}/hugepages/{hp}/{n}");
             hugepages.push(HugePagePool {
-                page_size_bytes: kb * 1024,
+                page_size_bytes,
                 total: problems
                     .take(root.parse::<u64>(&f("nr_hugepages")))
                     .unwrap_or(0),
@@ -258,8 +284,9 @@ pub fn meminfo_map(text: &str) -> BTreeMap<String, u64> {
         let Some(n) = parts.next().and_then(|n| n.parse::<u64>().ok()) else {
             continue;
         };
+        // Saturate: a value the kernel could never print must not panic the agent.
         let n = if parts.next() == Some("kB") {
-            n * 1024
+            n.saturating_mul(1024)
         } else {
             n
         };

@@ -1,30 +1,51 @@
-//! `axon check`: runs the collectors once on this host (or a host root), evaluates the
-//! preflight checks and prints a table or JSON. Exit code 0 all pass, 1 warnings or
-//! unknowns, 2 failures.
+//! `axon check`: runs the collectors once on this host (or a host root), each within its
+//! deadline, evaluates the preflight checks and prints a table or JSON. Exit code 0 all
+//! pass, 1 warnings or unknowns, 2 failures, 3 the checks could not run.
 
-use crate::agent::scheduler::{CollectConfig, collect_section};
+use crate::agent::scheduler::{CollectConfig, Schedule, collect_section};
 use crate::agent::state::{AgentState, SectionValue};
 use crate::collectors::HostRoot;
 use crate::collectors::probes;
 use crate::model::checks::{self, CheckResult, CheckStatus};
 use crate::model::snapshot::{NodeInfo, Section};
 use std::io::IsTerminal;
+use std::time::Duration;
 
 pub struct CheckOutcome {
     pub hostname: String,
     pub profile: Option<String>,
     pub kernel: Option<String>,
     pub results: Vec<CheckResult>,
-    /// Per-collector problems: the file or syscall that could not be read.
+    /// Per-collector problems: the file or syscall that could not be read, or the
+    /// collector that timed out.
     pub problems: Vec<String>,
+    /// Why the checks themselves could not run (then `results` is empty).
+    pub error: Option<String>,
+}
+
+/// Runs one file collector on the blocking pool within `deadline`. A read that hangs
+/// (sysfs, NFS) leaves its thread blocked but not the command: the collector is reported
+/// as failed.
+async fn collect_within<T: Send + 'static>(
+    deadline: Duration,
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    match tokio::time::timeout(deadline, tokio::task::spawn_blocking(job)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("collector crashed: {e}")),
+        Err(_) => Err(format!(
+            "timed out after its {} ms deadline (a file read hung?)",
+            deadline.as_millis()
+        )),
+    }
 }
 
 pub async fn run(root: &HostRoot, cfg: &CollectConfig) -> CheckOutcome {
-    let state = AgentState::new(
+    let schedule = Schedule::with_base(Duration::from_secs(1));
+    let state = std::sync::Arc::new(AgentState::new(
         NodeInfo::default(),
-        crate::agent::scheduler::Schedule::with_base(std::time::Duration::from_secs(1))
-            .initial_status(),
-    );
+        schedule.initial_status(),
+    ));
     let mut problems = Vec::new();
     for section in [
         Section::Topology,
@@ -33,8 +54,8 @@ pub async fn run(root: &HostRoot, cfg: &CollectConfig) -> CheckOutcome {
         Section::Pinning,
     ] {
         let (r, c) = (root.clone(), cfg.clone());
-        let out = tokio::task::spawn_blocking(move || collect_section(&r, &c, None, section)).await;
-        match out {
+        let deadline = schedule.timing(section).deadline;
+        match collect_within(deadline, move || collect_section(&r, &c, None, section)).await {
             Ok(Ok((value, p))) => {
                 problems.extend(p.iter().map(|e| format!("{}: {e}", section.as_str())));
                 state.update(value, p.summary(), 0);
@@ -43,24 +64,48 @@ pub async fn run(root: &HostRoot, cfg: &CollectConfig) -> CheckOutcome {
                 problems.push(format!("{}: {e}", section.as_str()));
                 state.fail(section, e.to_string(), 0);
             }
-            Err(e) => problems.push(format!("{}: collector crashed: {e}", section.as_str())),
+            Err(e) => {
+                problems.push(format!(
+                    "{} collector {e}; the checks that need it are unknown",
+                    section.as_str()
+                ));
+                state.fail(section, e, 0);
+            }
         }
     }
     if !cfg.peers.is_empty() {
-        let peers = probes::resolve(&cfg.peers).await;
-        let report = probes::run(&peers, &cfg.probe_ports, &cfg.probe).await;
-        state.update(SectionValue::Probes(report), None, 0);
+        let deadline = schedule.probes.deadline;
+        let round = async {
+            let peers = probes::resolve(&cfg.peers).await;
+            probes::run(&peers, &cfg.probe_ports, &cfg.probe).await
+        };
+        match tokio::time::timeout(deadline, round).await {
+            Ok(report) => state.update(SectionValue::Probes(report), None, 0),
+            Err(_) => {
+                let e = format!(
+                    "probe round exceeded its {} ms deadline",
+                    deadline.as_millis()
+                );
+                problems.push(format!("probes: {e}"));
+                state.fail(Section::Probes, e, 0);
+            }
+        }
     }
-    let (r, c) = (root.clone(), cfg.clone());
-    let checks = tokio::task::spawn_blocking(move || {
-        collect_section(&r, &c, Some(&state), Section::Checks).map(|(v, p)| (v, p, state))
+    let (r, c, st) = (root.clone(), cfg.clone(), state.clone());
+    let checks = collect_within(schedule.checks.deadline, move || {
+        collect_section(&r, &c, Some(&st), Section::Checks)
     })
     .await;
-    let (mut results, mut kernel) = (Vec::new(), None);
-    if let Ok(Ok((SectionValue::Checks(facts, r), p, _))) = checks {
-        problems.extend(p.iter().map(|e| format!("checks: {e}")));
-        results = r;
-        kernel = facts.kernel_release;
+    let (mut results, mut kernel, mut error) = (Vec::new(), None, None);
+    match checks {
+        Ok(Ok((SectionValue::Checks(facts, r), p))) => {
+            problems.extend(p.iter().map(|e| format!("checks: {e}")));
+            results = r;
+            kernel = facts.kernel_release;
+        }
+        Ok(Ok(_)) => error = Some("the checks collector returned no checks".into()),
+        Ok(Err(e)) => error = Some(e.to_string()),
+        Err(e) => error = Some(format!("the checks collector {e}")),
     }
     CheckOutcome {
         hostname: root
@@ -71,6 +116,7 @@ pub async fn run(root: &HostRoot, cfg: &CollectConfig) -> CheckOutcome {
         kernel,
         results,
         problems,
+        error,
     }
 }
 
@@ -120,6 +166,9 @@ pub fn render_table(o: &CheckOutcome, color: bool) -> String {
         let _ = write!(out, ", kernel {k}");
     }
     out.push_str("\n\n");
+    if let Some(e) = &o.error {
+        let _ = writeln!(out, "  the checks could not run: {e}");
+    }
     let width = o.results.iter().map(|r| r.id.len()).max().unwrap_or(10);
     for r in sorted(&o.results) {
         let _ = writeln!(
@@ -177,6 +226,7 @@ pub fn render_json(o: &CheckOutcome) -> String {
         },
         "results": sorted(&o.results),
         "problems": o.problems,
+        "error": o.error,
     });
     serde_json::to_string_pretty(&v).unwrap_or_default()
 }

@@ -18,12 +18,21 @@ pub fn collect_config(a: &CollectArgs) -> Result<CollectConfig> {
         Some(list) => hostlist::expand(list).context("--peers")?,
         None => Vec::new(),
     };
+    let hugepages_per_core_bytes = a
+        .hugepages_per_core_mib
+        .checked_mul(1024 * 1024)
+        .with_context(|| {
+            format!(
+                "--hugepages-per-core-mib {} is more memory than 64 bits can count; give MiB per core (default 1536)",
+                a.hugepages_per_core_mib
+            )
+        })?;
     Ok(CollectConfig {
         net: NetConfig {
             dataplane: a.dataplane_nics.clone(),
         },
         plan: PlanParams {
-            hugepages_per_core_bytes: a.hugepages_per_core_mib * 1024 * 1024,
+            hugepages_per_core_bytes,
             ..PlanParams::default()
         },
         peers,
@@ -115,6 +124,18 @@ pub async fn check(a: CheckArgs) -> Result<i32> {
         println!("{}", check::render_json(&outcome));
     } else {
         print!("{}", check::render_table(&outcome, check::use_color()));
+    }
+    for p in outcome.problems.iter().filter(|p| p.contains("timed out")) {
+        eprintln!("axon check: {p}");
+    }
+    if outcome.results.is_empty() {
+        eprintln!(
+            "axon check: could not run the checks: {}",
+            outcome
+                .error
+                .as_deref()
+                .unwrap_or("no check produced a result")
+        );
     }
     Ok(checks::exit_code(&outcome.results))
 }

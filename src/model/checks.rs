@@ -245,7 +245,9 @@ pub fn exit_code(results: &[CheckResult]) -> i32 {
     match results.iter().map(|r| r.status).max() {
         Some(CheckStatus::Fail) => 2,
         Some(CheckStatus::Warn) | Some(CheckStatus::Unknown) => 1,
-        _ => 0,
+        Some(CheckStatus::Pass) => 0,
+        // No result at all: the checks could not run, which is not "all pass".
+        None => 3,
     }
 }
 
@@ -272,6 +274,11 @@ mod tests {
         );
         assert_eq!(exit_code(&[r(CheckStatus::Warn), r(CheckStatus::Pass)]), 1);
         assert_eq!(exit_code(&[r(CheckStatus::Warn), r(CheckStatus::Fail)]), 2);
+    }
+
+    #[test]
+    fn no_results_means_the_checks_could_not_run() {
+        assert_eq!(exit_code(&[]), 3);
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub enum CpuListError {
     TooLarge(String),
     #[error("`{0}` is not a hex CPU mask group")]
     BadMask(String),
+    #[error("the list names more than {MAX_CPUS} CPUs")]
+    TooMany,
 }
 
 /// Linux's NR_CPUS tops out at 8192; anything beyond is garbage, not a CPU.
@@ -70,6 +72,12 @@ impl CpuSet {
                     ids.extend((a..=b).step_by(stride as usize));
                 }
                 None => ids.push(parse_id(range)?),
+            }
+            // The kernel names each CPU once, so a real list never expands beyond
+            // MAX_CPUS; checking the running total keeps `0-8191,0-8191,…` from expanding
+            // into millions of ids.
+            if ids.len() > MAX_CPUS as usize {
+                return Err(CpuListError::TooMany);
             }
         }
         Ok(Self::from_ids(ids))
@@ -216,6 +224,21 @@ mod tests {
             CpuSet::parse_list("0-4000000000"),
             Err(CpuListError::TooLarge(_))
         ));
+    }
+
+    #[test]
+    fn list_size_is_capped_in_total_not_only_per_range() {
+        let all = format!("0-{}", MAX_CPUS - 1);
+        assert_eq!(CpuSet::parse_list(&all).unwrap().len(), MAX_CPUS as usize);
+        let repeated = vec![all.as_str(); 10_000].join(",");
+        assert_eq!(
+            CpuSet::parse_list(&repeated).unwrap_err(),
+            CpuListError::TooMany
+        );
+        // Expansion stops at the first range past the cap: the time stays bounded.
+        let t = std::time::Instant::now();
+        let _ = CpuSet::parse_list(&vec![all.as_str(); 100_000].join(","));
+        assert!(t.elapsed() < std::time::Duration::from_secs(2));
     }
 
     #[test]

@@ -211,6 +211,11 @@ pub struct Network {
     pub dataplane_selection: DataplaneSelection,
     /// Routing facts could not be read (netlink error); NIC facts may still be present.
     pub routing_error: Option<String>,
+    /// Interfaces that could be dataplane NICs (physical, or named by --dataplane-nic) but
+    /// whose `type` could not be read: they are left out of `nics`, and the checks on
+    /// dataplane NICs cannot pass while they are unknown.
+    #[serde(default)]
+    pub unreadable_nics: Vec<String>,
 }
 
 impl Network {

@@ -105,6 +105,14 @@ pub struct NodeSnapshot {
     pub probes: Option<ProbeReport>,
 }
 
+impl CollectorStatus {
+    /// The last run failed outright (a run that succeeded with problems is a success):
+    /// the section's data, if any, comes from an earlier run.
+    pub fn last_run_failed(&self) -> bool {
+        self.last_run_ms > 0 && self.last_success_ms != Some(self.last_run_ms)
+    }
+}
+
 impl NodeSnapshot {
     pub fn collector(&self, section: Section) -> Option<&CollectorStatus> {
         self.collectors.iter().find(|c| c.section == section)

@@ -14,6 +14,28 @@ pub struct Topology {
     pub cpus: Vec<Cpu>,
     pub smt: Smt,
     pub memory: Memory,
+    /// Online CPUs whose topology files could not be read. Their `Cpu` holds stand-ins
+    /// (the CPU as its own sibling, package 0, core = CPU id) so views can still draw
+    /// them; checks that need the real value say unknown.
+    #[serde(default)]
+    pub unreadable: UnreadableCpus,
+}
+
+/// Online CPUs whose `topology/*` files were unreadable or malformed, per file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadableCpus {
+    /// `thread_siblings_list`
+    pub siblings: CpuSet,
+    /// `core_id`
+    pub core_id: CpuSet,
+    /// `physical_package_id`
+    pub package_id: CpuSet,
+}
+
+impl UnreadableCpus {
+    pub fn is_empty(&self) -> bool {
+        self.siblings.is_empty() && self.core_id.is_empty() && self.package_id.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,6 +16,7 @@ use crate::model::probes::{PeerSummary, ProbeReport, ProbeResult, ProbeState, Pr
 use crate::model::snapshot::{CollectorStatus, HostFacts, NodeInfo, NodeSnapshot, Section};
 use crate::model::topology::{
     Cpu, HugePagePool, Memory, MemoryUsage, NumaNode, NumaUsage, Package, Smt, Topology,
+    UnreadableCpus,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -364,6 +365,11 @@ impl From<&Topology> for pb::Topology {
                 hugepages_total: t.memory.hugepages_total,
                 hugepages_free: t.memory.hugepages_free,
             }),
+            unreadable: (!t.unreadable.is_empty()).then(|| pb::UnreadableCpus {
+                siblings: t.unreadable.siblings.to_list_string(),
+                core_id: t.unreadable.core_id.to_list_string(),
+                package_id: t.unreadable.package_id.to_list_string(),
+            }),
         }
     }
 }
@@ -389,6 +395,7 @@ impl TryFrom<pb::Topology> for Topology {
         cpus_v.sort_by_key(|c| c.id);
         let smt = t.smt.unwrap_or_default();
         let mem = t.memory.unwrap_or_default();
+        let unread = t.unreadable.unwrap_or_default();
         Ok(Topology {
             cpu_vendor: t.cpu_vendor,
             cpu_model: t.cpu_model,
@@ -437,6 +444,11 @@ impl TryFrom<pb::Topology> for Topology {
                 hugepage_size_bytes: mem.hugepage_size_bytes,
                 hugepages_total: mem.hugepages_total,
                 hugepages_free: mem.hugepages_free,
+            },
+            unreadable: UnreadableCpus {
+                siblings: cpus("UnreadableCpus", "siblings", &unread.siblings)?,
+                core_id: cpus("UnreadableCpus", "core_id", &unread.core_id)?,
+                package_id: cpus("UnreadableCpus", "package_id", &unread.package_id)?,
             },
         })
     }
@@ -673,6 +685,7 @@ impl From<&Network> for pb::Network {
                 .collect(),
             dataplane_configured: n.dataplane_selection == DataplaneSelection::Configured,
             routing_error: n.routing_error.clone().unwrap_or_default(),
+            unreadable_nics: n.unreadable_nics.clone(),
         }
     }
 }
@@ -763,6 +776,7 @@ impl TryFrom<pb::Network> for Network {
                 DataplaneSelection::Auto
             },
             routing_error: none_if_empty(n.routing_error),
+            unreadable_nics: n.unreadable_nics,
         })
     }
 }
