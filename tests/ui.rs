@@ -276,7 +276,7 @@ fn popups_of_nodes_that_are_not_up_say_so_first() {
         text.contains("axon003 DOWN: last data 45s ago, not current"),
         "{text}"
     );
-    assert!(text.contains("ok (last known)"), "{text}");
+    assert!(text.contains("OK (last known)"), "{text}");
     let mut ui = ui_for(Panel::Checks, 80);
     ui.detail = Some(Detail::Check {
         node: 3,
@@ -370,4 +370,28 @@ fn health_colours_of_drives_and_ports() {
             buffer(troubled(), &ui, &theme(), w, h)
         );
     }
+}
+
+#[test]
+fn unreadable_topology_and_nic_types_are_problems_not_silence() {
+    let mut v = healthy().clone();
+    {
+        let s = v.nodes[1].snapshot.as_mut().unwrap();
+        s.topology.as_mut().unwrap().unreadable.siblings =
+            axon::model::CpuSet::parse_list("4-5").unwrap();
+        s.network.as_mut().unwrap().unreadable_nics = vec!["ens9f0".into()];
+    }
+    let text = frame(&v, &ui_for(Panel::Overview, 160), 160, 48);
+    assert!(
+        text.contains("axon002 topology files unreadable for cpu 4-5"),
+        "{text}"
+    );
+    assert!(
+        text.contains("axon002 NIC type unreadable for ens9f0"),
+        "{text}"
+    );
+    let mut ui = ui_for(Panel::Cores, 80);
+    ui.node = 1;
+    let text = frame(&v, &ui, 80, 24);
+    assert!(text.contains("topology unreadable for cpu 4-5"), "{text}");
 }

@@ -1652,30 +1652,12 @@ fn nvme_health(inp: &CheckInputs) -> CheckResult {
     let mut worst = HealthLevel::Ok;
     let mut notes = Vec::new();
     for c in d {
-        let h = c.health();
         // The volatile-memory-backup bit is judged by nvme.plp.
-        let reasons: Vec<&String> = h
-            .reasons
-            .iter()
-            .filter(|r| !r.contains("volatile memory backup"))
-            .collect();
-        let level = if reasons.is_empty() {
-            HealthLevel::Ok
-        } else {
-            h.level
-        };
-        if level > HealthLevel::Ok {
-            notes.push(format!(
-                "{}: {}",
-                c.name,
-                reasons
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+        let h = c.health_ignoring(CriticalWarning::VOLATILE_MEMORY_BACKUP_FAILED);
+        if h.level > HealthLevel::Ok {
+            notes.push(format!("{}: {}", c.name, h.reasons.join(", ")));
         }
-        worst = worst.max(level);
+        worst = worst.max(h.level);
     }
     let status = match worst {
         HealthLevel::Ok => CheckStatus::Pass,

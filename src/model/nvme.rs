@@ -44,6 +44,12 @@ impl NvmeController {
     }
 
     pub fn health(&self) -> DriveHealth {
+        self.health_ignoring(0)
+    }
+
+    /// Health with the critical-warning bits in `ignore` left out (a check that judges
+    /// one bit itself, such as nvme.plp, leaves it out of nvme.health).
+    pub fn health_ignoring(&self, ignore: u8) -> DriveHealth {
         let mut reasons = Vec::new();
         let mut level = HealthLevel::Ok;
         if self.state != "live" {
@@ -59,7 +65,7 @@ impl NvmeController {
                 level = level.max(HealthLevel::Unknown);
             }
             Some(s) => {
-                let (l, r) = s.assess();
+                let (l, r) = s.assess_ignoring(ignore);
                 level = level.max(l);
                 reasons.extend(r);
             }
@@ -186,17 +192,21 @@ impl SmartLog {
         self.power_on_seconds / 3600
     }
 
-    /// Health level and the reasons for it. Critical warnings other than the volatile
-    /// memory backup bit are critical; that bit, media errors and wear are warnings (the
-    /// drive still serves data, but needs attention).
+    /// Health level and the reasons for it. Critical warnings are critical, the
+    /// volatile-memory-backup bit included: a storage drive that lost its power-loss
+    /// protection can lose acknowledged writes. The temperature bit, media errors and wear
+    /// are warnings (the drive still serves data, but needs attention).
     pub fn assess(&self) -> (HealthLevel, Vec<String>) {
+        self.assess_ignoring(0)
+    }
+
+    /// [`SmartLog::assess`] with the critical-warning bits in `ignore` left out.
+    pub fn assess_ignoring(&self, ignore: u8) -> (HealthLevel, Vec<String>) {
         let mut level = HealthLevel::Ok;
         let mut reasons = Vec::new();
         for (bit, _, meaning) in CriticalWarning::BITS {
-            if self.critical_warning.has(bit) {
-                let l = if bit == CriticalWarning::VOLATILE_MEMORY_BACKUP_FAILED
-                    || bit == CriticalWarning::TEMPERATURE
-                {
+            if self.critical_warning.has(bit) && ignore & bit == 0 {
+                let l = if bit == CriticalWarning::TEMPERATURE {
                     HealthLevel::Warning
                 } else {
                     HealthLevel::Critical
@@ -260,7 +270,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn volatile_backup_failure_and_media_errors_are_warnings() {
+    fn lost_power_loss_protection_is_critical_and_media_errors_a_warning() {
         let s = SmartLog {
             critical_warning: CriticalWarning(CriticalWarning::VOLATILE_MEMORY_BACKUP_FAILED),
             media_errors: 17,
@@ -269,8 +279,11 @@ mod tests {
             ..Default::default()
         };
         let (level, reasons) = s.assess();
-        assert_eq!(level, HealthLevel::Warning);
+        assert_eq!(level, HealthLevel::Critical);
         assert_eq!(reasons.len(), 2, "{reasons:?}");
+        let (level, reasons) = s.assess_ignoring(CriticalWarning::VOLATILE_MEMORY_BACKUP_FAILED);
+        assert_eq!(level, HealthLevel::Warning, "media errors alone");
+        assert_eq!(reasons, vec!["17 media errors".to_string()]);
     }
 
     #[test]

@@ -521,6 +521,7 @@ mod tests {
             routes: vec![],
             dataplane_selection: DataplaneSelection::Auto,
             routing_error: None,
+            unreadable_nics: vec![],
         };
         let pin = Pinning {
             cpus: vec![pinned(0, axon(ContainerRole::Frontend))],

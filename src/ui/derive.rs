@@ -290,6 +290,34 @@ impl Derived {
                     }
                 }
             }
+            if let Some(t) = s.topology.as_ref().filter(|t| !t.unreadable.is_empty()) {
+                let u = &t.unreadable;
+                let all = u.siblings.union(&u.core_id).union(&u.package_id);
+                out.push(Problem {
+                    severity: Severity::Warning,
+                    node: Some(i),
+                    what: "collector",
+                    text: format!(
+                        "{} topology files unreadable for cpu {}: SMT and socket checks are unknown",
+                        n.name,
+                        all.to_list_string()
+                    ),
+                    jump: Jump::Node(Panel::Cores, i),
+                });
+            }
+            if let Some(net) = s.network.as_ref().filter(|x| !x.unreadable_nics.is_empty()) {
+                out.push(Problem {
+                    severity: Severity::Warning,
+                    node: Some(i),
+                    what: "collector",
+                    text: format!(
+                        "{} NIC type unreadable for {}: left out, dataplane NIC checks cannot pass",
+                        n.name,
+                        net.unreadable_nics.join(", ")
+                    ),
+                    jump: Jump::Node(Panel::Network, i),
+                });
+            }
             for (d, h) in s.nvme.iter().flatten().zip(&n.digest.drives) {
                 if h.level >= HealthLevel::Warning {
                     out.push(Problem {

@@ -122,14 +122,18 @@ fn body(d: &Detail, vs: &ViewState, th: &Theme) -> (String, Vec<Line<'static>>) 
                     ),
                     Span::styled(
                         format!(
-                            "{}{} {}",
-                            h.level.as_str(),
+                            "{}{}{}",
+                            h.level.as_str().to_uppercase(),
                             if current(vs, *node) {
                                 ""
                             } else {
                                 " (last known)"
                             },
-                            h.reasons.join("; ")
+                            if h.reasons.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" — {}", h.reasons.join("; "))
+                            }
                         ),
                         if current(vs, *node) {
                             health_style(th, h.level)

@@ -219,6 +219,22 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
         ),
         th.dim,
     )));
+    if !t.unreadable.is_empty() {
+        let u = &t.unreadable;
+        lines.push(Line::from(Span::styled(
+            fit(
+                &format!(
+                    "topology unreadable for cpu {}: drawn as their own cores",
+                    u.siblings
+                        .union(&u.core_id)
+                        .union(&u.package_id)
+                        .to_list_string()
+                ),
+                w,
+            ),
+            th.warn,
+        )));
+    }
     if status != NodeStatus::Up {
         lines.push(Line::from(Span::styled(
             format!(
