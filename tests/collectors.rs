@@ -934,17 +934,15 @@ fn collecting_the_probes_section_synchronously_is_an_error_not_a_panic() {
 
 // ------------------------------------------------------------------ checks: huge pages per NUMA domain
 
-#[tokio::test]
-async fn hugepages_are_judged_on_the_numa_domains_of_the_axon_cores() {
-    // Plenty of memory in total, but NUMA 2, where half the Axon cores run, is nearly full.
-    let (_d, path) = copy_fixture("amd-epyc-4numa");
-    let meminfo = path.join("sys/devices/system/node/node2/meminfo");
-    let text = std::fs::read_to_string(&meminfo).unwrap();
-    let text: String = text
+/// Rewrites NUMA node `node`'s MemFree in a copied fixture tree.
+fn set_node_memfree(root: &std::path::Path, node: u32, kb: u64) {
+    let meminfo = root.join(format!("sys/devices/system/node/node{node}/meminfo"));
+    let text: String = std::fs::read_to_string(&meminfo)
+        .unwrap()
         .lines()
         .map(|l| {
             if l.contains("MemFree:") {
-                "Node 2 MemFree:         1048576 kB".to_string()
+                format!("Node {node} MemFree:         {kb} kB")
             } else {
                 l.to_string()
             }
@@ -952,6 +950,13 @@ async fn hugepages_are_judged_on_the_numa_domains_of_the_axon_cores() {
         .collect::<Vec<_>>()
         .join("\n");
     std::fs::write(&meminfo, text + "\n").unwrap();
+}
+
+#[tokio::test]
+async fn hugepages_are_judged_on_the_numa_domains_of_the_axon_cores() {
+    // Plenty of memory in total, but NUMA 2, where half the Axon cores run, is nearly full.
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    set_node_memfree(&path, 2, 1_048_576);
     let r = checks_by_id(&HostRoot::open(&path).unwrap()).await;
     let h = &r["hugepages"];
     assert_eq!(h.status, CheckStatus::Fail, "{}", h.observed);
@@ -974,20 +979,7 @@ async fn hugepages_are_judged_on_the_numa_domains_of_the_axon_cores() {
 async fn hugepages_plan_needs_pages_on_each_dataplane_nic_domain() {
     // Not installed: 24 planned cores spread over the NICs' domains 0 and 1.
     let (_d, path) = copy_fixture("intel-2s-smt");
-    let meminfo = path.join("sys/devices/system/node/node1/meminfo");
-    let text = std::fs::read_to_string(&meminfo).unwrap();
-    let text: String = text
-        .lines()
-        .map(|l| {
-            if l.contains("MemFree:") {
-                "Node 1 MemFree:         1048576 kB".to_string()
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&meminfo, text + "\n").unwrap();
+    set_node_memfree(&path, 1, 1_048_576);
     let r = checks_by_id(&HostRoot::open(&path).unwrap()).await;
     let h = &r["hugepages"];
     assert_eq!(h.status, CheckStatus::Fail, "{}", h.observed);

@@ -13,35 +13,8 @@ use axon::ui::theme::{ColorDepth, Theme};
 use axon::ui::{ViewState, render_text};
 use axon::wire::{self, pb};
 use common::cluster::NOW;
+use common::rng::Rng;
 use prost::Message;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn mutate(&mut self, valid: &[u8]) -> Vec<u8> {
-        let mut v = valid.to_vec();
-        for _ in 0..(1 + self.next() % 6) {
-            if v.is_empty() {
-                break;
-            }
-            let i = (self.next() as usize) % v.len();
-            match self.next() % 3 {
-                0 => v[i] ^= 1 << (self.next() % 8),
-                1 => v[i] = self.next() as u8,
-                _ => {
-                    v.remove(i);
-                }
-            }
-        }
-        v
-    }
-}
 
 fn view() -> ClusterView {
     let nodes = (1..=3)

@@ -3,7 +3,7 @@
 use super::ViewState;
 use super::app::Detail;
 use super::theme::Theme;
-use super::widgets::{check_style, health_style, kv, status_style};
+use super::widgets::{check_style, health_style, kv, kv_styled, status_style};
 use crate::fleet::view::{NodeStatus, fmt_age};
 use crate::model::checks;
 use crate::model::nvme::CriticalWarning;
@@ -44,6 +44,42 @@ pub fn content(d: &Detail, vs: &ViewState, th: &Theme) -> (String, Vec<Line<'sta
         }
     }
     (title, lines)
+}
+
+/// A check's requirement, source, status, observed, expected and remedy. A result that
+/// is not `current` (its node is not up) shows its status as last known, in stale style.
+fn check_lines(
+    id: &str,
+    judged_on: Option<&str>,
+    r: Option<&checks::CheckResult>,
+    current: bool,
+    missing: &str,
+    th: &Theme,
+) -> Vec<Line<'static>> {
+    let def = checks::def(id);
+    let mut l = vec![
+        kv("requirement", def.map(|d| d.requirement).unwrap_or(""), th),
+        kv("source", def.map(|d| d.source).unwrap_or(""), th),
+    ];
+    if let Some(j) = judged_on {
+        l.push(kv("judged on", j, th));
+    }
+    let Some(r) = r else {
+        l.push(kv("status", missing, th));
+        return l;
+    };
+    let status = r.status.as_str().to_uppercase();
+    l.push(if current {
+        kv_styled("status", status, check_style(th, r.status), th)
+    } else {
+        kv_styled("status", format!("{status} (last known)"), th.stale, th)
+    });
+    l.push(kv("observed", r.observed.clone(), th));
+    l.push(kv("expected", r.expected.clone(), th));
+    if !r.remedy.is_empty() {
+        l.push(kv("remedy", r.remedy.clone(), th));
+    }
+    l
 }
 
 /// Whether node `i`'s data is current (the node is up).
@@ -115,33 +151,29 @@ fn body(d: &Detail, vs: &ViewState, th: &Theme) -> (String, Vec<Line<'static>>) 
                     },
                     th,
                 ),
-                Line::from(vec![
-                    Span::styled(
-                        crate::ui::widgets::fit("health", crate::ui::widgets::KEY_W),
-                        th.header,
-                    ),
-                    Span::styled(
-                        format!(
-                            "{}{}{}",
-                            h.level.as_str().to_uppercase(),
-                            if current(vs, *node) {
-                                ""
-                            } else {
-                                " (last known)"
-                            },
-                            if h.reasons.is_empty() {
-                                String::new()
-                            } else {
-                                format!(" — {}", h.reasons.join("; "))
-                            }
-                        ),
+                kv_styled(
+                    "health",
+                    format!(
+                        "{}{}{}",
+                        h.level.as_str().to_uppercase(),
                         if current(vs, *node) {
-                            health_style(th, h.level)
+                            ""
                         } else {
-                            th.stale
+                            " (last known)"
                         },
+                        if h.reasons.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" — {}", h.reasons.join("; "))
+                        }
                     ),
-                ]),
+                    if current(vs, *node) {
+                        health_style(th, h.level)
+                    } else {
+                        th.stale
+                    },
+                    th,
+                ),
             ];
             match &dr.smart {
                 None => l.push(kv(
@@ -228,49 +260,18 @@ fn body(d: &Detail, vs: &ViewState, th: &Theme) -> (String, Vec<Line<'static>>) 
         }
         Detail::Check { node, check } => {
             let n = &nodes[*node];
-            let def = checks::def(check);
             let r = n
                 .snapshot
                 .as_ref()
                 .and_then(|s| s.checks.as_ref())
                 .and_then(|v| v.iter().find(|x| &x.id == check));
-            let mut l = vec![
-                kv("requirement", def.map(|d| d.requirement).unwrap_or(""), th),
-                kv("source", def.map(|d| d.source).unwrap_or(""), th),
-            ];
-            match r {
-                None => l.push(kv("status", "not reported", th)),
-                Some(r) => {
-                    l.push(Line::from(vec![
-                        Span::styled(
-                            crate::ui::widgets::fit("status", crate::ui::widgets::KEY_W),
-                            th.header,
-                        ),
-                        if current(vs, *node) {
-                            Span::styled(
-                                r.status.as_str().to_uppercase(),
-                                check_style(th, r.status),
-                            )
-                        } else {
-                            Span::styled(
-                                format!("{} (last known)", r.status.as_str().to_uppercase()),
-                                th.stale,
-                            )
-                        },
-                    ]));
-                    l.push(kv("observed", r.observed.clone(), th));
-                    l.push(kv("expected", r.expected.clone(), th));
-                    if !r.remedy.is_empty() {
-                        l.push(kv("remedy", r.remedy.clone(), th));
-                    }
-                    l.push(kv(
-                        "data age",
-                        fmt_age(
-                            n.section_age_ms(crate::model::snapshot::Section::Checks, vs.now_ms),
-                        ),
-                        th,
-                    ));
-                }
+            let mut l = check_lines(check, None, r, current(vs, *node), "not reported", th);
+            if r.is_some() {
+                l.push(kv(
+                    "data age",
+                    fmt_age(n.section_age_ms(crate::model::snapshot::Section::Checks, vs.now_ms)),
+                    th,
+                ));
             }
             (format!("{} {check}", n.name), l)
         }
@@ -483,33 +484,9 @@ fn body(d: &Detail, vs: &ViewState, th: &Theme) -> (String, Vec<Line<'static>>) 
             (format!("{} {nic}", n.name), l)
         }
         Detail::ClusterCheck(id) => {
-            let def = checks::def(id);
-            let mut l = vec![
-                kv("requirement", def.map(|d| d.requirement).unwrap_or(""), th),
-                kv("source", def.map(|d| d.source).unwrap_or(""), th),
-                kv(
-                    "judged on",
-                    "the nodes that are up, as this console sees them",
-                    th,
-                ),
-            ];
-            match vs.derived.cluster_checks.iter().find(|c| &c.id == id) {
-                None => l.push(kv("status", "not evaluated", th)),
-                Some(r) => {
-                    l.push(Line::from(vec![
-                        Span::styled(
-                            crate::ui::widgets::fit("status", crate::ui::widgets::KEY_W),
-                            th.header,
-                        ),
-                        Span::styled(r.status.as_str().to_uppercase(), check_style(th, r.status)),
-                    ]));
-                    l.push(kv("observed", r.observed.clone(), th));
-                    l.push(kv("expected", r.expected.clone(), th));
-                    if !r.remedy.is_empty() {
-                        l.push(kv("remedy", r.remedy.clone(), th));
-                    }
-                }
-            }
+            let r = vs.derived.cluster_checks.iter().find(|c| &c.id == id);
+            let judged = "the nodes that are up, as this console sees them";
+            let l = check_lines(id, Some(judged), r, true, "not evaluated", th);
             (format!("cluster check {id}"), l)
         }
         Detail::Event(seq) => {

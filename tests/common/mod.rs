@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod rng;
 
 use axon::agent::scheduler::CollectConfig;
 use axon::collectors::HostRoot;

@@ -267,9 +267,14 @@ pub fn wrap_words(text: &str, width: usize) -> Vec<String> {
 
 /// A `key: value` line for popups.
 pub fn kv(k: &str, v: impl Into<String>, th: &Theme) -> Line<'static> {
+    kv_styled(k, v, th.text, th)
+}
+
+/// A `key: value` line whose value has its own style (a status, a health level).
+pub fn kv_styled(k: &str, v: impl Into<String>, style: Style, th: &Theme) -> Line<'static> {
     Line::from(vec![
         Span::styled(fit(k, KEY_W), th.header),
-        Span::styled(v.into(), th.text),
+        Span::styled(v.into(), style),
     ])
 }
 
