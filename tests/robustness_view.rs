@@ -127,6 +127,7 @@ fn absurd_clocks_and_intervals_never_panic_the_console() {
                     snapshot: s.clone(),
                     full: true,
                     memory: None,
+                    pinning_changes_only: false,
                 }),
                 received_ms: received,
             });

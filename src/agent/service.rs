@@ -5,6 +5,7 @@ use super::auth::{self, Role, Tokens};
 use super::state::{AgentState, Versions, now_ms};
 use crate::collectors::probes::{self, ProbeOptions};
 use crate::model::hostlist;
+use crate::model::pinning::Pinning;
 use crate::model::ports::{self, PortSpec};
 use crate::model::snapshot::Section;
 use crate::wire::{self, pb};
@@ -38,32 +39,52 @@ fn parse_sections(names: &[String]) -> Result<Vec<Section>, Status> {
         .collect()
 }
 
+/// What one stream has sent: section versions, and the pinning it last sent, so the next
+/// one can carry only the CPUs that changed.
+#[derive(Default)]
+struct Sent {
+    versions: Versions,
+    pinning: Option<Pinning>,
+}
+
 /// Encodes the sections of `want` whose version differs from what this stream last sent.
 fn encode_changes(
     state: &AgentState,
     want: &[Section],
-    sent: &mut Versions,
+    sent: &mut Sent,
     full: bool,
 ) -> pb::NodeSnapshot {
     state.with_snapshot(|snap, versions| {
         let changed: Vec<Section> = want
             .iter()
             .copied()
-            .filter(|s| full || versions.of(*s) != sent.of(*s))
+            .filter(|s| full || versions.of(*s) != sent.versions.of(*s))
             .collect();
         for s in &changed {
-            sent.sections.insert(*s, versions.of(*s));
+            sent.versions.sections.insert(*s, versions.of(*s));
         }
         let mut m = wire::encode_snapshot(snap, &changed, full);
+        // Pinning changes a few CPUs at a time (threads become runnable or sleep): a delta
+        // sends those, not the summary of every CPU, which is most of a message's weight.
+        if changed.contains(&Section::Pinning) {
+            if let (false, Some(before), Some(now)) =
+                (full, sent.pinning.as_ref(), snap.pinning.as_ref())
+            {
+                if let Some(p) = wire::encode_pinning_changes(before, now) {
+                    m.pinning = Some(p);
+                }
+            }
+            sent.pinning = snap.pinning.clone();
+        }
         // A topology carries its memory figures; without one, send them alone if they moved.
-        if want.contains(&Section::Topology) && versions.memory != sent.memory {
+        if want.contains(&Section::Topology) && versions.memory != sent.versions.memory {
             if !changed.contains(&Section::Topology) {
                 m.memory = snap
                     .topology
                     .as_ref()
                     .map(|t| wire::encode_memory(&t.usage()));
             }
-            sent.memory = versions.memory;
+            sent.versions.memory = versions.memory;
         }
         m.taken_ms = now_ms();
         m
@@ -80,7 +101,7 @@ impl pb::node_service_server::NodeService for NodeSvc {
     ) -> Result<Response<pb::NodeSnapshot>, Status> {
         auth::require(&self.tokens, &req, Role::Reader)?;
         let want = parse_sections(&req.get_ref().sections)?;
-        let mut sent = Versions::default();
+        let mut sent = Sent::default();
         Ok(Response::new(encode_changes(
             &self.state,
             &want,
@@ -105,7 +126,7 @@ impl pb::node_service_server::NodeService for NodeSvc {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
             let mut changes = state.subscribe();
-            let mut sent = Versions::default();
+            let mut sent = Sent::default();
             // The probe summary (999 peers at 1,000 nodes) follows in a second message, so
             // no single message, and no receive buffer sized for it, holds everything.
             let first_want: Vec<Section> = want
@@ -248,7 +269,7 @@ mod tests {
     fn free_memory_travels_without_the_layout() {
         let st = AgentState::new(NodeInfo::default(), vec![]);
         st.update(SectionValue::Topology(topo(1, "0-95")), None, 0);
-        let mut sent = Versions::default();
+        let mut sent = Sent::default();
         let first = encode_changes(&st, &Section::ALL, &mut sent, true);
         assert!(first.topology.is_some() && first.memory.is_none());
         // Only free memory moved: a small memory message, no topology.
@@ -273,5 +294,96 @@ mod tests {
         m.full = false;
         crate::wire::merge_snapshot(&mut held, crate::wire::decode_snapshot(m).unwrap());
         assert_eq!(held.topology.unwrap().numa_nodes[0].memory_free_bytes, 7);
+    }
+
+    fn cpu(cpu: u32, runnable: u32) -> crate::model::CpuUse {
+        use crate::model::pinning::{ContainerRole, Owner, ProcRef};
+        crate::model::CpuUse {
+            cpu,
+            running: vec![ProcRef {
+                pid: 100 + cpu,
+                comm: "axon-compute0".into(),
+                owner: Owner::Axon {
+                    role: ContainerRole::Compute,
+                },
+                threads: 1,
+                runnable,
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn pinning(runnable: &[u32]) -> Pinning {
+        Pinning {
+            cpus: runnable
+                .iter()
+                .enumerate()
+                .map(|(i, r)| cpu(i as u32, *r))
+                .collect(),
+            processes: 10,
+            threads: 20,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn pinning_deltas_carry_only_the_cpus_that_changed() {
+        let st = AgentState::new(NodeInfo::default(), vec![]);
+        st.update(SectionValue::Pinning(pinning(&[1; 96])), None, 0);
+        let mut sent = Sent::default();
+        let first = encode_changes(&st, &Section::ALL, &mut sent, true);
+        assert_eq!(first.pinning.as_ref().unwrap().cpus.len(), 96);
+        assert!(!first.pinning.as_ref().unwrap().changed_cpus_only);
+        let mut held = crate::wire::decode_snapshot(first).unwrap().snapshot;
+
+        // Two CPUs changed, and a count: the delta carries those two.
+        let mut now = pinning(&[1; 96]);
+        now.cpus[5].running[0].runnable = 0;
+        now.cpus[90].running[0].runnable = 3;
+        now.threads = 21;
+        st.update(SectionValue::Pinning(now.clone()), None, 0);
+        let d = encode_changes(&st, &Section::ALL, &mut sent, false);
+        let p = d.pinning.as_ref().unwrap();
+        assert!(p.changed_cpus_only);
+        assert_eq!(
+            p.cpus.iter().map(|c| c.cpu).collect::<Vec<_>>(),
+            vec![5, 90]
+        );
+        crate::wire::merge_snapshot(&mut held, crate::wire::decode_snapshot(d).unwrap());
+        assert_eq!(
+            held.pinning.as_ref(),
+            Some(&now),
+            "the receiver holds the new whole"
+        );
+
+        // Every CPU changed: the whole, not a delta.
+        let all = pinning(&[2; 96]);
+        st.update(SectionValue::Pinning(all.clone()), None, 0);
+        let d = encode_changes(&st, &Section::ALL, &mut sent, false);
+        assert!(!d.pinning.as_ref().unwrap().changed_cpus_only);
+        crate::wire::merge_snapshot(&mut held, crate::wire::decode_snapshot(d).unwrap());
+        assert_eq!(held.pinning.as_ref(), Some(&all));
+
+        // A CPU went offline (the list shrank): the whole again.
+        let fewer = pinning(&[2; 95]);
+        st.update(SectionValue::Pinning(fewer.clone()), None, 0);
+        let d = encode_changes(&st, &Section::ALL, &mut sent, false);
+        assert!(!d.pinning.as_ref().unwrap().changed_cpus_only);
+        crate::wire::merge_snapshot(&mut held, crate::wire::decode_snapshot(d).unwrap());
+        assert_eq!(held.pinning.as_ref(), Some(&fewer));
+
+        // A snapshot that never had the whole ignores changes it cannot apply.
+        let mut empty = crate::model::NodeSnapshot::default();
+        let mut one = fewer.clone();
+        one.cpus[0].running[0].runnable = 9;
+        st.update(SectionValue::Pinning(one), None, 0);
+        let mut other = Sent {
+            versions: Versions::default(),
+            pinning: Some(fewer.clone()),
+        };
+        let d = encode_changes(&st, &[Section::Pinning], &mut other, false);
+        assert!(d.pinning.as_ref().unwrap().changed_cpus_only);
+        crate::wire::merge_snapshot(&mut empty, crate::wire::decode_snapshot(d).unwrap());
+        assert_eq!(empty.pinning, None);
     }
 }

@@ -284,6 +284,17 @@ pub struct Pinning {
 }
 
 impl Pinning {
+    /// The host-wide counts without the per-CPU summaries.
+    pub fn clone_counts(&self) -> Pinning {
+        Pinning {
+            cpus: Vec::new(),
+            processes: self.processes,
+            threads: self.threads,
+            unpinned_threads: self.unpinned_threads,
+            skipped: self.skipped,
+        }
+    }
+
     pub fn cpu(&self, cpu: u32) -> Option<&CpuUse> {
         self.cpus.iter().find(|c| c.cpu == cpu)
     }

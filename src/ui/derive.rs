@@ -610,25 +610,30 @@ impl Derived {
             });
         }
         self.nic_rows = Vec::new();
-        let mut badness = Vec::new();
         for &i in &self.net_nodes {
-            let Some(net) = view.nodes[i]
+            let n = view.nodes[i]
                 .snapshot
                 .as_ref()
                 .and_then(|s| s.network.as_ref())
-            else {
-                continue;
-            };
-            for (j, nic) in net.nics.iter().enumerate() {
-                self.nic_rows.push((i, j));
-                badness.push(nic.findings(&net.all).count());
-            }
+                .map_or(0, |net| net.nics.len());
+            self.nic_rows.extend((0..n).map(|j| (i, j)));
         }
         if ui.net_worst_first {
-            let mut keyed: Vec<(u32, (usize, usize))> =
-                badness.into_iter().zip(self.nic_rows.drain(..)).collect();
-            keyed.sort_by_key(|(b, _)| std::cmp::Reverse(*b));
-            self.nic_rows = keyed.into_iter().map(|(_, r)| r).collect();
+            let badness = |&(i, j): &(usize, usize)| -> u32 {
+                let Some(net) = view.nodes[i]
+                    .snapshot
+                    .as_ref()
+                    .and_then(|s| s.network.as_ref())
+                else {
+                    return 0;
+                };
+                net.nics
+                    .get(j)
+                    .map_or(0, |nic| nic.findings(&net.all).count())
+            };
+            // Stable: equally bad NICs keep the node order.
+            self.nic_rows
+                .sort_by_cached_key(|r| std::cmp::Reverse(badness(r)));
         }
         // The matrix is only built while the Network panel shows it.
         if ui.panel != Panel::Network || ui.net_view != NetView::Matrix {

@@ -223,6 +223,8 @@ pub struct DecodedSnapshot {
     pub snapshot: NodeSnapshot,
     pub full: bool,
     pub memory: Option<MemoryUsage>,
+    /// `snapshot.pinning` holds only the CPUs that changed (a Watch delta).
+    pub pinning_changes_only: bool,
 }
 
 pub fn decode_snapshot(m: pb::NodeSnapshot) -> Result<DecodedSnapshot, WireError> {
@@ -235,9 +237,11 @@ pub fn decode_snapshot(m: pb::NodeSnapshot) -> Result<DecodedSnapshot, WireError
         .into_iter()
         .map(CollectorStatus::try_from)
         .collect::<Result<Vec<_>, _>>()?;
+    let pinning_changes_only = !m.full && m.pinning.as_ref().is_some_and(|p| p.changed_cpus_only);
     Ok(DecodedSnapshot {
         full: m.full,
         memory: m.memory.map(decode_memory),
+        pinning_changes_only,
         snapshot: NodeSnapshot {
             node,
             taken_ms: m.taken_ms,
@@ -285,8 +289,23 @@ pub fn merge_snapshot(into: &mut NodeSnapshot, d: DecodedSnapshot) {
     } else if let (Some(t), Some(u)) = (into.topology.as_mut(), d.memory.as_ref()) {
         t.apply_usage(u);
     }
-    if s.pinning.is_some() {
-        into.pinning = s.pinning;
+    match (s.pinning, into.pinning.as_mut()) {
+        (Some(changes), Some(held)) if d.pinning_changes_only => {
+            held.processes = changes.processes;
+            held.threads = changes.threads;
+            held.unpinned_threads = changes.unpinned_threads;
+            held.skipped = changes.skipped;
+            for c in changes.cpus {
+                match held.cpus.iter().position(|x| x.cpu == c.cpu) {
+                    Some(i) => held.cpus[i] = c,
+                    None => held.cpus.push(c),
+                }
+            }
+        }
+        // Changes without the whole they change: nothing to apply them to.
+        (Some(_), None) if d.pinning_changes_only => {}
+        (Some(p), _) => into.pinning = Some(p),
+        (None, _) => {}
     }
     if s.network.is_some() {
         into.network = s.network;
@@ -540,23 +559,49 @@ fn proc_ref_from_pb(p: pb::ProcRef) -> Result<ProcRef, WireError> {
 impl From<&Pinning> for pb::Pinning {
     fn from(p: &Pinning) -> Self {
         pb::Pinning {
-            cpus: p
-                .cpus
-                .iter()
-                .map(|c| pb::CpuUse {
-                    cpu: c.cpu,
-                    pinned: c.pinned.iter().map(proc_ref_to_pb).collect(),
-                    running: c.running.iter().map(proc_ref_to_pb).collect(),
-                    pinned_more: c.pinned_more,
-                    running_more: c.running_more,
-                    kernel_threads: c.kernel_threads,
-                })
-                .collect(),
+            cpus: p.cpus.iter().map(cpu_use_to_pb).collect(),
             processes: p.processes,
             threads: p.threads,
             unpinned_threads: p.unpinned_threads,
             skipped: p.skipped,
+            changed_cpus_only: false,
         }
+    }
+}
+
+/// A Pinning that carries only the CPUs of `now` whose summary differs from `before`
+/// (`changed_cpus_only`), or None when that would not be smaller than the whole: CPUs
+/// appeared or went, or everything changed.
+pub fn encode_pinning_changes(before: &Pinning, now: &Pinning) -> Option<pb::Pinning> {
+    if before.cpus.len() != now.cpus.len() {
+        return None;
+    }
+    let mut changed = Vec::new();
+    for (b, n) in before.cpus.iter().zip(&now.cpus) {
+        if b.cpu != n.cpu {
+            return None;
+        }
+        if b != n {
+            changed.push(n);
+        }
+    }
+    if changed.len() == now.cpus.len() {
+        return None;
+    }
+    let mut m = pb::Pinning::from(&now.clone_counts());
+    m.cpus = changed.into_iter().map(cpu_use_to_pb).collect();
+    m.changed_cpus_only = true;
+    Some(m)
+}
+
+fn cpu_use_to_pb(c: &CpuUse) -> pb::CpuUse {
+    pb::CpuUse {
+        cpu: c.cpu,
+        pinned: c.pinned.iter().map(proc_ref_to_pb).collect(),
+        running: c.running.iter().map(proc_ref_to_pb).collect(),
+        pinned_more: c.pinned_more,
+        running_more: c.running_more,
+        kernel_threads: c.kernel_threads,
     }
 }
 
