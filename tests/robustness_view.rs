@@ -53,6 +53,22 @@ fn render_all(v: &ClusterView, now: i64, th: &Theme) {
     }
 }
 
+/// A Watch delta as an agent sends it: one CPU's pinning changed, nothing else.
+fn valid_delta() -> Vec<u8> {
+    let before = common::cluster::profile_snapshot("misconfigured");
+    let mut after = before.clone();
+    let pin = after.pinning.as_mut().unwrap();
+    pin.cpus[3].kernel_threads += 1;
+    pin.threads += 1;
+    let mut m = wire::encode_snapshot(&after, &[], false);
+    m.pinning = wire::encode_pinning_changes(
+        before.pinning.as_ref().unwrap(),
+        after.pinning.as_ref().unwrap(),
+    );
+    assert!(m.pinning.as_ref().unwrap().changed_cpus_only);
+    m.encode_to_vec()
+}
+
 fn valid_message() -> Vec<u8> {
     let mut snap = common::cluster::profile_snapshot("misconfigured");
     let names: Vec<String> = (1..=3).map(|i| format!("n{i}")).collect();
@@ -68,11 +84,13 @@ fn valid_message() -> Vec<u8> {
 fn damaged_agent_messages_never_panic_the_console() {
     let th = Theme::builtin("default", ColorDepth::TrueColor).unwrap();
     let valid = valid_message();
+    let delta = valid_delta();
     let mut r = Rng(0x007a_110f_d00d_0001);
     let mut v = view();
     let mut applied = 0;
-    for k in 0..1_500 {
-        let b = r.mutate(&valid);
+    for k in 0..3_000 {
+        // Damaged whole snapshots, and damaged deltas on top of what each node holds.
+        let b = r.mutate(if k % 2 == 0 { &valid } else { &delta });
         let Ok(m) = pb::NodeSnapshot::decode(b.as_slice()) else {
             continue;
         };
@@ -90,7 +108,7 @@ fn damaged_agent_messages_never_panic_the_console() {
             render_all(&v, NOW, &th);
         }
     }
-    assert!(applied > 100, "only {applied} damaged messages decoded");
+    assert!(applied > 200, "only {applied} damaged messages decoded");
     render_all(&v, NOW, &th);
 }
 

@@ -136,9 +136,6 @@ pub fn collect_section(
     Ok((v, p))
 }
 
-/// Data older than this many collection intervals (or deadlines, if longer) is stale.
-pub const STALE_INTERVALS: i64 = 3;
-
 /// A section's data as the checks may judge it: present, from a run that succeeded (with
 /// or without problems), and not stale. Otherwise the error says which collector and why,
 /// and becomes the observed text of the checks that need it: old data from a collector
@@ -159,7 +156,7 @@ pub fn usable<'a, T: ?Sized>(
     let Some(c) = status else {
         return Ok(data);
     };
-    let age_ms = c.last_success_ms.map(|t| snap.taken_ms.saturating_sub(t));
+    let age_ms = snap.section_age_ms(section);
     let age = |ms: i64| format!("{:.1} s", ms as f64 / 1000.0);
     if c.last_run_failed() {
         return Err(format!(
@@ -170,9 +167,8 @@ pub fn usable<'a, T: ?Sized>(
                 .unwrap_or_default()
         ));
     }
-    let limit = STALE_INTERVALS.saturating_mul(c.interval_ms.max(c.deadline_ms) as i64);
     match age_ms {
-        Some(a) if limit > 0 && a > limit => Err(format!(
+        Some(a) if a > c.stale_after_ms() => Err(format!(
             "{name} data is stale: last collected {} ago, expected every {} — see the {name} collector's status",
             age(a),
             age(c.interval_ms as i64)

@@ -63,18 +63,29 @@ fn encode_changes(
         for s in &changed {
             sent.versions.sections.insert(*s, versions.of(*s));
         }
-        let mut m = wire::encode_snapshot(snap, &changed, full);
         // Pinning changes a few CPUs at a time (threads become runnable or sleep): a delta
         // sends those, not the summary of every CPU, which is most of a message's weight.
+        let mut pinning_delta = None;
         if changed.contains(&Section::Pinning) {
             if let (false, Some(before), Some(now)) =
                 (full, sent.pinning.as_ref(), snap.pinning.as_ref())
             {
-                if let Some(p) = wire::encode_pinning_changes(before, now) {
-                    m.pinning = Some(p);
-                }
+                pinning_delta = wire::encode_pinning_changes(before, now);
             }
             sent.pinning = snap.pinning.clone();
+        }
+        let mut m = if pinning_delta.is_some() {
+            let others: Vec<Section> = changed
+                .iter()
+                .copied()
+                .filter(|s| *s != Section::Pinning)
+                .collect();
+            wire::encode_snapshot(snap, &others, full)
+        } else {
+            wire::encode_snapshot(snap, &changed, full)
+        };
+        if pinning_delta.is_some() {
+            m.pinning = pinning_delta;
         }
         // A topology carries its memory figures; without one, send them alone if they moved.
         if want.contains(&Section::Topology) && versions.memory != sent.versions.memory {

@@ -47,6 +47,27 @@ pub async fn run(root: &HostRoot, cfg: &CollectConfig) -> CheckOutcome {
         schedule.initial_status(),
     ));
     let mut problems = Vec::new();
+    // The probe round first: it is the slowest part (network round trips, up to its
+    // deadline), and the checks judge file facts as stale a few intervals after they
+    // were read, so those are read last.
+    if !cfg.peers.is_empty() {
+        let deadline = schedule.probes.deadline;
+        let round = async {
+            let peers = probes::resolve(&cfg.peers).await;
+            probes::run(&peers, &cfg.probe_ports, &cfg.probe).await
+        };
+        match tokio::time::timeout(deadline, round).await {
+            Ok(report) => state.update(SectionValue::Probes(report), None, 0),
+            Err(_) => {
+                let e = format!(
+                    "probe round exceeded its {} ms deadline",
+                    deadline.as_millis()
+                );
+                problems.push(format!("probes: {e}"));
+                state.fail(Section::Probes, e, 0);
+            }
+        }
+    }
     for section in [
         Section::Topology,
         Section::Network,
@@ -70,24 +91,6 @@ pub async fn run(root: &HostRoot, cfg: &CollectConfig) -> CheckOutcome {
                     section.as_str()
                 ));
                 state.fail(section, e, 0);
-            }
-        }
-    }
-    if !cfg.peers.is_empty() {
-        let deadline = schedule.probes.deadline;
-        let round = async {
-            let peers = probes::resolve(&cfg.peers).await;
-            probes::run(&peers, &cfg.probe_ports, &cfg.probe).await
-        };
-        match tokio::time::timeout(deadline, round).await {
-            Ok(report) => state.update(SectionValue::Probes(report), None, 0),
-            Err(_) => {
-                let e = format!(
-                    "probe round exceeded its {} ms deadline",
-                    deadline.as_millis()
-                );
-                problems.push(format!("probes: {e}"));
-                state.fail(Section::Probes, e, 0);
             }
         }
     }

@@ -51,12 +51,16 @@ fn res(
 fn iommu(up: &[&NodeView]) -> CheckResult {
     const EXP: &str = "the same IOMMU kernel parameters and units on every node";
     let mut groups: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    // Up nodes whose IOMMU facts are not (fully) known: they cannot count as agreeing.
+    let mut missing: Vec<&str> = Vec::new();
     for n in up {
-        let Some(h) = n.snapshot.as_ref().and_then(|s| s.host.as_ref()) else {
-            continue;
-        };
-        let key = iommu_setting(&h.iommu_cmdline, h.iommu_units);
-        groups.entry(key).or_default().push(&n.name);
+        match n.snapshot.as_ref().and_then(|s| s.host.as_ref()) {
+            Some(h) if h.iommu_units.is_some() => {
+                let key = iommu_setting(&h.iommu_cmdline, h.iommu_units);
+                groups.entry(key).or_default().push(&n.name);
+            }
+            _ => missing.push(&n.name),
+        }
     }
     let seen: usize = groups.values().map(Vec::len).sum();
     if seen < 2 {
@@ -66,6 +70,19 @@ fn iommu(up: &[&NodeView]) -> CheckResult {
             format!("only {seen} node(s) reported IOMMU facts"),
             EXP,
             "wait for the agents to report",
+        );
+    }
+    if groups.len() == 1 && !missing.is_empty() {
+        let (k, _) = groups.iter().next().unwrap();
+        return res(
+            "iommu.consistent",
+            CheckStatus::Unknown,
+            format!(
+                "{seen} nodes: {k}; not known on {}",
+                crate::model::hostlist::compress(&missing)
+            ),
+            EXP,
+            "see why those nodes' checks collector cannot read /sys/class/iommu or /proc/cmdline",
         );
     }
     if groups.len() == 1 {
@@ -130,17 +147,19 @@ pub fn iommu_setting(cmdline: &[String], units: Option<u32>) -> String {
 fn size_ratio(up: &[&NodeView]) -> CheckResult {
     const EXP: &str = "smallest : largest SSD no worse than 1 : 8";
     let mut sizes: Vec<(u64, String)> = Vec::new();
+    // Drives (or whole nodes) whose size is not known: a pass cannot rest on them.
+    let mut unknown: Vec<String> = Vec::new();
     for n in up {
-        for d in n
-            .snapshot
-            .as_ref()
-            .and_then(|s| s.nvme.as_ref())
-            .into_iter()
-            .flatten()
-        {
+        let Some(drives) = n.snapshot.as_ref().and_then(|s| s.nvme.as_ref()) else {
+            unknown.push(format!("{} (no NVMe data)", n.name));
+            continue;
+        };
+        for d in drives {
             let c = d.capacity_bytes();
             if c > 0 {
                 sizes.push((c, format!("{}:{}", n.name, d.name)));
+            } else {
+                unknown.push(format!("{}:{}", n.name, d.name));
             }
         }
     }
@@ -171,6 +190,24 @@ fn size_ratio(up: &[&NodeView]) -> CheckResult {
             observed,
             EXP,
             "replace the smallest drives, or keep drives of very different sizes in separate clusters",
+        )
+    } else if !unknown.is_empty() {
+        let more = unknown.len().saturating_sub(5);
+        unknown.truncate(5);
+        res(
+            "nvme.size-ratio",
+            CheckStatus::Unknown,
+            format!(
+                "{observed}; size unknown for {}{}",
+                unknown.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            ),
+            EXP,
+            "see those nodes' nvme.capacity check for why the size cannot be read",
         )
     } else {
         res("nvme.size-ratio", CheckStatus::Pass, observed, EXP, "")
@@ -256,5 +293,99 @@ mod tests {
         assert_eq!(amd, "IOMMU on (passthrough), IOMMU units present");
         assert_ne!(iommu_setting(&["intel_iommu=off".into()], Some(0)), intel);
         assert_eq!(iommu_setting(&[], None), "IOMMU default, units unknown");
+    }
+
+    use crate::fleet::view::{ClusterView, NodeView, Thresholds};
+    use crate::model::snapshot::{HostFacts, NodeSnapshot};
+
+    fn up_node(name: &str, host: Option<HostFacts>) -> NodeView {
+        let mut n = NodeView::new(name.into(), format!("{name}:1"));
+        n.snapshot = Some(NodeSnapshot {
+            host,
+            nvme: Some(vec![]),
+            ..Default::default()
+        });
+        n.received_ms = Some(1_000);
+        n
+    }
+
+    fn facts(units: Option<u32>) -> Option<HostFacts> {
+        Some(HostFacts {
+            iommu_cmdline: vec!["iommu=pt".into()],
+            iommu_units: units,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn iommu_agreement_needs_every_up_node_known() {
+        let v = |nodes| ClusterView::new(nodes, Thresholds::for_interval(1000));
+        let all = v(vec![
+            up_node("a1", facts(Some(2))),
+            up_node("a2", facts(Some(2))),
+        ]);
+        assert_eq!(evaluate(&all, 1_500)[0].status, CheckStatus::Pass);
+        let gap = v(vec![
+            up_node("a1", facts(Some(2))),
+            up_node("a2", facts(Some(2))),
+            up_node("a3", facts(None)),
+            up_node("a4", None),
+        ]);
+        let r = &evaluate(&gap, 1_500)[0];
+        assert_eq!(r.status, CheckStatus::Unknown, "{}", r.observed);
+        assert!(r.observed.contains("not known on a[3-4]"), "{}", r.observed);
+        let odd = v(vec![
+            up_node("a1", facts(Some(2))),
+            up_node("a2", facts(Some(0))),
+            up_node("a3", None),
+        ]);
+        assert_eq!(evaluate(&odd, 1_500)[0].status, CheckStatus::Fail);
+    }
+
+    fn drive(name: &str, bytes: u64) -> crate::model::NvmeController {
+        crate::model::NvmeController {
+            name: name.into(),
+            model: "m".into(),
+            serial: "s".into(),
+            firmware: "f".into(),
+            transport: "pcie".into(),
+            address: "0000:01:00.0".into(),
+            slot: None,
+            numa_node: Some(0),
+            state: "live".into(),
+            namespaces: vec![crate::model::NvmeNamespace {
+                name: format!("{name}n1"),
+                nsid: Some(1),
+                size_bytes: bytes,
+                logical_block_size: Some(4096),
+                write_cache: None,
+            }],
+            smart: None,
+            smart_error: None,
+        }
+    }
+
+    #[test]
+    fn size_ratio_is_unknown_while_a_drive_size_is_unknown_and_fails_on_what_is_known() {
+        let mut a = up_node("a1", facts(Some(2)));
+        a.snapshot.as_mut().unwrap().nvme = Some(vec![drive("nvme0", 8_000), drive("nvme1", 0)]);
+        let mut b = up_node("a2", facts(Some(2)));
+        b.snapshot.as_mut().unwrap().nvme = Some(vec![drive("nvme0", 7_000)]);
+        let v = ClusterView::new(vec![a.clone(), b], Thresholds::for_interval(1000));
+        let r = &evaluate(&v, 1_500)[1];
+        assert_eq!(r.status, CheckStatus::Unknown, "{}", r.observed);
+        assert!(
+            r.observed.contains("size unknown for a1:nvme1"),
+            "{}",
+            r.observed
+        );
+        let mut c = up_node("a3", facts(Some(2)));
+        c.snapshot.as_mut().unwrap().nvme = Some(vec![drive("nvme0", 100_000)]);
+        let v = ClusterView::new(vec![a, c], Thresholds::for_interval(1000));
+        assert_eq!(
+            evaluate(&v, 1_500)[1].status,
+            CheckStatus::Fail,
+            "known sizes 1:12.5"
+        );
     }
 }

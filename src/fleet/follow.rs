@@ -78,14 +78,25 @@ fn failure(kind: FailureKind, message: String) -> Failure {
     }
 }
 
-/// Runs one connection: returns how it ended and whether any data arrived.
+/// How far a session got before it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reached {
+    /// Not even the TCP handshake completed: nothing answered.
+    Nothing,
+    /// Connected (or may have), but no snapshot arrived.
+    Connected,
+    /// At least one snapshot arrived.
+    Data,
+}
+
+/// Runs one connection: returns how it ended and how far it got.
 async fn session(
     node: usize,
     spec: &NodeSpec,
     token: Option<String>,
     opts: &FollowOptions,
     tx: &mpsc::Sender<NodeUpdate>,
-) -> (Failure, bool) {
+) -> (Failure, Reached) {
     let target = Target::Tcp {
         addr: spec.endpoint(),
         token,
@@ -96,20 +107,14 @@ async fn session(
     )
     .await;
     let mut clients = match connect {
-        Err(_) => {
-            return (
-                silent_connect(&spec.endpoint(), opts.connect_timeout).await,
-                false,
-            );
-        }
+        Err(_) => return silent_connect(&spec.endpoint(), opts.connect_timeout).await,
         Ok(Err(e)) => {
             let msg = e.to_string();
             return match classify_text(&msg) {
-                FailureKind::Timeout => (
-                    silent_connect(&spec.endpoint(), opts.connect_timeout).await,
-                    false,
-                ),
-                kind => (failure(kind, msg), false),
+                FailureKind::Timeout => {
+                    silent_connect(&spec.endpoint(), opts.connect_timeout).await
+                }
+                kind => (failure(kind, msg), Reached::Connected),
             };
         }
         Ok(Ok(c)) => c,
@@ -130,7 +135,7 @@ async fn session(
                         opts.connect_timeout.as_millis()
                     ),
                 ),
-                false,
+                Reached::Connected,
             );
         }
         Ok(Err(s)) => {
@@ -139,12 +144,12 @@ async fn session(
                     classify_status(&s),
                     format!("{}: {}", spec.endpoint(), status_text(&s)),
                 ),
-                false,
+                Reached::Connected,
             );
         }
         Ok(Ok(r)) => r.into_inner(),
     };
-    let mut got_data = false;
+    let mut reached = Reached::Connected;
     loop {
         match tokio::time::timeout(opts.stall_timeout(), stream.message()).await {
             Err(_) => {
@@ -156,19 +161,19 @@ async fn session(
                             opts.stall_timeout().as_millis()
                         ),
                     ),
-                    got_data,
+                    reached,
                 );
             }
             Ok(Ok(None)) => {
                 return (
                     failure(FailureKind::Connection, "agent closed the stream".into()),
-                    got_data,
+                    reached,
                 );
             }
-            Ok(Err(s)) => return (failure(classify_status(&s), status_text(&s)), got_data),
+            Ok(Err(s)) => return (failure(classify_status(&s), status_text(&s)), reached),
             Ok(Ok(Some(m))) => match wire::decode_snapshot(m) {
                 Ok(data) => {
-                    got_data = true;
+                    reached = Reached::Data;
                     if tx
                         .send(NodeUpdate::Snapshot {
                             node,
@@ -180,14 +185,14 @@ async fn session(
                     {
                         return (
                             failure(FailureKind::Connection, "console closed".into()),
-                            got_data,
+                            reached,
                         );
                     }
                 }
                 Err(e) => {
                     return (
                         failure(FailureKind::Protocol, format!("agent sent {e}")),
-                        got_data,
+                        reached,
                     );
                 }
             },
@@ -199,21 +204,30 @@ async fn session(
 /// handshake is down, unreachable or filtered: a definite failure (DOWN). One that takes
 /// the connection but never speaks HTTP/2 has a hung or overloaded agent: a timeout, so a
 /// node that had data turns STALE first, then DOWN after ten intervals.
-async fn silent_connect(endpoint: &str, timeout: Duration) -> Failure {
+async fn silent_connect(endpoint: &str, timeout: Duration) -> (Failure, Reached) {
     let ms = timeout.as_millis();
     match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(endpoint)).await {
-        Ok(Ok(_)) => failure(
-            FailureKind::Timeout,
-            format!(
-                "{endpoint}: takes TCP connections but no gRPC answer within {ms} ms (agent hung or overloaded?)"
+        Ok(Ok(_)) => (
+            failure(
+                FailureKind::Timeout,
+                format!(
+                    "{endpoint}: takes TCP connections but no gRPC answer within {ms} ms (agent hung or overloaded?)"
+                ),
             ),
+            Reached::Connected,
         ),
-        Ok(Err(e)) => failure(FailureKind::Connection, format!("{endpoint}: {e}")),
-        Err(_) => failure(
-            FailureKind::Connection,
-            format!(
-                "{endpoint}: no answer to a TCP connect within {ms} ms: host down, unreachable, or the port is filtered"
+        Ok(Err(e)) => (
+            failure(FailureKind::Connection, format!("{endpoint}: {e}")),
+            Reached::Nothing,
+        ),
+        Err(_) => (
+            failure(
+                FailureKind::Connection,
+                format!(
+                    "{endpoint}: no answer to a TCP connect within {ms} ms: host down, unreachable, or the port is filtered"
+                ),
             ),
+            Reached::Nothing,
         ),
     }
 }
@@ -286,9 +300,11 @@ pub async fn follow_node(
     let mut backoff = opts.backoff_min;
     let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ (node as u64 + 1).wrapping_mul(0x1000_0000_01B3);
     loop {
-        let (mut f, got_data) = session(node, &spec, token.clone(), &opts, &tx).await;
-        if f.kind == FailureKind::Connection && !got_data {
-            // Something may be listening that is not an agent; say so if it is.
+        let (mut f, reached) = session(node, &spec, token.clone(), &opts, &tx).await;
+        // Something may be listening that is not an agent; say so if it is. (Not when the
+        // TCP connect itself failed: then nothing listens, and a silent host would cost
+        // another full timeout.)
+        if f.kind == FailureKind::Connection && reached == Reached::Connected {
             if let Err(what) = sniff_http2(&spec.endpoint(), opts.connect_timeout).await {
                 f = failure(FailureKind::Protocol, what);
             }
@@ -300,7 +316,7 @@ pub async fn follow_node(
         {
             return;
         }
-        if got_data {
+        if reached == Reached::Data {
             backoff = opts.backoff_min;
         }
         tokio::time::sleep(jitter(&mut seed, backoff)).await;
@@ -410,7 +426,8 @@ mod tests {
         let t = Duration::from_millis(300);
         // Takes the TCP handshake (the kernel does) but never speaks: the agent is hung.
         let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let f = silent_connect(&hung.local_addr().unwrap().to_string(), t).await;
+        let (f, reached) = silent_connect(&hung.local_addr().unwrap().to_string(), t).await;
+        assert_eq!(reached, Reached::Connected);
         assert_eq!(f.kind, FailureKind::Timeout, "{}", f.message);
         assert!(f.message.contains("agent hung"), "{}", f.message);
 
@@ -427,7 +444,8 @@ mod tests {
             }
             assert!(held.len() < 64, "the accept queue never filled");
         }
-        let f = silent_connect(&addr.to_string(), t).await;
+        let (f, reached) = silent_connect(&addr.to_string(), t).await;
+        assert_eq!(reached, Reached::Nothing, "nothing to sniff");
         assert_eq!(f.kind, FailureKind::Connection, "{}", f.message);
         assert!(
             f.message.contains("no answer to a TCP connect"),
@@ -441,7 +459,7 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let f = silent_connect(&format!("127.0.0.1:{port}"), t).await;
+        let (f, _) = silent_connect(&format!("127.0.0.1:{port}"), t).await;
         assert_eq!(f.kind, FailureKind::Connection);
         assert!(
             f.message.to_lowercase().contains("refused"),

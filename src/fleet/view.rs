@@ -202,7 +202,7 @@ impl NodeView {
             return true;
         };
         match self.section_age_ms(section, now_ms) {
-            Some(age) => age > (c.interval_ms.min(i64::MAX as u64 / 4) as i64).max(1000) * 3,
+            Some(age) => age > c.stale_after_ms(),
             None => true,
         }
     }

@@ -145,38 +145,74 @@ pub struct Nic {
     pub sbr: Vec<SbrRule>,
 }
 
-/// What is wrong with a dataplane NIC's settings, by the seed's rules (jumbo MTU, ARP
-/// settings per WEKA's sbr-config, rp_filter not strict, a source rule to a table that
-/// routes via the NIC). All false for other NICs: they carry no Axon traffic.
+/// One setting of a dataplane NIC judged by the seed's rule: right, wrong, or not
+/// readable (then it is never shown as right).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Finding {
+    #[default]
+    Ok,
+    Bad,
+    Unknown,
+}
+
+impl Finding {
+    fn judge(fact: Option<bool>) -> Finding {
+        match fact {
+            Some(true) => Finding::Ok,
+            Some(false) => Finding::Bad,
+            None => Finding::Unknown,
+        }
+    }
+}
+
+/// A dataplane NIC's settings by the rules of the net.* checks: jumbo MTU, ARP settings
+/// per WEKA's sbr-config, rp_filter not strict, a source rule to a table that routes via
+/// the NIC. All Ok for other NICs: they carry no Axon traffic.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NicFindings {
-    pub mtu: bool,
-    pub arp: bool,
-    pub rp_filter: bool,
-    pub sbr: bool,
+    pub mtu: Finding,
+    pub arp: Finding,
+    pub rp_filter: Finding,
+    pub sbr: Finding,
 }
 
 impl NicFindings {
-    pub fn count(&self) -> u32 {
-        u32::from(self.mtu) + u32::from(self.arp) + u32::from(self.rp_filter) + u32::from(self.sbr)
+    /// How wrong, for sorting: a wrong setting weighs 2, an unreadable one 1.
+    pub fn weight(&self) -> u32 {
+        [self.mtu, self.arp, self.rp_filter, self.sbr]
+            .iter()
+            .map(|f| match f {
+                Finding::Ok => 0,
+                Finding::Unknown => 1,
+                Finding::Bad => 2,
+            })
+            .sum()
     }
 }
 
 impl Nic {
-    /// Findings for this NIC given the `all` scope of the IPv4 settings.
-    pub fn findings(&self, all: &IpConf) -> NicFindings {
+    /// Findings for this NIC on `net` (its `all` scope and whether routing was readable).
+    pub fn findings(&self, net: &Network) -> NicFindings {
         if !self.dataplane {
             return NicFindings::default();
         }
-        let e = self.ipconf.effective(all);
+        let e = self.ipconf.effective(&net.all);
+        let arp = match (e.arp_filter, e.arp_announce, e.arp_ignore) {
+            (Some(f), Some(a), Some(i)) => Some((f, a, i) == (1, 2, 1)),
+            _ => None,
+        };
         NicFindings {
-            mtu: self
-                .kind
-                .required_mtu()
-                .is_some_and(|r| self.mtu.is_some_and(|m| m < r)),
-            arp: (e.arp_filter, e.arp_announce, e.arp_ignore) != (Some(1), Some(2), Some(1)),
-            rp_filter: e.rp_filter == Some(1),
-            sbr: !self.sbr.iter().any(|r| r.table_routes_via_nic),
+            mtu: match self.kind.required_mtu() {
+                Some(r) => Finding::judge(self.mtu.map(|m| m >= r)),
+                None => Finding::Ok,
+            },
+            arp: Finding::judge(arp),
+            rp_filter: Finding::judge(e.rp_filter.map(|v| v != 1)),
+            sbr: if net.routing_error.is_some() {
+                Finding::Unknown
+            } else {
+                Finding::judge(Some(self.sbr.iter().any(|r| r.table_routes_via_nic)))
+            },
         }
     }
 
@@ -253,5 +289,74 @@ mod tests {
         assert_eq!(e.rp_filter, Some(2));
         let unread = IpConf::default().effective(&all);
         assert_eq!(unread.rp_filter, None);
+    }
+
+    fn dataplane_nic(mtu: Option<u32>) -> Nic {
+        Nic {
+            name: "ens1".into(),
+            kind: NicKind::Ethernet,
+            arphrd: 1,
+            mtu,
+            speed_mbps: None,
+            operstate: "up".into(),
+            numa_node: Some(0),
+            driver: None,
+            driver_version: None,
+            mac: None,
+            pci_address: None,
+            physical: true,
+            dataplane: true,
+            addresses: vec![],
+            ipconf: IpConf {
+                arp_filter: Some(1),
+                arp_announce: Some(2),
+                arp_ignore: Some(1),
+                rp_filter: Some(2),
+            },
+            sbr: vec![SbrRule {
+                priority: 100,
+                from: "10.0.0.1".into(),
+                table: 101,
+                table_routes_via_nic: true,
+            }],
+        }
+    }
+
+    fn net(nic: Nic, routing_error: Option<String>) -> Network {
+        Network {
+            nics: vec![nic],
+            all: IpConf {
+                arp_filter: Some(0),
+                arp_announce: Some(0),
+                arp_ignore: Some(0),
+                rp_filter: Some(0),
+            },
+            default: IpConf::default(),
+            rules: vec![],
+            routes: vec![],
+            dataplane_selection: DataplaneSelection::Auto,
+            routing_error,
+            unreadable_nics: vec![],
+        }
+    }
+
+    #[test]
+    fn nic_findings_say_unknown_when_a_setting_is_unreadable() {
+        let good = net(dataplane_nic(Some(9000)), None);
+        assert_eq!(good.nics[0].findings(&good), NicFindings::default());
+        let small = net(dataplane_nic(Some(1500)), None);
+        assert_eq!(small.nics[0].findings(&small).mtu, Finding::Bad);
+        let unread = net(dataplane_nic(None), Some("netlink: EPERM".into()));
+        let f = unread.nics[0].findings(&unread);
+        assert_eq!((f.mtu, f.sbr), (Finding::Unknown, Finding::Unknown));
+        assert_eq!(f.weight(), 2);
+        let mut quiet = dataplane_nic(Some(1500));
+        quiet.dataplane = false;
+        let q = net(quiet, None);
+        assert_eq!(
+            q.nics[0].findings(&q),
+            NicFindings::default(),
+            "not Axon's NIC"
+        );
     }
 }

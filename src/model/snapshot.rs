@@ -105,7 +105,18 @@ pub struct NodeSnapshot {
     pub probes: Option<ProbeReport>,
 }
 
+/// Data older than this many of its collector's intervals (or deadlines, if longer) is
+/// stale: the agent's checks stop judging it and the console stops showing it as current.
+pub const STALE_INTERVALS: i64 = 3;
+
 impl CollectorStatus {
+    /// Age beyond which this collector's data is stale (at least 300 ms, so an interval
+    /// reported as 0 does not make every datum stale).
+    pub fn stale_after_ms(&self) -> i64 {
+        let period = self.interval_ms.max(self.deadline_ms).max(100);
+        STALE_INTERVALS.saturating_mul(i64::try_from(period).unwrap_or(i64::MAX))
+    }
+
     /// The last run failed outright (a run that succeeded with problems is a success):
     /// the section's data, if any, comes from an earlier run.
     pub fn last_run_failed(&self) -> bool {

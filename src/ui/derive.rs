@@ -180,7 +180,9 @@ impl Derived {
                     HealthLevel::Unknown => c.drives_unknown += 1,
                 }
             }
-            if let Some(p) = &s.probes {
+            // Probes of a node that is not up are not current: "all pass" must not rest on
+            // them (its blocked probes stay listed among the problems).
+            if let Some(p) = s.probes.as_ref().filter(|_| fresh) {
                 c.probes_blocked += u64::from(p.blocked_total);
                 c.probes_total += u64::from(p.probes_total);
             }
@@ -627,9 +629,7 @@ impl Derived {
                 else {
                     return 0;
                 };
-                net.nics
-                    .get(j)
-                    .map_or(0, |nic| nic.findings(&net.all).count())
+                net.nics.get(j).map_or(0, |nic| nic.findings(net).weight())
             };
             // Stable: equally bad NICs keep the node order.
             self.nic_rows

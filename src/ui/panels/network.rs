@@ -3,6 +3,7 @@
 //! driver, ARP / rp_filter settings, source-based routing).
 
 use crate::fleet::view::NodeStatus;
+use crate::model::net::Finding;
 use crate::model::probes::{ProbeState, SUMMARY_GROUPS};
 use crate::ui::ViewState;
 use crate::ui::app::{NetView, Panel};
@@ -243,7 +244,12 @@ fn nics(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
                 return (String::new(), th.dim);
             };
             let eff = nic.ipconf.effective(&net.all);
-            let bad = nic.findings(&net.all);
+            let bad = nic.findings(net);
+            let judged = |f: Finding, ok: Style| match f {
+                Finding::Ok => ok,
+                Finding::Bad => th.fail,
+                Finding::Unknown => th.unknown,
+            };
             let dp = nic.dataplane;
             let opt = |v: Option<i32>| v.map(|x| x.to_string()).unwrap_or_else(|| "?".into());
             match cols[c].title {
@@ -262,7 +268,7 @@ fn nics(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
                 ),
                 "MTU" => (
                     nic.mtu.map(|m| m.to_string()).unwrap_or_else(|| "?".into()),
-                    if bad.mtu { th.fail } else { th.text },
+                    judged(bad.mtu, th.text),
                 ),
                 "SPEED" => (
                     nic.speed_mbps
@@ -289,18 +295,16 @@ fn nics(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
                         opt(eff.arp_announce),
                         opt(eff.arp_ignore)
                     ),
-                    if bad.arp { th.fail } else { th.text },
+                    judged(bad.arp, th.text),
                 ),
-                "RP" => (
-                    opt(eff.rp_filter),
-                    if bad.rp_filter { th.fail } else { th.text },
-                ),
+                "RP" => (opt(eff.rp_filter), judged(bad.rp_filter, th.text)),
                 "SBR" => {
                     let good = nic.sbr.iter().find(|r| r.table_routes_via_nic);
-                    match good {
-                        Some(r) => (format!("table {}", r.table), th.ok),
-                        None if bad.sbr => ("missing".into(), th.fail),
-                        None => ("—".into(), th.dim),
+                    match (good, bad.sbr) {
+                        (_, Finding::Unknown) => ("?".into(), th.unknown),
+                        (Some(r), _) => (format!("table {}", r.table), th.ok),
+                        (None, Finding::Bad) => ("missing".into(), th.fail),
+                        (None, _) => ("—".into(), th.dim),
                     }
                 }
                 "DRIVER" => (
