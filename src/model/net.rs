@@ -264,34 +264,12 @@ impl Network {
     }
 }
 
+/// NICs and networks for unit tests across the model.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_data {
     use super::*;
 
-    #[test]
-    fn effective_ipconf_follows_kernel_rules() {
-        let dev = IpConf {
-            arp_filter: Some(0),
-            arp_announce: Some(2),
-            arp_ignore: Some(0),
-            rp_filter: Some(0),
-        };
-        let all = IpConf {
-            arp_filter: Some(1),
-            arp_announce: Some(0),
-            arp_ignore: Some(1),
-            rp_filter: Some(2),
-        };
-        let e = dev.effective(&all);
-        assert_eq!(e.arp_filter, Some(1));
-        assert_eq!(e.arp_announce, Some(2));
-        assert_eq!(e.arp_ignore, Some(1));
-        assert_eq!(e.rp_filter, Some(2));
-        let unread = IpConf::default().effective(&all);
-        assert_eq!(unread.rp_filter, None);
-    }
-
-    fn dataplane_nic(mtu: Option<u32>) -> Nic {
+    pub fn dataplane_nic(mtu: Option<u32>) -> Nic {
         Nic {
             name: "ens1".into(),
             kind: NicKind::Ethernet,
@@ -322,7 +300,7 @@ mod tests {
         }
     }
 
-    fn net(nic: Nic, routing_error: Option<String>) -> Network {
+    pub fn network(nic: Nic, routing_error: Option<String>) -> Network {
         Network {
             nics: vec![nic],
             all: IpConf {
@@ -339,6 +317,36 @@ mod tests {
             unreadable_nics: vec![],
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn effective_ipconf_follows_kernel_rules() {
+        let dev = IpConf {
+            arp_filter: Some(0),
+            arp_announce: Some(2),
+            arp_ignore: Some(0),
+            rp_filter: Some(0),
+        };
+        let all = IpConf {
+            arp_filter: Some(1),
+            arp_announce: Some(0),
+            arp_ignore: Some(1),
+            rp_filter: Some(2),
+        };
+        let e = dev.effective(&all);
+        assert_eq!(e.arp_filter, Some(1));
+        assert_eq!(e.arp_announce, Some(2));
+        assert_eq!(e.arp_ignore, Some(1));
+        assert_eq!(e.rp_filter, Some(2));
+        let unread = IpConf::default().effective(&all);
+        assert_eq!(unread.rp_filter, None);
+    }
+
+    use super::test_data::{dataplane_nic, network as net};
 
     #[test]
     fn nic_findings_say_unknown_when_a_setting_is_unreadable() {

@@ -505,35 +505,15 @@ mod tests {
 
     #[test]
     fn a_dataplane_nic_on_a_domain_without_axon_cores_is_a_conflict() {
-        use super::super::net::{DataplaneSelection, IpConf, Network, Nic, NicKind};
-        let nic = |name: &str, numa: i32| Nic {
-            name: name.into(),
-            kind: NicKind::Ethernet,
-            arphrd: 1,
-            mtu: Some(9000),
-            speed_mbps: None,
-            operstate: "up".into(),
-            numa_node: Some(numa),
-            driver: None,
-            driver_version: None,
-            mac: None,
-            pci_address: None,
-            physical: true,
-            dataplane: true,
-            addresses: vec![],
-            ipconf: IpConf::default(),
-            sbr: vec![],
+        use super::super::net::test_data::{dataplane_nic, network};
+        let nic = |name: &str, numa: i32| {
+            let mut n = dataplane_nic(Some(9000));
+            n.name = name.into();
+            n.numa_node = Some(numa);
+            n
         };
-        let net = Network {
-            nics: vec![nic("ens1", 0), nic("ens2", 1)],
-            all: IpConf::default(),
-            default: IpConf::default(),
-            rules: vec![],
-            routes: vec![],
-            dataplane_selection: DataplaneSelection::Auto,
-            routing_error: None,
-            unreadable_nics: vec![],
-        };
+        let mut net = network(nic("ens1", 0), None);
+        net.nics.push(nic("ens2", 1));
         let pin = Pinning {
             cpus: vec![pinned(0, axon(ContainerRole::Frontend))],
             ..Default::default()
