@@ -85,6 +85,16 @@ fn assert_unknown(r: &BTreeMap<String, CheckResult>, id: &str, says: &str) {
 
 // ------------------------------------------------------------------ topology
 
+/// Asserts that a collector recorded a problem containing `needle` (the file and what was
+/// wrong with it), showing all of them if not.
+fn assert_problem(p: &Problems, needle: &str) {
+    let all: Vec<String> = p.iter().map(|e| e.to_string()).collect();
+    assert!(
+        all.iter().any(|e| e.contains(needle)),
+        "no `{needle}` in {all:?}"
+    );
+}
+
 #[test]
 fn topology_reads_a_single_socket_amd_host_with_four_numa_domains() {
     let mut p = Problems::default();
@@ -132,16 +142,11 @@ fn topology_names_a_malformed_sysfs_file_and_keeps_the_rest() {
     let mut p = Problems::default();
     let t = collectors::topology::collect(&HostRoot::open(&path).unwrap(), &mut p).unwrap();
     assert_eq!(t.cpus.len(), 96, "one broken file loses nothing else");
-    let all: Vec<String> = p.iter().map(|e| e.to_string()).collect();
-    assert!(
-        all.iter().any(|e| e
-            .contains("cpu5/topology/core_id malformed: `banana` is not a non-negative integer")),
-        "{all:?}"
+    assert_problem(
+        &p,
+        "cpu5/topology/core_id malformed: `banana` is not a non-negative integer",
     );
-    assert!(
-        all.iter().any(|e| e.contains("node3/cpulist malformed")),
-        "{all:?}"
-    );
+    assert_problem(&p, "node3/cpulist malformed");
 }
 
 #[test]
@@ -263,17 +268,11 @@ fn pinning_skips_a_malformed_thread_file_and_says_which() {
     let mut p = Problems::default();
     let pin =
         collectors::pinning::collect(&HostRoot::open(&path).unwrap(), &online(32), &mut p).unwrap();
-    let all: Vec<String> = p.iter().map(|e| e.to_string()).collect();
-    assert!(
-        all.iter()
-            .any(|e| e.contains("proc/3500/task/3503/status malformed: Cpus_allowed_list")),
-        "{all:?}"
+    assert_problem(
+        &p,
+        "proc/3500/task/3503/status malformed: Cpus_allowed_list",
     );
-    assert!(
-        all.iter()
-            .any(|e| e.contains("proc/3500/task/3504/stat malformed: no `)`")),
-        "{all:?}"
-    );
+    assert_problem(&p, "proc/3500/task/3504/stat malformed: no `)`");
     assert_eq!(pin.skipped, 2);
     assert!(
         matches!(pin.cpu(5).unwrap().role(), CpuRole::Axon { .. }),
@@ -294,11 +293,7 @@ fn pinning_reports_unreadable_thread_files_but_not_exited_threads() {
     let pin =
         collectors::pinning::collect(&HostRoot::open(&path).unwrap(), &online(32), &mut p).unwrap();
     let all: Vec<String> = p.iter().map(|e| e.to_string()).collect();
-    assert!(
-        all.iter()
-            .any(|e| e.contains("proc/3500/task/3503/status unreadable")),
-        "{all:?}"
-    );
+    assert_problem(&p, "proc/3500/task/3503/status unreadable");
     assert!(
         all.iter().any(|e| e.contains("1 file unreadable")
             && e.contains("run the agent as root")
@@ -413,16 +408,8 @@ async fn network_names_an_unreadable_or_malformed_mtu_and_the_check_is_unknown()
     let root = HostRoot::open(&path).unwrap();
     let mut p = Problems::default();
     let n = collectors::net::collect(&root, &Default::default(), &mut p).unwrap();
-    let all: Vec<String> = p.iter().map(|e| e.to_string()).collect();
-    assert!(
-        all.iter().any(|e| e.contains("ens1f0np0/mtu unreadable")),
-        "{all:?}"
-    );
-    assert!(
-        all.iter()
-            .any(|e| e.contains("ens3f0np0/mtu malformed: `jumbo`")),
-        "{all:?}"
-    );
+    assert_problem(&p, "ens1f0np0/mtu unreadable");
+    assert_problem(&p, "ens3f0np0/mtu malformed: `jumbo`");
     assert_eq!(n.nic("ens1f0np0").unwrap().mtu, None);
     assert_eq!(n.nic("ens3f0np0").unwrap().mtu, None);
     assert_eq!(
@@ -443,16 +430,8 @@ async fn a_possible_dataplane_nic_with_an_unreadable_type_keeps_nic_checks_from_
     let root = HostRoot::open(&path).unwrap();
     let mut p = Problems::default();
     let n = collectors::net::collect(&root, &Default::default(), &mut p).unwrap();
-    let all: Vec<String> = p.iter().map(|e| e.to_string()).collect();
-    assert!(
-        all.iter().any(|e| e.contains("ens3f0np0/type unreadable")),
-        "{all:?}"
-    );
-    assert!(
-        all.iter()
-            .any(|e| e.contains("lo/type malformed: `loopback`")),
-        "{all:?}"
-    );
+    assert_problem(&p, "ens3f0np0/type unreadable");
+    assert_problem(&p, "lo/type malformed: `loopback`");
     assert_eq!(n.unreadable_nics, vec!["ens3f0np0".to_string()]);
     let r = checks_by_id(&root).await;
     for id in [
@@ -556,12 +535,7 @@ fn nvme_with_a_truncated_smart_page_is_reported_not_invented() {
             .contains("100 bytes, expected 512")
     );
     assert_eq!(d[3].namespaces[0].write_cache, None);
-    let all: Vec<String> = p.iter().map(|e| e.to_string()).collect();
-    assert!(
-        all.iter()
-            .any(|e| e.contains("nvme3n1/queue/write_cache malformed: `sometimes`")),
-        "{all:?}"
-    );
+    assert_problem(&p, "nvme3n1/queue/write_cache malformed: `sometimes`");
 }
 
 #[test]
@@ -575,16 +549,8 @@ fn nvme_names_an_unreadable_model_or_malformed_serial_and_keeps_the_drive() {
     .unwrap();
     let mut p = Problems::default();
     let d = collectors::nvme::collect(&HostRoot::open(&path).unwrap(), true, &mut p).unwrap();
-    let all: Vec<String> = p.iter().map(|e| e.to_string()).collect();
-    assert!(
-        all.iter().any(|e| e.contains("nvme5/model unreadable")),
-        "{all:?}"
-    );
-    assert!(
-        all.iter()
-            .any(|e| e.contains("nvme6/serial malformed: not valid UTF-8 text")),
-        "{all:?}"
-    );
+    assert_problem(&p, "nvme5/model unreadable");
+    assert_problem(&p, "nvme6/serial malformed: not valid UTF-8 text");
     assert_eq!(d.len(), 8, "both drives are still listed");
     assert_eq!(d[5].model, "");
     assert_eq!(

@@ -8,6 +8,7 @@ use crate::ui::widgets::table::{self, Col};
 use crate::ui::widgets::{fit, flow, rule, severity_label, severity_style, sparkline};
 use ratatui::Frame;
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
@@ -131,18 +132,9 @@ fn health(vs: &ViewState, th: &Theme) -> Vec<Vec<Span<'static>>> {
             if c.up == total { th.ok } else { th.text },
         ),
     ];
-    if c.stale > 0 {
-        nodes.push(Span::styled(format!(" · {} stale", c.stale), th.stale));
-    }
-    if c.down > 0 {
-        nodes.push(Span::styled(format!(" · {} down", c.down), th.down));
-    }
-    if c.connecting > 0 {
-        nodes.push(Span::styled(
-            format!(" · {} connecting", c.connecting),
-            th.dim,
-        ));
-    }
+    counted(&mut nodes, c.stale, "stale", th.stale);
+    counted(&mut nodes, c.down, "down", th.down);
+    counted(&mut nodes, c.connecting, "connecting", th.dim);
     nodes.push(Span::styled(format!(" of {total}"), th.dim));
 
     let mut checks = vec![Span::styled("Checks ", th.header)];
@@ -159,12 +151,7 @@ fn health(vs: &ViewState, th: &Theme) -> Vec<Vec<Span<'static>>> {
     } else {
         checks.push(Span::styled("none failing", th.ok));
     }
-    if c.checks_warning > 0 {
-        checks.push(Span::styled(
-            format!(" · {} warn", c.checks_warning),
-            th.warn,
-        ));
-    }
+    counted(&mut checks, c.checks_warning, "warn", th.warn);
 
     let mut drives = vec![Span::styled("Drives ", th.header)];
     let known = c.drives_ok + c.drives_warning + c.drives_critical + c.drives_unknown;
@@ -173,30 +160,15 @@ fn health(vs: &ViewState, th: &Theme) -> Vec<Vec<Span<'static>>> {
     } else {
         drives.push(Span::styled(format!("{} ok", c.drives_ok), th.ok));
     }
-    if c.drives_warning > 0 {
-        drives.push(Span::styled(
-            format!(" · {} warning", c.drives_warning),
-            th.warn,
-        ));
-    }
-    if c.drives_critical > 0 {
-        drives.push(Span::styled(
-            format!(" · {} critical", c.drives_critical),
-            th.fail,
-        ));
-    }
-    if c.drives_unknown > 0 {
-        drives.push(Span::styled(
-            format!(" · {} SMART unknown", c.drives_unknown),
-            th.unknown,
-        ));
-    }
-    if c.drives_not_current > 0 {
-        drives.push(Span::styled(
-            format!(" · {} on nodes not up", c.drives_not_current),
-            th.stale,
-        ));
-    }
+    counted(&mut drives, c.drives_warning, "warning", th.warn);
+    counted(&mut drives, c.drives_critical, "critical", th.fail);
+    counted(&mut drives, c.drives_unknown, "SMART unknown", th.unknown);
+    counted(
+        &mut drives,
+        c.drives_not_current,
+        "on nodes not up",
+        th.stale,
+    );
 
     let mut ports = vec![Span::styled("Ports ", th.header)];
     if c.probes_total == 0 {
@@ -227,4 +199,11 @@ fn health(vs: &ViewState, th: &Theme) -> Vec<Vec<Span<'static>>> {
         Span::styled("no data plane reporting", th.dim),
     ];
     vec![nodes, checks, drives, ports, cores, io]
+}
+
+/// Appends ` · N label` when N is not zero.
+fn counted(spans: &mut Vec<Span<'static>>, n: usize, label: &str, style: Style) {
+    if n > 0 {
+        spans.push(Span::styled(format!(" · {n} {label}"), style));
+    }
 }
