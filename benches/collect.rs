@@ -69,7 +69,22 @@ fn bench(c: &mut Criterion) {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("bind loopback");
     let addr = listener.local_addr().expect("bound address");
-    rt.spawn(exporter::serve(listener, state));
+    // Through the agent's own listener (limits, idle timeout), as `axon agent` serves it.
+    let limits = axon::agent::listen::Limits::default();
+    let (incoming, _accept) = rt.block_on(async {
+        axon::agent::listen::tcp_incoming(
+            listener,
+            None,
+            axon::agent::listen::Which::Metrics,
+            &limits,
+            state.server.clone(),
+        )
+    });
+    rt.spawn(axon::agent::listen::serve_http(
+        incoming,
+        exporter::router(state),
+        limits.handshake_timeout,
+    ));
     g.bench_function("http_get_metrics_text_0.0.4", |b| {
         b.iter(|| black_box(scrape(addr, "*/*")))
     });

@@ -118,6 +118,7 @@ fn main() {
                 state: st.clone(),
                 tokens: tokens.clone(),
                 default_interval: Duration::from_secs(1),
+                watches: axon::agent::service::WatchLimiter::new(64, st.server.clone()),
             };
             tokio::spawn(
                 tonic::transport::Server::builder()
@@ -169,7 +170,7 @@ fn main() {
     let env = std::env::var("AXON_FOLLOW_ENV").unwrap_or_default();
     let suffix = std::env::var("AXON_FOLLOW_SUFFIX").unwrap_or_default();
     let cmd = format!(
-        "{env} {} console --inventory {} {suffix}",
+        "{env} {} console --insecure --inventory {} {suffix}",
         env!("CARGO_BIN_EXE_axon"),
         inv_path.display()
     );

@@ -59,6 +59,9 @@ pub struct ConsoleArgs {
     pub port: u16,
 
     #[command(flatten)]
+    pub trust: TrustArgs,
+
+    #[command(flatten)]
     pub view: ViewArgs,
 }
 
@@ -177,6 +180,12 @@ pub struct AgentArgs {
     /// Collection interval of the cheap collectors; expensive ones run at multiples of it
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub interval: Duration,
+
+    #[command(flatten)]
+    pub tls: ServerTlsArgs,
+
+    #[command(flatten)]
+    pub limits: LimitsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -230,8 +239,114 @@ pub struct DemoArgs {
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 
+    /// Run the demo agents and console without TLS (plain-text gRPC; tokens in clear)
+    #[arg(long)]
+    pub insecure: bool,
+
     #[command(flatten)]
     pub view: ViewArgs,
+}
+
+/// TLS of the agent's gRPC on TCP (and optionally /metrics).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "TLS")]
+pub struct ServerTlsArgs {
+    /// Serve gRPC on TCP in plain text: bearer tokens travel in clear. For labs only; the
+    /// agent says so at every start. Default: TLS with a self-signed certificate created
+    /// on first start in <state-dir>/tls (key mode 0600), fingerprint printed at start
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key", "metrics_tls"])]
+    pub insecure: bool,
+
+    /// PEM certificate (chain) to present instead of the self-signed one (with --tls-key)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert (mode 0600)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve /metrics over HTTPS with the same certificate (default: plain HTTP, the
+    /// Prometheus convention; /metrics reveals hostname, kernel, drive serials and checks)
+    #[arg(long)]
+    pub metrics_tls: bool,
+}
+
+/// Limits that keep the agent boring under floods of connections and calls.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitsArgs {
+    /// Open gRPC connections on TCP; more are closed at once (axon_connections_rejected_total)
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub max_connections: u32,
+
+    /// Open connections from one peer address, per listener (gRPC, /metrics)
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub max_connections_per_peer: u32,
+
+    /// Concurrent calls (HTTP/2 streams) on one gRPC connection
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_streams_per_connection: u32,
+
+    /// Watch streams one principal (reader token, admin token, socket uid) may hold open
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_watch_per_principal: u32,
+
+    /// Open /metrics connections
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub max_metrics_connections: u32,
+
+    /// Time a new connection has to finish its TLS handshake (and /metrics its request
+    /// headers), 100ms to 5m
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
+    pub handshake_timeout: Duration,
+
+    /// A connection that sends nothing for this long is closed, 1s to 1h (gRPC clients
+    /// answer keepalive pings every 20 s, so live ones never are)
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_idle)]
+    pub idle_timeout: Duration,
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    parse_duration_in(s, Duration::from_millis(100), Duration::from_secs(300))
+}
+
+fn parse_idle(s: &str) -> Result<Duration, String> {
+    parse_duration_in(s, Duration::from_secs(1), Duration::from_secs(3600))
+}
+
+/// A duration within `[min, max]`, refused at parse time with the range.
+pub fn parse_duration_in(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < min || d > max {
+        return Err(format!("`{s}` is out of range: {min:?} to {max:?}"));
+    }
+    Ok(d)
+}
+
+/// How the console and CLI trust agents' certificates.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "TLS")]
+pub struct TrustArgs {
+    /// Speak plain-text gRPC (agents started with --insecure). Tokens travel in clear:
+    /// labs only
+    #[arg(long, conflicts_with_all = ["ca_file", "tofu"])]
+    pub insecure: bool,
+
+    /// Trust agent certificates signed by this CA (PEM); inventory `ca_file` per node
+    /// overrides it. Without it, each agent's fingerprint must be pinned in the inventory
+    /// (`fingerprint = "sha256:…"`, printed by the agent at start)
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Trust an agent's certificate the first time it is seen and record it in the
+    /// known-agents file; a later change is refused
+    #[arg(long)]
+    pub tofu: bool,
+
+    /// Recorded fingerprints [default: $XDG_CONFIG_HOME/axon/known_agents or
+    /// ~/.config/axon/known_agents]
+    #[arg(long, value_name = "FILE")]
+    pub known_agents: Option<PathBuf>,
 }
 
 /// Parses `500ms`, `2s`, `1m`, or a bare number of seconds.

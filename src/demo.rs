@@ -175,6 +175,8 @@ pub struct DemoOptions {
     /// Base of the ports: control on `port_base`, metrics on `port_base + 90`.
     pub control_port: u16,
     pub metrics_port: u16,
+    /// Agents without TLS.
+    pub insecure: bool,
 }
 
 impl Default for DemoOptions {
@@ -185,6 +187,7 @@ impl Default for DemoOptions {
             interval: Duration::from_secs(1),
             control_port: CONTROL_PORT,
             metrics_port: METRICS_PORT,
+            insecure: false,
         }
     }
 }
@@ -235,6 +238,15 @@ pub async fn start(opts: DemoOptions) -> Result<DemoCluster> {
             token_file: None,
             node_name: Some(node_name(i)),
             base_interval: opts.interval,
+            tls: if opts.insecure {
+                agent::tls::ServerTls::Off
+            } else {
+                agent::tls::ServerTls::SelfSigned {
+                    dir: dir.join(format!("{}/tls", node_name(i))),
+                }
+            },
+            metrics_tls: false,
+            limits: agent::listen::Limits::default(),
             collect: agent::scheduler::CollectConfig {
                 net: NetConfig::default(),
                 plan: PlanParams::default(),
@@ -264,6 +276,10 @@ pub async fn start(opts: DemoOptions) -> Result<DemoCluster> {
             &token_file,
             opts.control_port,
             opts.metrics_port,
+            &agents
+                .iter()
+                .map(|a| a.tls.as_ref().map(|t| t.fingerprint))
+                .collect::<Vec<_>>(),
         ),
     )?;
     Ok(DemoCluster {
@@ -281,6 +297,7 @@ pub fn inventory_toml(
     token_file: &Path,
     control_port: u16,
     metrics_port: u16,
+    fingerprints: &[Option<crate::wire::tls::Fingerprint>],
 ) -> String {
     let mut s = format!(
         "# Written by `axon demo`: {nodes} emulated nodes on 127.0.1.1-{nodes}.\n\
@@ -293,6 +310,9 @@ pub fn inventory_toml(
             node_name(i),
             node_ip(i)
         ));
+        if let Some(Some(fp)) = fingerprints.get(usize::from(i) - 1) {
+            s.push_str(&format!("fingerprint = \"{fp}\"\n"));
+        }
     }
     s
 }
@@ -304,6 +324,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         interval: a.view.interval,
         control_port: a.port,
         metrics_port: a.metrics_port,
+        insecure: a.insecure,
     };
     eprintln!(
         "axon demo: starting {} agents on 127.0.1.1-{} (emulated hosts) …",
@@ -326,7 +347,16 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         );
         let _ = tokio::signal::ctrl_c().await;
     } else {
-        let inv = crate::fleet::Inventory::load(&inventory)?;
+        let mut inv = crate::fleet::Inventory::load(&inventory)?;
+        if a.insecure {
+            inv.trust = std::sync::Arc::new(
+                crate::fleet::tls::Trust::new(&crate::fleet::tls::TrustOptions {
+                    insecure: true,
+                    ..Default::default()
+                })
+                .map_err(anyhow::Error::msg)?,
+            );
+        }
         crate::commands::view(&inv, &a.view).await?;
     }
     for ag in &cluster.agents {

@@ -6,6 +6,7 @@ mod common;
 
 use axon::agent::{self, AgentConfig};
 use axon::fleet::client::{self, Target};
+use axon::fleet::tls::{Security, Trust};
 use axon::model::snapshot::Section;
 use axon::wire::{self, pb};
 use common::*;
@@ -36,6 +37,11 @@ async fn start(root: &Path, interval: Duration, peers: Vec<String>) -> Running {
         node_name: None,
         base_interval: interval,
         collect,
+        tls: agent::tls::ServerTls::SelfSigned {
+            dir: dir.path().join("state/tls"),
+        },
+        metrics_tls: false,
+        limits: agent::listen::Limits::default(),
     };
     let agent = agent::start(cfg).await.expect("agent starts");
     let admin = std::fs::read_to_string(dir.path().join("state/admin.token"))
@@ -54,10 +60,20 @@ async fn start(root: &Path, interval: Duration, peers: Vec<String>) -> Running {
     }
 }
 
+/// TLS with the agent's fingerprint pinned, as the console does from the inventory.
+fn pinned(r: &Running) -> Security {
+    let fp = r.agent.tls.as_ref().expect("TLS by default").fingerprint;
+    let addr = r.agent.grpc_addr.unwrap().to_string();
+    Trust::default()
+        .for_agent("test", &addr, Some((fp, "test".into())), None)
+        .unwrap()
+}
+
 fn tcp(r: &Running, token: Option<&str>) -> Target {
     Target::Tcp {
         addr: r.agent.grpc_addr.unwrap().to_string(),
         token: token.map(str::to_string),
+        security: pinned(r),
     }
 }
 
@@ -394,6 +410,9 @@ async fn unix_socket_trusts_root_and_needs_no_token() {
         node_name: None,
         base_interval: Duration::from_secs(1),
         collect: collect_config(),
+        tls: agent::tls::ServerTls::Off,
+        metrics_tls: false,
+        limits: agent::listen::Limits::default(),
     };
     let e = agent::start(cfg).await.err().expect("refused").to_string();
     assert!(
@@ -519,14 +538,19 @@ async fn full_probe_action_reports_progress_and_needs_the_admin_token() {
         port: addr.port(),
         metrics_port: 0,
         token_file: None,
+        fingerprint: None,
+        ca_file: None,
     };
+    let security = pinned(&r);
     let run = |token: String| {
         let spec = spec.clone();
+        let security = security.clone();
         async move {
             let (tx, mut rx) = tokio::sync::mpsc::channel(64);
             tokio::spawn(full_probe(
                 spec,
                 Some(token),
+                security,
                 vec!["127.0.0.1".into(), "127.0.0.2".into()],
                 vec!["ssh".into()],
                 tx,

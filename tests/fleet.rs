@@ -37,7 +37,9 @@ fn free_port() -> u16 {
 
 fn spawn_agent(port: u16, state: &Path, sock: &Path) -> Agent {
     let child = Command::new(env!("CARGO_BIN_EXE_axon"))
-        .args(["agent", "--host-root"])
+        // Plain text: the fake servers below (junk, liar) speak no TLS, and what this file
+        // tests is how the console judges nodes; tests/tls.rs covers TLS.
+        .args(["agent", "--insecure", "--host-root"])
         .arg(common::fixture("amd-epyc-4numa"))
         .args([
             "--listen",
@@ -65,6 +67,22 @@ fn spec(name: &str, port: u16, token: &Path) -> NodeSpec {
         port,
         metrics_port: 0,
         token_file: Some(token.to_path_buf()),
+        fingerprint: None,
+        ca_file: None,
+    }
+}
+
+fn inventory(nodes: Vec<NodeSpec>) -> Inventory {
+    Inventory {
+        nodes,
+        trust: std::sync::Arc::new(
+            axon::fleet::tls::Trust::new(&axon::fleet::tls::TrustOptions {
+                insecure: true,
+                ..Default::default()
+            })
+            .unwrap(),
+        ),
+        path: None,
     }
 }
 
@@ -188,15 +206,13 @@ async fn nodes_that_die_hang_come_back_or_lie_are_shown_as_such() {
     let c = spawn_agent(free_port(), &state, &dir.path().join("c.sock"));
     let junk = garbage_server();
     let liar = liar_server().await;
-    let inv = Inventory {
-        nodes: vec![
-            spec("dies", a.port, &token),
-            spec("hangs", b.port, &token),
-            spec("steady", c.port, &token),
-            spec("junk", junk, &token),
-            spec("liar", liar, &token),
-        ],
-    };
+    let inv = inventory(vec![
+        spec("dies", a.port, &token),
+        spec("hangs", b.port, &token),
+        spec("steady", c.port, &token),
+        spec("junk", junk, &token),
+        spec("liar", liar, &token),
+    ]);
     let mut fleet = Fleet::start(&inv, FollowOptions::for_interval(INTERVAL)).unwrap();
     for i in 0..3 {
         wait(&mut fleet, i, Duration::from_secs(20), "up", |s, _| {
@@ -322,9 +338,7 @@ async fn a_wrong_token_is_an_auth_failure_not_a_mystery() {
     let a = spawn_agent(free_port(), &state, &dir.path().join("a.sock"));
     let bad = dir.path().join("bad.token");
     std::fs::write(&bad, "not-the-token\n").unwrap();
-    let inv = Inventory {
-        nodes: vec![spec("a", a.port, &bad)],
-    };
+    let inv = inventory(vec![spec("a", a.port, &bad)]);
     let mut fleet = Fleet::start(&inv, FollowOptions::for_interval(INTERVAL)).unwrap();
     wait(
         &mut fleet,
@@ -339,9 +353,7 @@ async fn a_wrong_token_is_an_auth_failure_not_a_mystery() {
         },
     )
     .await;
-    let missing = Inventory {
-        nodes: vec![spec("a", a.port, &dir.path().join("nope.token"))],
-    };
+    let missing = inventory(vec![spec("a", a.port, &dir.path().join("nope.token"))]);
     let e = Fleet::start(&missing, FollowOptions::for_interval(INTERVAL))
         .err()
         .expect("missing token file is an error")

@@ -4,6 +4,7 @@
 
 use crate::fleet::client::{self, Target};
 use crate::fleet::inventory::NodeSpec;
+use crate::fleet::tls::Security;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -24,17 +25,19 @@ pub enum Progress {
 pub async fn full_probe(
     spec: NodeSpec,
     token: Option<String>,
+    security: Security,
     peers: Vec<String>,
     groups: Vec<String>,
     tx: mpsc::Sender<Progress>,
 ) {
-    let r = run(&spec, token, &peers, &groups, &tx).await;
+    let r = run(&spec, token, security, &peers, &groups, &tx).await;
     let _ = tx.send(Progress::Finished(r)).await;
 }
 
 async fn run(
     spec: &NodeSpec,
     token: Option<String>,
+    security: Security,
     peers: &[String],
     groups: &[String],
     tx: &mpsc::Sender<Progress>,
@@ -49,6 +52,7 @@ async fn run(
         &Target::Tcp {
             addr: spec.endpoint(),
             token,
+            security,
         },
         Duration::from_secs(3),
     )

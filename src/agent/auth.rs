@@ -36,7 +36,16 @@ pub enum AuthSetupError {
     BadToken { path: PathBuf },
     #[error("{}: token file is readable by others (mode {mode:o}) — chmod 600 it", path.display())]
     TooOpen { path: PathBuf, mode: u32 },
+    #[error("{}: token file is not UTF-8 text — delete it to have a new one generated, or write one line of at least {MIN_TOKEN_LEN} characters", path.display())]
+    NotText { path: PathBuf },
+    #[error("{}: token is {len} characters; tokens must be at least {MIN_TOKEN_LEN} — delete the file to have a new 64-character one generated (or: head -c 32 /dev/urandom | xxd -p -c 64 > FILE)", path.display())]
+    TooShort { path: PathBuf, len: usize },
+    #[error("admin token {} is the same as the reader token {}: anyone with the reader token would be admin — pass --token-file with a different file, or delete {} to have a new admin token generated", admin.display(), reader.display(), admin.display())]
+    AdminIsReader { admin: PathBuf, reader: PathBuf },
 }
+
+/// The shortest token the agent accepts (generated ones are 64 hex characters).
+pub const MIN_TOKEN_LEN: usize = 32;
 
 pub fn random_token() -> io::Result<String> {
     let mut buf = [0u8; 32];
@@ -50,8 +59,8 @@ pub fn load_or_create(path: &Path) -> Result<String, AuthSetupError> {
         path: path.to_path_buf(),
         source,
     };
-    match std::fs::read_to_string(path) {
-        Ok(s) => {
+    match std::fs::read(path) {
+        Ok(bytes) => {
             let mode = std::fs::metadata(path)
                 .map_err(io_err)?
                 .permissions()
@@ -63,10 +72,19 @@ pub fn load_or_create(path: &Path) -> Result<String, AuthSetupError> {
                     mode,
                 });
             }
+            let s = String::from_utf8(bytes).map_err(|_| AuthSetupError::NotText {
+                path: path.to_path_buf(),
+            })?;
             let t = s.trim();
             if t.is_empty() || t.contains(char::is_whitespace) {
                 return Err(AuthSetupError::BadToken {
                     path: path.to_path_buf(),
+                });
+            }
+            if t.chars().count() < MIN_TOKEN_LEN {
+                return Err(AuthSetupError::TooShort {
+                    path: path.to_path_buf(),
+                    len: t.chars().count(),
                 });
             }
             Ok(t.to_string())
@@ -106,8 +124,15 @@ impl Tokens {
         let admin_path = admin_file
             .map(Path::to_path_buf)
             .unwrap_or_else(|| state_dir.join("admin.token"));
+        let reader_path = state_dir.join("reader.token");
         let admin = load_or_create(&admin_path)?;
-        let reader = load_or_create(&state_dir.join("reader.token"))?;
+        let reader = load_or_create(&reader_path)?;
+        if ct_eq(admin.as_bytes(), reader.as_bytes()) {
+            return Err(AuthSetupError::AdminIsReader {
+                admin: admin_path,
+                reader: reader_path,
+            });
+        }
         Ok(Tokens { admin, reader })
     }
 
@@ -161,6 +186,22 @@ pub fn authorize<T>(tokens: &Tokens, req: &Request<T>) -> Result<Role, Status> {
         .ok_or_else(|| Status::unauthenticated("invalid token"))
 }
 
+/// Who is calling, for per-principal limits: `uid N` on the control socket, else the
+/// role of the token presented.
+pub fn principal<T>(tokens: &Tokens, req: &Request<T>) -> Result<String, Status> {
+    if let Some(info) = req.extensions().get::<UdsConnectInfo>() {
+        authorize(tokens, req)?;
+        return Ok(match info.peer_cred.map(|c| c.uid()) {
+            Some(uid) => format!("uid {uid} on the control socket"),
+            None => "control socket".into(),
+        });
+    }
+    Ok(match authorize(tokens, req)? {
+        Role::Admin => "the admin token".into(),
+        Role::Reader => "the reader token".into(),
+    })
+}
+
 pub fn require<T>(tokens: &Tokens, req: &Request<T>, need: Role) -> Result<Role, Status> {
     let role = authorize(tokens, req)?;
     if role < need {
@@ -188,10 +229,63 @@ mod tests {
     fn world_readable_token_files_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("admin.token");
-        std::fs::write(&p, "abc\n").unwrap();
+        std::fs::write(&p, format!("{}\n", "a".repeat(40))).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = load_or_create(&p).unwrap_err().to_string();
         assert!(e.contains("chmod 600"), "{e}");
+    }
+
+    fn private_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    }
+
+    #[test]
+    fn admin_token_file_pointing_at_the_reader_token_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        // First start creates both; then an operator passes the reader token as admin.
+        Tokens::load(&state, None).unwrap();
+        let e = Tokens::load(&state, Some(&state.join("reader.token")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("same as the reader token") && e.contains("--token-file"),
+            "{e}"
+        );
+        // A copy of the reader token's text in another file is refused the same way.
+        let reader = std::fs::read(state.join("reader.token")).unwrap();
+        let copy = private_file(dir.path(), "copy.token", &reader);
+        let e = Tokens::load(&state, Some(&copy)).unwrap_err().to_string();
+        assert!(e.contains("same as the reader token"), "{e}");
+    }
+
+    #[test]
+    fn tokens_shorter_than_32_characters_are_refused_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let short = private_file(dir.path(), "admin.token", b"x\n");
+        let e = Tokens::load(&dir.path().join("state"), Some(&short))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("admin.token") && e.contains("1 characters") && e.contains("at least 32"),
+            "{e}"
+        );
+        let ok = private_file(dir.path(), "ok.token", "k".repeat(32).as_bytes());
+        Tokens::load(&dir.path().join("state"), Some(&ok)).unwrap();
+    }
+
+    #[test]
+    fn non_utf8_token_file_is_named_as_not_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = private_file(dir.path(), "admin.token", &[0xff, 0xfe, 0x00, 0x41]);
+        let e = load_or_create(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("not UTF-8") && !e.contains("create the directory"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -415,9 +415,23 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
 
 /// Encodes in OpenMetrics text (`openmetrics = true`) or Prometheus text format 0.0.4.
 pub fn render(s: &NodeSnapshot, now_ms: i64, openmetrics: bool) -> String {
+    render_with(s, now_ms, openmetrics, None)
+}
+
+/// `render`, plus the listeners' counters when given.
+pub fn render_with(
+    s: &NodeSnapshot,
+    now_ms: i64,
+    openmetrics: bool,
+    server: Option<&super::listen::ServerStats>,
+) -> String {
     let mut out = String::with_capacity(64 * 1024);
+    let mut reg = registry(s, now_ms);
+    if let Some(st) = server {
+        st.register(&mut reg);
+    }
     // Writing into a String cannot fail.
-    let _ = encode(&mut out, &registry(s, now_ms));
+    let _ = encode(&mut out, &reg);
     if openmetrics {
         out
     } else {
@@ -481,10 +495,8 @@ pub fn wants_openmetrics(accept: &str) -> bool {
     }
 }
 
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: Arc<AgentState>,
-) -> std::io::Result<()> {
+/// The `/metrics` HTTP application (served by `listen::serve_http`).
+pub fn router(state: Arc<AgentState>) -> axum::Router {
     use axum::http::{HeaderMap, header};
     use axum::response::IntoResponse;
     use axum::routing::get;
@@ -497,7 +509,7 @@ pub async fn serve(
                 .unwrap_or("");
             let om = wants_openmetrics(accept);
             let now = now_ms();
-            let body = state.with_snapshot(|s, _| render(s, now, om));
+            let body = state.with_snapshot(|s, _| render_with(s, now, om, Some(&state.server)));
             (
                 [(
                     header::CONTENT_TYPE,
@@ -508,11 +520,10 @@ pub async fn serve(
                 .into_response()
         }
     };
-    let app = axum::Router::new().route("/metrics", get(metrics)).route(
+    axum::Router::new().route("/metrics", get(metrics)).route(
         "/",
         get(|| async { "axon exporter: metrics at /metrics\n" }),
-    );
-    axum::serve(listener, app).await
+    )
 }
 
 #[cfg(test)]

@@ -5,9 +5,11 @@
 
 pub mod auth;
 pub mod exporter;
+pub mod listen;
 pub mod scheduler;
 pub mod service;
 pub mod state;
+pub mod tls;
 
 use crate::collectors::HostRoot;
 use crate::collectors::probes::{self, ProbeOptions};
@@ -34,6 +36,35 @@ pub struct AgentConfig {
     pub node_name: Option<String>,
     pub base_interval: Duration,
     pub collect: CollectConfig,
+    /// TLS of gRPC on TCP (the unix socket is never TLS).
+    pub tls: tls::ServerTls,
+    /// Serve `/metrics` over TLS too, with the same certificate.
+    pub metrics_tls: bool,
+    pub limits: listen::Limits,
+}
+
+impl AgentConfig {
+    /// A config with the defaults of `axon agent` for everything but where it reads and
+    /// listens: TLS with a self-signed certificate in `<state_dir>/tls`, default limits.
+    pub fn new(host_root: PathBuf, state_dir: PathBuf, collect: CollectConfig) -> Self {
+        AgentConfig {
+            host_root,
+            listen: None,
+            echo_listen: None,
+            metrics_listen: None,
+            unix_socket: None,
+            tls: tls::ServerTls::SelfSigned {
+                dir: state_dir.join("tls"),
+            },
+            state_dir,
+            token_file: None,
+            node_name: None,
+            base_interval: Duration::from_secs(1),
+            collect,
+            metrics_tls: false,
+            limits: listen::Limits::default(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +73,8 @@ pub enum AgentError {
     HostRoot(#[from] crate::collectors::CollectError),
     #[error("tokens: {0}")]
     Auth(#[from] auth::AuthSetupError),
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsSetupError),
     #[error("cannot listen on {what} {addr}: {source} — {hint}")]
     Bind {
         what: &'static str,
@@ -70,6 +103,8 @@ pub struct Agent {
     pub echo_addr: Option<SocketAddr>,
     pub unix_socket: Option<PathBuf>,
     pub admin_token_file: PathBuf,
+    /// The certificate gRPC on TCP presents (None with --insecure or without TCP).
+    pub tls: Option<Arc<tls::Identity>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -146,18 +181,59 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
         collect_interval_ms: cfg.base_interval.as_millis() as u64,
     };
     let state = Arc::new(AgentState::new(info, schedule.initial_status()));
+    let stats = state.server.clone();
     let mut tasks = Vec::new();
+
+    // The certificate: needed for gRPC on TCP, and for /metrics with --metrics-tls.
+    let wants_tls = (cfg.listen.is_some() || (cfg.metrics_tls && cfg.metrics_listen.is_some()))
+        && cfg.tls != tls::ServerTls::Off;
+    let identity = if wants_tls {
+        let names = vec![state.with_snapshot(|s, _| s.node.hostname.clone())]
+            .into_iter()
+            .chain(
+                cfg.listen
+                    .iter()
+                    .filter(|a| !a.ip().is_unspecified())
+                    .map(|a| a.ip().to_string()),
+            )
+            .collect::<Vec<_>>();
+        Some(Arc::new(match &cfg.tls {
+            tls::ServerTls::SelfSigned { dir } => tls::load_or_create(dir, &names)?,
+            tls::ServerTls::Files { cert, key } => tls::load_files(cert, key)?,
+            tls::ServerTls::Off => unreachable!("checked above"),
+        }))
+    } else {
+        None
+    };
+    if cfg.metrics_tls && identity.is_none() && cfg.metrics_listen.is_some() {
+        return Err(AgentError::Tls(tls::TlsSetupError::Generate(
+            "--metrics-tls needs a certificate: drop --insecure".into(),
+        )));
+    }
 
     let metrics_addr = match cfg.metrics_listen {
         Some(addr) => {
             let l = bind_tcp("metrics", addr).await?;
             let local = l.local_addr().ok();
-            let st = state.clone();
-            tasks.push(tokio::spawn(async move {
-                if let Err(e) = exporter::serve(l, st).await {
-                    eprintln!("axon: metrics server stopped: {e}");
-                }
-            }));
+            let acceptor = match (&identity, cfg.metrics_tls) {
+                (Some(id), true) => Some(tokio_rustls::TlsAcceptor::from(
+                    id.server_config(&[b"http/1.1"])?,
+                )),
+                _ => None,
+            };
+            let (incoming, accept) = listen::tcp_incoming(
+                l,
+                acceptor,
+                listen::Which::Metrics,
+                &cfg.limits,
+                stats.clone(),
+            );
+            tasks.push(accept);
+            tasks.push(tokio::spawn(listen::serve_http(
+                incoming,
+                exporter::router(state.clone()),
+                cfg.limits.handshake_timeout,
+            )));
             local
         }
         None => None,
@@ -198,16 +274,20 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
             state: state.clone(),
             tokens: tokens.clone(),
             default_interval: cfg.base_interval,
+            watches: service::WatchLimiter::new(cfg.limits.max_watch_per_principal, stats.clone()),
         };
         let control = service::ControlSvc {
             tokens,
             peers: cfg.collect.peers.clone(),
             probe: cfg.collect.probe.clone(),
         };
+        let limits = cfg.limits.clone();
         let router = || {
             tonic::transport::Server::builder()
-                .tcp_nodelay(true)
+                .max_concurrent_streams(limits.max_streams_per_connection)
                 .http2_keepalive_interval(Some(Duration::from_secs(20)))
+                .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+                .http2_max_header_list_size(64 * 1024)
                 .add_service(pb::node_service_server::NodeServiceServer::new(
                     node.clone(),
                 ))
@@ -218,7 +298,22 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
         if let Some(addr) = cfg.listen {
             let l = bind_tcp("gRPC", addr).await?;
             grpc_addr = l.local_addr().ok();
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
+            let acceptor = match &identity {
+                Some(id) => Some(tokio_rustls::TlsAcceptor::from(id.grpc_config()?)),
+                None => None,
+            };
+            stats.grpc_tls.store(
+                u64::from(acceptor.is_some()),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            let (incoming, accept) = listen::tcp_incoming(
+                l,
+                acceptor,
+                listen::Which::GrpcTcp,
+                &cfg.limits,
+                stats.clone(),
+            );
+            tasks.push(accept);
             let r = router();
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = r.serve_with_incoming(incoming).await {
@@ -229,7 +324,8 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
         if let Some(path) = &cfg.unix_socket {
             let l = bind_unix(path)?;
             unix_socket = Some(path.clone());
-            let incoming = tokio_stream::wrappers::UnixListenerStream::new(l);
+            let (incoming, accept) = listen::unix_incoming(l, &cfg.limits, stats.clone());
+            tasks.push(accept);
             let r = router();
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = r.serve_with_incoming(incoming).await {
@@ -263,6 +359,7 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
         echo_addr,
         unix_socket,
         admin_token_file,
+        tls: if grpc_addr.is_some() { identity } else { None },
         tasks,
     })
 }

@@ -20,6 +20,65 @@ pub struct NodeSvc {
     pub state: Arc<AgentState>,
     pub tokens: Arc<Tokens>,
     pub default_interval: Duration,
+    pub watches: Arc<WatchLimiter>,
+}
+
+/// Caps the Watch streams each principal (reader token, admin token, socket uid) holds
+/// open at once: one console needs one per agent, so the cap only bites a client that
+/// opens streams without end.
+pub struct WatchLimiter {
+    max: usize,
+    open: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    stats: Arc<super::listen::ServerStats>,
+}
+
+/// One open Watch stream's place under the cap.
+pub struct WatchPermit {
+    limiter: Arc<WatchLimiter>,
+    principal: String,
+}
+
+impl WatchLimiter {
+    pub fn new(max: usize, stats: Arc<super::listen::ServerStats>) -> Arc<Self> {
+        Arc::new(WatchLimiter {
+            max,
+            open: Default::default(),
+            stats,
+        })
+    }
+
+    pub fn try_open(self: &Arc<Self>, principal: String) -> Result<WatchPermit, Status> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut g = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = g.entry(principal.clone()).or_insert(0);
+        if *n >= self.max {
+            self.stats.watch_rejected.fetch_add(1, Relaxed);
+            return Err(Status::resource_exhausted(format!(
+                "{principal} already has {} Watch streams open on this agent (--max-watch-per-principal {}); close some, or raise the limit",
+                *n, self.max
+            )));
+        }
+        *n += 1;
+        self.stats.watch_open.fetch_add(1, Relaxed);
+        Ok(WatchPermit {
+            limiter: self.clone(),
+            principal,
+        })
+    }
+}
+
+impl Drop for WatchPermit {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut g = self.limiter.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = g.get_mut(&self.principal) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                g.remove(&self.principal);
+            }
+        }
+        self.limiter.stats.watch_open.fetch_sub(1, Relaxed);
+    }
 }
 
 fn parse_sections(names: &[String]) -> Result<Vec<Section>, Status> {
@@ -129,6 +188,9 @@ impl pb::node_service_server::NodeService for NodeSvc {
     ) -> Result<Response<Self::WatchStream>, Status> {
         auth::require(&self.tokens, &req, Role::Reader)?;
         let want = parse_sections(&req.get_ref().sections)?;
+        let permit = self
+            .watches
+            .try_open(auth::principal(&self.tokens, &req)?)?;
         let min_interval = match req.get_ref().min_interval_ms {
             0 => self.default_interval,
             ms => Duration::from_millis(u64::from(ms).max(50)),
@@ -136,6 +198,7 @@ impl pb::node_service_server::NodeService for NodeSvc {
         let state = self.state.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
+            let _permit = permit;
             let mut changes = state.subscribe();
             let mut sent = Sent::default();
             // The probe summary (999 peers at 1,000 nodes) follows in a second message, so

@@ -60,6 +60,8 @@ struct Inner {
 pub struct AgentState {
     inner: RwLock<Inner>,
     generation: watch::Sender<u64>,
+    /// The listeners' counters (connections, limits), for `/metrics`.
+    pub server: std::sync::Arc<super::listen::ServerStats>,
 }
 
 impl AgentState {
@@ -74,6 +76,7 @@ impl AgentState {
                 versions: Versions::default(),
             }),
             generation: watch::channel(0).0,
+            server: Default::default(),
         }
     }
 

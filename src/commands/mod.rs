@@ -3,7 +3,10 @@
 pub mod check;
 
 use crate::agent::{self, AgentConfig, scheduler::CollectConfig};
-use crate::cli::{AgentArgs, CheckArgs, CollectArgs, ConsoleArgs, ExporterArgs, ViewArgs};
+use crate::cli::{
+    AgentArgs, CheckArgs, CollectArgs, ConsoleArgs, ExporterArgs, LimitsArgs, ServerTlsArgs,
+    TrustArgs, ViewArgs,
+};
 use crate::collectors::HostRoot;
 use crate::collectors::checks::PlanParams;
 use crate::collectors::net::NetConfig;
@@ -55,6 +58,50 @@ async fn wait_for_shutdown() {
     }
 }
 
+/// The listener limits from the flags.
+pub fn limits(a: &LimitsArgs) -> agent::listen::Limits {
+    agent::listen::Limits {
+        max_connections: a.max_connections as usize,
+        max_connections_per_ip: a.max_connections_per_peer as usize,
+        max_streams_per_connection: a.max_streams_per_connection,
+        max_watch_per_principal: a.max_watch_per_principal as usize,
+        max_metrics_connections: a.max_metrics_connections as usize,
+        handshake_timeout: a.handshake_timeout,
+        idle_timeout: a.idle_timeout,
+    }
+}
+
+/// The agent's TLS from the flags.
+pub fn server_tls(a: &ServerTlsArgs, state_dir: &std::path::Path) -> agent::tls::ServerTls {
+    match (a.insecure, &a.tls_cert, &a.tls_key) {
+        (true, _, _) => agent::tls::ServerTls::Off,
+        (false, Some(cert), Some(key)) => agent::tls::ServerTls::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        _ => agent::tls::ServerTls::SelfSigned {
+            dir: state_dir.join("tls"),
+        },
+    }
+}
+
+/// The console's trust in agents' certificates, from the flags.
+pub fn trust(a: &TrustArgs) -> Result<std::sync::Arc<crate::fleet::tls::Trust>> {
+    let t = crate::fleet::tls::Trust::new(&crate::fleet::tls::TrustOptions {
+        insecure: a.insecure,
+        ca_file: a.ca_file.clone(),
+        tofu: a.tofu,
+        known_agents: a.known_agents.clone(),
+    })
+    .map_err(anyhow::Error::msg)?;
+    if a.insecure {
+        eprintln!(
+            "axon: WARNING: --insecure: talking to agents in plain text; tokens and data cross the network unencrypted"
+        );
+    }
+    Ok(std::sync::Arc::new(t))
+}
+
 pub async fn agent(a: AgentArgs) -> Result<()> {
     let cfg = AgentConfig {
         host_root: a.collect.host_root.clone(),
@@ -67,15 +114,41 @@ pub async fn agent(a: AgentArgs) -> Result<()> {
         node_name: a.node_name.clone(),
         base_interval: a.interval,
         collect: collect_config(&a.collect)?,
+        tls: server_tls(&a.tls, &a.state_dir),
+        metrics_tls: a.tls.metrics_tls,
+        limits: limits(&a.limits),
     };
     let ag = agent::start(cfg).await?;
     let name = ag.state.with_snapshot(|s, _| s.node.hostname.clone());
     eprintln!("axon agent {} on node {name}", env!("CARGO_PKG_VERSION"));
-    if let Some(a) = ag.grpc_addr {
-        eprintln!(
-            "  gRPC        {a} (TCP, bearer token from {})",
-            ag.admin_token_file.display()
-        );
+    if let Some(addr) = ag.grpc_addr {
+        match &ag.tls {
+            Some(id) => {
+                eprintln!(
+                    "  gRPC        {addr} (TLS, bearer token from {})",
+                    ag.admin_token_file.display()
+                );
+                eprintln!(
+                    "  certificate {} {}{}",
+                    id.cert_path.display(),
+                    id.fingerprint,
+                    if id.created { " (created now)" } else { "" }
+                );
+                eprintln!(
+                    "              pin it in the console's inventory: fingerprint = \"{}\"",
+                    id.fingerprint
+                );
+            }
+            None => {
+                eprintln!(
+                    "  gRPC        {addr} (PLAIN TEXT, bearer token from {})",
+                    ag.admin_token_file.display()
+                );
+                eprintln!(
+                    "axon: WARNING: --insecure: gRPC on TCP is not encrypted; anyone on the network can read the tokens and impersonate this agent. Labs only."
+                );
+            }
+        }
     }
     if let Some(p) = &ag.unix_socket {
         eprintln!("  control     {} (unix socket, root peers)", p.display());
@@ -103,6 +176,9 @@ pub async fn exporter(a: ExporterArgs) -> Result<()> {
         node_name: None,
         base_interval: a.interval,
         collect: collect_config(&a.collect)?,
+        tls: agent::tls::ServerTls::Off,
+        metrics_tls: false,
+        limits: agent::listen::Limits::default(),
     };
     let ag = agent::start(cfg).await?;
     if let Some(addr) = ag.metrics_addr {
@@ -187,10 +263,11 @@ pub async fn view(inv: &Inventory, v: &ViewArgs) -> Result<()> {
 }
 
 pub async fn console(a: ConsoleArgs) -> Result<()> {
-    let inv = match (&a.inventory, &a.hosts) {
+    let mut inv = match (&a.inventory, &a.hosts) {
         (Some(path), _) => Inventory::load(path)?,
         (None, Some(h)) => Inventory::from_hosts(h, a.port, a.token_file.clone())?,
         (None, None) => anyhow::bail!("pass --hosts 'axon[001-022]' or --inventory FILE"),
     };
+    inv.trust = trust(&a.trust)?;
     view(&inv, &a.view).await
 }

@@ -1,4 +1,5 @@
-//! Connections to agents: TCP with a bearer token, or the local unix control socket.
+//! Connections to agents: TCP (TLS by default, see `fleet::tls`) with a bearer token, or
+//! the local unix control socket.
 
 use crate::wire::pb;
 use std::path::PathBuf;
@@ -9,8 +10,14 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 #[derive(Debug, Clone)]
 pub enum Target {
-    Tcp { addr: String, token: Option<String> },
-    Unix { path: PathBuf },
+    Tcp {
+        addr: String,
+        token: Option<String>,
+        security: super::tls::Security,
+    },
+    Unix {
+        path: PathBuf,
+    },
 }
 
 #[derive(Clone)]
@@ -89,7 +96,11 @@ impl Clients {
 /// Connects (lazily for TCP: the first call dials) with the given connect timeout.
 pub async fn connect(target: &Target, connect_timeout: Duration) -> Result<Clients, ConnectError> {
     let (channel, token) = match target {
-        Target::Tcp { addr, token } => {
+        Target::Tcp {
+            addr,
+            token,
+            security,
+        } => {
             let ep = Endpoint::from_shared(format!("http://{addr}"))
                 .map_err(|e| ConnectError::Failed {
                     target: addr.clone(),
@@ -99,10 +110,38 @@ pub async fn connect(target: &Target, connect_timeout: Duration) -> Result<Clien
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(20))
                 .keep_alive_timeout(Duration::from_secs(10));
-            let ch = ep.connect().await.map_err(|e| ConnectError::Failed {
-                target: addr.clone(),
-                detail: error_chain(&e),
-            })?;
+            let ch = match security {
+                super::tls::Security::Plaintext => {
+                    ep.connect().await.map_err(|e| ConnectError::Failed {
+                        target: addr.clone(),
+                        detail: format!(
+                            "{} (the console runs with --insecure: an agent started without it speaks TLS only)",
+                            error_chain(&e)
+                        ),
+                    })?
+                }
+                super::tls::Security::Tls(tls) => {
+                    let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+                    let name = tls.server_name.clone();
+                    let dial = addr.clone();
+                    ep.connect_with_connector(tower::service_fn(move |_: Uri| {
+                        let connector = connector.clone();
+                        let name = name.clone();
+                        let dial = dial.clone();
+                        async move {
+                            let tcp = tokio::net::TcpStream::connect(&dial).await?;
+                            tcp.set_nodelay(true)?;
+                            let s = connector.connect(name, tcp).await?;
+                            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
+                        }
+                    }))
+                    .await
+                    .map_err(|e| ConnectError::Failed {
+                        target: addr.clone(),
+                        detail: super::tls::explain(&error_chain(&e)),
+                    })?
+                }
+            };
             (ch, token.clone())
         }
         Target::Unix { path } => {

@@ -5,6 +5,7 @@
 
 use super::client::{self, Target, error_chain};
 use super::inventory::{Inventory, InventoryError, NodeSpec};
+use super::tls::Security;
 use super::view::{ClusterView, Failure, FailureKind, NodeUpdate, NodeView, Thresholds};
 use crate::clock::now_ms;
 use crate::wire::{self, pb};
@@ -94,12 +95,14 @@ async fn session(
     node: usize,
     spec: &NodeSpec,
     token: Option<String>,
+    security: &Security,
     opts: &FollowOptions,
     tx: &mpsc::Sender<NodeUpdate>,
 ) -> (Failure, Reached) {
     let target = Target::Tcp {
         addr: spec.endpoint(),
         token,
+        security: security.clone(),
     };
     let connect = tokio::time::timeout(
         opts.connect_timeout,
@@ -294,17 +297,22 @@ pub async fn follow_node(
     node: usize,
     spec: NodeSpec,
     token: Option<String>,
+    security: Security,
     opts: FollowOptions,
     tx: mpsc::Sender<NodeUpdate>,
 ) {
     let mut backoff = opts.backoff_min;
     let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ (node as u64 + 1).wrapping_mul(0x1000_0000_01B3);
     loop {
-        let (mut f, reached) = session(node, &spec, token.clone(), &opts, &tx).await;
+        let (mut f, reached) = session(node, &spec, token.clone(), &security, &opts, &tx).await;
         // Something may be listening that is not an agent; say so if it is. (Not when the
         // TCP connect itself failed: then nothing listens, and a silent host would cost
         // another full timeout.)
-        if f.kind == FailureKind::Connection && reached == Reached::Connected {
+        // (Not over TLS either: a TLS agent answers a clear-text preface with an alert.)
+        if f.kind == FailureKind::Connection
+            && reached == Reached::Connected
+            && matches!(security, Security::Plaintext)
+        {
             if let Err(what) = sniff_http2(&spec.endpoint(), opts.connect_timeout).await {
                 f = failure(FailureKind::Protocol, what);
             }
@@ -330,6 +338,8 @@ pub struct Fleet {
     /// The inventory entry and token of each node, in view order.
     pub specs: Vec<NodeSpec>,
     pub tokens: Vec<Option<String>>,
+    /// How each node's certificate is verified (or plain text with --insecure).
+    pub securities: Vec<Security>,
     rx: mpsc::Receiver<NodeUpdate>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -360,6 +370,11 @@ impl Fleet {
                     .and_then(|p| tokens.get(p).cloned())
             })
             .collect();
+        let securities: Vec<Security> = inv
+            .nodes
+            .iter()
+            .map(|spec| inv.security(spec))
+            .collect::<Result<_, _>>()?;
         let tasks = inv
             .nodes
             .iter()
@@ -369,6 +384,7 @@ impl Fleet {
                     i,
                     spec.clone(),
                     node_tokens[i].clone(),
+                    securities[i].clone(),
                     opts.clone(),
                     tx.clone(),
                 ))
@@ -378,6 +394,7 @@ impl Fleet {
             view,
             specs: inv.nodes.clone(),
             tokens: node_tokens,
+            securities,
             rx,
             tasks,
         })

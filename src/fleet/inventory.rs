@@ -13,10 +13,16 @@
 //! address = "10.0.0.7"                    # default: the name
 //! port = 14100
 //! token_file = "/etc/axon/axon007.token"
+//! fingerprint = "sha256:…"                # the agent's TLS certificate (pinned)
 //! ```
+//!
+//! `ca_file = "/etc/axon/ca.pem"` (file level or per node) trusts agents whose certificates
+//! that CA signed instead; see `fleet::tls` for the order in which trust is decided.
 
+use super::tls::Trust;
 use crate::model::hostlist;
 use crate::model::ports::{CONTROL_PORT, METRICS_PORT};
+use crate::wire::tls::Fingerprint;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +34,10 @@ pub struct NodeSpec {
     pub port: u16,
     pub metrics_port: u16,
     pub token_file: Option<PathBuf>,
+    /// The agent's certificate fingerprint, pinned.
+    pub fingerprint: Option<Fingerprint>,
+    /// A CA that signs the agent's certificate.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl NodeSpec {
@@ -43,6 +53,10 @@ impl NodeSpec {
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
     pub nodes: Vec<NodeSpec>,
+    /// How agents' certificates are trusted (flags); pins come from `nodes`.
+    pub trust: std::sync::Arc<Trust>,
+    /// The file the nodes came from, to name it in messages.
+    pub path: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +76,8 @@ pub enum InventoryError {
         "no nodes: pass --hosts 'axon[001-022]' or --inventory FILE (axon demo --headless writes one)"
     )]
     Empty,
+    #[error("{0}")]
+    Tls(String),
     #[error("token file {}: {source} — run as root, or pass --token-file with a readable copy of the agent's reader.token", path.display())]
     Token {
         path: PathBuf,
@@ -77,6 +93,8 @@ struct FileNode {
     port: Option<u16>,
     metrics_port: Option<u16>,
     token_file: Option<PathBuf>,
+    fingerprint: Option<String>,
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +104,7 @@ struct File {
     port: Option<u16>,
     metrics_port: Option<u16>,
     hosts: Option<String>,
+    ca_file: Option<PathBuf>,
     #[serde(default)]
     node: Vec<FileNode>,
 }
@@ -105,12 +124,17 @@ impl Inventory {
                 port,
                 metrics_port: METRICS_PORT,
                 token_file: token_file.clone(),
+                fingerprint: None,
+                ca_file: None,
             })
             .collect();
         if nodes.is_empty() {
             return Err(InventoryError::Empty);
         }
-        Ok(Inventory { nodes })
+        Ok(Inventory {
+            nodes,
+            ..Default::default()
+        })
     }
 
     pub fn load(path: &Path) -> Result<Self, InventoryError> {
@@ -133,6 +157,7 @@ impl Inventory {
         let port = f.port.unwrap_or(CONTROL_PORT);
         let metrics_port = f.metrics_port.unwrap_or(METRICS_PORT);
         let token_file = f.token_file.map(anchor);
+        let ca_file = f.ca_file.map(anchor);
         let mut nodes: Vec<NodeSpec> = match &f.hosts {
             Some(h) => hostlist::expand(h)?
                 .into_iter()
@@ -142,6 +167,8 @@ impl Inventory {
                     port,
                     metrics_port,
                     token_file: token_file.clone(),
+                    fingerprint: None,
+                    ca_file: ca_file.clone(),
                 })
                 .collect(),
             None => Vec::new(),
@@ -159,7 +186,16 @@ impl Inventory {
                     name: n.name,
                 });
             }
+            let fingerprint = match &n.fingerprint {
+                Some(s) => Some(Fingerprint::parse(s).map_err(|e| InventoryError::Parse {
+                    path: path.to_path_buf(),
+                    detail: format!("node `{}`: fingerprint {e}", n.name),
+                })?),
+                None => None,
+            };
             let spec = NodeSpec {
+                fingerprint,
+                ca_file: n.ca_file.map(anchor).or_else(|| ca_file.clone()),
                 address: n.address.unwrap_or_else(|| n.name.clone()),
                 port: n.port.unwrap_or(port),
                 metrics_port: n.metrics_port.unwrap_or(metrics_port),
@@ -177,7 +213,27 @@ impl Inventory {
         if nodes.is_empty() {
             return Err(InventoryError::Empty);
         }
-        Ok(Inventory { nodes })
+        Ok(Inventory {
+            nodes,
+            trust: Default::default(),
+            path: Some(path.to_path_buf()),
+        })
+    }
+
+    /// The security to reach one node with: its pin or CA file under the fleet's trust.
+    pub fn security(&self, spec: &NodeSpec) -> Result<super::tls::Security, InventoryError> {
+        let source = match &self.path {
+            Some(p) => format!("inventory {} (node {})", p.display(), spec.name),
+            None => format!("the inventory (node {})", spec.name),
+        };
+        self.trust
+            .for_agent(
+                &spec.name,
+                &spec.endpoint(),
+                spec.fingerprint.map(|f| (f, source)),
+                spec.ca_file.as_deref(),
+            )
+            .map_err(InventoryError::Tls)
     }
 
     /// Reads every distinct token file once.

@@ -528,6 +528,7 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
                     tokio::spawn(probe_action::full_probe(
                         spec,
                         token,
+                        fleet.securities[node].clone(),
                         peers,
                         vec!["core".into()],
                         job_tx.clone(),

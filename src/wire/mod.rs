@@ -7,6 +7,7 @@ pub mod pb {
 }
 
 mod convert;
+pub mod tls;
 pub use convert::{
     DecodedSnapshot, WireError, decode_snapshot, encode_memory, encode_pinning_changes,
     encode_probe_report, encode_snapshot, merge_snapshot, proto_from_pb, proto_to_pb,
