@@ -628,3 +628,61 @@ pub async fn serve_http(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_stream::StreamExt;
+
+    /// `Server::builder().tcp_nodelay(true)` never reaches sockets handed to
+    /// `serve_with_incoming`: without NODELAY a small reply waits for the peer's delayed
+    /// ACK (44 ms p50 per GetSnapshot over TCP against 0.3 ms on the unix socket).
+    #[tokio::test]
+    async fn accepted_sockets_get_tcp_nodelay() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (mut incoming, task) = tcp_incoming(
+            l,
+            None,
+            Which::GrpcTcp,
+            &Limits::default(),
+            Arc::new(ServerStats::default()),
+        );
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let conn = incoming.next().await.unwrap().unwrap();
+        let MaybeTls::Plain(s) = &conn.io else {
+            panic!("plain")
+        };
+        assert!(s.nodelay().unwrap(), "accepted socket has TCP_NODELAY");
+        assert_eq!(conn.info.remote_addr, Some(_client.local_addr().unwrap()));
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn permits_are_given_back_and_counted() {
+        let stats = Arc::new(ServerStats::default());
+        let caps = Arc::new(Caps {
+            total: 3,
+            per_ip: 2,
+            open: Mutex::new((0, HashMap::new())),
+            stats: stats.clone(),
+            which: Which::GrpcTcp.stats(),
+        });
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let p1 = caps.try_acquire(Some(a)).unwrap();
+        let _p2 = caps.try_acquire(Some(a)).unwrap();
+        assert!(caps.try_acquire(Some(a)).is_none(), "per-peer cap");
+        let _p3 = caps.try_acquire(Some(b)).unwrap();
+        assert!(caps.try_acquire(Some(b)).is_none(), "total cap");
+        assert_eq!(stats.grpc_tcp.open.load(Relaxed), 3);
+        drop(p1);
+        assert_eq!(stats.grpc_tcp.open.load(Relaxed), 2);
+        assert!(
+            caps.try_acquire(Some(a)).is_some(),
+            "a's place is free again"
+        );
+        assert_eq!(stats.grpc_tcp.rejected_ip_limit.load(Relaxed), 1);
+        assert_eq!(stats.grpc_tcp.rejected_total_limit.load(Relaxed), 1);
+    }
+}

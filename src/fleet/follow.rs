@@ -142,13 +142,11 @@ async fn session(
             );
         }
         Ok(Err(s)) => {
-            return (
-                failure(
-                    classify_status(&s),
-                    format!("{}: {}", spec.endpoint(), status_text(&s)),
-                ),
-                Reached::Connected,
-            );
+            let mut text = format!("{}: {}", spec.endpoint(), status_text(&s));
+            if matches!(security, Security::Plaintext) {
+                text = super::tls::explain_plaintext(&text);
+            }
+            return (failure(classify_status(&s), text), Reached::Connected);
         }
         Ok(Ok(r)) => r.into_inner(),
     };

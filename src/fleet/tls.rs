@@ -456,6 +456,18 @@ pub fn explain(detail: &str) -> String {
     }
 }
 
+/// A clear-text call that a TLS agent answered with a TLS alert (seen by HTTP/2 as a bad
+/// frame): say what is going on.
+pub fn explain_plaintext(detail: &str) -> String {
+    if detail.contains("frame with invalid size") || detail.contains("FRAME_SIZE_ERROR") {
+        format!(
+            "{detail} — the agent speaks TLS and this console runs with --insecure: drop --insecure (and pin the agent's fingerprint)"
+        )
+    } else {
+        detail.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
