@@ -80,10 +80,12 @@ fn bench(c: &mut Criterion) {
             state.server.clone(),
         )
     });
+    let stats = state.server.clone();
     rt.spawn(axon::agent::listen::serve_http(
         incoming,
         exporter::router(state),
         limits.handshake_timeout,
+        stats,
     ));
     g.bench_function("http_get_metrics_text_0.0.4", |b| {
         b.iter(|| black_box(scrape(addr, "*/*")))

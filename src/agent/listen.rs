@@ -609,22 +609,28 @@ pub fn unix_incoming(
 }
 
 /// Serves HTTP/1.1 (`/metrics`) on accepted connections: request headers must arrive
-/// within `header_timeout`, and each connection runs in its own task.
+/// within `header_timeout` (a slowloris client is cut and counted as a handshake
+/// timeout), and each connection runs in its own task.
 pub async fn serve_http(
     mut incoming: Incoming<TcpConn>,
     app: axum::Router,
     header_timeout: Duration,
+    stats: Arc<ServerStats>,
 ) {
     use tokio_stream::StreamExt;
     while let Some(conn) = incoming.next().await {
         let Ok(conn) = conn else { continue };
         let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        let stats = stats.clone();
         tokio::spawn(async move {
-            let _ = hyper::server::conn::http1::Builder::new()
+            let r = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(header_timeout)
                 .serve_connection(hyper_util::rt::TokioIo::new(conn), svc)
                 .await;
+            if r.is_err_and(|e| e.is_timeout()) {
+                stats.metrics.handshake_timeouts.fetch_add(1, Relaxed);
+            }
         });
     }
 }

@@ -233,6 +233,7 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
                 incoming,
                 exporter::router(state.clone()),
                 cfg.limits.handshake_timeout,
+                stats.clone(),
             )));
             local
         }

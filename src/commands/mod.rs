@@ -102,7 +102,41 @@ pub fn trust(a: &TrustArgs) -> Result<std::sync::Arc<crate::fleet::tls::Trust>> 
     Ok(std::sync::Arc::new(t))
 }
 
+/// Raises the soft file-descriptor limit to the hard one (as Go servers do): the agent's
+/// connection caps, not an accidental 1,024, bound what it holds open. Returns the limit.
+fn raise_fd_limit() -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit write/read the valid struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return 0;
+        }
+        if r.rlim_cur < r.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: r.rlim_max,
+                rlim_max: r.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                return want.rlim_cur;
+            }
+        }
+    }
+    r.rlim_cur
+}
+
 pub async fn agent(a: AgentArgs) -> Result<()> {
+    let fds = raise_fd_limit();
+    let needed =
+        u64::from(a.limits.max_connections) + u64::from(a.limits.max_metrics_connections) + 64;
+    if fds > 0 && fds < needed {
+        eprintln!(
+            "axon: warning: the file-descriptor limit ({fds}) is below what --max-connections {} and --max-metrics-connections {} may hold ({needed}); raise LimitNOFILE or lower the caps (accept errors back off, and are counted in axon_accept_errors_total)",
+            a.limits.max_connections, a.limits.max_metrics_connections
+        );
+    }
     let cfg = AgentConfig {
         host_root: a.collect.host_root.clone(),
         listen: Some(a.listen),
