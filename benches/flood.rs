@@ -13,7 +13,7 @@
 //!    - 1,000 slowloris /metrics clients from 127.0.0.1, one header byte every 2 s,
 //!      reconnecting when cut;
 //!    - hostlist bombs as ProbePorts.peers with the admin token, over and over;
-//! 3. after (15 s settle + 10 s): the flood is gone; the good client measures again.
+//! 3. after (30 s settle + 10 s): the flood is gone; the good client measures again.
 //!
 //! Reports the good client's GetSnapshot p50/p99 and scrape latency per phase, the
 //! agent's RSS and CPU before, during and after, what the agent refused (from its own
@@ -298,33 +298,10 @@ async fn run() {
     // --- the flood ---
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
-    let idle_connected = Arc::new(AtomicU64::new(0));
-    for i in 0..IDLE {
-        let (stop, n) = (stop.clone(), idle_connected.clone());
-        let src: &'static str = Box::leak(format!("127.0.1.{}", 1 + i % 50).into_boxed_str());
-        tasks.push(tokio::spawn(async move {
-            let mut buf = [0u8; 64];
-            while !stop.load(Relaxed) {
-                if let Ok(mut s) = connect_from(src, GRPC.parse().unwrap()).await {
-                    n.fetch_add(1, Relaxed);
-                    // Hold it, sending nothing, until the agent closes it.
-                    loop {
-                        match tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf))
-                            .await
-                        {
-                            Ok(Ok(0)) | Ok(Err(_)) => break,
-                            _ if stop.load(Relaxed) => return,
-                            _ => {}
-                        }
-                    }
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }));
-    }
     let watch_ok = Arc::new(AtomicU64::new(0));
     let watch_refused = Arc::new(AtomicU64::new(0));
     let mut watch_clients = Vec::new();
+    // First, while the agent still takes connections (the idle flood fills its cap).
     for _ in 0..WATCH_CONNS {
         watch_clients.push(client_from("127.0.0.1", &security, &reader).await);
     }
@@ -365,6 +342,30 @@ async fn run() {
                 }
             }));
         }
+    }
+    let idle_connected = Arc::new(AtomicU64::new(0));
+    for i in 0..IDLE {
+        let (stop, n) = (stop.clone(), idle_connected.clone());
+        let src: &'static str = Box::leak(format!("127.0.1.{}", 1 + i % 50).into_boxed_str());
+        tasks.push(tokio::spawn(async move {
+            let mut buf = [0u8; 64];
+            while !stop.load(Relaxed) {
+                if let Ok(mut s) = connect_from(src, GRPC.parse().unwrap()).await {
+                    n.fetch_add(1, Relaxed);
+                    // Hold it, sending nothing, until the agent closes it.
+                    loop {
+                        match tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf))
+                            .await
+                        {
+                            Ok(Ok(0)) | Ok(Err(_)) => break,
+                            _ if stop.load(Relaxed) => return,
+                            _ => {}
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }));
     }
     let loris_cut = Arc::new(AtomicU64::new(0));
     for _ in 0..SLOWLORIS {
@@ -416,7 +417,10 @@ async fn run() {
                 return;
             };
             while !stop.load(Relaxed) {
-                for (name, peers) in bombs() {
+                for (name, peers) in bombs()
+                    .into_iter()
+                    .filter(|_| std::env::var_os("AXON_FLOOD_NO_BOMBS").is_none())
+                {
                     let r = tokio::time::timeout(
                         Duration::from_secs(10),
                         c.control.probe_ports(pb::ProbePortsRequest {
@@ -451,7 +455,7 @@ async fn run() {
     }
     drop(tasks);
     drop(watch_clients);
-    tokio::time::sleep(Duration::from_secs(15)).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
     let after = measure("after", pid, &mut good, Duration::from_secs(10)).await;
     let alive = usage(pid).is_some();
 

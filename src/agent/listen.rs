@@ -635,6 +635,49 @@ pub async fn serve_http(
     }
 }
 
+/// After a burst of connections or streams is gone, hands the freed heap back to the
+/// kernel. glibc keeps freed memory in its arenas for reuse, so without this an agent that
+/// survived a flood would hold its peak RSS for ever. Checks every 5 s; when the open
+/// connections and streams have dropped well below the most seen, trims at each check
+/// for the next minute (the collectors replace their data meanwhile, so pages that
+/// long-lived data pinned during the flood empty out and are trimmed too).
+pub async fn give_back_memory(stats: Arc<ServerStats>) {
+    let load = |s: &ServerStats| {
+        s.grpc_tcp.open.load(Relaxed)
+            + s.grpc_unix.open.load(Relaxed)
+            + s.metrics.open.load(Relaxed)
+            + s.watch_open.load(Relaxed)
+    };
+    let mut peak = load(&stats);
+    let mut trims_left = 0u32;
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = load(&stats);
+        peak = peak.max(now);
+        if peak >= 32 && now <= peak / 2 {
+            trims_left = 12;
+            peak = now;
+        }
+        if trims_left > 0 {
+            trims_left -= 1;
+            trim_heap();
+        }
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_heap() {
+    // SAFETY: malloc_trim has no preconditions; it only releases free heap pages.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_heap() {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

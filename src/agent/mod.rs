@@ -346,6 +346,7 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
     collect
         .own_addresses
         .push(state.with_snapshot(|s, _| s.node.hostname.clone()));
+    tasks.push(tokio::spawn(listen::give_back_memory(stats.clone())));
     tasks.extend(scheduler::spawn(
         root,
         Arc::new(collect),
