@@ -288,7 +288,8 @@ fn persisted_sysctl(root: &HostRoot, key: &str) -> Persisted {
 fn numa_balancing(root: &HostRoot) -> CheckResult {
     const ID: &str = "numa.balancing";
     const EXP: &str = "kernel.numa_balancing = 0, persisted in /etc/sysctl.conf or /etc/sysctl.d";
-    const FIX: &str = "sysctl -w kernel.numa_balancing=0 && echo 'kernel.numa_balancing = 0' > /etc/sysctl.d/99-axon.conf";
+    // Appends: other remedies (ARP, rp_filter) write to the same file.
+    const FIX: &str = "sysctl -w kernel.numa_balancing=0 && echo 'kernel.numa_balancing = 0' >> /etc/sysctl.d/99-axon.conf";
     let runtime = match root.read_opt("/proc/sys/kernel/numa_balancing") {
         Ok(Some(v)) => match v.trim().parse::<i64>() {
             Ok(n) => Some(n),
@@ -324,6 +325,20 @@ fn numa_balancing(root: &HostRoot) -> CheckResult {
     let persisted = persisted_sysctl(root, "kernel.numa_balancing");
     let last = persisted.assignments.last();
     let unread = persisted.unreadable.join("; ");
+    // A file that sets another value and is read after 99-axon.conf would win over an
+    // appended line: then that file is what to fix.
+    let fix = match last {
+        Some((f, v))
+            if v != "0"
+                && (f == "/etc/sysctl.conf"
+                    || f.rsplit('/').next().is_some_and(|n| n > "99-axon.conf")) =>
+        {
+            format!(
+                "sysctl -w kernel.numa_balancing=0, and change the line in {f} to `kernel.numa_balancing = 0` (it is read after 99-axon.conf and sets {v})"
+            )
+        }
+        _ => FIX.to_string(),
+    };
     match runtime {
         None => result(
             ID,
@@ -344,7 +359,7 @@ fn numa_balancing(root: &HostRoot) -> CheckResult {
                 }
             ),
             EXP,
-            FIX,
+            fix,
         ),
         Some(_) => match last {
             Some((f, v)) if v == "0" => result(
@@ -354,12 +369,13 @@ fn numa_balancing(root: &HostRoot) -> CheckResult {
                 EXP,
                 "",
             ),
+            // The seed requires the setting persisted: one that reverts at boot fails.
             Some((f, v)) => result(
                 ID,
-                CheckStatus::Warn,
+                CheckStatus::Fail,
                 format!("0 now, but {f} sets {v}: reverts at boot"),
                 EXP,
-                FIX,
+                fix,
             ),
             // Nothing readable persists it, but an unreadable file may: that is unknown.
             None if !unread.is_empty() => unknown(
@@ -369,10 +385,10 @@ fn numa_balancing(root: &HostRoot) -> CheckResult {
             ),
             None => result(
                 ID,
-                CheckStatus::Warn,
+                CheckStatus::Fail,
                 "0 now, but not persisted in any sysctl file: reverts at boot",
                 EXP,
-                "echo 'kernel.numa_balancing = 0' > /etc/sysctl.d/99-axon.conf",
+                "echo 'kernel.numa_balancing = 0' >> /etc/sysctl.d/99-axon.conf",
             ),
         },
     }
@@ -1123,27 +1139,43 @@ fn subnet_of(addr: std::net::Ipv4Addr, len: u8) -> String {
 
 fn net_arp(inp: &CheckInputs) -> CheckResult {
     const ID: &str = "net.arp";
-    const EXP: &str =
-        "arp_filter=1 arp_announce=2 arp_ignore=1 on each dataplane NIC (and on all/default)";
+    const EXP: &str = "arp_filter=1 arp_announce=2 arp_ignore=1 in effect on each dataplane NIC (the kernel takes the max of all and the NIC), set so on the NIC, all and default";
     let (net, nics) = match dataplane(inp, ID, EXP) {
         Ok(x) => x,
         Err(r) => return r,
     };
     let mut bad = Vec::new();
     let mut unreadable = Vec::new();
+    // Right only because `all` makes them so: the NIC's own value takes over when `all` is
+    // changed back.
+    let mut latent = Vec::new();
     for n in &nics {
         let e = n.ipconf.effective(&net.all);
         match (e.arp_filter, e.arp_announce, e.arp_ignore) {
-            (Some(1), Some(2), Some(1)) => {}
+            (Some(1), Some(2), Some(1)) => {
+                let own = &n.ipconf;
+                let off: Vec<String> = [
+                    ("arp_filter", own.arp_filter, 1),
+                    ("arp_announce", own.arp_announce, 2),
+                    ("arp_ignore", own.arp_ignore, 1),
+                ]
+                .into_iter()
+                .filter(|(_, v, want)| *v != Some(*want))
+                .map(|(k, v, _)| format!("{k}={}", opt(v)))
+                .collect();
+                if !off.is_empty() {
+                    latent.push(format!("{} own {}", n.name, off.join(" ")));
+                }
+            }
             (Some(f), Some(a), Some(i)) => bad.push(format!(
-                "{}: arp_filter={f} arp_announce={a} arp_ignore={i}",
+                "{}: effective arp_filter={f} arp_announce={a} arp_ignore={i}",
                 n.name
             )),
             _ => unreadable.push(n.name.clone()),
         }
     }
     let fix = format!(
-        "for d in {} all default; do sysctl -w net.ipv4.conf.$d.arp_filter=1 net.ipv4.conf.$d.arp_announce=2 net.ipv4.conf.$d.arp_ignore=1; done — and persist the same settings in /etc/sysctl.d/99-axon.conf",
+        "for d in {} all default; do for k in arp_filter=1 arp_announce=2 arp_ignore=1; do sysctl -w net.ipv4.conf.$d.$k && echo net.ipv4.conf.$d.$k >> /etc/sysctl.d/99-axon.conf; done; done",
         nics.iter()
             .map(|n| n.name.as_str())
             .collect::<Vec<_>>()
@@ -1157,6 +1189,23 @@ fn net_arp(inp: &CheckInputs) -> CheckResult {
             ID,
             format!("ARP settings unreadable for {}", unreadable.join(", ")),
             EXP,
+        );
+    }
+    let names = nics
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !latent.is_empty() {
+        return result(
+            ID,
+            CheckStatus::Warn,
+            format!(
+                "{names}: effective arp_filter=1 arp_announce=2 arp_ignore=1, but only through `all`: {} (takes effect if `all` is changed)",
+                latent.join("; ")
+            ),
+            EXP,
+            fix,
         );
     }
     let d = &net.default;
@@ -1177,13 +1226,7 @@ fn net_arp(inp: &CheckInputs) -> CheckResult {
     result(
         ID,
         CheckStatus::Pass,
-        format!(
-            "{}: arp_filter=1 arp_announce=2 arp_ignore=1",
-            nics.iter()
-                .map(|n| n.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        format!("{names}: effective arp_filter=1 arp_announce=2 arp_ignore=1"),
         EXP,
         "",
     )
@@ -1224,7 +1267,7 @@ fn net_rp_filter(inp: &CheckInputs) -> CheckResult {
             format!("strict reverse-path filtering (1) on {}", strict.join(", ")),
             EXP,
             format!(
-                "sysctl -w {} net.ipv4.conf.all.rp_filter=2 — and persist in /etc/sysctl.d/99-axon.conf",
+                "sysctl -w {0} net.ipv4.conf.all.rp_filter=2 && printf '%s\\n' {0} net.ipv4.conf.all.rp_filter=2 >> /etc/sysctl.d/99-axon.conf",
                 strict
                     .iter()
                     .map(|s| format!("net.ipv4.conf.{s}.rp_filter=2"))

@@ -139,7 +139,7 @@ pub const CATALOG: &[CheckDef] = &[
     CheckDef {
         id: "net.arp",
         short: "ar",
-        requirement: "arp_filter=1, arp_announce=2, arp_ignore=1 per dataplane NIC (and all/default)",
+        requirement: "effective arp_filter=1, arp_announce=2, arp_ignore=1 per dataplane NIC, set on it and all/default",
         source: "WEKA sbr-config",
         cluster_wide: false,
     },
