@@ -543,3 +543,29 @@ fn errors_name_the_problem_once() {
     assert_eq!(err.matches("No such file").count(), 0, "{err}");
     assert_eq!(err.matches("not found").count(), 1, "{err}");
 }
+
+// ------------------------------------------------------------------ odd hosts
+
+#[test]
+fn host_ssd_ratio_over_1_to_8_fails_on_axon_check() {
+    let (_d, path) = common::copy_fixture("amd-epyc-4numa");
+    // An 800 GB drive among 7.68 TB ones: 1:9.6 on this host alone.
+    let sectors = format!("{}\n", 800_166_076_416u64 / 512);
+    std::fs::write(path.join("sys/block/nvme3n1/size"), &sectors).unwrap();
+    std::fs::write(path.join("sys/class/nvme/nvme3/nvme3n1/size"), &sectors).unwrap();
+    let (code, v) = check_json(&["--host-root", path.to_str().unwrap()]);
+    assert_eq!(code, 2, "{v}");
+    assert_eq!(status(&v, "nvme.capacity"), "fail");
+    let cap = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "nvme.capacity")
+        .unwrap();
+    let obs = cap["observed"].as_str().unwrap();
+    assert!(
+        obs.contains("smallest nvme3 800.17 GB : largest") && obs.contains("worse than 1:8"),
+        "{obs}"
+    );
+    assert!(cap["remedy"].as_str().unwrap().contains("1:8"), "{cap}");
+}

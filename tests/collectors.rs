@@ -1039,6 +1039,23 @@ fn netlink_agrees_with_iproute2_on_this_host() {
 
 // ------------------------------------------------------------------ odd hosts judged right
 
+/// Gives drive `ctrl` of a copied fixture `bytes` of capacity (sysfs counts 512-byte
+/// sectors), in both places the kernel shows it.
+fn set_drive_bytes(root: &std::path::Path, ctrl: &str, bytes: u64) {
+    let sectors = format!("{}\n", bytes / 512);
+    std::fs::write(root.join(format!("sys/block/{ctrl}n1/size")), &sectors).unwrap();
+    std::fs::write(
+        root.join(format!("sys/class/nvme/{ctrl}/{ctrl}n1/size")),
+        &sectors,
+    )
+    .unwrap();
+}
+
+/// Drive sizes as sold (IDEMA LBA1-03): the byte counts real drives report.
+const TB_3_84: u64 = 3_840_755_982_336;
+const TB_30_72: u64 = 30_725_971_992_576;
+const TB_32: u64 = 32_006_220_374_016;
+
 #[tokio::test]
 async fn numa_balancing_not_persisted_fails() {
     let (_d, path) = copy_fixture("amd-epyc-4numa");
@@ -1095,6 +1112,34 @@ async fn every_remedy_that_writes_99_axon_conf_appends() {
 }
 
 #[tokio::test]
+async fn drive_of_30_72_tb_passes_capacity_as_30tb_class() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    set_drive_bytes(&path, "nvme0", TB_3_84);
+    set_drive_bytes(&path, "nvme7", TB_30_72);
+    let r = checks_by_id(&HostRoot::open(&path).unwrap()).await;
+    let cap = &r["nvme.capacity"];
+    assert_eq!(cap.status, CheckStatus::Pass, "{}", cap.observed);
+    assert!(
+        cap.observed.contains("judged by marketed class")
+            && cap
+                .observed
+                .contains("nvme7 is the 30.72 TB class, sold as 30 TB"),
+        "the observed text says which rule it applied: {}",
+        cap.observed
+    );
+    // A drive sold as 32 TB is over the seed's 30 TB.
+    set_drive_bytes(&path, "nvme7", TB_32);
+    let r = checks_by_id(&HostRoot::open(&path).unwrap()).await;
+    let cap = &r["nvme.capacity"];
+    assert_eq!(cap.status, CheckStatus::Fail, "{}", cap.observed);
+    assert!(
+        cap.observed.contains("nvme7 32.01 TB (32 TB class)"),
+        "{}",
+        cap.observed
+    );
+}
+
+#[tokio::test]
 async fn arp_ignore_is_effective_max_of_all_and_dev() {
     let (_d, path) = copy_fixture("amd-epyc-4numa");
     // all says 1, the NIC's own file 0: the kernel uses max(all, dev) = 1.
@@ -1132,4 +1177,3 @@ async fn arp_ignore_is_effective_max_of_all_and_dev() {
         r["net.arp"].observed
     );
 }
-

@@ -395,3 +395,29 @@ fn unreadable_topology_and_nic_types_are_problems_not_silence() {
     let text = frame(&v, &ui, 80, 24);
     assert!(text.contains("topology unreadable for cpu 4-5"), "{text}");
 }
+
+#[test]
+fn drives_over_30_tb_show_a_warning() {
+    let mut v = healthy().clone();
+    let mut s = v.nodes[0].snapshot.clone().unwrap();
+    // Sold as 32 TB (IDEMA size).
+    s.nvme.as_mut().unwrap()[0].namespaces[0].size_bytes = 32_006_220_374_016;
+    v.nodes[0].set_snapshot(Some(s));
+    let mut ui = ui_for(Panel::Drives, 160);
+    ui.drive_sort = axon::ui::app::DriveSort::Health;
+    let text = frame(&v, &ui, 160, 48);
+    let row = text
+        .lines()
+        .find(|l| l.contains("axon001") && l.contains("nvme0 "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        row.contains("WARNING") && row.contains("over 30 TB: sold as 32 TB"),
+        "{row}"
+    );
+    // A 30.72 TB drive is the 30 TB class: no warning.
+    let mut s = v.nodes[0].snapshot.clone().unwrap();
+    s.nvme.as_mut().unwrap()[0].namespaces[0].size_bytes = 30_725_971_992_576;
+    v.nodes[0].set_snapshot(Some(s));
+    let text = frame(&v, &ui, 160, 48);
+    assert!(!text.contains("over 30 TB"), "{text}");
+}

@@ -7,7 +7,9 @@ use super::{HostRoot, Problems};
 use crate::model::checks::{CheckResult, CheckStatus};
 use crate::model::cpuset::CpuSet;
 use crate::model::net::{Network, Nic};
-use crate::model::nvme::{CriticalWarning, HealthLevel, NvmeController};
+use crate::model::nvme::{
+    CriticalWarning, HealthLevel, MAX_SSD_CLASS_GB, NvmeController, class_label, marketed_gb,
+};
 use crate::model::pinning::{CpuRole, Pinning};
 use crate::model::probes::ProbeReport;
 use crate::model::snapshot::HostFacts;
@@ -20,16 +22,16 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct PlanParams {
     /// Huge-page memory planned per Axon core (estimate; `--hugepages-per-core-mib`).
     pub hugepages_per_core_bytes: u64,
-    /// Largest SSD accepted: the seed's "up to 30 TB", compared at the 30 TB class's
-    /// nominal 30.72 TB so that drives sold as 30 TB pass.
-    pub max_ssd_bytes: u64,
+    /// Largest SSD class accepted, in GB as sold: the seed's "up to 30 TB" admits drives
+    /// sold as 30 TB, which are the 30.72 TB class (see `model::nvme::marketed_gb`).
+    pub max_ssd_class_gb: u64,
 }
 
 impl Default for PlanParams {
     fn default() -> Self {
         PlanParams {
             hugepages_per_core_bytes: 1536 * 1024 * 1024,
-            max_ssd_bytes: 30_720_000_000_000,
+            max_ssd_class_gb: MAX_SSD_CLASS_GB,
         }
     }
 }
@@ -1590,26 +1592,13 @@ fn nvme_plp(inp: &CheckInputs) -> CheckResult {
 
 fn nvme_capacity(inp: &CheckInputs) -> CheckResult {
     const ID: &str = "nvme.capacity";
-    const EXP: &str = "each SSD <= 30 TB";
+    const EXP: &str = "each SSD sold as 30 TB or less (up to the 30.72 TB class), and smallest : largest no worse than 1 : 8 on this host";
     let d = match drives(inp, ID, EXP) {
         Ok(d) => d,
         Err(r) => return r,
     };
-    let max = inp.plan.max_ssd_bytes;
-    let big: Vec<String> = d
-        .iter()
-        .filter(|c| c.capacity_bytes() > max)
-        .map(|c| format!("{} {}", c.name, format_size(c.capacity_bytes(), DECIMAL)))
-        .collect();
-    if !big.is_empty() {
-        return result(
-            ID,
-            CheckStatus::Fail,
-            format!("larger than 30 TB: {}", big.join(", ")),
-            EXP,
-            "use SSDs of 30 TB or less",
-        );
-    }
+    let max_class = inp.plan.max_ssd_class_gb;
+    let tb = |b: u64| format_size(b, DECIMAL);
     // A controller without a namespace has no usable capacity; a namespace of 0 bytes is
     // one whose size could not be read (the collector reports the file), or one that is
     // not usable either: neither may count as a size that passes.
@@ -1624,18 +1613,49 @@ fn nvme_capacity(inp: &CheckInputs) -> CheckResult {
         .filter(|n| n.size_bytes == 0)
         .map(|n| format!("/sys/block/{}/size", n.name))
         .collect();
-    let sized: Vec<u64> = d
+    let sized: Vec<(&NvmeController, u64, u64)> = d
         .iter()
         .filter(|c| !c.namespaces.is_empty() && c.namespaces.iter().all(|n| n.size_bytes > 0))
-        .map(|c| c.capacity_bytes())
+        .map(|c| (c, c.capacity_bytes(), marketed_gb(c.capacity_bytes())))
         .collect();
-    let range = match (sized.iter().min(), sized.iter().max()) {
-        (Some(lo), Some(hi)) => format!(
-            "{} – {}",
-            format_size(*lo, DECIMAL),
-            format_size(*hi, DECIMAL)
-        ),
-        _ => "no drive size known".into(),
+    let big: Vec<String> = sized
+        .iter()
+        .filter(|(_, _, gb)| *gb > max_class)
+        .map(|(c, b, gb)| format!("{} {} ({} class)", c.name, tb(*b), class_label(*gb)))
+        .collect();
+    let extremes = sized
+        .iter()
+        .min_by_key(|s| s.1)
+        .zip(sized.iter().max_by_key(|s| s.1));
+    if let Some((lo, hi)) = extremes {
+        let too_spread = hi.1 > lo.1.saturating_mul(8);
+        if !big.is_empty() || too_spread {
+            let mut why = Vec::new();
+            let mut fix = Vec::new();
+            if !big.is_empty() {
+                why.push(format!(
+                    "sold larger than 30 TB (judged by marketed class; the 30.72 TB class is the largest accepted): {}",
+                    big.join(", ")
+                ));
+                fix.push("use SSDs sold as 30 TB (30.72 TB) or less");
+            }
+            if too_spread {
+                why.push(format!(
+                    "smallest {} {} : largest {} {} = 1:{:.2}, worse than 1:8 on this host alone",
+                    lo.0.name,
+                    tb(lo.1),
+                    hi.0.name,
+                    tb(hi.1),
+                    hi.1 as f64 / lo.1 as f64
+                ));
+                fix.push("keep the smallest and largest SSD within 1:8 (replace the smallest drives, or move the odd ones to another cluster)");
+            }
+            return result(ID, CheckStatus::Fail, why.join("; "), EXP, fix.join("; "));
+        }
+    }
+    let range = match extremes {
+        Some((lo, hi)) => format!("{} – {}", tb(lo.1), tb(hi.1)),
+        None => "no drive size known".into(),
     };
     if !no_ns.is_empty() {
         return result(
@@ -1656,7 +1676,29 @@ fn nvme_capacity(inp: &CheckInputs) -> CheckResult {
             EXP,
         );
     }
-    result(ID, CheckStatus::Pass, range, EXP, "")
+    let Some((lo, hi)) = extremes else {
+        return unknown(ID, range, EXP);
+    };
+    // The rule applied, in the observed text: sizes are judged by the class they are sold
+    // as (the IDEMA size a byte count holds), so a 30.72 TB drive is the "30 TB" class.
+    result(
+        ID,
+        CheckStatus::Pass,
+        format!(
+            "{}, {range}; judged by marketed class: largest {} is the {} class{}; smallest : largest 1:{:.2}",
+            plural(sized.len(), "drive"),
+            hi.0.name,
+            class_label(hi.2),
+            if hi.1 > 30_000_000_000_000 {
+                ", sold as 30 TB, within the seed's up to 30 TB"
+            } else {
+                ""
+            },
+            hi.1 as f64 / lo.1 as f64
+        ),
+        EXP,
+        "",
+    )
 }
 
 fn nvme_count(inp: &CheckInputs) -> CheckResult {

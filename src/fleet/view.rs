@@ -133,7 +133,13 @@ impl Digest {
                 .unwrap_or_default();
         }
         if nvme {
-            self.drives = s.nvme.iter().flatten().map(|d| d.health()).collect();
+            // Health plus the drive's size against the deployment (over 30 TB).
+            self.drives = s
+                .nvme
+                .iter()
+                .flatten()
+                .map(|d| d.console_health())
+                .collect();
         }
         if checks {
             let r = s.checks.as_deref().unwrap_or(&[]);
@@ -550,8 +556,8 @@ fn diff_events(node: &str, b: &NodeSnapshot, a: &NodeSnapshot, at_ms: i64) -> Ve
             let old = bd
                 .iter()
                 .find(|x| x.serial == d.serial && x.name == d.name)
-                .map(|x| x.health().level);
-            let new = d.health();
+                .map(|x| x.console_health().level);
+            let new = d.console_health();
             if old.is_some_and(|o| o != new.level) {
                 let severity = match new.level {
                     HealthLevel::Critical => Severity::Critical,

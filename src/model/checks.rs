@@ -188,7 +188,7 @@ pub const CATALOG: &[CheckDef] = &[
     CheckDef {
         id: "nvme.capacity",
         short: "ca",
-        requirement: "each SSD <= 30 TB",
+        requirement: "each SSD sold as <= 30 TB (30.72 TB class); smallest:largest <= 1:8 on the host",
         source: "seed",
         cluster_wide: false,
     },
