@@ -569,3 +569,22 @@ fn host_ssd_ratio_over_1_to_8_fails_on_axon_check() {
     );
     assert!(cap["remedy"].as_str().unwrap().contains("1:8"), "{cap}");
 }
+
+#[test]
+fn empty_host_root_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = axon(&["check", "--host-root", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 3, "could not run, not a failing host: {out}\n{err}");
+    assert!(
+        err.contains("could not run the checks") && err.contains("holds no host facts"),
+        "{err}"
+    );
+    assert!(!out.contains("no NVMe drives"), "{out}");
+    let (code, v) = check_json(&["--host-root", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 3);
+    assert_eq!(v["exit_code"], 3);
+    assert!(
+        v["error"].as_str().unwrap().contains("no proc/ or sys/"),
+        "{v}"
+    );
+}

@@ -1177,3 +1177,19 @@ async fn arp_ignore_is_effective_max_of_all_and_dev() {
         r["net.arp"].observed
     );
 }
+
+#[tokio::test]
+async fn syscalls_of_this_machine_are_unknown_under_another_host_root() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    // The same tree without recorded syscall answers: adjtimex and netlink would answer
+    // for this machine, not for the tree.
+    std::fs::remove_dir_all(path.join("_fixture")).unwrap();
+    let r = checks_by_id(&HostRoot::open(&path).unwrap()).await;
+    assert_unknown(&r, "ntp.sync", "is not this machine");
+    assert!(
+        r["ntp.sync"].observed.contains("_fixture"),
+        "{}",
+        r["ntp.sync"].observed
+    );
+    assert_unknown(&r, "net.sbr", "is not this machine");
+}
