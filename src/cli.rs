@@ -45,17 +45,23 @@ pub struct ConsoleArgs {
     )]
     pub hosts: Option<String>,
 
-    /// Inventory file (TOML: nodes, addresses, ports, token files); `axon demo --headless`
-    /// writes one
+    /// Inventory file (TOML: nodes, addresses, ports, token files), checked whole before
+    /// anything connects; `axon demo --headless` writes one
     #[arg(long, value_name = "FILE")]
     pub inventory: Option<PathBuf>,
 
-    /// Token file for --hosts (the agents' reader.token, or admin.token for probes)
+    /// Token file (the agents' reader.token, or admin.token for probes); with --inventory
+    /// it replaces every node's token_file
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
 
-    /// Agents' gRPC port for --hosts
-    #[arg(long, value_name = "PORT", default_value_t = 14000)]
+    /// Agents' gRPC port for --hosts (with --inventory, set `port =` in the file)
+    #[arg(
+        long,
+        value_name = "PORT",
+        default_value_t = 14000,
+        conflicts_with = "inventory"
+    )]
     pub port: u16,
 
     #[command(flatten)]

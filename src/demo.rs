@@ -269,19 +269,25 @@ pub async fn start(opts: DemoOptions) -> Result<DemoCluster> {
     eprintln!();
     let token_file = state_dir.join("admin.token");
     let inventory = dir.join("inventory.toml");
+    // The ports the agents really listen on: with --port 0 each got its own.
+    let listening: Vec<(u16, u16)> = agents
+        .iter()
+        .map(|a| {
+            (
+                a.grpc_addr.map_or(opts.control_port, |x| x.port()),
+                a.metrics_addr.map_or(opts.metrics_port, |x| x.port()),
+            )
+        })
+        .collect();
+    let fingerprints: Vec<_> = agents
+        .iter()
+        .map(|a| a.tls.as_ref().map(|t| t.fingerprint))
+        .collect();
     std::fs::write(
         &inventory,
-        inventory_toml(
-            opts.nodes,
-            &token_file,
-            opts.control_port,
-            opts.metrics_port,
-            &agents
-                .iter()
-                .map(|a| a.tls.as_ref().map(|t| t.fingerprint))
-                .collect::<Vec<_>>(),
-        ),
-    )?;
+        inventory_toml(&token_file, &listening, &fingerprints),
+    )
+    .with_context(|| format!("writing the inventory {}", inventory.display()))?;
     Ok(DemoCluster {
         dir,
         agents,
@@ -291,25 +297,44 @@ pub async fn start(opts: DemoOptions) -> Result<DemoCluster> {
     })
 }
 
-/// The inventory `axon console --inventory` reads.
+/// The inventory `axon console --inventory` reads, from the (gRPC, metrics) ports node
+/// i + 1 listens on. Ports shared by every node are written once at the top; with
+/// `--port 0` every agent has its own, so each node names its own. Each node's TLS
+/// certificate fingerprint is pinned (none with --insecure).
 pub fn inventory_toml(
-    nodes: u16,
     token_file: &Path,
-    control_port: u16,
-    metrics_port: u16,
+    ports: &[(u16, u16)],
     fingerprints: &[Option<crate::wire::tls::Fingerprint>],
 ) -> String {
+    let nodes = ports.len();
+    let common = |f: fn(&(u16, u16)) -> u16| -> Option<u16> {
+        let first = ports.first().map(f)?;
+        ports.iter().all(|p| f(p) == first).then_some(first)
+    };
+    let (control, metrics) = (common(|p| p.0), common(|p| p.1));
     let mut s = format!(
         "# Written by `axon demo`: {nodes} emulated nodes on 127.0.1.1-{nodes}.\n\
-         token_file = \"{}\"\nport = {control_port}\nmetrics_port = {metrics_port}\n",
+         token_file = \"{}\"\n",
         token_file.display()
     );
-    for i in 1..=nodes {
+    if let Some(p) = control {
+        s.push_str(&format!("port = {p}\n"));
+    }
+    if let Some(p) = metrics {
+        s.push_str(&format!("metrics_port = {p}\n"));
+    }
+    for (i, (c, m)) in (1..).zip(ports) {
         s.push_str(&format!(
             "\n[[node]]\nname = \"{}\"\naddress = \"{}\"\n",
             node_name(i),
             node_ip(i)
         ));
+        if control.is_none() {
+            s.push_str(&format!("port = {c}\n"));
+        }
+        if metrics.is_none() {
+            s.push_str(&format!("metrics_port = {m}\n"));
+        }
         if let Some(Some(fp)) = fingerprints.get(usize::from(i) - 1) {
             s.push_str(&format!("fingerprint = \"{fp}\"\n"));
         }
@@ -342,7 +367,8 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     if a.headless {
         print_where(&cluster);
         eprintln!(
-            "\nattach with: axon console --inventory {}\nPress Ctrl-C to stop.",
+            "\nattach with: axon console{} --inventory {}\nPress Ctrl-C to stop.",
+            if a.insecure { " --insecure" } else { "" },
             inventory.display()
         );
         let _ = tokio::signal::ctrl_c().await;
@@ -437,6 +463,34 @@ mod tests {
                     .any(|r| r.from.as_deref() == Some(&format!("10.10.1.{i}/32"))),
                 "node {i}: its SBR rule follows its address"
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn demo_with_port_0_writes_the_ports_its_agents_listen_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = start(DemoOptions {
+            nodes: 2,
+            dir: Some(dir.path().to_path_buf()),
+            control_port: 0,
+            metrics_port: 0,
+            ..DemoOptions::default()
+        })
+        .await
+        .unwrap();
+        let text = std::fs::read_to_string(&c.inventory).unwrap();
+        assert!(!text.contains("port = 0"), "{text}");
+        let inv = crate::fleet::Inventory::load(&c.inventory).unwrap();
+        for (n, a) in inv.nodes.iter().zip(&c.agents) {
+            assert_eq!(Some(n.port), a.grpc_addr.map(|x| x.port()), "{text}");
+            assert_eq!(
+                Some(n.metrics_port),
+                a.metrics_addr.map(|x| x.port()),
+                "{text}"
+            );
+        }
+        for a in &c.agents {
+            a.shutdown();
         }
     }
 

@@ -33,7 +33,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(code) => std::process::ExitCode::from(code as u8),
         Err(e) => {
-            eprintln!("axon: {e:#}");
+            eprintln!("axon: {}", commands::error_text(&e));
             std::process::ExitCode::from(3)
         }
     }

@@ -391,3 +391,200 @@ fn check_that_cannot_run_its_checks_exits_3_and_says_why() {
     );
     assert!(out.contains("the checks could not run"), "{out}");
 }
+
+// ------------------------------------------------------------------ configuration errors at start
+
+#[test]
+fn inventory_problems_are_refused_at_start_each_with_file_line_and_remedy() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("cluster.toml");
+    std::fs::write(
+        &inv,
+        "port = 0\n\
+         hosts = \"axon[01-\"\n\
+         \n\
+         [[node]]\n\
+         name = \"\"\n\
+         address = \"10.0.0.9\"\n\
+         \n\
+         [[node]]\n\
+         name = \"axon007\"\n\
+         address = \"a b\"\n\
+         \n\
+         [[node]]\n\
+         name = \"axon008\"\n\
+         address = \"https://10.0.0.8:14000\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = axon_within(
+        &["console", "--inventory", inv.to_str().unwrap(), "--once"],
+        std::time::Duration::from_secs(20),
+    );
+    assert_eq!(code, 3, "refused, not shown as DOWN: {out}\n{err}");
+    assert!(out.is_empty(), "nothing was rendered: {out}");
+    let f = inv.display();
+    for (line, says) in [
+        (1, "port = 0 is not a TCP port"),
+        (2, "hosts: hostlist `axon[01-`: unbalanced brackets"),
+        (5, "node name is empty — give the node's host name"),
+        (10, "address `a b` contains a space"),
+        (14, "is a URL (https://) — give only the host (`10.0.0.8`)"),
+    ] {
+        assert!(err.contains(&format!("{f}:{line}: ")), "line {line}: {err}");
+        assert!(
+            err.lines()
+                .any(|l| l.contains(&format!("{f}:{line}: ")) && l.contains(says)),
+            "line {line} `{says}`: {err}"
+        );
+    }
+    assert_eq!(err.matches("unbalanced").count(), 1, "said once: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn token_file_that_is_empty_multi_line_or_not_text_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, data, says) in [
+        ("empty.token", &b"\n"[..], "is empty"),
+        ("two.token", &b"abc\ndef\n"[..], "has 2 non-empty lines"),
+        ("bin.token", &b"\xff\xfe\xfd"[..], "is not text"),
+    ] {
+        let tok = dir.path().join(name);
+        std::fs::write(&tok, data).unwrap();
+        let (code, out, err) = axon_within(
+            &[
+                "console",
+                "--hosts",
+                "127.0.0.1",
+                "--token-file",
+                tok.to_str().unwrap(),
+                "--once",
+            ],
+            std::time::Duration::from_secs(20),
+        );
+        assert_eq!(code, 3, "{name}: {out}\n{err}");
+        assert!(
+            err.contains(&format!("--token-file {}: {says}", tok.display()))
+                && err.contains("reader.token"),
+            "{name}: {err}"
+        );
+        assert!(!err.contains("create the directory"), "{err}");
+    }
+    // A non-UTF-8 token file named by an inventory names the inventory line too.
+    let inv = dir.path().join("inv.toml");
+    std::fs::write(&inv, "token_file = \"bin.token\"\nhosts = \"127.0.0.1\"\n").unwrap();
+    let (code, _, err) = axon(&["console", "--inventory", inv.to_str().unwrap(), "--once"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(&format!("{}:1: token_file ", inv.display())) && err.contains("is not text"),
+        "{err}"
+    );
+}
+
+#[test]
+fn port_flag_with_an_inventory_is_refused_and_token_file_overrides_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inv.toml");
+    std::fs::write(
+        &inv,
+        "token_file = \"/no/such/reader.token\"\nhosts = \"127.0.0.1\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = axon(&[
+        "console",
+        "--inventory",
+        inv.to_str().unwrap(),
+        "--port",
+        "15000",
+        "--once",
+    ]);
+    assert_eq!(code, 2, "usage error: {err}");
+    assert!(
+        err.contains("--port") && err.contains("--inventory"),
+        "{err}"
+    );
+    let (_, help, _) = axon(&["console", "--help"]);
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        help.contains("with --inventory, set `port =` in the file"),
+        "{help}"
+    );
+    assert!(help.contains("replaces every node's token_file"), "{help}");
+    // --token-file replaces the inventory's (unreadable) token file: the frame renders.
+    let tok = dir.path().join("admin.token");
+    std::fs::write(&tok, "secret\n").unwrap();
+    let (code, out, err) = axon_within(
+        &[
+            "console",
+            "--inventory",
+            inv.to_str().unwrap(),
+            "--token-file",
+            tok.to_str().unwrap(),
+            "--once",
+            "--size",
+            "80x24",
+        ],
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Overview"), "{out}");
+}
+
+#[test]
+fn errors_name_the_problem_once() {
+    let (code, _, err) = axon(&["console", "--inventory", "/no/such/inv.toml", "--once"]);
+    assert_eq!(code, 3);
+    assert_eq!(
+        err.trim(),
+        "axon: inventory /no/such/inv.toml: not found — check the path given to --inventory (`axon demo --headless` writes one)"
+    );
+    let (code, _, err) = axon(&["check", "--host-root", "/no/such/dir"]);
+    assert_eq!(code, 3);
+    assert_eq!(err.matches("No such file").count(), 0, "{err}");
+    assert_eq!(err.matches("not found").count(), 1, "{err}");
+}
+
+// ------------------------------------------------------------------ odd hosts
+
+#[test]
+fn host_ssd_ratio_over_1_to_8_fails_on_axon_check() {
+    let (_d, path) = common::copy_fixture("amd-epyc-4numa");
+    // An 800 GB drive among 7.68 TB ones: 1:9.6 on this host alone.
+    let sectors = format!("{}\n", 800_166_076_416u64 / 512);
+    std::fs::write(path.join("sys/block/nvme3n1/size"), &sectors).unwrap();
+    std::fs::write(path.join("sys/class/nvme/nvme3/nvme3n1/size"), &sectors).unwrap();
+    let (code, v) = check_json(&["--host-root", path.to_str().unwrap()]);
+    assert_eq!(code, 2, "{v}");
+    assert_eq!(status(&v, "nvme.capacity"), "fail");
+    let cap = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "nvme.capacity")
+        .unwrap();
+    let obs = cap["observed"].as_str().unwrap();
+    assert!(
+        obs.contains("smallest nvme3 800.17 GB : largest") && obs.contains("worse than 1:8"),
+        "{obs}"
+    );
+    assert!(cap["remedy"].as_str().unwrap().contains("1:8"), "{cap}");
+}
+
+#[test]
+fn empty_host_root_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = axon(&["check", "--host-root", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 3, "could not run, not a failing host: {out}\n{err}");
+    assert!(
+        err.contains("could not run the checks") && err.contains("holds no host facts"),
+        "{err}"
+    );
+    assert!(!out.contains("no NVMe drives"), "{out}");
+    let (code, v) = check_json(&["--host-root", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 3);
+    assert_eq!(v["exit_code"], 3);
+    assert!(
+        v["error"].as_str().unwrap().contains("no proc/ or sys/"),
+        "{v}"
+    );
+}

@@ -626,7 +626,7 @@ async fn misconfigured_host_fails_exactly_the_checks_that_were_broken() {
     let arp = o.results.iter().find(|r| r.id == "net.arp").unwrap();
     assert!(
         arp.remedy.contains(
-            "for d in ens1f0np0 ens2f0np0 all default; do sysctl -w net.ipv4.conf.$d.arp_filter=1"
+            "for d in ens1f0np0 ens2f0np0 all default; do for k in arp_filter=1 arp_announce=2 arp_ignore=1; do sysctl -w net.ipv4.conf.$d.$k && echo net.ipv4.conf.$d.$k >> /etc/sysctl.d/99-axon.conf"
         ),
         "{}",
         arp.remedy
@@ -1035,4 +1035,161 @@ fn netlink_agrees_with_iproute2_on_this_host() {
     };
     assert_eq!(routes(&from_nl), routes(&from_ip));
     assert!(!from_nl.addresses.is_empty(), "lo has 127.0.0.1 at least");
+}
+
+// ------------------------------------------------------------------ odd hosts judged right
+
+/// Gives drive `ctrl` of a copied fixture `bytes` of capacity (sysfs counts 512-byte
+/// sectors), in both places the kernel shows it.
+fn set_drive_bytes(root: &std::path::Path, ctrl: &str, bytes: u64) {
+    let sectors = format!("{}\n", bytes / 512);
+    std::fs::write(root.join(format!("sys/block/{ctrl}n1/size")), &sectors).unwrap();
+    std::fs::write(
+        root.join(format!("sys/class/nvme/{ctrl}/{ctrl}n1/size")),
+        &sectors,
+    )
+    .unwrap();
+}
+
+/// Drive sizes as sold (IDEMA LBA1-03): the byte counts real drives report.
+const TB_3_84: u64 = 3_840_755_982_336;
+const TB_30_72: u64 = 30_725_971_992_576;
+const TB_32: u64 = 32_006_220_374_016;
+
+#[tokio::test]
+async fn numa_balancing_not_persisted_fails() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    let conf = path.join("etc/sysctl.d/99-axon.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(&conf, text.replace("kernel.numa_balancing = 0\n", "")).unwrap();
+    let r = checks_by_id(&HostRoot::open(&path).unwrap()).await;
+    let nb = &r["numa.balancing"];
+    assert_eq!(nb.status, CheckStatus::Fail, "{}", nb.observed);
+    assert!(nb.observed.contains("not persisted"), "{}", nb.observed);
+    assert_eq!(
+        nb.remedy,
+        "echo 'kernel.numa_balancing = 0' >> /etc/sysctl.d/99-axon.conf"
+    );
+    // Persisted as 1: reverts at boot, fails too; the remedy still appends.
+    std::fs::write(
+        &conf,
+        text.replace("kernel.numa_balancing = 0", "kernel.numa_balancing = 1"),
+    )
+    .unwrap();
+    let r = checks_by_id(&HostRoot::open(&path).unwrap()).await;
+    let nb = &r["numa.balancing"];
+    assert_eq!(nb.status, CheckStatus::Fail, "{}", nb.observed);
+    assert!(
+        nb.remedy.contains(">> /etc/sysctl.d/99-axon.conf"),
+        "{}",
+        nb.remedy
+    );
+}
+
+#[tokio::test]
+async fn every_remedy_that_writes_99_axon_conf_appends() {
+    let o = checks_of(&root("misconfigured")).await;
+    let mut writers = 0;
+    for r in &o.results {
+        if r.remedy.contains("99-axon.conf") {
+            writers += 1;
+            assert!(
+                !r.remedy
+                    .replace(">>", "")
+                    .contains("> /etc/sysctl.d/99-axon.conf"),
+                "{} overwrites: {}",
+                r.id,
+                r.remedy
+            );
+            assert!(
+                r.remedy.contains(">> /etc/sysctl.d/99-axon.conf"),
+                "{}",
+                r.remedy
+            );
+        }
+    }
+    assert!(writers >= 2, "numa.balancing and net.arp write it");
+}
+
+#[tokio::test]
+async fn drive_of_30_72_tb_passes_capacity_as_30tb_class() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    set_drive_bytes(&path, "nvme0", TB_3_84);
+    set_drive_bytes(&path, "nvme7", TB_30_72);
+    let r = checks_by_id(&HostRoot::open(&path).unwrap()).await;
+    let cap = &r["nvme.capacity"];
+    assert_eq!(cap.status, CheckStatus::Pass, "{}", cap.observed);
+    assert!(
+        cap.observed.contains("judged by marketed class")
+            && cap
+                .observed
+                .contains("nvme7 is the 30.72 TB class, sold as 30 TB"),
+        "the observed text says which rule it applied: {}",
+        cap.observed
+    );
+    // A drive sold as 32 TB is over the seed's 30 TB.
+    set_drive_bytes(&path, "nvme7", TB_32);
+    let r = checks_by_id(&HostRoot::open(&path).unwrap()).await;
+    let cap = &r["nvme.capacity"];
+    assert_eq!(cap.status, CheckStatus::Fail, "{}", cap.observed);
+    assert!(
+        cap.observed.contains("nvme7 32.01 TB (32 TB class)"),
+        "{}",
+        cap.observed
+    );
+}
+
+#[tokio::test]
+async fn arp_ignore_is_effective_max_of_all_and_dev() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    // all says 1, the NIC's own file 0: the kernel uses max(all, dev) = 1.
+    std::fs::write(
+        path.join("proc/sys/net/ipv4/conf/ens1f0np0/arp_ignore"),
+        "0\n",
+    )
+    .unwrap();
+    let r = checks_by_id(&HostRoot::open(&path).unwrap()).await;
+    let arp = &r["net.arp"];
+    assert_eq!(arp.status, CheckStatus::Warn, "{}", arp.observed);
+    assert!(
+        arp.observed
+            .contains("effective arp_filter=1 arp_announce=2 arp_ignore=1")
+            && arp.observed.contains("ens1f0np0 own arp_ignore=0"),
+        "{}",
+        arp.observed
+    );
+    assert!(
+        arp.remedy.contains(">> /etc/sysctl.d/99-axon.conf"),
+        "{}",
+        arp.remedy
+    );
+    // Set on the NIC itself as well: a pass, saying it judged the effective values.
+    let r = checks_by_id(&root("amd-epyc-4numa")).await;
+    assert_eq!(
+        r["net.arp"].status,
+        CheckStatus::Pass,
+        "{}",
+        r["net.arp"].observed
+    );
+    assert!(
+        r["net.arp"].observed.contains("effective"),
+        "{}",
+        r["net.arp"].observed
+    );
+}
+
+#[tokio::test]
+async fn syscalls_of_this_machine_are_unknown_under_another_host_root() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    // The same tree without recorded syscall answers: adjtimex and netlink would answer
+    // for this machine, not for the tree.
+    std::fs::remove_dir_all(path.join("_fixture")).unwrap();
+    let r = checks_by_id(&HostRoot::open(&path).unwrap()).await;
+    assert_unknown(&r, "ntp.sync", "is not this machine");
+    assert!(
+        r["ntp.sync"].observed.contains("_fixture"),
+        "{}",
+        r["ntp.sync"].observed
+    );
+    assert_unknown(&r, "net.sbr", "is not this machine");
 }

@@ -50,16 +50,21 @@ async fn grpc_on_tcp_is_tls_by_default_with_a_private_self_signed_key() {
     let e = snapshot_with(&a, Security::Plaintext).await.unwrap_err();
     let e = axon::fleet::tls::explain_plaintext(&e);
     assert!(e.contains("the agent speaks TLS"), "{e}");
-    assert!(
+    // The agent counts the failed handshake (its task may finish just after the client
+    // has seen the alert).
+    let failures = || {
         a.agent
             .state
             .server
             .grpc_tcp
             .handshake_failures
             .load(std::sync::atomic::Ordering::Relaxed)
-            >= 1,
-        "the clear-text attempt failed the TLS handshake"
-    );
+    };
+    let t0 = std::time::Instant::now();
+    while failures() == 0 && t0.elapsed() < T {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(failures() >= 1, "the clear-text attempt failed the TLS handshake");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -395,3 +395,102 @@ fn unreadable_topology_and_nic_types_are_problems_not_silence() {
     let text = frame(&v, &ui, 80, 24);
     assert!(text.contains("topology unreadable for cpu 4-5"), "{text}");
 }
+
+#[test]
+fn overview_counts_failing_cluster_checks() {
+    let mut v = healthy().clone();
+    // One node without IOMMU units: iommu.consistent fails cluster-wide.
+    let mut s = v.nodes[2].snapshot.clone().unwrap();
+    s.host.as_mut().unwrap().iommu_units = Some(0);
+    v.nodes[2].set_snapshot(Some(s));
+    let text = frame(&v, &ui_for(Panel::Overview, 160), 160, 48);
+    assert!(text.contains("iommu.consistent fail"), "listed: {text}");
+    assert!(
+        text.contains("Checks 1 failing cluster-wide"),
+        "counted: {text}"
+    );
+    assert!(!text.contains("none failing"), "{text}");
+    // With node checks failing as well, both are counted.
+    let text = {
+        let mut t = troubled().clone();
+        let mut s = t.nodes[0].snapshot.clone().unwrap();
+        s.host.as_mut().unwrap().iommu_units = Some(0);
+        t.nodes[0].set_snapshot(Some(s));
+        frame(&t, &ui_for(Panel::Overview, 160), 160, 48)
+    };
+    assert!(
+        text.contains("failing on 3 node(s) + 1 cluster-wide"),
+        "{text}"
+    );
+}
+
+#[test]
+fn drives_over_30_tb_show_a_warning() {
+    let mut v = healthy().clone();
+    let mut s = v.nodes[0].snapshot.clone().unwrap();
+    // Sold as 32 TB (IDEMA size).
+    s.nvme.as_mut().unwrap()[0].namespaces[0].size_bytes = 32_006_220_374_016;
+    v.nodes[0].set_snapshot(Some(s));
+    let mut ui = ui_for(Panel::Drives, 160);
+    ui.drive_sort = axon::ui::app::DriveSort::Health;
+    let text = frame(&v, &ui, 160, 48);
+    let row = text
+        .lines()
+        .find(|l| l.contains("axon001") && l.contains("nvme0 "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        row.contains("WARNING") && row.contains("over 30 TB: sold as 32 TB"),
+        "{row}"
+    );
+    // A 30.72 TB drive is the 30 TB class: no warning.
+    let mut s = v.nodes[0].snapshot.clone().unwrap();
+    s.nvme.as_mut().unwrap()[0].namespaces[0].size_bytes = 30_725_971_992_576;
+    v.nodes[0].set_snapshot(Some(s));
+    let text = frame(&v, &ui, 160, 48);
+    assert!(!text.contains("over 30 TB"), "{text}");
+}
+
+#[test]
+fn node_added_by_address_shows_the_hostname_its_agent_reports() {
+    use axon::fleet::view::{NodeUpdate, NodeView, Thresholds};
+    let mut snap = healthy().nodes[0].snapshot.clone().unwrap();
+    snap.node.hostname = "axon042".into();
+    let mut v = ClusterView::new(
+        vec![NodeView::new("10.0.0.42".into(), "10.0.0.42:14000".into())],
+        Thresholds::for_interval(1000),
+    );
+    v.apply(NodeUpdate::Snapshot {
+        node: 0,
+        data: Box::new(axon::wire::DecodedSnapshot {
+            snapshot: snap,
+            full: true,
+            memory: None,
+            pinning_changes_only: false,
+        }),
+        received_ms: NOW - 400,
+    });
+    assert_eq!(v.nodes[0].name, "axon042");
+    assert_eq!(
+        v.node_index("10.0.0.42"),
+        Some(0),
+        "still found by its address"
+    );
+    let text = frame(&v, &ui_for(Panel::Checks, 160), 160, 48);
+    assert!(text.contains("axon042"), "{text}");
+}
+
+#[test]
+fn numa_memory_and_huge_pages_are_labelled_free_total() {
+    let text = frame(healthy(), &ui_for(Panel::Cores, 80), 80, 24);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("NUMA 0 "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("free/total 148/192G hp 4/24G"), "{line}");
+    assert!(line.chars().count() <= 80, "{line}");
+    let text = frame(healthy(), &ui_for(Panel::Cores, 160), 160, 48);
+    assert!(
+        text.contains("free/total: memory 148/192G, huge pages 4/24G"),
+        "{text}"
+    );
+}

@@ -7,7 +7,9 @@ use super::{HostRoot, Problems};
 use crate::model::checks::{CheckResult, CheckStatus};
 use crate::model::cpuset::CpuSet;
 use crate::model::net::{Network, Nic};
-use crate::model::nvme::{CriticalWarning, HealthLevel, NvmeController};
+use crate::model::nvme::{
+    CriticalWarning, HealthLevel, MAX_SSD_CLASS_GB, NvmeController, class_label, marketed_gb,
+};
 use crate::model::pinning::{CpuRole, Pinning};
 use crate::model::probes::ProbeReport;
 use crate::model::snapshot::HostFacts;
@@ -20,16 +22,16 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct PlanParams {
     /// Huge-page memory planned per Axon core (estimate; `--hugepages-per-core-mib`).
     pub hugepages_per_core_bytes: u64,
-    /// Largest SSD accepted: the seed's "up to 30 TB", compared at the 30 TB class's
-    /// nominal 30.72 TB so that drives sold as 30 TB pass.
-    pub max_ssd_bytes: u64,
+    /// Largest SSD class accepted, in GB as sold: the seed's "up to 30 TB" admits drives
+    /// sold as 30 TB, which are the 30.72 TB class (see `model::nvme::marketed_gb`).
+    pub max_ssd_class_gb: u64,
 }
 
 impl Default for PlanParams {
     fn default() -> Self {
         PlanParams {
             hugepages_per_core_bytes: 1536 * 1024 * 1024,
-            max_ssd_bytes: 30_720_000_000_000,
+            max_ssd_class_gb: MAX_SSD_CLASS_GB,
         }
     }
 }
@@ -288,7 +290,8 @@ fn persisted_sysctl(root: &HostRoot, key: &str) -> Persisted {
 fn numa_balancing(root: &HostRoot) -> CheckResult {
     const ID: &str = "numa.balancing";
     const EXP: &str = "kernel.numa_balancing = 0, persisted in /etc/sysctl.conf or /etc/sysctl.d";
-    const FIX: &str = "sysctl -w kernel.numa_balancing=0 && echo 'kernel.numa_balancing = 0' > /etc/sysctl.d/99-axon.conf";
+    // Appends: other remedies (ARP, rp_filter) write to the same file.
+    const FIX: &str = "sysctl -w kernel.numa_balancing=0 && echo 'kernel.numa_balancing = 0' >> /etc/sysctl.d/99-axon.conf";
     let runtime = match root.read_opt("/proc/sys/kernel/numa_balancing") {
         Ok(Some(v)) => match v.trim().parse::<i64>() {
             Ok(n) => Some(n),
@@ -324,6 +327,20 @@ fn numa_balancing(root: &HostRoot) -> CheckResult {
     let persisted = persisted_sysctl(root, "kernel.numa_balancing");
     let last = persisted.assignments.last();
     let unread = persisted.unreadable.join("; ");
+    // A file that sets another value and is read after 99-axon.conf would win over an
+    // appended line: then that file is what to fix.
+    let fix = match last {
+        Some((f, v))
+            if v != "0"
+                && (f == "/etc/sysctl.conf"
+                    || f.rsplit('/').next().is_some_and(|n| n > "99-axon.conf")) =>
+        {
+            format!(
+                "sysctl -w kernel.numa_balancing=0, and change the line in {f} to `kernel.numa_balancing = 0` (it is read after 99-axon.conf and sets {v})"
+            )
+        }
+        _ => FIX.to_string(),
+    };
     match runtime {
         None => result(
             ID,
@@ -344,7 +361,7 @@ fn numa_balancing(root: &HostRoot) -> CheckResult {
                 }
             ),
             EXP,
-            FIX,
+            fix,
         ),
         Some(_) => match last {
             Some((f, v)) if v == "0" => result(
@@ -354,12 +371,13 @@ fn numa_balancing(root: &HostRoot) -> CheckResult {
                 EXP,
                 "",
             ),
+            // The seed requires the setting persisted: one that reverts at boot fails.
             Some((f, v)) => result(
                 ID,
-                CheckStatus::Warn,
+                CheckStatus::Fail,
                 format!("0 now, but {f} sets {v}: reverts at boot"),
                 EXP,
-                FIX,
+                fix,
             ),
             // Nothing readable persists it, but an unreadable file may: that is unknown.
             None if !unread.is_empty() => unknown(
@@ -369,10 +387,10 @@ fn numa_balancing(root: &HostRoot) -> CheckResult {
             ),
             None => result(
                 ID,
-                CheckStatus::Warn,
+                CheckStatus::Fail,
                 "0 now, but not persisted in any sysctl file: reverts at boot",
                 EXP,
-                "echo 'kernel.numa_balancing = 0' > /etc/sysctl.d/99-axon.conf",
+                "echo 'kernel.numa_balancing = 0' >> /etc/sysctl.d/99-axon.conf",
             ),
         },
     }
@@ -1123,27 +1141,43 @@ fn subnet_of(addr: std::net::Ipv4Addr, len: u8) -> String {
 
 fn net_arp(inp: &CheckInputs) -> CheckResult {
     const ID: &str = "net.arp";
-    const EXP: &str =
-        "arp_filter=1 arp_announce=2 arp_ignore=1 on each dataplane NIC (and on all/default)";
+    const EXP: &str = "arp_filter=1 arp_announce=2 arp_ignore=1 in effect on each dataplane NIC (the kernel takes the max of all and the NIC), set so on the NIC, all and default";
     let (net, nics) = match dataplane(inp, ID, EXP) {
         Ok(x) => x,
         Err(r) => return r,
     };
     let mut bad = Vec::new();
     let mut unreadable = Vec::new();
+    // Right only because `all` makes them so: the NIC's own value takes over when `all` is
+    // changed back.
+    let mut latent = Vec::new();
     for n in &nics {
         let e = n.ipconf.effective(&net.all);
         match (e.arp_filter, e.arp_announce, e.arp_ignore) {
-            (Some(1), Some(2), Some(1)) => {}
+            (Some(1), Some(2), Some(1)) => {
+                let own = &n.ipconf;
+                let off: Vec<String> = [
+                    ("arp_filter", own.arp_filter, 1),
+                    ("arp_announce", own.arp_announce, 2),
+                    ("arp_ignore", own.arp_ignore, 1),
+                ]
+                .into_iter()
+                .filter(|(_, v, want)| *v != Some(*want))
+                .map(|(k, v, _)| format!("{k}={}", opt(v)))
+                .collect();
+                if !off.is_empty() {
+                    latent.push(format!("{} own {}", n.name, off.join(" ")));
+                }
+            }
             (Some(f), Some(a), Some(i)) => bad.push(format!(
-                "{}: arp_filter={f} arp_announce={a} arp_ignore={i}",
+                "{}: effective arp_filter={f} arp_announce={a} arp_ignore={i}",
                 n.name
             )),
             _ => unreadable.push(n.name.clone()),
         }
     }
     let fix = format!(
-        "for d in {} all default; do sysctl -w net.ipv4.conf.$d.arp_filter=1 net.ipv4.conf.$d.arp_announce=2 net.ipv4.conf.$d.arp_ignore=1; done — and persist the same settings in /etc/sysctl.d/99-axon.conf",
+        "for d in {} all default; do for k in arp_filter=1 arp_announce=2 arp_ignore=1; do sysctl -w net.ipv4.conf.$d.$k && echo net.ipv4.conf.$d.$k >> /etc/sysctl.d/99-axon.conf; done; done",
         nics.iter()
             .map(|n| n.name.as_str())
             .collect::<Vec<_>>()
@@ -1157,6 +1191,23 @@ fn net_arp(inp: &CheckInputs) -> CheckResult {
             ID,
             format!("ARP settings unreadable for {}", unreadable.join(", ")),
             EXP,
+        );
+    }
+    let names = nics
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !latent.is_empty() {
+        return result(
+            ID,
+            CheckStatus::Warn,
+            format!(
+                "{names}: effective arp_filter=1 arp_announce=2 arp_ignore=1, but only through `all`: {} (takes effect if `all` is changed)",
+                latent.join("; ")
+            ),
+            EXP,
+            fix,
         );
     }
     let d = &net.default;
@@ -1177,13 +1228,7 @@ fn net_arp(inp: &CheckInputs) -> CheckResult {
     result(
         ID,
         CheckStatus::Pass,
-        format!(
-            "{}: arp_filter=1 arp_announce=2 arp_ignore=1",
-            nics.iter()
-                .map(|n| n.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        format!("{names}: effective arp_filter=1 arp_announce=2 arp_ignore=1"),
         EXP,
         "",
     )
@@ -1224,7 +1269,7 @@ fn net_rp_filter(inp: &CheckInputs) -> CheckResult {
             format!("strict reverse-path filtering (1) on {}", strict.join(", ")),
             EXP,
             format!(
-                "sysctl -w {} net.ipv4.conf.all.rp_filter=2 — and persist in /etc/sysctl.d/99-axon.conf",
+                "sysctl -w {0} net.ipv4.conf.all.rp_filter=2 && printf '%s\\n' {0} net.ipv4.conf.all.rp_filter=2 >> /etc/sysctl.d/99-axon.conf",
                 strict
                     .iter()
                     .map(|s| format!("net.ipv4.conf.{s}.rp_filter=2"))
@@ -1547,26 +1592,13 @@ fn nvme_plp(inp: &CheckInputs) -> CheckResult {
 
 fn nvme_capacity(inp: &CheckInputs) -> CheckResult {
     const ID: &str = "nvme.capacity";
-    const EXP: &str = "each SSD <= 30 TB";
+    const EXP: &str = "each SSD sold as 30 TB or less (up to the 30.72 TB class), and smallest : largest no worse than 1 : 8 on this host";
     let d = match drives(inp, ID, EXP) {
         Ok(d) => d,
         Err(r) => return r,
     };
-    let max = inp.plan.max_ssd_bytes;
-    let big: Vec<String> = d
-        .iter()
-        .filter(|c| c.capacity_bytes() > max)
-        .map(|c| format!("{} {}", c.name, format_size(c.capacity_bytes(), DECIMAL)))
-        .collect();
-    if !big.is_empty() {
-        return result(
-            ID,
-            CheckStatus::Fail,
-            format!("larger than 30 TB: {}", big.join(", ")),
-            EXP,
-            "use SSDs of 30 TB or less",
-        );
-    }
+    let max_class = inp.plan.max_ssd_class_gb;
+    let tb = |b: u64| format_size(b, DECIMAL);
     // A controller without a namespace has no usable capacity; a namespace of 0 bytes is
     // one whose size could not be read (the collector reports the file), or one that is
     // not usable either: neither may count as a size that passes.
@@ -1581,18 +1613,49 @@ fn nvme_capacity(inp: &CheckInputs) -> CheckResult {
         .filter(|n| n.size_bytes == 0)
         .map(|n| format!("/sys/block/{}/size", n.name))
         .collect();
-    let sized: Vec<u64> = d
+    let sized: Vec<(&NvmeController, u64, u64)> = d
         .iter()
         .filter(|c| !c.namespaces.is_empty() && c.namespaces.iter().all(|n| n.size_bytes > 0))
-        .map(|c| c.capacity_bytes())
+        .map(|c| (c, c.capacity_bytes(), marketed_gb(c.capacity_bytes())))
         .collect();
-    let range = match (sized.iter().min(), sized.iter().max()) {
-        (Some(lo), Some(hi)) => format!(
-            "{} – {}",
-            format_size(*lo, DECIMAL),
-            format_size(*hi, DECIMAL)
-        ),
-        _ => "no drive size known".into(),
+    let big: Vec<String> = sized
+        .iter()
+        .filter(|(_, _, gb)| *gb > max_class)
+        .map(|(c, b, gb)| format!("{} {} ({} class)", c.name, tb(*b), class_label(*gb)))
+        .collect();
+    let extremes = sized
+        .iter()
+        .min_by_key(|s| s.1)
+        .zip(sized.iter().max_by_key(|s| s.1));
+    if let Some((lo, hi)) = extremes {
+        let too_spread = hi.1 > lo.1.saturating_mul(8);
+        if !big.is_empty() || too_spread {
+            let mut why = Vec::new();
+            let mut fix = Vec::new();
+            if !big.is_empty() {
+                why.push(format!(
+                    "sold larger than 30 TB (judged by marketed class; the 30.72 TB class is the largest accepted): {}",
+                    big.join(", ")
+                ));
+                fix.push("use SSDs sold as 30 TB (30.72 TB) or less");
+            }
+            if too_spread {
+                why.push(format!(
+                    "smallest {} {} : largest {} {} = 1:{:.2}, worse than 1:8 on this host alone",
+                    lo.0.name,
+                    tb(lo.1),
+                    hi.0.name,
+                    tb(hi.1),
+                    hi.1 as f64 / lo.1 as f64
+                ));
+                fix.push("keep the smallest and largest SSD within 1:8 (replace the smallest drives, or move the odd ones to another cluster)");
+            }
+            return result(ID, CheckStatus::Fail, why.join("; "), EXP, fix.join("; "));
+        }
+    }
+    let range = match extremes {
+        Some((lo, hi)) => format!("{} – {}", tb(lo.1), tb(hi.1)),
+        None => "no drive size known".into(),
     };
     if !no_ns.is_empty() {
         return result(
@@ -1613,7 +1676,29 @@ fn nvme_capacity(inp: &CheckInputs) -> CheckResult {
             EXP,
         );
     }
-    result(ID, CheckStatus::Pass, range, EXP, "")
+    let Some((lo, hi)) = extremes else {
+        return unknown(ID, range, EXP);
+    };
+    // The rule applied, in the observed text: sizes are judged by the class they are sold
+    // as (the IDEMA size a byte count holds), so a 30.72 TB drive is the "30 TB" class.
+    result(
+        ID,
+        CheckStatus::Pass,
+        format!(
+            "{}, {range}; judged by marketed class: largest {} is the {} class{}; smallest : largest 1:{:.2}",
+            plural(sized.len(), "drive"),
+            hi.0.name,
+            class_label(hi.2),
+            if hi.1 > 30_000_000_000_000 {
+                ", sold as 30 TB, within the seed's up to 30 TB"
+            } else {
+                ""
+            },
+            hi.1 as f64 / lo.1 as f64
+        ),
+        EXP,
+        "",
+    )
 }
 
 fn nvme_count(inp: &CheckInputs) -> CheckResult {

@@ -67,19 +67,74 @@ pub trait SysAccess: Send + Sync {
 }
 
 /// The real kernel. NVMe device nodes are opened under the host root, so an agent in a
-/// container with the host's / mounted at /host still reaches them.
+/// container with the host's / mounted at /host still reaches them. Syscalls answer for
+/// the machine axon runs on: under another root they are asked only when that root is
+/// this machine (the same boot, and for netlink the same network namespace), so a copied
+/// tree or another host's disk never gets this machine's clock or routes.
 pub struct RealSys {
     root: PathBuf,
+    /// Why adjtimex does not answer for the root (None: it does).
+    clock_foreign: Option<String>,
+    /// Why netlink does not answer for the root (None: it does).
+    net_foreign: Option<String>,
 }
 
 impl RealSys {
     pub fn new(root: PathBuf) -> Self {
-        RealSys { root }
+        let (clock_foreign, net_foreign) = foreign(&root);
+        RealSys {
+            root,
+            clock_foreign,
+            net_foreign,
+        }
     }
+}
+
+/// Whether the syscalls of this machine answer for `root`: `/` itself, or a mount of this
+/// machine's root (its `proc/sys/kernel/random/boot_id` is ours; for netlink also its
+/// init's network namespace).
+fn foreign(root: &std::path::Path) -> (Option<String>, Option<String>) {
+    if std::fs::canonicalize(root).is_ok_and(|r| r == std::path::Path::new("/")) {
+        return (None, None);
+    }
+    let remedy = format!(
+        "run axon on that host, or record its answers in {}/_fixture/ (with profile.toml) as the fixture trees do",
+        root.display()
+    );
+    let boot = |r: &std::path::Path| {
+        std::fs::read_to_string(r.join("proc/sys/kernel/random/boot_id"))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let same_boot = boot(root).is_some_and(|b| Some(b) == boot(std::path::Path::new("/")));
+    if !same_boot {
+        let why = format!(
+            "the host root {} is not this machine (its proc/sys/kernel/random/boot_id is not ours), so this machine's answer would be wrong — {remedy}",
+            root.display()
+        );
+        return (Some(why.clone()), Some(why));
+    }
+    let ns = |p: &std::path::Path| std::fs::read_link(p).ok();
+    let same_net = ns(&root.join("proc/1/ns/net"))
+        .is_some_and(|n| Some(n) == ns(std::path::Path::new("/proc/self/ns/net")));
+    let net = (!same_net).then(|| {
+        format!(
+            "this process is not in the network namespace of {}'s init (proc/1/ns/net differs), so netlink would list other routes — run the agent in the host's network namespace, or {remedy}",
+            root.display()
+        )
+    });
+    (None, net)
 }
 
 impl SysAccess for RealSys {
     fn routing(&self) -> Result<RoutingFacts, CollectError> {
+        if let Some(why) = &self.net_foreign {
+            return Err(CollectError::Invalid {
+                what: "netlink (addresses, rules, routes)".into(),
+                detail: why.clone(),
+            });
+        }
         netlink::dump_routing()
     }
 
@@ -94,6 +149,12 @@ impl SysAccess for RealSys {
     }
 
     fn clock(&self) -> Result<ClockState, CollectError> {
+        if let Some(why) = &self.clock_foreign {
+            return Err(CollectError::Invalid {
+                what: "adjtimex(2)".into(),
+                detail: why.clone(),
+            });
+        }
         // SAFETY: adjtimex with modes = 0 only reads; `tx` is a valid, zeroed timex.
         let mut tx: libc::timex = unsafe { std::mem::zeroed() };
         let state = unsafe { libc::adjtimex(&mut tx) };
@@ -238,5 +299,41 @@ mod nvme_ioctl {
             });
         }
         Ok(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syscalls_answer_only_for_this_machine() {
+        assert_eq!(foreign(std::path::Path::new("/")), (None, None));
+        let dir = tempfile::tempdir().unwrap();
+        let (clock, net) = foreign(dir.path());
+        assert!(
+            clock
+                .as_deref()
+                .is_some_and(|w| w.contains("is not this machine")),
+            "{clock:?}"
+        );
+        assert!(net.is_some());
+        let e = RealSys::new(dir.path().into())
+            .clock()
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("adjtimex(2): the host root"), "{e}");
+        // A mount of this machine's root (same boot): the clock is this machine's.
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+        let p = dir.path().join("proc/sys/kernel/random");
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(p.join("boot_id"), boot).unwrap();
+        let (clock, net) = foreign(dir.path());
+        assert_eq!(clock, None);
+        assert!(
+            net.as_deref()
+                .is_some_and(|w| w.contains("network namespace")),
+            "no proc/1/ns/net to compare: {net:?}"
+        );
     }
 }

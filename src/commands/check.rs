@@ -41,6 +41,22 @@ async fn collect_within<T: Send + 'static>(
 }
 
 pub async fn run(root: &HostRoot, cfg: &CollectConfig) -> CheckOutcome {
+    // A root without proc/ and sys/ holds no host at all: judging it would fail checks on
+    // facts that were never there ("no NVMe drives"). That is "could not run", not a host.
+    let empty = |d: &str| root.list_opt(d).map(|v| v.is_empty()).unwrap_or(false);
+    if empty("/proc") && empty("/sys") {
+        return CheckOutcome {
+            hostname: "unknown".into(),
+            profile: root.profile().map(|p| p.name.clone()),
+            kernel: None,
+            results: Vec::new(),
+            problems: Vec::new(),
+            error: Some(format!(
+                "{} holds no host facts (no proc/ or sys/ under it) — pass the directory that holds a host's proc/ and sys/ (a mounted host root, or a fixture tree such as tests/fixtures/hosts/misconfigured)",
+                root.root().display()
+            )),
+        };
+    }
     let schedule = Schedule::with_base(Duration::from_secs(1));
     let state = std::sync::Arc::new(AgentState::new(
         NodeInfo::default(),

@@ -296,9 +296,34 @@ pub async fn view(inv: &Inventory, v: &ViewArgs) -> Result<()> {
     .await
 }
 
+/// An error as one line for the operator: the chain of contexts down to the first error
+/// that already says what went wrong and what to do (ours embed their cause), with no
+/// text repeated.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if out.contains(&s) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&s);
+        if cause.is::<crate::collectors::CollectError>()
+            || cause.is::<crate::fleet::inventory::InventoryError>()
+            || cause.is::<hostlist::HostlistError>()
+        {
+            break;
+        }
+    }
+    out
+}
+
 pub async fn console(a: ConsoleArgs) -> Result<()> {
     let mut inv = match (&a.inventory, &a.hosts) {
-        (Some(path), _) => Inventory::load(path)?,
+        // --port conflicts with --inventory (clap); --token-file replaces the file's.
+        (Some(path), _) => Inventory::load_with_token(path, a.token_file.clone())?,
         (None, Some(h)) => Inventory::from_hosts(h, a.port, a.token_file.clone())?,
         (None, None) => anyhow::bail!("pass --hosts 'axon[001-022]' or --inventory FILE"),
     };

@@ -133,7 +133,13 @@ impl Digest {
                 .unwrap_or_default();
         }
         if nvme {
-            self.drives = s.nvme.iter().flatten().map(|d| d.health()).collect();
+            // Health plus the drive's size against the deployment (over 30 TB).
+            self.drives = s
+                .nvme
+                .iter()
+                .flatten()
+                .map(|d| d.console_health())
+                .collect();
         }
         if checks {
             let r = s.checks.as_deref().unwrap_or(&[]);
@@ -205,6 +211,15 @@ impl NodeView {
             Some(age) => age > c.stale_after_ms(),
             None => true,
         }
+    }
+
+    /// Added by address (`10.0.0.7`, `fd00::7`), not by name: the agent's host name is
+    /// the better label.
+    pub fn name_is_address(&self) -> bool {
+        self.name
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok()
     }
 
     pub fn emulated(&self) -> Option<&str> {
@@ -421,6 +436,29 @@ impl ClusterView {
                         text: format!("{}: {} new core conflict(s): {first}", n.name, new.len()),
                     });
                 }
+                // A node added by its address takes the name its agent reports.
+                let adopt = if n.name_is_address() {
+                    n.snapshot
+                        .as_ref()
+                        .map(|s| s.node.hostname.trim().to_string())
+                        .filter(|h| valid_hostname(h))
+                } else {
+                    None
+                };
+                if let Some(h) = adopt {
+                    if !self.nodes.iter().any(|m| m.name == h) {
+                        let old = std::mem::replace(&mut self.nodes[node].name, h.clone());
+                        self.index.insert(h.clone(), node);
+                        self.index.entry(old.clone()).or_insert(node);
+                        events.push(Event {
+                            seq: 0,
+                            at_ms: received_ms,
+                            node: Some(h.clone()),
+                            severity: Severity::Info,
+                            text: format!("{old} reports host name {h}: shown as {h}"),
+                        });
+                    }
+                }
                 if probes {
                     self.resolve_peers(node);
                 }
@@ -490,7 +528,14 @@ impl ClusterView {
     }
 
     pub fn sample(&self, now_ms: i64) -> Sample {
-        let mut s = Sample::default();
+        // Cluster-wide checks fail too (the Overview lists and counts them).
+        let mut s = Sample {
+            checks_failing: super::cluster_checks::evaluate(self, now_ms)
+                .iter()
+                .filter(|r| r.status == CheckStatus::Fail)
+                .count() as u32,
+            ..Sample::default()
+        };
         for n in &self.nodes {
             if n.status(now_ms, &self.thresholds) == NodeStatus::Up {
                 s.nodes_up += 1;
@@ -511,9 +556,22 @@ impl ClusterView {
         s
     }
 
+    /// A node by its name, or by the address it was added with.
     pub fn node_index(&self, name: &str) -> Option<usize> {
-        self.nodes.iter().position(|n| n.name == name)
+        self.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .or_else(|| self.index.get(name).copied())
     }
+}
+
+/// A host name an agent reports that can stand as a node's label.
+fn valid_hostname(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && h.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        && h.parse::<std::net::IpAddr>().is_err()
 }
 
 /// Events for what changed between the held snapshot `b` and the sections an incoming
@@ -550,8 +608,8 @@ fn diff_events(node: &str, b: &NodeSnapshot, a: &NodeSnapshot, at_ms: i64) -> Ve
             let old = bd
                 .iter()
                 .find(|x| x.serial == d.serial && x.name == d.name)
-                .map(|x| x.health().level);
-            let new = d.health();
+                .map(|x| x.console_health().level);
+            let new = d.console_health();
             if old.is_some_and(|o| o != new.level) {
                 let severity = match new.level {
                     HealthLevel::Critical => Severity::Critical,

@@ -139,7 +139,7 @@ pub const CATALOG: &[CheckDef] = &[
     CheckDef {
         id: "net.arp",
         short: "ar",
-        requirement: "arp_filter=1, arp_announce=2, arp_ignore=1 per dataplane NIC (and all/default)",
+        requirement: "effective arp_filter=1, arp_announce=2, arp_ignore=1 per dataplane NIC, set on it and all/default",
         source: "WEKA sbr-config",
         cluster_wide: false,
     },
@@ -188,7 +188,7 @@ pub const CATALOG: &[CheckDef] = &[
     CheckDef {
         id: "nvme.capacity",
         short: "ca",
-        requirement: "each SSD <= 30 TB",
+        requirement: "each SSD sold as <= 30 TB (30.72 TB class); smallest:largest <= 1:8 on the host",
         source: "seed",
         cluster_wide: false,
     },

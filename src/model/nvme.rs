@@ -74,6 +74,72 @@ impl NvmeController {
     }
 }
 
+/// IDEMA LBA1-03: a drive sold as G GB (G ≥ 50) holds 97,696,368 + 1,953,504 × (G − 50)
+/// sectors of 512 bytes. Enterprise NVMe drives follow it: a "30.72 TB" drive has
+/// 30,725,971,992,576 bytes, a "3.84 TB" one 3,840,755,982,336.
+const IDEMA_50_GB_BYTES: u64 = 97_696_368 * 512;
+const IDEMA_BYTES_PER_GB: u64 = 1_953_504 * 512;
+
+/// The capacity class a drive of `bytes` is sold as, in GB (10^9 bytes). Drives are sold
+/// at round sizes (3.84 / 7.68 / 15.36 / 30.72 TB, 0.8 / 1.6 / 3.2 / 6.4 TB, 32 TB…) and
+/// hold either exactly the IDEMA size of that class or at least that many decimal bytes:
+/// the class lies between the IDEMA class the bytes hold and the decimal GB, and is the
+/// roundest multiple of 10 GB there (the one with the most factors of two).
+pub fn marketed_gb(bytes: u64) -> u64 {
+    let decimal = bytes / 1_000_000_000;
+    if bytes < IDEMA_50_GB_BYTES {
+        return (decimal + 5) / 10 * 10;
+    }
+    let idema = (bytes - IDEMA_50_GB_BYTES) / IDEMA_BYTES_PER_GB + 50;
+    let (lo, hi) = (idema / 10, (decimal / 10).max(idema / 10));
+    (lo..=hi)
+        .filter(|u| *u > 0)
+        .max_by_key(|u| (u.trailing_zeros(), std::cmp::Reverse(*u)))
+        .unwrap_or(lo)
+        * 10
+}
+
+/// The largest class the seed's "Capacity up to 30 TB" admits: drives sold as 30 TB are
+/// the 30.72 TB class (the 3.84 / 7.68 / 15.36 / 30.72 TB series), so that class passes
+/// and anything sold larger (32 TB, 61.44 TB) does not.
+pub const MAX_SSD_CLASS_GB: u64 = 30_720;
+
+/// `30.72 TB`, `3.84 TB`, `32 TB`, `800 GB`.
+pub fn class_label(gb: u64) -> String {
+    if gb < 1000 {
+        return format!("{gb} GB");
+    }
+    let tb = format!("{}.{:03}", gb / 1000, gb % 1000);
+    format!("{} TB", tb.trim_end_matches('0').trim_end_matches('.'))
+}
+
+impl NvmeController {
+    /// The class the drive is sold as, by its total namespace size; None while no size is
+    /// known.
+    pub fn marketed_gb(&self) -> Option<u64> {
+        let b = self.capacity_bytes();
+        (b > 0).then(|| marketed_gb(b))
+    }
+
+    /// Why the drive does not fit the deployment by its size (the seed's "up to 30 TB"),
+    /// if it does not.
+    pub fn size_warning(&self) -> Option<String> {
+        let gb = self.marketed_gb()?;
+        (gb > MAX_SSD_CLASS_GB).then(|| format!("over 30 TB: sold as {}", class_label(gb)))
+    }
+
+    /// What the console shows for the drive: its health, plus a warning when its size
+    /// does not fit the deployment.
+    pub fn console_health(&self) -> DriveHealth {
+        let mut h = self.health();
+        if let Some(w) = self.size_warning() {
+            h.reasons.push(w);
+            h.level = h.level.max(HealthLevel::Warning);
+        }
+        h
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NvmeNamespace {
     /// Block device name: `nvme0n1`.
@@ -295,6 +361,35 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(s.assess().0, HealthLevel::Critical);
+    }
+
+    #[test]
+    fn drives_are_judged_by_the_class_they_are_sold_as() {
+        assert_eq!(marketed_gb(30_725_971_992_576), 30_720);
+        assert_eq!(marketed_gb(3_840_755_982_336), 3_840);
+        assert_eq!(marketed_gb(7_681_501_126_656), 7_680);
+        assert_eq!(marketed_gb(15_360_950_534_144), 15_360, "a few GB short");
+        assert_eq!(
+            marketed_gb(30_720_000_000_000),
+            30_720,
+            "plain decimal bytes"
+        );
+        assert_eq!(marketed_gb(32_006_220_374_016), 32_000);
+        assert_eq!(marketed_gb(32_000_000_000_000), 32_000);
+        assert_eq!(marketed_gb(61_440_000_000_000), 61_440);
+        assert_eq!(marketed_gb(61_451_933_147_136), 61_440, "IDEMA 61.44 TB");
+        assert_eq!(
+            marketed_gb(30_725_971_992_576 + 200_000_000),
+            30_720,
+            "a bit over"
+        );
+        assert_eq!(marketed_gb(30_800_000_000_000), 30_800);
+        assert_eq!(marketed_gb(800_000_000_000), 800);
+        assert_eq!(marketed_gb(800_166_076_416), 800);
+        assert_eq!(class_label(30_720), "30.72 TB");
+        assert_eq!(class_label(32_000), "32 TB");
+        assert_eq!(class_label(3_840), "3.84 TB");
+        assert_eq!(class_label(800), "800 GB");
     }
 
     #[test]

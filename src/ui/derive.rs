@@ -63,6 +63,9 @@ pub struct Counts {
     pub emulated: usize,
     pub checks_failing: usize,
     pub checks_failing_nodes: usize,
+    /// Cluster-wide checks (IOMMU, SSD ratio, skew) failing: they are among the problems,
+    /// so the health line counts them too.
+    pub checks_failing_cluster: usize,
     pub checks_warning: usize,
     pub drives_ok: usize,
     pub drives_warning: usize,
@@ -149,6 +152,13 @@ impl Derived {
 
     fn count(&mut self, view: &ClusterView) {
         let c = &mut self.counts;
+        for r in &self.cluster_checks {
+            match r.status {
+                CheckStatus::Fail => c.checks_failing_cluster += 1,
+                CheckStatus::Warn => c.checks_warning += 1,
+                _ => {}
+            }
+        }
         for (i, n) in view.nodes.iter().enumerate() {
             match self.status[i] {
                 NodeStatus::Up => c.up += 1,

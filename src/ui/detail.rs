@@ -112,7 +112,7 @@ fn body(d: &Detail, vs: &ViewState, th: &Theme) -> (String, Vec<Line<'static>>) 
                     vec![Line::from("no longer reported")],
                 );
             };
-            let h = dr.health();
+            let h = dr.console_health();
             let mut l = vec![
                 kv("model", dr.model.clone(), th),
                 kv("serial", dr.serial.clone(), th),

@@ -264,6 +264,9 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
     let conflicts = &node.digest.conflicts;
     let conflict_cpus: std::collections::BTreeSet<u32> =
         conflicts.iter().filter_map(|c| c.cpu()).collect();
+    // Each domain's header line, the room left on it, and its memory label in every form:
+    // one form for all domains, the most words that fit on every line.
+    let mut headers: Vec<(usize, usize, [String; 3])> = Vec::new();
     for n in &t.numa_nodes {
         let nics: Vec<&str> = net
             .map(|nt| {
@@ -317,18 +320,8 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
                 th.accent,
             ));
         }
-        // Whole GiB: the figures that matter fit at 80 columns next to the NICs.
-        let gib = |b: u64| b / (1 << 30);
-        spans.push(Span::styled(
-            format!(
-                "free {}/{}G{}",
-                gib(n.memory_free_bytes),
-                gib(n.memory_total_bytes),
-                hp.map(|h| format!(" hp {}/{}", h.free, h.total))
-                    .unwrap_or_default()
-            ),
-            th.dim,
-        ));
+        let room = w.saturating_sub(spans.iter().map(|s| s.width()).sum());
+        headers.push((lines.len(), room, memory_labels(n, hp)));
         lines.push(Line::from(spans));
         for l in gl.iter().filter(|l| l.numa == n.id) {
             let label = if smt {
@@ -354,6 +347,18 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
                 spans.push(Span::styled(fit(g, cell_w), style));
             }
             lines.push(Line::from(spans));
+        }
+    }
+    let form = (0..3)
+        .find(|&i| {
+            headers
+                .iter()
+                .all(|(_, room, l)| l[i].chars().count() <= *room)
+        })
+        .unwrap_or(2);
+    for (at, _, labels) in headers {
+        if let Some(line) = lines.get_mut(at) {
+            line.spans.push(Span::styled(labels[form].clone(), th.dim));
         }
     }
     lines.push(Line::from(vec![
@@ -427,6 +432,47 @@ fn proc_list<'a>(procs: impl Iterator<Item = &'a crate::model::pinning::ProcRef>
         "—".into()
     } else {
         v.join(" ")
+    }
+}
+
+/// A NUMA domain's memory and 2 MiB huge pages as free/total GiB, in three forms from
+/// the most words to the fewest (at 80 columns next to the NICs and drives: the last).
+fn memory_labels(
+    n: &crate::model::topology::NumaNode,
+    hp: Option<&crate::model::topology::HugePagePool>,
+) -> [String; 3] {
+    const GIB: u64 = 1 << 30;
+    let gib = |b: u64| {
+        if b.is_multiple_of(GIB) || b >= 10 * GIB {
+            format!("{}", b / GIB)
+        } else {
+            format!("{:.1}", b as f64 / GIB as f64)
+        }
+    };
+    let mem = format!(
+        "{}/{}G",
+        gib(n.memory_free_bytes),
+        gib(n.memory_total_bytes)
+    );
+    match hp {
+        Some(h) => {
+            let size = h.page_size_bytes;
+            let p = format!(
+                "{}/{}G",
+                gib(h.free.saturating_mul(size)),
+                gib(h.total.saturating_mul(size))
+            );
+            [
+                format!("free/total: memory {mem}, huge pages {p}"),
+                format!("free/total mem {mem} hp {p}"),
+                format!("free/total {mem} hp {p}"),
+            ]
+        }
+        None => [
+            format!("free/total: memory {mem}"),
+            format!("free/total mem {mem}"),
+            format!("free/total {mem}"),
+        ],
     }
 }
 

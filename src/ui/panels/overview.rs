@@ -138,12 +138,24 @@ fn health(vs: &ViewState, th: &Theme) -> Vec<Vec<Span<'static>>> {
     nodes.push(Span::styled(format!(" of {total}"), th.dim));
 
     let mut checks = vec![Span::styled("Checks ", th.header)];
+    let cluster = c.checks_failing_cluster;
     if c.checks_failing > 0 {
         checks.push(Span::styled(
             format!(
-                "{} failing on {} node(s)",
-                c.checks_failing, c.checks_failing_nodes
+                "{} failing on {} node(s){}",
+                c.checks_failing,
+                c.checks_failing_nodes,
+                if cluster > 0 {
+                    format!(" + {cluster} cluster-wide")
+                } else {
+                    String::new()
+                }
             ),
+            th.fail,
+        ));
+    } else if cluster > 0 {
+        checks.push(Span::styled(
+            format!("{cluster} failing cluster-wide"),
             th.fail,
         ));
     } else if c.checks_reported == 0 {
