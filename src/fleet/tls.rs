@@ -459,9 +459,15 @@ pub fn explain(detail: &str) -> String {
 /// A clear-text call that a TLS agent answered with a TLS alert (seen by HTTP/2 as a bad
 /// frame): say what is going on.
 pub fn explain_plaintext(detail: &str) -> String {
-    if detail.contains("frame with invalid size") || detail.contains("FRAME_SIZE_ERROR") {
+    let tls_alert = ["frame with invalid size", "FRAME_SIZE_ERROR"];
+    let closed = ["connection closed", "operation was canceled"];
+    if tls_alert.iter().any(|m| detail.contains(m)) {
         format!(
             "{detail} — the agent speaks TLS and this console runs with --insecure: drop --insecure (and pin the agent's fingerprint)"
+        )
+    } else if closed.iter().any(|m| detail.contains(m)) {
+        format!(
+            "{detail} — if the agent speaks TLS (started without --insecure), drop --insecure from this console"
         )
     } else {
         detail.to_string()
