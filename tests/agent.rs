@@ -558,3 +558,87 @@ async fn full_probe_action_reports_progress_and_needs_the_admin_token() {
     let e = result.unwrap_err();
     assert!(e.contains("needs the admin token"), "{e}");
 }
+
+/// Host list bombs sent as `ProbePorts.peers`: each is refused as InvalidArgument naming
+/// the limit, quickly, without the memory that would kill the agent, and the agent keeps
+/// answering GetSnapshot during and after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostlist_bomb_in_probe_ports_is_refused_and_the_agent_keeps_answering() {
+    let r = start(
+        &fixture("amd-epyc-4numa"),
+        Duration::from_millis(200),
+        vec![],
+    )
+    .await;
+    wait_for(&r, Section::Topology).await;
+    let many_ranges = |bytes: usize| {
+        let mut s = String::from("a[0-99999");
+        while s.len() < bytes {
+            s.push_str(",0-99999");
+        }
+        s + "]"
+    };
+    let bombs = vec![
+        many_ranges(2_400),
+        many_ranges(8 * 1024),
+        vec!["a[0-99999]"; 1_000].join(","),
+        "a[0-99999]b[0-99999]c[0-99999]".to_string(),
+        "a,".repeat(40_000),
+    ];
+    let admin = client::connect(&tcp(&r, Some(&r.admin)), Duration::from_secs(2))
+        .await
+        .unwrap();
+    let mut reader = client::connect(&tcp(&r, Some(&r.reader)), Duration::from_secs(2))
+        .await
+        .unwrap();
+    // All bombs at once, while a reader keeps asking for snapshots.
+    let calls = bombs.iter().map(|b| {
+        let mut c = admin.control.clone();
+        let peers = b.clone();
+        async move {
+            let started = Instant::now();
+            let e = c
+                .probe_ports(pb::ProbePortsRequest {
+                    peers,
+                    ..Default::default()
+                })
+                .await
+                .expect_err("a bomb is refused");
+            (e, started.elapsed())
+        }
+    });
+    let bombing = tokio::spawn(futures::future::join_all(calls.collect::<Vec<_>>()));
+    let mut slowest = Duration::ZERO;
+    while !bombing.is_finished() {
+        let t = Instant::now();
+        reader
+            .node
+            .get_snapshot(pb::GetSnapshotRequest {
+                sections: vec!["topology".into()],
+            })
+            .await
+            .expect("the agent answers while bombed");
+        slowest = slowest.max(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        slowest < Duration::from_secs(1),
+        "GetSnapshot took {slowest:?} during the bombs"
+    );
+    for ((e, took), bomb) in bombing.await.unwrap().into_iter().zip(&bombs) {
+        assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
+        assert!(
+            e.message().contains("more than the limit of") && e.message().contains(&bomb[..10]),
+            "names the list and the limit: {}",
+            e.message()
+        );
+        assert!(took < Duration::from_secs(5), "refused after {took:?}");
+    }
+    let snap = reader
+        .node
+        .get_snapshot(pb::GetSnapshotRequest::default())
+        .await
+        .expect("the agent still answers")
+        .into_inner();
+    assert_eq!(snap.node.unwrap().hostname, "axon-amd01");
+}
