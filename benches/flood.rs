@@ -417,10 +417,7 @@ async fn run() {
                 return;
             };
             while !stop.load(Relaxed) {
-                for (name, peers) in bombs()
-                    .into_iter()
-                    .filter(|_| std::env::var_os("AXON_FLOOD_NO_BOMBS").is_none())
-                {
+                for (name, peers) in bombs() {
                     let r = tokio::time::timeout(
                         Duration::from_secs(10),
                         c.control.probe_ports(pb::ProbePortsRequest {

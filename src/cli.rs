@@ -73,8 +73,8 @@ pub struct ConsoleArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ViewArgs {
-    /// The agents' collection interval: data older than 3 intervals is STALE
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    /// The agents' collection interval: data older than 3 intervals is STALE [100ms to 1h]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
     pub interval: Duration,
 
     /// Colour theme: default, light, high-contrast, mono, or a .toml file (NO_COLOR selects mono)
@@ -141,16 +141,18 @@ pub struct CollectArgs {
     #[arg(long = "dataplane-nic", value_name = "NAME")]
     pub dataplane_nics: Vec<String>,
 
-    /// Huge-page memory to plan per Axon core, for the hugepages check
-    #[arg(long, value_name = "MIB", default_value_t = 1536)]
+    /// Huge-page memory to plan per Axon core, for the hugepages check [0 to 1048576 (1 TiB)]
+    #[arg(long, value_name = "MIB", default_value_t = 1536,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_HUGEPAGES_PER_CORE_MIB))]
     pub hugepages_per_core_mib: u64,
 
-    /// Timeout of one port probe
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    /// Timeout of one port probe [10ms to 30s]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_probe_timeout)]
     pub probe_timeout: Duration,
 
-    /// Probes in flight at once
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    /// Probes in flight at once [1 to 4096]
+    #[arg(long, value_name = "N", default_value_t = 64,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_PROBE_CONCURRENCY as u64))]
     pub probe_concurrency: usize,
 }
 
@@ -184,7 +186,8 @@ pub struct AgentArgs {
     pub node_name: Option<String>,
 
     /// Collection interval of the cheap collectors; expensive ones run at multiples of it
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    /// [100ms to 1h]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
     pub interval: Duration,
 
     #[command(flatten)]
@@ -203,8 +206,8 @@ pub struct ExporterArgs {
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:14090")]
     pub metrics_listen: SocketAddr,
 
-    /// Collection interval of the cheap collectors
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    /// Collection interval of the cheap collectors [100ms to 1h]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
     pub interval: Duration,
 }
 
@@ -320,15 +323,6 @@ fn parse_idle(s: &str) -> Result<Duration, String> {
     parse_duration_in(s, Duration::from_secs(1), Duration::from_secs(3600))
 }
 
-/// A duration within `[min, max]`, refused at parse time with the range.
-pub fn parse_duration_in(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if d < min || d > max {
-        return Err(format!("`{s}` is out of range: {min:?} to {max:?}"));
-    }
-    Ok(d)
-}
-
 /// How the console and CLI trust agents' certificates.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "TLS")]
@@ -355,8 +349,73 @@ pub struct TrustArgs {
     pub known_agents: Option<PathBuf>,
 }
 
+/// Range of every collection interval flag (`--interval`): below 100 ms the collectors
+/// would spend their time re-reading /proc, above an hour nothing is monitored.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+/// Range of `--probe-timeout`: a LAN round trip fits in 10 ms; ProbePorts caps at 30 s.
+pub const MIN_PROBE_TIMEOUT: Duration = Duration::from_millis(10);
+pub const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most probes in flight at once (as ProbePorts caps a request's concurrency).
+pub const MAX_PROBE_CONCURRENCY: usize = 4096;
+/// 1 TiB of huge pages per core: more than any machine has.
+pub const MAX_HUGEPAGES_PER_CORE_MIB: u64 = 1024 * 1024;
+
+/// `--interval`: a duration from `MIN_INTERVAL` to `MAX_INTERVAL`.
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    parse_duration_in(s, MIN_INTERVAL, MAX_INTERVAL)
+}
+
+/// `--probe-timeout`: a duration from `MIN_PROBE_TIMEOUT` to `MAX_PROBE_TIMEOUT`.
+pub fn parse_probe_timeout(s: &str) -> Result<Duration, String> {
+    parse_duration_in(s, MIN_PROBE_TIMEOUT, MAX_PROBE_TIMEOUT)
+}
+
+fn show(d: Duration) -> String {
+    if d.as_secs() >= 3600 && d.as_secs() % 3600 == 0 {
+        format!("{}h", d.as_secs() / 3600)
+    } else if d.as_millis() >= 1000 && d.as_millis() % 1000 == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// A duration within `[min, max]`, checked at parse time so no later code sees a zero or
+/// absurd value.
+pub fn parse_duration_in(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let secs = parse_seconds(s)?;
+    // Compared as written, before rounding to nanoseconds: 1e-10 s is below the minimum,
+    // not zero.
+    if !(secs >= min.as_secs_f64() && secs <= max.as_secs_f64()) {
+        return Err(format!(
+            "`{}` is out of range: give {} to {}",
+            s.trim(),
+            show(min),
+            show(max)
+        ));
+    }
+    parse_duration(s)
+}
+
 /// Parses `500ms`, `2s`, `1m`, or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let secs = parse_seconds(s)?;
+    if !(secs > 0.0 && secs < 86_400.0 * 365.0) {
+        return Err(format!(
+            "`{}` must be positive and less than a year",
+            s.trim()
+        ));
+    }
+    let d = Duration::from_secs_f64(secs);
+    if d.is_zero() {
+        return Err(format!("`{}` is shorter than a nanosecond", s.trim()));
+    }
+    Ok(d)
+}
+
+/// A duration's number of seconds, as written (not yet checked for range).
+fn parse_seconds(s: &str) -> Result<f64, String> {
     let s = s.trim();
     let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
         Some(i) => s.split_at(i),
@@ -365,17 +424,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let n: f64 = num
         .parse()
         .map_err(|_| format!("`{s}` is not a duration like 500ms, 2s or 1m"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m or h)")),
-    };
-    if !(secs > 0.0 && secs < 86_400.0 * 365.0) {
-        return Err(format!("`{s}` must be positive"));
+    match unit {
+        "ms" => Ok(n / 1000.0),
+        "s" => Ok(n),
+        "m" => Ok(n * 60.0),
+        "h" => Ok(n * 3600.0),
+        _ => Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m or h)")),
     }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 #[cfg(test)]
@@ -393,6 +448,58 @@ mod tests {
         assert_eq!(parse_size("160x48").unwrap(), (160, 48));
         assert!(parse_size("160").is_err());
         assert!(parse_size("0x0").is_err());
+    }
+
+    #[test]
+    fn interval_below_minimum_is_refused_at_parse_time() {
+        use clap::Parser;
+        for verb in ["agent", "exporter", "console", "demo"] {
+            for bad in ["0.0000000001s", "99ms", "0.05", "2h", "1e3"] {
+                let mut args = vec!["axon", verb, "--interval", bad];
+                if verb == "console" {
+                    args.extend(["--hosts", "a"]);
+                }
+                let e = Cli::try_parse_from(&args).unwrap_err().to_string();
+                assert!(e.contains("--interval"), "{verb} {bad}: {e}");
+            }
+            let mut args = vec!["axon", verb, "--interval", "100ms"];
+            if verb == "console" {
+                args.extend(["--hosts", "a"]);
+            }
+            assert!(Cli::try_parse_from(&args).is_ok(), "{verb}");
+        }
+        let e = Cli::try_parse_from(["axon", "agent", "--interval", "0.0000000001s"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("out of range: give 100ms to 1h"), "{e}");
+        assert_eq!(parse_interval("1h").unwrap(), Duration::from_secs(3600));
+        assert!(parse_duration("0.0000000001").is_err(), "rounds to zero");
+    }
+
+    #[test]
+    fn count_and_timeout_flags_are_checked_at_parse_time() {
+        use clap::Parser;
+        for (flag, bad, good) in [
+            ("--probe-concurrency", "18446744073709551615", "4096"),
+            ("--probe-concurrency", "0", "1"),
+            ("--probe-timeout", "1ms", "10ms"),
+            ("--probe-timeout", "31s", "30s"),
+            ("--hugepages-per-core-mib", "1048577", "1048576"),
+        ] {
+            for verb in ["agent", "exporter", "check"] {
+                let e = Cli::try_parse_from(["axon", verb, flag, bad])
+                    .unwrap_err()
+                    .to_string();
+                assert!(
+                    e.contains(flag) && e.contains(bad),
+                    "{verb} {flag} {bad}: {e}"
+                );
+                assert!(
+                    Cli::try_parse_from(["axon", verb, flag, good]).is_ok(),
+                    "{verb} {flag} {good}"
+                );
+            }
+        }
     }
 
     #[test]

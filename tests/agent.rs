@@ -1,6 +1,6 @@
 //! A real agent on loopback: gRPC over TCP (with and without a token) and over the unix
 //! control socket, Watch deltas, on-demand probes, and /metrics in both text formats, plus
-//! a collector that hangs on a FIFO while scrapes keep answering.
+//! a collector that hangs in an emulated syscall while scrapes keep answering.
 
 mod common;
 
@@ -473,15 +473,15 @@ async fn metrics_are_served_as_text_or_openmetrics() {
     assert!(body.contains("# TYPE axon_nvme_media_errors counter"));
 }
 
-/// A collector stuck on a read that never returns (a FIFO with no writer stands in for a
-/// hung sysfs or NFS read) reports its own failure; scrapes and other collectors go on.
+/// A collector stuck in a call that never returns (the fixture's emulated adjtimex, held by
+/// `_fixture/hang/clock`, stands in for a syscall or read wedged in the kernel) reports its
+/// own failure; scrapes and other collectors go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_collector_never_blocks_the_scrape() {
     let (_d, path) = copy_fixture("amd-epyc-4numa");
-    let swaps = path.join("proc/swaps");
-    std::fs::remove_file(&swaps).unwrap();
-    let c = std::ffi::CString::new(swaps.to_str().unwrap()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let hang = path.join("_fixture/hang/clock");
+    std::fs::create_dir_all(hang.parent().unwrap()).unwrap();
+    std::fs::write(&hang, "").unwrap();
     // base 100 ms: checks every 1 s with a 1 s deadline.
     let r = start(&path, Duration::from_millis(100), vec![]).await;
     wait_for(&r, Section::Topology).await;
@@ -516,8 +516,8 @@ async fn a_hung_collector_never_blocks_the_scrape() {
         .state
         .with_snapshot(|s, _| s.collector(Section::Topology).unwrap().last_run_ms);
     assert!(topo_after > topo_before, "other collectors keep running");
-    // Release the stuck reader so the blocking thread ends with the test.
-    let _ = std::fs::OpenOptions::new().write(true).open(&swaps);
+    // Release the stuck call so the blocking thread ends with the test.
+    let _ = std::fs::remove_file(&hang);
 }
 
 /// The on-demand full-range probe (the Network panel's `P`), with progress per peer.
@@ -581,4 +581,189 @@ async fn full_probe_action_reports_progress_and_needs_the_admin_token() {
     let (_, result) = run(r.reader.clone()).await;
     let e = result.unwrap_err();
     assert!(e.contains("needs the admin token"), "{e}");
+}
+
+/// Host list bombs sent as `ProbePorts.peers`: each is refused as InvalidArgument naming
+/// the limit, quickly, without the memory that would kill the agent, and the agent keeps
+/// answering GetSnapshot during and after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostlist_bomb_in_probe_ports_is_refused_and_the_agent_keeps_answering() {
+    let r = start(
+        &fixture("amd-epyc-4numa"),
+        Duration::from_millis(200),
+        vec![],
+    )
+    .await;
+    wait_for(&r, Section::Topology).await;
+    let many_ranges = |bytes: usize| {
+        let mut s = String::from("a[0-99999");
+        while s.len() < bytes {
+            s.push_str(",0-99999");
+        }
+        s + "]"
+    };
+    let bombs = vec![
+        many_ranges(2_400),
+        many_ranges(8 * 1024),
+        vec!["a[0-99999]"; 1_000].join(","),
+        "a[0-99999]b[0-99999]c[0-99999]".to_string(),
+        "a,".repeat(40_000),
+    ];
+    let admin = client::connect(&tcp(&r, Some(&r.admin)), Duration::from_secs(2))
+        .await
+        .unwrap();
+    let mut reader = client::connect(&tcp(&r, Some(&r.reader)), Duration::from_secs(2))
+        .await
+        .unwrap();
+    // All bombs at once, while a reader keeps asking for snapshots.
+    let calls = bombs.iter().map(|b| {
+        let mut c = admin.control.clone();
+        let peers = b.clone();
+        async move {
+            let started = Instant::now();
+            let e = c
+                .probe_ports(pb::ProbePortsRequest {
+                    peers,
+                    ..Default::default()
+                })
+                .await
+                .expect_err("a bomb is refused");
+            (e, started.elapsed())
+        }
+    });
+    let bombing = tokio::spawn(futures::future::join_all(calls.collect::<Vec<_>>()));
+    let mut slowest = Duration::ZERO;
+    while !bombing.is_finished() {
+        let t = Instant::now();
+        reader
+            .node
+            .get_snapshot(pb::GetSnapshotRequest {
+                sections: vec!["topology".into()],
+            })
+            .await
+            .expect("the agent answers while bombed");
+        slowest = slowest.max(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        slowest < Duration::from_secs(1),
+        "GetSnapshot took {slowest:?} during the bombs"
+    );
+    for ((e, took), bomb) in bombing.await.unwrap().into_iter().zip(&bombs) {
+        assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
+        assert!(
+            e.message().contains("more than the limit of") && e.message().contains(&bomb[..10]),
+            "names the list and the limit: {}",
+            e.message()
+        );
+        assert!(took < Duration::from_secs(5), "refused after {took:?}");
+    }
+    let snap = reader
+        .node
+        .get_snapshot(pb::GetSnapshotRequest::default())
+        .await
+        .expect("the agent still answers")
+        .into_inner();
+    assert_eq!(snap.node.unwrap().hostname, "axon-amd01");
+}
+
+fn socket_only_config(sock: &Path, state: &Path) -> AgentConfig {
+    let mut cfg = AgentConfig::new(
+        fixture("amd-epyc-4numa"),
+        state.to_path_buf(),
+        collect_config(),
+    );
+    cfg.unix_socket = Some(sock.to_path_buf());
+    cfg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_socket_path_holding_a_regular_file_is_not_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("control.sock");
+    std::fs::write(&sock, "precious\n").unwrap();
+    let e = agent::start(socket_only_config(&sock, &dir.path().join("state")))
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        e.contains(&sock.display().to_string()) && e.contains("a regular file"),
+        "names the path and what is there: {e}"
+    );
+    assert_eq!(std::fs::read_to_string(&sock).unwrap(), "precious\n");
+    // Nothing else is left behind next to it.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.starts_with(".axon.")), "{names:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_socket_path_holding_a_fifo_or_symlink_is_not_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    // A FIFO.
+    let fifo = dir.path().join("fifo.sock");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let e = agent::start(socket_only_config(&fifo, &state))
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("a FIFO"), "{e}");
+    assert!(std::fs::symlink_metadata(&fifo).is_ok(), "the FIFO is kept");
+    // A symlink to a file, and a dangling one.
+    let target = dir.path().join("target");
+    std::fs::write(&target, "x").unwrap();
+    for (link, to) in [
+        (dir.path().join("link.sock"), target.clone()),
+        (dir.path().join("dangling.sock"), dir.path().join("nowhere")),
+    ] {
+        std::os::unix::fs::symlink(&to, &link).unwrap();
+        let e = agent::start(socket_only_config(&link, &state))
+            .await
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains("a symlink"), "{e}");
+        assert_eq!(std::fs::read_link(&link).unwrap(), to, "the link is kept");
+    }
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "x");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_control_socket_is_replaced_and_bound_0600() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("control.sock");
+    // A socket nobody listens on any more (a crashed agent's).
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    assert!(
+        std::fs::symlink_metadata(&sock)
+            .unwrap()
+            .file_type()
+            .is_socket()
+    );
+    let ag = agent::start(socket_only_config(&sock, &dir.path().join("state")))
+        .await
+        .expect("a stale socket is replaced");
+    let meta = std::fs::symlink_metadata(&sock).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let mut c = client::connect(&Target::Unix { path: sock.clone() }, Duration::from_secs(2))
+        .await
+        .unwrap();
+    c.node
+        .get_snapshot(pb::GetSnapshotRequest::default())
+        .await
+        .expect("the new socket answers");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.starts_with(".axon.")), "{names:?}");
+    ag.shutdown();
 }

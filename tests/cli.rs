@@ -299,9 +299,16 @@ fn demo_headless_writes_an_inventory_the_console_accepts() {
     assert!(err.contains("--node nope: not in the inventory"), "{err}");
 }
 
-/// Replaces a fixture file by a FIFO without a writer: reading it blocks forever, like a
-/// hung sysfs or NFS read.
-fn hang_on(path: &std::path::Path) {
+/// Makes an emulated syscall of a fixture tree hang (`_fixture/hang/<call>`), like a netlink
+/// dump or NVMe admin command stuck in a driver.
+fn hang_syscall(root: &std::path::Path, call: &str) {
+    std::fs::create_dir_all(root.join("_fixture/hang")).unwrap();
+    std::fs::write(root.join("_fixture/hang").join(call), "").unwrap();
+}
+
+/// Replaces a fixture file by a FIFO without a writer: opening it for reading would block
+/// forever (and, opened non-blocking, reading it never ends).
+fn fifo_at(path: &std::path::Path) {
     std::fs::remove_file(path).unwrap();
     let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
@@ -349,28 +356,28 @@ fn axon_within(args: &[&str], limit: std::time::Duration) -> (i32, String, Strin
 #[test]
 fn check_names_a_hung_collector_and_its_checks_are_unknown() {
     let (_d, path) = common::copy_fixture("amd-epyc-4numa");
-    // Topology and pinning both read the online CPU list.
-    hang_on(&path.join("sys/devices/system/cpu/online"));
+    // The network collector's routing dump never returns.
+    hang_syscall(&path, "routing");
     let (code, out, err) = axon_within(
         &["check", "--json", "--host-root", path.to_str().unwrap()],
         std::time::Duration::from_secs(30),
     );
     assert_eq!(code, 1, "unknowns, no failure: {err}");
     assert!(
-        err.contains("topology collector timed out after its 2000 ms deadline"),
+        err.contains("network collector timed out after its 2000 ms deadline"),
         "{err}"
     );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(status(&v, "smt.off"), "unknown");
-    let smt = v["results"]
+    assert_eq!(status(&v, "net.mtu"), "unknown");
+    let mtu = v["results"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["id"] == "smt.off")
+        .find(|r| r["id"] == "net.mtu")
         .unwrap();
     assert!(
-        smt["observed"].as_str().unwrap().contains("timed out"),
-        "{smt}"
+        mtu["observed"].as_str().unwrap().contains("timed out"),
+        "{mtu}"
     );
     assert_eq!(status(&v, "swap.off"), "pass", "the other checks still run");
 }
@@ -378,8 +385,8 @@ fn check_names_a_hung_collector_and_its_checks_are_unknown() {
 #[test]
 fn check_that_cannot_run_its_checks_exits_3_and_says_why() {
     let (_d, path) = common::copy_fixture("amd-epyc-4numa");
-    // swap.off reads /proc/swaps inside the checks collector itself.
-    hang_on(&path.join("proc/swaps"));
+    // The clock check asks adjtimex inside the checks collector itself.
+    hang_syscall(&path, "clock");
     let (code, out, err) = axon_within(
         &["check", "--host-root", path.to_str().unwrap()],
         std::time::Duration::from_secs(30),
@@ -587,4 +594,133 @@ fn empty_host_root_exits_3() {
         v["error"].as_str().unwrap().contains("no proc/ or sys/"),
         "{v}"
     );
+}
+
+/// Waits for a spawned agent to say it is up (its "axon agent … on node NAME" line) or to
+/// exit, killing it and failing if neither happens within `limit`. Returns the line, or
+/// the exit code and all of stderr.
+fn agent_start_within(args: &[&str], limit: std::time::Duration) -> Result<String, (i32, String)> {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_axon"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            if line.starts_with("axon agent ") {
+                let _ = tx.send(Ok(line));
+                return;
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        let _ = tx.send(Err(all));
+    });
+    let got = rx.recv_timeout(limit);
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    match got {
+        Ok(Ok(line)) => Ok(line),
+        Ok(Err(stderr)) => Err((status.code().unwrap_or(-1), stderr)),
+        Err(_) => panic!("axon {args:?} neither came up nor exited within {limit:?}: it hung"),
+    }
+}
+
+fn agent_args(root: &std::path::Path, dir: &std::path::Path) -> Vec<String> {
+    [
+        "agent",
+        "--host-root",
+        root.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--control-socket",
+        dir.join("control.sock").to_str().unwrap(),
+        "--state-dir",
+        dir.join("state").to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+#[test]
+fn fifo_at_hostname_does_not_hang_startup() {
+    let (d, path) = common::copy_fixture("amd-epyc-4numa");
+    fifo_at(&path.join("proc/sys/kernel/hostname"));
+    let args = agent_args(&path, d.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let line = agent_start_within(&args, std::time::Duration::from_secs(20))
+        .unwrap_or_else(|(code, err)| panic!("agent exited {code}: {err}"));
+    assert!(
+        line.ends_with("on node axon-amd01"),
+        "the name comes from /etc/hostname: {line}"
+    );
+    // `axon check` finishes too, and says which file it would not read.
+    let (code, out, err) = axon_within(
+        &["check", "--json", "--host-root", path.to_str().unwrap()],
+        std::time::Duration::from_secs(30),
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    assert_eq!(v["host"], "axon-amd01", "{out}");
+    assert_eq!(code, v["exit_code"].as_i64().unwrap() as i32);
+}
+
+#[test]
+fn fifo_at_profile_toml_does_not_hang_startup() {
+    let (d, path) = common::copy_fixture("amd-epyc-4numa");
+    fifo_at(&path.join("_fixture/profile.toml"));
+    let args = agent_args(&path, d.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, err) = agent_start_within(&args, std::time::Duration::from_secs(20))
+        .expect_err("an agent on an unreadable profile does not start");
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("_fixture/profile.toml is a FIFO, not a regular file"),
+        "names the file and what it is: {err}"
+    );
+    let (code, _, err) = axon_within(
+        &["check", "--host-root", path.to_str().unwrap()],
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("profile.toml is a FIFO"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn interval_below_minimum_is_refused_at_parse_time_by_the_binary() {
+    for (args, says) in [
+        (
+            vec!["agent", "--interval", "0.0000000001s"],
+            "out of range: give 100ms to 1h",
+        ),
+        (
+            vec!["exporter", "--interval", "0"],
+            "out of range: give 100ms to 1h",
+        ),
+        (
+            vec!["check", "--probe-concurrency", "18446744073709551615"],
+            "not in 1..=4096",
+        ),
+        (vec!["check", "--probe-timeout", "0.001ms"], "10ms to 30s"),
+    ] {
+        let (code, _, err) = axon_within(&args, std::time::Duration::from_secs(10));
+        assert_eq!(code, 2, "a usage error before anything starts: {err}");
+        assert!(
+            err.contains(says) && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+    // --help shows every range.
+    let (_, h, _) = axon(&["agent", "--help"]);
+    for range in ["[100ms to 1h]", "[10ms to 30s]", "[1 to 4096]"] {
+        assert!(h.contains(range), "agent --help lacks {range}: {h}");
+    }
 }

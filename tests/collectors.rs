@@ -1193,3 +1193,72 @@ async fn syscalls_of_this_machine_are_unknown_under_another_host_root() {
     );
     assert_unknown(&r, "net.sbr", "is not this machine");
 }
+
+// ------------------------------------------------------------------ bounded reads
+
+#[test]
+fn sparse_3gb_thread_status_is_refused_at_the_size_cap() {
+    let (_d, path) = copy_fixture("misconfigured");
+    let status = path.join("proc/3500/task/3503/status");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&status)
+        .unwrap()
+        .set_len(3 << 30)
+        .unwrap();
+    // A one-value sysfs file longer than any value.
+    std::fs::write(
+        path.join("sys/devices/system/cpu/cpu0/topology/core_id"),
+        "0".repeat(100_000),
+    )
+    .unwrap();
+    let root = HostRoot::open(&path).unwrap();
+    let mut p = Problems::default();
+    let pin = collectors::pinning::collect(&root, &online(32), &mut p).unwrap();
+    assert_problem(
+        &p,
+        "proc/3500/task/3503/status is larger than 4194304 bytes",
+    );
+    assert_eq!(pin.skipped, 1);
+    let mut p = Problems::default();
+    let _ = collectors::topology::collect(&root, &mut p);
+    assert_problem(&p, "cpu0/topology/core_id is larger than 65536 bytes");
+    let peak_kb = status_kb(std::process::id(), "VmHWM:");
+    assert!(
+        peak_kb < 1024 * 1024,
+        "the test process peaked at {peak_kb} kB: the file was read whole"
+    );
+}
+
+#[tokio::test]
+async fn fifo_in_place_of_a_host_file_is_refused_without_blocking() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    for f in ["proc/swaps", "sys/devices/system/cpu/online"] {
+        let p = path.join(f);
+        std::fs::remove_file(&p).unwrap();
+        let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
+    let root = HostRoot::open(&path).unwrap();
+    let started = std::time::Instant::now();
+    let e = root.read("/proc/swaps").unwrap_err().to_string();
+    assert!(
+        e.contains("proc/swaps is a FIFO, not a regular file"),
+        "{e}"
+    );
+    // The checks of a whole host: every collector answers, none waits for its deadline.
+    let o = checks_of(&root).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+    let swap = o.results.iter().find(|r| r.id == "swap.off").unwrap();
+    assert_eq!(swap.status, CheckStatus::Unknown);
+    assert!(swap.observed.contains("is a FIFO"), "{}", swap.observed);
+    assert!(
+        o.problems.iter().all(|p| !p.contains("timed out")),
+        "{:?}",
+        o.problems
+    );
+}

@@ -64,7 +64,10 @@ async fn grpc_on_tcp_is_tls_by_default_with_a_private_self_signed_key() {
     while failures() == 0 && t0.elapsed() < T {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(failures() >= 1, "the clear-text attempt failed the TLS handshake");
+    assert!(
+        failures() >= 1,
+        "the clear-text attempt failed the TLS handshake"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -125,10 +125,27 @@ impl Drop for Agent {
     }
 }
 
-fn hostname(root: &HostRoot) -> String {
-    root.value("/proc/sys/kernel/hostname")
-        .or_else(|_| root.value("/etc/hostname"))
-        .unwrap_or_else(|_| "unknown".into())
+/// Opens the host root and reads this node's name (unless `--node-name` gave it) on the
+/// blocking pool, within `STARTUP_DEADLINE`: every read is bounded (a FIFO or a 3 GB file
+/// at `profile.toml` or the hostname is refused, see `read_bounded`), and a hung file
+/// system is an error naming the host root, never an agent that hangs before binding.
+async fn open_host(cfg: &AgentConfig) -> Result<(HostRoot, String), AgentError> {
+    let deadline = crate::collectors::hostroot::STARTUP_DEADLINE;
+    let root = HostRoot::open_within(&cfg.host_root, deadline).await?;
+    if let Some(name) = &cfg.node_name {
+        return Ok((root, name.clone()));
+    }
+    let r = root.clone();
+    let name =
+        match tokio::time::timeout(deadline, tokio::task::spawn_blocking(move || r.hostname()))
+            .await
+        {
+            Ok(Ok(Some(name))) => name,
+            // No readable name, or a hung read: the agent still starts, as `unknown` (pass
+            // --node-name to choose one).
+            Ok(Ok(None)) | Ok(Err(_)) | Err(_) => "unknown".to_string(),
+        };
+    Ok((root, name))
 }
 
 async fn bind_tcp(
@@ -145,36 +162,130 @@ async fn bind_tcp(
         })
 }
 
-/// Binds the unix control socket with mode 0600. A stale socket file left by a crashed
-/// agent is replaced; a live one is an error.
+/// Binds the unix control socket with mode 0600. Only a stale socket (one that refuses
+/// connections, left by a crashed agent) is replaced; a live socket, and anything that is
+/// not a socket (a regular file, a FIFO, a directory, a symlink, dangling or not), is an
+/// error naming the path and what is there, and is left untouched.
+///
+/// The socket is never reachable with a looser mode, not even between `bind` and `chmod`:
+/// it is bound inside a fresh private directory (mode 0700, created next to the target so
+/// both are on one file system), made 0600 there, then hard-linked to its path and the
+/// private name removed. `link(2)` fails if something appeared at the path meanwhile, so
+/// nothing is overwritten. This was chosen over setting the umask to 0o077 around `bind`:
+/// the umask is process-wide, and the agent's other threads (and the tests' or demo's
+/// agents in the same process) create files concurrently; a mutex would only order the
+/// code that takes it.
 fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, AgentError> {
-    use std::os::unix::fs::PermissionsExt;
-    let err = |source: std::io::Error| AgentError::Bind {
+    use std::io::{Error, ErrorKind};
+    use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+    let at = path.display().to_string();
+    let err = |source: Error| AgentError::Bind {
         what: "control socket",
-        addr: path.display().to_string(),
+        addr: at.clone(),
         hint: bind_hint(&source),
         source,
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(err(std::io::Error::from(std::io::ErrorKind::AddrInUse)));
+    let refuse = |what: &str| AgentError::Bind {
+        what: "control socket",
+        addr: at.clone(),
+        source: Error::new(
+            ErrorKind::AlreadyExists,
+            format!("the path holds {what}, not a stale socket; it is left alone"),
+        ),
+        hint: "remove it yourself if it is not needed, or pass another --control-socket",
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(err)?;
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+        Ok(meta) => {
+            let ft = meta.file_type();
+            if !ft.is_socket() {
+                let what = if ft.is_symlink() {
+                    "a symlink"
+                } else if ft.is_file() {
+                    "a regular file"
+                } else if ft.is_dir() {
+                    "a directory"
+                } else if ft.is_fifo() {
+                    "a FIFO"
+                } else {
+                    "a device"
+                };
+                return Err(refuse(what));
+            }
+            match socket_is_live(path) {
+                Ok(true) => return Err(err(Error::from(ErrorKind::AddrInUse))),
+                Ok(false) => std::fs::remove_file(path).map_err(err)?,
+                Err(e) => return Err(err(e)),
+            }
         }
-        std::fs::remove_file(path).map_err(err)?;
     }
-    let l = tokio::net::UnixListener::bind(path).map_err(err)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    // The private directory: a new name each try, created 0700 (mkdir applies the umask,
+    // which can only remove bits).
+    let mut private = None;
+    for n in 0..100u32 {
+        let p = dir.join(format!(".axon.{}.{n}", std::process::id()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&p) {
+            Ok(()) => {
+                private = Some(p);
+                break;
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(err(e)),
+        }
+    }
+    let private = private.ok_or_else(|| err(Error::from(ErrorKind::AlreadyExists)))?;
+    struct Cleanup(PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(self.0.join("s"));
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let cleanup = Cleanup(private);
+    let tmp = cleanup.0.join("s");
+    let l = tokio::net::UnixListener::bind(&tmp).map_err(err)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    std::fs::hard_link(&tmp, path).map_err(|e| {
+        if e.kind() == ErrorKind::AlreadyExists {
+            refuse("something created while binding")
+        } else {
+            err(e)
+        }
+    })?;
+    drop(cleanup);
     Ok(l)
+}
+
+/// Whether a socket file has a listener: connected (or a full backlog that does not answer
+/// within a second: a busy or hung agent) is live; refused is stale. Any other error (no
+/// permission to connect) is returned, and the file is not touched.
+fn socket_is_live(path: &Path) -> std::io::Result<bool> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.to_path_buf();
+    // A connect to a listener whose backlog is full blocks; it gets a thread of its own.
+    std::thread::spawn(move || {
+        let _ = tx.send(std::os::unix::net::UnixStream::connect(p));
+    });
+    match rx.recv_timeout(Duration::from_secs(1)) {
+        Ok(Ok(_)) => Ok(true),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Ok(false),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Ok(true),
+    }
 }
 
 /// Starts an agent on the current tokio runtime and returns once it listens.
 pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
-    let root = HostRoot::open(&cfg.host_root)?;
+    let (root, hostname) = open_host(&cfg).await?;
     let schedule = Schedule::with_base(cfg.base_interval);
     let info = NodeInfo {
-        hostname: cfg.node_name.clone().unwrap_or_else(|| hostname(&root)),
+        hostname,
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         agent_started_ms: state::now_ms(),
         emulated_profile: root.profile().map(|p| p.name.clone()),

@@ -257,11 +257,18 @@ impl pb::control_service_server::ControlService for ControlSvc {
         req: Request<pb::ProbePortsRequest>,
     ) -> Result<Response<pb::ProbePortsResponse>, Status> {
         auth::require(&self.tokens, &req, Role::Admin)?;
-        let r = req.into_inner();
+        let mut r = req.into_inner();
         let peers = if r.peers.trim().is_empty() {
             self.peers.clone()
         } else {
-            hostlist::expand(&r.peers).map_err(|e| Status::invalid_argument(e.to_string()))?
+            // Expansion is bounded (at most MAX_LIST_LEN bytes parsed, MAX_HOSTS names
+            // built, tens of milliseconds), but it is still CPU work a caller chooses: it
+            // runs on the blocking pool so the async workers keep serving /metrics and gRPC.
+            let list = std::mem::take(&mut r.peers);
+            tokio::task::spawn_blocking(move || hostlist::expand(&list))
+                .await
+                .map_err(|e| Status::internal(format!("expanding the peer list failed: {e}")))?
+                .map_err(|e| Status::invalid_argument(format!("peers: {e}")))?
         };
         if peers.is_empty() {
             return Err(Status::failed_precondition(

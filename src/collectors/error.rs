@@ -18,6 +18,22 @@ pub enum CollectError {
 
     #[error("{what}: {detail}")]
     Invalid { what: String, detail: String },
+
+    /// A FIFO, socket, device or directory where a file of the kernel's should be: never
+    /// read, because reading it could block forever or never end.
+    #[error("{} is {kind}, not a regular file — not read (it could block forever); check --host-root", path.display())]
+    NotRegular { path: PathBuf, kind: &'static str },
+
+    /// A file longer than the cap for its kind: read no further than the cap.
+    #[error("{} is larger than {limit} bytes — not read; the kernel's files are far smaller, check --host-root", path.display())]
+    TooLarge { path: PathBuf, limit: u64 },
+
+    /// A read that did not finish within its deadline (a hung NFS or FUSE mount).
+    #[error("{} did not answer within {} ms — a hung file system? check the mount", path.display(), deadline.as_millis())]
+    TimedOut {
+        path: PathBuf,
+        deadline: std::time::Duration,
+    },
 }
 
 const MALFORMED_REMEDY: &str = "the file does not look like the kernel's; check --host-root, or report it with the file attached";

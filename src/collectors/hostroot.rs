@@ -34,6 +34,89 @@ impl std::fmt::Debug for HostRoot {
 
 pub const PROFILE_FILE: &str = "_fixture/profile.toml";
 
+/// Most bytes read from one host file: far more than any kernel file a collector reads
+/// (`/proc/mounts` of a node with thousands of mounts, `/proc/cpuinfo` of 512 CPUs, each
+/// under 1 MiB), so a sparse or endless file costs at most this much memory.
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Most bytes read from a one-value file (sysfs attributes, hostname, profile.toml).
+pub const MAX_VALUE_BYTES: u64 = 64 * 1024;
+
+/// How long startup (opening the host root, reading the hostname) may take before it is an
+/// error rather than an agent that never binds.
+pub const STARTUP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn kind_of(ft: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_symlink() {
+        "a symlink"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Reads a file of outside data, bounded: only a regular file is read (a FIFO, socket or
+/// device is refused before it is opened, and again by `fstat` after an `O_NONBLOCK` open,
+/// so one swapped in between cannot block either), and at most `cap` bytes — a longer file
+/// is an error naming it. procfs and sysfs files are regular files whose size says nothing
+/// (0 or 4096), so the cap is enforced while reading, not from `st_size`. `shown` is the
+/// path errors name. Time is bounded by the caller: collectors run under their deadline,
+/// startup reads under `STARTUP_DEADLINE`.
+pub fn read_bounded(path: &Path, shown: &Path, cap: u64) -> Result<Vec<u8>, CollectError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let unreadable = |source: io::Error| CollectError::Unreadable {
+        path: shown.to_path_buf(),
+        source,
+    };
+    let not_regular = |ft: &std::fs::FileType| {
+        if ft.is_dir() {
+            // What reading a directory always said: unreadable (is a directory).
+            unreadable(io::Error::from_raw_os_error(libc::EISDIR))
+        } else {
+            CollectError::NotRegular {
+                path: shown.to_path_buf(),
+                kind: kind_of(ft),
+            }
+        }
+    };
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta.file_type()));
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta.file_type()));
+    }
+    let mut buf = Vec::new();
+    // One byte past the cap tells "exactly the cap" from "longer".
+    file.take(cap.saturating_add(1))
+        .read_to_end(&mut buf)
+        .map_err(unreadable)?;
+    if buf.len() as u64 > cap {
+        return Err(CollectError::TooLarge {
+            path: shown.to_path_buf(),
+            limit: cap,
+        });
+    }
+    Ok(buf)
+}
+
 impl HostRoot {
     /// Opens a host root. Fails when the directory does not exist or its profile file is
     /// unreadable, so a typo in `--host-root` is caught at start, not as 40 collector errors.
@@ -50,18 +133,18 @@ impl HostRoot {
             });
         }
         let profile_path = root.join(PROFILE_FILE);
-        let profile = match std::fs::read_to_string(&profile_path) {
-            Ok(text) => Some(
-                toml::from_str::<Profile>(&text)
-                    .map_err(|e| CollectError::malformed(&profile_path, e.message().to_string()))?,
-            ),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(source) => {
-                return Err(CollectError::Unreadable {
-                    path: profile_path,
-                    source,
-                });
+        let profile = match read_bounded(&profile_path, &profile_path, MAX_VALUE_BYTES) {
+            Ok(bytes) => {
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| CollectError::malformed(&profile_path, "not valid UTF-8 text"))?;
+                Some(
+                    toml::from_str::<Profile>(&text).map_err(|e| {
+                        CollectError::malformed(&profile_path, e.message().to_string())
+                    })?,
+                )
             }
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e),
         };
         let sys: Arc<dyn SysAccess> = if profile.is_some() {
             Arc::new(FixtureSys::new(root.join("_fixture")))
@@ -69,6 +152,44 @@ impl HostRoot {
             Arc::new(RealSys::new(root.clone()))
         };
         Ok(HostRoot { root, sys, profile })
+    }
+
+    /// `open` on the blocking pool within `deadline`: a host root on a hung file system
+    /// (NFS, FUSE) is an error naming it, not a start that never ends. The stuck thread is
+    /// left behind; the process exits without waiting for it.
+    pub async fn open_within(
+        root: impl Into<PathBuf>,
+        deadline: std::time::Duration,
+    ) -> Result<Self, CollectError> {
+        let root: PathBuf = root.into();
+        let r = root.clone();
+        match tokio::time::timeout(deadline, tokio::task::spawn_blocking(move || Self::open(r)))
+            .await
+        {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(e)) => Err(CollectError::Invalid {
+                what: format!("host root {}", root.display()),
+                detail: format!("opening it failed: {e}"),
+            }),
+            Err(_) => Err(CollectError::TimedOut {
+                path: root,
+                deadline,
+            }),
+        }
+    }
+
+    /// This host's name: `/proc/sys/kernel/hostname`, else `/etc/hostname`; None when
+    /// neither holds a plausible name (at most 253 printable characters, no spaces).
+    pub fn hostname(&self) -> Option<String> {
+        ["/proc/sys/kernel/hostname", "/etc/hostname"]
+            .iter()
+            .filter_map(|p| self.value(p).ok())
+            .find(|h| {
+                !h.is_empty()
+                    && h.len() <= 253
+                    && h.chars().all(|c| c.is_ascii_graphic() || !c.is_ascii())
+                    && !h.chars().any(char::is_control)
+            })
     }
 
     /// A root with an explicit syscall implementation (tests).
@@ -114,9 +235,13 @@ impl HostRoot {
         }
     }
 
+    /// Reads a text file: a regular file of at most `MAX_FILE_BYTES` (see `read_bounded`).
     pub fn read(&self, host_path: &str) -> Result<String, CollectError> {
-        let bytes =
-            std::fs::read(self.path(host_path)).map_err(|e| self.unreadable(host_path, e))?;
+        self.read_capped(host_path, MAX_FILE_BYTES)
+    }
+
+    fn read_capped(&self, host_path: &str, cap: u64) -> Result<String, CollectError> {
+        let bytes = read_bounded(&self.path(host_path), &self.display_path(host_path), cap)?;
         String::from_utf8(bytes).map_err(|_| {
             CollectError::malformed(self.display_path(host_path), "not valid UTF-8 text")
         })
@@ -131,13 +256,20 @@ impl HostRoot {
         }
     }
 
-    /// Reads a one-value sysfs file, trimmed.
+    /// Reads a one-value file (at most `MAX_VALUE_BYTES`), trimmed.
     pub fn value(&self, host_path: &str) -> Result<String, CollectError> {
-        Ok(self.read(host_path)?.trim().to_string())
+        Ok(self
+            .read_capped(host_path, MAX_VALUE_BYTES)?
+            .trim()
+            .to_string())
     }
 
     pub fn value_opt(&self, host_path: &str) -> Result<Option<String>, CollectError> {
-        Ok(self.read_opt(host_path)?.map(|s| s.trim().to_string()))
+        match self.value(host_path) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Reads and parses a one-value file, naming the file when the value does not parse.

@@ -185,9 +185,22 @@ impl FixtureSys {
         FixtureSys { dir }
     }
 
+    /// Emulates a syscall that does not return (a netlink dump or an NVMe admin command
+    /// stuck in a driver, adjtimex behind a wedged clock source): while
+    /// `_fixture/hang/<call>` exists (`routing`, `nvme-smart-log`, `clock`), the call
+    /// blocks; removing the file releases it. Host files cannot stand in for a hung read
+    /// any more (a FIFO is refused, see `read_bounded`), so this is how tests hang a
+    /// collector and check its deadline.
+    fn wait_while_hung(&self, call: &str) {
+        let flag = self.dir.join("hang").join(call);
+        while std::fs::symlink_metadata(&flag).is_ok() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     fn read(&self, name: &str) -> Result<Vec<u8>, CollectError> {
         let path = self.dir.join(name);
-        std::fs::read(&path).map_err(|source| CollectError::Unreadable { path, source })
+        super::hostroot::read_bounded(&path, &path, super::hostroot::MAX_FILE_BYTES)
     }
 
     fn read_text(&self, name: &str) -> Result<String, CollectError> {
@@ -199,6 +212,7 @@ impl FixtureSys {
 
 impl SysAccess for FixtureSys {
     fn routing(&self) -> Result<RoutingFacts, CollectError> {
+        self.wait_while_hung("routing");
         let parse = |name: &str| -> Result<serde_json::Value, CollectError> {
             serde_json::from_str(&self.read_text(name)?)
                 .map_err(|e| CollectError::malformed(self.dir.join(name), e.to_string()))
@@ -217,10 +231,12 @@ impl SysAccess for FixtureSys {
                 detail: "expected nvme<N>".into(),
             });
         }
+        self.wait_while_hung("nvme-smart-log");
         self.read(&format!("nvme/{ctrl}/smart-log.bin"))
     }
 
     fn clock(&self) -> Result<ClockState, CollectError> {
+        self.wait_while_hung("clock");
         let text = self.read_text("adjtimex.toml")?;
         toml::from_str(&text).map_err(|e| {
             CollectError::malformed(self.dir.join("adjtimex.toml"), e.message().to_string())

@@ -126,11 +126,17 @@ pub async fn run(root: &HostRoot, cfg: &CollectConfig) -> CheckOutcome {
         Ok(Err(e)) => error = Some(e.to_string()),
         Err(e) => error = Some(format!("the checks collector {e}")),
     }
+    // The name is outside data too: read bounded, off the async workers, within a deadline.
+    let r = root.clone();
+    let hostname = collect_within(crate::collectors::hostroot::STARTUP_DEADLINE, move || {
+        r.hostname()
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| "unknown".into());
     CheckOutcome {
-        hostname: root
-            .value("/proc/sys/kernel/hostname")
-            .or_else(|_| root.value("/etc/hostname"))
-            .unwrap_or_else(|_| "unknown".into()),
+        hostname,
         profile: root.profile().map(|p| p.name.clone()),
         kernel,
         results,

@@ -227,7 +227,11 @@ pub async fn exporter(a: ExporterArgs) -> Result<()> {
 }
 
 pub async fn check(a: CheckArgs) -> Result<i32> {
-    let root = HostRoot::open(&a.collect.host_root)?;
+    let root = HostRoot::open_within(
+        &a.collect.host_root,
+        crate::collectors::hostroot::STARTUP_DEADLINE,
+    )
+    .await?;
     let cfg = collect_config(&a.collect)?;
     let outcome = check::run(&root, &cfg).await;
     if a.json {
