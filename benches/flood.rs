@@ -174,6 +174,32 @@ struct Phase {
     secs: f64,
 }
 
+/// The largest mappings by RSS (KB) — with AXON_FLOOD_SMAPS=1, to see where memory sits.
+fn smaps(pid: u32, label: &str) {
+    if std::env::var_os("AXON_FLOOD_SMAPS").is_none() {
+        return;
+    }
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut cur = String::new();
+    let mut rows: Vec<(u64, String)> = Vec::new();
+    for l in text.lines() {
+        if l.split_whitespace()
+            .next()
+            .is_some_and(|f| f.contains('-') && !f.ends_with(':'))
+        {
+            cur = l.to_string();
+        } else if let Some(v) = l.strip_prefix("Rss:") {
+            let kb: u64 = v.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0);
+            rows.push((kb, cur.clone()));
+        }
+    }
+    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    eprintln!("smaps {label}:");
+    for (kb, m) in rows.iter().take(8) {
+        eprintln!("  {kb:>7} kB  {m}");
+    }
+}
+
 /// The good client measures for `dur`.
 async fn measure(name: &'static str, pid: u32, good: &mut Client, dur: Duration) -> Phase {
     let (rss_start, cpu0) = usage(pid).expect("agent alive");
@@ -294,6 +320,7 @@ async fn run() {
     // Warm up: first calls, allocator settles.
     let _ = measure("warm-up", pid, &mut good, Duration::from_secs(3)).await;
     let base = measure("baseline", pid, &mut good, Duration::from_secs(10)).await;
+    smaps(pid, "baseline");
 
     // --- the flood ---
     let stop = Arc::new(AtomicBool::new(false));
@@ -302,6 +329,16 @@ async fn run() {
     let watch_refused = Arc::new(AtomicU64::new(0));
     let mut watch_clients = Vec::new();
     // First, while the agent still takes connections (the idle flood fills its cap).
+    let bomb_client = axon::fleet::client::connect(
+        &axon::fleet::client::Target::Tcp {
+            addr: GRPC.into(),
+            token: Some(admin.clone()),
+            security: security.clone(),
+        },
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("admin client connects");
     for _ in 0..WATCH_CONNS {
         watch_clients.push(client_from("127.0.0.1", &security, &reader).await);
     }
@@ -397,25 +434,9 @@ async fn run() {
     }
     let bomb_answers = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     {
-        let (stop, answers, security, admin) = (
-            stop.clone(),
-            bomb_answers.clone(),
-            security.clone(),
-            admin.clone(),
-        );
+        let (stop, answers) = (stop.clone(), bomb_answers.clone());
+        let mut c = bomb_client;
         tasks.push(tokio::spawn(async move {
-            let Ok(mut c) = axon::fleet::client::connect(
-                &axon::fleet::client::Target::Tcp {
-                    addr: GRPC.into(),
-                    token: Some(admin),
-                    security,
-                },
-                Duration::from_secs(5),
-            )
-            .await
-            else {
-                return;
-            };
             while !stop.load(Relaxed) {
                 for (name, peers) in bombs() {
                     let r = tokio::time::timeout(
@@ -452,8 +473,16 @@ async fn run() {
     }
     drop(tasks);
     drop(watch_clients);
-    tokio::time::sleep(Duration::from_secs(30)).await;
+    for i in 1..=6 {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        eprintln!(
+            "settle +{}s: RSS {:.1} MB",
+            i * 10,
+            usage(pid).map_or(0.0, |u| u.0)
+        );
+    }
     let after = measure("after", pid, &mut good, Duration::from_secs(10)).await;
+    smaps(pid, "after");
     let alive = usage(pid).is_some();
 
     println!("flood bench: one axon agent (TLS, default limits) on loopback");
