@@ -193,7 +193,7 @@ fn smaps(pid: u32, label: &str) {
             rows.push((kb, cur.clone()));
         }
     }
-    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     eprintln!("smaps {label}:");
     for (kb, m) in rows.iter().take(8) {
         eprintln!("  {kb:>7} kB  {m}");
