@@ -522,10 +522,7 @@ async fn run() {
             "gRPC connections open",
             "axon_grpc_connections{listener=\"grpc_tcp\"}",
         ),
-        (
-            "/metrics connections open",
-            "axon_grpc_connections{listener=\"metrics\"}",
-        ),
+        ("/metrics connections open", "axon_metrics_connections"),
         (
             "closed over the peer cap",
             "axon_connections_rejected_total{listener=\"grpc_tcp\",reason=\"peer_limit\"",

@@ -309,8 +309,8 @@ pub struct LimitsArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
     pub handshake_timeout: Duration,
 
-    /// A connection that sends nothing for this long is closed, 1s to 1h (gRPC clients
-    /// answer keepalive pings every 20 s, so live ones never are)
+    /// A connection that sends nothing for this long is closed, 1s to 1h (the agent
+    /// pings gRPC clients every third of it, so live ones never are)
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_idle)]
     pub idle_timeout: Duration,
 }

@@ -355,6 +355,11 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         "axon demo: starting {} agents on 127.0.1.1-{} (emulated hosts) …",
         a.nodes, a.nodes
     );
+    if a.insecure {
+        eprintln!(
+            "axon demo: WARNING: --insecure: the demo agents and console speak plain-text gRPC; tokens cross the network unencrypted"
+        );
+    }
     let cluster = start(opts).await?;
     let inventory = match &a.inventory_out {
         Some(out) => {

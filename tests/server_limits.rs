@@ -172,6 +172,8 @@ async fn connections_over_the_caps_are_closed_at_once_and_another_peer_still_get
     let a = agents::start(Limits {
         max_connections: 6,
         max_connections_per_ip: 4,
+        // The held connections must outlive a slow run of this test.
+        handshake_timeout: Duration::from_secs(120),
         ..Limits::default()
     })
     .await;
@@ -236,7 +238,11 @@ async fn a_silent_connection_is_closed_at_the_handshake_timeout() {
         "a client that never starts TLS is dropped"
     );
     let stats = a.agent.state.server.clone();
-    assert_eq!(stats.grpc_tcp.handshake_timeouts.load(Relaxed), 1);
+    // Counted by the handshake task just after it drops the socket.
+    eventually(Duration::from_secs(5), "the timeout counted", || {
+        stats.grpc_tcp.handshake_timeouts.load(Relaxed) == 1
+    })
+    .await;
     eventually(Duration::from_secs(2), "its place freed", || {
         stats.grpc_tcp.open.load(Relaxed) == 0
     })
@@ -428,4 +434,91 @@ fn accept_errors_at_the_fd_limit_back_off_instead_of_spinning() {
         "{errors} failed accepts in ~3 s: the accept loop spins instead of backing off"
     );
     drop(stderr);
+}
+
+/// A client that only receives (a Watch with nothing new to send) is kept alive by the
+/// agent's HTTP/2 pings, which run at a third of the idle timeout: it is never cut as idle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receive_only_watch_outlives_the_idle_timeout() {
+    let a = agents::start(Limits {
+        idle_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    })
+    .await;
+    let mut c = a.reader_client().await;
+    let mut stream = c.node.watch(watch_req()).await.unwrap().into_inner();
+    stream.message().await.unwrap().expect("the first snapshot");
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(4) {
+        match tokio::time::timeout(Duration::from_millis(500), stream.message()).await {
+            Err(_) | Ok(Ok(Some(_))) => {}
+            Ok(other) => panic!("Watch ended after {:?}: {other:?}", start.elapsed()),
+        }
+    }
+    let stats = a.agent.state.server.clone();
+    assert_eq!(stats.grpc_tcp.closed_idle.load(Relaxed), 0);
+    assert_eq!(stats.watch_open.load(Relaxed), 1);
+    c.node
+        .get_snapshot(pb::GetSnapshotRequest::default())
+        .await
+        .expect("the same connection still serves");
+}
+
+/// Agent::shutdown closes the connections tonic and hyper serve in tasks of their own:
+/// a console must see the agent go, not a live agent with frozen data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_open_connections_and_streams() {
+    let a = agents::start(Limits::default()).await;
+    let mut c = a.reader_client().await;
+    let mut stream = c.node.watch(watch_req()).await.unwrap().into_inner();
+    stream.message().await.unwrap().expect("the first snapshot");
+    let mut keep = TcpStream::connect(a.metrics()).await.unwrap();
+    let stats = a.agent.state.server.clone();
+    eventually(Duration::from_secs(5), "both connections open", || {
+        stats.grpc_tcp.open.load(Relaxed) == 1 && stats.metrics.open.load(Relaxed) == 1
+    })
+    .await;
+    a.agent.shutdown();
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = stream.message().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the Watch stream still runs after shutdown");
+    assert!(closed_within(&mut keep, Duration::from_secs(5)).await);
+    assert!(
+        c.node
+            .get_snapshot(pb::GetSnapshotRequest::default())
+            .await
+            .is_err(),
+        "no answers after shutdown"
+    );
+    eventually(Duration::from_secs(5), "every place given back", || {
+        stats.grpc_tcp.open.load(Relaxed) == 0
+            && stats.metrics.open.load(Relaxed) == 0
+            && stats.watch_open.load(Relaxed) == 0
+    })
+    .await;
+}
+
+/// hyper's header timer also runs while a keep-alive connection waits for its next
+/// request: a scraper that keeps its connection between scrapes is closed as idle, and
+/// not counted as a slowloris client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_scrape_connection_is_counted_as_idle_not_slowloris() {
+    let a = agents::start(Limits {
+        handshake_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    })
+    .await;
+    let mut s = TcpStream::connect(a.metrics()).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(closed_within(&mut s, Duration::from_secs(5)).await);
+    let stats = a.agent.state.server.clone();
+    eventually(Duration::from_secs(2), "counted", || {
+        stats.metrics.closed_idle.load(Relaxed) == 1
+    })
+    .await;
+    assert_eq!(stats.metrics.handshake_timeouts.load(Relaxed), 0);
 }

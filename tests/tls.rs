@@ -13,6 +13,7 @@ use axon::wire::pb;
 use axon::wire::tls::Fingerprint;
 use common::agents::{self, TestAgent};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(5);
@@ -334,4 +335,92 @@ async fn metrics_stay_plain_http_by_default_and_https_with_metrics_tls() {
     let mut body = String::new();
     let _ = tokio::time::timeout(T, s.read_to_string(&mut body)).await;
     assert!(body.contains("axon_node_info"), "{body}");
+}
+
+/// A server that presents a certificate whose key it does not hold (an interceptor
+/// replaying an agent's certificate): the handshake fails at the signature check.
+#[derive(Debug)]
+struct Impostor(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for Impostor {
+    fn resolve(
+        &self,
+        _: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tofu_records_nothing_when_the_server_cannot_prove_the_key() {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rustls_pki_types::pem::PemObject;
+    let a = agents::start(Limits::default()).await;
+    let tls_dir = a.dir.path().join("state/tls");
+    let cert = CertificateDer::from_pem_file(tls_dir.join("cert.pem")).unwrap();
+    let other = rcgen::KeyPair::generate().unwrap();
+    let key = PrivateKeyDer::from_pem_slice(other.serialize_pem().as_bytes()).unwrap();
+    let signer = rustls::crypto::ring::sign::any_supported_type(&key).unwrap();
+    let ck = Arc::new(rustls::sign::CertifiedKey::new(vec![cert], signer));
+    let mut cfg = rustls::ServerConfig::builder_with_provider(axon::wire::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(Impostor(ck)));
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let _ = acceptor.accept(s).await;
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let known = dir.path().join("known_agents");
+    let trust = agents::trust(TrustOptions {
+        tofu: true,
+        known_agents: Some(known.clone()),
+        ..Default::default()
+    });
+    let sec = trust
+        .for_agent("n1", &addr.to_string(), None, None)
+        .unwrap();
+    let r = client::connect(
+        &axon::fleet::client::Target::Tcp {
+            addr: addr.to_string(),
+            token: Some("x".repeat(40)),
+            security: sec,
+        },
+        T,
+    )
+    .await;
+    assert!(r.is_err(), "the impostor's handshake must fail");
+    let recorded = std::fs::read_to_string(&known).unwrap_or_default();
+    assert!(
+        recorded.trim().is_empty(),
+        "nothing recorded for a server that did not prove the key: {recorded}"
+    );
+}
+
+#[test]
+fn a_known_agents_file_writable_by_others_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let known = dir.path().join("known_agents");
+    std::fs::write(&known, "").unwrap();
+    std::fs::set_permissions(&known, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let e = axon::fleet::tls::Trust::new(&TrustOptions {
+        tofu: true,
+        known_agents: Some(known.clone()),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(
+        e.contains("writable by others") && e.contains("chmod 600"),
+        "{e}"
+    );
 }

@@ -78,8 +78,8 @@ pub struct ListenerStats {
     pub accept_errors: AtomicU64,
 }
 
-/// The agent's server-side counters.
-#[derive(Debug, Default)]
+/// The agent's server-side counters, and the signal that closes every connection.
+#[derive(Debug)]
 pub struct ServerStats {
     pub grpc_tcp: ListenerStats,
     pub grpc_unix: ListenerStats,
@@ -88,6 +88,42 @@ pub struct ServerStats {
     pub watch_rejected: AtomicU64,
     /// Whether gRPC on TCP is TLS (0 when started with --insecure).
     pub grpc_tls: AtomicU64,
+    /// Set by `Agent::shutdown`: accept loops stop and every open connection fails its
+    /// next read or write (tonic and hyper run connections in tasks of their own, which
+    /// aborting the server task does not reach).
+    shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for ServerStats {
+    fn default() -> Self {
+        ServerStats {
+            grpc_tcp: Default::default(),
+            grpc_unix: Default::default(),
+            metrics: Default::default(),
+            watch_open: Default::default(),
+            watch_rejected: Default::default(),
+            grpc_tls: Default::default(),
+            shutdown: tokio::sync::watch::channel(false).0,
+        }
+    }
+}
+
+impl ServerStats {
+    /// Closes every connection of every listener and stops accepting.
+    pub fn shut_down(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+}
+
+/// Resolves once the agent shuts down.
+fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        let _ = rx.wait_for(|v| *v).await;
+    })
 }
 
 impl ServerStats {
@@ -98,6 +134,7 @@ impl ServerStats {
         use prometheus_client::metrics::gauge::Gauge;
         type L = Vec<(&'static str, String)>;
         let open = Family::<L, Gauge>::default();
+        let metrics_open = Gauge::<i64>::default();
         let rejected = Family::<L, prometheus_client::metrics::counter::Counter>::default();
         let accept_errors = Family::<L, prometheus_client::metrics::counter::Counter>::default();
         for (name, s) in [
@@ -112,8 +149,12 @@ impl ServerStats {
                 }
                 v
             };
-            open.get_or_create(&lbl(None))
-                .set(s.open.load(Relaxed) as i64);
+            if name == "metrics" {
+                metrics_open.set(s.open.load(Relaxed) as i64);
+            } else {
+                open.get_or_create(&lbl(None))
+                    .set(s.open.load(Relaxed) as i64);
+            }
             for (reason, c) in [
                 ("connection_limit", &s.rejected_total_limit),
                 ("peer_limit", &s.rejected_ip_limit),
@@ -131,8 +172,13 @@ impl ServerStats {
         }
         reg.register(
             "grpc_connections",
-            "Open connections per listener (grpc_tcp, grpc_unix, metrics)",
+            "Open gRPC connections per listener (grpc_tcp, grpc_unix)",
             open,
+        );
+        reg.register(
+            "metrics_connections",
+            "Open /metrics connections",
+            metrics_open,
         );
         reg.register(
             "connections_rejected",
@@ -287,11 +333,22 @@ pub struct Conn<IO, CI> {
     read_deadline: Pin<Box<Sleep>>,
     write_deadline: Option<Pin<Box<Sleep>>>,
     timed_out: bool,
+    /// Resolves when the agent shuts down; the connection then fails.
+    stop: Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// Bytes arrived since the last write: a request is (partly) in. Tells a slow
+    /// request (slowloris) from an idle keep-alive connection when hyper times out.
+    request_started: Arc<std::sync::atomic::AtomicBool>,
     _permit: Permit,
 }
 
 impl<IO, CI> Conn<IO, CI> {
-    fn new(io: IO, info: CI, idle: Duration, permit: Permit) -> Self {
+    fn new(
+        io: IO,
+        info: CI,
+        idle: Duration,
+        permit: Permit,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
         Conn {
             io,
             info,
@@ -299,8 +356,19 @@ impl<IO, CI> Conn<IO, CI> {
             read_deadline: Box::pin(tokio::time::sleep(idle)),
             write_deadline: None,
             timed_out: false,
+            stop: stopped(stop),
+            request_started: Default::default(),
             _permit: permit,
         }
+    }
+
+    fn stop_error(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
+        self.stop.as_mut().poll(cx).is_ready().then(|| {
+            io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the agent is shutting down",
+            )
+        })
     }
 
     fn idle_error(&mut self) -> io::Error {
@@ -322,12 +390,16 @@ impl<IO: AsyncRead + Unpin, CI: Unpin> AsyncRead for Conn<IO, CI> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if let Some(e) = this.stop_error(cx) {
+            return Poll::Ready(Err(e));
+        }
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(r) => {
                 if buf.filled().len() > before {
                     let at = Instant::now() + this.idle;
                     this.read_deadline.as_mut().reset(at);
+                    this.request_started.store(true, Relaxed);
                 }
                 Poll::Ready(r)
             }
@@ -346,6 +418,9 @@ impl<IO: AsyncWrite + Unpin, CI: Unpin> Conn<IO, CI> {
         cx: &mut Context<'_>,
         f: impl FnOnce(Pin<&mut IO>, &mut Context<'_>) -> Poll<io::Result<T>>,
     ) -> Poll<io::Result<T>> {
+        if let Some(e) = self.stop_error(cx) {
+            return Poll::Ready(Err(e));
+        }
         match f(Pin::new(&mut self.io), cx) {
             Poll::Ready(r) => {
                 self.write_deadline = None;
@@ -365,8 +440,12 @@ impl<IO: AsyncWrite + Unpin, CI: Unpin> Conn<IO, CI> {
 
 impl<IO: AsyncWrite + Unpin, CI: Unpin> AsyncWrite for Conn<IO, CI> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
-        self.get_mut()
-            .guard_write(cx, |io, cx| io.poll_write(cx, b))
+        let this = self.get_mut();
+        let r = this.guard_write(cx, |io, cx| io.poll_write(cx, b));
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            this.request_started.store(false, Relaxed);
+        }
+        r
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.get_mut().guard_write(cx, |io, cx| io.poll_flush(cx))
@@ -379,8 +458,12 @@ impl<IO: AsyncWrite + Unpin, CI: Unpin> AsyncWrite for Conn<IO, CI> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut()
-            .guard_write(cx, |io, cx| io.poll_write_vectored(cx, bufs))
+        let this = self.get_mut();
+        let r = this.guard_write(cx, |io, cx| io.poll_write_vectored(cx, bufs));
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            this.request_started.store(false, Relaxed);
+        }
+        r
     }
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
@@ -501,6 +584,7 @@ pub fn tcp_incoming(
         Which::Metrics => limits.max_metrics_connections,
         _ => limits.max_connections,
     };
+    let mut stop = stats.stopping();
     let caps = Arc::new(Caps {
         total,
         per_ip: limits.max_connections_per_ip,
@@ -514,7 +598,15 @@ pub fn tcp_incoming(
     let task = tokio::spawn(async move {
         let mut backoff = Backoff::new(which);
         loop {
-            let (sock, peer) = match listener.accept().await {
+            // The server that took our connections is gone: stop accepting for it.
+            if tx.is_closed() || *stop.borrow() {
+                return;
+            }
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                _ = stop.wait_for(|v| *v) => return,
+            };
+            let (sock, peer) = match accepted {
                 Ok(x) => x,
                 Err(e) if per_connection(&e) => continue,
                 Err(e) => {
@@ -534,7 +626,7 @@ pub fn tcp_incoming(
             };
             match &tls {
                 None => {
-                    let c = Conn::new(MaybeTls::Plain(sock), info, idle, permit);
+                    let c = Conn::new(MaybeTls::Plain(sock), info, idle, permit, stop.clone());
                     if tx.send(Ok(c)).await.is_err() {
                         return;
                     }
@@ -543,10 +635,12 @@ pub fn tcp_incoming(
                     let acceptor = acceptor.clone();
                     let tx = tx.clone();
                     let caps = caps.clone();
+                    let stop = stop.clone();
                     tokio::spawn(async move {
                         match tokio::time::timeout(handshake, acceptor.accept(sock)).await {
                             Ok(Ok(s)) => {
-                                let c = Conn::new(MaybeTls::Tls(Box::new(s)), info, idle, permit);
+                                let c =
+                                    Conn::new(MaybeTls::Tls(Box::new(s)), info, idle, permit, stop);
                                 let _ = tx.send(Ok(c)).await;
                             }
                             Ok(Err(_)) => {
@@ -570,6 +664,7 @@ pub fn unix_incoming(
     limits: &Limits,
     stats: Arc<ServerStats>,
 ) -> (Incoming<UnixConn>, tokio::task::JoinHandle<()>) {
+    let mut stop = stats.stopping();
     let caps = Arc::new(Caps {
         total: limits.max_connections,
         per_ip: usize::MAX,
@@ -582,7 +677,14 @@ pub fn unix_incoming(
     let task = tokio::spawn(async move {
         let mut backoff = Backoff::new(Which::GrpcUnix);
         loop {
-            let sock = match listener.accept().await {
+            if tx.is_closed() || *stop.borrow() {
+                return;
+            }
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                _ = stop.wait_for(|v| *v) => return,
+            };
+            let sock = match accepted {
                 Ok((s, _)) => s,
                 Err(e) if per_connection(&e) => continue,
                 Err(e) => {
@@ -597,7 +699,7 @@ pub fn unix_incoming(
             };
             let info = sock.connect_info();
             if tx
-                .send(Ok(Conn::new(sock, info, idle, permit)))
+                .send(Ok(Conn::new(sock, info, idle, permit, stop.clone())))
                 .await
                 .is_err()
             {
@@ -610,7 +712,8 @@ pub fn unix_incoming(
 
 /// Serves HTTP/1.1 (`/metrics`) on accepted connections: request headers must arrive
 /// within `header_timeout` (a slowloris client is cut and counted as a handshake
-/// timeout), and each connection runs in its own task.
+/// timeout; a keep-alive connection idle that long between requests is closed and
+/// counted as idle), and each connection runs in its own task.
 pub async fn serve_http(
     mut incoming: Incoming<TcpConn>,
     app: axum::Router,
@@ -620,6 +723,7 @@ pub async fn serve_http(
     use tokio_stream::StreamExt;
     while let Some(conn) = incoming.next().await {
         let Ok(conn) = conn else { continue };
+        let request_started = conn.request_started.clone();
         let svc = hyper_util::service::TowerToHyperService::new(app.clone());
         let stats = stats.clone();
         tokio::spawn(async move {
@@ -628,8 +732,14 @@ pub async fn serve_http(
                 .header_read_timeout(header_timeout)
                 .serve_connection(hyper_util::rt::TokioIo::new(conn), svc)
                 .await;
+            // hyper's header timer also runs while a keep-alive connection waits for its
+            // next request: that is an idle close, not a slow request.
             if r.is_err_and(|e| e.is_timeout()) {
-                stats.metrics.handshake_timeouts.fetch_add(1, Relaxed);
+                if request_started.load(Relaxed) {
+                    stats.metrics.handshake_timeouts.fetch_add(1, Relaxed);
+                } else {
+                    stats.metrics.closed_idle.fetch_add(1, Relaxed);
+                }
             }
         });
     }

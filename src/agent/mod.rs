@@ -110,6 +110,8 @@ pub struct Agent {
 
 impl Agent {
     pub fn shutdown(&self) {
+        // Open connections run in tasks of their own (tonic's, hyper's): closes them too.
+        self.state.server.shut_down();
         for t in &self.tasks {
             t.abort();
         }
@@ -394,11 +396,14 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
             probe: cfg.collect.probe.clone(),
         };
         let limits = cfg.limits.clone();
+        // Pings keep a client that only receives (a Watch) from looking idle: a third of
+        // the idle timeout, at most 20 s, so a live client answers twice in time.
+        let keepalive = (limits.idle_timeout / 3).min(Duration::from_secs(20));
         let router = || {
             tonic::transport::Server::builder()
                 .max_concurrent_streams(limits.max_streams_per_connection)
-                .http2_keepalive_interval(Some(Duration::from_secs(20)))
-                .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+                .http2_keepalive_interval(Some(keepalive))
+                .http2_keepalive_timeout(Some(keepalive))
                 .http2_max_header_list_size(64 * 1024)
                 .add_service(pb::node_service_server::NodeServiceServer::new(
                     node.clone(),

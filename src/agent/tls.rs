@@ -162,6 +162,16 @@ pub fn load_or_create(dir: &Path, names: &[String]) -> Result<Identity, TlsSetup
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
     let created = !cert.exists() && create(dir, names)?;
+    if !key.exists() {
+        return Err(TlsSetupError::Pem {
+            path: key,
+            detail: format!(
+                "is missing beside {} — move the directory {} away to have a new key and certificate made (then pin the new fingerprint)",
+                cert.display(),
+                dir.display()
+            ),
+        });
+    }
     let mut id = load_files(&cert, &key)?;
     id.created = created;
     Ok(id)
@@ -177,7 +187,13 @@ fn create(dir: &Path, names: &[String]) -> Result<bool, TlsSetupError> {
         ".tls-new-{}",
         rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
     ));
-    std::fs::create_dir(&tmp).map_err(io_err(&tmp))?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&tmp)
+            .map_err(io_err(&tmp))?;
+    }
     let result = (|| {
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o700))
             .map_err(io_err(&tmp))?;

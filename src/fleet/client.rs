@@ -124,14 +124,18 @@ pub async fn connect(target: &Target, connect_timeout: Duration) -> Result<Clien
                     let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
                     let name = tls.server_name.clone();
                     let dial = addr.clone();
+                    let tls = tls.clone();
                     ep.connect_with_connector(tower::service_fn(move |_: Uri| {
                         let connector = connector.clone();
                         let name = name.clone();
                         let dial = dial.clone();
+                        let tls = tls.clone();
                         async move {
                             let tcp = tokio::net::TcpStream::connect(&dial).await?;
                             tcp.set_nodelay(true)?;
                             let s = connector.connect(name, tcp).await?;
+                            tls.record_after_handshake(s.get_ref().1)
+                                .map_err(std::io::Error::other)?;
                             Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
                         }
                     }))

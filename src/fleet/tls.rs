@@ -66,6 +66,15 @@ impl KnownAgents {
     /// name the line.
     pub fn load(path: &Path) -> Result<Self, String> {
         let mut entries = HashMap::new();
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o022 != 0 {
+                return Err(format!(
+                    "{}: writable by others (mode {mode:o}), so anyone could plant a pin — chmod 600 it",
+                    path.display()
+                ));
+            }
+        }
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 for (i, line) in text.lines().enumerate() {
@@ -112,9 +121,19 @@ impl KnownAgents {
             .copied()
     }
 
-    /// Records a fingerprint (appends a line; the file and its directory are private).
+    /// Records a fingerprint (appends a line; the file and its directory are private),
+    /// unless one is recorded for `addr` already: the same is fine, another is refused.
     pub fn record(&self, addr: &str, fp: Fingerprint) -> Result<(), String> {
         let mut g = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((known, line)) = g.get(addr) {
+            if *known == fp {
+                return Ok(());
+            }
+            return Err(format!(
+                "{}:{line} records {known} for {addr}, the agent presents {fp}",
+                self.path.display()
+            ));
+        }
         if let Some(dir) = self.path.parent() {
             if !dir.as_os_str().is_empty() && !dir.exists() {
                 std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -215,9 +234,8 @@ impl ServerCertVerifier for AgentVerifier {
                 )));
             }
             if self.tofu {
-                known
-                    .record(&self.addr, got)
-                    .map_err(|e| refuse(format!("cannot record the certificate of {who}: {e}")))?;
+                // Recorded by the connector once the handshake has proved the agent holds
+                // the certificate's key (rustls checks that signature after this call).
                 return Ok(ServerCertVerified::assertion());
             }
         }
@@ -269,6 +287,27 @@ impl ServerCertVerifier for AgentVerifier {
 pub struct ClientTls {
     pub config: Arc<rustls::ClientConfig>,
     pub server_name: ServerName<'static>,
+    /// With --tofu and neither pin nor CA: where to record the certificate once the
+    /// handshake has succeeded (see `record_after_handshake`).
+    pub tofu: Option<(Arc<KnownAgents>, String)>,
+}
+
+impl ClientTls {
+    /// After a completed handshake: records the agent's certificate when trusting on
+    /// first use. An error means another certificate was recorded for it meanwhile.
+    pub fn record_after_handshake(&self, conn: &rustls::ClientConnection) -> Result<(), String> {
+        let Some((known, addr)) = &self.tofu else {
+            return Ok(());
+        };
+        let Some(leaf) = conn.peer_certificates().and_then(|c| c.first()) else {
+            return Err(format!("{addr}: the agent presented no certificate"));
+        };
+        known.record(addr, Fingerprint::of_der(leaf)).map_err(|e| {
+            format!(
+                "certificate of {addr} changed: {e} — if the agent's certificate was replaced on purpose, delete that line"
+            )
+        })
+    }
 }
 
 impl std::fmt::Debug for ClientTls {
@@ -356,7 +395,16 @@ impl Trust {
             None => None,
         };
         let known = match (opts.insecure, opts.known_agents_path()) {
-            (false, Some(p)) => Some(Arc::new(KnownAgents::load(&p)?)),
+            (false, Some(p)) => match KnownAgents::load(&p) {
+                Ok(k) => Some(Arc::new(k)),
+                // Recording into a broken file would be worse: refuse.
+                Err(e) if opts.tofu => return Err(e),
+                // Pins and CA files still work; unpinned agents are refused.
+                Err(e) => {
+                    eprintln!("axon: ignoring the known-agents file: {e}");
+                    None
+                }
+            },
             _ => None,
         };
         if opts.tofu && known.is_none() && !opts.insecure {
@@ -410,6 +458,10 @@ impl Trust {
             Some((fp, src)) => (Some(fp), src),
             None => (None, String::new()),
         };
+        let tofu = match (&self.known, self.tofu, pin.is_none() && ca.is_none()) {
+            (Some(k), true, true) => Some((k.clone(), addr.to_string())),
+            _ => None,
+        };
         let verifier = AgentVerifier {
             node: node.to_string(),
             addr: addr.to_string(),
@@ -430,6 +482,7 @@ impl Trust {
         Ok(Security::Tls(ClientTls {
             config: Arc::new(config),
             server_name: server_name_of(addr)?,
+            tofu,
         }))
     }
 }
@@ -460,7 +513,12 @@ pub fn explain(detail: &str) -> String {
 /// frame): say what is going on.
 pub fn explain_plaintext(detail: &str) -> String {
     let tls_alert = ["frame with invalid size", "FRAME_SIZE_ERROR"];
-    let closed = ["connection closed", "operation was canceled"];
+    let closed = [
+        "connection closed",
+        "operation was canceled",
+        "broken pipe",
+        "connection reset",
+    ];
     if tls_alert.iter().any(|m| detail.contains(m)) {
         format!(
             "{detail} — the agent speaks TLS and this console runs with --insecure: drop --insecure (and pin the agent's fingerprint)"
