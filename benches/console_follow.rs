@@ -146,7 +146,7 @@ fn main() {
                     for node in &mut t.numa_nodes {
                         node.memory_free_bytes = node
                             .memory_free_bytes
-                            .wrapping_add(((round * 7919 + i as u64) % 97) << 20);
+                            .map(|f| f.wrapping_add(((round * 7919 + i as u64) % 97) << 20));
                     }
                     st.update(SectionValue::Topology(t), None, 800);
                     if round % 2 == 0 {

@@ -247,6 +247,8 @@ pub async fn start(opts: DemoOptions) -> Result<DemoCluster> {
                 },
                 own_addresses: vec![ip.to_string()],
                 smart: true,
+                // The console shares this terminal.
+                log_problems: false,
             },
         };
         let a = agent::start(cfg)

@@ -3,6 +3,10 @@
 //! failing collector never blocks a scrape: it shows up as `axon_collector_success 0` and
 //! an old `axon_collector_last_success_timestamp_seconds`.
 //!
+//! A fact the collector could not read is not a number: its series is left out (never
+//! exported as 0), the collector's problems are counted in `axon_collector_problems`, and
+//! the agent logs them when they change.
+//!
 //! Served as OpenMetrics when the scraper asks for it (Prometheus does), and as the classic
 //! text format 0.0.4 otherwise (curl, `promtool check metrics`).
 
@@ -93,9 +97,14 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
         "When the collector last succeeded (0 = never); data older than a few intervals is stale",
     );
     let interval = r.gauge("collector_interval_seconds", "How often the collector runs");
+    let problems = r.gauge(
+        "collector_problems",
+        "Problems of the collector's last run (unreadable or malformed files; 1 if the run failed): their series are left out, and the agent's log names them",
+    );
     for c in &s.collectors {
         let lab = l([("collector", c.section.as_str().to_string())]);
         set(&ok, lab.clone(), f64::from(u8::from(c.ok)));
+        set(&problems, lab.clone(), f64::from(c.problems));
         set(&dur, lab.clone(), c.duration_us as f64 / 1e6);
         set(
             &last,
@@ -119,12 +128,20 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
                 .map(|u| u.role().label())
                 .unwrap_or_else(|| "unknown".into());
             let id = cpu.id.to_string();
+            // An unreadable core or package id is held as a stand-in; the label stays empty.
+            let known = |unreadable: &crate::model::cpuset::CpuSet, v: u32| {
+                if unreadable.contains(cpu.id) {
+                    String::new()
+                } else {
+                    v.to_string()
+                }
+            };
             set(
                 &cpu_info,
                 l([
                     ("cpu", id.clone()),
-                    ("core", cpu.core_id.to_string()),
-                    ("package", cpu.package_id.to_string()),
+                    ("core", known(&t.unreadable.core_id, cpu.core_id)),
+                    ("package", known(&t.unreadable.package_id, cpu.package_id)),
                     (
                         "numa_node",
                         cpu.numa_node.map(|n| n.to_string()).unwrap_or_default(),
@@ -152,24 +169,32 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
         let numa_cpus = r.gauge("numa_cpus", "Logical CPUs in the NUMA node");
         let hp = r.gauge("numa_hugepages", "Huge pages reserved on the NUMA node");
         let hp_free = r.gauge("numa_hugepages_free", "Free huge pages on the NUMA node");
+        // Unknown is never a number: a figure that could not be read has no series.
+        let some = |g: &G, lab: &Labels, v: Option<u64>| {
+            if let Some(v) = v {
+                set(g, lab.clone(), v as f64);
+            }
+        };
         for n in &t.numa_nodes {
             let lab = l([("numa_node", n.id.to_string())]);
-            set(&numa_total, lab.clone(), n.memory_total_bytes as f64);
-            set(&numa_free, lab.clone(), n.memory_free_bytes as f64);
-            set(&numa_cpus, lab, n.cpus.len() as f64);
+            some(&numa_total, &lab, n.memory_total_bytes);
+            some(&numa_free, &lab, n.memory_free_bytes);
+            if !n.cpus_unreadable {
+                set(&numa_cpus, lab, n.cpus.len() as f64);
+            }
             for h in &n.hugepages {
                 let lab = l([
                     ("numa_node", n.id.to_string()),
                     ("page_size_bytes", h.page_size_bytes.to_string()),
                 ]);
-                set(&hp, lab.clone(), h.total as f64);
-                set(&hp_free, lab, h.free as f64);
+                some(&hp, &lab, h.total);
+                some(&hp_free, &lab, h.free);
             }
         }
         let mem = r.gauge("memory_available_bytes", "MemAvailable from /proc/meminfo");
-        set(&mem, vec![], t.memory.available_bytes as f64);
+        some(&mem, &vec![], t.memory.available_bytes);
         let swap = r.gauge("swap_total_bytes", "Swap configured (SwapTotal)");
-        set(&swap, vec![], t.memory.swap_total_bytes as f64);
+        some(&swap, &vec![], t.memory.swap_total_bytes);
     }
     if let Some(p) = &s.pinning {
         let th = r.gauge(
@@ -237,8 +262,13 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
                 ]),
                 1.0,
             );
-            set(&up, lab.clone(), f64::from(u8::from(d.state == "live")));
-            set(&cap, lab.clone(), d.capacity_bytes() as f64);
+            // An unreadable state is empty, an unreadable namespace size 0: no series.
+            if !d.state.is_empty() {
+                set(&up, lab.clone(), f64::from(u8::from(d.state == "live")));
+            }
+            if d.namespaces.iter().all(|n| n.size_bytes > 0) {
+                set(&cap, lab.clone(), d.capacity_bytes() as f64);
+            }
             set(
                 &smart_ok,
                 lab.clone(),
@@ -316,7 +346,9 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
                 ]),
                 1.0,
             );
-            set(&up, lab.clone(), f64::from(u8::from(n.is_up())));
+            if !n.operstate.is_empty() {
+                set(&up, lab.clone(), f64::from(u8::from(n.is_up())));
+            }
             if let Some(m) = n.mtu {
                 set(&mtu, lab.clone(), f64::from(m));
             }

@@ -71,6 +71,7 @@ impl Schedule {
                 duration_us: 0,
                 interval_ms: self.timing(*s).interval.as_millis() as u64,
                 deadline_ms: self.timing(*s).deadline.as_millis() as u64,
+                problems: 0,
             })
             .collect()
     }
@@ -87,6 +88,63 @@ pub struct CollectConfig {
     /// Names or addresses that are this node; never probed.
     pub own_addresses: Vec<String>,
     pub smart: bool,
+    /// Write each collector's problems to stderr when they change (off where stderr is a
+    /// terminal UI, as in `axon demo`).
+    pub log_problems: bool,
+}
+
+/// Each collector's problems go to the log when they change (the set of messages, not
+/// each run), so a broken file costs one line, not one per second.
+#[derive(Debug, Default)]
+pub struct ProblemLog {
+    last: std::sync::Mutex<std::collections::HashMap<Section, Vec<String>>>,
+}
+
+impl ProblemLog {
+    /// The line to log for a run of `section` with these problems (for a run that failed
+    /// outright, its error), or None when they are the ones logged last.
+    pub fn note(&self, section: Section, problems: &[String]) -> Option<String> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let prev = last.entry(section).or_default();
+        if prev.as_slice() == problems {
+            return None;
+        }
+        let name = section.as_str();
+        let line = match problems.len() {
+            0 => format!("axon: {name} collector: problems cleared"),
+            1 => format!("axon: {name} collector: {}", problems[0]),
+            n => format!(
+                "axon: {name} collector: {n} problems: {}",
+                problems.join("; ")
+            ),
+        };
+        *prev = problems.to_vec();
+        Some(line)
+    }
+
+    /// Records a run's outcome in `state` and logs its problems if they changed.
+    pub fn record(
+        &self,
+        state: &AgentState,
+        section: Section,
+        outcome: Result<(SectionValue, Problems), String>,
+        duration_us: u64,
+        log: bool,
+    ) {
+        let texts: Vec<String> = match &outcome {
+            Ok((_, p)) => p.iter().map(|e| e.to_string()).collect(),
+            Err(e) => vec![format!("failed: {e}")],
+        };
+        if let Some(line) = self.note(section, &texts) {
+            if log {
+                eprintln!("{line}");
+            }
+        }
+        match outcome {
+            Ok((value, p)) => state.record(value, p.summary(), p.len() as u32, duration_us),
+            Err(e) => state.fail(section, e, duration_us),
+        }
+    }
 }
 
 /// Runs one collection of a file-based section, synchronously. Used by the scheduler and
@@ -218,6 +276,7 @@ pub fn spawn(
     state: Arc<AgentState>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
+    let log = Arc::new(ProblemLog::default());
     // Order matters on the first round: checks read the other sections.
     for section in [
         Section::Topology,
@@ -227,7 +286,7 @@ pub fn spawn(
         Section::Checks,
     ] {
         let timing = schedule.timing(section);
-        let (root, cfg, state) = (root.clone(), cfg.clone(), state.clone());
+        let (root, cfg, state, log) = (root.clone(), cfg.clone(), state.clone(), log.clone());
         tasks.push(tokio::spawn(async move {
             if section == Section::Checks {
                 // The checks judge the other sections: let them run once first, so the
@@ -240,7 +299,7 @@ pub fn spawn(
             loop {
                 ticker.tick().await;
                 if in_flight.load(Ordering::Acquire) {
-                    state.fail(section, format!("previous run still blocked after its {} ms deadline (a hung file read?)", timing.deadline.as_millis()), 0);
+                    log.record(&state, section, Err(format!("previous run still blocked after its {} ms deadline (a hung file read?)", timing.deadline.as_millis())), 0, cfg.log_problems);
                     continue;
                 }
                 in_flight.store(true, Ordering::Release);
@@ -254,15 +313,16 @@ pub fn spawn(
                     })
                 };
                 let took = |s: Instant| s.elapsed().as_micros() as u64;
-                match tokio::time::timeout(timing.deadline, job).await {
-                    Ok(Ok(Ok((value, problems)))) => state.update(value, problems.summary(), took(start)),
-                    Ok(Ok(Err(e))) => state.fail(section, e.to_string(), took(start)),
+                let outcome = match tokio::time::timeout(timing.deadline, job).await {
+                    Ok(Ok(Ok(v))) => Ok(v),
+                    Ok(Ok(Err(e))) => Err(e.to_string()),
                     Ok(Err(join)) => {
                         in_flight.store(false, Ordering::Release);
-                        state.fail(section, format!("collector crashed: {join}"), took(start))
+                        Err(format!("collector crashed: {join}"))
                     }
-                    Err(_) => state.fail(section, format!("exceeded its {} ms deadline", timing.deadline.as_millis()), took(start)),
-                }
+                    Err(_) => Err(format!("exceeded its {} ms deadline", timing.deadline.as_millis())),
+                };
+                log.record(&state, section, outcome, took(start), cfg.log_problems);
             }
         }));
     }

@@ -269,7 +269,7 @@ mod tests {
             numa_nodes: vec![NumaNode {
                 id: 0,
                 cpus: crate::model::CpuSet::parse_list(cpus).unwrap(),
-                memory_free_bytes: free,
+                memory_free_bytes: Some(free),
                 ..Default::default()
             }],
             ..Default::default()
@@ -287,7 +287,10 @@ mod tests {
         st.update(SectionValue::Topology(topo(2, "0-95")), None, 0);
         let d = encode_changes(&st, &Section::ALL, &mut sent, false);
         assert!(d.topology.is_none());
-        assert_eq!(d.memory.as_ref().unwrap().numa[0].memory_free_bytes, 2);
+        assert_eq!(
+            d.memory.as_ref().unwrap().numa[0].memory_free_bytes,
+            Some(2)
+        );
         // Nothing moved: neither.
         let d = encode_changes(&st, &Section::ALL, &mut sent, false);
         assert!(d.topology.is_none() && d.memory.is_none());
@@ -304,7 +307,10 @@ mod tests {
         };
         m.full = false;
         crate::wire::merge_snapshot(&mut held, crate::wire::decode_snapshot(m).unwrap());
-        assert_eq!(held.topology.unwrap().numa_nodes[0].memory_free_bytes, 7);
+        assert_eq!(
+            held.topology.unwrap().numa_nodes[0].memory_free_bytes,
+            Some(7)
+        );
     }
 
     fn cpu(cpu: u32, runnable: u32) -> crate::model::CpuUse {

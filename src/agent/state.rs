@@ -85,8 +85,22 @@ impl AgentState {
         self.generation.send_modify(|g| *g += 1);
     }
 
-    /// Records a successful run. The section's version changes only if its content did.
+    /// Records a successful run with at most one problem, given as its text.
     pub fn update(&self, value: SectionValue, problems: Option<String>, duration_us: u64) {
+        let count = u32::from(problems.is_some());
+        self.record(value, problems, count, duration_us);
+    }
+
+    /// Records a successful run: `summary` describes its `count` non-fatal problems. The
+    /// section's version changes only if its content did.
+    pub fn record(
+        &self,
+        value: SectionValue,
+        summary: Option<String>,
+        count: u32,
+        duration_us: u64,
+    ) {
+        let problems = summary;
         let section = value.section();
         let now = now_ms();
         {
@@ -118,6 +132,7 @@ impl AgentState {
             if let Some(c) = s.collectors.iter_mut().find(|c| c.section == section) {
                 c.ok = problems.is_none();
                 c.error = problems;
+                c.problems = count;
                 c.last_run_ms = now;
                 c.last_success_ms = Some(now);
                 c.duration_us = duration_us;
@@ -141,6 +156,7 @@ impl AgentState {
             {
                 c.ok = false;
                 c.error = Some(error);
+                c.problems = 1;
                 // Strictly after the last success, even within the same millisecond, so
                 // `last_run_failed` can tell.
                 c.last_run_ms = now_ms().max(c.last_success_ms.map_or(0, |t| t + 1));

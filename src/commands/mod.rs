@@ -44,6 +44,7 @@ pub fn collect_config(a: &CollectArgs) -> Result<CollectConfig> {
         },
         own_addresses: Vec::new(),
         smart: true,
+        log_problems: true,
     })
 }
 

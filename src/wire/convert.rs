@@ -100,6 +100,7 @@ impl From<&CollectorStatus> for pb::CollectorStatus {
             duration_us: c.duration_us,
             interval_ms: c.interval_ms,
             deadline_ms: c.deadline_ms,
+            problems: c.problems,
         }
     }
 }
@@ -123,6 +124,7 @@ impl TryFrom<pb::CollectorStatus> for CollectorStatus {
             duration_us: c.duration_us,
             interval_ms: c.interval_ms,
             deadline_ms: c.deadline_ms,
+            problems: c.problems,
         })
     }
 }
@@ -345,6 +347,7 @@ impl From<&Topology> for pb::Topology {
                 .map(|n| pb::NumaNode {
                     id: n.id,
                     cpus: n.cpus.to_list_string(),
+                    cpus_unreadable: n.cpus_unreadable,
                     memory_total_bytes: n.memory_total_bytes,
                     memory_free_bytes: n.memory_free_bytes,
                     hugepages: n
@@ -435,6 +438,7 @@ impl TryFrom<pb::Topology> for Topology {
                     Ok(NumaNode {
                         id: n.id,
                         cpus: cpus("NumaNode", "cpus", &n.cpus)?,
+                        cpus_unreadable: n.cpus_unreadable,
                         memory_total_bytes: n.memory_total_bytes,
                         memory_free_bytes: n.memory_free_bytes,
                         hugepages: n

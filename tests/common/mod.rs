@@ -55,6 +55,7 @@ pub fn collect_config() -> CollectConfig {
         probe: ProbeOptions::default(),
         own_addresses: Vec::new(),
         smart: true,
+        log_problems: false,
     }
 }
 

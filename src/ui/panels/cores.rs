@@ -318,13 +318,15 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
             ));
         }
         // Whole GiB: the figures that matter fit at 80 columns next to the NICs.
-        let gib = |b: u64| b / (1 << 30);
+        // Unreadable figures show as `?`, never as 0.
+        let q = |v: Option<u64>| v.map_or_else(|| "?".to_string(), |v| v.to_string());
+        let gib = |b: Option<u64>| q(b.map(|b| b / (1 << 30)));
         spans.push(Span::styled(
             format!(
                 "free {}/{}G{}",
                 gib(n.memory_free_bytes),
                 gib(n.memory_total_bytes),
-                hp.map(|h| format!(" hp {}/{}", h.free, h.total))
+                hp.map(|h| format!(" hp {}/{}", q(h.free), q(h.total)))
                     .unwrap_or_default()
             ),
             th.dim,
