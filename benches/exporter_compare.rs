@@ -1,11 +1,21 @@
-//! Scrape latency and memory of `axon exporter` against Debian's
+//! Scrape latency, memory and CPU of `axon exporter` against Debian's
 //! `prometheus-node-exporter`, both on this host's real root, measured in the same run:
 //!
-//!     cargo bench --bench exporter_compare
+//!     cargo bench --bench exporter_compare     # AXON_CPU_SECS (default 120)
 //!
-//! Each exporter is started with its defaults, warmed up, then scraped SCRAPES times in
-//! alternation (one request at a time, 20 ms apart) over plain HTTP/1.1. Reports p50/p90/
-//! p99 latency, the ratio axon/node_exporter, and RSS (VmRSS and peak VmHWM) afterwards.
+//! node_exporter is found at /usr/bin/prometheus-node-exporter (Debian's package:
+//! `apt-get install prometheus-node-exporter`) or /usr/bin/node_exporter, or wherever
+//! NODE_EXPORTER points. Each exporter is started with its defaults, warmed up, then:
+//!
+//! 1. Latency: scraped SCRAPES times in alternation (one request at a time, 20 ms apart)
+//!    over plain HTTP/1.1. Reports p50/p90/p99, the ratio axon/node_exporter, and RSS
+//!    (VmRSS and peak VmHWM).
+//! 2. CPU in total: both left idle but scraped as Prometheus would, every 15 s (each with
+//!    `X-Prometheus-Scrape-Timeout-Seconds: 10`), for AXON_CPU_SECS seconds; their CPU
+//!    time (utime + stime from /proc/PID/stat, threads that exited included) over that
+//!    window, scaled to a minute. The clock tick is 10 ms, so each figure is within
+//!    ±10 ms over the window (±5 ms a minute at the default 120 s). The latencies of these
+//!    15 s-apart scrapes are reported too.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -30,7 +40,7 @@ impl Drop for Proc {
 fn scrape(addr: &str) -> Result<(Duration, usize), String> {
     let start = Instant::now();
     let mut s = TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
-    s.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAccept: text/plain\r\nConnection: close\r\n\r\n").as_bytes())
+    s.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAccept: text/plain\r\nX-Prometheus-Scrape-Timeout-Seconds: 10\r\nConnection: close\r\n\r\n").as_bytes())
         .map_err(|e| e.to_string())?;
     let mut buf = Vec::with_capacity(256 * 1024);
     s.read_to_end(&mut buf).map_err(|e| e.to_string())?;
@@ -54,6 +64,16 @@ fn wait_ready(addr: &str) {
     panic!("{addr} never answered");
 }
 
+/// utime + stime of a process in clock ticks (threads that exited included).
+fn cpu_ticks(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15; rest[0] is field 3.
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+}
+
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[((v.len() as f64 - 1.0) * p).round() as usize]
@@ -66,13 +86,18 @@ fn main() {
         println!("exporter_compare: run with `cargo bench --bench exporter_compare`");
         return;
     }
-    let node_exporter = [
-        "/usr/bin/prometheus-node-exporter",
-        "/usr/bin/node_exporter",
-    ]
-    .into_iter()
-    .find(|p| std::path::Path::new(p).exists())
-    .expect("install Debian's prometheus-node-exporter: apt-get install prometheus-node-exporter");
+    let from_env = std::env::var("NODE_EXPORTER").ok();
+    let node_exporter = from_env
+        .iter()
+        .map(String::as_str)
+        .chain(["/usr/bin/prometheus-node-exporter", "/usr/bin/node_exporter"])
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("install Debian's prometheus-node-exporter (apt-get install prometheus-node-exporter) or set NODE_EXPORTER")
+        .to_string();
+    let cpu_secs: u64 = std::env::var("AXON_CPU_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(120);
     let axon = Proc(
         Command::new(env!("CARGO_BIN_EXE_axon"))
             .args(["exporter", "--metrics-listen", AXON_ADDR])
@@ -82,7 +107,7 @@ fn main() {
             .expect("start axon exporter"),
     );
     let node = Proc(
-        Command::new(node_exporter)
+        Command::new(&node_exporter)
             .args([&format!("--web.listen-address={NODE_ADDR}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -136,5 +161,59 @@ fn main() {
     println!(
         "axon RSS {:.1} MiB (target < 20 MB)",
         common::status_kb(axon.0.id(), "VmRSS:") as f64 / 1024.0
+    );
+
+    // CPU in total, idle but scraped every 15 s. Two scrapes first, so each exporter has
+    // seen the interval (axon plans its collection ahead of the next scrape).
+    let interval = Duration::from_secs(15);
+    println!(
+        "CPU over {cpu_secs} s, both idle but scraped every {} s (node_exporter {node_exporter}):",
+        interval.as_secs()
+    );
+    for _ in 0..2 {
+        let _ = scrape(AXON_ADDR);
+        let _ = scrape(NODE_ADDR);
+        std::thread::sleep(interval);
+    }
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let (a0, n0, w0) = (
+        cpu_ticks(axon.0.id()),
+        cpu_ticks(node.0.id()),
+        Instant::now(),
+    );
+    let (mut a15, mut n15) = (Vec::new(), Vec::new());
+    let mut next = w0;
+    while w0.elapsed() < Duration::from_secs(cpu_secs) {
+        let (d, _) = scrape(AXON_ADDR).unwrap();
+        a15.push(d.as_secs_f64() * 1000.0);
+        let (d, _) = scrape(NODE_ADDR).unwrap();
+        n15.push(d.as_secs_f64() * 1000.0);
+        next += interval;
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    let wall = w0.elapsed().as_secs_f64();
+    let (a1, n1) = (cpu_ticks(axon.0.id()), cpu_ticks(node.0.id()));
+    let per_min = |t0: u64, t1: u64| (t1 - t0) as f64 / hz * 1000.0 / wall * 60.0;
+    let (ac, nc) = (per_min(a0, a1), per_min(n0, n1));
+    println!(
+        "{:<16} {:>14} {:>12} {:>16}",
+        "exporter", "CPU ms/min", "scrapes", "p50 scrape ms"
+    );
+    println!(
+        "{:<16} {ac:>14.1} {:>12} {:>16.3}",
+        "axon exporter",
+        a15.len(),
+        pct(&mut a15, 0.5)
+    );
+    println!(
+        "{:<16} {nc:>14.1} {:>12} {:>16.3}",
+        "node_exporter",
+        n15.len(),
+        pct(&mut n15, 0.5)
+    );
+    println!(
+        "CPU ratio axon / node_exporter: {:.2} (target <= 1; resolution ±{:.1} ms/min each)",
+        ac / nc.max(f64::MIN_POSITIVE),
+        1000.0 / hz / wall * 60.0
     );
 }

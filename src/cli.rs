@@ -24,7 +24,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the node agent: collectors, gRPC on TCP and a unix socket, UDP echo, /metrics
     Agent(AgentArgs),
-    /// Run only the collectors and /metrics (telemetry-only mode for Prometheus)
+    /// Serve only /metrics (telemetry-only mode for Prometheus); collects when scraped
     Exporter(ExporterArgs),
     /// Check this host against the deployment requirements (exit 0 pass, 1 warn, 2 fail)
     Check(CheckArgs),
@@ -188,9 +188,15 @@ pub struct ExporterArgs {
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:14090")]
     pub metrics_listen: SocketAddr,
 
-    /// Collection interval of the cheap collectors
+    /// Shortest period of the cheap collectors; expensive ones at multiples of it
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub interval: Duration,
+
+    /// Collect only when a scrape finds data older than this (or than the collector's own
+    /// period); nothing runs between scrapes but one refresh just before the next
+    /// expected scrape
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub max_age: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -249,6 +249,7 @@ pub async fn start(opts: DemoOptions) -> Result<DemoCluster> {
                 smart: true,
                 // The console shares this terminal.
                 log_problems: false,
+                on_demand: None,
             },
         };
         let a = agent::start(cfg)

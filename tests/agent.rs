@@ -558,3 +558,122 @@ async fn full_probe_action_reports_progress_and_needs_the_admin_token() {
     let e = result.unwrap_err();
     assert!(e.contains("needs the admin token"), "{e}");
 }
+
+/// An agent as `axon exporter` starts it: /metrics only, collectors on demand.
+async fn start_exporter(root: &Path, max_age: Duration) -> agent::Agent {
+    let mut collect = collect_config();
+    collect.on_demand = Some(max_age);
+    let cfg = AgentConfig {
+        host_root: root.to_path_buf(),
+        listen: None,
+        echo_listen: None,
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        unix_socket: None,
+        state_dir: std::env::temp_dir(),
+        token_file: None,
+        node_name: None,
+        base_interval: Duration::from_secs(1),
+        collect,
+    };
+    agent::start(cfg).await.expect("exporter starts")
+}
+
+/// A scrape as Prometheus makes it, saying its timeout.
+async fn prometheus_scrape(addr: std::net::SocketAddr, timeout_s: u32) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!(
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\nX-Prometheus-Scrape-Timeout-Seconds: {timeout_s}\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    String::from_utf8(buf).unwrap()
+}
+
+fn last_runs(a: &agent::Agent) -> Vec<(Section, i64)> {
+    a.state.with_snapshot(|s, _| {
+        s.collectors
+            .iter()
+            .map(|c| (c.section, c.last_run_ms))
+            .collect()
+    })
+}
+
+/// `axon exporter` used to collect every second whether anyone scraped or not (180 ms of
+/// CPU a minute at a 15 s scrape interval). Ten minutes without a scrape (of the tokio
+/// clock, paused and advanced) must run no collector at all.
+#[tokio::test(start_paused = true)]
+async fn exporter_mode_does_not_collect_without_scrapes() {
+    let a = start_exporter(&fixture("amd-epyc-4numa"), Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let runs = last_runs(&a);
+    assert_eq!(runs.len(), Section::ALL.len());
+    assert!(
+        runs.iter().all(|(_, t)| *t == 0),
+        "no scrape, yet collectors ran: {runs:?}"
+    );
+}
+
+/// A scrape collects what is older than --max-age (checks after the sections they judge)
+/// and the next scrape within --max-age is served from the cache without collecting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exporter_mode_collects_when_scraped_and_serves_the_cache_within_max_age() {
+    let a = start_exporter(&fixture("misconfigured"), Duration::from_secs(3600)).await;
+    let addr = a.metrics_addr.unwrap();
+    assert!(last_runs(&a).iter().all(|(_, t)| *t == 0));
+    // A 20 s timeout: the first scrape waits up to 5 s for the first collection.
+    let body = prometheus_scrape(addr, 20).await;
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    for family in [
+        "axon_cpu_info{",
+        "axon_nvme_info{",
+        "axon_nic_info{",
+        "axon_check_status{",
+    ] {
+        assert!(
+            body.contains(family),
+            "{family} missing from the first scrape"
+        );
+    }
+    assert!(body.contains("axon_collector_interval_seconds{collector=\"topology\"} 3600"));
+    let after_first = last_runs(&a);
+    for (s, t) in &after_first {
+        if *s != Section::Probes {
+            assert!(*t > 0, "{s:?} ran for the first scrape");
+        }
+    }
+    let body = prometheus_scrape(addr, 20).await;
+    assert!(body.contains("axon_check_status{"));
+    assert_eq!(
+        last_runs(&a),
+        after_first,
+        "within --max-age: served from the cache"
+    );
+}
+
+/// A collector that hangs (a FIFO for /proc/swaps) holds a scrape at most half the
+/// scraper's timeout; the scrape then serves what the other collectors found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exporter_scrape_serves_the_cache_when_a_collector_hangs() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    let swaps = path.join("proc/swaps");
+    std::fs::remove_file(&swaps).unwrap();
+    let c = std::ffi::CString::new(swaps.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let a = start_exporter(&path, Duration::from_secs(3600)).await;
+    // The checks (which read /proc/swaps) hang until their 5 s deadline; a scrape with a
+    // 2 s timeout waits 1 s, then answers.
+    let body = prometheus_scrape(a.metrics_addr.unwrap(), 2).await;
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.contains("axon_collector_success{collector=\"topology\"} 1"));
+    assert!(
+        !body.contains("axon_check_status{"),
+        "the checks are still running"
+    );
+    let _ = std::fs::OpenOptions::new().write(true).open(&swaps);
+}

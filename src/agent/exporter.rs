@@ -21,6 +21,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 type Labels = Vec<(&'static str, String)>;
 type G = Family<Labels, Gauge<f64, AtomicU64>>;
@@ -513,6 +514,17 @@ pub fn wants_openmetrics(accept: &str) -> bool {
     }
 }
 
+/// How long a scrape waits for collectors in exporter mode: half the scraper's timeout
+/// (Prometheus sends it as `X-Prometheus-Scrape-Timeout-Seconds`), at most 5 s; 1 s for
+/// scrapers that do not say. After that the scrape serves what the cache holds.
+pub fn scrape_wait(timeout_header: Option<&str>) -> Duration {
+    timeout_header
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|t| t.is_finite() && *t > 0.0)
+        .map(|t| Duration::from_secs_f64((t / 2.0).min(5.0)))
+        .unwrap_or(Duration::from_secs(1))
+}
+
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AgentState>,
@@ -523,6 +535,15 @@ pub async fn serve(
     let metrics = move |headers: HeaderMap| {
         let state = state.clone();
         async move {
+            // Exporter mode: collect what is stale now (the agent collects on its own).
+            if let Some(d) = state.on_demand() {
+                let wait = scrape_wait(
+                    headers
+                        .get("x-prometheus-scrape-timeout-seconds")
+                        .and_then(|v| v.to_str().ok()),
+                );
+                d.clone().before_scrape(wait).await;
+            }
             let accept = headers
                 .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok())
@@ -577,6 +598,16 @@ mod tests {
         assert!(!wants_openmetrics(
             "text/plain;version=0.0.4;q=1,application/openmetrics-text;q=0.5"
         ));
+    }
+
+    #[test]
+    fn scrapes_wait_half_the_scrapers_timeout() {
+        assert_eq!(scrape_wait(Some("10")), Duration::from_secs(5));
+        assert_eq!(scrape_wait(Some("1")), Duration::from_millis(500));
+        assert_eq!(scrape_wait(Some("60")), Duration::from_secs(5));
+        assert_eq!(scrape_wait(None), Duration::from_secs(1));
+        assert_eq!(scrape_wait(Some("junk")), Duration::from_secs(1));
+        assert_eq!(scrape_wait(Some("-3")), Duration::from_secs(1));
     }
 
     #[test]

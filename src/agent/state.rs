@@ -1,6 +1,7 @@
 //! The agent's latest view of its node: one slot per section with the collector's status
 //! and a content version, so Watch streams send a section only when it changed.
 
+use super::scheduler::{OnDemand, Schedule};
 use crate::model::checks::CheckResult;
 use crate::model::net::Network;
 use crate::model::nvme::NvmeController;
@@ -9,7 +10,7 @@ use crate::model::probes::ProbeReport;
 use crate::model::snapshot::{CollectorStatus, HostFacts, NodeInfo, NodeSnapshot, Section};
 use crate::model::topology::Topology;
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
 
 pub use crate::clock::now_ms;
@@ -60,6 +61,8 @@ struct Inner {
 pub struct AgentState {
     inner: RwLock<Inner>,
     generation: watch::Sender<u64>,
+    /// Exporter mode: the scheduler's hook that collects when a scrape arrives.
+    on_demand: std::sync::OnceLock<Arc<OnDemand>>,
 }
 
 impl AgentState {
@@ -74,6 +77,27 @@ impl AgentState {
                 versions: Versions::default(),
             }),
             generation: watch::channel(0).0,
+            on_demand: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Exporter mode: scrapes call this hook before they render (set once, by the
+    /// scheduler).
+    pub fn set_on_demand(&self, d: Arc<OnDemand>) {
+        let _ = self.on_demand.set(d);
+    }
+
+    pub fn on_demand(&self) -> Option<&Arc<OnDemand>> {
+        self.on_demand.get()
+    }
+
+    /// Reports each collector's interval and deadline as `schedule` has them.
+    pub fn set_schedule(&self, schedule: &Schedule) {
+        let mut g = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        for c in &mut g.snapshot.collectors {
+            let t = schedule.timing(c.section);
+            c.interval_ms = t.interval.as_millis() as u64;
+            c.deadline_ms = t.deadline.as_millis() as u64;
         }
     }
 

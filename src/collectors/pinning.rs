@@ -141,14 +141,11 @@ pub fn collect(
                 continue;
             }
         };
-        let job = match root.read(&format!("{base}/cgroup")) {
-            Ok(c) => slurm_job_from_cgroup(&c),
-            Err(e) => {
-                read_failed(e, problems);
-                None
-            }
-        };
-        let proc_name = root.value(&format!("{base}/comm")).unwrap_or_default();
+        // The process's cgroup (its Slurm job) and name only matter for threads that are
+        // pinned or running: read them for those, once, not for every process (most of a
+        // host's threads are neither, and these reads were a fifth of a walk's cost).
+        let mut job: Option<Option<u64>> = None;
+        let mut proc_name: Option<String> = None;
         out.processes += 1;
         for tid in tids.iter().filter_map(|t| t.parse::<u32>().ok()) {
             let tbase = format!("{base}/task/{tid}");
@@ -190,17 +187,31 @@ pub fn collect(
                 }
             };
             out.threads += 1;
+            let runnable = u32::from(t.state == 'R');
+            let restricted = !t.allowed.is_superset_of(online);
+            if !restricted && runnable == 0 {
+                out.unpinned_threads += 1;
+                continue;
+            }
             let owner = if t.kthread {
                 Owner::Kernel
             } else if let Some(role) = ContainerRole::from_thread_name(&t.name) {
                 Owner::Axon { role }
-            } else if let Some(job_id) = job {
-                Owner::SlurmJob { job_id }
             } else {
-                Owner::System
+                let job = *job.get_or_insert_with(|| match root.read(&format!("{base}/cgroup")) {
+                    Ok(c) => slurm_job_from_cgroup(&c),
+                    Err(e) => {
+                        read_failed(e, problems);
+                        None
+                    }
+                });
+                match job {
+                    Some(job_id) => Owner::SlurmJob { job_id },
+                    None => Owner::System,
+                }
             };
-            let runnable = u32::from(t.state == 'R');
-            let restricted = !t.allowed.is_superset_of(online);
+            let proc_name = proc_name
+                .get_or_insert_with(|| root.value(&format!("{base}/comm")).unwrap_or_default());
             if !restricted {
                 out.unpinned_threads += 1;
             } else if owner == Owner::Kernel {
@@ -209,14 +220,14 @@ pub fn collect(
                 }
             } else {
                 for c in t.allowed.iter().filter(|c| online.contains(*c)) {
-                    bump(&mut pinned, c, pid, &proc_name, &owner, &t.name, runnable);
+                    bump(&mut pinned, c, pid, proc_name, &owner, &t.name, runnable);
                 }
             }
             // Only runnable threads count as running on a CPU: where a sleeping thread
             // last ran is history, changes all the time, and would make the summary
             // churn for nothing.
             if let (Some(c), 1) = (t.last_cpu, runnable) {
-                bump(&mut running, c, pid, &proc_name, &owner, &t.name, runnable);
+                bump(&mut running, c, pid, proc_name, &owner, &t.name, runnable);
             }
         }
     }

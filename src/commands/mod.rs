@@ -45,6 +45,7 @@ pub fn collect_config(a: &CollectArgs) -> Result<CollectConfig> {
         own_addresses: Vec::new(),
         smart: true,
         log_problems: true,
+        on_demand: None,
     })
 }
 
@@ -103,7 +104,10 @@ pub async fn exporter(a: ExporterArgs) -> Result<()> {
         token_file: None,
         node_name: None,
         base_interval: a.interval,
-        collect: collect_config(&a.collect)?,
+        collect: CollectConfig {
+            on_demand: Some(a.max_age),
+            ..collect_config(&a.collect)?
+        },
     };
     let ag = agent::start(cfg).await?;
     if let Some(addr) = ag.metrics_addr {

@@ -56,6 +56,7 @@ pub fn collect_config() -> CollectConfig {
         own_addresses: Vec::new(),
         smart: true,
         log_problems: false,
+        on_demand: None,
     }
 }
 
