@@ -143,6 +143,14 @@ pub struct CollectArgs {
     /// Probes in flight at once
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub probe_concurrency: usize,
+
+    /// Peers probed per round (a round every 5 × --interval), rotating: at most N peers ×
+    /// the 15 continuous ports a round from each node (96 probes/s at 32), whatever the
+    /// cluster's size, and every pair covered within ceil(peers / N) rounds (1,000 nodes at
+    /// 32: 32 rounds, 160 s at --interval 1s); 0 probes every peer every round. The full
+    /// sweep stays on demand: `axon check --peers …`, or `P` in the console's Network panel
+    #[arg(long, value_name = "N", default_value_t = crate::collectors::probes::DEFAULT_PEERS_PER_ROUND)]
+    pub probe_peers_per_round: usize,
 }
 
 #[derive(Debug, Args)]

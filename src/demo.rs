@@ -250,6 +250,7 @@ pub async fn start(opts: DemoOptions) -> Result<DemoCluster> {
                 // The console shares this terminal.
                 log_problems: false,
                 on_demand: None,
+                peers_per_round: crate::collectors::probes::DEFAULT_PEERS_PER_ROUND,
             },
         };
         let a = agent::start(cfg)

@@ -677,3 +677,68 @@ async fn exporter_scrape_serves_the_cache_when_a_collector_hangs() {
     );
     let _ = std::fs::OpenOptions::new().write(true).open(&swaps);
 }
+
+/// Every agent used to probe every peer on every continuous port each round (N² probes
+/// across the cluster). A round now probes `peers_per_round` peers of a rotation, every
+/// peer is covered within ceil(N / P) rounds, and the report dates each peer's results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_probes_a_bounded_rotating_sample_of_peers() {
+    // 100 peers on loopback addresses where nothing listens: every probe is answered at
+    // once (closed), so rounds are quick.
+    let peers: Vec<String> = (1..=100).map(|i| format!("127.0.3.{i}")).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut collect = collect_config();
+    collect.peers = peers.clone();
+    collect.peers_per_round = 10;
+    collect.probe.timeout = Duration::from_millis(300);
+    let cfg = AgentConfig {
+        host_root: fixture("amd-epyc-4numa"),
+        listen: None,
+        echo_listen: Some("127.0.0.1:0".parse().unwrap()),
+        metrics_listen: None,
+        unix_socket: None,
+        state_dir: dir.path().join("state"),
+        token_file: None,
+        node_name: None,
+        // A probe round every 500 ms.
+        base_interval: Duration::from_millis(100),
+        collect,
+    };
+    let a = agent::start(cfg).await.unwrap();
+    let ports = axon::model::ports::continuous_ports().len() as u32;
+    let report = || a.state.snapshot().probes;
+    let until = |done: &dyn Fn(&axon::model::probes::ProbeReport) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if report().is_some_and(|p| done(&p)) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{:?}", report().map(|p| p.round));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    until(&|p| p.round >= 1);
+    let first = report().unwrap();
+    // Each round probed 10 peers (whichever rounds have run by now).
+    let mut per_round = std::collections::BTreeMap::<u64, usize>::new();
+    for s in first.summary.iter().filter(|s| s.observed_ms.is_some()) {
+        *per_round.entry(s.round).or_default() += 1;
+    }
+    assert!(!per_round.is_empty());
+    assert!(per_round.values().all(|&n| n == 10), "{per_round:?}");
+    assert_eq!(first.probes_total, per_round.len() as u32 * 10 * ports);
+    assert_eq!(first.peers.len(), 100);
+    assert_eq!(first.peers_per_round, 10);
+    assert_eq!(
+        first.coverage_ms,
+        10 * 500,
+        "10 rounds of 500 ms cover everyone"
+    );
+    until(&|p| p.round >= 10);
+    let all = report().unwrap();
+    assert!(
+        all.summary.iter().all(|s| s.observed_ms.is_some()),
+        "every peer within 10 rounds"
+    );
+    assert_eq!(all.probes_total, 100 * ports);
+}

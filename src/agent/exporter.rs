@@ -437,11 +437,25 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
                 set(&rtt, lab, us as f64 / 1e6);
             }
         }
-        let round = r.gauge(
-            "probe_round_seconds",
-            "Duration of the last probe round over all peers",
-        );
+        let round = r.gauge("probe_round_seconds", "Duration of the last probe round");
         set(&round, vec![], p.round_ms as f64 / 1000.0);
+        // Rounds probe a rotating few peers: each peer's results are as old as its turn.
+        let at = r.gauge(
+            "probe_peer_timestamp_seconds",
+            "When the peer was last probed (each round probes the next few peers)",
+        );
+        for s in &p.summary {
+            if let Some(ms) = s.observed_ms {
+                set(&at, l([("peer", s.peer.clone())]), ms as f64 / 1000.0);
+            }
+        }
+        if p.coverage_ms > 0 {
+            let cover = r.gauge(
+                "probe_coverage_seconds",
+                "Every peer is probed at least once within this time",
+            );
+            set(&cover, vec![], p.coverage_ms as f64 / 1000.0);
+        }
     }
     r.0
 }

@@ -109,6 +109,8 @@ pub struct CollectConfig {
     /// Write each collector's problems to stderr when they change (off where stderr is a
     /// terminal UI, as in `axon demo`).
     pub log_problems: bool,
+    /// Peers probed per round (`--probe-peers-per-round`); 0 probes all every round.
+    pub peers_per_round: usize,
     /// Exporter mode: collect only when a scrape finds data older than this (see
     /// [`OnDemand`]); None collects on the schedule (the agent, which the console follows
     /// every interval).
@@ -348,6 +350,8 @@ struct Runner {
     log: ProblemLog,
     /// Per section: a run is still blocked (it overran its deadline and has not returned).
     in_flight: HashMap<Section, Arc<AtomicBool>>,
+    /// The probe rotation and every peer's latest results (made on the first round).
+    book: tokio::sync::Mutex<Option<probes::ProbeBook>>,
 }
 
 impl Runner {
@@ -367,6 +371,7 @@ impl Runner {
                 .iter()
                 .map(|s| (*s, Arc::new(AtomicBool::new(false))))
                 .collect(),
+            book: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -417,7 +422,8 @@ impl Runner {
         self.log.record(&self.state, section, outcome, took, log);
     }
 
-    /// One probe round, bounded by the probes' deadline.
+    /// One probe round, bounded by the probes' deadline: the next `peers_per_round` peers
+    /// of the rotation. The report keeps every peer's latest results.
     async fn run_probes(self: &Arc<Self>) {
         let cfg = &self.cfg;
         let timing = self.schedule.probes;
@@ -433,21 +439,39 @@ impl Runner {
             return;
         }
         let start = Instant::now();
-        let peers: Vec<String> = cfg
-            .peers
-            .iter()
-            .filter(|p| !cfg.own_addresses.contains(p))
-            .cloned()
-            .collect();
-        let round = async {
+        // One round at a time (the exporter may start one while another is running).
+        let mut book = self.book.lock().await;
+        let book = book.get_or_insert_with(|| {
+            let peers: Vec<String> = cfg
+                .peers
+                .iter()
+                .filter(|p| !cfg.own_addresses.contains(p))
+                .cloned()
+                .collect();
+            let me = cfg
+                .own_addresses
+                .iter()
+                .find(|a| cfg.peers.contains(a))
+                .or(cfg.own_addresses.last())
+                .cloned()
+                .unwrap_or_default();
+            probes::ProbeBook::new(peers, cfg.peers_per_round, &me, &cfg.peers)
+        });
+        let (round, peers) = book.next_round();
+        let run = async {
             let resolved = probes::resolve(&peers).await;
             probes::run(&resolved, &cfg.probe_ports, &cfg.probe).await
         };
-        let outcome = match tokio::time::timeout(timing.deadline, round).await {
-            Ok(report) => Ok((SectionValue::Probes(report), Problems::default())),
+        let outcome = match tokio::time::timeout(timing.deadline, run).await {
+            Ok(report) => {
+                book.record(round, report.results, crate::clock::now_ms());
+                let rep = book.report(report.round_ms, timing.interval);
+                Ok((SectionValue::Probes(rep), Problems::default()))
+            }
             Err(_) => Err(format!(
-                "probe round exceeded its {} ms deadline",
-                timing.deadline.as_millis()
+                "probe round exceeded its {} ms deadline ({} peers)",
+                timing.deadline.as_millis(),
+                peers.len()
             )),
         };
         let took = start.elapsed().as_micros() as u64;

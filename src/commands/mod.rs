@@ -46,6 +46,7 @@ pub fn collect_config(a: &CollectArgs) -> Result<CollectConfig> {
         smart: true,
         log_problems: true,
         on_demand: None,
+        peers_per_round: a.probe_peers_per_round,
     })
 }
 

@@ -57,6 +57,7 @@ pub fn collect_config() -> CollectConfig {
         smart: true,
         log_problems: false,
         on_demand: None,
+        peers_per_round: axon::collectors::probes::DEFAULT_PEERS_PER_ROUND,
     }
 }
 
