@@ -631,15 +631,11 @@ impl OnDemand {
         let me = self.clone();
         tokio::spawn(async move {
             let start = Instant::now();
-            // The other sections together, then the checks, which judge them.
-            let mut set = tokio::task::JoinSet::new();
-            for s in files.iter().copied().filter(|s| *s != Section::Checks) {
-                let r = me.runner.clone();
-                set.spawn(async move { r.run_file(s).await });
-            }
-            while set.join_next().await.is_some() {}
-            if files.contains(&Section::Checks) {
-                me.runner.run_file(Section::Checks).await;
+            // One after the other (the checks last: they judge the others), so one
+            // blocking thread does the whole refresh: waking a thread per section cost
+            // more CPU than some of the sections.
+            for s in files {
+                me.runner.run_file(s).await;
             }
             me.lock().last_refresh = start.elapsed();
             let _ = tx.send(true);
