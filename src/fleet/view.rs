@@ -352,15 +352,7 @@ impl ClusterView {
         });
         p.summary.shrink_to_fit();
         // The names are now node indices; keep only the ones not in this view.
-        let kept: std::collections::HashSet<&str> =
-            p.summary.iter().map(|s| s.peer.as_str()).collect();
-        let peers: Vec<String> = p
-            .peers
-            .iter()
-            .filter(|x| kept.contains(x.as_str()))
-            .cloned()
-            .collect();
-        p.peers = peers;
+        p.peers = p.summary.iter().map(|s| s.peer.clone()).collect();
         cells.sort_by_key(|c| c.node);
         cells.dedup_by_key(|c| c.node);
         if !changes {

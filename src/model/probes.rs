@@ -178,23 +178,32 @@ impl ProbeReport {
     /// (their summary and their blocked results) and the current totals. Peers it does not
     /// name keep what this report holds.
     pub fn apply_changes(&mut self, changes: ProbeReport) {
-        let named: std::collections::HashSet<&str> =
-            changes.summary.iter().map(|s| s.peer.as_str()).collect();
-        self.results.retain(|r| !named.contains(r.peer.as_str()));
+        // A console follows 1,000 of these every 5 s: skip what there is nothing to do for.
+        if !self.results.is_empty() {
+            let named: std::collections::HashSet<&str> =
+                changes.summary.iter().map(|s| s.peer.as_str()).collect();
+            self.results.retain(|r| !named.contains(r.peer.as_str()));
+        }
         self.results.extend(changes.results);
         // Newest first when trimming: the receiver keeps as many as one message carries.
         if self.results.len() > MAX_WIRE_RESULTS {
             let extra = self.results.len() - MAX_WIRE_RESULTS;
             self.results.drain(..extra);
         }
-        for s in changes.summary {
-            match self.summary.iter_mut().find(|x| x.peer == s.peer) {
-                Some(x) => *x = s,
-                None => {
-                    if !self.peers.contains(&s.peer) {
-                        self.peers.push(s.peer.clone());
+        if self.summary.is_empty() {
+            // The receiver moved its peers elsewhere (a console's view resolves them and
+            // keeps `peers` for the ones it does not know).
+            self.summary = changes.summary;
+        } else {
+            for s in changes.summary {
+                match self.summary.iter_mut().find(|x| x.peer == s.peer) {
+                    Some(x) => *x = s,
+                    None => {
+                        if !self.peers.contains(&s.peer) {
+                            self.peers.push(s.peer.clone());
+                        }
+                        self.summary.push(s);
                     }
-                    self.summary.push(s);
                 }
             }
         }
