@@ -24,7 +24,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the node agent: collectors, gRPC on TCP and a unix socket, UDP echo, /metrics
     Agent(AgentArgs),
-    /// Run only the collectors and /metrics (telemetry-only mode for Prometheus)
+    /// Serve only /metrics (telemetry-only mode for Prometheus); collects when scraped
     Exporter(ExporterArgs),
     /// Check this host against the deployment requirements (exit 0 pass, 1 warn, 2 fail)
     Check(CheckArgs),
@@ -154,6 +154,14 @@ pub struct CollectArgs {
     #[arg(long, value_name = "N", default_value_t = 64,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_PROBE_CONCURRENCY as u64))]
     pub probe_concurrency: usize,
+
+    /// Peers probed per round (a round every 5 × --interval), rotating: at most N peers ×
+    /// the 15 continuous ports a round from each node (96 probes/s at 32), whatever the
+    /// cluster's size, and every pair covered within ceil(peers / N) rounds (1,000 nodes at
+    /// 32: 32 rounds, 160 s at --interval 1s); 0 probes every peer every round. The full
+    /// sweep stays on demand: `axon check --peers …`, or `P` in the console's Network panel
+    #[arg(long, value_name = "N", default_value_t = crate::collectors::probes::DEFAULT_PEERS_PER_ROUND)]
+    pub probe_peers_per_round: usize,
 }
 
 #[derive(Debug, Args)]
@@ -206,9 +214,15 @@ pub struct ExporterArgs {
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:14090")]
     pub metrics_listen: SocketAddr,
 
-    /// Collection interval of the cheap collectors [100ms to 1h]
+    /// Shortest period of the cheap collectors; expensive ones at multiples of it [100ms to 1h]
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
     pub interval: Duration,
+
+    /// Collect only when a scrape finds data older than this (or than the collector's own
+    /// period); nothing runs between scrapes but one refresh just before the next
+    /// expected scrape
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub max_age: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -259,6 +259,10 @@ pub async fn start(opts: DemoOptions) -> Result<DemoCluster> {
                 },
                 own_addresses: vec![ip.to_string()],
                 smart: true,
+                // The console shares this terminal.
+                log_problems: false,
+                on_demand: None,
+                peers_per_round: crate::collectors::probes::DEFAULT_PEERS_PER_ROUND,
             },
         };
         let a = agent::start(cfg)

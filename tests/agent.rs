@@ -767,3 +767,169 @@ async fn stale_control_socket_is_replaced_and_bound_0600() {
     assert!(!names.iter().any(|n| n.starts_with(".axon.")), "{names:?}");
     ag.shutdown();
 }
+
+/// An agent as `axon exporter` starts it: /metrics only, collectors on demand.
+async fn start_exporter(root: &Path, max_age: Duration) -> agent::Agent {
+    let mut collect = collect_config();
+    collect.on_demand = Some(max_age);
+    let mut cfg = AgentConfig::new(root.to_path_buf(), std::env::temp_dir(), collect);
+    cfg.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    cfg.tls = agent::tls::ServerTls::Off;
+    agent::start(cfg).await.expect("exporter starts")
+}
+
+/// A scrape as Prometheus makes it, saying its timeout.
+async fn prometheus_scrape(addr: std::net::SocketAddr, timeout_s: u32) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!(
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\nX-Prometheus-Scrape-Timeout-Seconds: {timeout_s}\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    String::from_utf8(buf).unwrap()
+}
+
+fn last_runs(a: &agent::Agent) -> Vec<(Section, i64)> {
+    a.state.with_snapshot(|s, _| {
+        s.collectors
+            .iter()
+            .map(|c| (c.section, c.last_run_ms))
+            .collect()
+    })
+}
+
+/// `axon exporter` used to collect every second whether anyone scraped or not (180 ms of
+/// CPU a minute at a 15 s scrape interval). Ten minutes without a scrape (of the tokio
+/// clock, paused and advanced) must run no collector at all.
+#[tokio::test(start_paused = true)]
+async fn exporter_mode_does_not_collect_without_scrapes() {
+    let a = start_exporter(&fixture("amd-epyc-4numa"), Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let runs = last_runs(&a);
+    assert_eq!(runs.len(), Section::ALL.len());
+    assert!(
+        runs.iter().all(|(_, t)| *t == 0),
+        "no scrape, yet collectors ran: {runs:?}"
+    );
+}
+
+/// A scrape collects what is older than --max-age (checks after the sections they judge)
+/// and the next scrape within --max-age is served from the cache without collecting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exporter_mode_collects_when_scraped_and_serves_the_cache_within_max_age() {
+    let a = start_exporter(&fixture("misconfigured"), Duration::from_secs(3600)).await;
+    let addr = a.metrics_addr.unwrap();
+    assert!(last_runs(&a).iter().all(|(_, t)| *t == 0));
+    // A 20 s timeout: the first scrape waits up to 5 s for the first collection.
+    let body = prometheus_scrape(addr, 20).await;
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    for family in [
+        "axon_cpu_info{",
+        "axon_nvme_info{",
+        "axon_nic_info{",
+        "axon_check_status{",
+    ] {
+        assert!(
+            body.contains(family),
+            "{family} missing from the first scrape"
+        );
+    }
+    assert!(body.contains("axon_collector_interval_seconds{collector=\"topology\"} 3600"));
+    let after_first = last_runs(&a);
+    for (s, t) in &after_first {
+        if *s != Section::Probes {
+            assert!(*t > 0, "{s:?} ran for the first scrape");
+        }
+    }
+    let body = prometheus_scrape(addr, 20).await;
+    assert!(body.contains("axon_check_status{"));
+    assert_eq!(
+        last_runs(&a),
+        after_first,
+        "within --max-age: served from the cache"
+    );
+}
+
+/// A collector that hangs (the checks, in an emulated adjtimex wedged in the kernel:
+/// `_fixture/hang/clock`) holds a scrape at most half the scraper's timeout; the scrape
+/// then serves what the other collectors found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exporter_scrape_serves_the_cache_when_a_collector_hangs() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    let hang = path.join("_fixture/hang/clock");
+    std::fs::create_dir_all(hang.parent().unwrap()).unwrap();
+    std::fs::write(&hang, "").unwrap();
+    let a = start_exporter(&path, Duration::from_secs(3600)).await;
+    // The checks (which read /proc/swaps) hang until their 5 s deadline; a scrape with a
+    // 2 s timeout waits 1 s, then answers.
+    let body = prometheus_scrape(a.metrics_addr.unwrap(), 2).await;
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.contains("axon_collector_success{collector=\"topology\"} 1"));
+    assert!(
+        !body.contains("axon_check_status{"),
+        "the checks are still running"
+    );
+    let _ = std::fs::remove_file(&hang);
+}
+
+/// Every agent used to probe every peer on every continuous port each round (N² probes
+/// across the cluster). A round now probes `peers_per_round` peers of a rotation, every
+/// peer is covered within ceil(N / P) rounds, and the report dates each peer's results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_probes_a_bounded_rotating_sample_of_peers() {
+    // 100 peers on loopback addresses where nothing listens: every probe is answered at
+    // once (closed), so rounds are quick.
+    let peers: Vec<String> = (1..=100).map(|i| format!("127.0.3.{i}")).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut collect = collect_config();
+    collect.peers = peers.clone();
+    collect.peers_per_round = 10;
+    collect.probe.timeout = Duration::from_millis(300);
+    let mut cfg = AgentConfig::new(fixture("amd-epyc-4numa"), dir.path().join("state"), collect);
+    cfg.echo_listen = Some("127.0.0.1:0".parse().unwrap());
+    // A probe round every 500 ms.
+    cfg.base_interval = Duration::from_millis(100);
+    let a = agent::start(cfg).await.unwrap();
+    let ports = axon::model::ports::continuous_ports().len() as u32;
+    let report = || a.state.snapshot().probes;
+    let until = |done: &dyn Fn(&axon::model::probes::ProbeReport) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if report().is_some_and(|p| done(&p)) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{:?}", report().map(|p| p.round));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    until(&|p| p.round >= 1);
+    let first = report().unwrap();
+    // Each round probed 10 peers (whichever rounds have run by now).
+    let mut per_round = std::collections::BTreeMap::<u64, usize>::new();
+    for s in first.summary.iter().filter(|s| s.observed_ms.is_some()) {
+        *per_round.entry(s.round).or_default() += 1;
+    }
+    assert!(!per_round.is_empty());
+    assert!(per_round.values().all(|&n| n == 10), "{per_round:?}");
+    assert_eq!(first.probes_total, per_round.len() as u32 * 10 * ports);
+    assert_eq!(first.peers.len(), 100);
+    assert_eq!(first.peers_per_round, 10);
+    assert_eq!(
+        first.coverage_ms,
+        10 * 500,
+        "10 rounds of 500 ms cover everyone"
+    );
+    until(&|p| p.round >= 10);
+    let all = report().unwrap();
+    assert!(
+        all.summary.iter().all(|s| s.observed_ms.is_some()),
+        "every peer within 10 rounds"
+    );
+    assert_eq!(all.probes_total, 100 * ports);
+}

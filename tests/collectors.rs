@@ -109,10 +109,10 @@ fn topology_reads_a_single_socket_amd_host_with_four_numa_domains() {
     assert_eq!(t.cpu(50).unwrap().numa_node, Some(2));
     assert_eq!(t.smt.active, Some(false));
     assert!(!t.has_smt_siblings());
-    assert_eq!(t.numa_nodes[0].memory_total_bytes, 192 << 30);
+    assert_eq!(t.numa_nodes[0].memory_total_bytes, Some(192 << 30));
     let hp = t.numa_nodes[1].hugepages_of(2 << 20).unwrap();
-    assert_eq!((hp.total, hp.free), (12288, 2048));
-    assert!(t.memory.total_bytes > 700 << 30);
+    assert_eq!((hp.total, hp.free), (Some(12288), Some(2048)));
+    assert!(t.memory.total_bytes.unwrap() > 700 << 30);
 }
 
 #[test]
@@ -147,6 +147,106 @@ fn topology_names_a_malformed_sysfs_file_and_keeps_the_rest() {
         "cpu5/topology/core_id malformed: `banana` is not a non-negative integer",
     );
     assert_problem(&p, "node3/cpulist malformed");
+}
+
+/// The procfs project's shape: NUMA nodes 1 and 2 without `meminfo` (node 2 without
+/// `cpulist` too). Their memory is unknown, so /metrics has no series for it (not 0), the
+/// console receives None, and the collector's problems are counted and logged once.
+#[test]
+fn unreadable_numa_meminfo_is_omitted_not_zero() {
+    use axon::agent::exporter;
+    use axon::agent::scheduler::ProblemLog;
+    let root = HostRoot::open(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/numa-no-meminfo/root"),
+    )
+    .unwrap();
+    let state = AgentState::new(
+        NodeInfo::default(),
+        Schedule::with_base(Duration::from_secs(1)).initial_status(),
+    );
+    let log = ProblemLog::default();
+    let run = || {
+        collect_section(&root, &collect_config(), Some(&state), Section::Topology)
+            .map_err(|e| e.to_string())
+    };
+    let first = run();
+    let texts: Vec<String> = first
+        .as_ref()
+        .unwrap()
+        .1
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    for f in ["node1/meminfo", "node2/cpulist", "node2/meminfo"] {
+        assert!(texts.iter().any(|t| t.contains(f)), "{f} in {texts:?}");
+    }
+    log.record(&state, Section::Topology, first, 0, false);
+
+    let snap = state.snapshot();
+    let t = snap.topology.as_ref().unwrap();
+    assert_eq!(t.numa_nodes.len(), 3);
+    assert_eq!(t.numa_nodes[0].memory_total_bytes, Some(16 << 30));
+    for n in &t.numa_nodes[1..] {
+        assert_eq!((n.memory_total_bytes, n.memory_free_bytes), (None, None));
+    }
+    assert!(!t.numa_nodes[1].cpus_unreadable && t.numa_nodes[2].cpus_unreadable);
+
+    let text = exporter::render(&snap, 1_800_000_000_000, false);
+    let series = |prefix: &str| -> Vec<&str> {
+        let mut v: Vec<&str> = text.lines().filter(|l| l.starts_with(prefix)).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        series("axon_numa_memory_total_bytes{"),
+        vec!["axon_numa_memory_total_bytes{numa_node=\"0\"} 17179869184.0"]
+    );
+    assert_eq!(series("axon_numa_memory_free_bytes{").len(), 1);
+    assert!(series("axon_numa_memory_free_bytes{")[0].contains("numa_node=\"0\""));
+    assert_eq!(
+        series("axon_numa_cpus{"),
+        vec![
+            "axon_numa_cpus{numa_node=\"0\"} 4.0",
+            "axon_numa_cpus{numa_node=\"1\"} 4.0"
+        ]
+    );
+    assert!(
+        text.contains("axon_collector_problems{collector=\"topology\"} 3.0\n"),
+        "{}",
+        series("axon_collector_problems").join("\n")
+    );
+    // The console gets None too, not a 0 it would draw.
+    let wire = axon::wire::encode_snapshot(&snap, &Section::ALL, true);
+    let back = axon::wire::decode_snapshot(wire).unwrap().snapshot;
+    assert_eq!(
+        back.topology.unwrap().numa_nodes[1].memory_total_bytes,
+        None
+    );
+
+    // Logged once per change of the problem set, not once per run.
+    let again = run();
+    let texts: Vec<String> = again
+        .as_ref()
+        .unwrap()
+        .1
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(
+        log.note(Section::Topology, &texts),
+        None,
+        "same problems: no new line"
+    );
+    let line = log
+        .note(Section::Topology, &texts[..1])
+        .expect("a change is logged");
+    assert!(line.starts_with("axon: topology collector: "), "{line}");
+    assert_eq!(
+        log.note(Section::Topology, &[]).as_deref(),
+        Some("axon: topology collector: problems cleared")
+    );
 }
 
 #[test]

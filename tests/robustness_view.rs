@@ -146,6 +146,7 @@ fn absurd_clocks_and_intervals_never_panic_the_console() {
                     full: true,
                     memory: None,
                     pinning_changes_only: false,
+                    probes_changes_only: false,
                 }),
                 received_ms: received,
             });

@@ -466,6 +466,7 @@ fn node_added_by_address_shows_the_hostname_its_agent_reports() {
             full: true,
             memory: None,
             pinning_changes_only: false,
+            probes_changes_only: false,
         }),
         received_ms: NOW - 400,
     });

@@ -3,6 +3,10 @@
 //! failing collector never blocks a scrape: it shows up as `axon_collector_success 0` and
 //! an old `axon_collector_last_success_timestamp_seconds`.
 //!
+//! A fact the collector could not read is not a number: its series is left out (never
+//! exported as 0), the collector's problems are counted in `axon_collector_problems`, and
+//! the agent logs them when they change.
+//!
 //! Served as OpenMetrics when the scraper asks for it (Prometheus does), and as the classic
 //! text format 0.0.4 otherwise (curl, `promtool check metrics`).
 
@@ -17,6 +21,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 type Labels = Vec<(&'static str, String)>;
 type G = Family<Labels, Gauge<f64, AtomicU64>>;
@@ -93,9 +98,14 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
         "When the collector last succeeded (0 = never); data older than a few intervals is stale",
     );
     let interval = r.gauge("collector_interval_seconds", "How often the collector runs");
+    let problems = r.gauge(
+        "collector_problems",
+        "Problems of the collector's last run (unreadable or malformed files; 1 if the run failed): their series are left out, and the agent's log names them",
+    );
     for c in &s.collectors {
         let lab = l([("collector", c.section.as_str().to_string())]);
         set(&ok, lab.clone(), f64::from(u8::from(c.ok)));
+        set(&problems, lab.clone(), f64::from(c.problems));
         set(&dur, lab.clone(), c.duration_us as f64 / 1e6);
         set(
             &last,
@@ -119,12 +129,20 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
                 .map(|u| u.role().label())
                 .unwrap_or_else(|| "unknown".into());
             let id = cpu.id.to_string();
+            // An unreadable core or package id is held as a stand-in; the label stays empty.
+            let known = |unreadable: &crate::model::cpuset::CpuSet, v: u32| {
+                if unreadable.contains(cpu.id) {
+                    String::new()
+                } else {
+                    v.to_string()
+                }
+            };
             set(
                 &cpu_info,
                 l([
                     ("cpu", id.clone()),
-                    ("core", cpu.core_id.to_string()),
-                    ("package", cpu.package_id.to_string()),
+                    ("core", known(&t.unreadable.core_id, cpu.core_id)),
+                    ("package", known(&t.unreadable.package_id, cpu.package_id)),
                     (
                         "numa_node",
                         cpu.numa_node.map(|n| n.to_string()).unwrap_or_default(),
@@ -152,24 +170,32 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
         let numa_cpus = r.gauge("numa_cpus", "Logical CPUs in the NUMA node");
         let hp = r.gauge("numa_hugepages", "Huge pages reserved on the NUMA node");
         let hp_free = r.gauge("numa_hugepages_free", "Free huge pages on the NUMA node");
+        // Unknown is never a number: a figure that could not be read has no series.
+        let some = |g: &G, lab: &Labels, v: Option<u64>| {
+            if let Some(v) = v {
+                set(g, lab.clone(), v as f64);
+            }
+        };
         for n in &t.numa_nodes {
             let lab = l([("numa_node", n.id.to_string())]);
-            set(&numa_total, lab.clone(), n.memory_total_bytes as f64);
-            set(&numa_free, lab.clone(), n.memory_free_bytes as f64);
-            set(&numa_cpus, lab, n.cpus.len() as f64);
+            some(&numa_total, &lab, n.memory_total_bytes);
+            some(&numa_free, &lab, n.memory_free_bytes);
+            if !n.cpus_unreadable {
+                set(&numa_cpus, lab, n.cpus.len() as f64);
+            }
             for h in &n.hugepages {
                 let lab = l([
                     ("numa_node", n.id.to_string()),
                     ("page_size_bytes", h.page_size_bytes.to_string()),
                 ]);
-                set(&hp, lab.clone(), h.total as f64);
-                set(&hp_free, lab, h.free as f64);
+                some(&hp, &lab, h.total);
+                some(&hp_free, &lab, h.free);
             }
         }
         let mem = r.gauge("memory_available_bytes", "MemAvailable from /proc/meminfo");
-        set(&mem, vec![], t.memory.available_bytes as f64);
+        some(&mem, &vec![], t.memory.available_bytes);
         let swap = r.gauge("swap_total_bytes", "Swap configured (SwapTotal)");
-        set(&swap, vec![], t.memory.swap_total_bytes as f64);
+        some(&swap, &vec![], t.memory.swap_total_bytes);
     }
     if let Some(p) = &s.pinning {
         let th = r.gauge(
@@ -237,8 +263,13 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
                 ]),
                 1.0,
             );
-            set(&up, lab.clone(), f64::from(u8::from(d.state == "live")));
-            set(&cap, lab.clone(), d.capacity_bytes() as f64);
+            // An unreadable state is empty, an unreadable namespace size 0: no series.
+            if !d.state.is_empty() {
+                set(&up, lab.clone(), f64::from(u8::from(d.state == "live")));
+            }
+            if d.namespaces.iter().all(|n| n.size_bytes > 0) {
+                set(&cap, lab.clone(), d.capacity_bytes() as f64);
+            }
             set(
                 &smart_ok,
                 lab.clone(),
@@ -316,7 +347,9 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
                 ]),
                 1.0,
             );
-            set(&up, lab.clone(), f64::from(u8::from(n.is_up())));
+            if !n.operstate.is_empty() {
+                set(&up, lab.clone(), f64::from(u8::from(n.is_up())));
+            }
             if let Some(m) = n.mtu {
                 set(&mtu, lab.clone(), f64::from(m));
             }
@@ -404,11 +437,25 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
                 set(&rtt, lab, us as f64 / 1e6);
             }
         }
-        let round = r.gauge(
-            "probe_round_seconds",
-            "Duration of the last probe round over all peers",
-        );
+        let round = r.gauge("probe_round_seconds", "Duration of the last probe round");
         set(&round, vec![], p.round_ms as f64 / 1000.0);
+        // Rounds probe a rotating few peers: each peer's results are as old as its turn.
+        let at = r.gauge(
+            "probe_peer_timestamp_seconds",
+            "When the peer was last probed (each round probes the next few peers)",
+        );
+        for s in &p.summary {
+            if let Some(ms) = s.observed_ms {
+                set(&at, l([("peer", s.peer.clone())]), ms as f64 / 1000.0);
+            }
+        }
+        if p.coverage_ms > 0 {
+            let cover = r.gauge(
+                "probe_coverage_seconds",
+                "Every peer is probed at least once within this time",
+            );
+            set(&cover, vec![], p.coverage_ms as f64 / 1000.0);
+        }
     }
     r.0
 }
@@ -495,6 +542,17 @@ pub fn wants_openmetrics(accept: &str) -> bool {
     }
 }
 
+/// How long a scrape waits for collectors in exporter mode: half the scraper's timeout
+/// (Prometheus sends it as `X-Prometheus-Scrape-Timeout-Seconds`), at most 5 s; 1 s for
+/// scrapers that do not say. After that the scrape serves what the cache holds.
+pub fn scrape_wait(timeout_header: Option<&str>) -> Duration {
+    timeout_header
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|t| t.is_finite() && *t > 0.0)
+        .map(|t| Duration::from_secs_f64((t / 2.0).min(5.0)))
+        .unwrap_or(Duration::from_secs(1))
+}
+
 /// The `/metrics` HTTP application (served by `listen::serve_http`).
 pub fn router(state: Arc<AgentState>) -> axum::Router {
     use axum::http::{HeaderMap, header};
@@ -503,6 +561,15 @@ pub fn router(state: Arc<AgentState>) -> axum::Router {
     let metrics = move |headers: HeaderMap| {
         let state = state.clone();
         async move {
+            // Exporter mode: collect what is stale now (the agent collects on its own).
+            if let Some(d) = state.on_demand() {
+                let wait = scrape_wait(
+                    headers
+                        .get("x-prometheus-scrape-timeout-seconds")
+                        .and_then(|v| v.to_str().ok()),
+                );
+                d.clone().before_scrape(wait).await;
+            }
             let accept = headers
                 .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok())
@@ -556,6 +623,16 @@ mod tests {
         assert!(!wants_openmetrics(
             "text/plain;version=0.0.4;q=1,application/openmetrics-text;q=0.5"
         ));
+    }
+
+    #[test]
+    fn scrapes_wait_half_the_scrapers_timeout() {
+        assert_eq!(scrape_wait(Some("10")), Duration::from_secs(5));
+        assert_eq!(scrape_wait(Some("1")), Duration::from_millis(500));
+        assert_eq!(scrape_wait(Some("60")), Duration::from_secs(5));
+        assert_eq!(scrape_wait(None), Duration::from_secs(1));
+        assert_eq!(scrape_wait(Some("junk")), Duration::from_secs(1));
+        assert_eq!(scrape_wait(Some("-3")), Duration::from_secs(1));
     }
 
     #[test]

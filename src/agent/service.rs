@@ -98,12 +98,14 @@ fn parse_sections(names: &[String]) -> Result<Vec<Section>, Status> {
         .collect()
 }
 
-/// What one stream has sent: section versions, and the pinning it last sent, so the next
-/// one can carry only the CPUs that changed.
+/// What one stream has sent: section versions, the pinning it last sent, so the next one
+/// can carry only the CPUs that changed, and the last probe round it sent, so the next
+/// one carries only the peers probed since.
 #[derive(Default)]
 struct Sent {
     versions: Versions,
     pinning: Option<Pinning>,
+    probe_round: Option<u64>,
 }
 
 /// Encodes the sections of `want` whose version differs from what this stream last sent.
@@ -133,18 +135,28 @@ fn encode_changes(
             }
             sent.pinning = snap.pinning.clone();
         }
-        let mut m = if pinning_delta.is_some() {
-            let others: Vec<Section> = changed
-                .iter()
-                .copied()
-                .filter(|s| *s != Section::Pinning)
-                .collect();
-            wire::encode_snapshot(snap, &others, full)
-        } else {
-            wire::encode_snapshot(snap, &changed, full)
-        };
+        // A probe round changes a few peers (32 of 999 at 1,000 nodes): send those.
+        let mut probes_delta = None;
+        if changed.contains(&Section::Probes) {
+            if let (false, Some(r0), Some(p)) = (full, sent.probe_round, snap.probes.as_ref()) {
+                probes_delta = Some(wire::encode_probe_changes(p, r0));
+            }
+            sent.probe_round = snap.probes.as_ref().map(|p| p.round);
+        }
+        let others: Vec<Section> = changed
+            .iter()
+            .copied()
+            .filter(|s| {
+                !(*s == Section::Pinning && pinning_delta.is_some()
+                    || *s == Section::Probes && probes_delta.is_some())
+            })
+            .collect();
+        let mut m = wire::encode_snapshot(snap, &others, full);
         if pinning_delta.is_some() {
             m.pinning = pinning_delta;
+        }
+        if probes_delta.is_some() {
+            m.probes = probes_delta;
         }
         // A topology carries its memory figures; without one, send them alone if they moved.
         if want.contains(&Section::Topology) && versions.memory != sent.versions.memory {
@@ -339,7 +351,7 @@ mod tests {
             numa_nodes: vec![NumaNode {
                 id: 0,
                 cpus: crate::model::CpuSet::parse_list(cpus).unwrap(),
-                memory_free_bytes: free,
+                memory_free_bytes: Some(free),
                 ..Default::default()
             }],
             ..Default::default()
@@ -357,7 +369,10 @@ mod tests {
         st.update(SectionValue::Topology(topo(2, "0-95")), None, 0);
         let d = encode_changes(&st, &Section::ALL, &mut sent, false);
         assert!(d.topology.is_none());
-        assert_eq!(d.memory.as_ref().unwrap().numa[0].memory_free_bytes, 2);
+        assert_eq!(
+            d.memory.as_ref().unwrap().numa[0].memory_free_bytes,
+            Some(2)
+        );
         // Nothing moved: neither.
         let d = encode_changes(&st, &Section::ALL, &mut sent, false);
         assert!(d.topology.is_none() && d.memory.is_none());
@@ -374,7 +389,10 @@ mod tests {
         };
         m.full = false;
         crate::wire::merge_snapshot(&mut held, crate::wire::decode_snapshot(m).unwrap());
-        assert_eq!(held.topology.unwrap().numa_nodes[0].memory_free_bytes, 7);
+        assert_eq!(
+            held.topology.unwrap().numa_nodes[0].memory_free_bytes,
+            Some(7)
+        );
     }
 
     fn cpu(cpu: u32, runnable: u32) -> crate::model::CpuUse {
@@ -405,6 +423,80 @@ mod tests {
             threads: 20,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn probe_deltas_carry_only_the_peers_of_new_rounds() {
+        use crate::collectors::probes::ProbeBook;
+        use crate::model::probes::{ProbeResult, ProbeState};
+        let all: Vec<String> = (1..=200).map(|i| format!("n{i:03}")).collect();
+        let mut book = ProbeBook::new(all[1..].to_vec(), 16, &all[0], &all);
+        let answer = |peers: &[String], state| -> Vec<ProbeResult> {
+            peers
+                .iter()
+                .flat_map(|p| {
+                    crate::model::ports::continuous_ports()
+                        .into_iter()
+                        .map(move |spec| ProbeResult {
+                            peer: p.clone(),
+                            address: String::new(),
+                            port: spec.port,
+                            proto: spec.proto,
+                            state,
+                            rtt_us: None,
+                            detail: None,
+                        })
+                })
+                .collect()
+        };
+        let st = AgentState::new(NodeInfo::default(), vec![]);
+        let round = |book: &mut ProbeBook, state, at| {
+            let (r, peers) = book.next_round();
+            book.record(r, answer(&peers, state), at);
+            st.update(
+                SectionValue::Probes(book.report(10, Duration::from_secs(5))),
+                None,
+                0,
+            );
+            peers
+        };
+        for k in 0..13 {
+            round(&mut book, ProbeState::Open, 1_000 + k);
+        }
+        let mut sent = Sent::default();
+        let first = encode_changes(&st, &Section::ALL, &mut sent, true);
+        assert_eq!(first.probes.as_ref().unwrap().summary_peers.len(), 199);
+        let mut held = crate::wire::decode_snapshot(first).unwrap().snapshot;
+
+        // One round: 16 peers travel, with their blocked results and the new totals.
+        let changed = round(&mut book, ProbeState::Filtered, 9_000);
+        let d = encode_changes(&st, &Section::ALL, &mut sent, false);
+        let p = d.probes.as_ref().unwrap();
+        assert!(p.changed_peers_only);
+        assert_eq!(p.summary_peers, changed);
+        assert_eq!(p.summary_observed_ms, vec![9_000; 16]);
+        let ports = crate::model::ports::continuous_ports().len() as u32;
+        assert_eq!(p.blocked_total, 16 * ports);
+        let decoded = crate::wire::decode_snapshot(d).unwrap();
+        assert!(decoded.probes_changes_only);
+        crate::wire::merge_snapshot(&mut held, decoded);
+        let held = held.probes.unwrap();
+        let now = st.snapshot().probes.unwrap();
+        assert_eq!(held.summary.len(), 199);
+        for s in &now.summary {
+            let h = held.peer(&s.peer).unwrap();
+            assert_eq!(
+                (h.states, h.observed_ms),
+                (s.states, s.observed_ms),
+                "{}",
+                s.peer
+            );
+        }
+        assert_eq!(held.blocked().count() as u32, 16 * ports);
+        assert_eq!(
+            (held.blocked_total, held.round),
+            (now.blocked_total, now.round)
+        );
     }
 
     #[test]
@@ -461,6 +553,7 @@ mod tests {
         let mut other = Sent {
             versions: Versions::default(),
             pinning: Some(fewer.clone()),
+            probe_round: None,
         };
         let d = encode_changes(&st, &[Section::Pinning], &mut other, false);
         assert!(d.pinning.as_ref().unwrap().changed_cpus_only);

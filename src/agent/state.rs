@@ -1,6 +1,7 @@
 //! The agent's latest view of its node: one slot per section with the collector's status
 //! and a content version, so Watch streams send a section only when it changed.
 
+use super::scheduler::{OnDemand, Schedule};
 use crate::model::checks::CheckResult;
 use crate::model::net::Network;
 use crate::model::nvme::NvmeController;
@@ -9,7 +10,7 @@ use crate::model::probes::ProbeReport;
 use crate::model::snapshot::{CollectorStatus, HostFacts, NodeInfo, NodeSnapshot, Section};
 use crate::model::topology::Topology;
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
 
 pub use crate::clock::now_ms;
@@ -62,6 +63,8 @@ pub struct AgentState {
     generation: watch::Sender<u64>,
     /// The listeners' counters (connections, limits), for `/metrics`.
     pub server: std::sync::Arc<super::listen::ServerStats>,
+    /// Exporter mode: the scheduler's hook that collects when a scrape arrives.
+    on_demand: std::sync::OnceLock<Arc<OnDemand>>,
 }
 
 impl AgentState {
@@ -77,6 +80,27 @@ impl AgentState {
             }),
             generation: watch::channel(0).0,
             server: Default::default(),
+            on_demand: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Exporter mode: scrapes call this hook before they render (set once, by the
+    /// scheduler).
+    pub fn set_on_demand(&self, d: Arc<OnDemand>) {
+        let _ = self.on_demand.set(d);
+    }
+
+    pub fn on_demand(&self) -> Option<&Arc<OnDemand>> {
+        self.on_demand.get()
+    }
+
+    /// Reports each collector's interval and deadline as `schedule` has them.
+    pub fn set_schedule(&self, schedule: &Schedule) {
+        let mut g = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        for c in &mut g.snapshot.collectors {
+            let t = schedule.timing(c.section);
+            c.interval_ms = t.interval.as_millis() as u64;
+            c.deadline_ms = t.deadline.as_millis() as u64;
         }
     }
 
@@ -88,8 +112,22 @@ impl AgentState {
         self.generation.send_modify(|g| *g += 1);
     }
 
-    /// Records a successful run. The section's version changes only if its content did.
+    /// Records a successful run with at most one problem, given as its text.
     pub fn update(&self, value: SectionValue, problems: Option<String>, duration_us: u64) {
+        let count = u32::from(problems.is_some());
+        self.record(value, problems, count, duration_us);
+    }
+
+    /// Records a successful run: `summary` describes its `count` non-fatal problems. The
+    /// section's version changes only if its content did.
+    pub fn record(
+        &self,
+        value: SectionValue,
+        summary: Option<String>,
+        count: u32,
+        duration_us: u64,
+    ) {
+        let problems = summary;
         let section = value.section();
         let now = now_ms();
         {
@@ -121,6 +159,7 @@ impl AgentState {
             if let Some(c) = s.collectors.iter_mut().find(|c| c.section == section) {
                 c.ok = problems.is_none();
                 c.error = problems;
+                c.problems = count;
                 c.last_run_ms = now;
                 c.last_success_ms = Some(now);
                 c.duration_us = duration_us;
@@ -144,6 +183,7 @@ impl AgentState {
             {
                 c.ok = false;
                 c.error = Some(error);
+                c.problems = 1;
                 // Strictly after the last success, even within the same millisecond, so
                 // `last_run_failed` can tell.
                 c.last_run_ms = now_ms().max(c.last_success_ms.map_or(0, |t| t + 1));

@@ -615,13 +615,12 @@ fn hugepages(root: &HostRoot, inp: &CheckInputs) -> CheckResult {
         );
     }
     let m = &t.memory;
-    if m.total_bytes == 0 {
+    if m.total_bytes.is_none() {
         return unknown(ID, "/proc/meminfo unreadable", EXP);
     }
-    let size = m.hugepage_size_bytes;
-    if size == 0 {
+    let Some(size) = m.hugepage_size_bytes.filter(|s| *s > 0) else {
         return unknown(ID, "/proc/meminfo has no Hugepagesize", EXP);
-    }
+    };
     let pinning = match &inp.pinning {
         Ok(p) => p,
         Err(e) => return unknown(ID, e.clone(), EXP),
@@ -687,29 +686,36 @@ fn hugepages(root: &HostRoot, inp: &CheckInputs) -> CheckResult {
                 EXP,
             );
         };
-        if n.memory_total_bytes == 0 {
+        let (Some(_), Some(node_free)) = (n.memory_total_bytes, n.memory_free_bytes) else {
             return unknown(
                 ID,
                 format!("/sys/devices/system/node/node{node}/meminfo unreadable"),
                 EXP,
             );
-        }
+        };
         // A kernel without NUMA reports no per-node pools: its one domain has them all.
         let (total, free) = match n.hugepages_of(size) {
             Some(p) => (p.total, p.free),
             None if t.numa_nodes.len() == 1 => (m.hugepages_total, m.hugepages_free),
-            None => (0, 0),
+            None => (Some(0), Some(0)),
+        };
+        let (Some(total), Some(free)) = (total, free) else {
+            return unknown(
+                ID,
+                format!("huge page counts of NUMA {node} unreadable"),
+                EXP,
+            );
         };
         // Pages already reserved count when they are free, or when Axon (running) holds them.
         let reserved = if running { total } else { free }.saturating_mul(size);
-        let can_have = reserved.saturating_add(n.memory_free_bytes);
+        let can_have = reserved.saturating_add(node_free);
         seen.push(format!(
             "NUMA {node}: need {} for {}, {} reserved ({} free) + {} free memory",
             gib(need),
             plural(cores, "core"),
             gib(total.saturating_mul(size)),
             gib(free.saturating_mul(size)),
-            gib(n.memory_free_bytes),
+            gib(node_free),
         ));
         if can_have < need {
             short.push((node, need.div_ceil(size)));

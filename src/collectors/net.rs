@@ -89,9 +89,10 @@ pub fn collect(
             arphrd,
             mtu: problems.take(root.parse::<u32>(&format!("{base}/mtu"))),
             speed_mbps,
-            operstate: root
-                .value(&format!("{base}/operstate"))
-                .unwrap_or_else(|_| "unknown".into()),
+            // Empty when unreadable ("unknown" is a state the kernel reports).
+            operstate: problems
+                .take(root.value(&format!("{base}/operstate")))
+                .unwrap_or_default(),
             numa_node,
             driver,
             driver_version,

@@ -61,6 +61,43 @@ pub fn parse_status(text: &str) -> Result<(String, CpuSet, Option<bool>, Option<
     Ok((name, allowed, kthread, ppid))
 }
 
+/// The fields of `/proc/<pid>/task/<tid>/stat` the walk uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatFields {
+    /// Field 2, between the first `(` and the last `)`.
+    pub comm: String,
+    pub state: char,
+    pub ppid: Option<u32>,
+    /// Field 9, the task's PF_* flags.
+    pub flags: Option<u64>,
+    /// Field 20: threads in the process.
+    pub num_threads: Option<u32>,
+    /// Field 39: the CPU it last ran on.
+    pub processor: Option<u32>,
+}
+
+/// PF_KTHREAD in the flags field: a kernel thread.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// Parses a `stat` file fully (see `parse_stat` for the parts every caller needs).
+pub fn parse_stat_fields(text: &str) -> Result<StatFields, String> {
+    let (state, processor) = parse_stat(text)?;
+    let open = text.find('(').ok_or("no `(` before the command name")?;
+    let close = text.rfind(')').ok_or("no `)` after the command name")?;
+    let comm = text.get(open + 1..close).unwrap_or_default().to_string();
+    let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
+    // rest[0] is field 3.
+    let field = |n: usize| rest.get(n - 3).copied();
+    Ok(StatFields {
+        comm,
+        state,
+        ppid: field(4).and_then(|v| v.parse().ok()),
+        flags: field(9).and_then(|v| v.parse().ok()),
+        num_threads: field(20).and_then(|v| v.parse().ok()),
+        processor,
+    })
+}
+
 /// Parses `/proc/<pid>/task/<tid>/stat`: the state (field 3) and the CPU last run on
 /// (field 39). The command name in field 2 may itself contain spaces and parentheses, so
 /// fields are counted from the last `)`.
@@ -133,54 +170,100 @@ pub fn collect(
 
     for pid in pids {
         let base = format!("/proc/{pid}");
-        let tids = match root.list(&format!("{base}/task")) {
-            Ok(t) => t,
-            Err(e) => {
-                read_failed(e, problems);
-                out.skipped += 1;
-                continue;
+        // The main thread's stat says how many threads the process has: a single-threaded
+        // one (most of them) needs no listing of its task directory.
+        let main_stat_path = format!("{base}/task/{pid}/stat");
+        let main_stat = match root.read(&main_stat_path) {
+            Ok(t) => Some(t),
+            Err(e) if e.is_not_found() => continue, // exited
+            Err(_) => None,
+        };
+        let single = main_stat
+            .as_deref()
+            .and_then(|t| parse_stat_fields(t).ok())
+            .is_some_and(|f| f.num_threads == Some(1));
+        let tids: Vec<u32> = if single {
+            vec![pid]
+        } else {
+            match root.list(&format!("{base}/task")) {
+                Ok(t) => t.iter().filter_map(|t| t.parse().ok()).collect(),
+                Err(e) => {
+                    read_failed(e, problems);
+                    out.skipped += 1;
+                    continue;
+                }
             }
         };
-        let job = match root.read(&format!("{base}/cgroup")) {
-            Ok(c) => slurm_job_from_cgroup(&c),
-            Err(e) => {
-                read_failed(e, problems);
-                None
-            }
-        };
-        let proc_name = root.value(&format!("{base}/comm")).unwrap_or_default();
+        // The process's cgroup (its Slurm job) and name only matter for threads that are
+        // pinned or running: read them for those, once, not for every process (most of a
+        // host's threads are neither, and these reads were a fifth of a walk's cost).
+        let mut job: Option<Option<u64>> = None;
+        let mut proc_name: Option<String> = None;
         out.processes += 1;
-        for tid in tids.iter().filter_map(|t| t.parse::<u32>().ok()) {
+        for tid in tids {
             let tbase = format!("{base}/task/{tid}");
             let (status_path, stat_path) = (format!("{tbase}/status"), format!("{tbase}/stat"));
-            let files = root
-                .read(&status_path)
-                .and_then(|status| Ok((status, root.read(&stat_path)?)));
-            let (status, stat) = match files {
-                Ok(f) => f,
+            let stat = match main_stat.as_ref().filter(|_| tid == pid) {
+                Some(t) => Ok(t.clone()),
+                None => root.read(&stat_path),
+            };
+            let stat = match stat {
+                Ok(t) => t,
                 Err(e) => {
                     read_failed(e, problems);
                     out.skipped += 1;
                     continue;
                 }
             };
-            // Each parse error names the file it came from.
-            let parsed = parse_status(&status)
-                .map_err(|d| (&status_path, d))
-                .and_then(|(name, allowed, kthread, ppid)| {
-                    let (state, last_cpu) = parse_stat(&stat).map_err(|d| (&stat_path, d))?;
-                    Ok(ThreadInfo {
-                        kthread: kthread.unwrap_or(pid == 2 || ppid == Some(2)),
-                        name,
-                        state,
-                        allowed,
-                        last_cpu,
-                    })
-                });
-            let t = match parsed {
+            let fields = match parse_stat_fields(&stat) {
+                Ok(f) => f,
+                Err(detail) => {
+                    // The first few broken files are reported with their path; the walk goes on.
+                    if malformed < REPORTED_PER_KIND {
+                        problems.push(CollectError::malformed(
+                            root.display_path(&stat_path),
+                            detail,
+                        ));
+                    }
+                    malformed += 1;
+                    out.skipped += 1;
+                    continue;
+                }
+            };
+            // The allowed CPUs: from the kernel directly where it can say (the real root),
+            // otherwise from `status` (its name and kthread flag then come from there too).
+            let thread = match root.sys().thread_affinity(tid) {
+                Some(Ok(allowed)) => Ok(ThreadInfo {
+                    kthread: fields
+                        .flags
+                        .map_or(pid == 2 || fields.ppid == Some(2), |f| f & PF_KTHREAD != 0),
+                    name: fields.comm,
+                    state: fields.state,
+                    allowed,
+                    last_cpu: fields.processor,
+                }),
+                // The thread exited between its stat and the syscall.
+                Some(Err(e)) if e.raw_os_error() == Some(libc::ESRCH) => continue,
+                _ => match root.read(&status_path) {
+                    Ok(status) => parse_status(&status)
+                        .map(|(name, allowed, kthread, ppid)| ThreadInfo {
+                            kthread: kthread.unwrap_or(pid == 2 || ppid == Some(2)),
+                            name,
+                            state: fields.state,
+                            allowed,
+                            last_cpu: fields.processor,
+                        })
+                        .map_err(|d| (&status_path, d)),
+                    Err(e) => {
+                        read_failed(e, problems);
+                        out.skipped += 1;
+                        continue;
+                    }
+                },
+            };
+            let t = match thread {
                 Ok(t) => t,
                 Err((path, detail)) => {
-                    // The first few broken files are reported with their path; the walk goes on.
                     if malformed < REPORTED_PER_KIND {
                         problems.push(CollectError::malformed(root.display_path(path), detail));
                     }
@@ -190,17 +273,31 @@ pub fn collect(
                 }
             };
             out.threads += 1;
+            let runnable = u32::from(t.state == 'R');
+            let restricted = !t.allowed.is_superset_of(online);
+            if !restricted && runnable == 0 {
+                out.unpinned_threads += 1;
+                continue;
+            }
             let owner = if t.kthread {
                 Owner::Kernel
             } else if let Some(role) = ContainerRole::from_thread_name(&t.name) {
                 Owner::Axon { role }
-            } else if let Some(job_id) = job {
-                Owner::SlurmJob { job_id }
             } else {
-                Owner::System
+                let job = *job.get_or_insert_with(|| match root.read(&format!("{base}/cgroup")) {
+                    Ok(c) => slurm_job_from_cgroup(&c),
+                    Err(e) => {
+                        read_failed(e, problems);
+                        None
+                    }
+                });
+                match job {
+                    Some(job_id) => Owner::SlurmJob { job_id },
+                    None => Owner::System,
+                }
             };
-            let runnable = u32::from(t.state == 'R');
-            let restricted = !t.allowed.is_superset_of(online);
+            let proc_name = proc_name
+                .get_or_insert_with(|| root.value(&format!("{base}/comm")).unwrap_or_default());
             if !restricted {
                 out.unpinned_threads += 1;
             } else if owner == Owner::Kernel {
@@ -209,14 +306,14 @@ pub fn collect(
                 }
             } else {
                 for c in t.allowed.iter().filter(|c| online.contains(*c)) {
-                    bump(&mut pinned, c, pid, &proc_name, &owner, &t.name, runnable);
+                    bump(&mut pinned, c, pid, proc_name, &owner, &t.name, runnable);
                 }
             }
             // Only runnable threads count as running on a CPU: where a sleeping thread
             // last ran is history, changes all the time, and would make the summary
             // churn for nothing.
             if let (Some(c), 1) = (t.last_cpu, runnable) {
-                bump(&mut running, c, pid, &proc_name, &owner, &t.name, runnable);
+                bump(&mut running, c, pid, proc_name, &owner, &t.name, runnable);
             }
         }
     }
@@ -323,6 +420,50 @@ fn top_refs(m: Option<BTreeMap<u32, Acc>>) -> (Vec<ProcRef>, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stat_fields_give_name_flags_and_thread_count() {
+        let line = "4242 (my (weird) name) R 1 2 3 4 -1 4194560 0 0 0 0 5 6 0 0 20 0 7 0 100 1000 10 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 19 0 0 0 0 0 0 0 0 0 0 0 0 0";
+        let f = parse_stat_fields(line).unwrap();
+        assert_eq!(f.comm, "my (weird) name");
+        assert_eq!((f.state, f.ppid, f.flags), ('R', Some(1), Some(4194560)));
+        assert_eq!((f.num_threads, f.processor), (Some(7), Some(19)));
+    }
+
+    /// On this host (the root is /), the walk asks the kernel for each thread's CPUs
+    /// instead of reading its `status`: both must say the same.
+    #[test]
+    fn the_affinity_syscall_agrees_with_status_on_this_host() {
+        let me = std::process::id();
+        let tids: Vec<u32> = std::fs::read_dir(format!("/proc/{me}/task"))
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        assert!(!tids.is_empty());
+        for tid in tids {
+            let Ok(status) = std::fs::read_to_string(format!("/proc/{me}/task/{tid}/status"))
+            else {
+                continue; // exited meanwhile
+            };
+            let (name, allowed, kthread, _) = parse_status(&status).unwrap();
+            let Ok(by_syscall) = crate::collectors::sys::sched_affinity(tid) else {
+                continue;
+            };
+            assert_eq!(by_syscall, allowed, "thread {tid} ({name})");
+            let stat = std::fs::read_to_string(format!("/proc/{me}/task/{tid}/stat")).unwrap();
+            let f = parse_stat_fields(&stat).unwrap();
+            assert_eq!(f.comm, name);
+            assert_eq!(
+                f.flags.map(|x| x & PF_KTHREAD != 0),
+                Some(kthread.unwrap_or(false))
+            );
+        }
+        let root = HostRoot::open("/").unwrap();
+        assert!(
+            root.sys().thread_affinity(me).is_some(),
+            "the real root asks the kernel"
+        );
+    }
 
     #[test]
     fn stat_survives_parentheses_and_spaces_in_names() {

@@ -242,6 +242,153 @@ pub async fn run(peers: &[Peer], ports: &[PortSpec], opts: &ProbeOptions) -> Pro
     )
 }
 
+/// Peers probed per round by default: 32 peers × the 15 continuous ports every 5 s is
+/// 96 probes a second from each node, whatever the cluster's size.
+pub const DEFAULT_PEERS_PER_ROUND: usize = 32;
+
+/// Rounds until every one of `peers` peers has been probed, at `per_round` a round.
+pub fn rounds_to_cover(peers: usize, per_round: usize) -> usize {
+    if per_round == 0 {
+        return 1;
+    }
+    peers.div_ceil(per_round).max(1)
+}
+
+/// Bounded continuous probing: each round probes at most `per_round` peers, the next ones
+/// in a fixed rotation, so every peer is probed once within `rounds_to_cover` rounds and a
+/// node's probe rate does not grow with the cluster. The rotation starts at the node's own
+/// place in the peer list (or a hash of its name), so in a round every peer is probed by
+/// about `per_round` others, not by everyone at once.
+///
+/// The book keeps the latest results of every peer, with when they were taken, and makes
+/// the report the agent serves from them.
+#[derive(Debug, Clone)]
+pub struct ProbeBook {
+    peers: Vec<String>,
+    per_round: usize,
+    offset: usize,
+    /// Rounds started so far.
+    round: u64,
+    latest: Vec<Option<PeerResults>>,
+}
+
+#[derive(Debug, Clone)]
+struct PeerResults {
+    results: Vec<ProbeResult>,
+    observed_ms: i64,
+    round: u64,
+}
+
+impl ProbeBook {
+    /// `peers`: every peer but this node; `per_round` 0 probes all of them every round.
+    /// `me`: this node's name, for where the rotation starts.
+    pub fn new(peers: Vec<String>, per_round: usize, me: &str, configured: &[String]) -> Self {
+        let n = peers.len().max(1);
+        let offset = match configured.iter().position(|p| p == me) {
+            // Just after this node in the configured order.
+            Some(i) => i % n,
+            None => {
+                // FNV-1a of the name: stable across restarts, spread across nodes.
+                let h = me.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+                });
+                (h % n as u64) as usize
+            }
+        };
+        let latest = vec![None; peers.len()];
+        ProbeBook {
+            peers,
+            per_round,
+            offset,
+            round: 0,
+            latest,
+        }
+    }
+
+    pub fn peers(&self) -> &[String] {
+        &self.peers
+    }
+
+    /// Peers per round as configured, 0 meaning all.
+    pub fn per_round(&self) -> usize {
+        self.per_round
+    }
+
+    /// Rounds it takes to probe every peer once.
+    pub fn rounds_to_cover(&self) -> usize {
+        rounds_to_cover(self.peers.len(), self.per_round)
+    }
+
+    /// Starts the next round: its number and the peers it probes (at most `per_round`,
+    /// continuing the rotation).
+    pub fn next_round(&mut self) -> (u64, Vec<String>) {
+        let n = self.peers.len();
+        let take = if self.per_round == 0 {
+            n
+        } else {
+            self.per_round.min(n)
+        };
+        let start = if n == 0 {
+            0
+        } else {
+            (self.offset as u64 + self.round.wrapping_mul(take as u64)) % n as u64
+        } as usize;
+        self.round += 1;
+        let picked = (0..take)
+            .map(|k| self.peers[(start + k) % n].clone())
+            .collect();
+        (self.round, picked)
+    }
+
+    /// Records a round's results, taken at `observed_ms` (agent clock): each peer's
+    /// results replace the ones it had.
+    pub fn record(&mut self, round: u64, results: Vec<ProbeResult>, observed_ms: i64) {
+        let index: std::collections::HashMap<&str, usize> = self
+            .peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.as_str(), i))
+            .collect();
+        let mut by_peer: std::collections::BTreeMap<usize, Vec<ProbeResult>> = Default::default();
+        for r in results {
+            if let Some(&i) = index.get(r.peer.as_str()) {
+                by_peer.entry(i).or_default().push(r);
+            }
+        }
+        for (i, results) in by_peer {
+            self.latest[i] = Some(PeerResults {
+                results,
+                observed_ms,
+                round,
+            });
+        }
+    }
+
+    /// The report the agent serves: every peer's latest results and summary (with when
+    /// each was probed), `round_ms` the last round's duration, and `coverage_ms` the time
+    /// within which every peer is probed at a round every `interval`.
+    pub fn report(&self, round_ms: u64, interval: Duration) -> ProbeReport {
+        let results: Vec<ProbeResult> = self
+            .latest
+            .iter()
+            .flatten()
+            .flat_map(|p| p.results.iter().cloned())
+            .collect();
+        let mut rep = ProbeReport::from_results(self.peers.clone(), results, round_ms);
+        for (s, l) in rep.summary.iter_mut().zip(&self.latest) {
+            if let Some(l) = l {
+                s.observed_ms = Some(l.observed_ms);
+                s.round = l.round;
+            }
+        }
+        rep.round = self.round;
+        rep.peers_per_round = u32::try_from(self.per_round).unwrap_or(u32::MAX);
+        rep.coverage_ms =
+            (interval.as_millis() as u64).saturating_mul(self.rounds_to_cover() as u64);
+        rep
+    }
+}
+
 /// Answers echo probes until the socket fails. Replies carry the request's nonce.
 pub async fn serve_echo(sock: UdpSocket) -> io::Result<()> {
     let mut buf = [0u8; 64];
@@ -278,6 +425,98 @@ mod tests {
                 .len()
                 > 900
         );
+    }
+
+    fn names(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("axon{i:04}")).collect()
+    }
+
+    fn answer(peers: &[String]) -> Vec<ProbeResult> {
+        peers
+            .iter()
+            .flat_map(|p| {
+                crate::model::ports::continuous_ports()
+                    .into_iter()
+                    .map(move |spec| ProbeResult {
+                        peer: p.clone(),
+                        address: String::new(),
+                        port: spec.port,
+                        proto: spec.proto,
+                        state: ProbeState::Open,
+                        rtt_us: Some(100),
+                        detail: None,
+                    })
+            })
+            .collect()
+    }
+
+    /// Every agent probed every peer on every continuous port each round: at 1,000 nodes
+    /// ~15,000 probes a round (~3,000 a second) from each, growing with N². A round now
+    /// probes at most P peers, and every peer is covered within ceil(N/P) rounds.
+    #[test]
+    fn probe_round_is_bounded_and_covers_every_peer_within_n_rounds() {
+        let all = names(1000);
+        let me = "axon0500";
+        let peers: Vec<String> = all.iter().filter(|p| *p != me).cloned().collect();
+        let mut book = ProbeBook::new(peers.clone(), DEFAULT_PEERS_PER_ROUND, me, &all);
+        let rounds = book.rounds_to_cover();
+        assert_eq!(rounds, 999usize.div_ceil(32));
+        let mut seen = std::collections::HashSet::new();
+        let mut incoming = std::collections::HashMap::<String, usize>::new();
+        for _ in 0..rounds {
+            let (round, picked) = book.next_round();
+            assert!(
+                picked.len() <= DEFAULT_PEERS_PER_ROUND,
+                "round {round}: {}",
+                picked.len()
+            );
+            assert!(!picked.iter().any(|p| p == me), "never probes itself");
+            for p in &picked {
+                *incoming.entry(p.clone()).or_default() += 1;
+            }
+            seen.extend(picked.iter().cloned());
+            book.record(round, answer(&picked), round as i64 * 5000);
+        }
+        assert_eq!(seen.len(), peers.len(), "every peer within {rounds} rounds");
+        // Any window of that many rounds covers everyone, not only the first.
+        let mut again = std::collections::HashSet::new();
+        for _ in 0..rounds {
+            again.extend(book.next_round().1);
+        }
+        assert_eq!(again.len(), peers.len());
+        // The report holds every peer's latest results, each with when it was taken.
+        let rep = book.report(40, Duration::from_secs(5));
+        let ports = crate::model::ports::continuous_ports().len();
+        assert_eq!(rep.probes_total as usize, peers.len() * ports);
+        assert_eq!(rep.coverage_ms, rounds as u64 * 5000);
+        assert_eq!(rep.peers_per_round, 32);
+        assert!(
+            rep.summary
+                .iter()
+                .all(|s| s.observed_ms.is_some() && s.round > 0)
+        );
+        let first = rep.peer(&peers[500]).unwrap();
+        assert!(first.observed_ms.unwrap() <= rounds as i64 * 5000);
+        // A small cluster is probed whole every round.
+        let few = names(5);
+        let mut small = ProbeBook::new(few[1..].to_vec(), 32, &few[0], &few);
+        assert_eq!(small.next_round().1.len(), 4);
+        assert_eq!(small.rounds_to_cover(), 1);
+    }
+
+    #[test]
+    fn rotations_start_where_the_node_is_so_no_peer_gets_everyone_at_once() {
+        let all = names(100);
+        let mut firsts = std::collections::HashMap::<String, usize>::new();
+        for me in &all {
+            let peers: Vec<String> = all.iter().filter(|p| *p != me).cloned().collect();
+            let mut b = ProbeBook::new(peers, 10, me, &all);
+            for p in b.next_round().1 {
+                *firsts.entry(p).or_default() += 1;
+            }
+        }
+        // 100 nodes × 10 peers: each peer is probed by 10 nodes in the first round.
+        assert!(firsts.values().all(|&n| n == 10), "{firsts:?}");
     }
 
     #[tokio::test]

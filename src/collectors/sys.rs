@@ -5,6 +5,7 @@
 
 use super::error::CollectError;
 use super::{iproute_json, netlink};
+use crate::model::cpuset::CpuSet;
 use crate::model::net::{IpAddress, Route, RoutingRule};
 use std::path::PathBuf;
 
@@ -64,6 +65,40 @@ pub trait SysAccess: Send + Sync {
     /// The SMART / Health Information log page (log id 02h) of controller `ctrl` (`nvme0`).
     fn nvme_smart_log(&self, ctrl: &str) -> Result<Vec<u8>, CollectError>;
     fn clock(&self) -> Result<ClockState, CollectError>;
+    /// The CPUs thread `tid` may run on (sched_getaffinity(2)), where the threads under
+    /// the host root's /proc are this kernel's own (the root is /): the pinning walk then
+    /// needs no `status` file per thread. None: read `Cpus_allowed_list` instead.
+    fn thread_affinity(&self, _tid: u32) -> Option<std::io::Result<CpuSet>> {
+        None
+    }
+}
+
+/// sched_getaffinity(2) of one thread, for up to 8,192 CPUs.
+pub fn sched_affinity(tid: u32) -> std::io::Result<CpuSet> {
+    let mut mask = [0u64; 128];
+    let tid = libc::pid_t::try_from(tid)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: the kernel writes at most size_of_val(&mask) bytes into the mask buffer.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_sched_getaffinity,
+            tid,
+            std::mem::size_of_val(&mask),
+            mask.as_mut_ptr(),
+        )
+    };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // The syscall returns how many bytes of the mask it filled.
+    let words = (n as usize).div_ceil(8).min(mask.len());
+    Ok(CpuSet::from_ids(mask[..words].iter().enumerate().flat_map(
+        |(w, bits)| {
+            (0..64u32)
+                .filter(move |b| bits >> b & 1 == 1)
+                .map(move |b| w as u32 * 64 + b)
+        },
+    )))
 }
 
 /// The real kernel. NVMe device nodes are opened under the host root, so an agent in a
@@ -172,6 +207,12 @@ impl SysAccess for RealSys {
             maxerror_us: tx.maxerror,
             esterror_us: tx.esterror,
         })
+    }
+
+    fn thread_affinity(&self, tid: u32) -> Option<std::io::Result<CpuSet>> {
+        // Under another root (a host's / mounted in a container) its /proc may count
+        // threads in another PID namespace: only the files tell.
+        (self.root == std::path::Path::new("/")).then(|| sched_affinity(tid))
     }
 }
 

@@ -132,7 +132,7 @@ pub fn collect(root: &HostRoot, problems: &mut Problems) -> Result<Topology, Col
     };
 
     let memory = match root.read("/proc/meminfo") {
-        Ok(text) => meminfo(&text),
+        Ok(text) => meminfo(&text, &root.display_path("/proc/meminfo"), problems),
         Err(e) => {
             problems.push(e);
             Memory::default()
@@ -145,6 +145,7 @@ pub fn collect(root: &HostRoot, problems: &mut Problems) -> Result<Topology, Col
         numa_nodes.push(NumaNode {
             id: 0,
             cpus: cpus.iter().map(|c| c.id).collect(),
+            cpus_unreadable: false,
             memory_total_bytes: memory.total_bytes,
             memory_free_bytes: memory.available_bytes,
             hugepages: Vec::new(),
@@ -189,25 +190,39 @@ fn numa_nodes(root: &HostRoot, problems: &mut Problems) -> Result<Vec<NumaNode>,
         let cpulist_path = format!("{base}/cpulist");
         let cpus = match root.read(&cpulist_path) {
             Ok(s) => match CpuSet::parse_list(&s) {
-                Ok(c) => c,
+                Ok(c) => Some(c),
                 Err(e) => {
                     problems.push(CollectError::malformed(
                         root.display_path(&cpulist_path),
                         e.to_string(),
                     ));
-                    CpuSet::new()
+                    None
                 }
             },
             Err(e) => {
                 problems.push(e);
-                CpuSet::new()
+                None
             }
         };
-        let (total, free) = match root.read(&format!("{base}/meminfo")) {
-            Ok(text) => node_meminfo(&text),
+        // A node without a readable meminfo (some container and captured trees have
+        // none) has unknown memory, not zero.
+        let meminfo_path = format!("{base}/meminfo");
+        let (total, free) = match root.read(&meminfo_path) {
+            Ok(text) => {
+                let (t, f) = node_meminfo(&text);
+                for (v, key) in [(t, "MemTotal"), (f, "MemFree")] {
+                    if v.is_none() {
+                        problems.push(CollectError::malformed(
+                            root.display_path(&meminfo_path),
+                            format!("no `Node {id} {key}:` line"),
+                        ));
+                    }
+                }
+                (t, f)
+            }
             Err(e) => {
                 problems.push(e);
-                (0, 0)
+                (None, None)
             }
         };
         let mut hugepages = Vec::new();
@@ -229,12 +244,8 @@ fn numa_nodes(root: &HostRoot, problems: &mut Problems) -> Result<Vec<NumaNode>,
             let f = |n: &str| format!("{base}/hugepages/{hp}/{n}");
             hugepages.push(HugePagePool {
                 page_size_bytes,
-                total: problems
-                    .take(root.parse::<u64>(&f("nr_hugepages")))
-                    .unwrap_or(0),
-                free: problems
-                    .take(root.parse::<u64>(&f("free_hugepages")))
-                    .unwrap_or(0),
+                total: problems.take(root.parse::<u64>(&f("nr_hugepages"))),
+                free: problems.take(root.parse::<u64>(&f("free_hugepages"))),
                 surplus: problems
                     .take(root.parse_opt::<u64>(&f("surplus_hugepages")))
                     .flatten()
@@ -244,7 +255,8 @@ fn numa_nodes(root: &HostRoot, problems: &mut Problems) -> Result<Vec<NumaNode>,
         hugepages.sort_by_key(|h| h.page_size_bytes);
         nodes.push(NumaNode {
             id,
-            cpus,
+            cpus_unreadable: cpus.is_none(),
+            cpus: cpus.unwrap_or_default(),
             memory_total_bytes: total,
             memory_free_bytes: free,
             hugepages,
@@ -295,14 +307,24 @@ pub fn meminfo_map(text: &str) -> BTreeMap<String, u64> {
     m
 }
 
-fn meminfo(text: &str) -> Memory {
+/// `/proc/meminfo`. A figure whose line is missing is None; the memory and swap lines
+/// (printed by every kernel since 3.14) are also a problem when missing, the huge page
+/// lines are not (a kernel without HugeTLB has none).
+fn meminfo(text: &str, path: &std::path::Path, problems: &mut Problems) -> Memory {
     let m = meminfo_map(text);
-    let g = |k: &str| m.get(k).copied().unwrap_or(0);
+    let g = |k: &str| m.get(k).copied();
+    let mut must = |k: &str| {
+        let v = g(k);
+        if v.is_none() {
+            problems.push(CollectError::malformed(path, format!("no `{k}:` line")));
+        }
+        v
+    };
     Memory {
-        total_bytes: g("MemTotal"),
-        available_bytes: g("MemAvailable"),
-        swap_total_bytes: g("SwapTotal"),
-        swap_free_bytes: g("SwapFree"),
+        total_bytes: must("MemTotal"),
+        available_bytes: must("MemAvailable"),
+        swap_total_bytes: must("SwapTotal"),
+        swap_free_bytes: must("SwapFree"),
         hugepage_size_bytes: g("Hugepagesize"),
         hugepages_total: g("HugePages_Total"),
         hugepages_free: g("HugePages_Free"),
@@ -310,7 +332,7 @@ fn meminfo(text: &str) -> Memory {
 }
 
 /// Per-node meminfo lines read `Node 0 MemTotal:       3893460 kB`.
-fn node_meminfo(text: &str) -> (u64, u64) {
+fn node_meminfo(text: &str) -> (Option<u64>, Option<u64>) {
     let stripped: String = text
         .lines()
         .map(|l| {
@@ -321,10 +343,7 @@ fn node_meminfo(text: &str) -> (u64, u64) {
         })
         .collect();
     let m = meminfo_map(&stripped);
-    (
-        m.get("MemTotal").copied().unwrap_or(0),
-        m.get("MemFree").copied().unwrap_or(0),
-    )
+    (m.get("MemTotal").copied(), m.get("MemFree").copied())
 }
 
 #[cfg(test)]
@@ -336,8 +355,9 @@ mod tests {
         let (t, f) = node_meminfo(
             "Node 0 MemTotal:        3893460 kB\nNode 0 MemFree:         3568716 kB\n",
         );
-        assert_eq!(t, 3893460 * 1024);
-        assert_eq!(f, 3568716 * 1024);
+        assert_eq!(t, Some(3893460 * 1024));
+        assert_eq!(f, Some(3568716 * 1024));
+        assert_eq!(node_meminfo("Node 1 MemUsed: 4 kB\n"), (None, None));
     }
 
     #[test]

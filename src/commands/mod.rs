@@ -47,6 +47,9 @@ pub fn collect_config(a: &CollectArgs) -> Result<CollectConfig> {
         },
         own_addresses: Vec::new(),
         smart: true,
+        log_problems: true,
+        on_demand: None,
+        peers_per_round: a.probe_peers_per_round,
     })
 }
 
@@ -209,7 +212,10 @@ pub async fn exporter(a: ExporterArgs) -> Result<()> {
         token_file: None,
         node_name: None,
         base_interval: a.interval,
-        collect: collect_config(&a.collect)?,
+        collect: CollectConfig {
+            on_demand: Some(a.max_age),
+            ..collect_config(&a.collect)?
+        },
         tls: agent::tls::ServerTls::Off,
         metrics_tls: false,
         limits: agent::listen::Limits::default(),

@@ -100,9 +100,10 @@ pub struct Digest {
     pub drives: Vec<crate::model::nvme::DriveHealth>,
     pub checks_fail: u32,
     pub checks_warn: u32,
-    /// The probe summary's peers that are nodes of this view, by node index. They are
-    /// moved out of the snapshot's summary when it arrives (a compact form: at 1,000
-    /// nodes the full mesh is a million entries); peers not in the view stay there.
+    /// The probe summary's peers that are nodes of this view, by node index, sorted by
+    /// it. They are moved out of the snapshot's summary when it arrives (a compact form:
+    /// at 1,000 nodes the full mesh is a million entries); peers not in the view stay
+    /// there. A Watch delta updates the cells of the peers it carries.
     pub probe_peers: Vec<PeerCell>,
 }
 
@@ -111,14 +112,35 @@ pub struct PeerCell {
     pub node: u32,
     pub states:
         [Option<crate::model::probes::ProbeState>; crate::model::probes::SUMMARY_GROUPS.len()],
-    /// Best round trip in ms (saturating); `u16::MAX` when no probe was answered. Twelve
-    /// bytes per cell: a 1,000-node full mesh is a million of them.
+    /// Best round trip in ms (saturating); `u16::MAX` when no probe was answered.
     rtt: u16,
+    /// When the peer was probed, console clock, unix seconds; 0 when unknown. Sixteen
+    /// bytes per cell: a 1,000-node full mesh is a million of them.
+    observed_s: u32,
 }
 
 impl PeerCell {
     pub fn rtt_ms(&self) -> Option<u32> {
         (self.rtt != u16::MAX).then_some(u32::from(self.rtt))
+    }
+
+    /// How old the result is at `now_ms` (console clock); None when unknown.
+    pub fn age_ms(&self, now_ms: i64) -> Option<i64> {
+        (self.observed_s != 0).then(|| {
+            now_ms
+                .saturating_sub(i64::from(self.observed_s) * 1000)
+                .max(0)
+        })
+    }
+}
+
+impl Digest {
+    /// The cell of node `node`, if this node reports probes to it.
+    pub fn probe_cell(&self, node: usize) -> Option<&PeerCell> {
+        self.probe_peers
+            .binary_search_by_key(&(node as u32), |c| c.node)
+            .ok()
+            .map(|i| &self.probe_peers[i])
     }
 }
 
@@ -308,16 +330,19 @@ impl ClusterView {
             index,
         };
         for i in 0..v.nodes.len() {
-            v.resolve_peers(i);
+            v.resolve_peers(i, false);
         }
         v
     }
 
     /// Moves node `i`'s probe-summary entries that name nodes of this view (by name or
-    /// address) into its digest, resolved to node indices.
-    fn resolve_peers(&mut self, i: usize) {
+    /// address) into its digest, resolved to node indices: all of its cells for a whole
+    /// report, or (`changes`) the cells of the peers a Watch delta carried.
+    fn resolve_peers(&mut self, i: usize, changes: bool) {
         let index = &self.index;
         let n = &mut self.nodes[i];
+        // Agent clock to console clock, as of this message.
+        let skew = n.skew_ms.unwrap_or(0);
         let Some(p) = n.snapshot.as_mut().and_then(|s| s.probes.as_mut()) else {
             return;
         };
@@ -331,6 +356,10 @@ impl ClusterView {
                         .rtt_ms
                         .map(|r| r.min(u32::from(u16::MAX) - 1) as u16)
                         .unwrap_or(u16::MAX),
+                    observed_s: s
+                        .observed_ms
+                        .and_then(|t| u32::try_from(t.saturating_sub(skew) / 1000).ok())
+                        .unwrap_or(0),
                 });
                 false
             }
@@ -338,16 +367,20 @@ impl ClusterView {
         });
         p.summary.shrink_to_fit();
         // The names are now node indices; keep only the ones not in this view.
-        let kept: std::collections::HashSet<&str> =
-            p.summary.iter().map(|s| s.peer.as_str()).collect();
-        let peers: Vec<String> = p
-            .peers
-            .iter()
-            .filter(|x| kept.contains(x.as_str()))
-            .cloned()
-            .collect();
-        p.peers = peers;
-        n.digest.probe_peers = cells;
+        p.peers = p.summary.iter().map(|s| s.peer.clone()).collect();
+        cells.sort_by_key(|c| c.node);
+        cells.dedup_by_key(|c| c.node);
+        if !changes {
+            n.digest.probe_peers = cells;
+            return;
+        }
+        let held = &mut n.digest.probe_peers;
+        for c in cells {
+            match held.binary_search_by_key(&c.node, |x| x.node) {
+                Ok(k) => held[k] = c,
+                Err(k) => held.insert(k, c),
+            }
+        }
     }
 
     /// Records an event (newest first, at most `EVENTS_CAP`) and gives it its sequence
@@ -386,6 +419,7 @@ impl ClusterView {
                 };
                 let taken = data.snapshot.taken_ms;
                 let probes = data.full || data.snapshot.probes.is_some();
+                let probe_changes = data.probes_changes_only;
                 let (cores, nvme, chk) = (
                     data.full
                         || data.snapshot.pinning.is_some()
@@ -460,7 +494,7 @@ impl ClusterView {
                     }
                 }
                 if probes {
-                    self.resolve_peers(node);
+                    self.resolve_peers(node, probe_changes);
                 }
                 for e in events {
                     self.push_event(e);
@@ -672,7 +706,94 @@ mod tests {
 
     #[test]
     fn peer_cells_stay_small() {
-        assert_eq!(std::mem::size_of::<PeerCell>(), 12);
+        assert_eq!(std::mem::size_of::<PeerCell>(), 16);
+    }
+
+    /// The console holds one 16-byte cell per (node, peer), not a result per probe, and
+    /// a probe delta updates the cells of the peers it names, with their age.
+    #[test]
+    fn console_keeps_one_compact_cell_per_peer_and_merges_probe_deltas() {
+        use crate::model::probes::{PeerSummary, ProbeReport, ProbeState};
+        use crate::wire::DecodedSnapshot;
+        let n = 50;
+        let names: Vec<String> = (0..n).map(|i| format!("n{i:02}")).collect();
+        let nodes = names
+            .iter()
+            .map(|x| NodeView::new(x.clone(), format!("{x}:1")))
+            .collect();
+        let mut v = ClusterView::new(nodes, Thresholds::for_interval(1000));
+        let summary = |peers: &[&String], state, at: i64| -> Vec<PeerSummary> {
+            peers
+                .iter()
+                .map(|p| PeerSummary {
+                    peer: (*p).clone(),
+                    states: [Some(state); 6],
+                    rtt_ms: Some(1),
+                    observed_ms: Some(at),
+                    round: 1,
+                })
+                .collect()
+        };
+        let msg = |summary: Vec<PeerSummary>, full: bool, taken_ms: i64| DecodedSnapshot {
+            snapshot: NodeSnapshot {
+                taken_ms,
+                probes: Some(ProbeReport {
+                    peers: summary.iter().map(|s| s.peer.clone()).collect(),
+                    summary,
+                    coverage_ms: 20_000,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            full,
+            memory: None,
+            pinning_changes_only: false,
+            probes_changes_only: !full,
+        };
+        let others: Vec<&String> = names[1..].iter().collect();
+        // The agent's clock runs 5 s ahead of the console's.
+        v.apply(NodeUpdate::Snapshot {
+            node: 0,
+            data: Box::new(msg(
+                summary(&others, ProbeState::Open, 105_000),
+                true,
+                110_000,
+            )),
+            received_ms: 105_000,
+        });
+        let d = &v.nodes[0].digest;
+        assert_eq!(d.probe_peers.len(), n - 1);
+        assert!(
+            v.nodes[0]
+                .snapshot
+                .as_ref()
+                .unwrap()
+                .probes
+                .as_ref()
+                .unwrap()
+                .summary
+                .is_empty()
+        );
+        assert_eq!(d.probe_cell(7).unwrap().age_ms(110_000), Some(10_000));
+        // A delta of three peers: their cells change, the rest stay.
+        v.apply(NodeUpdate::Snapshot {
+            node: 0,
+            data: Box::new(msg(
+                summary(&others[2..5], ProbeState::Filtered, 125_000),
+                false,
+                125_000,
+            )),
+            received_ms: 120_000,
+        });
+        let d = &v.nodes[0].digest;
+        assert_eq!(d.probe_peers.len(), n - 1);
+        assert_eq!(
+            d.probe_cell(3).unwrap().states[0],
+            Some(ProbeState::Filtered)
+        );
+        assert_eq!(d.probe_cell(3).unwrap().age_ms(121_000), Some(1_000));
+        assert_eq!(d.probe_cell(9).unwrap().states[0], Some(ProbeState::Open));
+        assert!(d.probe_peers.windows(2).all(|w| w[0].node < w[1].node));
     }
 
     fn with_data(received: i64) -> NodeView {

@@ -66,6 +66,13 @@ pub struct PeerSummary {
     /// Smallest round-trip time over the peer's answered probes, in whole milliseconds
     /// (rounded so the summary only changes when reachability does).
     pub rtt_ms: Option<u32>,
+    /// When the peer was last probed (agent clock, unix ms); None if not yet.
+    #[serde(default)]
+    pub observed_ms: Option<i64>,
+    /// The agent's probe round that probed it last (0: none yet). Watch deltas carry the
+    /// peers of the rounds a stream has not sent yet.
+    #[serde(default)]
+    pub round: u64,
 }
 
 /// Most results a report carries over the wire (the blocked ones); the agent's own
@@ -75,14 +82,25 @@ pub const MAX_WIRE_RESULTS: usize = 256;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeReport {
     pub peers: Vec<String>,
-    /// On the agent: every probe of the round. Received over the wire: only blocked ones
-    /// (filtered or unreachable), at most `MAX_WIRE_RESULTS`.
+    /// On the agent: the latest probe of every (peer, port) its rounds have made so far.
+    /// Received over the wire: only blocked ones (filtered or unreachable), at most
+    /// `MAX_WIRE_RESULTS`.
     pub results: Vec<ProbeResult>,
     pub summary: Vec<PeerSummary>,
     pub probes_total: u32,
     pub blocked_total: u32,
-    /// How long one round over all peers and ports took.
+    /// How long the last round took.
     pub round_ms: u64,
+    /// The agent's latest round (1, 2, …; 0 for a one-off sweep).
+    #[serde(default)]
+    pub round: u64,
+    /// Peers probed per round (0: all of them every round).
+    #[serde(default)]
+    pub peers_per_round: u32,
+    /// Every peer is probed at least once within this time (rounds to cover all peers ×
+    /// the round interval); 0 when unknown.
+    #[serde(default)]
+    pub coverage_ms: u64,
 }
 
 impl ProbeState {
@@ -110,6 +128,8 @@ impl ProbeReport {
                 peer: p.clone(),
                 states: [None; SUMMARY_GROUPS.len()],
                 rtt_ms: None,
+                observed_ms: None,
+                round: 0,
             })
             .collect();
         let index: std::collections::HashMap<&str, usize> = peers
@@ -146,11 +166,53 @@ impl ProbeReport {
             results,
             summary,
             round_ms,
+            ..Default::default()
         }
     }
 
     pub fn peer(&self, name: &str) -> Option<&PeerSummary> {
         self.summary.iter().find(|s| s.peer == name)
+    }
+
+    /// Applies a Watch delta: `changes` carries the peers probed since the last message
+    /// (their summary and their blocked results) and the current totals. Peers it does not
+    /// name keep what this report holds.
+    pub fn apply_changes(&mut self, changes: ProbeReport) {
+        // A console follows 1,000 of these every 5 s: skip what there is nothing to do for.
+        if !self.results.is_empty() {
+            let named: std::collections::HashSet<&str> =
+                changes.summary.iter().map(|s| s.peer.as_str()).collect();
+            self.results.retain(|r| !named.contains(r.peer.as_str()));
+        }
+        self.results.extend(changes.results);
+        // Newest first when trimming: the receiver keeps as many as one message carries.
+        if self.results.len() > MAX_WIRE_RESULTS {
+            let extra = self.results.len() - MAX_WIRE_RESULTS;
+            self.results.drain(..extra);
+        }
+        if self.summary.is_empty() {
+            // The receiver moved its peers elsewhere (a console's view resolves them and
+            // keeps `peers` for the ones it does not know).
+            self.summary = changes.summary;
+        } else {
+            for s in changes.summary {
+                match self.summary.iter_mut().find(|x| x.peer == s.peer) {
+                    Some(x) => *x = s,
+                    None => {
+                        if !self.peers.contains(&s.peer) {
+                            self.peers.push(s.peer.clone());
+                        }
+                        self.summary.push(s);
+                    }
+                }
+            }
+        }
+        self.probes_total = changes.probes_total;
+        self.blocked_total = changes.blocked_total;
+        self.round_ms = changes.round_ms;
+        self.round = changes.round;
+        self.peers_per_round = changes.peers_per_round;
+        self.coverage_ms = changes.coverage_ms;
     }
 }
 

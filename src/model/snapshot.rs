@@ -88,6 +88,10 @@ pub struct CollectorStatus {
     pub duration_us: u64,
     pub interval_ms: u64,
     pub deadline_ms: u64,
+    /// Non-fatal problems of the last run (unreadable or malformed files, each named in
+    /// `error` and the agent's log); 1 for a run that failed outright.
+    #[serde(default)]
+    pub problems: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

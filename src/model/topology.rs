@@ -48,8 +48,14 @@ pub struct Package {
 pub struct NumaNode {
     pub id: u32,
     pub cpus: CpuSet,
-    pub memory_total_bytes: u64,
-    pub memory_free_bytes: u64,
+    /// True when the node's `cpulist` could not be read: `cpus` is then empty, and its
+    /// size is no fact about the node.
+    #[serde(default)]
+    pub cpus_unreadable: bool,
+    /// `MemTotal` / `MemFree` of the node's `meminfo`; None when the file is missing or
+    /// unreadable or does not carry the line (never 0 for "unknown").
+    pub memory_total_bytes: Option<u64>,
+    pub memory_free_bytes: Option<u64>,
     pub hugepages: Vec<HugePagePool>,
 }
 
@@ -64,8 +70,10 @@ impl NumaNode {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HugePagePool {
     pub page_size_bytes: u64,
-    pub total: u64,
-    pub free: u64,
+    /// `nr_hugepages` and `free_hugepages`; None when unreadable.
+    pub total: Option<u64>,
+    pub free: Option<u64>,
+    /// `surplus_hugepages` (0 when the kernel has no such file).
     pub surplus: u64,
 }
 
@@ -89,15 +97,16 @@ pub struct Smt {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// `/proc/meminfo`. Each figure is None when the file is unreadable or lacks its line.
 pub struct Memory {
-    pub total_bytes: u64,
-    pub available_bytes: u64,
-    pub swap_total_bytes: u64,
-    pub swap_free_bytes: u64,
+    pub total_bytes: Option<u64>,
+    pub available_bytes: Option<u64>,
+    pub swap_total_bytes: Option<u64>,
+    pub swap_free_bytes: Option<u64>,
     /// Default huge page size (`Hugepagesize`).
-    pub hugepage_size_bytes: u64,
-    pub hugepages_total: u64,
-    pub hugepages_free: u64,
+    pub hugepage_size_bytes: Option<u64>,
+    pub hugepages_total: Option<u64>,
+    pub hugepages_free: Option<u64>,
 }
 
 impl Topology {
@@ -130,17 +139,20 @@ impl Topology {
 /// its own, so the layout (hundreds of CPUs) only travels when the layout changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemoryUsage {
-    pub available_bytes: u64,
-    pub swap_free_bytes: u64,
-    pub hugepages_free: u64,
+    pub available_bytes: Option<u64>,
+    pub swap_free_bytes: Option<u64>,
+    pub hugepages_free: Option<u64>,
     pub numa: Vec<NumaUsage>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NumaUsage {
     pub id: u32,
-    pub memory_free_bytes: u64,
+    pub memory_free_bytes: Option<u64>,
     /// Free and surplus pages of each huge page pool, in the order of `NumaNode::hugepages`.
+    /// A pool whose free count is unknown carries 0 here and is left unknown by
+    /// `apply_usage`: whether a figure is known is part of the layout (a change travels
+    /// as a whole topology), so an update never turns an unknown into a number.
     pub hugepages_free: Vec<u64>,
     pub hugepages_surplus: Vec<u64>,
 }
@@ -157,14 +169,15 @@ impl Topology {
                 .map(|n| NumaUsage {
                     id: n.id,
                     memory_free_bytes: n.memory_free_bytes,
-                    hugepages_free: n.hugepages.iter().map(|h| h.free).collect(),
+                    hugepages_free: n.hugepages.iter().map(|h| h.free.unwrap_or(0)).collect(),
                     hugepages_surplus: n.hugepages.iter().map(|h| h.surplus).collect(),
                 })
                 .collect(),
         }
     }
 
-    /// Applies a usage update to this layout; entries for unknown NUMA nodes are ignored.
+    /// Applies a usage update to this layout; entries for unknown NUMA nodes are ignored,
+    /// and a pool's free count that this layout does not know stays unknown.
     pub fn apply_usage(&mut self, u: &MemoryUsage) {
         self.memory.available_bytes = u.available_bytes;
         self.memory.swap_free_bytes = u.swap_free_bytes;
@@ -177,7 +190,9 @@ impl Topology {
                     .iter_mut()
                     .zip(nu.hugepages_free.iter().zip(&nu.hugepages_surplus))
                 {
-                    h.free = *f;
+                    if h.free.is_some() {
+                        h.free = Some(*f);
+                    }
                     h.surplus = *s;
                 }
             }
@@ -201,11 +216,11 @@ mod tests {
         let mut t = Topology {
             numa_nodes: vec![NumaNode {
                 id: 0,
-                memory_free_bytes: 5,
+                memory_free_bytes: Some(5),
                 hugepages: vec![HugePagePool {
                     page_size_bytes: 2 << 20,
-                    total: 10,
-                    free: 3,
+                    total: Some(10),
+                    free: Some(3),
                     surplus: 0,
                 }],
                 ..Default::default()
@@ -214,14 +229,22 @@ mod tests {
         };
         let before = t.clone();
         let mut u = t.usage();
-        u.numa[0].memory_free_bytes = 99;
+        u.numa[0].memory_free_bytes = Some(99);
         u.numa[0].hugepages_free[0] = 7;
         t.apply_usage(&u);
-        assert_eq!(t.numa_nodes[0].memory_free_bytes, 99);
-        assert_eq!(t.numa_nodes[0].hugepages[0].free, 7);
+        assert_eq!(t.numa_nodes[0].memory_free_bytes, Some(99));
+        assert_eq!(t.numa_nodes[0].hugepages[0].free, Some(7));
         assert!(t.layout_eq(&before));
         let mut other = before.clone();
-        other.numa_nodes[0].hugepages[0].total = 11;
+        other.numa_nodes[0].hugepages[0].total = Some(11);
         assert!(!t.layout_eq(&other));
+        // A pool whose free count became unreadable is a layout change: no update turns
+        // the unknown into the 0 the usage carries for it.
+        let mut unknown = before.clone();
+        unknown.numa_nodes[0].hugepages[0].free = None;
+        assert!(!before.layout_eq(&unknown));
+        let mut held = unknown.clone();
+        held.apply_usage(&before.usage());
+        assert_eq!(held.numa_nodes[0].hugepages[0].free, None);
     }
 }

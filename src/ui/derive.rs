@@ -84,6 +84,23 @@ pub struct Counts {
 /// Cell codes of the port matrix.
 pub const CELL_NONE: u8 = 0;
 pub const CELL_SELF: u8 = 255;
+/// Added to a state's code when the result is older than its node's rotation should let
+/// it be (twice the time to cover every peer): it is no longer current.
+pub const CELL_OLD: u8 = 0x80;
+
+/// Age beyond which a node's probe result to a peer is not current: twice the time its
+/// rotation takes to cover every peer (at least 30 s, or three probe intervals when the
+/// agent does not say).
+pub fn probe_old_after_ms(p: &crate::model::probes::ProbeReport, interval_ms: u64) -> i64 {
+    let cover = if p.coverage_ms > 0 {
+        p.coverage_ms
+    } else {
+        interval_ms.saturating_mul(3)
+    };
+    i64::try_from(cover.saturating_mul(2))
+        .unwrap_or(i64::MAX)
+        .max(30_000)
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Derived {
@@ -116,7 +133,9 @@ pub fn state_code(s: ProbeState) -> u8 {
     1 + s.badness()
 }
 
+/// The state of a cell code (the `CELL_OLD` flag aside).
 pub fn code_state(c: u8) -> Option<ProbeState> {
+    let c = if c == CELL_SELF { c } else { c & !CELL_OLD };
     ProbeState::ALL.into_iter().find(|s| state_code(*s) == c)
 }
 
@@ -656,6 +675,7 @@ impl Derived {
             pos_of[i] = pos;
         }
         let g = ui.net_group.min(SUMMARY_GROUPS.len() - 1);
+        let now_ms = self.now_ms;
         let mut cells = vec![CELL_NONE; n * n];
         for (a, &i) in self.net_nodes.iter().enumerate() {
             cells[a * n + a] = CELL_SELF;
@@ -663,6 +683,12 @@ impl Derived {
             let Some(p) = node.snapshot.as_ref().and_then(|s| s.probes.as_ref()) else {
                 continue;
             };
+            let interval = node
+                .snapshot
+                .as_ref()
+                .and_then(|s| s.collector(crate::model::snapshot::Section::Probes))
+                .map_or(0, |c| c.interval_ms);
+            let old_after = probe_old_after_ms(p, interval);
             // Peers were resolved to node indices when the probes arrived.
             for c in &node.digest.probe_peers {
                 let b = pos_of[c.node as usize];
@@ -670,7 +696,8 @@ impl Derived {
                     continue;
                 }
                 if let Some(st) = c.states[g] {
-                    cells[a * n + b] = state_code(st);
+                    let old = c.age_ms(now_ms).is_none_or(|age| age > old_after);
+                    cells[a * n + b] = state_code(st) | if old { CELL_OLD } else { 0 };
                 }
             }
             for r in p.blocked() {

@@ -344,6 +344,14 @@ fn body(d: &Detail, vs: &ViewState, th: &Theme) -> (String, Vec<Line<'static>>) 
                     for (g, st) in SUMMARY_GROUPS.iter().zip(&c.states) {
                         l.push(kv(g, st.map(|x| x.as_str()).unwrap_or("not probed"), th));
                     }
+                    // Agents probe a rotating few peers per round: each result has an age.
+                    l.push(kv(
+                        "probed",
+                        c.age_ms(vs.now_ms)
+                            .map(|a| format!("{} ago", fmt_age(Some(a))))
+                            .unwrap_or_else(|| "—".into()),
+                        th,
+                    ));
                     l.push(kv(
                         "best RTT",
                         c.rtt_ms()

@@ -100,6 +100,7 @@ impl From<&CollectorStatus> for pb::CollectorStatus {
             duration_us: c.duration_us,
             interval_ms: c.interval_ms,
             deadline_ms: c.deadline_ms,
+            problems: c.problems,
         }
     }
 }
@@ -123,6 +124,7 @@ impl TryFrom<pb::CollectorStatus> for CollectorStatus {
             duration_us: c.duration_us,
             interval_ms: c.interval_ms,
             deadline_ms: c.deadline_ms,
+            problems: c.problems,
         })
     }
 }
@@ -225,6 +227,8 @@ pub struct DecodedSnapshot {
     pub memory: Option<MemoryUsage>,
     /// `snapshot.pinning` holds only the CPUs that changed (a Watch delta).
     pub pinning_changes_only: bool,
+    /// `snapshot.probes` holds only the peers probed since the last message (a Watch delta).
+    pub probes_changes_only: bool,
 }
 
 pub fn decode_snapshot(m: pb::NodeSnapshot) -> Result<DecodedSnapshot, WireError> {
@@ -238,10 +242,12 @@ pub fn decode_snapshot(m: pb::NodeSnapshot) -> Result<DecodedSnapshot, WireError
         .map(CollectorStatus::try_from)
         .collect::<Result<Vec<_>, _>>()?;
     let pinning_changes_only = !m.full && m.pinning.as_ref().is_some_and(|p| p.changed_cpus_only);
+    let probes_changes_only = !m.full && m.probes.as_ref().is_some_and(|p| p.changed_peers_only);
     Ok(DecodedSnapshot {
         full: m.full,
         memory: m.memory.map(decode_memory),
         pinning_changes_only,
+        probes_changes_only,
         snapshot: NodeSnapshot {
             node,
             taken_ms: m.taken_ms,
@@ -319,8 +325,12 @@ pub fn merge_snapshot(into: &mut NodeSnapshot, d: DecodedSnapshot) {
     if s.checks.is_some() {
         into.checks = s.checks;
     }
-    if s.probes.is_some() {
-        into.probes = s.probes;
+    match (s.probes, into.probes.as_mut()) {
+        (Some(changes), Some(held)) if d.probes_changes_only => held.apply_changes(changes),
+        // Changes without the report they change: the next full one brings it.
+        (Some(_), None) if d.probes_changes_only => {}
+        (Some(p), _) => into.probes = Some(p),
+        (None, _) => {}
     }
 }
 
@@ -345,6 +355,7 @@ impl From<&Topology> for pb::Topology {
                 .map(|n| pb::NumaNode {
                     id: n.id,
                     cpus: n.cpus.to_list_string(),
+                    cpus_unreadable: n.cpus_unreadable,
                     memory_total_bytes: n.memory_total_bytes,
                     memory_free_bytes: n.memory_free_bytes,
                     hugepages: n
@@ -435,6 +446,7 @@ impl TryFrom<pb::Topology> for Topology {
                     Ok(NumaNode {
                         id: n.id,
                         cpus: cpus("NumaNode", "cpus", &n.cpus)?,
+                        cpus_unreadable: n.cpus_unreadable,
                         memory_total_bytes: n.memory_total_bytes,
                         memory_free_bytes: n.memory_free_bytes,
                         hugepages: n
@@ -1128,9 +1140,32 @@ pub fn encode_probe_report(r: &ProbeReport, all_results: bool) -> pb::ProbeRepor
             .map(result_to_pb)
             .collect()
     };
-    let mut states =
-        Vec::with_capacity(r.summary.len() * crate::model::probes::SUMMARY_GROUPS.len());
-    for s in &r.summary {
+    encode_probes(r, r.summary.iter(), results, false)
+}
+
+/// A Watch delta of a probe report: the peers probed in rounds after `since_round` (their
+/// summary and blocked results) and the current totals. At 1,000 nodes a round changes
+/// 32 of 999 peers, so a delta is a thirtieth of the report.
+pub fn encode_probe_changes(r: &ProbeReport, since_round: u64) -> pb::ProbeReport {
+    let summary: Vec<&PeerSummary> = r.summary.iter().filter(|s| s.round > since_round).collect();
+    let named: std::collections::HashSet<&str> = summary.iter().map(|s| s.peer.as_str()).collect();
+    let results = r
+        .blocked()
+        .filter(|x| named.contains(x.peer.as_str()))
+        .take(crate::model::probes::MAX_WIRE_RESULTS)
+        .map(result_to_pb)
+        .collect();
+    encode_probes(r, summary.into_iter(), results, true)
+}
+
+fn encode_probes<'a>(
+    r: &ProbeReport,
+    summary: impl Iterator<Item = &'a PeerSummary> + Clone,
+    results: Vec<pb::ProbeResult>,
+    changed_peers_only: bool,
+) -> pb::ProbeReport {
+    let mut states = Vec::new();
+    for s in summary.clone() {
         states.extend(
             s.states
                 .iter()
@@ -1144,13 +1179,17 @@ pub fn encode_probe_report(r: &ProbeReport, all_results: bool) -> pb::ProbeRepor
         round_ms: r.round_ms,
         probes_total: r.probes_total,
         blocked_total: r.blocked_total,
-        summary_peers: r.summary.iter().map(|s| s.peer.clone()).collect(),
+        summary_peers: summary.clone().map(|s| s.peer.clone()).collect(),
         summary_states: states,
-        summary_rtt_ms: r
-            .summary
-            .iter()
+        summary_rtt_ms: summary
+            .clone()
             .map(|s| s.rtt_ms.map(|v| v.saturating_add(1)).unwrap_or(0))
             .collect(),
+        summary_observed_ms: summary.map(|s| s.observed_ms.unwrap_or(0)).collect(),
+        round: r.round,
+        changed_peers_only,
+        peers_per_round: r.peers_per_round,
+        coverage_ms: r.coverage_ms,
     }
 }
 
@@ -1177,6 +1216,14 @@ impl TryFrom<pb::ProbeReport> for ProbeReport {
                 format!("{} values for {n} peers", r.summary_rtt_ms.len()),
             ));
         }
+        // Agents before per-peer ages send none: their peers' age is the report's.
+        if !r.summary_observed_ms.is_empty() && r.summary_observed_ms.len() != n {
+            return Err(bad(
+                "ProbeReport",
+                "summary_observed_ms",
+                format!("{} values for {n} peers", r.summary_observed_ms.len()),
+            ));
+        }
         let mut summary = Vec::with_capacity(n);
         for (i, peer) in r.summary_peers.into_iter().enumerate() {
             let mut states = [None; G];
@@ -1188,6 +1235,8 @@ impl TryFrom<pb::ProbeReport> for ProbeReport {
                 peer,
                 states,
                 rtt_ms: rtt.checked_sub(1),
+                observed_ms: r.summary_observed_ms.get(i).copied().filter(|t| *t > 0),
+                round: 0,
             });
         }
         let results = r
@@ -1214,6 +1263,9 @@ impl TryFrom<pb::ProbeReport> for ProbeReport {
             probes_total: r.probes_total,
             blocked_total: r.blocked_total,
             round_ms: r.round_ms,
+            round: r.round,
+            peers_per_round: r.peers_per_round,
+            coverage_ms: r.coverage_ms,
         })
     }
 }

@@ -10,5 +10,6 @@ mod convert;
 pub mod tls;
 pub use convert::{
     DecodedSnapshot, WireError, decode_snapshot, encode_memory, encode_pinning_changes,
-    encode_probe_report, encode_snapshot, merge_snapshot, proto_from_pb, proto_to_pb,
+    encode_probe_changes, encode_probe_report, encode_snapshot, merge_snapshot, proto_from_pb,
+    proto_to_pb,
 };

@@ -80,7 +80,13 @@ pub fn probes(names: &[String], me: usize, blocked: &[(usize, u16, ProbeState)])
             });
         }
     }
-    let full = ProbeReport::from_results(peers, results, 40);
+    let mut full = ProbeReport::from_results(peers, results, 40);
+    // Rounds of 32 peers every 5 s: each peer probed within the last 20 s.
+    for (k, s) in full.summary.iter_mut().enumerate() {
+        s.observed_ms = Some(NOW - 1_500 - (k as i64 * 4_000) % 20_000);
+        s.round = 1;
+    }
+    (full.round, full.peers_per_round, full.coverage_ms) = (4, 32, 5_000);
     // What a console receives: summary, totals and only the blocked results.
     let wire: axon::wire::pb::ProbeReport = (&full).into();
     ProbeReport::try_from(wire).unwrap()
@@ -313,6 +319,9 @@ pub fn summary_report(names: &[String], me: usize, blocked: &[usize]) -> ProbeRe
                 peer: n.clone(),
                 states,
                 rtt_ms: Some(0),
+                // Probed in the last round or up to a rotation (160 s) ago.
+                observed_ms: Some(NOW - 1_000 - (i as i64 * 7_919) % 160_000),
+                round: 1,
             }
         })
         .collect();
@@ -335,6 +344,9 @@ pub fn summary_report(names: &[String], me: usize, blocked: &[usize]) -> ProbeRe
         results: blocked_results,
         summary,
         round_ms: 900,
+        round: 32,
+        peers_per_round: 32,
+        coverage_ms: 160_000,
     }
 }
 

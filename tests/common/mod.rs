@@ -56,6 +56,9 @@ pub fn collect_config() -> CollectConfig {
         probe: ProbeOptions::default(),
         own_addresses: Vec::new(),
         smart: true,
+        log_problems: false,
+        on_demand: None,
+        peers_per_round: axon::collectors::probes::DEFAULT_PEERS_PER_ROUND,
     }
 }
 

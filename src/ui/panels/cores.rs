@@ -442,12 +442,11 @@ fn memory_labels(
     hp: Option<&crate::model::topology::HugePagePool>,
 ) -> [String; 3] {
     const GIB: u64 = 1 << 30;
-    let gib = |b: u64| {
-        if b.is_multiple_of(GIB) || b >= 10 * GIB {
-            format!("{}", b / GIB)
-        } else {
-            format!("{:.1}", b as f64 / GIB as f64)
-        }
+    // Unreadable figures show as `?`, never as 0.
+    let gib = |b: Option<u64>| match b {
+        None => "?".to_string(),
+        Some(b) if b.is_multiple_of(GIB) || b >= 10 * GIB => format!("{}", b / GIB),
+        Some(b) => format!("{:.1}", b as f64 / GIB as f64),
     };
     let mem = format!(
         "{}/{}G",
@@ -459,8 +458,8 @@ fn memory_labels(
             let size = h.page_size_bytes;
             let p = format!(
                 "{}/{}G",
-                gib(h.free.saturating_mul(size)),
-                gib(h.total.saturating_mul(size))
+                gib(h.free.map(|f| f.saturating_mul(size))),
+                gib(h.total.map(|t| t.saturating_mul(size)))
             );
             [
                 format!("free/total: memory {mem}, huge pages {p}"),

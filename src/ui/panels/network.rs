@@ -1,13 +1,17 @@
 //! Network: port reachability as a node × node matrix for one port group (`o` cycles the
 //! group) with the blocked probes listed; `v` switches to the NIC table (MTU, NUMA node,
-//! driver, ARP / rp_filter settings, source-based routing).
+//! driver, ARP / rp_filter settings, source-based routing). Agents probe a rotating few
+//! peers per round, so each result has an age: the selected pair's is shown, with the
+//! time in which the row's node covers every peer; a result older than twice that is not
+//! current (a pass shows as `·`).
 
 use crate::fleet::view::NodeStatus;
+use crate::fleet::view::fmt_age;
 use crate::model::net::Finding;
 use crate::model::probes::{ProbeState, SUMMARY_GROUPS};
 use crate::ui::ViewState;
 use crate::ui::app::{NetView, Panel};
-use crate::ui::derive::{CELL_NONE, CELL_SELF, code_state};
+use crate::ui::derive::{CELL_NONE, CELL_OLD, CELL_SELF, code_state};
 use crate::ui::theme::Theme;
 use crate::ui::widgets::table::{self, Col, offset};
 use crate::ui::widgets::{SpanRow, fit, rule, status_glyph, status_style};
@@ -28,6 +32,13 @@ fn cell(th: &Theme, code: u8) -> (&'static str, Style) {
     match code {
         CELL_SELF => ("╲", th.dim),
         CELL_NONE => ("·", th.dim),
+        // A result too old to be current: an old pass is no pass; an old failure stays
+        // visible, in the stale style.
+        c if c & CELL_OLD != 0 => match code_state(c) {
+            Some(ProbeState::Filtered) => ("✕", th.stale),
+            Some(ProbeState::Unreachable) => ("⊘", th.stale),
+            _ => ("·", th.stale),
+        },
         // Open and closed both mean the firewall lets the port through (closed: reachable,
         // nothing listening); what an operator hunts for is filtered and unreachable.
         c => match code_state(c) {
@@ -37,6 +48,52 @@ fn cell(th: &Theme, code: u8) -> (&'static str, Style) {
             None => ("?", th.unknown),
         },
     }
+}
+
+/// `160s`, `12m`: how long a node's rotation takes to cover every peer.
+fn fmt_span(ms: u64) -> String {
+    if ms < 600_000 {
+        format!("{}s", ms.div_ceil(1000))
+    } else {
+        format!("{}m", ms.div_ceil(60_000))
+    }
+}
+
+/// The selected pair's probe age, and how the row's node rotates over its peers.
+fn pair_line(vs: &ViewState, th: &Theme, from: usize, to: usize) -> Line<'static> {
+    let nodes = &vs.cluster.nodes;
+    let (a, b) = (&nodes[from], &nodes[to]);
+    let mut spans = Vec::new();
+    if from == to {
+        spans.push(Span::styled(
+            format!("{}: probes {} peers", a.name, a.digest.probe_peers.len()),
+            th.dim,
+        ));
+    } else {
+        spans.push(Span::styled(format!("{} → {}: ", a.name, b.name), th.dim));
+        let age = a
+            .digest
+            .probe_cell(to)
+            .and_then(|c| c.age_ms(vs.derived.now_ms));
+        spans.push(match age {
+            Some(ms) => Span::styled(format!("probed {} ago", fmt_age(Some(ms))), th.text),
+            None => Span::styled("not probed yet", th.dim),
+        });
+    }
+    if let Some(p) = a.snapshot.as_ref().and_then(|s| s.probes.as_ref()) {
+        if p.coverage_ms > 0 {
+            let per = if p.peers_per_round > 0 {
+                format!(", {} peers a round", p.peers_per_round)
+            } else {
+                String::new()
+            };
+            spans.push(Span::styled(
+                format!(" · every peer within {}{per}", fmt_span(p.coverage_ms)),
+                th.dim,
+            ));
+        }
+    }
+    Line::from(spans)
 }
 
 /// Shortest distinguishing column labels: names without their common prefix.
@@ -102,6 +159,13 @@ fn matrix(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
         .iter()
         .map(|&i| vs.cluster.nodes[i].name.as_str())
         .collect();
+    if n > 0 {
+        let (r, c) = (
+            vs.ui.selected(Panel::Network).min(n - 1),
+            vs.ui.col.min(n - 1),
+        );
+        lines.push(pair_line(vs, th, d.net_nodes[r], d.net_nodes[c]));
+    }
     let labs = labels(&names);
     let label_h = labs
         .iter()
