@@ -571,6 +571,22 @@ impl Backoff {
     }
 }
 
+/// The next accept, or None when the accept loop should end: the agent shuts down, or
+/// the server that takes its connections is gone.
+async fn accept_or_stop<T, C>(
+    accept: impl Future<Output = io::Result<T>>,
+    tx: &mpsc::Sender<io::Result<C>>,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<io::Result<T>> {
+    if tx.is_closed() || *stop.borrow() {
+        return None;
+    }
+    tokio::select! {
+        r = accept => Some(r),
+        _ = stop.wait_for(|v| *v) => None,
+    }
+}
+
 /// Accepts TCP connections under `limits`, does the TLS handshake when `tls` is given,
 /// and yields the connections. The returned task runs the accept loop.
 pub fn tcp_incoming(
@@ -598,13 +614,8 @@ pub fn tcp_incoming(
     let task = tokio::spawn(async move {
         let mut backoff = Backoff::new(which);
         loop {
-            // The server that took our connections is gone: stop accepting for it.
-            if tx.is_closed() || *stop.borrow() {
+            let Some(accepted) = accept_or_stop(listener.accept(), &tx, &mut stop).await else {
                 return;
-            }
-            let accepted = tokio::select! {
-                r = listener.accept() => r,
-                _ = stop.wait_for(|v| *v) => return,
             };
             let (sock, peer) = match accepted {
                 Ok(x) => x,
@@ -677,12 +688,8 @@ pub fn unix_incoming(
     let task = tokio::spawn(async move {
         let mut backoff = Backoff::new(Which::GrpcUnix);
         loop {
-            if tx.is_closed() || *stop.borrow() {
+            let Some(accepted) = accept_or_stop(listener.accept(), &tx, &mut stop).await else {
                 return;
-            }
-            let accepted = tokio::select! {
-                r = listener.accept() => r,
-                _ = stop.wait_for(|v| *v) => return,
             };
             let sock = match accepted {
                 Ok((s, _)) => s,
