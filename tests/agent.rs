@@ -92,19 +92,7 @@ async fn wait_for(r: &Running, section: Section) {
 }
 
 async fn http_get(addr: std::net::SocketAddr, accept: &str) -> (String, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(
-        format!(
-            "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8(buf).unwrap();
+    let text = common::agents::get_metrics(addr, &format!("Accept: {accept}\r\n")).await;
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     (head.to_string(), body.to_string())
 }
@@ -780,19 +768,11 @@ async fn start_exporter(root: &Path, max_age: Duration) -> agent::Agent {
 
 /// A scrape as Prometheus makes it, saying its timeout.
 async fn prometheus_scrape(addr: std::net::SocketAddr, timeout_s: u32) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(
-        format!(
-            "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\nX-Prometheus-Scrape-Timeout-Seconds: {timeout_s}\r\nConnection: close\r\n\r\n"
-        )
-        .as_bytes(),
+    common::agents::get_metrics(
+        addr,
+        &format!("Accept: text/plain\r\nX-Prometheus-Scrape-Timeout-Seconds: {timeout_s}\r\n"),
     )
     .await
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    String::from_utf8(buf).unwrap()
 }
 
 fn last_runs(a: &agent::Agent) -> Vec<(Section, i64)> {

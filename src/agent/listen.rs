@@ -69,7 +69,6 @@ impl Default for Limits {
 #[derive(Debug, Default)]
 pub struct ListenerStats {
     pub open: AtomicU64,
-    pub accepted: AtomicU64,
     pub rejected_total_limit: AtomicU64,
     pub rejected_ip_limit: AtomicU64,
     pub handshake_timeouts: AtomicU64,
@@ -244,7 +243,6 @@ impl Caps {
         }
         g.0 += 1;
         self.stats().open.store(g.0 as u64, Relaxed);
-        self.stats().accepted.fetch_add(1, Relaxed);
         Some(Permit {
             caps: self.clone(),
             ip,

@@ -207,18 +207,7 @@ fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, AgentError> {
         Ok(meta) => {
             let ft = meta.file_type();
             if !ft.is_socket() {
-                let what = if ft.is_symlink() {
-                    "a symlink"
-                } else if ft.is_file() {
-                    "a regular file"
-                } else if ft.is_dir() {
-                    "a directory"
-                } else if ft.is_fifo() {
-                    "a FIFO"
-                } else {
-                    "a device"
-                };
-                return Err(refuse(what));
+                return Err(refuse(crate::collectors::hostroot::kind_of(&ft)));
             }
             match socket_is_live(path) {
                 Ok(true) => return Err(err(Error::from(ErrorKind::AddrInUse))),

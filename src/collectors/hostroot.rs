@@ -46,9 +46,12 @@ pub const MAX_VALUE_BYTES: u64 = 64 * 1024;
 /// error rather than an agent that never binds.
 pub const STARTUP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
-fn kind_of(ft: &std::fs::FileType) -> &'static str {
+/// What kind of file this is, for messages ("a FIFO", "a regular file", …).
+pub fn kind_of(ft: &std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
-    if ft.is_dir() {
+    if ft.is_file() {
+        "a regular file"
+    } else if ft.is_dir() {
         "a directory"
     } else if ft.is_fifo() {
         "a FIFO"

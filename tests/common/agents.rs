@@ -101,19 +101,28 @@ pub fn trust(opts: TrustOptions) -> Trust {
     Trust::new(&opts).expect("trust options")
 }
 
-/// GET /metrics over plain HTTP; the body.
-pub async fn scrape(addr: SocketAddr) -> String {
+/// GET /metrics over plain HTTP on a new connection, with `headers` (each ending in
+/// `\r\n`) added; the whole response, head and body.
+pub async fn get_metrics(addr: SocketAddr, headers: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
+    s.write_all(
+        format!("GET /metrics HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
     let mut out = String::new();
     tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
         .await
         .expect("scrape answers")
         .unwrap();
     out
+}
+
+/// GET /metrics over plain HTTP; the response.
+pub async fn scrape(addr: SocketAddr) -> String {
+    get_metrics(addr, "").await
 }
 
 /// The value of one sample line (`name{labels} value`) in a scrape, if present.
