@@ -208,16 +208,18 @@ fn input_is_answered_promptly_while_nodes_time_out() {
             l.local_addr().unwrap().port()
         ));
     }
-    for i in 0..20 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+    // Held until the inventory is written, so the kernel hands out 20 distinct ports (the
+    // console refuses two nodes on one endpoint), then closed: nothing listens there.
+    let gone: Vec<TcpListener> = (0..20)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    for (i, l) in gone.iter().enumerate() {
         inv.push_str(&format!(
-            "\n[[node]]\nname = \"gone{i:02}\"\naddress = \"127.0.0.1\"\nport = {port}\n"
+            "\n[[node]]\nname = \"gone{i:02}\"\naddress = \"127.0.0.1\"\nport = {}\n",
+            l.local_addr().unwrap().port()
         ));
     }
+    drop(gone);
     let path = dir.path().join("inventory.toml");
     std::fs::write(&path, inv).unwrap();
     let trace = std::env::var("AXON_TRACE_FRAMES").unwrap_or_default();
