@@ -18,7 +18,34 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(5);
 
-async fn snapshot_with(a: &TestAgent, security: Security) -> Result<String, String> {
+/// The outcome of the same call on both client paths: the CLI's tonic channel
+/// (GetSnapshot) and the console's own Watch stream (`fleet::watch`). An error must say
+/// the same thing on both.
+#[derive(Debug)]
+struct Both {
+    unary: String,
+    watch: String,
+}
+
+impl Both {
+    fn contains(&self, p: &str) -> bool {
+        self.unary.contains(p) && self.watch.contains(p)
+    }
+    fn map(self, f: impl Fn(&str) -> String) -> Both {
+        Both {
+            unary: f(&self.unary),
+            watch: f(&self.watch),
+        }
+    }
+}
+
+impl std::fmt::Display for Both {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GetSnapshot: {}\nWatch: {}", self.unary, self.watch)
+    }
+}
+
+async fn unary_with(a: &TestAgent, security: Security) -> Result<String, String> {
     let mut c = client::connect(&a.target(&a.reader, security), T)
         .await
         .map_err(|e| e.to_string())?;
@@ -28,6 +55,36 @@ async fn snapshot_with(a: &TestAgent, security: Security) -> Result<String, Stri
         .await
         .map_err(|s| format!("{}: {}", s.message(), client::error_chain(&s)))?;
     Ok(r.into_inner().node.unwrap_or_default().hostname)
+}
+
+async fn watch_with(a: &TestAgent, security: Security) -> Result<String, String> {
+    let client::Target::Tcp {
+        addr,
+        token,
+        security,
+    } = a.target(&a.reader, security)
+    else {
+        unreachable!("TCP target")
+    };
+    let req = pb::WatchRequest::default();
+    let mut s = axon::fleet::watch::open(&addr, token.as_deref(), &security, &req, T)
+        .await
+        .map_err(|e| e.to_string())?;
+    let m = s.message().await.map_err(|e| e.to_string())?;
+    Ok(m.and_then(|m| m.node).unwrap_or_default().hostname)
+}
+
+async fn snapshot_with(a: &TestAgent, security: Security) -> Result<String, Both> {
+    let unary = unary_with(a, security.clone()).await;
+    let watch = watch_with(a, security).await;
+    match (unary, watch) {
+        (Ok(u), Ok(w)) => {
+            assert_eq!(u, w, "both paths reach the same agent");
+            Ok(u)
+        }
+        (Err(unary), Err(watch)) => Err(Both { unary, watch }),
+        (u, w) => panic!("the two client paths disagree: GetSnapshot {u:?}, Watch {w:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,7 +106,7 @@ async fn grpc_on_tcp_is_tls_by_default_with_a_private_self_signed_key() {
     );
     // ...and plain text does not: the agent only speaks TLS on TCP.
     let e = snapshot_with(&a, Security::Plaintext).await.unwrap_err();
-    let e = axon::fleet::tls::explain_plaintext(&e);
+    let e = e.map(axon::fleet::tls::explain_plaintext);
     assert!(e.contains("the agent speaks TLS"), "{e}");
     // The agent counts the failed handshake (its task may finish just after the client
     // has seen the alert).

@@ -50,18 +50,24 @@ fn res(
 
 fn iommu(up: &[&NodeView]) -> CheckResult {
     const EXP: &str = "the same IOMMU kernel parameters and units on every node";
-    let mut groups: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    // Grouped by the parsed setting (no text per node: this runs over every node twice a
+    // second), then named in words; a cluster has a handful of distinct settings at most.
+    let mut parsed: BTreeMap<IommuSetting, Vec<&str>> = BTreeMap::new();
     // Up nodes whose IOMMU facts are not (fully) known: they cannot count as agreeing.
     let mut missing: Vec<&str> = Vec::new();
     for n in up {
         match n.snapshot.as_ref().and_then(|s| s.host.as_ref()) {
             Some(h) if h.iommu_units.is_some() => {
-                let key = iommu_setting(&h.iommu_cmdline, h.iommu_units);
-                groups.entry(key).or_default().push(&n.name);
+                let key = IommuSetting::parse(&h.iommu_cmdline, h.iommu_units);
+                parsed.entry(key).or_default().push(&n.name);
             }
             _ => missing.push(&n.name),
         }
     }
+    let groups: BTreeMap<String, Vec<&str>> = parsed
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
     let seen: usize = groups.values().map(Vec::len).sum();
     if seen < 2 {
         return res(
@@ -120,53 +126,103 @@ fn iommu(up: &[&NodeView]) -> CheckResult {
 /// The IOMMU setting in vendor-neutral words: `amd_iommu=on` and `intel_iommu=on` both
 /// mean "on", `iommu=pt` is passthrough; plus whether the kernel registered IOMMU units.
 pub fn iommu_setting(cmdline: &[String], units: Option<u32>) -> String {
-    let mut enabled = "default";
-    let mut passthrough = false;
-    for p in cmdline {
-        let (k, v) = p.split_once('=').unwrap_or((p.as_str(), ""));
-        match (k, v) {
-            ("intel_iommu" | "amd_iommu", v) if v.split(',').any(|x| x == "on") => enabled = "on",
-            ("intel_iommu" | "amd_iommu", v) if v.split(',').any(|x| x == "off") => enabled = "off",
-            ("iommu", "pt") | ("iommu.passthrough", "1") => passthrough = true,
-            ("iommu", "off") => enabled = "off",
-            ("iommu", "nopt") | ("iommu.passthrough", "0") => passthrough = false,
-            _ => {}
+    IommuSetting::parse(cmdline, units).to_string()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct IommuSetting {
+    enabled: &'static str,
+    passthrough: bool,
+    /// Whether IOMMU units are present; None when unknown.
+    units: Option<bool>,
+}
+
+impl IommuSetting {
+    fn parse(cmdline: &[String], units: Option<u32>) -> Self {
+        let mut enabled = "default";
+        let mut passthrough = false;
+        for p in cmdline {
+            let (k, v) = p.split_once('=').unwrap_or((p.as_str(), ""));
+            match (k, v) {
+                ("intel_iommu" | "amd_iommu", v) if v.split(',').any(|x| x == "on") => {
+                    enabled = "on"
+                }
+                ("intel_iommu" | "amd_iommu", v) if v.split(',').any(|x| x == "off") => {
+                    enabled = "off"
+                }
+                ("iommu", "pt") | ("iommu.passthrough", "1") => passthrough = true,
+                ("iommu", "off") => enabled = "off",
+                ("iommu", "nopt") | ("iommu.passthrough", "0") => passthrough = false,
+                _ => {}
+            }
+        }
+        IommuSetting {
+            enabled,
+            passthrough,
+            units: units.map(|u| u > 0),
         }
     }
-    format!(
-        "IOMMU {enabled}{}, {}",
-        if passthrough { " (passthrough)" } else { "" },
-        match units {
-            Some(0) => "no IOMMU units",
-            Some(_) => "IOMMU units present",
-            None => "units unknown",
-        }
-    )
+}
+
+impl std::fmt::Display for IommuSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "IOMMU {}{}, {}",
+            self.enabled,
+            if self.passthrough {
+                " (passthrough)"
+            } else {
+                ""
+            },
+            match self.units {
+                Some(false) => "no IOMMU units",
+                Some(true) => "IOMMU units present",
+                None => "units unknown",
+            }
+        )
+    }
 }
 
 fn size_ratio(up: &[&NodeView]) -> CheckResult {
     const EXP: &str = "smallest : largest SSD no worse than 1 : 8";
-    let mut sizes: Vec<(u64, String)> = Vec::new();
-    // Drives (or whole nodes) whose size is not known: a pass cannot rest on them.
+    // The smallest and largest drive so far (size, node, drive): no text per drive, as
+    // this runs over every drive of every node twice a second.
+    let mut min: Option<(u64, &str, &str)> = None;
+    let mut max: Option<(u64, &str, &str)> = None;
+    let mut drives_known = 0usize;
+    // Drives (or whole nodes) whose size is not known: a pass cannot rest on them. The
+    // first five are named, the rest counted.
     let mut unknown: Vec<String> = Vec::new();
+    let mut unknown_total = 0usize;
+    let mut note_unknown = |text: &dyn Fn() -> String| {
+        unknown_total += 1;
+        if unknown.len() < 5 {
+            unknown.push(text());
+        }
+    };
     for n in up {
         let Some(drives) = n.snapshot.as_ref().and_then(|s| s.nvme.as_ref()) else {
-            unknown.push(format!("{} (no NVMe data)", n.name));
+            note_unknown(&|| format!("{} (no NVMe data)", n.name));
             continue;
         };
         for d in drives {
             let c = d.capacity_bytes();
             if c > 0 {
-                sizes.push((c, format!("{}:{}", n.name, d.name)));
+                drives_known += 1;
+                // As min_by_key/max_by_key: the first smallest, the last largest.
+                if min.is_none_or(|m| c < m.0) {
+                    min = Some((c, &n.name, &d.name));
+                }
+                if max.is_none_or(|m| c >= m.0) {
+                    max = Some((c, &n.name, &d.name));
+                }
             } else {
-                unknown.push(format!("{}:{}", n.name, d.name));
+                note_unknown(&|| format!("{}:{}", n.name, d.name));
             }
         }
     }
-    let (Some(min), Some(max)) = (
-        sizes.iter().min_by_key(|s| s.0),
-        sizes.iter().max_by_key(|s| s.0),
-    ) else {
+    let (Some(min), Some(max)) = (min, max) else {
         return res(
             "nvme.size-ratio",
             CheckStatus::Unknown,
@@ -176,12 +232,13 @@ fn size_ratio(up: &[&NodeView]) -> CheckResult {
         );
     };
     let observed = format!(
-        "{} drives; smallest {} ({}), largest {} ({})",
-        sizes.len(),
+        "{drives_known} drives; smallest {} ({}:{}), largest {} ({}:{})",
         format_size(min.0, DECIMAL),
         min.1,
+        min.2,
         format_size(max.0, DECIMAL),
-        max.1
+        max.1,
+        max.2
     );
     if max.0 > min.0.saturating_mul(8) {
         res(
@@ -191,9 +248,8 @@ fn size_ratio(up: &[&NodeView]) -> CheckResult {
             EXP,
             "replace the smallest drives, or keep drives of very different sizes in separate clusters",
         )
-    } else if !unknown.is_empty() {
-        let more = unknown.len().saturating_sub(5);
-        unknown.truncate(5);
+    } else if unknown_total > 0 {
+        let more = unknown_total - unknown.len();
         res(
             "nvme.size-ratio",
             CheckStatus::Unknown,

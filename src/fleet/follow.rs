@@ -3,10 +3,11 @@
 //! task only decodes and forwards; the owner of the `ClusterView` applies the updates, so
 //! nothing here can block the console.
 
-use super::client::{self, Target, error_chain};
+use super::client::error_chain;
 use super::inventory::{Inventory, InventoryError, NodeSpec};
 use super::tls::Security;
 use super::view::{ClusterView, Failure, FailureKind, NodeUpdate, NodeView, Thresholds};
+use super::watch::{self, WatchError};
 use crate::clock::now_ms;
 use crate::wire::{self, pb};
 use std::collections::HashMap;
@@ -99,56 +100,23 @@ async fn session(
     opts: &FollowOptions,
     tx: &mpsc::Sender<NodeUpdate>,
 ) -> (Failure, Reached) {
-    let target = Target::Tcp {
-        addr: spec.endpoint(),
-        token,
-        security: security.clone(),
-    };
-    let connect = tokio::time::timeout(
-        opts.connect_timeout,
-        client::connect(&target, opts.connect_timeout),
-    )
-    .await;
-    let mut clients = match connect {
-        Err(_) => return silent_connect(&spec.endpoint(), opts.connect_timeout).await,
-        Ok(Err(e)) => {
-            let msg = e.to_string();
-            return match classify_text(&msg) {
-                FailureKind::Timeout => {
-                    silent_connect(&spec.endpoint(), opts.connect_timeout).await
-                }
-                kind => (failure(kind, msg), Reached::Connected),
-            };
-        }
-        Ok(Ok(c)) => c,
-    };
     let req = pb::WatchRequest {
         sections: opts.sections.clone(),
         min_interval_ms: opts.interval.as_millis() as u32,
     };
-    let stream = tokio::time::timeout(opts.connect_timeout, clients.node.watch(req)).await;
-    let mut stream = match stream {
-        Err(_) => {
-            return (
-                failure(
-                    FailureKind::Timeout,
-                    format!(
-                        "{}: takes connections but Watch not answered within {} ms (agent hung or overloaded?)",
-                        spec.endpoint(),
-                        opts.connect_timeout.as_millis()
-                    ),
-                ),
-                Reached::Connected,
-            );
-        }
-        Ok(Err(s)) => {
-            let mut text = format!("{}: {}", spec.endpoint(), status_text(&s));
-            if matches!(security, Security::Plaintext) {
-                text = super::tls::explain_plaintext(&text);
-            }
-            return (failure(classify_status(&s), text), Reached::Connected);
-        }
-        Ok(Ok(r)) => r.into_inner(),
+    let endpoint = spec.endpoint();
+    let plaintext = matches!(security, Security::Plaintext);
+    let opened = watch::open(
+        &endpoint,
+        token.as_deref(),
+        security,
+        &req,
+        opts.connect_timeout,
+    )
+    .await;
+    let mut stream = match opened {
+        Ok(s) => s,
+        Err(e) => return open_failure(&endpoint, e, plaintext, opts.connect_timeout).await,
     };
     let mut reached = Reached::Connected;
     loop {
@@ -171,7 +139,7 @@ async fn session(
                     reached,
                 );
             }
-            Ok(Err(s)) => return (failure(classify_status(&s), status_text(&s)), reached),
+            Ok(Err(e)) => return (stream_failure(e, plaintext), reached),
             Ok(Ok(Some(m))) => match wire::decode_snapshot(m) {
                 Ok(data) => {
                     reached = Reached::Data;
@@ -201,27 +169,31 @@ async fn session(
     }
 }
 
-/// Why a connection attempt went unanswered. A host that does not even complete the TCP
-/// handshake is down, unreachable or filtered: a definite failure (DOWN). One that takes
-/// the connection but never speaks HTTP/2 has a hung or overloaded agent: a timeout, so a
-/// node that had data turns STALE first, then DOWN after ten intervals.
-async fn silent_connect(endpoint: &str, timeout: Duration) -> (Failure, Reached) {
+/// A failure while reading an open stream.
+fn stream_failure(e: WatchError, plaintext: bool) -> Failure {
+    match e {
+        WatchError::Status(s) => failure(classify_status(&s), status_text(&s)),
+        WatchError::Protocol(m) => failure(FailureKind::Protocol, format!("agent sent {m}")),
+        other => {
+            let mut text = other.to_string();
+            if plaintext {
+                text = super::tls::explain_plaintext(&text);
+            }
+            failure(classify_text(&text), text)
+        }
+    }
+}
+
+/// Why opening the stream failed, and how far it got.
+async fn open_failure(
+    endpoint: &str,
+    e: WatchError,
+    plaintext: bool,
+    timeout: Duration,
+) -> (Failure, Reached) {
     let ms = timeout.as_millis();
-    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(endpoint)).await {
-        Ok(Ok(_)) => (
-            failure(
-                FailureKind::Timeout,
-                format!(
-                    "{endpoint}: takes TCP connections but no gRPC answer within {ms} ms (agent hung or overloaded?)"
-                ),
-            ),
-            Reached::Connected,
-        ),
-        Ok(Err(e)) => (
-            failure(FailureKind::Connection, format!("{endpoint}: {e}")),
-            Reached::Nothing,
-        ),
-        Err(_) => (
+    match e {
+        WatchError::ConnectTimeout => (
             failure(
                 FailureKind::Connection,
                 format!(
@@ -230,6 +202,35 @@ async fn silent_connect(endpoint: &str, timeout: Duration) -> (Failure, Reached)
             ),
             Reached::Nothing,
         ),
+        WatchError::Connect(e) => (
+            failure(FailureKind::Connection, format!("{endpoint}: {e}")),
+            Reached::Nothing,
+        ),
+        WatchError::Status(s) => {
+            let mut text = format!("{endpoint}: {}", status_text(&s));
+            if plaintext {
+                text = super::tls::explain_plaintext(&text);
+            }
+            (failure(classify_status(&s), text), Reached::Connected)
+        }
+        WatchError::Handshake(m) | WatchError::Transport(m) | WatchError::Protocol(m) => {
+            // Something answered that may not be an agent: say what it is.
+            if plaintext {
+                if let Err(what) = sniff_http2(endpoint, timeout).await {
+                    return (failure(FailureKind::Protocol, what), Reached::Connected);
+                }
+            }
+            let mut text = format!("{endpoint}: {m}");
+            if plaintext {
+                text = super::tls::explain_plaintext(&text);
+            }
+            let kind = if m.contains("agent hung") {
+                FailureKind::Timeout
+            } else {
+                classify_text(&text)
+            };
+            (failure(kind, text), Reached::Connected)
+        }
     }
 }
 
@@ -435,6 +436,14 @@ impl Drop for Fleet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn silent_connect(addr: &str, t: Duration) -> (Failure, Reached) {
+        let req = pb::WatchRequest::default();
+        match watch::open(addr, None, &Security::Plaintext, &req, t).await {
+            Ok(_) => panic!("{addr} opened a Watch stream"),
+            Err(e) => open_failure(addr, e, true, t).await,
+        }
+    }
 
     #[tokio::test]
     async fn a_silent_port_says_whether_the_host_or_the_agent_is_gone() {

@@ -8,6 +8,7 @@ pub mod follow;
 pub mod inventory;
 pub mod tls;
 pub mod view;
+pub mod watch;
 
 pub use follow::{Fleet, FollowOptions};
 pub use inventory::{Inventory, NodeSpec};
