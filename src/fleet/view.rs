@@ -107,21 +107,60 @@ pub struct Digest {
     pub probe_peers: Vec<PeerCell>,
 }
 
+/// Twelve bytes per cell: a 1,000-node full mesh is a million of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerCell {
     pub node: u32,
-    pub states:
-        [Option<crate::model::probes::ProbeState>; crate::model::probes::SUMMARY_GROUPS.len()],
-    /// Best round trip in ms (saturating); `u16::MAX` when no probe was answered.
-    rtt: u16,
-    /// When the peer was probed, console clock, unix seconds; 0 when unknown. Sixteen
-    /// bytes per cell: a 1,000-node full mesh is a million of them.
+    /// The worst state per port group, 3 bits each (0: not probed, else 1 + badness), in
+    /// bits 0..18; the best round trip in ms in bits 18..32 (saturating at
+    /// `RTT_NONE - 1` = 16.4 s; `RTT_NONE` when no probe was answered).
+    bits: u32,
+    /// When the peer was probed, console clock, unix seconds; 0 when unknown.
     observed_s: u32,
 }
 
+const GROUPS: usize = crate::model::probes::SUMMARY_GROUPS.len();
+const RTT_SHIFT: u32 = 3 * GROUPS as u32;
+const RTT_NONE: u32 = (1 << (32 - RTT_SHIFT)) - 1;
+
 impl PeerCell {
+    pub fn new(
+        node: u32,
+        states: [Option<crate::model::probes::ProbeState>; GROUPS],
+        rtt_ms: Option<u32>,
+        observed_s: u32,
+    ) -> PeerCell {
+        let mut bits = 0u32;
+        for (g, st) in states.iter().enumerate() {
+            let code = st.map_or(0, |s| 1 + u32::from(s.badness()));
+            bits |= code << (3 * g);
+        }
+        let rtt = rtt_ms.map_or(RTT_NONE, |r| r.min(RTT_NONE - 1));
+        PeerCell {
+            node,
+            bits: bits | (rtt << RTT_SHIFT),
+            observed_s,
+        }
+    }
+
+    /// The worst state of port group `g` (an index into `SUMMARY_GROUPS`).
+    pub fn state(&self, g: usize) -> Option<crate::model::probes::ProbeState> {
+        if g >= GROUPS {
+            return None;
+        }
+        let code = (self.bits >> (3 * g)) & 0b111;
+        crate::model::probes::ProbeState::ALL
+            .into_iter()
+            .find(|s| 1 + u32::from(s.badness()) == code)
+    }
+
+    pub fn states(&self) -> [Option<crate::model::probes::ProbeState>; GROUPS] {
+        std::array::from_fn(|g| self.state(g))
+    }
+
     pub fn rtt_ms(&self) -> Option<u32> {
-        (self.rtt != u16::MAX).then_some(u32::from(self.rtt))
+        let r = self.bits >> RTT_SHIFT;
+        (r != RTT_NONE).then_some(r)
     }
 
     /// How old the result is at `now_ms` (console clock); None when unknown.
@@ -349,18 +388,14 @@ impl ClusterView {
         let mut cells = Vec::with_capacity(p.summary.len());
         p.summary.retain(|s| match index.get(&s.peer) {
             Some(&node) => {
-                cells.push(PeerCell {
-                    node: node as u32,
-                    states: s.states,
-                    rtt: s
-                        .rtt_ms
-                        .map(|r| r.min(u32::from(u16::MAX) - 1) as u16)
-                        .unwrap_or(u16::MAX),
-                    observed_s: s
-                        .observed_ms
+                cells.push(PeerCell::new(
+                    node as u32,
+                    s.states,
+                    s.rtt_ms,
+                    s.observed_ms
                         .and_then(|t| u32::try_from(t.saturating_sub(skew) / 1000).ok())
                         .unwrap_or(0),
-                });
+                ));
                 false
             }
             None => true,
@@ -706,7 +741,41 @@ mod tests {
 
     #[test]
     fn peer_cells_stay_small() {
-        assert_eq!(std::mem::size_of::<PeerCell>(), 16);
+        assert_eq!(std::mem::size_of::<PeerCell>(), 12);
+    }
+
+    #[test]
+    fn peer_cells_keep_every_state_and_round_trip() {
+        use crate::model::probes::ProbeState;
+        let all = [
+            None,
+            Some(ProbeState::Open),
+            Some(ProbeState::Closed),
+            Some(ProbeState::Filtered),
+            Some(ProbeState::Unreachable),
+        ];
+        for (k, rtt) in [
+            None,
+            Some(0),
+            Some(1),
+            Some(180),
+            Some(16_382),
+            Some(99_999),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let states: [Option<ProbeState>; GROUPS] =
+                std::array::from_fn(|g| all[(g + k) % all.len()]);
+            let c = PeerCell::new(7, states, rtt, 42);
+            assert_eq!(c.states(), states);
+            assert_eq!(
+                c.rtt_ms(),
+                rtt.map(|r| r.min(16_382)),
+                "saturates at 16.4 s"
+            );
+            assert_eq!((c.node, c.observed_s), (7, 42));
+        }
     }
 
     /// The console holds one 16-byte cell per (node, peer), not a result per probe, and
@@ -788,11 +857,11 @@ mod tests {
         let d = &v.nodes[0].digest;
         assert_eq!(d.probe_peers.len(), n - 1);
         assert_eq!(
-            d.probe_cell(3).unwrap().states[0],
+            d.probe_cell(3).unwrap().state(0),
             Some(ProbeState::Filtered)
         );
         assert_eq!(d.probe_cell(3).unwrap().age_ms(121_000), Some(1_000));
-        assert_eq!(d.probe_cell(9).unwrap().states[0], Some(ProbeState::Open));
+        assert_eq!(d.probe_cell(9).unwrap().state(0), Some(ProbeState::Open));
         assert!(d.probe_peers.windows(2).all(|w| w[0].node < w[1].node));
     }
 

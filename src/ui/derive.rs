@@ -695,7 +695,7 @@ impl Derived {
                 if b == usize::MAX || b == a {
                     continue;
                 }
-                if let Some(st) = c.states[g] {
+                if let Some(st) = c.state(g) {
                     let old = c.age_ms(now_ms).is_none_or(|age| age > old_after);
                     cells[a * n + b] = state_code(st) | if old { CELL_OLD } else { 0 };
                 }

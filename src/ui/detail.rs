@@ -341,7 +341,7 @@ fn body(d: &Detail, vs: &ViewState, th: &Theme) -> (String, Vec<Line<'static>>) 
                     a.name, b.name
                 ))),
                 Some(c) => {
-                    for (g, st) in SUMMARY_GROUPS.iter().zip(&c.states) {
+                    for (g, st) in SUMMARY_GROUPS.iter().zip(c.states()) {
                         l.push(kv(g, st.map(|x| x.as_str()).unwrap_or("not probed"), th));
                     }
                     // Agents probe a rotating few peers per round: each result has an age.
