@@ -508,11 +508,15 @@ async fn a_hung_collector_never_blocks_the_scrape() {
     let _ = std::fs::remove_file(&hang);
 }
 
-/// The on-demand full-range probe (the Network panel's `P`), with progress per peer.
+/// The on-demand full-range probe (the Network panel's `P`, `axon probe`): an operation
+/// on the agent with an id, one step per peer and a log line per peer, followed to its
+/// typed end; the reader token cannot start it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn full_probe_action_reports_progress_and_needs_the_admin_token() {
-    use axon::actions::probe::{Progress, full_probe};
+async fn full_probe_operation_reports_progress_and_needs_the_admin_token() {
+    use axon::actions::Progress;
+    use axon::actions::probe::{ProbeRequest, full_probe};
     use axon::fleet::NodeSpec;
+    use axon::model::ops::{OperationOutput, OperationState};
     let r = start(
         &fixture("amd-epyc-4numa"),
         Duration::from_millis(200),
@@ -531,43 +535,59 @@ async fn full_probe_action_reports_progress_and_needs_the_admin_token() {
     };
     let security = pinned(&r);
     let run = |token: String| {
-        let spec = spec.clone();
-        let security = security.clone();
+        let req = ProbeRequest {
+            spec: spec.clone(),
+            token: Some(token),
+            security: security.clone(),
+            peers: "127.0.0.1,127.0.0.2".into(),
+            groups: vec!["ssh".into()],
+        };
         async move {
             let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-            tokio::spawn(full_probe(
-                spec,
-                Some(token),
-                security,
-                vec!["127.0.0.1".into(), "127.0.0.2".into()],
-                vec!["ssh".into()],
-                tx,
-            ));
-            let mut steps = Vec::new();
+            tokio::spawn(full_probe(req, tx, Default::default()));
+            let mut started = None;
+            let mut logs = Vec::new();
             loop {
                 match rx.recv().await.expect("finishes") {
-                    Progress::Finished(r) => return (steps, r),
-                    Progress::Step { done, total, .. } => steps.push((done, total)),
-                    Progress::Log(_) => {}
+                    Progress::Finished(r) => return (started, logs, r),
+                    Progress::Started(op) => started = Some(op),
+                    Progress::Step(_) => {}
+                    Progress::Log(l) => logs.push(l),
                 }
             }
         }
     };
-    let (steps, result) = run(r.admin.clone()).await;
-    assert_eq!(
-        steps,
-        vec![(0, 2), (1, 2), (2, 2)],
-        "one step per peer, then done"
+    let (started, logs, result) = run(r.admin.clone()).await;
+    let started = started.expect("Started comes first");
+    assert!(started.id.starts_with("port-probe-"), "{}", started.id);
+    assert!(
+        started.target.contains("127.0.0.[1-2] (ssh)"),
+        "{}",
+        started.target
     );
-    let summary = result.unwrap();
+    let op = result.unwrap();
+    assert_eq!(op.id, started.id);
+    assert_eq!(op.state, OperationState::Succeeded);
+    assert_eq!((op.step.done, op.step.total), (2, 2), "every peer done");
+    for peer in ["127.0.0.1", "127.0.0.2"] {
+        assert!(
+            logs.iter().any(|l| l.starts_with(&format!("{peer}: "))),
+            "a log line per peer: {logs:?}"
+        );
+    }
+    let summary = op.summary.clone().unwrap();
     assert!(
         // Per peer: TCP 22 (the ssh group) and the agent's UDP echo, which every full
         // probe adds. A closed port passes the firewall test (the host answered with RST).
-        summary.contains("4 probes to 2 peers, none blocked"),
+        summary.contains("4 probes (ssh) to 2 peers: none blocked"),
         "{summary}"
     );
-    let (_, result) = run(r.reader.clone()).await;
-    let e = result.unwrap_err();
+    let Some(OperationOutput::PortProbe { report }) = &op.output else {
+        panic!("a port probe's output is its report: {:?}", op.output)
+    };
+    assert_eq!((report.probes_total, report.blocked_total), (4, 0));
+    let (_, _, result) = run(r.reader.clone()).await;
+    let e = result.unwrap_err().to_string();
     assert!(e.contains("needs the admin token"), "{e}");
 }
 

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod exporter;
 pub mod listen;
+pub mod operations;
 pub mod scheduler;
 pub mod service;
 pub mod state;
@@ -380,6 +381,12 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
             watches: service::WatchLimiter::new(cfg.limits.max_watch_per_principal, stats.clone()),
         };
         let control = service::ControlSvc {
+            tokens: tokens.clone(),
+            peers: cfg.collect.peers.clone(),
+            probe: cfg.collect.probe.clone(),
+        };
+        let operations = operations::OperationSvc {
+            ops: operations::Operations::new(&state.with_snapshot(|s, _| s.node.hostname.clone())),
             tokens,
             peers: cfg.collect.peers.clone(),
             probe: cfg.collect.probe.clone(),
@@ -399,6 +406,9 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
                 ))
                 .add_service(pb::control_service_server::ControlServiceServer::new(
                     control.clone(),
+                ))
+                .add_service(pb::operation_service_server::OperationServiceServer::new(
+                    operations.clone(),
                 ))
         };
         if let Some(addr) = cfg.listen {

@@ -191,6 +191,16 @@ pub fn echo_nonce() -> u64 {
 }
 
 /// Probes every port on every peer, at most `opts.concurrency` at a time.
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
+    }
+}
+
 pub async fn run(peers: &[Peer], ports: &[PortSpec], opts: &ProbeOptions) -> ProbeReport {
     let start = Instant::now();
     let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
@@ -229,6 +239,9 @@ pub async fn run(peers: &[Peer], ports: &[PortSpec], opts: &ProbeOptions) -> Pro
             }));
         }
     }
+    // Dropping this future (a cancelled operation) stops the probes still queued or in
+    // flight instead of leaving them to run out their timeouts.
+    let _abort = AbortOnDrop(tasks.iter().map(|t| t.abort_handle()).collect());
     let mut results = Vec::with_capacity(tasks.len());
     for t in tasks {
         if let Ok(r) = t.await {

@@ -36,6 +36,8 @@ pub type NodeClient =
     pb::node_service_client::NodeServiceClient<InterceptedService<Channel, AddToken>>;
 pub type ControlClient =
     pb::control_service_client::ControlServiceClient<InterceptedService<Channel, AddToken>>;
+pub type OperationClient =
+    pb::operation_service_client::OperationServiceClient<InterceptedService<Channel, AddToken>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -48,6 +50,7 @@ pub enum ConnectError {
 pub struct Clients {
     pub node: NodeClient,
     pub control: ControlClient,
+    pub ops: OperationClient,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -183,7 +186,12 @@ pub async fn connect(target: &Target, connect_timeout: Duration) -> Result<Clien
             icpt.clone(),
         )
         .max_decoding_message_size(64 << 20),
-        control: pb::control_service_client::ControlServiceClient::with_interceptor(channel, icpt),
+        control: pb::control_service_client::ControlServiceClient::with_interceptor(
+            channel.clone(),
+            icpt.clone(),
+        ),
+        ops: pb::operation_service_client::OperationServiceClient::with_interceptor(channel, icpt)
+            .max_decoding_message_size(64 << 20),
     })
 }
 

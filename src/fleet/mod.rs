@@ -6,6 +6,7 @@ pub mod client;
 pub mod cluster_checks;
 pub mod follow;
 pub mod inventory;
+pub mod ops;
 pub mod tls;
 pub mod view;
 pub mod watch;

@@ -7,6 +7,7 @@ pub mod cpuset;
 pub mod hostlist;
 pub mod net;
 pub mod nvme;
+pub mod ops;
 pub mod pinning;
 pub mod ports;
 pub mod probes;

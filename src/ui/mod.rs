@@ -11,7 +11,8 @@ pub mod panels;
 pub mod theme;
 pub mod widgets;
 
-use crate::actions::probe::{self as probe_action, Progress};
+use crate::actions::Progress;
+use crate::actions::probe::{self as probe_action, ProbeRequest};
 use crate::clock::now_ms;
 use crate::fleet::Fleet;
 use crate::fleet::view::ClusterView;
@@ -526,12 +527,15 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
                     }
                     ui.job = Some(format!("probing full port ranges from {} …", spec.name));
                     tokio::spawn(probe_action::full_probe(
-                        spec,
-                        token,
-                        fleet.securities[node].clone(),
-                        peers,
-                        vec!["core".into()],
+                        ProbeRequest {
+                            spec,
+                            token,
+                            security: fleet.securities[node].clone(),
+                            peers: peers.join(","),
+                            groups: vec!["core".into()],
+                        },
                         job_tx.clone(),
+                        tokio_util::sync::CancellationToken::new(),
                     ));
                     false
                 }
@@ -564,11 +568,12 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
             }
             Some(p) = job_rx.recv() => {
                 match p {
-                    Progress::Step { name, done, total } => ui.job = Some(format!("probe {name}: {done}/{total}")),
+                    Progress::Started(op) => ui.job = Some(format!("{} {} started", op.kind.as_str(), op.target)),
+                    Progress::Step(s) => ui.job = Some(format!("probe {}: {}/{}", s.name, s.done, s.total)),
                     Progress::Log(l) => ui.message = Some(l),
                     Progress::Finished(r) => {
                         ui.job = None;
-                        match r {
+                        match r.map(|op| format!("{} from {}: {}", op.kind.as_str(), op.target, op.summary.unwrap_or_default())) {
                             Ok(summary) => {
                                 ui.message = Some(summary.clone());
                                 fleet.view.push_event(crate::fleet::view::Event { seq: 0, at_ms: now_ms(), node: None, severity: crate::fleet::view::Severity::Info, text: summary });

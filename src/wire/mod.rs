@@ -7,9 +7,11 @@ pub mod pb {
 }
 
 mod convert;
+mod ops;
 pub mod tls;
 pub use convert::{
     DecodedSnapshot, WireError, decode_snapshot, encode_memory, encode_pinning_changes,
     encode_probe_changes, encode_probe_report, encode_snapshot, merge_snapshot, proto_from_pb,
     proto_to_pb,
 };
+pub use ops::{decode_operation, encode_operation};

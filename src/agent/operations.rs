@@ -1,0 +1,555 @@
+//! Operations the agent runs for a caller (OperationService): started over gRPC, run as a
+//! task of their own so they finish (or stop at a cancel) whether or not anyone follows,
+//! followed through a watch channel, and kept after they end so a console that comes
+//! back can read how they ended. Not persisted: an agent restart forgets them.
+
+use crate::collectors::probes::{self, ProbeOptions};
+use crate::model::ops::{Operation, OperationKind, OperationOutput, OperationState, Step};
+use crate::model::ports::{self, PortSpec};
+use crate::model::probes::ProbeReport;
+use crate::wire::{self, pb};
+use futures::Stream;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+/// Operations running at once; more are refused (ResourceExhausted).
+pub const MAX_RUNNING: usize = 8;
+/// Finished operations kept for ListOperations / WatchOperation.
+pub const KEEP_FINISHED: usize = 64;
+/// A Watch stream sends at most one message per this interval.
+const WATCH_EVERY: Duration = Duration::from_millis(100);
+/// Probes one full-probe operation may make (peers × ports).
+pub const MAX_PROBES: usize = 1_000_000;
+
+struct Entry {
+    state: watch::Sender<Operation>,
+    cancel: CancellationToken,
+}
+
+/// The agent's operations: running ones and the latest finished ones, oldest first.
+pub struct Operations {
+    node: String,
+    seq: AtomicU64,
+    entries: Mutex<Vec<Entry>>,
+}
+
+/// What an operation's task uses to report: steps, log lines, the end.
+pub struct OpHandle {
+    state: watch::Sender<Operation>,
+    pub cancel: CancellationToken,
+}
+
+fn now_ms() -> i64 {
+    crate::clock::now_ms()
+}
+
+impl OpHandle {
+    pub fn step(&self, name: impl Into<String>, done: u64, total: u64) {
+        let name = name.into();
+        self.state.send_modify(|op| {
+            op.step = Step {
+                name,
+                done,
+                total,
+                bytes: None,
+            }
+        });
+    }
+
+    pub fn log(&self, text: impl Into<String>) {
+        let text = text.into();
+        self.state.send_modify(|op| op.log(now_ms(), text));
+    }
+
+    pub fn finish(
+        &self,
+        state: OperationState,
+        summary: String,
+        error: Option<String>,
+        output: Option<OperationOutput>,
+    ) {
+        self.state.send_modify(|op| {
+            op.state = state;
+            op.finished_ms = Some(now_ms());
+            op.log(now_ms(), summary.clone());
+            op.summary = Some(summary);
+            op.error = error;
+            op.output = output;
+        });
+    }
+}
+
+impl Operations {
+    pub fn new(node: &str) -> Arc<Self> {
+        Arc::new(Operations {
+            node: node.to_string(),
+            seq: AtomicU64::new(1),
+            entries: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Registers an operation and runs `body` as its own task.
+    pub fn start<F, Fut>(
+        &self,
+        kind: OperationKind,
+        target: String,
+        principal: String,
+        body: F,
+    ) -> Result<Operation, Status>
+    where
+        F: FnOnce(OpHandle) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let running = entries
+            .iter()
+            .filter(|e| !e.state.borrow().state.finished())
+            .count();
+        if running >= MAX_RUNNING {
+            return Err(Status::resource_exhausted(format!(
+                "{running} operations already running on this agent (at most {MAX_RUNNING}); wait for one to finish or cancel one"
+            )));
+        }
+        let id = format!(
+            "{}-{}-{}",
+            kind.as_str(),
+            self.node,
+            self.seq.fetch_add(1, Relaxed)
+        );
+        let op = Operation::new(id, kind, target, principal, now_ms());
+        let (tx, _) = watch::channel(op.clone());
+        let cancel = CancellationToken::new();
+        let handle = OpHandle {
+            state: tx.clone(),
+            cancel: cancel.clone(),
+        };
+        entries.push(Entry { state: tx, cancel });
+        // Forget the oldest finished ones beyond the limit.
+        let finished = entries
+            .iter()
+            .filter(|e| e.state.borrow().state.finished())
+            .count();
+        let mut excess = finished.saturating_sub(KEEP_FINISHED);
+        entries.retain(|e| {
+            if excess > 0 && e.state.borrow().state.finished() {
+                excess -= 1;
+                false
+            } else {
+                true
+            }
+        });
+        drop(entries);
+        tokio::spawn(body(handle));
+        Ok(op)
+    }
+
+    fn find(&self, id: &str) -> Option<(watch::Receiver<Operation>, CancellationToken)> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .iter()
+            .find(|e| e.state.borrow().id == id)
+            .map(|e| (e.state.subscribe(), e.cancel.clone()))
+    }
+
+    fn not_found(id: &str) -> Status {
+        Status::not_found(format!(
+            "no operation `{id}` on this agent (finished ones are kept until {KEEP_FINISHED} newer ones have finished, and none survive an agent restart)"
+        ))
+    }
+
+    /// Asks an operation to stop; returns it as it is now.
+    pub fn cancel(&self, id: &str) -> Result<Operation, Status> {
+        let (rx, cancel) = self.find(id).ok_or_else(|| Self::not_found(id))?;
+        cancel.cancel();
+        Ok(rx.borrow().clone())
+    }
+
+    pub fn get(&self, id: &str) -> Option<Operation> {
+        self.find(id).map(|(rx, _)| rx.borrow().clone())
+    }
+
+    /// Running operations first, then finished ones; newest first within each.
+    pub fn list(&self) -> Vec<Operation> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ops: Vec<Operation> = entries
+            .iter()
+            .rev()
+            .map(|e| e.state.borrow().clone())
+            .collect();
+        ops.sort_by_key(|o| o.state.finished());
+        ops
+    }
+
+    pub fn subscribe(&self, id: &str) -> Result<watch::Receiver<Operation>, Status> {
+        self.find(id)
+            .map(|(rx, _)| rx)
+            .ok_or_else(|| Self::not_found(id))
+    }
+}
+
+/// Checks a full-probe request and turns it into peers and ports, as ProbePorts does.
+pub async fn plan_probe(
+    configured_peers: &[String],
+    spec: &pb::PortProbeSpec,
+) -> Result<(Vec<String>, Vec<PortSpec>), Status> {
+    let peers = if spec.peers.trim().is_empty() {
+        configured_peers.to_vec()
+    } else {
+        // Bounded, but CPU work a caller chooses: off the async workers.
+        let list = spec.peers.clone();
+        tokio::task::spawn_blocking(move || crate::model::hostlist::expand(&list))
+            .await
+            .map_err(|e| Status::internal(format!("expanding the peer list failed: {e}")))?
+            .map_err(|e| Status::invalid_argument(format!("peers: {e}")))?
+    };
+    if peers.is_empty() {
+        return Err(Status::failed_precondition(
+            "no peers: pass a host list, or start the agent with --peers",
+        ));
+    }
+    let mut specs: Vec<PortSpec> = Vec::new();
+    for g in &spec.groups {
+        let group = ports::group(g).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "unknown port group `{g}`; known: {}",
+                ports::PORT_GROUPS
+                    .iter()
+                    .map(|g| g.id)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        specs.extend(ports::full_ports(&[group]));
+    }
+    if specs.is_empty() {
+        specs = ports::continuous_ports();
+    }
+    specs.sort();
+    specs.dedup();
+    if peers.len().saturating_mul(specs.len()) > MAX_PROBES {
+        return Err(Status::invalid_argument(format!(
+            "{} peers × {} ports is more than {MAX_PROBES} probes; split the request",
+            peers.len(),
+            specs.len()
+        )));
+    }
+    Ok((peers, specs))
+}
+
+/// The full port probe: one step per peer; cancellable between peers and inside one.
+pub async fn port_probe(
+    h: OpHandle,
+    peers: Vec<String>,
+    specs: Vec<PortSpec>,
+    opts: ProbeOptions,
+    groups: String,
+) {
+    let total = peers.len() as u64;
+    let started = Instant::now();
+    let mut results = Vec::new();
+    let mut blocked_total = 0usize;
+    h.log(format!(
+        "probing {} ports ({groups}) on each of {total} peers",
+        specs.len()
+    ));
+    for (i, peer) in peers.iter().enumerate() {
+        let done = i as u64;
+        if h.cancel.is_cancelled() {
+            h.finish(
+                OperationState::Cancelled,
+                format!("cancelled after {done} of {total} peers ({blocked_total} probes blocked so far)"),
+                None,
+                None,
+            );
+            return;
+        }
+        h.step(format!("probe {peer}"), done, total);
+        let one = tokio::select! {
+            biased;
+            _ = h.cancel.cancelled() => {
+                h.finish(
+                    OperationState::Cancelled,
+                    format!("cancelled while probing {peer}, after {done} of {total} peers ({blocked_total} probes blocked so far)"),
+                    None,
+                    None,
+                );
+                return;
+            }
+            r = async {
+                let resolved = probes::resolve(std::slice::from_ref(peer)).await;
+                probes::run(&resolved, &specs, &opts).await
+            } => r,
+        };
+        let blocked = one.blocked().count();
+        blocked_total += blocked;
+        h.log(format!(
+            "{peer}: {} probes, {}",
+            one.probes_total,
+            if blocked == 0 {
+                "none blocked".to_string()
+            } else {
+                format!(
+                    "{blocked} blocked: {}",
+                    one.blocked()
+                        .take(6)
+                        .map(|r| format!("{}/{} {}", r.port, r.proto.as_str(), r.state.as_str()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        ));
+        results.extend(one.results);
+    }
+    h.step("done", total, total);
+    let report = ProbeReport::from_results(peers, results, started.elapsed().as_millis() as u64);
+    let summary = if report.blocked_total == 0 {
+        format!(
+            "{} probes ({groups}) to {total} peers: none blocked",
+            report.probes_total
+        )
+    } else {
+        format!(
+            "{} of {} probes ({groups}) to {total} peers blocked",
+            report.blocked_total, report.probes_total
+        )
+    };
+    h.finish(
+        OperationState::Succeeded,
+        summary,
+        None,
+        Some(OperationOutput::PortProbe { report }),
+    );
+}
+
+/// OperationService. Authorisation: StartOperation and CancelOperation need the admin
+/// token; WatchOperation and ListOperations the reader token.
+#[derive(Clone)]
+pub struct OperationSvc {
+    pub ops: Arc<Operations>,
+    pub tokens: Arc<super::auth::Tokens>,
+    pub peers: Vec<String>,
+    pub probe: ProbeOptions,
+}
+
+type OpStream = Pin<Box<dyn Stream<Item = Result<pb::Operation, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::operation_service_server::OperationService for OperationSvc {
+    async fn start_operation(
+        &self,
+        req: Request<pb::StartOperationRequest>,
+    ) -> Result<Response<pb::Operation>, Status> {
+        super::auth::require(&self.tokens, &req, super::auth::Role::Admin)?;
+        let principal = super::auth::principal(&self.tokens, &req)?;
+        let kind = req
+            .into_inner()
+            .kind
+            .ok_or_else(|| Status::invalid_argument("StartOperationRequest names no operation"))?;
+        let op = match kind {
+            pb::start_operation_request::Kind::PortProbe(spec) => {
+                let (peers, specs) = plan_probe(&self.peers, &spec).await?;
+                let mut opts = self.probe.clone();
+                if spec.timeout_ms > 0 {
+                    opts.timeout = Duration::from_millis(u64::from(spec.timeout_ms).min(30_000));
+                }
+                if spec.concurrency > 0 {
+                    opts.concurrency = (spec.concurrency as usize).min(4096);
+                }
+                let groups = if spec.groups.is_empty() {
+                    "continuous ports".to_string()
+                } else {
+                    spec.groups.join(",")
+                };
+                let target = format!(
+                    "{} → {} ({groups})",
+                    self.ops.node,
+                    crate::model::hostlist::compress(
+                        &peers.iter().map(String::as_str).collect::<Vec<_>>()
+                    )
+                );
+                self.ops
+                    .start(OperationKind::PortProbe, target, principal, move |h| {
+                        port_probe(h, peers, specs, opts, groups)
+                    })?
+            }
+        };
+        Ok(Response::new(wire::encode_operation(&op)))
+    }
+
+    async fn cancel_operation(
+        &self,
+        req: Request<pb::OperationRef>,
+    ) -> Result<Response<pb::Operation>, Status> {
+        super::auth::require(&self.tokens, &req, super::auth::Role::Admin)?;
+        let op = self.ops.cancel(&req.get_ref().id)?;
+        Ok(Response::new(wire::encode_operation(&op)))
+    }
+
+    type WatchOperationStream = OpStream;
+
+    async fn watch_operation(
+        &self,
+        req: Request<pb::OperationRef>,
+    ) -> Result<Response<OpStream>, Status> {
+        super::auth::require(&self.tokens, &req, super::auth::Role::Reader)?;
+        let rx = self.ops.subscribe(&req.get_ref().id)?;
+        // The operation now, then on every change (at most every WATCH_EVERY), ending
+        // with the message that shows it finished.
+        let stream =
+            futures::stream::unfold((rx, true, false), |(mut rx, first, ended)| async move {
+                if ended {
+                    return None;
+                }
+                if !first {
+                    tokio::time::sleep(WATCH_EVERY).await;
+                    if !rx.borrow().state.finished() && rx.changed().await.is_err() {
+                        // The operation's task is gone without finishing it: say so.
+                        let mut op = rx.borrow().clone();
+                        op.state = OperationState::Failed;
+                        op.error = Some("the operation's task ended without a result".into());
+                        return Some((Ok(wire::encode_operation(&op)), (rx, false, true)));
+                    }
+                }
+                let op = rx.borrow_and_update().clone();
+                let done = op.state.finished();
+                Some((Ok(wire::encode_operation(&op)), (rx, false, done)))
+            });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn list_operations(
+        &self,
+        req: Request<pb::ListOperationsRequest>,
+    ) -> Result<Response<pb::ListOperationsResponse>, Status> {
+        super::auth::require(&self.tokens, &req, super::auth::Role::Reader)?;
+        Ok(Response::new(pb::ListOperationsResponse {
+            operations: self.ops.list().iter().map(wire::encode_operation).collect(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn finished_operations_are_kept_up_to_a_limit_and_running_ones_are_capped() {
+        let ops = Operations::new("n1");
+        // Operations that end at once.
+        for _ in 0..(KEEP_FINISHED + 3) {
+            ops.start(
+                OperationKind::PortProbe,
+                "t".into(),
+                "p".into(),
+                |h| async move {
+                    h.finish(OperationState::Succeeded, "ok".into(), None, None);
+                },
+            )
+            .unwrap();
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // The next start prunes: at most KEEP_FINISHED finished ones remain.
+        let gate = CancellationToken::new();
+        let mut held = Vec::new();
+        for _ in 0..MAX_RUNNING {
+            let g = gate.clone();
+            held.push(
+                ops.start(
+                    OperationKind::PortProbe,
+                    "t".into(),
+                    "p".into(),
+                    move |h| async move {
+                        g.cancelled().await;
+                        h.finish(OperationState::Succeeded, "ok".into(), None, None);
+                    },
+                )
+                .unwrap(),
+            );
+        }
+        let list = ops.list();
+        assert_eq!(
+            list.iter().filter(|o| !o.state.finished()).count(),
+            MAX_RUNNING
+        );
+        assert!(list.iter().filter(|o| o.state.finished()).count() <= KEEP_FINISHED);
+        assert!(!list[0].state.finished(), "running ones come first");
+        let e = ops
+            .start(
+                OperationKind::PortProbe,
+                "t".into(),
+                "p".into(),
+                |_| async {},
+            )
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+        assert!(e.message().contains("at most 8"), "{}", e.message());
+        gate.cancel();
+        let e = ops.cancel("nope").unwrap_err();
+        assert_eq!(e.code(), tonic::Code::NotFound);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_probe_stops_within_one_step_and_says_so() {
+        // A port whose accept queue is full drops SYNs, as a firewall does: each step
+        // would take the whole probe timeout; the cancel must end it inside the step.
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let black = sock.listen(0).unwrap();
+        let addr = black.local_addr().unwrap();
+        let mut held = Vec::new();
+        loop {
+            match tokio::time::timeout(
+                Duration::from_millis(300),
+                tokio::net::TcpStream::connect(addr),
+            )
+            .await
+            {
+                Ok(Ok(s)) => held.push(s),
+                _ => break,
+            }
+            assert!(held.len() < 64, "the accept queue never filled");
+        }
+        let ops = Operations::new("n1");
+        let peers: Vec<String> = vec!["127.0.0.1".to_string(); 5];
+        let specs = vec![PortSpec {
+            port: addr.port(),
+            proto: crate::model::probes::Proto::Tcp,
+        }];
+        let opts = ProbeOptions {
+            timeout: Duration::from_secs(20),
+            concurrency: 4,
+            source: None,
+        };
+        let op = ops
+            .start(OperationKind::PortProbe, "t".into(), "p".into(), move |h| {
+                port_probe(h, peers, specs, opts, "core".into())
+            })
+            .unwrap();
+        let mut rx = ops.subscribe(&op.id).unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let t = Instant::now();
+        ops.cancel(&op.id).unwrap();
+        while !rx.borrow_and_update().state.finished() {
+            tokio::time::timeout(Duration::from_secs(5), rx.changed())
+                .await
+                .expect("stops within a second of the cancel, not after the 20 s probe timeout")
+                .unwrap();
+        }
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        let op = ops.get(&op.id).unwrap();
+        assert_eq!(op.state, OperationState::Cancelled);
+        let s = op.summary.unwrap();
+        assert!(
+            s.contains("cancelled while probing 127.0.0.1, after 0 of 5 peers"),
+            "{s}"
+        );
+        drop((black, held));
+    }
+}
