@@ -36,6 +36,13 @@ impl CpuSet {
         let mut v: Vec<u32> = ids.into_iter().collect();
         v.sort_unstable();
         v.dedup();
+        Self::exact(v)
+    }
+
+    /// Without spare capacity: sets are built once and held for long (a console holds
+    /// the sets of 1,000 nodes' CPUs).
+    fn exact(mut v: Vec<u32>) -> Self {
+        v.shrink_to_fit();
         Self(v)
     }
 
@@ -105,7 +112,7 @@ impl CpuSet {
                 }
             }
         }
-        Ok(Self(ids))
+        Ok(Self::exact(ids))
     }
 
     pub fn ids(&self) -> &[u32] {
@@ -133,7 +140,7 @@ impl CpuSet {
     }
 
     pub fn intersection(&self, other: &CpuSet) -> CpuSet {
-        CpuSet(self.iter().filter(|c| other.contains(*c)).collect())
+        CpuSet::exact(self.iter().filter(|c| other.contains(*c)).collect())
     }
 
     pub fn union(&self, other: &CpuSet) -> CpuSet {
@@ -141,7 +148,7 @@ impl CpuSet {
     }
 
     pub fn difference(&self, other: &CpuSet) -> CpuSet {
-        CpuSet(self.iter().filter(|c| !other.contains(*c)).collect())
+        CpuSet::exact(self.iter().filter(|c| !other.contains(*c)).collect())
     }
 
     /// The kernel list spelling: `0-3,8,10-11`.

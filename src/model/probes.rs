@@ -213,6 +213,11 @@ impl ProbeReport {
         self.round = changes.round;
         self.peers_per_round = changes.peers_per_round;
         self.coverage_ms = changes.coverage_ms;
+        // What the lists grew by is held until the next delta: a console holds 1,000
+        // reports.
+        self.results.shrink_to_fit();
+        self.summary.shrink_to_fit();
+        self.peers.shrink_to_fit();
     }
 }
 

@@ -35,6 +35,34 @@ fn bad(message: &'static str, field: &'static str, problem: impl Into<String>) -
     }
 }
 
+/// Converts every element of a decoded list into a Vec of exactly its length. A plain
+/// `into_iter().map(..).collect()` reuses the source list's allocation (in-place
+/// collection), and so keeps the spare capacity prost grew it with while decoding, up to
+/// as much again as the list: a console holds 1,000 snapshots for as long as it runs.
+fn exact<S, T>(v: Vec<S>, f: impl FnMut(S) -> T) -> Vec<T> {
+    let mut out = Vec::with_capacity(v.len());
+    out.extend(v.into_iter().map(f));
+    out
+}
+
+/// [`exact`] for a conversion that can fail.
+fn try_exact<S, T>(
+    v: Vec<S>,
+    mut f: impl FnMut(S) -> Result<T, WireError>,
+) -> Result<Vec<T>, WireError> {
+    let mut out = Vec::with_capacity(v.len());
+    for x in v {
+        out.push(f(x)?);
+    }
+    Ok(out)
+}
+
+/// A decoded list kept as it is, without the spare capacity prost grew it with.
+fn trimmed<T>(mut v: Vec<T>) -> Vec<T> {
+    v.shrink_to_fit();
+    v
+}
+
 fn none_if_empty(s: String) -> Option<String> {
     if s.is_empty() { None } else { Some(s) }
 }
@@ -236,11 +264,7 @@ pub fn decode_snapshot(m: pb::NodeSnapshot) -> Result<DecodedSnapshot, WireError
         .node
         .ok_or_else(|| bad("NodeSnapshot", "node", "missing"))?
         .into();
-    let collectors = m
-        .collectors
-        .into_iter()
-        .map(CollectorStatus::try_from)
-        .collect::<Result<Vec<_>, _>>()?;
+    let collectors = try_exact(m.collectors, CollectorStatus::try_from)?;
     let pinning_changes_only = !m.full && m.pinning.as_ref().is_some_and(|p| p.changed_cpus_only);
     let probes_changes_only = !m.full && m.probes.as_ref().is_some_and(|p| p.changed_peers_only);
     Ok(DecodedSnapshot {
@@ -257,22 +281,12 @@ pub fn decode_snapshot(m: pb::NodeSnapshot) -> Result<DecodedSnapshot, WireError
             network: m.network.map(Network::try_from).transpose()?,
             nvme: m
                 .nvme
-                .map(|inv| {
-                    inv.controllers
-                        .into_iter()
-                        .map(NvmeController::try_from)
-                        .collect::<Result<Vec<_>, _>>()
-                })
+                .map(|inv| try_exact(inv.controllers, NvmeController::try_from))
                 .transpose()?,
             host: m.host.map(HostFacts::from),
             checks: m
                 .checks
-                .map(|c| {
-                    c.results
-                        .into_iter()
-                        .map(CheckResult::try_from)
-                        .collect::<Result<Vec<_>, _>>()
-                })
+                .map(|c| try_exact(c.results, CheckResult::try_from))
                 .transpose()?,
             probes: m.probes.map(ProbeReport::try_from).transpose()?,
         },
@@ -307,6 +321,8 @@ pub fn merge_snapshot(into: &mut NodeSnapshot, d: DecodedSnapshot) {
                     None => held.cpus.push(c),
                 }
             }
+            // A CPU that came online grew the list: no spare room is kept for more.
+            held.cpus.shrink_to_fit();
         }
         // Changes without the whole they change: nothing to apply them to.
         (Some(_), None) if d.pinning_changes_only => {}
@@ -407,20 +423,16 @@ impl From<&Topology> for pb::Topology {
 impl TryFrom<pb::Topology> for Topology {
     type Error = WireError;
     fn try_from(t: pb::Topology) -> Result<Self, WireError> {
-        let mut cpus_v = t
-            .cpus
-            .into_iter()
-            .map(|c| {
-                Ok(Cpu {
-                    id: c.id,
-                    core_id: c.core_id,
-                    package_id: c.package_id,
-                    numa_node: u32::try_from(c.numa_node).ok(),
-                    siblings: cpus("Cpu", "siblings", &c.siblings)?,
-                    online: c.online,
-                })
+        let mut cpus_v = try_exact(t.cpus, |c| {
+            Ok(Cpu {
+                id: c.id,
+                core_id: c.core_id,
+                package_id: c.package_id,
+                numa_node: u32::try_from(c.numa_node).ok(),
+                siblings: cpus("Cpu", "siblings", &c.siblings)?,
+                online: c.online,
             })
-            .collect::<Result<Vec<_>, WireError>>()?;
+        })?;
         // Lookups binary-search by id; do not trust the sender's order.
         cpus_v.sort_by_key(|c| c.id);
         let smt = t.smt.unwrap_or_default();
@@ -429,39 +441,27 @@ impl TryFrom<pb::Topology> for Topology {
         Ok(Topology {
             cpu_vendor: t.cpu_vendor,
             cpu_model: t.cpu_model,
-            packages: t
-                .packages
-                .into_iter()
-                .map(|p| {
-                    Ok(Package {
-                        id: p.id,
-                        cpus: cpus("Package", "cpus", &p.cpus)?,
-                    })
+            packages: try_exact(t.packages, |p| {
+                Ok(Package {
+                    id: p.id,
+                    cpus: cpus("Package", "cpus", &p.cpus)?,
                 })
-                .collect::<Result<_, WireError>>()?,
-            numa_nodes: t
-                .numa_nodes
-                .into_iter()
-                .map(|n| {
-                    Ok(NumaNode {
-                        id: n.id,
-                        cpus: cpus("NumaNode", "cpus", &n.cpus)?,
-                        cpus_unreadable: n.cpus_unreadable,
-                        memory_total_bytes: n.memory_total_bytes,
-                        memory_free_bytes: n.memory_free_bytes,
-                        hugepages: n
-                            .hugepages
-                            .into_iter()
-                            .map(|h| HugePagePool {
-                                page_size_bytes: h.page_size_bytes,
-                                total: h.total,
-                                free: h.free,
-                                surplus: h.surplus,
-                            })
-                            .collect(),
-                    })
+            })?,
+            numa_nodes: try_exact(t.numa_nodes, |n| {
+                Ok(NumaNode {
+                    id: n.id,
+                    cpus: cpus("NumaNode", "cpus", &n.cpus)?,
+                    cpus_unreadable: n.cpus_unreadable,
+                    memory_total_bytes: n.memory_total_bytes,
+                    memory_free_bytes: n.memory_free_bytes,
+                    hugepages: exact(n.hugepages, |h| HugePagePool {
+                        page_size_bytes: h.page_size_bytes,
+                        total: h.total,
+                        free: h.free,
+                        surplus: h.surplus,
+                    }),
                 })
-                .collect::<Result<_, WireError>>()?,
+            })?,
             cpus: cpus_v,
             smt: Smt {
                 active: from_tristate(smt.active),
@@ -621,28 +621,16 @@ impl TryFrom<pb::Pinning> for Pinning {
     type Error = WireError;
     fn try_from(p: pb::Pinning) -> Result<Self, WireError> {
         Ok(Pinning {
-            cpus: p
-                .cpus
-                .into_iter()
-                .map(|c| {
-                    Ok(CpuUse {
-                        cpu: c.cpu,
-                        pinned: c
-                            .pinned
-                            .into_iter()
-                            .map(proc_ref_from_pb)
-                            .collect::<Result<_, _>>()?,
-                        running: c
-                            .running
-                            .into_iter()
-                            .map(proc_ref_from_pb)
-                            .collect::<Result<_, _>>()?,
-                        pinned_more: c.pinned_more,
-                        running_more: c.running_more,
-                        kernel_threads: c.kernel_threads,
-                    })
+            cpus: try_exact(p.cpus, |c| {
+                Ok(CpuUse {
+                    cpu: c.cpu,
+                    pinned: try_exact(c.pinned, proc_ref_from_pb)?,
+                    running: try_exact(c.running, proc_ref_from_pb)?,
+                    pinned_more: c.pinned_more,
+                    running_more: c.running_more,
+                    kernel_threads: c.kernel_threads,
                 })
-                .collect::<Result<_, WireError>>()?,
+            })?,
             processes: p.processes,
             threads: p.threads,
             unpinned_threads: p.unpinned_threads,
@@ -750,90 +738,70 @@ impl From<&Network> for pb::Network {
 impl TryFrom<pb::Network> for Network {
     type Error = WireError;
     fn try_from(n: pb::Network) -> Result<Self, WireError> {
-        let nics = n
-            .nics
-            .into_iter()
-            .map(|nic| {
-                let kind = match nic.kind.as_str() {
-                    "ethernet" => NicKind::Ethernet,
-                    "infiniband" => NicKind::Infiniband,
-                    "loopback" => NicKind::Loopback,
-                    "other" => NicKind::Other,
-                    k => return Err(bad("Nic", "kind", format!("unknown kind `{k}`"))),
-                };
-                Ok(Nic {
-                    name: nic.name,
-                    kind,
-                    arphrd: nic.arphrd,
-                    mtu: (nic.mtu > 0).then_some(nic.mtu),
-                    speed_mbps: (nic.speed_mbps > 0).then_some(nic.speed_mbps),
-                    operstate: nic.operstate,
-                    numa_node: opt_i32(nic.numa_node),
-                    driver: none_if_empty(nic.driver),
-                    driver_version: none_if_empty(nic.driver_version),
-                    mac: none_if_empty(nic.mac),
-                    pci_address: none_if_empty(nic.pci_address),
-                    physical: nic.physical,
-                    dataplane: nic.dataplane,
-                    addresses: nic
-                        .addresses
-                        .into_iter()
-                        .map(|a| IpAddress {
-                            cidr: a.cidr,
-                            family: if a.ipv6 {
-                                AddressFamily::Ipv6
-                            } else {
-                                AddressFamily::Ipv4
-                            },
-                        })
-                        .collect(),
-                    ipconf: nic.ipconf.map(Into::into).unwrap_or_default(),
-                    sbr: nic
-                        .sbr
-                        .into_iter()
-                        .map(|r| SbrRule {
-                            priority: r.priority,
-                            from: r.from,
-                            table: r.table,
-                            table_routes_via_nic: r.table_routes_via_nic,
-                        })
-                        .collect(),
-                })
+        let nics = try_exact(n.nics, |nic| {
+            let kind = match nic.kind.as_str() {
+                "ethernet" => NicKind::Ethernet,
+                "infiniband" => NicKind::Infiniband,
+                "loopback" => NicKind::Loopback,
+                "other" => NicKind::Other,
+                k => return Err(bad("Nic", "kind", format!("unknown kind `{k}`"))),
+            };
+            Ok(Nic {
+                name: nic.name,
+                kind,
+                arphrd: nic.arphrd,
+                mtu: (nic.mtu > 0).then_some(nic.mtu),
+                speed_mbps: (nic.speed_mbps > 0).then_some(nic.speed_mbps),
+                operstate: nic.operstate,
+                numa_node: opt_i32(nic.numa_node),
+                driver: none_if_empty(nic.driver),
+                driver_version: none_if_empty(nic.driver_version),
+                mac: none_if_empty(nic.mac),
+                pci_address: none_if_empty(nic.pci_address),
+                physical: nic.physical,
+                dataplane: nic.dataplane,
+                addresses: exact(nic.addresses, |a| IpAddress {
+                    cidr: a.cidr,
+                    family: if a.ipv6 {
+                        AddressFamily::Ipv6
+                    } else {
+                        AddressFamily::Ipv4
+                    },
+                }),
+                ipconf: nic.ipconf.map(Into::into).unwrap_or_default(),
+                sbr: exact(nic.sbr, |r| SbrRule {
+                    priority: r.priority,
+                    from: r.from,
+                    table: r.table,
+                    table_routes_via_nic: r.table_routes_via_nic,
+                }),
             })
-            .collect::<Result<_, WireError>>()?;
+        })?;
         Ok(Network {
             nics,
             all: n.all.map(Into::into).unwrap_or_default(),
             default: n.default.map(Into::into).unwrap_or_default(),
-            rules: n
-                .rules
-                .into_iter()
-                .map(|r| RoutingRule {
-                    priority: r.priority,
-                    from: none_if_empty(r.from),
-                    iif: none_if_empty(r.iif),
-                    oif: none_if_empty(r.oif),
-                    table: r.table,
-                })
-                .collect(),
-            routes: n
-                .routes
-                .into_iter()
-                .map(|r| Route {
-                    table: r.table,
-                    dst: r.dst,
-                    dev: none_if_empty(r.dev),
-                    gateway: none_if_empty(r.gateway),
-                    src: none_if_empty(r.src),
-                })
-                .collect(),
+            rules: exact(n.rules, |r| RoutingRule {
+                priority: r.priority,
+                from: none_if_empty(r.from),
+                iif: none_if_empty(r.iif),
+                oif: none_if_empty(r.oif),
+                table: r.table,
+            }),
+            routes: exact(n.routes, |r| Route {
+                table: r.table,
+                dst: r.dst,
+                dev: none_if_empty(r.dev),
+                gateway: none_if_empty(r.gateway),
+                src: none_if_empty(r.src),
+            }),
             dataplane_selection: if n.dataplane_configured {
                 DataplaneSelection::Configured
             } else {
                 DataplaneSelection::Auto
             },
             routing_error: none_if_empty(n.routing_error),
-            unreadable_nics: n.unreadable_nics,
+            unreadable_nics: trimmed(n.unreadable_nics),
         })
     }
 }
@@ -948,16 +916,12 @@ impl TryFrom<pb::NvmeController> for NvmeController {
                 error_log_entries: s.error_log_entries,
                 warning_temperature_seconds: s.warning_temperature_seconds,
                 critical_temperature_seconds: s.critical_temperature_seconds,
-                temperature_sensors_kelvin: s
-                    .sensors
-                    .into_iter()
-                    .map(|t| {
-                        Ok((
-                            narrow(t.sensor, "TemperatureSensor", "sensor")?,
-                            narrow(t.kelvin, "TemperatureSensor", "kelvin")?,
-                        ))
-                    })
-                    .collect::<Result<_, WireError>>()?,
+                temperature_sensors_kelvin: try_exact(s.sensors, |t| {
+                    Ok((
+                        narrow(t.sensor, "TemperatureSensor", "sensor")?,
+                        narrow(t.kelvin, "TemperatureSensor", "kelvin")?,
+                    ))
+                })?,
             }),
         };
         Ok(NvmeController {
@@ -970,31 +934,26 @@ impl TryFrom<pb::NvmeController> for NvmeController {
             slot: none_if_empty(c.slot),
             numa_node: opt_i32(c.numa_node),
             state: c.state,
-            namespaces: c
-                .namespaces
-                .into_iter()
-                .map(|n| {
-                    Ok(NvmeNamespace {
-                        name: n.name,
-                        nsid: (n.nsid > 0).then_some(n.nsid),
-                        size_bytes: n.size_bytes,
-                        logical_block_size: (n.logical_block_size > 0)
-                            .then_some(n.logical_block_size),
-                        write_cache: match n.write_cache.as_str() {
-                            "" => None,
-                            "write back" => Some(WriteCache::WriteBack),
-                            "write through" => Some(WriteCache::WriteThrough),
-                            w => {
-                                return Err(bad(
-                                    "NvmeNamespace",
-                                    "write_cache",
-                                    format!("unknown value `{w}`"),
-                                ));
-                            }
-                        },
-                    })
+            namespaces: try_exact(c.namespaces, |n| {
+                Ok(NvmeNamespace {
+                    name: n.name,
+                    nsid: (n.nsid > 0).then_some(n.nsid),
+                    size_bytes: n.size_bytes,
+                    logical_block_size: (n.logical_block_size > 0).then_some(n.logical_block_size),
+                    write_cache: match n.write_cache.as_str() {
+                        "" => None,
+                        "write back" => Some(WriteCache::WriteBack),
+                        "write through" => Some(WriteCache::WriteThrough),
+                        w => {
+                            return Err(bad(
+                                "NvmeNamespace",
+                                "write_cache",
+                                format!("unknown value `{w}`"),
+                            ));
+                        }
+                    },
                 })
-                .collect::<Result<_, WireError>>()?,
+            })?,
             smart,
             smart_error: none_if_empty(c.smart_error),
         })
@@ -1021,7 +980,7 @@ impl From<pb::HostFacts> for HostFacts {
         HostFacts {
             kernel_release: none_if_empty(h.kernel_release),
             os_name: none_if_empty(h.os_name),
-            iommu_cmdline: h.iommu_cmdline,
+            iommu_cmdline: trimmed(h.iommu_cmdline),
             iommu_units: u32::try_from(h.iommu_units).ok(),
             clock_synced: from_tristate(h.clock_synced),
             clock_max_error_us: (h.clock_max_error_us >= 0).then_some(h.clock_max_error_us),
@@ -1239,23 +1198,19 @@ impl TryFrom<pb::ProbeReport> for ProbeReport {
                 round: 0,
             });
         }
-        let results = r
-            .results
-            .into_iter()
-            .map(|p| {
-                let state = state_from_pb(p.state, "ProbeResult")?
-                    .ok_or_else(|| bad("ProbeResult", "state", "unspecified"))?;
-                Ok(ProbeResult {
-                    peer: p.peer,
-                    address: p.address,
-                    port: narrow(p.port, "ProbeResult", "port")?,
-                    proto: proto_from_pb(p.proto, "ProbeResult")?,
-                    state,
-                    rtt_us: (p.rtt_us > 0).then_some(p.rtt_us),
-                    detail: none_if_empty(p.detail),
-                })
+        let results = try_exact(r.results, |p| {
+            let state = state_from_pb(p.state, "ProbeResult")?
+                .ok_or_else(|| bad("ProbeResult", "state", "unspecified"))?;
+            Ok(ProbeResult {
+                peer: p.peer,
+                address: p.address,
+                port: narrow(p.port, "ProbeResult", "port")?,
+                proto: proto_from_pb(p.proto, "ProbeResult")?,
+                state,
+                rtt_us: (p.rtt_us > 0).then_some(p.rtt_us),
+                detail: none_if_empty(p.detail),
             })
-            .collect::<Result<_, WireError>>()?;
+        })?;
         Ok(ProbeReport {
             peers: summary.iter().map(|s| s.peer.clone()).collect(),
             results,
