@@ -399,7 +399,7 @@ fn top_refs(m: Option<BTreeMap<u32, Acc>>) -> (Vec<ProcRef>, u32) {
         .into_iter()
         .map(|(pid, a)| ProcRef {
             pid,
-            comm: a.comm,
+            comm: a.comm.into(),
             owner: a.owner.unwrap_or(Owner::System),
             threads: a.threads,
             runnable: a.runnable,

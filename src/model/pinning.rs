@@ -3,6 +3,7 @@
 
 use super::net::Network;
 use super::topology::Topology;
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 /// The role of an Axon container. Container threads are named `axon-drives<N>`,
@@ -79,7 +80,8 @@ impl Owner {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcRef {
     pub pid: u32,
-    pub comm: String,
+    /// The process name (`comm`, at most 15 bytes on Linux): held inline.
+    pub comm: CompactString,
     pub owner: Owner,
     /// How many of its threads match (are allowed here / last ran here).
     pub threads: u32,
@@ -188,13 +190,13 @@ pub enum Conflict {
     SharedAxonCore {
         cpu: u32,
         pid: u32,
-        comm: String,
+        comm: CompactString,
         owner: Owner,
     },
     ForeignThreadOnAxonCore {
         cpu: u32,
         pid: u32,
-        comm: String,
+        comm: CompactString,
         owner: Owner,
     },
     /// Both SMT threads of one core are Axon cores (REQUIREMENTS §3: never both).
@@ -204,7 +206,7 @@ pub enum Conflict {
         cpu: u32,
         axon_cpu: u32,
         pid: u32,
-        comm: String,
+        comm: CompactString,
         owner: Owner,
     },
     /// A dataplane NIC sits on a NUMA domain where Axon has no cores.
@@ -378,7 +380,7 @@ mod tests {
     fn p(pid: u32, owner: Owner, runnable: u32) -> ProcRef {
         ProcRef {
             pid,
-            comm: format!("p{pid}"),
+            comm: compact_str::format_compact!("p{pid}"),
             owner,
             threads: 1,
             runnable,

@@ -548,7 +548,7 @@ impl TryFrom<pb::Owner> for Owner {
 fn proc_ref_to_pb(p: &ProcRef) -> pb::ProcRef {
     pb::ProcRef {
         pid: p.pid,
-        comm: p.comm.clone(),
+        comm: p.comm.to_string(),
         owner: Some((&p.owner).into()),
         threads: p.threads,
         runnable: p.runnable,
@@ -558,7 +558,7 @@ fn proc_ref_to_pb(p: &ProcRef) -> pb::ProcRef {
 fn proc_ref_from_pb(p: pb::ProcRef) -> Result<ProcRef, WireError> {
     Ok(ProcRef {
         pid: p.pid,
-        comm: p.comm,
+        comm: p.comm.into(),
         owner: p
             .owner
             .ok_or_else(|| bad("ProcRef", "owner", "missing"))?
