@@ -361,7 +361,7 @@ pub fn node_conflicts(p: &Pinning, t: Option<&Topology>, net: Option<&Network>) 
         let mut by_numa: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
         for nic in net.dataplane() {
             if let Some(n) = nic.numa_node.and_then(|n| u32::try_from(n).ok()) {
-                by_numa.entry(n).or_default().push(nic.name.clone());
+                by_numa.entry(n).or_default().push(nic.name.to_string());
             }
         }
         for (numa, nics) in by_numa {

@@ -63,8 +63,8 @@ fn trimmed<T>(mut v: Vec<T>) -> Vec<T> {
     v
 }
 
-fn none_if_empty(s: String) -> Option<String> {
-    if s.is_empty() { None } else { Some(s) }
+fn none_if_empty<T: From<String>>(s: String) -> Option<T> {
+    if s.is_empty() { None } else { Some(s.into()) }
 }
 
 fn opt_i32(v: i32) -> Option<i32> {
@@ -670,24 +670,28 @@ impl From<&Network> for pb::Network {
                 .nics
                 .iter()
                 .map(|nic| pb::Nic {
-                    name: nic.name.clone(),
+                    name: nic.name.to_string(),
                     kind: nic.kind.as_str().to_string(),
                     arphrd: nic.arphrd,
                     mtu: nic.mtu.unwrap_or(0),
                     speed_mbps: nic.speed_mbps.unwrap_or(0),
-                    operstate: nic.operstate.clone(),
+                    operstate: nic.operstate.to_string(),
                     numa_node: nic.numa_node.unwrap_or(-1),
-                    driver: nic.driver.clone().unwrap_or_default(),
-                    driver_version: nic.driver_version.clone().unwrap_or_default(),
-                    mac: nic.mac.clone().unwrap_or_default(),
-                    pci_address: nic.pci_address.clone().unwrap_or_default(),
+                    driver: nic.driver.as_deref().unwrap_or_default().to_string(),
+                    driver_version: nic
+                        .driver_version
+                        .as_deref()
+                        .unwrap_or_default()
+                        .to_string(),
+                    mac: nic.mac.as_deref().unwrap_or_default().to_string(),
+                    pci_address: nic.pci_address.as_deref().unwrap_or_default().to_string(),
                     physical: nic.physical,
                     dataplane: nic.dataplane,
                     addresses: nic
                         .addresses
                         .iter()
                         .map(|a| pb::IpAddress {
-                            cidr: a.cidr.clone(),
+                            cidr: a.cidr.to_string(),
                             ipv6: a.family == AddressFamily::Ipv6,
                         })
                         .collect(),
@@ -697,7 +701,7 @@ impl From<&Network> for pb::Network {
                         .iter()
                         .map(|r| pb::SbrRule {
                             priority: r.priority,
-                            from: r.from.clone(),
+                            from: r.from.to_string(),
                             table: r.table,
                             table_routes_via_nic: r.table_routes_via_nic,
                         })
@@ -711,9 +715,9 @@ impl From<&Network> for pb::Network {
                 .iter()
                 .map(|r| pb::RoutingRule {
                     priority: r.priority,
-                    from: r.from.clone().unwrap_or_default(),
-                    iif: r.iif.clone().unwrap_or_default(),
-                    oif: r.oif.clone().unwrap_or_default(),
+                    from: r.from.as_deref().unwrap_or_default().to_string(),
+                    iif: r.iif.as_deref().unwrap_or_default().to_string(),
+                    oif: r.oif.as_deref().unwrap_or_default().to_string(),
                     table: r.table,
                 })
                 .collect(),
@@ -722,10 +726,10 @@ impl From<&Network> for pb::Network {
                 .iter()
                 .map(|r| pb::Route {
                     table: r.table,
-                    dst: r.dst.clone(),
-                    dev: r.dev.clone().unwrap_or_default(),
-                    gateway: r.gateway.clone().unwrap_or_default(),
-                    src: r.src.clone().unwrap_or_default(),
+                    dst: r.dst.to_string(),
+                    dev: r.dev.as_deref().unwrap_or_default().to_string(),
+                    gateway: r.gateway.as_deref().unwrap_or_default().to_string(),
+                    src: r.src.as_deref().unwrap_or_default().to_string(),
                 })
                 .collect(),
             dataplane_configured: n.dataplane_selection == DataplaneSelection::Configured,
@@ -747,12 +751,12 @@ impl TryFrom<pb::Network> for Network {
                 k => return Err(bad("Nic", "kind", format!("unknown kind `{k}`"))),
             };
             Ok(Nic {
-                name: nic.name,
+                name: nic.name.into(),
                 kind,
                 arphrd: nic.arphrd,
                 mtu: (nic.mtu > 0).then_some(nic.mtu),
                 speed_mbps: (nic.speed_mbps > 0).then_some(nic.speed_mbps),
-                operstate: nic.operstate,
+                operstate: nic.operstate.into(),
                 numa_node: opt_i32(nic.numa_node),
                 driver: none_if_empty(nic.driver),
                 driver_version: none_if_empty(nic.driver_version),
@@ -761,7 +765,7 @@ impl TryFrom<pb::Network> for Network {
                 physical: nic.physical,
                 dataplane: nic.dataplane,
                 addresses: exact(nic.addresses, |a| IpAddress {
-                    cidr: a.cidr,
+                    cidr: a.cidr.into(),
                     family: if a.ipv6 {
                         AddressFamily::Ipv6
                     } else {
@@ -771,7 +775,7 @@ impl TryFrom<pb::Network> for Network {
                 ipconf: nic.ipconf.map(Into::into).unwrap_or_default(),
                 sbr: exact(nic.sbr, |r| SbrRule {
                     priority: r.priority,
-                    from: r.from,
+                    from: r.from.into(),
                     table: r.table,
                     table_routes_via_nic: r.table_routes_via_nic,
                 }),
@@ -790,7 +794,7 @@ impl TryFrom<pb::Network> for Network {
             }),
             routes: exact(n.routes, |r| Route {
                 table: r.table,
-                dst: r.dst,
+                dst: r.dst.into(),
                 dev: none_if_empty(r.dev),
                 gateway: none_if_empty(r.gateway),
                 src: none_if_empty(r.src),
@@ -811,20 +815,20 @@ impl TryFrom<pb::Network> for Network {
 impl From<&NvmeController> for pb::NvmeController {
     fn from(c: &NvmeController) -> Self {
         pb::NvmeController {
-            name: c.name.clone(),
-            model: c.model.clone(),
-            serial: c.serial.clone(),
-            firmware: c.firmware.clone(),
-            transport: c.transport.clone(),
-            address: c.address.clone(),
-            slot: c.slot.clone().unwrap_or_default(),
+            name: c.name.to_string(),
+            model: c.model.to_string(),
+            serial: c.serial.to_string(),
+            firmware: c.firmware.to_string(),
+            transport: c.transport.to_string(),
+            address: c.address.to_string(),
+            slot: c.slot.as_deref().unwrap_or_default().to_string(),
             numa_node: c.numa_node.unwrap_or(-1),
-            state: c.state.clone(),
+            state: c.state.to_string(),
             namespaces: c
                 .namespaces
                 .iter()
                 .map(|n| pb::NvmeNamespace {
-                    name: n.name.clone(),
+                    name: n.name.to_string(),
                     nsid: n.nsid.unwrap_or(0),
                     size_bytes: n.size_bytes,
                     logical_block_size: n.logical_block_size.unwrap_or(0),
@@ -925,18 +929,18 @@ impl TryFrom<pb::NvmeController> for NvmeController {
             }),
         };
         Ok(NvmeController {
-            name: c.name,
-            model: c.model,
-            serial: c.serial,
-            firmware: c.firmware,
-            transport: c.transport,
-            address: c.address,
+            name: c.name.into(),
+            model: c.model.into(),
+            serial: c.serial.into(),
+            firmware: c.firmware.into(),
+            transport: c.transport.into(),
+            address: c.address.into(),
             slot: none_if_empty(c.slot),
             numa_node: opt_i32(c.numa_node),
-            state: c.state,
+            state: c.state.into(),
             namespaces: try_exact(c.namespaces, |n| {
                 Ok(NvmeNamespace {
-                    name: n.name,
+                    name: n.name.into(),
                     nsid: (n.nsid > 0).then_some(n.nsid),
                     size_bytes: n.size_bytes,
                     logical_block_size: (n.logical_block_size > 0).then_some(n.logical_block_size),
@@ -991,7 +995,7 @@ impl From<pb::HostFacts> for HostFacts {
 impl From<&CheckResult> for pb::CheckResult {
     fn from(r: &CheckResult) -> Self {
         pb::CheckResult {
-            id: r.id.clone(),
+            id: r.id.to_string(),
             status: match r.status {
                 CheckStatus::Pass => pb::CheckStatus::Pass,
                 CheckStatus::Warn => pb::CheckStatus::Warn,
@@ -1022,7 +1026,7 @@ impl TryFrom<pb::CheckResult> for CheckResult {
             }
         };
         Ok(CheckResult {
-            id: r.id,
+            id: r.id.into(),
             status,
             observed: r.observed,
             expected: r.expected,
@@ -1078,8 +1082,8 @@ impl From<&ProbeReport> for pb::ProbeReport {
 
 fn result_to_pb(p: &ProbeResult) -> pb::ProbeResult {
     pb::ProbeResult {
-        peer: p.peer.clone(),
-        address: p.address.clone(),
+        peer: p.peer.to_string(),
+        address: p.address.to_string(),
         port: u32::from(p.port),
         proto: proto_to_pb(p.proto) as i32,
         state: state_to_pb(p.state) as i32,
@@ -1138,7 +1142,7 @@ fn encode_probes<'a>(
         round_ms: r.round_ms,
         probes_total: r.probes_total,
         blocked_total: r.blocked_total,
-        summary_peers: summary.clone().map(|s| s.peer.clone()).collect(),
+        summary_peers: summary.clone().map(|s| s.peer.to_string()).collect(),
         summary_states: states,
         summary_rtt_ms: summary
             .clone()
@@ -1191,7 +1195,7 @@ impl TryFrom<pb::ProbeReport> for ProbeReport {
             }
             let rtt = r.summary_rtt_ms[i];
             summary.push(PeerSummary {
-                peer,
+                peer: peer.into(),
                 states,
                 rtt_ms: rtt.checked_sub(1),
                 observed_ms: r.summary_observed_ms.get(i).copied().filter(|t| *t > 0),
@@ -1202,8 +1206,8 @@ impl TryFrom<pb::ProbeReport> for ProbeReport {
             let state = state_from_pb(p.state, "ProbeResult")?
                 .ok_or_else(|| bad("ProbeResult", "state", "unspecified"))?;
             Ok(ProbeResult {
-                peer: p.peer,
-                address: p.address,
+                peer: p.peer.into(),
+                address: p.address.into(),
                 port: narrow(p.port, "ProbeResult", "port")?,
                 proto: proto_from_pb(p.proto, "ProbeResult")?,
                 state,
@@ -1242,7 +1246,7 @@ mod tests {
             detail: None,
         };
         let rep = ProbeReport::from_results(
-            vec!["b".into()],
+            vec!["b"],
             vec![mk(14000, ProbeState::Open), mk(22, ProbeState::Filtered)],
             3,
         );
