@@ -407,7 +407,8 @@ mod tests {
                 },
                 threads: 1,
                 runnable,
-            }],
+            }]
+            .into(),
             ..Default::default()
         }
     }

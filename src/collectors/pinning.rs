@@ -343,8 +343,8 @@ pub fn collect(
             let (r, r_more) = top_refs(running.remove(&cpu));
             CpuUse {
                 cpu,
-                pinned: p,
-                running: r,
+                pinned: p.into(),
+                running: r.into(),
                 pinned_more: p_more,
                 running_more: r_more,
                 kernel_threads: kernel_threads.get(&cpu).copied().unwrap_or(0),

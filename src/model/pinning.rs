@@ -89,15 +89,17 @@ pub struct ProcRef {
     pub runnable: u32,
 }
 
-/// One CPU's summary.
+/// One CPU's summary. The lists are built once per collection and never grow, so they
+/// are boxed slices: exactly their length, and 8 bytes smaller each than a Vec (a
+/// console holds the summaries of 1,000 hosts' CPUs, most of them with empty lists).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CpuUse {
     pub cpu: u32,
     /// Processes with a thread whose affinity is restricted (not every online CPU) and
     /// includes this CPU. Kernel per-CPU threads are counted in `kernel_threads` instead.
-    pub pinned: Vec<ProcRef>,
+    pub pinned: Box<[ProcRef]>,
     /// Processes with a runnable thread (state R) on this CPU: last ran here, ready to run.
-    pub running: Vec<ProcRef>,
+    pub running: Box<[ProcRef]>,
     /// Entries left out of `pinned` / `running` to keep the summary bounded.
     pub pinned_more: u32,
     pub running_more: u32,
@@ -400,8 +402,9 @@ mod tests {
                     1,
                 ),
                 p(2, Owner::SlurmJob { job_id: 7 }, 0),
-            ],
-            running: vec![p(2, Owner::SlurmJob { job_id: 7 }, 1)],
+            ]
+            .into(),
+            running: vec![p(2, Owner::SlurmJob { job_id: 7 }, 1)].into(),
             ..Default::default()
         };
         assert_eq!(
@@ -419,7 +422,7 @@ mod tests {
     fn free_and_job_cores_have_no_conflicts() {
         let c = CpuUse {
             cpu: 3,
-            running: vec![p(5, Owner::System, 1)],
+            running: vec![p(5, Owner::System, 1)].into(),
             ..Default::default()
         };
         assert_eq!(c.role(), CpuRole::Free);
@@ -464,7 +467,7 @@ mod tests {
     fn pinned(cpu: u32, owner: Owner) -> CpuUse {
         CpuUse {
             cpu,
-            pinned: vec![p(100 + cpu, owner, 1)],
+            pinned: vec![p(100 + cpu, owner, 1)].into(),
             ..Default::default()
         }
     }

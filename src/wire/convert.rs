@@ -624,8 +624,8 @@ impl TryFrom<pb::Pinning> for Pinning {
             cpus: try_exact(p.cpus, |c| {
                 Ok(CpuUse {
                     cpu: c.cpu,
-                    pinned: try_exact(c.pinned, proc_ref_from_pb)?,
-                    running: try_exact(c.running, proc_ref_from_pb)?,
+                    pinned: try_exact(c.pinned, proc_ref_from_pb)?.into(),
+                    running: try_exact(c.running, proc_ref_from_pb)?.into(),
                     pinned_more: c.pinned_more,
                     running_more: c.running_more,
                     kernel_threads: c.kernel_threads,
