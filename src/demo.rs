@@ -457,13 +457,13 @@ mod tests {
                 ],
                 "node {i}"
             );
-            let own: Vec<String> = mine
-                .iter()
-                .map(|c| c.split('/').next().unwrap().to_string())
-                .collect();
+            let own: Vec<&str> = mine.iter().map(|c| c.split('/').next().unwrap()).collect();
             for r in &f.routes {
                 if let Some(g) = &r.gateway {
-                    assert!(!own.contains(g), "node {i} routes via itself: {r:?}");
+                    assert!(
+                        !own.contains(&g.as_str()),
+                        "node {i} routes via itself: {r:?}"
+                    );
                 }
             }
             assert!(

@@ -13,11 +13,15 @@ use axon::model::nvme::{CriticalWarning, WriteCache};
 use axon::model::pinning::{Conflict, ContainerRole, CpuRole, Owner};
 use axon::model::snapshot::{NodeInfo, Section};
 use common::*;
+use compact_str::CompactString;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 fn statuses(results: &[axon::model::CheckResult]) -> BTreeMap<String, CheckStatus> {
-    results.iter().map(|r| (r.id.clone(), r.status)).collect()
+    results
+        .iter()
+        .map(|r| (r.id.to_string(), r.status))
+        .collect()
 }
 
 fn not_passing(results: &[axon::model::CheckResult]) -> BTreeMap<String, CheckStatus> {
@@ -32,7 +36,7 @@ async fn checks_of(root: &HostRoot) -> check::CheckOutcome {
 }
 
 fn by_id(results: Vec<CheckResult>) -> BTreeMap<String, CheckResult> {
-    results.into_iter().map(|r| (r.id.clone(), r)).collect()
+    results.into_iter().map(|r| (r.id.to_string(), r)).collect()
 }
 
 async fn checks_by_id(root: &HostRoot) -> BTreeMap<String, CheckResult> {
@@ -1105,7 +1109,7 @@ fn netlink_agrees_with_iproute2_on_this_host() {
     .unwrap();
     let from_nl = netlink::dump_routing().unwrap();
     let addrs = |f: &axon::collectors::sys::RoutingFacts| {
-        let mut v: Vec<(String, String)> = f
+        let mut v: Vec<(String, CompactString)> = f
             .addresses
             .iter()
             .map(|(n, a)| (n.clone(), a.cidr.clone()))
@@ -1115,7 +1119,7 @@ fn netlink_agrees_with_iproute2_on_this_host() {
     };
     assert_eq!(addrs(&from_nl), addrs(&from_ip));
     let rules = |f: &axon::collectors::sys::RoutingFacts| {
-        let mut v: Vec<(u32, Option<String>, u32)> = f
+        let mut v: Vec<(u32, Option<CompactString>, u32)> = f
             .rules
             .iter()
             .map(|r| (r.priority, r.from.clone(), r.table))
@@ -1125,7 +1129,12 @@ fn netlink_agrees_with_iproute2_on_this_host() {
     };
     assert_eq!(rules(&from_nl), rules(&from_ip));
     let routes = |f: &axon::collectors::sys::RoutingFacts| {
-        let mut v: Vec<(u32, String, Option<String>, Option<String>)> = f
+        let mut v: Vec<(
+            u32,
+            CompactString,
+            Option<CompactString>,
+            Option<CompactString>,
+        )> = f
             .routes
             .iter()
             .map(|r| (r.table, r.dst.clone(), r.dev.clone(), r.gateway.clone()))

@@ -1,6 +1,7 @@
 //! The console's fleet against real agent processes that die (SIGKILL), hang (SIGSTOP),
 //! come back, and against servers that answer garbage or malformed snapshots. Each must be
-//! shown DOWN / STALE / back UP within three collection intervals, with the reason.
+//! shown DOWN / STALE / back UP within three collection intervals, with the reason. And
+//! what the console holds of each node: decoded and merged snapshots without spare room.
 
 mod common;
 
@@ -362,4 +363,155 @@ async fn a_wrong_token_is_an_auth_failure_not_a_mystery() {
         e.contains("nope.token") && e.contains("--token-file"),
         "{e}"
     );
+}
+
+/// Fails if a list of a snapshot the console holds has room it does not use.
+fn assert_no_spare_capacity(s: &axon::model::NodeSnapshot, when: &str) {
+    let mut spare = Vec::new();
+    let mut check = |what: String, len: usize, cap: usize| {
+        if cap != len {
+            spare.push(format!("{what}: {len} of {cap}"));
+        }
+    };
+    macro_rules! v {
+        ($what:expr, $v:expr) => {
+            check($what.to_string(), $v.len(), $v.capacity())
+        };
+    }
+    v!("collectors", s.collectors);
+    // CPU sets are held inline or in boxed slices: exact by their type.
+    if let Some(t) = &s.topology {
+        v!("topology.cpus", t.cpus);
+        v!("topology.packages", t.packages);
+        v!("topology.numa_nodes", t.numa_nodes);
+        for n in &t.numa_nodes {
+            v!(format!("numa{}.hugepages", n.id), n.hugepages);
+        }
+    }
+    if let Some(p) = &s.pinning {
+        // Each CPU's process lists are boxed slices: exact by their type.
+        v!("pinning.cpus", p.cpus);
+    }
+    if let Some(n) = &s.network {
+        v!("network.nics", n.nics);
+        v!("network.rules", n.rules);
+        v!("network.routes", n.routes);
+        v!("network.unreadable_nics", n.unreadable_nics);
+        for nic in &n.nics {
+            v!(format!("{}.addresses", nic.name), nic.addresses);
+            v!(format!("{}.sbr", nic.name), nic.sbr);
+        }
+    }
+    if let Some(d) = &s.nvme {
+        v!("nvme", d);
+        for c in d {
+            v!(format!("{}.namespaces", c.name), c.namespaces);
+            if let Some(smart) = &c.smart {
+                v!(
+                    format!("{}.sensors", c.name),
+                    smart.temperature_sensors_kelvin
+                );
+            }
+        }
+    }
+    if let Some(h) = &s.host {
+        v!("host.iommu_cmdline", h.iommu_cmdline);
+    }
+    if let Some(c) = &s.checks {
+        v!("checks", c);
+    }
+    if let Some(p) = &s.probes {
+        v!("probes.peers", p.peers);
+        v!("probes.results", p.results);
+        v!("probes.summary", p.summary);
+    }
+    assert!(spare.is_empty(), "{when}: spare capacity in {spare:?}");
+}
+
+/// A console holds 1,000 snapshots for as long as it runs: whatever decoding and merging
+/// grew a list by while building it must not stay with it. (Collecting a decoded list
+/// in place keeps the capacity prost grew it with, up to twice what it holds.)
+#[test]
+fn held_snapshots_carry_no_spare_capacity() {
+    use axon::model::{ProbeResult, ProbeState, Proto, Section};
+    use axon::wire;
+    use prost::Message;
+    let decode = |m: pb::NodeSnapshot| {
+        wire::decode_snapshot(pb::NodeSnapshot::decode(m.encode_to_vec().as_slice()).unwrap())
+            .unwrap()
+    };
+    let names: Vec<String> = (1..=40).map(|i| format!("axon{i:03}")).collect();
+    for profile in ["amd-epyc-4numa", "intel-2s-smt", "misconfigured"] {
+        let mut before = common::cluster::profile_snapshot(profile);
+        before.probes = Some(common::cluster::summary_report(&names, 0, &[3, 7]));
+        let mut held = decode(wire::encode_snapshot(&before, &Section::ALL, true)).snapshot;
+        assert_no_spare_capacity(&held, &format!("{profile} decoded"));
+
+        // A Watch delta: some CPUs' threads, a check, a probe round with a new peer.
+        let mut after = before.clone();
+        let pin = after.pinning.as_mut().unwrap();
+        for i in [0, pin.cpus.len() / 2] {
+            let c = &mut pin.cpus[i];
+            let p = c.running.first().or(c.pinned.first()).cloned();
+            c.running = c.running.iter().cloned().chain(p).collect();
+            c.kernel_threads += 1;
+        }
+        after.checks.as_mut().unwrap()[0]
+            .observed
+            .push_str(", and more");
+        let probes = after.probes.as_mut().unwrap();
+        let round = probes.round;
+        probes.round += 1;
+        let mut fresh = probes.summary[0].clone();
+        fresh.peer = "outsider".into();
+        probes.summary.push(fresh);
+        for s in probes.summary.iter_mut().step_by(3) {
+            s.round = round + 1;
+            s.states[2] = Some(ProbeState::Filtered);
+        }
+        probes.results.push(ProbeResult {
+            peer: "outsider".into(),
+            address: "192.0.2.1".into(),
+            port: 22,
+            proto: Proto::Tcp,
+            state: ProbeState::Unreachable,
+            rtt_us: None,
+            detail: Some("No route to host".into()),
+        });
+        let mut m = wire::encode_snapshot(&after, &[Section::Checks], false);
+        let mut pin = wire::encode_pinning_changes(
+            before.pinning.as_ref().unwrap(),
+            after.pinning.as_ref().unwrap(),
+        )
+        .expect("a few CPUs changed");
+        // A CPU that came online.
+        pin.cpus.push(pb::CpuUse {
+            cpu: 4000,
+            kernel_threads: 1,
+            ..Default::default()
+        });
+        m.pinning = Some(pin);
+        m.probes = Some(wire::encode_probe_changes(
+            after.probes.as_ref().unwrap(),
+            round,
+        ));
+        m.memory = Some(wire::encode_memory(
+            &after.topology.as_ref().unwrap().usage(),
+        ));
+        wire::merge_snapshot(&mut held, decode(m));
+        assert_no_spare_capacity(&held, &format!("{profile} after a delta"));
+        let p = held.probes.as_ref().unwrap();
+        assert!(p.peer("outsider").is_some(), "the delta was merged");
+        assert_eq!(
+            held.pinning.as_ref().unwrap().cpus.last().unwrap().cpu,
+            4000
+        );
+
+        // A full message replaces what is held.
+        wire::merge_snapshot(
+            &mut held,
+            decode(wire::encode_snapshot(&after, &Section::ALL, true)),
+        );
+        assert_no_spare_capacity(&held, &format!("{profile} after a full message"));
+    }
 }

@@ -108,7 +108,7 @@ fn inconsistencies(s: &axon::model::NodeSnapshot) -> Vec<String> {
     }
     if let Some(p) = &s.probes {
         let names: Vec<&str> = p.summary.iter().map(|x| x.peer.as_str()).collect();
-        if p.peers.iter().map(String::as_str).collect::<Vec<_>>() != names {
+        if p.peers.iter().map(|p| p.as_str()).collect::<Vec<_>>() != names {
             bad.push(format!(
                 "probe peers {:?} are not the summary's {:?}",
                 p.peers, names

@@ -246,16 +246,16 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
         let media = r.counter("nvme_media_errors", "Unrecovered data integrity errors");
         let errlog = r.counter("nvme_error_log_entries", "Error information log entries");
         for d in drives {
-            let lab = l([("controller", d.name.clone())]);
+            let lab = l([("controller", d.name.to_string())]);
             set(
                 &info,
                 l([
-                    ("controller", d.name.clone()),
-                    ("model", d.model.clone()),
-                    ("serial", d.serial.clone()),
-                    ("firmware", d.firmware.clone()),
-                    ("address", d.address.clone()),
-                    ("slot", d.slot.clone().unwrap_or_default()),
+                    ("controller", d.name.to_string()),
+                    ("model", d.model.to_string()),
+                    ("serial", d.serial.to_string()),
+                    ("firmware", d.firmware.to_string()),
+                    ("address", d.address.to_string()),
+                    ("slot", d.slot.as_deref().unwrap_or_default().to_string()),
                     (
                         "numa_node",
                         d.numa_node.map(|n| n.to_string()).unwrap_or_default(),
@@ -279,7 +279,10 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
             for (bit, name, _) in CriticalWarning::BITS {
                 set(
                     &warn,
-                    l([("controller", d.name.clone()), ("bit", name.to_string())]),
+                    l([
+                        ("controller", d.name.to_string()),
+                        ("bit", name.to_string()),
+                    ]),
                     f64::from(u8::from(sm.critical_warning.has(bit))),
                 );
             }
@@ -328,16 +331,19 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
             "Source-based routing rules whose table routes via the interface",
         );
         for n in &net.nics {
-            let lab = l([("device", n.name.clone())]);
+            let lab = l([("device", n.name.to_string())]);
             set(
                 &info,
                 l([
-                    ("device", n.name.clone()),
+                    ("device", n.name.to_string()),
                     ("type", n.kind.as_str().to_string()),
-                    ("driver", n.driver.clone().unwrap_or_default()),
+                    (
+                        "driver",
+                        n.driver.as_deref().unwrap_or_default().to_string(),
+                    ),
                     (
                         "driver_version",
-                        n.driver_version.clone().unwrap_or_default(),
+                        n.driver_version.as_deref().unwrap_or_default().to_string(),
                     ),
                     (
                         "numa_node",
@@ -362,10 +368,11 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
                 n.sbr.iter().filter(|r| r.table_routes_via_nic).count() as f64,
             );
         }
-        let scopes = net.nics.iter().map(|n| (n.name.clone(), n.ipconf)).chain([
-            ("all".to_string(), net.all),
-            ("default".to_string(), net.default),
-        ]);
+        let scopes = net
+            .nics
+            .iter()
+            .map(|n| (n.name.as_str(), n.ipconf))
+            .chain([("all", net.all), ("default", net.default)]);
         for (dev, c) in scopes {
             for (k, v) in [
                 ("arp_filter", c.arp_filter),
@@ -376,7 +383,7 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
                 if let Some(v) = v {
                     set(
                         &conf,
-                        l([("device", dev.clone()), ("setting", k.to_string())]),
+                        l([("device", dev.to_string()), ("setting", k.to_string())]),
                         f64::from(v),
                     );
                 }
@@ -394,7 +401,7 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
                 set(
                     &st,
                     l([
-                        ("check", c.id.clone()),
+                        ("check", c.id.to_string()),
                         ("status", status.as_str().to_string()),
                     ]),
                     f64::from(u8::from(c.status == status)),
@@ -426,7 +433,7 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
         );
         for x in &p.results {
             let lab = l([
-                ("peer", x.peer.clone()),
+                ("peer", x.peer.to_string()),
                 ("port", x.port.to_string()),
                 ("proto", x.proto.as_str().to_string()),
             ]);
@@ -446,7 +453,7 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
         );
         for s in &p.summary {
             if let Some(ms) = s.observed_ms {
-                set(&at, l([("peer", s.peer.clone())]), ms as f64 / 1000.0);
+                set(&at, l([("peer", s.peer.to_string())]), ms as f64 / 1000.0);
             }
         }
         if p.coverage_ms > 0 {

@@ -407,7 +407,8 @@ mod tests {
                 },
                 threads: 1,
                 runnable,
-            }],
+            }]
+            .into(),
             ..Default::default()
         }
     }
@@ -438,8 +439,8 @@ mod tests {
                     crate::model::ports::continuous_ports()
                         .into_iter()
                         .map(move |spec| ProbeResult {
-                            peer: p.clone(),
-                            address: String::new(),
+                            peer: p.as_str().into(),
+                            address: Default::default(),
                             port: spec.port,
                             proto: spec.proto,
                             state,

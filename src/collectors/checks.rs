@@ -64,7 +64,7 @@ fn result(
     remedy: impl Into<String>,
 ) -> CheckResult {
     CheckResult {
-        id: id.to_string(),
+        id: id.into(),
         status,
         observed: observed.into(),
         expected: expected.to_string(),

@@ -96,9 +96,13 @@ pub fn routing_from_ip_json(
                     format!("{what} `{local}` does not match its family {fam}"),
                 ));
             }
-            facts
-                .addresses
-                .push((name.to_string(), IpAddress { cidr, family }));
+            facts.addresses.push((
+                name.to_string(),
+                IpAddress {
+                    cidr: cidr.into(),
+                    family,
+                },
+            ));
         }
     }
     for r in array(rule, "ip-rule.json")? {
@@ -119,9 +123,9 @@ pub fn routing_from_ip_json(
         let table = r.get("table").and_then(table_id).unwrap_or(0);
         facts.rules.push(RoutingRule {
             priority,
-            from,
-            iif: r.get("iif").and_then(Value::as_str).map(str::to_string),
-            oif: r.get("oif").and_then(Value::as_str).map(str::to_string),
+            from: from.map(Into::into),
+            iif: r.get("iif").and_then(Value::as_str).map(Into::into),
+            oif: r.get("oif").and_then(Value::as_str).map(Into::into),
             table,
         });
     }
@@ -146,18 +150,19 @@ pub fn routing_from_ip_json(
             r.get(key)
                 .and_then(Value::as_str)
                 .map(|a| {
-                    ip("ip-route.json", &format!("route to {dst}: {key}"), a).map(|a| a.to_string())
+                    ip("ip-route.json", &format!("route to {dst}: {key}"), a)
+                        .map(|a| compact_str::ToCompactString::to_compact_string(&a))
                 })
                 .transpose()
         };
         facts.routes.push(Route {
             table,
             dst: if dst == "default" {
-                dst.to_string()
+                dst.into()
             } else {
-                prefix("ip-route.json", "route dst", dst, None)?
+                prefix("ip-route.json", "route dst", dst, None)?.into()
             },
-            dev: r.get("dev").and_then(Value::as_str).map(str::to_string),
+            dev: r.get("dev").and_then(Value::as_str).map(Into::into),
             gateway: addr_of("gateway")?,
             src: addr_of("prefsrc")?,
         });

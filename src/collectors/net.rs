@@ -6,6 +6,7 @@ use super::{CollectError, HostRoot, Problems};
 use crate::model::net::{
     DataplaneSelection, IpConf, Network, Nic, NicKind, Route, RoutingRule, SbrRule,
 };
+use compact_str::format_compact;
 use std::net::Ipv4Addr;
 
 const NET_DIR: &str = "/sys/class/net";
@@ -92,22 +93,24 @@ pub fn collect(
             // Empty when unreadable ("unknown" is a state the kernel reports).
             operstate: problems
                 .take(root.value(&format!("{base}/operstate")))
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .into(),
             numa_node,
-            driver,
-            driver_version,
+            driver: driver.map(Into::into),
+            driver_version: driver_version.map(Into::into),
             mac: root
                 .value_opt(&format!("{base}/address"))
                 .ok()
                 .flatten()
-                .filter(|m| !m.is_empty()),
-            pci_address: uevent_value("PCI_SLOT_NAME"),
+                .filter(|m| !m.is_empty())
+                .map(Into::into),
+            pci_address: uevent_value("PCI_SLOT_NAME").map(Into::into),
             physical,
             dataplane: false,
             addresses: Vec::new(),
             ipconf: ipconf(root, &name, problems),
             sbr: Vec::new(),
-            name,
+            name: name.into(),
         });
     }
 
@@ -170,7 +173,7 @@ fn select_dataplane(
 ) -> DataplaneSelection {
     if !cfg.dataplane.is_empty() {
         for want in &cfg.dataplane {
-            match nics.iter_mut().find(|n| &n.name == want) {
+            match nics.iter_mut().find(|n| n.name == want) {
                 Some(n) => n.dataplane = true,
                 // Present but its type unreadable: that problem is already reported.
                 None if unreadable.contains(want) => {}
@@ -259,8 +262,8 @@ fn sbr_for(nic: &Nic, rules: &[RoutingRule], routes: &[Route]) -> Vec<SbrRule> {
             from: r
                 .from
                 .clone()
-                .or_else(|| r.oif.as_ref().map(|o| format!("oif {o}")))
-                .or_else(|| r.iif.as_ref().map(|i| format!("iif {i}")))
+                .or_else(|| r.oif.as_ref().map(|o| format_compact!("oif {o}")))
+                .or_else(|| r.iif.as_ref().map(|i| format_compact!("iif {i}")))
                 .unwrap_or_else(|| "all".into()),
             table: r.table,
             table_routes_via_nic: routes

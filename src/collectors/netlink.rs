@@ -5,6 +5,7 @@
 use super::error::CollectError;
 use super::sys::RoutingFacts;
 use crate::model::net::{AddressFamily, IpAddress, Route, RoutingRule};
+use compact_str::format_compact;
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -177,7 +178,7 @@ pub fn decode_addr(
     Ok(Some((
         name.clone(),
         IpAddress {
-            cidr: format!("{}/{prefix}", ip_string(family, data)?),
+            cidr: format_compact!("{}/{prefix}", ip_string(family, data)?),
             family: fam,
         },
     )))
@@ -199,11 +200,14 @@ pub fn decode_rule(payload: &[u8]) -> Result<RoutingRule, DecodeError> {
     };
     for (t, d) in attrs(payload, 12)? {
         match t {
-            2 if src_len > 0 => rule.from = Some(format!("{}/{src_len}", ip_string(family, d)?)), // FRA_SRC
-            3 => rule.iif = Some(str_attr(d)), // FRA_IIFNAME
+            // FRA_SRC
+            2 if src_len > 0 => {
+                rule.from = Some(format_compact!("{}/{src_len}", ip_string(family, d)?))
+            }
+            3 => rule.iif = Some(str_attr(d).into()), // FRA_IIFNAME
             6 => rule.priority = u32_attr(d).unwrap_or(0), // FRA_PRIORITY
             15 => rule.table = u32_attr(d).unwrap_or(hdr_table), // FRA_TABLE
-            17 => rule.oif = Some(str_attr(d)), // FRA_OIFNAME
+            17 => rule.oif = Some(str_attr(d).into()), // FRA_OIFNAME
             _ => {}
         }
     }
@@ -226,11 +230,11 @@ pub fn decode_route(payload: &[u8], names: &HashMap<u32, String>) -> Result<Rout
     };
     for (t, d) in attrs(payload, 12)? {
         match t {
-            1 => route.dst = format!("{}/{dst_len}", ip_string(family, d)?), // RTA_DST
-            4 => route.dev = u32_attr(d).and_then(|i| names.get(&i).cloned()), // RTA_OIF
-            5 => route.gateway = Some(ip_string(family, d)?),                // RTA_GATEWAY
-            7 => route.src = Some(ip_string(family, d)?),                    // RTA_PREFSRC
-            15 => route.table = u32_attr(d).unwrap_or(hdr_table),            // RTA_TABLE
+            1 => route.dst = format_compact!("{}/{dst_len}", ip_string(family, d)?), // RTA_DST
+            4 => route.dev = u32_attr(d).and_then(|i| names.get(&i).map(Into::into)), // RTA_OIF
+            5 => route.gateway = Some(ip_string(family, d)?.into()),                 // RTA_GATEWAY
+            7 => route.src = Some(ip_string(family, d)?.into()),                     // RTA_PREFSRC
+            15 => route.table = u32_attr(d).unwrap_or(hdr_table),                    // RTA_TABLE
             _ => {}
         }
     }

@@ -109,7 +109,7 @@ pub fn collect(
                     .ok()
                     .flatten(),
                 write_cache,
-                name: block,
+                name: block.into(),
             });
         }
         namespaces.dedup_by(|a, b| a.name == b.name);
@@ -134,15 +134,15 @@ pub fn collect(
             }
         }
         out.push(NvmeController {
-            name,
-            model,
-            serial,
-            firmware,
-            transport,
-            address,
-            slot,
+            name: name.into(),
+            model: model.into(),
+            serial: serial.into(),
+            firmware: firmware.into(),
+            transport: transport.into(),
+            address: address.into(),
+            slot: slot.map(Into::into),
             numa_node,
-            state,
+            state: state.into(),
             namespaces,
             smart,
             smart_error,

@@ -343,8 +343,8 @@ pub fn collect(
             let (r, r_more) = top_refs(running.remove(&cpu));
             CpuUse {
                 cpu,
-                pinned: p,
-                running: r,
+                pinned: p.into(),
+                running: r.into(),
                 pinned_more: p_more,
                 running_more: r_more,
                 kernel_threads: kernel_threads.get(&cpu).copied().unwrap_or(0),
@@ -399,7 +399,7 @@ fn top_refs(m: Option<BTreeMap<u32, Acc>>) -> (Vec<ProcRef>, u32) {
         .into_iter()
         .map(|(pid, a)| ProcRef {
             pid,
-            comm: a.comm,
+            comm: a.comm.into(),
             owner: a.owner.unwrap_or(Owner::System),
             threads: a.threads,
             runnable: a.runnable,

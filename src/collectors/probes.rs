@@ -228,8 +228,8 @@ pub async fn run(peers: &[Peer], ports: &[PortSpec], opts: &ProbeOptions) -> Pro
                     }
                 };
                 ProbeResult {
-                    peer: peer.name,
-                    address,
+                    peer: peer.name.into(),
+                    address: address.into(),
                     port: spec.port,
                     proto: spec.proto,
                     state,
@@ -451,8 +451,8 @@ mod tests {
                 crate::model::ports::continuous_ports()
                     .into_iter()
                     .map(move |spec| ProbeResult {
-                        peer: p.clone(),
-                        address: String::new(),
+                        peer: p.as_str().into(),
+                        address: Default::default(),
                         port: spec.port,
                         proto: spec.proto,
                         state: ProbeState::Open,

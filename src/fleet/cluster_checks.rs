@@ -410,7 +410,7 @@ mod tests {
             numa_node: Some(0),
             state: "live".into(),
             namespaces: vec![crate::model::NvmeNamespace {
-                name: format!("{name}n1"),
+                name: format!("{name}n1").into(),
                 nsid: Some(1),
                 size_bytes: bytes,
                 logical_block_size: Some(4096),

@@ -386,7 +386,7 @@ impl ClusterView {
             return;
         };
         let mut cells = Vec::with_capacity(p.summary.len());
-        p.summary.retain(|s| match index.get(&s.peer) {
+        p.summary.retain(|s| match index.get(s.peer.as_str()) {
             Some(&node) => {
                 cells.push(PeerCell::new(
                     node as u32,
@@ -795,7 +795,7 @@ mod tests {
             peers
                 .iter()
                 .map(|p| PeerSummary {
-                    peer: (*p).clone(),
+                    peer: p.as_str().into(),
                     states: [Some(state); 6],
                     rtt_ms: Some(1),
                     observed_ms: Some(at),

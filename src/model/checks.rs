@@ -1,5 +1,6 @@
 //! Preflight check results and the catalogue of checks (REQUIREMENTS.md §1).
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 /// Ordered from best to worst, so sorting descending puts failures first.
@@ -38,7 +39,8 @@ impl std::fmt::Display for CheckStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckResult {
-    pub id: String,
+    /// The check's id from the catalogue (`swap.off`): short, held inline.
+    pub id: CompactString,
     pub status: CheckStatus,
     pub observed: String,
     pub expected: String,

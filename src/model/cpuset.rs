@@ -2,13 +2,27 @@
 //! `cpulist` and `Cpus_allowed_list`) and the hex mask form (`ff,ffffffff`, as in
 //! `Cpus_allowed`).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
-/// A sorted, de-duplicated set of CPU ids.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct CpuSet(Vec<u32>);
+/// A sorted, de-duplicated set of CPU ids. Serialized as the list of ids.
+///
+/// Sets of up to five CPUs are held in place, without an allocation: a host has one set
+/// of SMT siblings per CPU (1–2 ids each), and a console holds those of 1,000 hosts.
+/// Larger sets take a boxed slice of exactly their size. Either way a set is 24 bytes.
+#[derive(Clone)]
+pub struct CpuSet(Ids);
+
+const INLINE: usize = 5;
+
+#[derive(Clone)]
+enum Ids {
+    Inline { len: u8, ids: [u32; INLINE] },
+    Heap(Box<[u32]>),
+}
+
+const _: () = assert!(std::mem::size_of::<CpuSet>() == 24);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CpuListError {
@@ -29,14 +43,32 @@ pub const MAX_CPUS: u32 = 8192;
 
 impl CpuSet {
     pub fn new() -> Self {
-        Self(Vec::new())
+        Self(Ids::Inline {
+            len: 0,
+            ids: [0; INLINE],
+        })
     }
 
     pub fn from_ids(ids: impl IntoIterator<Item = u32>) -> Self {
         let mut v: Vec<u32> = ids.into_iter().collect();
         v.sort_unstable();
         v.dedup();
-        Self(v)
+        Self::from_sorted(v)
+    }
+
+    /// `v` sorted and de-duplicated.
+    fn from_sorted(v: Vec<u32>) -> Self {
+        if v.len() <= INLINE {
+            let mut ids = [0; INLINE];
+            ids[..v.len()].copy_from_slice(&v);
+            Self(Ids::Inline {
+                len: v.len() as u8,
+                ids,
+            })
+        } else {
+            // Exactly as large as the set: sets are held for long.
+            Self(Ids::Heap(v.into_boxed_slice()))
+        }
     }
 
     /// Parses the kernel list format. Whitespace around the value (the trailing newline of
@@ -45,7 +77,7 @@ impl CpuSet {
         let s = s.trim();
         let mut ids = Vec::new();
         if s.is_empty() {
-            return Ok(Self(ids));
+            return Ok(Self::new());
         }
         for part in s.split(',') {
             let part = part.trim();
@@ -105,27 +137,30 @@ impl CpuSet {
                 }
             }
         }
-        Ok(Self(ids))
+        Ok(Self::from_sorted(ids))
     }
 
     pub fn ids(&self) -> &[u32] {
-        &self.0
+        match &self.0 {
+            Ids::Inline { len, ids } => &ids[..usize::from(*len)],
+            Ids::Heap(ids) => ids,
+        }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        self.0.iter().copied()
+        self.ids().iter().copied()
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.ids().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.ids().is_empty()
     }
 
     pub fn contains(&self, cpu: u32) -> bool {
-        self.0.binary_search(&cpu).is_ok()
+        self.ids().binary_search(&cpu).is_ok()
     }
 
     pub fn is_superset_of(&self, other: &CpuSet) -> bool {
@@ -133,7 +168,7 @@ impl CpuSet {
     }
 
     pub fn intersection(&self, other: &CpuSet) -> CpuSet {
-        CpuSet(self.iter().filter(|c| other.contains(*c)).collect())
+        CpuSet::from_sorted(self.iter().filter(|c| other.contains(*c)).collect())
     }
 
     pub fn union(&self, other: &CpuSet) -> CpuSet {
@@ -141,19 +176,20 @@ impl CpuSet {
     }
 
     pub fn difference(&self, other: &CpuSet) -> CpuSet {
-        CpuSet(self.iter().filter(|c| !other.contains(*c)).collect())
+        CpuSet::from_sorted(self.iter().filter(|c| !other.contains(*c)).collect())
     }
 
     /// The kernel list spelling: `0-3,8,10-11`.
     pub fn to_list_string(&self) -> String {
+        let ids = self.ids();
         let mut out = String::new();
         let mut i = 0;
-        while i < self.0.len() {
-            let start = self.0[i];
+        while i < ids.len() {
+            let start = ids[i];
             let mut end = start;
-            while i + 1 < self.0.len() && self.0[i + 1] == end + 1 {
+            while i + 1 < ids.len() && ids[i + 1] == end + 1 {
                 i += 1;
-                end = self.0[i];
+                end = ids[i];
             }
             if !out.is_empty() {
                 out.push(',');
@@ -178,6 +214,45 @@ fn parse_id(s: &str) -> Result<u32, CpuListError> {
         return Err(CpuListError::TooLarge(s.trim().to_string()));
     }
     Ok(id)
+}
+
+impl Default for CpuSet {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PartialEq for CpuSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.ids() == other.ids()
+    }
+}
+
+impl Eq for CpuSet {}
+
+impl Hash for CpuSet {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.ids().hash(state);
+    }
+}
+
+impl fmt::Debug for CpuSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CpuSet").field(&self.ids()).finish()
+    }
+}
+
+impl Serialize for CpuSet {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.ids().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for CpuSet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Sorted on the way in: lookups binary-search.
+        Vec::<u32>::deserialize(d).map(Self::from_ids)
+    }
 }
 
 impl fmt::Display for CpuSet {
@@ -247,6 +322,27 @@ mod tests {
         assert_eq!(s.ids(), &[0, 1, 32]);
         assert!(CpuSet::parse_mask("zz").is_err());
         assert!(CpuSet::parse_mask("123456789").is_err());
+    }
+
+    #[test]
+    fn small_and_large_sets_alike() {
+        for n in [0, 1, 2, INLINE as u32, INLINE as u32 + 1, 200] {
+            let s = CpuSet::from_ids((0..n).rev().map(|i| i * 2));
+            assert_eq!(s.len(), n as usize);
+            assert!(s.ids().windows(2).all(|w| w[0] < w[1]));
+            assert_eq!(s.contains(2), n > 1);
+            assert_eq!(CpuSet::parse_list(&s.to_list_string()).unwrap(), s);
+            // The JSON shape of a list of ids, as when the set was a Vec.
+            let json = serde_json::to_string(&s).unwrap();
+            let ids: Vec<u32> = serde_json::from_str(&json).unwrap();
+            assert_eq!(ids, s.ids());
+            assert_eq!(serde_json::from_str::<CpuSet>(&json).unwrap(), s);
+        }
+        assert_eq!(format!("{:?}", CpuSet::from_ids([3, 1])), "CpuSet([1, 3])");
+        assert_eq!(
+            serde_json::from_str::<CpuSet>("[7,3,3]").unwrap().ids(),
+            &[3, 7]
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Network interfaces, their kernel settings that matter to Axon (MTU, ARP, reverse path
 //! filtering) and the source-based routing that exists for each of them.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -78,7 +79,7 @@ impl IpConf {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpAddress {
     /// `10.10.1.11/24`
-    pub cidr: String,
+    pub cidr: CompactString,
     pub family: AddressFamily,
 }
 
@@ -94,9 +95,9 @@ pub enum AddressFamily {
 pub struct RoutingRule {
     pub priority: u32,
     /// Source selector (`from 10.10.1.11` or `from 10.10.1.0/24`); None is `from all`.
-    pub from: Option<String>,
-    pub iif: Option<String>,
-    pub oif: Option<String>,
+    pub from: Option<CompactString>,
+    pub iif: Option<CompactString>,
+    pub oif: Option<CompactString>,
     pub table: u32,
 }
 
@@ -105,10 +106,10 @@ pub struct RoutingRule {
 pub struct Route {
     pub table: u32,
     /// `default` or a prefix such as `10.10.1.0/24`.
-    pub dst: String,
-    pub dev: Option<String>,
-    pub gateway: Option<String>,
-    pub src: Option<String>,
+    pub dst: CompactString,
+    pub dev: Option<CompactString>,
+    pub gateway: Option<CompactString>,
+    pub src: Option<CompactString>,
 }
 
 /// The source-based routing that exists for one NIC: a rule selecting its address or
@@ -116,26 +117,28 @@ pub struct Route {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SbrRule {
     pub priority: u32,
-    pub from: String,
+    pub from: CompactString,
     pub table: u32,
     pub table_routes_via_nic: bool,
 }
 
+/// Names, addresses and driver strings are short: CompactStrings hold those of up to 24
+/// bytes inline (interface names are at most 15).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Nic {
-    pub name: String,
+    pub name: CompactString,
     pub kind: NicKind,
     /// Raw ARPHRD_* type.
     pub arphrd: u32,
     pub mtu: Option<u32>,
     /// Link speed in Mb/s; None when down or unknown (the kernel reports -1).
     pub speed_mbps: Option<u32>,
-    pub operstate: String,
+    pub operstate: CompactString,
     pub numa_node: Option<i32>,
-    pub driver: Option<String>,
-    pub driver_version: Option<String>,
-    pub mac: Option<String>,
-    pub pci_address: Option<String>,
+    pub driver: Option<CompactString>,
+    pub driver_version: Option<CompactString>,
+    pub mac: Option<CompactString>,
+    pub pci_address: Option<CompactString>,
     /// Has a backing device (not lo, bridges, veth, bonds…).
     pub physical: bool,
     /// Chosen as a dataplane NIC (configured, or auto-detected).

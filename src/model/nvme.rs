@@ -1,23 +1,26 @@
 //! NVMe controllers, namespaces and the SMART / Health Information log (log id 02h),
 //! decoded into operator units (°C, bytes, seconds, ratios).
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
+/// A controller's names and identifiers are short (the model number is at most 40 bytes,
+/// most are under 24): CompactStrings hold those of up to 24 bytes inline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NvmeController {
     /// Kernel name: `nvme0`.
-    pub name: String,
-    pub model: String,
-    pub serial: String,
-    pub firmware: String,
-    pub transport: String,
+    pub name: CompactString,
+    pub model: CompactString,
+    pub serial: CompactString,
+    pub firmware: CompactString,
+    pub transport: CompactString,
     /// PCI address for PCIe controllers (`0000:41:00.0`).
-    pub address: String,
+    pub address: CompactString,
     /// Physical slot from /sys/bus/pci/slots, when the platform names it.
-    pub slot: Option<String>,
+    pub slot: Option<CompactString>,
     pub numa_node: Option<i32>,
     /// Controller state: `live`, `resetting`, `dead`, …
-    pub state: String,
+    pub state: CompactString,
     pub namespaces: Vec<NvmeNamespace>,
     pub smart: Option<SmartLog>,
     /// Why `smart` is missing (ioctl failed, permission denied…).
@@ -143,7 +146,7 @@ impl NvmeController {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NvmeNamespace {
     /// Block device name: `nvme0n1`.
-    pub name: String,
+    pub name: CompactString,
     pub nsid: Option<u32>,
     pub size_bytes: u64,
     pub logical_block_size: Option<u32>,

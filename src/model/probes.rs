@@ -1,5 +1,6 @@
 //! Port reachability results between this node and its peers.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 pub use super::ports::{PortSpec, Proto};
@@ -41,10 +42,11 @@ impl ProbeState {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeResult {
-    /// Peer name as configured (host name or address).
-    pub peer: String,
+    /// Peer name as configured (host name or address). Names and addresses are short:
+    /// held inline.
+    pub peer: CompactString,
     /// The address actually probed.
-    pub address: String,
+    pub address: CompactString,
     pub port: u16,
     pub proto: Proto,
     pub state: ProbeState,
@@ -61,7 +63,7 @@ pub const SUMMARY_GROUPS: [&str; 6] = ["core", "ssh", "traces", "ntp", "vault", 
 /// `SUMMARY_GROUPS`; None when no port of the group was probed) and the best round trip.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerSummary {
-    pub peer: String,
+    pub peer: CompactString,
     pub states: [Option<ProbeState>; SUMMARY_GROUPS.len()],
     /// Smallest round-trip time over the peer's answered probes, in whole milliseconds
     /// (rounded so the summary only changes when reachability does).
@@ -81,7 +83,7 @@ pub const MAX_WIRE_RESULTS: usize = 256;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeReport {
-    pub peers: Vec<String>,
+    pub peers: Vec<CompactString>,
     /// On the agent: the latest probe of every (peer, port) its rounds have made so far.
     /// Received over the wire: only blocked ones (filtered or unreachable), at most
     /// `MAX_WIRE_RESULTS`.
@@ -121,7 +123,12 @@ impl ProbeReport {
     }
 
     /// Builds the report of a round: totals and the per-peer summary.
-    pub fn from_results(peers: Vec<String>, results: Vec<ProbeResult>, round_ms: u64) -> Self {
+    pub fn from_results(
+        peers: Vec<impl Into<CompactString>>,
+        results: Vec<ProbeResult>,
+        round_ms: u64,
+    ) -> Self {
+        let peers: Vec<CompactString> = peers.into_iter().map(Into::into).collect();
         let mut summary: Vec<PeerSummary> = peers
             .iter()
             .map(|p| PeerSummary {
@@ -213,6 +220,11 @@ impl ProbeReport {
         self.round = changes.round;
         self.peers_per_round = changes.peers_per_round;
         self.coverage_ms = changes.coverage_ms;
+        // What the lists grew by is held until the next delta: a console holds 1,000
+        // reports.
+        self.results.shrink_to_fit();
+        self.summary.shrink_to_fit();
+        self.peers.shrink_to_fit();
     }
 }
 
@@ -235,7 +247,7 @@ mod tests {
     #[test]
     fn summary_keeps_the_worst_state_per_group_and_the_best_rtt() {
         let rep = ProbeReport::from_results(
-            vec!["a".into(), "b".into()],
+            vec!["a", "b"],
             vec![
                 r("a", 14000, ProbeState::Open, Some(1_500)),
                 r("a", 16100, ProbeState::Filtered, None),

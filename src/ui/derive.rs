@@ -369,7 +369,7 @@ impl Derived {
                         ),
                         jump: Jump::Drive {
                             node: i,
-                            drive: d.name.clone(),
+                            drive: d.name.to_string(),
                         },
                     });
                 }
@@ -490,7 +490,7 @@ impl Derived {
                     node: None,
                     what: "cluster",
                     text: format!("{} {}: {}", c.id, c.status.as_str(), c.observed),
-                    jump: Jump::Checks(c.id.clone()),
+                    jump: Jump::Checks(c.id.to_string()),
                 });
             }
         }
@@ -791,13 +791,13 @@ impl Derived {
                     .get(r.drive)?;
                 Some(Detail::Drive {
                     node: r.node,
-                    drive: d.name.clone(),
+                    drive: d.name.to_string(),
                 })
             }),
             Panel::Checks => match self.check_row(sel) {
-                CheckRow::Cluster(c) => {
-                    Some(Detail::ClusterCheck(self.cluster_checks.get(c)?.id.clone()))
-                }
+                CheckRow::Cluster(c) => Some(Detail::ClusterCheck(
+                    self.cluster_checks.get(c)?.id.to_string(),
+                )),
                 CheckRow::Node(node) => {
                     let id = self.check_ids.get(ui.col)?;
                     Some(Detail::Check {
@@ -837,7 +837,7 @@ impl Derived {
                         .get(*j)?;
                     Some(Detail::Nic {
                         node: *n,
-                        nic: nic.name.clone(),
+                        nic: nic.name.to_string(),
                     })
                 }),
             },

@@ -105,7 +105,7 @@ fn body(d: &Detail, vs: &ViewState, th: &Theme) -> (String, Vec<Line<'static>>) 
                 .snapshot
                 .as_ref()
                 .and_then(|s| s.nvme.as_ref())
-                .and_then(|v| v.iter().find(|x| &x.name == drive))
+                .and_then(|v| v.iter().find(|x| x.name == drive))
             else {
                 return (
                     format!("{} {drive}", n.name),
@@ -264,7 +264,7 @@ fn body(d: &Detail, vs: &ViewState, th: &Theme) -> (String, Vec<Line<'static>>) 
                 .snapshot
                 .as_ref()
                 .and_then(|s| s.checks.as_ref())
-                .and_then(|v| v.iter().find(|x| &x.id == check));
+                .and_then(|v| v.iter().find(|x| x.id == check));
             let mut l = check_lines(check, None, r, current(vs, *node), "not reported", th);
             if r.is_some() {
                 l.push(kv(
@@ -492,7 +492,7 @@ fn body(d: &Detail, vs: &ViewState, th: &Theme) -> (String, Vec<Line<'static>>) 
             (format!("{} {nic}", n.name), l)
         }
         Detail::ClusterCheck(id) => {
-            let r = vs.derived.cluster_checks.iter().find(|c| &c.id == id);
+            let r = vs.derived.cluster_checks.iter().find(|c| c.id == id);
             let judged = "the nodes that are up, as this console sees them";
             let l = check_lines(id, Some(judged), r, true, "not evaluated", th);
             (format!("cluster check {id}"), l)

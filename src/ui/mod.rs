@@ -523,7 +523,7 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
                         .map(|c| fleet.specs[c.node as usize].address.clone())
                         .collect();
                     if let Some(p) = n.snapshot.as_ref().and_then(|s| s.probes.as_ref()) {
-                        peers.extend(p.peers.iter().cloned());
+                        peers.extend(p.peers.iter().map(|p| p.to_string()));
                     }
                     ui.job = Some(format!("probing full port ranges from {} …", spec.name));
                     tokio::spawn(probe_action::full_probe(
@@ -628,7 +628,7 @@ fn jump(ui: &mut UiState, view: &ClusterView, d: &Derived) {
                         .as_ref()
                         .and_then(|s| s.nvme.as_ref())
                         .and_then(|v| v.get(r.drive))
-                        .is_some_and(|x| &x.name == drive)
+                        .is_some_and(|x| x.name == drive)
             }) {
                 ui.sel.insert(Panel::Drives, row);
             }
@@ -652,7 +652,7 @@ fn jump(ui: &mut UiState, view: &ClusterView, d: &Derived) {
         }
         Jump::Checks(id) => {
             ui.panel = Panel::Checks;
-            if let Some(row) = d.cluster_checks.iter().position(|c| &c.id == id) {
+            if let Some(row) = d.cluster_checks.iter().position(|c| c.id == id) {
                 ui.sel.insert(Panel::Checks, row);
             }
             ui.detail = Some(app::Detail::ClusterCheck(id.clone()));

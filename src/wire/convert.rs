@@ -35,8 +35,36 @@ fn bad(message: &'static str, field: &'static str, problem: impl Into<String>) -
     }
 }
 
-fn none_if_empty(s: String) -> Option<String> {
-    if s.is_empty() { None } else { Some(s) }
+/// Converts every element of a decoded list into a Vec of exactly its length. A plain
+/// `into_iter().map(..).collect()` reuses the source list's allocation (in-place
+/// collection), and so keeps the spare capacity prost grew it with while decoding, up to
+/// as much again as the list: a console holds 1,000 snapshots for as long as it runs.
+fn exact<S, T>(v: Vec<S>, f: impl FnMut(S) -> T) -> Vec<T> {
+    let mut out = Vec::with_capacity(v.len());
+    out.extend(v.into_iter().map(f));
+    out
+}
+
+/// [`exact`] for a conversion that can fail.
+fn try_exact<S, T>(
+    v: Vec<S>,
+    mut f: impl FnMut(S) -> Result<T, WireError>,
+) -> Result<Vec<T>, WireError> {
+    let mut out = Vec::with_capacity(v.len());
+    for x in v {
+        out.push(f(x)?);
+    }
+    Ok(out)
+}
+
+/// A decoded list kept as it is, without the spare capacity prost grew it with.
+fn trimmed<T>(mut v: Vec<T>) -> Vec<T> {
+    v.shrink_to_fit();
+    v
+}
+
+fn none_if_empty<T: From<String>>(s: String) -> Option<T> {
+    if s.is_empty() { None } else { Some(s.into()) }
 }
 
 fn opt_i32(v: i32) -> Option<i32> {
@@ -236,11 +264,7 @@ pub fn decode_snapshot(m: pb::NodeSnapshot) -> Result<DecodedSnapshot, WireError
         .node
         .ok_or_else(|| bad("NodeSnapshot", "node", "missing"))?
         .into();
-    let collectors = m
-        .collectors
-        .into_iter()
-        .map(CollectorStatus::try_from)
-        .collect::<Result<Vec<_>, _>>()?;
+    let collectors = try_exact(m.collectors, CollectorStatus::try_from)?;
     let pinning_changes_only = !m.full && m.pinning.as_ref().is_some_and(|p| p.changed_cpus_only);
     let probes_changes_only = !m.full && m.probes.as_ref().is_some_and(|p| p.changed_peers_only);
     Ok(DecodedSnapshot {
@@ -257,22 +281,12 @@ pub fn decode_snapshot(m: pb::NodeSnapshot) -> Result<DecodedSnapshot, WireError
             network: m.network.map(Network::try_from).transpose()?,
             nvme: m
                 .nvme
-                .map(|inv| {
-                    inv.controllers
-                        .into_iter()
-                        .map(NvmeController::try_from)
-                        .collect::<Result<Vec<_>, _>>()
-                })
+                .map(|inv| try_exact(inv.controllers, NvmeController::try_from))
                 .transpose()?,
             host: m.host.map(HostFacts::from),
             checks: m
                 .checks
-                .map(|c| {
-                    c.results
-                        .into_iter()
-                        .map(CheckResult::try_from)
-                        .collect::<Result<Vec<_>, _>>()
-                })
+                .map(|c| try_exact(c.results, CheckResult::try_from))
                 .transpose()?,
             probes: m.probes.map(ProbeReport::try_from).transpose()?,
         },
@@ -307,6 +321,8 @@ pub fn merge_snapshot(into: &mut NodeSnapshot, d: DecodedSnapshot) {
                     None => held.cpus.push(c),
                 }
             }
+            // A CPU that came online grew the list: no spare room is kept for more.
+            held.cpus.shrink_to_fit();
         }
         // Changes without the whole they change: nothing to apply them to.
         (Some(_), None) if d.pinning_changes_only => {}
@@ -407,20 +423,16 @@ impl From<&Topology> for pb::Topology {
 impl TryFrom<pb::Topology> for Topology {
     type Error = WireError;
     fn try_from(t: pb::Topology) -> Result<Self, WireError> {
-        let mut cpus_v = t
-            .cpus
-            .into_iter()
-            .map(|c| {
-                Ok(Cpu {
-                    id: c.id,
-                    core_id: c.core_id,
-                    package_id: c.package_id,
-                    numa_node: u32::try_from(c.numa_node).ok(),
-                    siblings: cpus("Cpu", "siblings", &c.siblings)?,
-                    online: c.online,
-                })
+        let mut cpus_v = try_exact(t.cpus, |c| {
+            Ok(Cpu {
+                id: c.id,
+                core_id: c.core_id,
+                package_id: c.package_id,
+                numa_node: u32::try_from(c.numa_node).ok(),
+                siblings: cpus("Cpu", "siblings", &c.siblings)?,
+                online: c.online,
             })
-            .collect::<Result<Vec<_>, WireError>>()?;
+        })?;
         // Lookups binary-search by id; do not trust the sender's order.
         cpus_v.sort_by_key(|c| c.id);
         let smt = t.smt.unwrap_or_default();
@@ -429,39 +441,27 @@ impl TryFrom<pb::Topology> for Topology {
         Ok(Topology {
             cpu_vendor: t.cpu_vendor,
             cpu_model: t.cpu_model,
-            packages: t
-                .packages
-                .into_iter()
-                .map(|p| {
-                    Ok(Package {
-                        id: p.id,
-                        cpus: cpus("Package", "cpus", &p.cpus)?,
-                    })
+            packages: try_exact(t.packages, |p| {
+                Ok(Package {
+                    id: p.id,
+                    cpus: cpus("Package", "cpus", &p.cpus)?,
                 })
-                .collect::<Result<_, WireError>>()?,
-            numa_nodes: t
-                .numa_nodes
-                .into_iter()
-                .map(|n| {
-                    Ok(NumaNode {
-                        id: n.id,
-                        cpus: cpus("NumaNode", "cpus", &n.cpus)?,
-                        cpus_unreadable: n.cpus_unreadable,
-                        memory_total_bytes: n.memory_total_bytes,
-                        memory_free_bytes: n.memory_free_bytes,
-                        hugepages: n
-                            .hugepages
-                            .into_iter()
-                            .map(|h| HugePagePool {
-                                page_size_bytes: h.page_size_bytes,
-                                total: h.total,
-                                free: h.free,
-                                surplus: h.surplus,
-                            })
-                            .collect(),
-                    })
+            })?,
+            numa_nodes: try_exact(t.numa_nodes, |n| {
+                Ok(NumaNode {
+                    id: n.id,
+                    cpus: cpus("NumaNode", "cpus", &n.cpus)?,
+                    cpus_unreadable: n.cpus_unreadable,
+                    memory_total_bytes: n.memory_total_bytes,
+                    memory_free_bytes: n.memory_free_bytes,
+                    hugepages: exact(n.hugepages, |h| HugePagePool {
+                        page_size_bytes: h.page_size_bytes,
+                        total: h.total,
+                        free: h.free,
+                        surplus: h.surplus,
+                    }),
                 })
-                .collect::<Result<_, WireError>>()?,
+            })?,
             cpus: cpus_v,
             smt: Smt {
                 active: from_tristate(smt.active),
@@ -548,7 +548,7 @@ impl TryFrom<pb::Owner> for Owner {
 fn proc_ref_to_pb(p: &ProcRef) -> pb::ProcRef {
     pb::ProcRef {
         pid: p.pid,
-        comm: p.comm.clone(),
+        comm: p.comm.to_string(),
         owner: Some((&p.owner).into()),
         threads: p.threads,
         runnable: p.runnable,
@@ -558,7 +558,7 @@ fn proc_ref_to_pb(p: &ProcRef) -> pb::ProcRef {
 fn proc_ref_from_pb(p: pb::ProcRef) -> Result<ProcRef, WireError> {
     Ok(ProcRef {
         pid: p.pid,
-        comm: p.comm,
+        comm: p.comm.into(),
         owner: p
             .owner
             .ok_or_else(|| bad("ProcRef", "owner", "missing"))?
@@ -621,28 +621,16 @@ impl TryFrom<pb::Pinning> for Pinning {
     type Error = WireError;
     fn try_from(p: pb::Pinning) -> Result<Self, WireError> {
         Ok(Pinning {
-            cpus: p
-                .cpus
-                .into_iter()
-                .map(|c| {
-                    Ok(CpuUse {
-                        cpu: c.cpu,
-                        pinned: c
-                            .pinned
-                            .into_iter()
-                            .map(proc_ref_from_pb)
-                            .collect::<Result<_, _>>()?,
-                        running: c
-                            .running
-                            .into_iter()
-                            .map(proc_ref_from_pb)
-                            .collect::<Result<_, _>>()?,
-                        pinned_more: c.pinned_more,
-                        running_more: c.running_more,
-                        kernel_threads: c.kernel_threads,
-                    })
+            cpus: try_exact(p.cpus, |c| {
+                Ok(CpuUse {
+                    cpu: c.cpu,
+                    pinned: try_exact(c.pinned, proc_ref_from_pb)?.into(),
+                    running: try_exact(c.running, proc_ref_from_pb)?.into(),
+                    pinned_more: c.pinned_more,
+                    running_more: c.running_more,
+                    kernel_threads: c.kernel_threads,
                 })
-                .collect::<Result<_, WireError>>()?,
+            })?,
             processes: p.processes,
             threads: p.threads,
             unpinned_threads: p.unpinned_threads,
@@ -682,24 +670,28 @@ impl From<&Network> for pb::Network {
                 .nics
                 .iter()
                 .map(|nic| pb::Nic {
-                    name: nic.name.clone(),
+                    name: nic.name.to_string(),
                     kind: nic.kind.as_str().to_string(),
                     arphrd: nic.arphrd,
                     mtu: nic.mtu.unwrap_or(0),
                     speed_mbps: nic.speed_mbps.unwrap_or(0),
-                    operstate: nic.operstate.clone(),
+                    operstate: nic.operstate.to_string(),
                     numa_node: nic.numa_node.unwrap_or(-1),
-                    driver: nic.driver.clone().unwrap_or_default(),
-                    driver_version: nic.driver_version.clone().unwrap_or_default(),
-                    mac: nic.mac.clone().unwrap_or_default(),
-                    pci_address: nic.pci_address.clone().unwrap_or_default(),
+                    driver: nic.driver.as_deref().unwrap_or_default().to_string(),
+                    driver_version: nic
+                        .driver_version
+                        .as_deref()
+                        .unwrap_or_default()
+                        .to_string(),
+                    mac: nic.mac.as_deref().unwrap_or_default().to_string(),
+                    pci_address: nic.pci_address.as_deref().unwrap_or_default().to_string(),
                     physical: nic.physical,
                     dataplane: nic.dataplane,
                     addresses: nic
                         .addresses
                         .iter()
                         .map(|a| pb::IpAddress {
-                            cidr: a.cidr.clone(),
+                            cidr: a.cidr.to_string(),
                             ipv6: a.family == AddressFamily::Ipv6,
                         })
                         .collect(),
@@ -709,7 +701,7 @@ impl From<&Network> for pb::Network {
                         .iter()
                         .map(|r| pb::SbrRule {
                             priority: r.priority,
-                            from: r.from.clone(),
+                            from: r.from.to_string(),
                             table: r.table,
                             table_routes_via_nic: r.table_routes_via_nic,
                         })
@@ -723,9 +715,9 @@ impl From<&Network> for pb::Network {
                 .iter()
                 .map(|r| pb::RoutingRule {
                     priority: r.priority,
-                    from: r.from.clone().unwrap_or_default(),
-                    iif: r.iif.clone().unwrap_or_default(),
-                    oif: r.oif.clone().unwrap_or_default(),
+                    from: r.from.as_deref().unwrap_or_default().to_string(),
+                    iif: r.iif.as_deref().unwrap_or_default().to_string(),
+                    oif: r.oif.as_deref().unwrap_or_default().to_string(),
                     table: r.table,
                 })
                 .collect(),
@@ -734,10 +726,10 @@ impl From<&Network> for pb::Network {
                 .iter()
                 .map(|r| pb::Route {
                     table: r.table,
-                    dst: r.dst.clone(),
-                    dev: r.dev.clone().unwrap_or_default(),
-                    gateway: r.gateway.clone().unwrap_or_default(),
-                    src: r.src.clone().unwrap_or_default(),
+                    dst: r.dst.to_string(),
+                    dev: r.dev.as_deref().unwrap_or_default().to_string(),
+                    gateway: r.gateway.as_deref().unwrap_or_default().to_string(),
+                    src: r.src.as_deref().unwrap_or_default().to_string(),
                 })
                 .collect(),
             dataplane_configured: n.dataplane_selection == DataplaneSelection::Configured,
@@ -750,90 +742,70 @@ impl From<&Network> for pb::Network {
 impl TryFrom<pb::Network> for Network {
     type Error = WireError;
     fn try_from(n: pb::Network) -> Result<Self, WireError> {
-        let nics = n
-            .nics
-            .into_iter()
-            .map(|nic| {
-                let kind = match nic.kind.as_str() {
-                    "ethernet" => NicKind::Ethernet,
-                    "infiniband" => NicKind::Infiniband,
-                    "loopback" => NicKind::Loopback,
-                    "other" => NicKind::Other,
-                    k => return Err(bad("Nic", "kind", format!("unknown kind `{k}`"))),
-                };
-                Ok(Nic {
-                    name: nic.name,
-                    kind,
-                    arphrd: nic.arphrd,
-                    mtu: (nic.mtu > 0).then_some(nic.mtu),
-                    speed_mbps: (nic.speed_mbps > 0).then_some(nic.speed_mbps),
-                    operstate: nic.operstate,
-                    numa_node: opt_i32(nic.numa_node),
-                    driver: none_if_empty(nic.driver),
-                    driver_version: none_if_empty(nic.driver_version),
-                    mac: none_if_empty(nic.mac),
-                    pci_address: none_if_empty(nic.pci_address),
-                    physical: nic.physical,
-                    dataplane: nic.dataplane,
-                    addresses: nic
-                        .addresses
-                        .into_iter()
-                        .map(|a| IpAddress {
-                            cidr: a.cidr,
-                            family: if a.ipv6 {
-                                AddressFamily::Ipv6
-                            } else {
-                                AddressFamily::Ipv4
-                            },
-                        })
-                        .collect(),
-                    ipconf: nic.ipconf.map(Into::into).unwrap_or_default(),
-                    sbr: nic
-                        .sbr
-                        .into_iter()
-                        .map(|r| SbrRule {
-                            priority: r.priority,
-                            from: r.from,
-                            table: r.table,
-                            table_routes_via_nic: r.table_routes_via_nic,
-                        })
-                        .collect(),
-                })
+        let nics = try_exact(n.nics, |nic| {
+            let kind = match nic.kind.as_str() {
+                "ethernet" => NicKind::Ethernet,
+                "infiniband" => NicKind::Infiniband,
+                "loopback" => NicKind::Loopback,
+                "other" => NicKind::Other,
+                k => return Err(bad("Nic", "kind", format!("unknown kind `{k}`"))),
+            };
+            Ok(Nic {
+                name: nic.name.into(),
+                kind,
+                arphrd: nic.arphrd,
+                mtu: (nic.mtu > 0).then_some(nic.mtu),
+                speed_mbps: (nic.speed_mbps > 0).then_some(nic.speed_mbps),
+                operstate: nic.operstate.into(),
+                numa_node: opt_i32(nic.numa_node),
+                driver: none_if_empty(nic.driver),
+                driver_version: none_if_empty(nic.driver_version),
+                mac: none_if_empty(nic.mac),
+                pci_address: none_if_empty(nic.pci_address),
+                physical: nic.physical,
+                dataplane: nic.dataplane,
+                addresses: exact(nic.addresses, |a| IpAddress {
+                    cidr: a.cidr.into(),
+                    family: if a.ipv6 {
+                        AddressFamily::Ipv6
+                    } else {
+                        AddressFamily::Ipv4
+                    },
+                }),
+                ipconf: nic.ipconf.map(Into::into).unwrap_or_default(),
+                sbr: exact(nic.sbr, |r| SbrRule {
+                    priority: r.priority,
+                    from: r.from.into(),
+                    table: r.table,
+                    table_routes_via_nic: r.table_routes_via_nic,
+                }),
             })
-            .collect::<Result<_, WireError>>()?;
+        })?;
         Ok(Network {
             nics,
             all: n.all.map(Into::into).unwrap_or_default(),
             default: n.default.map(Into::into).unwrap_or_default(),
-            rules: n
-                .rules
-                .into_iter()
-                .map(|r| RoutingRule {
-                    priority: r.priority,
-                    from: none_if_empty(r.from),
-                    iif: none_if_empty(r.iif),
-                    oif: none_if_empty(r.oif),
-                    table: r.table,
-                })
-                .collect(),
-            routes: n
-                .routes
-                .into_iter()
-                .map(|r| Route {
-                    table: r.table,
-                    dst: r.dst,
-                    dev: none_if_empty(r.dev),
-                    gateway: none_if_empty(r.gateway),
-                    src: none_if_empty(r.src),
-                })
-                .collect(),
+            rules: exact(n.rules, |r| RoutingRule {
+                priority: r.priority,
+                from: none_if_empty(r.from),
+                iif: none_if_empty(r.iif),
+                oif: none_if_empty(r.oif),
+                table: r.table,
+            }),
+            routes: exact(n.routes, |r| Route {
+                table: r.table,
+                dst: r.dst.into(),
+                dev: none_if_empty(r.dev),
+                gateway: none_if_empty(r.gateway),
+                src: none_if_empty(r.src),
+            }),
             dataplane_selection: if n.dataplane_configured {
                 DataplaneSelection::Configured
             } else {
                 DataplaneSelection::Auto
             },
             routing_error: none_if_empty(n.routing_error),
-            unreadable_nics: n.unreadable_nics,
+            unreadable_nics: trimmed(n.unreadable_nics),
         })
     }
 }
@@ -843,20 +815,20 @@ impl TryFrom<pb::Network> for Network {
 impl From<&NvmeController> for pb::NvmeController {
     fn from(c: &NvmeController) -> Self {
         pb::NvmeController {
-            name: c.name.clone(),
-            model: c.model.clone(),
-            serial: c.serial.clone(),
-            firmware: c.firmware.clone(),
-            transport: c.transport.clone(),
-            address: c.address.clone(),
-            slot: c.slot.clone().unwrap_or_default(),
+            name: c.name.to_string(),
+            model: c.model.to_string(),
+            serial: c.serial.to_string(),
+            firmware: c.firmware.to_string(),
+            transport: c.transport.to_string(),
+            address: c.address.to_string(),
+            slot: c.slot.as_deref().unwrap_or_default().to_string(),
             numa_node: c.numa_node.unwrap_or(-1),
-            state: c.state.clone(),
+            state: c.state.to_string(),
             namespaces: c
                 .namespaces
                 .iter()
                 .map(|n| pb::NvmeNamespace {
-                    name: n.name.clone(),
+                    name: n.name.to_string(),
                     nsid: n.nsid.unwrap_or(0),
                     size_bytes: n.size_bytes,
                     logical_block_size: n.logical_block_size.unwrap_or(0),
@@ -948,53 +920,44 @@ impl TryFrom<pb::NvmeController> for NvmeController {
                 error_log_entries: s.error_log_entries,
                 warning_temperature_seconds: s.warning_temperature_seconds,
                 critical_temperature_seconds: s.critical_temperature_seconds,
-                temperature_sensors_kelvin: s
-                    .sensors
-                    .into_iter()
-                    .map(|t| {
-                        Ok((
-                            narrow(t.sensor, "TemperatureSensor", "sensor")?,
-                            narrow(t.kelvin, "TemperatureSensor", "kelvin")?,
-                        ))
-                    })
-                    .collect::<Result<_, WireError>>()?,
+                temperature_sensors_kelvin: try_exact(s.sensors, |t| {
+                    Ok((
+                        narrow(t.sensor, "TemperatureSensor", "sensor")?,
+                        narrow(t.kelvin, "TemperatureSensor", "kelvin")?,
+                    ))
+                })?,
             }),
         };
         Ok(NvmeController {
-            name: c.name,
-            model: c.model,
-            serial: c.serial,
-            firmware: c.firmware,
-            transport: c.transport,
-            address: c.address,
+            name: c.name.into(),
+            model: c.model.into(),
+            serial: c.serial.into(),
+            firmware: c.firmware.into(),
+            transport: c.transport.into(),
+            address: c.address.into(),
             slot: none_if_empty(c.slot),
             numa_node: opt_i32(c.numa_node),
-            state: c.state,
-            namespaces: c
-                .namespaces
-                .into_iter()
-                .map(|n| {
-                    Ok(NvmeNamespace {
-                        name: n.name,
-                        nsid: (n.nsid > 0).then_some(n.nsid),
-                        size_bytes: n.size_bytes,
-                        logical_block_size: (n.logical_block_size > 0)
-                            .then_some(n.logical_block_size),
-                        write_cache: match n.write_cache.as_str() {
-                            "" => None,
-                            "write back" => Some(WriteCache::WriteBack),
-                            "write through" => Some(WriteCache::WriteThrough),
-                            w => {
-                                return Err(bad(
-                                    "NvmeNamespace",
-                                    "write_cache",
-                                    format!("unknown value `{w}`"),
-                                ));
-                            }
-                        },
-                    })
+            state: c.state.into(),
+            namespaces: try_exact(c.namespaces, |n| {
+                Ok(NvmeNamespace {
+                    name: n.name.into(),
+                    nsid: (n.nsid > 0).then_some(n.nsid),
+                    size_bytes: n.size_bytes,
+                    logical_block_size: (n.logical_block_size > 0).then_some(n.logical_block_size),
+                    write_cache: match n.write_cache.as_str() {
+                        "" => None,
+                        "write back" => Some(WriteCache::WriteBack),
+                        "write through" => Some(WriteCache::WriteThrough),
+                        w => {
+                            return Err(bad(
+                                "NvmeNamespace",
+                                "write_cache",
+                                format!("unknown value `{w}`"),
+                            ));
+                        }
+                    },
                 })
-                .collect::<Result<_, WireError>>()?,
+            })?,
             smart,
             smart_error: none_if_empty(c.smart_error),
         })
@@ -1021,7 +984,7 @@ impl From<pb::HostFacts> for HostFacts {
         HostFacts {
             kernel_release: none_if_empty(h.kernel_release),
             os_name: none_if_empty(h.os_name),
-            iommu_cmdline: h.iommu_cmdline,
+            iommu_cmdline: trimmed(h.iommu_cmdline),
             iommu_units: u32::try_from(h.iommu_units).ok(),
             clock_synced: from_tristate(h.clock_synced),
             clock_max_error_us: (h.clock_max_error_us >= 0).then_some(h.clock_max_error_us),
@@ -1032,7 +995,7 @@ impl From<pb::HostFacts> for HostFacts {
 impl From<&CheckResult> for pb::CheckResult {
     fn from(r: &CheckResult) -> Self {
         pb::CheckResult {
-            id: r.id.clone(),
+            id: r.id.to_string(),
             status: match r.status {
                 CheckStatus::Pass => pb::CheckStatus::Pass,
                 CheckStatus::Warn => pb::CheckStatus::Warn,
@@ -1063,7 +1026,7 @@ impl TryFrom<pb::CheckResult> for CheckResult {
             }
         };
         Ok(CheckResult {
-            id: r.id,
+            id: r.id.into(),
             status,
             observed: r.observed,
             expected: r.expected,
@@ -1119,8 +1082,8 @@ impl From<&ProbeReport> for pb::ProbeReport {
 
 fn result_to_pb(p: &ProbeResult) -> pb::ProbeResult {
     pb::ProbeResult {
-        peer: p.peer.clone(),
-        address: p.address.clone(),
+        peer: p.peer.to_string(),
+        address: p.address.to_string(),
         port: u32::from(p.port),
         proto: proto_to_pb(p.proto) as i32,
         state: state_to_pb(p.state) as i32,
@@ -1179,7 +1142,7 @@ fn encode_probes<'a>(
         round_ms: r.round_ms,
         probes_total: r.probes_total,
         blocked_total: r.blocked_total,
-        summary_peers: summary.clone().map(|s| s.peer.clone()).collect(),
+        summary_peers: summary.clone().map(|s| s.peer.to_string()).collect(),
         summary_states: states,
         summary_rtt_ms: summary
             .clone()
@@ -1232,30 +1195,26 @@ impl TryFrom<pb::ProbeReport> for ProbeReport {
             }
             let rtt = r.summary_rtt_ms[i];
             summary.push(PeerSummary {
-                peer,
+                peer: peer.into(),
                 states,
                 rtt_ms: rtt.checked_sub(1),
                 observed_ms: r.summary_observed_ms.get(i).copied().filter(|t| *t > 0),
                 round: 0,
             });
         }
-        let results = r
-            .results
-            .into_iter()
-            .map(|p| {
-                let state = state_from_pb(p.state, "ProbeResult")?
-                    .ok_or_else(|| bad("ProbeResult", "state", "unspecified"))?;
-                Ok(ProbeResult {
-                    peer: p.peer,
-                    address: p.address,
-                    port: narrow(p.port, "ProbeResult", "port")?,
-                    proto: proto_from_pb(p.proto, "ProbeResult")?,
-                    state,
-                    rtt_us: (p.rtt_us > 0).then_some(p.rtt_us),
-                    detail: none_if_empty(p.detail),
-                })
+        let results = try_exact(r.results, |p| {
+            let state = state_from_pb(p.state, "ProbeResult")?
+                .ok_or_else(|| bad("ProbeResult", "state", "unspecified"))?;
+            Ok(ProbeResult {
+                peer: p.peer.into(),
+                address: p.address.into(),
+                port: narrow(p.port, "ProbeResult", "port")?,
+                proto: proto_from_pb(p.proto, "ProbeResult")?,
+                state,
+                rtt_us: (p.rtt_us > 0).then_some(p.rtt_us),
+                detail: none_if_empty(p.detail),
             })
-            .collect::<Result<_, WireError>>()?;
+        })?;
         Ok(ProbeReport {
             peers: summary.iter().map(|s| s.peer.clone()).collect(),
             results,
@@ -1287,7 +1246,7 @@ mod tests {
             detail: None,
         };
         let rep = ProbeReport::from_results(
-            vec!["b".into()],
+            vec!["b"],
             vec![mk(14000, ProbeState::Open), mk(22, ProbeState::Filtered)],
             3,
         );

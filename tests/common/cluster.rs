@@ -69,8 +69,8 @@ pub fn probes(names: &[String], me: usize, blocked: &[(usize, u16, ProbeState)])
                 state = *s;
             }
             results.push(ProbeResult {
-                peer: peer.clone(),
-                address: format!("10.0.0.{}", i + 1),
+                peer: peer.as_str().into(),
+                address: compact_str::format_compact!("10.0.0.{}", i + 1),
                 port: spec.port,
                 proto: spec.proto,
                 state,
@@ -147,7 +147,7 @@ fn named(mut snap: NodeSnapshot, name: &str, serial_tag: usize) -> NodeSnapshot 
                     } else {
                         number % 254 + 1
                     };
-                    a.cidr = format!("{p}.{q}.{r}.{host}/{len}");
+                    a.cidr = compact_str::format_compact!("{p}.{q}.{r}.{host}/{len}");
                 }
             }
         }
@@ -157,7 +157,7 @@ fn named(mut snap: NodeSnapshot, name: &str, serial_tag: usize) -> NodeSnapshot 
             .serial
             .trim_end_matches(|c: char| c.is_ascii_digit())
             .to_string();
-        d.serial = format!("{base}{serial_tag:04}");
+        d.serial = compact_str::format_compact!("{base}{serial_tag:04}");
     }
     snap
 }
@@ -299,11 +299,11 @@ pub fn troubled() -> ClusterView {
 /// peers filtered on the ssh group.
 pub fn summary_report(names: &[String], me: usize, blocked: &[usize]) -> ProbeReport {
     use axon::model::probes::PeerSummary;
-    let peers: Vec<String> = names
+    let peers: Vec<compact_str::CompactString> = names
         .iter()
         .enumerate()
         .filter(|(i, _)| *i != me)
-        .map(|(_, n)| n.clone())
+        .map(|(_, n)| n.as_str().into())
         .collect();
     let summary = names
         .iter()
@@ -316,7 +316,7 @@ pub fn summary_report(names: &[String], me: usize, blocked: &[usize]) -> ProbeRe
                 states[1] = Some(ProbeState::Filtered);
             }
             PeerSummary {
-                peer: n.clone(),
+                peer: n.as_str().into(),
                 states,
                 rtt_ms: Some(0),
                 // Probed in the last round or up to a rotation (160 s) ago.
@@ -328,8 +328,8 @@ pub fn summary_report(names: &[String], me: usize, blocked: &[usize]) -> ProbeRe
     let blocked_results = blocked
         .iter()
         .map(|&i| ProbeResult {
-            peer: names[i].clone(),
-            address: format!("10.0.{}.{}", i / 250, i % 250 + 1),
+            peer: names[i].as_str().into(),
+            address: compact_str::format_compact!("10.0.{}.{}", i / 250, i % 250 + 1),
             port: 22,
             proto: axon::model::probes::Proto::Tcp,
             state: ProbeState::Filtered,

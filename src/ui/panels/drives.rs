@@ -99,13 +99,13 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
             let title = cols[c].title;
             match title {
                 "NODE" => (node.name.clone(), th.text),
-                "SLOT" => (dr.slot.clone().unwrap_or_else(|| "—".into()), th.dim),
-                "DRIVE" => (dr.name.clone(), th.text),
-                "MODEL" => (dr.model.clone(), th.text),
-                "SERIAL" => (dr.serial.clone(), th.dim),
-                "FW" => (dr.firmware.clone(), th.dim),
+                "SLOT" => (dr.slot.as_deref().unwrap_or("—").to_string(), th.dim),
+                "DRIVE" => (dr.name.to_string(), th.text),
+                "MODEL" => (dr.model.to_string(), th.text),
+                "SERIAL" => (dr.serial.to_string(), th.dim),
+                "FW" => (dr.firmware.to_string(), th.dim),
                 "STATE" => (
-                    dr.state.clone(),
+                    dr.state.to_string(),
                     if dr.state == "live" { th.dim } else { th.fail },
                 ),
                 "NUMA" => (

@@ -318,7 +318,7 @@ fn nics(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
             let opt = |v: Option<i32>| v.map(|x| x.to_string()).unwrap_or_else(|| "?".into());
             match cols[c].title {
                 "NODE" => (node.name.clone(), status_style(th, d.status[ni])),
-                "NIC" => (nic.name.clone(), if dp { th.accent } else { th.text }),
+                "NIC" => (nic.name.to_string(), if dp { th.accent } else { th.text }),
                 "DP" => ((if dp { "dp" } else { "" }).to_string(), th.accent),
                 "TYPE" => (
                     match nic.kind.as_str() {
