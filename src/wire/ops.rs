@@ -133,7 +133,7 @@ mod tests {
         op.finished_ms = Some(2_000);
         op.summary = Some("cancelled after 1 of 2 peers".into());
         op.output = Some(OperationOutput::PortProbe {
-            report: ProbeReport::from_results(vec!["b".into()], vec![], 3),
+            report: ProbeReport::from_results(vec!["b"], vec![], 3),
         });
         let back = decode_operation(encode_operation(&op)).unwrap();
         assert_eq!(back, op);
