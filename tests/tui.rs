@@ -194,6 +194,59 @@ fn walk_every_panel_of_the_demo_with_the_keyboard() {
     assert!(!t.alive(), "q quits the console and the demo");
 }
 
+/// Issue 8 item 4: a key that changes the cluster asks first, then runs as a job that
+/// the job list follows to its end.
+#[test]
+fn probe_from_the_network_panel_asks_first_and_runs_as_a_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = format!(
+        "{} demo --nodes 4 --port 24200 --metrics-port 24290 --dir {} 2>{}/stderr",
+        bin(),
+        dir.path().display(),
+        dir.path().display()
+    );
+    let t = Tmux::start(
+        &format!("axon-jobs-{}", std::process::id()),
+        160,
+        48,
+        &cmd,
+        &[],
+    );
+    t.wait_for("4 nodes ●4", Duration::from_secs(60));
+    t.keys(&["4"]);
+    t.wait_for("Port group core", Duration::from_secs(2));
+    // No: nothing happens.
+    t.keys(&["P"]);
+    t.wait_for(
+        "Probe the full core port ranges from axon001?",
+        Duration::from_secs(2),
+    );
+    t.keys(&["n"]);
+    t.wait_for("nothing done", Duration::from_secs(2));
+    t.keys(&["J"]);
+    t.wait_for("No jobs yet", Duration::from_secs(2));
+    t.keys(&["Escape"]);
+    // Yes: a job, followed to its end in the list.
+    t.keys(&["P"]);
+    t.wait_for(
+        "Probe the full core port ranges from axon001?",
+        Duration::from_secs(2),
+    );
+    t.keys(&["y"]);
+    t.wait_for("job 1 started", Duration::from_secs(2));
+    t.keys(&["J"]);
+    t.wait_for("Jobs — Esc closes", Duration::from_secs(2));
+    t.wait_for("port-probe axon001 →", Duration::from_secs(10));
+    t.wait_for("probes (core) to 3 peers", Duration::from_secs(60));
+    let screen = t.capture();
+    assert!(screen.contains(" done "), "{screen}");
+    assert!(screen.contains("3/3"), "every peer done:\n{screen}");
+    t.keys(&["Escape"]);
+    t.keys(&["7"]);
+    t.wait_for("job 1: port-probe axon001", Duration::from_secs(2));
+    t.keys(&["q"]);
+}
+
 #[test]
 fn input_is_answered_promptly_while_nodes_time_out() {
     let dir = tempfile::tempdir().unwrap();

@@ -147,8 +147,10 @@ pub enum Effect {
     None,
     Quit,
     LoadTheme(String),
-    /// Probe the full port ranges from this node to its peers.
+    /// Probe the full port ranges from this node to its peers (asks first).
     ProbeFull(usize),
+    /// Run an operation the operator confirmed.
+    Run(super::confirm::Pending),
 }
 
 #[derive(Debug, Clone)]
@@ -176,8 +178,10 @@ pub struct UiState {
     pub page: usize,
     pub width: u16,
     pub theme_name: String,
-    /// Progress of an on-demand probe, shown in the status line.
-    pub job: Option<String>,
+    /// The confirm popup of an operation waiting for a yes.
+    pub confirm: Option<super::confirm::Confirm>,
+    /// Operations started from the panels, running and finished.
+    pub jobs: super::jobs::Jobs,
 }
 
 impl UiState {
@@ -202,7 +206,8 @@ impl UiState {
             page: 20,
             width: 80,
             theme_name: theme_name.to_string(),
-            job: None,
+            confirm: None,
+            jobs: Default::default(),
         }
     }
 
@@ -286,6 +291,10 @@ impl UiState {
                 }
             },
             "theme" | "t" if !arg.is_empty() => Effect::LoadTheme(arg.to_string()),
+            "jobs" | "j" => {
+                self.jobs.open = true;
+                Effect::None
+            }
             "" => Effect::None,
             _ => {
                 if let Some(p) = Panel::parse(verb) {
@@ -293,7 +302,7 @@ impl UiState {
                     return Effect::None;
                 }
                 self.message = Some(format!(
-                    "unknown command `{verb}`: node NAME, panel NAME, theme NAME, quit"
+                    "unknown command `{verb}`: node NAME, panel NAME, theme NAME, jobs, quit"
                 ));
                 Effect::None
             }
@@ -432,6 +441,7 @@ impl UiState {
                     return Effect::ProbeFull(node);
                 }
             }
+            Action::Jobs => self.jobs.open = !self.jobs.open,
             Action::Enter => self.detail = d.detail_for(self, view),
             _ => {}
         }

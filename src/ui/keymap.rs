@@ -31,6 +31,8 @@ pub enum Action {
     CycleTheme,
     /// Probe the full port ranges from the selected node (needs the admin token).
     ProbeFull,
+    /// Open or close the list of jobs (operations started from the panels).
+    Jobs,
 }
 
 pub struct Binding {
@@ -279,6 +281,14 @@ pub static BINDINGS: &[Binding] = &[
         Some(&[Panel::Network]),
         true,
         "probe full port ranges from the selected node (admin)"
+    ),
+    b!(
+        &[(KeyCode::Char('J'), SHIFT), (KeyCode::Char('J'), NONE)],
+        "J",
+        Action::Jobs,
+        None,
+        false,
+        "jobs: operations started here, with progress (c cancels one)"
     ),
     b!(
         &[(KeyCode::Char('t'), NONE)],

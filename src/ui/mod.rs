@@ -4,8 +4,10 @@
 //! and wraps each frame in synchronized output so nothing tears over a slow SSH link.
 
 pub mod app;
+pub mod confirm;
 pub mod derive;
 mod detail;
+pub mod jobs;
 pub mod keymap;
 pub mod panels;
 pub mod theme;
@@ -90,6 +92,13 @@ pub fn render(vs: &ViewState, th: &Theme, f: &mut Frame) {
     if let Some(d) = &vs.ui.detail {
         let (title, lines) = detail::content(d, vs, th);
         widgets::popup(f, body, &format!("{title} — Esc closes"), lines, th);
+    }
+    if vs.ui.jobs.open {
+        let lines = vs.ui.jobs.lines(vs.now_ms, th);
+        widgets::popup(f, body, "Jobs — Esc closes", lines, th);
+    }
+    if let Some(c) = &vs.ui.confirm {
+        widgets::popup(f, body, &c.title, c.lines(th), th);
     }
     if vs.ui.help {
         help(f, body, vs, th);
@@ -198,8 +207,22 @@ fn status_line(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
             if let Some(m) = &vs.ui.message {
                 spans.push(Span::styled(format!("{m}  "), th.accent));
             }
-            if let Some(j) = &vs.ui.job {
-                spans.push(Span::styled(format!("{j}  "), th.warn));
+            let running = vs.ui.jobs.running();
+            if running > 0 {
+                let latest = vs
+                    .ui
+                    .jobs
+                    .list
+                    .iter()
+                    .rev()
+                    .find(|j| j.finished_ms.is_none());
+                let step = latest
+                    .map(|j| format!(": {} {}/{}", j.step.name, j.step.done, j.step.total))
+                    .unwrap_or_default();
+                spans.push(Span::styled(
+                    format!("{running} job(s) running{step} — J lists them  "),
+                    th.warn,
+                ));
             }
             let filter = vs.ui.filter(vs.ui.panel);
             if !filter.is_empty() {
@@ -363,7 +386,7 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
         })?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let (job_tx, mut job_rx) = tokio::sync::mpsc::channel::<Progress>(64);
+    let (job_tx, mut job_rx) = tokio::sync::mpsc::channel::<(u64, Progress)>(64);
     let mut derived = Derived::compute(&fleet.view, &ui, now_ms());
     let mut derived_gen = fleet.view.generation;
     let mut derived_key = derive_key(&ui);
@@ -437,7 +460,31 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
             let effect = match ev {
                 Event::Key(k) if k.kind != KeyEventKind::Release => {
                     use crossterm::event::KeyCode;
-                    if ui.input.is_some() {
+                    if let Some(c) = ui.confirm.as_mut() {
+                        match c.key(k.code) {
+                            confirm::Outcome::Open => Effect::None,
+                            confirm::Outcome::Dismissed => {
+                                ui.confirm = None;
+                                ui.message = Some("nothing done".into());
+                                Effect::None
+                            }
+                            confirm::Outcome::Accepted(p) => {
+                                ui.confirm = None;
+                                Effect::Run(p)
+                            }
+                        }
+                    } else if ui.jobs.open && ui.input.is_none() {
+                        match k.code {
+                            KeyCode::Esc | KeyCode::Char('J' | 'q') => ui.jobs.open = false,
+                            KeyCode::Up | KeyCode::Char('k') => ui.jobs.up(),
+                            KeyCode::Down | KeyCode::Char('j') => ui.jobs.down(),
+                            KeyCode::Char('c') if !ui.read_only => {
+                                ui.message = Some(ui.jobs.cancel_selected());
+                            }
+                            _ => {}
+                        }
+                        Effect::None
+                    } else if ui.input.is_some() {
                         match k.code {
                             KeyCode::Esc => {
                                 if let Some(Input::Filter(_)) = ui.input {
@@ -511,6 +558,26 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
                     false
                 }
                 Effect::ProbeFull(node) => {
+                    let n = &fleet.view.nodes[node];
+                    let peers = n.digest.probe_peers.len()
+                        + n.snapshot
+                            .as_ref()
+                            .and_then(|s| s.probes.as_ref())
+                            .map_or(0, |p| p.peers.len());
+                    ui.confirm = Some(confirm::Confirm::new(
+                        confirm::Pending::ProbeFull { node },
+                        format!("Probe the full core port ranges from {}?", n.name),
+                        vec![
+                            format!(
+                                "{} probes every port of the core group (14000-14100, 15000-15100, 16000-16100, TCP and UDP) on each of its {peers} peers, one peer at a time.",
+                                n.name
+                            ),
+                            "It runs on the agent (admin token), shows in the job list (J), and can be cancelled there (c).".into(),
+                        ],
+                    ));
+                    false
+                }
+                Effect::Run(confirm::Pending::ProbeFull { node }) => {
                     let spec = fleet.specs[node].clone();
                     let token = fleet.tokens[node].clone();
                     // The node's probe peers: the nodes of this view it probes (by address),
@@ -525,7 +592,11 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
                     if let Some(p) = n.snapshot.as_ref().and_then(|s| s.probes.as_ref()) {
                         peers.extend(p.peers.iter().map(|p| p.to_string()));
                     }
-                    ui.job = Some(format!("probing full port ranges from {} …", spec.name));
+                    let (seq, cancel) = ui
+                        .jobs
+                        .add(format!("full probe from {}", spec.name), now_ms());
+                    ui.message = Some(format!("job {seq} started: J shows its progress"));
+                    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
                     tokio::spawn(probe_action::full_probe(
                         ProbeRequest {
                             spec,
@@ -534,9 +605,17 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
                             peers: peers.join(","),
                             groups: vec!["core".into()],
                         },
-                        job_tx.clone(),
-                        tokio_util::sync::CancellationToken::new(),
+                        tx,
+                        cancel,
                     ));
+                    let job_tx = job_tx.clone();
+                    tokio::spawn(async move {
+                        while let Some(p) = rx.recv().await {
+                            if job_tx.send((seq, p)).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
                     false
                 }
             }
@@ -566,21 +645,10 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
                 fleet.view.observe(now_ms());
                 need_draw = true;
             }
-            Some(p) = job_rx.recv() => {
-                match p {
-                    Progress::Started(op) => ui.job = Some(format!("{} {} started", op.kind.as_str(), op.target)),
-                    Progress::Step(s) => ui.job = Some(format!("probe {}: {}/{}", s.name, s.done, s.total)),
-                    Progress::Log(l) => ui.message = Some(l),
-                    Progress::Finished(r) => {
-                        ui.job = None;
-                        match r.map(|op| format!("{} from {}: {}", op.kind.as_str(), op.target, op.summary.unwrap_or_default())) {
-                            Ok(summary) => {
-                                ui.message = Some(summary.clone());
-                                fleet.view.push_event(crate::fleet::view::Event { seq: 0, at_ms: now_ms(), node: None, severity: crate::fleet::view::Severity::Info, text: summary });
-                            }
-                            Err(e) => ui.message = Some(format!("probe failed: {e}")),
-                        }
-                    }
+            Some((seq, p)) = job_rx.recv() => {
+                if let Some(end) = ui.jobs.apply(seq, p, now_ms()) {
+                    ui.message = Some(end.clone());
+                    fleet.view.push_event(crate::fleet::view::Event { seq: 0, at_ms: now_ms(), node: None, severity: crate::fleet::view::Severity::Info, text: end });
                 }
                 need_draw = true;
                 input_pending = true;
