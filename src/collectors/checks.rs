@@ -2,11 +2,11 @@
 //! Each returns pass / warn / fail / unknown with what was observed, what is expected and
 //! the exact remedy. A fact that cannot be read makes its check unknown, never pass.
 
-use super::net::{parse_v4_cidr, v4_contains};
 use super::{HostRoot, Problems};
 use crate::model::checks::{CheckResult, CheckStatus};
+use crate::model::clock::ClockState;
 use crate::model::cpuset::CpuSet;
-use crate::model::net::{Network, Nic};
+use crate::model::net::{Network, Nic, parse_v4_cidr, v4_contains};
 use crate::model::nvme::{
     CriticalWarning, HealthLevel, MAX_SSD_CLASS_GB, NvmeController, class_label, marketed_gb,
 };
@@ -1288,7 +1288,7 @@ fn net_rp_filter(inp: &CheckInputs) -> CheckResult {
 
 // ------------------------------------------------------------------ services and file systems
 
-fn ntp_sync(clock: Result<super::sys::ClockState, String>) -> CheckResult {
+fn ntp_sync(clock: Result<ClockState, String>) -> CheckResult {
     const ID: &str = "ntp.sync";
     const EXP: &str = "kernel clock synchronised (adjtimex without STA_UNSYNC)";
     match clock {

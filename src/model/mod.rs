@@ -3,6 +3,7 @@
 //! CLI render them, and the exporter turns them into metrics.
 
 pub mod checks;
+pub mod clock;
 pub mod cpuset;
 pub mod hostlist;
 pub mod net;
