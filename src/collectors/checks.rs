@@ -308,10 +308,9 @@ fn numa_balancing(root: &HostRoot) -> CheckResult {
                 );
             }
         },
-        Ok(None) => {
-            if root.exists("/proc/sys/kernel") {
-                None
-            } else {
+        Ok(None) => match root.exists("/proc/sys/kernel") {
+            Ok(true) => None,
+            Ok(false) => {
                 return unknown(
                     ID,
                     format!(
@@ -321,7 +320,8 @@ fn numa_balancing(root: &HostRoot) -> CheckResult {
                     EXP,
                 );
             }
-        }
+            Err(e) => return unknown(ID, e.to_string(), EXP),
+        },
         Err(e) => return unknown(ID, e.to_string(), EXP),
     };
     let persisted = persisted_sysctl(root, "kernel.numa_balancing");
@@ -512,10 +512,13 @@ fn cgroup_v2(root: &HostRoot, mounts: &Result<Vec<Mount>, String>) -> CheckResul
     const ID: &str = "cgroup.v2";
     const EXP: &str = "unified cgroup v2 mounted at /sys/fs/cgroup";
     const FIX: &str = "boot with systemd.unified_cgroup_hierarchy=1 (e.g. `grubby --update-kernel=ALL --args=systemd.unified_cgroup_hierarchy=1`, or add it to GRUB_CMDLINE_LINUX and update-grub), then reboot";
-    let controllers = root.exists("/sys/fs/cgroup/cgroup.controllers");
-    let mounts = match mounts {
-        Ok(m) => m,
-        Err(e) if controllers => {
+    // Err: whether cgroup.controllers exists is unknown (not that it is absent).
+    let controllers = root
+        .exists("/sys/fs/cgroup/cgroup.controllers")
+        .map_err(|e| e.to_string());
+    let mounts = match (mounts, &controllers) {
+        (Ok(m), _) => m,
+        (Err(e), Ok(true)) => {
             return result(
                 ID,
                 CheckStatus::Pass,
@@ -524,7 +527,8 @@ fn cgroup_v2(root: &HostRoot, mounts: &Result<Vec<Mount>, String>) -> CheckResul
                 "",
             );
         }
-        Err(e) => return unknown(ID, e.clone(), EXP),
+        (Err(e), Ok(false)) => return unknown(ID, e.clone(), EXP),
+        (Err(e), Err(ce)) => return unknown(ID, format!("{ce}; {e}"), EXP),
     };
     let v2_at_root = mounts
         .iter()
@@ -537,14 +541,21 @@ fn cgroup_v2(root: &HostRoot, mounts: &Result<Vec<Mount>, String>) -> CheckResul
     let v2_elsewhere = mounts
         .iter()
         .find(|m| m.fstype == "cgroup2" && m.target != "/sys/fs/cgroup");
-    if controllers && (v2_at_root || v1.is_empty()) {
-        return result(
-            ID,
-            CheckStatus::Pass,
-            "unified: cgroup2 on /sys/fs/cgroup",
-            EXP,
-            "",
-        );
+    if v2_at_root || v1.is_empty() {
+        match controllers {
+            Ok(true) => {
+                return result(
+                    ID,
+                    CheckStatus::Pass,
+                    "unified: cgroup2 on /sys/fs/cgroup",
+                    EXP,
+                    "",
+                );
+            }
+            // The mount table alone does not decide it: cgroup.controllers does.
+            Err(ce) => return unknown(ID, ce, EXP),
+            Ok(false) => {}
+        }
     }
     let v1_list = v1.iter().cloned().collect::<Vec<_>>().join(", ");
     let observed = match (v1.is_empty(), v2_elsewhere) {
@@ -567,7 +578,11 @@ fn kernel_headers(root: &HostRoot, rel: &Result<String, String>) -> CheckResult 
         Err(e) => return unknown(ID, e.clone(), EXP),
     };
     let build = format!("/lib/modules/{rel}/build");
-    match root.resolve(&build) {
+    let resolved = match root.resolve(&build) {
+        Ok(r) => r,
+        Err(e) => return unknown(ID, e.to_string(), EXP),
+    };
+    match resolved {
         Some(target) if root.path(&target).is_dir() => result(
             ID,
             CheckStatus::Pass,
@@ -576,14 +591,19 @@ fn kernel_headers(root: &HostRoot, rel: &Result<String, String>) -> CheckResult 
             "",
         ),
         _ => {
-            let why = if root.exists(&build) {
-                format!("{build} is a dangling link: headers for {rel} are not installed")
-            } else if root.exists(&format!("/lib/modules/{rel}")) {
-                format!("no {build}: headers for {rel} are not installed")
-            } else {
-                format!(
-                    "no /lib/modules/{rel}: neither modules nor headers of the running kernel {rel} are installed"
-                )
+            // Absent only when the file system says so; an unreadable path is unknown.
+            let why = match root.exists(&build) {
+                Err(e) => return unknown(ID, e.to_string(), EXP),
+                Ok(true) => {
+                    format!("{build} is a dangling link: headers for {rel} are not installed")
+                }
+                Ok(false) => match root.exists(&format!("/lib/modules/{rel}")) {
+                    Err(e) => return unknown(ID, e.to_string(), EXP),
+                    Ok(true) => format!("no {build}: headers for {rel} are not installed"),
+                    Ok(false) => format!(
+                        "no /lib/modules/{rel}: neither modules nor headers of the running kernel {rel} are installed"
+                    ),
+                },
             };
             result(
                 ID,
@@ -605,14 +625,18 @@ fn hugepages(root: &HostRoot, inp: &CheckInputs) -> CheckResult {
         Ok(t) => t,
         Err(e) => return unknown(ID, e.clone(), EXP),
     };
-    if !root.exists("/sys/kernel/mm/hugepages") {
-        return result(
-            ID,
-            CheckStatus::Fail,
-            "kernel without HugeTLB support (no /sys/kernel/mm/hugepages)",
-            EXP,
-            "use a kernel built with CONFIG_HUGETLBFS",
-        );
+    match root.exists("/sys/kernel/mm/hugepages") {
+        Ok(true) => {}
+        Ok(false) => {
+            return result(
+                ID,
+                CheckStatus::Fail,
+                "kernel without HugeTLB support (no /sys/kernel/mm/hugepages)",
+                EXP,
+                "use a kernel built with CONFIG_HUGETLBFS",
+            );
+        }
+        Err(e) => return unknown(ID, e.to_string(), EXP),
     }
     let m = &t.memory;
     if m.total_bytes.is_none() {
@@ -1324,16 +1348,29 @@ fn svc_rpcbind(root: &HostRoot) -> CheckResult {
     const ID: &str = "svc.rpcbind";
     const EXP: &str = "rpcbind installed and enabled";
     const INSTALL: &str = "apt install rpcbind (RHEL/Rocky: dnf install rpcbind), then systemctl enable --now rpcbind.service rpcbind.socket";
-    if !UNIT_DIRS.iter().any(|d| root.exists(d)) {
+    let mut dir_errors = Vec::new();
+    let any_dir = UNIT_DIRS.iter().any(|d| match root.exists(d) {
+        Ok(b) => b,
+        Err(e) => {
+            dir_errors.push(e.to_string());
+            false
+        }
+    });
+    if !any_dir {
         return unknown(
             ID,
-            "no systemd unit directories: cannot tell how services are managed on this host",
+            if dir_errors.is_empty() {
+                "no systemd unit directories: cannot tell how services are managed on this host"
+                    .to_string()
+            } else {
+                format!("no systemd unit directory found: {}", dir_errors.join("; "))
+            },
             EXP,
         );
     }
     // A unit file or directory that cannot be read is not evidence of absence.
     let mut errors: Vec<String> = Vec::new();
-    let present = |p: &str, errors: &mut Vec<String>| match root.try_exists(p) {
+    let present = |p: &str, errors: &mut Vec<String>| match root.exists(p) {
         Ok(b) => b,
         Err(e) => {
             errors.push(e.to_string());

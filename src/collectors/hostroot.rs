@@ -241,15 +241,11 @@ impl HostRoot {
         }
     }
 
-    /// True if the path exists (a dangling symlink counts: systemd's enablement links
-    /// point at paths that may only exist on the real host).
-    pub fn exists(&self, host_path: &str) -> bool {
-        std::fs::symlink_metadata(self.path(host_path)).is_ok()
-    }
-
-    /// Like `exists`, but an error other than "not found" (permission denied on a parent
-    /// directory, a file where a directory should be) is returned, not taken as absence.
-    pub fn try_exists(&self, host_path: &str) -> Result<bool, CollectError> {
+    /// Whether the path exists (a dangling symlink counts: systemd's enablement links
+    /// point at paths that may only exist on the real host). An error other than "not
+    /// found" (permission denied on a parent directory, a file where a directory should be)
+    /// is returned, never taken as absence: the fact is then unknown.
+    pub fn exists(&self, host_path: &str) -> Result<bool, CollectError> {
         match std::fs::symlink_metadata(self.path(host_path)) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -258,9 +254,11 @@ impl HostRoot {
     }
 
     /// Follows symlinks the way the host would, but inside the root: an absolute link
-    /// target is taken relative to the root. Returns the resolved host path, or None when
-    /// it does not resolve to an existing file or directory.
-    pub fn resolve(&self, host_path: &str) -> Option<String> {
+    /// target is taken relative to the root. Returns the resolved host path, `Ok(None)`
+    /// when it does not resolve to an existing file or directory (a missing component or
+    /// a dangling link), and the error when a component cannot be read or the links loop
+    /// (as ELOOP): then whether it resolves is unknown.
+    pub fn resolve(&self, host_path: &str) -> Result<Option<String>, CollectError> {
         let mut parts: Vec<String> = Vec::new();
         let mut pending: Vec<String> = host_path
             .split('/')
@@ -280,13 +278,20 @@ impl HostRoot {
             }
             parts.push(part);
             let current = format!("/{}", parts.join("/"));
-            let meta = std::fs::symlink_metadata(self.path(&current)).ok()?;
+            let meta = match std::fs::symlink_metadata(self.path(&current)) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(self.unreadable(&current, e)),
+            };
             if meta.file_type().is_symlink() {
                 hops += 1;
                 if hops > 40 {
-                    return None;
+                    return Err(
+                        self.unreadable(&current, io::Error::from_raw_os_error(libc::ELOOP))
+                    );
                 }
-                let target = std::fs::read_link(self.path(&current)).ok()?;
+                let target = std::fs::read_link(self.path(&current))
+                    .map_err(|e| self.unreadable(&current, e))?;
                 parts.pop();
                 if target.is_absolute() {
                     parts.clear();
@@ -301,8 +306,11 @@ impl HostRoot {
             }
         }
         let resolved = format!("/{}", parts.join("/"));
-        std::fs::metadata(self.path(&resolved)).ok()?;
-        Some(resolved)
+        match std::fs::metadata(self.path(&resolved)) {
+            Ok(_) => Ok(Some(resolved)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.unreadable(&resolved, e)),
+        }
     }
 
     /// The final component of a symlink's target (`device/driver` → `mlx5_core`).
@@ -380,13 +388,43 @@ mod tests {
             .unwrap();
         let root = HostRoot::with_sys(r, Arc::new(RealSys::new(r.to_path_buf())));
         assert_eq!(
-            root.resolve("/lib/modules/6.1/build").as_deref(),
+            root.resolve("/lib/modules/6.1/build").unwrap().as_deref(),
             Some("/usr/src/hdr")
         );
-        assert_eq!(root.resolve("/lib/modules/6.1/source"), None);
+        assert_eq!(root.resolve("/lib/modules/6.1/source").unwrap(), None);
         assert!(
-            root.exists("/lib/modules/6.1/source"),
+            root.exists("/lib/modules/6.1/source").unwrap(),
             "dangling link still exists"
+        );
+    }
+
+    /// Root ignores file modes, so these stand in for EACCES: a file where a directory
+    /// should be (ENOTDIR) and a link that points at itself (ELOOP).
+    #[test]
+    fn exists_and_resolve_keep_errors_other_than_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        std::fs::create_dir_all(r.join("lib/modules")).unwrap();
+        std::fs::write(r.join("lib/modules/6.1"), "").unwrap();
+        std::os::unix::fs::symlink("loop", r.join("lib/modules/loop")).unwrap();
+        let root = HostRoot::with_sys(r, Arc::new(RealSys::new(r.to_path_buf())));
+        assert!(!root.exists("/lib/modules/6.2").unwrap());
+        assert_eq!(root.resolve("/lib/modules/6.2/build").unwrap(), None);
+        let e = root
+            .exists("/lib/modules/6.1/build")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("6.1/build unreadable (not a directory)"), "{e}");
+        let e = root
+            .resolve("/lib/modules/6.1/build")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("6.1/build unreadable (not a directory)"), "{e}");
+        assert!(root.exists("/lib/modules/loop").unwrap());
+        let e = root.resolve("/lib/modules/loop").unwrap_err().to_string();
+        assert!(
+            e.contains("loop unreadable (too many levels of symbolic links)"),
+            "{e}"
         );
     }
 

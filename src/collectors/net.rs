@@ -30,20 +30,25 @@ pub fn collect(
     let mut unreadable_nics = Vec::new();
     for name in names {
         let base = format!("{NET_DIR}/{name}");
-        let physical = root.exists(&format!("{base}/device"));
+        // None: whether it is a physical NIC is unknown (its device link unreadable).
+        let physical = problems.take(root.exists(&format!("{base}/device")));
         let arphrd = match root.parse::<u32>(&format!("{base}/type")) {
-            Ok(t) => t,
-            Err(e) => {
-                // Without its type a NIC cannot be judged; if it could be a dataplane NIC,
-                // say so, so the dataplane checks do not pass without it.
-                problems.push(e);
+            Ok(t) if physical.is_some() => t,
+            read => {
+                // Without its type (or without knowing whether it is physical) a NIC
+                // cannot be judged; if it could be a dataplane NIC, say so, so the
+                // dataplane checks do not pass without it.
+                if let Err(e) = read {
+                    problems.push(e);
+                }
                 let configured = cfg.dataplane.contains(&name);
-                if configured || (cfg.dataplane.is_empty() && physical) {
+                if configured || (cfg.dataplane.is_empty() && physical != Some(false)) {
                     unreadable_nics.push(name);
                 }
                 continue;
             }
         };
+        let physical = physical == Some(true);
         let uevent = if physical {
             root.read_opt(&format!("{base}/device/uevent"))
                 .ok()
@@ -152,9 +157,15 @@ pub fn collect(
 
 fn ipconf(root: &HostRoot, scope: &str, problems: &mut Problems) -> IpConf {
     let dir = format!("/proc/sys/net/ipv4/conf/{scope}");
-    if !root.exists(&dir) {
+    match root.exists(&dir) {
+        Ok(true) => {}
         // Interfaces without IPv4 (or a host without the files) simply have no values.
-        return IpConf::default();
+        Ok(false) => return IpConf::default(),
+        // Unknown values: the checks on them say unreadable.
+        Err(e) => {
+            problems.push(e);
+            return IpConf::default();
+        }
     }
     let mut get = |k: &str| problems.take(root.parse::<i32>(&format!("{dir}/{k}")));
     IpConf {
