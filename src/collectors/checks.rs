@@ -7,9 +7,7 @@ use crate::model::checks::{CheckResult, CheckStatus};
 use crate::model::clock::ClockState;
 use crate::model::cpuset::CpuSet;
 use crate::model::net::{Network, Nic, parse_v4_cidr, v4_contains};
-use crate::model::nvme::{
-    CriticalWarning, HealthLevel, MAX_SSD_CLASS_GB, NvmeController, class_label, marketed_gb,
-};
+use crate::model::nvme::{CriticalWarning, HealthLevel, NvmeController, class_label, marketed_gb};
 use crate::model::pinning::{CpuRole, Pinning};
 use crate::model::probes::ProbeReport;
 use crate::model::snapshot::HostFacts;
@@ -17,31 +15,10 @@ use crate::model::topology::Topology;
 use humansize::{BINARY, DECIMAL, format_size};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Parameters of the planned deployment that some checks need.
-#[derive(Debug, Clone, Copy)]
-pub struct PlanParams {
-    /// Huge-page memory planned per Axon core (estimate; `--hugepages-per-core-mib`).
-    pub hugepages_per_core_bytes: u64,
-    /// Largest SSD class accepted, in GB as sold: the seed's "up to 30 TB" admits drives
-    /// sold as 30 TB, which are the 30.72 TB class (see `model::nvme::marketed_gb`).
-    pub max_ssd_class_gb: u64,
-}
-
-impl Default for PlanParams {
-    fn default() -> Self {
-        PlanParams {
-            hugepages_per_core_bytes: 1536 * 1024 * 1024,
-            max_ssd_class_gb: MAX_SSD_CLASS_GB,
-        }
-    }
-}
-
-/// The core plan of REQUIREMENTS.md §3 for a given drive count.
-pub fn planned_cores(drives: usize) -> (usize, usize, usize) {
-    let drive = drives.min(8);
-    let compute = (2 * drive).min(16);
-    (drive, compute, 12)
-}
+// The plan's parameters are named here too: the agent and the CLI configure the checks
+// with them.
+pub use crate::model::plan::PlanParams;
+use crate::model::plan::{planned_cores, spread};
 
 /// What the checks get from the other collectors. `Err` carries why that section cannot
 /// be judged (never collected, its collector now failing, or stale), which becomes the
@@ -771,16 +748,6 @@ fn hugepages(root: &HostRoot, inp: &CheckInputs) -> CheckResult {
                 .join("; ")
         ),
     )
-}
-
-/// `total` cores spread evenly over `nodes` (the first domains take the remainder).
-fn spread(total: usize, nodes: &BTreeSet<u32>) -> BTreeMap<u32, usize> {
-    let k = nodes.len().max(1);
-    nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (*n, total / k + usize::from(i < total % k)))
-        .collect()
 }
 
 /// The NUMA domains of the dataplane NICs, and a description (`ens1f0np0→NUMA 0, …`). A

@@ -10,6 +10,7 @@ pub mod net;
 pub mod nvme;
 pub mod ops;
 pub mod pinning;
+pub mod plan;
 pub mod ports;
 pub mod probes;
 pub mod snapshot;
