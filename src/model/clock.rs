@@ -1,5 +1,5 @@
 //! The kernel clock's discipline as adjtimex(2) reports it: the fact ntp.sync judges and
-//! the console compares across nodes. (The wall clock itself is read in `crate::clock`.)
+//! the console compares across nodes. (The wall clock is read by the top-level `clock`.)
 
 /// What adjtimex(2) reports about the kernel clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
