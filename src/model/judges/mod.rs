@@ -3,6 +3,7 @@
 //! host's facts, the console hands in what its agents reported. A fact that could not be
 //! read arrives as its error and makes its check unknown, never pass.
 
+pub mod cluster;
 pub mod cpu;
 pub mod net;
 pub mod nvme;
