@@ -5,9 +5,9 @@
 
 use crate::agent::{self, Agent, AgentConfig};
 use crate::cli::DemoArgs;
-use crate::collectors::checks::PlanParams;
 use crate::collectors::net::NetConfig;
 use crate::collectors::probes::ProbeOptions;
+use crate::model::plan::PlanParams;
 use crate::model::ports::{self, CONTROL_PORT, METRICS_PORT};
 use anyhow::{Context, Result, bail};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -420,7 +420,7 @@ mod tests {
     use super::*;
     use crate::collectors::iproute_json::routing_from_ip_json;
 
-    fn routing_of(i: u16) -> crate::collectors::sys::RoutingFacts {
+    fn routing_of(i: u16) -> crate::model::net::RoutingFacts {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("root");
         unpack("amd-epyc-4numa", &root).unwrap();

@@ -901,6 +901,96 @@ async fn rpcbind_is_unknown_when_unit_directories_are_unreadable() {
     assert_unknown(&r, "svc.rpcbind", "etc/systemd/system unreadable");
 }
 
+/// The running kernel's release in a host tree.
+fn release_of(root: &std::path::Path) -> String {
+    std::fs::read_to_string(root.join("proc/sys/kernel/osrelease"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Replaces a directory by an empty file: looking anything up inside it then fails with
+/// ENOTDIR, not "not found" (root ignores modes, so this stands in for EACCES).
+fn make_unsearchable(path: &std::path::Path) {
+    std::fs::remove_dir_all(path).unwrap();
+    std::fs::write(path, "").unwrap();
+}
+
+#[tokio::test]
+async fn kernel_headers_unreadable_is_unknown_not_fail() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    let rel = release_of(&path);
+    make_unsearchable(&path.join("lib/modules").join(&rel));
+    let r = checks_by_id(&HostRoot::open(&path).unwrap()).await;
+    assert_unknown(
+        &r,
+        "kernel.headers",
+        &format!("{rel}/build unreadable (not a directory)"),
+    );
+}
+
+#[tokio::test]
+async fn kernel_headers_link_loop_is_unknown_not_fail() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    let build = path
+        .join("lib/modules")
+        .join(release_of(&path))
+        .join("build");
+    std::fs::remove_file(&build).unwrap();
+    std::os::unix::fs::symlink("build", &build).unwrap();
+    let r = checks_by_id(&HostRoot::open(&path).unwrap()).await;
+    assert_unknown(
+        &r,
+        "kernel.headers",
+        "build unreadable (too many levels of symbolic links)",
+    );
+}
+
+#[tokio::test]
+async fn cgroup_v2_unreadable_is_unknown_not_fail() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    make_unsearchable(&path.join("sys/fs/cgroup"));
+    let r = checks_by_id(&HostRoot::open(&path).unwrap()).await;
+    assert_unknown(
+        &r,
+        "cgroup.v2",
+        "cgroup.controllers unreadable (not a directory)",
+    );
+}
+
+#[tokio::test]
+async fn hugetlb_unreadable_is_unknown_not_fail() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    make_unsearchable(&path.join("sys/kernel/mm"));
+    let r = checks_by_id(&HostRoot::open(&path).unwrap()).await;
+    assert_unknown(&r, "hugepages", "mm/hugepages unreadable (not a directory)");
+}
+
+#[tokio::test]
+async fn absent_kernel_headers_cgroup_v2_and_hugetlb_still_fail() {
+    let (_d, path) = copy_fixture("amd-epyc-4numa");
+    let rel = release_of(&path);
+    std::fs::remove_file(path.join("lib/modules").join(&rel).join("build")).unwrap();
+    std::fs::remove_file(path.join("sys/fs/cgroup/cgroup.controllers")).unwrap();
+    std::fs::remove_dir_all(path.join("sys/kernel/mm/hugepages")).unwrap();
+    let r = checks_by_id(&HostRoot::open(&path).unwrap()).await;
+    for (id, says) in [
+        (
+            "kernel.headers",
+            format!("no /lib/modules/{rel}/build: headers for {rel} are not installed"),
+        ),
+        // (Its observed text comes from the mount table, which still lists cgroup2.)
+        ("cgroup.v2", String::new()),
+        (
+            "hugepages",
+            "kernel without HugeTLB support (no /sys/kernel/mm/hugepages)".to_string(),
+        ),
+    ] {
+        assert_eq!(r[id].status, CheckStatus::Fail, "{id}: {}", r[id].observed);
+        assert!(r[id].observed.contains(&says), "{id}: {}", r[id].observed);
+    }
+}
+
 // ------------------------------------------------------------------ checks: failed and stale collectors
 
 #[test]

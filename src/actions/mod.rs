@@ -5,6 +5,9 @@
 
 pub mod probe;
 
+/// The core planner: pure, in `model` so the agent's checks use it as well.
+pub use crate::model::plan;
+
 pub use crate::fleet::ops::OpError;
 use crate::model::ops::{Operation, Step};
 

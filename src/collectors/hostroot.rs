@@ -3,6 +3,9 @@
 //! not files. A tree with `_fixture/profile.toml` is an emulated host: its syscalls are
 //! answered from files in `_fixture/` and every view labels it as emulated.
 
+use super::bounded_read::{MAX_FILE_BYTES, MAX_VALUE_BYTES, read_bounded};
+// Named here as well: the agent's startup checks use it for its own files.
+pub use super::bounded_read::kind_of;
 use super::error::CollectError;
 use super::sys::{FixtureSys, RealSys, SysAccess};
 use std::io;
@@ -34,91 +37,9 @@ impl std::fmt::Debug for HostRoot {
 
 pub const PROFILE_FILE: &str = "_fixture/profile.toml";
 
-/// Most bytes read from one host file: far more than any kernel file a collector reads
-/// (`/proc/mounts` of a node with thousands of mounts, `/proc/cpuinfo` of 512 CPUs, each
-/// under 1 MiB), so a sparse or endless file costs at most this much memory.
-pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
-
-/// Most bytes read from a one-value file (sysfs attributes, hostname, profile.toml).
-pub const MAX_VALUE_BYTES: u64 = 64 * 1024;
-
 /// How long startup (opening the host root, reading the hostname) may take before it is an
 /// error rather than an agent that never binds.
 pub const STARTUP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// What kind of file this is, for messages ("a FIFO", "a regular file", …).
-pub fn kind_of(ft: &std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if ft.is_file() {
-        "a regular file"
-    } else if ft.is_dir() {
-        "a directory"
-    } else if ft.is_fifo() {
-        "a FIFO"
-    } else if ft.is_socket() {
-        "a socket"
-    } else if ft.is_char_device() {
-        "a character device"
-    } else if ft.is_block_device() {
-        "a block device"
-    } else if ft.is_symlink() {
-        "a symlink"
-    } else {
-        "not a regular file"
-    }
-}
-
-/// Reads a file of outside data, bounded: only a regular file is read (a FIFO, socket or
-/// device is refused before it is opened, and again by `fstat` after an `O_NONBLOCK` open,
-/// so one swapped in between cannot block either), and at most `cap` bytes — a longer file
-/// is an error naming it. procfs and sysfs files are regular files whose size says nothing
-/// (0 or 4096), so the cap is enforced while reading, not from `st_size`. `shown` is the
-/// path errors name. Time is bounded by the caller: collectors run under their deadline,
-/// startup reads under `STARTUP_DEADLINE`.
-pub fn read_bounded(path: &Path, shown: &Path, cap: u64) -> Result<Vec<u8>, CollectError> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let unreadable = |source: io::Error| CollectError::Unreadable {
-        path: shown.to_path_buf(),
-        source,
-    };
-    let not_regular = |ft: &std::fs::FileType| {
-        if ft.is_dir() {
-            // What reading a directory always said: unreadable (is a directory).
-            unreadable(io::Error::from_raw_os_error(libc::EISDIR))
-        } else {
-            CollectError::NotRegular {
-                path: shown.to_path_buf(),
-                kind: kind_of(ft),
-            }
-        }
-    };
-    let meta = std::fs::metadata(path).map_err(unreadable)?;
-    if !meta.is_file() {
-        return Err(not_regular(&meta.file_type()));
-    }
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(unreadable)?;
-    let meta = file.metadata().map_err(unreadable)?;
-    if !meta.is_file() {
-        return Err(not_regular(&meta.file_type()));
-    }
-    let mut buf = Vec::new();
-    // One byte past the cap tells "exactly the cap" from "longer".
-    file.take(cap.saturating_add(1))
-        .read_to_end(&mut buf)
-        .map_err(unreadable)?;
-    if buf.len() as u64 > cap {
-        return Err(CollectError::TooLarge {
-            path: shown.to_path_buf(),
-            limit: cap,
-        });
-    }
-    Ok(buf)
-}
 
 impl HostRoot {
     /// Opens a host root. Fails when the directory does not exist or its profile file is
@@ -320,15 +241,11 @@ impl HostRoot {
         }
     }
 
-    /// True if the path exists (a dangling symlink counts: systemd's enablement links
-    /// point at paths that may only exist on the real host).
-    pub fn exists(&self, host_path: &str) -> bool {
-        std::fs::symlink_metadata(self.path(host_path)).is_ok()
-    }
-
-    /// Like `exists`, but an error other than "not found" (permission denied on a parent
-    /// directory, a file where a directory should be) is returned, not taken as absence.
-    pub fn try_exists(&self, host_path: &str) -> Result<bool, CollectError> {
+    /// Whether the path exists (a dangling symlink counts: systemd's enablement links
+    /// point at paths that may only exist on the real host). An error other than "not
+    /// found" (permission denied on a parent directory, a file where a directory should be)
+    /// is returned, never taken as absence: the fact is then unknown.
+    pub fn exists(&self, host_path: &str) -> Result<bool, CollectError> {
         match std::fs::symlink_metadata(self.path(host_path)) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -337,9 +254,11 @@ impl HostRoot {
     }
 
     /// Follows symlinks the way the host would, but inside the root: an absolute link
-    /// target is taken relative to the root. Returns the resolved host path, or None when
-    /// it does not resolve to an existing file or directory.
-    pub fn resolve(&self, host_path: &str) -> Option<String> {
+    /// target is taken relative to the root. Returns the resolved host path, `Ok(None)`
+    /// when it does not resolve to an existing file or directory (a missing component or
+    /// a dangling link), and the error when a component cannot be read or the links loop
+    /// (as ELOOP): then whether it resolves is unknown.
+    pub fn resolve(&self, host_path: &str) -> Result<Option<String>, CollectError> {
         let mut parts: Vec<String> = Vec::new();
         let mut pending: Vec<String> = host_path
             .split('/')
@@ -359,13 +278,20 @@ impl HostRoot {
             }
             parts.push(part);
             let current = format!("/{}", parts.join("/"));
-            let meta = std::fs::symlink_metadata(self.path(&current)).ok()?;
+            let meta = match std::fs::symlink_metadata(self.path(&current)) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(self.unreadable(&current, e)),
+            };
             if meta.file_type().is_symlink() {
                 hops += 1;
                 if hops > 40 {
-                    return None;
+                    return Err(
+                        self.unreadable(&current, io::Error::from_raw_os_error(libc::ELOOP))
+                    );
                 }
-                let target = std::fs::read_link(self.path(&current)).ok()?;
+                let target = std::fs::read_link(self.path(&current))
+                    .map_err(|e| self.unreadable(&current, e))?;
                 parts.pop();
                 if target.is_absolute() {
                     parts.clear();
@@ -380,8 +306,11 @@ impl HostRoot {
             }
         }
         let resolved = format!("/{}", parts.join("/"));
-        std::fs::metadata(self.path(&resolved)).ok()?;
-        Some(resolved)
+        match std::fs::metadata(self.path(&resolved)) {
+            Ok(_) => Ok(Some(resolved)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.unreadable(&resolved, e)),
+        }
     }
 
     /// The final component of a symlink's target (`device/driver` → `mlx5_core`).
@@ -459,13 +388,43 @@ mod tests {
             .unwrap();
         let root = HostRoot::with_sys(r, Arc::new(RealSys::new(r.to_path_buf())));
         assert_eq!(
-            root.resolve("/lib/modules/6.1/build").as_deref(),
+            root.resolve("/lib/modules/6.1/build").unwrap().as_deref(),
             Some("/usr/src/hdr")
         );
-        assert_eq!(root.resolve("/lib/modules/6.1/source"), None);
+        assert_eq!(root.resolve("/lib/modules/6.1/source").unwrap(), None);
         assert!(
-            root.exists("/lib/modules/6.1/source"),
+            root.exists("/lib/modules/6.1/source").unwrap(),
             "dangling link still exists"
+        );
+    }
+
+    /// Root ignores file modes, so these stand in for EACCES: a file where a directory
+    /// should be (ENOTDIR) and a link that points at itself (ELOOP).
+    #[test]
+    fn exists_and_resolve_keep_errors_other_than_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        std::fs::create_dir_all(r.join("lib/modules")).unwrap();
+        std::fs::write(r.join("lib/modules/6.1"), "").unwrap();
+        std::os::unix::fs::symlink("loop", r.join("lib/modules/loop")).unwrap();
+        let root = HostRoot::with_sys(r, Arc::new(RealSys::new(r.to_path_buf())));
+        assert!(!root.exists("/lib/modules/6.2").unwrap());
+        assert_eq!(root.resolve("/lib/modules/6.2/build").unwrap(), None);
+        let e = root
+            .exists("/lib/modules/6.1/build")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("6.1/build unreadable (not a directory)"), "{e}");
+        let e = root
+            .resolve("/lib/modules/6.1/build")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("6.1/build unreadable (not a directory)"), "{e}");
+        assert!(root.exists("/lib/modules/loop").unwrap());
+        let e = root.resolve("/lib/modules/loop").unwrap_err().to_string();
+        assert!(
+            e.contains("loop unreadable (too many levels of symbolic links)"),
+            "{e}"
         );
     }
 

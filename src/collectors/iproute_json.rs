@@ -3,8 +3,7 @@
 //! captures, and a test compares both paths on the live host.
 
 use super::netlink::TABLE_LOCAL;
-use super::sys::RoutingFacts;
-use crate::model::net::{AddressFamily, IpAddress, Route, RoutingRule};
+use crate::model::net::{AddressFamily, IpAddress, Route, RoutingFacts, RoutingRule};
 use serde_json::Value;
 use std::net::IpAddr;
 

@@ -4,7 +4,8 @@
 
 use super::{CollectError, HostRoot, Problems};
 use crate::model::net::{
-    DataplaneSelection, IpConf, Network, Nic, NicKind, Route, RoutingRule, SbrRule,
+    DataplaneSelection, IpConf, Network, Nic, NicKind, Route, RoutingRule, SbrRule, parse_v4_cidr,
+    v4_contains,
 };
 use compact_str::format_compact;
 use std::net::Ipv4Addr;
@@ -29,20 +30,25 @@ pub fn collect(
     let mut unreadable_nics = Vec::new();
     for name in names {
         let base = format!("{NET_DIR}/{name}");
-        let physical = root.exists(&format!("{base}/device"));
+        // None: whether it is a physical NIC is unknown (its device link unreadable).
+        let physical = problems.take(root.exists(&format!("{base}/device")));
         let arphrd = match root.parse::<u32>(&format!("{base}/type")) {
-            Ok(t) => t,
-            Err(e) => {
-                // Without its type a NIC cannot be judged; if it could be a dataplane NIC,
-                // say so, so the dataplane checks do not pass without it.
-                problems.push(e);
+            Ok(t) if physical.is_some() => t,
+            read => {
+                // Without its type (or without knowing whether it is physical) a NIC
+                // cannot be judged; if it could be a dataplane NIC, say so, so the
+                // dataplane checks do not pass without it.
+                if let Err(e) = read {
+                    problems.push(e);
+                }
                 let configured = cfg.dataplane.contains(&name);
-                if configured || (cfg.dataplane.is_empty() && physical) {
+                if configured || (cfg.dataplane.is_empty() && physical != Some(false)) {
                     unreadable_nics.push(name);
                 }
                 continue;
             }
         };
+        let physical = physical == Some(true);
         let uevent = if physical {
             root.read_opt(&format!("{base}/device/uevent"))
                 .ok()
@@ -151,9 +157,15 @@ pub fn collect(
 
 fn ipconf(root: &HostRoot, scope: &str, problems: &mut Problems) -> IpConf {
     let dir = format!("/proc/sys/net/ipv4/conf/{scope}");
-    if !root.exists(&dir) {
+    match root.exists(&dir) {
+        Ok(true) => {}
         // Interfaces without IPv4 (or a host without the files) simply have no values.
-        return IpConf::default();
+        Ok(false) => return IpConf::default(),
+        // Unknown values: the checks on them say unreadable.
+        Err(e) => {
+            problems.push(e);
+            return IpConf::default();
+        }
     }
     let mut get = |k: &str| problems.take(root.parse::<i32>(&format!("{dir}/{k}")));
     IpConf {
@@ -215,27 +227,6 @@ fn select_dataplane(
     DataplaneSelection::Auto
 }
 
-/// Parses `10.10.1.11/24` (or a bare address as /32).
-pub fn parse_v4_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
-    let (a, l) = match s.split_once('/') {
-        Some((a, l)) => (a, l.parse().ok()?),
-        None => (s, 32),
-    };
-    if l > 32 {
-        return None;
-    }
-    Some((a.parse().ok()?, l))
-}
-
-pub fn v4_contains(net: (Ipv4Addr, u8), addr: Ipv4Addr) -> bool {
-    let mask = if net.1 == 0 {
-        0
-    } else {
-        u32::MAX << (32 - net.1)
-    };
-    (u32::from(net.0) & mask) == (u32::from(addr) & mask)
-}
-
 fn sbr_for(nic: &Nic, rules: &[RoutingRule], routes: &[Route]) -> Vec<SbrRule> {
     let addrs: Vec<Ipv4Addr> = nic
         .ipv4_addresses()
@@ -272,26 +263,4 @@ fn sbr_for(nic: &Nic, rules: &[RoutingRule], routes: &[Route]) -> Vec<SbrRule> {
         });
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cidr_containment() {
-        let net = parse_v4_cidr("10.10.1.0/24").unwrap();
-        assert!(v4_contains(net, "10.10.1.11".parse().unwrap()));
-        assert!(!v4_contains(net, "10.10.2.11".parse().unwrap()));
-        assert!(v4_contains(
-            parse_v4_cidr("0.0.0.0/0").unwrap(),
-            "1.2.3.4".parse().unwrap()
-        ));
-        assert_eq!(
-            parse_v4_cidr("10.0.0.1"),
-            Some(("10.0.0.1".parse().unwrap(), 32))
-        );
-        assert_eq!(parse_v4_cidr("10.0.0.1/33"), None);
-        assert_eq!(parse_v4_cidr("nonsense"), None);
-    }
 }

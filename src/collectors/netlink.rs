@@ -3,8 +3,7 @@
 //! built in the tests and cross-checked against `ip -j` on the live host.
 
 use super::error::CollectError;
-use super::sys::RoutingFacts;
-use crate::model::net::{AddressFamily, IpAddress, Route, RoutingRule};
+use crate::model::net::{AddressFamily, IpAddress, Route, RoutingFacts, RoutingRule};
 use compact_str::format_compact;
 use std::collections::HashMap;
 use std::io;

@@ -3,11 +3,15 @@
 //! fixture tree's `_fixture/` folder, captured in the shape the tools print them
 //! (`ip -j …`, the raw 512-byte SMART log page, adjtimex's fields as TOML).
 
+use super::bounded_read::{MAX_FILE_BYTES, read_bounded};
 use super::error::CollectError;
 use super::{iproute_json, netlink};
 use crate::model::cpuset::CpuSet;
-use crate::model::net::{IpAddress, Route, RoutingRule};
 use std::path::PathBuf;
+
+// The seam's answers are plain model data; named here too, where the trait returns them.
+pub use crate::model::clock::ClockState;
+pub use crate::model::net::RoutingFacts;
 
 /// Fills `buf` from the kernel's random number generator (getrandom(2)): probe nonces
 /// here, agent tokens above.
@@ -27,37 +31,6 @@ pub fn random_bytes(buf: &mut [u8]) -> std::io::Result<()> {
         filled += n as usize;
     }
     Ok(())
-}
-
-/// Addresses, policy rules and routes of every table.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RoutingFacts {
-    /// (interface name, address)
-    pub addresses: Vec<(String, IpAddress)>,
-    pub rules: Vec<RoutingRule>,
-    pub routes: Vec<Route>,
-}
-
-/// What adjtimex(2) reports about the kernel clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-pub struct ClockState {
-    /// The syscall's return value: TIME_OK (0) … TIME_ERROR (5).
-    pub state: i32,
-    /// `timex.status` flags; STA_UNSYNC (0x40) means not synchronised.
-    pub status: i32,
-    #[serde(default)]
-    pub offset_ns: i64,
-    pub maxerror_us: i64,
-    pub esterror_us: i64,
-}
-
-pub const STA_UNSYNC: i32 = 0x0040;
-pub const TIME_ERROR: i32 = 5;
-
-impl ClockState {
-    pub fn synchronised(&self) -> bool {
-        self.state != TIME_ERROR && self.status & STA_UNSYNC == 0
-    }
 }
 
 pub trait SysAccess: Send + Sync {
@@ -241,7 +214,7 @@ impl FixtureSys {
 
     fn read(&self, name: &str) -> Result<Vec<u8>, CollectError> {
         let path = self.dir.join(name);
-        super::hostroot::read_bounded(&path, &path, super::hostroot::MAX_FILE_BYTES)
+        read_bounded(&path, &path, MAX_FILE_BYTES)
     }
 
     fn read_text(&self, name: &str) -> Result<String, CollectError> {

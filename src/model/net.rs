@@ -3,6 +3,7 @@
 
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -267,6 +268,37 @@ impl Network {
     }
 }
 
+/// Addresses, policy rules and routes of every table, as netlink (or a captured `ip -j`)
+/// reports them: what the network collector builds `Network`'s addresses and SBR from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoutingFacts {
+    /// (interface name, address)
+    pub addresses: Vec<(String, IpAddress)>,
+    pub rules: Vec<RoutingRule>,
+    pub routes: Vec<Route>,
+}
+
+/// Parses `10.10.1.11/24` (or a bare address as /32).
+pub fn parse_v4_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
+    let (a, l) = match s.split_once('/') {
+        Some((a, l)) => (a, l.parse().ok()?),
+        None => (s, 32),
+    };
+    if l > 32 {
+        return None;
+    }
+    Some((a.parse().ok()?, l))
+}
+
+pub fn v4_contains(net: (Ipv4Addr, u8), addr: Ipv4Addr) -> bool {
+    let mask = if net.1 == 0 {
+        0
+    } else {
+        u32::MAX << (32 - net.1)
+    };
+    (u32::from(net.0) & mask) == (u32::from(addr) & mask)
+}
+
 /// NICs and networks for unit tests across the model.
 #[cfg(test)]
 pub(crate) mod test_data {
@@ -369,5 +401,22 @@ mod tests {
             NicFindings::default(),
             "not Axon's NIC"
         );
+    }
+
+    #[test]
+    fn cidr_containment() {
+        let net = parse_v4_cidr("10.10.1.0/24").unwrap();
+        assert!(v4_contains(net, "10.10.1.11".parse().unwrap()));
+        assert!(!v4_contains(net, "10.10.2.11".parse().unwrap()));
+        assert!(v4_contains(
+            parse_v4_cidr("0.0.0.0/0").unwrap(),
+            "1.2.3.4".parse().unwrap()
+        ));
+        assert_eq!(
+            parse_v4_cidr("10.0.0.1"),
+            Some(("10.0.0.1".parse().unwrap(), 32))
+        );
+        assert_eq!(parse_v4_cidr("10.0.0.1/33"), None);
+        assert_eq!(parse_v4_cidr("nonsense"), None);
     }
 }
