@@ -30,12 +30,42 @@ pub enum Command {
     Check(CheckArgs),
     /// The operator console: every node on one screen (TUI), or one frame with --once
     Console(ConsoleArgs),
+    /// The cluster's health in a few lines, like `ceph -s` (exit 0 healthy, 1 warnings,
+    /// 2 critical, 3 unreachable)
+    #[command(
+        long_about = "The cluster's health in a few lines, like `ceph -s`: nodes up / stale / down \
+            with the reason for each that is not up, failing checks (per node and cluster-wide), \
+            drives by health, blocked probes, core conflicts, and what the data plane reports \
+            (nothing yet). Follows every node of the inventory as the console does, waits until \
+            each has answered or failed (at most --timeout), then judges the cluster once, the \
+            same way as the console's Overview.",
+        after_help = "Exit codes (the verdict):\n  \
+            0  healthy      every node up, nothing wrong\n  \
+            1  warnings     a node stale or not answering yet, a check or drive\n                  \
+            warning, a core conflict, a collector failing or its data stale\n  \
+            2  critical     a node down, a check failing, a drive critical,\n                  \
+            a probe between nodes blocked\n  \
+            3  unreachable  no node is up (also: the inventory or a token file\n                  \
+            could not be read)\n\
+            A usage error exits 2 before anything is asked, with the reason on stderr."
+    )]
+    Status(StatusArgs),
     /// Start an embedded cluster of agents on 127.0.1.x with emulated hosts, and the console
     Demo(DemoArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct ConsoleArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+
+    #[command(flatten)]
+    pub view: ViewArgs,
+}
+
+/// Which agents to follow and how to reach them: the console and `axon status`.
+#[derive(Debug, Clone, Args)]
+pub struct FleetArgs {
     /// Agents to follow, in host list syntax (axon[001-200])
     #[arg(
         long,
@@ -66,9 +96,37 @@ pub struct ConsoleArgs {
 
     #[command(flatten)]
     pub trust: TrustArgs,
+}
 
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The agents' collection interval: data older than 3 intervals is STALE [100ms to 1h]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
+    pub interval: Duration,
+
+    /// How long to wait for every node to answer or fail; a node silent that long is
+    /// judged as it stands (not answering yet, or down with the reason) [100ms to 5m]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_timeout)]
+    pub timeout: Duration,
+
+    /// Print one JSON document instead of the summary (with --watch, one per line)
+    #[arg(long)]
+    pub json: bool,
+
+    /// Keep following the nodes and print the status again every DURATION (2s when
+    /// given alone) until Ctrl-C; the exit code is then the last verdict's [100ms to 1h]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        num_args = 0..=1,
+        default_missing_value = "2s",
+        value_parser = parse_interval
+    )]
+    pub watch: Option<Duration>,
+
+    // Last: its TLS options open a help section of their own.
     #[command(flatten)]
-    pub view: ViewArgs,
+    pub fleet: FleetArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -467,17 +525,17 @@ mod tests {
     #[test]
     fn interval_below_minimum_is_refused_at_parse_time() {
         use clap::Parser;
-        for verb in ["agent", "exporter", "console", "demo"] {
+        for verb in ["agent", "exporter", "console", "demo", "status"] {
             for bad in ["0.0000000001s", "99ms", "0.05", "2h", "1e3"] {
                 let mut args = vec!["axon", verb, "--interval", bad];
-                if verb == "console" {
+                if matches!(verb, "console" | "status") {
                     args.extend(["--hosts", "a"]);
                 }
                 let e = Cli::try_parse_from(&args).unwrap_err().to_string();
                 assert!(e.contains("--interval"), "{verb} {bad}: {e}");
             }
             let mut args = vec!["axon", verb, "--interval", "100ms"];
-            if verb == "console" {
+            if matches!(verb, "console" | "status") {
                 args.extend(["--hosts", "a"]);
             }
             assert!(Cli::try_parse_from(&args).is_ok(), "{verb}");

@@ -6,10 +6,11 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    // The console is one event loop: its follower tasks only decode and hand over, and a
-    // single thread spares 1,000 streams a cross-thread wake-up per message.
+    // The console (and `status`, which follows the same fleet) is one event loop: its
+    // follower tasks only decode and hand over, and a single thread spares 1,000 streams
+    // a cross-thread wake-up per message.
     let mut builder = match cli.command {
-        Command::Console(_) => tokio::runtime::Builder::new_current_thread(),
+        Command::Console(_) | Command::Status(_) => tokio::runtime::Builder::new_current_thread(),
         _ => {
             let mut b = tokio::runtime::Builder::new_multi_thread();
             b.worker_threads(2);
@@ -29,6 +30,7 @@ fn main() -> std::process::ExitCode {
             Command::Exporter(a) => commands::exporter(a).await.map(|_| 0),
             Command::Check(a) => commands::check(a).await,
             Command::Console(a) => commands::console(a).await.map(|_| 0),
+            Command::Status(a) => commands::status(a).await,
             Command::Demo(a) => axon::demo::run(a).await.map(|_| 0),
         }
     });

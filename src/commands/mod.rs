@@ -1,11 +1,12 @@
 //! What each CLI verb does, on top of the library layers. `main` parses and dispatches here.
 
 pub mod check;
+pub mod status;
 
 use crate::agent::{self, AgentConfig, scheduler::CollectConfig};
 use crate::cli::{
-    AgentArgs, CheckArgs, CollectArgs, ConsoleArgs, ExporterArgs, LimitsArgs, ServerTlsArgs,
-    TrustArgs, ViewArgs,
+    AgentArgs, CheckArgs, CollectArgs, ConsoleArgs, ExporterArgs, FleetArgs, LimitsArgs,
+    ServerTlsArgs, StatusArgs, TrustArgs, ViewArgs,
 };
 use crate::collectors::HostRoot;
 use crate::collectors::checks::PlanParams;
@@ -330,7 +331,9 @@ pub fn error_text(e: &anyhow::Error) -> String {
     out
 }
 
-pub async fn console(a: ConsoleArgs) -> Result<()> {
+/// The nodes to follow, with their tokens and how their certificates are trusted, from
+/// `--inventory` or `--hosts`.
+pub fn inventory(a: &FleetArgs) -> Result<Inventory> {
     let mut inv = match (&a.inventory, &a.hosts) {
         // --port conflicts with --inventory (clap); --token-file replaces the file's.
         (Some(path), _) => Inventory::load_with_token(path, a.token_file.clone())?,
@@ -338,5 +341,14 @@ pub async fn console(a: ConsoleArgs) -> Result<()> {
         (None, None) => anyhow::bail!("pass --hosts 'axon[001-022]' or --inventory FILE"),
     };
     inv.trust = trust(&a.trust)?;
-    view(&inv, &a.view).await
+    Ok(inv)
+}
+
+pub async fn console(a: ConsoleArgs) -> Result<()> {
+    view(&inventory(&a.fleet)?, &a.view).await
+}
+
+/// `axon status`: the exit code is the verdict's.
+pub async fn status(a: StatusArgs) -> Result<i32> {
+    status::run(&inventory(&a.fleet)?, &a).await
 }

@@ -1,19 +1,18 @@
-//! Tables and aggregates derived from the `ClusterView`: statuses at `now`, the problems
-//! list (worst first), the cluster-wide drive table, check rows, the port matrix of the
+//! Tables and aggregates derived from the `ClusterView`: the cluster's health at `now`
+//! (statuses, counts and problems worst first, from `fleet::health`, with where Enter on a
+//! problem leads), the cluster-wide drive table, check rows, the port matrix of the
 //! selected port group, NIC rows, filtered events. Computed when the data, a filter or a
 //! sort changes — not per frame — so rendering only walks the rows it shows.
 
 use super::app::{Detail, DriveSort, NetView, Panel, UiState};
-use crate::fleet::cluster_checks;
-use crate::fleet::view::{ClusterView, NodeStatus, Severity, fmt_age};
+use crate::fleet::health::{self, Facet, Health, Subject};
+use crate::fleet::view::{ClusterView, NodeStatus, Severity};
 use crate::model::checks::{self, CheckResult, CheckStatus};
 use crate::model::nvme::HealthLevel;
 use crate::model::probes::{ProbeState, SUMMARY_GROUPS};
-use crate::model::snapshot::Section;
-use std::collections::HashMap;
 
-/// A failing check across nodes: worst status, node names, first node index.
-type CheckAgg<'a> = (CheckStatus, Vec<&'a str>, usize);
+/// The health line's figures: computed by `fleet::health`, as `axon status` computes them.
+pub use crate::fleet::health::Counts;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Jump {
@@ -43,6 +42,33 @@ pub struct Problem {
     pub jump: Jump,
 }
 
+impl From<health::Problem> for Problem {
+    /// Enter on a problem goes where it can be fixed: the panel of what it is about.
+    fn from(p: health::Problem) -> Problem {
+        let jump = match p.subject {
+            Subject::Nodes => Jump::None,
+            Subject::Node { node, facet } => Jump::Node(
+                match facet {
+                    Facet::Status => Panel::Checks,
+                    Facet::Cores => Panel::Cores,
+                    Facet::Network => Panel::Network,
+                },
+                node,
+            ),
+            Subject::Drive { node, drive } => Jump::Drive { node, drive },
+            Subject::Check { node, check } => Jump::Check { node, check },
+            Subject::ClusterCheck(id) => Jump::Checks(id),
+        };
+        Problem {
+            severity: p.severity,
+            node: p.node,
+            what: p.kind.as_str(),
+            text: p.text,
+            jump,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct DriveRow {
     pub node: usize,
@@ -52,33 +78,6 @@ pub struct DriveRow {
     pub wear: Option<u8>,
     pub media_errors: Option<u64>,
     pub capacity: u64,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Counts {
-    pub up: usize,
-    pub stale: usize,
-    pub down: usize,
-    pub connecting: usize,
-    pub emulated: usize,
-    pub checks_failing: usize,
-    pub checks_failing_nodes: usize,
-    /// Cluster-wide checks (IOMMU, SSD ratio, skew) failing: they are among the problems,
-    /// so the health line counts them too.
-    pub checks_failing_cluster: usize,
-    pub checks_warning: usize,
-    pub drives_ok: usize,
-    pub drives_warning: usize,
-    pub drives_critical: usize,
-    pub drives_unknown: usize,
-    /// Drives of nodes that are not up: their last known health is not current.
-    pub drives_not_current: usize,
-    /// Up nodes that have reported checks / pinning (so "none failing" means something).
-    pub checks_reported: usize,
-    pub pinning_reported: usize,
-    pub probes_blocked: u64,
-    pub probes_total: u64,
-    pub conflicts: usize,
 }
 
 /// Cell codes of the port matrix.
@@ -141,20 +140,28 @@ pub fn code_state(c: u8) -> Option<ProbeState> {
 
 impl Derived {
     pub fn compute(view: &ClusterView, ui: &UiState, now_ms: i64) -> Derived {
-        let t = &view.thresholds;
         let mut d = Derived {
             now_ms,
             ..Default::default()
         };
-        d.status = view.nodes.iter().map(|n| n.status(now_ms, t)).collect();
+        // Statuses, counts, cluster-wide checks and problems: the fleet's health, computed
+        // once, the same way `axon status` computes it.
+        let h = Health::compute(view, now_ms);
+        d.status = h.status;
+        d.counts = h.counts;
+        d.cluster_checks = h.cluster_checks;
+        let filter = ui.filter(Panel::Overview);
+        d.problems = h
+            .problems
+            .into_iter()
+            .filter(|p| matches(filter, &[&p.text]))
+            .map(Problem::from)
+            .collect();
         d.check_ids = checks::CATALOG
             .iter()
             .filter(|c| !c.cluster_wide)
             .map(|c| c.id)
             .collect();
-        d.cluster_checks = cluster_checks::evaluate(view, now_ms);
-        d.count(view);
-        d.problems(view, ui.filter(Panel::Overview));
         d.drives(view, ui);
         d.check_rows(view, ui);
         d.network(view, ui);
@@ -167,358 +174,6 @@ impl Derived {
             .map(|(i, _)| i)
             .collect();
         d
-    }
-
-    fn count(&mut self, view: &ClusterView) {
-        let c = &mut self.counts;
-        for r in &self.cluster_checks {
-            match r.status {
-                CheckStatus::Fail => c.checks_failing_cluster += 1,
-                CheckStatus::Warn => c.checks_warning += 1,
-                _ => {}
-            }
-        }
-        for (i, n) in view.nodes.iter().enumerate() {
-            match self.status[i] {
-                NodeStatus::Up => c.up += 1,
-                NodeStatus::Stale => c.stale += 1,
-                NodeStatus::Down => c.down += 1,
-                NodeStatus::Connecting => c.connecting += 1,
-            }
-            let Some(s) = &n.snapshot else { continue };
-            if s.node.emulated_profile.is_some() {
-                c.emulated += 1;
-            }
-            let f = n.digest.checks_fail as usize;
-            c.checks_failing += f;
-            c.checks_failing_nodes += usize::from(f > 0);
-            c.checks_warning += n.digest.checks_warn as usize;
-            let fresh = self.status[i] == NodeStatus::Up;
-            c.checks_reported += usize::from(fresh && s.checks.is_some());
-            c.pinning_reported += usize::from(fresh && s.pinning.is_some());
-            for h in &n.digest.drives {
-                if !fresh {
-                    // Last known health of a node that is not up is not current.
-                    c.drives_not_current += 1;
-                    continue;
-                }
-                match h.level {
-                    HealthLevel::Ok => c.drives_ok += 1,
-                    HealthLevel::Warning => c.drives_warning += 1,
-                    HealthLevel::Critical => c.drives_critical += 1,
-                    HealthLevel::Unknown => c.drives_unknown += 1,
-                }
-            }
-            // Probes of a node that is not up are not current: "all pass" must not rest on
-            // them (its blocked probes stay listed among the problems).
-            if let Some(p) = s.probes.as_ref().filter(|_| fresh) {
-                c.probes_blocked += u64::from(p.blocked_total);
-                c.probes_total += u64::from(p.probes_total);
-            }
-            c.conflicts += n.digest.conflicts.len();
-        }
-    }
-
-    fn problems(&mut self, view: &ClusterView, filter: &str) {
-        let now = self.now_ms;
-        let mut out: Vec<Problem> = Vec::new();
-        let connecting: Vec<&str> = view
-            .nodes
-            .iter()
-            .zip(&self.status)
-            .filter(|(_, s)| **s == NodeStatus::Connecting)
-            .map(|(n, _)| n.name.as_str())
-            .collect();
-        if !connecting.is_empty() {
-            out.push(Problem {
-                severity: Severity::Info,
-                node: None,
-                what: "node",
-                text: format!(
-                    "{} node(s) connecting, no data yet: {}",
-                    connecting.len(),
-                    crate::model::hostlist::compress(&connecting)
-                ),
-                jump: Jump::None,
-            });
-        }
-        for (i, n) in view.nodes.iter().enumerate() {
-            match self.status[i] {
-                NodeStatus::Down => out.push(Problem {
-                    severity: Severity::Critical,
-                    node: Some(i),
-                    what: "node",
-                    text: format!(
-                        "{} DOWN: {} (last data {})",
-                        n.name,
-                        n.failure
-                            .as_ref()
-                            .map(|f| f.message.as_str())
-                            .unwrap_or("no data"),
-                        n.received_ms
-                            .map(|r| format!("{} ago", fmt_age(Some(now.saturating_sub(r)))))
-                            .unwrap_or_else(|| "never".into())
-                    ),
-                    jump: Jump::Node(Panel::Checks, i),
-                }),
-                NodeStatus::Stale => out.push(Problem {
-                    severity: Severity::Warning,
-                    node: Some(i),
-                    what: "node",
-                    text: format!(
-                        "{} STALE: last data {} ago{}",
-                        n.name,
-                        fmt_age(n.received_ms.map(|r| now.saturating_sub(r))),
-                        n.failure
-                            .as_ref()
-                            .map(|f| format!(" — {}", f.message))
-                            .unwrap_or_default()
-                    ),
-                    jump: Jump::Node(Panel::Checks, i),
-                }),
-                _ => {}
-            }
-            let Some(s) = &n.snapshot else { continue };
-            if self.status[i] == NodeStatus::Up {
-                for c in &s.collectors {
-                    if !c.ok && c.last_run_ms > 0 {
-                        out.push(Problem {
-                            severity: Severity::Warning,
-                            node: Some(i),
-                            what: "collector",
-                            text: format!(
-                                "{} collector {}: {}",
-                                n.name,
-                                c.section.as_str(),
-                                c.error.as_deref().unwrap_or("failed")
-                            ),
-                            jump: Jump::Node(Panel::Checks, i),
-                        });
-                    }
-                }
-                for sec in [
-                    Section::Topology,
-                    Section::Pinning,
-                    Section::Nvme,
-                    Section::Checks,
-                ] {
-                    if s.collector(sec)
-                        .is_some_and(|c| c.last_success_ms.is_some())
-                        && n.section_stale(sec, now)
-                    {
-                        out.push(Problem {
-                            severity: Severity::Warning,
-                            node: Some(i),
-                            what: "stale",
-                            text: format!(
-                                "{} {} data is {} old",
-                                n.name,
-                                sec.as_str(),
-                                fmt_age(n.section_age_ms(sec, now))
-                            ),
-                            jump: Jump::Node(Panel::Checks, i),
-                        });
-                    }
-                }
-            }
-            if let Some(t) = s.topology.as_ref().filter(|t| !t.unreadable.is_empty()) {
-                let u = &t.unreadable;
-                let all = u.siblings.union(&u.core_id).union(&u.package_id);
-                out.push(Problem {
-                    severity: Severity::Warning,
-                    node: Some(i),
-                    what: "collector",
-                    text: format!(
-                        "{} topology files unreadable for cpu {}: SMT and socket checks are unknown",
-                        n.name,
-                        all.to_list_string()
-                    ),
-                    jump: Jump::Node(Panel::Cores, i),
-                });
-            }
-            if let Some(net) = s.network.as_ref().filter(|x| !x.unreadable_nics.is_empty()) {
-                out.push(Problem {
-                    severity: Severity::Warning,
-                    node: Some(i),
-                    what: "collector",
-                    text: format!(
-                        "{} NIC type unreadable for {}: left out, dataplane NIC checks cannot pass",
-                        n.name,
-                        net.unreadable_nics.join(", ")
-                    ),
-                    jump: Jump::Node(Panel::Network, i),
-                });
-            }
-            for (d, h) in s.nvme.iter().flatten().zip(&n.digest.drives) {
-                if h.level >= HealthLevel::Warning {
-                    out.push(Problem {
-                        severity: if h.level == HealthLevel::Critical {
-                            Severity::Critical
-                        } else {
-                            Severity::Warning
-                        },
-                        node: Some(i),
-                        what: "drive",
-                        text: format!(
-                            "{} {} {} ({}): {}",
-                            n.name,
-                            d.name,
-                            d.model,
-                            d.serial,
-                            h.reasons.join(", ")
-                        ),
-                        jump: Jump::Drive {
-                            node: i,
-                            drive: d.name.to_string(),
-                        },
-                    });
-                }
-            }
-            {
-                let conflicts = &n.digest.conflicts;
-                if let Some(first) = conflicts.first() {
-                    out.push(Problem {
-                        severity: Severity::Warning,
-                        node: Some(i),
-                        what: "cores",
-                        text: format!(
-                            "{} {}{}",
-                            n.name,
-                            first,
-                            if conflicts.len() > 1 {
-                                format!(" (+{} more)", conflicts.len() - 1)
-                            } else {
-                                String::new()
-                            }
-                        ),
-                        jump: Jump::Node(Panel::Cores, i),
-                    });
-                }
-            }
-            if let Some(p) = &s.probes {
-                if p.blocked_total > 0 {
-                    let mut peers: Vec<&str> = p.blocked().map(|r| r.peer.as_str()).collect();
-                    peers.sort();
-                    peers.dedup();
-                    let first = p
-                        .blocked()
-                        .next()
-                        .map(|r| {
-                            format!(
-                                ", e.g. {}:{}/{} {}",
-                                r.peer,
-                                r.port,
-                                r.proto.as_str(),
-                                r.state.as_str()
-                            )
-                        })
-                        .unwrap_or_default();
-                    out.push(Problem {
-                        severity: Severity::Critical,
-                        node: Some(i),
-                        what: "ports",
-                        text: format!(
-                            "{} → {} blocked probe(s) to {} peer(s){first}",
-                            n.name,
-                            p.blocked_total,
-                            peers.len()
-                        ),
-                        jump: Jump::Node(Panel::Network, i),
-                    });
-                }
-            }
-        }
-        // Failing checks, one line per check with the nodes it fails on.
-        let mut by_check: HashMap<&str, (CheckStatus, Vec<&str>, usize)> = HashMap::new();
-        for (i, n) in view.nodes.iter().enumerate() {
-            for r in n
-                .snapshot
-                .as_ref()
-                .and_then(|s| s.checks.as_ref())
-                .into_iter()
-                .flatten()
-            {
-                if matches!(r.status, CheckStatus::Fail | CheckStatus::Warn) {
-                    let e = by_check
-                        .entry(r.id.as_str())
-                        .or_insert((r.status, Vec::new(), i));
-                    e.0 = e.0.max(r.status);
-                    e.1.push(n.name.as_str());
-                }
-            }
-        }
-        let mut check_lines: Vec<(&str, CheckAgg)> = by_check.into_iter().collect();
-        check_lines.sort_by_key(|(id, _)| {
-            checks::CATALOG
-                .iter()
-                .position(|c| c.id == *id)
-                .unwrap_or(usize::MAX)
-        });
-        for (id, (status, nodes, first)) in check_lines {
-            out.push(Problem {
-                severity: if status == CheckStatus::Fail {
-                    Severity::Critical
-                } else {
-                    Severity::Warning
-                },
-                node: None,
-                what: "check",
-                text: format!(
-                    "{id} {} on {}: {}",
-                    status.as_str(),
-                    if nodes.len() == 1 {
-                        "1 node".into()
-                    } else {
-                        format!("{} nodes", nodes.len())
-                    },
-                    crate::model::hostlist::compress(&nodes)
-                ),
-                jump: Jump::Check {
-                    node: first,
-                    check: id.to_string(),
-                },
-            });
-        }
-        for c in &self.cluster_checks {
-            if matches!(c.status, CheckStatus::Fail | CheckStatus::Warn) {
-                out.push(Problem {
-                    severity: if c.status == CheckStatus::Fail {
-                        Severity::Critical
-                    } else {
-                        Severity::Warning
-                    },
-                    node: None,
-                    what: "cluster",
-                    text: format!("{} {}: {}", c.id, c.status.as_str(), c.observed),
-                    jump: Jump::Checks(c.id.to_string()),
-                });
-            }
-        }
-        let rank = |w: &str| {
-            [
-                "node",
-                "cluster",
-                "check",
-                "drive",
-                "ports",
-                "cores",
-                "collector",
-                "stale",
-            ]
-            .iter()
-            .position(|x| *x == w)
-            .unwrap_or(99)
-        };
-        out.sort_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
-                .then(rank(a.what).cmp(&rank(b.what)))
-                .then(a.node.cmp(&b.node))
-        });
-        self.problems = out
-            .into_iter()
-            .filter(|p| matches(filter, &[&p.text]))
-            .collect();
     }
 
     fn drives(&mut self, view: &ClusterView, ui: &UiState) {
@@ -795,9 +450,9 @@ impl Derived {
                 })
             }),
             Panel::Checks => match self.check_row(sel) {
-                CheckRow::Cluster(c) => Some(Detail::ClusterCheck(
-                    self.cluster_checks.get(c)?.id.to_string(),
-                )),
+                CheckRow::Cluster(c) => {
+                    Some(Detail::ClusterCheck(self.cluster_checks.get(c)?.id.to_string()))
+                }
                 CheckRow::Node(node) => {
                     let id = self.check_ids.get(ui.col)?;
                     Some(Detail::Check {
