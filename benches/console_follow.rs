@@ -2,8 +2,8 @@
 //!
 //!     cargo bench --bench console_follow        # AXON_FOLLOW_NODES, AXON_FOLLOW_SECS
 //!
-//! This process hosts the agents: the real AgentState and NodeService (Watch deltas, auth)
-//! on 127.0.0.1:31000+i, each seeded with an emulated host's snapshot and changed the way a
+//! This process hosts the agents: the real AgentState and NodeService (Watch deltas,
+//! behind the policy layer) on 127.0.0.1:31000+i, each seeded with an emulated host's snapshot and changed the way a
 //! real host changes (NUMA free memory every second, pinning every two seconds, collector
 //! timestamps with every run) and the way bounded probing changes its report: every 5 s a
 //! round re-probes the next 32 of its 999 peers (a fresh age for those, every peer within
@@ -21,7 +21,9 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use axon::agent::audit::AuditLog;
 use axon::agent::auth::Tokens;
+use axon::agent::policy::PolicyLayer;
 use axon::agent::service::NodeSvc;
 use axon::agent::state::{AgentState, SectionValue};
 use axon::model::snapshot::NodeInfo;
@@ -71,6 +73,10 @@ fn main() {
     let token_path = dir.path().join("reader.token");
     std::fs::write(&token_path, "bench-reader\n").unwrap();
     let tokens = Arc::new(Tokens::new("bench-admin".into(), "bench-reader".into()));
+    let policy = PolicyLayer::new(
+        tokens,
+        Arc::new(AuditLog::new(dir.path().join("audit.jsonl"))),
+    );
     eprintln!("building {n} agents …");
     let profiles = [
         common::cluster::profile_snapshot("amd-epyc-4numa"),
@@ -122,12 +128,12 @@ fn main() {
                 .expect("bind agent port");
             let svc = NodeSvc {
                 state: st.clone(),
-                tokens: tokens.clone(),
                 default_interval: Duration::from_secs(1),
                 watches: axon::agent::service::WatchLimiter::new(64, st.server.clone()),
             };
             tokio::spawn(
                 tonic::transport::Server::builder()
+                    .layer(policy.clone())
                     .add_service(pb::node_service_server::NodeServiceServer::new(svc))
                     .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l)),
             );

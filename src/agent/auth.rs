@@ -7,7 +7,7 @@ use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use tonic::transport::server::UdsConnectInfo;
+use tonic::transport::server::{TcpConnectInfo, UdsConnectInfo};
 use tonic::{Request, Status};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -155,14 +155,87 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The role a request is entitled to, or the status to refuse it with.
-pub fn authorize<T>(tokens: &Tokens, req: &Request<T>) -> Result<Role, Status> {
-    if let Some(info) = req.extensions().get::<UdsConnectInfo>() {
+/// Who is calling, as the policy layer (`policy`) establishes it once per call and hands
+/// to the handlers in the request's extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// `admin token` or `reader token` over TCP; `uid N` on the control socket.
+    pub name: String,
+    pub role: Role,
+    /// The organisation the principal acts for; None until multi-tenancy assigns one.
+    pub org: Option<String>,
+    /// Where the call came from: the peer's socket address over TCP, `unix uid N` on the
+    /// control socket.
+    pub source: String,
+}
+
+/// How `source` starts for a caller on the unix control socket.
+const UNIX_SOURCE: &str = "unix uid ";
+
+impl Principal {
+    /// The principal the policy layer put into a request, or a refusal if it is missing
+    /// (a service served without the layer refuses everything rather than trusting).
+    pub fn of<T>(req: &Request<T>) -> Result<&Principal, Status> {
+        req.extensions().get::<Principal>().ok_or_else(|| {
+            Status::permission_denied(
+                "no principal: this call did not pass the agent's policy layer",
+            )
+        })
+    }
+
+    /// For messages: `the reader token`, `uid 1000 on the control socket`.
+    pub fn describe(&self) -> String {
+        if self.source.starts_with(UNIX_SOURCE) {
+            format!("{} on the control socket", self.name)
+        } else {
+            format!("the {}", self.name)
+        }
+    }
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// Where a call came from, from the connection info tonic puts into every request:
+/// `unix uid N` on the control socket, the peer's address over TCP.
+pub fn source_of(ext: &http::Extensions) -> String {
+    if let Some(info) = ext.get::<UdsConnectInfo>() {
+        return match info.peer_cred.map(|c| c.uid()) {
+            Some(uid) => format!("{UNIX_SOURCE}{uid}"),
+            None => format!("{UNIX_SOURCE}unknown"),
+        };
+    }
+    match ext.get::<TcpConnectInfo>().and_then(|i| i.remote_addr) {
+        Some(a) => a.to_string(),
+        None => "unknown".into(),
+    }
+}
+
+/// The principal a call authenticates as, or the status to refuse it with. On the control
+/// socket the kernel's peer credentials decide (root and the agent's own user are admin;
+/// a token is not looked at); over TCP the bearer token does.
+pub fn authenticate(
+    tokens: &Tokens,
+    headers: &http::HeaderMap,
+    ext: &http::Extensions,
+) -> Result<Principal, Status> {
+    let source = source_of(ext);
+    if let Some(info) = ext.get::<UdsConnectInfo>() {
         // SAFETY: geteuid cannot fail.
         let me = unsafe { libc::geteuid() };
         return match info.peer_cred.map(|c| c.uid()) {
-            Some(0) => Ok(Role::Admin),
-            Some(uid) if uid == me => Ok(Role::Admin),
+            Some(uid) if uid == 0 || uid == me => Ok(Principal {
+                name: format!("uid {uid}"),
+                role: Role::Admin,
+                org: None,
+                source,
+            }),
             Some(uid) => Err(Status::permission_denied(format!(
                 "uid {uid} may not use the control socket: only root (or the agent's own user) is trusted"
             ))),
@@ -171,9 +244,8 @@ pub fn authorize<T>(tokens: &Tokens, req: &Request<T>) -> Result<Role, Status> {
             )),
         };
     }
-    let header = req
-        .metadata()
-        .get("authorization")
+    let header = headers
+        .get(http::header::AUTHORIZATION)
         .ok_or_else(|| Status::unauthenticated("missing bearer token: send `authorization: Bearer <token>` (the agent's admin.token or reader.token)"))?;
     let value = header
         .to_str()
@@ -181,33 +253,15 @@ pub fn authorize<T>(tokens: &Tokens, req: &Request<T>) -> Result<Role, Status> {
     let token = value
         .strip_prefix("Bearer ")
         .ok_or_else(|| Status::unauthenticated("authorization header must be `Bearer <token>`"))?;
-    tokens
+    let role = tokens
         .role_of(token.trim())
-        .ok_or_else(|| Status::unauthenticated("invalid token"))
-}
-
-/// Who is calling, for per-principal limits: `uid N` on the control socket, else the
-/// role of the token presented.
-pub fn principal<T>(tokens: &Tokens, req: &Request<T>) -> Result<String, Status> {
-    if let Some(info) = req.extensions().get::<UdsConnectInfo>() {
-        authorize(tokens, req)?;
-        return Ok(match info.peer_cred.map(|c| c.uid()) {
-            Some(uid) => format!("uid {uid} on the control socket"),
-            None => "control socket".into(),
-        });
-    }
-    Ok(match authorize(tokens, req)? {
-        Role::Admin => "the admin token".into(),
-        Role::Reader => "the reader token".into(),
+        .ok_or_else(|| Status::unauthenticated("invalid token"))?;
+    Ok(Principal {
+        name: format!("{} token", role.as_str()),
+        role,
+        org: None,
+        source,
     })
-}
-
-pub fn require<T>(tokens: &Tokens, req: &Request<T>, need: Role) -> Result<Role, Status> {
-    let role = authorize(tokens, req)?;
-    if role < need {
-        return Err(Status::permission_denied("this call needs the admin token"));
-    }
-    Ok(role)
 }
 
 #[cfg(test)]
@@ -289,25 +343,41 @@ mod tests {
     }
 
     #[test]
-    fn bearer_tokens_map_to_roles() {
+    fn bearer_tokens_map_to_principals() {
         let tokens = Tokens::new("admintok".into(), "readtok".into());
-        let mut req = Request::new(());
+        let mut ext = http::Extensions::new();
+        ext.insert(TcpConnectInfo {
+            local_addr: None,
+            remote_addr: Some("192.0.2.7:40000".parse().unwrap()),
+        });
+        let with = |value: Option<&str>| {
+            let mut h = http::HeaderMap::new();
+            if let Some(v) = value {
+                h.insert(http::header::AUTHORIZATION, v.parse().unwrap());
+            }
+            authenticate(&tokens, &h, &ext)
+        };
+        let e = with(None).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unauthenticated);
+        assert!(e.message().contains("Bearer"), "{}", e.message());
+        let reader = with(Some("Bearer readtok")).unwrap();
         assert_eq!(
-            authorize(&tokens, &req).unwrap_err().code(),
-            tonic::Code::Unauthenticated
+            reader,
+            Principal {
+                name: "reader token".into(),
+                role: Role::Reader,
+                org: None,
+                source: "192.0.2.7:40000".into(),
+            }
         );
-        req.metadata_mut()
-            .insert("authorization", "Bearer readtok".parse().unwrap());
-        assert_eq!(authorize(&tokens, &req).unwrap(), Role::Reader);
-        assert_eq!(
-            require(&tokens, &req, Role::Admin).unwrap_err().code(),
-            tonic::Code::PermissionDenied
-        );
-        req.metadata_mut()
-            .insert("authorization", "Bearer admintok".parse().unwrap());
-        assert_eq!(require(&tokens, &req, Role::Admin).unwrap(), Role::Admin);
-        req.metadata_mut()
-            .insert("authorization", "Bearer nope".parse().unwrap());
-        assert!(authorize(&tokens, &req).is_err());
+        assert_eq!(reader.describe(), "the reader token");
+        assert_eq!(with(Some("Bearer admintok")).unwrap().role, Role::Admin);
+        for bad in ["Bearer nope", "Bearer admintokx", "admintok", "Bearer "] {
+            assert_eq!(
+                with(Some(bad)).unwrap_err().code(),
+                tonic::Code::Unauthenticated,
+                "{bad}"
+            );
+        }
     }
 }

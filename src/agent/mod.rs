@@ -1,12 +1,14 @@
 //! The per-node daemon: runs the collectors on their schedules, serves NodeService and
 //! ControlService over gRPC on TCP (bearer token) and on a unix control socket (root
-//! peers), answers UDP echo probes, and serves `/metrics`. `axon exporter` is the same
-//! without gRPC.
+//! peers), both behind one policy layer (`policy`), answers UDP echo probes, and serves
+//! `/metrics`. `axon exporter` is the same without gRPC.
 
+pub mod audit;
 pub mod auth;
 pub mod exporter;
 pub mod listen;
 pub mod operations;
+pub mod policy;
 pub mod scheduler;
 pub mod service;
 pub mod state;
@@ -104,6 +106,8 @@ pub struct Agent {
     pub echo_addr: Option<SocketAddr>,
     pub unix_socket: Option<PathBuf>,
     pub admin_token_file: PathBuf,
+    /// Where mutating calls are audited, one JSON line each (created on the first one).
+    pub audit_file: PathBuf,
     /// The certificate gRPC on TCP presents (None with --insecure or without TCP).
     pub tls: Option<Arc<tls::Identity>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -369,25 +373,27 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
         .token_file
         .clone()
         .unwrap_or_else(|| cfg.state_dir.join("admin.token"));
+    let audit_file = cfg.state_dir.join("audit.jsonl");
     if cfg.listen.is_some() || cfg.unix_socket.is_some() {
         let tokens = Arc::new(auth::Tokens::load(
             &cfg.state_dir,
             cfg.token_file.as_deref(),
         )?);
+        // Every call on both listeners passes the policy layer: authentication, the RPC's
+        // rule (deny by default) and the audit of mutating calls.
+        let policy =
+            policy::PolicyLayer::new(tokens, Arc::new(audit::AuditLog::new(audit_file.clone())));
         let node = service::NodeSvc {
             state: state.clone(),
-            tokens: tokens.clone(),
             default_interval: cfg.base_interval,
             watches: service::WatchLimiter::new(cfg.limits.max_watch_per_principal, stats.clone()),
         };
         let control = service::ControlSvc {
-            tokens: tokens.clone(),
             peers: cfg.collect.peers.clone(),
             probe: cfg.collect.probe.clone(),
         };
         let operations = operations::OperationSvc {
             ops: operations::Operations::new(&state.with_snapshot(|s, _| s.node.hostname.clone())),
-            tokens,
             peers: cfg.collect.peers.clone(),
             probe: cfg.collect.probe.clone(),
         };
@@ -401,6 +407,7 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
                 .http2_keepalive_interval(Some(keepalive))
                 .http2_keepalive_timeout(Some(keepalive))
                 .http2_max_header_list_size(64 * 1024)
+                .layer(policy.clone())
                 .add_service(pb::node_service_server::NodeServiceServer::new(
                     node.clone(),
                 ))
@@ -476,6 +483,7 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
         echo_addr,
         unix_socket,
         admin_token_file,
+        audit_file,
         tls: if grpc_addr.is_some() { identity } else { None },
         tasks,
     })

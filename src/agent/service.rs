@@ -1,7 +1,8 @@
 //! The gRPC services an agent serves: NodeService (snapshot, watch) and ControlService
-//! (on-demand probes). Every call is authorized first (see `auth`).
+//! (on-demand probes). Who may call what is decided before a handler runs, by the policy
+//! layer (`policy`), which hands each handler the caller's `Principal`.
 
-use super::auth::{self, Role, Tokens};
+use super::auth::Principal;
 use super::state::{AgentState, Versions, now_ms};
 use crate::collectors::probes::{self, ProbeOptions};
 use crate::model::hostlist;
@@ -18,7 +19,6 @@ use tonic::{Request, Response, Status};
 #[derive(Clone)]
 pub struct NodeSvc {
     pub state: Arc<AgentState>,
-    pub tokens: Arc<Tokens>,
     pub default_interval: Duration,
     pub watches: Arc<WatchLimiter>,
 }
@@ -28,14 +28,22 @@ pub struct NodeSvc {
 /// opens streams without end.
 pub struct WatchLimiter {
     max: usize,
-    open: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    open: std::sync::Mutex<std::collections::HashMap<PrincipalKey, usize>>,
     stats: Arc<super::listen::ServerStats>,
+}
+
+/// Who a principal is (name and organisation), not where it calls from: every connection
+/// of the reader token counts against the same cap.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PrincipalKey {
+    name: String,
+    org: Option<String>,
 }
 
 /// One open Watch stream's place under the cap.
 pub struct WatchPermit {
     limiter: Arc<WatchLimiter>,
-    principal: String,
+    key: PrincipalKey,
 }
 
 impl WatchLimiter {
@@ -47,22 +55,28 @@ impl WatchLimiter {
         })
     }
 
-    pub fn try_open(self: &Arc<Self>, principal: String) -> Result<WatchPermit, Status> {
+    pub fn try_open(self: &Arc<Self>, principal: &Principal) -> Result<WatchPermit, Status> {
         use std::sync::atomic::Ordering::Relaxed;
+        let key = PrincipalKey {
+            name: principal.name.clone(),
+            org: principal.org.clone(),
+        };
         let mut g = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let n = g.entry(principal.clone()).or_insert(0);
+        let n = g.entry(key.clone()).or_insert(0);
         if *n >= self.max {
             self.stats.watch_rejected.fetch_add(1, Relaxed);
             return Err(Status::resource_exhausted(format!(
-                "{principal} already has {} Watch streams open on this agent (--max-watch-per-principal {}); close some, or raise the limit",
-                *n, self.max
+                "{} already has {} Watch streams open on this agent (--max-watch-per-principal {}); close some, or raise the limit",
+                principal.describe(),
+                *n,
+                self.max
             )));
         }
         *n += 1;
         self.stats.watch_open.fetch_add(1, Relaxed);
         Ok(WatchPermit {
             limiter: self.clone(),
-            principal,
+            key,
         })
     }
 }
@@ -71,10 +85,10 @@ impl Drop for WatchPermit {
     fn drop(&mut self) {
         use std::sync::atomic::Ordering::Relaxed;
         let mut g = self.limiter.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = g.get_mut(&self.principal) {
+        if let Some(n) = g.get_mut(&self.key) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                g.remove(&self.principal);
+                g.remove(&self.key);
             }
         }
         self.limiter.stats.watch_open.fetch_sub(1, Relaxed);
@@ -181,7 +195,7 @@ impl pb::node_service_server::NodeService for NodeSvc {
         &self,
         req: Request<pb::GetSnapshotRequest>,
     ) -> Result<Response<pb::NodeSnapshot>, Status> {
-        auth::require(&self.tokens, &req, Role::Reader)?;
+        Principal::of(&req)?;
         let want = parse_sections(&req.get_ref().sections)?;
         let mut sent = Sent::default();
         Ok(Response::new(encode_changes(
@@ -198,11 +212,8 @@ impl pb::node_service_server::NodeService for NodeSvc {
         &self,
         req: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        auth::require(&self.tokens, &req, Role::Reader)?;
         let want = parse_sections(&req.get_ref().sections)?;
-        let permit = self
-            .watches
-            .try_open(auth::principal(&self.tokens, &req)?)?;
+        let permit = self.watches.try_open(Principal::of(&req)?)?;
         let min_interval = match req.get_ref().min_interval_ms {
             0 => self.default_interval,
             ms => Duration::from_millis(u64::from(ms).max(50)),
@@ -254,7 +265,6 @@ impl pb::node_service_server::NodeService for NodeSvc {
 
 #[derive(Clone)]
 pub struct ControlSvc {
-    pub tokens: Arc<Tokens>,
     pub peers: Vec<String>,
     pub probe: ProbeOptions,
 }
@@ -268,7 +278,7 @@ impl pb::control_service_server::ControlService for ControlSvc {
         &self,
         req: Request<pb::ProbePortsRequest>,
     ) -> Result<Response<pb::ProbePortsResponse>, Status> {
-        auth::require(&self.tokens, &req, Role::Admin)?;
+        Principal::of(&req)?;
         let mut r = req.into_inner();
         let peers = if r.peers.trim().is_empty() {
             self.peers.clone()

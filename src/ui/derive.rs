@@ -450,9 +450,9 @@ impl Derived {
                 })
             }),
             Panel::Checks => match self.check_row(sel) {
-                CheckRow::Cluster(c) => {
-                    Some(Detail::ClusterCheck(self.cluster_checks.get(c)?.id.to_string()))
-                }
+                CheckRow::Cluster(c) => Some(Detail::ClusterCheck(
+                    self.cluster_checks.get(c)?.id.to_string(),
+                )),
                 CheckRow::Node(node) => {
                     let id = self.check_ids.get(ui.col)?;
                     Some(Detail::Check {
