@@ -5,7 +5,7 @@
 
 use crate::collectors::probes::{self, ProbeOptions};
 use crate::model::ops::{Operation, OperationKind, OperationOutput, OperationState, Step};
-use crate::model::ports::{self, PortSpec};
+use crate::model::ports::PortSpec;
 use crate::model::probes::ProbeReport;
 use crate::wire::{self, pb};
 use futures::Stream;
@@ -193,55 +193,6 @@ impl Operations {
     }
 }
 
-/// Checks a full-probe request and turns it into peers and ports, as ProbePorts does.
-pub async fn plan_probe(
-    configured_peers: &[String],
-    spec: &pb::PortProbeSpec,
-) -> Result<(Vec<String>, Vec<PortSpec>), Status> {
-    let peers = if spec.peers.trim().is_empty() {
-        configured_peers.to_vec()
-    } else {
-        // Bounded, but CPU work a caller chooses: off the async workers.
-        let list = spec.peers.clone();
-        tokio::task::spawn_blocking(move || crate::model::hostlist::expand(&list))
-            .await
-            .map_err(|e| Status::internal(format!("expanding the peer list failed: {e}")))?
-            .map_err(|e| Status::invalid_argument(format!("peers: {e}")))?
-    };
-    if peers.is_empty() {
-        return Err(Status::failed_precondition(
-            "no peers: pass a host list, or start the agent with --peers",
-        ));
-    }
-    let mut specs: Vec<PortSpec> = Vec::new();
-    for g in &spec.groups {
-        let group = ports::group(g).ok_or_else(|| {
-            Status::invalid_argument(format!(
-                "unknown port group `{g}`; known: {}",
-                ports::PORT_GROUPS
-                    .iter()
-                    .map(|g| g.id)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })?;
-        specs.extend(ports::full_ports(&[group]));
-    }
-    if specs.is_empty() {
-        specs = ports::continuous_ports();
-    }
-    specs.sort();
-    specs.dedup();
-    if peers.len().saturating_mul(specs.len()) > MAX_PROBES {
-        return Err(Status::invalid_argument(format!(
-            "{} peers × {} ports is more than {MAX_PROBES} probes; split the request",
-            peers.len(),
-            specs.len()
-        )));
-    }
-    Ok((peers, specs))
-}
-
 /// The full port probe: one step per peer; cancellable between peers and inside one.
 pub async fn port_probe(
     h: OpHandle,
@@ -351,14 +302,16 @@ impl pb::operation_service_server::OperationService for OperationSvc {
             .ok_or_else(|| Status::invalid_argument("StartOperationRequest names no operation"))?;
         let op = match kind {
             pb::start_operation_request::Kind::PortProbe(spec) => {
-                let (peers, specs) = plan_probe(&self.peers, &spec).await?;
-                let mut opts = self.probe.clone();
-                if spec.timeout_ms > 0 {
-                    opts.timeout = Duration::from_millis(u64::from(spec.timeout_ms).min(30_000));
-                }
-                if spec.concurrency > 0 {
-                    opts.concurrency = (spec.concurrency as usize).min(4096);
-                }
+                let (peers, specs) = super::service::plan_probe(
+                    &self.peers,
+                    &spec.peers,
+                    &spec.groups,
+                    &[],
+                    MAX_PROBES,
+                )
+                .await?;
+                let opts =
+                    super::service::probe_options(&self.probe, spec.timeout_ms, spec.concurrency);
                 let groups = if spec.groups.is_empty() {
                     "continuous ports".to_string()
                 } else {

@@ -279,74 +279,103 @@ impl pb::control_service_server::ControlService for ControlSvc {
         req: Request<pb::ProbePortsRequest>,
     ) -> Result<Response<pb::ProbePortsResponse>, Status> {
         Principal::of(&req)?;
-        let mut r = req.into_inner();
-        let peers = if r.peers.trim().is_empty() {
-            self.peers.clone()
-        } else {
-            // Expansion is bounded (at most MAX_LIST_LEN bytes parsed, MAX_HOSTS names
-            // built, tens of milliseconds), but it is still CPU work a caller chooses: it
-            // runs on the blocking pool so the async workers keep serving /metrics and gRPC.
-            let list = std::mem::take(&mut r.peers);
-            tokio::task::spawn_blocking(move || hostlist::expand(&list))
-                .await
-                .map_err(|e| Status::internal(format!("expanding the peer list failed: {e}")))?
-                .map_err(|e| Status::invalid_argument(format!("peers: {e}")))?
-        };
-        if peers.is_empty() {
-            return Err(Status::failed_precondition(
-                "no peers: pass a host list, or start the agent with --peers",
-            ));
-        }
-        let mut specs: Vec<PortSpec> = Vec::new();
-        for g in &r.groups {
-            let group = ports::group(g).ok_or_else(|| {
-                Status::invalid_argument(format!(
-                    "unknown port group `{g}`; known: {}",
-                    ports::PORT_GROUPS
-                        .iter()
-                        .map(|g| g.id)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?;
-            specs.extend(ports::full_ports(&[group]));
-        }
-        for p in &r.ports {
-            let port = u16::try_from(p.port)
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| {
-                    Status::invalid_argument(format!("port {} out of range 1-65535", p.port))
-                })?;
-            let proto = wire::proto_from_pb(p.proto, "PortSpec")
-                .map_err(|e| Status::invalid_argument(e.to_string()))?;
-            specs.push(PortSpec { port, proto });
-        }
-        if specs.is_empty() {
-            specs = ports::continuous_ports();
-        }
-        specs.sort();
-        specs.dedup();
-        if peers.len().saturating_mul(specs.len()) > MAX_PROBES_PER_REQUEST {
-            return Err(Status::invalid_argument(format!(
-                "{} peers × {} ports is more than {MAX_PROBES_PER_REQUEST} probes; split the request",
-                peers.len(),
-                specs.len()
-            )));
-        }
-        let mut opts = self.probe.clone();
-        if r.timeout_ms > 0 {
-            opts.timeout = Duration::from_millis(u64::from(r.timeout_ms).min(30_000));
-        }
-        if r.concurrency > 0 {
-            opts.concurrency = (r.concurrency as usize).min(4096);
-        }
+        let r = req.into_inner();
+        let (peers, specs) = plan_probe(
+            &self.peers,
+            &r.peers,
+            &r.groups,
+            &r.ports,
+            MAX_PROBES_PER_REQUEST,
+        )
+        .await?;
+        let opts = probe_options(&self.probe, r.timeout_ms, r.concurrency);
         let resolved = probes::resolve(&peers).await;
         let report = probes::run(&resolved, &specs, &opts).await;
         Ok(Response::new(pb::ProbePortsResponse {
             report: Some(wire::encode_probe_report(&report, true)),
         }))
     }
+}
+
+/// Checks a probe request (ProbePorts, or a full-probe operation) and turns it into
+/// peers and ports: `peers` is a host list (empty: the agent's configured peers),
+/// `groups` port group ids plus explicit `ports` (none: the continuous set); more than
+/// `max` probes is refused.
+pub async fn plan_probe(
+    configured_peers: &[String],
+    peers: &str,
+    groups: &[String],
+    ports_: &[pb::PortSpec],
+    max: usize,
+) -> Result<(Vec<String>, Vec<PortSpec>), Status> {
+    let peers = if peers.trim().is_empty() {
+        configured_peers.to_vec()
+    } else {
+        // Expansion is bounded (at most MAX_LIST_LEN bytes parsed, MAX_HOSTS names
+        // built, tens of milliseconds), but it is still CPU work a caller chooses: it
+        // runs on the blocking pool so the async workers keep serving /metrics and gRPC.
+        let list = peers.to_string();
+        tokio::task::spawn_blocking(move || hostlist::expand(&list))
+            .await
+            .map_err(|e| Status::internal(format!("expanding the peer list failed: {e}")))?
+            .map_err(|e| Status::invalid_argument(format!("peers: {e}")))?
+    };
+    if peers.is_empty() {
+        return Err(Status::failed_precondition(
+            "no peers: pass a host list, or start the agent with --peers",
+        ));
+    }
+    let mut specs: Vec<PortSpec> = Vec::new();
+    for g in groups {
+        let group = ports::group(g).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "unknown port group `{g}`; known: {}",
+                ports::PORT_GROUPS
+                    .iter()
+                    .map(|g| g.id)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        specs.extend(ports::full_ports(&[group]));
+    }
+    for p in ports_ {
+        let port = u16::try_from(p.port)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| {
+                Status::invalid_argument(format!("port {} out of range 1-65535", p.port))
+            })?;
+        let proto = wire::proto_from_pb(p.proto, "PortSpec")
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        specs.push(PortSpec { port, proto });
+    }
+    if specs.is_empty() {
+        specs = ports::continuous_ports();
+    }
+    specs.sort();
+    specs.dedup();
+    if peers.len().saturating_mul(specs.len()) > max {
+        return Err(Status::invalid_argument(format!(
+            "{} peers × {} ports is more than {max} probes; split the request",
+            peers.len(),
+            specs.len()
+        )));
+    }
+    Ok((peers, specs))
+}
+
+/// The agent's probe options with a request's timeout and concurrency (0: the agent's),
+/// each capped.
+pub fn probe_options(base: &ProbeOptions, timeout_ms: u32, concurrency: u32) -> ProbeOptions {
+    let mut opts = base.clone();
+    if timeout_ms > 0 {
+        opts.timeout = Duration::from_millis(u64::from(timeout_ms).min(30_000));
+    }
+    if concurrency > 0 {
+        opts.concurrency = (concurrency as usize).min(4096);
+    }
+    opts
 }
 
 #[cfg(test)]

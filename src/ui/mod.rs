@@ -105,6 +105,22 @@ pub fn render(vs: &ViewState, th: &Theme, f: &mut Frame) {
     }
 }
 
+/// A node's probe peers: the nodes of this view it probes (by address), plus any it
+/// probes that the view does not know.
+fn probe_peers(fleet: &Fleet, node: usize) -> Vec<String> {
+    let n = &fleet.view.nodes[node];
+    let mut peers: Vec<String> = n
+        .digest
+        .probe_peers
+        .iter()
+        .map(|c| fleet.specs[c.node as usize].address.clone())
+        .collect();
+    if let Some(p) = n.snapshot.as_ref().and_then(|s| s.probes.as_ref()) {
+        peers.extend(p.peers.iter().map(|p| p.to_string()));
+    }
+    peers
+}
+
 /// Below this width the header drops the brand and packs the tabs, so the node counts
 /// (how many nodes are stale or down) stay visible on every panel.
 const WIDE_HEADER: u16 = 100;
@@ -559,11 +575,7 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
                 }
                 Effect::ProbeFull(node) => {
                     let n = &fleet.view.nodes[node];
-                    let peers = n.digest.probe_peers.len()
-                        + n.snapshot
-                            .as_ref()
-                            .and_then(|s| s.probes.as_ref())
-                            .map_or(0, |p| p.peers.len());
+                    let peers = probe_peers(fleet, node).len();
                     ui.confirm = Some(confirm::Confirm::new(
                         confirm::Pending::ProbeFull { node },
                         format!("Probe the full core port ranges from {}?", n.name),
@@ -580,18 +592,7 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
                 Effect::Run(confirm::Pending::ProbeFull { node }) => {
                     let spec = fleet.specs[node].clone();
                     let token = fleet.tokens[node].clone();
-                    // The node's probe peers: the nodes of this view it probes (by address),
-                    // plus any it probes that the view does not know.
-                    let n = &fleet.view.nodes[node];
-                    let mut peers: Vec<String> = n
-                        .digest
-                        .probe_peers
-                        .iter()
-                        .map(|c| fleet.specs[c.node as usize].address.clone())
-                        .collect();
-                    if let Some(p) = n.snapshot.as_ref().and_then(|s| s.probes.as_ref()) {
-                        peers.extend(p.peers.iter().map(|p| p.to_string()));
-                    }
+                    let peers = probe_peers(fleet, node);
                     let (seq, cancel) = ui
                         .jobs
                         .add(format!("full probe from {}", spec.name), now_ms());
