@@ -1,76 +1,85 @@
-//! Render time of each panel for a 1,000-node ClusterView at 200×60 (target ≤ 2 ms), and
-//! the time to derive the tables (done when data changes, not per frame).
+//! Render time of each panel at 200×60 for a 1,000- and a 10,000-node ClusterView
+//! (target ≤ 1 ms a panel, and 10,000 nodes within 1.2× of 1,000: only visible rows are
+//! built), and the time to derive a panel's rows when data changes (≤ 5 ms at 1,000).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use axon::ui::app::{NetView, Panel, UiState};
-use axon::ui::derive::Derived;
+use axon::fleet::view::ClusterView;
 use axon::ui::theme::{ColorDepth, Theme};
-use axon::ui::{ViewState, render};
+use axon::ui::{Console, render};
 use common::cluster::{self, NOW};
 use criterion::{Criterion, criterion_group, criterion_main};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::hint::black_box;
 
+/// A console on `view` showing panel `p` (by title), scrolled to the middle of its rows;
+/// `keys` are pressed first (`v` for the NIC table).
+fn console(view: &ClusterView, p: &str, keys: &str) -> Console {
+    let mut c = Console::new(view, NOW, false, "default");
+    c.width = 200;
+    c.page = view.nodes.len() / 2;
+    let i = c.find(p).unwrap();
+    c.show(i, view);
+    for ch in keys.chars() {
+        c.key(KeyEvent::new(KeyCode::Char(ch), KeyModifiers::NONE), view);
+    }
+    // Half way through the lists; Cores shows the node in the middle.
+    c.key(KeyEvent::new(KeyCode::PageDown, KeyModifiers::NONE), view);
+    c.page = 54;
+    if p == "cores" {
+        let node = view.nodes.len() / 2;
+        let facet = axon::fleet::health::Facet::Cores;
+        c.focus(&axon::ui::nav::Focus::Node { node, facet }, view);
+    }
+    c
+}
+
 fn bench(c: &mut Criterion) {
-    let view = cluster::large(1000);
     let th = Theme::builtin("default", ColorDepth::TrueColor).unwrap();
-    let backend = ratatui::backend::TestBackend::new(200, 60);
-    let mut term = ratatui::Terminal::new(backend).unwrap();
-    let mut g = c.benchmark_group("render_1000_nodes_200x60");
-    g.sample_size(50);
-    let mut views: Vec<(String, UiState)> = Panel::ALL
-        .iter()
-        .map(|p| {
-            let mut ui = UiState::new(false, "default");
-            ui.panel = *p;
-            ui.width = 200;
-            // Somewhere in the middle of the lists, not at the top.
-            for q in Panel::ALL {
-                ui.sel.insert(q, 500);
-            }
-            ui.node = 500;
-            (p.title().to_lowercase(), ui)
-        })
-        .collect();
-    let mut nics = UiState::new(false, "default");
-    nics.panel = Panel::Network;
-    nics.net_view = NetView::Nics;
-    nics.width = 200;
-    views.push(("network_nics".into(), nics));
-    for (name, ui) in &views {
-        let d = Derived::compute(&view, ui, NOW);
-        g.bench_function(name.as_str(), |b| {
-            b.iter(|| {
-                term.draw(|f| {
-                    render(
-                        &ViewState {
-                            cluster: &view,
-                            derived: &d,
-                            ui,
-                            now_ms: NOW,
-                        },
-                        &th,
-                        f,
-                    )
+    let panels: Vec<String> = {
+        let v = cluster::large(3);
+        Console::new(&v, NOW, false, "default")
+            .panels
+            .iter()
+            .map(|p| p.title().to_lowercase())
+            .collect()
+    };
+    for n in [1000, 10_000] {
+        let view = cluster::large(n);
+        let backend = ratatui::backend::TestBackend::new(200, 60);
+        let mut term = ratatui::Terminal::new(backend).unwrap();
+        let mut views: Vec<(String, Console)> = panels
+            .iter()
+            .map(|p| (p.clone(), console(&view, p, "")))
+            .collect();
+        views.push(("network_nics".into(), console(&view, "network", "v")));
+        let mut g = c.benchmark_group(format!("render_{n}_nodes_200x60"));
+        g.sample_size(30);
+        for (name, ui) in &views {
+            g.bench_function(name.as_str(), |b| {
+                b.iter(|| {
+                    term.draw(|f| render(ui, &view, &th, f)).unwrap();
+                    black_box(());
                 })
-                .unwrap();
-                black_box(());
-            })
-        });
+            });
+        }
+        g.finish();
+        let mut g = c.benchmark_group(format!("derive_{n}_nodes"));
+        g.sample_size(10);
+        for (name, ui) in &mut views {
+            let i = ui.active;
+            g.bench_function(name.as_str(), |b| {
+                b.iter(|| {
+                    // As when new data arrives: the health, then the shown panel's rows.
+                    ui.invalidate();
+                    ui.update(&view, NOW);
+                    black_box(i);
+                })
+            });
+        }
+        g.finish();
     }
-    g.finish();
-    let mut g = c.benchmark_group("derive_1000_nodes");
-    g.sample_size(20);
-    for (name, ui) in views
-        .iter()
-        .filter(|(n, _)| n == "overview" || n == "network")
-    {
-        g.bench_function(name.as_str(), |b| {
-            b.iter(|| black_box(Derived::compute(&view, ui, NOW)))
-        });
-    }
-    g.finish();
 }
 
 criterion_group!(benches, bench);

@@ -7,13 +7,12 @@ mod common;
 
 use axon::fleet::view::{ClusterView, NodeUpdate, NodeView, Thresholds};
 use axon::model::Section;
-use axon::ui::app::{NetView, Panel, UiState};
-use axon::ui::derive::Derived;
 use axon::ui::theme::{ColorDepth, Theme};
-use axon::ui::{ViewState, render_text};
+use axon::ui::{Console, render_text};
 use axon::wire::{self, pb};
 use common::cluster::NOW;
 use common::rng::Rng;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use prost::Message;
 
 fn view() -> ClusterView {
@@ -23,31 +22,23 @@ fn view() -> ClusterView {
     ClusterView::new(nodes, Thresholds::for_interval(1000))
 }
 
-/// Derives and renders every panel (both Network views) at 80×24.
+/// Derives and renders every panel (both Network views) at 80×24, with the popup of its
+/// first row open.
 fn render_all(v: &ClusterView, now: i64, th: &Theme) {
-    for p in Panel::ALL {
-        for net in [NetView::Matrix, NetView::Nics] {
-            if net == NetView::Nics && p != Panel::Network {
-                continue;
+    let key = |c: char| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+    let enter = KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE);
+    let panels = Console::new(v, now, false, "default").panels.len();
+    for p in 0..panels {
+        for toggle in [false, true] {
+            let mut c = Console::new(v, now, false, "default");
+            c.show(p, v);
+            if toggle {
+                // `v` switches the Network panel to its NIC table; elsewhere it is no key.
+                c.key(key('v'), v);
             }
-            let mut ui = UiState::new(false, "default");
-            ui.panel = p;
-            ui.net_view = net;
-            let d = Derived::compute(v, &ui, now);
-            if let Some(det) = d.detail_for(&ui, v) {
-                ui.detail = Some(det);
-            }
-            let text = render_text(
-                &ViewState {
-                    cluster: v,
-                    derived: &d,
-                    ui: &ui,
-                    now_ms: now,
-                },
-                th,
-                80,
-                24,
-            );
+            c.key(enter, v);
+            c.update(v, now);
+            let text = render_text(&c, v, th, 80, 24);
             assert_eq!(text.lines().count(), 24);
         }
     }

@@ -7,8 +7,7 @@ mod common;
 use axon::commands::status;
 use axon::fleet::health::{Health, Verdict};
 use axon::fleet::view::Severity;
-use axon::ui::app::{Panel, UiState};
-use axon::ui::derive::Derived;
+use axon::ui::Console;
 use common::cluster::{self, NOW};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -385,32 +384,46 @@ fn status_help_lists_the_exit_codes() {
 }
 
 /// The verb and the console's Overview take their figures and problems from one
-/// computation: the same problems, in the same order, with the same counts.
+/// computation: the Overview draws the same problems, in the same order, with the same
+/// counts.
 #[test]
 fn overview_and_status_judge_a_cluster_the_same_way() {
+    let th =
+        axon::ui::theme::Theme::builtin("default", axon::ui::theme::ColorDepth::TrueColor).unwrap();
     for (v, verdict) in [
         (cluster::troubled(), Verdict::Critical),
         (cluster::healthy(), Verdict::Healthy),
     ] {
         let h = Health::compute(&v, NOW);
-        let mut ui = UiState::new(false, "default");
-        ui.panel = Panel::Overview;
-        let d = Derived::compute(&v, &ui, NOW);
-        let seen = |p: (&Severity, &str, &str)| (*p.0, p.1.to_string(), p.2.to_string());
-        let overview: Vec<_> = d
-            .problems
-            .iter()
-            .map(|p| seen((&p.severity, p.what, &p.text)))
+        let ui = Console::new(&v, NOW, false, "default");
+        assert_eq!(ui.health.counts, h.counts);
+        assert_eq!(ui.health.status, h.status);
+        assert_eq!(h.verdict, verdict);
+        // The problem rows as drawn: severity, kind and the start of the text.
+        let text = axon::ui::render_text(&ui, &v, &th, 200, 60);
+        if h.problems.is_empty() {
+            assert!(text.contains("No problems"), "{text}");
+            continue;
+        }
+        let drawn: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.contains("problems, worst first"))
+            .skip(2)
+            .take_while(|l| !l.trim().is_empty())
             .collect();
-        let verb: Vec<_> = h
-            .problems
-            .iter()
-            .map(|p| seen((&p.severity, p.kind.as_str(), &p.text)))
-            .collect();
-        assert_eq!(overview, verb);
-        assert_eq!(d.counts, h.counts);
-        assert_eq!(d.status, h.status);
-        assert_eq!(h.verdict, verdict, "{verb:#?}");
+        assert_eq!(drawn.len(), h.problems.len(), "{text}");
+        for (line, p) in drawn.iter().zip(&h.problems) {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let sev = match p.severity {
+                Severity::Info => "info",
+                Severity::Warning => "WARN",
+                Severity::Critical => "CRIT",
+            };
+            assert_eq!(words[0], sev, "{line}");
+            assert_eq!(words[1], p.kind.as_str(), "{line}");
+            let start: String = p.text.chars().take(40).collect();
+            assert!(line.contains(&start), "{line} vs {}", p.text);
+        }
     }
 }
 

@@ -4,12 +4,13 @@
 
 mod common;
 
+use axon::fleet::health::Facet;
 use axon::fleet::view::ClusterView;
-use axon::ui::app::{Detail, NetView, Panel, UiState};
-use axon::ui::derive::Derived;
+use axon::ui::nav::Focus;
 use axon::ui::theme::{ColorDepth, Theme};
-use axon::ui::{ViewState, render, render_text};
+use axon::ui::{Console, render_buffer, render_text};
 use common::cluster::{self, NOW};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::sync::OnceLock;
 
 fn healthy() -> &'static ClusterView {
@@ -26,39 +27,60 @@ fn theme() -> Theme {
     Theme::builtin("default", ColorDepth::TrueColor).unwrap()
 }
 
-fn ui_for(panel: Panel, w: u16) -> UiState {
-    let mut ui = UiState::new(false, "default");
-    ui.panel = panel;
-    ui.width = w;
-    ui
+/// The console on `v`, showing `panel`, for a terminal `w` columns wide.
+fn ui_for(v: &ClusterView, panel: &str, w: u16) -> Console {
+    let mut c = Console::new(v, NOW, false, "default");
+    c.width = w;
+    let i = c.find(panel).unwrap_or_else(|| panic!("no panel {panel}"));
+    c.show(i, v);
+    c
 }
 
-fn frame(v: &ClusterView, ui: &UiState, w: u16, h: u16) -> String {
-    let d = Derived::compute(v, ui, NOW);
-    render_text(
-        &ViewState {
-            cluster: v,
-            derived: &d,
-            ui,
-            now_ms: NOW,
+/// The panels' names, in tab order.
+fn panels() -> Vec<String> {
+    Console::new(healthy(), NOW, false, "default")
+        .panels
+        .iter()
+        .map(|p| p.title().to_lowercase())
+        .collect()
+}
+
+fn frame(v: &ClusterView, c: &Console, w: u16, h: u16) -> String {
+    render_text(c, v, &theme(), w, h)
+}
+
+/// Presses keys as an operator would: each character is a key, `\n` is Enter, `\x1b`
+/// Esc, `→` and `↓` the arrows.
+fn press(c: &mut Console, v: &ClusterView, keys: &str) {
+    for ch in keys.chars() {
+        let code = match ch {
+            '\n' => KeyCode::Enter,
+            '\x1b' => KeyCode::Esc,
+            '→' => KeyCode::Right,
+            '↓' => KeyCode::Down,
+            c => KeyCode::Char(c),
+        };
+        c.key(KeyEvent::new(code, KeyModifiers::NONE), v);
+    }
+}
+
+fn node(c: &mut Console, v: &ClusterView, node: usize) {
+    assert!(c.focus(
+        &Focus::Node {
+            node,
+            facet: Facet::Cores
         },
-        &theme(),
-        w,
-        h,
-    )
-}
-
-fn name(p: Panel) -> String {
-    p.title().to_lowercase()
+        v
+    ));
 }
 
 #[test]
 fn every_panel_of_a_healthy_cluster() {
     for (w, h) in [(80, 24), (160, 48)] {
-        for p in Panel::ALL {
+        for p in panels() {
             insta::assert_snapshot!(
-                format!("healthy_{}_{w}x{h}", name(p)),
-                frame(healthy(), &ui_for(p, w), w, h)
+                format!("healthy_{p}_{w}x{h}"),
+                frame(healthy(), &ui_for(healthy(), &p, w), w, h)
             );
         }
     }
@@ -67,13 +89,13 @@ fn every_panel_of_a_healthy_cluster() {
 #[test]
 fn every_panel_of_a_troubled_cluster() {
     for (w, h) in [(80, 24), (160, 48)] {
-        for p in Panel::ALL {
-            let mut ui = ui_for(p, w);
-            if p == Panel::Cores {
-                ui.node = 4; // axon005, the misconfigured host with the conflict
+        for p in panels() {
+            let mut ui = ui_for(troubled(), &p, w);
+            if p == "cores" {
+                node(&mut ui, troubled(), 4); // axon005, the misconfigured host with the conflict
             }
             insta::assert_snapshot!(
-                format!("troubled_{}_{w}x{h}", name(p)),
+                format!("troubled_{p}_{w}x{h}"),
                 frame(troubled(), &ui, w, h)
             );
         }
@@ -82,13 +104,13 @@ fn every_panel_of_a_troubled_cluster() {
 
 #[test]
 fn stale_and_down_nodes_are_never_shown_healthy() {
-    let mut ui = ui_for(Panel::Cores, 80);
-    ui.node = 3; // axon004, stale
+    let mut ui = ui_for(troubled(), "cores", 80);
+    node(&mut ui, troubled(), 3); // axon004, stale
     insta::assert_snapshot!(
         "troubled_cores_stale_node_80x24",
         frame(troubled(), &ui, 80, 24)
     );
-    let text = frame(troubled(), &ui_for(Panel::Checks, 160), 160, 48);
+    let text = frame(troubled(), &ui_for(troubled(), "checks", 160), 160, 48);
     let row = text.lines().find(|l| l.contains("axon003")).unwrap();
     assert!(
         row.contains("DOWN") && !row.contains("✓"),
@@ -98,64 +120,70 @@ fn stale_and_down_nodes_are_never_shown_healthy() {
 
 #[test]
 fn network_nic_table_and_second_port_group() {
-    let mut ui = ui_for(Panel::Network, 160);
-    ui.net_view = NetView::Nics;
+    let mut ui = ui_for(troubled(), "network", 160);
+    press(&mut ui, troubled(), "v");
     insta::assert_snapshot!(
         "troubled_network_nics_160x48",
         frame(troubled(), &ui, 160, 48)
     );
-    let mut ui = ui_for(Panel::Network, 80);
-    ui.net_group = 1; // ssh
+    let mut ui = ui_for(troubled(), "network", 80);
+    press(&mut ui, troubled(), "o"); // ssh
     insta::assert_snapshot!("troubled_network_ssh_80x24", frame(troubled(), &ui, 80, 24));
 }
 
 #[test]
 fn drill_in_popups() {
-    let mut ui = ui_for(Panel::Drives, 160);
-    ui.detail = Some(Detail::Drive {
-        node: 4,
-        drive: "nvme2".into(),
-    });
+    let mut ui = ui_for(troubled(), "overview", 160);
+    assert!(ui.focus(
+        &Focus::Drive {
+            node: 4,
+            drive: "nvme2".into(),
+        },
+        troubled()
+    ));
     insta::assert_snapshot!(
         "troubled_drive_detail_160x48",
         frame(troubled(), &ui, 160, 48)
     );
-    let mut ui = ui_for(Panel::Checks, 80);
-    ui.detail = Some(Detail::Check {
-        node: 4,
-        check: "net.arp".into(),
-    });
+    let mut ui = ui_for(troubled(), "overview", 80);
+    assert!(ui.focus(
+        &Focus::Check {
+            node: 4,
+            check: "net.arp".into(),
+        },
+        troubled()
+    ));
     insta::assert_snapshot!(
         "troubled_check_detail_80x24",
         frame(troubled(), &ui, 80, 24)
     );
-    let mut ui = ui_for(Panel::Network, 80);
-    ui.detail = Some(Detail::Pair { from: 5, to: 1 });
+    // Row axon006, column axon002, Enter.
+    let mut ui = ui_for(troubled(), "network", 80);
+    press(&mut ui, troubled(), "↓↓↓↓↓→\n");
     insta::assert_snapshot!("troubled_pair_detail_80x24", frame(troubled(), &ui, 80, 24));
 }
 
 #[test]
 fn help_filter_and_too_small() {
-    let mut ui = ui_for(Panel::Network, 80);
-    ui.help = true;
+    let mut ui = ui_for(troubled(), "network", 80);
+    press(&mut ui, troubled(), "?");
     insta::assert_snapshot!("help_network_80x24", frame(troubled(), &ui, 80, 24));
-    let mut ro = ui.clone();
-    ro.read_only = true;
-    let text = frame(troubled(), &ro, 80, 24);
+    assert!(frame(troubled(), &ui, 80, 24).contains("probe full port ranges"));
+    ui.read_only = true;
+    let text = frame(troubled(), &ui, 80, 24);
     assert!(
         !text.contains("probe full port ranges"),
         "read-only hides mutating keys from help"
     );
-    assert!(frame(troubled(), &ui, 80, 24).contains("probe full port ranges"));
-    let mut ui = ui_for(Panel::Drives, 80);
-    ui.filters.insert(Panel::Drives, "axon005".into());
+    let mut ui = ui_for(troubled(), "drives", 80);
+    press(&mut ui, troubled(), "/axon005\n");
     insta::assert_snapshot!(
         "troubled_drives_filtered_80x24",
         frame(troubled(), &ui, 80, 24)
     );
     insta::assert_snapshot!(
         "too_small_79x24",
-        frame(troubled(), &ui_for(Panel::Overview, 79), 79, 24)
+        frame(troubled(), &ui_for(troubled(), "overview", 79), 79, 24)
     );
 }
 
@@ -163,52 +191,20 @@ fn help_filter_and_too_small() {
 /// highlighted) changes these snapshots.
 #[test]
 fn health_colours() {
-    for (p, w, h) in [(Panel::Overview, 80, 24), (Panel::Checks, 80, 24)] {
-        let ui = ui_for(p, w);
-        let d = Derived::compute(troubled(), &ui, NOW);
-        let backend = ratatui::backend::TestBackend::new(w, h);
-        let mut term = ratatui::Terminal::new(backend).unwrap();
-        term.draw(|f| {
-            render(
-                &ViewState {
-                    cluster: troubled(),
-                    derived: &d,
-                    ui: &ui,
-                    now_ms: NOW,
-                },
-                &theme(),
-                f,
-            )
-        })
-        .unwrap();
+    for (p, w, h) in [("overview", 80, 24), ("checks", 80, 24)] {
+        let ui = ui_for(troubled(), p, w);
         insta::assert_debug_snapshot!(
-            format!("styles_troubled_{}_{w}x{h}", name(p)),
-            term.backend().buffer()
+            format!("styles_troubled_{p}_{w}x{h}"),
+            render_buffer(&ui, troubled(), &theme(), w, h)
         );
     }
 }
 
 #[test]
 fn mono_theme_keeps_selection_visible() {
-    let ui = ui_for(Panel::Drives, 80);
-    let d = Derived::compute(troubled(), &ui, NOW);
+    let ui = ui_for(troubled(), "drives", 80);
     let th = Theme::builtin("mono", ColorDepth::TrueColor).unwrap();
-    let backend = ratatui::backend::TestBackend::new(80, 24);
-    let mut term = ratatui::Terminal::new(backend).unwrap();
-    term.draw(|f| {
-        render(
-            &ViewState {
-                cluster: troubled(),
-                derived: &d,
-                ui: &ui,
-                now_ms: NOW,
-            },
-            &th,
-            f,
-        )
-    })
-    .unwrap();
-    let buf = term.backend().buffer();
+    let buf = render_buffer(&ui, troubled(), &th, 80, 24);
     // Row 3 is the first data row (tabs, caption, header): selected, hence reversed.
     let cell = &buf[(2, 3)];
     assert!(
@@ -228,32 +224,11 @@ fn mono_theme_keeps_selection_visible() {
     }
 }
 
-/// A buffer with styles, for assertions on single cells.
-fn buffer(v: &ClusterView, ui: &UiState, th: &Theme, w: u16, h: u16) -> ratatui::buffer::Buffer {
-    let d = Derived::compute(v, ui, NOW);
-    let backend = ratatui::backend::TestBackend::new(w, h);
-    let mut term = ratatui::Terminal::new(backend).unwrap();
-    term.draw(|f| {
-        render(
-            &ViewState {
-                cluster: v,
-                derived: &d,
-                ui,
-                now_ms: NOW,
-            },
-            th,
-            f,
-        )
-    })
-    .unwrap();
-    term.backend().buffer().clone()
-}
-
 #[test]
 fn smt_host_cores_fit_80x24() {
     // axon007 is the dual-socket Intel host with SMT on: 224 CPUs as t0/t1 rows.
-    let mut ui = ui_for(Panel::Cores, 80);
-    ui.node = 6;
+    let mut ui = ui_for(troubled(), "cores", 80);
+    node(&mut ui, troubled(), 6);
     let text = frame(troubled(), &ui, 80, 24);
     insta::assert_snapshot!("troubled_cores_smt_80x24", text);
     assert!(text.contains("224 CPUs · SMT on"), "{text}");
@@ -265,11 +240,14 @@ fn smt_host_cores_fit_80x24() {
 
 #[test]
 fn popups_of_nodes_that_are_not_up_say_so_first() {
-    let mut ui = ui_for(Panel::Drives, 80);
-    ui.detail = Some(Detail::Drive {
-        node: 2,
-        drive: "nvme0".into(),
-    });
+    let mut ui = ui_for(troubled(), "drives", 80);
+    ui.focus(
+        &Focus::Drive {
+            node: 2,
+            drive: "nvme0".into(),
+        },
+        troubled(),
+    );
     let text = frame(troubled(), &ui, 80, 24);
     insta::assert_snapshot!("troubled_down_drive_detail_80x24", text);
     assert!(
@@ -277,11 +255,14 @@ fn popups_of_nodes_that_are_not_up_say_so_first() {
         "{text}"
     );
     assert!(text.contains("OK (last known)"), "{text}");
-    let mut ui = ui_for(Panel::Checks, 80);
-    ui.detail = Some(Detail::Check {
-        node: 3,
-        check: "swap.off".into(),
-    });
+    let mut ui = ui_for(troubled(), "checks", 80);
+    ui.focus(
+        &Focus::Check {
+            node: 3,
+            check: "swap.off".into(),
+        },
+        troubled(),
+    );
     let text = frame(troubled(), &ui, 80, 24);
     assert!(text.contains("axon004 STALE: last data 7s ago"), "{text}");
     assert!(text.contains("PASS (last known)"), "{text}");
@@ -289,48 +270,40 @@ fn popups_of_nodes_that_are_not_up_say_so_first() {
 
 #[test]
 fn cluster_checks_are_rows_with_a_detail() {
-    let mut ui = ui_for(Panel::Checks, 80);
-    let d = Derived::compute(troubled(), &ui, NOW);
-    // The three cluster-wide checks come first, then the nodes.
-    assert_eq!(d.rows(Panel::Checks, &ui), 3 + 8);
-    ui.sel.insert(Panel::Checks, 0);
-    let det = d.detail_for(&ui, troubled()).expect("a detail");
-    assert_eq!(det, Detail::ClusterCheck("iommu.consistent".into()));
-    ui.detail = Some(det);
-    insta::assert_snapshot!(
-        "troubled_cluster_check_detail_80x24",
-        frame(troubled(), &ui, 80, 24)
-    );
-    ui.detail = None;
-    ui.sel.insert(Panel::Checks, 3 + 4);
-    ui.col = 0;
-    assert_eq!(
-        d.detail_for(&ui, troubled()),
-        Some(Detail::Check {
-            node: 4,
-            check: "swap.off".into()
-        })
-    );
+    let mut ui = ui_for(troubled(), "checks", 80);
+    // The three cluster-wide checks come first: Enter on the first opens it.
+    press(&mut ui, troubled(), "\n");
+    let text = frame(troubled(), &ui, 80, 24);
+    insta::assert_snapshot!("troubled_cluster_check_detail_80x24", text);
+    assert!(text.contains("cluster check iommu.consistent"), "{text}");
+    // Then the nodes: the fifth node row is axon005, its first column swap.off.
+    press(&mut ui, troubled(), "\x1b↓↓↓↓↓↓↓\n");
+    let text = frame(troubled(), &ui, 80, 24);
+    assert!(text.contains("axon005 swap.off"), "{text}");
+    // 3 + 8 rows: the last is axon008.
+    press(&mut ui, troubled(), "\x1bG\n");
+    let text = frame(troubled(), &ui, 80, 24);
+    assert!(text.contains("axon008 swap.off"), "{text}");
 }
 
 #[test]
 fn header_keeps_node_counts_and_clickable_tabs_at_every_width() {
     for w in [80u16, 100, 160] {
-        let ui = ui_for(Panel::Drives, w);
+        let ui = ui_for(troubled(), "drives", w);
         let text = frame(troubled(), &ui, w, 24);
         let head = text.lines().next().unwrap();
         assert!(head.contains("●6 ◐1 ✕1"), "counts at {w} columns: {head}");
         // Each tab's title starts where tab_positions says it is.
-        for (x0, x1, p) in axon::ui::tab_positions(w) {
+        for (x0, x1, p) in axon::ui::tab_positions(&ui, w) {
+            let title = ui.panels[p].title();
             let cells: String = head
                 .chars()
                 .skip(x0 as usize)
                 .take((x1 - x0) as usize)
                 .collect();
             assert!(
-                cells.contains(p.title()),
-                "{:?} at {x0}..{x1} of {w} columns: `{cells}` in `{head}`",
-                p
+                cells.contains(title),
+                "{title} at {x0}..{x1} of {w} columns: `{cells}` in `{head}`"
             );
         }
     }
@@ -339,10 +312,10 @@ fn header_keeps_node_counts_and_clickable_tabs_at_every_width() {
 #[test]
 fn mono_cursor_stays_visible_on_axon_cores() {
     let th = Theme::builtin("mono", ColorDepth::TrueColor).unwrap();
-    let mut ui = ui_for(Panel::Cores, 80);
-    ui.node = 4; // axon005: cpu0 is free, cpu1 a drives core
-    ui.cpu = 1;
-    let buf = buffer(troubled(), &ui, &th, 80, 24);
+    let mut ui = ui_for(troubled(), "cores", 80);
+    node(&mut ui, troubled(), 4); // axon005: cpu0 is free, cpu1 a drives core
+    press(&mut ui, troubled(), "→");
+    let buf = render_buffer(&ui, troubled(), &th, 80, 24);
     // Row 4 is NUMA 0's grid line; cells start after the 5-column label, 2 columns each.
     let text: String = (0..80).map(|x| buf[(x, 4)].symbol().to_string()).collect();
     assert!(text.trim_start().starts_with("· D"), "grid row: {text}");
@@ -363,11 +336,11 @@ fn mono_cursor_stays_visible_on_axon_cores() {
 /// Colour regressions on the Drives and Network panels change these.
 #[test]
 fn health_colours_of_drives_and_ports() {
-    for (p, w, h) in [(Panel::Drives, 80, 24), (Panel::Network, 80, 24)] {
-        let ui = ui_for(p, w);
+    for (p, w, h) in [("drives", 80, 24), ("network", 80, 24)] {
+        let ui = ui_for(troubled(), p, w);
         insta::assert_debug_snapshot!(
-            format!("styles_troubled_{}_{w}x{h}", name(p)),
-            buffer(troubled(), &ui, &theme(), w, h)
+            format!("styles_troubled_{p}_{w}x{h}"),
+            render_buffer(&ui, troubled(), &theme(), w, h)
         );
     }
 }
@@ -381,7 +354,7 @@ fn unreadable_topology_and_nic_types_are_problems_not_silence() {
             axon::model::CpuSet::parse_list("4-5").unwrap();
         s.network.as_mut().unwrap().unreadable_nics = vec!["ens9f0".into()];
     }
-    let text = frame(&v, &ui_for(Panel::Overview, 160), 160, 48);
+    let text = frame(&v, &ui_for(&v, "overview", 160), 160, 48);
     assert!(
         text.contains("axon002 topology files unreadable for cpu 4-5"),
         "{text}"
@@ -390,8 +363,8 @@ fn unreadable_topology_and_nic_types_are_problems_not_silence() {
         text.contains("axon002 NIC type unreadable for ens9f0"),
         "{text}"
     );
-    let mut ui = ui_for(Panel::Cores, 80);
-    ui.node = 1;
+    let mut ui = ui_for(&v, "cores", 80);
+    node(&mut ui, &v, 1);
     let text = frame(&v, &ui, 80, 24);
     assert!(text.contains("topology unreadable for cpu 4-5"), "{text}");
 }
@@ -403,7 +376,7 @@ fn overview_counts_failing_cluster_checks() {
     let mut s = v.nodes[2].snapshot.clone().unwrap();
     s.host.as_mut().unwrap().iommu_units = Some(0);
     v.nodes[2].set_snapshot(Some(s));
-    let text = frame(&v, &ui_for(Panel::Overview, 160), 160, 48);
+    let text = frame(&v, &ui_for(&v, "overview", 160), 160, 48);
     assert!(text.contains("iommu.consistent fail"), "listed: {text}");
     assert!(
         text.contains("Checks 1 failing cluster-wide"),
@@ -416,7 +389,7 @@ fn overview_counts_failing_cluster_checks() {
         let mut s = t.nodes[0].snapshot.clone().unwrap();
         s.host.as_mut().unwrap().iommu_units = Some(0);
         t.nodes[0].set_snapshot(Some(s));
-        frame(&t, &ui_for(Panel::Overview, 160), 160, 48)
+        frame(&t, &ui_for(&t, "overview", 160), 160, 48)
     };
     assert!(
         text.contains("failing on 3 node(s) + 1 cluster-wide"),
@@ -431,8 +404,7 @@ fn drives_over_30_tb_show_a_warning() {
     // Sold as 32 TB (IDEMA size).
     s.nvme.as_mut().unwrap()[0].namespaces[0].size_bytes = 32_006_220_374_016;
     v.nodes[0].set_snapshot(Some(s));
-    let mut ui = ui_for(Panel::Drives, 160);
-    ui.drive_sort = axon::ui::app::DriveSort::Health;
+    let ui = ui_for(&v, "drives", 160);
     let text = frame(&v, &ui, 160, 48);
     let row = text
         .lines()
@@ -446,7 +418,7 @@ fn drives_over_30_tb_show_a_warning() {
     let mut s = v.nodes[0].snapshot.clone().unwrap();
     s.nvme.as_mut().unwrap()[0].namespaces[0].size_bytes = 30_725_971_992_576;
     v.nodes[0].set_snapshot(Some(s));
-    let text = frame(&v, &ui, 160, 48);
+    let text = frame(&v, &ui_for(&v, "drives", 160), 160, 48);
     assert!(!text.contains("over 30 TB"), "{text}");
 }
 
@@ -476,22 +448,94 @@ fn node_added_by_address_shows_the_hostname_its_agent_reports() {
         Some(0),
         "still found by its address"
     );
-    let text = frame(&v, &ui_for(Panel::Checks, 160), 160, 48);
+    let text = frame(&v, &ui_for(&v, "checks", 160), 160, 48);
     assert!(text.contains("axon042"), "{text}");
 }
 
 #[test]
 fn numa_memory_and_huge_pages_are_labelled_free_total() {
-    let text = frame(healthy(), &ui_for(Panel::Cores, 80), 80, 24);
+    let text = frame(healthy(), &ui_for(healthy(), "cores", 80), 80, 24);
     let line = text
         .lines()
         .find(|l| l.starts_with("NUMA 0 "))
         .unwrap_or_else(|| panic!("{text}"));
     assert!(line.contains("free/total 148/192G hp 4/24G"), "{line}");
     assert!(line.chars().count() <= 80, "{line}");
-    let text = frame(healthy(), &ui_for(Panel::Cores, 160), 160, 48);
+    let text = frame(healthy(), &ui_for(healthy(), "cores", 160), 160, 48);
     assert!(
         text.contains("free/total: memory 148/192G, huge pages 4/24G"),
         "{text}"
     );
+}
+
+/// Enter on a problem goes where it can be fixed: the panel that shows what it is about,
+/// with it selected (and its popup open for a drive or a check).
+#[test]
+fn enter_on_a_problem_goes_to_the_panel_that_shows_it() {
+    use axon::fleet::health::{Health, Subject};
+    let v = troubled();
+    let h = Health::compute(v, NOW);
+    assert!(h.problems.len() > 5);
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, p) in h.problems.iter().enumerate() {
+        let mut ui = ui_for(v, "overview", 160);
+        press(&mut ui, v, &"↓".repeat(i));
+        press(&mut ui, v, "\n");
+        let (panel, popup) = match &p.subject {
+            Subject::Nodes => ("Overview", true),
+            Subject::Node { facet, .. } => match facet {
+                Facet::Status => ("Checks", false),
+                Facet::Cores => ("Cores", false),
+                Facet::Network => ("Network", false),
+            },
+            Subject::Drive { .. } => ("Drives", true),
+            Subject::Check { .. } | Subject::ClusterCheck(_) => ("Checks", true),
+        };
+        seen.insert(panel);
+        assert_eq!(ui.panel().title(), panel, "problem {i}: {}", p.text);
+        assert_eq!(ui.panel().popup_open(), popup, "problem {i}: {}", p.text);
+        let text = frame(v, &ui, 160, 48);
+        match &p.subject {
+            Subject::Drive { node, drive } => {
+                let name = &v.nodes[*node].name;
+                assert!(
+                    text.contains(&format!("{name} {drive} — Esc closes")),
+                    "{text}"
+                );
+            }
+            Subject::Check { node, check } => {
+                let name = &v.nodes[*node].name;
+                assert!(
+                    text.contains(&format!("{name} {check} — Esc closes")),
+                    "{text}"
+                );
+            }
+            Subject::Node {
+                node,
+                facet: Facet::Cores,
+            } => {
+                let name = &v.nodes[*node].name;
+                assert!(text.lines().nth(1).unwrap().contains(name), "{text}");
+            }
+            _ => {}
+        }
+    }
+    assert!(seen.len() >= 3, "the troubled cluster leads to {seen:?}");
+}
+
+#[test]
+fn no_panel_binds_a_key_twice_and_read_only_hides_mutating_keys() {
+    let ui = Console::new(healthy(), NOW, false, "default");
+    let mut mutating = 0;
+    for p in &ui.panels {
+        let mut seen = std::collections::HashSet::new();
+        for b in axon::ui::keymap::live(p.keys(), false) {
+            for k in b.keys {
+                assert!(seen.insert(*k), "{k:?} bound twice in {}", p.title());
+            }
+            mutating += usize::from(b.mutating);
+        }
+        assert!(axon::ui::keymap::live(p.keys(), true).all(|b| !b.mutating));
+    }
+    assert!(mutating > 0, "the Network panel's P changes the cluster");
 }

@@ -14,7 +14,7 @@ use crate::collectors::net::NetConfig;
 use crate::collectors::probes::ProbeOptions;
 use crate::fleet::{Fleet, FollowOptions, Inventory};
 use crate::model::{checks, hostlist, ports};
-use crate::ui::{self, app::Panel, theme};
+use crate::ui::{self, theme};
 use anyhow::{Context, Result};
 
 pub fn collect_config(a: &CollectArgs) -> Result<CollectConfig> {
@@ -267,12 +267,6 @@ pub async fn view(inv: &Inventory, v: &ViewArgs) -> Result<()> {
     let connect = opts.connect_timeout;
     let fleet = Fleet::start(inv, opts)?;
     if v.once {
-        let panel = Panel::parse(&v.panel).with_context(|| {
-            format!(
-                "--panel {}: use overview, cores, drives, network, checks, stripes or events",
-                v.panel
-            )
-        })?;
         let th = theme::Theme::load(
             if theme::no_color() { "mono" } else { &v.theme },
             theme::ColorDepth::TrueColor,
@@ -283,7 +277,7 @@ pub async fn view(inv: &Inventory, v: &ViewArgs) -> Result<()> {
         let text = ui::once(
             fleet,
             &th,
-            panel,
+            &v.panel,
             v.node.as_deref(),
             v.size.0,
             v.size.1,

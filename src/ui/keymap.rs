@@ -1,46 +1,15 @@
-//! The key bindings, as data: the help screen lists exactly what is live in the current
-//! panel, and `--read-only` removes every mutating binding from both lookup and help.
+//! The key bindings, as data: the console's own (panels, movement, filter, help, quit)
+//! here, each panel's in its file, built from the shared ones below. The help screen lists
+//! exactly what is live in the current panel, and `--read-only` removes every mutating
+//! binding from both lookup and help.
 
-use super::app::Panel;
+use super::nav::Action;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Quit,
-    NextPanel,
-    PrevPanel,
-    Panel(Panel),
-    Up,
-    Down,
-    Left,
-    Right,
-    PageUp,
-    PageDown,
-    Top,
-    Bottom,
-    Enter,
-    Back,
-    Filter,
-    Sort,
-    Help,
-    Command,
-    NextNode,
-    PrevNode,
-    ToggleView,
-    NextGroup,
-    CycleTheme,
-    /// Probe the full port ranges from the selected node (needs the admin token).
-    ProbeFull,
-    /// Open or close the list of jobs (operations started from the panels).
-    Jobs,
-}
 
 pub struct Binding {
     pub keys: &'static [(KeyCode, KeyModifiers)],
     pub label: &'static str,
     pub action: Action,
-    /// Panels where the binding is live; None = everywhere.
-    pub panels: Option<&'static [Panel]>,
     pub mutating: bool,
     pub help: &'static str,
 }
@@ -49,305 +18,198 @@ const NONE: KeyModifiers = KeyModifiers::NONE;
 const SHIFT: KeyModifiers = KeyModifiers::SHIFT;
 const CTRL: KeyModifiers = KeyModifiers::CONTROL;
 
-macro_rules! b {
-    ($keys:expr, $label:expr, $action:expr, $panels:expr, $mutating:expr, $help:expr) => {
-        Binding {
-            keys: $keys,
-            label: $label,
-            action: $action,
-            panels: $panels,
-            mutating: $mutating,
-            help: $help,
-        }
-    };
+const fn b(
+    keys: &'static [(KeyCode, KeyModifiers)],
+    label: &'static str,
+    action: Action,
+    help: &'static str,
+) -> Binding {
+    Binding {
+        keys,
+        label,
+        action,
+        mutating: false,
+        help,
+    }
 }
 
-pub static BINDINGS: &[Binding] = &[
-    b!(
-        &[(KeyCode::Char('1'), NONE)],
-        "1",
-        Action::Panel(Panel::Overview),
-        None,
-        false,
-        "Overview"
-    ),
-    b!(
-        &[(KeyCode::Char('2'), NONE)],
-        "2",
-        Action::Panel(Panel::Cores),
-        None,
-        false,
-        "Cores"
-    ),
-    b!(
-        &[(KeyCode::Char('3'), NONE)],
-        "3",
-        Action::Panel(Panel::Drives),
-        None,
-        false,
-        "Drives"
-    ),
-    b!(
-        &[(KeyCode::Char('4'), NONE)],
-        "4",
-        Action::Panel(Panel::Network),
-        None,
-        false,
-        "Network"
-    ),
-    b!(
-        &[(KeyCode::Char('5'), NONE)],
-        "5",
-        Action::Panel(Panel::Checks),
-        None,
-        false,
-        "Checks"
-    ),
-    b!(
-        &[(KeyCode::Char('6'), NONE)],
-        "6",
-        Action::Panel(Panel::Stripes),
-        None,
-        false,
-        "Stripes"
-    ),
-    b!(
-        &[(KeyCode::Char('7'), NONE)],
-        "7",
-        Action::Panel(Panel::Events),
-        None,
-        false,
-        "Events"
-    ),
-    b!(
+impl Binding {
+    /// The same binding, marked as changing the cluster (hidden by `--read-only`).
+    pub const fn mutating(self) -> Binding {
+        Binding {
+            mutating: true,
+            ..self
+        }
+    }
+}
+
+// Bindings panels take for themselves (a panel lists the ones it handles).
+pub const LEFT: Binding = b(
+    &[(KeyCode::Left, NONE), (KeyCode::Char('h'), NONE)],
+    "←/h",
+    Action::Left,
+    "move left",
+);
+pub const RIGHT: Binding = b(
+    &[(KeyCode::Right, NONE), (KeyCode::Char('l'), NONE)],
+    "→/l",
+    Action::Right,
+    "move right",
+);
+pub const ENTER: Binding = b(
+    &[(KeyCode::Enter, NONE)],
+    "Enter",
+    Action::Enter,
+    "drill in",
+);
+pub const SORT: Binding = b(
+    &[(KeyCode::Char('s'), NONE)],
+    "s",
+    Action::Sort,
+    "change sort order",
+);
+
+/// Before the panel's own keys in the help: switching panels and moving.
+pub static MOVE: &[Binding] = &[
+    b(
         &[(KeyCode::Tab, NONE)],
         "Tab",
         Action::NextPanel,
-        None,
-        false,
-        "next panel"
+        "next panel",
     ),
-    b!(
+    b(
         &[(KeyCode::BackTab, SHIFT), (KeyCode::BackTab, NONE)],
         "S-Tab",
         Action::PrevPanel,
-        None,
-        false,
-        "previous panel"
+        "previous panel",
     ),
-    b!(
+    b(
         &[(KeyCode::Up, NONE), (KeyCode::Char('k'), NONE)],
         "↑/k",
         Action::Up,
-        None,
-        false,
-        "move up"
+        "move up",
     ),
-    b!(
+    b(
         &[(KeyCode::Down, NONE), (KeyCode::Char('j'), NONE)],
         "↓/j",
         Action::Down,
-        None,
-        false,
-        "move down"
+        "move down",
     ),
-    b!(
-        &[(KeyCode::Left, NONE), (KeyCode::Char('h'), NONE)],
-        "←/h",
-        Action::Left,
-        Some(&[Panel::Cores, Panel::Checks, Panel::Network]),
-        false,
-        "move left"
-    ),
-    b!(
-        &[(KeyCode::Right, NONE), (KeyCode::Char('l'), NONE)],
-        "→/l",
-        Action::Right,
-        Some(&[Panel::Cores, Panel::Checks, Panel::Network]),
-        false,
-        "move right"
-    ),
-    b!(
+    b(
         &[(KeyCode::PageUp, NONE)],
         "PgUp",
         Action::PageUp,
-        None,
-        false,
-        "page up"
+        "page up",
     ),
-    b!(
+    b(
         &[(KeyCode::PageDown, NONE)],
         "PgDn",
         Action::PageDown,
-        None,
-        false,
-        "page down"
+        "page down",
     ),
-    b!(
+    b(
         &[(KeyCode::Home, NONE), (KeyCode::Char('g'), NONE)],
         "Home/g",
         Action::Top,
-        None,
-        false,
-        "first row"
+        "first row",
     ),
-    b!(
+    b(
         &[
             (KeyCode::End, NONE),
             (KeyCode::Char('G'), SHIFT),
-            (KeyCode::Char('G'), NONE)
+            (KeyCode::Char('G'), NONE),
         ],
         "End/G",
         Action::Bottom,
-        None,
-        false,
-        "last row"
+        "last row",
     ),
-    b!(
-        &[(KeyCode::Enter, NONE)],
-        "Enter",
-        Action::Enter,
-        Some(&[
-            Panel::Overview,
-            Panel::Drives,
-            Panel::Checks,
-            Panel::Network,
-            Panel::Cores,
-            Panel::Events
-        ]),
-        false,
-        "drill in"
-    ),
-    b!(
+    b(
         &[(KeyCode::Esc, NONE)],
         "Esc",
         Action::Back,
-        None,
-        false,
-        "back / close / clear filter"
+        "back / close / clear filter",
     ),
-    b!(
+    b(
         &[(KeyCode::Char('/'), NONE)],
         "/",
         Action::Filter,
-        None,
-        false,
-        "filter rows"
+        "filter rows",
     ),
-    b!(
-        &[(KeyCode::Char('s'), NONE)],
-        "s",
-        Action::Sort,
-        Some(&[Panel::Drives, Panel::Checks, Panel::Network]),
-        false,
-        "change sort order"
-    ),
-    b!(
-        &[(KeyCode::Char(']'), NONE), (KeyCode::Char('n'), NONE)],
-        "]/n",
-        Action::NextNode,
-        Some(&[Panel::Cores]),
-        false,
-        "next node"
-    ),
-    b!(
-        &[(KeyCode::Char('['), NONE), (KeyCode::Char('p'), NONE)],
-        "[/p",
-        Action::PrevNode,
-        Some(&[Panel::Cores]),
-        false,
-        "previous node"
-    ),
-    b!(
-        &[(KeyCode::Char('v'), NONE)],
-        "v",
-        Action::ToggleView,
-        Some(&[Panel::Network]),
-        false,
-        "port matrix / NIC table"
-    ),
-    b!(
-        &[(KeyCode::Char('o'), NONE)],
-        "o",
-        Action::NextGroup,
-        Some(&[Panel::Network]),
-        false,
-        "next port group"
-    ),
-    b!(
-        &[(KeyCode::Char('P'), SHIFT), (KeyCode::Char('P'), NONE)],
-        "P",
-        Action::ProbeFull,
-        Some(&[Panel::Network]),
-        true,
-        "probe full port ranges from the selected node (admin)"
-    ),
-    b!(
+];
+
+/// After the panel's own keys in the help.
+pub static GLOBAL: &[Binding] = &[
+    b(
         &[(KeyCode::Char('J'), SHIFT), (KeyCode::Char('J'), NONE)],
         "J",
         Action::Jobs,
-        None,
-        false,
-        "jobs: operations started here, with progress (c cancels one)"
+        "jobs: operations started here, with progress (c cancels one)",
     ),
-    b!(
+    b(
         &[(KeyCode::Char('t'), NONE)],
         "t",
         Action::CycleTheme,
-        None,
-        false,
-        "next theme"
+        "next theme",
     ),
-    b!(
+    b(
         &[(KeyCode::Char('?'), NONE), (KeyCode::Char('?'), SHIFT)],
         "?",
         Action::Help,
-        None,
-        false,
-        "this help"
+        "this help",
     ),
-    b!(
+    b(
         &[(KeyCode::Char(':'), NONE), (KeyCode::Char(':'), SHIFT)],
         ":",
         Action::Command,
-        None,
-        false,
-        "command: node NAME, panel NAME, theme NAME, quit"
+        "command: node NAME, panel NAME, theme NAME, jobs, quit",
     ),
-    b!(
+    b(
         &[(KeyCode::Char('q'), NONE), (KeyCode::Char('c'), CTRL)],
         "q",
         Action::Quit,
-        None,
-        false,
-        "quit"
+        "quit",
     ),
 ];
 
 impl Binding {
-    pub fn live_in(&self, panel: Panel, read_only: bool) -> bool {
-        !(read_only && self.mutating) && self.panels.is_none_or(|p| p.contains(&panel))
+    pub fn live(&self, read_only: bool) -> bool {
+        !(read_only && self.mutating)
+    }
+
+    fn takes(&self, key: &KeyEvent) -> bool {
+        self.keys.iter().any(|(c, m)| {
+            *c == key.code
+                && (*m == key.modifiers
+                    || (*m == NONE && key.modifiers == SHIFT && matches!(c, KeyCode::Char(_))))
+        })
     }
 }
 
-/// The action for a key in a panel, if any binding is live for it.
-pub fn lookup(key: &KeyEvent, panel: Panel, read_only: bool) -> Option<Action> {
-    BINDINGS
-        .iter()
-        .filter(|b| b.live_in(panel, read_only))
-        .find(|b| {
-            b.keys.iter().any(|(c, m)| {
-                *c == key.code
-                    && (*m == key.modifiers
-                        || (*m == NONE && key.modifiers == SHIFT && matches!(c, KeyCode::Char(_))))
-            })
-        })
-        .map(|b| b.action)
+/// Every binding live in a panel whose own keys are `panel`, in help order.
+pub fn live(panel: &'static [Binding], read_only: bool) -> impl Iterator<Item = &'static Binding> {
+    MOVE.iter()
+        .chain(panel)
+        .chain(GLOBAL)
+        .filter(move |b| b.live(read_only))
 }
 
-/// Bindings live in a panel, in table order (for `?`).
-pub fn live(panel: Panel, read_only: bool) -> impl Iterator<Item = &'static Binding> {
-    BINDINGS.iter().filter(move |b| b.live_in(panel, read_only))
+/// The action for a key in a panel whose own keys are `panel`, among `panels` panels
+/// (the digits 1 to `panels` switch to one).
+pub fn lookup(
+    key: &KeyEvent,
+    panel: &'static [Binding],
+    panels: usize,
+    read_only: bool,
+) -> Option<Action> {
+    if let KeyCode::Char(c @ '1'..='9') = key.code {
+        let i = c as usize - '1' as usize;
+        if i < panels && matches!(key.modifiers, NONE | SHIFT) {
+            return Some(Action::Panel(i));
+        }
+    }
+    live(panel, read_only)
+        .find(|b| b.takes(key))
+        .map(|b| b.action)
 }
 
 #[cfg(test)]
@@ -358,32 +220,51 @@ mod tests {
         KeyEvent::new(c, KeyModifiers::NONE)
     }
 
+    static PANEL: &[Binding] = &[
+        LEFT,
+        RIGHT,
+        b(
+            &[(KeyCode::Char('v'), NONE)],
+            "v",
+            Action::ToggleView,
+            "view",
+        ),
+        b(
+            &[(KeyCode::Char('P'), SHIFT), (KeyCode::Char('P'), NONE)],
+            "P",
+            Action::ProbeFull,
+            "probe",
+        )
+        .mutating(),
+    ];
+
     #[test]
     fn read_only_hides_mutating_keys() {
         assert_eq!(
-            lookup(&key(KeyCode::Char('P')), Panel::Network, false),
+            lookup(&key(KeyCode::Char('P')), PANEL, 7, false),
             Some(Action::ProbeFull)
         );
-        assert_eq!(lookup(&key(KeyCode::Char('P')), Panel::Network, true), None);
-        assert!(live(Panel::Network, true).all(|b| !b.mutating));
-        assert!(live(Panel::Network, false).any(|b| b.mutating));
+        assert_eq!(lookup(&key(KeyCode::Char('P')), PANEL, 7, true), None);
+        assert!(live(PANEL, true).all(|b| !b.mutating));
+        assert!(live(PANEL, false).any(|b| b.mutating));
     }
 
     #[test]
-    fn panel_specific_keys_only_where_they_apply() {
+    fn panel_keys_only_where_a_panel_lists_them() {
         assert_eq!(
-            lookup(&key(KeyCode::Char('v')), Panel::Network, false),
+            lookup(&key(KeyCode::Char('v')), PANEL, 7, false),
             Some(Action::ToggleView)
         );
-        assert_eq!(lookup(&key(KeyCode::Char('v')), Panel::Drives, false), None);
+        assert_eq!(lookup(&key(KeyCode::Char('v')), &[], 7, false), None);
         assert_eq!(
-            lookup(&key(KeyCode::Char('j')), Panel::Drives, false),
+            lookup(&key(KeyCode::Char('j')), &[], 7, false),
             Some(Action::Down)
         );
         assert_eq!(
             lookup(
                 &KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL),
-                Panel::Cores,
+                &[],
+                7,
                 true
             ),
             Some(Action::Quit)
@@ -391,13 +272,20 @@ mod tests {
     }
 
     #[test]
-    fn no_key_is_bound_twice_in_one_panel() {
-        for panel in Panel::ALL {
-            let mut seen = std::collections::HashSet::new();
-            for b in live(panel, false) {
-                for k in b.keys {
-                    assert!(seen.insert(*k), "{k:?} bound twice in {panel:?}");
-                }
+    fn digits_switch_only_to_panels_that_exist() {
+        assert_eq!(
+            lookup(&key(KeyCode::Char('3')), &[], 7, false),
+            Some(Action::Panel(2))
+        );
+        assert_eq!(lookup(&key(KeyCode::Char('8')), &[], 7, false), None);
+    }
+
+    #[test]
+    fn the_console_binds_no_key_twice() {
+        let mut seen = std::collections::HashSet::new();
+        for b in live(PANEL, false) {
+            for k in b.keys {
+                assert!(seen.insert(*k), "{k:?} bound twice");
             }
         }
     }

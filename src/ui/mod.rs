@@ -3,12 +3,12 @@
 //! UI state, drains all pending input before drawing, redraws only when something changed,
 //! and wraps each frame in synchronized output so nothing tears over a slow SSH link.
 
-pub mod app;
+pub mod component;
 pub mod confirm;
-pub mod derive;
-mod detail;
+pub mod console;
 pub mod jobs;
 pub mod keymap;
+pub mod nav;
 pub mod panels;
 pub mod theme;
 pub mod widgets;
@@ -18,8 +18,9 @@ use crate::actions::probe::{self as probe_action, ProbeRequest};
 use crate::clock::now_ms;
 use crate::fleet::Fleet;
 use crate::fleet::view::ClusterView;
-use app::{Effect, Input, Panel, UiState};
-use derive::Derived;
+use component::Cx;
+pub use console::Console;
+use console::{Effect, Input};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -30,16 +31,9 @@ use theme::Theme;
 pub const MIN_WIDTH: u16 = 80;
 pub const MIN_HEIGHT: u16 = 24;
 
-/// Everything a frame is drawn from.
-pub struct ViewState<'a> {
-    pub cluster: &'a ClusterView,
-    pub derived: &'a Derived,
-    pub ui: &'a UiState,
-    pub now_ms: i64,
-}
-
-/// Draws one frame. Pure: the same inputs give the same buffer.
-pub fn render(vs: &ViewState, th: &Theme, f: &mut Frame) {
+/// Draws one frame of the console on `view`. Pure: the same inputs give the same buffer
+/// (the console must have been brought up to date with `Console::update`).
+pub fn render(c: &Console, view: &ClusterView, th: &Theme, f: &mut Frame) {
     let area = f.area();
     f.render_widget(Block::default().style(th.base), area);
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
@@ -64,21 +58,21 @@ pub fn render(vs: &ViewState, th: &Theme, f: &mut Frame) {
         );
         return;
     }
-    header(f, Rect { height: 1, ..area }, vs, th);
+    header(f, Rect { height: 1, ..area }, c, view, th);
     let body = Rect {
         y: area.y + 1,
         height: area.height - 2,
         ..area
     };
-    match vs.ui.panel {
-        Panel::Overview => panels::overview::render(f, body, vs, th),
-        Panel::Cores => panels::cores::render(f, body, vs, th),
-        Panel::Drives => panels::drives::render(f, body, vs, th),
-        Panel::Network => panels::network::render(f, body, vs, th),
-        Panel::Checks => panels::checks::render(f, body, vs, th),
-        Panel::Stripes => panels::stripes::render(f, body, vs, th),
-        Panel::Events => panels::events::render(f, body, vs, th),
-    }
+    let cx = Cx {
+        view,
+        health: &c.health,
+        now_ms: c.now_ms,
+        width: c.width,
+        page: c.page,
+    };
+    let panel = c.panel();
+    panel.draw(f, body, &cx, th);
     status_line(
         f,
         Rect {
@@ -86,22 +80,21 @@ pub fn render(vs: &ViewState, th: &Theme, f: &mut Frame) {
             height: 1,
             ..area
         },
-        vs,
+        c,
         th,
     );
-    if let Some(d) = &vs.ui.detail {
-        let (title, lines) = detail::content(d, vs, th);
+    if let Some((title, lines)) = panel.popup(&cx, th) {
         widgets::popup(f, body, &format!("{title} — Esc closes"), lines, th);
     }
-    if vs.ui.jobs.open {
-        let lines = vs.ui.jobs.lines(vs.now_ms, th);
+    if c.jobs.open {
+        let lines = c.jobs.lines(c.now_ms, th);
         widgets::popup(f, body, "Jobs — Esc closes", lines, th);
     }
-    if let Some(c) = &vs.ui.confirm {
-        widgets::popup(f, body, &c.title, c.lines(th), th);
+    if let Some(q) = &c.confirm {
+        widgets::popup(f, body, &q.title, q.lines(th), th);
     }
-    if vs.ui.help {
-        help(f, body, vs, th);
+    if c.help {
+        help(f, body, c, th);
     }
 }
 
@@ -126,9 +119,10 @@ fn probe_peers(fleet: &Fleet, node: usize) -> Vec<String> {
 const WIDE_HEADER: u16 = 100;
 
 /// The header's tab labels, the gap between them and where the first one starts.
-fn tab_labels(width: u16) -> (u16, u16, Vec<String>) {
+fn tab_labels(c: &Console, width: u16) -> (u16, u16, Vec<String>) {
     let wide = width >= WIDE_HEADER;
-    let labels = Panel::ALL
+    let labels = c
+        .panels
         .iter()
         .enumerate()
         .map(|(i, p)| {
@@ -142,29 +136,29 @@ fn tab_labels(width: u16) -> (u16, u16, Vec<String>) {
     if wide { (6, 0, labels) } else { (0, 1, labels) }
 }
 
-/// Where each tab starts and ends on the header line (for mouse clicks).
-pub fn tab_positions(width: u16) -> Vec<(u16, u16, Panel)> {
-    let (mut x, gap, labels) = tab_labels(width);
+/// Where each tab starts and ends on the header line, and its panel (for mouse clicks).
+pub fn tab_positions(c: &Console, width: u16) -> Vec<(u16, u16, usize)> {
+    let (mut x, gap, labels) = tab_labels(c, width);
     labels
         .iter()
-        .zip(Panel::ALL)
-        .map(|(l, p)| {
+        .enumerate()
+        .map(|(i, l)| {
             let w = l.chars().count() as u16;
-            let r = (x, x + w, p);
+            let r = (x, x + w, i);
             x += w + gap;
             r
         })
         .collect()
 }
 
-fn header(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
-    let (start, gap, labels) = tab_labels(area.width);
+fn header(f: &mut Frame, area: Rect, c: &Console, view: &ClusterView, th: &Theme) {
+    let (start, gap, labels) = tab_labels(c, area.width);
     let mut spans = Vec::new();
     if start > 0 {
         spans.push(Span::styled(" axon ", th.title));
     }
-    for (i, (label, p)) in labels.into_iter().zip(Panel::ALL).enumerate() {
-        let style = if p == vs.ui.panel {
+    for (i, label) in labels.into_iter().enumerate() {
+        let style = if i == c.active {
             th.tab_active
         } else {
             th.tab_inactive
@@ -175,13 +169,11 @@ fn header(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
         spans.push(Span::styled(label, style));
     }
     let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
-    let c = &vs.derived.counts;
+    let read_only = c.read_only;
+    let c = &c.health.counts;
     let mut right = Vec::new();
     if area.width >= WIDE_HEADER {
-        right.push(Span::styled(
-            format!("{} nodes ", vs.cluster.nodes.len()),
-            th.dim,
-        ));
+        right.push(Span::styled(format!("{} nodes ", view.nodes.len()), th.dim));
     }
     right.push(Span::styled(format!("●{} ", c.up), th.ok));
     if c.connecting > 0 {
@@ -195,7 +187,7 @@ fn header(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
     }
     let width = |v: &[Span]| -> usize { v.iter().map(|s| s.content.chars().count()).sum() };
     // Read-only is also on the status line: it goes first when room is short.
-    if vs.ui.read_only && used + width(&right) + 3 <= area.width as usize {
+    if read_only && used + width(&right) + 3 <= area.width as usize {
         right.push(Span::styled("RO ", th.accent));
     }
     let rw = width(&right);
@@ -206,8 +198,8 @@ fn header(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
     f.render_widget(Paragraph::new(Line::from(spans)).style(th.base), area);
 }
 
-fn status_line(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
-    let line = match &vs.ui.input {
+fn status_line(f: &mut Frame, area: Rect, c: &Console, th: &Theme) {
+    let line = match &c.input {
         Some(Input::Filter(s)) => Line::from(vec![
             Span::styled("/", th.accent),
             Span::styled(format!("{s}▏"), th.text),
@@ -220,18 +212,12 @@ fn status_line(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
         ]),
         None => {
             let mut spans = Vec::new();
-            if let Some(m) = &vs.ui.message {
+            if let Some(m) = &c.message {
                 spans.push(Span::styled(format!("{m}  "), th.accent));
             }
-            let running = vs.ui.jobs.running();
+            let running = c.jobs.running();
             if running > 0 {
-                let latest = vs
-                    .ui
-                    .jobs
-                    .list
-                    .iter()
-                    .rev()
-                    .find(|j| j.finished_ms.is_none());
+                let latest = c.jobs.list.iter().rev().find(|j| j.finished_ms.is_none());
                 let step = latest
                     .map(|j| format!(": {} {}/{}", j.step.name, j.step.done, j.step.total))
                     .unwrap_or_default();
@@ -240,7 +226,7 @@ fn status_line(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
                     th.warn,
                 ));
             }
-            let filter = vs.ui.filter(vs.ui.panel);
+            let filter = c.panel().filter();
             if !filter.is_empty() {
                 spans.push(Span::styled(
                     format!("filter `{filter}` (Esc clears)  "),
@@ -251,7 +237,7 @@ fn status_line(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
                 "? help  : command  / filter  Tab panels  q quit",
                 th.dim,
             ));
-            if vs.ui.read_only {
+            if c.read_only {
                 spans.push(Span::styled("  read-only", th.accent));
             }
             Line::from(spans)
@@ -260,34 +246,33 @@ fn status_line(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
     f.render_widget(Paragraph::new(line).style(th.base), area);
 }
 
-fn help(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
-    // The seven panel keys read better as one entry.
-    let mut entries: Vec<(String, String)> = vec![("1-7".into(), "switch panel".into())];
-    entries.extend(
-        keymap::live(vs.ui.panel, vs.ui.read_only)
-            .filter(|b| !matches!(b.action, keymap::Action::Panel(_)))
-            .map(|b| {
-                (
-                    b.label.to_string(),
-                    if b.mutating {
-                        format!("{} [changes the cluster]", b.help)
-                    } else {
-                        b.help.to_string()
-                    },
-                )
-            }),
-    );
-    if vs.ui.read_only {
+fn help(f: &mut Frame, area: Rect, c: &Console, th: &Theme) {
+    // The panel keys read better as one entry.
+    let mut entries: Vec<(String, String)> =
+        vec![(format!("1-{}", c.panels.len()), "switch panel".into())];
+    entries.extend(keymap::live(c.panel().keys(), c.read_only).map(|b| {
+        (
+            b.label.to_string(),
+            if b.mutating {
+                format!("{} [changes the cluster]", b.help)
+            } else {
+                b.help.to_string()
+            },
+        )
+    }));
+    if c.read_only {
         entries.push(("".into(), "read-only: mutating keys are hidden".into()));
     }
     let rows_fit = area.height.saturating_sub(2) as usize;
     let cols = if entries.len() > rows_fit { 2 } else { 1 };
     let per_col = entries.len().div_ceil(cols);
     let col_w = ((area.width.saturating_sub(10)).clamp(40, 110) as usize - 2) / cols;
+    // Label, text, and two spaces before the next column.
     let entry = |e: &(String, String)| -> Vec<Span<'static>> {
         vec![
             Span::styled(format!("{:<7} ", e.0), th.accent),
-            Span::styled(widgets::fit(&e.1, col_w.saturating_sub(8)), th.text),
+            Span::styled(widgets::fit(&e.1, col_w.saturating_sub(10)), th.text),
+            Span::raw("  "),
         ]
     };
     let lines: Vec<Line> = (0..per_col)
@@ -304,18 +289,29 @@ fn help(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
     widgets::popup(
         f,
         area,
-        &format!("keys in {} — ? or Esc closes", vs.ui.panel.title()),
+        &format!("keys in {} — ? or Esc closes", c.panel().title()),
         lines,
         th,
     );
 }
 
 /// Renders one frame into a text grid (for `--once`, tickets and tests).
-pub fn render_text(vs: &ViewState, th: &Theme, width: u16, height: u16) -> String {
+pub fn render_text(c: &Console, view: &ClusterView, th: &Theme, width: u16, height: u16) -> String {
+    buffer_text(&render_buffer(c, view, th, width, height))
+}
+
+/// Renders one frame into a buffer, styles included.
+pub fn render_buffer(
+    c: &Console,
+    view: &ClusterView,
+    th: &Theme,
+    width: u16,
+    height: u16,
+) -> ratatui::buffer::Buffer {
     let backend = ratatui::backend::TestBackend::new(width, height);
     let mut term = ratatui::Terminal::new(backend).expect("test backend");
-    term.draw(|f| render(vs, th, f)).expect("draw");
-    buffer_text(term.backend().buffer())
+    term.draw(|f| render(c, view, th, f)).expect("draw");
+    term.backend().buffer().clone()
 }
 
 pub fn buffer_text(buf: &ratatui::buffer::Buffer) -> String {
@@ -338,34 +334,6 @@ pub struct ConsoleOptions {
     pub mouse: bool,
 }
 
-/// What `Derived` depends on besides the data: when it changes, the tables are derived
-/// again.
-#[derive(Debug, Clone, PartialEq)]
-struct DeriveKey {
-    panel: Panel,
-    filters: Vec<(Panel, String)>,
-    drive_sort: app::DriveSort,
-    checks_worst_first: bool,
-    net_worst_first: bool,
-    net_view: app::NetView,
-    net_group: usize,
-}
-
-fn derive_key(ui: &UiState) -> DeriveKey {
-    let mut filters: Vec<(Panel, String)> =
-        ui.filters.iter().map(|(k, v)| (*k, v.clone())).collect();
-    filters.sort();
-    DeriveKey {
-        panel: ui.panel,
-        filters,
-        drive_sort: ui.drive_sort,
-        checks_worst_first: ui.checks_worst_first,
-        net_worst_first: ui.net_worst_first,
-        net_view: ui.net_view,
-        net_group: ui.net_group,
-    }
-}
-
 /// At most this often for data-driven redraws (the agents report at 1 Hz; deriving the
 /// tables of a 1,000-node cluster takes milliseconds); input redraws at once.
 const DATA_FRAME: Duration = Duration::from_millis(500);
@@ -384,7 +352,7 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
     if opts.mouse {
         let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture);
     }
-    let mut ui = UiState::new(opts.read_only, &th.name);
+    let mut ui = Console::new(&fleet.view, now_ms(), opts.read_only, &th.name);
     // Terminal input on its own thread, into a channel: draining the channel never loses
     // a wake-up (polling crossterm's EventStream with a no-op waker to drain it did, and
     // keys then waited for the next unrelated wake-up).
@@ -403,10 +371,6 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let (job_tx, mut job_rx) = tokio::sync::mpsc::channel::<(u64, Progress)>(64);
-    let mut derived = Derived::compute(&fleet.view, &ui, now_ms());
-    let mut derived_gen = fleet.view.generation;
-    let mut derived_key = derive_key(&ui);
-    let mut derived_sec = now_ms() / 1000;
     let mut need_draw = true;
     let mut input_pending = true;
     let mut last_draw = Instant::now() - DATA_FRAME;
@@ -424,27 +388,13 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
         let now = now_ms();
         let draw_due = need_draw && (input_pending || last_draw.elapsed() >= DATA_FRAME);
         if draw_due {
-            if fleet.view.generation != derived_gen
-                || derive_key(&ui) != derived_key
-                || now / 1000 != derived_sec
-            {
-                derived = Derived::compute(&fleet.view, &ui, now);
-                derived_gen = fleet.view.generation;
-                derived_key = derive_key(&ui);
-                derived_sec = now / 1000;
-            }
+            ui.update(&fleet.view, now);
             log("draw start");
-            let vs = ViewState {
-                cluster: &fleet.view,
-                derived: &derived,
-                ui: &ui,
-                now_ms: now,
-            };
             let _ = crossterm::execute!(
                 std::io::stdout(),
                 crossterm::terminal::BeginSynchronizedUpdate
             );
-            let drawn = term.draw(|f| render(&vs, &th, f));
+            let drawn = term.draw(|f| render(&ui, &fleet.view, &th, f));
             let _ = crossterm::execute!(
                 std::io::stdout(),
                 crossterm::terminal::EndSynchronizedUpdate
@@ -467,86 +417,19 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
             Duration::from_secs(3600)
         };
         let mut quit = false;
-        let handle = |ev: Event,
-                      ui: &mut UiState,
-                      fleet: &mut Fleet,
-                      derived: &Derived,
-                      th: &mut Theme|
-         -> bool {
+        let handle = |ev: Event, ui: &mut Console, fleet: &mut Fleet, th: &mut Theme| -> bool {
             let effect = match ev {
-                Event::Key(k) if k.kind != KeyEventKind::Release => {
-                    use crossterm::event::KeyCode;
-                    if let Some(c) = ui.confirm.as_mut() {
-                        match c.key(k.code) {
-                            confirm::Outcome::Open => Effect::None,
-                            confirm::Outcome::Dismissed => {
-                                ui.confirm = None;
-                                ui.message = Some("nothing done".into());
-                                Effect::None
-                            }
-                            confirm::Outcome::Accepted(p) => {
-                                ui.confirm = None;
-                                Effect::Run(p)
-                            }
-                        }
-                    } else if ui.jobs.open && ui.input.is_none() {
-                        match k.code {
-                            KeyCode::Esc | KeyCode::Char('J' | 'q') => ui.jobs.open = false,
-                            KeyCode::Up | KeyCode::Char('k') => ui.jobs.up(),
-                            KeyCode::Down | KeyCode::Char('j') => ui.jobs.down(),
-                            KeyCode::Char('c') if !ui.read_only => {
-                                ui.message = Some(ui.jobs.cancel_selected());
-                            }
-                            _ => {}
-                        }
-                        Effect::None
-                    } else if ui.input.is_some() {
-                        match k.code {
-                            KeyCode::Esc => {
-                                if let Some(Input::Filter(_)) = ui.input {
-                                    ui.filters.remove(&ui.panel);
-                                }
-                                ui.input = None;
-                                Effect::None
-                            }
-                            KeyCode::Enter => ui.submit(&fleet.view),
-                            KeyCode::Backspace => {
-                                ui.backspace();
-                                Effect::None
-                            }
-                            KeyCode::Char(c) => {
-                                ui.type_char(c);
-                                Effect::None
-                            }
-                            _ => Effect::None,
-                        }
-                    } else if let Some(a) = keymap::lookup(&k, ui.panel, ui.read_only) {
-                        if a == keymap::Action::Enter
-                            && ui.panel == Panel::Overview
-                            && ui.detail.is_none()
-                        {
-                            jump(ui, &fleet.view, derived);
-                            Effect::None
-                        } else {
-                            ui.act(a, &fleet.view, derived)
-                        }
-                    } else {
-                        Effect::None
-                    }
-                }
+                Event::Key(k) if k.kind != KeyEventKind::Release => ui.key(k, &fleet.view),
                 Event::Mouse(m) if opts.mouse => match m.kind {
-                    MouseEventKind::ScrollDown => {
-                        ui.act(keymap::Action::Down, &fleet.view, derived)
-                    }
-                    MouseEventKind::ScrollUp => ui.act(keymap::Action::Up, &fleet.view, derived),
+                    MouseEventKind::ScrollDown => ui.act(nav::Action::Down, &fleet.view),
+                    MouseEventKind::ScrollUp => ui.act(nav::Action::Up, &fleet.view),
                     MouseEventKind::Down(MouseButton::Left) if m.row == 0 => {
-                        if let Some((_, _, p)) = tab_positions(ui.width)
+                        match tab_positions(ui, ui.width)
                             .into_iter()
                             .find(|(a, b, _)| m.column >= *a && m.column < *b)
                         {
-                            ui.act(keymap::Action::Panel(p), &fleet.view, derived)
-                        } else {
-                            Effect::None
+                            Some((_, _, p)) => ui.act(nav::Action::Panel(p), &fleet.view),
+                            None => Effect::None,
                         }
                     }
                     _ => Effect::None,
@@ -573,7 +456,7 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
                     }
                     false
                 }
-                Effect::ProbeFull(node) => {
+                Effect::Ask(confirm::Pending::ProbeFull { node }) => {
                     let n = &fleet.view.nodes[node];
                     let peers = probe_peers(fleet, node).len();
                     ui.confirm = Some(confirm::Confirm::new(
@@ -626,10 +509,10 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
                 match ev {
                     Some(Ok(ev)) => {
                         log(&format!("input {ev:?}"));
-                        quit |= handle(ev, &mut ui, &mut fleet, &derived, &mut th);
+                        quit |= handle(ev, &mut ui, &mut fleet, &mut th);
                         // Drain whatever else is already waiting, then draw once.
                         while let Ok(Ok(ev)) = input_rx.try_recv() {
-                            quit |= handle(ev, &mut ui, &mut fleet, &derived, &mut th);
+                            quit |= handle(ev, &mut ui, &mut fleet, &mut th);
                         }
                         need_draw = true;
                         input_pending = true;
@@ -668,77 +551,19 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
     result
 }
 
-/// Enter on an Overview problem: go where it can be fixed.
-fn jump(ui: &mut UiState, view: &ClusterView, d: &Derived) {
-    use derive::Jump;
-    let Some(p) = d.problems.get(ui.selected(Panel::Overview)) else {
-        return;
-    };
-    match &p.jump {
-        Jump::None => {}
-        Jump::Node(panel, node) => {
-            ui.panel = *panel;
-            ui.node = *node;
-            ui.cpu = 0;
-            if let Some(row) = match panel {
-                Panel::Checks => d.check_row_of(*node),
-                Panel::Network => d.net_nodes.iter().position(|n| n == node),
-                _ => None,
-            } {
-                ui.sel.insert(*panel, row);
-            }
-        }
-        Jump::Drive { node, drive } => {
-            ui.panel = Panel::Drives;
-            if let Some(row) = d.drives.iter().position(|r| {
-                r.node == *node
-                    && view.nodes[*node]
-                        .snapshot
-                        .as_ref()
-                        .and_then(|s| s.nvme.as_ref())
-                        .and_then(|v| v.get(r.drive))
-                        .is_some_and(|x| x.name == drive)
-            }) {
-                ui.sel.insert(Panel::Drives, row);
-            }
-            ui.detail = Some(app::Detail::Drive {
-                node: *node,
-                drive: drive.clone(),
-            });
-        }
-        Jump::Check { node, check } => {
-            ui.panel = Panel::Checks;
-            if let Some(row) = d.check_row_of(*node) {
-                ui.sel.insert(Panel::Checks, row);
-            }
-            if let Some(col) = d.check_ids.iter().position(|c| c == check) {
-                ui.col = col;
-            }
-            ui.detail = Some(app::Detail::Check {
-                node: *node,
-                check: check.clone(),
-            });
-        }
-        Jump::Checks(id) => {
-            ui.panel = Panel::Checks;
-            if let Some(row) = d.cluster_checks.iter().position(|c| c.id == id) {
-                ui.sel.insert(Panel::Checks, row);
-            }
-            ui.detail = Some(app::Detail::ClusterCheck(id.clone()));
-        }
-    }
-}
-
 /// Waits until every node has reported (or is down), or `timeout`, then renders one frame.
 pub async fn once(
     mut fleet: Fleet,
     theme: &Theme,
-    panel: Panel,
+    panel: &str,
     node: Option<&str>,
     width: u16,
     height: u16,
     timeout: Duration,
 ) -> anyhow::Result<String> {
+    let all = panels::all();
+    let shown = console::find(&all, panel)
+        .ok_or_else(|| anyhow::anyhow!("--panel {panel}: use {}", console::titles(&all)))?;
     let node_index = match node {
         Some(name) => Some(
             fleet
@@ -775,18 +600,18 @@ pub async fn once(
     fleet.stop();
     let now = now_ms();
     fleet.view.observe(now);
-    let mut ui = UiState::new(true, &theme.name);
-    ui.panel = panel;
+    let mut ui = Console::new(&fleet.view, now, true, &theme.name);
     ui.width = width;
-    if let Some(i) = node_index {
-        ui.node = i;
+    let view = &fleet.view;
+    if let Some(node) = node_index {
+        ui.focus(
+            &nav::Focus::Node {
+                node,
+                facet: crate::fleet::health::Facet::Cores,
+            },
+            view,
+        );
     }
-    let derived = Derived::compute(&fleet.view, &ui, now);
-    let vs = ViewState {
-        cluster: &fleet.view,
-        derived: &derived,
-        ui: &ui,
-        now_ms: now,
-    };
-    Ok(render_text(&vs, theme, width, height))
+    ui.show(shown, view);
+    Ok(render_text(&ui, view, theme, width, height))
 }

@@ -3,15 +3,20 @@
 //! drives of each domain, and the conflicts (foreign threads on Axon cores, Axon cores
 //! shared with jobs, NICs on domains without Axon cores).
 
+use crate::fleet::health::Facet;
 use crate::fleet::view::{NodeStatus, fmt_age};
 use crate::model::hostlist::compress;
 use crate::model::pinning::{ContainerRole, CpuRole, CpuUse};
 use crate::model::snapshot::Section;
 use crate::model::topology::Topology;
-use crate::ui::ViewState;
+use crate::ui::component::{Cx, Panel, Popup, node_popup};
+use crate::ui::keymap::{self, Binding};
+use crate::ui::nav::{Action, Focus, Reply, matches};
 use crate::ui::theme::Theme;
+use crate::ui::widgets::kv;
 use crate::ui::widgets::table::offset;
 use crate::ui::widgets::{fit, rule, status_glyph, status_style};
+use crossterm::event::{KeyCode, KeyModifiers};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -127,12 +132,250 @@ pub fn glyph(
     }
 }
 
-pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
-    let nodes = &vs.cluster.nodes;
+/// The node shown, the CPU under the cursor, and the filter the node keys cycle through.
+#[derive(Default)]
+pub struct Cores {
+    node: usize,
+    cpu: usize,
+    filter: String,
+    /// The CPU whose owners are open: node index and CPU id.
+    popup: Option<(usize, u32)>,
+}
+
+static KEYS: &[Binding] = &[
+    keymap::LEFT,
+    keymap::RIGHT,
+    keymap::ENTER,
+    Binding {
+        keys: &[
+            (KeyCode::Char(']'), KeyModifiers::NONE),
+            (KeyCode::Char('n'), KeyModifiers::NONE),
+        ],
+        label: "]/n",
+        action: Action::NextNode,
+        mutating: false,
+        help: "next node",
+    },
+    Binding {
+        keys: &[
+            (KeyCode::Char('['), KeyModifiers::NONE),
+            (KeyCode::Char('p'), KeyModifiers::NONE),
+        ],
+        label: "[/p",
+        action: Action::PrevNode,
+        mutating: false,
+        help: "previous node",
+    },
+];
+
+impl Cores {
+    /// Shows node `node` (tests and `axon console --once --node`).
+    pub fn at(node: usize) -> Cores {
+        Cores {
+            node,
+            ..Default::default()
+        }
+    }
+
+    /// Moves the cursor in the grid as drawn at the terminal's width.
+    fn move_cpu(&mut self, a: Action, cx: &Cx) {
+        let Some(t) = cx
+            .view
+            .nodes
+            .get(self.node)
+            .and_then(|n| n.snapshot.as_ref())
+            .and_then(|s| s.topology.as_ref())
+        else {
+            return;
+        };
+        let lines = grid_for_width(t, cx.width);
+        let n: usize = lines.iter().map(|l| l.cpus.len()).sum();
+        if n == 0 {
+            return;
+        }
+        // (line, column) of the cursor, then move in the grid.
+        let c = self.cpu.min(n - 1);
+        let (mut li, mut col, mut acc) = (0, 0, 0);
+        for (i, l) in lines.iter().enumerate() {
+            if c < acc + l.cpus.len() {
+                li = i;
+                col = c - acc;
+                break;
+            }
+            acc += l.cpus.len();
+        }
+        let start = |i: usize| lines[..i].iter().map(|l| l.cpus.len()).sum::<usize>();
+        self.cpu = match a {
+            Action::Left => c.saturating_sub(1),
+            Action::Right => (c + 1).min(n - 1),
+            Action::Up if li > 0 => start(li - 1) + col.min(lines[li - 1].cpus.len() - 1),
+            Action::Down if li + 1 < lines.len() => {
+                start(li + 1) + col.min(lines[li + 1].cpus.len() - 1)
+            }
+            Action::Up | Action::Down => c,
+            Action::Top | Action::PageUp => 0,
+            _ => n - 1,
+        };
+    }
+}
+
+impl Panel for Cores {
+    fn title(&self) -> &'static str {
+        "Cores"
+    }
+
+    fn keys(&self) -> &'static [Binding] {
+        KEYS
+    }
+
+    fn derive(&mut self, _cx: &Cx) {}
+
+    fn act(&mut self, a: Action, cx: &Cx) -> Reply {
+        match a {
+            Action::Up
+            | Action::Down
+            | Action::Left
+            | Action::Right
+            | Action::PageUp
+            | Action::PageDown
+            | Action::Top
+            | Action::Bottom => {
+                self.move_cpu(a, cx);
+                Reply::Done
+            }
+            Action::NextNode | Action::PrevNode => {
+                // The nodes the filter shows, in inventory order.
+                let cands: Vec<usize> = (0..cx.view.nodes.len())
+                    .filter(|&i| matches(&self.filter, &[&cx.view.nodes[i].name]))
+                    .collect();
+                if !cands.is_empty() {
+                    let pos = cands.iter().position(|&i| i == self.node);
+                    self.node = match (a, pos) {
+                        (Action::NextNode, Some(i)) => cands[(i + 1) % cands.len()],
+                        (Action::PrevNode, Some(i)) => cands[(i + cands.len() - 1) % cands.len()],
+                        _ => cands[0],
+                    };
+                    self.cpu = 0;
+                }
+                Reply::Done
+            }
+            Action::Enter => {
+                let t = cx
+                    .view
+                    .nodes
+                    .get(self.node)
+                    .and_then(|n| n.snapshot.as_ref())
+                    .and_then(|s| s.topology.as_ref());
+                self.popup = t
+                    .and_then(|t| display_order(t).get(self.cpu).copied())
+                    .map(|c| (self.node, c));
+                Reply::Done
+            }
+            _ => Reply::Ignored,
+        }
+    }
+
+    fn wants(&self, to: &Focus) -> bool {
+        matches!(
+            to,
+            Focus::Node {
+                facet: Facet::Cores,
+                ..
+            }
+        )
+    }
+
+    fn focus(&mut self, to: &Focus, _cx: &Cx) {
+        if let Focus::Node { node, .. } = to {
+            self.node = *node;
+            self.cpu = 0;
+        }
+    }
+
+    fn popup(&self, cx: &Cx, th: &Theme) -> Option<Popup> {
+        let (node, cpu) = *self.popup.as_ref()?;
+        Some(node_popup(cx, node, th, cpu_popup(cx, node, cpu, th)))
+    }
+
+    fn popup_open(&self) -> bool {
+        self.popup.is_some()
+    }
+
+    fn close_popup(&mut self) -> bool {
+        self.popup.take().is_some()
+    }
+
+    fn filter(&self) -> &str {
+        &self.filter
+    }
+
+    fn set_filter(&mut self, filter: &str, _cx: &Cx) {
+        self.filter = filter.to_string();
+    }
+
+    fn draw(&self, f: &mut Frame, area: Rect, cx: &Cx, th: &Theme) {
+        render(self, f, area, cx, th)
+    }
+}
+
+/// What runs on a CPU and who owns it.
+fn cpu_popup(cx: &Cx, node: usize, cpu: u32, th: &Theme) -> Popup {
+    let n = &cx.view.nodes[node];
+    let u = n
+        .snapshot
+        .as_ref()
+        .and_then(|s| s.pinning.as_ref())
+        .and_then(|p| p.cpu(cpu));
+    let mut l = Vec::new();
+    match u {
+        None => l.push(Line::from("no pinning data")),
+        Some(u) => {
+            l.push(kv("owner", u.role().label(), th));
+            l.push(kv("kernel threads", u.kernel_threads.to_string(), th));
+            l.push(Line::from(Span::styled(
+                "pinned here (affinity restricted to a set including this CPU):",
+                th.header,
+            )));
+            for p in &u.pinned {
+                l.push(Line::from(format!(
+                    "  {} pid {} ({}), {} thread(s)",
+                    p.comm,
+                    p.pid,
+                    p.owner.label(),
+                    p.threads
+                )));
+            }
+            if u.pinned_more > 0 {
+                l.push(Line::from(format!("  … and {} more", u.pinned_more)));
+            }
+            l.push(Line::from(Span::styled("last ran here:", th.header)));
+            for p in &u.running {
+                l.push(Line::from(format!(
+                    "  {} pid {} ({}), {} thread(s), {} runnable",
+                    p.comm,
+                    p.pid,
+                    p.owner.label(),
+                    p.threads,
+                    p.runnable
+                )));
+            }
+            if u.running_more > 0 {
+                l.push(Line::from(format!("  … and {} more", u.running_more)));
+            }
+            for c in n.digest.conflicts.iter().filter(|c| c.cpu() == Some(cpu)) {
+                l.push(Line::from(Span::styled(format!("conflict: {c}"), th.fail)));
+            }
+        }
+    }
+    (format!("{} cpu{cpu}", n.name), l)
+}
+
+fn render(p: &Cores, f: &mut Frame, area: Rect, cx: &Cx, th: &Theme) {
+    let nodes = &cx.view.nodes;
     if nodes.is_empty() {
         return;
     }
-    let ni = vs.ui.node.min(nodes.len() - 1);
+    let ni = p.node.min(nodes.len() - 1);
     let mut body = area;
     if has_node_list(area.width) {
         let list = Rect {
@@ -152,7 +395,7 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
             .skip(off)
             .take(h)
             .map(|(i, n)| {
-                let s = vs.derived.status[i];
+                let s = cx.status(i);
                 let conflicts = !n.digest.conflicts.is_empty();
                 let text = fit(
                     &format!(
@@ -178,7 +421,7 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
     }
     let w = body.width as usize;
     let node = &nodes[ni];
-    let status = vs.derived.status[ni];
+    let status = cx.status(ni);
     let mut lines: Vec<Line> = Vec::new();
     let mut head = vec![
         Span::styled(
@@ -240,7 +483,7 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
             format!(
                 "{}: data {} old, not current",
                 status.as_str(),
-                fmt_age(node.section_age_ms(Section::Pinning, vs.now_ms))
+                fmt_age(node.section_age_ms(Section::Pinning, cx.now_ms))
             ),
             status_style(th, status),
         )));
@@ -258,9 +501,7 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
         .unwrap_or(0);
     let (_, cell_w) = per_line(body.width, threads, max_cores);
     let order: Vec<u32> = gl.iter().flat_map(|l| l.cpus.iter().copied()).collect();
-    let cursor = order
-        .get(vs.ui.cpu.min(order.len().saturating_sub(1)))
-        .copied();
+    let cursor = order.get(p.cpu.min(order.len().saturating_sub(1))).copied();
     let conflicts = &node.digest.conflicts;
     let conflict_cpus: std::collections::BTreeSet<u32> =
         conflicts.iter().filter_map(|c| c.cpu()).collect();

@@ -5,27 +5,545 @@
 //! time in which the row's node covers every peer; a result older than twice that is not
 //! current (a pass shows as `·`).
 
+use crate::fleet::health::Facet;
 use crate::fleet::view::NodeStatus;
 use crate::fleet::view::fmt_age;
 use crate::model::net::Finding;
 use crate::model::probes::{ProbeState, SUMMARY_GROUPS};
-use crate::ui::ViewState;
-use crate::ui::app::{NetView, Panel};
-use crate::ui::derive::{CELL_NONE, CELL_OLD, CELL_SELF, code_state};
+use crate::ui::component::{Cx, Panel, Popup, list_filter, node_popup};
+use crate::ui::confirm::Pending;
+use crate::ui::keymap::{self, Binding};
+use crate::ui::nav::{Action, Focus, List, Reply, matches, step};
 use crate::ui::theme::Theme;
 use crate::ui::widgets::table::{self, Col, offset};
-use crate::ui::widgets::{SpanRow, fit, rule, status_glyph, status_style};
+use crate::ui::widgets::{SpanRow, fit, kv, rule, status_glyph, status_style};
+use crossterm::event::{KeyCode, KeyModifiers};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
-    match vs.ui.net_view {
-        NetView::Matrix => matrix(f, area, vs, th),
-        NetView::Nics => nics(f, area, vs, th),
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NetView {
+    #[default]
+    Matrix,
+    Nics,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Open {
+    Pair { from: usize, to: usize },
+    Nic { node: usize, nic: String },
+}
+
+#[derive(Default)]
+pub struct Network {
+    list: List,
+    /// The matrix's selected column.
+    col: usize,
+    view: NetView,
+    /// Index into `SUMMARY_GROUPS`.
+    group: usize,
+    /// Nodes with blocked probes / NICs with wrong settings first.
+    worst_first: bool,
+    /// The nodes the filter shows, in order: the matrix's rows and columns.
+    nodes: Vec<usize>,
+    /// `cells[i * n + j]`: worst state seen from nodes[i] to nodes[j] for the selected
+    /// group (1 + ProbeState badness), CELL_NONE or CELL_SELF.
+    cells: Vec<u8>,
+    blocked: Vec<(usize, String)>,
+    /// (node, NIC index) of the NIC table.
+    nic_rows: Vec<(usize, usize)>,
+    popup: Option<Open>,
+}
+
+static KEYS: &[Binding] = &[
+    keymap::LEFT,
+    keymap::RIGHT,
+    keymap::ENTER,
+    keymap::SORT,
+    Binding {
+        keys: &[(KeyCode::Char('v'), KeyModifiers::NONE)],
+        label: "v",
+        action: Action::ToggleView,
+        mutating: false,
+        help: "port matrix / NIC table",
+    },
+    Binding {
+        keys: &[(KeyCode::Char('o'), KeyModifiers::NONE)],
+        label: "o",
+        action: Action::NextGroup,
+        mutating: false,
+        help: "next port group",
+    },
+    Binding {
+        keys: &[
+            (KeyCode::Char('P'), KeyModifiers::SHIFT),
+            (KeyCode::Char('P'), KeyModifiers::NONE),
+        ],
+        label: "P",
+        action: Action::ProbeFull,
+        mutating: true,
+        help: "probe full port ranges from the selected node (admin)",
+    },
+];
+
+/// Cell codes of the port matrix.
+pub const CELL_NONE: u8 = 0;
+pub const CELL_SELF: u8 = 255;
+/// Added to a state's code when the result is older than its node's rotation should let
+/// it be (twice the time to cover every peer): it is no longer current.
+pub const CELL_OLD: u8 = 0x80;
+
+/// Age beyond which a node's probe result to a peer is not current: twice the time its
+/// rotation takes to cover every peer (at least 30 s, or three probe intervals when the
+/// agent does not say).
+pub fn probe_old_after_ms(p: &crate::model::probes::ProbeReport, interval_ms: u64) -> i64 {
+    let cover = if p.coverage_ms > 0 {
+        p.coverage_ms
+    } else {
+        interval_ms.saturating_mul(3)
+    };
+    i64::try_from(cover.saturating_mul(2))
+        .unwrap_or(i64::MAX)
+        .max(30_000)
+}
+
+pub fn state_code(s: ProbeState) -> u8 {
+    1 + s.badness()
+}
+
+/// The state of a cell code (the `CELL_OLD` flag aside).
+pub fn code_state(c: u8) -> Option<ProbeState> {
+    let c = if c == CELL_SELF { c } else { c & !CELL_OLD };
+    ProbeState::ALL.into_iter().find(|s| state_code(*s) == c)
+}
+
+impl Network {
+    /// The NIC table (tests and benches).
+    pub fn nics() -> Network {
+        Network {
+            view: NetView::Nics,
+            ..Default::default()
+        }
     }
+
+    /// The matrix of port group `group` (an index into `SUMMARY_GROUPS`).
+    pub fn group(group: usize) -> Network {
+        Network {
+            group,
+            ..Default::default()
+        }
+    }
+
+    fn rows(&self) -> usize {
+        match self.view {
+            NetView::Matrix => self.nodes.len(),
+            NetView::Nics => self.nic_rows.len(),
+        }
+    }
+
+    /// The node of the selected row.
+    fn row_node(&self) -> Option<usize> {
+        let sel = self.list.sel;
+        match self.view {
+            NetView::Matrix => self.nodes.get(sel).copied(),
+            NetView::Nics => self.nic_rows.get(sel).map(|r| r.0),
+        }
+    }
+}
+
+impl Panel for Network {
+    fn title(&self) -> &'static str {
+        "Network"
+    }
+
+    fn keys(&self) -> &'static [Binding] {
+        KEYS
+    }
+
+    fn derive(&mut self, cx: &Cx) {
+        let view = cx.view;
+        let f = &self.list.filter;
+        self.nodes = (0..view.nodes.len())
+            .filter(|&i| matches(f, &[&view.nodes[i].name]))
+            .collect();
+        if self.worst_first {
+            let blocked = |i: usize| {
+                view.nodes[i]
+                    .snapshot
+                    .as_ref()
+                    .and_then(|s| s.probes.as_ref())
+                    .map_or(0, |p| p.blocked_total)
+            };
+            self.nodes.sort_by_key(|&i| {
+                (
+                    std::cmp::Reverse(cx.status(i) != NodeStatus::Up),
+                    std::cmp::Reverse(blocked(i)),
+                    i,
+                )
+            });
+        }
+        self.nic_rows = Vec::new();
+        for &i in &self.nodes {
+            let n = view.nodes[i]
+                .snapshot
+                .as_ref()
+                .and_then(|s| s.network.as_ref())
+                .map_or(0, |net| net.nics.len());
+            self.nic_rows.extend((0..n).map(|j| (i, j)));
+        }
+        if self.worst_first {
+            let badness = |&(i, j): &(usize, usize)| -> u32 {
+                let Some(net) = view.nodes[i]
+                    .snapshot
+                    .as_ref()
+                    .and_then(|s| s.network.as_ref())
+                else {
+                    return 0;
+                };
+                net.nics.get(j).map_or(0, |nic| nic.findings(net).weight())
+            };
+            // Stable: equally bad NICs keep the node order.
+            self.nic_rows
+                .sort_by_cached_key(|r| std::cmp::Reverse(badness(r)));
+        }
+        self.blocked = Vec::new();
+        self.cells = Vec::new();
+        // The matrix is only built while the panel shows it.
+        if self.view != NetView::Matrix {
+            return;
+        }
+        let n = self.nodes.len();
+        // Position of each node in the (filtered) matrix.
+        let mut pos_of = vec![usize::MAX; view.nodes.len()];
+        for (pos, &i) in self.nodes.iter().enumerate() {
+            pos_of[i] = pos;
+        }
+        let g = self.group.min(SUMMARY_GROUPS.len() - 1);
+        let now_ms = cx.now_ms;
+        let mut cells = vec![CELL_NONE; n * n];
+        for (a, &i) in self.nodes.iter().enumerate() {
+            cells[a * n + a] = CELL_SELF;
+            let node = &view.nodes[i];
+            let Some(p) = node.snapshot.as_ref().and_then(|s| s.probes.as_ref()) else {
+                continue;
+            };
+            let interval = node
+                .snapshot
+                .as_ref()
+                .and_then(|s| s.collector(crate::model::snapshot::Section::Probes))
+                .map_or(0, |c| c.interval_ms);
+            let old_after = probe_old_after_ms(p, interval);
+            // Peers were resolved to node indices when the probes arrived.
+            for c in &node.digest.probe_peers {
+                let b = pos_of[c.node as usize];
+                if b == usize::MAX || b == a {
+                    continue;
+                }
+                if let Some(st) = c.state(g) {
+                    let old = c.age_ms(now_ms).is_none_or(|age| age > old_after);
+                    cells[a * n + b] = state_code(st) | if old { CELL_OLD } else { 0 };
+                }
+            }
+            for r in p.blocked() {
+                self.blocked.push((
+                    i,
+                    format!(
+                        "{} → {}:{}/{} {}{}",
+                        view.nodes[i].name,
+                        r.peer,
+                        r.port,
+                        r.proto.as_str(),
+                        r.state.as_str(),
+                        r.detail
+                            .as_ref()
+                            .map(|d| format!(" ({d})"))
+                            .unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        self.cells = cells;
+    }
+
+    fn act(&mut self, a: Action, cx: &Cx) -> Reply {
+        if self.list.nav(a, self.rows(), cx.page) {
+            return Reply::Done;
+        }
+        match a {
+            Action::Left | Action::Right if self.view == NetView::Matrix => {
+                self.col = step(self.col, a, self.nodes.len());
+                Reply::Done
+            }
+            Action::Sort => {
+                self.worst_first = !self.worst_first;
+                self.derive(cx);
+                Reply::Message(if self.worst_first {
+                    "problems first (blocked probes, wrong NIC settings)".into()
+                } else {
+                    "nodes in inventory order".into()
+                })
+            }
+            Action::ToggleView => {
+                self.view = match self.view {
+                    NetView::Matrix => NetView::Nics,
+                    NetView::Nics => NetView::Matrix,
+                };
+                self.list.sel = 0;
+                self.col = 0;
+                self.derive(cx);
+                Reply::Done
+            }
+            Action::NextGroup => {
+                self.group = (self.group + 1) % SUMMARY_GROUPS.len();
+                self.derive(cx);
+                Reply::Done
+            }
+            Action::ProbeFull => match self.row_node() {
+                Some(node) => Reply::Ask(Pending::ProbeFull { node }),
+                None => Reply::Done,
+            },
+            Action::Enter => {
+                let sel = self.list.sel;
+                self.popup = match self.view {
+                    NetView::Matrix => self
+                        .nodes
+                        .get(sel)
+                        .zip(self.nodes.get(self.col))
+                        .map(|(&from, &to)| Open::Pair { from, to }),
+                    NetView::Nics => self.nic_rows.get(sel).and_then(|&(n, j)| {
+                        let nic = cx.view.nodes[n]
+                            .snapshot
+                            .as_ref()?
+                            .network
+                            .as_ref()?
+                            .nics
+                            .get(j)?;
+                        Some(Open::Nic {
+                            node: n,
+                            nic: nic.name.to_string(),
+                        })
+                    }),
+                };
+                Reply::Done
+            }
+            _ => Reply::Ignored,
+        }
+    }
+
+    fn wants(&self, to: &Focus) -> bool {
+        matches!(
+            to,
+            Focus::Node {
+                facet: Facet::Network,
+                ..
+            }
+        )
+    }
+
+    fn focus(&mut self, to: &Focus, _cx: &Cx) {
+        if let Focus::Node { node, .. } = to {
+            if let Some(row) = self.nodes.iter().position(|n| n == node) {
+                self.list.sel = row;
+            }
+        }
+    }
+
+    fn popup(&self, cx: &Cx, th: &Theme) -> Option<Popup> {
+        Some(match self.popup.as_ref()? {
+            Open::Pair { from, to } => node_popup(cx, *from, th, pair_popup(cx, *from, *to, th)),
+            Open::Nic { node, nic } => node_popup(cx, *node, th, nic_popup(cx, *node, nic, th)),
+        })
+    }
+
+    fn popup_open(&self) -> bool {
+        self.popup.is_some()
+    }
+
+    fn close_popup(&mut self) -> bool {
+        self.popup.take().is_some()
+    }
+
+    list_filter!(list);
+
+    fn draw(&self, f: &mut Frame, area: Rect, cx: &Cx, th: &Theme) {
+        match self.view {
+            NetView::Matrix => matrix(self, f, area, cx, th),
+            NetView::Nics => nics(self, f, area, cx, th),
+        }
+    }
+}
+
+/// What a node's probes to a peer found, group by group, and when.
+fn pair_popup(cx: &Cx, from: usize, to: usize, th: &Theme) -> Popup {
+    let (a, b) = (&cx.view.nodes[from], &cx.view.nodes[to]);
+    let mut l = Vec::new();
+    let probes = a.snapshot.as_ref().and_then(|s| s.probes.as_ref());
+    let bhost = b
+        .endpoint
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_matches(['[', ']']).to_string())
+        .unwrap_or_default();
+    let cell = a.digest.probe_peers.iter().find(|c| c.node as usize == to);
+    match cell {
+        None => l.push(Line::from(format!(
+            "{} reports no probes to {}",
+            a.name, b.name
+        ))),
+        Some(c) => {
+            for (g, st) in SUMMARY_GROUPS.iter().zip(c.states()) {
+                l.push(kv(g, st.map(|x| x.as_str()).unwrap_or("not probed"), th));
+            }
+            // Agents probe a rotating few peers per round: each result has an age.
+            l.push(kv(
+                "probed",
+                c.age_ms(cx.now_ms)
+                    .map(|a| format!("{} ago", fmt_age(Some(a))))
+                    .unwrap_or_else(|| "—".into()),
+                th,
+            ));
+            l.push(kv(
+                "best RTT",
+                c.rtt_ms()
+                    .map(|r| {
+                        if r == 0 {
+                            "under 1 ms".to_string()
+                        } else {
+                            format!("{r} ms")
+                        }
+                    })
+                    .unwrap_or_else(|| "—".into()),
+                th,
+            ));
+            let blocked = probes
+                .into_iter()
+                .flat_map(|p| p.blocked())
+                .filter(|r| r.peer == b.name || r.peer == bhost);
+            for r in blocked {
+                l.push(Line::from(Span::styled(
+                    format!(
+                        "{}/{} {}{}",
+                        r.port,
+                        r.proto.as_str(),
+                        r.state.as_str(),
+                        r.detail
+                            .as_ref()
+                            .map(|d| format!(": {d}"))
+                            .unwrap_or_default()
+                    ),
+                    th.fail,
+                )));
+            }
+        }
+    }
+    (format!("{} → {}", a.name, b.name), l)
+}
+
+/// A NIC's identity and the kernel settings the checks judge.
+fn nic_popup(cx: &Cx, node: usize, nic: &str, th: &Theme) -> Popup {
+    let n = &cx.view.nodes[node];
+    let net = n.snapshot.as_ref().and_then(|s| s.network.as_ref());
+    let Some(x) = net.and_then(|nt| nt.nic(nic)) else {
+        return (
+            format!("{} {nic}", n.name),
+            vec![Line::from("no longer reported")],
+        );
+    };
+    let all = net.map(|nt| nt.all).unwrap_or_default();
+    let e = x.ipconf.effective(&all);
+    let o = |v: Option<i32>| v.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
+    let mut l = vec![
+        kv(
+            "type",
+            format!("{} (ARPHRD {})", x.kind.as_str(), x.arphrd),
+            th,
+        ),
+        kv("dataplane", if x.dataplane { "yes" } else { "no" }, th),
+        kv(
+            "state / MTU",
+            format!(
+                "{} / {}",
+                x.operstate,
+                x.mtu.map(|m| m.to_string()).unwrap_or_else(|| "?".into())
+            ),
+            th,
+        ),
+        kv(
+            "speed",
+            x.speed_mbps
+                .map(|s| format!("{s} Mb/s"))
+                .unwrap_or_else(|| "—".into()),
+            th,
+        ),
+        kv(
+            "NUMA node",
+            x.numa_node
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "—".into()),
+            th,
+        ),
+        kv(
+            "driver",
+            format!(
+                "{} {}",
+                x.driver.as_deref().unwrap_or("—"),
+                x.driver_version.as_deref().unwrap_or("")
+            ),
+            th,
+        ),
+        kv(
+            "PCI / MAC",
+            format!(
+                "{} / {}",
+                x.pci_address.as_deref().unwrap_or("—"),
+                x.mac.as_deref().unwrap_or("—")
+            ),
+            th,
+        ),
+        kv(
+            "addresses",
+            x.addresses
+                .iter()
+                .map(|a| a.cidr.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            th,
+        ),
+        kv(
+            "effective ARP",
+            format!(
+                "arp_filter={} arp_announce={} arp_ignore={} rp_filter={}",
+                o(e.arp_filter),
+                o(e.arp_announce),
+                o(e.arp_ignore),
+                o(e.rp_filter)
+            ),
+            th,
+        ),
+    ];
+    if x.sbr.is_empty() {
+        l.push(kv("SBR", "no source rule", th));
+    }
+    for r in &x.sbr {
+        l.push(kv(
+            "SBR",
+            format!(
+                "prio {} from {} table {}{}",
+                r.priority,
+                r.from,
+                r.table,
+                if r.table_routes_via_nic {
+                    ""
+                } else {
+                    " (table has no route via this NIC)"
+                }
+            ),
+            th,
+        ));
+    }
+    (format!("{} {nic}", n.name), l)
 }
 
 fn cell(th: &Theme, code: u8) -> (&'static str, Style) {
@@ -60,8 +578,8 @@ fn fmt_span(ms: u64) -> String {
 }
 
 /// The selected pair's probe age, and how the row's node rotates over its peers.
-fn pair_line(vs: &ViewState, th: &Theme, from: usize, to: usize) -> Line<'static> {
-    let nodes = &vs.cluster.nodes;
+fn pair_line(cx: &Cx, th: &Theme, from: usize, to: usize) -> Line<'static> {
+    let nodes = &cx.view.nodes;
     let (a, b) = (&nodes[from], &nodes[to]);
     let mut spans = Vec::new();
     if from == to {
@@ -71,10 +589,7 @@ fn pair_line(vs: &ViewState, th: &Theme, from: usize, to: usize) -> Line<'static
         ));
     } else {
         spans.push(Span::styled(format!("{} → {}: ", a.name, b.name), th.dim));
-        let age = a
-            .digest
-            .probe_cell(to)
-            .and_then(|c| c.age_ms(vs.derived.now_ms));
+        let age = a.digest.probe_cell(to).and_then(|c| c.age_ms(cx.now_ms));
         spans.push(match age {
             Some(ms) => Span::styled(format!("probed {} ago", fmt_age(Some(ms))), th.text),
             None => Span::styled("not probed yet", th.dim),
@@ -118,11 +633,10 @@ fn labels<'a>(names: &[&'a str]) -> Vec<&'a str> {
         .collect()
 }
 
-fn matrix(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
-    let d = vs.derived;
-    let n = d.net_nodes.len();
+fn matrix(p: &Network, f: &mut Frame, area: Rect, cx: &Cx, th: &Theme) {
+    let n = p.nodes.len();
     let w = area.width as usize;
-    let group = SUMMARY_GROUPS[vs.ui.net_group.min(SUMMARY_GROUPS.len() - 1)];
+    let group = SUMMARY_GROUPS[p.group.min(SUMMARY_GROUPS.len() - 1)];
     let ports = crate::model::ports::group(group)
         .map(|g| {
             g.ranges
@@ -154,17 +668,14 @@ fn matrix(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
             Span::styled(" unreachable  · no current data", th.dim),
         ]),
     ];
-    let names: Vec<&str> = d
-        .net_nodes
+    let names: Vec<&str> = p
+        .nodes
         .iter()
-        .map(|&i| vs.cluster.nodes[i].name.as_str())
+        .map(|&i| cx.view.nodes[i].name.as_str())
         .collect();
     if n > 0 {
-        let (r, c) = (
-            vs.ui.selected(Panel::Network).min(n - 1),
-            vs.ui.col.min(n - 1),
-        );
-        lines.push(pair_line(vs, th, d.net_nodes[r], d.net_nodes[c]));
+        let (r, c) = (p.list.sel.min(n - 1), p.col.min(n - 1));
+        lines.push(pair_line(cx, th, p.nodes[r], p.nodes[c]));
     }
     let labs = labels(&names);
     let label_h = labs
@@ -176,9 +687,9 @@ fn matrix(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
     let name_w = 12usize;
     let cell_w = if name_w + 2 * n <= w { 2 } else { 1 };
     let vis_cols = (w.saturating_sub(name_w) / cell_w).max(1);
-    let col_sel = vs.ui.col.min(n.saturating_sub(1));
+    let col_sel = p.col.min(n.saturating_sub(1));
     let col_off = offset(col_sel, vis_cols, n);
-    let row_sel = vs.ui.selected(Panel::Network).min(n.saturating_sub(1));
+    let row_sel = p.list.sel.min(n.saturating_sub(1));
     // Column labels, one character per line, bottom-aligned.
     for k in 0..label_h {
         let mut row = SpanRow::default();
@@ -205,8 +716,8 @@ fn matrix(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
     let room = area.height.saturating_sub(head + blocked_min) as usize;
     let body = room.max(3).min(n);
     let row_off = offset(row_sel, body, n);
-    for (a, &ni) in d.net_nodes.iter().enumerate().skip(row_off).take(body) {
-        let status = d.status[ni];
+    for (a, &ni) in p.nodes.iter().enumerate().skip(row_off).take(body) {
+        let status = cx.status(ni);
         let fresh = status == NodeStatus::Up;
         let name_style = if a == row_sel {
             th.selection
@@ -220,8 +731,7 @@ fn matrix(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
         );
         let pad = " ".repeat(cell_w - 1);
         for b in col_off..(col_off + vis_cols).min(n) {
-            let (mut g, mut style) =
-                cell(th, d.net_cells.get(a * n + b).copied().unwrap_or(CELL_NONE));
+            let (mut g, mut style) = cell(th, p.cells.get(a * n + b).copied().unwrap_or(CELL_NONE));
             // A node that is not up: its old passes are not current ("·"); its old
             // failures stay visible, in the stale style.
             if !fresh && g != "╲" {
@@ -240,67 +750,84 @@ fn matrix(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
     }
     let used = lines.len() as u16;
     lines.push(rule(
-        &format!("blocked probes ({})", d.counts.probes_blocked),
+        &format!("blocked probes ({})", cx.health.counts.probes_blocked),
         w,
         th,
     ));
     let rest = area.height.saturating_sub(used + 1) as usize;
-    if d.blocked_pairs.is_empty() {
-        let msg = if d.counts.probes_total == 0 {
+    if p.blocked.is_empty() {
+        let msg = if cx.health.counts.probes_total == 0 {
             "no probe data yet (agents probe their --peers)"
         } else {
             "none: every probed port passes the firewalls"
         };
         lines.push(Line::from(Span::styled(
             format!("  {msg}"),
-            if d.counts.probes_total == 0 {
+            if cx.health.counts.probes_total == 0 {
                 th.dim
             } else {
                 th.ok
             },
         )));
     } else {
-        for (_, text) in d.blocked_pairs.iter().take(rest) {
+        for (_, text) in p.blocked.iter().take(rest) {
             lines.push(Line::from(Span::styled(format!("  {text}"), th.fail)));
         }
     }
     f.render_widget(Paragraph::new(lines).style(th.base), area);
 }
 
-fn nics(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
-    let d = vs.derived;
+/// The NIC table's columns.
+#[derive(Clone, Copy)]
+enum N {
+    Node,
+    Nic,
+    Dataplane,
+    Type,
+    Mtu,
+    Speed,
+    Numa,
+    Arp,
+    RpFilter,
+    Sbr,
+    Driver,
+    Addresses,
+}
+
+/// Wide terminals add the addresses.
+const NIC_COLS: [(N, Col); 12] = [
+    (N::Node, Col::new("NODE", 9)),
+    (N::Nic, Col::new("NIC", 11)),
+    (N::Dataplane, Col::new("DP", 2)),
+    (N::Type, Col::new("TYPE", 5)),
+    (N::Mtu, Col::right("MTU", 5)),
+    (N::Speed, Col::right("SPEED", 6)),
+    (N::Numa, Col::right("NUMA", 4)),
+    (N::Arp, Col::new("ARP f/a/i", 9)),
+    (N::RpFilter, Col::right("RP", 2)),
+    (N::Sbr, Col::new("SBR", 10)),
+    (N::Driver, Col::new("DRIVER", 0)),
+    (N::Addresses, Col::new("ADDRESSES", 30)),
+];
+
+fn nics(p: &Network, f: &mut Frame, area: Rect, cx: &Cx, th: &Theme) {
     let wide = area.width >= 140;
-    let mut cols = vec![
-        Col::new("NODE", 9),
-        Col::new("NIC", 11),
-        Col::new("DP", 2),
-        Col::new("TYPE", 5),
-        Col::right("MTU", 5),
-        Col::right("SPEED", 6),
-        Col::right("NUMA", 4),
-        Col::new("ARP f/a/i", 9),
-        Col::right("RP", 2),
-        Col::new("SBR", 10),
-        Col::new("DRIVER", 0),
-    ];
-    if wide {
-        cols.push(Col::new("ADDRESSES", 30));
-    }
+    let cols = &NIC_COLS[..if wide { 12 } else { 11 }];
     let caption = format!(
         "{} interfaces · dp = dataplane · ARP f/a/i = effective arp_filter/announce/ignore · v: port matrix",
-        d.nic_rows.len()
+        p.nic_rows.len()
     );
     table::render_captioned(
         f,
         area,
         th,
         &caption,
-        &cols,
-        d.nic_rows.len(),
-        Some(vs.ui.selected(Panel::Network)),
+        cols,
+        p.nic_rows.len(),
+        Some(p.list.sel),
         &|r, c| {
-            let (ni, j) = d.nic_rows[r];
-            let node = &vs.cluster.nodes[ni];
+            let (ni, j) = p.nic_rows[r];
+            let node = &cx.view.nodes[ni];
             let Some(net) = node.snapshot.as_ref().and_then(|s| s.network.as_ref()) else {
                 return (String::new(), th.dim);
             };
@@ -316,11 +843,11 @@ fn nics(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
             };
             let dp = nic.dataplane;
             let opt = |v: Option<i32>| v.map(|x| x.to_string()).unwrap_or_else(|| "?".into());
-            match cols[c].title {
-                "NODE" => (node.name.clone(), status_style(th, d.status[ni])),
-                "NIC" => (nic.name.to_string(), if dp { th.accent } else { th.text }),
-                "DP" => ((if dp { "dp" } else { "" }).to_string(), th.accent),
-                "TYPE" => (
+            match c {
+                N::Node => (node.name.clone(), status_style(th, cx.status(ni))),
+                N::Nic => (nic.name.to_string(), if dp { th.accent } else { th.text }),
+                N::Dataplane => ((if dp { "dp" } else { "" }).to_string(), th.accent),
+                N::Type => (
                     match nic.kind.as_str() {
                         "ethernet" => "eth",
                         "infiniband" => "ib",
@@ -330,11 +857,11 @@ fn nics(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
                     .to_string(),
                     th.dim,
                 ),
-                "MTU" => (
+                N::Mtu => (
                     nic.mtu.map(|m| m.to_string()).unwrap_or_else(|| "?".into()),
                     judged(bad.mtu, th.text),
                 ),
-                "SPEED" => (
+                N::Speed => (
                     nic.speed_mbps
                         .map(|s| {
                             if s >= 1000 {
@@ -346,13 +873,13 @@ fn nics(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
                         .unwrap_or_else(|| "—".into()),
                     th.dim,
                 ),
-                "NUMA" => (
+                N::Numa => (
                     nic.numa_node
                         .map(|n| n.to_string())
                         .unwrap_or_else(|| "—".into()),
                     th.text,
                 ),
-                "ARP f/a/i" => (
+                N::Arp => (
                     format!(
                         "{}/{}/{}",
                         opt(eff.arp_filter),
@@ -361,8 +888,8 @@ fn nics(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
                     ),
                     judged(bad.arp, th.text),
                 ),
-                "RP" => (opt(eff.rp_filter), judged(bad.rp_filter, th.text)),
-                "SBR" => {
+                N::RpFilter => (opt(eff.rp_filter), judged(bad.rp_filter, th.text)),
+                N::Sbr => {
                     let good = nic.sbr.iter().find(|r| r.table_routes_via_nic);
                     match (good, bad.sbr) {
                         (_, Finding::Unknown) => ("?".into(), th.unknown),
@@ -371,7 +898,7 @@ fn nics(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
                         (None, _) => ("—".into(), th.dim),
                     }
                 }
-                "DRIVER" => (
+                N::Driver => (
                     format!(
                         "{} {}",
                         nic.driver.as_deref().unwrap_or("—"),
@@ -379,7 +906,7 @@ fn nics(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
                     ),
                     th.dim,
                 ),
-                _ => (
+                N::Addresses => (
                     nic.addresses
                         .iter()
                         .map(|a| a.cidr.as_str())

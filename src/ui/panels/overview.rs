@@ -1,8 +1,11 @@
 //! Overview: the cluster's health line, sparkline history of the key figures, and every
-//! problem, worst first.
+//! problem, worst first. Enter on a problem goes where it can be fixed: the panel that
+//! shows what it is about (or, for a problem about no one thing, its full text).
 
-use crate::ui::ViewState;
-use crate::ui::app::Panel;
+use crate::fleet::health::{Problem, Subject};
+use crate::ui::component::{Cx, Panel, Popup, list_filter};
+use crate::ui::keymap::{self, Binding};
+use crate::ui::nav::{Action, Focus, List, Reply, matches};
 use crate::ui::theme::Theme;
 use crate::ui::widgets::table::{self, Col};
 use crate::ui::widgets::{fit, flow, rule, severity_label, severity_style, sparkline};
@@ -12,12 +15,112 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
-    let d = vs.derived;
-    let c = &d.counts;
+#[derive(Default)]
+pub struct Overview {
+    list: List,
+    /// Indices of the problems the filter shows, worst first.
+    rows: Vec<usize>,
+    /// The problem whose text is open.
+    popup: Option<String>,
+}
+
+static KEYS: &[Binding] = &[keymap::ENTER];
+
+/// The problem table's columns.
+#[derive(Clone, Copy)]
+enum C {
+    Sev,
+    What,
+    Problem,
+}
+
+const COLS: [(C, Col); 3] = [
+    (C::Sev, Col::new("SEV", 4)),
+    (C::What, Col::new("WHAT", 9)),
+    (C::Problem, Col::new("PROBLEM", 0)),
+];
+
+impl Overview {
+    fn problem<'a>(&self, cx: &'a Cx, r: usize) -> Option<&'a Problem> {
+        cx.health.problems.get(*self.rows.get(r)?)
+    }
+}
+
+impl Panel for Overview {
+    fn title(&self) -> &'static str {
+        "Overview"
+    }
+
+    fn keys(&self) -> &'static [Binding] {
+        KEYS
+    }
+
+    fn derive(&mut self, cx: &Cx) {
+        let f = &self.list.filter;
+        self.rows = (0..cx.health.problems.len())
+            .filter(|&i| matches(f, &[&cx.health.problems[i].text]))
+            .collect();
+    }
+
+    fn act(&mut self, a: Action, cx: &Cx) -> Reply {
+        if self.list.nav(a, self.rows.len(), cx.page) {
+            return Reply::Done;
+        }
+        if a != Action::Enter {
+            return Reply::Ignored;
+        }
+        let Some(p) = self.problem(cx, self.list.selected(self.rows.len())) else {
+            return Reply::Done;
+        };
+        match &p.subject {
+            Subject::Nodes => {
+                self.popup = Some(p.text.clone());
+                Reply::Done
+            }
+            Subject::Node { node, facet } => Reply::Focus(Focus::Node {
+                node: *node,
+                facet: *facet,
+            }),
+            Subject::Drive { node, drive } => Reply::Focus(Focus::Drive {
+                node: *node,
+                drive: drive.clone(),
+            }),
+            Subject::Check { node, check } => Reply::Focus(Focus::Check {
+                node: *node,
+                check: check.clone(),
+            }),
+            Subject::ClusterCheck(id) => Reply::Focus(Focus::ClusterCheck(id.clone())),
+        }
+    }
+
+    fn popup(&self, _cx: &Cx, th: &Theme) -> Option<Popup> {
+        let text = self.popup.as_ref()?;
+        Some((
+            "problem".into(),
+            vec![Line::from(Span::styled(text.clone(), th.text))],
+        ))
+    }
+
+    fn popup_open(&self) -> bool {
+        self.popup.is_some()
+    }
+
+    fn close_popup(&mut self) -> bool {
+        self.popup.take().is_some()
+    }
+
+    list_filter!(list);
+
+    fn draw(&self, f: &mut Frame, area: Rect, cx: &Cx, th: &Theme) {
+        render(self, f, area, cx, th)
+    }
+}
+
+fn render(o: &Overview, f: &mut Frame, area: Rect, cx: &Cx, th: &Theme) {
+    let c = &cx.health.counts;
     let w = area.width as usize;
-    let total = vs.cluster.nodes.len();
-    let mut lines = flow(health(vs, th), &Span::styled("  │  ", th.border), w);
+    let total = cx.view.nodes.len();
+    let mut lines = flow(health(cx, th), &Span::styled("  │  ", th.border), w);
     if c.emulated > 0 {
         lines.push(Line::from(Span::styled(
             fit(
@@ -31,7 +134,7 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
         )));
     }
     // History: one column per sample (one per second), the last value at the right.
-    let h = &vs.cluster.history;
+    let h = &cx.view.history;
     let spark_w = (w / 2).saturating_sub(22).clamp(8, 120);
     let series =
         |get: fn(&crate::fleet::view::Sample) -> u32| -> Vec<u32> { h.iter().map(get).collect() };
@@ -59,11 +162,12 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
     l2.extend(cell("probes blocked", &blocked));
     lines.push(Line::from(l1));
     lines.push(Line::from(l2));
-    let filter = vs.ui.filter(Panel::Overview);
+    let filter = o.list.filter.as_str();
+    let n = o.rows.len();
     let title = if filter.is_empty() {
-        format!("problems, worst first ({})", d.problems.len())
+        format!("problems, worst first ({n})")
     } else {
-        format!("problems matching `{filter}` ({})", d.problems.len())
+        format!("problems matching `{filter}` ({n})")
     };
     lines.push(rule(&title, w, th));
     let head = lines.len() as u16;
@@ -82,7 +186,7 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
         height: area.height - head,
         ..area
     };
-    if d.problems.is_empty() {
+    if o.rows.is_empty() {
         let msg = if filter.is_empty() {
             "  No problems: every node is up and fresh, every check passes, every drive is healthy."
         } else {
@@ -92,39 +196,27 @@ pub fn render(f: &mut Frame, area: Rect, vs: &ViewState, th: &Theme) {
         f.render_widget(Paragraph::new(Span::styled(msg, style)), list);
         return;
     }
-    let cols = [
-        Col::new("SEV", 4),
-        Col::new("WHAT", 9),
-        Col::new("PROBLEM", 0),
-    ];
-    table::render(
-        f,
-        list,
-        th,
-        &cols,
-        d.problems.len(),
-        Some(vs.ui.selected(Panel::Overview)),
-        "",
-        &|r, c| {
-            let p = &d.problems[r];
-            match c {
-                0 => (
-                    severity_label(p.severity).to_string(),
-                    severity_style(th, p.severity),
-                ),
-                1 => (p.what.to_string(), th.dim),
-                _ => (p.text.clone(), th.text),
-            }
-        },
-    );
+    table::render(f, list, th, &COLS, n, Some(o.list.selected(n)), &|r, c| {
+        let Some(p) = o.problem(cx, r) else {
+            return (String::new(), th.dim);
+        };
+        match c {
+            C::Sev => (
+                severity_label(p.severity).to_string(),
+                severity_style(th, p.severity),
+            ),
+            C::What => (p.kind.as_str().to_string(), th.dim),
+            C::Problem => (p.text.clone(), th.text),
+        }
+    });
 }
 
 /// The health line as segments (nodes, checks, drives, ports, cores, IO), laid out by
 /// `flow` so nothing is cut at 80 columns. A figure with no data behind it says so, in
 /// dim: "none failing" is only green when nodes have actually reported.
-fn health(vs: &ViewState, th: &Theme) -> Vec<Vec<Span<'static>>> {
-    let c = &vs.derived.counts;
-    let total = vs.cluster.nodes.len();
+fn health(cx: &Cx, th: &Theme) -> Vec<Vec<Span<'static>>> {
+    let c = &cx.health.counts;
+    let total = cx.view.nodes.len();
     let mut nodes = vec![
         Span::styled("Nodes ", th.header),
         Span::styled(

@@ -1,6 +1,6 @@
-//! The one table: columns as data, a header, and only the visible rows built. The
-//! selected row stays in view; scrolling is derived from the selection, so rendering needs
-//! no mutable state.
+//! The one table: columns as data (each table an enum of its columns, paired with how
+//! each is drawn), a header, and only the visible rows built. The selected row stays in
+//! view; scrolling is derived from the selection, so rendering needs no mutable state.
 
 use super::{fit, rfit};
 use crate::ui::theme::Theme;
@@ -44,34 +44,33 @@ pub fn offset(selected: usize, height: usize, total: usize) -> usize {
 }
 
 /// Column widths for an area: fixed ones as given, the fill column gets the rest.
-pub fn widths(cols: &[Col], total: u16) -> Vec<usize> {
+pub fn widths<K>(cols: &[(K, Col)], total: u16) -> Vec<usize> {
     let fixed: u16 =
-        cols.iter().map(|c| c.width).sum::<u16>() + cols.len().saturating_sub(1) as u16;
+        cols.iter().map(|c| c.1.width).sum::<u16>() + cols.len().saturating_sub(1) as u16;
     let fill = total.saturating_sub(fixed) as usize;
     cols.iter()
-        .map(|c| if c.width == 0 { fill } else { c.width as usize })
+        .map(|(_, c)| if c.width == 0 { fill } else { c.width as usize })
         .collect()
 }
 
-/// Renders a table. `cell(row, col)` gives the text and style of one cell; it is only
-/// called for visible rows. `marker` (e.g. "sorted by health") goes at the header's right.
-#[allow(clippy::too_many_arguments)]
-pub fn render(
+/// Renders a table. `cols` pairs each column's key (a table's column enum) with how it is
+/// drawn; `cell(row, key)` gives the text and style of one cell, and is only called for
+/// visible rows.
+pub fn render<K: Copy>(
     f: &mut Frame,
     area: Rect,
     th: &Theme,
-    cols: &[Col],
+    cols: &[(K, Col)],
     total: usize,
     selected: Option<usize>,
-    _marker: &str,
-    cell: &dyn Fn(usize, usize) -> (String, Style),
+    cell: &dyn Fn(usize, K) -> (String, Style),
 ) {
     if area.height == 0 {
         return;
     }
     let w = widths(cols, area.width);
     let mut header: Vec<Span> = Vec::with_capacity(cols.len() * 2);
-    for (i, c) in cols.iter().enumerate() {
+    for (i, (_, c)) in cols.iter().enumerate() {
         if i > 0 {
             header.push(Span::raw(" "));
         }
@@ -91,7 +90,7 @@ pub fn render(
     for r in off..(off + body).min(total) {
         let is_sel = selected.is_some() && r == sel;
         let mut spans: Vec<Span> = Vec::with_capacity(cols.len() * 2);
-        for (i, c) in cols.iter().enumerate() {
+        for (i, (key, c)) in cols.iter().enumerate() {
             if i > 0 {
                 spans.push(Span::styled(
                     " ",
@@ -102,7 +101,7 @@ pub fn render(
                     },
                 ));
             }
-            let (text, style) = cell(r, i);
+            let (text, style) = cell(r, *key);
             let text = if c.right {
                 rfit(&text, w[i])
             } else {
@@ -128,18 +127,18 @@ pub fn render(
 /// A table with a caption line above it: `caption` on the left, the position (`12/8000`)
 /// on the right.
 #[allow(clippy::too_many_arguments)]
-pub fn render_captioned(
+pub fn render_captioned<K: Copy>(
     f: &mut Frame,
     area: Rect,
     th: &Theme,
     caption: &str,
-    cols: &[Col],
+    cols: &[(K, Col)],
     total: usize,
     selected: Option<usize>,
-    cell: &dyn Fn(usize, usize) -> (String, Style),
+    cell: &dyn Fn(usize, K) -> (String, Style),
 ) {
     if area.height < 2 {
-        return render(f, area, th, cols, total, selected, "", cell);
+        return render(f, area, th, cols, total, selected, cell);
     }
     let pos = match selected {
         Some(s) if total > 0 => format!("{}/{}", s.min(total - 1) + 1, total),
@@ -167,7 +166,6 @@ pub fn render_captioned(
         cols,
         total,
         selected,
-        "",
         cell,
     );
 }
@@ -187,7 +185,14 @@ mod tests {
 
     #[test]
     fn fill_column_takes_the_rest() {
-        let w = widths(&[Col::new("a", 4), Col::new("b", 0), Col::new("c", 6)], 40);
+        let w = widths(
+            &[
+                (0, Col::new("a", 4)),
+                (1, Col::new("b", 0)),
+                (2, Col::new("c", 6)),
+            ],
+            40,
+        );
         assert_eq!(w, vec![4, 28, 6]);
     }
 }
