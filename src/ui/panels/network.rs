@@ -49,9 +49,10 @@ pub struct Network {
     worst_first: bool,
     /// The nodes the filter shows, in order: the matrix's rows and columns.
     nodes: Vec<usize>,
-    /// `cells[i * n + j]`: worst state seen from nodes[i] to nodes[j] for the selected
-    /// group (1 + ProbeState badness), CELL_NONE or CELL_SELF.
-    cells: Vec<u8>,
+    /// Length of the names' common prefix, which the column labels leave out, and the
+    /// labels' height.
+    label_prefix: usize,
+    label_h: usize,
     blocked: Vec<(usize, String)>,
     /// (node, NIC index) of the NIC table.
     nic_rows: Vec<(usize, usize)>,
@@ -137,6 +138,39 @@ impl Network {
         }
     }
 
+    /// The cell codes of matrix row `a` for columns `cols`: the worst state seen from
+    /// nodes[a] to each column's node for the selected group (1 + ProbeState badness,
+    /// `CELL_OLD` added when too old to be current), CELL_NONE or CELL_SELF.
+    fn row_cells(&self, cx: &Cx, a: usize, cols: std::ops::Range<usize>) -> Vec<u8> {
+        let node = &cx.view.nodes[self.nodes[a]];
+        let probes = node.snapshot.as_ref().and_then(|s| s.probes.as_ref());
+        let interval = node
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.collector(crate::model::snapshot::Section::Probes))
+            .map_or(0, |c| c.interval_ms);
+        let g = self.group.min(SUMMARY_GROUPS.len() - 1);
+        let old_after = probes.map(|p| probe_old_after_ms(p, interval));
+        cols.map(|b| {
+            if b == a {
+                return CELL_SELF;
+            }
+            let Some(old_after) = old_after else {
+                return CELL_NONE;
+            };
+            // Peers were resolved to node indices when the probes arrived.
+            match node.digest.probe_cell(self.nodes[b]).and_then(|c| {
+                let st = c.state(g)?;
+                let old = c.age_ms(cx.now_ms).is_none_or(|age| age > old_after);
+                Some(state_code(st) | if old { CELL_OLD } else { 0 })
+            }) {
+                Some(code) => code,
+                None => CELL_NONE,
+            }
+        })
+        .collect()
+    }
+
     fn rows(&self) -> usize {
         match self.view {
             NetView::Matrix => self.nodes.len(),
@@ -210,49 +244,31 @@ impl Panel for Network {
                 .sort_by_cached_key(|r| std::cmp::Reverse(badness(r)));
         }
         self.blocked = Vec::new();
-        self.cells = Vec::new();
-        // The matrix is only built while the panel shows it.
+        // The matrix's column labels: the names without their common prefix, at most
+        // four characters high.
+        let names = self.nodes.iter().map(|&i| view.nodes[i].name.as_str());
+        self.label_prefix = common_prefix(names.clone());
+        self.label_h = names
+            .map(|n| label(n, self.label_prefix).chars().count())
+            .max()
+            .unwrap_or(1)
+            .min(4);
+        // Matrix cells are computed when drawn, for the rows and columns in view: the
+        // matrix of 10,000 nodes would be 100 million of them.
         if self.view != NetView::Matrix {
             return;
         }
-        let n = self.nodes.len();
-        // Position of each node in the (filtered) matrix.
-        let mut pos_of = vec![usize::MAX; view.nodes.len()];
-        for (pos, &i) in self.nodes.iter().enumerate() {
-            pos_of[i] = pos;
-        }
-        let g = self.group.min(SUMMARY_GROUPS.len() - 1);
-        let now_ms = cx.now_ms;
-        let mut cells = vec![CELL_NONE; n * n];
-        for (a, &i) in self.nodes.iter().enumerate() {
-            cells[a * n + a] = CELL_SELF;
+        for &i in &self.nodes {
             let node = &view.nodes[i];
             let Some(p) = node.snapshot.as_ref().and_then(|s| s.probes.as_ref()) else {
                 continue;
             };
-            let interval = node
-                .snapshot
-                .as_ref()
-                .and_then(|s| s.collector(crate::model::snapshot::Section::Probes))
-                .map_or(0, |c| c.interval_ms);
-            let old_after = probe_old_after_ms(p, interval);
-            // Peers were resolved to node indices when the probes arrived.
-            for c in &node.digest.probe_peers {
-                let b = pos_of[c.node as usize];
-                if b == usize::MAX || b == a {
-                    continue;
-                }
-                if let Some(st) = c.state(g) {
-                    let old = c.age_ms(now_ms).is_none_or(|age| age > old_after);
-                    cells[a * n + b] = state_code(st) | if old { CELL_OLD } else { 0 };
-                }
-            }
             for r in p.blocked() {
                 self.blocked.push((
                     i,
                     format!(
                         "{} → {}:{}/{} {}{}",
-                        view.nodes[i].name,
+                        node.name,
                         r.peer,
                         r.port,
                         r.proto.as_str(),
@@ -265,7 +281,6 @@ impl Panel for Network {
                 ));
             }
         }
-        self.cells = cells;
     }
 
     fn act(&mut self, a: Action, cx: &Cx) -> Reply {
@@ -611,14 +626,14 @@ fn pair_line(cx: &Cx, th: &Theme, from: usize, to: usize) -> Line<'static> {
     Line::from(spans)
 }
 
-/// Shortest distinguishing column labels: names without their common prefix.
-fn labels<'a>(names: &[&'a str]) -> Vec<&'a str> {
-    if names.len() < 2 {
-        return names.to_vec();
-    }
-    let first = names[0];
+/// Length (in bytes, on a character boundary) of the prefix all `names` share; none
+/// when there are fewer than two.
+fn common_prefix<'a>(mut names: impl Iterator<Item = &'a str>) -> usize {
+    let Some(first) = names.next() else { return 0 };
     let mut common = first.len();
+    let mut count = 1;
     for n in names {
+        count += 1;
         common = common.min(
             first
                 .bytes()
@@ -627,10 +642,23 @@ fn labels<'a>(names: &[&'a str]) -> Vec<&'a str> {
                 .count(),
         );
     }
-    names
-        .iter()
-        .map(|n| if n.len() > common { &n[common..] } else { *n })
-        .collect()
+    if count < 2 {
+        return 0;
+    }
+    while !first.is_char_boundary(common) {
+        common -= 1;
+    }
+    common
+}
+
+/// A column label: the name without the common prefix (the whole name if nothing is
+/// left).
+fn label(name: &str, prefix: usize) -> &str {
+    if name.len() > prefix && name.is_char_boundary(prefix) {
+        &name[prefix..]
+    } else {
+        name
+    }
 }
 
 fn matrix(p: &Network, f: &mut Frame, area: Rect, cx: &Cx, th: &Theme) {
@@ -668,22 +696,12 @@ fn matrix(p: &Network, f: &mut Frame, area: Rect, cx: &Cx, th: &Theme) {
             Span::styled(" unreachable  · no current data", th.dim),
         ]),
     ];
-    let names: Vec<&str> = p
-        .nodes
-        .iter()
-        .map(|&i| cx.view.nodes[i].name.as_str())
-        .collect();
+    let name = |pos: usize| cx.view.nodes[p.nodes[pos]].name.as_str();
     if n > 0 {
         let (r, c) = (p.list.sel.min(n - 1), p.col.min(n - 1));
         lines.push(pair_line(cx, th, p.nodes[r], p.nodes[c]));
     }
-    let labs = labels(&names);
-    let label_h = labs
-        .iter()
-        .map(|l| l.chars().count())
-        .max()
-        .unwrap_or(1)
-        .min(4);
+    let label_h = p.label_h;
     let name_w = 12usize;
     let cell_w = if name_w + 2 * n <= w { 2 } else { 1 };
     let vis_cols = (w.saturating_sub(name_w) / cell_w).max(1);
@@ -694,8 +712,8 @@ fn matrix(p: &Network, f: &mut Frame, area: Rect, cx: &Cx, th: &Theme) {
     for k in 0..label_h {
         let mut row = SpanRow::default();
         row.push(&" ".repeat(name_w), Style::default());
-        for (j, l) in labs.iter().enumerate().skip(col_off).take(vis_cols) {
-            let chars: Vec<char> = l.chars().collect();
+        for j in col_off..(col_off + vis_cols).min(n) {
+            let chars: Vec<char> = label(name(j), p.label_prefix).chars().collect();
             let pad = label_h.saturating_sub(chars.len());
             let ch = if k >= pad {
                 chars.get(k - pad).copied().unwrap_or(' ')
@@ -726,12 +744,13 @@ fn matrix(p: &Network, f: &mut Frame, area: Rect, cx: &Cx, th: &Theme) {
         };
         let mut row = SpanRow::default();
         row.push(
-            &fit(&format!("{} {}", status_glyph(status), names[a]), name_w),
+            &fit(&format!("{} {}", status_glyph(status), name(a)), name_w),
             name_style,
         );
         let pad = " ".repeat(cell_w - 1);
-        for b in col_off..(col_off + vis_cols).min(n) {
-            let (mut g, mut style) = cell(th, p.cells.get(a * n + b).copied().unwrap_or(CELL_NONE));
+        let cols = col_off..(col_off + vis_cols).min(n);
+        for (b, code) in cols.clone().zip(p.row_cells(cx, a, cols)) {
+            let (mut g, mut style) = cell(th, code);
             // A node that is not up: its old passes are not current ("·"); its old
             // failures stay visible, in the stale style.
             if !fresh && g != "╲" {
@@ -923,6 +942,11 @@ fn nics(p: &Network, f: &mut Frame, area: Rect, cx: &Cx, th: &Theme) {
 mod tests {
     use super::*;
 
+    fn labels<'a>(names: &[&'a str]) -> Vec<&'a str> {
+        let k = common_prefix(names.iter().copied());
+        names.iter().map(|n| label(n, k)).collect()
+    }
+
     #[test]
     fn labels_drop_the_common_prefix() {
         assert_eq!(
@@ -931,5 +955,11 @@ mod tests {
         );
         assert_eq!(labels(&["a", "b"]), vec!["a", "b"]);
         assert_eq!(labels(&["solo"]), vec!["solo"]);
+        assert_eq!(labels(&["nœud1", "nœud2"]), vec!["1", "2"]);
+        assert_eq!(
+            labels(&["é1", "è2"]),
+            vec!["é1", "è2"],
+            "no split inside a character"
+        );
     }
 }
