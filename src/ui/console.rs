@@ -262,14 +262,14 @@ impl Console {
                 None => self.message = Some(format!("no node `{arg}`")),
             },
             "panel" | "p" => match self.find(arg) {
-                Some(i) => self.switch(i, view),
+                Some(i) => self.show(i, view),
                 None => self.message = Some(format!("no panel `{arg}`: {}", self.titles())),
             },
             "theme" | "t" if !arg.is_empty() => return Effect::LoadTheme(arg.to_string()),
             "jobs" | "j" => self.jobs.open = true,
             "" => {}
             _ => match self.find(verb) {
-                Some(i) => self.switch(i, view),
+                Some(i) => self.show(i, view),
                 None => {
                     self.message = Some(format!(
                         "unknown command `{verb}`: node NAME, panel NAME, theme NAME, jobs, quit"
@@ -278,10 +278,6 @@ impl Console {
             },
         }
         Effect::None
-    }
-
-    fn switch(&mut self, i: usize, view: &ClusterView) {
-        self.show(i, view);
     }
 
     /// Applies an action: the console's own, else the shown panel's.
@@ -295,9 +291,9 @@ impl Console {
         match a {
             Action::Quit => return Effect::Quit,
             Action::Help => self.help = !self.help,
-            Action::NextPanel => self.switch((i + 1) % n, view),
-            Action::PrevPanel => self.switch((i + n - 1) % n, view),
-            Action::Panel(x) => self.switch(x, view),
+            Action::NextPanel => self.show((i + 1) % n, view),
+            Action::PrevPanel => self.show((i + n - 1) % n, view),
+            Action::Panel(x) => self.show(x, view),
             Action::Back => {
                 if self.help {
                     self.help = false;

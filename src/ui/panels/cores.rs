@@ -169,14 +169,6 @@ static KEYS: &[Binding] = &[
 ];
 
 impl Cores {
-    /// Shows node `node` (tests and `axon console --once --node`).
-    pub fn at(node: usize) -> Cores {
-        Cores {
-            node,
-            ..Default::default()
-        }
-    }
-
     /// Moves the cursor in the grid as drawn at the terminal's width.
     fn move_cpu(&mut self, a: Action, cx: &Cx) {
         let Some(t) = cx

@@ -424,15 +424,6 @@ impl Panel for Drives {
 }
 
 impl Drives {
-    /// Sorts by `sort` (for tests and benches that start from a given order).
-    pub fn sorted(sort: DriveSort) -> Drives {
-        Drives {
-            sort,
-            ..Default::default()
-        }
-    }
-
-    /// The selected drive's warnings, one line.
     fn selected_warnings(&self, cx: &Cx, th: &Theme, width: u16) -> Line<'static> {
         let Some(row) = self.rows.get(self.list.selected(self.rows.len())) else {
             return Line::default();

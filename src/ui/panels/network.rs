@@ -122,22 +122,6 @@ pub fn code_state(c: u8) -> Option<ProbeState> {
 }
 
 impl Network {
-    /// The NIC table (tests and benches).
-    pub fn nics() -> Network {
-        Network {
-            view: NetView::Nics,
-            ..Default::default()
-        }
-    }
-
-    /// The matrix of port group `group` (an index into `SUMMARY_GROUPS`).
-    pub fn group(group: usize) -> Network {
-        Network {
-            group,
-            ..Default::default()
-        }
-    }
-
     /// The cell codes of matrix row `a` for columns `cols`: the worst state seen from
     /// nodes[a] to each column's node for the selected group (1 + ProbeState badness,
     /// `CELL_OLD` added when too old to be current), CELL_NONE or CELL_SELF.
