@@ -4,6 +4,20 @@ use axon::cli::{Cli, Command};
 use axon::commands;
 use clap::Parser;
 
+/// jemalloc, one arena, unused pages returned at once: after a flood of connections the
+/// agent's memory comes back to within a few per cent of where it was (glibc's malloc kept
+/// 20 % more, pinned by a few long-lived chunks placed during the flood); `cargo bench
+/// --bench flood` measures it. The thread caches stay, so steady CPU is unchanged.
+#[cfg(all(target_os = "linux", not(target_env = "msvc")))]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc reads its options from this symbol before `main` (`_RJEM_MALLOC_CONF` in the
+/// environment still overrides them).
+#[cfg(all(target_os = "linux", not(target_env = "msvc")))]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static MALLOC_CONF: &[u8; 44] = b"narenas:1,dirty_decay_ms:0,muzzy_decay_ms:0\0";
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // The console (and `status`, which follows the same fleet) is one event loop: its

@@ -751,8 +751,10 @@ pub async fn serve_http(
 }
 
 /// After a burst of connections or streams is gone, hands the freed heap back to the
-/// kernel. glibc keeps freed memory in its arenas for reuse, so without this an agent that
-/// survived a flood would hold its peak RSS for ever. Checks every 5 s; when the open
+/// kernel, for builds on glibc's malloc (the library's tests, other embedders: the `axon`
+/// binary runs on jemalloc with immediate decay, which returns pages by itself and leaves
+/// glibc's heap empty). glibc keeps freed memory in its arenas for reuse, so without this
+/// an agent that survived a flood would hold its peak RSS for ever. Checks every 5 s; when the open
 /// connections and streams have dropped well below the most seen, trims at each check
 /// for the next minute (the collectors replace their data meanwhile, so pages that
 /// long-lived data pinned during the flood empty out and are trimmed too).
