@@ -52,6 +52,60 @@ pub enum Command {
     Status(StatusArgs),
     /// Start an embedded cluster of agents on 127.0.1.x with emulated hosts, and the console
     Demo(DemoArgs),
+    /// Probe every port of some port groups from one node to its peers, on that node's
+    /// agent, with progress (exit 0 none blocked, 1 cancelled, 2 ports blocked, 3 could not run)
+    #[command(
+        long_about = "Probe every port of the chosen port groups (TCP connect, UDP echo) from one \
+            node to its peers. The probe is an operation on that node's agent: it needs the \
+            admin token, runs one peer per step, is listed by the agent and goes on if this \
+            command goes away. Progress shows as a bar on a terminal, as plain lines otherwise, \
+            and as JSON lines with --json. Ctrl-C asks the agent to cancel and waits for it to \
+            stop (within one step); a second Ctrl-C stops following.",
+        after_help = "Port groups: core (14000-14100, 15000-15100, 16000-16100 TCP+UDP), ssh, \
+            traces, ntp, vault, kmip, k8s-client, k8s-core.\n\n\
+            Exit codes:\n  \
+            0  every probe passed the firewall (open, or closed: reachable, nothing listening)\n  \
+            1  cancelled (Ctrl-C here, or by anyone on the agent); the output says how far it got\n  \
+            2  ports blocked (filtered or unreachable); the output lists them\n  \
+            3  could not run: the node is unknown or unreachable, a token or the inventory could\n     \
+            not be read, the agent refused (reader token: pass the admin.token), or contact\n     \
+            was lost (the probe goes on on the agent)\n\
+            A usage error exits 2 before anything is asked, with the reason on stderr.\n\n\
+            --json prints one object per line on stdout: {\"event\":\"started\",\"operation\":{…}}, \
+            {\"event\":\"step\",\"name\",\"done\",\"total\"}, {\"event\":\"log\",\"text\"}, and last \
+            {\"event\":\"finished\",\"exit_code\",\"operation\":{… \"output\":{\"report\":…}}} or \
+            {\"event\":\"error\",\"exit_code\":3,\"error\"}."
+    )]
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The node to probe from, by its name in the inventory (or its host with --hosts)
+    #[arg(long, value_name = "NAME")]
+    pub node: String,
+
+    /// Port groups to probe, comma-separated
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "core",
+        value_delimiter = ','
+    )]
+    pub groups: Vec<String>,
+
+    /// Peers to probe, in host list syntax (default: every other node of the inventory, or
+    /// the agent's own --peers when the inventory holds only this node)
+    #[arg(long, value_name = "HOSTLIST")]
+    pub peers: Option<String>,
+
+    /// Print JSON lines (started, steps, log, finished) instead of progress and a summary
+    #[arg(long)]
+    pub json: bool,
+
+    // Last: its TLS options open a help section of their own.
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 }
 
 #[derive(Debug, Args)]

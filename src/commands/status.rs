@@ -44,6 +44,11 @@ use std::time::Duration;
 /// Lines of nodes not up, and of problems, the summary shows; `--json` has them all.
 const LIST_MAX: usize = 20;
 
+/// `axon status`: the exit code is the verdict's.
+pub async fn exec(a: StatusArgs) -> Result<i32> {
+    run(&super::inventory(&a.fleet)?, &a).await
+}
+
 /// Every node has answered with the sections the health line judges (checks, pinning,
 /// drives), or failed for good: refused, not gRPC, bad token. A node that only timed out
 /// may just be slow, so it is waited for.
