@@ -301,6 +301,9 @@ pub fn exit_code(op: &Operation) -> i32 {
     }
 }
 
+/// Blocked ports of one peer, protocol and state, as ranges.
+type BlockedRow<'a> = (String, &'a str, &'a str, Vec<(u16, u16)>);
+
 /// The result for a person: how it ended, then every blocked probe the agent sent.
 pub fn render(op: &Operation, took: Duration) -> String {
     use std::fmt::Write as _;
@@ -331,7 +334,7 @@ pub fn render(op: &Operation, took: Duration) -> String {
     blocked.sort_by(|a, b| {
         (&a.peer, a.proto, a.state, a.port).cmp(&(&b.peer, b.proto, b.state, b.port))
     });
-    let mut rows: Vec<(String, &str, &str, Vec<(u16, u16)>)> = Vec::new();
+    let mut rows: Vec<BlockedRow> = Vec::new();
     for r in &blocked {
         let key = (r.peer.to_string(), r.proto.as_str(), r.state.as_str());
         match rows.last_mut() {
