@@ -47,6 +47,7 @@ fn main() -> std::process::ExitCode {
             Command::Status(a) => commands::status::exec(a).await,
             Command::Demo(a) => commands::demo::exec(a).await,
             Command::Probe(a) => commands::probe::exec(a).await,
+            Command::Plan(a) => commands::plan::exec(a).await,
         }
     });
     // A collector stuck in a hung read holds a blocking-pool thread; dropping the runtime

@@ -57,7 +57,7 @@ pub async fn exec(a: CheckArgs) -> anyhow::Result<i32> {
 /// Runs one file collector on the blocking pool within `deadline`. A read that hangs
 /// (sysfs, NFS) leaves its thread blocked but not the command: the collector is reported
 /// as failed.
-async fn collect_within<T: Send + 'static>(
+pub(super) async fn collect_within<T: Send + 'static>(
     deadline: Duration,
     job: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, String> {

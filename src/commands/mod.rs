@@ -7,6 +7,7 @@ pub mod check;
 pub mod console;
 pub mod demo;
 pub mod exporter;
+pub mod plan;
 pub mod probe;
 pub mod status;
 
