@@ -103,6 +103,9 @@ pub enum PlanFormat {
     Table,
     /// The plans as one JSON document
     Json,
+    /// slurm.conf and cgroup.conf settings: the seed's, and NodeName lines whose
+    /// CpuSpecList keeps the Axon cores from jobs
+    Slurm,
 }
 
 #[derive(Debug, Args)]
@@ -126,6 +129,11 @@ pub struct PlanArgs {
 
     #[arg(long, value_enum, default_value = "table")]
     pub format: PlanFormat,
+
+    /// Write the artefacts of --format slurm as files in this directory instead of
+    /// printing them
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 
     /// Plan for this many NVMe drives per node instead of the drives observed
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=64))]

@@ -3,6 +3,7 @@
 //! over a channel with one progress type (`Progress`), so a panel, a CLI verb and a test
 //! drive the same code.
 
+pub mod artefacts;
 pub mod probe;
 
 /// The core planner: pure, in `model` so the agent's checks use it as well.

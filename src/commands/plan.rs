@@ -3,6 +3,7 @@
 //! rule holds, 1 warnings, 2 a rule cannot hold, 3 could not run.
 
 use super::check::collect_within;
+use crate::actions::artefacts::{self, Artefact, PlannedNode};
 use crate::agent::scheduler::{CollectConfig, Schedule, collect_section};
 use crate::agent::state::SectionValue;
 use crate::cli::{FleetArgs, PlanArgs, PlanFormat};
@@ -13,7 +14,7 @@ use crate::model::plan::{
     NodePlan, NoteSeverity, PerRole, PlanInput, PlanOptions, Role, plan_node,
 };
 use crate::model::snapshot::Section;
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -23,6 +24,7 @@ pub struct Planned {
     pub node: String,
     /// The emulated profile, when the host is a fixture.
     pub profile: Option<String>,
+    pub topology: Option<crate::model::topology::Topology>,
     pub plan: Result<NodePlan, String>,
 }
 
@@ -56,6 +58,16 @@ pub async fn exec(a: PlanArgs) -> Result<i32> {
     match a.format {
         PlanFormat::Table => print!("{}", render_table(&plans)),
         PlanFormat::Json => println!("{:#}", to_json(&plans)),
+        PlanFormat::Slurm => {
+            let source = match (&a.inventory, &a.hosts) {
+                (Some(i), _) => format!("the agents of inventory {}", i.display()),
+                (None, Some(h)) => format!("the agents of {h}"),
+                (None, None) => format!("host root {}", a.host_root.display()),
+            };
+            let nodes = planned_nodes(&plans)?;
+            let files = artefacts::slurm::artefacts(&nodes, &source).map_err(anyhow::Error::msg)?;
+            emit(&files, a.out.as_deref())?;
+        }
     }
     Ok(exit_code(&plans))
 }
@@ -98,6 +110,7 @@ pub async fn host(root: &std::path::Path, nics: &[String], opts: &PlanOptions) -
         node,
         profile: root.profile().map(|p| p.name.clone()),
         plan: PlanInput::from_snapshot(&snap).map(|inp| plan_node(&inp, opts)),
+        topology: snap.topology.clone(),
     })
 }
 
@@ -123,6 +136,7 @@ async fn cluster(a: &PlanArgs, opts: &PlanOptions) -> Result<Vec<Planned>> {
                 .snapshot
                 .as_ref()
                 .and_then(|s| s.node.emulated_profile.clone()),
+            topology: n.snapshot.as_ref().and_then(|s| s.topology.clone()),
             plan: match &n.snapshot {
                 Some(s) => PlanInput::from_snapshot(s).map(|inp| plan_node(&inp, opts)),
                 None => Err(format!(
@@ -136,6 +150,48 @@ async fn cluster(a: &PlanArgs, opts: &PlanOptions) -> Result<Vec<Planned>> {
             },
         })
         .collect())
+}
+
+/// The nodes with a plan, for the artefacts; a node without one is an error naming it.
+fn planned_nodes(plans: &[Planned]) -> Result<Vec<PlannedNode<'_>>> {
+    plans
+        .iter()
+        .map(|p| match (&p.plan, &p.topology) {
+            (Ok(plan), Some(topology)) => Ok(PlannedNode {
+                name: &p.node,
+                topology,
+                plan,
+            }),
+            (Err(e), _) => Err(anyhow!("{}: no plan: {e}", p.node)),
+            (Ok(_), None) => Err(anyhow!("{}: no topology reported", p.node)),
+        })
+        .collect()
+}
+
+/// Prints the artefacts (each under a header naming it) or writes them under `out`.
+fn emit(files: &[Artefact], out: Option<&std::path::Path>) -> Result<()> {
+    match out {
+        None => {
+            for (i, f) in files.iter().enumerate() {
+                if i > 0 {
+                    println!();
+                }
+                println!("# ==> {} ({}) <==", f.name, f.install_to);
+                print!("{}", f.text);
+            }
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating --out directory {}", dir.display()))?;
+            for f in files {
+                let path = dir.join(&f.name);
+                std::fs::write(&path, &f.text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("wrote {} ({})", path.display(), f.install_to);
+            }
+        }
+    }
+    Ok(())
 }
 
 pub fn exit_code(plans: &[Planned]) -> i32 {

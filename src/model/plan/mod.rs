@@ -4,6 +4,7 @@
 //! The checks judge against it; `axon plan` prints it and the artefacts made from it.
 
 mod node;
+pub mod slurm;
 
 pub use node::{
     Container, NodePlan, NoteSeverity, PerRole, PlanInput, PlanNic, PlanNote, PlanOptions, Role,

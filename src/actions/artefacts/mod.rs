@@ -1,0 +1,25 @@
+//! Deployment artefacts made from core plans: slurm.conf and cgroup.conf settings (more
+//! formats follow). Pure: plans and topologies in, file texts out; `axon plan` prints
+//! them or writes them under `--out`.
+
+pub mod slurm;
+
+use crate::model::plan::NodePlan;
+use crate::model::topology::Topology;
+
+/// One node's plan with what the artefacts need besides it.
+#[derive(Debug, Clone, Copy)]
+pub struct PlannedNode<'a> {
+    pub name: &'a str,
+    pub topology: &'a Topology,
+    pub plan: &'a NodePlan,
+}
+
+/// A file to write: its name (relative) and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artefact {
+    pub name: String,
+    /// Where it goes on a node or controller, to say so in the output.
+    pub install_to: String,
+    pub text: String,
+}

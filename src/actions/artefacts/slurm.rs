@@ -1,0 +1,278 @@
+//! slurm.conf and cgroup.conf for nodes that run Axon beside Slurm jobs (REQUIREMENTS.md
+//! §5): the seed's settings, and one NodeName line per group of identical nodes whose
+//! CpuSpecList keeps the Axon cores (and their SMT siblings) from jobs and from slurmd.
+
+use super::{Artefact, PlannedNode};
+use crate::model::hostlist;
+use crate::model::plan::NoteSeverity;
+use crate::model::plan::slurm::CpuMap;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// The seed's slurm.conf settings, in its order.
+pub const SETTINGS: [(&str, &str); 7] = [
+    ("ProctrackType", "proctrack/cgroup"),
+    ("TaskPlugin", "task/affinity,task/cgroup"),
+    ("TaskPluginParam", "SlurmdOffSpec"),
+    ("SelectType", "select/cons_tres"),
+    ("SelectTypeParameters", "CR_Core_Memory"),
+    ("PrologFlags", "Contain"),
+    ("JobAcctGatherType", "jobacct_gather/cgroup"),
+];
+
+/// The seed's cgroup.conf settings.
+pub const CGROUP_SETTINGS: [(&str, &str); 2] =
+    [("ConstrainCores", "yes"), ("ConstrainRAMSpace", "yes")];
+
+/// One NodeName line's values: nodes with equal ones share the line.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NodeLine {
+    pub sockets: usize,
+    pub cores_per_socket: usize,
+    pub threads_per_core: usize,
+    pub real_memory_mb: u64,
+    /// Abstract ids, as written (`6-23,54-71`); empty when nothing is planned.
+    pub cpu_spec_list: String,
+    pub mem_spec_limit_mb: u64,
+    /// The kernel ids they stand for, for the comment.
+    pub kernel_cpus: String,
+    /// What jobs may use: everything but CpuSpecList (the OS's cores included).
+    pub job_cpus: String,
+}
+
+impl NodeLine {
+    pub fn of(n: &PlannedNode) -> Result<NodeLine, String> {
+        let map = CpuMap::of(n.topology).map_err(|e| format!("{}: {e}", n.name))?;
+        let spec = n.plan.axon_cpus.union(&n.plan.idle_siblings);
+        let abs = map
+            .to_abstract(&spec)
+            .map_err(|e| format!("{}: {e}", n.name))?;
+        let real = n
+            .topology
+            .memory
+            .total_bytes
+            .ok_or_else(|| format!("{}: total memory unknown (/proc/meminfo)", n.name))?
+            / (1024 * 1024);
+        Ok(NodeLine {
+            sockets: map.shape.sockets,
+            cores_per_socket: map.shape.cores_per_socket,
+            threads_per_core: map.shape.threads_per_core,
+            real_memory_mb: real,
+            cpu_spec_list: abs.to_list_string(),
+            mem_spec_limit_mb: n.plan.memory_mib,
+            kernel_cpus: spec.to_list_string(),
+            job_cpus: n.plan.job_cpus.union(&n.plan.os_cpus).to_list_string(),
+        })
+    }
+
+    pub fn render(&self, names: &str) -> String {
+        let mut s = format!(
+            "NodeName={names} Sockets={} CoresPerSocket={} ThreadsPerCore={} RealMemory={}",
+            self.sockets, self.cores_per_socket, self.threads_per_core, self.real_memory_mb
+        );
+        if !self.cpu_spec_list.is_empty() {
+            let _ = write!(
+                s,
+                " CpuSpecList={} MemSpecLimit={}",
+                self.cpu_spec_list, self.mem_spec_limit_mb
+            );
+        }
+        s
+    }
+}
+
+/// slurm.conf and cgroup.conf for `nodes`; `source` says where the facts came from.
+pub fn artefacts(nodes: &[PlannedNode], source: &str) -> Result<Vec<Artefact>, String> {
+    let mut groups: BTreeMap<NodeLine, Vec<&str>> = BTreeMap::new();
+    for n in nodes {
+        groups.entry(NodeLine::of(n)?).or_default().push(n.name);
+    }
+    let mut conf = String::new();
+    let _ = writeln!(
+        conf,
+        "# slurm.conf settings for NeuralMesh Axon, made by `axon plan --format slurm`\n\
+         # from {source}.\n\
+         # Merge them into slurm.conf on the controller and on every node; NodeName\n\
+         # changes need slurmctld and slurmd restarted.\n\
+         #\n\
+         # CpuSpecList lists the CPUs Slurm keeps for the system: here the Axon cores with\n\
+         # their SMT siblings. Jobs never get them and, with TaskPluginParam=SlurmdOffSpec,\n\
+         # neither do Slurm's own daemons. (The seed's example reads it the other way round,\n\
+         # which would hand the Axon cores to jobs.) The ids are Slurm's abstract CPU ids —\n\
+         # cores socket by socket, the threads of a core consecutive — not the kernel's; the\n\
+         # comment above each NodeName line gives the kernel ids. MemSpecLimit is the Axon\n\
+         # memory in MB, kept from jobs (needed with CR_Core_Memory)."
+    );
+    for (k, v) in SETTINGS {
+        let _ = writeln!(conf, "{k}={v}");
+    }
+    for n in nodes {
+        for note in n
+            .plan
+            .notes
+            .iter()
+            .filter(|x| x.severity >= NoteSeverity::Warning)
+        {
+            let _ = writeln!(
+                conf,
+                "# {} {}: {}",
+                if note.severity == NoteSeverity::Infeasible {
+                    "CANNOT HOLD on"
+                } else {
+                    "WARNING on"
+                },
+                n.name,
+                note.text
+            );
+        }
+    }
+    for (line, names) in &groups {
+        let names = hostlist::compress(names);
+        let _ = writeln!(
+            conf,
+            "\n# {names}: Axon CPUs {} (kernel ids, with SMT siblings); jobs may use {}",
+            if line.kernel_cpus.is_empty() {
+                "none"
+            } else {
+                &line.kernel_cpus
+            },
+            if line.job_cpus.is_empty() {
+                "none"
+            } else {
+                &line.job_cpus
+            }
+        );
+        let _ = writeln!(conf, "{}", line.render(&names));
+    }
+    let mut cgroup = String::new();
+    let _ = writeln!(
+        cgroup,
+        "# cgroup.conf settings for NeuralMesh Axon, made by `axon plan --format slurm`:\n\
+         # jobs are confined to their cores and memory, so they cannot reach Axon's."
+    );
+    for (k, v) in CGROUP_SETTINGS {
+        let _ = writeln!(cgroup, "{k}={v}");
+    }
+    Ok(vec![
+        Artefact {
+            name: "slurm.conf.axon".into(),
+            install_to: "merge into /etc/slurm/slurm.conf".into(),
+            text: conf,
+        },
+        Artefact {
+            name: "cgroup.conf.axon".into(),
+            install_to: "merge into /etc/slurm/cgroup.conf".into(),
+            text: cgroup,
+        },
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::cpuset::CpuSet;
+    use crate::model::plan::{PlanInput, PlanNic, PlanOptions, plan_node};
+    use crate::model::topology::{Cpu, Memory, NumaNode, Topology};
+
+    /// 1 socket, 2 NUMA domains × 24 cores, SMT on (Linux numbering).
+    fn host() -> Topology {
+        let cores = 48;
+        let mut cpus = Vec::new();
+        for th in 0..2 {
+            for c in 0..cores {
+                cpus.push(Cpu {
+                    id: th * cores + c,
+                    core_id: c,
+                    package_id: 0,
+                    numa_node: Some(c / 24),
+                    siblings: CpuSet::from_ids([c, c + cores]),
+                    online: true,
+                });
+            }
+        }
+        Topology {
+            numa_nodes: (0..2)
+                .map(|d| NumaNode {
+                    id: d,
+                    memory_total_bytes: Some(256 << 30),
+                    ..Default::default()
+                })
+                .collect(),
+            cpus,
+            memory: Memory {
+                total_bytes: Some(512 << 30),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn identical_nodes_share_one_line_in_abstract_ids_with_the_siblings() {
+        let t = host();
+        let plan = plan_node(
+            &PlanInput {
+                topology: &t,
+                nics: vec![
+                    PlanNic {
+                        name: "ens1".into(),
+                        numa: Some(0),
+                    },
+                    PlanNic {
+                        name: "ens2".into(),
+                        numa: Some(1),
+                    },
+                ],
+                drives: 4,
+            },
+            &PlanOptions::default(),
+        );
+        let names = ["axon001", "axon002", "axon003", "axon007"];
+        let nodes: Vec<PlannedNode> = names
+            .iter()
+            .map(|n| PlannedNode {
+                name: n,
+                topology: &t,
+                plan: &plan,
+            })
+            .collect();
+        let a = artefacts(&nodes, "test").unwrap();
+        let conf = &a[0].text;
+        for (k, v) in SETTINGS {
+            assert!(conf.contains(&format!("\n{k}={v}\n")), "{k}: {conf}");
+        }
+        let lines: Vec<&str> = conf
+            .lines()
+            .filter(|l| l.starts_with("NodeName="))
+            .collect();
+        assert_eq!(lines.len(), 1, "{conf}");
+        let l = lines[0];
+        assert!(l.starts_with("NodeName=axon[001-003,007] Sockets=1 CoresPerSocket=48 ThreadsPerCore=2 RealMemory=524288 "), "{l}");
+        // Axon's kernel CPUs with their siblings, in abstract ids: kernel cpu c and c+48
+        // are abstract 2c and 2c+1, so the spec list is pairs of consecutive ids.
+        let spec = l
+            .split("CpuSpecList=")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap();
+        let spec = CpuSet::parse_list(spec).unwrap();
+        let kernel = plan.axon_cpus.union(&plan.idle_siblings);
+        assert_eq!(spec.len(), kernel.len());
+        for c in plan.axon_cpus.iter() {
+            assert!(
+                spec.contains(2 * c) && spec.contains(2 * c + 1),
+                "cpu{c}: {l}"
+            );
+        }
+        assert!(
+            l.ends_with(&format!("MemSpecLimit={}", plan.memory_mib)),
+            "{l}"
+        );
+        assert!(
+            a[1].text
+                .contains("ConstrainCores=yes\nConstrainRAMSpace=yes\n")
+        );
+    }
+}
