@@ -106,6 +106,12 @@ pub enum PlanFormat {
     /// slurm.conf and cgroup.conf settings: the seed's, and NodeName lines whose
     /// CpuSpecList keeps the Axon cores from jobs
     Slurm,
+    /// A pdsh install script: containers with their cores, NICs and memory, cluster
+    /// create, protection, drives, start-io; idempotent
+    Script,
+    /// System files: the graceful-shutdown systemd override, the sysctl file, and
+    /// source-based routing per dataplane NIC (ip, NetworkManager, netplan)
+    Files,
 }
 
 #[derive(Debug, Args)]
@@ -130,8 +136,8 @@ pub struct PlanArgs {
     #[arg(long, value_enum, default_value = "table")]
     pub format: PlanFormat,
 
-    /// Write the artefacts of --format slurm as files in this directory instead of
-    /// printing them
+    /// Write the artefacts (--format slurm, script, files) as files in this directory
+    /// instead of printing them
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 

@@ -159,3 +159,136 @@ fn axon_plan_of_a_cluster_plans_every_node_from_its_agent_and_names_a_dead_one()
     let e = v["nodes"][1]["error"].as_str().unwrap();
     assert!(e.starts_with("no report from 127.0.0.1:"), "{e}");
 }
+
+/// `bash -n` and shellcheck on a script; shellcheck is required in CI
+/// (AXON_REQUIRE_SHELLCHECK=1), else a missing one is said and skipped.
+fn shell_ok(path: &std::path::Path) {
+    let out = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "bash -n: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    match std::process::Command::new("shellcheck").arg(path).output() {
+        Ok(out) => assert!(
+            out.status.success(),
+            "shellcheck {}:\n{}",
+            path.display(),
+            String::from_utf8_lossy(&out.stdout)
+        ),
+        Err(e) => {
+            assert!(
+                std::env::var_os("AXON_REQUIRE_SHELLCHECK").is_none(),
+                "shellcheck is required: {e}"
+            );
+            eprintln!("shellcheck not installed (apt install shellcheck): only bash -n ran");
+        }
+    }
+}
+
+#[test]
+fn the_install_script_and_system_files_of_a_cluster_are_valid_and_use_no_core_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let agents = common::process::agents(dir.path(), 5);
+    let inv = common::process::inventory(dir.path(), &agents);
+    let out_dir = dir.path().join("out");
+    let (code, out, err) = common::process::run(
+        &[
+            "plan",
+            "--inventory",
+            inv.to_str().unwrap(),
+            "--format",
+            "script",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let script = out_dir.join("install-axon.sh");
+    shell_ok(&script);
+    let text = std::fs::read_to_string(&script).unwrap();
+    // Five servers: the nearest protection to 16+4+2 that they hold, said so.
+    assert!(
+        text.contains("5 servers cannot hold the seed's 16+4"),
+        "{text}"
+    );
+    assert!(text.contains("STRIPE_WIDTH=3\nPARITY=2\n"), "{text}");
+    // Per host group, no core id is set up twice.
+    let mut per_group: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
+    for l in text.lines().filter(|l| l.starts_with("setup ")) {
+        let hosts = l.split('\'').nth(1).unwrap().to_string();
+        let ids = l
+            .split("--core-ids ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap();
+        per_group
+            .entry(hosts)
+            .or_default()
+            .extend(ids.split(',').map(|x| x.parse::<u32>().unwrap()));
+    }
+    assert!(!per_group.is_empty(), "{text}");
+    for (hosts, ids) in &per_group {
+        let set: std::collections::BTreeSet<_> = ids.iter().collect();
+        assert_eq!(set.len(), ids.len(), "{hosts}: a core twice: {ids:?}");
+        assert_eq!(ids.len(), 36, "{hosts}: 8 + 16 + 12 cores");
+    }
+    for step in [
+        "cluster cluster create",
+        "cluster cluster hot-spare",
+        "add_local_drives '$DRIVE_MATCH' 0:drives0 2:drives1",
+        "cluster cluster start-io",
+    ] {
+        assert!(text.contains(step), "{step}: {text}");
+    }
+
+    let files = dir.path().join("files");
+    let (code, out, err) = common::process::run(
+        &[
+            "plan",
+            "--inventory",
+            inv.to_str().unwrap(),
+            "--format",
+            "files",
+            "--out",
+            files.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let ov = std::fs::read_to_string(files.join("poweroff.target.d/override.conf")).unwrap();
+    assert!(
+        ov.contains("[Unit]\nJobTimeoutSec=30s\nJobTimeoutAction=reboot\n"),
+        "{ov}"
+    );
+    let sysctl = std::fs::read_to_string(files.join("99-axon.conf")).unwrap();
+    for l in [
+        "kernel.numa_balancing = 0",
+        "net.ipv4.conf.ens1f0np0.arp_announce = 2",
+        "net.ipv4.conf.all.arp_filter = 1",
+        "net.ipv4.conf.ens3f0np0.rp_filter = 2",
+    ] {
+        assert!(sysctl.contains(l), "{l}: {sysctl}");
+    }
+    for a in &agents {
+        let sbr = files.join(&a.name).join("sbr-ip.sh");
+        shell_ok(&sbr);
+        shell_ok(&files.join(&a.name).join("sbr-nmcli.sh"));
+        let t = std::fs::read_to_string(&sbr).unwrap();
+        assert!(t.contains("ip rule add from 10.10.1.11 table 101"), "{t}");
+        assert!(t.contains("dev ens1f0np0 src 10.10.1.11 table 101"), "{t}");
+        assert!(t.contains("table 102"), "{t}");
+        let np = std::fs::read_to_string(files.join(&a.name).join("60-axon-sbr.yaml")).unwrap();
+        assert!(
+            np.contains("routing-policy:\n        - from: 10.10.1.11\n          table: 101"),
+            "{np}"
+        );
+    }
+}

@@ -25,6 +25,7 @@ pub struct Planned {
     /// The emulated profile, when the host is a fixture.
     pub profile: Option<String>,
     pub topology: Option<crate::model::topology::Topology>,
+    pub network: Option<crate::model::net::Network>,
     pub plan: Result<NodePlan, String>,
 }
 
@@ -58,14 +59,19 @@ pub async fn exec(a: PlanArgs) -> Result<i32> {
     match a.format {
         PlanFormat::Table => print!("{}", render_table(&plans)),
         PlanFormat::Json => println!("{:#}", to_json(&plans)),
-        PlanFormat::Slurm => {
+        PlanFormat::Slurm | PlanFormat::Script | PlanFormat::Files => {
             let source = match (&a.inventory, &a.hosts) {
                 (Some(i), _) => format!("the agents of inventory {}", i.display()),
                 (None, Some(h)) => format!("the agents of {h}"),
                 (None, None) => format!("host root {}", a.host_root.display()),
             };
             let nodes = planned_nodes(&plans)?;
-            let files = artefacts::slurm::artefacts(&nodes, &source).map_err(anyhow::Error::msg)?;
+            let files = match a.format {
+                PlanFormat::Slurm => artefacts::slurm::artefacts(&nodes, &source),
+                PlanFormat::Script => artefacts::script::artefacts(&nodes, &source),
+                _ => artefacts::files::artefacts(&nodes),
+            }
+            .map_err(anyhow::Error::msg)?;
             emit(&files, a.out.as_deref())?;
         }
     }
@@ -111,6 +117,7 @@ pub async fn host(root: &std::path::Path, nics: &[String], opts: &PlanOptions) -
         profile: root.profile().map(|p| p.name.clone()),
         plan: PlanInput::from_snapshot(&snap).map(|inp| plan_node(&inp, opts)),
         topology: snap.topology.clone(),
+        network: snap.network.clone(),
     })
 }
 
@@ -137,6 +144,7 @@ async fn cluster(a: &PlanArgs, opts: &PlanOptions) -> Result<Vec<Planned>> {
                 .as_ref()
                 .and_then(|s| s.node.emulated_profile.clone()),
             topology: n.snapshot.as_ref().and_then(|s| s.topology.clone()),
+            network: n.snapshot.as_ref().and_then(|s| s.network.clone()),
             plan: match &n.snapshot {
                 Some(s) => PlanInput::from_snapshot(s).map(|inp| plan_node(&inp, opts)),
                 None => Err(format!(
@@ -161,6 +169,7 @@ fn planned_nodes(plans: &[Planned]) -> Result<Vec<PlannedNode<'_>>> {
                 name: &p.node,
                 topology,
                 plan,
+                network: p.network.as_ref(),
             }),
             (Err(e), _) => Err(anyhow!("{}: no plan: {e}", p.node)),
             (Ok(_), None) => Err(anyhow!("{}: no topology reported", p.node)),
@@ -185,6 +194,10 @@ fn emit(files: &[Artefact], out: Option<&std::path::Path>) -> Result<()> {
                 .with_context(|| format!("creating --out directory {}", dir.display()))?;
             for f in files {
                 let path = dir.join(&f.name);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)
+                        .with_context(|| format!("creating {}", parent.display()))?;
+                }
                 std::fs::write(&path, &f.text)
                     .with_context(|| format!("writing {}", path.display()))?;
                 eprintln!("wrote {} ({})", path.display(), f.install_to);

@@ -290,6 +290,17 @@ pub fn parse_v4_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
     Some((a.parse().ok()?, l))
 }
 
+/// The network of an address: `10.10.1.11`, 24 → `10.10.1.0/24`.
+pub fn subnet_of(addr: Ipv4Addr, len: u8) -> String {
+    let mask = if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - len.min(32))
+    };
+    let net = Ipv4Addr::from(u32::from(addr) & mask);
+    format!("{net}/{len}")
+}
+
 pub fn v4_contains(net: (Ipv4Addr, u8), addr: Ipv4Addr) -> bool {
     let mask = if net.1 == 0 {
         0

@@ -1,9 +1,12 @@
-//! Deployment artefacts made from core plans: slurm.conf and cgroup.conf settings (more
-//! formats follow). Pure: plans and topologies in, file texts out; `axon plan` prints
+//! Deployment artefacts made from core plans: slurm.conf and cgroup.conf settings, an
+//! install script, the system files (more formats follow). Pure: plans and topologies in, file texts out; `axon plan` prints
 //! them or writes them under `--out`.
 
+pub mod files;
+pub mod script;
 pub mod slurm;
 
+use crate::model::net::Network;
 use crate::model::plan::NodePlan;
 use crate::model::topology::Topology;
 
@@ -13,6 +16,8 @@ pub struct PlannedNode<'a> {
     pub name: &'a str,
     pub topology: &'a Topology,
     pub plan: &'a NodePlan,
+    /// Its network facts (addresses for routing and the install script), when known.
+    pub network: Option<&'a Network>,
 }
 
 /// A file to write: its name (relative) and its text.

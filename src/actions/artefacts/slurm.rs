@@ -234,6 +234,7 @@ mod tests {
                 name: n,
                 topology: &t,
                 plan: &plan,
+                network: None,
             })
             .collect();
         let a = artefacts(&nodes, "test").unwrap();

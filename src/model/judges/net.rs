@@ -4,7 +4,7 @@
 use super::{CheckInputs, axon_cpus, nic_numa_nodes, nics_unreadable, plural, result, unknown};
 use crate::model::checks::{CheckResult, CheckStatus};
 use crate::model::cpuset::CpuSet;
-use crate::model::net::{Network, Nic, parse_v4_cidr, v4_contains};
+use crate::model::net::{Network, Nic, parse_v4_cidr, subnet_of};
 use crate::model::plan::planned_cores;
 use std::collections::BTreeSet;
 
@@ -280,13 +280,6 @@ pub fn net_sbr(inp: &CheckInputs) -> CheckResult {
             ),
         )
     }
-}
-
-fn subnet_of(addr: std::net::Ipv4Addr, len: u8) -> String {
-    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-    let net = std::net::Ipv4Addr::from(u32::from(addr) & mask);
-    debug_assert!(v4_contains((net, len), addr));
-    format!("{net}/{len}")
 }
 
 pub fn net_arp(inp: &CheckInputs) -> CheckResult {
