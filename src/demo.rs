@@ -270,7 +270,6 @@ pub async fn start(opts: DemoOptions) -> Result<DemoCluster> {
             .with_context(|| format!("starting demo node {} on {ip}", node_name(i)))?;
         agents.push(a);
     }
-    eprintln!();
     let token_file = state_dir.join("admin.token");
     let inventory = dir.join("inventory.toml");
     // The ports the agents really listen on: with --port 0 each got its own.
@@ -355,12 +354,13 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         metrics_port: a.metrics_port,
         insecure: a.insecure,
     };
-    eprintln!(
+    tracing::info!(
         "axon demo: starting {} agents on 127.0.1.1-{} (emulated hosts) …",
-        a.nodes, a.nodes
+        a.nodes,
+        a.nodes
     );
     if a.insecure {
-        eprintln!(
+        tracing::warn!(
             "axon demo: WARNING: --insecure: the demo agents and console speak plain-text gRPC; tokens cross the network unencrypted"
         );
     }
@@ -374,6 +374,8 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         None => cluster.inventory.clone(),
     };
     if a.headless {
+        // Where to attach: the headless demo's output, not a log line.
+        eprintln!();
         print_where(&cluster);
         eprintln!(
             "\nattach with: axon console{} --inventory {}\nPress Ctrl-C to stop.",
@@ -400,6 +402,8 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     Ok(())
 }
 
+/// Where everything is, for the operator to copy: the headless demo's output on stderr
+/// (plain lines, not log records).
 pub fn print_where(c: &DemoCluster) {
     eprintln!("  working dir  {}", c.dir.display());
     eprintln!("  inventory    {}", c.inventory.display());

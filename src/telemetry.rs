@@ -195,6 +195,7 @@ pub fn init(opts: Options) -> Telemetry {
                     .with_tracer(tracer)
                     .with_threads(false)
                     .with_location(false)
+                    .with_tracked_inactivity(false)
                     .with_filter(filter::filter_fn(|m| not_transport(m.target())));
                 (Some(export), Some(layer))
             }

@@ -9,6 +9,7 @@ use crate::fleet::tls::Security;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 #[derive(Debug, Clone)]
 pub struct ProbeRequest {
@@ -22,7 +23,21 @@ pub struct ProbeRequest {
 }
 
 /// Starts the probe and follows it; every message goes to `tx`, the last is `Finished`.
+/// One `action` span (`action.kind`, `node`, then `op.id`), child of the caller's span; the
+/// agent's spans of the operation are its children.
 pub async fn full_probe(req: ProbeRequest, tx: mpsc::Sender<Progress>, cancel: CancellationToken) {
+    let span = tracing::info_span!(
+        "action",
+        action.kind = "port-probe",
+        node = req.spec.name.as_str(),
+        op.id = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    run(req, tx, cancel).instrument(span).await
+}
+
+async fn run(req: ProbeRequest, tx: mpsc::Sender<Progress>, cancel: CancellationToken) {
+    let span = tracing::Span::current();
     let mut client = match OpsClient::connect(
         &req.spec,
         req.token.clone(),
@@ -33,13 +48,20 @@ pub async fn full_probe(req: ProbeRequest, tx: mpsc::Sender<Progress>, cancel: C
     {
         Ok(c) => c,
         Err(e) => {
+            span.record("otel.status_code", "ERROR");
+            tracing::warn!("port probe from {}: {e}", req.spec.name);
             let _ = tx.send(Progress::Finished(Err(e))).await;
             return;
         }
     };
     match client.start_port_probe(&req.peers, &req.groups).await {
-        Ok(op) => follow(client, op, tx, cancel).await,
+        Ok(op) => {
+            span.record("op.id", op.id.as_str());
+            follow(client, op, tx, cancel).await
+        }
         Err(e) => {
+            span.record("otel.status_code", "ERROR");
+            tracing::warn!("port probe from {}: {e}", req.spec.name);
             let _ = tx.send(Progress::Finished(Err(e))).await;
         }
     }
