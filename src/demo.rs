@@ -270,6 +270,8 @@ pub async fn start(opts: DemoOptions) -> Result<DemoCluster> {
             .with_context(|| format!("starting demo node {} on {ip}", node_name(i)))?;
         agents.push(a);
     }
+    // Ends the progress line above (a terminal display, not a log).
+    eprintln!();
     let token_file = state_dir.join("admin.token");
     let inventory = dir.join("inventory.toml");
     // The ports the agents really listen on: with --port 0 each got its own.
@@ -374,8 +376,6 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         None => cluster.inventory.clone(),
     };
     if a.headless {
-        // Where to attach: the headless demo's output, not a log line.
-        eprintln!();
         print_where(&cluster);
         eprintln!(
             "\nattach with: axon console{} --inventory {}\nPress Ctrl-C to stop.",
