@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 struct Tmux {
     name: String,
+    /// XDG_STATE_HOME of the console: its log file goes here, not into the tester's home.
+    state: tempfile::TempDir,
 }
 
 impl Tmux {
@@ -25,6 +27,8 @@ impl Tmux {
             "-y",
             &h.to_string(),
         ]);
+        let state = tempfile::tempdir().unwrap();
+        c.args(["-e", &format!("XDG_STATE_HOME={}", state.path().display())]);
         for (k, v) in env {
             c.args(["-e", &format!("{k}={v}")]);
         }
@@ -39,6 +43,7 @@ impl Tmux {
         );
         Tmux {
             name: name.to_string(),
+            state,
         }
     }
 
@@ -132,6 +137,11 @@ fn walk_every_panel_of_the_demo_with_the_keyboard() {
     t.wait_for("Nodes 8 up of 8", Duration::from_secs(10));
     let screen = t.capture();
     assert!(screen.contains("EMULATED: 8 of 8 nodes"), "{screen}");
+    // While the console is on the screen its log goes to a file, and nothing to stderr.
+    let log = std::fs::read_to_string(t.state.path().join("axon/console.log")).unwrap();
+    assert!(log.contains("axon demo: starting 8 agents"), "{log}");
+    let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+    assert!(!stderr.contains("axon demo: starting"), "{stderr}");
     // Node 7 is the misconfigured profile: its checks appear as problems.
     t.wait_for("swap.off fail on 1 node: axon007", Duration::from_secs(20));
 
