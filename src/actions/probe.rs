@@ -32,6 +32,7 @@ pub async fn full_probe(req: ProbeRequest, tx: mpsc::Sender<Progress>, cancel: C
         node = req.spec.name.as_str(),
         op.id = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
+        otel.status_description = tracing::field::Empty,
     );
     run(req, tx, cancel).instrument(span).await
 }
@@ -48,8 +49,7 @@ async fn run(req: ProbeRequest, tx: mpsc::Sender<Progress>, cancel: Cancellation
     {
         Ok(c) => c,
         Err(e) => {
-            span.record("otel.status_code", "ERROR");
-            tracing::warn!("port probe from {}: {e}", req.spec.name);
+            failed(&span, &e);
             let _ = tx.send(Progress::Finished(Err(e))).await;
             return;
         }
@@ -60,9 +60,14 @@ async fn run(req: ProbeRequest, tx: mpsc::Sender<Progress>, cancel: Cancellation
             follow(client, op, tx, cancel).await
         }
         Err(e) => {
-            span.record("otel.status_code", "ERROR");
-            tracing::warn!("port probe from {}: {e}", req.spec.name);
+            failed(&span, &e);
             let _ = tx.send(Progress::Finished(Err(e))).await;
         }
     }
+}
+
+/// Marks the action's span as failed, with why (the caller reports the error itself).
+fn failed(span: &tracing::Span, e: &crate::fleet::ops::OpError) {
+    span.record("otel.status_code", "ERROR");
+    span.record("otel.status_description", tracing::field::display(e));
 }
