@@ -59,6 +59,164 @@ pub enum Command {
     Status(StatusArgs),
     /// Start an embedded cluster of agents on 127.0.1.x with emulated hosts, and the console
     Demo(DemoArgs),
+    /// Probe every port of some port groups from one node to its peers, on that node's
+    /// agent, with progress (exit 0 none blocked, 1 cancelled, 2 ports blocked, 3 could not run)
+    #[command(
+        long_about = "Probe every port of the chosen port groups (TCP connect, UDP echo) from one \
+            node to its peers. The probe is an operation on that node's agent: it needs the \
+            admin token, runs one peer per step, is listed by the agent and goes on if this \
+            command goes away. Progress shows as a bar on a terminal, as plain lines otherwise, \
+            and as JSON lines with --json. Ctrl-C asks the agent to cancel and waits for it to \
+            stop (within one step); a second Ctrl-C stops following.",
+        after_help = "Port groups: core (14000-14100, 15000-15100, 16000-16100 TCP+UDP), ssh, \
+            traces, ntp, vault, kmip, k8s-client, k8s-core.\n\n\
+            Exit codes:\n  \
+            0  every probe passed the firewall (open, or closed: reachable, nothing listening)\n  \
+            1  cancelled (Ctrl-C here, or by anyone on the agent); the output says how far it got\n  \
+            2  ports blocked (filtered or unreachable); the output lists them\n  \
+            3  could not run: the node is unknown or unreachable, a token or the inventory could\n     \
+            not be read, the agent refused (reader token: pass the admin.token), or contact\n     \
+            was lost (the probe goes on on the agent)\n\
+            A usage error exits 2 before anything is asked, with the reason on stderr.\n\n\
+            --json prints one object per line on stdout: {\"event\":\"started\",\"operation\":{…}}, \
+            {\"event\":\"step\",\"name\",\"done\",\"total\"}, {\"event\":\"log\",\"text\"}, and last \
+            {\"event\":\"finished\",\"exit_code\",\"operation\":{… \"output\":{\"report\":…}}} or \
+            {\"event\":\"error\",\"exit_code\":3,\"error\"}."
+    )]
+    Probe(ProbeArgs),
+    /// Plan the Axon cores, NICs and memory of a host (or of every node of a cluster) from
+    /// what it observes (exit 0 the rules hold, 1 warnings, 2 a rule cannot hold, 3 could not run)
+    #[command(
+        long_about = "Plan the Axon containers of a host from its observed topology, dataplane \
+            NICs and NVMe drives: 1 drive core per drive (at most 8), 2 compute cores per drive \
+            core (at most 16), 12 frontend cores; cores only from NUMA domains holding a \
+            dataplane NIC, spread evenly over them, each container with a NIC on its own domain; \
+            with SMT on, one thread per core to Axon and its sibling kept idle (and from jobs); \
+            cpu0's core kept for the OS. When the rules cannot all hold, it prints the nearest \
+            plan and every reason. Reads this host (or --host-root), or with --inventory / \
+            --hosts what each node's agent reports.",
+        after_help = "Exit codes:\n  \
+            0  every rule holds on every node\n  \
+            1  the plan holds but the hardware departs from the seed (one NIC, 3 drives, …)\n  \
+            2  a rule cannot hold on some node (too few cores or memory, no dataplane NIC)\n  \
+            3  could not run (facts unreadable, node unreachable)"
+    )]
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    /// Containers, CPUs, NICs and memory per node, and the reasons
+    Table,
+    /// The plans as one JSON document
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Root of the host to plan (a mounted host, or a fixture tree); ignored with
+    /// --inventory / --hosts
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub host_root: PathBuf,
+
+    /// A dataplane NIC (repeat for each); otherwise auto-detected as the agent does
+    #[arg(long = "dataplane-nic", value_name = "NAME")]
+    pub dataplane_nics: Vec<String>,
+
+    /// Plan every node of this inventory from its agent's report
+    #[arg(long, value_name = "FILE", conflicts_with = "hosts")]
+    pub inventory: Option<PathBuf>,
+
+    /// Plan these nodes (host list) from their agents' reports
+    #[arg(long, value_name = "HOSTLIST")]
+    pub hosts: Option<String>,
+
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: PlanFormat,
+
+    /// Plan for this many NVMe drives per node instead of the drives observed
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=64))]
+    pub drives: Option<u16>,
+
+    /// Frontend cores per node
+    #[arg(long, value_name = "N", default_value_t = 12, value_parser = clap::value_parser!(u16).range(0..=256))]
+    pub frontend_cores: u16,
+
+    /// Compute cores per drive core
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(0..=16))]
+    pub compute_per_drive: u16,
+
+    /// Whole cores kept for the OS, cpu0's first
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=64))]
+    pub reserve_os: u16,
+
+    /// Huge pages per compute core, MiB (the WEKA operator's 3 GiB)
+    #[arg(long, value_name = "MIB", default_value_t = 3072, value_parser = clap::value_parser!(u64).range(0..=1_048_576))]
+    pub hugepages_compute_mib: u64,
+
+    /// Huge pages per drive core, MiB (1.5 GiB)
+    #[arg(long, value_name = "MIB", default_value_t = 1536, value_parser = clap::value_parser!(u64).range(0..=1_048_576))]
+    pub hugepages_drive_mib: u64,
+
+    /// Huge pages per frontend core, MiB (1.5 GiB)
+    #[arg(long, value_name = "MIB", default_value_t = 1536, value_parser = clap::value_parser!(u64).range(0..=1_048_576))]
+    pub hugepages_frontend_mib: u64,
+
+    /// Container memory per compute core, MiB, huge pages included (the install script's 3.5 GB)
+    #[arg(long, value_name = "MIB", default_value_t = 3584, value_parser = clap::value_parser!(u64).range(0..=1_048_576))]
+    pub memory_compute_mib: u64,
+
+    /// Container memory per drive core, MiB (2.5 GB)
+    #[arg(long, value_name = "MIB", default_value_t = 2560, value_parser = clap::value_parser!(u64).range(0..=1_048_576))]
+    pub memory_drive_mib: u64,
+
+    /// Container memory per frontend core, MiB (2.5 GB)
+    #[arg(long, value_name = "MIB", default_value_t = 2560, value_parser = clap::value_parser!(u64).range(0..=1_048_576))]
+    pub memory_frontend_mib: u64,
+
+    /// How long to wait for every agent to report (with --inventory / --hosts) [100ms to 5m]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
+    pub timeout: Duration,
+
+    /// Agents' token file (the reader.token is enough)
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Agents' gRPC port for --hosts
+    #[arg(long, value_name = "PORT", default_value_t = 14000)]
+    pub port: u16,
+
+    #[command(flatten)]
+    pub trust: TrustArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The node to probe from, by its name in the inventory (or its host with --hosts)
+    #[arg(long, value_name = "NAME")]
+    pub node: String,
+
+    /// Port groups to probe, comma-separated
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "core",
+        value_delimiter = ','
+    )]
+    pub groups: Vec<String>,
+
+    /// Peers to probe, in host list syntax (default: every other node of the inventory, or
+    /// the agent's own --peers when the inventory holds only this node)
+    #[arg(long, value_name = "HOSTLIST")]
+    pub peers: Option<String>,
+
+    /// Print JSON lines (started, steps, log, finished) instead of progress and a summary
+    #[arg(long)]
+    pub json: bool,
+
+    // Last: its TLS options open a help section of their own.
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 }
 
 #[derive(Debug, Args)]

@@ -41,12 +41,14 @@ fn main() -> std::process::ExitCode {
     };
     let result = rt.block_on(async {
         match cli.command {
-            Command::Agent(a) => commands::agent(a).await.map(|_| 0),
-            Command::Exporter(a) => commands::exporter(a).await.map(|_| 0),
-            Command::Check(a) => commands::check(a).await,
-            Command::Console(a) => commands::console(a).await.map(|_| 0),
-            Command::Status(a) => commands::status(a).await,
-            Command::Demo(a) => axon::demo::run(a).await.map(|_| 0),
+            Command::Agent(a) => commands::agent::exec(a).await,
+            Command::Exporter(a) => commands::exporter::exec(a).await,
+            Command::Check(a) => commands::check::exec(a).await,
+            Command::Console(a) => commands::console::exec(a).await,
+            Command::Status(a) => commands::status::exec(a).await,
+            Command::Demo(a) => commands::demo::exec(a).await,
+            Command::Probe(a) => commands::probe::exec(a).await,
+            Command::Plan(a) => commands::plan::exec(a).await,
         }
     });
     // A collector stuck in a hung read holds a blocking-pool thread; dropping the runtime

@@ -65,6 +65,8 @@ impl Options {
             Command::Console(a) => ("console", !a.view.once),
             Command::Status(_) => ("status", false),
             Command::Demo(a) => ("demo", !a.headless && !a.view.once),
+            Command::Probe(_) => ("probe", false),
+            Command::Plan(_) => ("plan", false),
         };
         let log = if tui {
             console_log_path().map_or(LogTo::Off, LogTo::File)

@@ -9,155 +9,17 @@ use axon::fleet::health::{Health, Verdict};
 use axon::fleet::view::Severity;
 use axon::ui::Console;
 use common::cluster::{self, NOW};
+use common::process::{self, agents, inventory};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// One `axon agent` process on 127.0.0.1 (an emulated AMD host), with TLS, as deployed.
-struct Agent {
-    child: Child,
-    name: String,
-    port: u16,
-    fingerprint: String,
-    reader_token: PathBuf,
-}
-
-impl Agent {
-    fn start(name: &str, dir: &Path) -> Agent {
-        let dir = dir.join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_axon"))
-            .args(["agent", "--host-root"])
-            .arg(common::fixture("amd-epyc-4numa"))
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--metrics-listen",
-                "127.0.0.1:0",
-                "--node-name",
-                name,
-                // A peer to probe, so the probes collector has work (nothing listens on
-                // the cluster ports of 127.0.0.1: closed, which passes a firewall).
-                "--peers",
-                "127.0.0.1",
-                "--control-socket",
-            ])
-            .arg(dir.join("control.sock"))
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("axon agent runs");
-        // The agent says where it listens and which certificate it presents.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let (mut port, mut fp) = (None, None);
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let line = line.trim().to_string();
-                if let Some(rest) = line.strip_prefix("gRPC") {
-                    port = rest
-                        .split_whitespace()
-                        .next()
-                        .and_then(|a| a.rsplit_once(':'))
-                        .and_then(|(_, p)| p.parse::<u16>().ok());
-                }
-                if let Some((_, f)) = line.split_once("fingerprint = \"") {
-                    fp = Some(f.trim_end_matches('"').to_string());
-                }
-                if let (Some(p), Some(f)) = (port, fp.clone()) {
-                    let _ = tx.send((p, f));
-                    port = None;
-                }
-            }
-        });
-        let Ok((port, fingerprint)) = rx.recv_timeout(Duration::from_secs(30)) else {
-            let _ = child.kill();
-            panic!("agent {name} did not come up within 30 s");
-        };
-        Agent {
-            child,
-            name: name.to_string(),
-            port,
-            fingerprint,
-            reader_token: dir.join("state/reader.token"),
-        }
-    }
-
-    /// SIGKILL, as a crash or the OOM killer would: nothing is closed politely.
-    fn kill(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The inventory an operator writes: each node's port, reader token and pinned certificate.
-fn inventory(dir: &Path, agents: &[Agent]) -> PathBuf {
-    let mut s = String::new();
-    for a in agents {
-        s.push_str(&format!(
-            "[[node]]\nname = \"{}\"\naddress = \"127.0.0.1\"\nport = {}\ntoken_file = \"{}\"\nfingerprint = \"{}\"\n\n",
-            a.name,
-            a.port,
-            a.reader_token.display(),
-            a.fingerprint
-        ));
-    }
-    let path = dir.join("inventory.toml");
-    std::fs::write(&path, s).unwrap();
-    path
-}
-
-fn agents(dir: &Path, n: usize) -> Vec<Agent> {
-    (1..=n)
-        .map(|i| Agent::start(&format!("n{i}"), dir))
-        .collect()
-}
 
 /// Runs `axon status ARGS`, failing the test if it runs past `limit`.
 fn axon_status(args: &[&str], limit: Duration) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_axon"))
-        .arg("status")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs");
-    let read = |mut r: Box<dyn std::io::Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = r.read_to_string(&mut s);
-            s
-        })
-    };
-    let out = read(Box::new(child.stdout.take().unwrap()));
-    let err = read(Box::new(child.stderr.take().unwrap()));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("axon status {args:?} still running after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (
-        status.code().unwrap_or(-1),
-        out.join().unwrap(),
-        err.join().unwrap(),
-    )
+    let mut all = vec!["status"];
+    all.extend_from_slice(args);
+    process::run(&all, limit)
 }
 
 fn status_json(inv: &Path, extra: &[&str]) -> (i32, serde_json::Value) {

@@ -72,10 +72,7 @@ pub async fn follow(
             match next {
                 Ok(Some(op)) => {
                     failures = 0;
-                    if op.step != last_step {
-                        last_step = op.step.clone();
-                        let _ = tx.send(Progress::Step(op.step.clone())).await;
-                    }
+                    // Log lines first: they tell how the steps before this one went.
                     let total = op.log_dropped + op.log.len() as u64;
                     if total > seen_lines {
                         let new = (total - seen_lines).min(op.log.len() as u64) as usize;
@@ -83,6 +80,10 @@ pub async fn follow(
                             let _ = tx.send(Progress::Log(l.text.clone())).await;
                         }
                         seen_lines = total;
+                    }
+                    if op.step != last_step {
+                        last_step = op.step.clone();
+                        let _ = tx.send(Progress::Step(op.step.clone())).await;
                     }
                     if op.state.finished() {
                         let _ = tx.send(Progress::Finished(Ok(op))).await;

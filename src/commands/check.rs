@@ -2,8 +2,10 @@
 //! deadline, evaluates the preflight checks and prints a table or JSON. Exit code 0 all
 //! pass, 1 warnings or unknowns, 2 failures, 3 the checks could not run.
 
+use super::collect_config;
 use crate::agent::scheduler::{CollectConfig, Schedule, collect_section};
 use crate::agent::state::{AgentState, SectionValue};
+use crate::cli::CheckArgs;
 use crate::collectors::HostRoot;
 use crate::collectors::probes;
 use crate::model::checks::{self, CheckResult, CheckStatus};
@@ -23,10 +25,39 @@ pub struct CheckOutcome {
     pub error: Option<String>,
 }
 
+/// `axon check`: the exit code is the worst check's.
+pub async fn exec(a: CheckArgs) -> anyhow::Result<i32> {
+    let root = HostRoot::open_within(
+        &a.collect.host_root,
+        crate::collectors::hostroot::STARTUP_DEADLINE,
+    )
+    .await?;
+    let cfg = collect_config(&a.collect)?;
+    let outcome = run(&root, &cfg).await;
+    if a.json {
+        println!("{}", render_json(&outcome));
+    } else {
+        print!("{}", render_table(&outcome, use_color()));
+    }
+    for p in outcome.problems.iter().filter(|p| p.contains("timed out")) {
+        eprintln!("axon check: {p}");
+    }
+    if outcome.results.is_empty() {
+        eprintln!(
+            "axon check: could not run the checks: {}",
+            outcome
+                .error
+                .as_deref()
+                .unwrap_or("no check produced a result")
+        );
+    }
+    Ok(checks::exit_code(&outcome.results))
+}
+
 /// Runs one file collector on the blocking pool within `deadline`. A read that hangs
 /// (sysfs, NFS) leaves its thread blocked but not the command: the collector is reported
 /// as failed.
-async fn collect_within<T: Send + 'static>(
+pub(super) async fn collect_within<T: Send + 'static>(
     deadline: Duration,
     job: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, String> {

@@ -44,6 +44,11 @@ use std::time::Duration;
 /// Lines of nodes not up, and of problems, the summary shows; `--json` has them all.
 const LIST_MAX: usize = 20;
 
+/// `axon status`: the exit code is the verdict's.
+pub async fn exec(a: StatusArgs) -> Result<i32> {
+    run(&super::inventory(&a.fleet)?, &a).await
+}
+
 /// Every node has answered with the sections the health line judges (checks, pinning,
 /// drives), or failed for good: refused, not gRPC, bad token. A node that only timed out
 /// may just be slow, so it is waited for.
@@ -64,7 +69,7 @@ fn answered(n: &crate::fleet::NodeView, now_ms: i64, view: &ClusterView) -> bool
 
 pub async fn run(inv: &Inventory, a: &StatusArgs) -> Result<i32> {
     let mut fleet = Fleet::start(inv, FollowOptions::for_interval(a.interval))?;
-    wait(&mut fleet, a.timeout).await;
+    wait(&mut fleet, a.timeout, "status").await;
     let mut out = std::io::stdout().lock();
     let Some(every) = a.watch else {
         let h = Health::compute(&fleet.view, now_ms());
@@ -121,7 +126,7 @@ pub async fn run(inv: &Inventory, a: &StatusArgs) -> Result<i32> {
 
 /// Follows the fleet until every node has answered or failed, or `timeout`. After a
 /// second, a terminal on stderr is told what is still awaited.
-async fn wait(fleet: &mut Fleet, timeout: Duration) {
+pub async fn wait(fleet: &mut Fleet, timeout: Duration, verb: &str) {
     let start = tokio::time::Instant::now();
     let deadline = start + timeout;
     let progress = std::io::stderr().is_terminal();
@@ -141,7 +146,7 @@ async fn wait(fleet: &mut Fleet, timeout: Duration) {
                 .filter(|n| answered(n, now, &fleet.view))
                 .count();
             eprint!(
-                "\r\x1b[Kaxon status: {done} of {total} nodes answered, waiting for the rest ({:.1}s of {:.1}s)",
+                "\r\x1b[Kaxon {verb}: {done} of {total} nodes answered, waiting for the rest ({:.1}s of {:.1}s)",
                 start.elapsed().as_secs_f64(),
                 timeout.as_secs_f64()
             );

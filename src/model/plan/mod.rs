@@ -1,6 +1,14 @@
 //! The core plan of REQUIREMENTS.md §3 as pure functions: how many drive, compute and
-//! frontend cores a host gets for its drive count, and how they spread over the NUMA
-//! domains of its dataplane NICs. The checks judge against it; `actions` re-exports it.
+//! frontend cores a host gets for its drive count, how they spread over the NUMA domains
+//! of its dataplane NICs, and (`node`) which CPUs, NICs and memory each container gets.
+//! The checks judge against it; `axon plan` prints it and the artefacts made from it.
+
+mod node;
+
+pub use node::{
+    Container, NodePlan, NoteSeverity, PerRole, PlanInput, PlanNic, PlanNote, PlanOptions, Role,
+    plan_node,
+};
 
 use super::nvme::MAX_SSD_CLASS_GB;
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,0 +1,51 @@
+//! `axon console`: the TUI on every node of an inventory, or one frame with `--once`.
+
+use super::inventory;
+use crate::cli::{ConsoleArgs, ViewArgs};
+use crate::fleet::{Fleet, FollowOptions, Inventory};
+use crate::ui::{self, theme};
+use anyhow::Result;
+
+/// Opens the console (or prints one frame with --once) on a fleet.
+pub async fn view(inv: &Inventory, v: &ViewArgs) -> Result<()> {
+    let opts = FollowOptions::for_interval(v.interval);
+    let connect = opts.connect_timeout;
+    let fleet = Fleet::start(inv, opts)?;
+    if v.once {
+        let th = theme::Theme::load(
+            if theme::no_color() { "mono" } else { &v.theme },
+            theme::ColorDepth::TrueColor,
+        )?;
+        // Long enough for a slow node's first full report; nodes that answer definitively
+        // (data, or a refusal) end the wait early.
+        let timeout = (connect + v.interval * 3).max(std::time::Duration::from_secs(10));
+        let text = ui::once(
+            fleet,
+            &th,
+            &v.panel,
+            v.node.as_deref(),
+            v.size.0,
+            v.size.1,
+            timeout,
+        )
+        .await?;
+        print!("{text}");
+        return Ok(());
+    }
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        anyhow::bail!("the console needs a terminal; use --once to print one frame");
+    }
+    ui::run(
+        fleet,
+        ui::ConsoleOptions {
+            read_only: v.read_only,
+            theme: v.theme.clone(),
+            mouse: v.mouse,
+        },
+    )
+    .await
+}
+
+pub async fn exec(a: ConsoleArgs) -> Result<i32> {
+    view(&inventory(&a.fleet)?, &a.view).await.map(|_| 0)
+}
