@@ -18,6 +18,13 @@ use std::time::Duration;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// Export spans to this OpenTelemetry collector over OTLP/gRPC
+    /// (http://collector:4317). Default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, then
+    /// $OTEL_EXPORTER_OTLP_ENDPOINT; with neither, nothing is exported. The service name is
+    /// $OTEL_SERVICE_NAME, else axon-<verb>
+    #[arg(long, global = true, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

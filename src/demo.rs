@@ -269,6 +269,7 @@ pub async fn start(opts: DemoOptions) -> Result<DemoCluster> {
             .with_context(|| format!("starting demo node {} on {ip}", node_name(i)))?;
         agents.push(a);
     }
+    // Ends the progress line above (a terminal display, not a log).
     eprintln!();
     let token_file = state_dir.join("admin.token");
     let inventory = dir.join("inventory.toml");

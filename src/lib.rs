@@ -13,5 +13,6 @@ pub mod commands;
 pub mod demo;
 pub mod fleet;
 pub mod model;
+pub mod telemetry;
 pub mod ui;
 pub mod wire;

@@ -20,6 +20,7 @@ static MALLOC_CONF: &[u8; 44] = b"narenas:1,dirty_decay_ms:0,muzzy_decay_ms:0\0"
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let telemetry = axon::telemetry::init(axon::telemetry::Options::for_cli(&cli));
     // The console (and `status`, which follows the same fleet) is one event loop: its
     // follower tasks only decode and hand over, and a single thread spares 1,000 streams
     // a cross-thread wake-up per message.
@@ -52,6 +53,7 @@ fn main() -> std::process::ExitCode {
     });
     // A collector stuck in a hung read holds a blocking-pool thread; dropping the runtime
     // would wait for it forever. Exit without waiting.
+    telemetry.shutdown();
     rt.shutdown_background();
     match result {
         Ok(code) => std::process::ExitCode::from(code as u8),

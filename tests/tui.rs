@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 struct Tmux {
     name: String,
+    /// XDG_STATE_HOME of the console: its log file goes here, not into the tester's home.
+    state: tempfile::TempDir,
 }
 
 impl Tmux {
@@ -25,6 +27,8 @@ impl Tmux {
             "-y",
             &h.to_string(),
         ]);
+        let state = tempfile::tempdir().unwrap();
+        c.args(["-e", &format!("XDG_STATE_HOME={}", state.path().display())]);
         for (k, v) in env {
             c.args(["-e", &format!("{k}={v}")]);
         }
@@ -39,6 +43,7 @@ impl Tmux {
         );
         Tmux {
             name: name.to_string(),
+            state,
         }
     }
 
@@ -241,6 +246,17 @@ fn probe_from_the_network_panel_asks_first_and_runs_as_a_job() {
     let screen = t.capture();
     assert!(screen.contains(" done "), "{screen}");
     assert!(screen.contains("3/3"), "every peer done:\n{screen}");
+    // The demo's agents audit the probe in this process: while the console is on the
+    // screen, their log goes to the console's log file, never to the terminal.
+    let log = std::fs::read_to_string(t.state.path().join("axon/console.log")).unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("axon: audit {") && l.contains("StartOperation")),
+        "{log}"
+    );
+    let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+    assert!(!stderr.contains("axon: audit"), "{stderr}");
+    assert!(!screen.contains("axon: audit"), "{screen}");
     t.keys(&["Escape"]);
     t.keys(&["7"]);
     t.wait_for("job 1: port-probe axon001", Duration::from_secs(2));

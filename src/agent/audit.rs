@@ -142,7 +142,7 @@ pub fn append_line(path: &Path, line: &str) -> io::Result<()> {
     let mode = f.metadata()?.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        eprintln!(
+        tracing::warn!(
             "axon: audit: {} was mode {mode:o}; set it to 600",
             path.display()
         );
@@ -175,15 +175,15 @@ impl AuditLog {
     /// Logs the record and queues it for the file.
     pub fn record(&self, rec: &Record) {
         let line = rec.to_line(chrono::Utc::now());
-        eprintln!("axon: audit {line}");
+        tracing::info!("axon: audit {line}");
         let tx = self.tx.get_or_init(|| self.spawn_writer());
         match tx.try_send(line) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => eprintln!(
+            Err(TrySendError::Full(_)) => tracing::warn!(
                 "axon: audit: {} is {QUEUE} records behind; the record above is only in the log",
                 self.path.display()
             ),
-            Err(TrySendError::Disconnected(_)) => eprintln!(
+            Err(TrySendError::Disconnected(_)) => tracing::warn!(
                 "axon: audit: the writer of {} has stopped; the record above is only in the log",
                 self.path.display()
             ),
@@ -202,12 +202,12 @@ impl AuditLog {
                     match append_line(&path, &line) {
                         Ok(()) => {
                             if std::mem::replace(&mut failing, false) {
-                                eprintln!("axon: audit: writing {} again", path.display());
+                                tracing::info!("axon: audit: writing {} again", path.display());
                             }
                         }
                         Err(e) => {
                             if !std::mem::replace(&mut failing, true) {
-                                eprintln!(
+                                tracing::warn!(
                                     "axon: audit: cannot append to {}: {e} — records go to the log only until it is writable (check --state-dir)",
                                     path.display()
                                 );
@@ -217,7 +217,7 @@ impl AuditLog {
                 }
             });
         if let Err(e) = spawned {
-            eprintln!(
+            tracing::warn!(
                 "axon: audit: cannot start the writer thread: {e}; records go to the log only"
             );
         }

@@ -545,7 +545,7 @@ impl Backoff {
                     }
                     _ => "",
                 };
-                eprintln!(
+                tracing::warn!(
                     "axon: {} listener: accept failed: {e}{hint}; backing off",
                     self.which.name()
                 );
@@ -559,7 +559,7 @@ impl Backoff {
 
     fn ok(&mut self) {
         if self.delay.take().is_some() {
-            eprintln!(
+            tracing::info!(
                 "axon: {} listener: accepting again after {} failed accepts",
                 self.which.name(),
                 self.errors_in_run

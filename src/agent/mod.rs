@@ -440,7 +440,7 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
             let r = router();
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = r.serve_with_incoming(incoming).await {
-                    eprintln!("axon: gRPC server stopped: {e}");
+                    tracing::error!("axon: gRPC server stopped: {e}");
                 }
             }));
         }
@@ -452,7 +452,7 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
             let r = router();
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = r.serve_with_incoming(incoming).await {
-                    eprintln!("axon: control socket server stopped: {e}");
+                    tracing::error!("axon: control socket server stopped: {e}");
                 }
             }));
         }

@@ -2,6 +2,10 @@
 //! task of their own so they finish (or stop at a cancel) whether or not anyone follows,
 //! followed through a watch channel, and kept after they end so a console that comes
 //! back can read how they ended. Not persisted: an agent restart forgets them.
+//!
+//! Each is an `operation` span (`op.id`, `op.kind`, `op.target`, `op.state`), child of the
+//! `rpc` span of the StartOperation that started it, with an `op.step` span per step
+//! (`step.name`, `step.done`, `step.total`).
 
 use crate::collectors::probes::{self, ProbeOptions};
 use crate::model::ops::{Operation, OperationKind, OperationOutput, OperationState, Step};
@@ -17,6 +21,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 /// Operations running at once; more are refused (ResourceExhausted).
 pub const MAX_RUNNING: usize = 8;
@@ -43,6 +48,9 @@ pub struct Operations {
 pub struct OpHandle {
     state: watch::Sender<Operation>,
     pub cancel: CancellationToken,
+    /// The operation's span, and its current step's (ended by the next step or the end).
+    span: tracing::Span,
+    step_span: Mutex<tracing::Span>,
 }
 
 fn now_ms() -> i64 {
@@ -52,6 +60,15 @@ fn now_ms() -> i64 {
 impl OpHandle {
     pub fn step(&self, name: impl Into<String>, done: u64, total: u64) {
         let name = name.into();
+        let span = tracing::info_span!(
+            parent: &self.span,
+            "op.step",
+            step.name = name.as_str(),
+            step.done = done,
+            step.total = total,
+        );
+        // The previous step's span ends here.
+        *self.step_span.lock().unwrap_or_else(|p| p.into_inner()) = span;
         self.state.send_modify(|op| {
             op.step = Step {
                 name,
@@ -64,6 +81,11 @@ impl OpHandle {
 
     pub fn log(&self, text: impl Into<String>) {
         let text = text.into();
+        {
+            let step = self.step_span.lock().unwrap_or_else(|p| p.into_inner());
+            let parent = if step.is_none() { &self.span } else { &*step };
+            tracing::debug!(parent: parent, "{text}");
+        }
         self.state.send_modify(|op| op.log(now_ms(), text));
     }
 
@@ -74,6 +96,14 @@ impl OpHandle {
         error: Option<String>,
         output: Option<OperationOutput>,
     ) {
+        *self.step_span.lock().unwrap_or_else(|p| p.into_inner()) = tracing::Span::none();
+        self.span.record("op.state", state.as_str());
+        let id = self.state.borrow().id.clone();
+        let how = state.as_str();
+        match &error {
+            Some(e) => tracing::warn!(parent: &self.span, "operation {id} {how}: {summary}: {e}"),
+            None => tracing::info!(parent: &self.span, "operation {id} {how}: {summary}"),
+        }
         self.state.send_modify(|op| {
             op.state = state;
             op.finished_ms = Some(now_ms());
@@ -122,12 +152,22 @@ impl Operations {
             self.node,
             self.seq.fetch_add(1, Relaxed)
         );
+        // A child of the current span: the rpc span of the StartOperation call.
+        let span = tracing::info_span!(
+            "operation",
+            op.id = id.as_str(),
+            op.kind = kind.as_str(),
+            op.target = target.as_str(),
+            op.state = tracing::field::Empty,
+        );
         let op = Operation::new(id, kind, target, principal, now_ms());
         let (tx, _) = watch::channel(op.clone());
         let cancel = CancellationToken::new();
         let handle = OpHandle {
             state: tx.clone(),
             cancel: cancel.clone(),
+            span: span.clone(),
+            step_span: Mutex::new(tracing::Span::none()),
         };
         entries.push(Entry { state: tx, cancel });
         // Forget the oldest finished ones beyond the limit.
@@ -145,7 +185,7 @@ impl Operations {
             }
         });
         drop(entries);
-        tokio::spawn(body(handle));
+        tokio::spawn(body(handle).instrument(span));
         Ok(op)
     }
 

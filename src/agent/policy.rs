@@ -4,6 +4,11 @@
 //! `Principal` in the request's extensions, and audits mutating calls (`audit`), allowed
 //! or refused. A handler never checks credentials itself, so a new RPC cannot be left open
 //! by forgetting to.
+//!
+//! Each call is one `rpc` span (`rpc.method`, `peer`, `principal`,
+//! `rpc.grpc.status_code`) that lasts until its status goes by; a caller's W3C
+//! `traceparent` makes the caller's span its parent, so an operation started from the
+//! console is one trace across console and agent.
 
 use super::audit::{AuditLog, Outcome, Record};
 use super::auth::{self, Role, Tokens};
@@ -18,6 +23,8 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 use tonic::body::Body;
 use tonic::{Code, Status};
+use tracing::Instrument;
+use tracing::field::Empty;
 
 /// What a call needs of its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,7 +258,31 @@ where
         // The service polled ready goes with this call; a clone waits for the next.
         let fresh = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, fresh);
-        Box::pin(enforce(self.shared.clone(), req, inner))
+        let span = rpc_span(&req);
+        Box::pin(enforce(self.shared.clone(), req, inner).instrument(span))
+    }
+}
+
+/// The call's span, child of the caller's span when the request names one.
+fn rpc_span(req: &http::Request<Body>) -> tracing::Span {
+    let span = tracing::info_span!(
+        "rpc",
+        otel.kind = "server",
+        rpc.method = req.uri().path(),
+        peer = %auth::source_of(req.extensions()),
+        principal = Empty,
+        rpc.grpc.status_code = Empty,
+        otel.status_code = Empty,
+    );
+    crate::telemetry::adopt_remote_parent(&span, req.headers());
+    span
+}
+
+/// The call's gRPC status on its span (an error status marks the span as failed).
+fn record_status(span: &tracing::Span, code: Code) {
+    span.record("rpc.grpc.status_code", code as i64);
+    if code != Code::Ok {
+        span.record("otel.status_code", "ERROR");
     }
 }
 
@@ -269,6 +300,10 @@ where
     let rpc = req.uri().path().to_string();
     let rule = rule(&rpc);
     let who = auth::authenticate(&shared.tokens, req.headers(), req.extensions());
+    let span = tracing::Span::current();
+    if let Ok(p) = &who {
+        span.record("principal", p.name.as_str());
+    }
     // An RPC without a rule is audited too: it may be a newer console's admin call.
     let mut pending = match rule.map(|r| r.access) {
         Some(Access::Read) => None,
@@ -311,6 +346,7 @@ where
     let principal = match verdict {
         Ok(p) => p,
         Err(status) => {
+            record_status(&span, status.code());
             if let Some(p) = pending.take() {
                 p.finish(Outcome::Refused, status.code(), status.message());
             }
@@ -328,19 +364,20 @@ where
         req = http::Request::from_parts(parts, body);
     }
     let res = inner.call(req).await?;
-    let Some(pending) = pending else {
-        return Ok(res.map(Body::new));
-    };
     // An error answer is "trailers-only": its status is in the headers. Otherwise the
     // status comes in the trailers, after the body.
     if let Some(status) = Status::from_header_map(res.headers()) {
-        pending.finish_with(&status);
+        record_status(&span, status.code());
+        if let Some(p) = pending {
+            p.finish_with(&status);
+        }
         return Ok(res.map(Body::new));
     }
     Ok(res.map(|inner| {
         Body::new(AuditedBody {
             inner,
-            pending: Some(pending),
+            pending,
+            span: Some(span),
         })
     }))
 }
@@ -390,11 +427,20 @@ impl Drop for Pending {
     }
 }
 
-/// A response body that finishes its call's audit record when the status (the trailers)
-/// goes by.
+/// A response body that finishes its call's audit record (if it is audited) and span when
+/// the status (the trailers) goes by. Dropped before, the span ends as cancelled.
 struct AuditedBody<B> {
     inner: B,
     pending: Option<Pending>,
+    span: Option<tracing::Span>,
+}
+
+impl<B> Drop for AuditedBody<B> {
+    fn drop(&mut self) {
+        if let Some(span) = self.span.take() {
+            record_status(&span, Code::Cancelled);
+        }
+    }
 }
 
 impl<B> HttpBody for AuditedBody<B>
@@ -421,6 +467,12 @@ where
                 None => Some(Status::unknown("the response ended without a grpc-status")),
             };
             if let Some(status) = finished {
+                let span = this.span.take();
+                // The audit line is logged in the call's span.
+                let _in = span.as_ref().map(|s| {
+                    record_status(s, status.code());
+                    s.enter()
+                });
                 if let Some(p) = this.pending.take() {
                     p.finish_with(&status);
                 }

@@ -106,8 +106,8 @@ pub struct CollectConfig {
     /// Names or addresses that are this node; never probed.
     pub own_addresses: Vec<String>,
     pub smart: bool,
-    /// Write each collector's problems to stderr when they change (off where stderr is a
-    /// terminal UI, as in `axon demo`).
+    /// Log each collector's problems when they change (off where the log would be a
+    /// terminal UI's, as in `axon demo`).
     pub log_problems: bool,
     /// Peers probed per round (`--probe-peers-per-round`); 0 probes all every round.
     pub peers_per_round: usize,
@@ -160,8 +160,10 @@ impl ProblemLog {
             Err(e) => vec![format!("failed: {e}")],
         };
         if let Some(line) = self.note(section, &texts) {
-            if log {
-                eprintln!("{line}");
+            if log && texts.is_empty() {
+                tracing::info!("{line}");
+            } else if log {
+                tracing::warn!("{line}");
             }
         }
         match outcome {
@@ -331,6 +333,25 @@ async fn wait_for_first_runs(state: &AgentState, probes: bool, limit: Duration) 
     .await;
 }
 
+/// One collector run's span (`collect`, with the `collector` and its `outcome`: ok,
+/// problems, failed or blocked). At debug level: they run every second, and when the
+/// level is off the span is never built (no allocation, one check of a static).
+fn collect_span(section: Section) -> tracing::Span {
+    tracing::debug_span!(
+        "collect",
+        collector = section.as_str(),
+        outcome = tracing::field::Empty
+    )
+}
+
+fn outcome_word(outcome: &Result<(SectionValue, Problems), String>) -> &'static str {
+    match outcome {
+        Ok((_, p)) if p.is_empty() => "ok",
+        Ok(_) => "problems",
+        Err(_) => "failed",
+    }
+}
+
 /// The file sections, in the order a round runs them: the checks read the others.
 const FILE_SECTIONS: [Section; 5] = [
     Section::Topology,
@@ -382,7 +403,10 @@ impl Runner {
         let timing = self.schedule.timing(section);
         let flag = self.in_flight[&section].clone();
         let log = self.cfg.log_problems;
+        let span = collect_span(section);
         if flag.load(Ordering::Acquire) {
+            span.record("outcome", "blocked");
+            let _in = span.enter();
             self.log.record(
                 &self.state,
                 section,
@@ -419,6 +443,8 @@ impl Runner {
             )),
         };
         let took = start.elapsed().as_micros() as u64;
+        span.record("outcome", outcome_word(&outcome));
+        let _in = span.enter();
         self.log.record(&self.state, section, outcome, took, log);
     }
 
@@ -428,7 +454,10 @@ impl Runner {
         let cfg = &self.cfg;
         let timing = self.schedule.probes;
         let log = cfg.log_problems;
+        let span = collect_span(Section::Probes);
         if cfg.peers.is_empty() {
+            span.record("outcome", "failed");
+            let _in = span.enter();
             self.log.record(
                 &self.state,
                 Section::Probes,
@@ -475,6 +504,8 @@ impl Runner {
             )),
         };
         let took = start.elapsed().as_micros() as u64;
+        span.record("outcome", outcome_word(&outcome));
+        let _in = span.enter();
         self.log
             .record(&self.state, Section::Probes, outcome, took, log);
     }

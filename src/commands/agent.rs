@@ -63,9 +63,10 @@ pub async fn exec(a: AgentArgs) -> Result<i32> {
     let needed =
         u64::from(a.limits.max_connections) + u64::from(a.limits.max_metrics_connections) + 64;
     if fds > 0 && fds < needed {
-        eprintln!(
-            "axon: warning: the file-descriptor limit ({fds}) is below what --max-connections {} and --max-metrics-connections {} may hold ({needed}); raise LimitNOFILE or lower the caps (accept errors back off, and are counted in axon_accept_errors_total)",
-            a.limits.max_connections, a.limits.max_metrics_connections
+        tracing::warn!(
+            "the file-descriptor limit ({fds}) is below what --max-connections {} and --max-metrics-connections {} may hold ({needed}); raise LimitNOFILE or lower the caps (accept errors back off, and are counted in axon_accept_errors_total)",
+            a.limits.max_connections,
+            a.limits.max_metrics_connections
         );
     }
     let cfg = AgentConfig {
@@ -109,8 +110,8 @@ pub async fn exec(a: AgentArgs) -> Result<i32> {
                     "  gRPC        {addr} (PLAIN TEXT, bearer token from {})",
                     ag.admin_token_file.display()
                 );
-                eprintln!(
-                    "axon: WARNING: --insecure: gRPC on TCP is not encrypted; anyone on the network can read the tokens and impersonate this agent. Labs only."
+                tracing::warn!(
+                    "--insecure: gRPC on TCP is not encrypted; anyone on the network can read the tokens and impersonate this agent. Labs only."
                 );
             }
         }

@@ -19,8 +19,8 @@ pub async fn exec(a: DemoArgs) -> Result<i32> {
         a.nodes, a.nodes
     );
     if a.insecure {
-        eprintln!(
-            "axon demo: WARNING: --insecure: the demo agents and console speak plain-text gRPC; tokens cross the network unencrypted"
+        tracing::warn!(
+            "--insecure: the demo agents and console speak plain-text gRPC; tokens cross the network unencrypted"
         );
     }
     let cluster = start(opts).await?;

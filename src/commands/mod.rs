@@ -75,8 +75,8 @@ pub fn trust(a: &TrustArgs) -> Result<std::sync::Arc<crate::fleet::tls::Trust>> 
     })
     .map_err(anyhow::Error::msg)?;
     if a.insecure {
-        eprintln!(
-            "axon: WARNING: --insecure: talking to agents in plain text; tokens and data cross the network unencrypted"
+        tracing::warn!(
+            "--insecure: talking to agents in plain text; tokens and data cross the network unencrypted"
         );
     }
     Ok(std::sync::Arc::new(t))

@@ -20,6 +20,8 @@ pub enum Target {
     },
 }
 
+/// Adds the bearer token to every call, and the caller's trace context (W3C
+/// `traceparent`) when its span is exported, so the agent's spans join the caller's trace.
 #[derive(Clone)]
 pub struct AddToken(Option<MetadataValue<tonic::metadata::Ascii>>);
 
@@ -28,7 +30,26 @@ impl tonic::service::Interceptor for AddToken {
         if let Some(t) = &self.0 {
             req.metadata_mut().insert("authorization", t.clone());
         }
+        // Called as the call starts, in the caller's task: the current span is the caller's.
+        crate::telemetry::inject(
+            &tracing::Span::current(),
+            &mut MetadataInjector(req.metadata_mut()),
+        );
         Ok(req)
+    }
+}
+
+/// A request's metadata as the propagator writes it.
+struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl opentelemetry::propagation::Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(k), Ok(v)) = (
+            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+            MetadataValue::try_from(value),
+        ) {
+            self.0.insert(k, v);
+        }
     }
 }
 

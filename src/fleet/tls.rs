@@ -401,7 +401,7 @@ impl Trust {
                 Err(e) if opts.tofu => return Err(e),
                 // Pins and CA files still work; unpinned agents are refused.
                 Err(e) => {
-                    eprintln!("axon: ignoring the known-agents file: {e}");
+                    tracing::warn!("axon: ignoring the known-agents file: {e}");
                     None
                 }
             },
