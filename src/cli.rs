@@ -399,6 +399,17 @@ pub struct CollectArgs {
     /// sweep stays on demand: `axon check --peers …`, or `P` in the console's Network panel
     #[arg(long, value_name = "N", default_value_t = crate::collectors::probes::DEFAULT_PEERS_PER_ROUND)]
     pub probe_peers_per_round: usize,
+
+    /// slurm.conf to judge (slurm.cpuspec, slurm.memspec, slurm.settings): this host's
+    /// NodeName line must reserve the Axon CPUs and memory. Read as given, with its Include
+    /// files, not under --host-root
+    #[arg(long, value_name = "FILE")]
+    pub slurm_conf: Option<PathBuf>,
+
+    /// cgroup.conf to judge with --slurm-conf (slurm.cgroup: ConstrainCores,
+    /// ConstrainRAMSpace)
+    #[arg(long, value_name = "FILE", requires = "slurm_conf")]
+    pub cgroup_conf: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

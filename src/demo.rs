@@ -261,6 +261,7 @@ pub async fn start(opts: DemoOptions) -> Result<DemoCluster> {
                 // The console shares this terminal.
                 log_problems: false,
                 on_demand: None,
+                slurm: None,
                 peers_per_round: crate::collectors::probes::DEFAULT_PEERS_PER_ROUND,
             },
         };

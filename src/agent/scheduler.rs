@@ -115,6 +115,9 @@ pub struct CollectConfig {
     /// [`OnDemand`]); None collects on the schedule (the agent, which the console follows
     /// every interval).
     pub on_demand: Option<Duration>,
+    /// slurm.conf (and cgroup.conf) to judge (`--slurm-conf`, `--cgroup-conf`); None: no
+    /// Slurm checks.
+    pub slurm: Option<c::slurm::SlurmFiles>,
 }
 
 /// Each collector's problems go to the log when they change (the set of messages, not
@@ -207,7 +210,10 @@ pub fn collect_section(
                     .then(|| usable(&snap, Section::Probes, snap.probes.as_ref())),
                 plan: cfg.plan,
             };
-            let (facts, results) = c::checks::collect(root, &inputs, &mut p);
+            let (facts, mut results) = c::checks::collect(root, &inputs, &mut p);
+            if let Some(files) = &cfg.slurm {
+                results.extend(c::slurm::collect(root, files, &inputs));
+            }
             SectionValue::Checks(facts, results)
         }
         Section::Probes => {

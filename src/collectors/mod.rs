@@ -12,6 +12,7 @@ pub mod netlink;
 pub mod nvme;
 pub mod pinning;
 pub mod probes;
+pub mod slurm;
 pub mod smart;
 pub mod sys;
 pub mod topology;

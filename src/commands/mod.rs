@@ -16,6 +16,7 @@ use crate::cli::{CollectArgs, FleetArgs, TrustArgs};
 use crate::collectors::checks::PlanParams;
 use crate::collectors::net::NetConfig;
 use crate::collectors::probes::ProbeOptions;
+use crate::collectors::slurm::SlurmFiles;
 use crate::fleet::Inventory;
 use crate::model::{hostlist, ports};
 use anyhow::{Context, Result};
@@ -54,6 +55,10 @@ pub fn collect_config(a: &CollectArgs) -> Result<CollectConfig> {
         log_problems: true,
         on_demand: None,
         peers_per_round: a.probe_peers_per_round,
+        slurm: a.slurm_conf.clone().map(|slurm_conf| SlurmFiles {
+            slurm_conf,
+            cgroup_conf: a.cgroup_conf.clone(),
+        }),
     })
 }
 

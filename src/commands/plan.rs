@@ -94,6 +94,7 @@ pub async fn host(root: &std::path::Path, nics: &[String], opts: &PlanOptions) -
         own_addresses: Vec::new(),
         peers_per_round: 0,
         on_demand: None,
+        slurm: None,
     };
     let schedule = Schedule::with_base(Duration::from_secs(1));
     let mut snap = crate::model::snapshot::NodeSnapshot::default();

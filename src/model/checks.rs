@@ -215,6 +215,35 @@ pub const CATALOG: &[CheckDef] = &[
         source: "seed",
         cluster_wide: false,
     },
+    // The Slurm checks: only when the agent or `axon check` is given --slurm-conf.
+    CheckDef {
+        id: "slurm.cpuspec",
+        short: "cs",
+        requirement: "Slurm CpuSpecList holds the Axon CPUs and their SMT siblings (abstract ids)",
+        source: "seed + Slurm manual",
+        cluster_wide: false,
+    },
+    CheckDef {
+        id: "slurm.memspec",
+        short: "ms",
+        requirement: "Slurm MemSpecLimit of at least the Axon memory under CR_Core_Memory",
+        source: "seed + Slurm manual",
+        cluster_wide: false,
+    },
+    CheckDef {
+        id: "slurm.settings",
+        short: "ss",
+        requirement: "the seed's slurm.conf settings (cgroup tracking, SlurmdOffSpec, CR_Core_Memory, …)",
+        source: "seed",
+        cluster_wide: false,
+    },
+    CheckDef {
+        id: "slurm.cgroup",
+        short: "sc",
+        requirement: "cgroup.conf ConstrainCores=yes and ConstrainRAMSpace=yes",
+        source: "seed",
+        cluster_wide: false,
+    },
     CheckDef {
         id: "iommu.consistent",
         short: "io",

@@ -14,6 +14,7 @@ pub mod pinning;
 pub mod plan;
 pub mod ports;
 pub mod probes;
+pub mod slurmconf;
 pub mod snapshot;
 pub mod topology;
 

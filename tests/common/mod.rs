@@ -59,6 +59,7 @@ pub fn collect_config() -> CollectConfig {
         smart: true,
         log_problems: false,
         on_demand: None,
+        slurm: None,
         peers_per_round: axon::collectors::probes::DEFAULT_PEERS_PER_ROUND,
     }
 }

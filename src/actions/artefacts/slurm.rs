@@ -5,87 +5,20 @@
 use super::{Artefact, PlannedNode};
 use crate::model::hostlist;
 use crate::model::plan::NoteSeverity;
-use crate::model::plan::slurm::CpuMap;
+use crate::model::plan::slurm::{CGROUP_SETTINGS, NodeLine, SETTINGS};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-/// The seed's slurm.conf settings, in its order.
-pub const SETTINGS: [(&str, &str); 7] = [
-    ("ProctrackType", "proctrack/cgroup"),
-    ("TaskPlugin", "task/affinity,task/cgroup"),
-    ("TaskPluginParam", "SlurmdOffSpec"),
-    ("SelectType", "select/cons_tres"),
-    ("SelectTypeParameters", "CR_Core_Memory"),
-    ("PrologFlags", "Contain"),
-    ("JobAcctGatherType", "jobacct_gather/cgroup"),
-];
-
-/// The seed's cgroup.conf settings.
-pub const CGROUP_SETTINGS: [(&str, &str); 2] =
-    [("ConstrainCores", "yes"), ("ConstrainRAMSpace", "yes")];
-
-/// One NodeName line's values: nodes with equal ones share the line.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct NodeLine {
-    pub sockets: usize,
-    pub cores_per_socket: usize,
-    pub threads_per_core: usize,
-    pub real_memory_mb: u64,
-    /// Abstract ids, as written (`6-23,54-71`); empty when nothing is planned.
-    pub cpu_spec_list: String,
-    pub mem_spec_limit_mb: u64,
-    /// The kernel ids they stand for, for the comment.
-    pub kernel_cpus: String,
-    /// What jobs may use: everything but CpuSpecList (the OS's cores included).
-    pub job_cpus: String,
-}
-
-impl NodeLine {
-    pub fn of(n: &PlannedNode) -> Result<NodeLine, String> {
-        let map = CpuMap::of(n.topology).map_err(|e| format!("{}: {e}", n.name))?;
-        let spec = n.plan.axon_cpus.union(&n.plan.idle_siblings);
-        let abs = map
-            .to_abstract(&spec)
-            .map_err(|e| format!("{}: {e}", n.name))?;
-        let real = n
-            .topology
-            .memory
-            .total_bytes
-            .ok_or_else(|| format!("{}: total memory unknown (/proc/meminfo)", n.name))?
-            / (1024 * 1024);
-        Ok(NodeLine {
-            sockets: map.shape.sockets,
-            cores_per_socket: map.shape.cores_per_socket,
-            threads_per_core: map.shape.threads_per_core,
-            real_memory_mb: real,
-            cpu_spec_list: abs.to_list_string(),
-            mem_spec_limit_mb: n.plan.memory_mib,
-            kernel_cpus: spec.to_list_string(),
-            job_cpus: n.plan.job_cpus.union(&n.plan.os_cpus).to_list_string(),
-        })
-    }
-
-    pub fn render(&self, names: &str) -> String {
-        let mut s = format!(
-            "NodeName={names} Sockets={} CoresPerSocket={} ThreadsPerCore={} RealMemory={}",
-            self.sockets, self.cores_per_socket, self.threads_per_core, self.real_memory_mb
-        );
-        if !self.cpu_spec_list.is_empty() {
-            let _ = write!(
-                s,
-                " CpuSpecList={} MemSpecLimit={}",
-                self.cpu_spec_list, self.mem_spec_limit_mb
-            );
-        }
-        s
-    }
+/// The line of one planned node, errors naming it.
+fn node_line(n: &PlannedNode) -> Result<NodeLine, String> {
+    NodeLine::of(n.topology, n.plan).map_err(|e| format!("{}: {e}", n.name))
 }
 
 /// slurm.conf and cgroup.conf for `nodes`; `source` says where the facts came from.
 pub fn artefacts(nodes: &[PlannedNode], source: &str) -> Result<Vec<Artefact>, String> {
     let mut groups: BTreeMap<NodeLine, Vec<&str>> = BTreeMap::new();
     for n in nodes {
-        groups.entry(NodeLine::of(n)?).or_default().push(n.name);
+        groups.entry(node_line(n)?).or_default().push(n.name);
     }
     let mut conf = String::new();
     let _ = writeln!(

@@ -9,6 +9,7 @@ pub mod net;
 pub mod nvme;
 pub mod os;
 pub mod ports;
+pub mod slurm;
 
 use super::checks::{CheckResult, CheckStatus};
 use super::cpuset::CpuSet;

@@ -5,9 +5,11 @@
 //! core + thread's index in its core. The kernel numbers the first thread of every core
 //! first, so on an SMT host kernel cpu 1 is usually abstract 2. Pure: from `Topology`.
 
+use super::NodePlan;
 use crate::model::cpuset::CpuSet;
 use crate::model::topology::Topology;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 /// What a NodeName line says about the CPUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +126,93 @@ impl CpuMap {
     /// Every abstract id, with its kernel id, in abstract order.
     pub fn pairs(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
         self.to_kernel.iter().map(|(a, k)| (*a, *k))
+    }
+}
+
+/// The seed's slurm.conf settings, in its order (REQUIREMENTS.md §5). The last,
+/// JobAcctGatherType, is optional.
+pub const SETTINGS: [(&str, &str); 7] = [
+    ("ProctrackType", "proctrack/cgroup"),
+    ("TaskPlugin", "task/affinity,task/cgroup"),
+    ("TaskPluginParam", "SlurmdOffSpec"),
+    ("SelectType", "select/cons_tres"),
+    ("SelectTypeParameters", "CR_Core_Memory"),
+    ("PrologFlags", "Contain"),
+    ("JobAcctGatherType", "jobacct_gather/cgroup"),
+];
+
+/// The settings of `SETTINGS` a node may go without.
+pub const OPTIONAL_SETTINGS: [&str; 1] = ["JobAcctGatherType"];
+
+/// The seed's cgroup.conf settings.
+pub const CGROUP_SETTINGS: [(&str, &str); 2] =
+    [("ConstrainCores", "yes"), ("ConstrainRAMSpace", "yes")];
+
+/// One NodeName line's values: nodes with equal ones share the line. What
+/// `axon plan --format slurm` writes, and what `slurm.cpuspec` offers as the remedy.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NodeLine {
+    pub sockets: usize,
+    pub cores_per_socket: usize,
+    pub threads_per_core: usize,
+    pub real_memory_mb: u64,
+    /// Abstract ids, as written (`6-23,54-71`); empty when nothing is planned.
+    pub cpu_spec_list: String,
+    pub mem_spec_limit_mb: u64,
+    /// The kernel ids they stand for, for the comment.
+    pub kernel_cpus: String,
+    /// What jobs may use: everything but CpuSpecList (the OS's cores included).
+    pub job_cpus: String,
+}
+
+impl NodeLine {
+    /// The line for a node of topology `t` whose Axon CPUs are `plan`'s.
+    pub fn of(t: &Topology, plan: &NodePlan) -> Result<NodeLine, String> {
+        let spec = plan.axon_cpus.union(&plan.idle_siblings);
+        let mut line = NodeLine::reserving(t, &spec, plan.memory_mib)?;
+        line.job_cpus = plan.job_cpus.union(&plan.os_cpus).to_list_string();
+        Ok(line)
+    }
+
+    /// The line that keeps the kernel CPUs `spec` (SMT siblings included) and
+    /// `mem_spec_limit_mb` MB from jobs; jobs may use the other CPUs.
+    pub fn reserving(
+        t: &Topology,
+        spec: &CpuSet,
+        mem_spec_limit_mb: u64,
+    ) -> Result<NodeLine, String> {
+        let map = CpuMap::of(t)?;
+        let abs = map.to_abstract(spec)?;
+        let real = t
+            .memory
+            .total_bytes
+            .ok_or("total memory unknown (/proc/meminfo)")?
+            / (1024 * 1024);
+        Ok(NodeLine {
+            sockets: map.shape.sockets,
+            cores_per_socket: map.shape.cores_per_socket,
+            threads_per_core: map.shape.threads_per_core,
+            real_memory_mb: real,
+            cpu_spec_list: abs.to_list_string(),
+            mem_spec_limit_mb,
+            kernel_cpus: spec.to_list_string(),
+            job_cpus: t.online_cpus().difference(spec).to_list_string(),
+        })
+    }
+
+    pub fn render(&self, names: &str) -> String {
+        let mut s = format!(
+            "NodeName={names} Sockets={} CoresPerSocket={} ThreadsPerCore={} RealMemory={}",
+            self.sockets, self.cores_per_socket, self.threads_per_core, self.real_memory_mb
+        );
+        if !self.cpu_spec_list.is_empty() {
+            let _ = write!(
+                s,
+                " CpuSpecList={} MemSpecLimit={}",
+                self.cpu_spec_list, self.mem_spec_limit_mb
+            );
+        }
+        s
     }
 }
 
