@@ -78,7 +78,11 @@ fn the_seeds_inverted_cpuspeclist_fails_with_the_corrected_line_as_remedy() {
         ),
     );
     let rs = slurm_checks("amd-epyc-4numa", &conf, None);
-    assert_eq!(rs.len(), 3, "no slurm.cgroup without --cgroup-conf: {rs:#?}");
+    assert_eq!(
+        rs.len(),
+        3,
+        "no slurm.cgroup without --cgroup-conf: {rs:#?}"
+    );
     let c = get(&rs, "slurm.cpuspec");
     assert_eq!(c.status, CheckStatus::Fail, "{c:#?}");
     assert!(
@@ -87,7 +91,11 @@ fn the_seeds_inverted_cpuspeclist_fails_with_the_corrected_line_as_remedy() {
         "{}",
         c.observed
     );
-    assert!(c.observed.contains("slurm.conf:10"), "the line: {}", c.observed);
+    assert!(
+        c.observed.contains("slurm.conf:10"),
+        "the line: {}",
+        c.observed
+    );
     // The corrected line: the generator's renderer, the observed Axon CPUs (SMT off: the
     // abstract ids are the kernel's here).
     assert!(
@@ -102,13 +110,23 @@ fn the_seeds_inverted_cpuspeclist_fails_with_the_corrected_line_as_remedy() {
     assert_eq!(get(&rs, "slurm.memspec").status, CheckStatus::Pass);
     assert_eq!(get(&rs, "slurm.settings").status, CheckStatus::Pass);
 
+    // /metrics carries them like every other check.
+    let mut cfg = common::collect_config();
+    cfg.slurm = Some(SlurmFiles {
+        slurm_conf: d.path().join("slurm.conf"),
+        cgroup_conf: None,
+    });
+    let snap = common::collect_all(&common::root("amd-epyc-4numa"), &cfg).snapshot();
+    let text = axon::agent::exporter::render(&snap, 1_800_000_000_000, false);
+    let line = text
+        .lines()
+        .find(|l| l.contains("check=\"slurm.cpuspec\"") && l.contains("status=\"fail\""))
+        .unwrap_or_else(|| panic!("no slurm.cpuspec in /metrics:\n{text}"));
+    assert!(line.ends_with(" 1.0"), "{line}");
+
     // The corrected line, put in its place, passes.
     let fixed = c.remedy.split('`').nth(1).unwrap();
-    let conf = write(
-        d.path(),
-        "fixed.conf",
-        &format!("{SEED_SETTINGS}{fixed}\n"),
-    );
+    let conf = write(d.path(), "fixed.conf", &format!("{SEED_SETTINGS}{fixed}\n"));
     let rs = slurm_checks("amd-epyc-4numa", &conf, None);
     for r in &rs {
         assert_eq!(r.status, CheckStatus::Pass, "{r:#?}");
@@ -138,7 +156,8 @@ fn on_smt_the_line_axon_plan_generates_passes_and_kernel_ids_written_as_abstract
     }
     let c = get(&rs, "slurm.cpuspec");
     assert!(
-        c.observed.contains("no Axon process runs: judged against the plan"),
+        c.observed
+            .contains("no Axon process runs: judged against the plan"),
         "{}",
         c.observed
     );
@@ -157,11 +176,17 @@ fn on_smt_the_line_axon_plan_generates_passes_and_kernel_ids_written_as_abstract
         .split(' ')
         .find_map(|w| w.strip_prefix("CpuSpecList="))
         .unwrap();
-    assert_eq!(spec, "88-111,200-223", "abstract ids differ from the kernel's");
+    assert_eq!(
+        spec, "88-111,200-223",
+        "abstract ids differ from the kernel's"
+    );
     let wrong = write(
         d.path(),
         "kernel-ids.conf",
-        &text.replace(&format!("CpuSpecList={spec}"), &format!("CpuSpecList={kernel}")),
+        &text.replace(
+            &format!("CpuSpecList={spec}"),
+            &format!("CpuSpecList={kernel}"),
+        ),
     );
     let rs = slurm_checks("intel-2s-smt", &wrong, None);
     let c = get(&rs, "slurm.cpuspec");
@@ -200,7 +225,11 @@ fn a_missing_memspeclimit_and_missing_settings_are_named() {
          NodeName=DEFAULT RealMemory=786432\n\
          NodeName=axon-amd[01-04] CpuSpecList=1-18,48-65\n",
     );
-    let cgroup = write(d.path(), "cgroup.conf", "ConstrainCores=yes\nConstrainRAMSpace=no\n");
+    let cgroup = write(
+        d.path(),
+        "cgroup.conf",
+        "ConstrainCores=yes\nConstrainRAMSpace=no\n",
+    );
     let rs = slurm_checks("amd-epyc-4numa", &conf, Some(&cgroup));
     assert_eq!(get(&rs, "slurm.cpuspec").status, CheckStatus::Pass);
     let m = get(&rs, "slurm.memspec");
@@ -232,7 +261,11 @@ fn a_missing_memspeclimit_and_missing_settings_are_named() {
     }
     let g = get(&rs, "slurm.cgroup");
     assert_eq!(g.status, CheckStatus::Fail);
-    assert!(g.observed.contains("ConstrainRAMSpace=no"), "{}", g.observed);
+    assert!(
+        g.observed.contains("ConstrainRAMSpace=no"),
+        "{}",
+        g.observed
+    );
 }
 
 #[test]
@@ -268,11 +301,7 @@ fn junk_huge_unknown_and_unreadable_files_are_clear_errors() {
     junk.extend((0..=255u8).cycle().take(4096));
     let junk_path = d.path().join("junk.conf");
     std::fs::write(&junk_path, &junk).unwrap();
-    let huge = write(
-        d.path(),
-        "huge.conf",
-        &"ClusterName=x\n".repeat(400_000),
-    );
+    let huge = write(d.path(), "huge.conf", &"ClusterName=x\n".repeat(400_000));
     let typo = write(
         d.path(),
         "typo.conf",
@@ -281,7 +310,11 @@ fn junk_huge_unknown_and_unreadable_files_are_clear_errors() {
     let cases: [(&Path, &str, CheckStatus); 4] = [
         (&junk_path, "junk.conf:3: binary data", CheckStatus::Fail),
         (&huge, "is larger than 4 MiB", CheckStatus::Fail),
-        (&typo, "typo.conf:8: unknown key `CpuSpecLst`", CheckStatus::Fail),
+        (
+            &typo,
+            "typo.conf:8: unknown key `CpuSpecLst`",
+            CheckStatus::Fail,
+        ),
         (
             &d.path().join("absent.conf"),
             "absent.conf unreadable: no such file",
@@ -310,7 +343,11 @@ fn axon_check_slurm_conf_exit_codes() {
             "{SEED_SETTINGS}NodeName=axon-amd01 RealMemory=786432 CpuSpecList=1-18,48-65 MemSpecLimit=108544\n"
         ),
     );
-    let cgroup = write(d.path(), "cgroup.conf", "ConstrainCores=yes\nConstrainRAMSpace=yes\n");
+    let cgroup = write(
+        d.path(),
+        "cgroup.conf",
+        "ConstrainCores=yes\nConstrainRAMSpace=yes\n",
+    );
     let inverted = write(
         d.path(),
         "inverted.conf",
@@ -350,7 +387,10 @@ fn axon_check_slurm_conf_exit_codes() {
         "--cgroup-conf",
         cgroup.to_str().unwrap(),
     ]);
-    assert_eq!(code, 1, "all Slurm checks pass; ports.open stays unknown: {v:#}");
+    assert_eq!(
+        code, 1,
+        "all Slurm checks pass; ports.open stays unknown: {v:#}"
+    );
     assert_eq!(ids(&v).len(), 4);
     assert!(ids(&v).iter().all(|(_, s)| s == "pass"), "{:?}", ids(&v));
     let (code, v) = run(&["--slurm-conf", inverted.to_str().unwrap()]);
@@ -364,7 +404,10 @@ fn axon_check_slurm_conf_exit_codes() {
         "--slurm-conf",
         inverted.to_str().unwrap(),
     ]);
-    assert!(out.contains("CpuSpecList=1-18,48-65 MemSpecLimit=108544`"), "{out}");
+    assert!(
+        out.contains("CpuSpecList=1-18,48-65 MemSpecLimit=108544`"),
+        "{out}"
+    );
     // --cgroup-conf alone is a usage error naming the missing flag.
     let (code, _, err) = axon(&["check", "--host-root", host, "--cgroup-conf", "x"]);
     assert_eq!(code, 2);
