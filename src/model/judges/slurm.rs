@@ -592,3 +592,90 @@ pub fn cgroup(c: &Result<SlurmConf, SlurmConfError>) -> CheckResult {
         "set ConstrainCores=yes and ConstrainRAMSpace=yes in cgroup.conf on every node, then restart slurmd",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::slurmconf::{Dialect, parse};
+
+    fn conf(text: &str) -> SlurmConf {
+        parse(
+            Dialect::SlurmConf,
+            "slurm.conf",
+            text,
+            &mut |p: &str, _: &str| Err(format!("{p}: no includes here")),
+        )
+        .unwrap()
+    }
+
+    fn inputs() -> CheckInputs<'static> {
+        CheckInputs {
+            topology: Err("topology not collected".into()),
+            network: Err("network not collected".into()),
+            nvme: Err("nvme not collected".into()),
+            pinning: Err("pinning not collected".into()),
+            probes: None,
+            plan: Default::default(),
+        }
+    }
+
+    #[test]
+    fn without_the_hostname_or_its_line_the_node_checks_are_unknown() {
+        let mut f = SlurmFacts {
+            hostname: None,
+            slurm_conf: Ok(conf("NodeName=n[1-4] CpuSpecList=1\n")),
+            cgroup_conf: None,
+        };
+        let r = cpuspec(&f, &inputs());
+        assert_eq!(r.status, CheckStatus::Unknown);
+        assert!(
+            r.observed.contains("name is unreadable"),
+            "{}",
+            r.observed
+        );
+        f.hostname = Some("n9.example.com".into());
+        let r = memspec(&f, &inputs());
+        assert_eq!(r.status, CheckStatus::Unknown);
+        assert!(
+            r.observed.contains("names n9.example.com"),
+            "{}",
+            r.observed
+        );
+        // The line found, but no topology: unknown, never pass.
+        f.hostname = Some("n2".into());
+        let r = cpuspec(&f, &inputs());
+        assert_eq!(r.status, CheckStatus::Unknown);
+        assert!(
+            r.observed.contains("topology not collected"),
+            "{}",
+            r.observed
+        );
+    }
+
+    #[test]
+    fn memspec_missing_without_memory_scheduling_is_a_warning_and_a_fix_keeps_other_flags() {
+        let f = SlurmFacts {
+            hostname: Some("n1".into()),
+            slurm_conf: Ok(conf(
+                "SelectTypeParameters=CR_Core,CR_Pack_Nodes\nNodeName=n1 CpuSpecList=1\n",
+            )),
+            cgroup_conf: None,
+        };
+        let r = memspec(&f, &inputs());
+        assert_eq!(r.status, CheckStatus::Warn, "{r:#?}");
+        let s = settings(&f);
+        assert_eq!(s.status, CheckStatus::Fail);
+        assert!(
+            s.remedy
+                .contains("SelectTypeParameters=CR_Pack_Nodes,CR_Core_Memory"),
+            "{}",
+            s.remedy
+        );
+        assert!(
+            s.observed
+                .contains("SelectTypeParameters=CR_Core,CR_Pack_Nodes at slurm.conf:1"),
+            "{}",
+            s.observed
+        );
+    }
+}
