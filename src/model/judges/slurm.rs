@@ -628,11 +628,7 @@ mod tests {
         };
         let r = cpuspec(&f, &inputs());
         assert_eq!(r.status, CheckStatus::Unknown);
-        assert!(
-            r.observed.contains("name is unreadable"),
-            "{}",
-            r.observed
-        );
+        assert!(r.observed.contains("name is unreadable"), "{}", r.observed);
         f.hostname = Some("n9.example.com".into());
         let r = memspec(&f, &inputs());
         assert_eq!(r.status, CheckStatus::Unknown);
