@@ -3,6 +3,7 @@
 //! of its dataplane NICs, and (`node`) which CPUs, NICs and memory each container gets.
 //! The checks judge against it; `axon plan` prints it and the artefacts made from it.
 
+pub mod compare;
 mod node;
 pub mod slurm;
 
