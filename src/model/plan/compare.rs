@@ -167,34 +167,9 @@ pub fn compare(plan: &NodePlan, t: &Topology, pinning: Option<&Pinning>) -> Vec<
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{host, nics, plan};
     use super::*;
     use crate::model::pinning::{CpuUse, Owner, ProcRef};
-    use crate::model::plan::{PlanInput, PlanNic, PlanOptions, plan_node};
-    use crate::model::topology::{Cpu, NumaNode};
-
-    fn host() -> Topology {
-        // 2 NUMA domains × 16 cores, SMT off.
-        Topology {
-            numa_nodes: (0..2)
-                .map(|d| NumaNode {
-                    id: d,
-                    cpus: CpuSet::from_ids(d * 16..d * 16 + 16),
-                    ..Default::default()
-                })
-                .collect(),
-            cpus: (0..32)
-                .map(|id| Cpu {
-                    id,
-                    core_id: id,
-                    package_id: 0,
-                    numa_node: Some(id / 16),
-                    siblings: CpuSet::from_ids([id]),
-                    online: true,
-                })
-                .collect(),
-            ..Default::default()
-        }
-    }
 
     fn pinning(owners: &[(u32, Owner)]) -> Pinning {
         Pinning {
@@ -221,18 +196,8 @@ mod tests {
 
     #[test]
     fn a_container_on_the_wrong_domain_and_a_job_on_a_planned_core_are_named() {
-        let t = host();
-        let plan = plan_node(
-            &PlanInput {
-                topology: &t,
-                nics: vec![PlanNic {
-                    name: "ens1".into(),
-                    numa: Some(1),
-                }],
-                drives: 2,
-            },
-            &PlanOptions::default(),
-        );
+        let t = host(2, 16, 1, 64);
+        let plan = plan(&t, nics(&[Some(1)]), 2);
         let planned_drive = plan.cpus_of(Role::Drive);
         let job_cpu = planned_drive.iter().next().unwrap();
         // Drives run on NUMA 0 (cpus 2, 3); a job sits on a planned drive core.
@@ -279,24 +244,8 @@ mod tests {
 
     #[test]
     fn what_runs_as_planned_has_no_difference() {
-        let t = host();
-        let plan = plan_node(
-            &PlanInput {
-                topology: &t,
-                nics: vec![
-                    PlanNic {
-                        name: "a".into(),
-                        numa: Some(0),
-                    },
-                    PlanNic {
-                        name: "b".into(),
-                        numa: Some(1),
-                    },
-                ],
-                drives: 2,
-            },
-            &PlanOptions::default(),
-        );
+        let t = host(2, 16, 1, 64);
+        let plan = plan(&t, nics(&[Some(0), Some(1)]), 2);
         let owners: Vec<(u32, Owner)> = plan
             .containers
             .iter()

@@ -6,6 +6,8 @@
 pub mod compare;
 mod node;
 pub mod slurm;
+#[cfg(test)]
+pub mod testing;
 
 pub use node::{
     Container, NodePlan, NoteSeverity, PerRole, PlanInput, PlanNic, PlanNote, PlanOptions, Role,
