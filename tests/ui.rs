@@ -539,3 +539,37 @@ fn no_panel_binds_a_key_twice_and_read_only_hides_mutating_keys() {
     }
     assert!(mutating > 0, "the Network panel's P changes the cluster");
 }
+
+#[test]
+fn cores_v_shows_the_plan_and_every_difference_from_what_runs() {
+    let v = troubled();
+    let mut ui = ui_for(v, "cores", 120);
+    let running = frame(v, &ui, 120, 40);
+    assert!(!running.contains("PLAN"), "{running}");
+    press(&mut ui, v, "v");
+    let text = frame(v, &ui, 120, 40);
+    assert!(text.contains("PLAN"), "{text}");
+    assert!(text.contains("plan 8D 16C 12F · differences ("), "{text}");
+    assert!(
+        text.contains("drive runs on cpu 1-4,48-51, which the plan gives to jobs (same NUMA domains: placement only)"),
+        "{text}"
+    );
+    assert!(text.contains("plan: D drives"), "{text}");
+    // The grid changed from owners to the plan's roles.
+    assert_ne!(running, text);
+    insta::assert_snapshot!("troubled_cores_plan_120x40", text);
+    // The misconfigured host runs Slurm jobs on cores the plan keeps for Axon.
+    node(&mut ui, v, 4);
+    let bad = frame(v, &ui, 120, 40);
+    assert!(
+        bad.contains("axon005 UP EMULATED misconfigured PLAN"),
+        "{bad}"
+    );
+    assert!(
+        bad.contains("Slurm jobs run on cpu 28-31 that the plan keeps for Axon"),
+        "{bad}"
+    );
+    node(&mut ui, v, 0);
+    press(&mut ui, v, "v");
+    assert_eq!(frame(v, &ui, 120, 40), running, "v again shows what runs");
+}

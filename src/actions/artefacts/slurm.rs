@@ -104,62 +104,13 @@ pub fn artefacts(nodes: &[PlannedNode], source: &str) -> Result<Vec<Artefact>, S
 mod tests {
     use super::*;
     use crate::model::cpuset::CpuSet;
-    use crate::model::plan::{PlanInput, PlanNic, PlanOptions, plan_node};
-    use crate::model::topology::{Cpu, Memory, NumaNode, Topology};
-
-    /// 1 socket, 2 NUMA domains × 24 cores, SMT on (Linux numbering).
-    fn host() -> Topology {
-        let cores = 48;
-        let mut cpus = Vec::new();
-        for th in 0..2 {
-            for c in 0..cores {
-                cpus.push(Cpu {
-                    id: th * cores + c,
-                    core_id: c,
-                    package_id: 0,
-                    numa_node: Some(c / 24),
-                    siblings: CpuSet::from_ids([c, c + cores]),
-                    online: true,
-                });
-            }
-        }
-        Topology {
-            numa_nodes: (0..2)
-                .map(|d| NumaNode {
-                    id: d,
-                    memory_total_bytes: Some(256 << 30),
-                    ..Default::default()
-                })
-                .collect(),
-            cpus,
-            memory: Memory {
-                total_bytes: Some(512 << 30),
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-    }
+    use crate::model::plan::testing::{host, nics, plan};
 
     #[test]
     fn identical_nodes_share_one_line_in_abstract_ids_with_the_siblings() {
-        let t = host();
-        let plan = plan_node(
-            &PlanInput {
-                topology: &t,
-                nics: vec![
-                    PlanNic {
-                        name: "ens1".into(),
-                        numa: Some(0),
-                    },
-                    PlanNic {
-                        name: "ens2".into(),
-                        numa: Some(1),
-                    },
-                ],
-                drives: 4,
-            },
-            &PlanOptions::default(),
-        );
+        // 1 socket, 2 NUMA domains × 24 cores, SMT on, 256 GiB each.
+        let t = host(2, 24, 2, 256);
+        let plan = plan(&t, nics(&[Some(0), Some(1)]), 4);
         let names = ["axon001", "axon002", "axon003", "axon007"];
         let nodes: Vec<PlannedNode> = names
             .iter()

@@ -3,8 +3,11 @@
 //! of its dataplane NICs, and (`node`) which CPUs, NICs and memory each container gets.
 //! The checks judge against it; `axon plan` prints it and the artefacts made from it.
 
+pub mod compare;
 mod node;
 pub mod slurm;
+#[cfg(test)]
+pub mod testing;
 
 pub use node::{
     Container, NodePlan, NoteSeverity, PerRole, PlanInput, PlanNic, PlanNote, PlanOptions, Role,

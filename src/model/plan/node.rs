@@ -694,59 +694,8 @@ pub fn plan_node(inp: &PlanInput, opts: &PlanOptions) -> NodePlan {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{host, nics, plan};
     use super::*;
-    use crate::model::topology::{Cpu, NumaNode};
-
-    /// A host with `domains` NUMA domains of `cores` cores each, SMT with `threads` per
-    /// core, numbered as Linux does on x86: the first threads of every core first, then
-    /// their siblings (cpu N and N + cores×domains are siblings).
-    pub fn host(domains: u32, cores: u32, threads: u32, mem_gib: u64) -> Topology {
-        let per_thread = domains * cores;
-        let mut cpus = Vec::new();
-        for th in 0..threads {
-            for d in 0..domains {
-                for c in 0..cores {
-                    let core = d * cores + c;
-                    let id = th * per_thread + core;
-                    cpus.push(Cpu {
-                        id,
-                        core_id: core,
-                        package_id: 0,
-                        numa_node: Some(d),
-                        siblings: CpuSet::from_ids((0..threads).map(|t| t * per_thread + core)),
-                        online: true,
-                    });
-                }
-            }
-        }
-        cpus.sort_by_key(|c| c.id);
-        let numa_nodes = (0..domains)
-            .map(|d| NumaNode {
-                id: d,
-                cpus: CpuSet::from_ids(
-                    cpus.iter().filter(|c| c.numa_node == Some(d)).map(|c| c.id),
-                ),
-                memory_total_bytes: Some(mem_gib << 30),
-                ..Default::default()
-            })
-            .collect();
-        Topology {
-            numa_nodes,
-            cpus,
-            ..Default::default()
-        }
-    }
-
-    pub fn nics(domains: &[Option<u32>]) -> Vec<PlanNic> {
-        domains
-            .iter()
-            .enumerate()
-            .map(|(i, d)| PlanNic {
-                name: format!("ens{}", i + 1),
-                numa: *d,
-            })
-            .collect()
-    }
 
     /// The hard rules, on any plan.
     pub fn assert_hard_rules(t: &Topology, p: &NodePlan) {
@@ -921,14 +870,7 @@ mod tests {
     #[test]
     fn three_drives_and_no_drives_are_planned_with_a_reason() {
         let t = host(2, 32, 1, 128);
-        let three = plan_node(
-            &PlanInput {
-                topology: &t,
-                nics: nics(&[Some(0), Some(1)]),
-                drives: 3,
-            },
-            &PlanOptions::default(),
-        );
+        let three = plan(&t, nics(&[Some(0), Some(1)]), 3);
         assert_hard_rules(&t, &three);
         assert_eq!(
             three.planned,
@@ -942,14 +884,7 @@ mod tests {
             n.text
                 .contains("3 NVMe drives: the seed supports 2, 4 or 8")
         }));
-        let client = plan_node(
-            &PlanInput {
-                topology: &t,
-                nics: nics(&[Some(0), Some(1)]),
-                drives: 0,
-            },
-            &PlanOptions::default(),
-        );
+        let client = plan(&t, nics(&[Some(0), Some(1)]), 0);
         assert_hard_rules(&t, &client);
         assert_eq!(
             client.planned,
@@ -965,14 +900,7 @@ mod tests {
     #[test]
     fn twelve_drives_get_eight_drive_cores_and_sixteen_compute() {
         let t = host(2, 32, 1, 128);
-        let p = plan_node(
-            &PlanInput {
-                topology: &t,
-                nics: nics(&[Some(0), Some(1)]),
-                drives: 12,
-            },
-            &PlanOptions::default(),
-        );
+        let p = plan(&t, nics(&[Some(0), Some(1)]), 12);
         assert_eq!(
             p.planned,
             PerRole {
@@ -991,25 +919,11 @@ mod tests {
     #[test]
     fn no_nic_is_infeasible_and_a_nic_without_a_domain_is_named() {
         let t = host(2, 16, 1, 64);
-        let p = plan_node(
-            &PlanInput {
-                topology: &t,
-                nics: vec![],
-                drives: 2,
-            },
-            &PlanOptions::default(),
-        );
+        let p = plan(&t, vec![], 2);
         assert_hard_rules(&t, &p);
         assert!(!p.holds());
         assert!(p.containers.iter().all(|c| c.nic.is_none()));
-        let q = plan_node(
-            &PlanInput {
-                topology: &t,
-                nics: nics(&[Some(1), None]),
-                drives: 2,
-            },
-            &PlanOptions::default(),
-        );
+        let q = plan(&t, nics(&[Some(1), None]), 2);
         assert_hard_rules(&t, &q);
         assert_eq!(q.nic_domains, vec![1]);
         assert!(
@@ -1031,14 +945,7 @@ mod tests {
                                 .filter(|d| mask & (1 << d) != 0)
                                 .map(Some)
                                 .collect();
-                            let p = plan_node(
-                                &PlanInput {
-                                    topology: &t,
-                                    nics: nics(&nic_domains),
-                                    drives,
-                                },
-                                &PlanOptions::default(),
-                            );
+                            let p = plan(&t, nics(&nic_domains), drives);
                             assert_hard_rules(&t, &p);
                             if p.holds() {
                                 assert_eq!(p.planned, p.wanted);
@@ -1069,14 +976,7 @@ mod tests {
     #[test]
     fn a_broken_plan_is_caught_by_violations() {
         let t = host(2, 8, 2, 64);
-        let good = plan_node(
-            &PlanInput {
-                topology: &t,
-                nics: nics(&[Some(0), Some(1)]),
-                drives: 2,
-            },
-            &PlanOptions::default(),
-        );
+        let good = plan(&t, nics(&[Some(0), Some(1)]), 2);
         assert!(good.violations(&t).is_empty());
         // Give a frontend core's sibling to Axon as well, and cpu0.
         let mut bad = good.clone();

@@ -1,12 +1,16 @@
 //! Cores: one node's CPUs per NUMA domain, each marked with its owner (Drives / Compute /
 //! Frontend container, Slurm job, OS, free), SMT siblings stacked, the dataplane NICs and
 //! drives of each domain, and the conflicts (foreign threads on Axon cores, Axon cores
-//! shared with jobs, NICs on domains without Axon cores).
+//! shared with jobs, NICs on domains without Axon cores). `v` switches to the plan
+//! (`model::plan`): the cores each container should have, and every difference from
+//! what runs.
 
 use crate::fleet::health::Facet;
 use crate::fleet::view::{NodeStatus, fmt_age};
 use crate::model::hostlist::compress;
 use crate::model::pinning::{ContainerRole, CpuRole, CpuUse};
+use crate::model::plan::compare::compare;
+use crate::model::plan::{NodePlan, NoteSeverity, PlanInput, PlanOptions, Role, plan_node};
 use crate::model::snapshot::Section;
 use crate::model::topology::Topology;
 use crate::ui::component::{Cx, Panel, Popup, node_popup};
@@ -140,12 +144,42 @@ pub struct Cores {
     filter: String,
     /// The CPU whose owners are open: node index and CPU id.
     popup: Option<(usize, u32)>,
+    /// Show the plan instead of what runs.
+    plan_view: bool,
+}
+
+/// The plan's cell for a CPU.
+fn plan_glyph(plan: &NodePlan, cpu: u32, online: bool, th: &Theme) -> (&'static str, Style) {
+    if !online {
+        return ("x", th.dim);
+    }
+    if let Some(c) = plan.containers.iter().find(|c| c.cpus.contains(cpu)) {
+        return match c.role {
+            Role::Drive => ("D", th.owner_drives),
+            Role::Compute => ("C", th.owner_compute),
+            Role::Frontend => ("F", th.owner_frontend),
+        };
+    }
+    if plan.idle_siblings.contains(cpu) {
+        ("s", th.dim)
+    } else if plan.os_cpus.contains(cpu) {
+        ("O", th.owner_os)
+    } else {
+        ("·", th.owner_free)
+    }
 }
 
 static KEYS: &[Binding] = &[
     keymap::LEFT,
     keymap::RIGHT,
     keymap::ENTER,
+    Binding {
+        keys: &[(KeyCode::Char('v'), KeyModifiers::NONE)],
+        label: "v",
+        action: Action::ToggleView,
+        mutating: false,
+        help: "what runs / the plan",
+    },
     Binding {
         keys: &[
             (KeyCode::Char(']'), KeyModifiers::NONE),
@@ -249,6 +283,10 @@ impl Panel for Cores {
                     };
                     self.cpu = 0;
                 }
+                Reply::Done
+            }
+            Action::ToggleView => {
+                self.plan_view = !self.plan_view;
                 Reply::Done
             }
             Action::Enter => {
@@ -426,6 +464,9 @@ fn render(p: &Cores, f: &mut Frame, area: Rect, cx: &Cx, th: &Theme) {
     if let Some(p) = node.emulated() {
         head.push(Span::styled(format!("EMULATED {p} "), th.emulated));
     }
+    if p.plan_view {
+        head.push(Span::styled("PLAN ", th.accent));
+    }
     head.push(Span::styled(
         format!(" ]/[ node {}/{}", ni + 1, nodes.len()),
         th.dim,
@@ -481,6 +522,12 @@ fn render(p: &Cores, f: &mut Frame, area: Rect, cx: &Cx, th: &Theme) {
         )));
     }
     let pin = snap.and_then(|s| s.pinning.as_ref());
+    // The plan view: the plan of this node from what it reports (or why there is none).
+    let plan: Option<Result<NodePlan, String>> = p.plan_view.then(|| {
+        snap.ok_or_else(|| "no report".to_string())
+            .and_then(PlanInput::from_snapshot)
+            .map(|i| plan_node(&i, &PlanOptions::default()))
+    });
     let net = snap.and_then(|s| s.network.as_ref());
     let drives = snap.and_then(|s| s.nvme.as_ref());
     let gl = grid_for_width(t, area.width);
@@ -565,12 +612,15 @@ fn render(p: &Cores, f: &mut Frame, area: Rect, cx: &Cx, th: &Theme) {
             let mut spans = vec![Span::styled(fit(&label, LABEL_W), th.dim)];
             for &c in &l.cpus {
                 let online = t.cpu(c).is_some_and(|x| x.online);
-                let (g, mut style) = glyph(
-                    pin.and_then(|p| p.cpu(c)),
-                    online,
-                    conflict_cpus.contains(&c),
-                    th,
-                );
+                let (g, mut style) = match &plan {
+                    Some(Ok(plan)) => plan_glyph(plan, c, online, th),
+                    _ => glyph(
+                        pin.and_then(|p| p.cpu(c)),
+                        online,
+                        conflict_cpus.contains(&c),
+                        th,
+                    ),
+                };
                 if status != NodeStatus::Up && g != "x" {
                     style = th.stale;
                 }
@@ -593,6 +643,60 @@ fn render(p: &Cores, f: &mut Frame, area: Rect, cx: &Cx, th: &Theme) {
         if let Some(line) = lines.get_mut(at) {
             line.spans.push(Span::styled(labels[form].clone(), th.dim));
         }
+    }
+    if let Some(plan) = &plan {
+        let legend = vec![
+            Span::styled("plan: ", th.accent),
+            Span::styled("D", th.owner_drives),
+            Span::styled(" drives ", th.dim),
+            Span::styled("C", th.owner_compute),
+            Span::styled(" compute ", th.dim),
+            Span::styled("F", th.owner_frontend),
+            Span::styled(" frontend ", th.dim),
+            Span::styled("s", th.dim),
+            Span::styled(" idle sibling ", th.dim),
+            Span::styled("O", th.owner_os),
+            Span::styled(" os ", th.dim),
+            Span::styled("·", th.owner_free),
+            Span::styled(" jobs  ", th.dim),
+            Span::styled("v", th.accent),
+            Span::styled(" what runs", th.dim),
+        ];
+        let (title, diffs) = match plan {
+            Ok(plan) => (
+                format!(
+                    "plan {}D {}C {}F · differences",
+                    plan.planned.drive, plan.planned.compute, plan.planned.frontend
+                ),
+                compare(plan, t, pin),
+            ),
+            Err(e) => (
+                "differences".to_string(),
+                vec![crate::model::plan::compare::Difference {
+                    severity: NoteSeverity::Infeasible,
+                    text: format!("no plan: {e}"),
+                }],
+            ),
+        };
+        lines.push(Line::from(legend));
+        lines.push(rule(&format!("{title} ({})", diffs.len()), w, th));
+        if diffs.is_empty() {
+            lines.push(Line::from(Span::styled(
+                "  none: what runs is the plan",
+                th.ok,
+            )));
+        }
+        let room = (body.height as usize).saturating_sub(lines.len());
+        for d in diffs.iter().take(room) {
+            let style = match d.severity {
+                NoteSeverity::Infeasible => th.fail,
+                NoteSeverity::Warning => th.warn,
+                NoteSeverity::Info => th.dim,
+            };
+            lines.push(Line::from(Span::styled(format!("  {}", d.text), style)));
+        }
+        f.render_widget(Paragraph::new(lines).style(th.base), body);
+        return;
     }
     lines.push(Line::from(vec![
         Span::styled("D", th.owner_drives),
