@@ -178,8 +178,8 @@ fn logical_lines(name: &str, text: &str) -> Result<Vec<(usize, String)>, ParseEr
             return Err(err(
                 n,
                 format!(
-                    "binary data (control character {:#04x}): not a text {} file",
-                    c as u32, "configuration"
+                    "binary data (control character {:#04x}): not a text configuration file",
+                    c as u32
                 ),
             ));
         }
