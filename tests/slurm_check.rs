@@ -413,3 +413,76 @@ fn axon_check_slurm_conf_exit_codes() {
     assert_eq!(code, 2);
     assert!(err.contains("--slurm-conf"), "{err}");
 }
+
+/// What axon calls a bad file, Slurm's own parser (`scontrol show config` reads
+/// SLURM_CONF before it contacts any controller) refuses too, and a file axon reads,
+/// Slurm reads without a parse error. Skips without scontrol unless AXON_REQUIRE_SLURM is set.
+#[test]
+fn slurm_itself_agrees_on_what_is_a_bad_file() {
+    let have = Command::new("sh")
+        .args(["-c", "command -v scontrol"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var_os("AXON_REQUIRE_SLURM").is_none(),
+            "real Slurm is required (AXON_REQUIRE_SLURM=1): no scontrol"
+        );
+        eprintln!("skipped: no scontrol");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let head = "ClusterName=x\nSlurmctldHost=localhost\n";
+    let tail = "PartitionName=p Nodes=localhost\n";
+    // Slurm's verdict: the parse error it prints, or None. scontrol goes on to contact a
+    // controller (none runs here): it is stopped after its parse.
+    let slurm_says = |name: &str, body: &str| -> (PathBuf, Option<String>) {
+        let p = write(d.path(), name, &format!("{head}{body}{tail}"));
+        let out = Command::new("timeout")
+            .args(["2", "scontrol", "show", "config"])
+            .env("SLURM_CONF", &p)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let parse_error = err
+            .lines()
+            .find(|l| l.contains("Parsing error") || l.contains("Parse error"))
+            .map(str::to_string);
+        (p, parse_error)
+    };
+    let read = |p: &Path| {
+        axon::collectors::slurm::read_conf(axon::model::slurmconf::Dialect::SlurmConf, p)
+    };
+    for (name, body) in [
+        ("top.conf", "CpuSpecLst=1\nNodeName=localhost CPUs=1\n"),
+        ("node.conf", "NodeName=localhost CPUs=1 CpuSpecLst=1\n"),
+    ] {
+        let (p, slurm) = slurm_says(name, body);
+        let slurm = slurm.unwrap_or_else(|| panic!("Slurm accepted {name}"));
+        let e = read(&p).unwrap_err();
+        assert!(
+            format!("{e:?}").contains("unknown key `CpuSpecLst`"),
+            "{e:?} / {slurm}"
+        );
+    }
+    let good = format!(
+        "{SEED_SETTINGS}TaskPlugin=task/affinity,\\\ntask/cgroup  # a comment\n\
+         NodeName=DEFAULT RealMemory=1000\n\
+         NodeName=localhost CPUs=1 CpuSpecList=0 MemSpecLimit=100\n"
+    );
+    let (p, slurm) = slurm_says("good.conf", &good);
+    assert_eq!(slurm, None, "Slurm refused the good file");
+    let c = read(&p).unwrap();
+    assert_eq!(
+        c.get("TaskPlugin").unwrap().value,
+        "task/affinity,task/cgroup"
+    );
+    assert_eq!(
+        c.node("localhost")
+            .unwrap()
+            .get("RealMemory")
+            .unwrap()
+            .value,
+        "1000"
+    );
+}

@@ -416,7 +416,8 @@ impl Parser {
     }
 }
 
-/// The keys of a NodeName line (slurm.conf(5), NODE CONFIGURATION, up to Slurm 25.05).
+/// The keys of a NodeName line (slurm.conf(5), NODE CONFIGURATION, up to Slurm 25.05;
+/// those of 22.05 checked against its parser as `SLURM_CONF_KEYS` were).
 const NODE_KEYS: &[&str] = &[
     "BcastAddr",
     "Boards",
@@ -481,7 +482,9 @@ const CGROUP_CONF_KEYS: &[&str] = &[
     "TaskAffinity",
 ];
 
-/// slurm.conf(5)'s parameters: the Slurm 22.05 manual's list, and those added up to 25.05.
+/// slurm.conf(5)'s parameters: the Slurm 22.05 manual's list (each one accepted by 22.05's
+/// own parser, `scontrol show config`, and none it accepts missing), and those added up to
+/// 25.05.
 const SLURM_CONF_KEYS: &[&str] = &[
     "AccountingStorageBackupHost",
     "AccountingStorageEnforce",
@@ -532,10 +535,8 @@ const SLURM_CONF_KEYS: &[&str] = &[
     "DefMemPerGPU",
     "DefMemPerNode",
     "DependencyParameters",
-    "DisableIPv4",
     "DisableRootJobs",
     "EioTimeout",
-    "EnableIPv6",
     "EnforcePartLimits",
     "Epilog",
     "EpilogMsgTime",
@@ -572,8 +573,6 @@ const SLURM_CONF_KEYS: &[&str] = &[
     "JobFileAppend",
     "JobRequeue",
     "JobSubmitPlugins",
-    "KeepPartInfo",
-    "KeepPartState",
     "KillOnBadExit",
     "KillWait",
     "LaunchParameters",
