@@ -223,7 +223,7 @@ fn a_missing_memspeclimit_and_missing_settings_are_named() {
         "SelectType=select/cons_tres\nSelectTypeParameters=CR_Core_Memory,CR_CORE_DEFAULT_DIST_BLOCK\n\
          TaskPlugin=task/affinity\nPrologFlags=X11\n\
          NodeName=DEFAULT RealMemory=786432\n\
-         NodeName=axon-amd[01-04] CpuSpecList=1-18,48-65\n",
+         NodeName=axon-amd[01-04] ThreadsPerCore=2 CpuSpecList=1-18,48-65\n",
     );
     let cgroup = write(
         d.path(),
@@ -231,7 +231,14 @@ fn a_missing_memspeclimit_and_missing_settings_are_named() {
         "ConstrainCores=yes\nConstrainRAMSpace=no\n",
     );
     let rs = slurm_checks("amd-epyc-4numa", &conf, Some(&cgroup));
-    assert_eq!(get(&rs, "slurm.cpuspec").status, CheckStatus::Pass);
+    let c = get(&rs, "slurm.cpuspec");
+    assert_eq!(c.status, CheckStatus::Pass);
+    assert!(
+        c.observed
+            .contains("the line says ThreadsPerCore=2 (the host has 1)"),
+        "{}",
+        c.observed
+    );
     let m = get(&rs, "slurm.memspec");
     assert_eq!(m.status, CheckStatus::Fail, "{m:#?}");
     assert!(m.observed.contains("no MemSpecLimit"), "{}", m.observed);

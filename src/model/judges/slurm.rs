@@ -309,13 +309,29 @@ pub fn cpuspec(f: &SlurmFacts, inp: &CheckInputs) -> CheckResult {
         }
     };
     let missing = needs.cpus.difference(&kernel);
-    let observed = format!(
+    // A line whose shape is not the host's: said, since Slurm's ids follow the hardware.
+    let shape: Vec<String> = [
+        ("Sockets", map.shape.sockets),
+        ("CoresPerSocket", map.shape.cores_per_socket),
+        ("ThreadsPerCore", map.shape.threads_per_core),
+    ]
+    .iter()
+    .filter_map(|(k, have)| {
+        let said = entry.get(k)?;
+        (said.value.trim().parse::<usize>().ok() != Some(*have))
+            .then(|| format!("{k}={} (the host has {have})", said.value))
+    })
+    .collect();
+    let mut observed = format!(
         "CpuSpecList={} at {} (abstract ids) is kernel CPUs {}; needed: {}",
         spec.value,
         spec.at,
         kernel.to_list_string(),
         needs.source
     );
+    if !shape.is_empty() {
+        observed.push_str(&format!("; the line says {}", shape.join(", ")));
+    }
     if missing.is_empty() {
         return result(ID, CheckStatus::Pass, observed, EXP, "");
     }
