@@ -231,11 +231,31 @@ fn mib(m: u64) -> String {
 }
 
 pub fn render_table(plans: &[Planned]) -> String {
+    // Nodes with the same plan (and profile) are shown once, named as a host list.
+    let mut groups: Vec<(&Planned, Vec<&str>)> = Vec::new();
+    for p in plans {
+        match groups
+            .iter_mut()
+            .find(|(g, _)| g.plan.is_ok() && g.plan == p.plan && g.profile == p.profile)
+        {
+            Some((_, names)) => names.push(&p.node),
+            None => groups.push((p, vec![&p.node])),
+        }
+    }
     let mut s = String::new();
-    for (i, p) in plans.iter().enumerate() {
+    for (i, (p, names)) in groups.iter().enumerate() {
         if i > 0 {
             s.push('\n');
         }
+        let node = if names.len() == 1 {
+            names[0].to_string()
+        } else {
+            format!(
+                "{} ({} nodes)",
+                crate::model::hostlist::compress(names),
+                names.len()
+            )
+        };
         let what = p
             .profile
             .as_deref()
@@ -244,7 +264,7 @@ pub fn render_table(plans: &[Planned]) -> String {
         let plan = match &p.plan {
             Ok(plan) => plan,
             Err(e) => {
-                let _ = writeln!(s, "{}{what}: no plan: {e}", p.node);
+                let _ = writeln!(s, "{node}{what}: no plan: {e}");
                 continue;
             }
         };
@@ -259,7 +279,7 @@ pub fn render_table(plans: &[Planned]) -> String {
         } else {
             "holds"
         };
-        let _ = writeln!(s, "{}{what}: {verdict}", p.node);
+        let _ = writeln!(s, "{node}{what}: {verdict}");
         let (w, g) = (plan.wanted, plan.planned);
         let _ = writeln!(
             s,
