@@ -386,7 +386,15 @@ fn axon_plan_k8s_of_a_cluster_of_agents_writes_valid_resources_and_install_scrip
         cluster["spec"]["network"],
         json!({"ethDevices": ["ens1f0np0", "ens3f0np0"]})
     );
-    assert_eq!(cluster["spec"]["ports"]["basePort"], json!(14000));
+    // The seed's Kubernetes ranges, the ones `axon probe --groups k8s-core,k8s-client` checks.
+    assert_eq!(
+        cluster["spec"]["ports"],
+        json!({"basePort": 35000, "portRange": 500})
+    );
+    assert_eq!(
+        client["spec"]["portRange"],
+        json!({"basePort": 45000, "portRange": 20001})
+    );
     assert_eq!(client["spec"]["coresNum"], json!(12));
     assert_eq!(client["spec"]["hugepages"], json!(12 * 1536));
 

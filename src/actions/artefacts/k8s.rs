@@ -17,10 +17,26 @@ pub const API_VERSION: &str = "weka.weka.io/v1alpha1";
 pub const BACKEND_LABEL: &str = "weka.io/supports-backends";
 pub const CLIENT_LABEL: &str = "weka.io/supports-clients";
 pub const FAILURE_DOMAIN_LABEL: &str = "kubernetes.io/hostname";
-/// First port of the backend containers (the seed's first firewall range).
-pub const CLUSTER_BASE_PORT: u32 = 14000;
-/// First port of the client containers (the CRD's default).
-pub const CLIENT_BASE_PORT: u32 = 45000;
+/// The backend containers' ports: the seed's Kubernetes operator/core range (35000-35499,
+/// the `k8s-core` port group `axon probe` checks), as basePort and portRange. Not the
+/// bare-metal 14000: the Axon agent listens there by default, and the operator's port
+/// range (260 or 500 ports) would run past the seed's 14000-14100 firewall range.
+pub fn cluster_ports() -> (u32, u32) {
+    range_of("k8s-core", (35000, 35499))
+}
+
+/// The client containers' ports: the seed's client range (45000-65000, `k8s-client`);
+/// 45000 is also the CRD's default basePort.
+pub fn client_ports() -> (u32, u32) {
+    range_of("k8s-client", (45000, 65000))
+}
+
+fn range_of(group: &str, fallback: (u16, u16)) -> (u32, u32) {
+    let (lo, hi) = crate::model::ports::group(group)
+        .and_then(|g| g.ranges.first().copied())
+        .unwrap_or(fallback);
+    (u32::from(lo), u32::from(hi) - u32::from(lo) + 1)
+}
 /// The namespace the operator's Helm chart is installed in (WEKA's docs).
 pub const OPERATOR_NAMESPACE: &str = "weka-operator-system";
 /// The image pull secret the install script creates in both namespaces.
@@ -171,6 +187,7 @@ pub struct FailureDomain {
 #[serde(rename_all = "camelCase")]
 pub struct ClusterPorts {
     pub base_port: u32,
+    pub port_range: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -209,6 +226,7 @@ pub struct TargetCluster {
 #[serde(rename_all = "camelCase")]
 pub struct PortRange {
     pub base_port: u32,
+    pub port_range: u32,
 }
 
 /// The kubelet settings (a KubeletConfiguration to merge into the node's).
@@ -398,7 +416,8 @@ pub fn weka_cluster(
                 redundancy_level: prot.parity as u64,
                 stripe_width: prot.stripe_width as u64,
                 ports: ClusterPorts {
-                    base_port: CLUSTER_BASE_PORT,
+                    base_port: cluster_ports().0,
+                    port_range: cluster_ports().1,
                 },
                 node_selector: selector(BACKEND_LABEL),
             },
@@ -470,7 +489,8 @@ pub fn weka_client(
                 hugepages,
                 network: Network::of(&nic_names),
                 port_range: PortRange {
-                    base_port: CLIENT_BASE_PORT,
+                    base_port: client_ports().0,
+                    port_range: client_ports().1,
                 },
                 node_selector: selector(CLIENT_LABEL),
             },
@@ -508,8 +528,11 @@ const KUBELET_NOTE: &str = "\
 # CAVEAT: with cpuPolicy dedicated or dedicated_ht the operator's pods ask the kubelet\n\
 # for whole CPUs, which the static CPU manager hands out from outside\n\
 # reservedSystemCPUs: WEKA's pods would then take cores the plan leaves to jobs, not the\n\
-# plan's Axon CPUs. Pinning WEKA to the plan's CPUs needs cpuPolicy manual with the\n\
-# plan's ids per role (roleCoreIds), which these files do not set yet.\n\
+# plan's Axon CPUs. The operator's cpuPolicy manual allocates no exclusive CPUs and\n\
+# expects the rest of the node to keep off WEKA's cores and their siblings (what this\n\
+# file does), with the ids in roleCoreIds; but that is one list per role copied to\n\
+# every container of the role, which fits one container per role per node, not the\n\
+# plan's one per NIC domain. These files do not set it yet.\n\
 # full-pcpus-only (SMT on): a Guaranteed pod gets whole cores, never half of one shared\n\
 # with another pod.\n\
 # topologyManagerPolicy best-effort: CPUs and devices aligned on one NUMA domain when\n\
@@ -585,7 +608,9 @@ fn install_script(nodes: &[PlannedNode], opts: &K8sOptions, source: &str) -> Str
          # Idempotent: labels are overwritten, secrets applied, Helm releases upgraded.\n\
          # The registry credentials come from the environment:\n\
          #   REGISTRY_USER=… REGISTRY_PASSWORD=… [REGISTRY_SERVER=quay.io] bash k8s-install.sh\n\
-         # The SELinux step runs on each node through $NODE_SHELL (default: ssh NODE)."
+         # The SELinux step runs on each node through $NODE_SHELL (default: ssh NODE).\n\
+         # NODES are the nodes' names as the agents report them: they must be the Kubernetes\n\
+         # node names (`kubectl get nodes`); edit the list if they differ."
     );
     let _ = writeln!(
         s,
@@ -664,6 +689,12 @@ pub fn artefacts(
         } else {
             "SMT is off: one thread is a whole core"
         }
+    );
+    let (base, range) = cluster_ports();
+    let _ = writeln!(
+        cluster_text,
+        "# ports {base}-{}: the seed's Kubernetes core range (`axon probe --groups k8s-core`).",
+        base + range - 1
     );
     cluster_text.push_str(&yaml(&cluster)?);
     let mut client_text = header("WekaClient for NeuralMesh Axon", source, nodes, &lnotes);
