@@ -216,6 +216,12 @@ pub struct PlanArgs {
     #[arg(long, value_name = "VERSION")]
     pub csi_version: Option<String>,
 
+    /// --format k8s: the WEKA cpuPolicy: dedicated (dedicated_ht with SMT; the kubelet
+    /// picks the cores) or manual (WEKA pinned to the plan's CPUs, which the kubelet keeps
+    /// from pods; one drive and one compute container per node)
+    #[arg(long, value_name = "POLICY", default_value = "dedicated", value_parser = ["dedicated", "manual"])]
+    pub k8s_cpu_policy: String,
+
     /// Agents' token file (the reader.token is enough)
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,

@@ -105,6 +105,14 @@ fn file<'a>(files: &'a [Artefact], name: &str) -> &'a Artefact {
 
 /// The artefacts for `n` copies of a fixture host's plan (named k01…).
 async fn fixture_artefacts(host: &str, n: usize) -> (plan::Planned, Vec<Artefact>) {
+    fixture_artefacts_with(host, n, &K8sOptions::default()).await
+}
+
+async fn fixture_artefacts_with(
+    host: &str,
+    n: usize,
+    opts: &K8sOptions,
+) -> (plan::Planned, Vec<Artefact>) {
     let p = plan::host(&common::fixture(host), &[], &PlanOptions::default())
         .await
         .unwrap_or_else(|e| panic!("{host}: {e:#}"));
@@ -121,7 +129,7 @@ async fn fixture_artefacts(host: &str, n: usize) -> (plan::Planned, Vec<Artefact
                 network: p.network.as_ref(),
             })
             .collect();
-        k8s::artefacts(&nodes, &K8sOptions::default(), host).unwrap()
+        k8s::artefacts(&nodes, opts, host).unwrap()
     };
     (p, files)
 }
@@ -316,6 +324,50 @@ async fn every_fixture_host_gives_schema_valid_resources_and_kubelet_settings_fr
             "{host}"
         );
         assert_eq!(kubelet["cpuManagerPolicy"], json!("static"));
+    }
+}
+
+#[tokio::test]
+async fn manual_cores_pin_one_container_per_role_and_node_to_the_plans_cpus() {
+    use axon::model::plan::Role;
+    let (cluster_schema, client_schema) = (schema("wekacluster"), schema("wekaclient"));
+    let opts = K8sOptions {
+        manual_cores: true,
+        ..K8sOptions::default()
+    };
+    for (host, n) in [("amd-epyc-4numa", 5), ("intel-2s-smt", 6)] {
+        let (p, files) = fixture_artefacts_with(host, n, &opts).await;
+        let plan = p.plan.as_ref().unwrap();
+        let cluster = parse(&file(&files, "weka-cluster.yaml").text);
+        let client = parse(&file(&files, "weka-client.yaml").text);
+        assert_valid(&cluster_schema, &cluster, host);
+        assert_valid(&client_schema, &client, host);
+        let spec = &cluster["spec"];
+        assert_eq!(spec["cpuPolicy"], json!("manual"));
+        assert_eq!(client["spec"]["cpuPolicy"], json!("manual"));
+        let ids = |r| plan.cpus_of(r).iter().collect::<Vec<u32>>();
+        assert_eq!(
+            spec["roleCoreIds"],
+            json!({"drive": ids(Role::Drive), "compute": ids(Role::Compute)}),
+            "{host}"
+        );
+        let t = &spec["dynamicTemplate"];
+        assert_eq!(t["driveContainers"], json!(n), "{host}");
+        assert_eq!(t["computeContainers"], json!(n), "{host}");
+        assert_eq!(t["driveCores"], json!(plan.planned.drive), "{host}");
+        assert_eq!(t["computeCores"], json!(plan.planned.compute), "{host}");
+        assert_eq!(
+            t["computeHugepages"],
+            json!(plan.planned.compute as u64 * 3072),
+            "{host}"
+        );
+        assert_eq!(client["spec"]["coreIds"], json!(ids(Role::Frontend)));
+        // The pinned CPUs are the ones the kubelet keeps from pods.
+        let kubelet = parse(&file(&files, "kubelet-config.yaml").text);
+        let reserved = CpuSet::parse_list(kubelet["reservedSystemCPUs"].as_str().unwrap()).unwrap();
+        for r in Role::ALL {
+            assert!(reserved.is_superset_of(&plan.cpus_of(r)), "{host} {r:?}");
+        }
     }
 }
 

@@ -56,6 +56,7 @@ pub fn k8s_options(a: &PlanArgs) -> artefacts::k8s::K8sOptions {
         cluster_name: a.cluster_name.clone(),
         operator_version: a.operator_version.clone(),
         csi_version: a.csi_version.clone(),
+        manual_cores: a.k8s_cpu_policy == "manual",
     }
 }
 

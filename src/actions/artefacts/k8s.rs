@@ -55,6 +55,9 @@ pub struct K8sOptions {
     pub operator_version: String,
     /// Helm chart version of the CSI plugin; None: the chart's latest.
     pub csi_version: Option<String>,
+    /// Pin WEKA to the plan's CPUs with cpuPolicy manual (roleCoreIds, coreIds) instead
+    /// of dedicated / dedicated_ht.
+    pub manual_cores: bool,
 }
 
 impl Default for K8sOptions {
@@ -65,6 +68,7 @@ impl Default for K8sOptions {
             cluster_name: "axon".into(),
             operator_version: "v1.8.7".into(),
             csi_version: None,
+            manual_cores: false,
         }
     }
 }
@@ -128,6 +132,16 @@ pub struct WekaClusterSpec {
     pub stripe_width: u64,
     pub ports: ClusterPorts,
     pub node_selector: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role_core_ids: Option<RoleCoreIds>,
+}
+
+/// Kernel CPU ids per role, copied by the operator to every container of the role
+/// (cpuPolicy manual).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoleCoreIds {
+    pub drive: Vec<u32>,
+    pub compute: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -377,13 +391,56 @@ pub fn weka_cluster(
             nic_names.join(", ")
         ));
     }
-    let policy = if smt(nodes) {
-        CpuPolicy::DedicatedHt
-    } else {
-        CpuPolicy::Dedicated
-    };
+    let policy = policy(nodes, opts);
     let cores = |f: RoleFigures| f.min_cores.unwrap_or(0);
     let hp = |f: RoleFigures| cores(f) * f.hugepages_per_core.unwrap_or(0);
+    let mut template = DynamicTemplate {
+        compute_containers: compute.containers,
+        drive_containers: drive.containers,
+        compute_cores: cores(compute),
+        drive_cores: cores(drive),
+        // One drive core per drive: each drive container takes as many drives as it has
+        // cores.
+        num_drives: cores(drive),
+        compute_hugepages: hp(compute),
+        drive_hugepages: hp(drive),
+    };
+    let mut role_core_ids = None;
+    if opts.manual_cores {
+        // roleCoreIds is one list per role, copied to every container of the role: one
+        // container per role per node, holding the role's cores on every NIC domain.
+        let ids = |r: Role| same_ids(nodes, r);
+        let (d, c) = (ids(Role::Drive)?, ids(Role::Compute)?);
+        let n = nodes.len() as u64;
+        let role_hp = |r: Role| -> u64 {
+            nodes[0]
+                .plan
+                .containers
+                .iter()
+                .filter(|x| x.role == r)
+                .map(|x| x.hugepages_mib)
+                .sum()
+        };
+        template = DynamicTemplate {
+            compute_containers: if c.is_empty() { 0 } else { n },
+            drive_containers: if d.is_empty() { 0 } else { n },
+            compute_cores: c.len() as u64,
+            drive_cores: d.len() as u64,
+            num_drives: d.len() as u64,
+            compute_hugepages: role_hp(Role::Compute),
+            drive_hugepages: role_hp(Role::Drive),
+        };
+        notes.push(
+            "cpuPolicy manual: one drive and one compute container per node, pinned to the \
+             plan's CPUs (roleCoreIds, one thread per core); the kubelet allocates them no \
+             exclusive CPUs and reservedSystemCPUs keeps pods off them and their siblings"
+                .into(),
+        );
+        role_core_ids = Some(RoleCoreIds {
+            drive: d,
+            compute: c,
+        });
+    }
     Ok((
         WekaCluster {
             api_version: API_VERSION,
@@ -396,17 +453,7 @@ pub fn weka_cluster(
                 template: "dynamic",
                 image: opts.image.clone(),
                 image_pull_secret: PULL_SECRET.into(),
-                dynamic_template: DynamicTemplate {
-                    compute_containers: compute.containers,
-                    drive_containers: drive.containers,
-                    compute_cores: cores(compute),
-                    drive_cores: cores(drive),
-                    // One drive core per drive: each drive container takes as many drives
-                    // as it has cores.
-                    num_drives: cores(drive),
-                    compute_hugepages: hp(compute),
-                    drive_hugepages: hp(drive),
-                },
+                dynamic_template: template,
                 cpu_policy: policy,
                 network: Network::of(&nic_names),
                 failure_domain: FailureDomain {
@@ -420,9 +467,46 @@ pub fn weka_cluster(
                     port_range: cluster_ports().1,
                 },
                 node_selector: selector(BACKEND_LABEL),
+                role_core_ids,
             },
         },
         notes,
+    ))
+}
+
+/// cpuPolicy: manual when asked, else dedicated_ht with SMT on every node, else dedicated.
+fn policy(nodes: &[PlannedNode], opts: &K8sOptions) -> CpuPolicy {
+    if opts.manual_cores {
+        CpuPolicy::Manual
+    } else if smt(nodes) {
+        CpuPolicy::DedicatedHt
+    } else {
+        CpuPolicy::Dedicated
+    }
+}
+
+/// The CPUs of `role`, the same on every node, or why not (one list serves every node).
+fn same_ids(nodes: &[PlannedNode], role: Role) -> Result<Vec<u32>, String> {
+    let mut by: BTreeMap<Vec<u32>, Vec<&str>> = BTreeMap::new();
+    for n in nodes {
+        by.entry(n.plan.cpus_of(role).iter().collect())
+            .or_default()
+            .push(n.name);
+    }
+    if by.len() == 1 {
+        return Ok(by.into_keys().next().unwrap_or_default());
+    }
+    Err(format!(
+        "cpuPolicy manual needs the same {} CPUs on every node (one list serves all): {}",
+        role.as_str(),
+        by.iter()
+            .map(|(ids, names)| format!(
+                "{} has {}",
+                hostlist::compress(names),
+                crate::model::cpuset::CpuSet::from_ids(ids.iter().copied()).to_list_string()
+            ))
+            .collect::<Vec<_>>()
+            .join("; ")
     ))
 }
 
@@ -454,6 +538,8 @@ pub fn weka_client(
     let hugepages = per_node.iter().map(|(_, h)| *h).min().unwrap_or(0);
     let core_ids = if per_node.iter().all(|(c, _)| *c == per_node[0].0) {
         Some(per_node[0].0.clone())
+    } else if opts.manual_cores {
+        return Err(same_ids(nodes, Role::Frontend).unwrap_err());
     } else {
         notes.push(
             "the nodes' frontend CPUs differ, so no coreIds: one WekaClient cannot pin them \
@@ -463,11 +549,7 @@ pub fn weka_client(
         None
     };
     let (nic_names, _) = nics(nodes);
-    let policy = if smt(nodes) {
-        CpuPolicy::DedicatedHt
-    } else {
-        CpuPolicy::Dedicated
-    };
+    let policy = policy(nodes, opts);
     Ok((
         WekaClient {
             api_version: API_VERSION,
@@ -532,7 +614,8 @@ const KUBELET_NOTE: &str = "\
 # expects the rest of the node to keep off WEKA's cores and their siblings (what this\n\
 # file does), with the ids in roleCoreIds; but that is one list per role copied to\n\
 # every container of the role, which fits one container per role per node, not the\n\
-# plan's one per NIC domain. These files do not set it yet.\n\
+# plan's one per NIC domain. `--k8s-cpu-policy manual` makes it so: one drive and one\n\
+# compute container per node, each on the role's CPUs over every NIC domain.\n\
 # full-pcpus-only (SMT on): a Guaranteed pod gets whole cores, never half of one shared\n\
 # with another pod.\n\
 # topologyManagerPolicy best-effort: CPUs and devices aligned on one NUMA domain when\n\
@@ -679,15 +762,12 @@ pub fn artefacts(
     let mut cluster_text = header("WekaCluster for NeuralMesh Axon", source, nodes, &cnotes);
     let _ = writeln!(
         cluster_text,
-        "# cpuPolicy {}: {}.",
+        "# cpuPolicy {}.",
         match cluster.spec.cpu_policy {
-            CpuPolicy::DedicatedHt => "dedicated_ht",
-            _ => "dedicated",
-        },
-        if cluster.spec.cpu_policy == CpuPolicy::DedicatedHt {
-            "SMT is on, so each WEKA core takes a whole core, both threads"
-        } else {
-            "SMT is off: one thread is a whole core"
+            CpuPolicy::DedicatedHt =>
+                "dedicated_ht: SMT is on, so each WEKA core takes a whole core, both threads",
+            CpuPolicy::Manual => "manual: WEKA runs on the plan's CPUs (roleCoreIds)",
+            _ => "dedicated: SMT is off, one thread is a whole core",
         }
     );
     let (base, range) = cluster_ports();
@@ -846,6 +926,52 @@ mod tests {
             ..K8sOptions::default()
         };
         assert!(weka_cluster(&nodes, &bad).unwrap_err().contains("pattern"));
+    }
+
+    #[test]
+    fn k8s_manual_cores_need_the_same_cpus_on_every_node() {
+        let (a, b) = (host(48, true), host(32, true));
+        let (pa, pb) = (plan(&a, 8), plan(&b, 8));
+        let mut nodes: Vec<PlannedNode> = ["m1", "m2", "m3", "m4"]
+            .iter()
+            .map(|n| PlannedNode {
+                name: n,
+                topology: &a,
+                plan: &pa,
+                network: None,
+            })
+            .collect();
+        nodes.push(PlannedNode {
+            name: "m5",
+            topology: &b,
+            plan: &pb,
+            network: None,
+        });
+        let manual = K8sOptions {
+            manual_cores: true,
+            ..K8sOptions::default()
+        };
+        let e = weka_cluster(&nodes, &manual).unwrap_err();
+        assert!(e.contains("m[1-4] has") && e.contains("m5 has"), "{e}");
+        assert!(weka_client(&nodes, &manual).is_err());
+        // Without manual, the differing node only loses the client's coreIds.
+        let (c, notes) = weka_client(&nodes, &K8sOptions::default()).unwrap();
+        assert!(c.spec.core_ids.is_none());
+        assert!(notes.iter().any(|n| n.contains("frontend CPUs differ")));
+        nodes[4] = PlannedNode {
+            name: "m5",
+            topology: &a,
+            plan: &pa,
+            network: None,
+        };
+        let (c, _) = weka_cluster(&nodes, &manual).unwrap();
+        let ids = c.spec.role_core_ids.unwrap();
+        assert_eq!(
+            ids.drive,
+            pa.cpus_of(Role::Drive).iter().collect::<Vec<_>>()
+        );
+        assert_eq!(c.spec.dynamic_template.drive_containers, 5);
+        assert_eq!(c.spec.cpu_policy, CpuPolicy::Manual);
     }
 
     #[test]
