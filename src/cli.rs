@@ -119,6 +119,10 @@ pub enum PlanFormat {
     /// System files: the graceful-shutdown systemd override, the sysctl file, and
     /// source-based routing per dataplane NIC (ip, NetworkManager, netplan)
     Files,
+    /// Kubernetes: a WekaCluster and a WekaClient for the WEKA operator, the kubelet
+    /// settings that keep the Axon cores from pods, and an install script (labels,
+    /// SELinux, registry secret, operator and CSI plugin by Helm)
+    K8s,
 }
 
 #[derive(Debug, Args)]
@@ -143,7 +147,7 @@ pub struct PlanArgs {
     #[arg(long, value_enum, default_value = "table")]
     pub format: PlanFormat,
 
-    /// Write the artefacts (--format slurm, script, files) as files in this directory
+    /// Write the artefacts (--format slurm, script, files, k8s) as files in this directory
     /// instead of printing them
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -191,6 +195,32 @@ pub struct PlanArgs {
     /// How long to wait for every agent to report (with --inventory / --hosts) [100ms to 5m]
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
     pub timeout: Duration,
+
+    /// --format k8s: the weka-in-container image (REPO:X.Y.Z…)
+    #[arg(long, value_name = "IMAGE", default_value = crate::actions::artefacts::k8s::DEFAULT_IMAGE)]
+    pub weka_image: String,
+
+    /// --format k8s: namespace of the WekaCluster and WekaClient
+    #[arg(long, value_name = "NAME", default_value = "weka")]
+    pub k8s_namespace: String,
+
+    /// --format k8s: name of the WekaCluster (the WekaClient is NAME-clients)
+    #[arg(long, value_name = "NAME", default_value = "axon")]
+    pub cluster_name: String,
+
+    /// --format k8s: Helm chart version of the WEKA operator
+    #[arg(long, value_name = "VERSION", default_value = "v1.8.7")]
+    pub operator_version: String,
+
+    /// --format k8s: Helm chart version of the CSI plugin (default: the chart's latest)
+    #[arg(long, value_name = "VERSION")]
+    pub csi_version: Option<String>,
+
+    /// --format k8s: the WEKA cpuPolicy: dedicated (dedicated_ht with SMT; the kubelet
+    /// picks the cores) or manual (WEKA pinned to the plan's CPUs, which the kubelet keeps
+    /// from pods; one drive and one compute container per node)
+    #[arg(long, value_name = "POLICY", default_value = "dedicated", value_parser = ["dedicated", "manual"])]
+    pub k8s_cpu_policy: String,
 
     /// Agents' token file (the reader.token is enough)
     #[arg(long, value_name = "FILE")]

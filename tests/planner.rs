@@ -151,6 +151,13 @@ fn axon_plan_of_a_cluster_plans_every_node_from_its_agent_and_names_a_dead_one()
         assert_eq!(n["emulated_profile"], "amd-epyc-4numa");
         assert_eq!(n["plan"]["containers"].as_array().unwrap().len(), 6);
     }
+    // The table shows identical nodes once, as a host list.
+    let (code, table, _) = common::process::run(&args[..3], Duration::from_secs(60));
+    assert_eq!(code, 0, "{table}");
+    assert!(
+        table.starts_with("n[1-2] (2 nodes) (emulated: amd-epyc-4numa): holds\n"),
+        "{table}"
+    );
     agents[1].kill();
     let (code, out, _) = common::process::run(&args, Duration::from_secs(60));
     assert_eq!(code, 3, "{out}");

@@ -138,48 +138,29 @@ fn probe_names_an_unknown_node_or_group_before_connecting() {
     .unwrap();
     let inv = dir.path().join("inv.toml");
     let inv = inv.to_str().unwrap();
-    let (code, _, err) = process::run(
-        &["probe", "--inventory", inv, "--node", "a9", "--insecure"],
-        Duration::from_secs(10),
-    );
-    assert_eq!(code, 3, "{err}");
-    assert!(
-        err.contains("--node a9: no such node in inventory") && err.contains("a1, a2"),
-        "{err}"
-    );
-    let (code, _, err) = process::run(
-        &[
-            "probe",
-            "--inventory",
-            inv,
-            "--node",
-            "a1",
-            "--groups",
-            "core,smtp",
-            "--insecure",
-        ],
-        Duration::from_secs(10),
-    );
-    assert_eq!(code, 3, "{err}");
-    assert!(
-        err.contains("unknown port group `smtp`") && err.contains("core, traces, ssh"),
-        "{err}"
-    );
-    let (code, _, err) = process::run(
-        &[
-            "probe",
-            "--inventory",
-            inv,
-            "--node",
-            "a1",
-            "--peers",
-            "a[0-99999,0-99999,0-99999]",
-            "--insecure",
-        ],
-        Duration::from_secs(10),
-    );
-    assert_eq!(code, 3, "{err}");
-    assert!(err.contains("--peers: hostlist"), "{err}");
+    // Each refused before anything is asked: exit 3 with the reason on stderr.
+    for (extra, want) in [
+        (
+            &["--node", "a9"][..],
+            &["--node a9: no such node in inventory", "a1, a2"][..],
+        ),
+        (
+            &["--node", "a1", "--groups", "core,smtp"],
+            &["unknown port group `smtp`", "core, traces, ssh"],
+        ),
+        (
+            &["--node", "a1", "--peers", "a[0-99999,0-99999,0-99999]"],
+            &["--peers: hostlist"],
+        ),
+    ] {
+        let mut args = vec!["probe", "--inventory", inv, "--insecure"];
+        args.extend_from_slice(extra);
+        let (code, _, err) = process::run(&args, Duration::from_secs(10));
+        assert_eq!(code, 3, "{extra:?}: {err}");
+        for w in want {
+            assert!(err.contains(w), "{extra:?}: `{w}` in {err}");
+        }
+    }
 }
 
 /// A TCP port whose accept queue is full: connects to it hang until the prober's timeout

@@ -48,12 +48,9 @@ pub async fn follow(
         let mut watch = match client.watch(&id).await {
             Ok(w) => w,
             Err(e) => {
-                failures += 1;
-                if failures >= 3 {
-                    let _ = tx.send(Progress::Finished(Err(lost(&id, e)))).await;
+                if !retry(&mut failures, &id, e, &tx).await {
                     return;
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                 continue;
             }
         };
@@ -100,17 +97,26 @@ pub async fn follow(
                     return;
                 }
                 Err(e) => {
-                    failures += 1;
-                    if failures >= 3 {
-                        let _ = tx.send(Progress::Finished(Err(lost(&id, e)))).await;
+                    if !retry(&mut failures, &id, e, &tx).await {
                         return;
                     }
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                     break;
                 }
             }
         }
     }
+}
+
+/// Counts a failure to reach the agent: after the third in a row, ends the action with
+/// `Lost` and returns false; else waits half a second before the caller tries again.
+async fn retry(failures: &mut u32, id: &str, e: OpError, tx: &mpsc::Sender<Progress>) -> bool {
+    *failures += 1;
+    if *failures >= 3 {
+        let _ = tx.send(Progress::Finished(Err(lost(id, e)))).await;
+        return false;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    true
 }
 
 fn lost(id: &str, e: OpError) -> OpError {

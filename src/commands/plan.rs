@@ -49,6 +49,17 @@ pub fn options(a: &PlanArgs) -> PlanOptions {
     }
 }
 
+pub fn k8s_options(a: &PlanArgs) -> artefacts::k8s::K8sOptions {
+    artefacts::k8s::K8sOptions {
+        image: a.weka_image.clone(),
+        namespace: a.k8s_namespace.clone(),
+        cluster_name: a.cluster_name.clone(),
+        operator_version: a.operator_version.clone(),
+        csi_version: a.csi_version.clone(),
+        manual_cores: a.k8s_cpu_policy == "manual",
+    }
+}
+
 pub async fn exec(a: PlanArgs) -> Result<i32> {
     let opts = options(&a);
     let plans = if a.inventory.is_some() || a.hosts.is_some() {
@@ -59,7 +70,7 @@ pub async fn exec(a: PlanArgs) -> Result<i32> {
     match a.format {
         PlanFormat::Table => print!("{}", render_table(&plans)),
         PlanFormat::Json => println!("{:#}", to_json(&plans)),
-        PlanFormat::Slurm | PlanFormat::Script | PlanFormat::Files => {
+        PlanFormat::Slurm | PlanFormat::Script | PlanFormat::Files | PlanFormat::K8s => {
             let source = match (&a.inventory, &a.hosts) {
                 (Some(i), _) => format!("the agents of inventory {}", i.display()),
                 (None, Some(h)) => format!("the agents of {h}"),
@@ -69,6 +80,7 @@ pub async fn exec(a: PlanArgs) -> Result<i32> {
             let files = match a.format {
                 PlanFormat::Slurm => artefacts::slurm::artefacts(&nodes, &source),
                 PlanFormat::Script => artefacts::script::artefacts(&nodes, &source),
+                PlanFormat::K8s => artefacts::k8s::artefacts(&nodes, &k8s_options(&a), &source),
                 _ => artefacts::files::artefacts(&nodes),
             }
             .map_err(anyhow::Error::msg)?;
@@ -232,11 +244,31 @@ fn mib(m: u64) -> String {
 }
 
 pub fn render_table(plans: &[Planned]) -> String {
+    // Nodes with the same plan (and profile) are shown once, named as a host list.
+    let mut groups: Vec<(&Planned, Vec<&str>)> = Vec::new();
+    for p in plans {
+        match groups
+            .iter_mut()
+            .find(|(g, _)| g.plan.is_ok() && g.plan == p.plan && g.profile == p.profile)
+        {
+            Some((_, names)) => names.push(&p.node),
+            None => groups.push((p, vec![&p.node])),
+        }
+    }
     let mut s = String::new();
-    for (i, p) in plans.iter().enumerate() {
+    for (i, (p, names)) in groups.iter().enumerate() {
         if i > 0 {
             s.push('\n');
         }
+        let node = if names.len() == 1 {
+            names[0].to_string()
+        } else {
+            format!(
+                "{} ({} nodes)",
+                crate::model::hostlist::compress(names),
+                names.len()
+            )
+        };
         let what = p
             .profile
             .as_deref()
@@ -245,7 +277,7 @@ pub fn render_table(plans: &[Planned]) -> String {
         let plan = match &p.plan {
             Ok(plan) => plan,
             Err(e) => {
-                let _ = writeln!(s, "{}{what}: no plan: {e}", p.node);
+                let _ = writeln!(s, "{node}{what}: no plan: {e}");
                 continue;
             }
         };
@@ -260,7 +292,7 @@ pub fn render_table(plans: &[Planned]) -> String {
         } else {
             "holds"
         };
-        let _ = writeln!(s, "{}{what}: {verdict}", p.node);
+        let _ = writeln!(s, "{node}{what}: {verdict}");
         let (w, g) = (plan.wanted, plan.planned);
         let _ = writeln!(
             s,

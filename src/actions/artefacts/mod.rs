@@ -1,8 +1,10 @@
 //! Deployment artefacts made from core plans: slurm.conf and cgroup.conf settings, an
-//! install script, the system files (more formats follow). Pure: plans and topologies in, file texts out; `axon plan` prints
-//! them or writes them under `--out`.
+//! install script, the system files, the Kubernetes resources and kubelet settings. Pure:
+//! plans and topologies in, file texts out; `axon plan` prints them or writes them under
+//! `--out`.
 
 pub mod files;
+pub mod k8s;
 pub mod script;
 pub mod slurm;
 
