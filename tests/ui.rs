@@ -573,3 +573,30 @@ fn cores_v_shows_the_plan_and_every_difference_from_what_runs() {
     press(&mut ui, v, "v");
     assert_eq!(frame(v, &ui, 120, 40), running, "v again shows what runs");
 }
+
+#[test]
+fn slurm_check_columns_show_only_where_a_node_reports_them() {
+    let right = |c: &mut Console, v: &ClusterView| press(c, v, &"→".repeat(40));
+    let mut ui = ui_for(healthy(), "checks", 160);
+    right(&mut ui, healthy());
+    let without = frame(healthy(), &ui, 160, 48);
+    assert!(!without.contains("slurm."), "{without}");
+    // One node given a slurm.conf reports the Slurm checks: their columns appear.
+    let mut v = healthy().clone();
+    let checks = v.nodes[2]
+        .snapshot
+        .as_mut()
+        .and_then(|s| s.checks.as_mut())
+        .unwrap();
+    checks.push(axon::model::checks::CheckResult {
+        id: "slurm.cgroup".into(),
+        status: axon::model::checks::CheckStatus::Fail,
+        observed: "ConstrainCores missing".into(),
+        expected: "ConstrainCores=yes".into(),
+        remedy: "add ConstrainCores=yes to cgroup.conf".into(),
+    });
+    let mut ui = ui_for(&v, "checks", 160);
+    right(&mut ui, &v);
+    let with = frame(&v, &ui, 160, 48);
+    assert!(with.contains("slurm.cgroup"), "{with}");
+}

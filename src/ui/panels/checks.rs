@@ -86,11 +86,21 @@ impl Panel for Checks {
 
     fn derive(&mut self, cx: &Cx) {
         let view = cx.view;
+        // A column per node check some node reports (the Slurm checks only where an agent
+        // was given slurm.conf); every catalogue column while no node has reported yet.
+        let mut reported: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+        for n in &view.nodes {
+            if let Some(r) = n.snapshot.as_ref().and_then(|s| s.checks.as_ref()) {
+                reported.extend(r.iter().map(|c| c.id.as_str()));
+            }
+        }
         self.ids = checks::CATALOG
             .iter()
             .filter(|c| !c.cluster_wide)
+            .filter(|c| reported.is_empty() || reported.contains(c.id))
             .map(|c| c.id)
             .collect();
+        self.col = self.col.min(self.ids.len().saturating_sub(1));
         let f = &self.list.filter;
         let mut rows: Vec<usize> = (0..view.nodes.len())
             .filter(|&i| matches(f, &[&view.nodes[i].name]))
