@@ -4,10 +4,12 @@ use axon::cli::{Cli, Command};
 use axon::commands;
 use clap::Parser;
 
-/// jemalloc, one arena, unused pages returned at once: after a flood of connections the
-/// agent's memory comes back to within a few per cent of where it was (glibc's malloc kept
-/// 20 % more, pinned by a few long-lived chunks placed during the flood); `cargo bench
-/// --bench flood` measures it. The thread caches stay, so steady CPU is unchanged.
+/// jemalloc, one arena, unused pages returned within about a second: after a flood of
+/// connections the agent's memory comes back to within a few per cent of where it was
+/// (glibc's malloc kept 20 % more, pinned by a few long-lived chunks placed during the
+/// flood); `cargo bench --bench flood` measures it. Returning pages at once
+/// (`dirty_decay_ms:0`) cost the exporter a quarter more CPU (`cargo bench --bench
+/// exporter_compare`); a second's decay costs little of either.
 #[cfg(all(target_os = "linux", not(target_env = "msvc")))]
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -16,7 +18,7 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// environment still overrides them).
 #[cfg(all(target_os = "linux", not(target_env = "msvc")))]
 #[unsafe(export_name = "_rjem_malloc_conf")]
-static MALLOC_CONF: &[u8; 44] = b"narenas:1,dirty_decay_ms:0,muzzy_decay_ms:0\0";
+static MALLOC_CONF: &[u8; 47] = b"narenas:1,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
