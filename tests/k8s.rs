@@ -65,35 +65,6 @@ fn assert_protection(spec: &Value, failure_domains: usize) {
     );
 }
 
-/// `bash -n` and shellcheck on a script (as tests/planner.rs does).
-fn shell_ok(path: &Path) {
-    let out = std::process::Command::new("bash")
-        .arg("-n")
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "bash -n: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    match std::process::Command::new("shellcheck").arg(path).output() {
-        Ok(out) => assert!(
-            out.status.success(),
-            "shellcheck {}:\n{}",
-            path.display(),
-            String::from_utf8_lossy(&out.stdout)
-        ),
-        Err(e) => {
-            assert!(
-                std::env::var_os("AXON_REQUIRE_SHELLCHECK").is_none(),
-                "shellcheck is required: {e}"
-            );
-            eprintln!("shellcheck not installed (apt install shellcheck): only bash -n ran");
-        }
-    }
-}
-
 fn file<'a>(files: &'a [Artefact], name: &str) -> &'a Artefact {
     files.iter().find(|f| f.name == name).unwrap_or_else(|| {
         panic!(
@@ -451,7 +422,7 @@ fn axon_plan_k8s_of_a_cluster_of_agents_writes_valid_resources_and_install_scrip
     assert_eq!(client["spec"]["hugepages"], json!(12 * 1536));
 
     let script = out_dir.join("k8s-install.sh");
-    shell_ok(&script);
+    common::shell_ok(&script);
     let s = std::fs::read_to_string(&script).unwrap();
     for step in [
         "NODES=('n1' 'n2' 'n3' 'n4' 'n5')",

@@ -167,36 +167,6 @@ fn axon_plan_of_a_cluster_plans_every_node_from_its_agent_and_names_a_dead_one()
     assert!(e.starts_with("no report from 127.0.0.1:"), "{e}");
 }
 
-/// `bash -n` and shellcheck on a script; shellcheck is required in CI
-/// (AXON_REQUIRE_SHELLCHECK=1), else a missing one is said and skipped.
-fn shell_ok(path: &std::path::Path) {
-    let out = std::process::Command::new("bash")
-        .arg("-n")
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "bash -n: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    match std::process::Command::new("shellcheck").arg(path).output() {
-        Ok(out) => assert!(
-            out.status.success(),
-            "shellcheck {}:\n{}",
-            path.display(),
-            String::from_utf8_lossy(&out.stdout)
-        ),
-        Err(e) => {
-            assert!(
-                std::env::var_os("AXON_REQUIRE_SHELLCHECK").is_none(),
-                "shellcheck is required: {e}"
-            );
-            eprintln!("shellcheck not installed (apt install shellcheck): only bash -n ran");
-        }
-    }
-}
-
 #[test]
 fn the_install_script_and_system_files_of_a_cluster_are_valid_and_use_no_core_twice() {
     let dir = tempfile::tempdir().unwrap();
@@ -217,7 +187,7 @@ fn the_install_script_and_system_files_of_a_cluster_are_valid_and_use_no_core_tw
     );
     assert_eq!(code, 0, "{out}\n{err}");
     let script = out_dir.join("install-axon.sh");
-    shell_ok(&script);
+    common::shell_ok(&script);
     let text = std::fs::read_to_string(&script).unwrap();
     // Five servers: the nearest protection to 16+4+2 that they hold, said so.
     assert!(
@@ -286,8 +256,8 @@ fn the_install_script_and_system_files_of_a_cluster_are_valid_and_use_no_core_tw
     }
     for a in &agents {
         let sbr = files.join(&a.name).join("sbr-ip.sh");
-        shell_ok(&sbr);
-        shell_ok(&files.join(&a.name).join("sbr-nmcli.sh"));
+        common::shell_ok(&sbr);
+        common::shell_ok(&files.join(&a.name).join("sbr-nmcli.sh"));
         let t = std::fs::read_to_string(&sbr).unwrap();
         assert!(t.contains("ip rule add from 10.10.1.11 table 101"), "{t}");
         assert!(t.contains("dev ens1f0np0 src 10.10.1.11 table 101"), "{t}");

@@ -112,3 +112,33 @@ pub fn machine() -> String {
     let cpus = cpuinfo.matches("processor\t:").count();
     format!("{model}, {cpus} CPUs")
 }
+
+/// `bash -n` and shellcheck on a script; shellcheck is required in CI
+/// (AXON_REQUIRE_SHELLCHECK=1), else a missing one is said and skipped.
+pub fn shell_ok(path: &Path) {
+    let out = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "bash -n: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    match std::process::Command::new("shellcheck").arg(path).output() {
+        Ok(out) => assert!(
+            out.status.success(),
+            "shellcheck {}:\n{}",
+            path.display(),
+            String::from_utf8_lossy(&out.stdout)
+        ),
+        Err(e) => {
+            assert!(
+                std::env::var_os("AXON_REQUIRE_SHELLCHECK").is_none(),
+                "shellcheck is required: {e}"
+            );
+            eprintln!("shellcheck not installed (apt install shellcheck): only bash -n ran");
+        }
+    }
+}
