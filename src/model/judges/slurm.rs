@@ -145,6 +145,20 @@ fn axon_needs(t: &Topology, inp: &CheckInputs) -> Result<AxonNeeds, String> {
 }
 
 /// This host's NodeName line, or the unknown result saying why there is none.
+/// The parsed slurm.conf and this host's NodeName line, or the check's result when either
+/// is missing.
+fn conf_and_line<'a>(
+    id: &str,
+    f: &'a SlurmFacts,
+    expected: &str,
+) -> Result<(&'a SlurmConf, &'a NodeEntry), CheckResult> {
+    let conf = f
+        .slurm_conf
+        .as_ref()
+        .map_err(|e| file_error(id, e, expected))?;
+    Ok((conf, host_line(id, f, conf, expected)?))
+}
+
 fn host_line<'a>(
     id: &str,
     f: &'a SlurmFacts,
@@ -177,12 +191,8 @@ fn host_line<'a>(
 pub fn cpuspec(f: &SlurmFacts, inp: &CheckInputs) -> CheckResult {
     const ID: &str = "slurm.cpuspec";
     const EXP: &str = "CpuSpecList of this host's NodeName line holds the Axon CPUs and their SMT siblings, in Slurm's abstract CPU ids";
-    let conf = match &f.slurm_conf {
-        Ok(c) => c,
-        Err(e) => return file_error(ID, e, EXP),
-    };
-    let entry = match host_line(ID, f, conf, EXP) {
-        Ok(e) => e,
+    let (_, entry) = match conf_and_line(ID, f, EXP) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let t = match &inp.topology {
@@ -399,12 +409,8 @@ fn merged(key: &str, have: &str, want: &str) -> String {
 pub fn memspec(f: &SlurmFacts, inp: &CheckInputs) -> CheckResult {
     const ID: &str = "slurm.memspec";
     const EXP: &str = "with SelectTypeParameters=CR_Core_Memory, MemSpecLimit on this host's NodeName line of at least the Axon memory (MB)";
-    let conf = match &f.slurm_conf {
-        Ok(c) => c,
-        Err(e) => return file_error(ID, e, EXP),
-    };
-    let entry = match host_line(ID, f, conf, EXP) {
-        Ok(e) => e,
+    let (conf, entry) = match conf_and_line(ID, f, EXP) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let select = conf.get("SelectTypeParameters").map(|s| s.value.clone());
