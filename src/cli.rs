@@ -102,6 +102,79 @@ pub enum Command {
             3  could not run (facts unreadable, node unreachable)"
     )]
     Plan(PlanArgs),
+    /// Data-plane drives: format a file or block device as an axon drive, or show one
+    #[command(subcommand)]
+    Drive(DriveCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DriveCommand {
+    /// Format PATH as an axon drive: two superblock copies, then chunk slots. A new file is
+    /// created sparse with --size. Refuses a drive that holds anything (a filesystem, a
+    /// partition table, another axon drive, unknown data), naming it, unless --force
+    Format(DriveFormatArgs),
+    /// Show an axon drive's superblock (and which copy was used if one is damaged)
+    Info(DriveInfoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DriveFormatArgs {
+    /// A file (created when it does not exist, with --size) or a block device
+    pub path: PathBuf,
+
+    /// Size of a new file: bytes, or with K, M, G, T (binary: 10G is 10 GiB)
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub size: Option<u64>,
+
+    /// Chunk size: a multiple of 4K from 4K to 64M
+    #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_bytes)]
+    pub chunk_size: u64,
+
+    /// The cluster this drive belongs to (default: a new cluster id, printed)
+    #[arg(long, value_name = "UUID")]
+    pub cluster: Option<uuid::Uuid>,
+
+    /// Overwrite whatever the drive holds
+    #[arg(long)]
+    pub force: bool,
+
+    /// Print the superblock as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DriveInfoArgs {
+    pub path: PathBuf,
+
+    /// Print the superblock as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A size: bytes, or a number with K, M, G or T (binary multiples; `KiB`/`KB` spellings
+/// too).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}`: give a size such as 4096, 64K, 1M or 10G"))?;
+    let mul: u64 = match unit
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use K, M, G or T)")),
+    };
+    n.checked_mul(mul)
+        .ok_or_else(|| format!("`{s}` is more than 64 bits can count"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -733,6 +806,18 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn byte_sizes_parse_with_binary_units() {
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("64K"), Ok(64 << 10));
+        assert_eq!(parse_bytes("1M"), Ok(1 << 20));
+        assert_eq!(parse_bytes("10GiB"), Ok(10 << 30));
+        assert_eq!(parse_bytes("2tb"), Ok(2 << 40));
+        assert!(parse_bytes("1.5G").unwrap_err().contains("unknown unit"));
+        assert!(parse_bytes("G").is_err());
+        assert!(parse_bytes("99999999999T").unwrap_err().contains("64 bits"));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod collectors;
 pub mod commands;
+pub mod dataplane;
 pub mod demo;
 pub mod fleet;
 pub mod model;

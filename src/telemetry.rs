@@ -67,6 +67,7 @@ impl Options {
             Command::Demo(a) => ("demo", !a.headless && !a.view.once),
             Command::Probe(_) => ("probe", false),
             Command::Plan(_) => ("plan", false),
+            Command::Drive(_) => ("drive", false),
         };
         let log = if tui {
             console_log_path().map_or(LogTo::Off, LogTo::File)

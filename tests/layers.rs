@@ -305,3 +305,21 @@ fn terminal_code_lives_in_ui_and_grpc_in_agent_fleet_and_wire() {
     );
     assert!(!mentions("src/ui", &["ratatui::"]).is_empty());
 }
+
+#[test]
+fn the_data_plane_depends_on_model_alone() {
+    let above = [
+        "crate::agent",
+        "crate::fleet",
+        "crate::collectors",
+        "crate::actions",
+        "crate::ui",
+        "crate::commands",
+        "crate::wire",
+        "crate::cli",
+    ];
+    let bad = mentions("src/dataplane", &above);
+    assert!(bad.is_empty(), "src/dataplane reaches above model: {bad:?}");
+    // The check sees a use when there is one.
+    assert!(!mentions("src/commands", &["crate::dataplane"]).is_empty());
+}

@@ -119,8 +119,13 @@ impl Slurm {
     }
 
     fn start(&mut self) {
-        let _ = std::fs::remove_dir_all(self.dir.join("state"));
-        std::fs::create_dir_all(self.dir.join("state")).unwrap();
+        // A fresh controller state and slurmd spool each time: slurmd remembers the
+        // credentials of the jobs it ran (job ids restart at 1 with a fresh controller, and
+        // a remembered "revoked" job 1 would refuse the new one).
+        for d in ["state", "spool"] {
+            let _ = std::fs::remove_dir_all(self.dir.join(d));
+            std::fs::create_dir_all(self.dir.join(d)).unwrap();
+        }
         let log = |n: &str| std::fs::File::create(self.dir.join("log").join(n)).unwrap();
         let ctld = self
             .cmd("slurmctld")

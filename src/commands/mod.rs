@@ -6,6 +6,7 @@ pub mod agent;
 pub mod check;
 pub mod console;
 pub mod demo;
+pub mod drive;
 pub mod exporter;
 pub mod plan;
 pub mod probe;

@@ -1,0 +1,554 @@
+//! A data-plane drive: a file or a block device holding a superblock, kept in two copies,
+//! and fixed-size chunk slots aligned for O_DIRECT. Every chunk in a slot starts with a
+//! header naming its stripe, index and generation, with a crc32c of its payload and of
+//! itself, so a torn or misplaced chunk is caught when read.
+//!
+//! Layout (all little-endian):
+//!
+//! ```text
+//! 0        superblock copy A (4 KiB block)
+//! 4 KiB    superblock copy B
+//! 1 MiB    slot 0: chunk header (4 KiB block), then chunk_size bytes of payload
+//! …        slot n at 1 MiB + n × (4 KiB + chunk_size)
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use uuid::Uuid;
+
+/// On-disk format identifiers.
+pub const MAGIC: [u8; 8] = *b"AXONDRV1";
+pub const FORMAT_VERSION: u32 = 1;
+/// O_DIRECT alignment, and the size of a superblock copy and of a chunk header.
+pub const BLOCK: u64 = 4096;
+/// Where the slots start.
+pub const SLOTS_OFFSET: u64 = 1 << 20;
+pub const DEFAULT_CHUNK_SIZE: u32 = 1 << 20;
+/// Chunk sizes accepted: 4 KiB to 64 MiB, multiples of 4 KiB.
+pub const MIN_CHUNK: u32 = 4096;
+pub const MAX_CHUNK: u32 = 64 << 20;
+
+/// A drive's state, in WEKA's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriveState {
+    Active,
+    PhasingIn,
+    PhasingOut,
+    Inactive,
+    Failed,
+}
+
+impl DriveState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriveState::Active => "ACTIVE",
+            DriveState::PhasingIn => "PHASING_IN",
+            DriveState::PhasingOut => "PHASING_OUT",
+            DriveState::Inactive => "INACTIVE",
+            DriveState::Failed => "FAILED",
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            DriveState::Active => 1,
+            DriveState::PhasingIn => 2,
+            DriveState::PhasingOut => 3,
+            DriveState::Inactive => 4,
+            DriveState::Failed => 5,
+        }
+    }
+
+    fn from_code(c: u8) -> Option<DriveState> {
+        Some(match c {
+            1 => DriveState::Active,
+            2 => DriveState::PhasingIn,
+            3 => DriveState::PhasingOut,
+            4 => DriveState::Inactive,
+            5 => DriveState::Failed,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Superblock {
+    pub version: u32,
+    pub cluster: Uuid,
+    pub drive: Uuid,
+    pub chunk_size: u32,
+    pub slots: u64,
+    pub state: DriveState,
+    /// Bumped on every superblock write; the newer valid copy wins.
+    pub generation: u64,
+}
+
+/// Bytes of the superblock covered by its crc (the crc follows them).
+const SB_LEN: usize = 8 + 4 + 16 + 16 + 4 + 8 + 1 + 8;
+
+impl Superblock {
+    pub fn encode(&self) -> [u8; BLOCK as usize] {
+        let mut b = [0u8; BLOCK as usize];
+        let mut w = 0;
+        let mut put = |bytes: &[u8]| {
+            b[w..w + bytes.len()].copy_from_slice(bytes);
+            w += bytes.len();
+        };
+        put(&MAGIC);
+        put(&self.version.to_le_bytes());
+        put(self.cluster.as_bytes());
+        put(self.drive.as_bytes());
+        put(&self.chunk_size.to_le_bytes());
+        put(&self.slots.to_le_bytes());
+        put(&[self.state.code()]);
+        put(&self.generation.to_le_bytes());
+        let crc = crc32c::crc32c(&b[..SB_LEN]);
+        b[SB_LEN..SB_LEN + 4].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes one copy; the error says what is wrong with it.
+    pub fn decode(b: &[u8]) -> Result<Superblock, String> {
+        if b.len() < SB_LEN + 4 {
+            return Err("shorter than a superblock".into());
+        }
+        if b[..8] != MAGIC {
+            return Err("no axon drive magic".into());
+        }
+        let crc = u32::from_le_bytes(b[SB_LEN..SB_LEN + 4].try_into().expect("4 bytes"));
+        if crc32c::crc32c(&b[..SB_LEN]) != crc {
+            return Err("checksum mismatch (damaged)".into());
+        }
+        let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"));
+        let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
+        let uuid_at = |o: usize| Uuid::from_bytes(b[o..o + 16].try_into().expect("16 bytes"));
+        let version = u32_at(8);
+        if version != FORMAT_VERSION {
+            return Err(format!(
+                "format version {version}, this axon reads {FORMAT_VERSION}"
+            ));
+        }
+        let state =
+            DriveState::from_code(b[56]).ok_or_else(|| format!("unknown state {}", b[56]))?;
+        Ok(Superblock {
+            version,
+            cluster: uuid_at(12),
+            drive: uuid_at(28),
+            chunk_size: u32_at(44),
+            slots: u64_at(48),
+            state,
+            generation: u64_at(57),
+        })
+    }
+}
+
+/// Where slot `n`'s header starts.
+pub fn slot_offset(chunk_size: u32, n: u64) -> u64 {
+    SLOTS_OFFSET + n * (BLOCK + u64::from(chunk_size))
+}
+
+/// How many slots a drive of `size` bytes holds.
+pub fn slots_for(size: u64, chunk_size: u32) -> u64 {
+    size.saturating_sub(SLOTS_OFFSET) / (BLOCK + u64::from(chunk_size))
+}
+
+/// The header in front of every chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkHeader {
+    pub stripe: u64,
+    pub index: u16,
+    pub stripe_generation: u64,
+    pub payload_len: u32,
+    pub payload_crc: u32,
+}
+
+const CH_MAGIC: [u8; 4] = *b"AXCK";
+const CH_LEN: usize = 4 + 8 + 2 + 8 + 4 + 4;
+
+impl ChunkHeader {
+    pub fn for_payload(stripe: u64, index: u16, stripe_generation: u64, payload: &[u8]) -> Self {
+        ChunkHeader {
+            stripe,
+            index,
+            stripe_generation,
+            payload_len: payload.len() as u32,
+            payload_crc: crc32c::crc32c(payload),
+        }
+    }
+
+    pub fn encode(&self) -> [u8; BLOCK as usize] {
+        let mut b = [0u8; BLOCK as usize];
+        b[..4].copy_from_slice(&CH_MAGIC);
+        b[4..12].copy_from_slice(&self.stripe.to_le_bytes());
+        b[12..14].copy_from_slice(&self.index.to_le_bytes());
+        b[14..22].copy_from_slice(&self.stripe_generation.to_le_bytes());
+        b[22..26].copy_from_slice(&self.payload_len.to_le_bytes());
+        b[26..30].copy_from_slice(&self.payload_crc.to_le_bytes());
+        let crc = crc32c::crc32c(&b[..CH_LEN]);
+        b[CH_LEN..CH_LEN + 4].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes a header; None for a slot never written (all zero), an error for a damaged one.
+    pub fn decode(b: &[u8]) -> Result<Option<ChunkHeader>, String> {
+        if b.len() < CH_LEN + 4 {
+            return Err("shorter than a chunk header".into());
+        }
+        if b[..CH_LEN + 4].iter().all(|x| *x == 0) {
+            return Ok(None);
+        }
+        if b[..4] != CH_MAGIC {
+            return Err("not a chunk header".into());
+        }
+        let crc = u32::from_le_bytes(b[CH_LEN..CH_LEN + 4].try_into().expect("4 bytes"));
+        if crc32c::crc32c(&b[..CH_LEN]) != crc {
+            return Err("chunk header checksum mismatch (torn or damaged)".into());
+        }
+        Ok(Some(ChunkHeader {
+            stripe: u64::from_le_bytes(b[4..12].try_into().expect("8 bytes")),
+            index: u16::from_le_bytes(b[12..14].try_into().expect("2 bytes")),
+            stripe_generation: u64::from_le_bytes(b[14..22].try_into().expect("8 bytes")),
+            payload_len: u32::from_le_bytes(b[22..26].try_into().expect("4 bytes")),
+            payload_crc: u32::from_le_bytes(b[26..30].try_into().expect("4 bytes")),
+        }))
+    }
+
+    /// Whether `payload` is the one this header describes.
+    pub fn verify(&self, payload: &[u8]) -> Result<(), String> {
+        if payload.len() != self.payload_len as usize {
+            return Err(format!(
+                "payload is {} bytes, the header says {}",
+                payload.len(),
+                self.payload_len
+            ));
+        }
+        if crc32c::crc32c(payload) != self.payload_crc {
+            return Err("payload checksum mismatch".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriveError {
+    #[error("{path}: {why} — {remedy}")]
+    Refused {
+        path: PathBuf,
+        why: String,
+        remedy: String,
+    },
+    #[error("{path}: {op}: {source}")]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        source: std::io::Error,
+    },
+}
+
+fn io<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -> DriveError + 'a {
+    move |source| DriveError::Io {
+        path: path.to_path_buf(),
+        op,
+        source,
+    }
+}
+
+/// What the start of a device or file holds, by the signatures of common formats.
+pub fn recognise(head: &[u8]) -> Option<String> {
+    let at = |o: usize, sig: &[u8]| head.len() >= o + sig.len() && &head[o..o + sig.len()] == sig;
+    if at(0, &MAGIC) {
+        return match Superblock::decode(&head[..BLOCK as usize]) {
+            Ok(sb) => Some(format!(
+                "an axon drive (cluster {}, drive {}, {})",
+                sb.cluster,
+                sb.drive,
+                sb.state.as_str()
+            )),
+            Err(e) => Some(format!("a damaged axon drive superblock ({e})")),
+        };
+    }
+    let found = [
+        (0, &b"XFSB"[..], "an XFS filesystem"),
+        (1080, &[0x53, 0xEF][..], "an ext2/3/4 filesystem"),
+        (65600, &b"_BHRfS_M"[..], "a btrfs filesystem"),
+        (512, &b"EFI PART"[..], "a GPT partition table"),
+        (512, &b"LABELONE"[..], "an LVM physical volume"),
+        (4086, &b"SWAPSPACE2"[..], "a swap area"),
+        (0, &b"LUKS\xba\xbe"[..], "a LUKS encrypted volume"),
+        (32769, &b"CD001"[..], "an ISO 9660 image"),
+    ]
+    .iter()
+    .find(|(o, sig, _)| at(*o, sig))
+    .map(|(_, _, what)| what.to_string());
+    if found.is_some() {
+        return found;
+    }
+    if at(510, &[0x55, 0xAA]) {
+        return Some("an MBR partition table or boot sector".into());
+    }
+    if head.iter().any(|b| *b != 0) {
+        return Some("data of an unknown kind (not all zero)".into());
+    }
+    None
+}
+
+/// What `format` makes.
+#[derive(Debug, Clone, Copy)]
+pub struct FormatOptions {
+    /// Size of a new file (ignored for a block device or an existing file).
+    pub size: Option<u64>,
+    pub chunk_size: u32,
+    pub cluster: Uuid,
+    /// Overwrite whatever the start of the drive holds.
+    pub force: bool,
+}
+
+/// Formats `path`: a new sparse file of `size`, an existing file, or a block device.
+/// Refuses one that holds anything (a filesystem, a partition table, another axon drive,
+/// unknown data) unless `force`, naming what it found.
+pub fn format(path: &Path, o: &FormatOptions) -> Result<Superblock, DriveError> {
+    let refuse = |why: String, remedy: &str| DriveError::Refused {
+        path: path.to_path_buf(),
+        why,
+        remedy: remedy.to_string(),
+    };
+    if o.chunk_size < MIN_CHUNK || o.chunk_size > MAX_CHUNK || o.chunk_size % MIN_CHUNK != 0 {
+        return Err(refuse(
+            format!("chunk size {} bytes", o.chunk_size),
+            "give a multiple of 4 KiB from 4 KiB to 64 MiB (default 1 MiB)",
+        ));
+    }
+    let exists = path.exists();
+    let mut f = if exists {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io(path, "open"))?
+    } else {
+        let size = o.size.ok_or_else(|| {
+            refuse(
+                "does not exist".into(),
+                "pass --size to create a file-backed drive, or name a block device",
+            )
+        })?;
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(io(path, "create"))?;
+        // Sparse: only the superblocks and written chunks take space.
+        f.set_len(size).map_err(io(path, "set size"))?;
+        f
+    };
+    let meta = f.metadata().map_err(io(path, "stat"))?;
+    let kind = meta.file_type();
+    if !(kind.is_file() || kind.is_block_device()) {
+        return Err(refuse(
+            "is neither a regular file nor a block device".into(),
+            "name a file or an NVMe block device",
+        ));
+    }
+    let size = f.seek(SeekFrom::End(0)).map_err(io(path, "size"))?;
+    if exists {
+        let mut head = vec![0u8; (size.min(128 << 10)) as usize];
+        f.seek(SeekFrom::Start(0)).map_err(io(path, "seek"))?;
+        f.read_exact(&mut head).map_err(io(path, "read"))?;
+        if let Some(what) = recognise(&head)
+            && !o.force
+        {
+            return Err(refuse(
+                format!("holds {what}"),
+                "format it only if that may be destroyed: pass --force",
+            ));
+        }
+    }
+    let slots = slots_for(size, o.chunk_size);
+    if slots == 0 {
+        return Err(refuse(
+            format!("{size} bytes hold no {}-byte chunk slot", o.chunk_size),
+            "use a larger drive or a smaller --chunk-size",
+        ));
+    }
+    let sb = Superblock {
+        version: FORMAT_VERSION,
+        cluster: o.cluster,
+        drive: Uuid::new_v4(),
+        chunk_size: o.chunk_size,
+        slots,
+        state: DriveState::Inactive,
+        generation: 1,
+    };
+    let block = sb.encode();
+    for off in [0, BLOCK] {
+        f.seek(SeekFrom::Start(off)).map_err(io(path, "seek"))?;
+        f.write_all(&block).map_err(io(path, "write superblock"))?;
+    }
+    f.sync_data().map_err(io(path, "sync"))?;
+    Ok(sb)
+}
+
+/// An opened drive's superblock, and what was wrong with a copy if one was.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    pub superblock: Superblock,
+    /// "copy A: checksum mismatch (damaged); using copy B" when one copy is bad.
+    pub warning: Option<String>,
+    pub size: u64,
+}
+
+/// Reads a drive's superblocks: the newer valid copy wins; both bad is an error naming
+/// what is wrong with each.
+pub fn open(path: &Path) -> Result<Opened, DriveError> {
+    let mut f = File::open(path).map_err(io(path, "open"))?;
+    let size = f.seek(SeekFrom::End(0)).map_err(io(path, "size"))?;
+    let mut buf = vec![0u8; (2 * BLOCK) as usize];
+    f.seek(SeekFrom::Start(0)).map_err(io(path, "seek"))?;
+    let n = read_up_to(&mut f, &mut buf).map_err(io(path, "read"))?;
+    let a = Superblock::decode(&buf[..n.min(BLOCK as usize)]);
+    let b = if n > BLOCK as usize {
+        Superblock::decode(&buf[BLOCK as usize..n])
+    } else {
+        Err("missing (the file is too short)".into())
+    };
+    let (superblock, warning) = match (a, b) {
+        (Ok(a), Ok(b)) => (if b.generation > a.generation { b } else { a }, None),
+        (Ok(a), Err(e)) => (a, Some(format!("superblock copy B: {e}; using copy A"))),
+        (Err(e), Ok(b)) => (b, Some(format!("superblock copy A: {e}; using copy B"))),
+        (Err(ea), Err(eb)) => {
+            let head = &buf[..n];
+            let what = recognise(head)
+                .filter(|w| !w.starts_with("a damaged axon"))
+                .map(|w| format!("; it holds {w}"))
+                .unwrap_or_default();
+            return Err(DriveError::Refused {
+                path: path.to_path_buf(),
+                why: format!("not a readable axon drive (copy A: {ea}; copy B: {eb}){what}"),
+                remedy:
+                    "check the path, or format it with `axon drive format` (destroys what is on it)"
+                        .into(),
+            });
+        }
+    };
+    let need = slot_offset(superblock.chunk_size, superblock.slots);
+    if size < need {
+        return Err(DriveError::Refused {
+            path: path.to_path_buf(),
+            why: format!(
+                "is {size} bytes but its superblock says {} slots of {} bytes ({need} bytes): truncated",
+                superblock.slots, superblock.chunk_size
+            ),
+            remedy:
+                "restore the drive's full size, or replace it (its chunks are rebuilt from parity)"
+                    .into(),
+        });
+    }
+    Ok(Opened {
+        superblock,
+        warning,
+        size,
+    })
+}
+
+fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sb() -> Superblock {
+        Superblock {
+            version: FORMAT_VERSION,
+            cluster: Uuid::from_u128(1),
+            drive: Uuid::from_u128(2),
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            slots: 100,
+            state: DriveState::Active,
+            generation: 7,
+        }
+    }
+
+    #[test]
+    fn a_superblock_round_trips_and_any_flipped_byte_is_caught() {
+        let b = sb().encode();
+        assert_eq!(Superblock::decode(&b).unwrap(), sb());
+        for i in 0..SB_LEN + 4 {
+            let mut c = b;
+            c[i] ^= 0x40;
+            assert!(
+                Superblock::decode(&c).is_err(),
+                "byte {i} flipped went unseen"
+            );
+        }
+    }
+
+    #[test]
+    fn a_chunk_header_round_trips_and_detects_torn_and_wrong_payloads() {
+        let payload = vec![7u8; 5000];
+        let h = ChunkHeader::for_payload(42, 3, 9, &payload);
+        let b = h.encode();
+        assert_eq!(ChunkHeader::decode(&b).unwrap(), Some(h));
+        assert_eq!(
+            ChunkHeader::decode(&[0u8; 4096]).unwrap(),
+            None,
+            "never written"
+        );
+        h.verify(&payload).unwrap();
+        let mut torn = payload.clone();
+        torn[4000..].fill(0);
+        assert!(h.verify(&torn).unwrap_err().contains("checksum"));
+        assert!(
+            h.verify(&payload[..100])
+                .unwrap_err()
+                .contains("header says 5000")
+        );
+        let mut bad = b;
+        bad[13] ^= 1;
+        assert!(
+            ChunkHeader::decode(&bad)
+                .unwrap_err()
+                .contains("torn or damaged")
+        );
+    }
+
+    #[test]
+    fn slots_are_block_aligned() {
+        for cs in [MIN_CHUNK, DEFAULT_CHUNK_SIZE, MAX_CHUNK] {
+            for n in [0, 1, 7, 1000] {
+                assert_eq!(slot_offset(cs, n) % BLOCK, 0);
+            }
+        }
+        assert_eq!(slots_for(SLOTS_OFFSET, MIN_CHUNK), 0);
+        assert_eq!(slots_for(SLOTS_OFFSET + 2 * (BLOCK + 4096), 4096), 2);
+    }
+
+    #[test]
+    fn common_formats_are_recognised() {
+        let mut ext4 = vec![0u8; 128 << 10];
+        ext4[1080] = 0x53;
+        ext4[1081] = 0xEF;
+        assert_eq!(recognise(&ext4).unwrap(), "an ext2/3/4 filesystem");
+        let mut xfs = vec![0u8; 8192];
+        xfs[..4].copy_from_slice(b"XFSB");
+        assert_eq!(recognise(&xfs).unwrap(), "an XFS filesystem");
+        assert!(recognise(&vec![0u8; 8192]).is_none());
+        assert!(
+            recognise(&sb().encode())
+                .unwrap()
+                .starts_with("an axon drive (cluster 00000000-0000-0000-0000-000000000001")
+        );
+        assert!(recognise(&[1u8; 100]).unwrap().contains("unknown kind"));
+    }
+}
