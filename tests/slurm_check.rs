@@ -50,15 +50,7 @@ fn get<'a>(rs: &'a [CheckResult], id: &str) -> &'a CheckResult {
 }
 
 fn axon(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_axon"))
-        .args(args)
-        .output()
-        .expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::process::run(args, std::time::Duration::from_secs(60))
 }
 
 #[test]

@@ -8,7 +8,7 @@
 
 use super::{Artefact, PlannedNode};
 use crate::model::hostlist;
-use crate::model::plan::{NoteSeverity, Protection, Role};
+use crate::model::plan::{Protection, Role};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -316,26 +316,7 @@ fn header(what: &str, source: &str, nodes: &[PlannedNode], extra: &[String]) -> 
     for e in extra {
         let _ = writeln!(s, "# NOTE: {e}");
     }
-    for n in nodes {
-        for note in n
-            .plan
-            .notes
-            .iter()
-            .filter(|x| x.severity >= NoteSeverity::Warning)
-        {
-            let _ = writeln!(
-                s,
-                "# {} {}: {}",
-                if note.severity == NoteSeverity::Infeasible {
-                    "CANNOT HOLD on"
-                } else {
-                    "WARNING on"
-                },
-                n.name,
-                note.text
-            );
-        }
-    }
+    s.push_str(&super::note_comments(nodes));
     s
 }
 

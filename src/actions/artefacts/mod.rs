@@ -30,3 +30,27 @@ pub struct Artefact {
     pub install_to: String,
     pub text: String,
 }
+
+/// The plans' warnings and the rules they cannot hold, one `# …` comment line each, for
+/// the head of an artefact: whoever installs it reads why it is what it is.
+pub fn note_comments(nodes: &[PlannedNode]) -> String {
+    use crate::model::plan::NoteSeverity;
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    for n in nodes {
+        for note in n
+            .plan
+            .notes
+            .iter()
+            .filter(|x| x.severity >= NoteSeverity::Warning)
+        {
+            let what = if note.severity == NoteSeverity::Infeasible {
+                "CANNOT HOLD on"
+            } else {
+                "WARNING on"
+            };
+            let _ = writeln!(s, "# {what} {}: {}", n.name, note.text);
+        }
+    }
+    s
+}

@@ -105,16 +105,7 @@ pub fn artefacts(nodes: &[PlannedNode], source: &str) -> Result<Vec<Artefact>, S
     if let Some(w) = &why {
         let _ = writeln!(s, "# NOTE: {w}.");
     }
-    for n in nodes {
-        for note in n
-            .plan
-            .notes
-            .iter()
-            .filter(|x| x.severity >= crate::model::plan::NoteSeverity::Warning)
-        {
-            let _ = writeln!(s, "# NOTE {}: {}", n.name, note.text);
-        }
-    }
+    s.push_str(&super::note_comments(nodes));
     let _ = writeln!(
         s,
         "set -euo pipefail\n\n\

@@ -4,7 +4,6 @@
 
 use super::{Artefact, PlannedNode};
 use crate::model::hostlist;
-use crate::model::plan::NoteSeverity;
 use crate::model::plan::slurm::{CGROUP_SETTINGS, NodeLine, SETTINGS};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -39,26 +38,7 @@ pub fn artefacts(nodes: &[PlannedNode], source: &str) -> Result<Vec<Artefact>, S
     for (k, v) in SETTINGS {
         let _ = writeln!(conf, "{k}={v}");
     }
-    for n in nodes {
-        for note in n
-            .plan
-            .notes
-            .iter()
-            .filter(|x| x.severity >= NoteSeverity::Warning)
-        {
-            let _ = writeln!(
-                conf,
-                "# {} {}: {}",
-                if note.severity == NoteSeverity::Infeasible {
-                    "CANNOT HOLD on"
-                } else {
-                    "WARNING on"
-                },
-                n.name,
-                note.text
-            );
-        }
-    }
+    conf.push_str(&super::note_comments(nodes));
     for (line, names) in &groups {
         let names = hostlist::compress(names);
         let _ = writeln!(
