@@ -119,13 +119,29 @@ impl Slurm {
     }
 
     fn start(&mut self) {
-        // A fresh controller state and slurmd spool each time: slurmd remembers the
-        // credentials of the jobs it ran (job ids restart at 1 with a fresh controller, and
-        // a remembered "revoked" job 1 would refuse the new one).
+        // A fresh controller state and slurmd spool each time, and job ids never used
+        // before on this machine: slurmd remembers the credentials of the jobs it ran (a
+        // remembered "revoked" job 1 refuses a new job 1), and a job's cgroup left by an
+        // earlier run (`…/slurm_<node>/uid_0/job_1`) refuses a new job of that id.
         for d in ["state", "spool"] {
             let _ = std::fs::remove_dir_all(self.dir.join(d));
             std::fs::create_dir_all(self.dir.join(d)).unwrap();
         }
+        remove_job_cgroups(&self.node);
+        let first_job = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            % 10_000_000
+            * 10
+            + 1;
+        let conf = std::fs::read_to_string(&self.conf).unwrap();
+        let conf: String = conf
+            .lines()
+            .filter(|l| !l.starts_with("FirstJobId="))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&self.conf, format!("{conf}FirstJobId={first_job}\n")).unwrap();
         let log = |n: &str| std::fs::File::create(self.dir.join("log").join(n)).unwrap();
         let ctld = self
             .cmd("slurmctld")
@@ -172,11 +188,29 @@ impl Slurm {
         lines[lines.len().saturating_sub(15)..].join("\n")
     }
 
+    /// slurmd gets SIGTERM, as systemd stops it (it then cleans up its jobs' cgroups),
+    /// and SIGKILL after 10 s; slurmctld keeps nothing worth a clean stop here.
     fn stop(&mut self) {
-        for mut c in self.daemons.drain(..) {
+        let mut daemons: Vec<Child> = self.daemons.drain(..).collect();
+        if daemons.len() == 2 {
+            let mut d = daemons.pop().expect("slurmd");
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe {
+                libc::kill(d.id() as i32, libc::SIGTERM);
+            }
+            let start = Instant::now();
+            while d.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+        for mut c in daemons {
             let _ = c.kill();
             let _ = c.wait();
         }
+        remove_job_cgroups(&self.node);
     }
 
     /// The CPUs a one-task job may run on.
@@ -213,6 +247,31 @@ impl Slurm {
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// Removes the empty cgroups Slurm left for this node's jobs (every controller of the v1
+/// hierarchy and the unified one), deepest first; busy ones stay.
+fn remove_job_cgroups(node: &str) {
+    fn rm(dir: &Path) {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    rm(&e.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
+    if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+        for e in rd.flatten() {
+            for base in [e.path(), Path::new("/sys/fs/cgroup").to_path_buf()] {
+                let d = base.join(format!("slurm_{node}"));
+                if d.is_dir() {
+                    rm(&d);
+                }
+            }
+        }
     }
 }
 
