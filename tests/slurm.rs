@@ -340,6 +340,16 @@ fn slurm_keeps_the_planned_axon_cores_from_jobs_and_the_seeds_inverted_line_does
     assert_eq!(field(&line, "NodeName"), node);
     let spec = field(&line, "CpuSpecList").to_string();
     let mem = field(&line, "MemSpecLimit").to_string();
+    // slurmctld reaches slurmd at the node's name; where this machine's name does not
+    // resolve, the line gets this machine's address (nothing else of it changes).
+    let resolves = std::net::ToSocketAddrs::to_socket_addrs(&(node.as_str(), 0)).is_ok();
+    if !resolves {
+        std::fs::write(
+            &generated,
+            text.replace(&line, &format!("{line} NodeAddr=127.0.0.1")),
+        )
+        .unwrap();
+    }
 
     let mut slurm = Slurm::new(
         dir.path(),
@@ -381,6 +391,11 @@ fn slurm_keeps_the_planned_axon_cores_from_jobs_and_the_seeds_inverted_line_does
         &format!("CpuSpecList={spec}"),
         &format!("CpuSpecList={}", inverted.to_list_string()),
     );
+    let seed_line = if resolves {
+        seed_line
+    } else {
+        format!("{seed_line} NodeAddr=127.0.0.1")
+    };
     let seed_file = dir.path().join("slurm.conf.seed");
     std::fs::write(&seed_file, text.replace(&line, &seed_line)).unwrap();
     let conf = std::fs::read_to_string(&slurm.conf).unwrap();
