@@ -159,16 +159,9 @@ fn known_groups() -> String {
 
 /// First Ctrl-C (or SIGTERM): cancel; the second: stop following.
 async fn interrupts(cancel: CancellationToken, abandon: CancellationToken) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let next = async |term: &mut Option<tokio::signal::unix::Signal>| {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
-        }
-    };
-    next(&mut term).await;
+    super::wait_for_shutdown().await;
     cancel.cancel();
-    next(&mut term).await;
+    super::wait_for_shutdown().await;
     abandon.cancel();
 }
 

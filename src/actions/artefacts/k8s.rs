@@ -790,64 +790,18 @@ pub fn artefacts(
 mod tests {
     use super::*;
     use crate::model::cpuset::CpuSet;
-    use crate::model::plan::{PlanInput, PlanNic, PlanOptions, plan_node};
-    use crate::model::topology::{Cpu, Memory, NumaNode, Topology};
+    use crate::model::plan::testing;
+    use crate::model::topology::Topology;
 
     /// 2 NUMA domains × `cores` cores, SMT on or off (Linux numbering).
+    /// 2 NUMA domains of `cores / 2` cores, SMT on or off, 256 GiB each.
     fn host(cores: u32, smt: bool) -> Topology {
-        let threads = if smt { 2 } else { 1 };
-        let mut cpus = Vec::new();
-        for th in 0..threads {
-            for c in 0..cores {
-                cpus.push(Cpu {
-                    id: th * cores + c,
-                    core_id: c,
-                    package_id: 0,
-                    numa_node: Some(c / (cores / 2)),
-                    siblings: if smt {
-                        CpuSet::from_ids([c, c + cores])
-                    } else {
-                        CpuSet::from_ids([c])
-                    },
-                    online: true,
-                });
-            }
-        }
-        Topology {
-            numa_nodes: (0..2)
-                .map(|d| NumaNode {
-                    id: d,
-                    memory_total_bytes: Some(256 << 30),
-                    ..Default::default()
-                })
-                .collect(),
-            cpus,
-            memory: Memory {
-                total_bytes: Some(512 << 30),
-                ..Default::default()
-            },
-            ..Default::default()
-        }
+        testing::host(2, cores / 2, if smt { 2 } else { 1 }, 256)
     }
 
+    /// The default plan with a dataplane NIC on each domain.
     fn plan(t: &Topology, drives: usize) -> crate::model::plan::NodePlan {
-        plan_node(
-            &PlanInput {
-                topology: t,
-                nics: vec![
-                    PlanNic {
-                        name: "ens1".into(),
-                        numa: Some(0),
-                    },
-                    PlanNic {
-                        name: "ens2".into(),
-                        numa: Some(1),
-                    },
-                ],
-                drives,
-            },
-            &PlanOptions::default(),
-        )
+        testing::plan(t, testing::nics(&[Some(0), Some(1)]), drives)
     }
 
     #[test]

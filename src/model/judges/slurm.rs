@@ -294,20 +294,11 @@ pub fn cpuspec(f: &SlurmFacts, inp: &CheckInputs) -> CheckResult {
             corrected(),
         );
     };
-    let abs = match CpuSet::parse_list(&spec.value) {
-        Ok(s) => s,
-        Err(e) => {
-            return result(
-                ID,
-                CheckStatus::Fail,
-                format!("CpuSpecList={} at {}: {e}", spec.value, spec.at),
-                EXP,
-                corrected(),
-            );
-        }
-    };
-    let kernel = match map.to_kernel(&abs) {
-        Ok(k) => k,
+    let (abs, kernel) = match CpuSet::parse_list(&spec.value)
+        .map_err(|e| e.to_string())
+        .and_then(|abs| map.to_kernel(&abs).map(|k| (abs, k)))
+    {
+        Ok(x) => x,
         Err(e) => {
             return result(
                 ID,
