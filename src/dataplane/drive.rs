@@ -51,7 +51,7 @@ impl DriveState {
         }
     }
 
-    fn code(self) -> u8 {
+    pub fn code(self) -> u8 {
         match self {
             DriveState::Active => 1,
             DriveState::PhasingIn => 2,
@@ -61,7 +61,7 @@ impl DriveState {
         }
     }
 
-    fn from_code(c: u8) -> Option<DriveState> {
+    pub fn from_code(c: u8) -> Option<DriveState> {
         Some(match c {
             1 => DriveState::Active,
             2 => DriveState::PhasingIn,
@@ -462,6 +462,118 @@ fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// A buffer whose start is aligned to `BLOCK`, as O_DIRECT wants, without unsafe code:
+/// a Vec one block longer than asked, used from its first aligned byte.
+pub struct AlignedBuf {
+    v: Vec<u8>,
+    off: usize,
+    len: usize,
+}
+
+impl AlignedBuf {
+    pub fn zeroed(len: usize) -> AlignedBuf {
+        let v = vec![0u8; len + BLOCK as usize];
+        let off = v.as_ptr().align_offset(BLOCK as usize);
+        AlignedBuf { v, off, len }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        &self.v[self.off..self.off + self.len]
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.v[self.off..self.off + self.len]
+    }
+}
+
+/// An opened drive for chunk I/O: O_DIRECT where the filesystem allows it (a tmpfs before
+/// Linux 6.6 does not; then buffered I/O, and durability still comes from fdatasync).
+pub struct DriveIo {
+    file: File,
+    pub path: PathBuf,
+    pub chunk_size: u32,
+    /// Whether the file is open with O_DIRECT.
+    pub direct: bool,
+}
+
+impl DriveIo {
+    pub fn open(path: &Path, chunk_size: u32) -> Result<DriveIo, DriveError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let direct = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path);
+        let (file, direct) = match direct {
+            Ok(f) => (f, true),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(path)
+                    .map_err(io(path, "open"))?,
+                false,
+            ),
+            Err(e) => return Err(io(path, "open")(e)),
+        };
+        Ok(DriveIo {
+            file,
+            path: path.to_path_buf(),
+            chunk_size,
+            direct,
+        })
+    }
+
+    /// Writes a slot: `buf` is the header block followed by the payload (a multiple of
+    /// `BLOCK`, at most the chunk size). Not durable until `sync`.
+    /// `buf` must start on a `BLOCK` boundary (an `AlignedBuf`'s slice) for O_DIRECT.
+    pub fn write_slot(&self, slot: u64, buf: &[u8]) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        debug_assert!(buf.len() as u64 <= BLOCK + u64::from(self.chunk_size));
+        self.file
+            .write_all_at(buf, slot_offset(self.chunk_size, slot))
+    }
+
+    /// Reads the first `buf.len()` bytes of a slot (header block, then payload); `buf`
+    /// aligned as for `write_slot`.
+    pub fn read_slot(&self, slot: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file
+            .read_exact_at(buf, slot_offset(self.chunk_size, slot))
+    }
+
+    /// Makes what was written durable (fdatasync).
+    pub fn sync(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+/// Rewrites both superblock copies with a new state and the next generation.
+pub fn set_state(path: &Path, state: DriveState) -> Result<Superblock, DriveError> {
+    let mut sb = open(path)?.superblock;
+    sb.state = state;
+    sb.generation += 1;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io(path, "open"))?;
+    let block = sb.encode();
+    for off in [0, BLOCK] {
+        f.seek(SeekFrom::Start(off)).map_err(io(path, "seek"))?;
+        f.write_all(&block).map_err(io(path, "write superblock"))?;
+    }
+    f.sync_data().map_err(io(path, "sync"))?;
+    Ok(sb)
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The embedded data plane (ARCHITECTURE.md, DATAPLANE.md): drives, erasure-coded stripes,
-//! rebuild. Depends on `model` only. So far: the drive format (`drive`) and the erasure
-//! codec (`ec`, ISA-L).
+//! rebuild. Depends on `model` only. On one node so far: the drive format (`drive`), the
+//! erasure codec (`ec`, ISA-L), and the storage engine (`store`: objects in stripes, the
+//! index in redb, reconcile on open, the scrubber).
 
 pub mod drive;
 pub mod ec;
+pub mod store;

@@ -1,0 +1,1687 @@
+//! The storage engine on one node: objects split into k+m erasure-coded stripes whose
+//! chunks sit in slots of distinct drives, with the index in redb.
+//!
+//! Order of a write (DATAPLANE.md): allocate free slots on k+m distinct drives → write each
+//! chunk (header + payload, O_DIRECT) → fdatasync every drive written → commit one redb
+//! transaction naming the object, its stripes and their slots → acknowledge. A crash before
+//! the commit leaves chunks no index names: on open they are found by their headers and
+//! freed (their headers zeroed). An object is therefore whole or absent, and a committed
+//! chunk is never overwritten by a later write (only free slots are allocated).
+//!
+//! On open every drive's superblock is checked against the drive the index expects there
+//! (same cluster, same drive id), and every slot's header against the index: a chunk whose
+//! header disagrees is reported and treated as lost until the scrubber repairs it.
+//!
+//! Free slots are not stored: they are the slots the index does not name, computed on open.
+//! The index is the one source of truth, so the two can never disagree.
+
+use super::drive::{self, AlignedBuf, BLOCK, ChunkHeader, DriveError, DriveIo, DriveState};
+use super::ec::{Codec, EcError, Isal, Scheme};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// The index's file inside the store directory.
+pub const DB_FILE: &str = "meta.redb";
+/// Longest object key, in bytes.
+pub const MAX_KEY: usize = 1024;
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// drive id → state code, then the path (UTF-8).
+const DRIVES: TableDefinition<u128, &[u8]> = TableDefinition::new("drives");
+/// (drive id, slot) → (stripe, chunk index, chunk generation).
+const CHUNKS: TableDefinition<(u128, u64), (u64, u16, u64)> = TableDefinition::new("chunks");
+/// stripe → `StripeRec`.
+const STRIPES: TableDefinition<u64, &[u8]> = TableDefinition::new("stripes");
+/// key → `ObjectRec`.
+const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// What is wrong and what to do, in one message.
+    #[error("{0}")]
+    Refused(String),
+    #[error("{path}: {op}: {source}{hint}")]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        source: std::io::Error,
+        hint: &'static str,
+    },
+    #[error("{path}: metadata database: {msg}")]
+    Db { path: PathBuf, msg: String },
+    #[error(transparent)]
+    Drive(#[from] DriveError),
+    #[error(transparent)]
+    Ec(#[from] EcError),
+    #[error("no object {0:?} in this store")]
+    NotFound(String),
+    #[error("{0}")]
+    Unreadable(String),
+}
+
+fn io_err(path: &Path, op: &'static str, source: std::io::Error) -> StoreError {
+    let hint = match source.raw_os_error() {
+        Some(libc::ENOSPC) => {
+            " — the filesystem holding this drive is full: free space on it or move the drive; nothing was committed"
+        }
+        Some(libc::EIO) => " — the device reports an I/O error: check its SMART log and replace it",
+        _ => "",
+    };
+    StoreError::Io {
+        path: path.to_path_buf(),
+        op,
+        source,
+        hint,
+    }
+}
+
+/// A chunk's place: drive, slot, and the generation written in its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loc {
+    pub drive: Uuid,
+    pub slot: u64,
+    pub generation: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct StripeRec {
+    key: String,
+    /// Payload bytes of every chunk of the stripe (a multiple of 4 KiB).
+    chunk_len: u32,
+    /// k data then m parity; None once a chunk is lost with nowhere to rebuild it.
+    chunks: Vec<Option<Loc>>,
+}
+
+impl StripeRec {
+    fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(6 + self.chunks.len() * 32 + self.key.len());
+        b.extend_from_slice(&self.chunk_len.to_le_bytes());
+        b.extend_from_slice(&(self.chunks.len() as u16).to_le_bytes());
+        for c in &self.chunks {
+            let (d, s, g) = c.map_or((0, 0, 0), |l| (l.drive.as_u128(), l.slot, l.generation));
+            b.extend_from_slice(&d.to_le_bytes());
+            b.extend_from_slice(&s.to_le_bytes());
+            b.extend_from_slice(&g.to_le_bytes());
+        }
+        b.extend_from_slice(self.key.as_bytes());
+        b
+    }
+
+    fn decode(b: &[u8]) -> Option<StripeRec> {
+        let chunk_len = u32::from_le_bytes(b.get(0..4)?.try_into().ok()?);
+        let n = u16::from_le_bytes(b.get(4..6)?.try_into().ok()?) as usize;
+        let mut chunks = Vec::with_capacity(n);
+        for i in 0..n {
+            let o = 6 + i * 32;
+            let d = u128::from_le_bytes(b.get(o..o + 16)?.try_into().ok()?);
+            let s = u64::from_le_bytes(b.get(o + 16..o + 24)?.try_into().ok()?);
+            let g = u64::from_le_bytes(b.get(o + 24..o + 32)?.try_into().ok()?);
+            chunks.push((d != 0).then(|| Loc {
+                drive: Uuid::from_u128(d),
+                slot: s,
+                generation: g,
+            }));
+        }
+        let key = String::from_utf8(b.get(6 + n * 32..)?.to_vec()).ok()?;
+        Some(StripeRec {
+            key,
+            chunk_len,
+            chunks,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct ObjectRec {
+    size: u64,
+    stripes: Vec<u64>,
+}
+
+impl ObjectRec {
+    fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(8 + 8 * self.stripes.len());
+        b.extend_from_slice(&self.size.to_le_bytes());
+        for s in &self.stripes {
+            b.extend_from_slice(&s.to_le_bytes());
+        }
+        b
+    }
+
+    fn decode(b: &[u8]) -> Option<ObjectRec> {
+        let size = u64::from_le_bytes(b.get(0..8)?.try_into().ok()?);
+        let rest = b.get(8..)?;
+        if rest.len() % 8 != 0 {
+            return None;
+        }
+        let stripes = rest
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect();
+        Some(ObjectRec { size, stripes })
+    }
+}
+
+/// A drive as the engine holds it.
+struct Drive {
+    id: Uuid,
+    path: PathBuf,
+    state: DriveState,
+    /// None when the drive cannot be used; `problem` says why.
+    io: Option<DriveIo>,
+    problem: Option<String>,
+    slots: u64,
+    used: Vec<bool>,
+    free: u64,
+    cursor: u64,
+}
+
+impl Drive {
+    fn usable(&self) -> bool {
+        self.io.is_some() && self.state == DriveState::Active
+    }
+
+    fn alloc(&mut self) -> Option<u64> {
+        if self.free == 0 {
+            return None;
+        }
+        for step in 0..self.slots {
+            let s = (self.cursor + step) % self.slots;
+            if !self.used[s as usize] {
+                self.used[s as usize] = true;
+                self.free -= 1;
+                self.cursor = s + 1;
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    fn release(&mut self, slot: u64) {
+        if let Some(u) = self.used.get_mut(slot as usize)
+            && *u
+        {
+            *u = false;
+            self.free += 1;
+        }
+    }
+}
+
+/// What `open` found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Recovery {
+    /// Slots holding a chunk no committed object names (a write cut short), now free.
+    pub orphans_freed: u64,
+    /// Chunks the index names whose header disagrees, treated as lost until repaired.
+    pub mismatches: Vec<String>,
+    /// Drives that cannot be used, each with why and the remedy.
+    pub unavailable: Vec<String>,
+    /// Superblock copies found damaged (the other copy was used).
+    pub warnings: Vec<String>,
+}
+
+/// One drive in `status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DriveStatus {
+    pub id: String,
+    pub path: PathBuf,
+    pub state: &'static str,
+    pub available: bool,
+    pub direct_io: bool,
+    pub problem: Option<String>,
+    pub slots: u64,
+    pub used: u64,
+}
+
+/// Counters of the scrubber (and of reads that met damage).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ScrubStats {
+    pub passes: u64,
+    pub stripes_checked: u64,
+    pub chunks_checked: u64,
+    pub bytes_read: u64,
+    /// Chunks found unreadable: bad checksum, wrong or torn header, drive unavailable.
+    pub found: u64,
+    pub repaired: u64,
+    /// Chunks that could not be repaired (too many lost, or no drive to put them on).
+    pub unrepairable: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Status {
+    pub cluster: String,
+    pub scheme: String,
+    pub chunk_size: u32,
+    pub drives: Vec<DriveStatus>,
+    pub objects: u64,
+    pub stripes: u64,
+    /// Stripe counts by chunks lost: `[0]` whole, `[1]` one lost, …
+    pub stripes_by_lost: Vec<u64>,
+    /// OK, PARTIALLY_PROTECTED, UNPROTECTED or UNAVAILABLE (DATAPLANE.md).
+    pub protection: &'static str,
+    pub recovery: Recovery,
+    pub scrub: ScrubStats,
+}
+
+/// A stripe that lost chunks.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Degraded {
+    pub stripe: u64,
+    pub key: String,
+    pub lost: usize,
+    /// Each lost chunk: index and why.
+    pub why: Vec<String>,
+}
+
+/// What a put did, with where its time went.
+#[derive(Debug, Clone, Default)]
+pub struct PutReport {
+    pub stripes: u64,
+    pub bytes: u64,
+    pub write: Duration,
+    pub sync: Duration,
+    pub commit: Duration,
+}
+
+/// What a get met.
+#[derive(Debug, Clone, Default)]
+pub struct ReadReport {
+    pub stripes: u64,
+    pub degraded_stripes: u64,
+    pub chunks_rebuilt: u64,
+    /// Each damaged or unreachable chunk met, named.
+    pub problems: Vec<String>,
+}
+
+/// One chunk read back, checked.
+enum Got {
+    Ok(AlignedBuf),
+    Bad(String),
+}
+
+pub struct Store {
+    dir: PathBuf,
+    db: Database,
+    cluster: Uuid,
+    scheme: Scheme,
+    chunk_size: u32,
+    codec: Isal,
+    drives: Vec<Drive>,
+    by_id: HashMap<Uuid, usize>,
+    next_stripe: u64,
+    /// (drive, slot) of chunks known damaged, until repaired or freed.
+    bad: HashSet<(Uuid, u64)>,
+    recovery: Recovery,
+    scrub: ScrubStats,
+}
+
+fn db_err(path: &Path) -> impl Fn(redb::Error) -> StoreError + '_ {
+    move |e| StoreError::Db {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    }
+}
+
+/// Runs `f` on every item in its own thread and returns the results in order.
+fn par<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    if items.len() <= 1 {
+        return items.iter().map(&f).collect();
+    }
+    std::thread::scope(|s| {
+        let f = &f;
+        let hs: Vec<_> = items.iter().map(|it| s.spawn(move || f(it))).collect();
+        hs.into_iter()
+            .map(|h| h.join().expect("a drive I/O thread panicked"))
+            .collect()
+    })
+}
+
+fn round_up(n: u64, to: u64) -> u64 {
+    n.div_ceil(to) * to
+}
+
+impl Store {
+    /// Makes a new, empty store in `dir` (its index; drives are added with `add_drive`).
+    pub fn create(
+        dir: &Path,
+        cluster: Uuid,
+        scheme: Scheme,
+        chunk_size: u32,
+    ) -> Result<Store, StoreError> {
+        let db_path = dir.join(DB_FILE);
+        if db_path.exists() {
+            return Err(StoreError::Refused(format!(
+                "{}: already holds a store — open it, or pick another directory",
+                dir.display()
+            )));
+        }
+        if !(drive::MIN_CHUNK..=drive::MAX_CHUNK).contains(&chunk_size)
+            || chunk_size % drive::MIN_CHUNK != 0
+        {
+            return Err(StoreError::Refused(format!(
+                "chunk size {chunk_size} bytes: give a multiple of 4 KiB from 4 KiB to 64 MiB"
+            )));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, "create directory", e))?;
+        let db = Database::create(&db_path).map_err(|e| db_err(&db_path)(e.into()))?;
+        let e = db_err(&db_path);
+        let tx = db.begin_write().map_err(|x| e(x.into()))?;
+        {
+            let mut t = tx.open_table(META).map_err(|x| e(x.into()))?;
+            t.insert("cluster", &cluster.as_bytes()[..])
+                .map_err(|x| e(x.into()))?;
+            t.insert("k", &(scheme.k as u32).to_le_bytes()[..])
+                .map_err(|x| e(x.into()))?;
+            t.insert("m", &(scheme.m as u32).to_le_bytes()[..])
+                .map_err(|x| e(x.into()))?;
+            t.insert("chunk_size", &chunk_size.to_le_bytes()[..])
+                .map_err(|x| e(x.into()))?;
+            tx.open_table(DRIVES).map_err(|x| e(x.into()))?;
+            tx.open_table(CHUNKS).map_err(|x| e(x.into()))?;
+            tx.open_table(STRIPES).map_err(|x| e(x.into()))?;
+            tx.open_table(OBJECTS).map_err(|x| e(x.into()))?;
+        }
+        tx.commit().map_err(|x| e(x.into()))?;
+        drop(db);
+        Store::open(dir)
+    }
+
+    /// Opens the store in `dir`: checks every drive and reconciles the index with them.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db_path = dir.join(DB_FILE);
+        if !db_path.exists() {
+            return Err(StoreError::Refused(format!(
+                "{}: no axon store here ({DB_FILE} is missing) — create one with `axon io create`",
+                dir.display()
+            )));
+        }
+        let db = match Database::open(&db_path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(StoreError::Refused(format!(
+                    "{}: the store is open in another process (an agent or another `axon io`) — stop it first",
+                    dir.display()
+                )));
+            }
+            Err(x) => return Err(db_err(&db_path)(x.into())),
+        };
+        let e = db_err(&db_path);
+        let (cluster, scheme, chunk_size, drive_recs) = {
+            let rtx = db.begin_read().map_err(|x| e(x.into()))?;
+            let meta = rtx.open_table(META).map_err(|x| e(x.into()))?;
+            let get = |k: &str| -> Result<Vec<u8>, StoreError> {
+                meta.get(k)
+                    .map_err(|x| e(x.into()))?
+                    .map(|v| v.value().to_vec())
+                    .ok_or_else(|| StoreError::Db {
+                        path: db_path.clone(),
+                        msg: format!("no {k:?} in the meta table (not an axon store index?)"),
+                    })
+            };
+            let u32_of = |b: Vec<u8>| u32::from_le_bytes(b[..4].try_into().unwrap_or([0; 4]));
+            let c = get("cluster")?;
+            let cluster = Uuid::from_slice(&c).map_err(|_| StoreError::Db {
+                path: db_path.clone(),
+                msg: "the cluster id is damaged".into(),
+            })?;
+            let scheme = Scheme::new(u32_of(get("k")?) as usize, u32_of(get("m")?) as usize)?;
+            let chunk_size = u32_of(get("chunk_size")?);
+            let drives = rtx.open_table(DRIVES).map_err(|x| e(x.into()))?;
+            let mut recs = Vec::new();
+            for row in drives.iter().map_err(|x| e(x.into()))? {
+                let (k, v) = row.map_err(|x| e(x.into()))?;
+                let v = v.value();
+                let state = v
+                    .first()
+                    .and_then(|c| DriveState::from_code(*c))
+                    .unwrap_or(DriveState::Failed);
+                let path = PathBuf::from(String::from_utf8_lossy(&v[1..]).into_owned());
+                recs.push((Uuid::from_u128(k.value()), state, path));
+            }
+            (cluster, scheme, chunk_size, recs)
+        };
+        let codec = Isal::new(scheme)?;
+        let mut s = Store {
+            dir: dir.to_path_buf(),
+            db,
+            cluster,
+            scheme,
+            chunk_size,
+            codec,
+            drives: Vec::new(),
+            by_id: HashMap::new(),
+            next_stripe: 1,
+            bad: HashSet::new(),
+            recovery: Recovery::default(),
+            scrub: ScrubStats::default(),
+        };
+        for (id, state, path) in drive_recs {
+            let d = s.attach(id, state, path);
+            s.by_id.insert(id, s.drives.len());
+            s.drives.push(d);
+        }
+        s.reconcile()?;
+        Ok(s)
+    }
+
+    /// Opens a drive the index names, checking that the drive at its path is that drive.
+    fn attach(&mut self, id: Uuid, state: DriveState, path: PathBuf) -> Drive {
+        let mut d = Drive {
+            id,
+            path: path.clone(),
+            state,
+            io: None,
+            problem: None,
+            slots: 0,
+            used: Vec::new(),
+            free: 0,
+            cursor: 0,
+        };
+        let opened = match drive::open(&path) {
+            Ok(o) => o,
+            Err(e) => {
+                d.problem = Some(format!("drive {id}: {e}"));
+                return d;
+            }
+        };
+        let sb = opened.superblock;
+        if sb.cluster != self.cluster || sb.drive != id {
+            d.problem = Some(format!(
+                "{}: holds drive {} of cluster {}, but this store expects drive {id} of cluster {} there — \
+                 a wrong drive in this slot: put drive {id} back, or replace it (its chunks are rebuilt from parity)",
+                path.display(),
+                sb.drive,
+                sb.cluster,
+                self.cluster
+            ));
+            return d;
+        }
+        if sb.chunk_size != self.chunk_size {
+            d.problem = Some(format!(
+                "{}: chunk size {} bytes, the store uses {} — reformat it for this store",
+                path.display(),
+                sb.chunk_size,
+                self.chunk_size
+            ));
+            return d;
+        }
+        if let Some(w) = opened.warning {
+            self.recovery
+                .warnings
+                .push(format!("{}: {w}", path.display()));
+        }
+        match DriveIo::open(&path, self.chunk_size) {
+            Ok(io) => {
+                d.io = Some(io);
+                d.slots = sb.slots;
+                d.used = vec![false; sb.slots as usize];
+                d.free = sb.slots;
+            }
+            Err(e) => d.problem = Some(e.to_string()),
+        }
+        d
+    }
+
+    /// Marks the slots the index names as used; checks each one's header; frees (zeroes)
+    /// slots holding a chunk the index does not name.
+    fn reconcile(&mut self) -> Result<(), StoreError> {
+        let db_path = self.dir.join(DB_FILE);
+        let e = db_err(&db_path);
+        let mut index: HashMap<(Uuid, u64), (u64, u16, u64)> = HashMap::new();
+        let mut max_stripe = 0u64;
+        {
+            let rtx = self.db.begin_read().map_err(|x| e(x.into()))?;
+            let chunks = rtx.open_table(CHUNKS).map_err(|x| e(x.into()))?;
+            for row in chunks.iter().map_err(|x| e(x.into()))? {
+                let (k, v) = row.map_err(|x| e(x.into()))?;
+                let (d, slot) = k.value();
+                index.insert((Uuid::from_u128(d), slot), v.value());
+            }
+            let stripes = rtx.open_table(STRIPES).map_err(|x| e(x.into()))?;
+            if let Some(last) = stripes.last().map_err(|x| e(x.into()))? {
+                max_stripe = last.0.value();
+            }
+        }
+        for d in &mut self.drives {
+            let Some(io) = &d.io else {
+                self.recovery
+                    .unavailable
+                    .push(d.problem.clone().unwrap_or_default());
+                continue;
+            };
+            let mut header = AlignedBuf::zeroed(BLOCK as usize);
+            let zero = AlignedBuf::zeroed(BLOCK as usize);
+            let mut zeroed = false;
+            for slot in 0..d.slots {
+                let want = index.get(&(d.id, slot));
+                if let Some(&(stripe, _, _)) = want {
+                    d.used[slot as usize] = true;
+                    d.free -= 1;
+                    max_stripe = max_stripe.max(stripe);
+                }
+                let read = io.read_slot(slot, header.as_mut_slice());
+                let found = match &read {
+                    Ok(()) => ChunkHeader::decode(header.as_slice()),
+                    Err(x) => Err(format!("read failed: {x}")),
+                };
+                match (want, found) {
+                    (Some(&(stripe, index, generation)), Ok(Some(h)))
+                        if h.stripe == stripe
+                            && h.index == index
+                            && h.stripe_generation == generation => {}
+                    (Some(&(stripe, index, generation)), found) => {
+                        let what = match found {
+                            Ok(None) => "the slot is empty".to_string(),
+                            Ok(Some(h)) => format!(
+                                "the slot holds stripe {} chunk {} generation {}",
+                                h.stripe, h.index, h.stripe_generation
+                            ),
+                            Err(x) => x,
+                        };
+                        self.recovery.mismatches.push(format!(
+                            "{} slot {slot}: the index says stripe {stripe} chunk {index} generation {generation}, but {what} — lost until repaired from parity",
+                            d.path.display()
+                        ));
+                        self.bad.insert((d.id, slot));
+                    }
+                    (None, Ok(None)) => {}
+                    (None, found) => {
+                        if let Ok(Some(h)) = &found {
+                            max_stripe = max_stripe.max(h.stripe);
+                        }
+                        if read.is_ok() {
+                            io.write_slot(slot, zero.as_slice())
+                                .map_err(|x| io_err(&d.path, "free an orphaned slot", x))?;
+                            zeroed = true;
+                            self.recovery.orphans_freed += 1;
+                        }
+                    }
+                }
+            }
+            if zeroed {
+                io.sync()
+                    .map_err(|x| io_err(&d.path, "sync (fdatasync)", x))?;
+            }
+        }
+        self.next_stripe = max_stripe + 1;
+        Ok(())
+    }
+
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    pub fn cluster(&self) -> Uuid {
+        self.cluster
+    }
+
+    pub fn chunk_size(&self) -> u32 {
+        self.chunk_size
+    }
+
+    pub fn recovery(&self) -> &Recovery {
+        &self.recovery
+    }
+
+    pub fn scrub_stats(&self) -> &ScrubStats {
+        &self.scrub
+    }
+
+    /// Adds a formatted drive of this store's cluster and marks it ACTIVE.
+    pub fn add_drive(&mut self, path: &Path) -> Result<Uuid, StoreError> {
+        let path = std::path::absolute(path).map_err(|e| io_err(path, "resolve path", e))?;
+        let o = drive::open(&path)?;
+        let sb = o.superblock;
+        if sb.cluster != self.cluster {
+            return Err(StoreError::Refused(format!(
+                "{}: belongs to cluster {}, this store is cluster {} — format it with `axon drive format --cluster {} --force` if what it holds may be destroyed",
+                path.display(),
+                sb.cluster,
+                self.cluster,
+                self.cluster
+            )));
+        }
+        if sb.chunk_size != self.chunk_size {
+            return Err(StoreError::Refused(format!(
+                "{}: formatted with {}-byte chunks, this store uses {} — reformat it with --chunk-size {}",
+                path.display(),
+                sb.chunk_size,
+                self.chunk_size,
+                self.chunk_size
+            )));
+        }
+        if let Some(&i) = self.by_id.get(&sb.drive) {
+            return Err(StoreError::Refused(format!(
+                "{}: drive {} is already in this store (at {})",
+                path.display(),
+                sb.drive,
+                self.drives[i].path.display()
+            )));
+        }
+        // A drive that was formatted may still hold chunk headers of an earlier life.
+        drive::set_state(&path, DriveState::Active)?;
+        let mut rec = vec![DriveState::Active.code()];
+        rec.extend_from_slice(path.to_string_lossy().as_bytes());
+        let db_path = self.dir.join(DB_FILE);
+        let e = db_err(&db_path);
+        let tx = self.db.begin_write().map_err(|x| e(x.into()))?;
+        {
+            let mut t = tx.open_table(DRIVES).map_err(|x| e(x.into()))?;
+            t.insert(sb.drive.as_u128(), rec.as_slice())
+                .map_err(|x| e(x.into()))?;
+        }
+        tx.commit().map_err(|x| e(x.into()))?;
+        let mut d = self.attach(sb.drive, DriveState::Active, path.clone());
+        // Zero any headers left from an earlier life, so they are never taken for chunks.
+        if let Some(io) = &d.io {
+            let mut h = AlignedBuf::zeroed(BLOCK as usize);
+            let zero = AlignedBuf::zeroed(BLOCK as usize);
+            for slot in 0..d.slots {
+                io.read_slot(slot, h.as_mut_slice())
+                    .map_err(|x| io_err(&path, "read", x))?;
+                if h.as_slice().iter().any(|b| *b != 0) {
+                    io.write_slot(slot, zero.as_slice())
+                        .map_err(|x| io_err(&path, "write", x))?;
+                }
+            }
+            io.sync().map_err(|x| io_err(&path, "sync", x))?;
+        }
+        if let Some(p) = d.problem.take() {
+            return Err(StoreError::Refused(p));
+        }
+        self.by_id.insert(sb.drive, self.drives.len());
+        self.drives.push(d);
+        Ok(sb.drive)
+    }
+
+    /// Picks `n` usable drives with free slots, none in `exclude`: the emptiest first,
+    /// ties rotated by `seed` so successive stripes spread.
+    fn pick_drives(&self, n: usize, exclude: &[usize], seed: u64) -> Option<Vec<usize>> {
+        let len = self.drives.len() as u64;
+        let mut c: Vec<usize> = (0..self.drives.len())
+            .filter(|&i| {
+                self.drives[i].usable() && self.drives[i].free > 0 && !exclude.contains(&i)
+            })
+            .collect();
+        if c.len() < n {
+            return None;
+        }
+        c.sort_by_key(|&i| {
+            (
+                std::cmp::Reverse(self.drives[i].free),
+                (i as u64 + len - seed % len.max(1)) % len.max(1),
+            )
+        });
+        c.truncate(n);
+        Some(c)
+    }
+
+    fn too_few_drives(&self, n: usize) -> StoreError {
+        let usable = self
+            .drives
+            .iter()
+            .filter(|d| d.usable() && d.free > 0)
+            .count();
+        let why: Vec<String> = self
+            .drives
+            .iter()
+            .filter(|d| !(d.usable() && d.free > 0))
+            .map(|d| {
+                let why = if let Some(p) = &d.problem {
+                    p.clone()
+                } else if d.state != DriveState::Active {
+                    d.state.as_str().to_string()
+                } else {
+                    "full".to_string()
+                };
+                format!("{}: {why}", d.path.display())
+            })
+            .collect();
+        StoreError::Refused(format!(
+            "a {}+{} stripe needs {n} drives with a free slot, {usable} have one{} — add drives or free space",
+            self.scheme.k,
+            self.scheme.m,
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(" (others: {})", why.join("; "))
+            }
+        ))
+    }
+
+    /// Stores `data` under `key`, replacing what the key held. Returns once every chunk is
+    /// durable and the index committed.
+    pub fn put(&mut self, key: &str, data: &[u8]) -> Result<PutReport, StoreError> {
+        self.put_from(key, &mut &data[..])
+    }
+
+    /// As `put`, reading the object from `src` one stripe at a time.
+    pub fn put_from(&mut self, key: &str, src: &mut dyn Read) -> Result<PutReport, StoreError> {
+        if key.is_empty() || key.len() > MAX_KEY {
+            return Err(StoreError::Refused(format!(
+                "an object key must be 1 to {MAX_KEY} bytes, this one is {}",
+                key.len()
+            )));
+        }
+        let Scheme { k, m } = self.scheme;
+        let cs = self.chunk_size as usize;
+        let mut staged = vec![0u8; k * cs];
+        let mut bufs: Vec<AlignedBuf> = (0..k + m)
+            .map(|_| AlignedBuf::zeroed(BLOCK as usize + cs))
+            .collect();
+        let mut written: Vec<(u64, StripeRec)> = Vec::new();
+        let mut touched: HashSet<usize> = HashSet::new();
+        let mut report = PutReport::default();
+        let result = (|| -> Result<(), StoreError> {
+            loop {
+                let mut n = 0;
+                while n < staged.len() {
+                    match src.read(&mut staged[n..]) {
+                        Ok(0) => break,
+                        Ok(r) => n += r,
+                        Err(x) if x.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(x) => {
+                            return Err(StoreError::Refused(format!(
+                                "reading the object for {key:?}: {x}"
+                            )));
+                        }
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+                let t0 = Instant::now();
+                let id = self.next_stripe;
+                self.next_stripe += 1;
+                let len = round_up((n as u64).div_ceil(k as u64), BLOCK) as usize;
+                let drives = self
+                    .pick_drives(k + m, &[], id)
+                    .ok_or_else(|| self.too_few_drives(k + m))?;
+                let mut rec = StripeRec {
+                    key: key.to_string(),
+                    chunk_len: len as u32,
+                    chunks: Vec::with_capacity(k + m),
+                };
+                for &d in &drives {
+                    let slot = self.drives[d]
+                        .alloc()
+                        .expect("picked drives have a free slot");
+                    rec.chunks.push(Some(Loc {
+                        drive: self.drives[d].id,
+                        slot,
+                        generation: 1,
+                    }));
+                }
+                written.push((id, rec.clone()));
+                let b = BLOCK as usize;
+                for (i, buf) in bufs.iter_mut().take(k).enumerate() {
+                    let p = &mut buf.as_mut_slice()[b..b + len];
+                    let from = (i * len).min(n);
+                    let to = ((i + 1) * len).min(n);
+                    p[..to - from].copy_from_slice(&staged[from..to]);
+                    p[to - from..].fill(0);
+                }
+                {
+                    let (data, parity) = bufs.split_at_mut(k);
+                    let d: Vec<&[u8]> = data.iter().map(|x| &x.as_slice()[b..b + len]).collect();
+                    let mut p: Vec<&mut [u8]> = parity
+                        .iter_mut()
+                        .map(|x| &mut x.as_mut_slice()[b..b + len])
+                        .collect();
+                    self.codec.encode(&d, &mut p)?;
+                }
+                for (i, buf) in bufs.iter_mut().enumerate() {
+                    let s = buf.as_mut_slice();
+                    let h = ChunkHeader::for_payload(id, i as u16, 1, &s[b..b + len]);
+                    s[..b].copy_from_slice(&h.encode());
+                }
+                let jobs: Vec<(usize, u64, &AlignedBuf)> = drives
+                    .iter()
+                    .zip(&rec.chunks)
+                    .zip(&bufs)
+                    .map(|((&d, l), buf)| (d, l.expect("just placed").slot, buf))
+                    .collect();
+                let drives_ref = &self.drives;
+                let results = par(&jobs, |&(d, slot, buf)| {
+                    let dr = &drives_ref[d];
+                    dr.io
+                        .as_ref()
+                        .expect("usable")
+                        .write_slot(slot, &buf.as_slice()[..b + len])
+                        .map_err(|x| io_err(&dr.path, "write chunk", x))
+                });
+                touched.extend(drives.iter().copied());
+                for r in results {
+                    r?;
+                }
+                report.write += t0.elapsed();
+                report.stripes += 1;
+                report.bytes += n as u64;
+                if n < staged.len() {
+                    break;
+                }
+            }
+            let t0 = Instant::now();
+            let touched: Vec<usize> = touched.iter().copied().collect();
+            let drives_ref = &self.drives;
+            for r in par(&touched, |&d| {
+                let dr = &drives_ref[d];
+                dr.io
+                    .as_ref()
+                    .expect("usable")
+                    .sync()
+                    .map_err(|x| io_err(&dr.path, "sync (fdatasync)", x))
+            }) {
+                r?;
+            }
+            report.sync = t0.elapsed();
+            Ok(())
+        })();
+        let release = |s: &mut Store, written: &[(u64, StripeRec)]| {
+            for (_, rec) in written {
+                for l in rec.chunks.iter().flatten() {
+                    if let Some(&i) = s.by_id.get(&l.drive) {
+                        s.drives[i].release(l.slot);
+                    }
+                }
+            }
+        };
+        if let Err(e) = result {
+            release(self, &written);
+            return Err(e);
+        }
+        let t0 = Instant::now();
+        let size = report.bytes;
+        let old = match self.commit_object(key, size, &written) {
+            Ok(old) => old,
+            Err(e) => {
+                release(self, &written);
+                return Err(e);
+            }
+        };
+        report.commit = t0.elapsed();
+        self.forget(&old);
+        Ok(report)
+    }
+
+    /// One transaction: the new stripes, their slots, the object; the object's old stripes
+    /// removed. Returns the old stripes' chunk places.
+    fn commit_object(
+        &mut self,
+        key: &str,
+        size: u64,
+        stripes: &[(u64, StripeRec)],
+    ) -> Result<Vec<Loc>, StoreError> {
+        let db_path = self.dir.join(DB_FILE);
+        let e = db_err(&db_path);
+        let tx = self.db.begin_write().map_err(|x| e(x.into()))?;
+        let mut old_locs = Vec::new();
+        {
+            let mut objects = tx.open_table(OBJECTS).map_err(|x| e(x.into()))?;
+            let mut st = tx.open_table(STRIPES).map_err(|x| e(x.into()))?;
+            let mut ch = tx.open_table(CHUNKS).map_err(|x| e(x.into()))?;
+            let old = objects
+                .get(key)
+                .map_err(|x| e(x.into()))?
+                .and_then(|v| ObjectRec::decode(v.value()));
+            if let Some(old) = old {
+                for sid in old.stripes {
+                    let rec = st
+                        .remove(sid)
+                        .map_err(|x| e(x.into()))?
+                        .and_then(|v| StripeRec::decode(v.value()));
+                    for l in rec.into_iter().flat_map(|r| r.chunks).flatten() {
+                        ch.remove((l.drive.as_u128(), l.slot))
+                            .map_err(|x| e(x.into()))?;
+                        old_locs.push(l);
+                    }
+                }
+            }
+            for (sid, rec) in stripes {
+                st.insert(*sid, rec.encode().as_slice())
+                    .map_err(|x| e(x.into()))?;
+                for (i, l) in rec.chunks.iter().enumerate() {
+                    let l = l.expect("a new stripe has every chunk");
+                    ch.insert((l.drive.as_u128(), l.slot), (*sid, i as u16, l.generation))
+                        .map_err(|x| e(x.into()))?;
+                }
+            }
+            let obj = ObjectRec {
+                size,
+                stripes: stripes.iter().map(|(s, _)| *s).collect(),
+            };
+            objects
+                .insert(key, obj.encode().as_slice())
+                .map_err(|x| e(x.into()))?;
+        }
+        tx.commit().map_err(|x| e(x.into()))?;
+        Ok(old_locs)
+    }
+
+    /// After a commit dropped them from the index: zero the chunks' headers (best effort; a
+    /// crash first leaves orphans the next open frees) and free their slots.
+    fn forget(&mut self, locs: &[Loc]) {
+        let zero = AlignedBuf::zeroed(BLOCK as usize);
+        for l in locs {
+            self.bad.remove(&(l.drive, l.slot));
+            if let Some(&i) = self.by_id.get(&l.drive) {
+                let d = &mut self.drives[i];
+                if let Some(io) = &d.io {
+                    let _ = io.write_slot(l.slot, zero.as_slice());
+                    d.release(l.slot);
+                }
+            }
+        }
+    }
+
+    /// Removes an object. Its slots are free once this returns.
+    pub fn delete(&mut self, key: &str) -> Result<(), StoreError> {
+        let db_path = self.dir.join(DB_FILE);
+        let e = db_err(&db_path);
+        let tx = self.db.begin_write().map_err(|x| e(x.into()))?;
+        let mut locs = Vec::new();
+        {
+            let mut objects = tx.open_table(OBJECTS).map_err(|x| e(x.into()))?;
+            let mut st = tx.open_table(STRIPES).map_err(|x| e(x.into()))?;
+            let mut ch = tx.open_table(CHUNKS).map_err(|x| e(x.into()))?;
+            let old = objects
+                .remove(key)
+                .map_err(|x| e(x.into()))?
+                .and_then(|v| ObjectRec::decode(v.value()))
+                .ok_or_else(|| StoreError::NotFound(key.to_string()))?;
+            for sid in old.stripes {
+                let rec = st
+                    .remove(sid)
+                    .map_err(|x| e(x.into()))?
+                    .and_then(|v| StripeRec::decode(v.value()));
+                for l in rec.into_iter().flat_map(|r| r.chunks).flatten() {
+                    ch.remove((l.drive.as_u128(), l.slot))
+                        .map_err(|x| e(x.into()))?;
+                    locs.push(l);
+                }
+            }
+        }
+        tx.commit().map_err(|x| e(x.into()))?;
+        self.forget(&locs);
+        Ok(())
+    }
+
+    /// Every object: key, size, stripes.
+    pub fn list(&self) -> Result<Vec<(String, u64, usize)>, StoreError> {
+        let db_path = self.dir.join(DB_FILE);
+        let e = db_err(&db_path);
+        let rtx = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let t = rtx.open_table(OBJECTS).map_err(|x| e(x.into()))?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|x| e(x.into()))? {
+            let (k, v) = row.map_err(|x| e(x.into()))?;
+            let o = ObjectRec::decode(v.value()).unwrap_or(ObjectRec {
+                size: 0,
+                stripes: Vec::new(),
+            });
+            out.push((k.value().to_string(), o.size, o.stripes.len()));
+        }
+        Ok(out)
+    }
+
+    fn object(&self, key: &str) -> Result<ObjectRec, StoreError> {
+        let db_path = self.dir.join(DB_FILE);
+        let e = db_err(&db_path);
+        let rtx = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let t = rtx.open_table(OBJECTS).map_err(|x| e(x.into()))?;
+        let v = t
+            .get(key)
+            .map_err(|x| e(x.into()))?
+            .ok_or_else(|| StoreError::NotFound(key.to_string()))?;
+        ObjectRec::decode(v.value()).ok_or_else(|| StoreError::Db {
+            path: db_path.clone(),
+            msg: format!("the record of object {key:?} is damaged"),
+        })
+    }
+
+    fn stripe(&self, id: u64) -> Result<Option<StripeRec>, StoreError> {
+        let db_path = self.dir.join(DB_FILE);
+        let e = db_err(&db_path);
+        let rtx = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let t = rtx.open_table(STRIPES).map_err(|x| e(x.into()))?;
+        let v = t.get(id).map_err(|x| e(x.into()))?;
+        Ok(v.and_then(|v| StripeRec::decode(v.value())))
+    }
+
+    /// Reads the object under `key`; every chunk's checksum is verified and damaged or
+    /// missing chunks are rebuilt from parity.
+    pub fn get(&mut self, key: &str) -> Result<Vec<u8>, StoreError> {
+        let mut out = Vec::new();
+        self.get_to(key, &mut out)?;
+        Ok(out)
+    }
+
+    pub fn get_to(&mut self, key: &str, out: &mut dyn Write) -> Result<ReadReport, StoreError> {
+        let obj = self.object(key)?;
+        let k = self.scheme.k;
+        let mut left = obj.size;
+        let mut report = ReadReport::default();
+        for sid in &obj.stripes {
+            let rec = self.stripe(*sid)?.ok_or_else(|| StoreError::Db {
+                path: self.dir.join(DB_FILE),
+                msg: format!("object {key:?} names stripe {sid}, which the index lacks"),
+            })?;
+            let len = rec.chunk_len as usize;
+            let (chunks, problems) = self.read_stripe(*sid, &rec, false)?;
+            report.stripes += 1;
+            if !problems.is_empty() {
+                report.degraded_stripes += 1;
+                report.chunks_rebuilt += problems.len() as u64;
+                report.problems.extend(problems);
+            }
+            for c in chunks.iter().take(k) {
+                let n = (len as u64).min(left) as usize;
+                if n == 0 {
+                    break;
+                }
+                out.write_all(&c.payload()[..n])
+                    .map_err(|x| StoreError::Refused(format!("writing object {key:?} out: {x}")))?;
+                left -= n as u64;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Reads one chunk and checks it is the one the index names.
+    fn read_chunk(&self, sid: u64, i: usize, loc: Option<Loc>, len: usize) -> Got {
+        let Some(l) = loc else {
+            return Got::Bad(format!("chunk {i}: lost (no copy left)"));
+        };
+        let Some(&di) = self.by_id.get(&l.drive) else {
+            return Got::Bad(format!(
+                "chunk {i}: on drive {}, not in this store",
+                l.drive
+            ));
+        };
+        let d = &self.drives[di];
+        let Some(io) = &d.io else {
+            return Got::Bad(format!(
+                "chunk {i}: {} unavailable ({})",
+                d.path.display(),
+                d.problem.as_deref().unwrap_or("?")
+            ));
+        };
+        let at = format!("chunk {i}: {} slot {}", d.path.display(), l.slot);
+        let mut buf = AlignedBuf::zeroed(BLOCK as usize + len);
+        if let Err(x) = io.read_slot(l.slot, buf.as_mut_slice()) {
+            return Got::Bad(format!("{at}: read failed: {x}"));
+        }
+        let (h, p) = buf.as_slice().split_at(BLOCK as usize);
+        match ChunkHeader::decode(h) {
+            Err(x) => Got::Bad(format!("{at}: {x}")),
+            Ok(None) => Got::Bad(format!("{at}: empty (never written, or wiped)")),
+            Ok(Some(h)) => {
+                if h.stripe != sid || h.index as usize != i || h.stripe_generation != l.generation {
+                    return Got::Bad(format!(
+                        "{at}: holds stripe {} chunk {} generation {}, not stripe {sid} chunk {i} generation {}",
+                        h.stripe, h.index, h.stripe_generation, l.generation
+                    ));
+                }
+                match h.verify(p) {
+                    Ok(()) => Got::Ok(buf),
+                    Err(x) => Got::Bad(format!("{at}: {x}")),
+                }
+            }
+        }
+    }
+
+    /// Reads a stripe's data chunks (all chunks when `all`), rebuilding what is bad from
+    /// parity. Returns all k+m chunks' payloads when `all`, else the k data chunks; and the
+    /// problems met, one per chunk rebuilt.
+    fn read_stripe(
+        &mut self,
+        sid: u64,
+        rec: &StripeRec,
+        all: bool,
+    ) -> Result<(Vec<Chunk>, Vec<String>), StoreError> {
+        let Scheme { k, m } = self.scheme;
+        let len = rec.chunk_len as usize;
+        let first: Vec<usize> = if all {
+            (0..k + m).collect()
+        } else {
+            (0..k).collect()
+        };
+        let mut got: Vec<Option<Got>> = (0..k + m).map(|_| None).collect();
+        let this = &*self;
+        for (i, g) in first.iter().zip(par(&first, |&i| {
+            this.read_chunk(sid, i, rec.chunks[i], len)
+        })) {
+            got[*i] = Some(g);
+        }
+        let bad_now = |got: &[Option<Got>]| {
+            got.iter()
+                .filter(|g| matches!(g, Some(Got::Bad(_))))
+                .count()
+        };
+        if !all && bad_now(&got) > 0 {
+            let rest: Vec<usize> = (k..k + m).collect();
+            for (i, g) in rest
+                .iter()
+                .zip(par(&rest, |&i| this.read_chunk(sid, i, rec.chunks[i], len)))
+            {
+                got[*i] = Some(g);
+            }
+        }
+        let mut problems = Vec::new();
+        for (i, g) in got.iter().enumerate() {
+            if let Some(Got::Bad(why)) = g {
+                problems.push(why.clone());
+                if let Some(l) = rec.chunks[i]
+                    && self
+                        .by_id
+                        .get(&l.drive)
+                        .is_some_and(|&d| self.drives[d].io.is_some())
+                {
+                    self.bad.insert((l.drive, l.slot));
+                }
+            }
+        }
+        if problems.is_empty() {
+            let chunks = got
+                .into_iter()
+                .take(first.len())
+                .map(|g| match g {
+                    Some(Got::Ok(b)) => Chunk::Read(b),
+                    _ => unreachable!("every chunk read and good"),
+                })
+                .collect();
+            return Ok((chunks, problems));
+        }
+        let good = got.iter().filter(|g| matches!(g, Some(Got::Ok(_)))).count();
+        if good < k {
+            return Err(StoreError::Unreadable(format!(
+                "stripe {sid} of {:?}: only {good} of its {} chunks are readable, {k} are needed — {}. \
+                 Bring back the missing drives; what parity can rebuild is rebuilt then",
+                rec.key,
+                k + m,
+                problems.join("; ")
+            )));
+        }
+        let mut present = vec![false; k + m];
+        let mut payloads: Vec<Vec<u8>> = got
+            .into_iter()
+            .enumerate()
+            .map(|(i, g)| match g {
+                Some(Got::Ok(b)) => {
+                    present[i] = true;
+                    b.as_slice()[BLOCK as usize..].to_vec()
+                }
+                _ => vec![0u8; len],
+            })
+            .collect();
+        self.codec.reconstruct(&mut payloads, &present)?;
+        payloads.truncate(first.len());
+        Ok((payloads.into_iter().map(Chunk::Rebuilt).collect(), problems))
+    }
+
+    /// Stripes that lost chunks, by what is known without reading them: chunks with no
+    /// copy, on drives unavailable or not ACTIVE, or found damaged by a read or the scrubber.
+    pub fn degraded(&self) -> Result<Vec<Degraded>, StoreError> {
+        let db_path = self.dir.join(DB_FILE);
+        let e = db_err(&db_path);
+        let rtx = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let t = rtx.open_table(STRIPES).map_err(|x| e(x.into()))?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|x| e(x.into()))? {
+            let (k, v) = row.map_err(|x| e(x.into()))?;
+            let Some(rec) = StripeRec::decode(v.value()) else {
+                continue;
+            };
+            let why: Vec<String> = rec
+                .chunks
+                .iter()
+                .enumerate()
+                .filter_map(|(i, l)| self.lost_why(i, *l))
+                .collect();
+            if !why.is_empty() {
+                out.push(Degraded {
+                    stripe: k.value(),
+                    key: rec.key,
+                    lost: why.len(),
+                    why,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn lost_why(&self, i: usize, l: Option<Loc>) -> Option<String> {
+        let Some(l) = l else {
+            return Some(format!("chunk {i}: no copy"));
+        };
+        let Some(&d) = self.by_id.get(&l.drive) else {
+            return Some(format!("chunk {i}: drive {} is gone", l.drive));
+        };
+        let d = &self.drives[d];
+        if d.io.is_none() {
+            return Some(format!("chunk {i}: {} unavailable", d.path.display()));
+        }
+        if d.state == DriveState::Failed {
+            return Some(format!("chunk {i}: {} FAILED", d.path.display()));
+        }
+        if self.bad.contains(&(l.drive, l.slot)) {
+            return Some(format!(
+                "chunk {i}: {} slot {} damaged",
+                d.path.display(),
+                l.slot
+            ));
+        }
+        None
+    }
+
+    pub fn status(&self) -> Result<Status, StoreError> {
+        let db_path = self.dir.join(DB_FILE);
+        let e = db_err(&db_path);
+        let (objects, stripes) = {
+            let rtx = self.db.begin_read().map_err(|x| e(x.into()))?;
+            let o = rtx.open_table(OBJECTS).map_err(|x| e(x.into()))?;
+            let s = rtx.open_table(STRIPES).map_err(|x| e(x.into()))?;
+            (
+                o.len().map_err(|x| e(x.into()))?,
+                s.len().map_err(|x| e(x.into()))?,
+            )
+        };
+        let Scheme { k, m } = self.scheme;
+        let mut by_lost = vec![0u64; k + m + 1];
+        let degraded = self.degraded()?;
+        for d in &degraded {
+            by_lost[d.lost.min(k + m)] += 1;
+        }
+        by_lost[0] = stripes - degraded.len() as u64;
+        let worst = degraded.iter().map(|d| d.lost).max().unwrap_or(0);
+        let protection = match worst {
+            0 => "OK",
+            w if w < m => "PARTIALLY_PROTECTED",
+            w if w == m => "UNPROTECTED",
+            _ => "UNAVAILABLE",
+        };
+        Ok(Status {
+            cluster: self.cluster.to_string(),
+            scheme: format!("{k}+{m}"),
+            chunk_size: self.chunk_size,
+            drives: self
+                .drives
+                .iter()
+                .map(|d| DriveStatus {
+                    id: d.id.to_string(),
+                    path: d.path.clone(),
+                    state: d.state.as_str(),
+                    available: d.io.is_some(),
+                    direct_io: d.io.as_ref().is_some_and(|io| io.direct),
+                    problem: d.problem.clone(),
+                    slots: d.slots,
+                    used: d.slots - d.free,
+                })
+                .collect(),
+            objects,
+            stripes,
+            stripes_by_lost: by_lost,
+            protection,
+            recovery: self.recovery.clone(),
+            scrub: self.scrub.clone(),
+        })
+    }
+
+    /// Stripe ids in index order.
+    pub fn stripe_ids(&self) -> Result<Vec<u64>, StoreError> {
+        let db_path = self.dir.join(DB_FILE);
+        let e = db_err(&db_path);
+        let rtx = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let t = rtx.open_table(STRIPES).map_err(|x| e(x.into()))?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|x| e(x.into()))? {
+            out.push(row.map_err(|x| e(x.into()))?.0.value());
+        }
+        Ok(out)
+    }
+
+    /// Reads every chunk of one stripe, verifies it, and rewrites what is damaged or on an
+    /// unavailable drive from parity: in place (next generation) when its slot is readable,
+    /// else to a free slot of a usable drive holding no other chunk of the stripe. Returns
+    /// the bytes read.
+    pub fn scrub_stripe(&mut self, sid: u64) -> Result<u64, StoreError> {
+        let Some(mut rec) = self.stripe(sid)? else {
+            return Ok(0); // deleted meanwhile
+        };
+        let Scheme { k, m } = self.scheme;
+        let len = rec.chunk_len as usize;
+        self.scrub.stripes_checked += 1;
+        self.scrub.chunks_checked += (k + m) as u64;
+        let bytes = ((k + m) * (len + BLOCK as usize)) as u64;
+        self.scrub.bytes_read += bytes;
+        let (chunks, problems) = match self.read_stripe(sid, &rec, true) {
+            Ok(x) => x,
+            Err(StoreError::Unreadable(why)) => {
+                let lost = rec
+                    .chunks
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, l)| self.lost_why(*i, **l).is_some())
+                    .count() as u64;
+                self.scrub.found += lost;
+                self.scrub.unrepairable += lost;
+                tracing::warn!(stripe = sid, "{why}");
+                return Ok(bytes);
+            }
+            Err(e) => return Err(e),
+        };
+        if problems.is_empty() {
+            return Ok(bytes);
+        }
+        self.scrub.found += problems.len() as u64;
+        // Which chunks to rewrite, and where.
+        let bad_idx: Vec<usize> = (0..k + m)
+            .filter(|&i| self.lost_why(i, rec.chunks[i]).is_some())
+            .collect();
+        let holders: Vec<usize> = rec
+            .chunks
+            .iter()
+            .flatten()
+            .filter_map(|l| self.by_id.get(&l.drive).copied())
+            .collect();
+        let mut moves: Vec<(usize, usize, u64, Option<Loc>)> = Vec::new(); // (chunk, drive, slot, old)
+        let mut taken = holders.clone();
+        for &i in &bad_idx {
+            let old = rec.chunks[i];
+            let in_place = old.and_then(|l| {
+                let d = *self.by_id.get(&l.drive)?;
+                self.drives[d].usable().then_some((d, l.slot))
+            });
+            let target = match in_place {
+                Some(t) => Some(t),
+                None => self
+                    .pick_drives(1, &taken, sid)
+                    .and_then(|v| v.first().copied())
+                    .and_then(|d| self.drives[d].alloc().map(|s| (d, s))),
+            };
+            match target {
+                Some((d, slot)) => {
+                    taken.push(d);
+                    moves.push((i, d, slot, old));
+                }
+                None => {
+                    self.scrub.unrepairable += 1;
+                    tracing::warn!(
+                        stripe = sid,
+                        chunk = i,
+                        "no usable drive outside this stripe has a free slot; add a drive to repair it"
+                    );
+                }
+            }
+        }
+        let b = BLOCK as usize;
+        let mut bufs = Vec::new();
+        for &(i, _, _, old) in &moves {
+            let generation = old.map_or(1, |l| l.generation) + 1;
+            let mut buf = AlignedBuf::zeroed(b + len);
+            let payload = chunks[i].payload();
+            buf.as_mut_slice()[b..].copy_from_slice(payload);
+            let h = ChunkHeader::for_payload(sid, i as u16, generation, payload);
+            buf.as_mut_slice()[..b].copy_from_slice(&h.encode());
+            bufs.push((generation, buf));
+        }
+        let jobs: Vec<(usize, u64, usize)> = moves
+            .iter()
+            .enumerate()
+            .map(|(j, &(_, d, slot, _))| (d, slot, j))
+            .collect();
+        let this = &*self;
+        let res = par(&jobs, |&(d, slot, j)| {
+            let dr = &this.drives[d];
+            let io = dr.io.as_ref().expect("usable");
+            io.write_slot(slot, bufs[j].1.as_slice())
+                .and_then(|()| io.sync())
+                .map_err(|x| io_err(&dr.path, "write repaired chunk", x))
+        });
+        let release_new = |s: &mut Store, moves: &[(usize, usize, u64, Option<Loc>)]| {
+            for &(_, d, slot, old) in moves {
+                let same = old.is_some_and(|l| l.drive == s.drives[d].id && l.slot == slot);
+                if !same {
+                    s.drives[d].release(slot);
+                }
+            }
+        };
+        if let Some(Err(e)) = res.into_iter().find(|r| r.is_err()) {
+            release_new(self, &moves);
+            return Err(e);
+        }
+        let mut freed = Vec::new();
+        for (j, &(i, d, slot, old)) in moves.iter().enumerate() {
+            let new = Loc {
+                drive: self.drives[d].id,
+                slot,
+                generation: bufs[j].0,
+            };
+            if let Some(o) = old
+                && (o.drive, o.slot) != (new.drive, new.slot)
+            {
+                freed.push(o);
+            }
+            rec.chunks[i] = Some(new);
+        }
+        let db_path = self.dir.join(DB_FILE);
+        let e = db_err(&db_path);
+        let commit = (|| -> Result<(), StoreError> {
+            let tx = self.db.begin_write().map_err(|x| e(x.into()))?;
+            {
+                let mut st = tx.open_table(STRIPES).map_err(|x| e(x.into()))?;
+                let mut ch = tx.open_table(CHUNKS).map_err(|x| e(x.into()))?;
+                if st.get(sid).map_err(|x| e(x.into()))?.is_none() {
+                    return Ok(());
+                }
+                st.insert(sid, rec.encode().as_slice())
+                    .map_err(|x| e(x.into()))?;
+                for o in &freed {
+                    ch.remove((o.drive.as_u128(), o.slot))
+                        .map_err(|x| e(x.into()))?;
+                }
+                for &(i, _, _, _) in &moves {
+                    let l = rec.chunks[i].expect("just placed");
+                    ch.insert((l.drive.as_u128(), l.slot), (sid, i as u16, l.generation))
+                        .map_err(|x| e(x.into()))?;
+                }
+            }
+            tx.commit().map_err(|x| e(x.into()))?;
+            Ok(())
+        })();
+        if let Err(x) = commit {
+            release_new(self, &moves);
+            return Err(x);
+        }
+        for &(i, _, _, _) in &moves {
+            let l = rec.chunks[i].expect("just placed");
+            self.bad.remove(&(l.drive, l.slot));
+        }
+        self.forget(&freed);
+        self.scrub.repaired += moves.len() as u64;
+        tracing::info!(
+            stripe = sid,
+            repaired = moves.len(),
+            "scrub repaired chunks"
+        );
+        Ok(bytes)
+    }
+
+    /// One pass over every stripe at no more than `rate` bytes read per second (None:
+    /// unbounded), until done or `stop` is set. `progress` is called after each stripe.
+    pub fn scrub(
+        &mut self,
+        rate: Option<u64>,
+        stop: &AtomicBool,
+        progress: &mut dyn FnMut(u64, u64, &ScrubStats),
+    ) -> Result<ScrubStats, StoreError> {
+        let ids = self.stripe_ids()?;
+        let mut pacer = Pacer::new(rate);
+        for (n, sid) in ids.iter().enumerate() {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(self.scrub.clone());
+            }
+            let bytes = self.scrub_stripe(*sid)?;
+            progress(n as u64 + 1, ids.len() as u64, &self.scrub);
+            std::thread::sleep(pacer.wait(bytes));
+        }
+        self.scrub.passes += 1;
+        Ok(self.scrub.clone())
+    }
+}
+
+/// A chunk's payload: as read (aligned, header in front) or rebuilt.
+enum Chunk {
+    Read(AlignedBuf),
+    Rebuilt(Vec<u8>),
+}
+
+impl Chunk {
+    fn payload(&self) -> &[u8] {
+        match self {
+            Chunk::Read(b) => &b.as_slice()[BLOCK as usize..],
+            Chunk::Rebuilt(v) => v,
+        }
+    }
+}
+
+/// Keeps a byte rate: after `wait(n)` bytes, how long to sleep so the total since the
+/// start stays at or under the rate.
+pub struct Pacer {
+    rate: Option<u64>,
+    start: Instant,
+    bytes: u64,
+}
+
+impl Pacer {
+    pub fn new(rate: Option<u64>) -> Pacer {
+        Pacer {
+            rate,
+            start: Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    pub fn wait(&mut self, n: u64) -> Duration {
+        self.bytes += n;
+        let Some(rate) = self.rate.filter(|r| *r > 0) else {
+            return Duration::ZERO;
+        };
+        let due = Duration::from_secs_f64(self.bytes as f64 / rate as f64);
+        due.saturating_sub(self.start.elapsed())
+    }
+}
+
+/// A scrubber running in the background over a shared store: a pass every `every`, each
+/// at no more than `rate` bytes per second, holding the store's lock one stripe at a time.
+pub struct Scrubber {
+    stop: std::sync::Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Scrubber {
+    pub fn start(
+        store: std::sync::Arc<std::sync::Mutex<Store>>,
+        rate: Option<u64>,
+        every: Duration,
+    ) -> Scrubber {
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("axon-scrub".into())
+            .spawn(move || {
+                while !s.load(Ordering::Relaxed) {
+                    let ids = match store.lock().map(|st| st.stripe_ids()) {
+                        Ok(Ok(ids)) => ids,
+                        _ => return,
+                    };
+                    let mut pacer = Pacer::new(rate);
+                    for sid in ids {
+                        if s.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let bytes = {
+                            let Ok(mut st) = store.lock() else { return };
+                            match st.scrub_stripe(sid) {
+                                Ok(b) => b,
+                                Err(e) => {
+                                    tracing::warn!(stripe = sid, "scrub: {e}");
+                                    0
+                                }
+                            }
+                        };
+                        sleep_unless(&s, pacer.wait(bytes));
+                    }
+                    if let Ok(mut st) = store.lock() {
+                        st.scrub.passes += 1;
+                    }
+                    sleep_unless(&s, every);
+                }
+            })
+            .expect("spawn the scrubber thread");
+        Scrubber {
+            stop,
+            handle: Some(handle),
+        }
+    }
+}
+
+fn sleep_unless(stop: &AtomicBool, d: Duration) {
+    let end = Instant::now() + d;
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now >= end {
+            return;
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(50)));
+    }
+}
+
+impl Drop for Scrubber {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let r = StripeRec {
+            key: "a/b".into(),
+            chunk_len: 8192,
+            chunks: vec![
+                Some(Loc {
+                    drive: Uuid::from_u128(5),
+                    slot: 7,
+                    generation: 2,
+                }),
+                None,
+            ],
+        };
+        assert_eq!(StripeRec::decode(&r.encode()), Some(r));
+        let o = ObjectRec {
+            size: 99,
+            stripes: vec![1, 2, 3],
+        };
+        assert_eq!(ObjectRec::decode(&o.encode()), Some(o));
+        assert_eq!(ObjectRec::decode(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn the_pacer_holds_a_rate() {
+        let mut p = Pacer::new(Some(1000));
+        let w = p.wait(500);
+        assert!(w > Duration::from_millis(400) && w <= Duration::from_millis(500));
+        assert_eq!(Pacer::new(None).wait(1 << 30), Duration::ZERO);
+    }
+}
