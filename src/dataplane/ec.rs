@@ -226,6 +226,40 @@ mod tests {
         assert!(c.encode(&d, &mut [&mut p0[..], &mut p1[..]]).is_err());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        /// Any scheme WEKA allows, any chunk length, any set of at most m lost chunks:
+        /// the k survivors rebuild the stripe exactly.
+        #[test]
+        fn any_k_survivors_rebuild_any_scheme(
+            k in 3usize..=16,
+            m in 2usize..=4,
+            words in 1usize..64,
+            seed in proptest::prelude::any::<u64>(),
+            lost_bits in proptest::prelude::any::<u32>(),
+        ) {
+            proptest::prop_assume!(k > m);
+            let c = Isal::new(Scheme::new(k, m).unwrap()).unwrap();
+            let full = stripe(&c, words * 64, seed);
+            let mut present = vec![true; k + m];
+            let mut lost = 0;
+            for i in 0..k + m {
+                if lost < m && lost_bits & (1 << i) != 0 {
+                    present[i] = false;
+                    lost += 1;
+                }
+            }
+            let mut chunks = full.clone();
+            for (i, c) in chunks.iter_mut().enumerate() {
+                if !present[i] {
+                    c.fill(0x5A);
+                }
+            }
+            c.reconstruct(&mut chunks, &present).unwrap();
+            proptest::prop_assert_eq!(chunks, full);
+        }
+    }
+
     #[test]
     fn only_wekas_schemes_are_accepted() {
         for (k, m) in [(16, 4), (3, 2), (4, 3), (16, 2)] {
