@@ -105,6 +105,143 @@ pub enum Command {
     /// Data-plane drives: format a file or block device as an axon drive, or show one
     #[command(subcommand)]
     Drive(DriveCommand),
+    /// The data plane's storage engine on this node: objects in k+m erasure-coded stripes
+    /// across file or block drives (create, put, get, rm, ls, status, scrub)
+    #[command(subcommand)]
+    Io(IoCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IoCommand {
+    /// Create a store: its index in --store, and drives — N new sparse files (--drives N
+    /// --drive-size SIZE, in STORE/drives) and/or formatted drives given by path (--drive)
+    Create(IoCreateArgs),
+    /// Add formatted drives of this store's cluster (`axon drive format --cluster ID`)
+    AddDrive(IoAddDriveArgs),
+    /// Store FILE (or standard input) under KEY; returns once every chunk is durable and
+    /// the index committed. Replaces what KEY held
+    Put(IoPutArgs),
+    /// Read KEY to FILE (or standard output), verifying every chunk and rebuilding damaged
+    /// or missing ones from parity
+    Get(IoGetArgs),
+    /// Remove KEY
+    Rm(IoKeyArgs),
+    /// List objects: key, size, stripes
+    Ls(IoStoreArgs),
+    /// Drives, protection, degraded stripes, and what opening the store found and freed
+    /// (exit 0 OK, 1 degraded, 2 some stripe unprotected or unreadable)
+    Status(IoStoreArgs),
+    /// Read every chunk, verify it, repair from parity what is damaged or on a lost drive
+    Scrub(IoScrubArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IoStoreArgs {
+    /// The store's directory (its index, meta.redb)
+    #[arg(
+        long,
+        env = "AXON_STORE",
+        default_value = "axon-store",
+        value_name = "DIR"
+    )]
+    pub store: PathBuf,
+
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IoCreateArgs {
+    #[command(flatten)]
+    pub store: IoStoreArgs,
+
+    /// Erasure coding: k data + m parity chunks per stripe, k in 3..16, m in 2..4, k > m
+    #[arg(long, default_value = "16+4", value_parser = parse_scheme)]
+    pub scheme: (usize, usize),
+
+    /// Chunk size: a multiple of 4K from 4K to 64M
+    #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_bytes)]
+    pub chunk_size: u64,
+
+    /// Create this many sparse file drives in STORE/drives
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub drives: usize,
+
+    /// Size of each new file drive
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_bytes)]
+    pub drive_size: u64,
+
+    /// A drive already formatted for this cluster (repeat); see `axon drive format --cluster`
+    #[arg(long = "drive", value_name = "PATH")]
+    pub drive_paths: Vec<PathBuf>,
+
+    /// The cluster id (default: a new one)
+    #[arg(long, value_name = "UUID")]
+    pub cluster: Option<uuid::Uuid>,
+}
+
+#[derive(Debug, Args)]
+pub struct IoAddDriveArgs {
+    #[command(flatten)]
+    pub store: IoStoreArgs,
+
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct IoKeyArgs {
+    #[command(flatten)]
+    pub store: IoStoreArgs,
+
+    pub key: String,
+}
+
+#[derive(Debug, Args)]
+pub struct IoPutArgs {
+    #[command(flatten)]
+    pub store: IoStoreArgs,
+
+    pub key: String,
+
+    /// The file to store; standard input when absent or -
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct IoGetArgs {
+    #[command(flatten)]
+    pub store: IoStoreArgs,
+
+    pub key: String,
+
+    /// Where to write the object; standard output when absent or -
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct IoScrubArgs {
+    #[command(flatten)]
+    pub store: IoStoreArgs,
+
+    /// Read at most this many bytes per second (K, M, G); 0 for no limit
+    #[arg(long, value_name = "SIZE", default_value = "200M", value_parser = parse_bytes)]
+    pub rate: u64,
+}
+
+/// "16+4" → (16, 4); the scheme's rules are checked where it is used.
+pub fn parse_scheme(s: &str) -> Result<(usize, usize), String> {
+    let (k, m) = s
+        .split_once('+')
+        .ok_or_else(|| format!("{s:?}: give k+m, such as 16+4"))?;
+    let n = |x: &str| {
+        x.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("{s:?}: give k+m, such as 16+4"))
+    };
+    Ok((n(k)?, n(m)?))
 }
 
 #[derive(Debug, Subcommand)]

@@ -52,6 +52,7 @@ fn main() -> std::process::ExitCode {
             Command::Probe(a) => commands::probe::exec(a).await,
             Command::Plan(a) => commands::plan::exec(a).await,
             Command::Drive(c) => commands::drive::exec(c),
+            Command::Io(c) => commands::io::exec(c),
         }
     });
     // A collector stuck in a hung read holds a blocking-pool thread; dropping the runtime

@@ -68,6 +68,7 @@ impl Options {
             Command::Probe(_) => ("probe", false),
             Command::Plan(_) => ("plan", false),
             Command::Drive(_) => ("drive", false),
+            Command::Io(_) => ("io", false),
         };
         let log = if tui {
             console_log_path().map_or(LogTo::Off, LogTo::File)

@@ -136,8 +136,7 @@ fn every_acknowledged_object_survives_kill_9_at_random_points() {
     let store_dir = dir.path().join("store");
     let cluster = uuid::Uuid::new_v4();
     {
-        let mut s =
-            Store::create(&store_dir, cluster, Scheme::new(K, M).unwrap(), CHUNK).unwrap();
+        let mut s = Store::create(&store_dir, cluster, Scheme::new(K, M).unwrap(), CHUNK).unwrap();
         for i in 0..K + M + 1 {
             let p = dir.path().join(format!("drive{i}"));
             drive::format(
@@ -187,7 +186,9 @@ fn every_acknowledged_object_survives_kill_9_at_random_points() {
             if let Ok(Some(st)) = child.try_wait() {
                 let mut err = String::new();
                 std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).ok();
-                fail(format!("the writer exited ({st}) before it was ready: {err}"));
+                fail(format!(
+                    "the writer exited ({st}) before it was ready: {err}"
+                ));
             }
             if start.elapsed() > Duration::from_secs(30) {
                 let _ = child.kill();
@@ -260,7 +261,10 @@ fn every_acknowledged_object_survives_kill_9_at_random_points() {
             .filter(|s| matches!(s, State::Present { .. }))
             .count();
         if listed.len() != present {
-            fail(format!("{} objects listed, {present} expected", listed.len()));
+            fail(format!(
+                "{} objects listed, {present} expected",
+                listed.len()
+            ));
         }
         let used: u64 = s.status().unwrap().drives.iter().map(|d| d.used).sum();
         if used != (live * (K + M)) as u64 {

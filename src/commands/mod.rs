@@ -8,6 +8,7 @@ pub mod console;
 pub mod demo;
 pub mod drive;
 pub mod exporter;
+pub mod io;
 pub mod plan;
 pub mod probe;
 pub mod status;

@@ -483,6 +483,13 @@ impl Store {
         };
         let opened = match drive::open(&path) {
             Ok(o) => o,
+            Err(DriveError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                d.problem = Some(format!(
+                    "{}: missing (drive {id}) — put it back, or run `axon io scrub` to rebuild its chunks onto the other drives",
+                    path.display()
+                ));
+                return d;
+            }
             Err(e) => {
                 d.problem = Some(format!("drive {id}: {e}"));
                 return d;
@@ -1105,9 +1112,8 @@ impl Store {
         let d = &self.drives[di];
         let Some(io) = &d.io else {
             return Got::Bad(format!(
-                "chunk {i}: {} unavailable ({})",
-                d.path.display(),
-                d.problem.as_deref().unwrap_or("?")
+                "chunk {i}: {}",
+                d.problem.as_deref().unwrap_or("drive unavailable")
             ));
         };
         let at = format!("chunk {i}: {} slot {}", d.path.display(), l.slot);
@@ -1308,20 +1314,23 @@ impl Store {
             cluster: self.cluster.to_string(),
             scheme: format!("{k}+{m}"),
             chunk_size: self.chunk_size,
-            drives: self
-                .drives
-                .iter()
-                .map(|d| DriveStatus {
-                    id: d.id.to_string(),
-                    path: d.path.clone(),
-                    state: d.state.as_str(),
-                    available: d.io.is_some(),
-                    direct_io: d.io.as_ref().is_some_and(|io| io.direct),
-                    problem: d.problem.clone(),
-                    slots: d.slots,
-                    used: d.slots - d.free,
-                })
-                .collect(),
+            drives: {
+                let mut v: Vec<&Drive> = self.drives.iter().collect();
+                v.sort_by(|a, b| a.path.cmp(&b.path));
+                v
+            }
+            .into_iter()
+            .map(|d| DriveStatus {
+                id: d.id.to_string(),
+                path: d.path.clone(),
+                state: d.state.as_str(),
+                available: d.io.is_some(),
+                direct_io: d.io.as_ref().is_some_and(|io| io.direct),
+                problem: d.problem.clone(),
+                slots: d.slots,
+                used: d.slots - d.free,
+            })
+            .collect(),
             objects,
             stripes,
             stripes_by_lost: by_lost,
@@ -1503,7 +1512,7 @@ impl Store {
         }
         self.forget(&freed);
         self.scrub.repaired += moves.len() as u64;
-        tracing::info!(
+        tracing::debug!(
             stripe = sid,
             repaired = moves.len(),
             "scrub repaired chunks"
