@@ -49,7 +49,14 @@ pub trait Codec: Send + Sync {
     fn encode(&self, data: &[&[u8]], parity: &mut [&mut [u8]]) -> Result<(), EcError>;
     /// Rebuilds, in place, the chunks of a stripe (k data then m parity, all of one
     /// length) whose `present` flag is false, from the others.
-    fn reconstruct(&self, chunks: &mut [Vec<u8>], present: &[bool]) -> Result<(), EcError>;
+    fn reconstruct_slices(&self, chunks: &mut [&mut [u8]], present: &[bool])
+    -> Result<(), EcError>;
+
+    /// As `reconstruct_slices`, on owned chunks.
+    fn reconstruct(&self, chunks: &mut [Vec<u8>], present: &[bool]) -> Result<(), EcError> {
+        let mut s: Vec<&mut [u8]> = chunks.iter_mut().map(Vec::as_mut_slice).collect();
+        self.reconstruct_slices(&mut s, present)
+    }
 }
 
 /// ISA-L, Cauchy matrix.
@@ -102,7 +109,11 @@ impl Codec for Isal {
             .map_err(|e| EcError::Codec(format!("{e:?}")))
     }
 
-    fn reconstruct(&self, chunks: &mut [Vec<u8>], present: &[bool]) -> Result<(), EcError> {
+    fn reconstruct_slices(
+        &self,
+        chunks: &mut [&mut [u8]],
+        present: &[bool],
+    ) -> Result<(), EcError> {
         let Scheme { k, m } = self.scheme;
         if chunks.len() != k + m || present.len() != k + m {
             return Err(EcError::Shape(format!(
@@ -111,7 +122,7 @@ impl Codec for Isal {
                 present.len()
             )));
         }
-        same_len(chunks.iter().map(Vec::len))?;
+        same_len(chunks.iter().map(|c| c.len()))?;
         let lost: Vec<usize> = (0..k + m).filter(|&i| !present[i]).collect();
         if lost.is_empty() {
             return Ok(());
@@ -243,9 +254,9 @@ mod tests {
             let full = stripe(&c, words * 64, seed);
             let mut present = vec![true; k + m];
             let mut lost = 0;
-            for i in 0..k + m {
+            for (i, p) in present.iter_mut().enumerate() {
                 if lost < m && lost_bits & (1 << i) != 0 {
-                    present[i] = false;
+                    *p = false;
                     lost += 1;
                 }
             }

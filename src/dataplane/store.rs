@@ -21,6 +21,7 @@ use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -172,7 +173,7 @@ struct Drive {
     path: PathBuf,
     state: DriveState,
     /// None when the drive cannot be used; `problem` says why.
-    io: Option<DriveIo>,
+    io: Option<Arc<DriveIo>>,
     problem: Option<String>,
     slots: u64,
     used: Vec<bool>,
@@ -317,6 +318,8 @@ pub struct Store {
     bad: HashSet<(Uuid, u64)>,
     recovery: Recovery,
     scrub: ScrubStats,
+    /// Stripe buffer sets kept between puts (two: one being written, one being filled).
+    bufcache: Vec<Vec<AlignedBuf>>,
 }
 
 fn db_err(path: &Path) -> impl Fn(redb::Error) -> StoreError + '_ {
@@ -458,6 +461,7 @@ impl Store {
             bad: HashSet::new(),
             recovery: Recovery::default(),
             scrub: ScrubStats::default(),
+            bufcache: Vec::new(),
         };
         for (id, state, path) in drive_recs {
             let d = s.attach(id, state, path);
@@ -523,7 +527,7 @@ impl Store {
         }
         match DriveIo::open(&path, self.chunk_size) {
             Ok(io) => {
-                d.io = Some(io);
+                d.io = Some(Arc::new(io));
                 d.slots = sb.slots;
                 d.used = vec![false; sb.slots as usize];
                 d.free = sb.slots;
@@ -774,104 +778,20 @@ impl Store {
                 key.len()
             )));
         }
-        let Scheme { k, m } = self.scheme;
-        let cs = self.chunk_size as usize;
-        let mut staged = vec![0u8; k * cs];
-        let mut bufs: Vec<AlignedBuf> = (0..k + m)
-            .map(|_| AlignedBuf::zeroed(BLOCK as usize + cs))
-            .collect();
         let mut written: Vec<(u64, StripeRec)> = Vec::new();
         let mut touched: HashSet<usize> = HashSet::new();
         let mut report = PutReport::default();
-        let result = (|| -> Result<(), StoreError> {
-            loop {
-                let mut n = 0;
-                while n < staged.len() {
-                    match src.read(&mut staged[n..]) {
-                        Ok(0) => break,
-                        Ok(r) => n += r,
-                        Err(x) if x.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(x) => {
-                            return Err(StoreError::Refused(format!(
-                                "reading the object for {key:?}: {x}"
-                            )));
-                        }
-                    }
-                }
-                if n == 0 {
-                    break;
-                }
-                let t0 = Instant::now();
-                let id = self.next_stripe;
-                self.next_stripe += 1;
-                let len = round_up((n as u64).div_ceil(k as u64), BLOCK) as usize;
-                let drives = self
-                    .pick_drives(k + m, &[], id)
-                    .ok_or_else(|| self.too_few_drives(k + m))?;
-                let mut rec = StripeRec {
-                    key: key.to_string(),
-                    chunk_len: len as u32,
-                    chunks: Vec::with_capacity(k + m),
-                };
-                for &d in &drives {
-                    let slot = self.drives[d]
-                        .alloc()
-                        .expect("picked drives have a free slot");
-                    rec.chunks.push(Some(Loc {
-                        drive: self.drives[d].id,
-                        slot,
-                        generation: 1,
-                    }));
-                }
-                written.push((id, rec.clone()));
-                let b = BLOCK as usize;
-                for (i, buf) in bufs.iter_mut().take(k).enumerate() {
-                    let p = &mut buf.as_mut_slice()[b..b + len];
-                    let from = (i * len).min(n);
-                    let to = ((i + 1) * len).min(n);
-                    p[..to - from].copy_from_slice(&staged[from..to]);
-                    p[to - from..].fill(0);
-                }
-                {
-                    let (data, parity) = bufs.split_at_mut(k);
-                    let d: Vec<&[u8]> = data.iter().map(|x| &x.as_slice()[b..b + len]).collect();
-                    let mut p: Vec<&mut [u8]> = parity
-                        .iter_mut()
-                        .map(|x| &mut x.as_mut_slice()[b..b + len])
-                        .collect();
-                    self.codec.encode(&d, &mut p)?;
-                }
-                for (i, buf) in bufs.iter_mut().enumerate() {
-                    let s = buf.as_mut_slice();
-                    let h = ChunkHeader::for_payload(id, i as u16, 1, &s[b..b + len]);
-                    s[..b].copy_from_slice(&h.encode());
-                }
-                let jobs: Vec<(usize, u64, &AlignedBuf)> = drives
-                    .iter()
-                    .zip(&rec.chunks)
-                    .zip(&bufs)
-                    .map(|((&d, l), buf)| (d, l.expect("just placed").slot, buf))
-                    .collect();
-                let drives_ref = &self.drives;
-                let results = par(&jobs, |&(d, slot, buf)| {
-                    let dr = &drives_ref[d];
-                    dr.io
-                        .as_ref()
-                        .expect("usable")
-                        .write_slot(slot, &buf.as_slice()[..b + len])
-                        .map_err(|x| io_err(&dr.path, "write chunk", x))
-                });
-                touched.extend(drives.iter().copied());
-                for r in results {
-                    r?;
-                }
-                report.write += t0.elapsed();
-                report.stripes += 1;
-                report.bytes += n as u64;
-                if n < staged.len() {
-                    break;
-                }
-            }
+        // Stripe i+1 is read, encoded and checksummed while stripe i is being written.
+        let (k, m) = (self.scheme.k, self.scheme.m);
+        let cache = std::mem::take(&mut self.bufcache);
+        let mut pipe = WritePipe::new(k + m, BLOCK as usize + self.chunk_size as usize, cache);
+        let result = self.put_stripes(key, src, &mut pipe, &mut written, &mut touched, &mut report);
+        // Whatever happened, no write may still be running once this returns: its slots
+        // may be released below and handed to the next put.
+        let tail = pipe.finish();
+        self.bufcache = std::mem::take(&mut pipe.spare);
+        self.bufcache.truncate(2);
+        let result = result.and(tail).and_then(|()| {
             let t0 = Instant::now();
             let touched: Vec<usize> = touched.iter().copied().collect();
             let drives_ref = &self.drives;
@@ -887,7 +807,7 @@ impl Store {
             }
             report.sync = t0.elapsed();
             Ok(())
-        })();
+        });
         let release = |s: &mut Store, written: &[(u64, StripeRec)]| {
             for (_, rec) in written {
                 for l in rec.chunks.iter().flatten() {
@@ -913,6 +833,121 @@ impl Store {
         report.commit = t0.elapsed();
         self.forget(&old);
         Ok(report)
+    }
+
+    /// Reads `src` a stripe at a time, places, encodes and checksums each stripe and hands
+    /// it to `pipe` to be written.
+    fn put_stripes(
+        &mut self,
+        key: &str,
+        src: &mut dyn Read,
+        pipe: &mut WritePipe,
+        written: &mut Vec<(u64, StripeRec)>,
+        touched: &mut HashSet<usize>,
+        report: &mut PutReport,
+    ) -> Result<(), StoreError> {
+        let Scheme { k, m } = self.scheme;
+        let cs = self.chunk_size as usize;
+        let b = BLOCK as usize;
+        let mut staged: Vec<u8> = Vec::new();
+        let mut bufs = pipe.fresh();
+        let t_all = Instant::now();
+        loop {
+            // Read straight into the data chunks' buffers, as for a full stripe.
+            let mut n = 0;
+            'fill: for buf in bufs.iter_mut().take(k) {
+                let p = &mut buf.as_mut_slice()[b..b + cs];
+                let mut got = 0;
+                while got < cs {
+                    match src.read(&mut p[got..]) {
+                        Ok(0) => {
+                            n += got;
+                            break 'fill;
+                        }
+                        Ok(r) => got += r,
+                        Err(x) if x.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(x) => {
+                            return Err(StoreError::Refused(format!(
+                                "reading the object for {key:?}: {x}"
+                            )));
+                        }
+                    }
+                }
+                n += got;
+            }
+            if n == 0 {
+                break;
+            }
+            let full = n == k * cs;
+            let len = round_up((n as u64).div_ceil(k as u64), BLOCK) as usize;
+            if !full {
+                // A short stripe: spread its bytes evenly over the k chunks.
+                staged.clear();
+                for buf in bufs.iter().take(k) {
+                    let want = (n - staged.len()).min(cs);
+                    staged.extend_from_slice(&buf.as_slice()[b..b + want]);
+                }
+                for (i, buf) in bufs.iter_mut().take(k).enumerate() {
+                    let p = &mut buf.as_mut_slice()[b..b + len];
+                    let from = (i * len).min(n);
+                    let to = ((i + 1) * len).min(n);
+                    p[..to - from].copy_from_slice(&staged[from..to]);
+                    p[to - from..].fill(0);
+                }
+            }
+            let id = self.next_stripe;
+            self.next_stripe += 1;
+            let drives = self
+                .pick_drives(k + m, &[], id)
+                .ok_or_else(|| self.too_few_drives(k + m))?;
+            let mut rec = StripeRec {
+                key: key.to_string(),
+                chunk_len: len as u32,
+                chunks: Vec::with_capacity(k + m),
+            };
+            for &d in &drives {
+                let slot = self.drives[d]
+                    .alloc()
+                    .expect("picked drives have a free slot");
+                rec.chunks.push(Some(Loc {
+                    drive: self.drives[d].id,
+                    slot,
+                    generation: 1,
+                }));
+            }
+            written.push((id, rec.clone()));
+            {
+                let (data, parity) = bufs.split_at_mut(k);
+                let d: Vec<&[u8]> = data.iter().map(|x| &x.as_slice()[b..b + len]).collect();
+                let mut p: Vec<&mut [u8]> = parity
+                    .iter_mut()
+                    .map(|x| &mut x.as_mut_slice()[b..b + len])
+                    .collect();
+                self.codec.encode(&d, &mut p)?;
+            }
+            for (i, buf) in bufs.iter_mut().enumerate() {
+                let s = buf.as_mut_slice();
+                let h = ChunkHeader::for_payload(id, i as u16, 1, &s[b..b + len]);
+                s[..b].copy_from_slice(&h.encode());
+            }
+            let jobs: Vec<WriteJob> = drives
+                .iter()
+                .zip(&rec.chunks)
+                .map(|(&d, l)| WriteJob {
+                    io: self.drives[d].io.clone().expect("usable"),
+                    slot: l.expect("just placed").slot,
+                })
+                .collect();
+            touched.extend(drives.iter().copied());
+            bufs = pipe.submit(jobs, bufs, b + len)?;
+            report.stripes += 1;
+            report.bytes += n as u64;
+            if !full {
+                break;
+            }
+        }
+        report.write = t_all.elapsed();
+        Ok(())
     }
 
     /// One transaction: the new stripes, their slots, the object; the object's old stripes
@@ -1090,7 +1125,7 @@ impl Store {
                 if n == 0 {
                     break;
                 }
-                out.write_all(&c.payload()[..n])
+                out.write_all(&c.as_slice()[BLOCK as usize..BLOCK as usize + n])
                     .map_err(|x| StoreError::Refused(format!("writing object {key:?} out: {x}")))?;
                 left -= n as u64;
             }
@@ -1140,18 +1175,21 @@ impl Store {
         }
     }
 
-    /// Reads a stripe's data chunks (all chunks when `all`), rebuilding what is bad from
-    /// parity. Returns all k+m chunks' payloads when `all`, else the k data chunks; and the
-    /// problems met, one per chunk rebuilt.
+    /// Reads a stripe's data chunks (all chunks when `all`, or when a data chunk is known
+    /// lost), rebuilding what is bad from parity. Returns all k+m chunks when `all`, else
+    /// the k data chunks (header block, then payload); and the problems met, one per chunk
+    /// rebuilt.
     fn read_stripe(
         &mut self,
         sid: u64,
         rec: &StripeRec,
         all: bool,
-    ) -> Result<(Vec<Chunk>, Vec<String>), StoreError> {
+    ) -> Result<(Vec<AlignedBuf>, Vec<String>), StoreError> {
         let Scheme { k, m } = self.scheme;
         let len = rec.chunk_len as usize;
-        let first: Vec<usize> = if all {
+        let want = if all { k + m } else { k };
+        let known_lost = (0..k).any(|i| self.lost_why(i, rec.chunks[i]).is_some());
+        let first: Vec<usize> = if all || known_lost {
             (0..k + m).collect()
         } else {
             (0..k).collect()
@@ -1168,7 +1206,7 @@ impl Store {
                 .filter(|g| matches!(g, Some(Got::Bad(_))))
                 .count()
         };
-        if !all && bad_now(&got) > 0 {
+        if first.len() < k + m && bad_now(&got) > 0 {
             let rest: Vec<usize> = (k..k + m).collect();
             for (i, g) in rest
                 .iter()
@@ -1191,19 +1229,8 @@ impl Store {
                 }
             }
         }
-        if problems.is_empty() {
-            let chunks = got
-                .into_iter()
-                .take(first.len())
-                .map(|g| match g {
-                    Some(Got::Ok(b)) => Chunk::Read(b),
-                    _ => unreachable!("every chunk read and good"),
-                })
-                .collect();
-            return Ok((chunks, problems));
-        }
         let good = got.iter().filter(|g| matches!(g, Some(Got::Ok(_)))).count();
-        if good < k {
+        if !problems.is_empty() && good < k {
             return Err(StoreError::Unreadable(format!(
                 "stripe {sid} of {:?}: only {good} of its {} chunks are readable, {k} are needed — {}. \
                  Bring back the missing drives; what parity can rebuild is rebuilt then",
@@ -1213,20 +1240,27 @@ impl Store {
             )));
         }
         let mut present = vec![false; k + m];
-        let mut payloads: Vec<Vec<u8>> = got
+        let mut bufs: Vec<AlignedBuf> = got
             .into_iter()
             .enumerate()
             .map(|(i, g)| match g {
                 Some(Got::Ok(b)) => {
                     present[i] = true;
-                    b.as_slice()[BLOCK as usize..].to_vec()
+                    b
                 }
-                _ => vec![0u8; len],
+                _ => AlignedBuf::zeroed(BLOCK as usize + len),
             })
             .collect();
-        self.codec.reconstruct(&mut payloads, &present)?;
-        payloads.truncate(first.len());
-        Ok((payloads.into_iter().map(Chunk::Rebuilt).collect(), problems))
+        if !problems.is_empty() {
+            // Rebuilt in place in the chunks' own buffers: no copy.
+            let mut payloads: Vec<&mut [u8]> = bufs
+                .iter_mut()
+                .map(|b| &mut b.as_mut_slice()[BLOCK as usize..])
+                .collect();
+            self.codec.reconstruct_slices(&mut payloads, &present)?;
+        }
+        bufs.truncate(want);
+        Ok((bufs, problems))
     }
 
     /// Stripes that lost chunks, by what is known without reading them: chunks with no
@@ -1432,7 +1466,7 @@ impl Store {
         for &(i, _, _, old) in &moves {
             let generation = old.map_or(1, |l| l.generation) + 1;
             let mut buf = AlignedBuf::zeroed(b + len);
-            let payload = chunks[i].payload();
+            let payload = &chunks[i].as_slice()[BLOCK as usize..];
             buf.as_mut_slice()[b..].copy_from_slice(payload);
             let h = ChunkHeader::for_payload(sid, i as u16, generation, payload);
             buf.as_mut_slice()[..b].copy_from_slice(&h.encode());
@@ -1543,17 +1577,93 @@ impl Store {
     }
 }
 
-/// A chunk's payload: as read (aligned, header in front) or rebuilt.
-enum Chunk {
-    Read(AlignedBuf),
-    Rebuilt(Vec<u8>),
+/// One chunk write of a stripe: where to.
+struct WriteJob {
+    io: Arc<DriveIo>,
+    slot: u64,
 }
 
-impl Chunk {
-    fn payload(&self) -> &[u8] {
-        match self {
-            Chunk::Read(b) => &b.as_slice()[BLOCK as usize..],
-            Chunk::Rebuilt(v) => v,
+type Written = (Vec<AlignedBuf>, Result<(), StoreError>);
+
+/// Writes one stripe in the background (each chunk on its own thread) while the next one
+/// is prepared: double buffering, at most one stripe in flight.
+struct WritePipe {
+    inflight: Option<std::thread::JoinHandle<Written>>,
+    spare: Vec<Vec<AlignedBuf>>,
+    /// Chunks per stripe, and bytes per chunk buffer (header block + chunk size).
+    shape: (usize, usize),
+}
+
+impl WritePipe {
+    /// `spare`: buffer sets kept from an earlier put (reused: fresh ones cost page faults
+    /// and zeroing).
+    fn new(chunks: usize, bytes: usize, spare: Vec<Vec<AlignedBuf>>) -> WritePipe {
+        WritePipe {
+            inflight: None,
+            spare,
+            shape: (chunks, bytes),
+        }
+    }
+
+    /// A buffer set to prepare a stripe in.
+    fn fresh(&mut self) -> Vec<AlignedBuf> {
+        self.spare.pop().unwrap_or_else(|| {
+            (0..self.shape.0)
+                .map(|_| AlignedBuf::zeroed(self.shape.1))
+                .collect()
+        })
+    }
+
+    /// Starts writing `bufs[i][..len]` per job; returns a buffer set to prepare the next
+    /// stripe in, after the previous stripe's writes have finished (their error, if any).
+    fn submit(
+        &mut self,
+        jobs: Vec<WriteJob>,
+        bufs: Vec<AlignedBuf>,
+        len: usize,
+    ) -> Result<Vec<AlignedBuf>, StoreError> {
+        let prev = self.wait();
+        let handle = std::thread::Builder::new()
+            .name("axon-write".into())
+            .spawn(move || {
+                let items: Vec<(&WriteJob, &AlignedBuf)> = jobs.iter().zip(&bufs).collect();
+                let results = par(&items, |(j, buf)| {
+                    j.io.write_slot(j.slot, &buf.as_slice()[..len])
+                        .map_err(|x| io_err(&j.io.path, "write chunk", x))
+                });
+                let r = results
+                    .into_iter()
+                    .collect::<Result<Vec<()>, _>>()
+                    .map(|_| ());
+                drop(items);
+                (bufs, r)
+            })
+            .map_err(|x| StoreError::Refused(format!("cannot start a write thread: {x}")))?;
+        self.inflight = Some(handle);
+        let next = match prev {
+            Some((b, r)) => {
+                r?;
+                b
+            }
+            None => self.fresh(),
+        };
+        Ok(next)
+    }
+
+    fn wait(&mut self) -> Option<Written> {
+        self.inflight
+            .take()
+            .map(|h| h.join().expect("a write thread panicked"))
+    }
+
+    /// Waits for the stripe in flight.
+    fn finish(&mut self) -> Result<(), StoreError> {
+        match self.wait() {
+            Some((b, r)) => {
+                self.spare.push(b);
+                r
+            }
+            None => Ok(()),
         }
     }
 }
