@@ -691,6 +691,19 @@ pub struct AgentArgs {
 
     #[command(flatten)]
     pub limits: LimitsArgs,
+
+    /// Host the storage engine of this store (`axon io create`): opened and reconciled at
+    /// start, scrubbed in the background, its state in /metrics (axon_store_*)
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+
+    /// The scrubber's read rate (K, M, G per second; 0: unbounded)
+    #[arg(long, value_name = "SIZE", default_value = "50M", value_parser = parse_bytes, requires = "store")]
+    pub scrub_rate: u64,
+
+    /// Pause between scrub passes
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration, requires = "store")]
+    pub scrub_every: Duration,
 }
 
 #[derive(Debug, Args)]

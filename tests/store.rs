@@ -309,6 +309,7 @@ fn a_lost_drive_is_rebuilt_onto_the_others_and_a_returned_one_is_cleaned() {
             store.clone(),
             Some(64 << 20),
             std::time::Duration::from_secs(3600),
+            Box::new(|_| {}),
         );
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while store.lock().unwrap().scrub_stats().passes == 0 {

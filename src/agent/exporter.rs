@@ -469,7 +469,7 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
 
 /// Encodes in OpenMetrics text (`openmetrics = true`) or Prometheus text format 0.0.4.
 pub fn render(s: &NodeSnapshot, now_ms: i64, openmetrics: bool) -> String {
-    render_with(s, now_ms, openmetrics, None)
+    render_with(s, now_ms, openmetrics, None, None)
 }
 
 /// `render`, plus the listeners' counters when given.
@@ -478,11 +478,15 @@ pub fn render_with(
     now_ms: i64,
     openmetrics: bool,
     server: Option<&super::listen::ServerStats>,
+    engine: Option<&EngineStatus>,
 ) -> String {
     let mut out = String::with_capacity(64 * 1024);
     let mut reg = registry(s, now_ms);
     if let Some(st) = server {
         st.register(&mut reg);
+    }
+    if let Some(e) = engine {
+        register_engine(&mut reg, e);
     }
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &reg);
@@ -491,6 +495,115 @@ pub fn render_with(
     } else {
         to_text_format(&out)
     }
+}
+
+/// What the hosted storage engine last published (`axon agent --store`).
+pub type EngineStatus = crate::dataplane::store::Status;
+
+/// The storage engine's metrics: protection, stripes by chunks lost, drives, and the
+/// scrubber's counters.
+fn register_engine(reg: &mut Registry, st: &EngineStatus) {
+    let mut r = Reg(std::mem::take(reg));
+    let info = r.gauge(
+        "store_info",
+        "The storage engine this agent hosts (always 1): cluster, scheme, chunk size",
+    );
+    set(
+        &info,
+        l([
+            ("cluster", st.cluster.clone()),
+            ("scheme", st.scheme.clone()),
+            ("chunk_bytes", st.chunk_size.to_string()),
+        ]),
+        1.0,
+    );
+    let prot = r.gauge(
+        "store_protection",
+        "1 for the engine's protection state (OK, PARTIALLY_PROTECTED, UNPROTECTED, UNAVAILABLE), 0 for the others",
+    );
+    for state in ["OK", "PARTIALLY_PROTECTED", "UNPROTECTED", "UNAVAILABLE"] {
+        set(
+            &prot,
+            l([("state", state.to_string())]),
+            f64::from(u8::from(st.protection == state)),
+        );
+    }
+    let objects = r.gauge("store_objects", "Objects stored");
+    set(&objects, vec![], st.objects as f64);
+    let stripes = r.gauge(
+        "store_stripes",
+        "Stripes by how many of their chunks are lost (lost=0: whole)",
+    );
+    for (lost, n) in st.stripes_by_lost.iter().enumerate() {
+        if lost == 0 || *n > 0 {
+            set(&stripes, l([("lost", lost.to_string())]), *n as f64);
+        }
+    }
+    let avail = r.gauge(
+        "store_drive_available",
+        "1 if the drive is open and is the drive the index expects (0: missing, truncated, wrong drive)",
+    );
+    let slots = r.gauge("store_drive_slots", "Chunk slots of the drive");
+    let used = r.gauge("store_drive_slots_used", "Chunk slots in use");
+    for d in &st.drives {
+        let lab = l([
+            ("drive", d.id.clone()),
+            ("path", d.path.display().to_string()),
+            ("state", d.state.to_string()),
+        ]);
+        set(&avail, lab.clone(), f64::from(u8::from(d.available)));
+        if d.available {
+            set(&slots, lab.clone(), d.slots as f64);
+            set(&used, lab, d.used as f64);
+        }
+    }
+    let opened = r.gauge(
+        "store_open_findings",
+        "What opening the store found: orphans freed (chunks of writes that never committed), mismatches (chunks whose header disagrees with the index), drives unavailable",
+    );
+    for (kind, n) in [
+        ("orphans_freed", st.recovery.orphans_freed),
+        ("mismatches", st.recovery.mismatches.len() as u64),
+        ("drives_unavailable", st.recovery.unavailable.len() as u64),
+    ] {
+        set(&opened, l([("kind", kind.to_string())]), n as f64);
+    }
+    for (name, help, v) in [
+        (
+            "store_scrub_passes",
+            "Completed scrub passes",
+            st.scrub.passes,
+        ),
+        (
+            "store_scrub_chunks_checked",
+            "Chunks read and verified by the scrubber",
+            st.scrub.chunks_checked,
+        ),
+        (
+            "store_scrub_read_bytes",
+            "Bytes read by the scrubber",
+            st.scrub.bytes_read,
+        ),
+        (
+            "store_scrub_found",
+            "Chunks the scrubber found bad (checksum, header, drive unavailable)",
+            st.scrub.found,
+        ),
+        (
+            "store_scrub_repaired",
+            "Chunks the scrubber rewrote from parity",
+            st.scrub.repaired,
+        ),
+        (
+            "store_scrub_unrepairable",
+            "Chunks the scrubber could not repair (too many lost, or no drive to put them on)",
+            st.scrub.unrepairable,
+        ),
+    ] {
+        let c = r.counter(name, help);
+        c.get_or_create(&vec![]).inc_by(v);
+    }
+    *reg = r.0;
 }
 
 /// Rewrites OpenMetrics text as Prometheus text 0.0.4: counter families are named with
@@ -583,7 +696,10 @@ pub fn router(state: Arc<AgentState>) -> axum::Router {
                 .unwrap_or("");
             let om = wants_openmetrics(accept);
             let now = now_ms();
-            let body = state.with_snapshot(|s, _| render_with(s, now, om, Some(&state.server)));
+            let engine = state.engine_status();
+            let body = state.with_snapshot(|s, _| {
+                render_with(s, now, om, Some(&state.server), engine.as_ref())
+            });
             (
                 [(
                     header::CONTENT_TYPE,

@@ -65,6 +65,8 @@ pub struct AgentState {
     pub server: std::sync::Arc<super::listen::ServerStats>,
     /// Exporter mode: the scheduler's hook that collects when a scrape arrives.
     on_demand: std::sync::OnceLock<Arc<OnDemand>>,
+    /// The hosted storage engine's latest status (`axon agent --store`), for `/metrics`.
+    engine: std::sync::Mutex<Option<crate::dataplane::store::Status>>,
 }
 
 impl AgentState {
@@ -81,6 +83,7 @@ impl AgentState {
             generation: watch::channel(0).0,
             server: Default::default(),
             on_demand: std::sync::OnceLock::new(),
+            engine: std::sync::Mutex::new(None),
         }
     }
 
@@ -88,6 +91,17 @@ impl AgentState {
     /// scheduler).
     pub fn set_on_demand(&self, d: Arc<OnDemand>) {
         let _ = self.on_demand.set(d);
+    }
+
+    /// Publishes the hosted engine's status (the scrubber does, at most once a second).
+    pub fn set_engine_status(&self, st: crate::dataplane::store::Status) {
+        if let Ok(mut e) = self.engine.lock() {
+            *e = Some(st);
+        }
+    }
+
+    pub fn engine_status(&self) -> Option<crate::dataplane::store::Status> {
+        self.engine.lock().ok().and_then(|e| e.clone())
     }
 
     pub fn on_demand(&self) -> Option<&Arc<OnDemand>> {

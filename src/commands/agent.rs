@@ -6,6 +6,41 @@ use crate::agent::{self, AgentConfig};
 use crate::cli::{AgentArgs, LimitsArgs, ServerTlsArgs};
 use anyhow::Result;
 
+/// Hosts an opened store: logs what opening it found, and starts the scrubber, which
+/// publishes the engine's status to `/metrics`.
+fn host_store(
+    store: crate::dataplane::store::Store,
+    ag: &agent::Agent,
+    a: &AgentArgs,
+) -> crate::dataplane::store::Scrubber {
+    let r = store.recovery();
+    for u in &r.unavailable {
+        tracing::warn!("store: drive unavailable: {u}");
+    }
+    for m in &r.mismatches {
+        tracing::warn!("store: {m}");
+    }
+    for w in &r.warnings {
+        tracing::warn!("store: {w}");
+    }
+    if r.orphans_freed > 0 {
+        tracing::info!(
+            "store: freed {} orphaned chunks (writes that never committed)",
+            r.orphans_freed
+        );
+    }
+    let state = ag.state.clone();
+    crate::dataplane::store::Scrubber::start(
+        std::sync::Arc::new(std::sync::Mutex::new(store)),
+        (a.scrub_rate > 0).then_some(a.scrub_rate),
+        a.scrub_every,
+        Box::new(move |s| match s.status() {
+            Ok(st) => state.set_engine_status(st),
+            Err(e) => tracing::warn!("store: status: {e}"),
+        }),
+    )
+}
+
 /// The listener limits from the flags.
 pub fn limits(a: &LimitsArgs) -> agent::listen::Limits {
     agent::listen::Limits {
@@ -84,7 +119,18 @@ pub async fn exec(a: AgentArgs) -> Result<i32> {
         metrics_tls: a.tls.metrics_tls,
         limits: limits(&a.limits),
     };
+    // The store first: an agent asked to host one that cannot be opened must not start.
+    let store = match &a.store {
+        Some(dir) => {
+            let dir = dir.clone();
+            let s = tokio::task::spawn_blocking(move || crate::dataplane::store::Store::open(&dir))
+                .await??;
+            Some(s)
+        }
+        None => None,
+    };
     let ag = agent::start(cfg).await?;
+    let _scrubber = store.map(|s| host_store(s, &ag, &a));
     let name = ag.state.with_snapshot(|s, _| s.node.hostname.clone());
     eprintln!("axon agent {} on node {name}", env!("CARGO_PKG_VERSION"));
     if let Some(addr) = ag.grpc_addr {
@@ -124,6 +170,14 @@ pub async fn exec(a: AgentArgs) -> Result<i32> {
     }
     if let Some(a) = ag.metrics_addr {
         eprintln!("  metrics     http://{a}/metrics");
+    }
+    if let Some(dir) = &a.store {
+        eprintln!(
+            "  store       {} (scrub at {}/s, every {:?})",
+            dir.display(),
+            humansize::format_size(a.scrub_rate, humansize::BINARY),
+            a.scrub_every
+        );
     }
     wait_for_shutdown().await;
     ag.shutdown();

@@ -1697,6 +1697,8 @@ impl Pacer {
 
 /// A scrubber running in the background over a shared store: a pass every `every`, each
 /// at no more than `rate` bytes per second, holding the store's lock one stripe at a time.
+/// `observe` sees the store (under its lock) when the scrubber starts, at most once a
+/// second while it runs, and after every pass: the agent publishes the status from it.
 pub struct Scrubber {
     stop: std::sync::Arc<AtomicBool>,
     handle: Option<std::thread::JoinHandle<()>>,
@@ -1707,12 +1709,17 @@ impl Scrubber {
         store: std::sync::Arc<std::sync::Mutex<Store>>,
         rate: Option<u64>,
         every: Duration,
+        mut observe: Box<dyn FnMut(&Store) + Send>,
     ) -> Scrubber {
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         let handle = std::thread::Builder::new()
             .name("axon-scrub".into())
             .spawn(move || {
+                if let Ok(st) = store.lock() {
+                    observe(&st);
+                }
+                let mut seen = Instant::now();
                 while !s.load(Ordering::Relaxed) {
                     let ids = match store.lock().map(|st| st.stripe_ids()) {
                         Ok(Ok(ids)) => ids,
@@ -1725,18 +1732,25 @@ impl Scrubber {
                         }
                         let bytes = {
                             let Ok(mut st) = store.lock() else { return };
-                            match st.scrub_stripe(sid) {
+                            let b = match st.scrub_stripe(sid) {
                                 Ok(b) => b,
                                 Err(e) => {
                                     tracing::warn!(stripe = sid, "scrub: {e}");
                                     0
                                 }
+                            };
+                            if seen.elapsed() >= Duration::from_secs(1) {
+                                observe(&st);
+                                seen = Instant::now();
                             }
+                            b
                         };
                         sleep_unless(&s, pacer.wait(bytes));
                     }
                     if let Ok(mut st) = store.lock() {
                         st.scrub.passes += 1;
+                        observe(&st);
+                        seen = Instant::now();
                     }
                     sleep_unless(&s, every);
                 }
