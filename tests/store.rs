@@ -442,15 +442,35 @@ fn orphans_of_an_uncommitted_write_are_freed_on_open() {
     find_chunk(&fx.drives, 78, 0);
 }
 
-/// A tmpfs of a few MiB, mounted for the test (needs root); unmounted when dropped.
+/// `mount`/`umount` as root: directly when root, else through `sudo -n`.
+fn as_root(cmd: &str) -> std::process::Command {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        std::process::Command::new(cmd)
+    } else {
+        let mut c = std::process::Command::new("sudo");
+        c.args(["-n", cmd]);
+        c
+    }
+}
+
+/// A tmpfs of a few MiB, mounted for the test (root, or sudo without a password), open to
+/// everyone; unmounted when dropped.
 struct SmallFs(PathBuf);
 
 impl SmallFs {
     fn mount(at: &Path, size: &str) -> Option<SmallFs> {
         std::fs::create_dir_all(at).unwrap();
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        let ok = as_root("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=1777"),
+                "tmpfs",
+            ])
             .arg(at)
+            .stderr(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
         ok.then(|| SmallFs(at.to_path_buf()))
@@ -459,7 +479,7 @@ impl SmallFs {
 
 impl Drop for SmallFs {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        let _ = as_root("umount").arg(&self.0).status();
     }
 }
 

@@ -36,6 +36,8 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const DRIVES: TableDefinition<u128, &[u8]> = TableDefinition::new("drives");
 /// (drive id, slot) → (stripe, chunk index, chunk generation).
 const CHUNKS: TableDefinition<(u128, u64), (u64, u16, u64)> = TableDefinition::new("chunks");
+/// What the index says a slot holds: (stripe, chunk index, chunk generation).
+type ChunkRef = (u64, u16, u64);
 /// stripe → `StripeRec`.
 const STRIPES: TableDefinition<u64, &[u8]> = TableDefinition::new("stripes");
 /// key → `ObjectRec`.
@@ -542,16 +544,13 @@ impl Store {
     fn reconcile(&mut self) -> Result<(), StoreError> {
         let db_path = self.dir.join(DB_FILE);
         let e = db_err(&db_path);
-        let mut index: HashMap<(Uuid, u64), (u64, u16, u64)> = HashMap::new();
         let mut max_stripe = 0u64;
+        // The index is walked drive by drive in slot order (its keys sort by drive, then
+        // slot), beside the slots themselves: memory stays one bit per slot, whatever the
+        // number of chunks.
+        let rtx = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let chunks = rtx.open_table(CHUNKS).map_err(|x| e(x.into()))?;
         {
-            let rtx = self.db.begin_read().map_err(|x| e(x.into()))?;
-            let chunks = rtx.open_table(CHUNKS).map_err(|x| e(x.into()))?;
-            for row in chunks.iter().map_err(|x| e(x.into()))? {
-                let (k, v) = row.map_err(|x| e(x.into()))?;
-                let (d, slot) = k.value();
-                index.insert((Uuid::from_u128(d), slot), v.value());
-            }
             let stripes = rtx.open_table(STRIPES).map_err(|x| e(x.into()))?;
             if let Some(last) = stripes.last().map_err(|x| e(x.into()))? {
                 max_stripe = last.0.value();
@@ -564,11 +563,30 @@ impl Store {
                     .push(d.problem.clone().unwrap_or_default());
                 continue;
             };
+            let id = d.id.as_u128();
+            let mut index = chunks
+                .range((id, 0)..=(id, u64::MAX))
+                .map_err(|x| e(x.into()))?;
+            let mut pull = || -> Result<Option<(u64, ChunkRef)>, StoreError> {
+                match index.next() {
+                    None => Ok(None),
+                    Some(Ok((k, v))) => Ok(Some((k.value().1, v.value()))),
+                    Some(Err(x)) => Err(e(x.into())),
+                }
+            };
+            let mut pending = pull()?;
             let mut header = AlignedBuf::zeroed(BLOCK as usize);
             let zero = AlignedBuf::zeroed(BLOCK as usize);
             let mut zeroed = false;
             for slot in 0..d.slots {
-                let want = index.get(&(d.id, slot));
+                let wanted = match pending {
+                    Some((at, v)) if at == slot => {
+                        pending = pull()?;
+                        Some(v)
+                    }
+                    _ => None,
+                };
+                let want = wanted.as_ref();
                 if let Some(&(stripe, _, _)) = want {
                     d.used[slot as usize] = true;
                     d.free -= 1;
