@@ -113,7 +113,7 @@ fn main() {
             },
         )
         .unwrap();
-        store.add_drive(&p).unwrap();
+        store.add_drive(&p, false).unwrap();
         drives.push(p);
     }
     let mut object: Vec<u8> = (0..OBJECT)

@@ -188,6 +188,10 @@ pub struct IoAddDriveArgs {
 
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
+
+    /// Add a drive that is already in service (ACTIVE…): whatever chunks it holds are wiped
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

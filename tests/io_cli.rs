@@ -99,6 +99,19 @@ fn a_store_made_used_damaged_and_repaired_from_the_command_line() {
     ]);
     assert_ne!(code, 0);
     assert!(err.contains("data chunks must be 3..16"), "{err}");
+    // A get that fails leaves the file it was aimed at as it was.
+    std::fs::write(&back, b"precious").unwrap();
+    let (code, _, err) = axon(&[
+        "io",
+        "get",
+        "--store",
+        st,
+        "nope",
+        "-o",
+        back.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(std::fs::read(&back).unwrap(), b"precious");
     let (code, _, _) = axon(&["io", "rm", "--store", st, "obj/one"]);
     assert_eq!(code, 0);
     let (_, out, _) = axon(&["io", "status", "--store", st, "--json"]);

@@ -75,7 +75,7 @@ fn fixture_in(
             },
         )
         .unwrap();
-        store.add_drive(&p).unwrap();
+        store.add_drive(&p, false).unwrap();
         drives.push(p);
     }
     (drives, cluster)
@@ -380,7 +380,7 @@ fn another_clusters_drive_in_a_slot_is_never_written_and_is_named() {
     );
     // And adding it is refused, naming both clusters.
     let mut s = fx.open();
-    let e = s.add_drive(&fx.drives[1]).unwrap_err().to_string();
+    let e = s.add_drive(&fx.drives[1], false).unwrap_err().to_string();
     assert!(e.contains("belongs to cluster"), "{e}");
     assert!(e.contains(&fx.cluster.to_string()), "{e}");
 }
@@ -543,5 +543,27 @@ fn a_second_process_cannot_open_a_store_in_use_and_a_missing_store_says_how_to_m
     assert!(
         e.contains("no axon store here") && e.contains("axon io create"),
         "{e}"
+    );
+}
+
+#[test]
+fn a_drive_in_service_elsewhere_is_not_taken_over_without_force() {
+    // Two stores of one cluster (as on two nodes); store B is offered a drive of store A.
+    let fx = fixture(3, 2, 5);
+    let mut a = fx.open();
+    let data = bytes(11, 50_000);
+    a.put("a", &data).unwrap();
+    drop(a);
+    let other = fx.dir.path().join("other");
+    let mut b = Store::create(&other, fx.cluster, Scheme::new(3, 2).unwrap(), CHUNK).unwrap();
+    let e = b.add_drive(&fx.drives[0], false).unwrap_err().to_string();
+    assert!(e.contains("is ACTIVE") && e.contains("--force"), "{e}");
+    drop(b);
+    let mut a = fx.open();
+    assert_eq!(a.get("a").unwrap(), data);
+    assert_eq!(
+        a.status().unwrap().protection,
+        "OK",
+        "the refused add touched the drive"
     );
 }

@@ -149,7 +149,7 @@ fn every_acknowledged_object_survives_kill_9_at_random_points() {
                 },
             )
             .unwrap();
-            s.add_drive(&p).unwrap();
+            s.add_drive(&p, false).unwrap();
         }
     }
     let mut model: HashMap<String, State> = HashMap::new();

@@ -96,7 +96,7 @@ fn create(a: IoCreateArgs) -> Result<i32> {
         }
     }
     for p in &paths {
-        s.add_drive(p)?;
+        s.add_drive(p, false)?;
     }
     let st = s.status()?;
     if a.store.json {
@@ -124,7 +124,7 @@ fn create(a: IoCreateArgs) -> Result<i32> {
 fn add_drive(a: IoAddDriveArgs) -> Result<i32> {
     let mut s = open(&a.store)?;
     for p in &a.paths {
-        let id = s.add_drive(p)?;
+        let id = s.add_drive(p, a.force)?;
         if !a.store.json {
             println!("added {} (drive {id})", p.display());
         }
@@ -218,24 +218,45 @@ fn get(a: IoGetArgs) -> Result<i32> {
         .map(|(_, n, _)| n);
     let b = bar(size, "get");
     let report = match a.output.as_deref().filter(|p| p.as_os_str() != "-") {
+        // Into a temporary file beside the target, renamed over it only when every stripe
+        // was read: an error never leaves a truncated or partial file behind.
         Some(p) => {
-            let f = std::fs::File::create(p).with_context(|| format!("{}", p.display()))?;
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "object".into());
+            let tmp = p.with_file_name(format!(".{name}.axon-get-{}", std::process::id()));
+            let f = std::fs::File::create(&tmp).with_context(|| format!("{}", tmp.display()))?;
             let mut w = CountingW {
                 inner: std::io::BufWriter::new(f),
                 bar: &b,
             };
-            let r = s.get_to(&a.key, &mut w);
-            w.flush()?;
+            let r = s
+                .get_to(&a.key, &mut w)
+                .map_err(anyhow::Error::from)
+                .and_then(|r| {
+                    let f = w.inner.into_inner().map_err(|e| e.into_error())?;
+                    f.sync_all()?;
+                    std::fs::rename(&tmp, p).with_context(|| format!("{}", p.display()))?;
+                    Ok(r)
+                });
+            if r.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
             r
         }
+        // Standard output streams stripe by stripe: on an error what was written stays,
+        // and the exit code (3) says the object is incomplete.
         None => {
             let mut w = CountingW {
                 inner: std::io::stdout().lock(),
                 bar: &b,
             };
-            let r = s.get_to(&a.key, &mut w);
-            w.flush()?;
-            r
+            let r = s.get_to(&a.key, &mut w).map_err(anyhow::Error::from);
+            r.and_then(|r| {
+                w.flush()?;
+                Ok(r)
+            })
         }
     };
     b.finish_and_clear();

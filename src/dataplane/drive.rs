@@ -382,13 +382,31 @@ pub fn format(path: &Path, o: &FormatOptions) -> Result<Superblock, DriveError> 
         state: DriveState::Inactive,
         generation: 1,
     };
+    write_superblocks(&mut f, path, &sb)?;
+    if !exists {
+        sync_parent(path).map_err(io(path, "sync its directory"))?;
+    }
+    Ok(sb)
+}
+
+/// Makes a new file's name durable: fsync of the directory holding it.
+pub fn sync_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => File::open(".")?.sync_all(),
+    }
+}
+
+/// Writes both superblock copies, each made durable before the other is touched: a power
+/// loss while writing one leaves the other whole.
+fn write_superblocks(f: &mut File, path: &Path, sb: &Superblock) -> Result<(), DriveError> {
     let block = sb.encode();
     for off in [0, BLOCK] {
         f.seek(SeekFrom::Start(off)).map_err(io(path, "seek"))?;
         f.write_all(&block).map_err(io(path, "write superblock"))?;
+        f.sync_data().map_err(io(path, "sync"))?;
     }
-    f.sync_data().map_err(io(path, "sync"))?;
-    Ok(sb)
+    Ok(())
 }
 
 /// An opened drive's superblock, and what was wrong with a copy if one was.
@@ -567,12 +585,7 @@ pub fn set_state(path: &Path, state: DriveState) -> Result<Superblock, DriveErro
         .write(true)
         .open(path)
         .map_err(io(path, "open"))?;
-    let block = sb.encode();
-    for off in [0, BLOCK] {
-        f.seek(SeekFrom::Start(off)).map_err(io(path, "seek"))?;
-        f.write_all(&block).map_err(io(path, "write superblock"))?;
-    }
-    f.sync_data().map_err(io(path, "sync"))?;
+    write_superblocks(&mut f, path, &sb)?;
     Ok(sb)
 }
 

@@ -322,6 +322,8 @@ pub struct Store {
     scrub: ScrubStats,
     /// Stripe buffer sets kept between puts (two: one being written, one being filled).
     bufcache: Vec<Vec<AlignedBuf>>,
+    /// Set when an index commit failed with an unknown outcome: no more writes.
+    poisoned: Option<String>,
 }
 
 fn db_err(path: &Path) -> impl Fn(redb::Error) -> StoreError + '_ {
@@ -331,6 +333,44 @@ fn db_err(path: &Path) -> impl Fn(redb::Error) -> StoreError + '_ {
     }
 }
 
+#[allow(clippy::result_large_err)] // redb's own error type, as every redb call returns it
+/// Removes a stripe and its chunks' index rows, adding their places to `locs`. A stripe
+/// record too damaged to name its chunks has them found by a scan of the chunks table, so
+/// no slot leaks.
+fn remove_stripe(
+    st: &mut redb::Table<u64, &[u8]>,
+    ch: &mut redb::Table<(u128, u64), ChunkRef>,
+    sid: u64,
+    locs: &mut Vec<Loc>,
+) -> Result<(), redb::Error> {
+    let rec = st.remove(sid)?.map(|v| StripeRec::decode(v.value()));
+    let places: Vec<Loc> = match rec {
+        None => Vec::new(),
+        Some(Some(r)) => r.chunks.into_iter().flatten().collect(),
+        Some(None) => {
+            let mut found = Vec::new();
+            for row in ch.iter()? {
+                let (k, v) = row?;
+                let (d, slot) = k.value();
+                let (s, _, g) = v.value();
+                if s == sid {
+                    found.push(Loc {
+                        drive: Uuid::from_u128(d),
+                        slot,
+                        generation: g,
+                    });
+                }
+            }
+            found
+        }
+    };
+    for l in places {
+        ch.remove((l.drive.as_u128(), l.slot))?;
+        locs.push(l);
+    }
+    Ok(())
+}
+
 /// Runs `f` on every item in its own thread and returns the results in order.
 fn par<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     if items.len() <= 1 {
@@ -338,9 +378,20 @@ fn par<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     }
     std::thread::scope(|s| {
         let f = &f;
-        let hs: Vec<_> = items.iter().map(|it| s.spawn(move || f(it))).collect();
+        // A thread that cannot be started (EAGAIN) runs its item here instead.
+        let hs: Vec<Result<_, R>> = items
+            .iter()
+            .map(|it| {
+                std::thread::Builder::new()
+                    .spawn_scoped(s, move || f(it))
+                    .map_err(|_| f(it))
+            })
+            .collect();
         hs.into_iter()
-            .map(|h| h.join().expect("a drive I/O thread panicked"))
+            .map(|h| match h {
+                Ok(h) => h.join().expect("a drive I/O thread panicked"),
+                Err(r) => r,
+            })
             .collect()
     })
 }
@@ -392,6 +443,7 @@ impl Store {
         }
         tx.commit().map_err(|x| e(x.into()))?;
         drop(db);
+        drive::sync_parent(&db_path).map_err(|x| io_err(dir, "sync the directory", x))?;
         Store::open(dir)
     }
 
@@ -427,7 +479,11 @@ impl Store {
                         msg: format!("no {k:?} in the meta table (not an axon store index?)"),
                     })
             };
-            let u32_of = |b: Vec<u8>| u32::from_le_bytes(b[..4].try_into().unwrap_or([0; 4]));
+            let u32_of = |b: Vec<u8>| {
+                b.get(..4)
+                    .and_then(|x| x.try_into().ok())
+                    .map_or(0, u32::from_le_bytes)
+            };
             let c = get("cluster")?;
             let cluster = Uuid::from_slice(&c).map_err(|_| StoreError::Db {
                 path: db_path.clone(),
@@ -444,7 +500,8 @@ impl Store {
                     .first()
                     .and_then(|c| DriveState::from_code(*c))
                     .unwrap_or(DriveState::Failed);
-                let path = PathBuf::from(String::from_utf8_lossy(&v[1..]).into_owned());
+                let path =
+                    PathBuf::from(String::from_utf8_lossy(v.get(1..).unwrap_or(&[])).into_owned());
                 recs.push((Uuid::from_u128(k.value()), state, path));
             }
             (cluster, scheme, chunk_size, recs)
@@ -464,6 +521,7 @@ impl Store {
             recovery: Recovery::default(),
             scrub: ScrubStats::default(),
             bufcache: Vec::new(),
+            poisoned: None,
         };
         for (id, state, path) in drive_recs {
             let d = s.attach(id, state, path);
@@ -578,6 +636,7 @@ impl Store {
             let mut header = AlignedBuf::zeroed(BLOCK as usize);
             let zero = AlignedBuf::zeroed(BLOCK as usize);
             let mut zeroed = false;
+            let mut broken: Option<StoreError> = None;
             for slot in 0..d.slots {
                 let wanted = match pending {
                     Some((at, v)) if at == slot => {
@@ -623,17 +682,30 @@ impl Store {
                             max_stripe = max_stripe.max(h.stripe);
                         }
                         if read.is_ok() {
-                            io.write_slot(slot, zero.as_slice())
-                                .map_err(|x| io_err(&d.path, "free an orphaned slot", x))?;
+                            if let Err(x) = io.write_slot(slot, zero.as_slice()) {
+                                broken = Some(io_err(&d.path, "free an orphaned slot", x));
+                                break;
+                            }
                             zeroed = true;
                             self.recovery.orphans_freed += 1;
                         }
                     }
                 }
             }
-            if zeroed {
-                io.sync()
-                    .map_err(|x| io_err(&d.path, "sync (fdatasync)", x))?;
+            if zeroed
+                && broken.is_none()
+                && let Err(x) = io.sync()
+            {
+                broken = Some(io_err(&d.path, "sync (fdatasync)", x));
+            }
+            // A drive that cannot be written is out of service, not the whole store.
+            if let Some(x) = broken {
+                let why = format!(
+                    "{x} — the drive cannot be written; replace it (its chunks are rebuilt from parity)"
+                );
+                self.recovery.unavailable.push(why.clone());
+                d.problem = Some(why);
+                d.io = None;
             }
         }
         self.next_stripe = max_stripe + 1;
@@ -660,11 +732,24 @@ impl Store {
         &self.scrub
     }
 
-    /// Adds a formatted drive of this store's cluster and marks it ACTIVE.
-    pub fn add_drive(&mut self, path: &Path) -> Result<Uuid, StoreError> {
+    /// Adds a freshly formatted drive (INACTIVE) of this store's cluster and marks it
+    /// ACTIVE. A drive already in service (ACTIVE or another state a store sets) may hold
+    /// another store's chunks and is refused unless `force`.
+    pub fn add_drive(&mut self, path: &Path, force: bool) -> Result<Uuid, StoreError> {
+        self.check_writable()?;
         let path = std::path::absolute(path).map_err(|e| io_err(path, "resolve path", e))?;
         let o = drive::open(&path)?;
         let sb = o.superblock;
+        if sb.state != DriveState::Inactive && !force && !self.by_id.contains_key(&sb.drive) {
+            return Err(StoreError::Refused(format!(
+                "{}: drive {} is {} — it may hold another store's chunks, and adding it would wipe them: \
+                 add a freshly formatted drive (`axon drive format --cluster {} --force` destroys what it holds), or pass --force",
+                path.display(),
+                sb.drive,
+                sb.state.as_str(),
+                self.cluster
+            )));
+        }
         if sb.cluster != self.cluster {
             return Err(StoreError::Refused(format!(
                 "{}: belongs to cluster {}, this store is cluster {} — format it with `axon drive format --cluster {} --force` if what it holds may be destroyed",
@@ -790,6 +875,7 @@ impl Store {
 
     /// As `put`, reading the object from `src` one stripe at a time.
     pub fn put_from(&mut self, key: &str, src: &mut dyn Read) -> Result<PutReport, StoreError> {
+        self.check_writable()?;
         if key.is_empty() || key.len() > MAX_KEY {
             return Err(StoreError::Refused(format!(
                 "an object key must be 1 to {MAX_KEY} bytes, this one is {}",
@@ -837,6 +923,7 @@ impl Store {
         };
         if let Err(e) = result {
             release(self, &written);
+            self.fail_drive_on_eio(&e);
             return Err(e);
         }
         let t0 = Instant::now();
@@ -844,7 +931,8 @@ impl Store {
         let old = match self.commit_object(key, size, &written) {
             Ok(old) => old,
             Err(e) => {
-                release(self, &written);
+                // The commit may have reached the disk: the slots stay taken.
+                self.poison(&e);
                 return Err(e);
             }
         };
@@ -990,15 +1078,7 @@ impl Store {
                 .and_then(|v| ObjectRec::decode(v.value()));
             if let Some(old) = old {
                 for sid in old.stripes {
-                    let rec = st
-                        .remove(sid)
-                        .map_err(|x| e(x.into()))?
-                        .and_then(|v| StripeRec::decode(v.value()));
-                    for l in rec.into_iter().flat_map(|r| r.chunks).flatten() {
-                        ch.remove((l.drive.as_u128(), l.slot))
-                            .map_err(|x| e(x.into()))?;
-                        old_locs.push(l);
-                    }
+                    remove_stripe(&mut st, &mut ch, sid, &mut old_locs).map_err(&e)?;
                 }
             }
             for (sid, rec) in stripes {
@@ -1040,6 +1120,7 @@ impl Store {
 
     /// Removes an object. Its slots are free once this returns.
     pub fn delete(&mut self, key: &str) -> Result<(), StoreError> {
+        self.check_writable()?;
         let db_path = self.dir.join(DB_FILE);
         let e = db_err(&db_path);
         let tx = self.db.begin_write().map_err(|x| e(x.into()))?;
@@ -1048,24 +1129,27 @@ impl Store {
             let mut objects = tx.open_table(OBJECTS).map_err(|x| e(x.into()))?;
             let mut st = tx.open_table(STRIPES).map_err(|x| e(x.into()))?;
             let mut ch = tx.open_table(CHUNKS).map_err(|x| e(x.into()))?;
-            let old = objects
+            let raw = objects
                 .remove(key)
                 .map_err(|x| e(x.into()))?
-                .and_then(|v| ObjectRec::decode(v.value()))
+                .map(|v| v.value().to_vec())
                 .ok_or_else(|| StoreError::NotFound(key.to_string()))?;
+            let old = ObjectRec::decode(&raw).ok_or_else(|| StoreError::Db {
+                path: db_path.clone(),
+                msg: format!(
+                    "the record of object {key:?} is damaged ({} bytes); its stripes cannot be found from it — restore the index from a backup",
+                    raw.len()
+                ),
+            })?;
             for sid in old.stripes {
-                let rec = st
-                    .remove(sid)
-                    .map_err(|x| e(x.into()))?
-                    .and_then(|v| StripeRec::decode(v.value()));
-                for l in rec.into_iter().flat_map(|r| r.chunks).flatten() {
-                    ch.remove((l.drive.as_u128(), l.slot))
-                        .map_err(|x| e(x.into()))?;
-                    locs.push(l);
-                }
+                remove_stripe(&mut st, &mut ch, sid, &mut locs).map_err(&e)?;
             }
         }
-        tx.commit().map_err(|x| e(x.into()))?;
+        if let Err(x) = tx.commit() {
+            let x = e(x.into());
+            self.poison(&x);
+            return Err(x);
+        }
         self.forget(&locs);
         Ok(())
     }
@@ -1108,8 +1192,19 @@ impl Store {
         let e = db_err(&db_path);
         let rtx = self.db.begin_read().map_err(|x| e(x.into()))?;
         let t = rtx.open_table(STRIPES).map_err(|x| e(x.into()))?;
-        let v = t.get(id).map_err(|x| e(x.into()))?;
-        Ok(v.and_then(|v| StripeRec::decode(v.value())))
+        let Some(v) = t.get(id).map_err(|x| e(x.into()))? else {
+            return Ok(None);
+        };
+        match StripeRec::decode(v.value()) {
+            Some(r) if r.chunks.len() == self.scheme.chunks() => Ok(Some(r)),
+            _ => Err(StoreError::Db {
+                path: db_path.clone(),
+                msg: format!(
+                    "the record of stripe {id} is damaged ({} bytes) — its object cannot be read; restore the index from a backup",
+                    v.value().len()
+                ),
+            }),
+        }
     }
 
     /// Reads the object under `key`; every chunk's checksum is verified and damaged or
@@ -1235,6 +1330,10 @@ impl Store {
         }
         let mut problems = Vec::new();
         for (i, g) in got.iter().enumerate() {
+            if let (Some(Got::Ok(_)), Some(l)) = (g, rec.chunks[i]) {
+                // Read and verified now: whatever was wrong with it before is gone.
+                self.bad.remove(&(l.drive, l.slot));
+            }
             if let Some(Got::Bad(why)) = g {
                 problems.push(why.clone());
                 if let Some(l) = rec.chunks[i]
@@ -1291,7 +1390,9 @@ impl Store {
         let mut out = Vec::new();
         for row in t.iter().map_err(|x| e(x.into()))? {
             let (k, v) = row.map_err(|x| e(x.into()))?;
-            let Some(rec) = StripeRec::decode(v.value()) else {
+            let Some(rec) =
+                StripeRec::decode(v.value()).filter(|r| r.chunks.len() == self.scheme.chunks())
+            else {
                 continue;
             };
             let why: Vec<String> = rec
@@ -1405,11 +1506,14 @@ impl Store {
         Ok(out)
     }
 
-    /// Reads every chunk of one stripe, verifies it, and rewrites what is damaged or on an
-    /// unavailable drive from parity: in place (next generation) when its slot is readable,
-    /// else to a free slot of a usable drive holding no other chunk of the stripe. Returns
-    /// the bytes read.
+    /// Reads every chunk of one stripe, verifies it, and rebuilds from parity what is
+    /// damaged or on an unavailable drive, each into a fresh slot: on the chunk's own drive
+    /// when that is usable (it holds no other chunk of the stripe), else on a usable drive
+    /// holding none. Order: write → fdatasync → commit → free the old slot, so a crash at
+    /// any point leaves either the old chunk or the new one indexed, never a half-written
+    /// one. Returns the bytes read.
     pub fn scrub_stripe(&mut self, sid: u64) -> Result<u64, StoreError> {
+        self.check_writable()?;
         let Some(mut rec) = self.stripe(sid)? else {
             return Ok(0); // deleted meanwhile
         };
@@ -1439,7 +1543,8 @@ impl Store {
             return Ok(bytes);
         }
         self.scrub.found += problems.len() as u64;
-        // Which chunks to rewrite, and where.
+        // What failed in this read (read_stripe keeps `bad` to exactly that, plus chunks
+        // on drives that cannot be read at all).
         let bad_idx: Vec<usize> = (0..k + m)
             .filter(|&i| self.lost_why(i, rec.chunks[i]).is_some())
             .collect();
@@ -1449,16 +1554,16 @@ impl Store {
             .flatten()
             .filter_map(|l| self.by_id.get(&l.drive).copied())
             .collect();
-        let mut moves: Vec<(usize, usize, u64, Option<Loc>)> = Vec::new(); // (chunk, drive, slot, old)
+        // (chunk, target drive, target slot, old place)
+        let mut moves: Vec<(usize, usize, u64, Option<Loc>)> = Vec::new();
         let mut taken = holders.clone();
         for &i in &bad_idx {
             let old = rec.chunks[i];
-            let in_place = old.and_then(|l| {
-                let d = *self.by_id.get(&l.drive)?;
-                self.drives[d].usable().then_some((d, l.slot))
-            });
-            let target = match in_place {
-                Some(t) => Some(t),
+            let own = old
+                .and_then(|l| self.by_id.get(&l.drive).copied())
+                .filter(|&d| self.drives[d].usable() && self.drives[d].free > 0);
+            let target = match own {
+                Some(d) => self.drives[d].alloc().map(|s| (d, s)),
                 None => self
                     .pick_drives(1, &taken, sid)
                     .and_then(|v| v.first().copied())
@@ -1484,7 +1589,7 @@ impl Store {
         for &(i, _, _, old) in &moves {
             let generation = old.map_or(1, |l| l.generation) + 1;
             let mut buf = AlignedBuf::zeroed(b + len);
-            let payload = &chunks[i].as_slice()[BLOCK as usize..];
+            let payload = &chunks[i].as_slice()[b..];
             buf.as_mut_slice()[b..].copy_from_slice(payload);
             let h = ChunkHeader::for_payload(sid, i as u16, generation, payload);
             buf.as_mut_slice()[..b].copy_from_slice(&h.encode());
@@ -1496,80 +1601,141 @@ impl Store {
             .map(|(j, &(_, d, slot, _))| (d, slot, j))
             .collect();
         let this = &*self;
-        let res = par(&jobs, |&(d, slot, j)| {
+        let results = par(&jobs, |&(d, slot, j)| {
             let dr = &this.drives[d];
             let io = dr.io.as_ref().expect("usable");
             io.write_slot(slot, bufs[j].1.as_slice())
                 .and_then(|()| io.sync())
-                .map_err(|x| io_err(&dr.path, "write repaired chunk", x))
+                .map_err(|x| io_err(&dr.path, "write a repaired chunk", x))
         });
-        let release_new = |s: &mut Store, moves: &[(usize, usize, u64, Option<Loc>)]| {
-            for &(_, d, slot, old) in moves {
-                let same = old.is_some_and(|l| l.drive == s.drives[d].id && l.slot == slot);
-                if !same {
-                    s.drives[d].release(slot);
+        // Each chunk on its own: a drive that fails its write loses only that repair.
+        let mut done: Vec<(usize, Loc, Option<Loc>)> = Vec::new();
+        for ((&(i, d, slot, old), r), (generation, _)) in moves.iter().zip(results).zip(&bufs) {
+            match r {
+                Ok(()) => done.push((
+                    i,
+                    Loc {
+                        drive: self.drives[d].id,
+                        slot,
+                        generation: *generation,
+                    },
+                    old,
+                )),
+                Err(e) => {
+                    self.drives[d].release(slot);
+                    self.scrub.unrepairable += 1;
+                    tracing::warn!(stripe = sid, chunk = i, "scrub: {e}");
+                    self.fail_drive_on_eio(&e);
                 }
             }
-        };
-        if let Some(Err(e)) = res.into_iter().find(|r| r.is_err()) {
-            release_new(self, &moves);
-            return Err(e);
         }
-        let mut freed = Vec::new();
-        for (j, &(i, d, slot, old)) in moves.iter().enumerate() {
-            let new = Loc {
-                drive: self.drives[d].id,
-                slot,
-                generation: bufs[j].0,
-            };
-            if let Some(o) = old
-                && (o.drive, o.slot) != (new.drive, new.slot)
-            {
-                freed.push(o);
-            }
+        if done.is_empty() {
+            return Ok(bytes);
+        }
+        for &(i, new, _) in &done {
             rec.chunks[i] = Some(new);
         }
         let db_path = self.dir.join(DB_FILE);
         let e = db_err(&db_path);
-        let commit = (|| -> Result<(), StoreError> {
+        let commit = (|| -> Result<bool, StoreError> {
             let tx = self.db.begin_write().map_err(|x| e(x.into()))?;
             {
                 let mut st = tx.open_table(STRIPES).map_err(|x| e(x.into()))?;
                 let mut ch = tx.open_table(CHUNKS).map_err(|x| e(x.into()))?;
                 if st.get(sid).map_err(|x| e(x.into()))?.is_none() {
-                    return Ok(());
+                    return Ok(false); // deleted meanwhile: the transaction is dropped
                 }
                 st.insert(sid, rec.encode().as_slice())
                     .map_err(|x| e(x.into()))?;
-                for o in &freed {
-                    ch.remove((o.drive.as_u128(), o.slot))
-                        .map_err(|x| e(x.into()))?;
-                }
-                for &(i, _, _, _) in &moves {
-                    let l = rec.chunks[i].expect("just placed");
-                    ch.insert((l.drive.as_u128(), l.slot), (sid, i as u16, l.generation))
-                        .map_err(|x| e(x.into()))?;
+                for &(i, new, old) in &done {
+                    if let Some(o) = old {
+                        ch.remove((o.drive.as_u128(), o.slot))
+                            .map_err(|x| e(x.into()))?;
+                    }
+                    ch.insert(
+                        (new.drive.as_u128(), new.slot),
+                        (sid, i as u16, new.generation),
+                    )
+                    .map_err(|x| e(x.into()))?;
                 }
             }
             tx.commit().map_err(|x| e(x.into()))?;
-            Ok(())
+            Ok(true)
         })();
-        if let Err(x) = commit {
-            release_new(self, &moves);
-            return Err(x);
+        match commit {
+            Ok(true) => {}
+            Ok(false) => {
+                for &(_, new, _) in &done {
+                    if let Some(&d) = self.by_id.get(&new.drive) {
+                        self.drives[d].release(new.slot);
+                    }
+                }
+                return Ok(bytes);
+            }
+            Err(x) => {
+                // Whether the commit reached the disk is unknown: keep every slot taken
+                // and stop writing until the store is reopened and reconciled.
+                self.poison(&x);
+                return Err(x);
+            }
         }
-        for &(i, _, _, _) in &moves {
-            let l = rec.chunks[i].expect("just placed");
-            self.bad.remove(&(l.drive, l.slot));
-        }
+        let freed: Vec<Loc> = done.iter().filter_map(|&(_, _, old)| old).collect();
         self.forget(&freed);
-        self.scrub.repaired += moves.len() as u64;
-        tracing::debug!(
-            stripe = sid,
-            repaired = moves.len(),
-            "scrub repaired chunks"
-        );
+        self.scrub.repaired += done.len() as u64;
+        tracing::debug!(stripe = sid, repaired = done.len(), "scrub repaired chunks");
         Ok(bytes)
+    }
+
+    /// Stops all writing after an index commit whose outcome is unknown.
+    fn poison(&mut self, why: &StoreError) {
+        tracing::error!("store: {why}; no more writes until it is reopened");
+        self.poisoned = Some(why.to_string());
+    }
+
+    fn check_writable(&self) -> Result<(), StoreError> {
+        match &self.poisoned {
+            None => Ok(()),
+            Some(why) => Err(StoreError::Refused(format!(
+                "{}: the store stopped taking writes after an index commit failed ({why}) — reopen it (restart the agent, or rerun the command); opening reconciles what is on disk",
+                self.dir.display()
+            ))),
+        }
+    }
+
+    /// A drive whose write or sync fails with EIO is taken out of service: FAILED in the
+    /// index, never written again; its chunks count as lost and are rebuilt elsewhere.
+    fn fail_drive_on_eio(&mut self, e: &StoreError) {
+        let StoreError::Io { path, source, .. } = e else {
+            return;
+        };
+        if source.raw_os_error() != Some(libc::EIO) {
+            return;
+        }
+        let Some(i) = self.drives.iter().position(|d| &d.path == path) else {
+            return;
+        };
+        let d = &mut self.drives[i];
+        d.io = None;
+        d.state = DriveState::Failed;
+        d.problem = Some(format!(
+            "{}: I/O error ({source}) — taken out of service (FAILED); replace it, its chunks are rebuilt from parity",
+            path.display()
+        ));
+        tracing::error!("store: {}", d.problem.as_deref().unwrap_or_default());
+        let mut rec = vec![DriveState::Failed.code()];
+        rec.extend_from_slice(d.path.to_string_lossy().as_bytes());
+        let id = d.id.as_u128();
+        let r = (|| -> Result<(), String> {
+            let tx = self.db.begin_write().map_err(|e| e.to_string())?;
+            tx.open_table(DRIVES)
+                .map_err(|e| e.to_string())?
+                .insert(id, rec.as_slice())
+                .map_err(|e| e.to_string())?;
+            tx.commit().map_err(|e| e.to_string())
+        })();
+        if let Err(x) = r {
+            tracing::warn!("store: could not record the drive as FAILED: {x}");
+        }
     }
 
     /// One pass over every stripe at no more than `rate` bytes read per second (None:
@@ -1586,7 +1752,15 @@ impl Store {
             if stop.load(Ordering::Relaxed) {
                 return Ok(self.scrub.clone());
             }
-            let bytes = self.scrub_stripe(*sid)?;
+            let bytes = match self.scrub_stripe(*sid) {
+                Ok(b) => b,
+                // A store that stopped taking writes cannot repair anything more.
+                Err(e) if self.poisoned.is_some() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(stripe = sid, "scrub: {e}");
+                    0
+                }
+            };
             progress(n as u64 + 1, ids.len() as u64, &self.scrub);
             std::thread::sleep(pacer.wait(bytes));
         }
@@ -1741,7 +1915,14 @@ impl Scrubber {
                 while !s.load(Ordering::Relaxed) {
                     let ids = match store.lock().map(|st| st.stripe_ids()) {
                         Ok(Ok(ids)) => ids,
-                        _ => return,
+                        Ok(Err(e)) => {
+                            tracing::error!("scrubber stopped: listing the stripes: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::error!("scrubber stopped: the store's lock is poisoned");
+                            return;
+                        }
                     };
                     let mut pacer = Pacer::new(rate);
                     for sid in ids {
