@@ -4,5 +4,6 @@
 //! index in redb, reconcile on open, the scrubber).
 
 pub mod drive;
+pub mod cluster;
 pub mod ec;
 pub mod store;

@@ -1,0 +1,5 @@
+//! The data plane as one cluster (part 7): its configuration held by Raft (openraft, log
+//! and snapshots in redb) among a leadership group of up to 5 members.
+
+pub mod config;
+pub mod raftstore;
