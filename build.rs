@@ -8,7 +8,11 @@ use std::io::Write;
 use std::path::Path;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/axon/v1/node.proto", "proto/axon/v1/operations.proto"];
+    let protos = [
+        "proto/axon/v1/node.proto",
+        "proto/axon/v1/operations.proto",
+        "proto/axon/v1/cluster.proto",
+    ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

@@ -9,6 +9,7 @@ pub mod exporter;
 pub mod listen;
 pub mod operations;
 pub mod policy;
+pub mod raft;
 pub mod scheduler;
 pub mod service;
 pub mod state;

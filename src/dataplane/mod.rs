@@ -3,7 +3,7 @@
 //! erasure codec (`ec`, ISA-L), and the storage engine (`store`: objects in stripes, the
 //! index in redb, reconcile on open, the scrubber).
 
-pub mod drive;
 pub mod cluster;
+pub mod drive;
 pub mod ec;
 pub mod store;

@@ -246,7 +246,12 @@ mod tests {
         );
         assert_eq!(c, ClusterConfig::default(), "a refusal changed the config");
         assert_eq!(c.apply(&create(22, 2)).epoch, 1);
-        assert!(c.apply(&create(22, 2)).refused.unwrap().contains("already exists"));
+        assert!(
+            c.apply(&create(22, 2))
+                .refused
+                .unwrap()
+                .contains("already exists")
+        );
     }
 
     #[test]
@@ -255,10 +260,9 @@ mod tests {
         c.apply(&create(22, 2));
         let r = c.apply(&Command::SetIo(IoStatus::Started));
         assert!(
-            r.refused
-                .as_deref()
-                .unwrap()
-                .contains("0 failure domains have an ACTIVE drive; 16+4 with 2 hot spares needs 22"),
+            r.refused.as_deref().unwrap().contains(
+                "0 failure domains have an ACTIVE drive; 16+4 with 2 hot spares needs 22"
+            ),
             "{r:?}"
         );
         for n in 1..=22 {

@@ -7,6 +7,9 @@
 //! The state machine (the `ClusterConfig`) lives in memory and is rebuilt on start from the
 //! latest snapshot plus the committed log entries after it, which openraft re-applies.
 
+// openraft's StorageError is what its traits return; boxing it is not ours to choose.
+#![allow(clippy::result_large_err)]
+
 use super::config::{Applied, ClusterConfig, Command};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
 use openraft::{
@@ -57,7 +60,9 @@ fn get_meta<T: for<'de> Deserialize<'de>>(db: &Database, key: &str) -> StorageRe
     let Some(v) = t.get(key).map_err(read_err)? else {
         return Ok(None);
     };
-    serde_json::from_slice(v.value()).map(Some).map_err(read_err)
+    serde_json::from_slice(v.value())
+        .map(Some)
+        .map_err(read_err)
 }
 
 fn put_meta<T: Serialize>(db: &Database, key: &str, v: &T) -> StorageResult<()> {

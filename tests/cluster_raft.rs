@@ -1,0 +1,148 @@
+//! The cluster configuration under Raft: three members, each with its own redb database
+//! and gRPC listener on 127.0.0.1, form a group; a change proposed to the leader is applied
+//! on every member; the leader is stopped and the other two elect a new one that keeps
+//! every change and takes new ones; the old leader starts again from its database and
+//! catches up. A proposal to a follower names the leader; a refused change changes nothing.
+
+use axon::agent::raft::{ClusterError, ClusterNode};
+use axon::dataplane::cluster::config::{Command, IoStatus, Member};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+fn failure_domains(n: u64) -> BTreeMap<u64, Member> {
+    (1..=n)
+        .map(|i| {
+            (
+                i,
+                Member {
+                    name: format!("axon{i:03}"),
+                    address: format!("127.0.1.{i}:14010"),
+                },
+            )
+        })
+        .collect()
+}
+
+async fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn leader_of(nodes: &[&ClusterNode]) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ls: Vec<Option<u64>> = nodes.iter().map(|n| n.leader()).collect();
+        if let Some(Some(l)) = ls.first()
+            && ls.iter().all(|x| *x == Some(*l))
+            && nodes.iter().any(|n| n.id == *l)
+        {
+            return *l;
+        }
+        assert!(Instant::now() < deadline, "no agreed leader: {ls:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_survives_losing_the_leader_and_a_restarted_member_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut nodes = Vec::new();
+    for id in 1..=3u64 {
+        nodes.push(
+            ClusterNode::start(id, &dir.path().join(format!("n{id}")), any)
+                .await
+                .unwrap(),
+        );
+    }
+    let voters: BTreeMap<u64, String> = nodes.iter().map(|n| (n.id, n.addr.to_string())).collect();
+    nodes[0].initialize(&voters).await.unwrap();
+    let leader = leader_of(&nodes.iter().collect::<Vec<_>>()).await;
+    let li = nodes.iter().position(|n| n.id == leader).unwrap();
+
+    // A refused change changes nothing, and says why with the numbers.
+    let e = nodes[li]
+        .propose(Command::Create {
+            cluster: "c1".into(),
+            k: 4,
+            m: 2,
+            hot_spares: 1,
+            members: failure_domains(6),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, ClusterError::Refused(w) if w.contains("needs 7 failure domains (servers), 6 given")),
+        "{e}"
+    );
+    nodes[li]
+        .propose(Command::Create {
+            cluster: "c1".into(),
+            k: 4,
+            m: 2,
+            hot_spares: 0,
+            members: failure_domains(6),
+        })
+        .await
+        .unwrap();
+    for n in 1..=6 {
+        nodes[li]
+            .propose(Command::AddDrive {
+                id: format!("drive-{n}"),
+                node: n,
+                path: "/dev/nvme0n1".into(),
+            })
+            .await
+            .unwrap();
+    }
+    // A follower does not take proposals; it names the leader.
+    let fi = (li + 1) % 3;
+    let e = nodes[fi]
+        .propose(Command::SetIo(IoStatus::Started))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, ClusterError::NotLeader(a) if *a == nodes[li].addr.to_string()),
+        "{e}"
+    );
+    let epoch = 7;
+    for n in &nodes {
+        wait_for("every member to apply the changes", || {
+            n.config().epoch == epoch
+        })
+        .await;
+    }
+    assert_eq!(nodes[0].config(), nodes[2].config());
+
+    // Stop the leader: the other two elect a new one, which has every change.
+    let old = nodes.remove(li);
+    let (old_id, old_addr) = (old.id, old.addr);
+    old.shutdown().await;
+    let new_leader = leader_of(&nodes.iter().collect::<Vec<_>>()).await;
+    assert_ne!(new_leader, old_id);
+    let ni = nodes.iter().position(|n| n.id == new_leader).unwrap();
+    assert_eq!(nodes[ni].config().drives.len(), 6);
+    nodes[ni]
+        .propose(Command::SetIo(IoStatus::Started))
+        .await
+        .unwrap();
+
+    // The old leader starts again from its database, at its address, and catches up.
+    let back = ClusterNode::start(old_id, &dir.path().join(format!("n{old_id}")), old_addr)
+        .await
+        .unwrap();
+    wait_for("the restarted member to catch up", || {
+        back.config().io == IoStatus::Started
+    })
+    .await;
+    assert_eq!(back.config(), nodes[ni].config());
+    assert_eq!(back.config().epoch, epoch + 1);
+    back.shutdown().await;
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
