@@ -57,10 +57,12 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 }
 
 /// One of RaftService's calls on a client.
-type Rpc = fn(
-    RaftServiceClient<Channel>,
-    RaftPayload,
-) -> futures::future::BoxFuture<'static, Result<tonic::Response<RaftPayload>, tonic::Status>>;
+type Rpc =
+    fn(
+        RaftServiceClient<Channel>,
+        RaftPayload,
+    )
+        -> futures::future::BoxFuture<'static, Result<tonic::Response<RaftPayload>, tonic::Status>>;
 
 pub struct Peer {
     target: NodeId,

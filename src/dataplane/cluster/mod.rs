@@ -2,4 +2,5 @@
 //! and snapshots in redb) among a leadership group of up to 5 members.
 
 pub mod config;
+pub mod placement;
 pub mod raftstore;
