@@ -3,11 +3,16 @@
 //! on every member; the leader is stopped and the other two elect a new one that keeps
 //! every change and takes new ones; the old leader starts again from its database and
 //! catches up. A proposal to a follower names the leader; a refused change changes nothing.
+//! Members speak mutual TLS with their agent certificates: a peer whose certificate is not
+//! a member's cannot even complete a handshake.
 
-use axon::agent::raft::{ClusterError, ClusterNode};
+use axon::agent::raft::{ClusterError, ClusterNode, MemberTls, Network};
+use axon::agent::tls::{Identity, load_or_create};
 use axon::dataplane::cluster::config::{Command, IoStatus, Member};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn failure_domains(n: u64) -> BTreeMap<u64, Member> {
@@ -51,12 +56,32 @@ async fn leader_of(nodes: &[&ClusterNode]) -> u64 {
 async fn the_config_survives_losing_the_leader_and_a_restarted_member_catches_up() {
     let dir = tempfile::tempdir().unwrap();
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let ids: Vec<Arc<Identity>> = (1..=3)
+        .map(|i| {
+            Arc::new(
+                load_or_create(&dir.path().join(format!("tls{i}")), &["127.0.0.1".into()]).unwrap(),
+            )
+        })
+        .collect();
+    let members = Arc::new(ids.iter().map(|i| i.fingerprint).collect::<Vec<_>>());
+    let tls: Vec<MemberTls> = ids
+        .iter()
+        .map(|i| MemberTls {
+            identity: i.clone(),
+            members: members.clone(),
+        })
+        .collect();
     let mut nodes = Vec::new();
     for id in 1..=3u64 {
         nodes.push(
-            ClusterNode::start(id, &dir.path().join(format!("n{id}")), any)
-                .await
-                .unwrap(),
+            ClusterNode::start(
+                id,
+                &dir.path().join(format!("n{id}")),
+                any,
+                &tls[id as usize - 1],
+            )
+            .await
+            .unwrap(),
         );
     }
     let voters: BTreeMap<u64, String> = nodes.iter().map(|n| (n.id, n.addr.to_string())).collect();
@@ -132,14 +157,55 @@ async fn the_config_survives_losing_the_leader_and_a_restarted_member_catches_up
         .unwrap();
 
     // The old leader starts again from its database, at its address, and catches up.
-    let back = ClusterNode::start(old_id, &dir.path().join(format!("n{old_id}")), old_addr)
-        .await
-        .unwrap();
+    let back = ClusterNode::start(
+        old_id,
+        &dir.path().join(format!("n{old_id}")),
+        old_addr,
+        &tls[old_id as usize - 1],
+    )
+    .await
+    .unwrap();
     wait_for("the restarted member to catch up", || {
         back.config().io == IoStatus::Started
     })
     .await;
     assert_eq!(back.config(), nodes[ni].config());
+    assert_eq!(back.config().epoch, epoch + 1);
+
+    assert_eq!(back.refused_handshakes(), 0, "a member's handshake was refused");
+    // An outsider (a certificate no member pins) cannot reach a member's Raft, even
+    // trusting the members itself: the member refuses its certificate in the handshake.
+    let outsider =
+        Arc::new(load_or_create(&dir.path().join("tls-out"), &["127.0.0.1".into()]).unwrap());
+    let mut pins = members.to_vec();
+    pins.push(outsider.fingerprint);
+    let out_tls = MemberTls {
+        identity: outsider,
+        members: Arc::new(pins),
+    };
+    let mut net = Network::new(out_tls.client_config().unwrap());
+    let mut peer = net
+        .new_client(
+            back.id,
+            &openraft::BasicNode {
+                addr: back.addr.to_string(),
+            },
+        )
+        .await;
+    let vote = openraft::raft::VoteRequest::new(openraft::Vote::new(99, 4), None);
+    let e = peer
+        .vote(vote, RPCOption::new(Duration::from_secs(5)))
+        .await
+        .unwrap_err();
+    // TLS 1.3: the client may see the alert or just the connection closing.
+    assert!(
+        matches!(e, openraft::error::RPCError::Network(_)),
+        "an outsider's vote reached Raft: {e:?}"
+    );
+    wait_for("the member to count the refused handshake", || {
+        back.refused_handshakes() >= 1
+    })
+    .await;
     assert_eq!(back.config().epoch, epoch + 1);
     back.shutdown().await;
     for n in nodes {

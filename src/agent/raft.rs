@@ -2,12 +2,20 @@
 //! over gRPC (`RaftService`, proto/axon/v1/cluster.proto). Each node serves the service on
 //! its own listener and reaches its peers through lazily connected channels; every call
 //! carries openraft's deadline.
+//!
+//! Members talk mutual TLS: each presents its agent certificate and accepts only peers
+//! whose certificate fingerprint is a member's (`MemberTls`). Anyone else fails the
+//! handshake, before any Raft message is read. The listener runs under the agent's
+//! connection limits (`listen::tcp_incoming`).
 
+use super::listen::{self, Limits, ServerStats, Which};
+use super::tls::Identity;
 use crate::dataplane::cluster::config::{Applied, ClusterConfig, Command};
 use crate::dataplane::cluster::raftstore::{self, ConfigView, NodeId, Raft, TypeConfig};
 use crate::wire::pb::RaftPayload;
 use crate::wire::pb::raft_service_client::RaftServiceClient;
 use crate::wire::pb::raft_service_server::{RaftService, RaftServiceServer};
+use crate::wire::tls::{Fingerprint, provider};
 use openraft::error::{
     ClientWriteError, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError,
 };
@@ -17,6 +25,10 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, Config};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
@@ -37,19 +49,189 @@ pub fn raft_config() -> Config {
     }
 }
 
-/// Reaches peers over gRPC.
-#[derive(Clone, Default)]
-pub struct Network;
+/// Who may speak Raft: this member's identity, and the fingerprints of every member's
+/// certificate (its own included).
+#[derive(Clone)]
+pub struct MemberTls {
+    pub identity: Arc<Identity>,
+    pub members: Arc<Vec<Fingerprint>>,
+}
+
+/// Accepts a peer (as server or as client) whose certificate is a member's.
+#[derive(Debug)]
+struct MemberVerifier {
+    members: Arc<Vec<Fingerprint>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl MemberVerifier {
+    fn check(&self, cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        let got = Fingerprint::of_der(cert);
+        if self.members.contains(&got) {
+            Ok(())
+        } else {
+            Err(rustls::Error::General(format!(
+                "certificate {got} is not a cluster member's; the members are the inventory's nodes at `axon cluster create`"
+            )))
+        }
+    }
+}
+
+impl ServerCertVerifier for MemberVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.check(end_entity)?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+impl ClientCertVerifier for MemberVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.check(end_entity)?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        ServerCertVerifier::verify_tls12_signature(self, message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        ServerCertVerifier::verify_tls13_signature(self, message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        ServerCertVerifier::supported_verify_schemes(self)
+    }
+}
+
+impl MemberTls {
+    fn verifier(&self) -> Arc<MemberVerifier> {
+        Arc::new(MemberVerifier {
+            members: self.members.clone(),
+            provider: provider(),
+        })
+    }
+
+    fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, ClusterError> {
+        self.identity
+            .mutual_server_config(self.verifier())
+            .map_err(|e| ClusterError::Setup(e.to_string()))
+    }
+
+    pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, ClusterError> {
+        self.identity
+            .mutual_client_config(self.verifier())
+            .map_err(|e| ClusterError::Setup(e.to_string()))
+    }
+}
+
+/// Reaches peers over gRPC with mutual TLS.
+#[derive(Clone)]
+pub struct Network {
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl Network {
+    pub fn new(tls: Arc<rustls::ClientConfig>) -> Network {
+        Network { tls }
+    }
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
+        let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
+        let dial = node.addr.clone();
+        // The name is not checked (members are known by their certificates' fingerprints),
+        // but TLS needs one.
+        let name = ServerName::try_from("axon-cluster-member").expect("a valid DNS name");
         let channel = Endpoint::from_shared(format!("http://{}", node.addr))
             .map(|e| {
                 e.connect_timeout(Duration::from_secs(2))
                     .tcp_nodelay(true)
-                    .connect_lazy()
+                    .connect_with_connector_lazy(tower::service_fn(
+                        move |_: tonic::transport::Uri| {
+                            let connector = connector.clone();
+                            let dial = dial.clone();
+                            let name = name.clone();
+                            async move {
+                                let tcp = tokio::time::timeout(
+                                    Duration::from_secs(2),
+                                    tokio::net::TcpStream::connect(&dial),
+                                )
+                                .await
+                                .map_err(|_| {
+                                    std::io::Error::new(
+                                        std::io::ErrorKind::TimedOut,
+                                        "connect timed out",
+                                    )
+                                })??;
+                                tcp.set_nodelay(true)?;
+                                let s = connector.connect(name, tcp).await?;
+                                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
+                            }
+                        },
+                    ))
             })
             .ok();
         Peer { target, channel }
@@ -207,6 +389,7 @@ pub struct ClusterNode {
     view: ConfigView,
     server: tokio::task::JoinHandle<()>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stats: Arc<ServerStats>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -222,11 +405,13 @@ pub enum ClusterError {
 }
 
 impl ClusterNode {
-    /// Opens (or creates) the member's Raft database in `dir` and serves on `listen`.
+    /// Opens (or creates) the member's Raft database in `dir` and serves on `listen`, with
+    /// mutual TLS among the members `tls` names.
     pub async fn start(
         id: NodeId,
         dir: &Path,
         listen: SocketAddr,
+        tls: &MemberTls,
     ) -> Result<ClusterNode, ClusterError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| ClusterError::Setup(format!("{}: {e}", dir.display())))?;
@@ -237,7 +422,7 @@ impl ClusterNode {
                 .validate()
                 .map_err(|e| ClusterError::Setup(e.to_string()))?,
         );
-        let raft = Raft::new(id, config, Network, log, sm)
+        let raft = Raft::new(id, config, Network::new(tls.client_config()?), log, sm)
             .await
             .map_err(|e| ClusterError::Setup(e.to_string()))?;
         let listener = tokio::net::TcpListener::bind(listen)
@@ -246,17 +431,27 @@ impl ClusterNode {
         let addr = listener
             .local_addr()
             .map_err(|e| ClusterError::Setup(e.to_string()))?;
+        let stats = Arc::new(ServerStats::default());
+        let (incoming, accept) = listen::tcp_incoming(
+            listener,
+            Some(tokio_rustls::TlsAcceptor::from(tls.server_config()?)),
+            Which::GrpcTcp,
+            &Limits::default(),
+            stats.clone(),
+        );
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let svc = RaftServiceServer::new(Service { raft: raft.clone() })
             .max_decoding_message_size(64 << 20);
+        let stop_accept = stats.clone();
         let server = tokio::spawn(async move {
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
             let _ = tonic::transport::Server::builder()
                 .add_service(svc)
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = rx.await;
                 })
                 .await;
+            stop_accept.shut_down();
+            let _ = accept.await;
         });
         Ok(ClusterNode {
             id,
@@ -265,6 +460,7 @@ impl ClusterNode {
             view,
             server,
             stop: Some(tx),
+            stats,
         })
     }
 
@@ -303,6 +499,14 @@ impl ClusterNode {
         self.view.config()
     }
 
+    /// TLS handshakes this member's listener refused (a certificate not a member's, …).
+    pub fn refused_handshakes(&self) -> u64 {
+        self.stats
+            .grpc_tcp
+            .handshake_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn leader(&self) -> Option<NodeId> {
         self.raft.metrics().borrow().current_leader
     }
@@ -310,6 +514,8 @@ impl ClusterNode {
     /// Stops Raft and the server (the database stays, to start again from).
     pub async fn shutdown(mut self) {
         let _ = self.raft.shutdown().await;
+        // Open connections fail and the accept loop stops, so the server can finish.
+        self.stats.shut_down();
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }

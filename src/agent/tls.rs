@@ -84,6 +84,39 @@ impl Identity {
     pub fn grpc_config(&self) -> Result<Arc<ServerConfig>, TlsSetupError> {
         self.server_config(&[ALPN_H2])
     }
+
+    /// gRPC (HTTP/2) between peers: a server that requires a client certificate the
+    /// verifier accepts (mutual TLS).
+    pub fn mutual_server_config(
+        &self,
+        verifier: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    ) -> Result<Arc<ServerConfig>, TlsSetupError> {
+        let mut cfg = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsSetupError::Generate(e.to_string()))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.chain.clone(), self.key.clone_key())
+            .map_err(|e| TlsSetupError::Generate(e.to_string()))?;
+        cfg.alpn_protocols = vec![ALPN_H2.to_vec()];
+        Ok(Arc::new(cfg))
+    }
+
+    /// gRPC (HTTP/2) between peers: a client that presents this identity and trusts the
+    /// servers the verifier accepts.
+    pub fn mutual_client_config(
+        &self,
+        verifier: Arc<dyn rustls::client::danger::ServerCertVerifier>,
+    ) -> Result<Arc<rustls::ClientConfig>, TlsSetupError> {
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsSetupError::Generate(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
+            .map_err(|e| TlsSetupError::Generate(e.to_string()))?;
+        cfg.alpn_protocols = vec![ALPN_H2.to_vec()];
+        Ok(Arc::new(cfg))
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> TlsSetupError + '_ {
