@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/axon/v1/node.proto",
         "proto/axon/v1/operations.proto",
         "proto/axon/v1/cluster.proto",
+        "proto/axon/v1/cluster_admin.proto",
     ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");

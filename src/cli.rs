@@ -109,6 +109,50 @@ pub enum Command {
     /// across file or block drives (create, put, get, rm, ls, status, scrub)
     #[command(subcommand)]
     Io(IoCommand),
+    /// The data-plane cluster: form it from the inventory's agents (create), or show what
+    /// its members report (status)
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Form the cluster: every inventory node a member (failure domain), the first five
+    /// the Raft leadership group, then the cluster's scheme and hot spares recorded.
+    /// Refused, with the numbers, when k + m + spares exceeds the nodes. The agents must
+    /// run with --cluster-listen; the admin token is needed
+    Create(ClusterCreateArgs),
+    /// What each member reports: cluster, leader, epoch, scheme, IO status
+    /// (exit 0 a leader agreed by all, 1 no leader or members disagree, 3 unreachable)
+    Status(ClusterStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterCreateArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+
+    /// Erasure coding: k data + m parity chunks per stripe
+    #[arg(long, default_value = "16+4", value_parser = parse_scheme)]
+    pub scheme: (usize, usize),
+
+    /// Failure domains' worth of capacity held back for rebuild
+    #[arg(long, default_value_t = 2)]
+    pub hot_spares: usize,
+
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterStatusArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -708,6 +752,11 @@ pub struct AgentArgs {
     /// Pause between scrub passes
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration, requires = "store")]
     pub scrub_every: Duration,
+
+    /// Host a data-plane cluster member: its Raft listener (mutual TLS among members), for
+    /// example 0.0.0.0:14010. A membership recorded by `axon cluster create` resumes at start
+    #[arg(long, value_name = "ADDR")]
+    pub cluster_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]

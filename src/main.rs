@@ -53,6 +53,7 @@ fn main() -> std::process::ExitCode {
             Command::Plan(a) => commands::plan::exec(a).await,
             Command::Drive(c) => commands::drive::exec(c),
             Command::Io(c) => commands::io::exec(c),
+            Command::Cluster(c) => commands::cluster::exec(c).await,
         }
     });
     // A collector stuck in a hung read holds a blocking-pool thread; dropping the runtime

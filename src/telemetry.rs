@@ -69,6 +69,7 @@ impl Options {
             Command::Plan(_) => ("plan", false),
             Command::Drive(_) => ("drive", false),
             Command::Io(_) => ("io", false),
+            Command::Cluster(_) => ("cluster", false),
         };
         let log = if tui {
             console_log_path().map_or(LogTo::Off, LogTo::File)

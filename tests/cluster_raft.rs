@@ -172,7 +172,11 @@ async fn the_config_survives_losing_the_leader_and_a_restarted_member_catches_up
     assert_eq!(back.config(), nodes[ni].config());
     assert_eq!(back.config().epoch, epoch + 1);
 
-    assert_eq!(back.refused_handshakes(), 0, "a member's handshake was refused");
+    assert_eq!(
+        back.refused_handshakes(),
+        0,
+        "a member's handshake was refused"
+    );
     // An outsider (a certificate no member pins) cannot reach a member's Raft, even
     // trusting the members itself: the member refuses its certificate in the handshake.
     let outsider =

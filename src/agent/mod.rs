@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod cluster_svc;
 pub mod exporter;
 pub mod listen;
 pub mod operations;
@@ -398,6 +399,9 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
             peers: cfg.collect.peers.clone(),
             probe: cfg.collect.probe.clone(),
         };
+        let cluster_svc = cluster_svc::ClusterSvc {
+            state: state.clone(),
+        };
         let limits = cfg.limits.clone();
         // Pings keep a client that only receives (a Watch) from looking idle: a third of
         // the idle timeout, at most 20 s, so a live client answers twice in time.
@@ -417,6 +421,9 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
                 ))
                 .add_service(pb::operation_service_server::OperationServiceServer::new(
                     operations.clone(),
+                ))
+                .add_service(pb::cluster_service_server::ClusterServiceServer::new(
+                    cluster_svc.clone(),
                 ))
         };
         if let Some(addr) = cfg.listen {

@@ -66,6 +66,32 @@ pub struct Rule {
 /// to the admin token; `every_rpc_of_the_proto_has_a_rule` keeps it in step with the proto.
 pub static POLICY: &[Rule] = &[
     Rule {
+        rpc: "/axon.v1.ClusterService/GetCluster",
+        need: Permission::Read,
+        access: Access::Read,
+    },
+    Rule {
+        rpc: "/axon.v1.ClusterService/Join",
+        need: Permission::Admin,
+        access: Access::Mutating {
+            target: join_target,
+        },
+    },
+    Rule {
+        rpc: "/axon.v1.ClusterService/Initialize",
+        need: Permission::Admin,
+        access: Access::Mutating {
+            target: |_| "the cluster's Raft group".to_string(),
+        },
+    },
+    Rule {
+        rpc: "/axon.v1.ClusterService/Propose",
+        need: Permission::Admin,
+        access: Access::Mutating {
+            target: propose_target,
+        },
+    },
+    Rule {
         rpc: "/axon.v1.NodeService/GetSnapshot",
         need: Permission::Read,
         access: Access::Read,
@@ -151,6 +177,27 @@ const TARGET_READ_LIMIT: usize = 128 * 1024;
 
 /// The longest RPC path quoted back in an error message.
 const RPC_IN_MESSAGE: usize = 200;
+
+fn join_target(msg: &[u8]) -> String {
+    use prost::Message;
+    match pb::JoinRequest::decode(msg) {
+        Ok(r) => format!(
+            "join cluster {} as node {} of {} members",
+            prefix(&r.cluster, 64),
+            r.node_id,
+            r.members.len()
+        ),
+        Err(e) => format!("undecodable JoinRequest ({} bytes): {e}", msg.len()),
+    }
+}
+
+fn propose_target(msg: &[u8]) -> String {
+    use prost::Message;
+    match pb::ProposeRequest::decode(msg) {
+        Ok(r) => format!("cluster change {}", prefix(&r.command_json, 200)),
+        Err(e) => format!("undecodable ProposeRequest ({} bytes): {e}", msg.len()),
+    }
+}
 
 fn probe_ports_target(msg: &[u8]) -> String {
     use prost::Message;
@@ -728,7 +775,8 @@ mod tests {
     fn every_rpc_of_the_proto_has_a_rule() {
         let proto = concat!(
             include_str!("../../proto/axon/v1/node.proto"),
-            include_str!("../../proto/axon/v1/operations.proto")
+            include_str!("../../proto/axon/v1/operations.proto"),
+            include_str!("../../proto/axon/v1/cluster_admin.proto")
         );
         let mut service = None;
         let mut rpcs = Vec::new();

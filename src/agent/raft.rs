@@ -413,6 +413,19 @@ impl ClusterNode {
         listen: SocketAddr,
         tls: &MemberTls,
     ) -> Result<ClusterNode, ClusterError> {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| ClusterError::Setup(format!("cannot listen on {listen}: {e}")))?;
+        Self::start_on(id, dir, listener, tls).await
+    }
+
+    /// As `start`, on a listener already bound.
+    pub async fn start_on(
+        id: NodeId,
+        dir: &Path,
+        listener: tokio::net::TcpListener,
+        tls: &MemberTls,
+    ) -> Result<ClusterNode, ClusterError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| ClusterError::Setup(format!("{}: {e}", dir.display())))?;
         let (log, sm) = raftstore::open(&dir.join("raft.redb")).map_err(ClusterError::Setup)?;
@@ -425,9 +438,6 @@ impl ClusterNode {
         let raft = Raft::new(id, config, Network::new(tls.client_config()?), log, sm)
             .await
             .map_err(|e| ClusterError::Setup(e.to_string()))?;
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| ClusterError::Setup(format!("cannot listen on {listen}: {e}")))?;
         let addr = listener
             .local_addr()
             .map_err(|e| ClusterError::Setup(e.to_string()))?;
@@ -476,6 +486,26 @@ impl ClusterNode {
             .map_err(|e| ClusterError::Raft(e.to_string()))
     }
 
+    /// Adds members that follow the configuration without voting (beyond the leadership
+    /// group); on the leader.
+    pub async fn add_learners(
+        &self,
+        learners: &BTreeMap<NodeId, String>,
+    ) -> Result<(), ClusterError> {
+        for (id, addr) in learners {
+            self.raft
+                .add_learner(*id, BasicNode { addr: addr.clone() }, true)
+                .await
+                .map_err(|e| match e {
+                    RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
+                        ClusterError::NotLeader(format!("adding learner {id}"))
+                    }
+                    e => ClusterError::Raft(e.to_string()),
+                })?;
+        }
+        Ok(())
+    }
+
     /// Proposes a change; only the leader accepts it.
     pub async fn propose(&self, cmd: Command) -> Result<Applied, ClusterError> {
         match self.raft.client_write(cmd).await {
@@ -520,5 +550,205 @@ impl ClusterNode {
             let _ = tx.send(());
         }
         let _ = (&mut self.server).await;
+    }
+}
+
+/// What an agent records when it joins: `<state dir>/cluster/member.json`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Membership {
+    pub cluster: String,
+    pub node_id: NodeId,
+    pub members: Vec<MemberInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MemberInfo {
+    pub id: NodeId,
+    pub name: String,
+    /// host:port of its cluster listener.
+    pub address: String,
+    pub fingerprint: String,
+}
+
+/// An agent's place in the cluster: its cluster listener (bound at start, so its port is
+/// known before it joins), and once it has joined, its membership and Raft member. A
+/// membership on disk is resumed at start.
+pub struct ClusterHost {
+    dir: std::path::PathBuf,
+    identity: Arc<Identity>,
+    port: u16,
+    listener: std::sync::Mutex<Option<tokio::net::TcpListener>>,
+    member: tokio::sync::Mutex<Option<(Membership, ClusterNode)>>,
+}
+
+impl ClusterHost {
+    pub async fn new(
+        dir: &Path,
+        listen: SocketAddr,
+        identity: Arc<Identity>,
+    ) -> Result<Arc<ClusterHost>, ClusterError> {
+        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+            ClusterError::Setup(format!("cannot listen on {listen} (--cluster-listen): {e}"))
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| ClusterError::Setup(e.to_string()))?
+            .port();
+        let host = Arc::new(ClusterHost {
+            dir: dir.to_path_buf(),
+            identity,
+            port,
+            listener: std::sync::Mutex::new(Some(listener)),
+            member: tokio::sync::Mutex::new(None),
+        });
+        let file = dir.join("member.json");
+        if file.exists() {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| ClusterError::Setup(format!("{}: {e}", file.display())))?;
+            let m: Membership = serde_json::from_str(&text).map_err(|e| {
+                ClusterError::Setup(format!(
+                    "{}: {e} — the membership record is damaged; restore it or remove the node from the cluster",
+                    file.display()
+                ))
+            })?;
+            host.start_member(m).await?;
+        }
+        Ok(host)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn fingerprint(&self) -> String {
+        self.identity.fingerprint.to_string()
+    }
+
+    async fn start_member(&self, m: Membership) -> Result<(), ClusterError> {
+        let mut pins = Vec::new();
+        for p in &m.members {
+            pins.push(Fingerprint::parse(&p.fingerprint).map_err(|e| {
+                ClusterError::Setup(format!("member {} ({}): fingerprint: {e}", p.id, p.name))
+            })?);
+        }
+        let tls = MemberTls {
+            identity: self.identity.clone(),
+            members: Arc::new(pins),
+        };
+        let listener = self
+            .listener
+            .lock()
+            .ok()
+            .and_then(|mut l| l.take())
+            .ok_or_else(|| ClusterError::Setup("the cluster listener is already in use".into()))?;
+        let node = ClusterNode::start_on(m.node_id, &self.dir, listener, &tls).await?;
+        *self.member.lock().await = Some((m, node));
+        Ok(())
+    }
+
+    /// Joins: records the membership durably, then starts the Raft member. Joining the
+    /// same membership again is a no-op; another cluster is refused.
+    pub async fn join(&self, m: Membership) -> Result<(), ClusterError> {
+        if let Some((cur, _)) = self.member.lock().await.as_ref() {
+            if *cur == m {
+                return Ok(());
+            }
+            return Err(ClusterError::Refused(format!(
+                "this agent is already node {} of cluster {}; remove it from that cluster first",
+                cur.node_id, cur.cluster
+            )));
+        }
+        if !m.members.iter().any(|x| x.id == m.node_id) {
+            return Err(ClusterError::Refused(format!(
+                "node {} is not among the members given",
+                m.node_id
+            )));
+        }
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| ClusterError::Setup(format!("{}: {e}", self.dir.display())))?;
+        let file = self.dir.join("member.json");
+        let tmp = self.dir.join("member.json.tmp");
+        let text = serde_json::to_vec_pretty(&m).map_err(|e| ClusterError::Setup(e.to_string()))?;
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&text)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &file)?;
+            std::fs::File::open(&self.dir)?.sync_all()
+        };
+        write().map_err(|e| ClusterError::Setup(format!("{}: {e}", file.display())))?;
+        self.start_member(m).await
+    }
+
+    /// Forms the Raft group with `voters` (this member among them), waits to lead it, and
+    /// adds every other member as a learner (it follows the configuration, without a vote).
+    pub async fn initialize(&self, voters: &[NodeId]) -> Result<(), ClusterError> {
+        let g = self.member.lock().await;
+        let Some((m, node)) = g.as_ref() else {
+            return Err(ClusterError::Refused(
+                "this agent is not a cluster member".into(),
+            ));
+        };
+        if !voters.contains(&m.node_id) {
+            return Err(ClusterError::Refused(format!(
+                "node {} initializes the group, so it must be one of its voters",
+                m.node_id
+            )));
+        }
+        let mut map = BTreeMap::new();
+        for v in voters {
+            let info = m
+                .members
+                .iter()
+                .find(|x| x.id == *v)
+                .ok_or_else(|| ClusterError::Refused(format!("voter {v} is not a member")))?;
+            map.insert(*v, info.address.clone());
+        }
+        node.initialize(&map).await?;
+        let learners: BTreeMap<NodeId, String> = m
+            .members
+            .iter()
+            .filter(|x| !voters.contains(&x.id))
+            .map(|x| (x.id, x.address.clone()))
+            .collect();
+        if learners.is_empty() {
+            return Ok(());
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while node.leader() != Some(m.node_id) {
+            if std::time::Instant::now() > deadline {
+                return Err(ClusterError::Raft(format!(
+                    "node {} did not become leader in 20 s, so the other {} members were not added",
+                    m.node_id,
+                    learners.len()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        node.add_learners(&learners).await
+    }
+
+    pub async fn propose(&self, cmd: Command) -> Result<Applied, ClusterError> {
+        let g = self.member.lock().await;
+        let Some((_, node)) = g.as_ref() else {
+            return Err(ClusterError::Refused(
+                "this agent is not a cluster member".into(),
+            ));
+        };
+        node.propose(cmd).await
+    }
+
+    /// The membership, the leader (0 if none known) and the applied config.
+    pub async fn info(&self) -> Option<(Membership, NodeId, ClusterConfig)> {
+        let g = self.member.lock().await;
+        g.as_ref()
+            .map(|(m, n)| (m.clone(), n.leader().unwrap_or(0), n.config()))
+    }
+
+    pub async fn shutdown(&self) {
+        if let Some((_, node)) = self.member.lock().await.take() {
+            node.shutdown().await;
+        }
     }
 }

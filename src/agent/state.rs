@@ -67,6 +67,8 @@ pub struct AgentState {
     on_demand: std::sync::OnceLock<Arc<OnDemand>>,
     /// The hosted storage engine's latest status (`axon agent --store`), for `/metrics`.
     engine: std::sync::Mutex<Option<crate::dataplane::store::Status>>,
+    /// The cluster member this agent hosts (`axon agent --cluster-listen`).
+    cluster: std::sync::OnceLock<Arc<super::raft::ClusterHost>>,
 }
 
 impl AgentState {
@@ -84,6 +86,7 @@ impl AgentState {
             server: Default::default(),
             on_demand: std::sync::OnceLock::new(),
             engine: std::sync::Mutex::new(None),
+            cluster: std::sync::OnceLock::new(),
         }
     }
 
@@ -91,6 +94,14 @@ impl AgentState {
     /// scheduler).
     pub fn set_on_demand(&self, d: Arc<OnDemand>) {
         let _ = self.on_demand.set(d);
+    }
+
+    pub fn set_cluster_host(&self, h: Arc<super::raft::ClusterHost>) {
+        let _ = self.cluster.set(h);
+    }
+
+    pub fn cluster_host(&self) -> Option<Arc<super::raft::ClusterHost>> {
+        self.cluster.get().cloned()
     }
 
     /// Publishes the hosted engine's status (the scrubber does, at most once a second).

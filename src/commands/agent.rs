@@ -131,6 +131,32 @@ pub async fn exec(a: AgentArgs) -> Result<i32> {
     };
     let ag = agent::start(cfg).await?;
     let _scrubber = store.map(|s| host_store(s, &ag, &a));
+    let cluster = match a.cluster_listen {
+        Some(listen) => {
+            let Some(identity) = ag.tls.clone() else {
+                ag.shutdown();
+                anyhow::bail!(
+                    "--cluster-listen needs TLS (members authenticate each other by their certificates): drop --insecure"
+                );
+            };
+            let h = match crate::agent::raft::ClusterHost::new(
+                &a.state_dir.join("cluster"),
+                listen,
+                identity,
+            )
+            .await
+            {
+                Ok(h) => h,
+                Err(e) => {
+                    ag.shutdown();
+                    return Err(e.into());
+                }
+            };
+            ag.state.set_cluster_host(h.clone());
+            Some(h)
+        }
+        None => None,
+    };
     let name = ag.state.with_snapshot(|s, _| s.node.hostname.clone());
     eprintln!("axon agent {} on node {name}", env!("CARGO_PKG_VERSION"));
     if let Some(addr) = ag.grpc_addr {
@@ -171,6 +197,17 @@ pub async fn exec(a: AgentArgs) -> Result<i32> {
     if let Some(a) = ag.metrics_addr {
         eprintln!("  metrics     http://{a}/metrics");
     }
+    if let Some(h) = &cluster {
+        let joined = h.info().await.map(|(m, _, _)| m);
+        eprintln!(
+            "  cluster     port {} (Raft, mutual TLS among members){}",
+            h.port(),
+            match joined {
+                Some(m) => format!(", node {} of cluster {}", m.node_id, m.cluster),
+                None => ", not a member yet".to_string(),
+            }
+        );
+    }
     if let Some(dir) = &a.store {
         eprintln!(
             "  store       {} (scrub at {}/s, every {:?})",
@@ -180,6 +217,9 @@ pub async fn exec(a: AgentArgs) -> Result<i32> {
         );
     }
     wait_for_shutdown().await;
+    if let Some(h) = &cluster {
+        h.shutdown().await;
+    }
     ag.shutdown();
     Ok(0)
 }

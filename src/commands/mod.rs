@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod check;
+pub mod cluster;
 pub mod console;
 pub mod demo;
 pub mod drive;

@@ -68,10 +68,14 @@ pub enum ConnectError {
     BadToken,
 }
 
+pub type ClusterClient =
+    pb::cluster_service_client::ClusterServiceClient<InterceptedService<Channel, AddToken>>;
+
 pub struct Clients {
     pub node: NodeClient,
     pub control: ControlClient,
     pub ops: OperationClient,
+    pub cluster: ClusterClient,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -211,8 +215,13 @@ pub async fn connect(target: &Target, connect_timeout: Duration) -> Result<Clien
             channel.clone(),
             icpt.clone(),
         ),
-        ops: pb::operation_service_client::OperationServiceClient::with_interceptor(channel, icpt)
-            .max_decoding_message_size(64 << 20),
+        ops: pb::operation_service_client::OperationServiceClient::with_interceptor(
+            channel.clone(),
+            icpt.clone(),
+        )
+        .max_decoding_message_size(64 << 20),
+        cluster: pb::cluster_service_client::ClusterServiceClient::with_interceptor(channel, icpt)
+            .max_decoding_message_size(16 << 20),
     })
 }
 

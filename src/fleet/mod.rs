@@ -3,6 +3,7 @@
 //! the checks only a view of the whole cluster can decide and the cluster's health.
 
 pub mod client;
+pub mod cluster;
 pub mod cluster_checks;
 pub mod follow;
 pub mod health;

@@ -4,6 +4,7 @@
 
 pub mod checks;
 pub mod clock;
+pub mod cluster;
 pub mod cpuset;
 pub mod hostlist;
 pub mod judges;

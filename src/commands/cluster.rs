@@ -1,0 +1,231 @@
+//! `axon cluster create|status`: forming the data-plane cluster from the inventory's agents
+//! (`fleet::cluster`), and what its members report.
+
+use crate::cli::{ClusterCommand, ClusterCreateArgs, ClusterStatusArgs};
+use crate::dataplane::ec::Scheme;
+use crate::fleet::cluster::{AgentCluster, ClusterAgent, ClusterCallError, Member};
+use crate::fleet::inventory::{Inventory, NodeSpec};
+use crate::model::cluster::{ClusterConfig, Command};
+use anyhow::{Result, anyhow, bail};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// At most this many members vote (WEKA uses 5 or 9); the rest follow as learners.
+pub const LEADERSHIP: usize = 5;
+
+pub async fn exec(c: ClusterCommand) -> Result<i32> {
+    match c {
+        ClusterCommand::Create(a) => create(a).await,
+        ClusterCommand::Status(a) => status(a).await,
+    }
+}
+
+async fn connect(inv: &Inventory, spec: &NodeSpec) -> Result<ClusterAgent, ClusterCallError> {
+    let tokens = inv.load_tokens().map_err(|e| ClusterCallError::Connect {
+        node: spec.name.clone(),
+        detail: e.to_string(),
+    })?;
+    let token = spec
+        .token_file
+        .as_ref()
+        .and_then(|p| tokens.get(p).cloned());
+    let security = inv.security(spec).map_err(|e| ClusterCallError::Connect {
+        node: spec.name.clone(),
+        detail: e.to_string(),
+    })?;
+    ClusterAgent::connect(spec, token, security, Duration::from_secs(5)).await
+}
+
+fn host_port(address: &str, port: u16) -> String {
+    if address.contains(':') && !address.starts_with('[') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    }
+}
+
+async fn create(a: ClusterCreateArgs) -> Result<i32> {
+    let (k, m) = a.scheme;
+    Scheme::new(k, m)?;
+    let inv = super::inventory(&a.fleet)?;
+    let n = inv.nodes.len();
+    let need = ClusterConfig::domains_needed(k, m, a.hot_spares);
+    if n < need {
+        eprintln!(
+            "axon cluster: {k}+{m} with {} hot spares needs {need} failure domains (servers), the inventory has {n}",
+            a.hot_spares
+        );
+        return Ok(2);
+    }
+    // Every agent first: reachable, hosting a member, not in a cluster yet.
+    let mut agents = Vec::new();
+    let mut members = Vec::new();
+    for (i, spec) in inv.nodes.iter().enumerate() {
+        let mut c = connect(&inv, spec).await?;
+        let info = c.get().await?;
+        if let Some(cl) = &info.cluster {
+            bail!(
+                "{}: already node {} of cluster {cl}; a node belongs to one cluster",
+                spec.name,
+                info.node_id
+            );
+        }
+        members.push(Member {
+            id: i as u64 + 1,
+            name: spec.name.clone(),
+            address: host_port(&spec.address, info.cluster_port),
+            fingerprint: info.fingerprint.clone(),
+        });
+        agents.push(c);
+    }
+    let cluster = uuid::Uuid::new_v4().to_string();
+    for (c, me) in agents.iter_mut().zip(&members) {
+        c.join(&cluster, me.id, &members).await?;
+    }
+    let voters: Vec<u64> = members.iter().take(LEADERSHIP).map(|m| m.id).collect();
+    agents[0].initialize(&voters).await?;
+    let leader = wait_leader(&mut agents[0]).await?;
+    let create = Command::Create {
+        cluster: cluster.clone(),
+        k,
+        m,
+        hot_spares: a.hot_spares,
+        members: members
+            .iter()
+            .map(|x| {
+                (
+                    x.id,
+                    crate::model::cluster::Member {
+                        name: x.name.clone(),
+                        address: x.address.clone(),
+                    },
+                )
+            })
+            .collect::<BTreeMap<_, _>>(),
+    };
+    let info = propose(&mut agents, leader, &create).await?;
+    if a.json {
+        println!("{}", serde_json::to_string(&info)?);
+    } else {
+        println!(
+            "formed cluster {cluster}: {n} members, {k}+{m} with {} hot spares, leader {} (node {leader}), epoch {}",
+            a.hot_spares,
+            members[leader as usize - 1].name,
+            info.epoch
+        );
+        println!(
+            "  leadership group: {}",
+            members
+                .iter()
+                .take(LEADERSHIP)
+                .map(|x| x.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(0)
+}
+
+async fn wait_leader(c: &mut ClusterAgent) -> Result<u64> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let i = c.get().await?;
+        if i.leader != 0 {
+            return Ok(i.leader);
+        }
+        if Instant::now() > deadline {
+            bail!("{}: no leader elected in 30 s", c.node);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Proposes through the leader, following it if leadership moves.
+async fn propose(
+    agents: &mut [ClusterAgent],
+    mut leader: u64,
+    cmd: &Command,
+) -> Result<AgentCluster> {
+    for _ in 0..5 {
+        let c = agents
+            .get_mut(leader as usize - 1)
+            .ok_or_else(|| anyhow!("the leader (node {leader}) is not in the inventory"))?;
+        match c.propose(cmd).await {
+            Ok(i) => return Ok(i),
+            Err(ClusterCallError::NotLeader { .. }) => {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                leader = wait_leader(c).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    bail!("leadership kept moving; run `axon cluster status` and try again")
+}
+
+async fn status(a: ClusterStatusArgs) -> Result<i32> {
+    let inv = super::inventory(&a.fleet)?;
+    let mut rows: Vec<(String, Result<AgentCluster, String>)> = Vec::new();
+    for spec in &inv.nodes {
+        let r = match connect(&inv, spec).await {
+            Ok(mut c) => c.get().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        rows.push((spec.name.clone(), r));
+    }
+    let ok: Vec<&AgentCluster> = rows.iter().filter_map(|(_, r)| r.as_ref().ok()).collect();
+    let leaders: std::collections::BTreeSet<u64> = ok.iter().map(|i| i.leader).collect();
+    let clusters: std::collections::BTreeSet<Option<&String>> =
+        ok.iter().map(|i| i.cluster.as_ref()).collect();
+    let agreed = !ok.is_empty()
+        && ok.len() == rows.len()
+        && leaders.len() == 1
+        && !leaders.contains(&0)
+        && clusters.len() == 1
+        && !clusters.contains(&None);
+    if a.json {
+        let v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(n, r)| match r {
+                Ok(i) => serde_json::json!({"node": n, "report": i}),
+                Err(e) => serde_json::json!({"node": n, "error": e}),
+            })
+            .collect();
+        println!("{}", serde_json::json!({"agreed": agreed, "nodes": v}));
+    } else {
+        println!(
+            "{:<16} {:>4} {:<38} {:>6} {:>6} {:<7} {:<8}",
+            "NODE", "ID", "CLUSTER", "LEADER", "EPOCH", "SCHEME", "IO"
+        );
+        for (n, r) in &rows {
+            match r {
+                Ok(i) => {
+                    let (scheme, io) = match &i.config {
+                        Some(c) if c.cluster.is_some() => (
+                            format!("{}+{}+{}", c.k, c.m, c.hot_spares),
+                            c.io.as_str().to_string(),
+                        ),
+                        _ => ("-".into(), "-".into()),
+                    };
+                    println!(
+                        "{:<16} {:>4} {:<38} {:>6} {:>6} {:<7} {:<8}",
+                        n,
+                        i.node_id,
+                        i.cluster.as_deref().unwrap_or("(not a member)"),
+                        i.leader,
+                        i.epoch,
+                        scheme,
+                        io
+                    );
+                }
+                Err(e) => println!("{n:<16} UNREACHABLE: {e}"),
+            }
+        }
+    }
+    Ok(if ok.is_empty() {
+        3
+    } else if agreed {
+        0
+    } else {
+        1
+    })
+}

@@ -1,0 +1,165 @@
+//! The console side of `ClusterService`: one agent's place in the data-plane cluster, and
+//! the calls that form it (`axon cluster create|status`).
+
+use super::client::{self, ClusterClient, Target};
+use super::inventory::NodeSpec;
+use super::tls::Security;
+use crate::model::cluster::{ClusterConfig, Command};
+use crate::wire::pb;
+use std::time::Duration;
+
+/// One member as an agent reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Member {
+    pub id: u64,
+    pub name: String,
+    pub address: String,
+    pub fingerprint: String,
+}
+
+/// What an agent says of the cluster.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AgentCluster {
+    pub cluster_port: u16,
+    pub fingerprint: String,
+    /// None when the agent is not a member.
+    pub cluster: Option<String>,
+    pub node_id: u64,
+    pub members: Vec<Member>,
+    /// 0 when no leader is known.
+    pub leader: u64,
+    pub epoch: u64,
+    pub config: Option<ClusterConfig>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterCallError {
+    #[error("{node}: {detail}")]
+    Connect { node: String, detail: String },
+    #[error(
+        "{node}: needs the admin token ({detail}); pass --token-file with the agent's admin.token"
+    )]
+    NeedsAdmin { node: String, detail: String },
+    #[error("{node}: {detail}")]
+    Refused { node: String, detail: String },
+    #[error("{node}: not the leader ({detail})")]
+    NotLeader { node: String, detail: String },
+}
+
+pub struct ClusterAgent {
+    pub node: String,
+    client: ClusterClient,
+}
+
+fn decode(i: pb::ClusterInfo) -> AgentCluster {
+    AgentCluster {
+        cluster_port: i.cluster_port as u16,
+        fingerprint: i.fingerprint,
+        cluster: (!i.cluster.is_empty()).then_some(i.cluster),
+        node_id: i.node_id,
+        members: i
+            .members
+            .into_iter()
+            .map(|m| Member {
+                id: m.id,
+                name: m.name,
+                address: m.address,
+                fingerprint: m.fingerprint,
+            })
+            .collect(),
+        leader: i.leader,
+        epoch: i.epoch,
+        config: serde_json::from_str(&i.config_json).ok(),
+    }
+}
+
+impl ClusterAgent {
+    pub async fn connect(
+        spec: &NodeSpec,
+        token: Option<String>,
+        security: Security,
+        timeout: Duration,
+    ) -> Result<ClusterAgent, ClusterCallError> {
+        let target = Target::Tcp {
+            addr: spec.endpoint(),
+            token,
+            security,
+        };
+        let c = client::connect(&target, timeout)
+            .await
+            .map_err(|e| ClusterCallError::Connect {
+                node: spec.name.clone(),
+                detail: e.to_string(),
+            })?;
+        Ok(ClusterAgent {
+            node: spec.name.clone(),
+            client: c.cluster,
+        })
+    }
+
+    fn err(&self, s: tonic::Status) -> ClusterCallError {
+        let node = self.node.clone();
+        let detail = s.message().to_string();
+        match s.code() {
+            tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => {
+                ClusterCallError::NeedsAdmin { node, detail }
+            }
+            tonic::Code::FailedPrecondition if detail.starts_with("not the leader") => {
+                ClusterCallError::NotLeader { node, detail }
+            }
+            _ => ClusterCallError::Refused { node, detail },
+        }
+    }
+
+    pub async fn get(&mut self) -> Result<AgentCluster, ClusterCallError> {
+        match self.client.get_cluster(pb::GetClusterRequest {}).await {
+            Ok(r) => Ok(decode(r.into_inner())),
+            Err(s) => Err(self.err(s)),
+        }
+    }
+
+    pub async fn join(
+        &mut self,
+        cluster: &str,
+        node_id: u64,
+        members: &[Member],
+    ) -> Result<AgentCluster, ClusterCallError> {
+        let req = pb::JoinRequest {
+            cluster: cluster.to_string(),
+            node_id,
+            members: members
+                .iter()
+                .map(|m| pb::ClusterMember {
+                    id: m.id,
+                    name: m.name.clone(),
+                    address: m.address.clone(),
+                    fingerprint: m.fingerprint.clone(),
+                })
+                .collect(),
+        };
+        match self.client.join(req).await {
+            Ok(r) => Ok(decode(r.into_inner())),
+            Err(s) => Err(self.err(s)),
+        }
+    }
+
+    pub async fn initialize(&mut self, voters: &[u64]) -> Result<AgentCluster, ClusterCallError> {
+        let req = pb::InitializeRequest {
+            voters: voters.to_vec(),
+        };
+        match self.client.initialize(req).await {
+            Ok(r) => Ok(decode(r.into_inner())),
+            Err(s) => Err(self.err(s)),
+        }
+    }
+
+    pub async fn propose(&mut self, cmd: &Command) -> Result<AgentCluster, ClusterCallError> {
+        let req = pb::ProposeRequest {
+            command_json: serde_json::to_string(cmd).unwrap_or_default(),
+        };
+        match self.client.propose(req).await {
+            Ok(r) => Ok(decode(r.into_inner())),
+            Err(s) => Err(self.err(s)),
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! `axon cluster create|status` against six real agent processes (TLS, pinned inventory,
+//! admin token), each hosting a cluster member (`--cluster-listen`): the cluster is refused
+//! when the scheme needs more servers than there are, formed otherwise (the first five vote,
+//! the sixth follows), survives `kill -9` of its leader, and the killed agent, restarted,
+//! resumes its membership from disk and catches up.
+
+mod common;
+
+use common::process::{Agent, Token, inventory_with, run};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(name: &str, dir: &Path, port: u16) -> Agent {
+    Agent::start(
+        name,
+        dir,
+        &["--cluster-listen", &format!("127.0.0.1:{port}")],
+    )
+}
+
+fn status(inv: &Path) -> (i32, serde_json::Value) {
+    let (code, out, err) = run(
+        &[
+            "cluster",
+            "status",
+            "--inventory",
+            inv.to_str().unwrap(),
+            "--json",
+        ],
+        Duration::from_secs(60),
+    );
+    let v = serde_json::from_str(&out).unwrap_or_else(|_| panic!("not JSON: {out}{err}"));
+    (code, v)
+}
+
+/// Polls `cluster status` until `ok` holds of it.
+fn until(
+    inv: &Path,
+    what: &str,
+    ok: impl Fn(i32, &serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, v) = status(inv);
+        if ok(code, &v) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: exit {code}, {v:#}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn epochs(v: &serde_json::Value) -> Vec<u64> {
+    v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["report"]["epoch"].as_u64())
+        .collect()
+}
+
+fn leader(v: &serde_json::Value) -> u64 {
+    v["nodes"][0]["report"]["leader"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
+    let mut agents: Vec<Agent> = (0..6)
+        .map(|i| start(&format!("n{}", i + 1), dir.path(), ports[i]))
+        .collect();
+    let inv = inventory_with(dir.path(), &agents, Token::Admin);
+    let inv_s = inv.to_str().unwrap().to_string();
+
+    let (code, _, err) = run(
+        &[
+            "cluster",
+            "create",
+            "--inventory",
+            &inv_s,
+            "--scheme",
+            "4+2",
+            "--hot-spares",
+            "1",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(
+            "4+2 with 1 hot spares needs 7 failure domains (servers), the inventory has 6"
+        ),
+        "{err}"
+    );
+    // Nothing was formed: no member reports a cluster, and there is no leader (exit 1).
+    let (code, v) = status(&inv);
+    assert_eq!(code, 1, "{v:#}");
+    assert!(v["nodes"][0]["report"]["cluster"].is_null(), "{v:#}");
+
+    let (code, out, err) = run(
+        &[
+            "cluster",
+            "create",
+            "--inventory",
+            &inv_s,
+            "--scheme",
+            "4+2",
+            "--hot-spares",
+            "0",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("formed cluster") && out.contains("6 members, 4+2 with 0 hot spares"),
+        "{out}"
+    );
+    assert!(
+        out.contains("leadership group: n1, n2, n3, n4, n5"),
+        "{out}"
+    );
+    // Every member, the learner n6 included, applies the cluster's creation.
+    let v = until(&inv, "all six members to agree", |c, v| {
+        c == 0 && epochs(v).len() == 6 && epochs(v).iter().all(|e| *e >= 1)
+    });
+    assert_eq!(v["nodes"][5]["report"]["config"]["k"], 4);
+    let first = leader(&v);
+    assert!(
+        (1..=5).contains(&first),
+        "the leader {first} is not a voter"
+    );
+
+    // A second create is refused: the nodes are members already.
+    let (code, _, err) = run(
+        &[
+            "cluster",
+            "create",
+            "--inventory",
+            &inv_s,
+            "--scheme",
+            "4+2",
+            "--hot-spares",
+            "0",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("already node 1 of cluster"), "{err}");
+
+    // kill -9 the leader: the other voters elect another; status says one is unreachable.
+    let li = first as usize - 1;
+    agents[li].kill();
+    let v = until(&inv, "a new leader among the others", |c, v| {
+        let reachable: Vec<&serde_json::Value> = v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n.get("report").is_some())
+            .collect();
+        c == 1
+            && reachable.len() == 5
+            && reachable.iter().all(|n| {
+                let l = n["report"]["leader"].as_u64().unwrap_or(0);
+                l != 0 && l != first
+            })
+    });
+    assert!(v["nodes"][li]["error"].is_string(), "{v:#}");
+
+    // Restarted on the same state dir and cluster port, it resumes its membership.
+    let name = format!("n{}", li + 1);
+    agents[li] = start(&name, dir.path(), ports[li]);
+    let inv = inventory_with(dir.path(), &agents, Token::Admin);
+    let v = until(&inv, "the restarted member to rejoin", |c, v| {
+        c == 0 && epochs(v).len() == 6
+    });
+    assert_eq!(v["nodes"][li]["report"]["node_id"], first);
+    assert_ne!(leader(&v), 0);
+}
