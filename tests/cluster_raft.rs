@@ -124,17 +124,30 @@ async fn the_config_survives_losing_the_leader_and_a_restarted_member_catches_up
             .await
             .unwrap();
     }
-    // A follower does not take proposals; it names the leader.
+    // A follower takes proposals too: it hands them to the leader, whose refusals come back.
     let fi = (li + 1) % 3;
     let e = nodes[fi]
-        .propose(Command::SetIo(IoStatus::Started))
+        .propose(Command::AddDrive {
+            id: "drive-x".into(),
+            node: 99,
+            path: "/dev/nvme1n1".into(),
+        })
         .await
         .unwrap_err();
     assert!(
-        matches!(&e, ClusterError::NotLeader(a) if *a == nodes[li].addr.to_string()),
+        matches!(&e, ClusterError::Refused(w) if w == "node 99 is not a member"),
         "{e}"
     );
-    let epoch = 7;
+    let a = nodes[fi]
+        .propose(Command::AddDrive {
+            id: "drive-x".into(),
+            node: 1,
+            path: "/dev/nvme1n1".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(a.epoch, 8);
+    let epoch = 8;
     for n in &nodes {
         wait_for("every member to apply the changes", || {
             n.config().epoch == epoch
@@ -150,7 +163,7 @@ async fn the_config_survives_losing_the_leader_and_a_restarted_member_catches_up
     let new_leader = leader_of(&nodes.iter().collect::<Vec<_>>()).await;
     assert_ne!(new_leader, old_id);
     let ni = nodes.iter().position(|n| n.id == new_leader).unwrap();
-    assert_eq!(nodes[ni].config().drives.len(), 6);
+    assert_eq!(nodes[ni].config().drives.len(), 7);
     nodes[ni]
         .propose(Command::SetIo(IoStatus::Started))
         .await

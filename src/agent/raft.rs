@@ -294,6 +294,24 @@ impl Peer {
     }
 }
 
+impl Peer {
+    /// Hands a proposal to this peer, the leader, over the members' channel.
+    pub async fn forward(&mut self, cmd: &Command) -> Result<Result<Applied, String>, String> {
+        let Some(ch) = self.channel.clone() else {
+            return Err("the leader's address is not a valid URI".into());
+        };
+        let json = serde_json::to_vec(cmd).map_err(|e| e.to_string())?;
+        let reply = tokio::time::timeout(
+            Duration::from_secs(10),
+            RaftServiceClient::new(ch).forward(RaftPayload { json }),
+        )
+        .await
+        .map_err(|_| "the leader did not answer in 10 s".to_string())?
+        .map_err(|s| s.message().to_string())?;
+        serde_json::from_slice(&reply.into_inner().json).map_err(|e| e.to_string())
+    }
+}
+
 impl RaftNetwork<TypeConfig> for Peer {
     async fn append_entries(
         &mut self,
@@ -379,6 +397,18 @@ impl RaftService for Service {
         let req: InstallSnapshotRequest<TypeConfig> = decode(r.get_ref())?;
         encode(&self.raft.install_snapshot(req).await)
     }
+
+    async fn forward(
+        &self,
+        r: tonic::Request<RaftPayload>,
+    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        let cmd: Command = decode(r.get_ref())?;
+        let out: Result<Applied, String> = match self.raft.client_write(cmd).await {
+            Ok(r) => Ok(r.data),
+            Err(e) => Err(e.to_string()),
+        };
+        encode(&out)
+    }
 }
 
 /// One member of the Raft group, serving RaftService on `addr`.
@@ -386,6 +416,7 @@ pub struct ClusterNode {
     pub id: NodeId,
     pub addr: SocketAddr,
     pub raft: Raft,
+    network: Network,
     view: ConfigView,
     server: tokio::task::JoinHandle<()>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -435,7 +466,8 @@ impl ClusterNode {
                 .validate()
                 .map_err(|e| ClusterError::Setup(e.to_string()))?,
         );
-        let raft = Raft::new(id, config, Network::new(tls.client_config()?), log, sm)
+        let network = Network::new(tls.client_config()?);
+        let raft = Raft::new(id, config, network.clone(), log, sm)
             .await
             .map_err(|e| ClusterError::Setup(e.to_string()))?;
         let addr = listener
@@ -467,6 +499,7 @@ impl ClusterNode {
             id,
             addr,
             raft,
+            network,
             view,
             server,
             stop: Some(tx),
@@ -506,21 +539,42 @@ impl ClusterNode {
         Ok(())
     }
 
-    /// Proposes a change; only the leader accepts it.
+    /// Proposes a change: applied by the leader, which a follower forwards it to over the
+    /// members' channel. Waits up to 10 s for a leader to be known.
     pub async fn propose(&self, cmd: Command) -> Result<Applied, ClusterError> {
-        match self.raft.client_write(cmd).await {
-            Ok(r) => match r.data.refused {
-                Some(why) => Err(ClusterError::Refused(why)),
-                None => Ok(r.data),
-            },
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(ClusterError::NotLeader(
-                    f.leader_node
-                        .map(|n| n.addr)
-                        .unwrap_or_else(|| "not known yet".into()),
-                ))
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let leader = match self.raft.client_write(cmd.clone()).await {
+                Ok(r) => {
+                    return match r.data.refused {
+                        Some(why) => Err(ClusterError::Refused(why)),
+                        None => Ok(r.data),
+                    };
+                }
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    f.leader_id.zip(f.leader_node)
+                }
+                Err(e) => return Err(ClusterError::Raft(e.to_string())),
+            };
+            if let Some((id, node)) = leader {
+                let mut peer = self.network.clone().new_client(id, &node).await;
+                match peer.forward(&cmd).await {
+                    Ok(Ok(a)) => {
+                        return match a.refused {
+                            Some(why) => Err(ClusterError::Refused(why)),
+                            None => Ok(a),
+                        };
+                    }
+                    // The leader moved meanwhile, or could not be reached: ask again.
+                    Ok(Err(_)) | Err(_) => {}
+                }
             }
-            Err(e) => Err(ClusterError::Raft(e.to_string())),
+            if std::time::Instant::now() > deadline {
+                return Err(ClusterError::NotLeader(
+                    "no leader could take the change in 10 s".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
