@@ -162,9 +162,14 @@ pub fn init(opts: Options) -> Telemetry {
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
-    let filter = EnvFilter::builder()
+    let mut filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .from_env_lossy();
+    // openraft narrates every election and replication step at INFO: its warnings are
+    // what an operator needs, unless RUST_LOG asks for it by name.
+    if !std::env::var("RUST_LOG").is_ok_and(|v| v.contains("openraft")) {
+        filter = filter.add_directive("openraft=warn".parse().expect("a valid directive"));
+    }
     let mut problems = Vec::new();
     let fmt = match &opts.log {
         LogTo::Stderr => Some(

@@ -2,7 +2,8 @@
 //! admin token), each hosting a cluster member (`--cluster-listen`): the cluster is refused
 //! when the scheme needs more servers than there are, formed otherwise (the first five vote,
 //! the sixth follows), survives `kill -9` of its leader, and the killed agent, restarted,
-//! resumes its membership from disk and catches up.
+//! resumes its membership from disk and catches up. Each agent hosts a store too, and
+//! records its drive in the cluster's configuration.
 
 mod common;
 
@@ -18,11 +19,38 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// An agent hosting a cluster member and a one-drive store of its own.
 fn start(name: &str, dir: &Path, port: u16) -> Agent {
+    let store = dir.join(format!("store-{name}"));
+    if !store.exists() {
+        let (code, out, err) = run(
+            &[
+                "io",
+                "create",
+                "--store",
+                store.to_str().unwrap(),
+                "--scheme",
+                "3+2",
+                "--chunk-size",
+                "64K",
+                "--drives",
+                "1",
+                "--drive-size",
+                "8M",
+            ],
+            Duration::from_secs(30),
+        );
+        assert_eq!(code, 0, "{out}{err}");
+    }
     Agent::start(
         name,
         dir,
-        &["--cluster-listen", &format!("127.0.0.1:{port}")],
+        &[
+            "--cluster-listen",
+            &format!("127.0.0.1:{port}"),
+            "--store",
+            store.to_str().unwrap(),
+        ],
     )
 }
 
@@ -76,12 +104,13 @@ fn leader(v: &serde_json::Value) -> u64 {
 
 #[test]
 fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
-    let dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = &tmp.path().to_path_buf();
     let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
     let mut agents: Vec<Agent> = (0..6)
-        .map(|i| start(&format!("n{}", i + 1), dir.path(), ports[i]))
+        .map(|i| start(&format!("n{}", i + 1), dir.as_path(), ports[i]))
         .collect();
-    let inv = inventory_with(dir.path(), &agents, Token::Admin);
+    let inv = inventory_with(dir.as_path(), &agents, Token::Admin);
     let inv_s = inv.to_str().unwrap().to_string();
 
     let (code, _, err) = run(
@@ -136,6 +165,24 @@ fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
         c == 0 && epochs(v).len() == 6 && epochs(v).iter().all(|e| *e >= 1)
     });
     assert_eq!(v["nodes"][5]["report"]["config"]["k"], 4);
+    // Each agent records its store's drive in the cluster's configuration, so IO could
+    // start: six failure domains with an ACTIVE drive for 4+2.
+    let v = until(&inv, "every node's drive in the configuration", |_, v| {
+        v["nodes"][0]["report"]["config"]["drives"]
+            .as_object()
+            .is_some_and(|d| d.len() == 6)
+    });
+    let config: axon::model::cluster::ClusterConfig =
+        serde_json::from_value(v["nodes"][0]["report"]["config"].clone()).unwrap();
+    let mut holders: Vec<u64> = config.drives.values().map(|d| d.node).collect();
+    holders.sort_unstable();
+    assert_eq!(holders, vec![1, 2, 3, 4, 5, 6]);
+    assert!(config.drives.values().all(|d| d.state == "ACTIVE"));
+    assert!(
+        config.start_io_blockers().is_empty(),
+        "{:?}",
+        config.start_io_blockers()
+    );
     let first = leader(&v);
     assert!(
         (1..=5).contains(&first),
@@ -180,8 +227,8 @@ fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
 
     // Restarted on the same state dir and cluster port, it resumes its membership.
     let name = format!("n{}", li + 1);
-    agents[li] = start(&name, dir.path(), ports[li]);
-    let inv = inventory_with(dir.path(), &agents, Token::Admin);
+    agents[li] = start(&name, dir.as_path(), ports[li]);
+    let inv = inventory_with(dir.as_path(), &agents, Token::Admin);
     let v = until(&inv, "the restarted member to rejoin", |c, v| {
         c == 0 && epochs(v).len() == 6
     });

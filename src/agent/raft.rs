@@ -558,15 +558,12 @@ impl ClusterNode {
             };
             if let Some((id, node)) = leader {
                 let mut peer = self.network.clone().new_client(id, &node).await;
-                match peer.forward(&cmd).await {
-                    Ok(Ok(a)) => {
-                        return match a.refused {
-                            Some(why) => Err(ClusterError::Refused(why)),
-                            None => Ok(a),
-                        };
-                    }
-                    // The leader moved meanwhile, or could not be reached: ask again.
-                    Ok(Err(_)) | Err(_) => {}
+                // Otherwise the leader moved meanwhile, or could not be reached: ask again.
+                if let Ok(Ok(a)) = peer.forward(&cmd).await {
+                    return match a.refused {
+                        Some(why) => Err(ClusterError::Refused(why)),
+                        None => Ok(a),
+                    };
                 }
             }
             if std::time::Instant::now() > deadline {
@@ -695,7 +692,13 @@ impl ClusterHost {
             .ok()
             .and_then(|mut l| l.take())
             .ok_or_else(|| ClusterError::Setup("the cluster listener is already in use".into()))?;
-        let node = ClusterNode::start_on(m.node_id, &self.dir, listener, &tls).await?;
+        // Raft's tasks live as long as the member, not in the span of the call that
+        // started it (a Join RPC).
+        let node = tracing::Instrument::instrument(
+            ClusterNode::start_on(m.node_id, &self.dir, listener, &tls),
+            tracing::info_span!(parent: None, "cluster_member", node = m.node_id),
+        )
+        .await?;
         *self.member.lock().await = Some((m, node));
         Ok(())
     }

@@ -9,10 +9,12 @@ use anyhow::Result;
 /// Hosts an opened store: logs what opening it found, and starts the scrubber, which
 /// publishes the engine's status to `/metrics`.
 fn host_store(
-    store: crate::dataplane::store::Store,
+    store: std::sync::Arc<std::sync::Mutex<crate::dataplane::store::Store>>,
     ag: &agent::Agent,
     a: &AgentArgs,
 ) -> crate::dataplane::store::Scrubber {
+    let store_ref = store.clone();
+    let store = store_ref.lock().expect("a store just opened");
     let r = store.recovery();
     for u in &r.unavailable {
         tracing::warn!("store: drive unavailable: {u}");
@@ -29,9 +31,10 @@ fn host_store(
             r.orphans_freed
         );
     }
+    drop(store);
     let state = ag.state.clone();
     crate::dataplane::store::Scrubber::start(
-        std::sync::Arc::new(std::sync::Mutex::new(store)),
+        store_ref,
         (a.scrub_rate > 0).then_some(a.scrub_rate),
         a.scrub_every,
         Box::new(move |s| match s.status() {
@@ -39,6 +42,53 @@ fn host_store(
             Err(e) => tracing::warn!("store: status: {e}"),
         }),
     )
+}
+
+/// Keeps the cluster configuration's record of this node's drives in step with its store:
+/// once this agent is a member and a leader is known, every drive of the store is added,
+/// and a drive whose state changed (FAILED, …) is updated. Checks every 5 s.
+async fn register_drives(
+    host: std::sync::Arc<crate::agent::raft::ClusterHost>,
+    store: std::sync::Arc<std::sync::Mutex<crate::dataplane::store::Store>>,
+) {
+    use crate::model::cluster::Command;
+    loop {
+        if let Some((m, leader, config)) = host.info().await
+            && leader != 0
+            && config.cluster.is_some()
+        {
+            let drives = match store.lock().map(|s| s.status()) {
+                Ok(Ok(st)) => st.drives,
+                _ => Vec::new(),
+            };
+            for d in drives {
+                let state = if d.available {
+                    d.state.to_string()
+                } else {
+                    "FAILED".to_string()
+                };
+                let cmd = match config.drives.get(&d.id) {
+                    None => Command::AddDrive {
+                        id: d.id.clone(),
+                        node: m.node_id,
+                        path: d.path.display().to_string(),
+                    },
+                    Some(r) if r.state != state => Command::SetDriveState {
+                        id: d.id.clone(),
+                        state: state.clone(),
+                    },
+                    Some(_) => continue,
+                };
+                match host.propose(cmd).await {
+                    Ok(a) => {
+                        tracing::info!(drive = %d.id, epoch = a.epoch, "cluster: drive recorded as {state}")
+                    }
+                    Err(e) => tracing::warn!(drive = %d.id, "cluster: recording the drive: {e}"),
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    }
 }
 
 /// The listener limits from the flags.
@@ -130,7 +180,8 @@ pub async fn exec(a: AgentArgs) -> Result<i32> {
         None => None,
     };
     let ag = agent::start(cfg).await?;
-    let _scrubber = store.map(|s| host_store(s, &ag, &a));
+    let store = store.map(|s| std::sync::Arc::new(std::sync::Mutex::new(s)));
+    let _scrubber = store.clone().map(|s| host_store(s, &ag, &a));
     let cluster = match a.cluster_listen {
         Some(listen) => {
             let Some(identity) = ag.tls.clone() else {
@@ -153,6 +204,9 @@ pub async fn exec(a: AgentArgs) -> Result<i32> {
                 }
             };
             ag.state.set_cluster_host(h.clone());
+            if let Some(st) = &store {
+                tokio::spawn(register_drives(h.clone(), st.clone()));
+            }
             Some(h)
         }
         None => None,

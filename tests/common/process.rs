@@ -47,9 +47,21 @@ impl Agent {
         // The agent says where it listens and which certificate it presents.
         let (tx, rx) = std::sync::mpsc::channel();
         let err = child.stderr.take().unwrap();
+        // Everything the agent logs goes to <dir>/<name>/agent.log too, for a failure's
+        // post-mortem.
+        let log_path = dir.join("agent.log");
         std::thread::spawn(move || {
+            use std::io::Write;
+            let mut log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .ok();
             let (mut port, mut fp) = (None, None);
             for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if let Some(f) = log.as_mut() {
+                    let _ = writeln!(f, "{line}");
+                }
                 let line = line.trim().to_string();
                 if let Some(rest) = line.strip_prefix("gRPC") {
                     port = rest
