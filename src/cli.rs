@@ -113,6 +113,28 @@ pub enum Command {
     /// its members report (status)
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Start the data-plane cluster's IO, as an operation on a member: every precondition
+    /// is checked first and each one not met is listed (exit 0 started, 1 cancelled,
+    /// 2 refused, 3 could not run). Needs the admin token
+    StartIo(IoStateArgs),
+    /// Stop the data-plane cluster's IO, as an operation on a member (exit codes as
+    /// start-io). Needs the admin token
+    StopIo(IoStateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IoStateArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+
+    /// The member to run the operation on (default: the first the inventory lists that
+    /// answers); it hands the change to the leader
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+
+    /// JSON lines: every state of the operation, the last one final
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -54,6 +54,8 @@ fn main() -> std::process::ExitCode {
             Command::Drive(c) => commands::drive::exec(c),
             Command::Io(c) => commands::io::exec(c),
             Command::Cluster(c) => commands::cluster::exec(c).await,
+            Command::StartIo(a) => commands::cluster::io(a, true).await,
+            Command::StopIo(a) => commands::cluster::io(a, false).await,
         }
     });
     // A collector stuck in a hung read holds a blocking-pool thread; dropping the runtime

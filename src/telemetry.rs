@@ -70,6 +70,8 @@ impl Options {
             Command::Drive(_) => ("drive", false),
             Command::Io(_) => ("io", false),
             Command::Cluster(_) => ("cluster", false),
+            Command::StartIo(_) => ("start-io", false),
+            Command::StopIo(_) => ("stop-io", false),
         };
         let log = if tui {
             console_log_path().map_or(LogTo::Off, LogTo::File)

@@ -133,6 +133,13 @@ fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
         ),
         "{err}"
     );
+    // IO cannot start on agents that belong to no cluster.
+    let (code, out, err) = run(
+        &["start-io", "--inventory", &inv_s],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.contains("axon cluster create"), "{out}{err}");
     // Nothing was formed: no member reports a cluster, and there is no leader (exit 1).
     let (code, v) = status(&inv);
     assert_eq!(code, 1, "{v:#}");
@@ -183,6 +190,34 @@ fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
         "{:?}",
         config.start_io_blockers()
     );
+
+    // start-io as an operation on a member (here n6, a learner: it hands the changes to
+    // the leader), then stop-io; every member applies them.
+    let (code, out, err) = run(
+        &["start-io", "--inventory", &inv_s, "--node", "n6"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("start-io: IO STARTED"), "{out}");
+    assert!(
+        err.contains("6 members, 6 drives ACTIVE; 4+2 with 0 hot spares"),
+        "{err}"
+    );
+    until(&inv, "IO STARTED everywhere", |_, v| {
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["report"]["config"]["io"] == "Started")
+    });
+    let (code, out, err) = run(
+        &["stop-io", "--inventory", &inv_s, "--json"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(last["state"], "succeeded", "{last:#}");
+    assert_eq!(last["output"]["status"], "STOPPED", "{last:#}");
     let first = leader(&v);
     assert!(
         (1..=5).contains(&first),

@@ -398,6 +398,7 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
             ops: operations::Operations::new(&state.with_snapshot(|s, _| s.node.hostname.clone())),
             peers: cfg.collect.peers.clone(),
             probe: cfg.collect.probe.clone(),
+            state: state.clone(),
         };
         let cluster_svc = cluster_svc::ClusterSvc {
             state: state.clone(),

@@ -234,6 +234,102 @@ impl Operations {
 }
 
 /// The full port probe: one step per peer; cancellable between peers and inside one.
+/// start-io: checks every precondition (listing each one not met, and failing if any),
+/// then STARTING, then STARTED, each a change through Raft. stop-io: STOPPED.
+pub async fn io_change(h: OpHandle, host: Arc<super::raft::ClusterHost>, start: bool) {
+    use crate::model::cluster::{Command, IoStatus};
+    let output = |status: IoStatus, blockers: Vec<String>| {
+        Some(OperationOutput::Io {
+            status: status.as_str().to_string(),
+            blockers,
+        })
+    };
+    let Some((_, _, config)) = host.info().await else {
+        h.finish(
+            OperationState::Failed,
+            "not a cluster member".into(),
+            Some(
+                "this agent is not a member of a cluster: form one with `axon cluster create`"
+                    .into(),
+            ),
+            None,
+        );
+        return;
+    };
+    let steps: Vec<(&str, IoStatus)> = if start {
+        let blockers = config.start_io_blockers();
+        h.step("check preconditions", 0, 3);
+        if !blockers.is_empty() {
+            for b in &blockers {
+                h.log(format!("not met: {b}"));
+            }
+            h.finish(
+                OperationState::Failed,
+                format!("IO not started: {} precondition(s) not met", blockers.len()),
+                Some(blockers.join("; ")),
+                output(config.io, blockers),
+            );
+            return;
+        }
+        h.log(format!(
+            "{} members, {} drives ACTIVE; {}+{} with {} hot spares",
+            config.members.len(),
+            config
+                .drives
+                .values()
+                .filter(|d| d.state == "ACTIVE")
+                .count(),
+            config.k,
+            config.m,
+            config.hot_spares
+        ));
+        vec![
+            ("STARTING", IoStatus::Starting),
+            ("STARTED", IoStatus::Started),
+        ]
+    } else {
+        h.log("no frontend IO is in flight on this cluster yet (it comes with chunk traffic between agents): nothing to flush");
+        vec![("STOPPED", IoStatus::Stopped)]
+    };
+    let total = steps.len() as u64 + u64::from(start);
+    for (i, (name, status)) in steps.into_iter().enumerate() {
+        if h.cancel.is_cancelled() {
+            h.finish(
+                OperationState::Cancelled,
+                format!("cancelled before {name}"),
+                None,
+                None,
+            );
+            return;
+        }
+        h.step(name, i as u64 + u64::from(start), total);
+        match host.propose(Command::SetIo(status)).await {
+            Ok(a) => h.log(format!("IO {name} (epoch {})", a.epoch)),
+            Err(e) => {
+                h.finish(
+                    OperationState::Failed,
+                    format!("IO not {}", name.to_lowercase()),
+                    Some(e.to_string()),
+                    None,
+                );
+                return;
+            }
+        }
+    }
+    let reached = if start {
+        IoStatus::Started
+    } else {
+        IoStatus::Stopped
+    };
+    h.step(reached.as_str(), total, total);
+    h.finish(
+        OperationState::Succeeded,
+        format!("IO {}", reached.as_str()),
+        None,
+        output(reached, Vec::new()),
+    );
+}
+
 pub async fn port_probe(
     h: OpHandle,
     peers: Vec<String>,
@@ -325,6 +421,8 @@ pub struct OperationSvc {
     pub ops: Arc<Operations>,
     pub peers: Vec<String>,
     pub probe: ProbeOptions,
+    /// For start-io / stop-io: the cluster member this agent hosts, if any.
+    pub state: Arc<super::state::AgentState>,
 }
 
 type OpStream = Pin<Box<dyn Stream<Item = Result<pb::Operation, Status>> + Send>>;
@@ -368,6 +466,28 @@ impl pb::operation_service_server::OperationService for OperationSvc {
                     .start(OperationKind::PortProbe, target, principal, move |h| {
                         port_probe(h, peers, specs, opts, groups)
                     })?
+            }
+            pb::start_operation_request::Kind::StartIo(_)
+            | pb::start_operation_request::Kind::StopIo(_) => {
+                let start = matches!(kind, pb::start_operation_request::Kind::StartIo(_));
+                let host = self.state.cluster_host().ok_or_else(|| {
+                    Status::failed_precondition(
+                        "this agent hosts no cluster member: start it with --cluster-listen, and form the cluster with `axon cluster create`",
+                    )
+                })?;
+                let (k, target) = if start {
+                    (
+                        OperationKind::StartIo,
+                        "the data-plane cluster's IO".to_string(),
+                    )
+                } else {
+                    (
+                        OperationKind::StopIo,
+                        "the data-plane cluster's IO".to_string(),
+                    )
+                };
+                self.ops
+                    .start(k, target, principal, move |h| io_change(h, host, start))?
             }
         };
         Ok(Response::new(wire::encode_operation(&op)))

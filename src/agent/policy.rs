@@ -150,6 +150,12 @@ fn start_operation_target(msg: &[u8]) -> String {
                 prefix(&p.groups.join(","), 256)
             )
         }
+        Ok(pb::StartOperationRequest {
+            kind: Some(pb::start_operation_request::Kind::StartIo(_)),
+        }) => "start-io: the data-plane cluster".into(),
+        Ok(pb::StartOperationRequest {
+            kind: Some(pb::start_operation_request::Kind::StopIo(_)),
+        }) => "stop-io: the data-plane cluster".into(),
         Ok(_) => "no operation named".into(),
         Err(e) => format!(
             "undecodable StartOperationRequest ({} bytes): {e}",

@@ -1,11 +1,13 @@
 //! `axon cluster create|status`: forming the data-plane cluster from the inventory's agents
 //! (`fleet::cluster`), and what its members report.
 
-use crate::cli::{ClusterCommand, ClusterCreateArgs, ClusterStatusArgs};
+use crate::cli::{ClusterCommand, ClusterCreateArgs, ClusterStatusArgs, IoStateArgs};
 use crate::dataplane::ec::Scheme;
 use crate::fleet::cluster::{AgentCluster, ClusterAgent, ClusterCallError, Member};
 use crate::fleet::inventory::{Inventory, NodeSpec};
+use crate::fleet::ops::OpsClient;
 use crate::model::cluster::{ClusterConfig, Command};
+use crate::model::ops::{OperationOutput, OperationState};
 use anyhow::{Result, anyhow, bail};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -227,5 +229,98 @@ async fn status(a: ClusterStatusArgs) -> Result<i32> {
         0
     } else {
         1
+    })
+}
+
+/// `axon start-io` / `axon stop-io`: the operation on a member, followed to its end.
+pub async fn io(a: IoStateArgs, start: bool) -> Result<i32> {
+    let verb = if start { "start-io" } else { "stop-io" };
+    let inv = super::inventory(&a.fleet)?;
+    let tokens = inv.load_tokens()?;
+    let candidates: Vec<&NodeSpec> = match &a.node {
+        Some(n) => {
+            let s = inv
+                .nodes
+                .iter()
+                .find(|x| &x.name == n)
+                .ok_or_else(|| anyhow!("--node {n}: no such node in the inventory"))?;
+            vec![s]
+        }
+        None => inv.nodes.iter().collect(),
+    };
+    let mut last_err = None;
+    let mut started = None;
+    for spec in candidates {
+        let token = spec
+            .token_file
+            .as_ref()
+            .and_then(|p| tokens.get(p).cloned());
+        let security = inv.security(spec)?;
+        let mut c = match OpsClient::connect(spec, token, security, Duration::from_secs(5)).await {
+            Ok(c) => c,
+            Err(e) => {
+                last_err = Some(e.to_string());
+                continue;
+            }
+        };
+        match c.start_io(start).await {
+            Ok(op) => {
+                started = Some((c, op));
+                break;
+            }
+            Err(e @ crate::fleet::ops::OpError::NeedsAdmin(_)) => return Err(e.into()),
+            Err(e) => last_err = Some(e.to_string()),
+        }
+    }
+    let Some((mut c, op)) = started else {
+        eprintln!(
+            "axon {verb}: no member could run it: {}",
+            last_err.unwrap_or_else(|| "the inventory lists no node".into())
+        );
+        return Ok(3);
+    };
+    if !a.json {
+        eprintln!("{verb}: operation {} on {}", op.id, c.node);
+    }
+    let mut w = c.watch(&op.id).await?;
+    let mut seen_log = 0usize;
+    let mut last = op;
+    while let Some(o) = w.next().await? {
+        if a.json {
+            println!("{}", serde_json::to_string(&o)?);
+        } else {
+            for l in o.log.iter().skip(seen_log) {
+                eprintln!("  {}", l.text);
+            }
+        }
+        seen_log = o.log.len();
+        last = o;
+    }
+    if !a.json {
+        match (&last.state, &last.output) {
+            (OperationState::Succeeded, _) => {
+                println!("{verb}: {}", last.summary.as_deref().unwrap_or("done"))
+            }
+            (_, Some(OperationOutput::Io { blockers, .. })) if !blockers.is_empty() => {
+                println!("{verb}: refused — IO cannot start until:");
+                for b in blockers {
+                    println!("  - {b}");
+                }
+            }
+            _ => println!(
+                "{verb}: {} — {}",
+                last.state.as_str(),
+                last.error
+                    .as_deref()
+                    .or(last.summary.as_deref())
+                    .unwrap_or("no detail")
+            ),
+        }
+    }
+    Ok(match last.state {
+        OperationState::Succeeded => 0,
+        OperationState::Cancelled => 1,
+        OperationState::Failed => 2,
+        OperationState::Running => 3,
     })
 }

@@ -40,7 +40,7 @@ impl OpError {
 /// A connection to one agent's OperationService.
 #[derive(Clone)]
 pub struct OpsClient {
-    node: String,
+    pub node: String,
     client: OperationClient,
 }
 
@@ -92,6 +92,24 @@ impl OpsClient {
                     concurrency: 256,
                 },
             )),
+        };
+        let m = self
+            .client
+            .start_operation(req)
+            .await
+            .map_err(|s| OpError::from_status(&self.node, &s))?;
+        self.decode(m.into_inner())
+    }
+
+    /// Starts start-io (`start`) or stop-io on this member.
+    pub async fn start_io(&mut self, start: bool) -> Result<Operation, OpError> {
+        use pb::start_operation_request::Kind;
+        let req = pb::StartOperationRequest {
+            kind: Some(if start {
+                Kind::StartIo(pb::IoSpec {})
+            } else {
+                Kind::StopIo(pb::IoSpec {})
+            }),
         };
         let m = self
             .client

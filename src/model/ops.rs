@@ -14,12 +14,18 @@ pub const MAX_LOG_LINES: usize = 200;
 pub enum OperationKind {
     /// Every port of the chosen groups from one node to its peers.
     PortProbe,
+    /// The data-plane cluster's IO: STOPPED → STARTING → STARTED, after its checks.
+    StartIo,
+    /// The data-plane cluster's IO back to STOPPED.
+    StopIo,
 }
 
 impl OperationKind {
     pub fn as_str(self) -> &'static str {
         match self {
             OperationKind::PortProbe => "port-probe",
+            OperationKind::StartIo => "start-io",
+            OperationKind::StopIo => "stop-io",
         }
     }
 }
@@ -72,6 +78,11 @@ pub enum OperationOutput {
     PortProbe {
         /// Every probe made, with the blocked ones listed.
         report: crate::model::probes::ProbeReport,
+    },
+    /// start-io / stop-io: the IO status reached, and what kept IO from starting.
+    Io {
+        status: String,
+        blockers: Vec<String>,
     },
 }
 

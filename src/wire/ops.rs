@@ -18,6 +18,8 @@ pub fn encode_operation(op: &Operation) -> pb::Operation {
         id: op.id.clone(),
         kind: match op.kind {
             OperationKind::PortProbe => pb::OperationKind::PortProbe,
+            OperationKind::StartIo => pb::OperationKind::StartIo,
+            OperationKind::StopIo => pb::OperationKind::StopIo,
         } as i32,
         target: op.target.clone(),
         principal: op.principal.clone(),
@@ -51,6 +53,10 @@ pub fn encode_operation(op: &Operation) -> pb::Operation {
             OperationOutput::PortProbe { report } => {
                 pb::operation::Output::PortProbe(super::encode_probe_report(report, false))
             }
+            OperationOutput::Io { status, blockers } => pb::operation::Output::Io(pb::IoOutcome {
+                status: status.clone(),
+                blockers: blockers.clone(),
+            }),
         }),
     }
 }
@@ -58,6 +64,8 @@ pub fn encode_operation(op: &Operation) -> pb::Operation {
 pub fn decode_operation(m: pb::Operation) -> Result<Operation, WireError> {
     let kind = match pb::OperationKind::try_from(m.kind) {
         Ok(pb::OperationKind::PortProbe) => OperationKind::PortProbe,
+        Ok(pb::OperationKind::StartIo) => OperationKind::StartIo,
+        Ok(pb::OperationKind::StopIo) => OperationKind::StopIo,
         _ => return Err(bad("kind", format!("unknown operation kind {}", m.kind))),
     };
     let state = match pb::OperationState::try_from(m.state) {
@@ -78,6 +86,10 @@ pub fn decode_operation(m: pb::Operation) -> Result<Operation, WireError> {
         None => None,
         Some(pb::operation::Output::PortProbe(r)) => Some(OperationOutput::PortProbe {
             report: ProbeReport::try_from(r)?,
+        }),
+        Some(pb::operation::Output::Io(o)) => Some(OperationOutput::Io {
+            status: o.status,
+            blockers: o.blockers,
         }),
     };
     Ok(Operation {
