@@ -11,14 +11,6 @@ use common::process::{Agent, Token, inventory_with, run};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// An agent hosting a cluster member and a one-drive store of its own.
 fn start(name: &str, dir: &Path, port: u16) -> Agent {
     let store = dir.join(format!("store-{name}"));
@@ -106,9 +98,10 @@ fn leader(v: &serde_json::Value) -> u64 {
 fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = &tmp.path().to_path_buf();
-    let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
+    // Cluster ports chosen by the kernel (no race for a port picked in advance); read
+    // back from the agents for the restart below.
     let mut agents: Vec<Agent> = (0..6)
-        .map(|i| start(&format!("n{}", i + 1), dir.as_path(), ports[i]))
+        .map(|i| start(&format!("n{}", i + 1), dir.as_path(), 0))
         .collect();
     let inv = inventory_with(dir.as_path(), &agents, Token::Admin);
     let inv_s = inv.to_str().unwrap().to_string();
@@ -174,11 +167,17 @@ fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
     assert_eq!(v["nodes"][5]["report"]["config"]["k"], 4);
     // Each agent records its store's drive in the cluster's configuration, so IO could
     // start: six failure domains with an ACTIVE drive for 4+2.
-    let v = until(&inv, "every node's drive in the configuration", |_, v| {
-        v["nodes"][0]["report"]["config"]["drives"]
-            .as_object()
-            .is_some_and(|d| d.len() == 6)
-    });
+    let v = until(
+        &inv,
+        "every node's drive in every node's configuration",
+        |_, v| {
+            v["nodes"].as_array().unwrap().iter().all(|n| {
+                n["report"]["config"]["drives"]
+                    .as_object()
+                    .is_some_and(|d| d.len() == 6)
+            })
+        },
+    );
     let config: axon::model::cluster::ClusterConfig =
         serde_json::from_value(v["nodes"][0]["report"]["config"].clone()).unwrap();
     let mut holders: Vec<u64> = config.drives.values().map(|d| d.node).collect();
@@ -218,14 +217,9 @@ fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
     let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(last["state"], "succeeded", "{last:#}");
     assert_eq!(last["output"]["status"], "STOPPED", "{last:#}");
-    let first = leader(&v);
-    assert!(
-        (1..=5).contains(&first),
-        "the leader {first} is not a voter"
-    );
-
-    // A second create is refused: the nodes are members already.
-    let (code, _, err) = run(
+    // A second create with the same inventory and scheme finds it formed (a create cut
+    // short resumes the same way); another scheme is refused.
+    let (code, out, err) = run(
         &[
             "cluster",
             "create",
@@ -238,11 +232,35 @@ fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
         ],
         Duration::from_secs(60),
     );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("formed cluster"), "{out}");
+    let (code, _, err) = run(
+        &[
+            "cluster",
+            "create",
+            "--inventory",
+            &inv_s,
+            "--scheme",
+            "3+2",
+            "--hot-spares",
+            "0",
+        ],
+        Duration::from_secs(60),
+    );
     assert_eq!(code, 3, "{err}");
-    assert!(err.contains("already node 1 of cluster"), "{err}");
+    assert!(err.contains("already exists"), "{err}");
+
+    // The leader now, as every member sees it.
+    let v = until(&inv, "an agreed leader", |c, v| c == 0 && leader(v) != 0);
+    let first = leader(&v);
+    assert!(
+        (1..=5).contains(&first),
+        "the leader {first} is not a voter"
+    );
+    let li = first as usize - 1;
+    let port = v["nodes"][li]["report"]["cluster_port"].as_u64().unwrap() as u16;
 
     // kill -9 the leader: the other voters elect another; status says one is unreachable.
-    let li = first as usize - 1;
     agents[li].kill();
     let v = until(&inv, "a new leader among the others", |c, v| {
         let reachable: Vec<&serde_json::Value> = v["nodes"]
@@ -262,7 +280,7 @@ fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
 
     // Restarted on the same state dir and cluster port, it resumes its membership.
     let name = format!("n{}", li + 1);
-    agents[li] = start(&name, dir.as_path(), ports[li]);
+    agents[li] = start(&name, dir.as_path(), port);
     let inv = inventory_with(dir.as_path(), &agents, Token::Admin);
     let v = until(&inv, "the restarted member to rejoin", |c, v| {
         c == 0 && epochs(v).len() == 6

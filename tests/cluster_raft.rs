@@ -63,7 +63,12 @@ async fn the_config_survives_losing_the_leader_and_a_restarted_member_catches_up
             )
         })
         .collect();
-    let members = Arc::new(ids.iter().map(|i| i.fingerprint).collect::<Vec<_>>());
+    let members = Arc::new(
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| (i as u64 + 1, id.fingerprint))
+            .collect::<BTreeMap<u64, _>>(),
+    );
     let tls: Vec<MemberTls> = ids
         .iter()
         .map(|i| MemberTls {
@@ -120,6 +125,7 @@ async fn the_config_survives_losing_the_leader_and_a_restarted_member_catches_up
                 id: format!("drive-{n}"),
                 node: n,
                 path: "/dev/nvme0n1".into(),
+                state: "ACTIVE".into(),
             })
             .await
             .unwrap();
@@ -131,6 +137,7 @@ async fn the_config_survives_losing_the_leader_and_a_restarted_member_catches_up
             id: "drive-x".into(),
             node: 99,
             path: "/dev/nvme1n1".into(),
+            state: "ACTIVE".into(),
         })
         .await
         .unwrap_err();
@@ -143,6 +150,7 @@ async fn the_config_survives_losing_the_leader_and_a_restarted_member_catches_up
             id: "drive-x".into(),
             node: 1,
             path: "/dev/nvme1n1".into(),
+            state: "ACTIVE".into(),
         })
         .await
         .unwrap();
@@ -190,17 +198,42 @@ async fn the_config_survives_losing_the_leader_and_a_restarted_member_catches_up
         0,
         "a member's handshake was refused"
     );
+
+    // Each member is pinned to its own certificate: dialled as another member at the
+    // address where `back` answers, a peer refuses the connection (no member counts twice).
+    let other = if back.id == 2 { 3 } else { 2 };
+    let mut net = Network::new(tls[0].clone());
+    let mut wrong = net
+        .new_client(
+            other,
+            &openraft::BasicNode {
+                addr: back.addr.to_string(),
+            },
+        )
+        .await;
+    let vote = openraft::raft::VoteRequest::new(openraft::Vote::new(99, other), None);
+    let e = wrong
+        .vote(vote, RPCOption::new(Duration::from_secs(5)))
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{e:?}").contains("not the cluster member's expected here"),
+        "a member answering at another's address was accepted: {e:?}"
+    );
+    // (That refusal is the client's; the member counted the aborted handshake.)
+    let before = back.refused_handshakes();
+
     // An outsider (a certificate no member pins) cannot reach a member's Raft, even
     // trusting the members itself: the member refuses its certificate in the handshake.
     let outsider =
         Arc::new(load_or_create(&dir.path().join("tls-out"), &["127.0.0.1".into()]).unwrap());
-    let mut pins = members.to_vec();
-    pins.push(outsider.fingerprint);
+    let mut pins = (*members).clone();
+    pins.insert(99, outsider.fingerprint);
     let out_tls = MemberTls {
         identity: outsider,
         members: Arc::new(pins),
     };
-    let mut net = Network::new(out_tls.client_config().unwrap());
+    let mut net = Network::new(out_tls);
     let mut peer = net
         .new_client(
             back.id,
@@ -220,7 +253,7 @@ async fn the_config_survives_losing_the_leader_and_a_restarted_member_catches_up
         "an outsider's vote reached Raft: {e:?}"
     );
     wait_for("the member to count the refused handshake", || {
-        back.refused_handshakes() >= 1
+        back.refused_handshakes() > before
     })
     .await;
     assert_eq!(back.config().epoch, epoch + 1);

@@ -49,18 +49,19 @@ pub fn raft_config() -> Config {
     }
 }
 
-/// Who may speak Raft: this member's identity, and the fingerprints of every member's
-/// certificate (its own included).
+/// Who may speak Raft: this member's identity, and every member's certificate
+/// fingerprint by node id (its own included). A server must present the fingerprint of the
+/// member it is dialled as; a client, any member's.
 #[derive(Clone)]
 pub struct MemberTls {
     pub identity: Arc<Identity>,
-    pub members: Arc<Vec<Fingerprint>>,
+    pub members: Arc<BTreeMap<NodeId, Fingerprint>>,
 }
 
-/// Accepts a peer (as server or as client) whose certificate is a member's.
+/// Accepts a peer whose certificate is a member's (`only`: that one member's).
 #[derive(Debug)]
 struct MemberVerifier {
-    members: Arc<Vec<Fingerprint>>,
+    members: Vec<Fingerprint>,
     provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
@@ -71,7 +72,7 @@ impl MemberVerifier {
             Ok(())
         } else {
             Err(rustls::Error::General(format!(
-                "certificate {got} is not a cluster member's; the members are the inventory's nodes at `axon cluster create`"
+                "certificate {got} is not the cluster member's expected here; the members are the inventory's nodes at `axon cluster create`"
             )))
         }
     }
@@ -164,34 +165,40 @@ impl ClientCertVerifier for MemberVerifier {
 }
 
 impl MemberTls {
-    fn verifier(&self) -> Arc<MemberVerifier> {
+    fn verifier(&self, only: Option<NodeId>) -> Arc<MemberVerifier> {
+        let members = match only {
+            Some(id) => self.members.get(&id).copied().into_iter().collect(),
+            None => self.members.values().copied().collect(),
+        };
         Arc::new(MemberVerifier {
-            members: self.members.clone(),
+            members,
             provider: provider(),
         })
     }
 
     fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, ClusterError> {
         self.identity
-            .mutual_server_config(self.verifier())
+            .mutual_server_config(self.verifier(None))
             .map_err(|e| ClusterError::Setup(e.to_string()))
     }
 
-    pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, ClusterError> {
+    /// For dialling member `target`: its server must present `target`'s certificate (an
+    /// address reused by another member is refused, so no member counts twice).
+    pub fn client_config(&self, target: NodeId) -> Result<Arc<rustls::ClientConfig>, ClusterError> {
         self.identity
-            .mutual_client_config(self.verifier())
+            .mutual_client_config(self.verifier(Some(target)))
             .map_err(|e| ClusterError::Setup(e.to_string()))
     }
 }
 
-/// Reaches peers over gRPC with mutual TLS.
+/// Reaches peers over gRPC with mutual TLS, each pinned to its own certificate.
 #[derive(Clone)]
 pub struct Network {
-    tls: Arc<rustls::ClientConfig>,
+    tls: MemberTls,
 }
 
 impl Network {
-    pub fn new(tls: Arc<rustls::ClientConfig>) -> Network {
+    pub fn new(tls: MemberTls) -> Network {
         Network { tls }
     }
 }
@@ -200,7 +207,13 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
-        let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
+        let Ok(cfg) = self.tls.client_config(target) else {
+            return Peer {
+                target,
+                channel: None,
+            };
+        };
+        let connector = tokio_rustls::TlsConnector::from(cfg);
         let dial = node.addr.clone();
         // The name is not checked (members are known by their certificates' fingerprints),
         // but TLS needs one.
@@ -418,8 +431,8 @@ pub struct ClusterNode {
     pub raft: Raft,
     network: Network,
     view: ConfigView,
-    server: tokio::task::JoinHandle<()>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    stop: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     stats: Arc<ServerStats>,
 }
 
@@ -466,7 +479,7 @@ impl ClusterNode {
                 .validate()
                 .map_err(|e| ClusterError::Setup(e.to_string()))?,
         );
-        let network = Network::new(tls.client_config()?);
+        let network = Network::new(tls.clone());
         let raft = Raft::new(id, config, network.clone(), log, sm)
             .await
             .map_err(|e| ClusterError::Setup(e.to_string()))?;
@@ -501,8 +514,8 @@ impl ClusterNode {
             raft,
             network,
             view,
-            server,
-            stop: Some(tx),
+            server: std::sync::Mutex::new(Some(server)),
+            stop: std::sync::Mutex::new(Some(tx)),
             stats,
         })
     }
@@ -513,10 +526,12 @@ impl ClusterNode {
             .iter()
             .map(|(id, a)| (*id, BasicNode { addr: a.clone() }))
             .collect();
-        self.raft
-            .initialize(members)
-            .await
-            .map_err(|e| ClusterError::Raft(e.to_string()))
+        match self.raft.initialize(members).await {
+            Ok(()) => Ok(()),
+            // Already formed (a create run again after a failure part way): fine.
+            Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(ClusterError::Raft(e.to_string())),
+        }
     }
 
     /// Adds members that follow the configuration without voting (beyond the leadership
@@ -527,7 +542,8 @@ impl ClusterNode {
     ) -> Result<(), ClusterError> {
         for (id, addr) in learners {
             self.raft
-                .add_learner(*id, BasicNode { addr: addr.clone() }, true)
+                // Not blocking: a learner that is down or slow catches up when it can.
+                .add_learner(*id, BasicNode { addr: addr.clone() }, false)
                 .await
                 .map_err(|e| match e {
                     RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
@@ -542,9 +558,15 @@ impl ClusterNode {
     /// Proposes a change: applied by the leader, which a follower forwards it to over the
     /// members' channel. Waits up to 10 s for a leader to be known.
     pub async fn propose(&self, cmd: Command) -> Result<Applied, ClusterError> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let leader = match self.raft.client_write(cmd.clone()).await {
+            let write = tokio::time::timeout_at(deadline, self.raft.client_write(cmd.clone()));
+            let Ok(written) = write.await else {
+                return Err(ClusterError::Raft(
+                    "the change was not committed in 10 s (no majority of the leadership group reachable?)".into(),
+                ));
+            };
+            let leader = match written {
                 Ok(r) => {
                     return match r.data.refused {
                         Some(why) => Err(ClusterError::Refused(why)),
@@ -566,7 +588,7 @@ impl ClusterNode {
                     };
                 }
             }
-            if std::time::Instant::now() > deadline {
+            if tokio::time::Instant::now() > deadline {
                 return Err(ClusterError::NotLeader(
                     "no leader could take the change in 10 s".into(),
                 ));
@@ -593,14 +615,17 @@ impl ClusterNode {
     }
 
     /// Stops Raft and the server (the database stays, to start again from).
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
         // Open connections fail and the accept loop stops, so the server can finish.
         self.stats.shut_down();
-        if let Some(tx) = self.stop.take() {
+        if let Some(tx) = self.stop.lock().ok().and_then(|mut s| s.take()) {
             let _ = tx.send(());
         }
-        let _ = (&mut self.server).await;
+        let server = self.server.lock().ok().and_then(|mut s| s.take());
+        if let Some(h) = server {
+            let _ = h.await;
+        }
     }
 }
 
@@ -624,12 +649,66 @@ pub struct MemberInfo {
 /// An agent's place in the cluster: its cluster listener (bound at start, so its port is
 /// known before it joins), and once it has joined, its membership and Raft member. A
 /// membership on disk is resumed at start.
+///
+/// The member lock is held only to read or set the member, never across a Raft call, so a
+/// change that waits for a majority never blocks status, other calls, or shutdown.
 pub struct ClusterHost {
     dir: std::path::PathBuf,
     identity: Arc<Identity>,
+    listen: SocketAddr,
     port: u16,
     listener: std::sync::Mutex<Option<tokio::net::TcpListener>>,
-    member: tokio::sync::Mutex<Option<(Membership, ClusterNode)>>,
+    member: tokio::sync::Mutex<Option<(Membership, Arc<ClusterNode>)>>,
+}
+
+/// Checks a membership before anything is written: ids, addresses and certificates all
+/// distinct, no id 0, the joining node among them with this agent's own certificate.
+fn validate(
+    m: &Membership,
+    own: &Fingerprint,
+) -> Result<BTreeMap<NodeId, Fingerprint>, ClusterError> {
+    let mut pins = BTreeMap::new();
+    let mut addrs = std::collections::HashSet::new();
+    for p in &m.members {
+        if p.id == 0 {
+            return Err(ClusterError::Refused(format!(
+                "member {} has id 0; ids start at 1",
+                p.name
+            )));
+        }
+        let fp = Fingerprint::parse(&p.fingerprint).map_err(|e| {
+            ClusterError::Refused(format!("member {} ({}): fingerprint: {e}", p.id, p.name))
+        })?;
+        if pins.values().any(|x| *x == fp) {
+            return Err(ClusterError::Refused(format!(
+                "member {} ({}) has the same certificate as another member",
+                p.id, p.name
+            )));
+        }
+        if !addrs.insert(p.address.clone()) {
+            return Err(ClusterError::Refused(format!(
+                "member {} ({}) has the same cluster address {} as another member",
+                p.id, p.name, p.address
+            )));
+        }
+        if pins.insert(p.id, fp).is_some() {
+            return Err(ClusterError::Refused(format!(
+                "member id {} appears twice",
+                p.id
+            )));
+        }
+    }
+    match pins.get(&m.node_id) {
+        None => Err(ClusterError::Refused(format!(
+            "node {} is not among the members given",
+            m.node_id
+        ))),
+        Some(fp) if fp != own => Err(ClusterError::Refused(format!(
+            "node {} is listed with certificate {fp}, but this agent's is {own}",
+            m.node_id
+        ))),
+        Some(_) => Ok(pins),
+    }
 }
 
 impl ClusterHost {
@@ -648,6 +727,7 @@ impl ClusterHost {
         let host = Arc::new(ClusterHost {
             dir: dir.to_path_buf(),
             identity,
+            listen: SocketAddr::new(listen.ip(), port),
             port,
             listener: std::sync::Mutex::new(Some(listener)),
             member: tokio::sync::Mutex::new(None),
@@ -662,7 +742,21 @@ impl ClusterHost {
                     file.display()
                 ))
             })?;
-            host.start_member(m).await?;
+            // A voter that lost its log and vote could vote twice in a term: never resume
+            // a membership without its Raft database.
+            let db = dir.join("raft.redb");
+            if !db.exists() {
+                return Err(ClusterError::Setup(format!(
+                    "{} records node {} of cluster {}, but its Raft database {} is missing — restore it, or remove this node from the cluster and join it anew",
+                    file.display(),
+                    m.node_id,
+                    m.cluster,
+                    db.display()
+                )));
+            }
+            let mut g = host.member.lock().await;
+            let node = host.start_member(&m).await?;
+            *g = Some((m, node));
         }
         Ok(host)
     }
@@ -675,23 +769,21 @@ impl ClusterHost {
         self.identity.fingerprint.to_string()
     }
 
-    async fn start_member(&self, m: Membership) -> Result<(), ClusterError> {
-        let mut pins = Vec::new();
-        for p in &m.members {
-            pins.push(Fingerprint::parse(&p.fingerprint).map_err(|e| {
-                ClusterError::Setup(format!("member {} ({}): fingerprint: {e}", p.id, p.name))
-            })?);
-        }
+    async fn start_member(&self, m: &Membership) -> Result<Arc<ClusterNode>, ClusterError> {
+        let pins = validate(m, &self.identity.fingerprint)?;
         let tls = MemberTls {
             identity: self.identity.clone(),
             members: Arc::new(pins),
         };
-        let listener = self
-            .listener
-            .lock()
-            .ok()
-            .and_then(|mut l| l.take())
-            .ok_or_else(|| ClusterError::Setup("the cluster listener is already in use".into()))?;
+        let listener = match self.listener.lock().ok().and_then(|mut l| l.take()) {
+            Some(l) => l,
+            // Taken by a start that failed: bind again.
+            None => tokio::net::TcpListener::bind(self.listen)
+                .await
+                .map_err(|e| {
+                    ClusterError::Setup(format!("cannot listen on {}: {e}", self.listen))
+                })?,
+        };
         // Raft's tasks live as long as the member, not in the span of the call that
         // started it (a Join RPC).
         let node = tracing::Instrument::instrument(
@@ -699,14 +791,15 @@ impl ClusterHost {
             tracing::info_span!(parent: None, "cluster_member", node = m.node_id),
         )
         .await?;
-        *self.member.lock().await = Some((m, node));
-        Ok(())
+        Ok(Arc::new(node))
     }
 
-    /// Joins: records the membership durably, then starts the Raft member. Joining the
-    /// same membership again is a no-op; another cluster is refused.
+    /// Joins: checks the membership, records it durably, then starts the Raft member; if
+    /// the member cannot start, the record is removed again. Joining the same membership
+    /// again is a no-op; another cluster is refused.
     pub async fn join(&self, m: Membership) -> Result<(), ClusterError> {
-        if let Some((cur, _)) = self.member.lock().await.as_ref() {
+        let mut g = self.member.lock().await;
+        if let Some((cur, _)) = g.as_ref() {
             if *cur == m {
                 return Ok(());
             }
@@ -715,12 +808,7 @@ impl ClusterHost {
                 cur.node_id, cur.cluster
             )));
         }
-        if !m.members.iter().any(|x| x.id == m.node_id) {
-            return Err(ClusterError::Refused(format!(
-                "node {} is not among the members given",
-                m.node_id
-            )));
-        }
+        validate(&m, &self.identity.fingerprint)?;
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| ClusterError::Setup(format!("{}: {e}", self.dir.display())))?;
         let file = self.dir.join("member.json");
@@ -735,18 +823,31 @@ impl ClusterHost {
             std::fs::File::open(&self.dir)?.sync_all()
         };
         write().map_err(|e| ClusterError::Setup(format!("{}: {e}", file.display())))?;
-        self.start_member(m).await
+        match self.start_member(&m).await {
+            Ok(node) => {
+                *g = Some((m, node));
+                Ok(())
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&file);
+                Err(e)
+            }
+        }
+    }
+
+    async fn current(&self) -> Result<(Membership, Arc<ClusterNode>), ClusterError> {
+        self.member
+            .lock()
+            .await
+            .clone()
+            .ok_or_else(|| ClusterError::Refused("this agent is not a cluster member".into()))
     }
 
     /// Forms the Raft group with `voters` (this member among them), waits to lead it, and
     /// adds every other member as a learner (it follows the configuration, without a vote).
+    /// Running it again on a formed group only adds missing learners.
     pub async fn initialize(&self, voters: &[NodeId]) -> Result<(), ClusterError> {
-        let g = self.member.lock().await;
-        let Some((m, node)) = g.as_ref() else {
-            return Err(ClusterError::Refused(
-                "this agent is not a cluster member".into(),
-            ));
-        };
+        let (m, node) = self.current().await?;
         if !voters.contains(&m.node_id) {
             return Err(ClusterError::Refused(format!(
                 "node {} initializes the group, so it must be one of its voters",
@@ -776,7 +877,7 @@ impl ClusterHost {
         while node.leader() != Some(m.node_id) {
             if std::time::Instant::now() > deadline {
                 return Err(ClusterError::Raft(format!(
-                    "node {} did not become leader in 20 s, so the other {} members were not added",
+                    "node {} did not become leader in 20 s, so the other {} members were not added; run the create again",
                     m.node_id,
                     learners.len()
                 )));
@@ -787,24 +888,19 @@ impl ClusterHost {
     }
 
     pub async fn propose(&self, cmd: Command) -> Result<Applied, ClusterError> {
-        let g = self.member.lock().await;
-        let Some((_, node)) = g.as_ref() else {
-            return Err(ClusterError::Refused(
-                "this agent is not a cluster member".into(),
-            ));
-        };
+        let (_, node) = self.current().await?;
         node.propose(cmd).await
     }
 
     /// The membership, the leader (0 if none known) and the applied config.
     pub async fn info(&self) -> Option<(Membership, NodeId, ClusterConfig)> {
-        let g = self.member.lock().await;
-        g.as_ref()
-            .map(|(m, n)| (m.clone(), n.leader().unwrap_or(0), n.config()))
+        let g = self.member.lock().await.clone();
+        g.map(|(m, n)| (m, n.leader().unwrap_or(0), n.config()))
     }
 
     pub async fn shutdown(&self) {
-        if let Some((_, node)) = self.member.lock().await.take() {
+        let node = self.member.lock().await.take();
+        if let Some((_, node)) = node {
             node.shutdown().await;
         }
     }

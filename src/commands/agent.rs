@@ -57,10 +57,15 @@ async fn register_drives(
             && leader != 0
             && config.cluster.is_some()
         {
-            let drives = match store.lock().map(|s| s.status()) {
-                Ok(Ok(st)) => st.drives,
-                _ => Vec::new(),
-            };
+            // status() walks the store's index: off the runtime that carries Raft's
+            // heartbeats.
+            let st = store.clone();
+            let drives =
+                match tokio::task::spawn_blocking(move || st.lock().ok().map(|s| s.status())).await
+                {
+                    Ok(Some(Ok(st))) => st.drives,
+                    _ => Vec::new(),
+                };
             for d in drives {
                 let state = if d.available {
                     d.state.to_string()
@@ -72,6 +77,7 @@ async fn register_drives(
                         id: d.id.clone(),
                         node: m.node_id,
                         path: d.path.display().to_string(),
+                        state: state.clone(),
                     },
                     Some(r) if r.state != state => Command::SetDriveState {
                         id: d.id.clone(),

@@ -59,18 +59,19 @@ async fn create(a: ClusterCreateArgs) -> Result<i32> {
         );
         return Ok(2);
     }
-    // Every agent first: reachable, hosting a member, not in a cluster yet.
+    // Every agent first: reachable, hosting a member. Nodes already in a cluster are fine
+    // only if it is this very cluster (a create cut short, or run again): then it resumes.
     let mut agents = Vec::new();
     let mut members = Vec::new();
+    let mut existing: BTreeMap<String, Vec<(String, Vec<Member>)>> = BTreeMap::new();
     for (i, spec) in inv.nodes.iter().enumerate() {
         let mut c = connect(&inv, spec).await?;
         let info = c.get().await?;
         if let Some(cl) = &info.cluster {
-            bail!(
-                "{}: already node {} of cluster {cl}; a node belongs to one cluster",
-                spec.name,
-                info.node_id
-            );
+            existing
+                .entry(cl.clone())
+                .or_default()
+                .push((spec.name.clone(), info.members.clone()));
         }
         members.push(Member {
             id: i as u64 + 1,
@@ -80,7 +81,34 @@ async fn create(a: ClusterCreateArgs) -> Result<i32> {
         });
         agents.push(c);
     }
-    let cluster = uuid::Uuid::new_v4().to_string();
+    let cluster = match existing.len() {
+        0 => uuid::Uuid::new_v4().to_string(),
+        1 => {
+            let (cl, nodes) = existing.iter().next().expect("one entry");
+            if let Some((name, _)) = nodes.iter().find(|(_, ms)| *ms != members) {
+                bail!(
+                    "{name}: already a member of cluster {cl} with other members than this inventory's; a node belongs to one cluster"
+                );
+            }
+            cl.clone()
+        }
+        _ => bail!(
+            "the inventory's nodes belong to {} different clusters ({}); a node belongs to one cluster",
+            existing.len(),
+            existing
+                .iter()
+                .map(|(cl, n)| format!(
+                    "{cl}: {}",
+                    n.iter()
+                        .map(|(x, _)| x.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    };
+    // Joining the same membership again is a no-op on a node that has it.
     for (c, me) in agents.iter_mut().zip(&members) {
         c.join(&cluster, me.id, &members).await?;
     }

@@ -73,6 +73,10 @@ fn decode(i: pb::ClusterInfo) -> AgentCluster {
     }
 }
 
+/// How long one ClusterService call may take: a change waits for a majority (10 s at
+/// most on the agent), forming the group for an election.
+const CALL: Duration = Duration::from_secs(40);
+
 impl ClusterAgent {
     pub async fn connect(
         spec: &NodeSpec,
@@ -112,7 +116,10 @@ impl ClusterAgent {
     }
 
     pub async fn get(&mut self) -> Result<AgentCluster, ClusterCallError> {
-        match self.client.get_cluster(pb::GetClusterRequest {}).await {
+        match tokio::time::timeout(CALL, self.client.get_cluster(pb::GetClusterRequest {}))
+            .await
+            .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer in 40 s")))
+        {
             Ok(r) => Ok(decode(r.into_inner())),
             Err(s) => Err(self.err(s)),
         }
@@ -137,7 +144,10 @@ impl ClusterAgent {
                 })
                 .collect(),
         };
-        match self.client.join(req).await {
+        match tokio::time::timeout(CALL, self.client.join(req))
+            .await
+            .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer in 40 s")))
+        {
             Ok(r) => Ok(decode(r.into_inner())),
             Err(s) => Err(self.err(s)),
         }
@@ -147,7 +157,10 @@ impl ClusterAgent {
         let req = pb::InitializeRequest {
             voters: voters.to_vec(),
         };
-        match self.client.initialize(req).await {
+        match tokio::time::timeout(CALL, self.client.initialize(req))
+            .await
+            .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer in 40 s")))
+        {
             Ok(r) => Ok(decode(r.into_inner())),
             Err(s) => Err(self.err(s)),
         }
@@ -157,7 +170,10 @@ impl ClusterAgent {
         let req = pb::ProposeRequest {
             command_json: serde_json::to_string(cmd).unwrap_or_default(),
         };
-        match self.client.propose(req).await {
+        match tokio::time::timeout(CALL, self.client.propose(req))
+            .await
+            .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer in 40 s")))
+        {
             Ok(r) => Ok(decode(r.into_inner())),
             Err(s) => Err(self.err(s)),
         }

@@ -42,6 +42,10 @@ pub struct DriveRec {
     pub state: String,
 }
 
+fn active() -> String {
+    "ACTIVE".into()
+}
+
 const DRIVE_STATES: [&str; 5] = ["ACTIVE", "PHASING_IN", "PHASING_OUT", "INACTIVE", "FAILED"];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +77,9 @@ pub enum Command {
         id: String,
         node: u64,
         path: String,
+        /// The drive's state as its node sees it (ACTIVE unless said).
+        #[serde(default = "active")]
+        state: String,
     },
     SetDriveState {
         id: String,
@@ -134,6 +141,18 @@ impl ClusterConfig {
                 members,
             } => {
                 if let Some(c) = &self.cluster {
+                    // The same create again (a retry whose answer was lost): done already.
+                    if c == cluster
+                        && self.k == *k
+                        && self.m == *m
+                        && self.hot_spares == *hot_spares
+                        && self.members == *members
+                    {
+                        return Applied {
+                            epoch: self.epoch,
+                            refused: None,
+                        };
+                    }
                     return refused(format!("cluster {c} already exists"));
                 }
                 if !(3..=16).contains(k) || !(2..=4).contains(m) || k <= m {
@@ -155,20 +174,32 @@ impl ClusterConfig {
                 self.members = members.clone();
                 Ok(())
             }
-            Command::AddDrive { id, node, path } => {
+            Command::AddDrive {
+                id,
+                node,
+                path,
+                state,
+            } => {
+                let rec = DriveRec {
+                    node: *node,
+                    path: path.clone(),
+                    state: state.clone(),
+                };
                 if !self.members.contains_key(node) {
                     Err(format!("node {node} is not a member"))
-                } else if self.drives.contains_key(id) {
+                } else if !DRIVE_STATES.contains(&state.as_str()) {
+                    Err(format!("unknown drive state {state:?}"))
+                } else if let Some(cur) = self.drives.get(id) {
+                    if *cur == rec {
+                        // The same add again (a retry): done already.
+                        return Applied {
+                            epoch: self.epoch,
+                            refused: None,
+                        };
+                    }
                     Err(format!("drive {id} is already in the cluster"))
                 } else {
-                    self.drives.insert(
-                        id.clone(),
-                        DriveRec {
-                            node: *node,
-                            path: path.clone(),
-                            state: "ACTIVE".into(),
-                        },
-                    );
+                    self.drives.insert(id.clone(), rec);
                     Ok(())
                 }
             }
@@ -184,6 +215,13 @@ impl ClusterConfig {
                         None => Err(format!("no drive {id} in the cluster")),
                     }
                 }
+            }
+            Command::SetIo(s) if *s == self.io => {
+                // Already there (a retry): nothing changes.
+                return Applied {
+                    epoch: self.epoch,
+                    refused: None,
+                };
             }
             Command::SetIo(s) => {
                 let blockers = self.start_io_blockers();
@@ -246,8 +284,16 @@ mod tests {
         );
         assert_eq!(c, ClusterConfig::default(), "a refusal changed the config");
         assert_eq!(c.apply(&create(22, 2)).epoch, 1);
+        // The same create again is a retry, done already; another one is refused.
+        assert_eq!(
+            c.apply(&create(22, 2)),
+            Applied {
+                epoch: 1,
+                refused: None
+            }
+        );
         assert!(
-            c.apply(&create(22, 2))
+            c.apply(&create(23, 2))
                 .refused
                 .unwrap()
                 .contains("already exists")
@@ -270,6 +316,7 @@ mod tests {
                 id: format!("d{n}"),
                 node: n,
                 path: "/dev/nvme0n1".into(),
+                state: "ACTIVE".into(),
             });
         }
         assert_eq!(c.apply(&Command::SetIo(IoStatus::Started)).refused, None);

@@ -75,6 +75,25 @@ fn put_meta<T: Serialize>(db: &Database, key: &str, v: &T) -> StorageResult<()> 
     tx.commit().map_err(write_err)
 }
 
+/// Saves a snapshot unless the stored one is newer: a snapshot built in the background
+/// from an older state must not replace one installed meanwhile (whose log is purged).
+fn save_snapshot_if_newer(db: &Database, snap: &StoredSnapshot) -> StorageResult<()> {
+    let bytes = serde_json::to_vec(snap).map_err(write_err)?;
+    let tx = db.begin_write().map_err(write_err)?;
+    {
+        let mut t = tx.open_table(META).map_err(write_err)?;
+        let stored: Option<StoredSnapshot> = t
+            .get("snapshot")
+            .map_err(write_err)?
+            .and_then(|v| serde_json::from_slice(v.value()).ok());
+        if stored.is_some_and(|s| s.meta.last_log_id > snap.meta.last_log_id) {
+            return Ok(());
+        }
+        t.insert("snapshot", bytes.as_slice()).map_err(write_err)?;
+    }
+    tx.commit().map_err(write_err)
+}
+
 /// Opens (or creates) the Raft database at `path`; the log store and the state machine
 /// share it.
 pub fn open(path: &Path) -> Result<(LogStore, StateMachine), String> {
@@ -284,9 +303,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             last_membership: membership,
             snapshot_id,
         };
-        put_meta(
+        save_snapshot_if_newer(
             &self.db,
-            "snapshot",
             &StoredSnapshot {
                 meta: meta.clone(),
                 data: data.clone(),
@@ -354,8 +372,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta: meta.clone(),
             data: snapshot.into_inner(),
         };
-        self.restore(&snap)?;
-        put_meta(&self.db, "snapshot", &snap)
+        // On disk first: a crash between the two leaves the newer snapshot to start from.
+        save_snapshot_if_newer(&self.db, &snap)?;
+        self.restore(&snap)
     }
 
     async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
