@@ -199,7 +199,7 @@ fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("start-io: IO STARTED"), "{out}");
     assert!(
-        err.contains("6 members, 6 drives ACTIVE; 4+2 with 0 hot spares"),
+        err.contains("as this member sees it: 6 members, 6 drives ACTIVE; 4+2 with 0 hot spares"),
         "{err}"
     );
     until(&inv, "IO STARTED everywhere", |_, v| {

@@ -257,22 +257,11 @@ pub async fn io_change(h: OpHandle, host: Arc<super::raft::ClusterHost>, start: 
         return;
     };
     let steps: Vec<(&str, IoStatus)> = if start {
-        let blockers = config.start_io_blockers();
+        // The leader checks the preconditions when it applies STARTING, against the
+        // configuration as committed; this member's copy may lag, so it only reports.
         h.step("check preconditions", 0, 3);
-        if !blockers.is_empty() {
-            for b in &blockers {
-                h.log(format!("not met: {b}"));
-            }
-            h.finish(
-                OperationState::Failed,
-                format!("IO not started: {} precondition(s) not met", blockers.len()),
-                Some(blockers.join("; ")),
-                output(config.io, blockers),
-            );
-            return;
-        }
         h.log(format!(
-            "{} members, {} drives ACTIVE; {}+{} with {} hot spares",
+            "as this member sees it: {} members, {} drives ACTIVE; {}+{} with {} hot spares",
             config.members.len(),
             config
                 .drives
@@ -305,6 +294,24 @@ pub async fn io_change(h: OpHandle, host: Arc<super::raft::ClusterHost>, start: 
         h.step(name, i as u64 + u64::from(start), total);
         match host.propose(Command::SetIo(status)).await {
             Ok(a) => h.log(format!("IO {name} (epoch {})", a.epoch)),
+            Err(super::raft::ClusterError::Refused(why))
+                if why.starts_with("IO cannot start: ") =>
+            {
+                let blockers: Vec<String> = why["IO cannot start: ".len()..]
+                    .split("; ")
+                    .map(str::to_string)
+                    .collect();
+                for b in &blockers {
+                    h.log(format!("not met: {b}"));
+                }
+                h.finish(
+                    OperationState::Failed,
+                    format!("IO not started: {} precondition(s) not met", blockers.len()),
+                    Some(blockers.join("; ")),
+                    output(config.io, blockers),
+                );
+                return;
+            }
             Err(e) => {
                 h.finish(
                     OperationState::Failed,
