@@ -322,6 +322,19 @@ pub enum DriveCommand {
     Format(DriveFormatArgs),
     /// Show an axon drive's superblock (and which copy was used if one is damaged)
     Info(DriveInfoArgs),
+    /// Every drive of the data-plane cluster, by node, with its state, as the cluster's
+    /// configuration records it (exit 0, 1 no cluster formed, 3 no member reachable)
+    List(DriveListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DriveListArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

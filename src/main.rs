@@ -51,7 +51,7 @@ fn main() -> std::process::ExitCode {
             Command::Demo(a) => commands::demo::exec(a).await,
             Command::Probe(a) => commands::probe::exec(a).await,
             Command::Plan(a) => commands::plan::exec(a).await,
-            Command::Drive(c) => commands::drive::exec(c),
+            Command::Drive(c) => commands::drive::exec(c).await,
             Command::Io(c) => commands::io::exec(c),
             Command::Cluster(c) => commands::cluster::exec(c).await,
             Command::StartIo(a) => commands::cluster::io(a, true).await,

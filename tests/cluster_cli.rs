@@ -126,6 +126,12 @@ fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
         ),
         "{err}"
     );
+    let (code, _, err) = run(
+        &["drive", "list", "--inventory", &inv_s],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("in no cluster yet"), "{err}");
     // IO cannot start on agents that belong to no cluster.
     let (code, out, err) = run(
         &["start-io", "--inventory", &inv_s],
@@ -189,6 +195,24 @@ fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
         "{:?}",
         config.start_io_blockers()
     );
+
+    // The drives, cluster-wide, by node.
+    let (code, out, err) = run(
+        &["drive", "list", "--inventory", &inv_s],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("6 drives in cluster "), "{out}");
+    for n in 1..=6 {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("n{n} ")))
+            .unwrap_or_else(|| panic!("no drive of n{n}: {out}"));
+        assert!(
+            line.contains(" ACTIVE ") && line.contains(&format!("store-n{n}")),
+            "{line}"
+        );
+    }
 
     // start-io as an operation on a member (here n6, a learner: it hands the changes to
     // the leader), then stop-io; every member applies them.

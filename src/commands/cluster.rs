@@ -1,7 +1,9 @@
 //! `axon cluster create|status`: forming the data-plane cluster from the inventory's agents
 //! (`fleet::cluster`), and what its members report.
 
-use crate::cli::{ClusterCommand, ClusterCreateArgs, ClusterStatusArgs, IoStateArgs};
+use crate::cli::{
+    ClusterCommand, ClusterCreateArgs, ClusterStatusArgs, DriveListArgs, IoStateArgs,
+};
 use crate::dataplane::ec::Scheme;
 use crate::fleet::cluster::{AgentCluster, ClusterAgent, ClusterCallError, Member};
 use crate::fleet::inventory::{Inventory, NodeSpec};
@@ -351,4 +353,61 @@ pub async fn io(a: IoStateArgs, start: bool) -> Result<i32> {
         OperationState::Failed => 2,
         OperationState::Running => 3,
     })
+}
+
+/// `axon drive list`: the cluster's drives as the configuration records them, read from
+/// the first member that answers.
+pub async fn drive_list(a: DriveListArgs) -> Result<i32> {
+    let inv = super::inventory(&a.fleet)?;
+    let mut last_err = None;
+    for spec in &inv.nodes {
+        let info = match connect(&inv, spec).await {
+            Ok(mut c) => c.get().await,
+            Err(e) => Err(e),
+        };
+        let info = match info {
+            Ok(i) => i,
+            Err(e) => {
+                last_err = Some(e.to_string());
+                continue;
+            }
+        };
+        let Some(config) = info.config.filter(|c| c.cluster.is_some()) else {
+            eprintln!(
+                "axon drive list: {} is in no cluster yet; form one with `axon cluster create`",
+                spec.name
+            );
+            return Ok(1);
+        };
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({"from": spec.name, "epoch": config.epoch, "drives": config.drives})
+            );
+            return Ok(0);
+        }
+        println!(
+            "{} drives in cluster {} (as {} has applied it, epoch {})",
+            config.drives.len(),
+            config.cluster.as_deref().unwrap_or_default(),
+            spec.name,
+            config.epoch
+        );
+        println!("{:<16} {:<38} {:<12} PATH", "NODE", "DRIVE", "STATE");
+        let mut rows: Vec<_> = config.drives.iter().collect();
+        rows.sort_by_key(|(id, d)| (d.node, (*id).clone()));
+        for (id, d) in rows {
+            let node = config
+                .members
+                .get(&d.node)
+                .map_or_else(|| format!("node {}", d.node), |m| m.name.clone());
+            println!("{node:<16} {id:<38} {:<12} {}", d.state, d.path);
+        }
+        return Ok(0);
+    }
+    eprintln!(
+        "axon drive list: no member answered: {}",
+        last_err.unwrap_or_else(|| "the inventory lists no node".into())
+    );
+    Ok(3)
 }

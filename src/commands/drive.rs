@@ -5,10 +5,11 @@ use crate::dataplane::drive::{self, FormatOptions, Superblock};
 use anyhow::Result;
 use serde_json::json;
 
-pub fn exec(c: DriveCommand) -> Result<i32> {
+pub async fn exec(c: DriveCommand) -> Result<i32> {
     match c {
         DriveCommand::Format(a) => format(a),
         DriveCommand::Info(a) => info(a),
+        DriveCommand::List(a) => super::cluster::drive_list(a).await,
     }
 }
 
