@@ -11,6 +11,20 @@ use common::process::{Agent, Token, inventory_with, run};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 /// An agent hosting a cluster member and a one-drive store of its own.
 fn start(name: &str, dir: &Path, port: u16) -> Agent {
     let store = dir.join(format!("store-{name}"));
@@ -233,6 +247,48 @@ fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
             .iter()
             .all(|n| n["report"]["config"]["io"] == "Started")
     });
+    // Each member's /metrics says so too.
+    let log = std::fs::read_to_string(dir.join("n3/agent.log")).unwrap();
+    let addr = log
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("metrics     http://"))
+        .map(|a| a.trim_end_matches("/metrics").to_string())
+        .expect("the agent says where /metrics is");
+    let body = scrape(&addr);
+    for (series, want) in [
+        ("axon_cluster_io_status{state=\"STARTED\"}", 1.0),
+        ("axon_cluster_members", 6.0),
+        ("axon_cluster_drives{state=\"ACTIVE\"}", 6.0),
+    ] {
+        let got = body
+            .lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok());
+        assert_eq!(got, Some(want), "{series} in:\n{body}");
+    }
+    assert!(body.contains("axon_cluster_member{cluster="), "{body}");
+    if let Ok(out) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            let text = body
+                .split("\r\n\r\n")
+                .nth(1)
+                .unwrap_or_default()
+                .to_string();
+            c.stdin.take().unwrap().write_all(text.as_bytes())?;
+            c.wait_with_output()
+        })
+    {
+        let said = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && !said.contains("error"), "promtool: {said}");
+    }
     let (code, out, err) = run(
         &["stop-io", "--inventory", &inv_s, "--json"],
         Duration::from_secs(60),

@@ -497,6 +497,88 @@ pub fn render_with(
     }
 }
 
+/// The cluster member this agent hosts, appended to a scrape: `axon_cluster_*`.
+fn append_cluster(
+    out: &mut String,
+    info: Option<&(
+        super::raft::Membership,
+        u64,
+        crate::model::cluster::ClusterConfig,
+    )>,
+    port: u16,
+    openmetrics: bool,
+) {
+    let mut r = Reg(Registry::with_prefix("axon"));
+    let member = r.gauge(
+        "cluster_member",
+        "1 if this agent is a member of a data-plane cluster (its node id and cluster as labels), 0 if not yet",
+    );
+    let Some((m, leader, config)) = info else {
+        set(&member, l([("cluster_port", port.to_string())]), 0.0);
+        return finish_append(out, r, openmetrics);
+    };
+    set(
+        &member,
+        l([
+            ("cluster", m.cluster.clone()),
+            ("node_id", m.node_id.to_string()),
+            ("cluster_port", port.to_string()),
+        ]),
+        1.0,
+    );
+    let g = r.gauge(
+        "cluster_leader",
+        "The leader's node id as this member knows it (0: none known)",
+    );
+    set(&g, vec![], *leader as f64);
+    let g = r.gauge(
+        "cluster_epoch",
+        "Epoch of the configuration this member has applied",
+    );
+    set(&g, vec![], config.epoch as f64);
+    let g = r.gauge(
+        "cluster_members",
+        "Members (failure domains) of the cluster",
+    );
+    set(&g, vec![], config.members.len() as f64);
+    let g = r.gauge(
+        "cluster_io_status",
+        "1 for the cluster's IO status (STOPPED, STARTING, STARTED), 0 for the others",
+    );
+    for st in ["STOPPED", "STARTING", "STARTED"] {
+        set(
+            &g,
+            l([("state", st.to_string())]),
+            f64::from(u8::from(config.io.as_str() == st)),
+        );
+    }
+    let g = r.gauge("cluster_drives", "The cluster's drives by state");
+    for st in ["ACTIVE", "PHASING_IN", "PHASING_OUT", "INACTIVE", "FAILED"] {
+        let n = config.drives.values().filter(|d| d.state == st).count();
+        set(&g, l([("state", st.to_string())]), n as f64);
+    }
+    finish_append(out, r, openmetrics);
+}
+
+/// Appends a second registry's families to an encoded scrape (before OpenMetrics' EOF).
+fn finish_append(out: &mut String, r: Reg, openmetrics: bool) {
+    let mut more = String::new();
+    let _ = encode(&mut more, &r.0);
+    let more = more.trim_end().trim_end_matches("# EOF").to_string();
+    let more = if openmetrics {
+        more
+    } else {
+        to_text_format(&more)
+    };
+    if openmetrics {
+        let body = out.trim_end().trim_end_matches("# EOF").to_string();
+        *out = format!("{}\n{}\n# EOF\n", body.trim_end(), more.trim_end());
+    } else {
+        out.push_str(more.trim_end());
+        out.push('\n');
+    }
+}
+
 /// What the hosted storage engine last published (`axon agent --store`).
 pub type EngineStatus = crate::dataplane::store::Status;
 
@@ -697,8 +779,16 @@ pub fn router(state: Arc<AgentState>) -> axum::Router {
             let om = wants_openmetrics(accept);
             let now = now_ms();
             let engine = state.engine_status();
+            let cluster = match state.cluster_host() {
+                Some(h) => Some((h.info().await, h.port())),
+                None => None,
+            };
             let body = state.with_snapshot(|s, _| {
-                render_with(s, now, om, Some(&state.server), engine.as_ref())
+                let mut out = render_with(s, now, om, Some(&state.server), engine.as_ref());
+                if let Some((info, port)) = &cluster {
+                    append_cluster(&mut out, info.as_ref(), *port, om);
+                }
+                out
             });
             (
                 [(
