@@ -247,6 +247,17 @@ fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
             .iter()
             .all(|n| n["report"]["config"]["io"] == "Started")
     });
+    // axon status carries the cluster's line.
+    let (_, out, err) = run(&["status", "--inventory", &inv_s], Duration::from_secs(60));
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("cluster "))
+        .unwrap_or_else(|| panic!("no cluster line: {out}{err}"));
+    assert!(
+        line.contains("4+2 with 0 hot spares · IO STARTED · leader n")
+            && line.contains("6 members · 6 drives active"),
+        "{line}"
+    );
     // Each member's /metrics says so too.
     let log = std::fs::read_to_string(dir.join("n3/agent.log")).unwrap();
     let addr = log
@@ -287,7 +298,10 @@ fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
     {
         let said = String::from_utf8_lossy(&out.stdout).to_string()
             + &String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success() && !said.contains("error"), "promtool: {said}");
+        assert!(
+            out.status.success() && !said.contains("error"),
+            "promtool: {said}"
+        );
     }
     let (code, out, err) = run(
         &["stop-io", "--inventory", &inv_s, "--json"],

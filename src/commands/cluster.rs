@@ -411,3 +411,69 @@ pub async fn drive_list(a: DriveListArgs) -> Result<i32> {
     );
     Ok(3)
 }
+
+/// The data-plane cluster in one line for `axon status`, and as JSON: from the first
+/// member that answers. None when no agent hosts a cluster member.
+pub async fn summary(inv: &Inventory, skip: &[String]) -> Option<(String, serde_json::Value)> {
+    for spec in inv.nodes.iter().filter(|n| !skip.contains(&n.name)).take(8) {
+        let Ok(mut c) = connect(inv, spec).await else {
+            continue;
+        };
+        let Ok(info) = tokio::time::timeout(Duration::from_secs(5), c.get()).await else {
+            continue;
+        };
+        let info = match info {
+            Ok(i) => i,
+            // An agent without --cluster-listen: try the next.
+            Err(_) => continue,
+        };
+        let Some(config) = info.config.clone().filter(|c| c.cluster.is_some()) else {
+            return Some((
+                "none formed (`axon cluster create`)".into(),
+                serde_json::json!({"formed": false}),
+            ));
+        };
+        let leader = config
+            .members
+            .get(&info.leader)
+            .map_or_else(|| "none known".to_string(), |m| m.name.clone());
+        let active = config
+            .drives
+            .values()
+            .filter(|d| d.state == "ACTIVE")
+            .count();
+        let failed = config
+            .drives
+            .values()
+            .filter(|d| d.state == "FAILED")
+            .count();
+        let mut parts = vec![
+            format!(
+                "{}+{} with {} hot spares",
+                config.k, config.m, config.hot_spares
+            ),
+            format!("IO {}", config.io.as_str()),
+            format!("leader {leader}"),
+            format!("{} members", config.members.len()),
+            format!("{active} drives active"),
+        ];
+        if failed > 0 {
+            parts.push(format!("{failed} FAILED"));
+        }
+        let json = serde_json::json!({
+            "formed": true,
+            "cluster": config.cluster,
+            "scheme": format!("{}+{}", config.k, config.m),
+            "hot_spares": config.hot_spares,
+            "io": config.io.as_str(),
+            "leader": leader,
+            "members": config.members.len(),
+            "drives_active": active,
+            "drives_failed": failed,
+            "epoch": config.epoch,
+            "from": spec.name,
+        });
+        return Some((parts.join(" · "), json));
+    }
+    None
+}

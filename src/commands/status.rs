@@ -67,16 +67,47 @@ fn answered(n: &crate::fleet::NodeView, now_ms: i64, view: &ClusterView) -> bool
             .is_some_and(|s| s.checks.is_some() && s.pinning.is_some() && s.nvme.is_some())
 }
 
+fn view_name(view: &ClusterView, i: usize) -> String {
+    view.nodes[i].name.clone()
+}
+
 pub async fn run(inv: &Inventory, a: &StatusArgs) -> Result<i32> {
     let mut fleet = Fleet::start(inv, FollowOptions::for_interval(a.interval))?;
     wait(&mut fleet, a.timeout, "status").await;
     let mut out = std::io::stdout().lock();
     let Some(every) = a.watch else {
         let h = Health::compute(&fleet.view, now_ms());
+        // The data-plane cluster, when the agents host one (asked once, not followed).
+        // At most 5 s, asking only nodes that answered.
+        let not_up: Vec<String> = h
+            .not_up
+            .iter()
+            .map(|n| view_name(&fleet.view, n.node))
+            .collect();
+        let cluster = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            super::cluster::summary(inv, &not_up),
+        )
+        .await
+        .ok()
+        .flatten();
         let text = if a.json {
-            format!("{:#}\n", to_json(&fleet.view, &h))
+            let mut v = to_json(&fleet.view, &h);
+            if let Some((_, j)) = &cluster {
+                v["cluster"] = j.clone();
+            }
+            format!("{v:#}\n")
         } else {
-            render_text(&fleet.view, &h, super::check::use_color())
+            let mut t = render_text(&fleet.view, &h, super::check::use_color());
+            if let Some((line, _)) = &cluster {
+                // With the other summary lines, before the lists below them.
+                let at = t
+                    .find("\n  nodes")
+                    .and_then(|i| t[i + 1..].find("\n\n").map(|j| i + 1 + j + 1))
+                    .unwrap_or(t.len());
+                t.insert_str(at, &format!("  {:<9} {line}\n", "cluster"));
+            }
+            t
         };
         // A closed pipe (`| head`) is not an error of the cluster.
         let _ = out.write_all(text.as_bytes());
