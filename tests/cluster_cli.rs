@@ -7,23 +7,10 @@
 
 mod common;
 
-use common::process::{Agent, Token, inventory_with, run};
+use common::agents::sample;
+use common::process::{Agent, Token, inventory_with, run, scrape};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn scrape(addr: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
 
 /// An agent hosting a cluster member and a one-drive store of its own.
 fn start(name: &str, dir: &Path, port: u16) -> Agent {
@@ -259,23 +246,13 @@ fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
         "{line}"
     );
     // Each member's /metrics says so too.
-    let log = std::fs::read_to_string(dir.join("n3/agent.log")).unwrap();
-    let addr = log
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("metrics     http://"))
-        .map(|a| a.trim_end_matches("/metrics").to_string())
-        .expect("the agent says where /metrics is");
-    let body = scrape(&addr);
+    let body = scrape(&agents[2].metrics);
     for (series, want) in [
         ("axon_cluster_io_status{state=\"STARTED\"}", 1.0),
         ("axon_cluster_members", 6.0),
         ("axon_cluster_drives{state=\"ACTIVE\"}", 6.0),
     ] {
-        let got = body
-            .lines()
-            .find(|l| l.starts_with(series))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok());
+        let got = sample(&body, series);
         assert_eq!(got, Some(want), "{series} in:\n{body}");
     }
     assert!(body.contains("axon_cluster_member{cluster="), "{body}");

@@ -8,7 +8,7 @@
 
 use axon::agent::raft::{ClusterError, ClusterNode, MemberTls, Network};
 use axon::agent::tls::{Identity, load_or_create};
-use axon::dataplane::cluster::config::{Command, IoStatus, Member};
+use axon::model::cluster::{Command, IoStatus, Member};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

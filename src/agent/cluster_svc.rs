@@ -3,7 +3,7 @@
 
 use super::raft::{ClusterError, ClusterHost, MemberInfo, Membership};
 use super::state::AgentState;
-use crate::dataplane::cluster::config::Command;
+use crate::model::cluster::Command;
 use crate::wire::pb;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};

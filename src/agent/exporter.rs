@@ -469,7 +469,7 @@ pub fn registry(s: &NodeSnapshot, now_ms: i64) -> Registry {
 
 /// Encodes in OpenMetrics text (`openmetrics = true`) or Prometheus text format 0.0.4.
 pub fn render(s: &NodeSnapshot, now_ms: i64, openmetrics: bool) -> String {
-    render_with(s, now_ms, openmetrics, None, None)
+    render_with(s, now_ms, openmetrics, None, None, None)
 }
 
 /// `render`, plus the listeners' counters when given.
@@ -479,6 +479,7 @@ pub fn render_with(
     openmetrics: bool,
     server: Option<&super::listen::ServerStats>,
     engine: Option<&EngineStatus>,
+    cluster: Option<&ClusterMetrics>,
 ) -> String {
     let mut out = String::with_capacity(64 * 1024);
     let mut reg = registry(s, now_ms);
@@ -487,6 +488,9 @@ pub fn render_with(
     }
     if let Some(e) = engine {
         register_engine(&mut reg, e);
+    }
+    if let Some(c) = cluster {
+        register_cluster(&mut reg, c);
     }
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &reg);
@@ -497,25 +501,29 @@ pub fn render_with(
     }
 }
 
-/// The cluster member this agent hosts, appended to a scrape: `axon_cluster_*`.
-fn append_cluster(
-    out: &mut String,
-    info: Option<&(
+/// The cluster member this agent hosts, for `/metrics` (`axon agent --cluster-listen`).
+pub struct ClusterMetrics {
+    pub port: u16,
+    /// Membership, leader (0: none known), applied config; None before joining.
+    pub member: Option<(
         super::raft::Membership,
         u64,
         crate::model::cluster::ClusterConfig,
     )>,
-    port: u16,
-    openmetrics: bool,
-) {
-    let mut r = Reg(Registry::with_prefix("axon"));
+}
+
+/// `axon_cluster_*`.
+fn register_cluster(reg: &mut Registry, c: &ClusterMetrics) {
+    let mut r = Reg(std::mem::take(reg));
     let member = r.gauge(
         "cluster_member",
         "1 if this agent is a member of a data-plane cluster (its node id and cluster as labels), 0 if not yet",
     );
-    let Some((m, leader, config)) = info else {
+    let port = c.port;
+    let Some((m, leader, config)) = &c.member else {
         set(&member, l([("cluster_port", port.to_string())]), 0.0);
-        return finish_append(out, r, openmetrics);
+        *reg = r.0;
+        return;
     };
     set(
         &member,
@@ -557,26 +565,7 @@ fn append_cluster(
         let n = config.drives.values().filter(|d| d.state == st).count();
         set(&g, l([("state", st.to_string())]), n as f64);
     }
-    finish_append(out, r, openmetrics);
-}
-
-/// Appends a second registry's families to an encoded scrape (before OpenMetrics' EOF).
-fn finish_append(out: &mut String, r: Reg, openmetrics: bool) {
-    let mut more = String::new();
-    let _ = encode(&mut more, &r.0);
-    let more = more.trim_end().trim_end_matches("# EOF").to_string();
-    let more = if openmetrics {
-        more
-    } else {
-        to_text_format(&more)
-    };
-    if openmetrics {
-        let body = out.trim_end().trim_end_matches("# EOF").to_string();
-        *out = format!("{}\n{}\n# EOF\n", body.trim_end(), more.trim_end());
-    } else {
-        out.push_str(more.trim_end());
-        out.push('\n');
-    }
+    *reg = r.0;
 }
 
 /// What the hosted storage engine last published (`axon agent --store`).
@@ -780,15 +769,21 @@ pub fn router(state: Arc<AgentState>) -> axum::Router {
             let now = now_ms();
             let engine = state.engine_status();
             let cluster = match state.cluster_host() {
-                Some(h) => Some((h.info().await, h.port())),
+                Some(h) => Some(ClusterMetrics {
+                    port: h.port(),
+                    member: h.info().await,
+                }),
                 None => None,
             };
             let body = state.with_snapshot(|s, _| {
-                let mut out = render_with(s, now, om, Some(&state.server), engine.as_ref());
-                if let Some((info, port)) = &cluster {
-                    append_cluster(&mut out, info.as_ref(), *port, om);
-                }
-                out
+                render_with(
+                    s,
+                    now,
+                    om,
+                    Some(&state.server),
+                    engine.as_ref(),
+                    cluster.as_ref(),
+                )
             });
             (
                 [(

@@ -10,8 +10,8 @@
 
 use super::listen::{self, Limits, ServerStats, Which};
 use super::tls::Identity;
-use crate::dataplane::cluster::config::{Applied, ClusterConfig, Command};
 use crate::dataplane::cluster::raftstore::{self, ConfigView, NodeId, Raft, TypeConfig};
+use crate::model::cluster::{Applied, ClusterConfig, Command};
 use crate::wire::pb::RaftPayload;
 use crate::wire::pb::raft_service_client::RaftServiceClient;
 use crate::wire::pb::raft_service_server::{RaftService, RaftServiceServer};

@@ -6,7 +6,7 @@ use crate::cli::{
 };
 use crate::dataplane::ec::Scheme;
 use crate::fleet::cluster::{AgentCluster, ClusterAgent, ClusterCallError, Member};
-use crate::fleet::inventory::{Inventory, NodeSpec};
+use crate::fleet::inventory::{Inventory, NodeSpec, host_port};
 use crate::fleet::ops::OpsClient;
 use crate::model::cluster::{ClusterConfig, Command};
 use crate::model::ops::{OperationOutput, OperationState};
@@ -24,28 +24,26 @@ pub async fn exec(c: ClusterCommand) -> Result<i32> {
     }
 }
 
-async fn connect(inv: &Inventory, spec: &NodeSpec) -> Result<ClusterAgent, ClusterCallError> {
-    let tokens = inv.load_tokens().map_err(|e| ClusterCallError::Connect {
-        node: spec.name.clone(),
-        detail: e.to_string(),
-    })?;
+/// The node's token (from its token file) and how its certificate is trusted.
+fn credentials(
+    inv: &Inventory,
+    spec: &NodeSpec,
+) -> Result<(Option<String>, crate::fleet::tls::Security), String> {
+    let tokens = inv.load_tokens().map_err(|e| e.to_string())?;
     let token = spec
         .token_file
         .as_ref()
         .and_then(|p| tokens.get(p).cloned());
-    let security = inv.security(spec).map_err(|e| ClusterCallError::Connect {
-        node: spec.name.clone(),
-        detail: e.to_string(),
-    })?;
-    ClusterAgent::connect(spec, token, security, Duration::from_secs(5)).await
+    let security = inv.security(spec).map_err(|e| e.to_string())?;
+    Ok((token, security))
 }
 
-fn host_port(address: &str, port: u16) -> String {
-    if address.contains(':') && !address.starts_with('[') {
-        format!("[{address}]:{port}")
-    } else {
-        format!("{address}:{port}")
-    }
+async fn connect(inv: &Inventory, spec: &NodeSpec) -> Result<ClusterAgent, ClusterCallError> {
+    let (token, security) = credentials(inv, spec).map_err(|detail| ClusterCallError::Connect {
+        node: spec.name.clone(),
+        detail,
+    })?;
+    ClusterAgent::connect(spec, token, security, Duration::from_secs(5)).await
 }
 
 async fn create(a: ClusterCreateArgs) -> Result<i32> {
@@ -135,7 +133,8 @@ async fn create(a: ClusterCreateArgs) -> Result<i32> {
             })
             .collect::<BTreeMap<_, _>>(),
     };
-    let info = propose(&mut agents, leader, &create).await?;
+    // Any member takes a change: it hands it to the leader.
+    let info = agents[0].propose(&create).await?;
     if a.json {
         println!("{}", serde_json::to_string(&info)?);
     } else {
@@ -170,28 +169,6 @@ async fn wait_leader(c: &mut ClusterAgent) -> Result<u64> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Proposes through the leader, following it if leadership moves.
-async fn propose(
-    agents: &mut [ClusterAgent],
-    mut leader: u64,
-    cmd: &Command,
-) -> Result<AgentCluster> {
-    for _ in 0..5 {
-        let c = agents
-            .get_mut(leader as usize - 1)
-            .ok_or_else(|| anyhow!("the leader (node {leader}) is not in the inventory"))?;
-        match c.propose(cmd).await {
-            Ok(i) => return Ok(i),
-            Err(ClusterCallError::NotLeader { .. }) => {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                leader = wait_leader(c).await?;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    bail!("leadership kept moving; run `axon cluster status` and try again")
 }
 
 async fn status(a: ClusterStatusArgs) -> Result<i32> {
@@ -266,7 +243,6 @@ async fn status(a: ClusterStatusArgs) -> Result<i32> {
 pub async fn io(a: IoStateArgs, start: bool) -> Result<i32> {
     let verb = if start { "start-io" } else { "stop-io" };
     let inv = super::inventory(&a.fleet)?;
-    let tokens = inv.load_tokens()?;
     let candidates: Vec<&NodeSpec> = match &a.node {
         Some(n) => {
             let s = inv
@@ -281,11 +257,7 @@ pub async fn io(a: IoStateArgs, start: bool) -> Result<i32> {
     let mut last_err = None;
     let mut started = None;
     for spec in candidates {
-        let token = spec
-            .token_file
-            .as_ref()
-            .and_then(|p| tokens.get(p).cloned());
-        let security = inv.security(spec)?;
+        let (token, security) = credentials(&inv, spec).map_err(|e| anyhow!(e))?;
         let mut c = match OpsClient::connect(spec, token, security, Duration::from_secs(5)).await {
             Ok(c) => c,
             Err(e) => {

@@ -497,14 +497,6 @@ impl AlignedBuf {
         AlignedBuf { v, off, len }
     }
 
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     pub fn as_slice(&self) -> &[u8] {
         &self.v[self.off..self.off + self.len]
     }

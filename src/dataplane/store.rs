@@ -712,18 +712,6 @@ impl Store {
         Ok(())
     }
 
-    pub fn scheme(&self) -> Scheme {
-        self.scheme
-    }
-
-    pub fn cluster(&self) -> Uuid {
-        self.cluster
-    }
-
-    pub fn chunk_size(&self) -> u32 {
-        self.chunk_size
-    }
-
     pub fn recovery(&self) -> &Recovery {
         &self.recovery
     }

@@ -121,6 +121,23 @@ impl Clients {
     }
 }
 
+/// Connects to an inventory node over TCP; the error names the node.
+pub async fn connect_node(
+    spec: &super::inventory::NodeSpec,
+    token: Option<String>,
+    security: super::tls::Security,
+    timeout: Duration,
+) -> Result<Clients, String> {
+    let target = Target::Tcp {
+        addr: spec.endpoint(),
+        token,
+        security,
+    };
+    connect(&target, timeout)
+        .await
+        .map_err(|e| format!("{}: {e}", spec.name))
+}
+
 /// Connects (lazily for TCP: the first call dials) with the given connect timeout.
 pub async fn connect(target: &Target, connect_timeout: Duration) -> Result<Clients, ConnectError> {
     let (channel, token) = match target {

@@ -1,7 +1,7 @@
 //! The console side of `ClusterService`: one agent's place in the data-plane cluster, and
 //! the calls that form it (`axon cluster create|status`).
 
-use super::client::{self, ClusterClient, Target};
+use super::client::{self, ClusterClient};
 use super::inventory::NodeSpec;
 use super::tls::Security;
 use crate::model::cluster::{ClusterConfig, Command};
@@ -42,8 +42,6 @@ pub enum ClusterCallError {
     NeedsAdmin { node: String, detail: String },
     #[error("{node}: {detail}")]
     Refused { node: String, detail: String },
-    #[error("{node}: not the leader ({detail})")]
-    NotLeader { node: String, detail: String },
 }
 
 pub struct ClusterAgent {
@@ -84,16 +82,11 @@ impl ClusterAgent {
         security: Security,
         timeout: Duration,
     ) -> Result<ClusterAgent, ClusterCallError> {
-        let target = Target::Tcp {
-            addr: spec.endpoint(),
-            token,
-            security,
-        };
-        let c = client::connect(&target, timeout)
+        let c = client::connect_node(spec, token, security, timeout)
             .await
-            .map_err(|e| ClusterCallError::Connect {
+            .map_err(|detail| ClusterCallError::Connect {
                 node: spec.name.clone(),
-                detail: e.to_string(),
+                detail,
             })?;
         Ok(ClusterAgent {
             node: spec.name.clone(),
@@ -107,9 +100,6 @@ impl ClusterAgent {
         match s.code() {
             tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => {
                 ClusterCallError::NeedsAdmin { node, detail }
-            }
-            tonic::Code::FailedPrecondition if detail.starts_with("not the leader") => {
-                ClusterCallError::NotLeader { node, detail }
             }
             _ => ClusterCallError::Refused { node, detail },
         }

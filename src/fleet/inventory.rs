@@ -33,6 +33,15 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+/// `address:port`, an IPv6 address in brackets.
+pub fn host_port(address: &str, port: u16) -> String {
+    if address.contains(':') && !address.starts_with('[') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeSpec {
     pub name: String,
@@ -48,11 +57,7 @@ pub struct NodeSpec {
 
 impl NodeSpec {
     pub fn endpoint(&self) -> String {
-        if self.address.contains(':') && !self.address.starts_with('[') {
-            format!("[{}]:{}", self.address, self.port)
-        } else {
-            format!("{}:{}", self.address, self.port)
-        }
+        host_port(&self.address, self.port)
     }
 }
 

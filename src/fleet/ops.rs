@@ -1,7 +1,7 @@
 //! The console's side of OperationService: start, follow, cancel and list the operations
 //! an agent runs. `actions` builds on this; nothing above `fleet` speaks gRPC.
 
-use super::client::{self, OperationClient, Target};
+use super::client::{self, OperationClient};
 use super::inventory::NodeSpec;
 use super::tls::Security;
 use crate::model::ops::Operation;
@@ -57,14 +57,9 @@ impl OpsClient {
         security: Security,
         timeout: Duration,
     ) -> Result<OpsClient, OpError> {
-        let target = Target::Tcp {
-            addr: spec.endpoint(),
-            token,
-            security,
-        };
-        let c = client::connect(&target, timeout)
+        let c = client::connect_node(spec, token, security, timeout)
             .await
-            .map_err(|e| OpError::Connect(format!("{}: {e}", spec.name)))?;
+            .map_err(OpError::Connect)?;
         Ok(OpsClient {
             node: spec.name.clone(),
             client: c.ops,

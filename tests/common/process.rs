@@ -12,6 +12,8 @@ pub struct Agent {
     pub name: String,
     pub port: u16,
     pub fingerprint: String,
+    /// host:port of its /metrics.
+    pub metrics: String,
     pub reader_token: PathBuf,
     pub admin_token: PathBuf,
 }
@@ -57,7 +59,7 @@ impl Agent {
                 .append(true)
                 .open(&log_path)
                 .ok();
-            let (mut port, mut fp) = (None, None);
+            let (mut port, mut fp, mut metrics) = (None, None, None);
             for line in BufReader::new(err).lines().map_while(Result::ok) {
                 if let Some(f) = log.as_mut() {
                     let _ = writeln!(f, "{line}");
@@ -73,13 +75,16 @@ impl Agent {
                 if let Some((_, f)) = line.split_once("fingerprint = \"") {
                     fp = Some(f.trim_end_matches('"').to_string());
                 }
-                if let (Some(p), Some(f)) = (port, fp.clone()) {
-                    let _ = tx.send((p, f));
+                if let Some(rest) = line.strip_prefix("metrics     http://") {
+                    metrics = Some(rest.trim_end_matches("/metrics").to_string());
+                }
+                if let (Some(p), Some(f), Some(m)) = (port, fp.clone(), metrics.clone()) {
+                    let _ = tx.send((p, f, m));
                     port = None;
                 }
             }
         });
-        let Ok((port, fingerprint)) = rx.recv_timeout(Duration::from_secs(30)) else {
+        let Ok((port, fingerprint, metrics)) = rx.recv_timeout(Duration::from_secs(30)) else {
             let _ = child.kill();
             panic!("agent {name} did not come up within 30 s");
         };
@@ -88,6 +93,7 @@ impl Agent {
             name: name.to_string(),
             port,
             fingerprint,
+            metrics,
             reader_token: dir.join("state/reader.token"),
             admin_token: dir.join("state/admin.token"),
         }
@@ -105,6 +111,21 @@ impl Drop for Agent {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// GET /metrics over plain HTTP, from a test without a runtime; the whole response.
+pub fn scrape(addr: &str) -> String {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }
 
 pub fn agents(dir: &Path, n: usize) -> Vec<Agent> {

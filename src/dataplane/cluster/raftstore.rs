@@ -10,7 +10,7 @@
 // openraft's StorageError is what its traits return; boxing it is not ours to choose.
 #![allow(clippy::result_large_err)]
 
-use super::config::{Applied, ClusterConfig, Command};
+use crate::model::cluster::{Applied, ClusterConfig, Command};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
 use openraft::{
     BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftLogReader, RaftSnapshotBuilder,
@@ -243,10 +243,6 @@ pub struct ConfigView(Arc<RwLock<SmState>>);
 impl ConfigView {
     pub fn config(&self) -> ClusterConfig {
         self.0.read().map(|s| s.config.clone()).unwrap_or_default()
-    }
-
-    pub fn last_applied(&self) -> Option<LogId<NodeId>> {
-        self.0.read().ok().and_then(|s| s.last_applied)
     }
 }
 
