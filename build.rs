@@ -13,12 +13,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/axon/v1/operations.proto",
         "proto/axon/v1/cluster.proto",
         "proto/axon/v1/cluster_admin.proto",
+        "proto/axon/v1/data.proto",
     ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }
     let fds = protox::compile(protos, ["proto"])?;
+    // Chunk and object payloads as `Bytes`: handed from the wire to the store and back
+    // without a copy.
     tonic_prost_build::configure()
+        .bytes(".axon.v1.PutChunkRequest.data")
+        .bytes(".axon.v1.GetChunkReply.data")
+        .bytes(".axon.v1.PutObjectRequest.data")
+        .bytes(".axon.v1.GetObjectReply.data")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

@@ -193,7 +193,7 @@ pub enum IoCommand {
     /// Remove KEY
     Rm(IoKeyArgs),
     /// List objects: key, size, stripes
-    Ls(IoStoreArgs),
+    Ls(IoLsArgs),
     /// Drives, protection, degraded stripes, and what opening the store found and freed
     /// (exit 0 OK, 1 degraded, 2 some stripe unprotected or unreadable)
     Status(IoStoreArgs),
@@ -222,7 +222,8 @@ pub struct IoCreateArgs {
     #[command(flatten)]
     pub store: IoStoreArgs,
 
-    /// Erasure coding: k data + m parity chunks per stripe, k in 3..16, m in 2..4, k > m
+    /// Erasure coding: k data + m parity chunks per stripe, k in 3..16, m in 2..4, k > m;
+    /// or 1+0 for a node's share of a cluster (the cluster's stripes across nodes protect it)
     #[arg(long, default_value = "16+4", value_parser = parse_scheme)]
     pub scheme: (usize, usize),
 
@@ -260,18 +261,80 @@ pub struct IoAddDriveArgs {
     pub force: bool,
 }
 
+/// With --hosts or --inventory, `axon io put|get|rm|ls` work on the data-plane cluster
+/// (through the first of its agents that answers) instead of a store on this machine.
+#[derive(Debug, Clone, Args)]
+pub struct IoClusterArgs {
+    /// The cluster's agents in host list syntax (axon[001-022]); IO goes through the first
+    /// that answers
+    #[arg(long, value_name = "HOSTLIST", conflicts_with = "inventory")]
+    pub hosts: Option<String>,
+
+    /// Inventory file of the cluster's agents
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+
+    /// Token file: the agents' admin.token to put or remove, reader.token suffices to read
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Agents' gRPC port for --hosts
+    #[arg(
+        long,
+        value_name = "PORT",
+        default_value_t = 14000,
+        conflicts_with = "inventory"
+    )]
+    pub port: u16,
+
+    #[command(flatten)]
+    pub trust: TrustArgs,
+}
+
+impl IoClusterArgs {
+    /// The fleet selection, when a cluster was named.
+    pub fn fleet(&self) -> Option<FleetArgs> {
+        (self.hosts.is_some() || self.inventory.is_some()).then(|| FleetArgs {
+            hosts: self.hosts.clone(),
+            inventory: self.inventory.clone(),
+            token_file: self.token_file.clone(),
+            port: self.port,
+            trust: self.trust.clone(),
+        })
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct IoKeyArgs {
     #[command(flatten)]
     pub store: IoStoreArgs,
 
+    #[command(flatten)]
+    pub cluster: IoClusterArgs,
+
     pub key: String,
+}
+
+#[derive(Debug, Args)]
+pub struct IoLsArgs {
+    #[command(flatten)]
+    pub store: IoStoreArgs,
+
+    #[command(flatten)]
+    pub cluster: IoClusterArgs,
+
+    /// Only keys starting with this (cluster only)
+    #[arg(long, value_name = "PREFIX", default_value = "")]
+    pub prefix: String,
 }
 
 #[derive(Debug, Args)]
 pub struct IoPutArgs {
     #[command(flatten)]
     pub store: IoStoreArgs,
+
+    #[command(flatten)]
+    pub cluster: IoClusterArgs,
 
     pub key: String,
 
@@ -283,6 +346,9 @@ pub struct IoPutArgs {
 pub struct IoGetArgs {
     #[command(flatten)]
     pub store: IoStoreArgs,
+
+    #[command(flatten)]
+    pub cluster: IoClusterArgs,
 
     pub key: String,
 
@@ -792,6 +858,21 @@ pub struct AgentArgs {
     /// example 0.0.0.0:14010. A membership recorded by `axon cluster create` resumes at start
     #[arg(long, value_name = "ADDR")]
     pub cluster_listen: Option<SocketAddr>,
+
+    /// Serve this node's chunks to the other members (DataService, mutual TLS among
+    /// members), for example 0.0.0.0:14020; needs --cluster-listen and --store. A store
+    /// made with `axon io create --scheme 1+0` suits it: the cluster's stripes protect it
+    #[arg(long, value_name = "ADDR", requires_all = ["cluster_listen", "store"])]
+    pub data_listen: Option<SocketAddr>,
+
+    /// A member away this long has its chunks rebuilt on the others; one back sooner is
+    /// read around meanwhile, not rebuilt
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub rebuild_grace: Duration,
+
+    /// Bytes per second this node writes while rebuilding (K, M, G); 0 for no limit
+    #[arg(long, value_name = "RATE", default_value = "200M", value_parser = parse_bytes)]
+    pub rebuild_rate: u64,
 }
 
 #[derive(Debug, Args)]

@@ -52,7 +52,7 @@ fn main() -> std::process::ExitCode {
             Command::Probe(a) => commands::probe::exec(a).await,
             Command::Plan(a) => commands::plan::exec(a).await,
             Command::Drive(c) => commands::drive::exec(c).await,
-            Command::Io(c) => commands::io::exec(c),
+            Command::Io(c) => commands::io::exec(c).await,
             Command::Cluster(c) => commands::cluster::exec(c).await,
             Command::StartIo(a) => commands::cluster::io(a, true).await,
             Command::StopIo(a) => commands::cluster::io(a, false).await,

@@ -3,10 +3,25 @@
 
 use super::raft::{ClusterError, ClusterHost, MemberInfo, Membership};
 use super::state::AgentState;
+use crate::dataplane::cluster::frontend::IoError;
 use crate::model::cluster::Command;
 use crate::wire::pb;
+use bytes::Bytes;
+use std::pin::Pin;
 use std::sync::Arc;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
+
+fn io_status(e: IoError) -> Status {
+    match e {
+        IoError::Refused(m) => Status::failed_precondition(m),
+        IoError::NotFound(k) => Status::not_found(format!("no object {k:?} in the cluster")),
+        IoError::Unavailable(m) => Status::unavailable(m),
+        IoError::Failed(m) => Status::internal(m),
+    }
+}
+
+type ObjectStream =
+    Pin<Box<dyn futures::Stream<Item = Result<pb::GetObjectReply, Status>> + Send + 'static>>;
 
 #[derive(Clone)]
 pub struct ClusterSvc {
@@ -35,12 +50,14 @@ fn member_pb(m: &MemberInfo) -> pb::ClusterMember {
         name: m.name.clone(),
         address: m.address.clone(),
         fingerprint: m.fingerprint.clone(),
+        data_address: m.data_address.clone(),
     }
 }
 
 async fn info(h: &ClusterHost, epoch: Option<u64>) -> pb::ClusterInfo {
     let mut out = pb::ClusterInfo {
         cluster_port: u32::from(h.port()),
+        data_port: u32::from(h.data_port()),
         fingerprint: h.fingerprint(),
         ..Default::default()
     };
@@ -51,12 +68,146 @@ async fn info(h: &ClusterHost, epoch: Option<u64>) -> pb::ClusterInfo {
         out.leader = leader;
         out.epoch = epoch.unwrap_or(config.epoch);
         out.config_json = serde_json::to_string(&config).unwrap_or_default();
+        if let Some(d) = h.data_status() {
+            out.data_json = serde_json::to_string(&d).unwrap_or_default();
+        }
     }
     out
 }
 
 #[tonic::async_trait]
 impl pb::cluster_service_server::ClusterService for ClusterSvc {
+    type GetObjectStream = ObjectStream;
+
+    async fn put_object(
+        &self,
+        r: Request<Streaming<pb::PutObjectRequest>>,
+    ) -> Result<Response<pb::PutObjectReply>, Status> {
+        let h = host(&self.state)?;
+        let (fe, layout) = h.io().await.map_err(status)?;
+        let mut stream = r.into_inner();
+        let first = stream.message().await?.ok_or_else(|| {
+            Status::invalid_argument("a put starts with a message naming the key")
+        })?;
+        let key = first.key;
+        // The client's stream feeds the frontend through a small channel: when the cluster
+        // is slower than the client, the channel fills and HTTP/2 holds the client back.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+        let feed = tokio::spawn(async move {
+            if !first.data.is_empty() && tx.send(first.data).await.is_err() {
+                return Ok(());
+            }
+            while let Some(m) = stream.message().await? {
+                if tx.send(m.data).await.is_err() {
+                    break;
+                }
+            }
+            Ok::<(), Status>(())
+        });
+        let done = fe.put(&key, &layout, rx).await;
+        // A client that broke off mid-stream must not get an object stored short.
+        match feed.await {
+            Ok(Ok(())) => {}
+            Ok(Err(s)) => {
+                return Err(Status::aborted(format!(
+                    "the upload of {key:?} broke off ({}); nothing was stored",
+                    s.message()
+                )));
+            }
+            Err(e) => return Err(Status::internal(e.to_string())),
+        }
+        let done = done.map_err(io_status)?;
+        Ok(Response::new(pb::PutObjectReply {
+            key,
+            size: done.size,
+            stripes: done.stripes,
+            generation: done.generation,
+            nodes: done.nodes,
+        }))
+    }
+
+    async fn get_object(
+        &self,
+        r: Request<pb::GetObjectRequest>,
+    ) -> Result<Response<Self::GetObjectStream>, Status> {
+        let h = host(&self.state)?;
+        let (fe, layout) = h.io().await.map_err(status)?;
+        let key = r.into_inner().key;
+        let m = fe.manifest(&key, &layout).await.map_err(io_status)?;
+        let size = m.size;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let reader = tokio::spawn(async move { fe.get(m, tx).await });
+        let stream = futures::stream::unfold(
+            (rx, Some(reader), true),
+            move |(mut rx, reader, first)| async move {
+                match rx.recv().await {
+                    Some(Ok(data)) => Some((
+                        Ok(pb::GetObjectReply {
+                            data,
+                            size: if first { size } else { 0 },
+                            reconstructed: 0,
+                        }),
+                        (rx, reader, false),
+                    )),
+                    Some(Err(e)) => Some((Err(io_status(e)), (rx, None, false))),
+                    None => {
+                        // The end: the count of stripes rebuilt from parity, or the error.
+                        let reader = reader?;
+                        match reader.await {
+                            Ok(Ok(rebuilt)) => Some((
+                                Ok(pb::GetObjectReply {
+                                    data: Bytes::new(),
+                                    size: if first { size } else { 0 },
+                                    reconstructed: rebuilt,
+                                }),
+                                (rx, None, false),
+                            )),
+                            Ok(Err(_)) => None,
+                            Err(e) => {
+                                Some((Err(Status::internal(e.to_string())), (rx, None, false)))
+                            }
+                        }
+                    }
+                }
+            },
+        );
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn list_objects(
+        &self,
+        r: Request<pb::ListObjectsRequest>,
+    ) -> Result<Response<pb::ListObjectsReply>, Status> {
+        let h = host(&self.state)?;
+        let (fe, layout) = h.io().await.map_err(status)?;
+        let (list, silent) = fe.list(&r.into_inner().prefix, &layout).await;
+        Ok(Response::new(pb::ListObjectsReply {
+            objects: list
+                .into_iter()
+                .map(|s| pb::ObjectEntry {
+                    key: s.key,
+                    size: s.size,
+                    stripes: s.stripes,
+                    generation: s.generation,
+                })
+                .collect(),
+            unreachable: silent.into_iter().map(|(_, e)| e).collect(),
+        }))
+    }
+
+    async fn delete_object(
+        &self,
+        r: Request<pb::DeleteObjectRequest>,
+    ) -> Result<Response<pb::DeleteObjectReply>, Status> {
+        let h = host(&self.state)?;
+        let (fe, layout) = h.io().await.map_err(status)?;
+        let existed = fe
+            .delete(&r.into_inner().key, &layout)
+            .await
+            .map_err(io_status)?;
+        Ok(Response::new(pb::DeleteObjectReply { existed }))
+    }
+
     async fn get_cluster(
         &self,
         _r: Request<pb::GetClusterRequest>,
@@ -84,6 +235,7 @@ impl pb::cluster_service_server::ClusterService for ClusterSvc {
                     name: m.name,
                     address: m.address,
                     fingerprint: m.fingerprint,
+                    data_address: m.data_address,
                 })
                 .collect(),
         };

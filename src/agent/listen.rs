@@ -113,7 +113,7 @@ impl ServerStats {
         self.shutdown.send_replace(true);
     }
 
-    fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
         self.shutdown.subscribe()
     }
 }

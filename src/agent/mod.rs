@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod auth;
 pub mod cluster_svc;
+pub mod data;
 pub mod exporter;
 pub mod listen;
 pub mod operations;

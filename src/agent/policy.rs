@@ -52,6 +52,9 @@ pub enum Access {
     /// Changes state or acts on other hosts; every call (allowed or refused) is audited,
     /// with what `target` makes of the request's first message (its protobuf bytes).
     Mutating { target: fn(&[u8]) -> String },
+    /// Writes data (objects), not configuration: needs its permission but is not audited,
+    /// as every write of a busy cluster would flood the audit log.
+    Data,
 }
 
 /// The rule of one RPC, by its gRPC path.
@@ -90,6 +93,26 @@ pub static POLICY: &[Rule] = &[
         access: Access::Mutating {
             target: propose_target,
         },
+    },
+    Rule {
+        rpc: "/axon.v1.ClusterService/PutObject",
+        need: Permission::Admin,
+        access: Access::Data,
+    },
+    Rule {
+        rpc: "/axon.v1.ClusterService/GetObject",
+        need: Permission::Read,
+        access: Access::Read,
+    },
+    Rule {
+        rpc: "/axon.v1.ClusterService/ListObjects",
+        need: Permission::Read,
+        access: Access::Read,
+    },
+    Rule {
+        rpc: "/axon.v1.ClusterService/DeleteObject",
+        need: Permission::Admin,
+        access: Access::Data,
     },
     Rule {
         rpc: "/axon.v1.NodeService/GetSnapshot",
@@ -359,7 +382,7 @@ where
     }
     // An RPC without a rule is audited too: it may be a newer console's admin call.
     let mut pending = match rule.map(|r| r.access) {
-        Some(Access::Read) => None,
+        Some(Access::Read | Access::Data) => None,
         Some(Access::Mutating { .. }) | None => Some(Pending {
             audit: shared.audit.clone(),
             started,

@@ -176,7 +176,7 @@ impl MemberTls {
         })
     }
 
-    fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, ClusterError> {
+    pub(crate) fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, ClusterError> {
         self.identity
             .mutual_server_config(self.verifier(None))
             .map_err(|e| ClusterError::Setup(e.to_string()))
@@ -189,6 +189,41 @@ impl MemberTls {
             .mutual_client_config(self.verifier(Some(target)))
             .map_err(|e| ClusterError::Setup(e.to_string()))
     }
+}
+
+/// A lazily connected channel to member `target` at `addr` over mutual TLS, pinned to the
+/// member's own certificate; None if the address is not usable.
+pub fn member_channel(tls: &MemberTls, target: NodeId, addr: &str) -> Option<Channel> {
+    let cfg = tls.client_config(target).ok()?;
+    let connector = tokio_rustls::TlsConnector::from(cfg);
+    let dial = addr.to_string();
+    // The name is not checked (members are known by their certificates' fingerprints), but
+    // TLS needs one.
+    let name = ServerName::try_from("axon-cluster-member").expect("a valid DNS name");
+    Endpoint::from_shared(format!("http://{addr}"))
+        .map(|e| {
+            e.connect_timeout(Duration::from_secs(2))
+                .tcp_nodelay(true)
+                .connect_with_connector_lazy(tower::service_fn(move |_: tonic::transport::Uri| {
+                    let connector = connector.clone();
+                    let dial = dial.clone();
+                    let name = name.clone();
+                    async move {
+                        let tcp = tokio::time::timeout(
+                            Duration::from_secs(2),
+                            tokio::net::TcpStream::connect(&dial),
+                        )
+                        .await
+                        .map_err(|_| {
+                            std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
+                        })??;
+                        tcp.set_nodelay(true)?;
+                        let s = connector.connect(name, tcp).await?;
+                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
+                    }
+                }))
+        })
+        .ok()
 }
 
 /// Reaches peers over gRPC with mutual TLS, each pinned to its own certificate.
@@ -207,47 +242,10 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
-        let Ok(cfg) = self.tls.client_config(target) else {
-            return Peer {
-                target,
-                channel: None,
-            };
-        };
-        let connector = tokio_rustls::TlsConnector::from(cfg);
-        let dial = node.addr.clone();
-        // The name is not checked (members are known by their certificates' fingerprints),
-        // but TLS needs one.
-        let name = ServerName::try_from("axon-cluster-member").expect("a valid DNS name");
-        let channel = Endpoint::from_shared(format!("http://{}", node.addr))
-            .map(|e| {
-                e.connect_timeout(Duration::from_secs(2))
-                    .tcp_nodelay(true)
-                    .connect_with_connector_lazy(tower::service_fn(
-                        move |_: tonic::transport::Uri| {
-                            let connector = connector.clone();
-                            let dial = dial.clone();
-                            let name = name.clone();
-                            async move {
-                                let tcp = tokio::time::timeout(
-                                    Duration::from_secs(2),
-                                    tokio::net::TcpStream::connect(&dial),
-                                )
-                                .await
-                                .map_err(|_| {
-                                    std::io::Error::new(
-                                        std::io::ErrorKind::TimedOut,
-                                        "connect timed out",
-                                    )
-                                })??;
-                                tcp.set_nodelay(true)?;
-                                let s = connector.connect(name, tcp).await?;
-                                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
-                            }
-                        },
-                    ))
-            })
-            .ok();
-        Peer { target, channel }
+        Peer {
+            target,
+            channel: member_channel(&self.tls, target, &node.addr),
+        }
     }
 }
 
@@ -540,17 +538,29 @@ impl ClusterNode {
         &self,
         learners: &BTreeMap<NodeId, String>,
     ) -> Result<(), ClusterError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         for (id, addr) in learners {
-            self.raft
+            loop {
                 // Not blocking: a learner that is down or slow catches up when it can.
-                .add_learner(*id, BasicNode { addr: addr.clone() }, false)
-                .await
-                .map_err(|e| match e {
-                    RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
-                        ClusterError::NotLeader(format!("adding learner {id}"))
+                match self
+                    .raft
+                    .add_learner(*id, BasicNode { addr: addr.clone() }, false)
+                    .await
+                {
+                    Ok(_) => break,
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                        return Err(ClusterError::NotLeader(format!("adding learner {id}")));
                     }
-                    e => ClusterError::Raft(e.to_string()),
-                })?;
+                    // A new leader first commits the group's initial membership; until then
+                    // a change is "in progress": wait for it.
+                    Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                        openraft::error::ChangeMembershipError::InProgress(_),
+                    ))) if tokio::time::Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(e) => return Err(ClusterError::Raft(e.to_string())),
+                }
+            }
         }
         Ok(())
     }
@@ -644,6 +654,9 @@ pub struct MemberInfo {
     /// host:port of its cluster listener.
     pub address: String,
     pub fingerprint: String,
+    /// host:port of its data (chunk) listener; "" when it has none (joined without one).
+    #[serde(default)]
+    pub data_address: String,
 }
 
 /// An agent's place in the cluster: its cluster listener (bound at start, so its port is
@@ -659,6 +672,9 @@ pub struct ClusterHost {
     port: u16,
     listener: std::sync::Mutex<Option<tokio::net::TcpListener>>,
     member: tokio::sync::Mutex<Option<(Membership, Arc<ClusterNode>)>>,
+    /// The data port and this node's chunks, if the agent hosts a store.
+    data: Option<super::data::DataHost>,
+    data_member: std::sync::Mutex<Option<Arc<super::data::DataMember>>>,
 }
 
 /// Checks a membership before anything is written: ids, addresses and certificates all
@@ -716,6 +732,7 @@ impl ClusterHost {
         dir: &Path,
         listen: SocketAddr,
         identity: Arc<Identity>,
+        data: Option<super::data::DataHost>,
     ) -> Result<Arc<ClusterHost>, ClusterError> {
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
             ClusterError::Setup(format!("cannot listen on {listen} (--cluster-listen): {e}"))
@@ -731,6 +748,8 @@ impl ClusterHost {
             port,
             listener: std::sync::Mutex::new(Some(listener)),
             member: tokio::sync::Mutex::new(None),
+            data,
+            data_member: std::sync::Mutex::new(None),
         });
         let file = dir.join("member.json");
         if file.exists() {
@@ -765,6 +784,11 @@ impl ClusterHost {
         self.port
     }
 
+    /// The data listener's port, 0 if this agent has none.
+    pub fn data_port(&self) -> u16 {
+        self.data.as_ref().map_or(0, |d| d.port())
+    }
+
     pub fn fingerprint(&self) -> String {
         self.identity.fingerprint.to_string()
     }
@@ -791,6 +815,19 @@ impl ClusterHost {
             tracing::info_span!(parent: None, "cluster_member", node = m.node_id),
         )
         .await?;
+        if let Some(d) = &self.data {
+            match d.start(m, &tls).await {
+                Ok(dm) => {
+                    if let Ok(mut g) = self.data_member.lock() {
+                        *g = Some(Arc::new(dm));
+                    }
+                }
+                Err(e) => {
+                    node.shutdown().await;
+                    return Err(ClusterError::Setup(e));
+                }
+            }
+        }
         Ok(Arc::new(node))
     }
 
@@ -898,7 +935,92 @@ impl ClusterHost {
         g.map(|(m, n)| (m, n.leader().unwrap_or(0), n.config()))
     }
 
+    /// The frontend and the cluster as it stands for one IO call: refused (naming the
+    /// remedy) unless this agent is a member with a store and the cluster's IO is STARTED.
+    pub async fn io(&self) -> Result<(super::data::Fe, super::data::Layout), ClusterError> {
+        let (fe, layout, _, config) = self.data_view().await?;
+        if config.io != crate::model::cluster::IoStatus::Started {
+            return Err(ClusterError::Refused(format!(
+                "the cluster's IO is {}: run axon start-io first",
+                config.io.as_str()
+            )));
+        }
+        Ok((fe, layout))
+    }
+
+    /// This member's data plane: the frontend, the layout, its network, and the config.
+    pub async fn data_view(
+        &self,
+    ) -> Result<
+        (
+            super::data::Fe,
+            super::data::Layout,
+            Arc<super::data::GrpcNet>,
+            ClusterConfig,
+        ),
+        ClusterError,
+    > {
+        use crate::dataplane::cluster::placement::Domain;
+        let (m, node) = self.current().await?;
+        let (Some(data), Some(dm)) = (
+            &self.data,
+            self.data_member.lock().ok().and_then(|g| g.clone()),
+        ) else {
+            return Err(ClusterError::Refused(
+                "this agent serves no data plane: start it with --store DIR and --data-listen ADDR"
+                    .into(),
+            ));
+        };
+        let config = node.config();
+        if config.cluster.is_none() {
+            return Err(ClusterError::Refused(
+                "the cluster is not created yet: run axon cluster create".into(),
+            ));
+        }
+        let free = dm.net.free();
+        let mut writable: Vec<Domain> = Vec::new();
+        for id in config.members.keys() {
+            let active = config
+                .drives
+                .values()
+                .any(|d| d.node == *id && d.state == "ACTIVE");
+            if active {
+                // A node not heard from yet weighs as one byte free: last choice, not none.
+                writable.push(Domain {
+                    node: *id,
+                    free: free.get(id).copied().unwrap_or(1).max(1),
+                });
+            }
+        }
+        let layout = crate::dataplane::cluster::frontend::Layout {
+            k: config.k,
+            m: config.m,
+            chunk_size: data.chunk_size(),
+            members: m.members.iter().map(|x| x.id).collect(),
+            writable,
+            me: m.node_id,
+        };
+        Ok((
+            crate::dataplane::cluster::frontend::Frontend::new(dm.net.clone()),
+            layout,
+            dm.net.clone(),
+            config,
+        ))
+    }
+
+    /// This node's share of the data plane's state (protection, rebuild), if it has one.
+    pub fn data_status(&self) -> Option<crate::dataplane::cluster::protection::DataStatus> {
+        self.data.as_ref().map(|d| d.status())
+    }
+
+    pub fn data_host(&self) -> Option<&super::data::DataHost> {
+        self.data.as_ref()
+    }
+
     pub async fn shutdown(&self) {
+        if let Some(dm) = self.data_member.lock().ok().and_then(|mut g| g.take()) {
+            dm.shutdown();
+        }
         let node = self.member.lock().await.take();
         if let Some((_, node)) = node {
             node.shutdown().await;

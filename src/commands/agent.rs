@@ -196,10 +196,35 @@ pub async fn exec(a: AgentArgs) -> Result<i32> {
                     "--cluster-listen needs TLS (members authenticate each other by their certificates): drop --insecure"
                 );
             };
+            let data = match (a.data_listen, &store, &a.store) {
+                (Some(dl), Some(st), Some(dir)) => {
+                    let (st, dir) = (st.clone(), dir.clone());
+                    let node = tokio::task::spawn_blocking(move || {
+                        crate::dataplane::cluster::objects::NodeData::open(st, &dir)
+                    })
+                    .await?;
+                    let node = match node {
+                        Ok(n) => std::sync::Arc::new(n),
+                        Err(e) => {
+                            ag.shutdown();
+                            return Err(e.into());
+                        }
+                    };
+                    match crate::agent::data::DataHost::bind(dl, node).await {
+                        Ok(d) => Some(d),
+                        Err(e) => {
+                            ag.shutdown();
+                            anyhow::bail!(e);
+                        }
+                    }
+                }
+                _ => None,
+            };
             let h = match crate::agent::raft::ClusterHost::new(
                 &a.state_dir.join("cluster"),
                 listen,
                 identity,
+                data,
             )
             .await
             {
@@ -210,6 +235,15 @@ pub async fn exec(a: AgentArgs) -> Result<i32> {
                 }
             };
             ag.state.set_cluster_host(h.clone());
+            if h.data_host().is_some() {
+                tokio::spawn(crate::agent::data::watch_data(
+                    h.clone(),
+                    crate::agent::data::RebuildConfig {
+                        grace: a.rebuild_grace,
+                        rate: (a.rebuild_rate > 0).then_some(a.rebuild_rate),
+                    },
+                ));
+            }
             if let Some(st) = &store {
                 tokio::spawn(register_drives(h.clone(), st.clone()));
             }

@@ -38,7 +38,10 @@ fn credentials(
     Ok((token, security))
 }
 
-async fn connect(inv: &Inventory, spec: &NodeSpec) -> Result<ClusterAgent, ClusterCallError> {
+pub(crate) async fn connect(
+    inv: &Inventory,
+    spec: &NodeSpec,
+) -> Result<ClusterAgent, ClusterCallError> {
     let (token, security) = credentials(inv, spec).map_err(|detail| ClusterCallError::Connect {
         node: spec.name.clone(),
         detail,
@@ -78,6 +81,11 @@ async fn create(a: ClusterCreateArgs) -> Result<i32> {
             name: spec.name.clone(),
             address: host_port(&spec.address, info.cluster_port),
             fingerprint: info.fingerprint.clone(),
+            data_address: if info.data_port == 0 {
+                String::new()
+            } else {
+                host_port(&spec.address, info.data_port)
+            },
         });
         agents.push(c);
     }
@@ -191,6 +199,16 @@ async fn status(a: ClusterStatusArgs) -> Result<i32> {
         && !leaders.contains(&0)
         && clusters.len() == 1
         && !clusters.contains(&None);
+    // The data plane: the members' shares added up (each stripe is counted by one member).
+    let m = ok
+        .iter()
+        .filter_map(|i| i.config.as_ref())
+        .map(|c| c.m)
+        .max()
+        .unwrap_or(0);
+    let shares: Vec<crate::dataplane::cluster::protection::DataStatus> =
+        ok.iter().filter_map(|i| i.data.clone()).collect();
+    let data = (!shares.is_empty()).then(|| crate::dataplane::cluster::protection::sum(&shares, m));
     if a.json {
         let v: Vec<serde_json::Value> = rows
             .iter()
@@ -199,7 +217,10 @@ async fn status(a: ClusterStatusArgs) -> Result<i32> {
                 Err(e) => serde_json::json!({"node": n, "error": e}),
             })
             .collect();
-        println!("{}", serde_json::json!({"agreed": agreed, "nodes": v}));
+        println!(
+            "{}",
+            serde_json::json!({"agreed": agreed, "nodes": v, "data": data})
+        );
     } else {
         println!(
             "{:<16} {:>4} {:<38} {:>6} {:>6} {:<7} {:<8}",
@@ -227,6 +248,11 @@ async fn status(a: ClusterStatusArgs) -> Result<i32> {
                     );
                 }
                 Err(e) => println!("{n:<16} UNREACHABLE: {e}"),
+            }
+        }
+        if let Some(d) = &data {
+            for line in data_lines(d, &ok) {
+                println!("{line}");
             }
         }
     }
@@ -448,4 +474,75 @@ pub async fn summary(inv: &Inventory, skip: &[String]) -> Option<(String, serde_
         return Some((parts.join(" · "), json));
     }
     None
+}
+
+/// The data plane in two or three lines: protection and stripes by chunks lost, what is
+/// away, and the rebuild with its rate and ETA.
+fn data_lines(
+    d: &crate::dataplane::cluster::protection::DataStatus,
+    ok: &[&AgentCluster],
+) -> Vec<String> {
+    use humansize::{BINARY, format_size};
+    let name = |id: &u64| {
+        ok.iter()
+            .flat_map(|i| i.members.iter())
+            .find(|m| m.id == *id)
+            .map_or_else(|| id.to_string(), |m| m.name.clone())
+    };
+    let total: u64 = d.stripes_by_lost.iter().sum();
+    let mut by = Vec::new();
+    for (i, n) in d.stripes_by_lost.iter().enumerate() {
+        if *n == 0 && i > 0 {
+            continue;
+        }
+        let last = i + 1 == d.stripes_by_lost.len();
+        by.push(match i {
+            0 => format!("{n} whole"),
+            _ if last => format!("{n} with more than {} lost (unreadable)", i - 1),
+            _ => format!("{n} with {i} lost"),
+        });
+    }
+    let mut out = vec![format!(
+        "\nprotection  {} · {total} stripes: {} · {} objects, {}",
+        d.protection,
+        by.join(", "),
+        d.objects,
+        format_size(d.bytes, BINARY)
+    )];
+    if !d.away.is_empty() {
+        let failed: Vec<String> = d.failed.iter().map(name).collect();
+        out.push(format!(
+            "away        {}{}",
+            d.away.iter().map(name).collect::<Vec<_>>().join(", "),
+            if failed.is_empty() {
+                " (within the grace period: read around, not rebuilt yet)".to_string()
+            } else {
+                format!(
+                    " — past the grace period, rebuilt elsewhere: {}",
+                    failed.join(", ")
+                )
+            }
+        ));
+    }
+    let r = &d.rebuild;
+    if r.active {
+        out.push(format!(
+            "rebuild     {}/{} stripes · {} written · {}/s · ETA {} s",
+            r.stripes_done,
+            r.stripes_total,
+            format_size(r.bytes, BINARY),
+            format_size(r.rate, BINARY),
+            r.eta_secs
+        ));
+    } else if r.passes > 0 {
+        out.push(format!(
+            "rebuild     idle · {} pass(es) done{}",
+            r.passes,
+            r.last_error
+                .as_ref()
+                .map(|e| format!(" · last error: {e}"))
+                .unwrap_or_default()
+        ));
+    }
+    out
 }

@@ -14,14 +14,27 @@ use serde_json::json;
 use std::io::{IsTerminal, Read, Write};
 use std::time::Instant;
 
-pub fn exec(c: IoCommand) -> Result<i32> {
+pub async fn exec(c: IoCommand) -> Result<i32> {
+    use super::objects;
     match c {
         IoCommand::Create(a) => create(a),
         IoCommand::AddDrive(a) => add_drive(a),
-        IoCommand::Put(a) => put(a),
-        IoCommand::Get(a) => get(a),
-        IoCommand::Rm(a) => rm(a),
-        IoCommand::Ls(a) => ls(a),
+        IoCommand::Put(a) => match a.cluster.fleet() {
+            Some(f) => objects::put(a, f).await,
+            None => put(a),
+        },
+        IoCommand::Get(a) => match a.cluster.fleet() {
+            Some(f) => objects::get(a, f).await,
+            None => get(a),
+        },
+        IoCommand::Rm(a) => match a.cluster.fleet() {
+            Some(f) => objects::rm(a, f).await,
+            None => rm(a),
+        },
+        IoCommand::Ls(a) => match a.cluster.fleet() {
+            Some(f) => objects::ls(a, f).await,
+            None => ls(a.store),
+        },
         IoCommand::Status(a) => status(a),
         IoCommand::Scrub(a) => scrub(a),
     }
@@ -52,7 +65,7 @@ fn open(a: &IoStoreArgs) -> Result<Store> {
 }
 
 /// A byte progress bar on a terminal for anything that may take over a second.
-fn bar(len: Option<u64>, what: &str) -> ProgressBar {
+pub(crate) fn bar(len: Option<u64>, what: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -72,7 +85,7 @@ fn bar(len: Option<u64>, what: &str) -> ProgressBar {
 }
 
 fn create(a: IoCreateArgs) -> Result<i32> {
-    let scheme = Scheme::new(a.scheme.0, a.scheme.1)?;
+    let scheme = Scheme::for_store(a.scheme.0, a.scheme.1)?;
     let chunk_size = u32::try_from(a.chunk_size).unwrap_or(u32::MAX);
     let cluster = a.cluster.unwrap_or_else(uuid::Uuid::new_v4);
     let dir = &a.store.store;

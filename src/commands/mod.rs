@@ -10,6 +10,7 @@ pub mod demo;
 pub mod drive;
 pub mod exporter;
 pub mod io;
+pub mod objects;
 pub mod plan;
 pub mod probe;
 pub mod status;

@@ -25,6 +25,18 @@ impl Scheme {
         Ok(Scheme { k, m })
     }
 
+    /// A node's share of a cluster (`1+0`): one chunk per stripe, no parity. The cluster's
+    /// stripes across nodes protect it; the node only stores and checksums.
+    pub const PLAIN: Scheme = Scheme { k: 1, m: 0 };
+
+    /// As `new`, and `1+0` (`PLAIN`) for a store that holds a node's share of a cluster.
+    pub fn for_store(k: usize, m: usize) -> Result<Scheme, EcError> {
+        if (k, m) == (1, 0) {
+            return Ok(Scheme::PLAIN);
+        }
+        Scheme::new(k, m)
+    }
+
     pub fn chunks(&self) -> usize {
         self.k + self.m
     }

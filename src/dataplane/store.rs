@@ -312,7 +312,8 @@ pub struct Store {
     cluster: Uuid,
     scheme: Scheme,
     chunk_size: u32,
-    codec: Isal,
+    /// None for a `1+0` store (a node's share of a cluster): nothing to encode.
+    codec: Option<Isal>,
     drives: Vec<Drive>,
     by_id: HashMap<Uuid, usize>,
     next_stripe: u64,
@@ -489,7 +490,7 @@ impl Store {
                 path: db_path.clone(),
                 msg: "the cluster id is damaged".into(),
             })?;
-            let scheme = Scheme::new(u32_of(get("k")?) as usize, u32_of(get("m")?) as usize)?;
+            let scheme = Scheme::for_store(u32_of(get("k")?) as usize, u32_of(get("m")?) as usize)?;
             let chunk_size = u32_of(get("chunk_size")?);
             let drives = rtx.open_table(DRIVES).map_err(|x| e(x.into()))?;
             let mut recs = Vec::new();
@@ -506,7 +507,11 @@ impl Store {
             }
             (cluster, scheme, chunk_size, recs)
         };
-        let codec = Isal::new(scheme)?;
+        let codec = if scheme.m == 0 {
+            None
+        } else {
+            Some(Isal::new(scheme)?)
+        };
         let mut s = Store {
             dir: dir.to_path_buf(),
             db,
@@ -1017,7 +1022,9 @@ impl Store {
                     .iter_mut()
                     .map(|x| &mut x.as_mut_slice()[b..b + len])
                     .collect();
-                self.codec.encode(&d, &mut p)?;
+                if let Some(c) = &self.codec {
+                    c.encode(&d, &mut p)?;
+                }
             }
             for (i, buf) in bufs.iter_mut().enumerate() {
                 let s = buf.as_mut_slice();
@@ -1362,7 +1369,15 @@ impl Store {
                 .iter_mut()
                 .map(|b| &mut b.as_mut_slice()[BLOCK as usize..])
                 .collect();
-            self.codec.reconstruct_slices(&mut payloads, &present)?;
+            match &self.codec {
+                Some(c) => c.reconstruct_slices(&mut payloads, &present)?,
+                None => {
+                    return Err(StoreError::Refused(format!(
+                        "stripe {sid}: a 1+0 store has no parity to rebuild {} lost chunk(s) from",
+                        problems.len()
+                    )));
+                }
+            }
         }
         bufs.truncate(want);
         Ok((bufs, problems))

@@ -15,12 +15,16 @@ pub struct Member {
     pub name: String,
     pub address: String,
     pub fingerprint: String,
+    /// host:port of its data listener, "" if it has none.
+    pub data_address: String,
 }
 
 /// What an agent says of the cluster.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AgentCluster {
     pub cluster_port: u16,
+    /// 0 when the agent has no data listener (--data-listen).
+    pub data_port: u16,
     pub fingerprint: String,
     /// None when the agent is not a member.
     pub cluster: Option<String>,
@@ -30,6 +34,8 @@ pub struct AgentCluster {
     pub leader: u64,
     pub epoch: u64,
     pub config: Option<ClusterConfig>,
+    /// The node's share of the data plane, if it serves one.
+    pub data: Option<crate::dataplane::cluster::protection::DataStatus>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +48,13 @@ pub enum ClusterCallError {
     NeedsAdmin { node: String, detail: String },
     #[error("{node}: {detail}")]
     Refused { node: String, detail: String },
+    /// The object (or the member) is not there.
+    #[error("{detail}")]
+    NotFound { node: String, detail: String },
+    /// Too much of the cluster is away to answer (more than m nodes of a stripe or of
+    /// the members); never answered with partial data.
+    #[error("{node}: unavailable: {detail}")]
+    Unavailable { node: String, detail: String },
 }
 
 pub struct ClusterAgent {
@@ -52,6 +65,7 @@ pub struct ClusterAgent {
 fn decode(i: pb::ClusterInfo) -> AgentCluster {
     AgentCluster {
         cluster_port: i.cluster_port as u16,
+        data_port: i.data_port as u16,
         fingerprint: i.fingerprint,
         cluster: (!i.cluster.is_empty()).then_some(i.cluster),
         node_id: i.node_id,
@@ -63,11 +77,13 @@ fn decode(i: pb::ClusterInfo) -> AgentCluster {
                 name: m.name,
                 address: m.address,
                 fingerprint: m.fingerprint,
+                data_address: m.data_address,
             })
             .collect(),
         leader: i.leader,
         epoch: i.epoch,
         config: serde_json::from_str(&i.config_json).ok(),
+        data: serde_json::from_str(&i.data_json).ok(),
     }
 }
 
@@ -94,12 +110,16 @@ impl ClusterAgent {
         })
     }
 
-    fn err(&self, s: tonic::Status) -> ClusterCallError {
+    pub fn err(&self, s: tonic::Status) -> ClusterCallError {
         let node = self.node.clone();
         let detail = s.message().to_string();
         match s.code() {
             tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => {
                 ClusterCallError::NeedsAdmin { node, detail }
+            }
+            tonic::Code::NotFound => ClusterCallError::NotFound { node, detail },
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
+                ClusterCallError::Unavailable { node, detail }
             }
             _ => ClusterCallError::Refused { node, detail },
         }
@@ -131,6 +151,7 @@ impl ClusterAgent {
                     name: m.name.clone(),
                     address: m.address.clone(),
                     fingerprint: m.fingerprint.clone(),
+                    data_address: m.data_address.clone(),
                 })
                 .collect(),
         };
@@ -165,6 +186,120 @@ impl ClusterAgent {
             .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer in 40 s")))
         {
             Ok(r) => Ok(decode(r.into_inner())),
+            Err(s) => Err(self.err(s)),
+        }
+    }
+}
+
+/// An object as the cluster lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ObjectEntry {
+    pub key: String,
+    pub size: u64,
+    pub stripes: u32,
+    pub generation: u64,
+}
+
+/// What a put stored.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Stored {
+    pub key: String,
+    pub size: u64,
+    pub stripes: u32,
+    pub generation: u64,
+    pub nodes: u32,
+}
+
+/// Objects in and out of the cluster through one agent's frontend. No deadline on the
+/// transfer itself (an object may be large): the agent's own calls to its peers have them.
+impl ClusterAgent {
+    /// Stores `key` from `body` (pieces of the object, in order).
+    pub async fn put_object(
+        &mut self,
+        key: &str,
+        body: impl futures::Stream<Item = bytes::Bytes> + Send + 'static,
+    ) -> Result<Stored, ClusterCallError> {
+        use futures::StreamExt;
+        let first = pb::PutObjectRequest {
+            key: key.to_string(),
+            data: bytes::Bytes::new(),
+        };
+        let rest = body.map(|data| pb::PutObjectRequest {
+            key: String::new(),
+            data,
+        });
+        let req = futures::stream::iter([first]).chain(rest);
+        match self.client.put_object(req).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                Ok(Stored {
+                    key: r.key,
+                    size: r.size,
+                    stripes: r.stripes,
+                    generation: r.generation,
+                    nodes: r.nodes,
+                })
+            }
+            Err(s) => Err(self.err(s)),
+        }
+    }
+
+    /// The object's bytes as a stream, and its size.
+    pub async fn get_object(
+        &mut self,
+        key: &str,
+    ) -> Result<tonic::Streaming<pb::GetObjectReply>, ClusterCallError> {
+        let req = pb::GetObjectRequest {
+            key: key.to_string(),
+        };
+        let mut c = self.client.clone().max_decoding_message_size(64 << 20);
+        match c.get_object(req).await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) => Err(self.err(s)),
+        }
+    }
+
+    /// Objects whose key starts with `prefix`, and members that did not answer.
+    pub async fn list_objects(
+        &mut self,
+        prefix: &str,
+    ) -> Result<(Vec<ObjectEntry>, Vec<String>), ClusterCallError> {
+        let req = pb::ListObjectsRequest {
+            prefix: prefix.to_string(),
+        };
+        match tokio::time::timeout(CALL, self.client.list_objects(req))
+            .await
+            .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer in 40 s")))
+        {
+            Ok(r) => {
+                let r = r.into_inner();
+                Ok((
+                    r.objects
+                        .into_iter()
+                        .map(|o| ObjectEntry {
+                            key: o.key,
+                            size: o.size,
+                            stripes: o.stripes,
+                            generation: o.generation,
+                        })
+                        .collect(),
+                    r.unreachable,
+                ))
+            }
+            Err(s) => Err(self.err(s)),
+        }
+    }
+
+    /// Deletes `key`; false if there was none.
+    pub async fn delete_object(&mut self, key: &str) -> Result<bool, ClusterCallError> {
+        let req = pb::DeleteObjectRequest {
+            key: key.to_string(),
+        };
+        match tokio::time::timeout(CALL, self.client.delete_object(req))
+            .await
+            .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer in 40 s")))
+        {
+            Ok(r) => Ok(r.into_inner().existed),
             Err(s) => Err(self.err(s)),
         }
     }

@@ -1,0 +1,752 @@
+//! Chunk traffic between members (`DataService`, proto/axon/v1/data.proto) on the agent's
+//! data port (`--data-listen`, in the seed's 14000–14100 range), over the same mutual TLS
+//! as Raft: only members' certificates, each member dialled pinned to its own. The server
+//! side hands calls to the node's `NodeData` off the runtime (its store does blocking,
+//! synced I/O); the client side is the frontend's `Net`, which calls this node directly.
+//!
+//! Back-pressure is HTTP/2's flow control per call plus the frontend's window of stripes in
+//! flight; every call has a deadline, so a node that hangs costs one timeout, and the rest of
+//! the operation avoids it.
+
+use super::listen::{self, Limits, ServerStats, Which};
+use super::raft::{MemberTls, Membership, member_channel};
+use crate::dataplane::cluster::frontend::{Net, NetError};
+use crate::dataplane::cluster::objects::{Manifest, NodeData, NodeError, NodeId, Summary};
+use crate::dataplane::cluster::protection::{self, DataStatus, RebuildProgress};
+use crate::wire::pb;
+use crate::wire::pb::data_service_client::DataServiceClient;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+use tonic::{Code, Request, Response, Status};
+
+pub type Fe = crate::dataplane::cluster::frontend::Frontend<GrpcNet>;
+pub use crate::dataplane::cluster::frontend::Layout;
+
+/// Chunks and manifests are at most this big on the wire.
+pub const MAX_MESSAGE: usize = 80 << 20;
+/// How often a member pings the others (liveness, free space).
+const PING_EVERY: Duration = Duration::from_secs(1);
+/// A member silent this long is *away*: its chunks count as lost for protection.
+pub const AWAY_AFTER: Duration = Duration::from_secs(3);
+/// A chunk or manifest call must finish within this.
+const CALL_DEADLINE: Duration = Duration::from_secs(10);
+
+fn node_status(e: NodeError) -> Status {
+    match e {
+        NodeError::NotFound(k) => Status::not_found(k),
+        NodeError::Lost(m) => Status::data_loss(m),
+        NodeError::Refused(m) => Status::failed_precondition(m),
+        NodeError::Failed(m) => Status::internal(m),
+    }
+}
+
+/// Runs `f` on the node's data off the runtime.
+async fn blocking<T: Send + 'static>(
+    node: &Arc<NodeData>,
+    f: impl FnOnce(&NodeData) -> Result<T, NodeError> + Send + 'static,
+) -> Result<T, NodeError> {
+    let n = node.clone();
+    tokio::task::spawn_blocking(move || f(&n))
+        .await
+        .map_err(|e| NodeError::Failed(format!("the data task failed: {e}")))?
+}
+
+#[derive(Clone)]
+struct DataSvc {
+    me: NodeId,
+    node: Arc<NodeData>,
+}
+
+fn manifest_of(json: &str) -> Result<Manifest, Status> {
+    serde_json::from_str(json).map_err(|e| Status::invalid_argument(format!("not a manifest: {e}")))
+}
+
+#[tonic::async_trait]
+impl pb::data_service_server::DataService for DataSvc {
+    async fn put_chunk(
+        &self,
+        r: Request<pb::PutChunkRequest>,
+    ) -> Result<Response<pb::PutChunkReply>, Status> {
+        let r = r.into_inner();
+        blocking(&self.node, move |n| n.put_chunk(&r.key, &r.data))
+            .await
+            .map_err(node_status)?;
+        Ok(Response::new(pb::PutChunkReply::default()))
+    }
+
+    async fn get_chunk(
+        &self,
+        r: Request<pb::GetChunkRequest>,
+    ) -> Result<Response<pb::GetChunkReply>, Status> {
+        let key = r.into_inner().key;
+        let data = blocking(&self.node, move |n| n.get_chunk(&key))
+            .await
+            .map_err(node_status)?;
+        Ok(Response::new(pb::GetChunkReply { data: data.into() }))
+    }
+
+    async fn delete_chunks(
+        &self,
+        r: Request<pb::DeleteChunksRequest>,
+    ) -> Result<Response<pb::DeleteChunksReply>, Status> {
+        let keys = r.into_inner().keys;
+        let deleted = blocking(&self.node, move |n| n.delete_chunks(&keys))
+            .await
+            .map_err(node_status)?;
+        Ok(Response::new(pb::DeleteChunksReply { deleted }))
+    }
+
+    async fn put_manifest(
+        &self,
+        r: Request<pb::ManifestPayload>,
+    ) -> Result<Response<pb::PutManifestReply>, Status> {
+        let m = manifest_of(&r.into_inner().json)?;
+        let stored = blocking(&self.node, move |n| n.put_manifest(&m))
+            .await
+            .map_err(node_status)?;
+        Ok(Response::new(pb::PutManifestReply { stored }))
+    }
+
+    async fn get_manifest(
+        &self,
+        r: Request<pb::GetManifestRequest>,
+    ) -> Result<Response<pb::ManifestPayload>, Status> {
+        let key = r.into_inner().key;
+        let k2 = key.clone();
+        let m = blocking(&self.node, move |n| n.get_manifest(&k2))
+            .await
+            .map_err(node_status)?
+            .ok_or_else(|| Status::not_found(format!("no manifest of {key:?} here")))?;
+        Ok(Response::new(pb::ManifestPayload {
+            json: serde_json::to_string(&m).map_err(|e| Status::internal(e.to_string()))?,
+        }))
+    }
+
+    async fn list_manifests(
+        &self,
+        r: Request<pb::ListManifestsRequest>,
+    ) -> Result<Response<pb::ListManifestsReply>, Status> {
+        let prefix = r.into_inner().prefix;
+        let list = blocking(&self.node, move |n| n.manifests(&prefix))
+            .await
+            .map_err(node_status)?;
+        Ok(Response::new(pb::ListManifestsReply {
+            objects: list
+                .iter()
+                .map(|m| pb::ManifestSummary {
+                    key: m.key.clone(),
+                    generation: m.generation,
+                    size: m.size,
+                    deleted: m.deleted,
+                    stripes: m.stripes.len() as u32,
+                    writer: m.writer,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn ping(&self, _r: Request<pb::PingRequest>) -> Result<Response<pb::PingReply>, Status> {
+        let (free, cap, chunks) = blocking(&self.node, |n| n.usage())
+            .await
+            .map_err(node_status)?;
+        Ok(Response::new(pb::PingReply {
+            node_id: self.me,
+            free_bytes: free,
+            capacity_bytes: cap,
+            chunks,
+        }))
+    }
+}
+
+/// The data port, bound when the agent starts (so `cluster create` learns it), served once
+/// the agent is a member (the members' certificates are known then).
+pub struct DataHost {
+    pub node: Arc<NodeData>,
+    status: Arc<Mutex<DataStatus>>,
+    chunk_size: u32,
+    listen: SocketAddr,
+    port: u16,
+    listener: Mutex<Option<tokio::net::TcpListener>>,
+}
+
+/// A member's data plane at work: its server, and its way to the others.
+pub struct DataMember {
+    pub net: Arc<GrpcNet>,
+    stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    stats: Arc<ServerStats>,
+}
+
+impl DataMember {
+    pub fn shutdown(&self) {
+        if let Some(tx) = self.stop.lock().ok().and_then(|mut s| s.take()) {
+            let _ = tx.send(());
+        }
+        self.stats.shut_down();
+    }
+
+    pub fn refused_handshakes(&self) -> u64 {
+        self.stats
+            .grpc_tcp
+            .handshake_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for DataMember {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl DataHost {
+    pub async fn bind(listen: SocketAddr, node: Arc<NodeData>) -> Result<DataHost, String> {
+        let l = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen} (--data-listen): {e}"))?;
+        let port = l.local_addr().map_err(|e| e.to_string())?.port();
+        let n = node.clone();
+        let chunk_size = tokio::task::spawn_blocking(move || n.chunk_size())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        Ok(DataHost {
+            node,
+            status: Arc::new(Mutex::new(DataStatus::default())),
+            chunk_size,
+            listen: SocketAddr::new(listen.ip(), port),
+            port,
+            listener: Mutex::new(Some(l)),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn status(&self) -> DataStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn set_status(&self, f: impl FnOnce(&mut DataStatus)) {
+        if let Ok(mut s) = self.status.lock() {
+            f(&mut s);
+        }
+    }
+
+    /// Data bytes per chunk this node's frontend writes: its store's chunk size.
+    pub fn chunk_size(&self) -> u32 {
+        self.chunk_size
+    }
+
+    /// Serves `DataService` to the members of `m` and connects to them.
+    pub async fn start(&self, m: &Membership, tls: &MemberTls) -> Result<DataMember, String> {
+        let listener = match self.listener.lock().ok().and_then(|mut l| l.take()) {
+            Some(l) => l,
+            None => tokio::net::TcpListener::bind(self.listen)
+                .await
+                .map_err(|e| format!("cannot listen on {}: {e}", self.listen))?,
+        };
+        let stats = Arc::new(ServerStats::default());
+        let server_tls = tls.server_config().map_err(|e| e.to_string())?;
+        let (incoming, accept) = listen::tcp_incoming(
+            listener,
+            Some(tokio_rustls::TlsAcceptor::from(server_tls)),
+            Which::GrpcTcp,
+            &Limits::default(),
+            stats.clone(),
+        );
+        let svc = pb::data_service_server::DataServiceServer::new(DataSvc {
+            me: m.node_id,
+            node: self.node.clone(),
+        })
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let stop_accept = stats.clone();
+        tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = rx.await;
+                })
+                .await;
+            stop_accept.shut_down();
+            let _ = accept.await;
+        });
+        let mut peers = BTreeMap::new();
+        for p in &m.members {
+            if p.id == m.node_id || p.data_address.is_empty() {
+                continue;
+            }
+            if let Some(ch) = member_channel(tls, p.id, &p.data_address) {
+                peers.insert(p.id, ch);
+            }
+        }
+        let net = Arc::new(GrpcNet {
+            me: m.node_id,
+            local: self.node.clone(),
+            peers,
+            free: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashMap::new()),
+            born: Instant::now(),
+        });
+        let pinger = net.clone();
+        let mut stop_ping = stats.stopping();
+        tokio::spawn(async move {
+            loop {
+                pinger.ping_all().await;
+                tokio::select! {
+                    _ = tokio::time::sleep(PING_EVERY) => {}
+                    _ = stop_ping.wait_for(|v| *v) => return,
+                }
+            }
+        });
+        Ok(DataMember {
+            net,
+            stop: Mutex::new(Some(tx)),
+            stats,
+        })
+    }
+}
+
+/// The frontend's way to the members: gRPC to the others, a direct call to this node.
+pub struct GrpcNet {
+    me: NodeId,
+    local: Arc<NodeData>,
+    peers: BTreeMap<NodeId, Channel>,
+    /// Free bytes each node reported last (placement's weights).
+    free: Mutex<HashMap<NodeId, u64>>,
+    /// When each member last answered a ping, and when this node started counting.
+    seen: Mutex<HashMap<NodeId, Instant>>,
+    born: Instant,
+}
+
+fn net_err(node: NodeId, s: Status) -> NetError {
+    match s.code() {
+        Code::NotFound => NetError::NotFound(node),
+        Code::DataLoss => NetError::Lost(node, s.message().to_string()),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
+            NetError::Unreachable(node, s.message().to_string())
+        }
+        _ => NetError::Refused(node, s.message().to_string()),
+    }
+}
+
+fn local_err(node: NodeId, e: NodeError) -> NetError {
+    match e {
+        NodeError::NotFound(_) => NetError::NotFound(node),
+        NodeError::Lost(m) => NetError::Lost(node, m),
+        other => NetError::Refused(node, other.to_string()),
+    }
+}
+
+impl GrpcNet {
+    fn client(&self, node: NodeId) -> Result<DataServiceClient<Channel>, NetError> {
+        let ch = self.peers.get(&node).cloned().ok_or_else(|| {
+            NetError::Unreachable(
+                node,
+                "no data address recorded for this member (was it joined by an older axon?)".into(),
+            )
+        })?;
+        Ok(DataServiceClient::new(ch)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE))
+    }
+
+    /// Members other than this one not heard from within `d` (counted from this node's
+    /// start for one never heard from).
+    pub fn away(&self, d: Duration) -> HashSet<NodeId> {
+        let seen = self.seen.lock().map(|s| s.clone()).unwrap_or_default();
+        self.peers
+            .keys()
+            .filter(|n| seen.get(n).copied().unwrap_or(self.born).elapsed() > d)
+            .copied()
+            .collect()
+    }
+
+    pub fn me(&self) -> NodeId {
+        self.me
+    }
+
+    pub fn node(&self) -> Arc<NodeData> {
+        self.local.clone()
+    }
+
+    /// Free bytes by node, as last reported (this node's own, read now).
+    pub fn free(&self) -> HashMap<NodeId, u64> {
+        self.free.lock().map(|f| f.clone()).unwrap_or_default()
+    }
+
+    /// Asks every member what it can take; a member that does not answer keeps its last
+    /// figure.
+    async fn ping_all(&self) {
+        let mut got = HashMap::new();
+        let local = self.local.clone();
+        if let Ok(Ok((free, _, _))) = tokio::task::spawn_blocking(move || local.usage()).await {
+            got.insert(self.me, free);
+        }
+        let calls = self.peers.keys().map(|&n| async move {
+            let r = match self.client(n) {
+                Ok(mut c) => {
+                    tokio::time::timeout(Duration::from_secs(3), c.ping(pb::PingRequest {}))
+                        .await
+                        .ok()
+                        .and_then(|r| r.ok())
+                }
+                Err(_) => None,
+            };
+            (n, r.map(|r| r.into_inner().free_bytes))
+        });
+        let now = Instant::now();
+        for (n, free) in futures::future::join_all(calls).await {
+            if let Some(f) = free {
+                got.insert(n, f);
+                if let Ok(mut s) = self.seen.lock() {
+                    s.insert(n, now);
+                }
+            }
+        }
+        if let Ok(mut f) = self.free.lock() {
+            f.extend(got);
+        }
+    }
+
+    fn local<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&NodeData) -> Result<T, NodeError> + Send + 'static,
+    ) -> BoxFuture<'static, Result<T, NetError>> {
+        let (node, me) = (self.local.clone(), self.me);
+        Box::pin(async move { blocking(&node, f).await.map_err(|e| local_err(me, e)) })
+    }
+}
+
+async fn call<T>(
+    node: NodeId,
+    f: impl std::future::Future<Output = Result<Response<T>, Status>>,
+) -> Result<T, NetError> {
+    match tokio::time::timeout(CALL_DEADLINE, f).await {
+        Ok(Ok(r)) => Ok(r.into_inner()),
+        Ok(Err(s)) => Err(net_err(node, s)),
+        Err(_) => Err(NetError::Unreachable(
+            node,
+            format!("no answer in {} s", CALL_DEADLINE.as_secs()),
+        )),
+    }
+}
+
+impl Net for GrpcNet {
+    fn put_chunk(
+        &self,
+        node: NodeId,
+        key: String,
+        data: Bytes,
+    ) -> BoxFuture<'static, Result<(), NetError>> {
+        if node == self.me {
+            return self.local(move |n| n.put_chunk(&key, &data));
+        }
+        let c = self.client(node);
+        Box::pin(async move {
+            call(node, c?.put_chunk(pb::PutChunkRequest { key, data }))
+                .await
+                .map(|_| ())
+        })
+    }
+
+    fn get_chunk(&self, node: NodeId, key: String) -> BoxFuture<'static, Result<Bytes, NetError>> {
+        if node == self.me {
+            return self.local(move |n| n.get_chunk(&key).map(Bytes::from));
+        }
+        let c = self.client(node);
+        Box::pin(async move {
+            call(node, c?.get_chunk(pb::GetChunkRequest { key }))
+                .await
+                .map(|r| r.data)
+        })
+    }
+
+    fn delete_chunks(
+        &self,
+        node: NodeId,
+        keys: Vec<String>,
+    ) -> BoxFuture<'static, Result<(), NetError>> {
+        if node == self.me {
+            return self.local(move |n| n.delete_chunks(&keys).map(|_| ()));
+        }
+        let c = self.client(node);
+        Box::pin(async move {
+            call(node, c?.delete_chunks(pb::DeleteChunksRequest { keys }))
+                .await
+                .map(|_| ())
+        })
+    }
+
+    fn put_manifest(
+        &self,
+        node: NodeId,
+        m: Arc<Manifest>,
+    ) -> BoxFuture<'static, Result<bool, NetError>> {
+        if node == self.me {
+            return self.local(move |n| n.put_manifest(&m));
+        }
+        let c = self.client(node);
+        Box::pin(async move {
+            let json =
+                serde_json::to_string(&*m).map_err(|e| NetError::Refused(node, e.to_string()))?;
+            call(node, c?.put_manifest(pb::ManifestPayload { json }))
+                .await
+                .map(|r| r.stored)
+        })
+    }
+
+    fn get_manifest(
+        &self,
+        node: NodeId,
+        key: String,
+    ) -> BoxFuture<'static, Result<Option<Manifest>, NetError>> {
+        if node == self.me {
+            return self.local(move |n| n.get_manifest(&key));
+        }
+        let c = self.client(node);
+        Box::pin(async move {
+            match call(node, c?.get_manifest(pb::GetManifestRequest { key })).await {
+                Ok(p) => serde_json::from_str(&p.json)
+                    .map(Some)
+                    .map_err(|e| NetError::Refused(node, format!("a damaged manifest: {e}"))),
+                Err(NetError::NotFound(_)) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn list_manifests(
+        &self,
+        node: NodeId,
+        prefix: String,
+    ) -> BoxFuture<'static, Result<Vec<Summary>, NetError>> {
+        if node == self.me {
+            return self.local(move |n| {
+                n.manifests(&prefix)
+                    .map(|v| v.iter().map(Manifest::summary).collect())
+            });
+        }
+        let c = self.client(node);
+        Box::pin(async move {
+            call(node, c?.list_manifests(pb::ListManifestsRequest { prefix }))
+                .await
+                .map(|r| {
+                    r.objects
+                        .into_iter()
+                        .map(|s| Summary {
+                            key: s.key,
+                            generation: s.generation,
+                            writer: s.writer,
+                            size: s.size,
+                            deleted: s.deleted,
+                            stripes: s.stripes,
+                        })
+                        .collect()
+                })
+        })
+    }
+}
+
+/// How rebuild behaves (`axon agent --rebuild-grace --rebuild-rate`).
+#[derive(Debug, Clone, Copy)]
+pub struct RebuildConfig {
+    /// A member away this long has its chunks rebuilt elsewhere; one back sooner is not.
+    pub grace: Duration,
+    /// Bytes per second this node writes while rebuilding; None for no limit.
+    pub rate: Option<u64>,
+}
+
+/// Every 2 s: counts the stripes this node is responsible for by chunks on members away
+/// (protection), and when members have been away longer than the grace period, rebuilds
+/// their chunks elsewhere — the most degraded objects first, at the configured rate,
+/// reporting progress every 2 s. Runs while the agent does.
+pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig) {
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(dh) = host.data_host() else { return };
+        let Ok((fe, mut layout, net, config)) = host.data_view().await else {
+            continue;
+        };
+        let away = net.away(AWAY_AFTER);
+        let failed = net.away(cfg.grace.max(AWAY_AFTER));
+        let node = net.node();
+        let Ok(Ok(all)) = tokio::task::spawn_blocking(move || node.manifests("")).await else {
+            continue;
+        };
+        let me = net.me();
+        let mine: Vec<Manifest> = all
+            .into_iter()
+            .filter(|m| !m.deleted && protection::responsible(&m.key, &layout.members, &away, me))
+            .collect();
+        let refs: Vec<&Manifest> = mine.iter().collect();
+        let by_lost = protection::count(&refs, config.m, &away);
+        let rebuilding = running.load(std::sync::atomic::Ordering::Relaxed);
+        dh.set_status(|s| {
+            s.node = me;
+            s.stripes_by_lost = by_lost.clone();
+            s.objects = mine.len() as u64;
+            s.bytes = mine.iter().map(|m| m.size).sum();
+            s.away = sorted(&away);
+            s.failed = sorted(&failed);
+            s.protection = protection::word(&by_lost, config.m, rebuilding).to_string();
+        });
+        if failed.is_empty() || rebuilding || config.io != crate::model::cluster::IoStatus::Started
+        {
+            continue;
+        }
+        // Work: objects with chunks on failed members, most chunks lost in a stripe first.
+        let mut work: Vec<(usize, u64, String)> = mine
+            .iter()
+            .filter_map(|m| {
+                let worst = m
+                    .stripes
+                    .iter()
+                    .map(|st| st.nodes.iter().filter(|n| away.contains(n)).count())
+                    .max()
+                    .unwrap_or(0);
+                let touched = m
+                    .stripes
+                    .iter()
+                    .filter(|st| st.nodes.iter().any(|n| failed.contains(n)))
+                    .count() as u64;
+                (touched > 0).then(|| (worst, touched, m.key.clone()))
+            })
+            .collect();
+        if work.is_empty() {
+            continue;
+        }
+        work.sort_by(|a, b| b.0.cmp(&a.0).then(a.2.cmp(&b.2)));
+        layout.writable.retain(|d| !away.contains(&d.node));
+        running.store(true, std::sync::atomic::Ordering::Relaxed);
+        let total: u64 = work.iter().map(|w| w.1).sum();
+        let status = dh.status.clone();
+        let done_flag = running.clone();
+        tokio::spawn(async move {
+            rebuild_pass(fe, layout, failed, work, total, cfg.rate, status).await;
+            done_flag.store(false, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
+}
+
+fn sorted(s: &HashSet<NodeId>) -> Vec<NodeId> {
+    let mut v: Vec<NodeId> = s.iter().copied().collect();
+    v.sort_unstable();
+    v
+}
+
+/// One rebuild pass over `work` (objects by key), paced to `rate` bytes per second.
+async fn rebuild_pass(
+    fe: Fe,
+    layout: Layout,
+    failed: HashSet<NodeId>,
+    work: Vec<(usize, u64, String)>,
+    total: u64,
+    rate: Option<u64>,
+    status: Arc<Mutex<DataStatus>>,
+) {
+    let started = Instant::now();
+    let set = |f: &dyn Fn(&mut RebuildProgress)| {
+        if let Ok(mut s) = status.lock() {
+            f(&mut s.rebuild);
+        }
+    };
+    set(&|r| {
+        r.active = true;
+        r.stripes_total = total;
+        r.stripes_done = 0;
+        r.bytes = 0;
+        r.rate = 0;
+        r.eta_secs = 0;
+    });
+    tracing::warn!(
+        "rebuild: members {:?} away longer than the grace period; rebuilding {total} stripe(s) of {} object(s)",
+        sorted(&failed),
+        work.len()
+    );
+    // A token bucket of one second: the pass may not run ahead of `rate`.
+    let sent = Arc::new(Mutex::new(0u64));
+    let pace = {
+        let sent = sent.clone();
+        move |n: u64| -> BoxFuture<'static, ()> {
+            let sent = sent.clone();
+            Box::pin(async move {
+                let Some(rate) = rate.filter(|r| *r > 0) else {
+                    return;
+                };
+                let total = {
+                    let mut s = sent.lock().expect("pacer");
+                    *s += n;
+                    *s
+                };
+                let due = Duration::from_secs_f64(total as f64 / rate as f64);
+                let now = started.elapsed();
+                if due > now {
+                    tokio::time::sleep(due - now).await;
+                }
+            })
+        }
+    };
+    let (mut done, mut bytes) = (0u64, 0u64);
+    let mut last_log = Instant::now();
+    let mut error = None;
+    for (_, touched, key) in &work {
+        match fe.repair(key, &layout, &failed, &pace).await {
+            Ok((_, b)) => {
+                done += touched;
+                bytes += b;
+            }
+            Err(e) => {
+                tracing::warn!("rebuild: {key:?}: {e}");
+                error = Some(e.to_string());
+            }
+        }
+        let secs = started.elapsed().as_secs_f64().max(1e-3);
+        let rate_now = (bytes as f64 / secs) as u64;
+        let eta = if done > 0 && done < total {
+            ((total - done) as f64 * secs / done as f64) as u64
+        } else {
+            0
+        };
+        set(&|r| {
+            r.stripes_done = done;
+            r.bytes = bytes;
+            r.rate = rate_now;
+            r.eta_secs = eta;
+        });
+        if last_log.elapsed() >= Duration::from_secs(2) {
+            last_log = Instant::now();
+            tracing::info!(
+                "rebuild: {done}/{total} stripes, {} written, {}/s, ETA {eta} s",
+                humansize::format_size(bytes, humansize::BINARY),
+                humansize::format_size(rate_now, humansize::BINARY)
+            );
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    tracing::warn!(
+        "rebuild: pass done: {done}/{total} stripes, {} in {secs:.1} s{}",
+        humansize::format_size(bytes, humansize::BINARY),
+        error
+            .as_ref()
+            .map(|e| format!("; last error: {e}"))
+            .unwrap_or_default()
+    );
+    set(&|r| {
+        r.active = false;
+        r.passes += 1;
+        r.eta_secs = 0;
+        r.last_error = error.clone();
+    });
+}

@@ -1,0 +1,1102 @@
+//! The frontend (DATAPLANE.md, "Where chunks live"): objects in and out of the cluster, on
+//! any member. A put reads the object a stripe at a time, encodes m parity chunks, places
+//! the k+m chunks on distinct nodes (weighted rendezvous, `placement`), sends them, a few
+//! stripes in flight at once, and once every chunk is durable writes the manifest to the
+//! key's m+1 home nodes and every holder; it is acknowledged when at least m+1 of those
+//! hold it. A get asks the members for the manifest, takes the highest generation, and reads
+//! k chunks of each stripe — data chunks first, parity around what is missing, damaged or on
+//! a node that failed — reconstructing when it must. Nothing here knows the wire: the agent
+//! hands in a `Net`.
+
+use super::objects::{Manifest, NodeId, StripeMap, Summary, chunk_key, home_ranking};
+use super::placement::{self, Domain};
+use crate::dataplane::ec::{Codec, Isal, Scheme};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::{FuturesOrdered, StreamExt};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Stripes in flight at once in a put or a get.
+pub const WINDOW: usize = 4;
+
+/// How a call to one node failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NetError {
+    #[error("node {0}: not reachable: {1}")]
+    Unreachable(NodeId, String),
+    #[error("node {0}: not held")]
+    NotFound(NodeId),
+    #[error("node {0}: held but unreadable: {1}")]
+    Lost(NodeId, String),
+    #[error("node {0}: refused: {1}")]
+    Refused(NodeId, String),
+}
+
+/// The members' side, as the frontend needs it (the agent implements it over gRPC, and
+/// calls its own node directly).
+pub trait Net: Send + Sync + 'static {
+    fn put_chunk(
+        &self,
+        node: NodeId,
+        key: String,
+        data: Bytes,
+    ) -> BoxFuture<'static, Result<(), NetError>>;
+    fn get_chunk(&self, node: NodeId, key: String) -> BoxFuture<'static, Result<Bytes, NetError>>;
+    fn delete_chunks(
+        &self,
+        node: NodeId,
+        keys: Vec<String>,
+    ) -> BoxFuture<'static, Result<(), NetError>>;
+    fn put_manifest(
+        &self,
+        node: NodeId,
+        m: Arc<Manifest>,
+    ) -> BoxFuture<'static, Result<bool, NetError>>;
+    fn get_manifest(
+        &self,
+        node: NodeId,
+        key: String,
+    ) -> BoxFuture<'static, Result<Option<Manifest>, NetError>>;
+    fn list_manifests(
+        &self,
+        node: NodeId,
+        prefix: String,
+    ) -> BoxFuture<'static, Result<Vec<Summary>, NetError>>;
+}
+
+/// What the frontend is told of the cluster for one call.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub k: usize,
+    pub m: usize,
+    /// Data bytes per chunk.
+    pub chunk_size: u32,
+    /// Every member (manifests are asked of all of them).
+    pub members: Vec<NodeId>,
+    /// Members that may take chunks (an ACTIVE drive), weighted by free bytes.
+    pub writable: Vec<Domain>,
+    /// This node (the writer named in manifests).
+    pub me: NodeId,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    #[error("{0}")]
+    Refused(String),
+    #[error("no object {0:?} in the cluster")]
+    NotFound(String),
+    /// Too much is missing: never answered with wrong or partial data.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PutDone {
+    pub size: u64,
+    pub stripes: u32,
+    pub generation: u64,
+    pub nodes: u32,
+}
+
+/// Nodes that failed a call during this operation: later stripes avoid them.
+#[derive(Default)]
+struct Suspects(Mutex<HashSet<NodeId>>);
+
+impl Suspects {
+    fn add(&self, n: NodeId) {
+        if let Ok(mut s) = self.0.lock() {
+            s.insert(n);
+        }
+    }
+    fn has(&self, n: NodeId) -> bool {
+        self.0.lock().map(|s| s.contains(&n)).unwrap_or(false)
+    }
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// A stripe's placement seed: object and stripe index.
+fn stripe_seed(object: &str, i: usize) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(object.as_bytes(), i as u64)
+}
+
+pub struct Frontend<N: Net> {
+    net: Arc<N>,
+}
+
+impl<N: Net> Clone for Frontend<N> {
+    fn clone(&self) -> Self {
+        Frontend {
+            net: self.net.clone(),
+        }
+    }
+}
+
+/// Splits one stripe's bytes into k data chunks of one length (the last zero-padded) and
+/// computes the m parity chunks.
+fn encode(codec: &Isal, k: usize, m: usize, data: &[u8]) -> Result<(u32, Vec<Bytes>), IoError> {
+    let len = data.len().div_ceil(k).max(1);
+    let mut chunks: Vec<Vec<u8>> = (0..k)
+        .map(|i| {
+            let start = (i * len).min(data.len());
+            let end = ((i + 1) * len).min(data.len());
+            let mut c = data[start..end].to_vec();
+            c.resize(len, 0);
+            c
+        })
+        .collect();
+    let mut parity: Vec<Vec<u8>> = (0..m).map(|_| vec![0u8; len]).collect();
+    {
+        let d: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
+        let mut p: Vec<&mut [u8]> = parity.iter_mut().map(Vec::as_mut_slice).collect();
+        codec
+            .encode(&d, &mut p)
+            .map_err(|e| IoError::Failed(e.to_string()))?;
+    }
+    chunks.extend(parity);
+    Ok((len as u32, chunks.into_iter().map(Bytes::from).collect()))
+}
+
+impl<N: Net> Frontend<N> {
+    pub fn new(net: Arc<N>) -> Frontend<N> {
+        Frontend { net }
+    }
+
+    /// The newest manifest of `key` among the members, and the members that did not answer.
+    async fn find(
+        &self,
+        key: &str,
+        members: &[NodeId],
+    ) -> (Option<Manifest>, Vec<(NodeId, String)>) {
+        let calls = members.iter().map(|&n| {
+            let f = self.net.get_manifest(n, key.to_string());
+            async move { (n, tokio::time::timeout(Duration::from_secs(5), f).await) }
+        });
+        let mut best: Option<Manifest> = None;
+        let mut silent = Vec::new();
+        for (n, r) in futures::future::join_all(calls).await {
+            match r {
+                Ok(Ok(Some(m))) => {
+                    if best.as_ref().is_none_or(|b| m.newer_than(b)) {
+                        best = Some(m);
+                    }
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => silent.push((n, e.to_string())),
+                Err(_) => silent.push((n, format!("node {n}: no answer in 5 s"))),
+            }
+        }
+        (best, silent)
+    }
+
+    /// The object's current manifest, or why there is none.
+    pub async fn manifest(&self, key: &str, layout: &Layout) -> Result<Manifest, IoError> {
+        let (best, silent) = self.find(key, &layout.members).await;
+        match best {
+            Some(m) if !m.deleted => Ok(m),
+            Some(_) => Err(IoError::NotFound(key.to_string())),
+            None if silent.len() > layout.m => Err(IoError::Unavailable(format!(
+                "{key:?}: no manifest on the {} members that answered, and {} did not ({}) — more than m = {} nodes are away, so it may exist there",
+                layout.members.len() - silent.len(),
+                silent.len(),
+                silent
+                    .iter()
+                    .map(|(_, e)| e.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                layout.m
+            ))),
+            None => Err(IoError::NotFound(key.to_string())),
+        }
+    }
+
+    /// Stores one stripe's chunks on k+m distinct nodes, replacing a node that fails with
+    /// the next one placement offers. Returns the stripe's map.
+    async fn put_stripe(
+        &self,
+        layout: &Layout,
+        object: &str,
+        i: usize,
+        len: u32,
+        chunks: Vec<Bytes>,
+        suspects: &Suspects,
+    ) -> Result<StripeMap, IoError> {
+        let n = layout.k + layout.m;
+        let seed = stripe_seed(object, i);
+        let mut ranking = placement::place(seed, &layout.writable, layout.writable.len(), &[])
+            .map_err(IoError::Refused)?;
+        // Nodes that failed earlier in this put go last.
+        ranking.sort_by_key(|x| suspects.has(*x));
+        if ranking.len() < n {
+            return Err(IoError::Refused(format!(
+                "{}+{} needs {n} nodes that can take chunks, {} can",
+                layout.k,
+                layout.m,
+                ranking.len()
+            )));
+        }
+        let crcs: Vec<u32> = chunks.iter().map(|c| crc32c::crc32c(c)).collect();
+        let mut nodes: Vec<Option<NodeId>> = vec![None; n];
+        let mut next = 0usize;
+        let mut tried: Vec<(NodeId, String)> = Vec::new();
+        loop {
+            let placed = nodes.iter().filter(|x| x.is_some()).count();
+            let mut calls = Vec::new();
+            for (idx, slot) in nodes.iter_mut().enumerate() {
+                if slot.is_some() {
+                    continue;
+                }
+                let Some(&node) = ranking.get(next) else {
+                    return Err(IoError::Unavailable(format!(
+                        "stripe {i}: only {placed} of {n} chunks could be placed on distinct nodes, so the object is not stored; failed: {}",
+                        tried
+                            .iter()
+                            .map(|(_, e)| e.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    )));
+                };
+                next += 1;
+                let f = self
+                    .net
+                    .put_chunk(node, chunk_key(object, i, idx), chunks[idx].clone());
+                calls.push(async move { (idx, node, f.await) });
+            }
+            if calls.is_empty() {
+                break;
+            }
+            for (idx, node, r) in futures::future::join_all(calls).await {
+                match r {
+                    Ok(()) => nodes[idx] = Some(node),
+                    Err(e) => {
+                        suspects.add(node);
+                        tried.push((node, e.to_string()));
+                    }
+                }
+            }
+        }
+        Ok(StripeMap {
+            len,
+            nodes: nodes.into_iter().map(|x| x.expect("placed")).collect(),
+            crcs,
+        })
+    }
+
+    /// Stores `key` from the byte stream `src`; acknowledged once durable (every chunk, then
+    /// the manifest on at least m+1 nodes). An older generation's chunks are freed after.
+    pub async fn put(
+        &self,
+        key: &str,
+        layout: &Layout,
+        mut src: tokio::sync::mpsc::Receiver<Bytes>,
+    ) -> Result<PutDone, IoError> {
+        if key.is_empty() || key.len() > crate::dataplane::store::MAX_KEY {
+            return Err(IoError::Refused(format!(
+                "an object key must be 1 to {} bytes, this one is {}",
+                crate::dataplane::store::MAX_KEY,
+                key.len()
+            )));
+        }
+        let (k, m) = (layout.k, layout.m);
+        let codec = Arc::new(
+            Isal::new(Scheme::new(k, m).map_err(|e| IoError::Refused(e.to_string()))?)
+                .map_err(|e| IoError::Refused(e.to_string()))?,
+        );
+        let object = uuid::Uuid::new_v4().simple().to_string();
+        let stripe_bytes = k * layout.chunk_size as usize;
+        let suspects = Suspects::default();
+        let mut maps: Vec<StripeMap> = Vec::new();
+        let mut inflight = FuturesOrdered::new();
+        let mut size = 0u64;
+        let mut buf: Vec<u8> = Vec::with_capacity(stripe_bytes);
+        let mut pending: Option<Bytes> = None;
+        let mut ended = false;
+        let mut index = 0usize;
+        let result: Result<(), IoError> = async {
+            loop {
+                // Fill one stripe.
+                while !ended && buf.len() < stripe_bytes {
+                    let b = match pending.take() {
+                        Some(b) => b,
+                        None => match src.recv().await {
+                            Some(b) => b,
+                            None => {
+                                ended = true;
+                                break;
+                            }
+                        },
+                    };
+                    let take = (stripe_bytes - buf.len()).min(b.len());
+                    buf.extend_from_slice(&b[..take]);
+                    if take < b.len() {
+                        pending = Some(b.slice(take..));
+                    }
+                }
+                // An empty object is one empty stripe; otherwise an empty buffer is the end.
+                if buf.is_empty() && index > 0 {
+                    break;
+                }
+                size += buf.len() as u64;
+                let data = std::mem::replace(&mut buf, Vec::with_capacity(stripe_bytes));
+                let c = codec.clone();
+                let (len, chunks) = tokio::task::spawn_blocking(move || encode(&c, k, m, &data))
+                    .await
+                    .map_err(|e| IoError::Failed(e.to_string()))??;
+                let i = index;
+                index += 1;
+                let this = self.clone();
+                let (lay, obj) = (layout.clone(), object.clone());
+                let sus = &suspects;
+                inflight.push_back(async move {
+                    this.put_stripe(&lay, &obj, i, len, chunks, sus).await
+                });
+                while inflight.len() >= WINDOW {
+                    maps.push(inflight.next().await.expect("in flight")?);
+                }
+                if ended && buf.is_empty() && pending.is_none() {
+                    break;
+                }
+            }
+            while let Some(r) = inflight.next().await {
+                maps.push(r?);
+            }
+            Ok(())
+        }
+        .await;
+        drop(inflight);
+        let cleanup = |maps: &[StripeMap]| {
+            let mut by_node: BTreeMap<NodeId, Vec<String>> = BTreeMap::new();
+            for (i, s) in maps.iter().enumerate() {
+                for (idx, n) in s.nodes.iter().enumerate() {
+                    by_node
+                        .entry(*n)
+                        .or_default()
+                        .push(chunk_key(&object, i, idx));
+                }
+            }
+            by_node
+        };
+        if let Err(e) = result {
+            // Free what was written; anything missed is an orphan for the collector.
+            for (n, keys) in cleanup(&maps) {
+                let f = self.net.delete_chunks(n, keys);
+                tokio::spawn(f);
+            }
+            return Err(e);
+        }
+        // The generation orders writes of this key: after any the members know of.
+        let (old, _) = self.find(key, &layout.members).await;
+        let generation = now_ns().max(old.as_ref().map_or(0, |o| o.generation + 1));
+        let manifest = Arc::new(Manifest {
+            key: key.to_string(),
+            generation,
+            writer: layout.me,
+            revision: 0,
+            object: object.clone(),
+            size,
+            k,
+            m,
+            chunk_size: layout.chunk_size,
+            deleted: false,
+            stripes: maps,
+        });
+        let holders = manifest.holders();
+        let stored = self.publish(&manifest, layout, &holders).await;
+        if let Err(e) = stored {
+            for (n, keys) in cleanup(&manifest.stripes) {
+                tokio::spawn(self.net.delete_chunks(n, keys));
+            }
+            return Err(e);
+        }
+        if let Some(old) = old {
+            self.free_chunks(&old);
+        }
+        Ok(PutDone {
+            size,
+            stripes: manifest.stripes.len() as u32,
+            generation,
+            nodes: holders.len() as u32,
+        })
+    }
+
+    /// Writes `manifest` to the key's home nodes and `extra`; Ok once m+1 hold it.
+    async fn publish(
+        &self,
+        manifest: &Arc<Manifest>,
+        layout: &Layout,
+        extra: &[NodeId],
+    ) -> Result<(), IoError> {
+        let mut targets: Vec<NodeId> = home_ranking(&manifest.key, &layout.members)
+            .into_iter()
+            .take(layout.m + 1)
+            .collect();
+        for n in extra {
+            if !targets.contains(n) {
+                targets.push(*n);
+            }
+        }
+        let mut ok = 0usize;
+        let mut errors = Vec::new();
+        let mut rest: Vec<NodeId> = home_ranking(&manifest.key, &layout.members)
+            .into_iter()
+            .filter(|n| !targets.contains(n))
+            .collect();
+        rest.reverse();
+        let mut round = targets;
+        while !round.is_empty() {
+            let calls = round.iter().map(|&n| {
+                let f = self.net.put_manifest(n, manifest.clone());
+                async move { (n, f.await) }
+            });
+            let mut failed = 0;
+            for (n, r) in futures::future::join_all(calls).await {
+                match r {
+                    // Not stored means a newer one is already there: it holds the key.
+                    Ok(_) => ok += 1,
+                    Err(e) => {
+                        failed += 1;
+                        errors.push(format!("{e} ({n})"));
+                    }
+                }
+            }
+            if ok > layout.m {
+                return Ok(());
+            }
+            // Too few took it: try as many other members as failed.
+            round = (0..failed).filter_map(|_| rest.pop()).collect();
+        }
+        Err(IoError::Unavailable(format!(
+            "{:?}: its manifest is on {ok} node(s), it must be on at least m+1 = {} — not acknowledged: {}",
+            manifest.key,
+            layout.m + 1,
+            errors.join("; ")
+        )))
+    }
+
+    /// Frees `m`'s chunks on their nodes, in the background and best-effort (what a node
+    /// away misses stays an orphan).
+    fn free_chunks(&self, m: &Manifest) {
+        for n in m.holders() {
+            tokio::spawn(self.net.delete_chunks(n, m.chunks_on(n)));
+        }
+    }
+
+    /// Reads stripe `i` of `m`: k chunks, verified, reconstructed if need be. Returns the
+    /// stripe's data bytes and whether parity was used.
+    async fn get_stripe(
+        &self,
+        m: &Manifest,
+        i: usize,
+        codec: &Isal,
+        suspects: &Suspects,
+    ) -> Result<(Bytes, bool), IoError> {
+        let st = &m.stripes[i];
+        let (k, n) = (m.k, m.k + m.m);
+        let mut got: Vec<Option<Bytes>> = vec![None; n];
+        let mut why: Vec<String> = Vec::new();
+        // Data chunks first, on nodes that have not failed in this read; then the rest.
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&x| (suspects.has(st.nodes[x]), x >= k));
+        let mut next = 0;
+        loop {
+            let have = got.iter().filter(|g| g.is_some()).count();
+            if have >= k {
+                break;
+            }
+            let want = k - have;
+            let batch: Vec<usize> = order[next..].iter().take(want).copied().collect();
+            if batch.is_empty() {
+                return Err(IoError::Unavailable(format!(
+                    "{:?}: stripe {i} has {have} of the {k} chunks it needs (k = {k} of {n}); lost: {} — not enough survive to rebuild it, so nothing is returned; bring the nodes back",
+                    m.key,
+                    why.join("; ")
+                )));
+            }
+            next += batch.len();
+            let calls = batch.iter().map(|&idx| {
+                let f = self
+                    .net
+                    .get_chunk(st.nodes[idx], chunk_key(&m.object, i, idx));
+                async move { (idx, tokio::time::timeout(Duration::from_secs(10), f).await) }
+            });
+            for (idx, r) in futures::future::join_all(calls).await {
+                let node = st.nodes[idx];
+                match r {
+                    Ok(Ok(b))
+                        if b.len() == st.len as usize && crc32c::crc32c(&b) == st.crcs[idx] =>
+                    {
+                        got[idx] = Some(b)
+                    }
+                    Ok(Ok(b)) => why.push(format!(
+                        "chunk {idx} on node {node}: checksum or length mismatch ({} bytes)",
+                        b.len()
+                    )),
+                    Ok(Err(e)) => {
+                        if matches!(e, NetError::Unreachable(..)) {
+                            suspects.add(node);
+                        }
+                        why.push(format!("chunk {idx}: {e}"));
+                    }
+                    Err(_) => {
+                        suspects.add(node);
+                        why.push(format!("chunk {idx} on node {node}: no answer in 10 s"));
+                    }
+                }
+            }
+        }
+        let bytes = m.stripe_bytes(i) as usize;
+        let all_data = got[..k].iter().all(Option::is_some);
+        if all_data {
+            let mut out = Vec::with_capacity(bytes);
+            for c in got[..k].iter().flatten() {
+                let take = (bytes - out.len()).min(c.len());
+                out.extend_from_slice(&c[..take]);
+            }
+            return Ok((Bytes::from(out), false));
+        }
+        let present: Vec<bool> = got.iter().map(Option::is_some).collect();
+        let mut chunks: Vec<Vec<u8>> = got
+            .into_iter()
+            .map(|g| g.map_or_else(|| vec![0u8; st.len as usize], |b| b.to_vec()))
+            .collect();
+        codec
+            .reconstruct(&mut chunks, &present)
+            .map_err(|e| IoError::Failed(format!("stripe {i}: {e}")))?;
+        let mut out = Vec::with_capacity(bytes);
+        for c in &chunks[..k] {
+            let take = (bytes - out.len()).min(c.len());
+            out.extend_from_slice(&c[..take]);
+        }
+        Ok((Bytes::from(out), true))
+    }
+
+    /// Fetches k verified chunks of stripe `i` (avoiding `avoid` where it can) and rebuilds
+    /// all k+m. Errors if fewer than k survive.
+    async fn stripe_chunks(
+        &self,
+        m: &Manifest,
+        i: usize,
+        codec: &Isal,
+        avoid: &HashSet<NodeId>,
+    ) -> Result<Vec<Vec<u8>>, IoError> {
+        let st = &m.stripes[i];
+        let (k, n) = (m.k, m.k + m.m);
+        let mut got: Vec<Option<Bytes>> = vec![None; n];
+        let mut order: Vec<usize> = (0..n).filter(|&x| !avoid.contains(&st.nodes[x])).collect();
+        order.sort_by_key(|&x| x >= k);
+        let mut next = 0;
+        let mut why = Vec::new();
+        while got.iter().filter(|g| g.is_some()).count() < k {
+            let want = k - got.iter().filter(|g| g.is_some()).count();
+            let batch: Vec<usize> = order[next..].iter().take(want).copied().collect();
+            if batch.is_empty() {
+                return Err(IoError::Unavailable(format!(
+                    "{:?}: stripe {i} has fewer than k = {k} readable chunks: {}",
+                    m.key,
+                    why.join("; ")
+                )));
+            }
+            next += batch.len();
+            let calls = batch.iter().map(|&idx| {
+                let f = self
+                    .net
+                    .get_chunk(st.nodes[idx], chunk_key(&m.object, i, idx));
+                async move { (idx, tokio::time::timeout(Duration::from_secs(10), f).await) }
+            });
+            for (idx, r) in futures::future::join_all(calls).await {
+                match r {
+                    Ok(Ok(b))
+                        if b.len() == st.len as usize && crc32c::crc32c(&b) == st.crcs[idx] =>
+                    {
+                        got[idx] = Some(b)
+                    }
+                    Ok(Ok(_)) => why.push(format!("chunk {idx}: checksum mismatch")),
+                    Ok(Err(e)) => why.push(format!("chunk {idx}: {e}")),
+                    Err(_) => why.push(format!("chunk {idx}: no answer in 10 s")),
+                }
+            }
+        }
+        let present: Vec<bool> = got.iter().map(Option::is_some).collect();
+        let mut chunks: Vec<Vec<u8>> = got
+            .into_iter()
+            .map(|g| g.map_or_else(|| vec![0u8; st.len as usize], |b| b.to_vec()))
+            .collect();
+        if present.iter().any(|p| !p) {
+            codec
+                .reconstruct(&mut chunks, &present)
+                .map_err(|e| IoError::Failed(format!("stripe {i}: {e}")))?;
+        }
+        Ok(chunks)
+    }
+
+    /// Rebuilds the chunks of `key` that live on `lost` nodes onto other nodes, stripe by
+    /// stripe (`pace` is called with the bytes each stripe moves, before it moves them),
+    /// then publishes the manifest's next revision. Chunks on the lost nodes are left to be
+    /// collected when they return. Returns (stripes repaired, bytes written).
+    pub async fn repair(
+        &self,
+        key: &str,
+        layout: &Layout,
+        lost: &HashSet<NodeId>,
+        pace: &(dyn Fn(u64) -> BoxFuture<'static, ()> + Send + Sync),
+    ) -> Result<(u64, u64), IoError> {
+        let cur = match self.manifest(key, layout).await {
+            Ok(m) => m,
+            Err(IoError::NotFound(_)) => return Ok((0, 0)),
+            Err(e) => return Err(e),
+        };
+        let codec =
+            Isal::new(Scheme::new(cur.k, cur.m).map_err(|e| IoError::Failed(e.to_string()))?)
+                .map_err(|e| IoError::Failed(e.to_string()))?;
+        let mut next = cur.clone();
+        let (mut stripes, mut bytes) = (0u64, 0u64);
+        let mut bad: HashSet<NodeId> = lost.clone();
+        for i in 0..cur.stripes.len() {
+            let st = &cur.stripes[i];
+            let missing: Vec<usize> = (0..st.nodes.len())
+                .filter(|&x| lost.contains(&st.nodes[x]))
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            pace(u64::from(st.len) * missing.len() as u64).await;
+            let chunks = self.stripe_chunks(&cur, i, &codec, lost).await?;
+            let mut exclude: Vec<NodeId> = st.nodes.clone();
+            exclude.extend(bad.iter().copied());
+            let eligible = layout
+                .writable
+                .iter()
+                .filter(|d| d.free > 0 && !exclude.contains(&d.node))
+                .count();
+            let mut candidates = placement::place(
+                stripe_seed(&cur.object, i),
+                &layout.writable,
+                eligible,
+                &exclude,
+            )
+            .unwrap_or_default()
+            .into_iter();
+            for idx in missing {
+                let key = chunk_key(&cur.object, i, idx);
+                let mut placed = false;
+                for node in candidates.by_ref() {
+                    let data = Bytes::from(chunks[idx].clone());
+                    match self.net.put_chunk(node, key.clone(), data).await {
+                        Ok(()) => {
+                            next.stripes[i].nodes[idx] = node;
+                            bytes += u64::from(st.len);
+                            placed = true;
+                            break;
+                        }
+                        Err(_) => {
+                            bad.insert(node);
+                        }
+                    }
+                }
+                if !placed {
+                    return Err(IoError::Unavailable(format!(
+                        "{key:?}: stripe {i}: no node outside the stripe could take chunk {idx}: every failure domain already holds one, or is away — add nodes or bring them back"
+                    )));
+                }
+            }
+            stripes += 1;
+        }
+        if stripes == 0 {
+            return Ok((0, 0));
+        }
+        next.revision = cur.revision + 1;
+        let next = Arc::new(next);
+        self.publish(&next, layout, &next.holders()).await?;
+        Ok((stripes, bytes))
+    }
+
+    /// Streams `m`'s bytes into `out`, a few stripes read ahead; returns the stripes that
+    /// needed parity. A stripe that cannot be read stops it with an error: what was sent
+    /// before is whole, nothing after it is sent.
+    pub async fn get(
+        &self,
+        m: Manifest,
+        out: tokio::sync::mpsc::Sender<Result<Bytes, IoError>>,
+    ) -> Result<u32, IoError> {
+        let codec = Arc::new(
+            Isal::new(Scheme::new(m.k, m.m).map_err(|e| IoError::Failed(e.to_string()))?)
+                .map_err(|e| IoError::Failed(e.to_string()))?,
+        );
+        let m = Arc::new(m);
+        let suspects = Arc::new(Suspects::default());
+        let mut rebuilt = 0u32;
+        let mut inflight = FuturesOrdered::new();
+        let mut i = 0;
+        loop {
+            while i < m.stripes.len() && inflight.len() < WINDOW {
+                let (this, m2, c, s) = (self.clone(), m.clone(), codec.clone(), suspects.clone());
+                let idx = i;
+                inflight.push_back(async move { this.get_stripe(&m2, idx, &c, &s).await });
+                i += 1;
+            }
+            let Some(r) = inflight.next().await else {
+                break;
+            };
+            match r {
+                Ok((b, parity)) => {
+                    rebuilt += u32::from(parity);
+                    // In pieces of at most 1 MiB: a stripe of 16 × 1 MiB chunks is too big
+                    // for one message.
+                    let mut rest = b;
+                    loop {
+                        let piece = rest.split_to(rest.len().min(1 << 20));
+                        if out.send(Ok(piece)).await.is_err() {
+                            return Err(IoError::Failed("the reader went away".into()));
+                        }
+                        if rest.is_empty() {
+                            break;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = out.send(Err(IoError::Unavailable(e.to_string()))).await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(rebuilt)
+    }
+
+    /// Every object whose key starts with `prefix` (newest generation, deletions dropped),
+    /// and the members that did not answer.
+    pub async fn list(
+        &self,
+        prefix: &str,
+        layout: &Layout,
+    ) -> (Vec<Summary>, Vec<(NodeId, String)>) {
+        let calls = layout.members.iter().map(|&n| {
+            let f = self.net.list_manifests(n, prefix.to_string());
+            async move { (n, tokio::time::timeout(Duration::from_secs(10), f).await) }
+        });
+        let mut best: BTreeMap<String, Summary> = BTreeMap::new();
+        let mut silent = Vec::new();
+        for (n, r) in futures::future::join_all(calls).await {
+            match r {
+                Ok(Ok(list)) => {
+                    for s in list {
+                        let newer = best
+                            .get(&s.key)
+                            .is_none_or(|b| (s.generation, s.writer) > (b.generation, b.writer));
+                        if newer {
+                            best.insert(s.key.clone(), s);
+                        }
+                    }
+                }
+                Ok(Err(e)) => silent.push((n, e.to_string())),
+                Err(_) => silent.push((n, format!("node {n}: no answer in 10 s"))),
+            }
+        }
+        (best.into_values().filter(|s| !s.deleted).collect(), silent)
+    }
+
+    /// Deletes `key`: a tombstone (a newer generation, marked deleted) on m+1 nodes, then
+    /// its chunks freed. False if there was no such object.
+    pub async fn delete(&self, key: &str, layout: &Layout) -> Result<bool, IoError> {
+        let cur = match self.manifest(key, layout).await {
+            Ok(m) => m,
+            Err(IoError::NotFound(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let tomb = Arc::new(Manifest {
+            key: key.to_string(),
+            generation: now_ns().max(cur.generation + 1),
+            writer: layout.me,
+            revision: 0,
+            object: cur.object.clone(),
+            size: 0,
+            k: cur.k,
+            m: cur.m,
+            chunk_size: cur.chunk_size,
+            deleted: true,
+            stripes: Vec::new(),
+        });
+        self.publish(&tomb, layout, &cur.holders()).await?;
+        self.free_chunks(&cur);
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::cluster::objects::NodeData;
+    use crate::dataplane::store::Store;
+    use std::collections::HashMap;
+
+    /// Nodes in one process, each a real 1+0 store on files; a node can be taken away.
+    struct Local {
+        nodes: HashMap<NodeId, Arc<NodeData>>,
+        away: Mutex<HashSet<NodeId>>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Local {
+        fn new(n: u64) -> Arc<Local> {
+            let dir = tempfile::tempdir().unwrap();
+            let mut nodes = HashMap::new();
+            for id in 1..=n {
+                let d = dir.path().join(format!("n{id}"));
+                let cluster = uuid::Uuid::new_v4();
+                let mut s = Store::create(&d, cluster, Scheme::PLAIN, 4096).unwrap();
+                let drive = d.join("d0");
+                crate::dataplane::drive::format(
+                    &drive,
+                    &crate::dataplane::drive::FormatOptions {
+                        size: Some(4 << 20),
+                        chunk_size: 4096,
+                        cluster,
+                        force: false,
+                    },
+                )
+                .unwrap();
+                s.add_drive(&drive, false).unwrap();
+                let nd = NodeData::open(Arc::new(Mutex::new(s)), &d).unwrap();
+                nodes.insert(id, Arc::new(nd));
+            }
+            Arc::new(Local {
+                nodes,
+                away: Mutex::new(HashSet::new()),
+                _dir: dir,
+            })
+        }
+
+        fn node(&self, n: NodeId) -> Result<Arc<NodeData>, NetError> {
+            if self.away.lock().unwrap().contains(&n) {
+                return Err(NetError::Unreachable(n, "away".into()));
+            }
+            Ok(self.nodes[&n].clone())
+        }
+    }
+
+    fn ne(n: NodeId, e: crate::dataplane::cluster::objects::NodeError) -> NetError {
+        use crate::dataplane::cluster::objects::NodeError as E;
+        match e {
+            E::NotFound(_) => NetError::NotFound(n),
+            E::Lost(x) => NetError::Lost(n, x),
+            other => NetError::Refused(n, other.to_string()),
+        }
+    }
+
+    impl Net for Local {
+        fn put_chunk(
+            &self,
+            n: NodeId,
+            key: String,
+            data: Bytes,
+        ) -> BoxFuture<'static, Result<(), NetError>> {
+            let r = self
+                .node(n)
+                .and_then(|d| d.put_chunk(&key, &data).map_err(|e| ne(n, e)));
+            Box::pin(async move { r })
+        }
+        fn get_chunk(&self, n: NodeId, key: String) -> BoxFuture<'static, Result<Bytes, NetError>> {
+            let r = self
+                .node(n)
+                .and_then(|d| d.get_chunk(&key).map(Bytes::from).map_err(|e| ne(n, e)));
+            Box::pin(async move { r })
+        }
+        fn delete_chunks(
+            &self,
+            n: NodeId,
+            keys: Vec<String>,
+        ) -> BoxFuture<'static, Result<(), NetError>> {
+            let r = self
+                .node(n)
+                .and_then(|d| d.delete_chunks(&keys).map(|_| ()).map_err(|e| ne(n, e)));
+            Box::pin(async move { r })
+        }
+        fn put_manifest(
+            &self,
+            n: NodeId,
+            m: Arc<Manifest>,
+        ) -> BoxFuture<'static, Result<bool, NetError>> {
+            let r = self
+                .node(n)
+                .and_then(|d| d.put_manifest(&m).map_err(|e| ne(n, e)));
+            Box::pin(async move { r })
+        }
+        fn get_manifest(
+            &self,
+            n: NodeId,
+            key: String,
+        ) -> BoxFuture<'static, Result<Option<Manifest>, NetError>> {
+            let r = self
+                .node(n)
+                .and_then(|d| d.get_manifest(&key).map_err(|e| ne(n, e)));
+            Box::pin(async move { r })
+        }
+        fn list_manifests(
+            &self,
+            n: NodeId,
+            prefix: String,
+        ) -> BoxFuture<'static, Result<Vec<Summary>, NetError>> {
+            let r = self.node(n).and_then(|d| {
+                d.manifests(&prefix)
+                    .map(|v| v.iter().map(Manifest::summary).collect())
+                    .map_err(|e| ne(n, e))
+            });
+            Box::pin(async move { r })
+        }
+    }
+
+    fn layout(n: u64) -> Layout {
+        Layout {
+            k: 3,
+            m: 2,
+            chunk_size: 4096,
+            members: (1..=n).collect(),
+            writable: (1..=n)
+                .map(|node| Domain {
+                    node,
+                    free: 1 << 20,
+                })
+                .collect(),
+            me: 1,
+        }
+    }
+
+    async fn put(f: &Frontend<Local>, key: &str, data: &[u8]) -> Result<PutDone, IoError> {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let d = data.to_vec();
+        tokio::spawn(async move {
+            for c in d.chunks(5000) {
+                tx.send(Bytes::copy_from_slice(c)).await.unwrap();
+            }
+        });
+        f.put(key, &layout(6), rx).await
+    }
+
+    async fn get(f: &Frontend<Local>, key: &str) -> Result<(Vec<u8>, u32), IoError> {
+        let m = f.manifest(key, &layout(6)).await?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let f2 = f.clone();
+        let h = tokio::spawn(async move { f2.get(m, tx).await });
+        let mut out = Vec::new();
+        while let Some(b) = rx.recv().await {
+            out.extend_from_slice(&b?);
+        }
+        let rebuilt = h.await.unwrap()?;
+        Ok((out, rebuilt))
+    }
+
+    fn data(n: usize, seed: u8) -> Vec<u8> {
+        (0..n)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn objects_survive_m_nodes_away_and_refuse_beyond() {
+        let net = Local::new(6);
+        let f = Frontend::new(net.clone());
+        let sizes = [0usize, 1, 4095, 4096 * 3, 4096 * 3 + 1, 100_000];
+        for (i, &n) in sizes.iter().enumerate() {
+            let d = data(n, i as u8);
+            let done = put(&f, &format!("obj/{i}"), &d).await.unwrap();
+            assert_eq!(done.size, n as u64);
+            let (back, rebuilt) = get(&f, &format!("obj/{i}")).await.unwrap();
+            assert_eq!(back, d, "object {i} of {n} bytes");
+            assert_eq!(rebuilt, 0);
+        }
+        let (list, silent) = f.list("obj/", &layout(6)).await;
+        assert_eq!(list.len(), sizes.len());
+        assert!(silent.is_empty());
+        // Overwrite: the new bytes win, the old chunks are freed.
+        let d2 = data(50_000, 99);
+        put(&f, "obj/5", &d2).await.unwrap();
+        assert_eq!(get(&f, "obj/5").await.unwrap().0, d2);
+        // m = 2 nodes away: everything still reads, through parity where needed.
+        net.away.lock().unwrap().extend([2, 5]);
+        let mut rebuilt_any = 0;
+        for (i, &n) in sizes.iter().enumerate().take(5) {
+            let (back, rebuilt) = get(&f, &format!("obj/{i}")).await.unwrap();
+            assert_eq!(back, data(n, i as u8));
+            rebuilt_any += rebuilt;
+        }
+        assert!(
+            rebuilt_any > 0,
+            "some stripe had a data chunk on an away node"
+        );
+        // Writes go on with 4 nodes? No: 3+2 needs 5 nodes that take chunks.
+        let err = put(&f, "new", &data(10, 1)).await.unwrap_err();
+        assert!(err.to_string().contains("chunks could be placed"), "{err}");
+        // m+1 away: a clear error, never wrong bytes.
+        net.away.lock().unwrap().insert(3);
+        let mut unavailable = 0;
+        for (i, &n) in sizes.iter().enumerate().take(5) {
+            match get(&f, &format!("obj/{i}")).await {
+                Ok((back, _)) => assert_eq!(back, data(n, i as u8)),
+                Err(IoError::Unavailable(msg)) => {
+                    assert!(
+                        msg.contains("not enough survive") || msg.contains("manifest"),
+                        "{msg}"
+                    );
+                    unavailable += 1;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(unavailable > 0);
+        // They return: all is readable again.
+        net.away.lock().unwrap().clear();
+        for (i, &n) in sizes.iter().enumerate().take(5) {
+            assert_eq!(
+                get(&f, &format!("obj/{i}")).await.unwrap().0,
+                data(n, i as u8)
+            );
+        }
+        // Delete: gone from list and get, chunks freed on every node.
+        assert!(f.delete("obj/1", &layout(6)).await.unwrap());
+        assert!(!f.delete("obj/1", &layout(6)).await.unwrap());
+        assert!(matches!(get(&f, "obj/1").await, Err(IoError::NotFound(_))));
+        let (list, _) = f.list("obj/", &layout(6)).await;
+        assert_eq!(list.len(), sizes.len() - 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_corrupt_chunk_is_read_around() {
+        let net = Local::new(5);
+        let f = Frontend::new(net.clone());
+        let lay = Layout {
+            members: (1..=5).collect(),
+            writable: (1..=5).map(|node| Domain { node, free: 1 }).collect(),
+            ..layout(5)
+        };
+        let d = data(30_000, 7);
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tx.send(Bytes::from(d.clone())).await.unwrap();
+        drop(tx);
+        f.put("x", &lay, rx).await.unwrap();
+        let m = f.manifest("x", &lay).await.unwrap();
+        // Replace data chunk 0 of stripe 0 with other bytes of the same length: the node's
+        // own checksum is fine, the manifest's CRC is not.
+        let node = m.stripes[0].nodes[0];
+        let key = chunk_key(&m.object, 0, 0);
+        net.nodes[&node]
+            .put_chunk(&key, &vec![0xAB; m.stripes[0].len as usize])
+            .unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let f2 = f.clone();
+        let h = tokio::spawn(async move { f2.get(m, tx).await });
+        let mut out = Vec::new();
+        while let Some(b) = rx.recv().await {
+            out.extend_from_slice(&b.unwrap());
+        }
+        assert_eq!(out, d);
+        assert_eq!(h.await.unwrap().unwrap(), 1);
+    }
+}

@@ -1,0 +1,391 @@
+//! Objects across the cluster (DATAPLANE.md, "Where chunks live"): an object is split into
+//! stripes of k data + m parity chunks on k+m distinct nodes, and its *manifest* — key,
+//! size, generation, and per stripe the node and checksum of each chunk — is written, once
+//! every chunk is durable, to the m+1 *home* nodes of the key and to every chunk holder. A
+//! reader asks the members and takes the highest generation, so the layout survives the loss
+//! of any m nodes, the Raft leader included.
+//!
+//! This module is a node's side of it (`NodeData`: its chunks in its own store, a `1+0`
+//! store being the natural one, and the manifests it holds in `manifests.redb` beside the
+//! store's index), plus the shapes the frontend (`frontend`) and the wire share.
+
+use super::placement;
+use crate::dataplane::store::{Store, StoreError};
+use redb::{Database, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub type NodeId = u64;
+
+/// The manifests a node holds: key → JSON of `Manifest`.
+const MANIFESTS: TableDefinition<&str, &[u8]> = TableDefinition::new("manifests");
+pub const MANIFEST_DB: &str = "manifests.redb";
+
+/// Where one object's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub key: String,
+    /// Orders writes of one key: the highest (generation, writer) is the object.
+    pub generation: u64,
+    /// The node whose frontend wrote it.
+    pub writer: NodeId,
+    /// Bumped when a rebuild or a move changes where chunks live, keeping the generation:
+    /// a client's write (a newer generation) always wins over a repair of an older one.
+    #[serde(default)]
+    pub revision: u32,
+    /// Names the chunks (`chunk_key`); new for every write, so generations never share one.
+    pub object: String,
+    pub size: u64,
+    pub k: usize,
+    pub m: usize,
+    /// The most data bytes in one chunk: a stripe holds up to k × this.
+    pub chunk_size: u32,
+    /// A tombstone: the key was deleted at this generation.
+    #[serde(default)]
+    pub deleted: bool,
+    pub stripes: Vec<StripeMap>,
+}
+
+/// One stripe: its chunks' length and, for chunk i (k data, then m parity), its node and
+/// CRC-32C.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StripeMap {
+    pub len: u32,
+    pub nodes: Vec<NodeId>,
+    pub crcs: Vec<u32>,
+}
+
+/// A manifest in brief, as a list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub key: String,
+    pub generation: u64,
+    pub writer: NodeId,
+    pub size: u64,
+    pub deleted: bool,
+    pub stripes: u32,
+}
+
+impl Manifest {
+    pub fn newer_than(&self, other: &Manifest) -> bool {
+        (self.generation, self.writer, self.revision)
+            > (other.generation, other.writer, other.revision)
+    }
+
+    /// Data bytes in stripe `i`.
+    pub fn stripe_bytes(&self, i: usize) -> u64 {
+        let per = self.k as u64 * u64::from(self.chunk_size);
+        self.size.saturating_sub(i as u64 * per).min(per)
+    }
+
+    /// Every node holding a chunk of it.
+    pub fn holders(&self) -> Vec<NodeId> {
+        let mut v: Vec<NodeId> = self
+            .stripes
+            .iter()
+            .flat_map(|s| s.nodes.iter().copied())
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Every chunk on `node`, by key.
+    pub fn chunks_on(&self, node: NodeId) -> Vec<String> {
+        let mut out = Vec::new();
+        for (s, st) in self.stripes.iter().enumerate() {
+            for (i, n) in st.nodes.iter().enumerate() {
+                if *n == node {
+                    out.push(chunk_key(&self.object, s, i));
+                }
+            }
+        }
+        out
+    }
+
+    pub fn summary(&self) -> Summary {
+        Summary {
+            key: self.key.clone(),
+            generation: self.generation,
+            writer: self.writer,
+            size: self.size,
+            deleted: self.deleted,
+            stripes: self.stripes.len() as u32,
+        }
+    }
+}
+
+/// The store key of chunk `index` of stripe `stripe` of object `object`.
+pub fn chunk_key(object: &str, stripe: usize, index: usize) -> String {
+    format!("c/{object}/{stripe}/{index}")
+}
+
+/// The key's home nodes, best first: all `members` ranked by rendezvous hash of the key.
+/// The first m+1 of them that answer hold its manifest.
+pub fn home_ranking(key: &str, members: &[NodeId]) -> Vec<NodeId> {
+    let seed = xxhash_rust::xxh3::xxh3_64(key.as_bytes());
+    let domains: Vec<placement::Domain> = members
+        .iter()
+        .map(|&node| placement::Domain { node, free: 1 })
+        .collect();
+    placement::place(seed, &domains, domains.len(), &[]).unwrap_or_default()
+}
+
+/// What a node's side of the data plane can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("no such chunk or manifest here: {0}")]
+    NotFound(String),
+    /// Held, but cannot be read back whole (a lost drive, a bad checksum).
+    #[error("{0}")]
+    Lost(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<StoreError> for NodeError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(k) => NodeError::NotFound(k),
+            StoreError::Unreadable(m) => NodeError::Lost(m),
+            StoreError::Refused(m) => NodeError::Refused(m),
+            other => NodeError::Failed(other.to_string()),
+        }
+    }
+}
+
+/// A node's chunks (in its store) and the manifests it holds.
+pub struct NodeData {
+    store: Arc<Mutex<Store>>,
+    db: Database,
+    path: PathBuf,
+}
+
+fn db_err(path: &Path) -> impl Fn(redb::Error) -> NodeError + '_ {
+    move |e| NodeError::Failed(format!("{}: {e}", path.display()))
+}
+
+impl NodeData {
+    /// Opens (or creates) the manifest index in `dir` (the store's directory).
+    pub fn open(store: Arc<Mutex<Store>>, dir: &Path) -> Result<NodeData, NodeError> {
+        let path = dir.join(MANIFEST_DB);
+        let db = match Database::create(&path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(NodeError::Refused(format!(
+                    "{}: open in another process — stop it first",
+                    path.display()
+                )));
+            }
+            Err(e) => return Err(db_err(&path)(e.into())),
+        };
+        {
+            let e = db_err(&path);
+            let tx = db.begin_write().map_err(|x| e(x.into()))?;
+            tx.open_table(MANIFESTS).map_err(|x| e(x.into()))?;
+            tx.commit().map_err(|x| e(x.into()))?;
+        }
+        Ok(NodeData { store, db, path })
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Store>, NodeError> {
+        self.store
+            .lock()
+            .map_err(|_| NodeError::Failed("the store's lock is poisoned (a panic)".into()))
+    }
+
+    /// Stores a chunk durably (as the store defines: written, synced, committed).
+    pub fn put_chunk(&self, key: &str, data: &[u8]) -> Result<(), NodeError> {
+        if !key.starts_with("c/") {
+            return Err(NodeError::Refused(format!(
+                "{key:?} is not a chunk key (c/<object>/<stripe>/<index>)"
+            )));
+        }
+        self.lock()?.put(key, data)?;
+        Ok(())
+    }
+
+    pub fn get_chunk(&self, key: &str) -> Result<Vec<u8>, NodeError> {
+        Ok(self.lock()?.get(key)?)
+    }
+
+    /// Frees the chunks named; those not held are skipped. Returns how many were freed.
+    pub fn delete_chunks(&self, keys: &[String]) -> Result<u64, NodeError> {
+        let mut s = self.lock()?;
+        let mut n = 0;
+        for k in keys {
+            match s.delete(k) {
+                Ok(()) => n += 1,
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(n)
+    }
+
+    /// Records `m` if it is newer than what is held for its key; true if it was.
+    pub fn put_manifest(&self, m: &Manifest) -> Result<bool, NodeError> {
+        let e = db_err(&self.path);
+        let json = serde_json::to_vec(m).map_err(|x| NodeError::Failed(x.to_string()))?;
+        let tx = self.db.begin_write().map_err(|x| e(x.into()))?;
+        let stored = {
+            let mut t = tx.open_table(MANIFESTS).map_err(|x| e(x.into()))?;
+            let newer = match t.get(m.key.as_str()).map_err(|x| e(x.into()))? {
+                Some(v) => match serde_json::from_slice::<Manifest>(v.value()) {
+                    Ok(old) => m.newer_than(&old),
+                    Err(_) => true,
+                },
+                None => true,
+            };
+            if newer {
+                t.insert(m.key.as_str(), json.as_slice())
+                    .map_err(|x| e(x.into()))?;
+            }
+            newer
+        };
+        tx.commit().map_err(|x| e(x.into()))?;
+        Ok(stored)
+    }
+
+    pub fn get_manifest(&self, key: &str) -> Result<Option<Manifest>, NodeError> {
+        let e = db_err(&self.path);
+        let rtx = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let t = rtx.open_table(MANIFESTS).map_err(|x| e(x.into()))?;
+        let Some(v) = t.get(key).map_err(|x| e(x.into()))? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(v.value()).map(Some).map_err(|x| {
+            NodeError::Failed(format!(
+                "{}: the manifest of {key:?} is damaged: {x}",
+                self.path.display()
+            ))
+        })
+    }
+
+    /// Every manifest held whose key starts with `prefix` (damaged ones skipped).
+    pub fn manifests(&self, prefix: &str) -> Result<Vec<Manifest>, NodeError> {
+        let e = db_err(&self.path);
+        let rtx = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let t = rtx.open_table(MANIFESTS).map_err(|x| e(x.into()))?;
+        let mut out = Vec::new();
+        for row in t.range(prefix..).map_err(|x| e(x.into()))? {
+            let (k, v) = row.map_err(|x| e(x.into()))?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            if let Ok(m) = serde_json::from_slice::<Manifest>(v.value()) {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Free and total bytes on the store's usable drives, and chunks held.
+    pub fn usage(&self) -> Result<(u64, u64, u64), NodeError> {
+        let s = self.lock()?;
+        let st = s.status()?;
+        let (mut free, mut cap) = (0u64, 0u64);
+        for d in st.drives.iter().filter(|d| d.available) {
+            cap += d.slots * u64::from(st.chunk_size);
+            free += d.slots.saturating_sub(d.used) * u64::from(st.chunk_size);
+        }
+        Ok((free, cap, st.objects))
+    }
+
+    /// The store's chunk size: the frontend's chunk size on this node.
+    pub fn chunk_size(&self) -> Result<u32, NodeError> {
+        Ok(self.lock()?.status()?.chunk_size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(key: &str, generation: u64, writer: NodeId) -> Manifest {
+        Manifest {
+            key: key.into(),
+            generation,
+            writer,
+            revision: 0,
+            object: "o".into(),
+            size: 10,
+            k: 3,
+            m: 2,
+            chunk_size: 4096,
+            deleted: false,
+            stripes: vec![StripeMap {
+                len: 4,
+                nodes: vec![1, 2, 3, 4, 5],
+                crcs: vec![0; 5],
+            }],
+        }
+    }
+
+    #[test]
+    fn home_ranking_is_a_stable_permutation() {
+        let members = [1, 2, 3, 4, 5, 6];
+        let a = home_ranking("some/key", &members);
+        let mut sorted = a.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, members);
+        assert_eq!(a, home_ranking("some/key", &members));
+        // Different keys land on different homes (not always the same first node).
+        let firsts: std::collections::HashSet<NodeId> = (0..50)
+            .map(|i| home_ranking(&format!("k{i}"), &members)[0])
+            .collect();
+        assert!(firsts.len() >= 4, "{firsts:?}");
+        // A member leaving moves only the keys it was first home for.
+        let without: Vec<NodeId> = vec![1, 2, 3, 4, 5];
+        for i in 0..50 {
+            let key = format!("k{i}");
+            let full = home_ranking(&key, &members);
+            let less = home_ranking(&key, &without);
+            let expect: Vec<NodeId> = full.into_iter().filter(|&n| n != 6).collect();
+            assert_eq!(less, expect);
+        }
+    }
+
+    #[test]
+    fn stripe_bytes_and_holders() {
+        let mut m = manifest("a", 1, 1);
+        m.size = 3 * 4096 * 2 + 100;
+        m.stripes = vec![m.stripes[0].clone(); 3];
+        m.stripes[2].nodes = vec![1, 2, 3, 4, 6];
+        assert_eq!(m.stripe_bytes(0), 3 * 4096);
+        assert_eq!(m.stripe_bytes(2), 100);
+        assert_eq!(m.holders(), vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(m.chunks_on(6), vec![chunk_key("o", 2, 4)]);
+    }
+
+    #[test]
+    fn only_newer_manifests_replace_older_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(
+            &dir.path().join("s"),
+            uuid::Uuid::new_v4(),
+            crate::dataplane::ec::Scheme::PLAIN,
+            4096,
+        )
+        .unwrap();
+        let nd = NodeData::open(Arc::new(Mutex::new(store)), &dir.path().join("s")).unwrap();
+        assert!(nd.put_manifest(&manifest("a", 5, 1)).unwrap());
+        assert!(!nd.put_manifest(&manifest("a", 4, 9)).unwrap());
+        assert!(!nd.put_manifest(&manifest("a", 5, 1)).unwrap());
+        assert!(nd.put_manifest(&manifest("a", 5, 2)).unwrap());
+        assert_eq!(nd.get_manifest("a").unwrap().unwrap().writer, 2);
+        nd.put_manifest(&manifest("b/1", 1, 1)).unwrap();
+        nd.put_manifest(&manifest("b/2", 1, 1)).unwrap();
+        let keys: Vec<String> = nd
+            .manifests("b/")
+            .unwrap()
+            .into_iter()
+            .map(|m| m.key)
+            .collect();
+        assert_eq!(keys, vec!["b/1", "b/2"]);
+        assert!(nd.get_manifest("zzz").unwrap().is_none());
+    }
+}

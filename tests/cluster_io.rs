@@ -1,0 +1,535 @@
+//! Objects across a cluster of six real agent processes (4+2, each node a 1+0 store on a
+//! file drive, chunks between agents over mutual TLS on their data ports): `axon io
+//! put|get|ls|rm --inventory` through any member; with m = 2 nodes killed (`kill -9`)
+//! every object still reads back bit-identical (rebuilt from parity), a write that needs six
+//! nodes is refused with the figures; with a third killed, reads fail with a clear
+//! "unavailable" error and no partial file, never wrong bytes; once the nodes return,
+//! everything reads again.
+
+mod common;
+
+use common::process::{Agent, Token, inventory_with, run};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// An agent hosting a cluster member and a 1+0 store (64 KiB chunks, one 32 MiB drive),
+/// serving its chunks on a data port.
+fn start(name: &str, dir: &Path, cluster_port: u16, data_port: u16) -> Agent {
+    start_with(name, dir, cluster_port, data_port, &[])
+}
+
+fn start_with(name: &str, dir: &Path, cluster_port: u16, data_port: u16, extra: &[&str]) -> Agent {
+    let store = dir.join(format!("store-{name}"));
+    if !store.exists() {
+        let (code, out, err) = run(
+            &[
+                "io",
+                "create",
+                "--store",
+                store.to_str().unwrap(),
+                "--scheme",
+                "1+0",
+                "--chunk-size",
+                "64K",
+                "--drives",
+                "1",
+                "--drive-size",
+                "32M",
+            ],
+            Duration::from_secs(30),
+        );
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let cl = format!("127.0.0.1:{cluster_port}");
+    let dl = format!("127.0.0.1:{data_port}");
+    let mut args = vec![
+        "--cluster-listen",
+        &cl,
+        "--data-listen",
+        &dl,
+        "--store",
+        store.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    Agent::start(name, dir, &args)
+}
+
+fn status(inv: &Path) -> (i32, serde_json::Value) {
+    let (code, out, err) = run(
+        &[
+            "cluster",
+            "status",
+            "--inventory",
+            inv.to_str().unwrap(),
+            "--json",
+        ],
+        Duration::from_secs(60),
+    );
+    let v = serde_json::from_str(&out).unwrap_or_else(|_| panic!("not JSON: {out}{err}"));
+    (code, v)
+}
+
+fn until(
+    inv: &Path,
+    what: &str,
+    ok: impl Fn(i32, &serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let (code, v) = status(inv);
+        if ok(code, &v) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: exit {code}, {v:#}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Deterministic bytes that differ object to object.
+fn bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// The inventory with `first` listed first: the CLI goes through the first that answers.
+fn inventory_via(dir: &Path, agents: &[Agent], first: usize) -> PathBuf {
+    let inv = inventory_with(dir, agents, Token::Admin);
+    let text = std::fs::read_to_string(&inv).unwrap();
+    // Blocks start with [[node]]; move block `first` to the front.
+    let mut parts: Vec<&str> = text.split("[[node]]").collect();
+    let head = parts.remove(0);
+    let chosen = parts.remove(first);
+    parts.insert(0, chosen);
+    let out = dir.join(format!("inventory-via-{first}.toml"));
+    std::fs::write(&out, format!("{head}[[node]]{}", parts.join("[[node]]"))).unwrap();
+    out
+}
+
+fn get(inv: &Path, key: &str, out: &Path) -> (i32, String) {
+    let (code, o, e) = run(
+        &[
+            "io",
+            "get",
+            "--inventory",
+            inv.to_str().unwrap(),
+            key,
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(120),
+    );
+    (code, o + &e)
+}
+
+#[test]
+fn objects_survive_m_nodes_killed_and_fail_clearly_beyond() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut agents: Vec<Agent> = (0..6)
+        .map(|i| start(&format!("n{}", i + 1), dir, 0, 0))
+        .collect();
+    let inv = inventory_with(dir, &agents, Token::Admin);
+    let inv_s = inv.to_str().unwrap().to_string();
+    let (code, out, err) = run(
+        &[
+            "cluster",
+            "create",
+            "--inventory",
+            &inv_s,
+            "--scheme",
+            "4+2",
+            "--hot-spares",
+            "0",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let v = until(&inv, "every node's drive recorded everywhere", |_, v| {
+        v["nodes"].as_array().unwrap().iter().all(|n| {
+            n["report"]["config"]["drives"]
+                .as_object()
+                .is_some_and(|d| d.len() == 6)
+        })
+    });
+    let ports: Vec<(u16, u16)> = (0..6)
+        .map(|i| {
+            let r = &v["nodes"][i]["report"];
+            (
+                r["cluster_port"].as_u64().unwrap() as u16,
+                r["data_port"].as_u64().unwrap() as u16,
+            )
+        })
+        .collect();
+    assert!(ports.iter().all(|(_, d)| *d != 0), "{ports:?}");
+
+    // IO is refused until it is started.
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let f0 = src.join("early");
+    std::fs::write(&f0, b"too early").unwrap();
+    let (code, _, err) = run(
+        &[
+            "io",
+            "put",
+            "--inventory",
+            &inv_s,
+            "early",
+            f0.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("IO is STOPPED") && err.contains("start-io"),
+        "{err}"
+    );
+    let (code, out, err) = run(
+        &["start-io", "--inventory", &inv_s],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    until(&inv, "IO STARTED everywhere", |_, v| {
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["report"]["config"]["io"] == "Started")
+    });
+
+    // Objects of every shape: empty, one byte, part of a stripe, several stripes (a stripe
+    // is 4 × 64 KiB).
+    let sizes = [0usize, 1, 100_000, 3 << 20];
+    let mut objects = Vec::new();
+    for (i, &n) in sizes.iter().enumerate() {
+        let key = format!("obj/{i}");
+        let path = src.join(format!("o{i}"));
+        let data = bytes(n, i as u64 + 1);
+        std::fs::write(&path, &data).unwrap();
+        // Each through another member.
+        let via = inventory_via(dir, &agents, i % 6);
+        let (code, out, err) = run(
+            &[
+                "io",
+                "put",
+                "--inventory",
+                via.to_str().unwrap(),
+                &key,
+                path.to_str().unwrap(),
+                "--json",
+            ],
+            Duration::from_secs(120),
+        );
+        assert_eq!(code, 0, "{out}{err}");
+        let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(r["bytes"], n as u64, "{r}");
+        assert_eq!(r["via"], format!("n{}", i % 6 + 1), "{r}");
+        if n == 3 << 20 {
+            assert_eq!(r["stripes"], 12, "{r}");
+            assert_eq!(r["nodes"], 6, "{r}");
+        }
+        objects.push((key, data));
+    }
+    let back = dir.join("back");
+    for (i, (key, data)) in objects.iter().enumerate() {
+        // Read through a member other than the writer.
+        let via = inventory_via(dir, &agents, (i + 3) % 6);
+        let (code, said) = get(&via, key, &back);
+        assert_eq!(code, 0, "{said}");
+        assert!(std::fs::read(&back).unwrap() == *data, "{key} differs");
+        assert!(!said.contains("rebuilt"), "{said}");
+    }
+    let (code, out, err) = run(
+        &["io", "ls", "--inventory", &inv_s, "--json"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{err}");
+    let ls: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let keys: Vec<&str> = ls["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, vec!["obj/0", "obj/1", "obj/2", "obj/3"]);
+    assert_eq!(ls["objects"][3]["size"], 3 << 20);
+
+    // An overwrite: the new bytes are the object.
+    let newer = bytes(200_000, 77);
+    let p = src.join("newer");
+    std::fs::write(&p, &newer).unwrap();
+    let (code, _, err) = run(
+        &[
+            "io",
+            "put",
+            "--inventory",
+            &inv_s,
+            "obj/2",
+            p.to_str().unwrap(),
+        ],
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, 0, "{err}");
+    objects[2].1 = newer;
+
+    // kill -9 two nodes (m = 2; n1 stays, the CLI goes through it): every object still
+    // reads back bit-identical, some stripes rebuilt from parity.
+    agents[2].kill();
+    agents[4].kill();
+    let mut rebuilt = 0;
+    for (key, data) in &objects {
+        let (code, said) = get(&inv, key, &back);
+        assert_eq!(code, 0, "{key}: {said}");
+        assert!(
+            std::fs::read(&back).unwrap() == *data,
+            "{key} differs with 2 nodes down"
+        );
+        rebuilt += usize::from(said.contains("rebuilt from parity"));
+    }
+    assert!(
+        rebuilt > 0,
+        "no stripe needed parity with 2 of 6 nodes down"
+    );
+    let (code, out, err) = run(
+        &["io", "ls", "--inventory", &inv_s, "--json"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{err}");
+    let ls: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(ls["objects"].as_array().unwrap().len(), 4, "{ls:#}");
+    assert_eq!(ls["unreachable"].as_array().unwrap().len(), 2, "{ls:#}");
+    // 4+2 needs six nodes to take a stripe: a write now is refused, with the figures.
+    let (code, _, err) = run(
+        &[
+            "io",
+            "put",
+            "--inventory",
+            &inv_s,
+            "new",
+            p.to_str().unwrap(),
+        ],
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("could be placed on distinct nodes"), "{err}");
+
+    // A third node down: the large object cannot be read — a clear error, no file.
+    agents[5].kill();
+    let lost = dir.join("lost");
+    let (code, said) = get(&inv, "obj/3", &lost);
+    assert_eq!(code, 2, "{said}");
+    assert!(
+        said.contains("unavailable") && said.contains("not enough survive"),
+        "{said}"
+    );
+    assert!(!lost.exists(), "a partial file was left behind");
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("axon-get"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // They return on their ports: everything reads again.
+    for i in [2usize, 4, 5] {
+        let (cp, dp) = ports[i];
+        agents[i] = start(&format!("n{}", i + 1), dir, cp, dp);
+    }
+    let inv = inventory_with(dir, &agents, Token::Admin);
+    let inv_s = inv.to_str().unwrap().to_string();
+    for (key, data) in &objects {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (code, said) = get(&inv, key, &back);
+            if code == 0 {
+                assert!(
+                    std::fs::read(&back).unwrap() == *data,
+                    "{key} differs after return"
+                );
+                break;
+            }
+            assert!(Instant::now() < deadline, "{key}: {said}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    // rm: gone from ls and get (exit 1), the rest stays.
+    let (code, _, err) = run(
+        &["io", "rm", "--inventory", &inv_s, "obj/1"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, said) = get(&inv, "obj/1", &back);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("no object \"obj/1\""), "{said}");
+    let (code, _, err) = run(
+        &["io", "rm", "--inventory", &inv_s, "obj/1"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 1, "{err}");
+    let (_, out, _) = run(
+        &["io", "ls", "--inventory", &inv_s],
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.lines().count(), 3, "{out}");
+}
+
+fn data(inv: &Path) -> serde_json::Value {
+    status(inv).1["data"].clone()
+}
+
+fn until_data(
+    inv: &Path,
+    what: &str,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let d = data(inv);
+        if ok(&d) {
+            return d;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {d:#}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// 3+2 with one hot spare on six agents: a node killed is read around within the grace
+/// period, then its chunks are rebuilt on the spare capacity back to OK while it stays
+/// down; then m = 2 more die and everything still reads back bit-identical.
+#[test]
+fn a_node_lost_past_the_grace_period_is_rebuilt_to_full_protection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut agents: Vec<Agent> = (0..6)
+        .map(|i| {
+            // A short grace period, as in the demo (the default is a minute).
+            start_with(
+                &format!("r{}", i + 1),
+                dir,
+                0,
+                0,
+                &["--rebuild-grace", "2s"],
+            )
+        })
+        .collect();
+    let inv = inventory_with(dir, &agents, Token::Admin);
+    let inv_s = inv.to_str().unwrap().to_string();
+    let (code, out, err) = run(
+        &[
+            "cluster",
+            "create",
+            "--inventory",
+            &inv_s,
+            "--scheme",
+            "3+2",
+            "--hot-spares",
+            "1",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    until(&inv, "every drive recorded", |_, v| {
+        v["nodes"].as_array().unwrap().iter().all(|n| {
+            n["report"]["config"]["drives"]
+                .as_object()
+                .is_some_and(|d| d.len() == 6)
+        })
+    });
+    let (code, out, err) = run(
+        &["start-io", "--inventory", &inv_s],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    until(&inv, "IO STARTED everywhere", |_, v| {
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["report"]["config"]["io"] == "Started")
+    });
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let mut objects = Vec::new();
+    for i in 0..4 {
+        let key = format!("r/{i}");
+        let d = bytes(600_000 + i * 77_777, 100 + i as u64);
+        let p = src.join(format!("r{i}"));
+        std::fs::write(&p, &d).unwrap();
+        let (code, _, err) = run(
+            &[
+                "io",
+                "put",
+                "--inventory",
+                &inv_s,
+                &key,
+                p.to_str().unwrap(),
+            ],
+            Duration::from_secs(120),
+        );
+        assert_eq!(code, 0, "{err}");
+        objects.push((key, d));
+    }
+    // Counted every 2 s by each object's responsible member.
+    let stripes = |d: &serde_json::Value| -> u64 {
+        d["stripes_by_lost"]
+            .as_array()
+            .map_or(0, |a| a.iter().filter_map(|x| x.as_u64()).sum())
+    };
+    let d = until_data(&inv, "every object counted, protection OK", |d| {
+        d["protection"] == "OK" && d["objects"] == 4
+    });
+    // 600,000 + i × 77,777 bytes in stripes of 3 × 64 KiB: 4, 4, 4 and 5 stripes.
+    assert_eq!(stripes(&d), 17, "{d:#}");
+    assert_eq!(d["stripes_by_lost"][0], 17, "{d:#}");
+
+    // r4 dies. Within the grace period: degraded, not rebuilt.
+    agents[3].kill();
+    let d = until_data(&inv, "the loss seen", |d| d["protection"] != "OK");
+    assert!(
+        d["protection"] == "PARTIALLY_PROTECTED" || d["protection"] == "REBUILDING",
+        "{d:#}"
+    );
+    assert_eq!(d["away"], serde_json::json!([4]), "{d:#}");
+    let (_, text, _) = run(
+        &["cluster", "status", "--inventory", &inv_s],
+        Duration::from_secs(60),
+    );
+    assert!(text.contains("protection  "), "{text}");
+    assert!(text.contains("away        r4"), "{text}");
+    // Past it: rebuilt on the other five, back to OK with r4 still down.
+    let d = until_data(&inv, "rebuilt to OK", |d| {
+        d["protection"] == "OK" && d["rebuild"]["passes"].as_u64().unwrap_or(0) >= 1
+    });
+    assert_eq!(d["failed"], serde_json::json!([4]), "{d:#}");
+    assert!(d["rebuild"]["bytes"].as_u64().unwrap() > 0, "{d:#}");
+    assert!(d["rebuild"]["last_error"].is_null(), "{d:#}");
+    let log = std::fs::read_to_string(dir.join("r1/agent.log")).unwrap_or_default()
+        + &std::fs::read_to_string(dir.join("r2/agent.log")).unwrap_or_default()
+        + &std::fs::read_to_string(dir.join("r3/agent.log")).unwrap_or_default()
+        + &std::fs::read_to_string(dir.join("r5/agent.log")).unwrap_or_default()
+        + &std::fs::read_to_string(dir.join("r6/agent.log")).unwrap_or_default();
+    assert!(log.contains("rebuild: pass done"), "{log}");
+
+    // m = 2 more die: every object still reads back whole (3 of 6 nodes left, k = 3).
+    agents[4].kill();
+    agents[5].kill();
+    let back = dir.join("back");
+    for (key, want) in &objects {
+        let (code, said) = get(&inv, key, &back);
+        assert_eq!(code, 0, "{key}: {said}");
+        assert!(std::fs::read(&back).unwrap() == *want, "{key} differs");
+    }
+}
