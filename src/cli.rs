@@ -199,6 +199,40 @@ pub enum IoCommand {
     Status(IoStoreArgs),
     /// Read every chunk, verify it, repair from parity what is damaged or on a lost drive
     Scrub(IoScrubArgs),
+    /// Load the cluster with objects (--inventory or --hosts): workers spread over its
+    /// agents put and get objects of --size for --duration in the --mix given; a live
+    /// line every second, then throughput and latency percentiles (as fio reports them)
+    Bench(IoBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IoBenchArgs {
+    #[command(flatten)]
+    pub cluster: IoClusterArgs,
+
+    /// Object size (K, M, G)
+    #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_bytes)]
+    pub size: u64,
+
+    /// Objects in flight at once, spread over the agents
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub concurrency: usize,
+
+    /// How long to run
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+
+    /// Share of writes in percent: 100 writes only, 0 reads only (of objects written first)
+    #[arg(long, value_name = "WRITE%", default_value_t = 50, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub mix: u8,
+
+    /// Leave the objects written (bench/<run>/…) instead of deleting them at the end
+    #[arg(long)]
+    pub keep: bool,
+
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -657,6 +657,7 @@ async fn rebuild_pass(
     status: Arc<Mutex<DataStatus>>,
 ) {
     let started = Instant::now();
+    let base = status.lock().map(|s| s.rebuild.bytes_total).unwrap_or(0);
     let set = |f: &dyn Fn(&mut RebuildProgress)| {
         if let Ok(mut s) = status.lock() {
             f(&mut s.rebuild);
@@ -701,8 +702,30 @@ async fn rebuild_pass(
     let (mut done, mut bytes) = (0u64, 0u64);
     let mut last_log = Instant::now();
     let mut error = None;
-    for (_, touched, key) in &work {
-        match fe.repair(key, &layout, &failed, &pace).await {
+    // Several objects at once (each repairs several stripes at once): a pass is bound by
+    // the members' disks and network, not by one object's round trips.
+    use futures::StreamExt;
+    let pace: Arc<dyn Fn(u64) -> BoxFuture<'static, ()> + Send + Sync> = Arc::new(pace);
+    type Repaired = (
+        String,
+        u64,
+        Result<(u64, u64), crate::dataplane::cluster::frontend::IoError>,
+    );
+    let futs: Vec<BoxFuture<'static, Repaired>> = work
+        .iter()
+        .map(|(_, touched, key)| {
+            let (fe, layout, failed, pace) =
+                (fe.clone(), layout.clone(), failed.clone(), pace.clone());
+            let (key, touched) = (key.clone(), *touched);
+            Box::pin(async move {
+                let r = fe.repair(&key, &layout, &failed, &*pace).await;
+                (key, touched, r)
+            }) as BoxFuture<'static, Repaired>
+        })
+        .collect();
+    let mut results = futures::stream::iter(futs).buffer_unordered(4);
+    while let Some((key, touched, r)) = results.next().await {
+        match r {
             Ok((_, b)) => {
                 done += touched;
                 bytes += b;
@@ -722,6 +745,7 @@ async fn rebuild_pass(
         set(&|r| {
             r.stripes_done = done;
             r.bytes = bytes;
+            r.bytes_total = base + bytes;
             r.rate = rate_now;
             r.eta_secs = eta;
         });

@@ -510,6 +510,8 @@ pub struct ClusterMetrics {
         u64,
         crate::model::cluster::ClusterConfig,
     )>,
+    /// This member's share of the data plane, if it serves one.
+    pub data: Option<crate::dataplane::cluster::protection::DataStatus>,
 }
 
 /// `axon_cluster_*`.
@@ -564,6 +566,70 @@ fn register_cluster(reg: &mut Registry, c: &ClusterMetrics) {
     for st in ["ACTIVE", "PHASING_IN", "PHASING_OUT", "INACTIVE", "FAILED"] {
         let n = config.drives.values().filter(|d| d.state == st).count();
         set(&g, l([("state", st.to_string())]), n as f64);
+    }
+    if let Some(d) = &c.data {
+        let m = config.m;
+        let g = r.gauge(
+            "cluster_stripes",
+            "Stripes this member is responsible for (each object is counted by one member: sum over members for the cluster), by chunks on members away; lost=\"m+1\" and above are unreadable",
+        );
+        for lost in 0..m + 2 {
+            let n = d.stripes_by_lost.get(lost).copied().unwrap_or(0);
+            set(&g, l([("lost", lost.to_string())]), n as f64);
+        }
+        let g = r.gauge(
+            "cluster_protection",
+            "1 for the protection status of this member's share (OK, REBUILDING, PARTIALLY_PROTECTED, UNPROTECTED, UNAVAILABLE), 0 for the others",
+        );
+        for st in [
+            "OK",
+            "REBUILDING",
+            "PARTIALLY_PROTECTED",
+            "UNPROTECTED",
+            "UNAVAILABLE",
+        ] {
+            set(
+                &g,
+                l([("status", st.to_string())]),
+                f64::from(u8::from(d.protection == st)),
+            );
+        }
+        let g = r.gauge(
+            "cluster_members_away",
+            "Members not answering this one (state=away: now; state=failed: longer than the grace period, rebuilt elsewhere)",
+        );
+        set(&g, l([("state", "away".to_string())]), d.away.len() as f64);
+        set(
+            &g,
+            l([("state", "failed".to_string())]),
+            d.failed.len() as f64,
+        );
+        let g = r.gauge("cluster_rebuild_active", "1 while this member rebuilds");
+        set(&g, vec![], f64::from(u8::from(d.rebuild.active)));
+        let g = r.gauge(
+            "cluster_rebuild_stripes",
+            "Stripes of this member's current (or last) rebuild pass: total and done",
+        );
+        set(
+            &g,
+            l([("state", "total".to_string())]),
+            d.rebuild.stripes_total as f64,
+        );
+        set(
+            &g,
+            l([("state", "done".to_string())]),
+            d.rebuild.stripes_done as f64,
+        );
+        let g = r.gauge(
+            "cluster_rebuild_rate_bytes",
+            "Bytes per second this member's current (or last) rebuild pass wrote",
+        );
+        set(&g, vec![], d.rebuild.rate as f64);
+        let c = r.counter(
+            "cluster_rebuild_written_bytes",
+            "Bytes of chunks this member has rebuilt since it started",
+        );
+        c.get_or_create(&vec![]).inc_by(d.rebuild.bytes_total);
     }
     *reg = r.0;
 }
@@ -772,6 +838,7 @@ pub fn router(state: Arc<AgentState>) -> axum::Router {
                 Some(h) => Some(ClusterMetrics {
                     port: h.port(),
                     member: h.info().await,
+                    data: h.data_status(),
                 }),
                 None => None,
             };

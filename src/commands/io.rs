@@ -37,6 +37,12 @@ pub async fn exec(c: IoCommand) -> Result<i32> {
         },
         IoCommand::Status(a) => status(a),
         IoCommand::Scrub(a) => scrub(a),
+        IoCommand::Bench(a) => match a.cluster.fleet() {
+            Some(f) => objects::bench(a, f).await,
+            None => anyhow::bail!(
+                "axon io bench loads a cluster: name its agents with --inventory FILE or --hosts HOSTLIST"
+            ),
+        },
     }
 }
 

@@ -258,3 +258,306 @@ pub async fn ls(a: IoLsArgs, fleet: FleetArgs) -> Result<i32> {
     // whole; the warnings above name who did not answer.
     Ok(0)
 }
+
+/// Latencies of one kind of operation, in microseconds.
+#[derive(Default)]
+struct Lat {
+    us: Vec<u64>,
+    bytes: u64,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+impl Lat {
+    fn merge(&mut self, o: Lat) {
+        self.us.extend(o.us);
+        self.bytes += o.bytes;
+        self.errors += o.errors;
+        if self.first_error.is_none() {
+            self.first_error = o.first_error;
+        }
+    }
+
+    /// ops, MiB/s, and latency percentiles in ms, as JSON.
+    fn report(&mut self, secs: f64) -> serde_json::Value {
+        self.us.sort_unstable();
+        let pct = |p: f64| -> f64 {
+            if self.us.is_empty() {
+                return 0.0;
+            }
+            let i = ((p / 100.0) * (self.us.len() - 1) as f64).round() as usize;
+            self.us[i.min(self.us.len() - 1)] as f64 / 1000.0
+        };
+        let mean = if self.us.is_empty() {
+            0.0
+        } else {
+            self.us.iter().sum::<u64>() as f64 / self.us.len() as f64 / 1000.0
+        };
+        json!({
+            "ops": self.us.len(),
+            "ops_per_sec": self.us.len() as f64 / secs,
+            "bytes": self.bytes,
+            "mib_per_sec": self.bytes as f64 / secs / (1 << 20) as f64,
+            "errors": self.errors,
+            "first_error": self.first_error,
+            "latency_ms": {
+                "min": self.us.first().map_or(0.0, |x| *x as f64 / 1000.0),
+                "mean": mean,
+                "p50": pct(50.0), "p90": pct(90.0), "p99": pct(99.0), "p99.9": pct(99.9),
+                "max": self.us.last().map_or(0.0, |x| *x as f64 / 1000.0),
+            }
+        })
+    }
+}
+
+/// The object's bytes as ≤ 1 MiB messages, without copying.
+fn pieces(b: &bytes::Bytes) -> impl futures::Stream<Item = bytes::Bytes> + Send + 'static {
+    let mut v = Vec::new();
+    let mut off = 0;
+    while off < b.len() {
+        let end = (off + (1 << 20)).min(b.len());
+        v.push(b.slice(off..end));
+        off = end;
+    }
+    futures::stream::iter(v)
+}
+
+async fn read_all(agent: &mut ClusterAgent, key: &str) -> Result<u64, String> {
+    let mut s = agent.get_object(key).await.map_err(|e| e.to_string())?;
+    let mut n = 0u64;
+    loop {
+        match s.message().await {
+            Ok(Some(m)) => n += m.data.len() as u64,
+            Ok(None) => return Ok(n),
+            Err(st) => return Err(agent.err(st).to_string()),
+        }
+    }
+}
+
+pub async fn bench(a: crate::cli::IoBenchArgs, fleet: FleetArgs) -> Result<i32> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    let inv = super::inventory(&fleet)?;
+    let mut agents = Vec::new();
+    for spec in &inv.nodes {
+        if let Ok(mut c) = super::cluster::connect(&inv, spec).await
+            && let Ok(Ok(info)) = tokio::time::timeout(Duration::from_secs(5), c.get()).await
+            && info.cluster.is_some()
+        {
+            agents.push(c);
+        }
+    }
+    if agents.is_empty() {
+        anyhow::bail!("no agent of the inventory answered as a cluster member");
+    }
+    let size = a.size as usize;
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let payload = bytes::Bytes::from(
+        (0..size)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect::<Vec<u8>>(),
+    );
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let conc = a.concurrency.max(1);
+    if !a.json {
+        eprintln!(
+            "bench {run}: {} objects, {conc} in flight over {} agent(s), {}% writes, {}",
+            format_size(a.size, BINARY),
+            agents.len(),
+            a.mix,
+            humantime(a.duration)
+        );
+    }
+    // Reads need objects: one per worker first, not counted.
+    let pool: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    if a.mix < 100 {
+        let seeds = (0..conc).map(|w| {
+            let mut ag = agents[w % agents.len()].clone();
+            let (key, body) = (format!("bench/{run}/seed/{w}"), pieces(&payload));
+            async move { ag.put_object(&key, body).await.map(|_| key) }
+        });
+        for r in futures::future::join_all(seeds).await {
+            match r {
+                Ok(k) => pool.lock().unwrap().push(k),
+                Err(e) => {
+                    eprintln!("axon io bench: the objects to read could not be written: {e}");
+                    return Ok(EXIT_FAILED);
+                }
+            }
+        }
+    }
+    let written: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let counters: Arc<[AtomicU64; 4]> = Arc::new(Default::default()); // write ops, bytes, read ops, bytes
+    let began = Instant::now();
+    let deadline = began + a.duration;
+    let stop_live = Arc::new(tokio::sync::Notify::new());
+    let live = {
+        let (c, stop, json) = (counters.clone(), stop_live.clone(), a.json);
+        tokio::spawn(async move {
+            let mut last = [0u64; 4];
+            let mut t = Instant::now();
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.notified() => return,
+                }
+                let now: Vec<u64> = c.iter().map(|x| x.load(Relaxed)).collect();
+                let dt = t.elapsed().as_secs_f64();
+                t = Instant::now();
+                if !json {
+                    eprintln!(
+                        "  {:>4.0}s  write {:>6.0} ops/s {:>9}/s   read {:>6.0} ops/s {:>9}/s",
+                        began.elapsed().as_secs_f64(),
+                        (now[0] - last[0]) as f64 / dt,
+                        format_size(((now[1] - last[1]) as f64 / dt) as u64, BINARY),
+                        (now[2] - last[2]) as f64 / dt,
+                        format_size(((now[3] - last[3]) as f64 / dt) as u64, BINARY),
+                    );
+                }
+                last.copy_from_slice(&now);
+            }
+        })
+    };
+    let workers = (0..conc).map(|w| {
+        let mut ag = agents[w % agents.len()].clone();
+        let (payload, pool, written, c, run) = (
+            payload.clone(),
+            pool.clone(),
+            written.clone(),
+            counters.clone(),
+            run.clone(),
+        );
+        let mix = u64::from(a.mix);
+        async move {
+            let (mut wl, mut rl) = (Lat::default(), Lat::default());
+            let mut rng: u64 = 0x9E37_79B9_7F4A_7C15 ^ (w as u64 + 1);
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let t = Instant::now();
+                if rng % 100 < mix {
+                    let key = format!("bench/{run}/{w}/{n}");
+                    n += 1;
+                    match ag.put_object(&key, pieces(&payload)).await {
+                        Ok(s) => {
+                            wl.us.push(t.elapsed().as_micros() as u64);
+                            wl.bytes += s.size;
+                            c[0].fetch_add(1, Relaxed);
+                            c[1].fetch_add(s.size, Relaxed);
+                            written.lock().unwrap().push(key.clone());
+                            pool.lock().unwrap().push(key);
+                        }
+                        Err(e) => {
+                            wl.errors += 1;
+                            wl.first_error.get_or_insert(e.to_string());
+                        }
+                    }
+                } else {
+                    let key = {
+                        let p = pool.lock().unwrap();
+                        p[(rng >> 8) as usize % p.len()].clone()
+                    };
+                    match read_all(&mut ag, &key).await {
+                        Ok(got) if got == payload.len() as u64 => {
+                            rl.us.push(t.elapsed().as_micros() as u64);
+                            rl.bytes += got;
+                            c[2].fetch_add(1, Relaxed);
+                            c[3].fetch_add(got, Relaxed);
+                        }
+                        Ok(got) => {
+                            rl.errors += 1;
+                            rl.first_error.get_or_insert(format!(
+                                "{key}: {got} bytes read, {} written",
+                                payload.len()
+                            ));
+                        }
+                        Err(e) => {
+                            rl.errors += 1;
+                            rl.first_error.get_or_insert(e);
+                        }
+                    }
+                }
+            }
+            (wl, rl)
+        }
+    });
+    let results = futures::future::join_all(workers).await;
+    let secs = began.elapsed().as_secs_f64();
+    stop_live.notify_one();
+    let _ = live.await;
+    let (mut w, mut r) = (Lat::default(), Lat::default());
+    for (wl, rl) in results {
+        w.merge(wl);
+        r.merge(rl);
+    }
+    let (wj, rj) = (w.report(secs), r.report(secs));
+    // Clean up what the run wrote, unless asked to keep it.
+    let mut deleted = 0;
+    if !a.keep {
+        let mut keys: Vec<String> = written.lock().unwrap().clone();
+        keys.extend((0..conc).map(|w| format!("bench/{run}/seed/{w}")));
+        for batch in keys.chunks(conc * 4) {
+            let calls = batch.iter().enumerate().map(|(i, k)| {
+                let mut ag = agents[i % agents.len()].clone();
+                let k = k.clone();
+                async move { ag.delete_object(&k).await }
+            });
+            deleted += futures::future::join_all(calls)
+                .await
+                .into_iter()
+                .filter(|r| matches!(r, Ok(true)))
+                .count();
+        }
+    }
+    let errors = w.errors + r.errors;
+    if a.json {
+        println!(
+            "{}",
+            json!({"run": run, "size": a.size, "concurrency": conc, "agents": agents.len(),
+                   "mix_write_percent": a.mix, "seconds": secs, "write": wj, "read": rj,
+                   "deleted": deleted})
+        );
+    } else {
+        for (name, j) in [("write", &wj), ("read", &rj)] {
+            if j["ops"] == 0 && j["errors"] == 0 {
+                continue;
+            }
+            let l = &j["latency_ms"];
+            println!(
+                "{name:<5}: {} ops, {:.1} ops/s, {:.1} MiB/s, {} errors",
+                j["ops"],
+                j["ops_per_sec"].as_f64().unwrap_or(0.0),
+                j["mib_per_sec"].as_f64().unwrap_or(0.0),
+                j["errors"]
+            );
+            println!(
+                "       lat (ms): min {:.2}  mean {:.2}  p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+                l["min"].as_f64().unwrap_or(0.0),
+                l["mean"].as_f64().unwrap_or(0.0),
+                l["p50"].as_f64().unwrap_or(0.0),
+                l["p90"].as_f64().unwrap_or(0.0),
+                l["p99"].as_f64().unwrap_or(0.0),
+                l["p99.9"].as_f64().unwrap_or(0.0),
+                l["max"].as_f64().unwrap_or(0.0),
+            );
+            if let Some(e) = j["first_error"].as_str() {
+                println!("       first error: {e}");
+            }
+        }
+        if !a.keep {
+            eprintln!("deleted the {deleted} objects the run wrote");
+        }
+    }
+    Ok(if errors == 0 { 0 } else { EXIT_FAILED })
+}
+
+fn humantime(d: Duration) -> String {
+    format!("{:.0} s", d.as_secs_f64())
+}

@@ -57,6 +57,7 @@ pub enum ClusterCallError {
     Unavailable { node: String, detail: String },
 }
 
+#[derive(Clone)]
 pub struct ClusterAgent {
     pub node: String,
     client: ClusterClient,

@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod cluster;
+pub mod dataplane;
 pub mod process;
 pub mod rng;
 

@@ -14,12 +14,15 @@ use crate::dataplane::ec::{Codec, Isal, Scheme};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, StreamExt};
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Stripes in flight at once in a put or a get.
 pub const WINDOW: usize = 4;
+/// Stripes of one object repaired at once.
+pub const REPAIR_WINDOW: usize = 8;
 
 /// How a call to one node failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -658,65 +661,112 @@ impl<N: Net> Frontend<N> {
             Isal::new(Scheme::new(cur.k, cur.m).map_err(|e| IoError::Failed(e.to_string()))?)
                 .map_err(|e| IoError::Failed(e.to_string()))?;
         let mut next = cur.clone();
+        let bad: Mutex<HashSet<NodeId>> = Mutex::new(lost.clone());
+        let todo: Vec<usize> = (0..cur.stripes.len())
+            .filter(|&i| cur.stripes[i].nodes.iter().any(|n| lost.contains(n)))
+            .collect();
+        // Several stripes at once: each waits on reads, a decode and writes to other nodes.
+        let (cur_ref, codec_ref, bad_ref) = (&cur, &codec, &bad);
+        let results: Vec<Result<(usize, Vec<(usize, NodeId)>, u64), IoError>> =
+            futures::stream::iter(todo)
+                .map(|i| async move {
+                    self.repair_stripe(cur_ref, i, layout, lost, bad_ref, codec_ref, pace)
+                        .await
+                })
+                .buffer_unordered(REPAIR_WINDOW)
+                .collect()
+                .await;
         let (mut stripes, mut bytes) = (0u64, 0u64);
-        let mut bad: HashSet<NodeId> = lost.clone();
-        for i in 0..cur.stripes.len() {
-            let st = &cur.stripes[i];
-            let missing: Vec<usize> = (0..st.nodes.len())
-                .filter(|&x| lost.contains(&st.nodes[x]))
-                .collect();
-            if missing.is_empty() {
-                continue;
+        let mut first_err = None;
+        for r in results {
+            match r {
+                Ok((i, placed, b)) => {
+                    for (idx, node) in placed {
+                        next.stripes[i].nodes[idx] = node;
+                    }
+                    stripes += 1;
+                    bytes += b;
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
             }
-            pace(u64::from(st.len) * missing.len() as u64).await;
-            let chunks = self.stripe_chunks(&cur, i, &codec, lost).await?;
-            let mut exclude: Vec<NodeId> = st.nodes.clone();
-            exclude.extend(bad.iter().copied());
-            let eligible = layout
-                .writable
-                .iter()
-                .filter(|d| d.free > 0 && !exclude.contains(&d.node))
-                .count();
-            let mut candidates = placement::place(
-                stripe_seed(&cur.object, i),
-                &layout.writable,
-                eligible,
-                &exclude,
-            )
-            .unwrap_or_default()
-            .into_iter();
-            for idx in missing {
-                let key = chunk_key(&cur.object, i, idx);
-                let mut placed = false;
-                for node in candidates.by_ref() {
-                    let data = Bytes::from(chunks[idx].clone());
-                    match self.net.put_chunk(node, key.clone(), data).await {
-                        Ok(()) => {
-                            next.stripes[i].nodes[idx] = node;
-                            bytes += u64::from(st.len);
-                            placed = true;
-                            break;
-                        }
-                        Err(_) => {
-                            bad.insert(node);
+        }
+        // What was repaired is published even if some stripe failed: it is not lost work.
+        if stripes > 0 {
+            next.revision = cur.revision + 1;
+            let next = Arc::new(next);
+            self.publish(&next, layout, &next.holders()).await?;
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok((stripes, bytes)),
+        }
+    }
+
+    /// Rebuilds stripe `i`'s chunks on `lost` nodes and writes each to a node outside the
+    /// stripe; returns the stripe, (chunk index, new node) pairs and the bytes written.
+    #[allow(clippy::too_many_arguments)]
+    async fn repair_stripe(
+        &self,
+        cur: &Manifest,
+        i: usize,
+        layout: &Layout,
+        lost: &HashSet<NodeId>,
+        bad: &Mutex<HashSet<NodeId>>,
+        codec: &Isal,
+        pace: &(dyn Fn(u64) -> BoxFuture<'static, ()> + Send + Sync),
+    ) -> Result<(usize, Vec<(usize, NodeId)>, u64), IoError> {
+        let st = &cur.stripes[i];
+        let missing: Vec<usize> = (0..st.nodes.len())
+            .filter(|&x| lost.contains(&st.nodes[x]))
+            .collect();
+        pace(u64::from(st.len) * missing.len() as u64).await;
+        let chunks = self.stripe_chunks(cur, i, codec, lost).await?;
+        let mut exclude: Vec<NodeId> = st.nodes.clone();
+        exclude.extend(bad.lock().map(|b| b.clone()).unwrap_or_default());
+        let eligible = layout
+            .writable
+            .iter()
+            .filter(|d| d.free > 0 && !exclude.contains(&d.node))
+            .count();
+        let mut candidates = placement::place(
+            stripe_seed(&cur.object, i),
+            &layout.writable,
+            eligible,
+            &exclude,
+        )
+        .unwrap_or_default()
+        .into_iter();
+        let mut placed = Vec::new();
+        let mut bytes = 0u64;
+        for idx in missing {
+            let key = chunk_key(&cur.object, i, idx);
+            let mut ok = false;
+            for node in candidates.by_ref() {
+                let data = Bytes::from(chunks[idx].clone());
+                match self.net.put_chunk(node, key.clone(), data).await {
+                    Ok(()) => {
+                        placed.push((idx, node));
+                        bytes += u64::from(st.len);
+                        ok = true;
+                        break;
+                    }
+                    Err(_) => {
+                        if let Ok(mut b) = bad.lock() {
+                            b.insert(node);
                         }
                     }
                 }
-                if !placed {
-                    return Err(IoError::Unavailable(format!(
-                        "{key:?}: stripe {i}: no node outside the stripe could take chunk {idx}: every failure domain already holds one, or is away — add nodes or bring them back"
-                    )));
-                }
             }
-            stripes += 1;
+            if !ok {
+                return Err(IoError::Unavailable(format!(
+                    "{:?}: stripe {i}: no node outside the stripe could take chunk {idx}: every failure domain already holds one, or is away — add nodes or bring them back",
+                    cur.key
+                )));
+            }
         }
-        if stripes == 0 {
-            return Ok((0, 0));
-        }
-        next.revision = cur.revision + 1;
-        let next = Arc::new(next);
-        self.publish(&next, layout, &next.holders()).await?;
-        Ok((stripes, bytes))
+        Ok((i, placed, bytes))
     }
 
     /// Streams `m`'s bytes into `out`, a few stripes read ahead; returns the stripes that

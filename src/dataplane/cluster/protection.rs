@@ -22,6 +22,9 @@ pub struct RebuildProgress {
     pub eta_secs: u64,
     /// Passes completed since the agent started.
     pub passes: u64,
+    /// Bytes rebuilt since the agent started, all passes.
+    #[serde(default)]
+    pub bytes_total: u64,
     pub last_error: Option<String>,
 }
 
@@ -111,6 +114,7 @@ pub fn sum(parts: &[DataStatus], m: usize) -> DataStatus {
         out.rebuild.rate += r.rate;
         out.rebuild.eta_secs = out.rebuild.eta_secs.max(r.eta_secs);
         out.rebuild.passes += r.passes;
+        out.rebuild.bytes_total += r.bytes_total;
         if r.last_error.is_some() {
             out.rebuild.last_error = r.last_error.clone();
         }

@@ -1,0 +1,323 @@
+//! The distributed data plane against fio on the same filesystem, in the same run:
+//! - a 4+2 cluster of agent processes on loopback (each a 1+0 store on one file drive,
+//!   1 MiB chunks, TLS between agents and from the client), loaded with `axon io bench`:
+//!   writes only, then reads only, 4 MiB objects, 8 in flight spread over the agents.
+//!   Target: ≥ 60 % × k/(k+m) of fio's raw rate on the same filesystem, each way;
+//! - rebuild: one agent killed (`kill -9`) past a 3 s grace period, its chunks rebuilt on
+//!   the others at no rate limit; the rebuild's write rate against fio's raw read rate
+//!   (target ≥ 50 %);
+//! - fio: one job per agent's drive, 1 MiB blocks, O_DIRECT, psync, fsync at the end.
+//!
+//! ```text
+//! cargo bench --bench cluster_io
+//! AXON_BENCH_DIR=/mnt/nvme/x AXON_BENCH_SECS=30 cargo bench --bench cluster_io
+//! ```
+//!
+//! Seven agents, so the cluster can rebuild to full protection after losing one.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::process::{Agent, Token, inventory_with, run};
+
+const NODES: usize = 7;
+const K: usize = 4;
+const M: usize = 2;
+
+fn fio(dir: &Path, rw: &str, n: usize, size: u64) -> f64 {
+    let out = Command::new("fio")
+        .args([
+            "--name=axon-baseline",
+            &format!("--directory={}", dir.display()),
+            &format!("--rw={rw}"),
+            "--bs=1M",
+            "--direct=1",
+            "--ioengine=psync",
+            &format!("--numjobs={n}"),
+            &format!("--size={size}"),
+            "--end_fsync=1",
+            "--group_reporting",
+            "--output-format=json",
+        ])
+        .output()
+        .expect("run fio (Debian package fio)");
+    assert!(
+        out.status.success(),
+        "fio failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("fio's JSON");
+    let job = &v["jobs"][0];
+    let side = if rw == "write" { "write" } else { "read" };
+    let bytes = job[side]["io_bytes"].as_f64().unwrap();
+    let ms = job["job_runtime"].as_f64().unwrap().max(1.0) / n as f64;
+    let sync_ms = job["sync"]["total_ns"].as_f64().unwrap_or(0.0) / 1e6 / n as f64;
+    bytes / ((ms + sync_ms) / 1e3) / (1 << 20) as f64
+}
+
+fn start(name: &str, dir: &Path, ports: (u16, u16)) -> Agent {
+    let store = dir.join(format!("store-{name}"));
+    if !store.exists() {
+        let (code, out, err) = run(
+            &[
+                "io",
+                "create",
+                "--store",
+                store.to_str().unwrap(),
+                "--scheme",
+                "1+0",
+                "--chunk-size",
+                "1M",
+                "--drives",
+                "1",
+                "--drive-size",
+                "3G",
+            ],
+            Duration::from_secs(60),
+        );
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    Agent::start(
+        name,
+        dir,
+        &[
+            "--cluster-listen",
+            &format!("127.0.0.1:{}", ports.0),
+            "--data-listen",
+            &format!("127.0.0.1:{}", ports.1),
+            "--store",
+            store.to_str().unwrap(),
+            "--rebuild-grace",
+            "3s",
+            "--rebuild-rate",
+            "0",
+            "--scrub-every",
+            "24h",
+        ],
+    )
+}
+
+fn status(inv: &Path) -> serde_json::Value {
+    let (_, out, _) = run(
+        &[
+            "cluster",
+            "status",
+            "--inventory",
+            inv.to_str().unwrap(),
+            "--json",
+        ],
+        Duration::from_secs(60),
+    );
+    serde_json::from_str(&out).unwrap_or(serde_json::Value::Null)
+}
+
+fn until(
+    inv: &Path,
+    what: &str,
+    secs: u64,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = status(inv);
+        if ok(&v) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {v:#}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn bench(inv: &Path, mix: u8, secs: u64, keep: bool) -> serde_json::Value {
+    let d = format!("{secs}s");
+    let m = mix.to_string();
+    let mut args = vec![
+        "io",
+        "bench",
+        "--inventory",
+        inv.to_str().unwrap(),
+        "--size",
+        "4M",
+        "--concurrency",
+        "8",
+        "--duration",
+        &d,
+        "--mix",
+        &m,
+        "--json",
+    ];
+    if keep {
+        args.push("--keep");
+    }
+    let (code, out, err) = run(&args, Duration::from_secs(secs + 300));
+    assert_eq!(code, 0, "{out}{err}");
+    serde_json::from_str(out.trim()).expect("bench JSON")
+}
+
+/// (busy, total) jiffies of all CPUs, from /proc/stat.
+fn cpu() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = s
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// Share of all CPUs busy between two `cpu()` readings, in percent.
+fn busy(a: (u64, u64), b: (u64, u64)) -> f64 {
+    (b.0 - a.0) as f64 * 100.0 / (b.1 - a.1).max(1) as f64
+}
+
+fn main() {
+    let secs: u64 = std::env::var("AXON_BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(15);
+    let base = std::env::var_os("AXON_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-cluster"));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).unwrap();
+    println!("machine: {}", common::machine());
+    println!(
+        "{NODES} agents on loopback, {K}+{M}, 1 MiB chunks, one file drive each in {}; {secs} s per run",
+        base.display()
+    );
+
+    let fio_dir = base.join("fio");
+    std::fs::create_dir_all(&fio_dir).unwrap();
+    let fio_w = fio(&fio_dir, "write", NODES, 512 << 20);
+    let fio_r = fio(&fio_dir, "read", NODES, 512 << 20);
+    std::fs::remove_dir_all(&fio_dir).unwrap();
+    println!(
+        "fio raw: write {fio_w:.0} MiB/s, read {fio_r:.0} MiB/s ({NODES} jobs, 1 MiB, O_DIRECT)"
+    );
+
+    let mut agents: Vec<Agent> = (0..NODES)
+        .map(|i| start(&format!("b{}", i + 1), &base, (0, 0)))
+        .collect();
+    let inv = inventory_with(&base, &agents, Token::Admin);
+    let inv_s = inv.to_str().unwrap().to_string();
+    let (code, out, err) = run(
+        &[
+            "cluster",
+            "create",
+            "--inventory",
+            &inv_s,
+            "--scheme",
+            "4+2",
+            "--hot-spares",
+            "1",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    until(&inv, "every drive recorded", 60, |v| {
+        v["nodes"].as_array().is_some_and(|n| {
+            n.iter().all(|n| {
+                n["report"]["config"]["drives"]
+                    .as_object()
+                    .is_some_and(|d| d.len() == NODES)
+            })
+        })
+    });
+    let (code, out, err) = run(
+        &["start-io", "--inventory", &inv_s],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    until(&inv, "IO STARTED", 60, |v| {
+        v["nodes"]
+            .as_array()
+            .is_some_and(|n| n.iter().all(|n| n["report"]["config"]["io"] == "Started"))
+    });
+    // Let the members' pings weigh placement by free space.
+    std::thread::sleep(Duration::from_secs(2));
+
+    let c0 = cpu();
+    let w = bench(&inv, 100, secs, true);
+    let c1 = cpu();
+    let r = bench(&inv, 0, secs, true);
+    let c2 = cpu();
+    println!(
+        "CPU busy (all {} cores): {:.0} % while writing, {:.0} % while reading",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        busy(c0, c1),
+        busy(c1, c2)
+    );
+    let share = K as f64 / (K + M) as f64;
+    let wm = w["write"]["mib_per_sec"].as_f64().unwrap();
+    let rm = r["read"]["mib_per_sec"].as_f64().unwrap();
+    println!(
+        "axon io bench write: {wm:.0} MiB/s of objects = {:.2} × fio raw write; target ≥ 0.60 × k/(k+m) = {:.2} × fio ({}); p50 {:.1} ms, p99 {:.1} ms",
+        wm / fio_w,
+        0.6 * share,
+        if wm / fio_w >= 0.6 * share {
+            "met"
+        } else {
+            "NOT met"
+        },
+        w["write"]["latency_ms"]["p50"].as_f64().unwrap(),
+        w["write"]["latency_ms"]["p99"].as_f64().unwrap()
+    );
+    println!(
+        "axon io bench read:  {rm:.0} MiB/s of objects = {:.2} × fio raw read; target ≥ {:.2} × fio ({}); p50 {:.1} ms, p99 {:.1} ms",
+        rm / fio_r,
+        0.6 * share,
+        if rm / fio_r >= 0.6 * share {
+            "met"
+        } else {
+            "NOT met"
+        },
+        r["read"]["latency_ms"]["p50"].as_f64().unwrap(),
+        r["read"]["latency_ms"]["p99"].as_f64().unwrap()
+    );
+
+    // Rebuild: kill the last agent; past the grace period the others rebuild its chunks.
+    let before = status(&inv);
+    let total: u64 = before["data"]["stripes_by_lost"]
+        .as_array()
+        .map_or(0, |a| a.iter().filter_map(|x| x.as_u64()).sum());
+    agents[NODES - 1].kill();
+    let t0 = Instant::now();
+    let c3 = cpu();
+    until(&inv, "the rebuild to start", 60, |v| {
+        v["data"]["rebuild"]["active"] == true
+    });
+    let started = t0.elapsed();
+    let done = until(&inv, "the rebuild to finish", 1800, |v| {
+        v["data"]["protection"] == "OK" && v["data"]["rebuild"]["passes"].as_u64().unwrap_or(0) >= 1
+    });
+    let took = t0.elapsed() - started;
+    println!("CPU busy while rebuilding: {:.0} %", busy(c3, cpu()));
+    let bytes = done["data"]["rebuild"]["bytes"].as_u64().unwrap_or(0);
+    let rate = bytes as f64 / took.as_secs_f64() / (1 << 20) as f64;
+    println!(
+        "rebuild: {} of {total} stripes, {:.0} MiB in {:.1} s = {rate:.0} MiB/s written = {:.2} × fio raw read; target ≥ 0.50 ({})",
+        done["data"]["rebuild"]["stripes_done"],
+        bytes as f64 / (1 << 20) as f64,
+        took.as_secs_f64(),
+        rate / fio_r,
+        if rate / fio_r >= 0.5 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    drop(agents);
+    let _ = std::fs::remove_dir_all(&base);
+}
