@@ -380,6 +380,56 @@ fn a_node_lost_past_the_grace_period_is_rebuilt_to_full_protection() {
         + &std::fs::read_to_string(dir.join("r5/agent.log")).unwrap_or_default()
         + &std::fs::read_to_string(dir.join("r6/agent.log")).unwrap_or_default();
     assert!(log.contains("rebuild: pass done"), "{log}");
+    // axon status carries protection in its cluster line; /metrics the rebuild.
+    let (_, out, err) = run(&["status", "--inventory", &inv_s], Duration::from_secs(60));
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("cluster "))
+        .unwrap_or_else(|| panic!("no cluster line: {out}{err}"));
+    assert!(line.contains("protection OK"), "{line}");
+    // The console's Stripes panel, on the live cluster.
+    let (code, frame, err) = run(
+        &[
+            "console",
+            "--inventory",
+            &inv_s,
+            "--once",
+            "--panel",
+            "stripes",
+            "--size",
+            "120x30",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        frame.contains("3+2 with 1 hot spare · 6 members") && frame.contains("STARTED"),
+        "{frame}"
+    );
+    assert!(frame.contains("Protection  OK"), "{frame}");
+    assert!(
+        frame.contains("past the grace period, rebuilt elsewhere: r4"),
+        "{frame}"
+    );
+    let r4 = frame
+        .lines()
+        .find(|l| l.starts_with("r4 "))
+        .unwrap_or_default();
+    assert!(r4.ends_with("away"), "{frame}");
+    let rebuilt: f64 = [0usize, 1, 2, 4, 5]
+        .iter()
+        .filter_map(|&i| {
+            common::agents::sample(
+                &common::process::scrape(&agents[i].metrics),
+                "axon_cluster_rebuild_written_bytes_total",
+            )
+        })
+        .sum();
+    assert_eq!(
+        rebuilt as u64,
+        d["rebuild"]["bytes_total"].as_u64().unwrap(),
+        "{d:#}"
+    );
 
     // m = 2 more die: every object still reads back whole (3 of 6 nodes left, k = 3).
     agents[4].kill();

@@ -600,3 +600,90 @@ fn slurm_check_columns_show_only_where_a_node_reports_them() {
     let with = frame(&v, &ui, 160, 48);
     assert!(with.contains("slurm.cgroup"), "{with}");
 }
+
+/// The healthy view with a 4+2+1 data-plane cluster on its eight nodes: the last one away
+/// past the grace period, a rebuild under way, counted by seven members.
+fn with_dataplane() -> ClusterView {
+    use axon::dataplane::cluster::protection::{DataStatus, RebuildProgress};
+    use axon::fleet::view::ClusterBrief;
+    use axon::model::cluster::{ClusterConfig, DriveRec, IoStatus, Member};
+    let mut v = healthy().clone();
+    let mut config = ClusterConfig {
+        cluster: Some("3f2a9c4e-0000-4000-8000-000000000001".into()),
+        k: 4,
+        m: 2,
+        hot_spares: 1,
+        io: IoStatus::Started,
+        epoch: 23,
+        ..Default::default()
+    };
+    for (i, n) in v.nodes.iter().enumerate() {
+        let id = i as u64 + 1;
+        config.members.insert(
+            id,
+            Member {
+                name: n.name.clone(),
+                address: format!("10.0.0.{id}:14010"),
+            },
+        );
+        config.drives.insert(
+            format!("drive-{id}"),
+            DriveRec {
+                node: id,
+                path: "/dev/nvme1n1".into(),
+                state: "ACTIVE".into(),
+            },
+        );
+    }
+    let count = v.nodes.len();
+    for (i, n) in v.nodes.iter_mut().enumerate() {
+        if i + 1 == count {
+            continue; // away: it reports nothing
+        }
+        n.cluster = Some(ClusterBrief {
+            node_id: i as u64 + 1,
+            leader: 1,
+            config: config.clone(),
+            data: Some(DataStatus {
+                node: i as u64 + 1,
+                stripes_by_lost: vec![100, 12, 0, 0],
+                objects: 40,
+                bytes: 3 << 30,
+                away: vec![count as u64],
+                failed: vec![count as u64],
+                protection: "REBUILDING".into(),
+                rebuild: RebuildProgress {
+                    active: true,
+                    stripes_total: 20,
+                    stripes_done: 8,
+                    bytes: 8 << 20,
+                    rate: 40 << 20,
+                    eta_secs: 3,
+                    passes: 0,
+                    bytes_total: 8 << 20,
+                    last_error: None,
+                },
+            }),
+            received_ms: NOW,
+        });
+    }
+    v
+}
+
+#[test]
+fn the_stripes_panel_shows_the_data_plane_its_members_report() {
+    let v = with_dataplane();
+    for (w, h) in [(80, 24), (160, 48)] {
+        let ui = ui_for(&v, "stripes", w);
+        insta::assert_snapshot!(format!("dataplane_stripes_{w}x{h}"), frame(&v, &ui, w, h));
+    }
+    // Reports older than 10 s are not shown as current.
+    let mut old = v.clone();
+    for n in &mut old.nodes {
+        if let Some(b) = n.cluster.as_mut() {
+            b.received_ms = NOW - 11_000;
+        }
+    }
+    let ui = ui_for(&old, "stripes", 80);
+    assert!(frame(&old, &ui, 80, 24).contains("No data plane is reporting."));
+}

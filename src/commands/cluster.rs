@@ -458,7 +458,44 @@ pub async fn summary(inv: &Inventory, skip: &[String]) -> Option<(String, serde_
         if failed > 0 {
             parts.push(format!("{failed} FAILED"));
         }
+        // Protection is every member's share added up: ask them all at once, briefly.
+        let asks = inv
+            .nodes
+            .iter()
+            .filter(|n| !skip.contains(&n.name))
+            .map(|spec| async move {
+                let mut c = connect(inv, spec).await.ok()?;
+                let i = tokio::time::timeout(Duration::from_secs(3), c.get())
+                    .await
+                    .ok()?
+                    .ok()?;
+                i.data
+            });
+        let shares: Vec<crate::dataplane::cluster::protection::DataStatus> =
+            futures::future::join_all(asks)
+                .await
+                .into_iter()
+                .flatten()
+                .collect();
+        let data = (!shares.is_empty())
+            .then(|| crate::dataplane::cluster::protection::sum(&shares, config.m));
+        if let Some(d) = &data {
+            let lost: u64 = d.stripes_by_lost.iter().skip(1).sum();
+            parts.push(if lost > 0 {
+                format!("protection {} ({lost} stripes degraded)", d.protection)
+            } else {
+                format!("protection {}", d.protection)
+            });
+            if d.rebuild.active {
+                parts.push(format!(
+                    "rebuild {}/{} stripes, ETA {} s",
+                    d.rebuild.stripes_done, d.rebuild.stripes_total, d.rebuild.eta_secs
+                ));
+            }
+        }
         let json = serde_json::json!({
+            "protection": data.as_ref().map(|d| d.protection.clone()),
+            "stripes_by_lost": data.as_ref().map(|d| d.stripes_by_lost.clone()),
             "formed": true,
             "cluster": config.cluster,
             "scheme": format!("{}+{}", config.k, config.m),

@@ -8,7 +8,9 @@ use anyhow::Result;
 
 /// Opens the console (or prints one frame with --once) on a fleet.
 pub async fn view(inv: &Inventory, v: &ViewArgs) -> Result<()> {
-    let opts = FollowOptions::for_interval(v.interval);
+    let mut opts = FollowOptions::for_interval(v.interval);
+    // The Stripes panel shows the data-plane cluster its agents report.
+    opts.cluster = true;
     let connect = opts.connect_timeout;
     let fleet = Fleet::start(inv, opts)?;
     if v.once {

@@ -25,6 +25,8 @@ pub struct FollowOptions {
     pub backoff_max: Duration,
     /// Section names to watch (empty: all).
     pub sections: Vec<String>,
+    /// Also poll each agent for the data-plane cluster (the console's Stripes panel).
+    pub cluster: bool,
 }
 
 impl FollowOptions {
@@ -37,6 +39,7 @@ impl FollowOptions {
             // within three; reconnecting is a TCP handshake, cheap even for 1,000 nodes.
             backoff_max: interval.max(Duration::from_millis(500)),
             sections: Vec::new(),
+            cluster: false,
         }
     }
 
@@ -331,6 +334,78 @@ pub async fn follow_node(
     }
 }
 
+/// Asks node `node`'s agent for the data-plane cluster every 2 s (GetCluster: the
+/// configuration and the node's data share). An agent that hosts no member is asked again
+/// only every 30 s; one that cannot be reached is the Watch follower's to report.
+pub async fn poll_cluster(
+    node: usize,
+    spec: NodeSpec,
+    token: Option<String>,
+    security: Security,
+    tx: mpsc::Sender<NodeUpdate>,
+) {
+    let mut client = None;
+    loop {
+        let mut pause = Duration::from_secs(2);
+        if client.is_none() {
+            client = super::client::connect_node(
+                &spec,
+                token.clone(),
+                security.clone(),
+                Duration::from_secs(5),
+            )
+            .await
+            .ok()
+            .map(|c| c.cluster);
+        }
+        let brief = match client.as_mut() {
+            Some(c) => {
+                match tokio::time::timeout(
+                    Duration::from_secs(5),
+                    c.get_cluster(pb::GetClusterRequest {}),
+                )
+                .await
+                {
+                    Ok(Ok(r)) => {
+                        let r = r.into_inner();
+                        match serde_json::from_str::<crate::model::cluster::ClusterConfig>(
+                            &r.config_json,
+                        ) {
+                            Ok(config) => Some(Box::new(super::view::ClusterBrief {
+                                node_id: r.node_id,
+                                leader: r.leader,
+                                config,
+                                data: serde_json::from_str(&r.data_json).ok(),
+                                received_ms: now_ms(),
+                            })),
+                            Err(_) => {
+                                pause = Duration::from_secs(30);
+                                None
+                            }
+                        }
+                    }
+                    Ok(Err(s))
+                        if s.code() == tonic::Code::FailedPrecondition
+                            || s.code() == tonic::Code::PermissionDenied =>
+                    {
+                        pause = Duration::from_secs(30);
+                        None
+                    }
+                    _ => {
+                        client = None;
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        if tx.send(NodeUpdate::Cluster { node, brief }).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
+
 /// The console's fleet: the view, and the tasks feeding it.
 pub struct Fleet {
     pub view: ClusterView,
@@ -374,7 +449,7 @@ impl Fleet {
             .iter()
             .map(|spec| inv.security(spec))
             .collect::<Result<_, _>>()?;
-        let tasks = inv
+        let mut tasks: Vec<tokio::task::JoinHandle<()>> = inv
             .nodes
             .iter()
             .enumerate()
@@ -389,6 +464,17 @@ impl Fleet {
                 ))
             })
             .collect();
+        if opts.cluster {
+            for (i, spec) in inv.nodes.iter().enumerate() {
+                tasks.push(tokio::spawn(poll_cluster(
+                    i,
+                    spec.clone(),
+                    node_tokens[i].clone(),
+                    securities[i].clone(),
+                    tx.clone(),
+                )));
+            }
+        }
         Ok(Fleet {
             view,
             specs: inv.nodes.clone(),

@@ -88,6 +88,56 @@ pub struct NodeView {
     pub last_status: NodeStatus,
     /// Facts derived from the snapshot, recomputed when their section arrives.
     pub digest: Digest,
+    /// The data-plane cluster as this node's member reports it.
+    pub cluster: Option<ClusterBrief>,
+}
+
+/// One member's report of the data-plane cluster (`ClusterService.GetCluster`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterBrief {
+    pub node_id: u64,
+    pub leader: u64,
+    pub config: crate::model::cluster::ClusterConfig,
+    /// Its share of the data plane (stripes it counts, rebuild), if it serves one.
+    pub data: Option<crate::dataplane::cluster::protection::DataStatus>,
+    /// Console clock when it arrived.
+    pub received_ms: i64,
+}
+
+/// The data-plane cluster as the console shows it: the newest configuration among the
+/// members' reports and their data shares added up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataplaneView {
+    pub config: crate::model::cluster::ClusterConfig,
+    pub leader: u64,
+    /// Members whose share is counted (fresh reports), and members of the config.
+    pub reporting: usize,
+    pub data: Option<crate::dataplane::cluster::protection::DataStatus>,
+}
+
+impl ClusterView {
+    /// The data-plane cluster, from reports younger than 10 s; None when no node reports
+    /// one.
+    pub fn dataplane(&self, now_ms: i64) -> Option<DataplaneView> {
+        let fresh: Vec<&ClusterBrief> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.cluster.as_ref())
+            .filter(|b| now_ms.saturating_sub(b.received_ms) <= 10_000)
+            .filter(|b| b.config.cluster.is_some())
+            .collect();
+        let newest = fresh.iter().max_by_key(|b| b.config.epoch)?;
+        let shares: Vec<crate::dataplane::cluster::protection::DataStatus> =
+            fresh.iter().filter_map(|b| b.data.clone()).collect();
+        let data = (!shares.is_empty())
+            .then(|| crate::dataplane::cluster::protection::sum(&shares, newest.config.m));
+        Some(DataplaneView {
+            config: newest.config.clone(),
+            leader: newest.leader,
+            reporting: shares.len(),
+            data,
+        })
+    }
 }
 
 /// What the views need from a node's sections, computed once per update rather than once
@@ -232,6 +282,7 @@ impl NodeView {
             messages: 0,
             last_status: NodeStatus::Connecting,
             digest: Digest::default(),
+            cluster: None,
         }
     }
 
@@ -323,6 +374,12 @@ pub const HISTORY_CAP: usize = 300;
 /// What the fleet tasks report.
 #[derive(Debug)]
 pub enum NodeUpdate {
+    /// What the node's agent says of the data-plane cluster (polled every 2 s); None when
+    /// it hosts no member.
+    Cluster {
+        node: usize,
+        brief: Option<Box<ClusterBrief>>,
+    },
     Snapshot {
         node: usize,
         data: Box<DecodedSnapshot>,
@@ -444,6 +501,11 @@ impl ClusterView {
     pub fn apply(&mut self, u: NodeUpdate) {
         self.generation += 1;
         match u {
+            NodeUpdate::Cluster { node, brief } => {
+                if let Some(n) = self.nodes.get_mut(node) {
+                    n.cluster = brief.map(|b| *b);
+                }
+            }
             NodeUpdate::Snapshot {
                 node,
                 data,

@@ -21,6 +21,9 @@ use std::time::Duration;
 
 /// Stripes in flight at once in a put or a get.
 pub const WINDOW: usize = 4;
+/// A repaired stripe: its index, (chunk index, new node) pairs, bytes written.
+type StripeRepair = (usize, Vec<(usize, NodeId)>, u64);
+
 /// Stripes of one object repaired at once.
 pub const REPAIR_WINDOW: usize = 8;
 
@@ -667,15 +670,14 @@ impl<N: Net> Frontend<N> {
             .collect();
         // Several stripes at once: each waits on reads, a decode and writes to other nodes.
         let (cur_ref, codec_ref, bad_ref) = (&cur, &codec, &bad);
-        let results: Vec<Result<(usize, Vec<(usize, NodeId)>, u64), IoError>> =
-            futures::stream::iter(todo)
-                .map(|i| async move {
-                    self.repair_stripe(cur_ref, i, layout, lost, bad_ref, codec_ref, pace)
-                        .await
-                })
-                .buffer_unordered(REPAIR_WINDOW)
-                .collect()
-                .await;
+        let results: Vec<Result<StripeRepair, IoError>> = futures::stream::iter(todo)
+            .map(|i| async move {
+                self.repair_stripe(cur_ref, i, layout, lost, bad_ref, codec_ref, pace)
+                    .await
+            })
+            .buffer_unordered(REPAIR_WINDOW)
+            .collect()
+            .await;
         let (mut stripes, mut bytes) = (0u64, 0u64);
         let mut first_err = None;
         for r in results {
@@ -716,7 +718,7 @@ impl<N: Net> Frontend<N> {
         bad: &Mutex<HashSet<NodeId>>,
         codec: &Isal,
         pace: &(dyn Fn(u64) -> BoxFuture<'static, ()> + Send + Sync),
-    ) -> Result<(usize, Vec<(usize, NodeId)>, u64), IoError> {
+    ) -> Result<StripeRepair, IoError> {
         let st = &cur.stripes[i];
         let missing: Vec<usize> = (0..st.nodes.len())
             .filter(|&x| lost.contains(&st.nodes[x]))

@@ -1,5 +1,8 @@
-//! Stripes: the data plane is a later release. Until an agent reports stripe state this
-//! panel says so, and shows only what can be derived truthfully today.
+//! Stripes: what `weka status` shows of the data plane, from the members' reports
+//! (`ClusterView::dataplane`): scheme and hot spares, IO status, protection, stripes by
+//! chunks lost, the rebuild with its progress, rate and ETA, members away, and each node's
+//! drives by state. Until an agent reports a cluster the panel says so, and shows only what
+//! can be derived truthfully.
 
 use crate::ui::component::{Cx, Panel};
 use crate::ui::nav::{Action, Reply};
@@ -37,6 +40,11 @@ impl Panel for Stripes {
     }
 
     fn draw(&self, f: &mut Frame, area: Rect, cx: &Cx, th: &Theme) {
+        if let Some(dp) = cx.view.dataplane(cx.now_ms) {
+            let lines = dataplane_lines(&dp, area.width, th, &self.filter);
+            f.render_widget(Paragraph::new(lines).style(th.base), area);
+            return;
+        }
         let up = cx.health.counts.up;
         let total = cx.view.nodes.len();
         let enough = up >= FAILURE_DOMAINS_16_4_2;
@@ -71,4 +79,252 @@ impl Panel for Stripes {
             area,
         );
     }
+}
+
+fn protection_style(word: &str, th: &Theme) -> ratatui::style::Style {
+    match word {
+        "OK" => th.ok,
+        "UNPROTECTED" | "UNAVAILABLE" => th.fail,
+        _ => th.warn,
+    }
+}
+
+fn size(b: u64) -> String {
+    humansize::format_size(b, humansize::BINARY)
+}
+
+/// The data plane's lines: a summary, then one row per node (filtered by name).
+fn dataplane_lines(
+    dp: &crate::fleet::view::DataplaneView,
+    width: u16,
+    th: &Theme,
+    filter: &str,
+) -> Vec<Line<'static>> {
+    let c = &dp.config;
+    let name = |id: u64| {
+        c.members
+            .get(&id)
+            .map_or_else(|| format!("node {id}"), |m| m.name.clone())
+    };
+    let label = |t: &str| Span::styled(format!("{t:<12}"), th.header);
+    let mut out = Vec::new();
+    let id = c.cluster.clone().unwrap_or_default();
+    out.push(Line::from(vec![
+        label("Cluster"),
+        Span::styled(
+            format!(
+                "{} · {}+{} with {} hot spare{} · {} members",
+                id.get(..8).unwrap_or(&id),
+                c.k,
+                c.m,
+                c.hot_spares,
+                if c.hot_spares == 1 { "" } else { "s" },
+                c.members.len()
+            ),
+            th.text,
+        ),
+    ]));
+    out.push(Line::from(vec![
+        label("IO"),
+        Span::styled(
+            c.io.as_str().to_string(),
+            if c.io == crate::model::cluster::IoStatus::Started {
+                th.ok
+            } else {
+                th.warn
+            },
+        ),
+        Span::styled(
+            format!(
+                " · leader {} · epoch {}",
+                if dp.leader == 0 {
+                    "none known".to_string()
+                } else {
+                    name(dp.leader)
+                },
+                c.epoch
+            ),
+            th.text,
+        ),
+    ]));
+    match &dp.data {
+        None => out.push(Line::from(vec![
+            label("Protection"),
+            Span::styled(
+                "no member reports its data share (agents without --data-listen)",
+                th.dim,
+            ),
+        ])),
+        Some(d) => {
+            out.push(Line::from(vec![
+                label("Protection"),
+                Span::styled(d.protection.clone(), protection_style(&d.protection, th)),
+                Span::styled(
+                    format!(
+                        "   counted by {} of {} members",
+                        dp.reporting,
+                        c.members.len()
+                    ),
+                    th.dim,
+                ),
+            ]));
+            let total: u64 = d.stripes_by_lost.iter().sum();
+            let mut spans = vec![
+                label("Stripes"),
+                Span::styled(format!("{total}: "), th.text),
+            ];
+            let last = d.stripes_by_lost.len().saturating_sub(1);
+            for (i, n) in d.stripes_by_lost.iter().enumerate() {
+                let (text, style) = match i {
+                    0 => (format!("{n} whole"), th.ok),
+                    _ if i == last => (
+                        format!("{n} unreadable"),
+                        if *n > 0 { th.fail } else { th.dim },
+                    ),
+                    _ => (
+                        format!("{n} with {i} lost"),
+                        if *n == 0 {
+                            th.dim
+                        } else if i >= c.m {
+                            th.fail
+                        } else {
+                            th.warn
+                        },
+                    ),
+                };
+                if i > 0 {
+                    spans.push(Span::styled(" · ", th.dim));
+                }
+                spans.push(Span::styled(text, style));
+            }
+            out.push(Line::from(spans));
+            out.push(Line::from(vec![
+                label("Objects"),
+                Span::styled(format!("{} · {}", d.objects, size(d.bytes)), th.text),
+            ]));
+            let r = &d.rebuild;
+            if r.active {
+                let bar_w = (width as usize).saturating_sub(70).clamp(10, 40);
+                let frac = if r.stripes_total == 0 {
+                    0.0
+                } else {
+                    r.stripes_done as f64 / r.stripes_total as f64
+                };
+                let filled = ((frac * bar_w as f64).round() as usize).min(bar_w);
+                out.push(Line::from(vec![
+                    label("Rebuild"),
+                    Span::styled("█".repeat(filled), th.warn),
+                    Span::styled("░".repeat(bar_w - filled), th.dim),
+                    Span::styled(
+                        format!(
+                            " {:>3.0} % · {}/{} stripes · {} · {}/s · ETA {} s",
+                            frac * 100.0,
+                            r.stripes_done,
+                            r.stripes_total,
+                            size(r.bytes),
+                            size(r.rate),
+                            r.eta_secs
+                        ),
+                        th.text,
+                    ),
+                ]));
+            } else {
+                out.push(Line::from(vec![
+                    label("Rebuild"),
+                    Span::styled(
+                        if r.passes == 0 {
+                            "none since the agents started".to_string()
+                        } else {
+                            format!(
+                                "idle · {} pass{} · {} rebuilt{}",
+                                r.passes,
+                                if r.passes == 1 { "" } else { "es" },
+                                size(r.bytes_total),
+                                r.last_error
+                                    .as_ref()
+                                    .map(|e| format!(" · last error: {e}"))
+                                    .unwrap_or_default()
+                            )
+                        },
+                        th.text,
+                    ),
+                ]));
+            }
+            let away: Vec<String> = d.away.iter().map(|n| name(*n)).collect();
+            out.push(Line::from(vec![
+                label("Away"),
+                if away.is_empty() {
+                    Span::styled("none".to_string(), th.ok)
+                } else if d.failed.is_empty() {
+                    Span::styled(
+                        format!("{} (within the grace period: read around)", away.join(", ")),
+                        th.warn,
+                    )
+                } else {
+                    Span::styled(
+                        format!(
+                            "{} · past the grace period, rebuilt elsewhere: {}",
+                            away.join(", "),
+                            d.failed
+                                .iter()
+                                .map(|n| name(*n))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        th.fail,
+                    )
+                },
+            ]));
+        }
+    }
+    out.push(Line::from(""));
+    out.push(Line::from(Span::styled(
+        format!(
+            "{:<16} {:>4}  {:>6} {:>10} {:>11} {:>8} {:>6}  {}",
+            "NODE", "ID", "ACTIVE", "PHASING_IN", "PHASING_OUT", "INACTIVE", "FAILED", "STATE"
+        ),
+        th.header,
+    )));
+    let away: std::collections::HashSet<u64> = dp
+        .data
+        .as_ref()
+        .map(|d| d.away.iter().copied().collect())
+        .unwrap_or_default();
+    for (id, m) in &c.members {
+        if !filter.is_empty() && !m.name.contains(filter) {
+            continue;
+        }
+        let count = |st: &str| {
+            c.drives
+                .values()
+                .filter(|d| d.node == *id && d.state == st)
+                .count()
+        };
+        let (state, style) = if away.contains(id) {
+            ("away", th.fail)
+        } else if count("FAILED") > 0 {
+            ("drive failed", th.warn)
+        } else if count("ACTIVE") == 0 {
+            ("no active drive", th.warn)
+        } else {
+            ("ok", th.ok)
+        };
+        out.push(Line::from(vec![
+            Span::styled(
+                format!(
+                    "{:<16} {:>4}  {:>6} {:>10} {:>11} {:>8} {:>6}  ",
+                    m.name,
+                    id,
+                    count("ACTIVE"),
+                    count("PHASING_IN"),
+                    count("PHASING_OUT"),
+                    count("INACTIVE"),
+                    count("FAILED")
+                ),
+                th.text,
+            ),
+            Span::styled(state, style),
+        ]));
+    }
+    out
 }
