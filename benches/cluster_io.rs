@@ -16,81 +16,37 @@
 //! Seven agents, so the cluster can rebuild to full protection after losing one.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::process::{Agent, Token, inventory_with, run};
+use common::dataplane::{self, form, start_io, start_store};
+use common::fio;
+use common::process::{Agent, run};
 
 const NODES: usize = 7;
 const K: usize = 4;
 const M: usize = 2;
 
-fn fio(dir: &Path, rw: &str, n: usize, size: u64) -> f64 {
-    let out = Command::new("fio")
-        .args([
-            "--name=axon-baseline",
-            &format!("--directory={}", dir.display()),
-            &format!("--rw={rw}"),
-            "--bs=1M",
-            "--direct=1",
-            "--ioengine=psync",
-            &format!("--numjobs={n}"),
-            &format!("--size={size}"),
-            "--end_fsync=1",
-            "--group_reporting",
-            "--output-format=json",
-        ])
-        .output()
-        .expect("run fio (Debian package fio)");
-    assert!(
-        out.status.success(),
-        "fio failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("fio's JSON");
-    let job = &v["jobs"][0];
-    let side = if rw == "write" { "write" } else { "read" };
-    let bytes = job[side]["io_bytes"].as_f64().unwrap();
-    let ms = job["job_runtime"].as_f64().unwrap().max(1.0) / n as f64;
-    let sync_ms = job["sync"]["total_ns"].as_f64().unwrap_or(0.0) / 1e6 / n as f64;
-    bytes / ((ms + sync_ms) / 1e3) / (1 << 20) as f64
-}
-
+/// A member with a 1+0 store of 1 MiB chunks on one 3 GiB file drive, rebuilding past a
+/// 3 s grace at no rate limit.
 fn start(name: &str, dir: &Path, ports: (u16, u16)) -> Agent {
-    let store = dir.join(format!("store-{name}"));
-    if !store.exists() {
-        let (code, out, err) = run(
-            &[
-                "io",
-                "create",
-                "--store",
-                store.to_str().unwrap(),
-                "--scheme",
-                "1+0",
-                "--chunk-size",
-                "1M",
-                "--drives",
-                "1",
-                "--drive-size",
-                "3G",
-            ],
-            Duration::from_secs(60),
-        );
-        assert_eq!(code, 0, "{out}{err}");
-    }
-    Agent::start(
+    start_store(
         name,
         dir,
+        ports,
         &[
-            "--cluster-listen",
-            &format!("127.0.0.1:{}", ports.0),
-            "--data-listen",
-            &format!("127.0.0.1:{}", ports.1),
-            "--store",
-            store.to_str().unwrap(),
+            "--scheme",
+            "1+0",
+            "--chunk-size",
+            "1M",
+            "--drives",
+            "1",
+            "--drive-size",
+            "3G",
+        ],
+        &[
             "--rebuild-grace",
             "3s",
             "--rebuild-rate",
@@ -102,17 +58,7 @@ fn start(name: &str, dir: &Path, ports: (u16, u16)) -> Agent {
 }
 
 fn status(inv: &Path) -> serde_json::Value {
-    let (_, out, _) = run(
-        &[
-            "cluster",
-            "status",
-            "--inventory",
-            inv.to_str().unwrap(),
-            "--json",
-        ],
-        Duration::from_secs(60),
-    );
-    serde_json::from_str(&out).unwrap_or(serde_json::Value::Null)
+    dataplane::status(inv).1
 }
 
 fn until(
@@ -121,18 +67,7 @@ fn until(
     secs: u64,
     ok: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let v = status(inv);
-        if ok(&v) {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {v:#}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    dataplane::until_for(inv, what, Duration::from_secs(secs), |_, v| ok(v))
 }
 
 fn bench(inv: &Path, mix: u8, secs: u64, keep: bool) -> serde_json::Value {
@@ -210,41 +145,8 @@ fn main() {
     let mut agents: Vec<Agent> = (0..NODES)
         .map(|i| start(&format!("b{}", i + 1), &base, (0, 0)))
         .collect();
-    let inv = inventory_with(&base, &agents, Token::Admin);
-    let inv_s = inv.to_str().unwrap().to_string();
-    let (code, out, err) = run(
-        &[
-            "cluster",
-            "create",
-            "--inventory",
-            &inv_s,
-            "--scheme",
-            "4+2",
-            "--hot-spares",
-            "1",
-        ],
-        Duration::from_secs(60),
-    );
-    assert_eq!(code, 0, "{out}{err}");
-    until(&inv, "every drive recorded", 60, |v| {
-        v["nodes"].as_array().is_some_and(|n| {
-            n.iter().all(|n| {
-                n["report"]["config"]["drives"]
-                    .as_object()
-                    .is_some_and(|d| d.len() == NODES)
-            })
-        })
-    });
-    let (code, out, err) = run(
-        &["start-io", "--inventory", &inv_s],
-        Duration::from_secs(60),
-    );
-    assert_eq!(code, 0, "{out}{err}");
-    until(&inv, "IO STARTED", 60, |v| {
-        v["nodes"]
-            .as_array()
-            .is_some_and(|n| n.iter().all(|n| n["report"]["config"]["io"] == "Started"))
-    });
+    let (inv, _) = form(&base, &agents, "4+2", "1");
+    start_io(&inv);
     // Let the members' pings weigh placement by free space.
     std::thread::sleep(Duration::from_secs(2));
 

@@ -19,12 +19,13 @@
 use axon::dataplane::drive::{self, FormatOptions};
 use axon::dataplane::ec::Scheme;
 use axon::dataplane::store::Store;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+
+use common::fio;
 
 const K: usize = 16;
 const M: usize = 4;
@@ -33,39 +34,6 @@ const OBJECT: usize = 64 << 20;
 
 fn mib_s(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / d.as_secs_f64() / (1 << 20) as f64
-}
-
-/// fio over `n` files of `size` bytes in `dir`, one job per file; returns MiB/s.
-fn fio(dir: &Path, rw: &str, n: usize, size: u64) -> f64 {
-    let out = Command::new("fio")
-        .args([
-            "--name=axon-baseline",
-            &format!("--directory={}", dir.display()),
-            &format!("--rw={rw}"),
-            "--bs=1M",
-            "--direct=1",
-            "--ioengine=psync",
-            &format!("--numjobs={n}"),
-            &format!("--size={size}"),
-            "--end_fsync=1",
-            "--group_reporting",
-            "--output-format=json",
-        ])
-        .output()
-        .expect("run fio (Debian package fio)");
-    assert!(
-        out.status.success(),
-        "fio failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("fio's JSON");
-    let job = &v["jobs"][0];
-    let side = if rw == "write" { "write" } else { "read" };
-    // bw_bytes is over the job's runtime; it excludes the final fsync, so time it too.
-    let bytes = job[side]["io_bytes"].as_f64().unwrap();
-    let ms = job["job_runtime"].as_f64().unwrap().max(1.0) / n as f64;
-    let sync_ms = job["sync"]["total_ns"].as_f64().unwrap_or(0.0) / 1e6 / n as f64;
-    bytes / ((ms + sync_ms) / 1e3) / (1 << 20) as f64
 }
 
 fn main() {

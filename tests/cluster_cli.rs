@@ -8,78 +8,30 @@
 mod common;
 
 use common::agents::sample;
+use common::dataplane::{agent_with_store, status, until};
 use common::process::{Agent, Token, inventory_with, run, scrape};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// An agent hosting a cluster member and a one-drive store of its own.
+/// An agent hosting a cluster member and a one-drive store of its own (3+2, whose chunks
+/// stay on the node: this test forms clusters, it moves no data between nodes).
 fn start(name: &str, dir: &Path, port: u16) -> Agent {
-    let store = dir.join(format!("store-{name}"));
-    if !store.exists() {
-        let (code, out, err) = run(
-            &[
-                "io",
-                "create",
-                "--store",
-                store.to_str().unwrap(),
-                "--scheme",
-                "3+2",
-                "--chunk-size",
-                "64K",
-                "--drives",
-                "1",
-                "--drive-size",
-                "8M",
-            ],
-            Duration::from_secs(30),
-        );
-        assert_eq!(code, 0, "{out}{err}");
-    }
-    Agent::start(
+    let cl = format!("127.0.0.1:{port}");
+    agent_with_store(
         name,
         dir,
         &[
-            "--cluster-listen",
-            &format!("127.0.0.1:{port}"),
-            "--store",
-            store.to_str().unwrap(),
+            "--scheme",
+            "3+2",
+            "--chunk-size",
+            "64K",
+            "--drives",
+            "1",
+            "--drive-size",
+            "8M",
         ],
+        &["--cluster-listen", &cl],
     )
-}
-
-fn status(inv: &Path) -> (i32, serde_json::Value) {
-    let (code, out, err) = run(
-        &[
-            "cluster",
-            "status",
-            "--inventory",
-            inv.to_str().unwrap(),
-            "--json",
-        ],
-        Duration::from_secs(60),
-    );
-    let v = serde_json::from_str(&out).unwrap_or_else(|_| panic!("not JSON: {out}{err}"));
-    (code, v)
-}
-
-/// Polls `cluster status` until `ok` holds of it.
-fn until(
-    inv: &Path,
-    what: &str,
-    ok: impl Fn(i32, &serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (code, v) = status(inv);
-        if ok(code, &v) {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: exit {code}, {v:#}"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
 }
 
 fn epochs(v: &serde_json::Value) -> Vec<u64> {

@@ -7,8 +7,8 @@
 
 mod common;
 
-use common::dataplane::{bytes, get, start, until};
-use common::process::{Agent, Token, inventory_with, run, spawn};
+use common::dataplane::{bytes, form, get, start, start_io, until};
+use common::process::{Agent, Token, inventory_with, spawn};
 use std::time::Duration;
 
 struct Rng(u64);
@@ -45,50 +45,8 @@ fn acknowledged_objects_survive_agents_killed_during_writes() {
     let mut agents: Vec<Agent> = (0..6)
         .map(|i| start(&format!("f{}", i + 1), dir, 0, 0))
         .collect();
-    let inv = inventory_with(dir, &agents, Token::Admin);
-    let inv_s = inv.to_str().unwrap().to_string();
-    let (code, out, err) = run(
-        &[
-            "cluster",
-            "create",
-            "--inventory",
-            &inv_s,
-            "--scheme",
-            "3+2",
-            "--hot-spares",
-            "0",
-        ],
-        Duration::from_secs(60),
-    );
-    assert_eq!(code, 0, "seed {seed}: {out}{err}");
-    let v = until(&inv, "every drive recorded", |_, v| {
-        v["nodes"].as_array().unwrap().iter().all(|n| {
-            n["report"]["config"]["drives"]
-                .as_object()
-                .is_some_and(|d| d.len() == 6)
-        })
-    });
-    let ports: Vec<(u16, u16)> = (0..6)
-        .map(|i| {
-            let r = &v["nodes"][i]["report"];
-            (
-                r["cluster_port"].as_u64().unwrap() as u16,
-                r["data_port"].as_u64().unwrap() as u16,
-            )
-        })
-        .collect();
-    let (code, out, err) = run(
-        &["start-io", "--inventory", &inv_s],
-        Duration::from_secs(60),
-    );
-    assert_eq!(code, 0, "seed {seed}: {out}{err}");
-    until(&inv, "IO STARTED everywhere", |_, v| {
-        v["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|n| n["report"]["config"]["io"] == "Started")
-    });
+    let (inv, ports) = form(dir, &agents, "3+2", "0");
+    start_io(&inv);
 
     let src = dir.join("src");
     std::fs::create_dir_all(&src).unwrap();

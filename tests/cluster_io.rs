@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::dataplane::{bytes, get, inventory_via, start, start_with, until, until_data};
+use common::dataplane::{bytes, form, get, inventory_via, start, start_io, start_with, until_data};
 use common::process::{Agent, Token, inventory_with, run};
 use std::time::{Duration, Instant};
 
@@ -19,39 +19,8 @@ fn objects_survive_m_nodes_killed_and_fail_clearly_beyond() {
     let mut agents: Vec<Agent> = (0..6)
         .map(|i| start(&format!("n{}", i + 1), dir, 0, 0))
         .collect();
-    let inv = inventory_with(dir, &agents, Token::Admin);
+    let (inv, ports) = form(dir, &agents, "4+2", "0");
     let inv_s = inv.to_str().unwrap().to_string();
-    let (code, out, err) = run(
-        &[
-            "cluster",
-            "create",
-            "--inventory",
-            &inv_s,
-            "--scheme",
-            "4+2",
-            "--hot-spares",
-            "0",
-        ],
-        Duration::from_secs(60),
-    );
-    assert_eq!(code, 0, "{out}{err}");
-    let v = until(&inv, "every node's drive recorded everywhere", |_, v| {
-        v["nodes"].as_array().unwrap().iter().all(|n| {
-            n["report"]["config"]["drives"]
-                .as_object()
-                .is_some_and(|d| d.len() == 6)
-        })
-    });
-    let ports: Vec<(u16, u16)> = (0..6)
-        .map(|i| {
-            let r = &v["nodes"][i]["report"];
-            (
-                r["cluster_port"].as_u64().unwrap() as u16,
-                r["data_port"].as_u64().unwrap() as u16,
-            )
-        })
-        .collect();
-    assert!(ports.iter().all(|(_, d)| *d != 0), "{ports:?}");
 
     // IO is refused until it is started.
     let src = dir.join("src");
@@ -74,18 +43,7 @@ fn objects_survive_m_nodes_killed_and_fail_clearly_beyond() {
         err.contains("IO is STOPPED") && err.contains("start-io"),
         "{err}"
     );
-    let (code, out, err) = run(
-        &["start-io", "--inventory", &inv_s],
-        Duration::from_secs(60),
-    );
-    assert_eq!(code, 0, "{out}{err}");
-    until(&inv, "IO STARTED everywhere", |_, v| {
-        v["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|n| n["report"]["config"]["io"] == "Started")
-    });
+    start_io(&inv);
 
     // Objects of every shape: empty, one byte, part of a stripe, several stripes (a stripe
     // is 4 × 64 KiB).
@@ -283,41 +241,9 @@ fn a_node_lost_past_the_grace_period_is_rebuilt_to_full_protection() {
             )
         })
         .collect();
-    let inv = inventory_with(dir, &agents, Token::Admin);
+    let (inv, _) = form(dir, &agents, "3+2", "1");
     let inv_s = inv.to_str().unwrap().to_string();
-    let (code, out, err) = run(
-        &[
-            "cluster",
-            "create",
-            "--inventory",
-            &inv_s,
-            "--scheme",
-            "3+2",
-            "--hot-spares",
-            "1",
-        ],
-        Duration::from_secs(60),
-    );
-    assert_eq!(code, 0, "{out}{err}");
-    until(&inv, "every drive recorded", |_, v| {
-        v["nodes"].as_array().unwrap().iter().all(|n| {
-            n["report"]["config"]["drives"]
-                .as_object()
-                .is_some_and(|d| d.len() == 6)
-        })
-    });
-    let (code, out, err) = run(
-        &["start-io", "--inventory", &inv_s],
-        Duration::from_secs(60),
-    );
-    assert_eq!(code, 0, "{out}{err}");
-    until(&inv, "IO STARTED everywhere", |_, v| {
-        v["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|n| n["report"]["config"]["io"] == "Started")
-    });
+    start_io(&inv);
     let src = dir.join("src");
     std::fs::create_dir_all(&src).unwrap();
     let mut objects = Vec::new();

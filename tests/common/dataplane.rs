@@ -6,12 +6,41 @@ use super::process::{Agent, Token, inventory_with, run};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// An agent hosting a cluster member and a 1+0 store (64 KiB chunks, one 32 MiB drive),
-/// serving its chunks on a data port.
+/// An agent with a store of its own, `<dir>/store-<name>`, made at the first start with
+/// `axon io create` and `store` (scheme, chunk size, drives); `extra` are agent flags.
+pub fn agent_with_store(name: &str, dir: &Path, store: &[&str], extra: &[&str]) -> Agent {
+    let path = dir.join(format!("store-{name}"));
+    let path_s = path.to_str().unwrap().to_string();
+    if !path.exists() {
+        let mut args = vec!["io", "create", "--store", &path_s];
+        args.extend_from_slice(store);
+        let (code, out, err) = run(&args, Duration::from_secs(60));
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let mut args = vec!["--store", &path_s];
+    args.extend_from_slice(extra);
+    Agent::start(name, dir, &args)
+}
+
+/// The store of a cluster test node: 1+0, 64 KiB chunks, one 32 MiB file drive.
+pub const SMALL_STORE: &[&str] = &[
+    "--scheme",
+    "1+0",
+    "--chunk-size",
+    "64K",
+    "--drives",
+    "1",
+    "--drive-size",
+    "32M",
+];
+
+/// An agent hosting a cluster member and a 1+0 store (`SMALL_STORE`), serving its chunks on
+/// a data port.
 pub fn start(name: &str, dir: &Path, cluster_port: u16, data_port: u16) -> Agent {
     start_with(name, dir, cluster_port, data_port, &[])
 }
 
+/// As `start`, with more agent flags.
 pub fn start_with(
     name: &str,
     dir: &Path,
@@ -19,39 +48,83 @@ pub fn start_with(
     data_port: u16,
     extra: &[&str],
 ) -> Agent {
-    let store = dir.join(format!("store-{name}"));
-    if !store.exists() {
-        let (code, out, err) = run(
-            &[
-                "io",
-                "create",
-                "--store",
-                store.to_str().unwrap(),
-                "--scheme",
-                "1+0",
-                "--chunk-size",
-                "64K",
-                "--drives",
-                "1",
-                "--drive-size",
-                "32M",
-            ],
-            Duration::from_secs(30),
-        );
-        assert_eq!(code, 0, "{out}{err}");
-    }
-    let cl = format!("127.0.0.1:{cluster_port}");
-    let dl = format!("127.0.0.1:{data_port}");
-    let mut args = vec![
-        "--cluster-listen",
-        &cl,
-        "--data-listen",
-        &dl,
-        "--store",
-        store.to_str().unwrap(),
-    ];
+    start_store(name, dir, (cluster_port, data_port), SMALL_STORE, extra)
+}
+
+/// A member with cluster and data ports `ports` (0: the kernel's choice) and a store made
+/// with `store`.
+pub fn start_store(
+    name: &str,
+    dir: &Path,
+    ports: (u16, u16),
+    store: &[&str],
+    extra: &[&str],
+) -> Agent {
+    let cl = format!("127.0.0.1:{}", ports.0);
+    let dl = format!("127.0.0.1:{}", ports.1);
+    let mut args = vec!["--cluster-listen", &cl, "--data-listen", &dl];
     args.extend_from_slice(extra);
-    Agent::start(name, dir, &args)
+    agent_with_store(name, dir, store, &args)
+}
+
+/// Forms a cluster of `agents` (`cluster create`) and waits until every member records
+/// every drive. Returns the inventory and each agent's (cluster port, data port), for
+/// restarting it where it was.
+pub fn form(
+    dir: &Path,
+    agents: &[Agent],
+    scheme: &str,
+    spares: &str,
+) -> (PathBuf, Vec<(u16, u16)>) {
+    let inv = inventory_with(dir, agents, Token::Admin);
+    let inv_s = inv.to_str().unwrap().to_string();
+    let (code, out, err) = run(
+        &[
+            "cluster",
+            "create",
+            "--inventory",
+            &inv_s,
+            "--scheme",
+            scheme,
+            "--hot-spares",
+            spares,
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let n = agents.len();
+    let v = until(&inv, "every node's drive recorded everywhere", |_, v| {
+        v["nodes"].as_array().unwrap().iter().all(|x| {
+            x["report"]["config"]["drives"]
+                .as_object()
+                .is_some_and(|d| d.len() == n)
+        })
+    });
+    let ports: Vec<(u16, u16)> = (0..n)
+        .map(|i| {
+            let r = &v["nodes"][i]["report"];
+            (
+                r["cluster_port"].as_u64().unwrap() as u16,
+                r["data_port"].as_u64().unwrap() as u16,
+            )
+        })
+        .collect();
+    assert!(ports.iter().all(|(_, d)| *d != 0), "{ports:?}");
+    (inv, ports)
+}
+
+/// `axon start-io`, then waits until every member applied it.
+pub fn start_io(inv: &Path) {
+    let inv_s = inv.to_str().unwrap();
+    let (code, out, err) = run(&["start-io", "--inventory", inv_s], Duration::from_secs(60));
+    assert_eq!(code, 0, "{out}{err}");
+    until(inv, "IO STARTED everywhere", |_, v| {
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["report"]["config"]["io"] == "Started")
+    });
 }
 
 pub fn status(inv: &Path) -> (i32, serde_json::Value) {
@@ -74,7 +147,17 @@ pub fn until(
     what: &str,
     ok: impl Fn(i32, &serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(40);
+    until_for(inv, what, Duration::from_secs(40), ok)
+}
+
+/// As `until`, for at most `limit`.
+pub fn until_for(
+    inv: &Path,
+    what: &str,
+    limit: Duration,
+    ok: impl Fn(i32, &serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + limit;
     loop {
         let (code, v) = status(inv);
         if ok(code, &v) {

@@ -143,3 +143,37 @@ pub fn shell_ok(path: &Path) {
         }
     }
 }
+
+/// fio over `n` files of `size` bytes in `dir`, one job per file (1 MiB blocks, O_DIRECT,
+/// psync, fsync at the end): the baseline the storage benches compare with. MiB/s, the
+/// final fsync's time included.
+pub fn fio(dir: &Path, rw: &str, n: usize, size: u64) -> f64 {
+    let out = std::process::Command::new("fio")
+        .args([
+            "--name=axon-baseline",
+            &format!("--directory={}", dir.display()),
+            &format!("--rw={rw}"),
+            "--bs=1M",
+            "--direct=1",
+            "--ioengine=psync",
+            &format!("--numjobs={n}"),
+            &format!("--size={size}"),
+            "--end_fsync=1",
+            "--group_reporting",
+            "--output-format=json",
+        ])
+        .output()
+        .expect("run fio (Debian package fio)");
+    assert!(
+        out.status.success(),
+        "fio failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("fio's JSON");
+    let job = &v["jobs"][0];
+    let side = if rw == "write" { "write" } else { "read" };
+    let bytes = job[side]["io_bytes"].as_f64().unwrap();
+    let ms = job["job_runtime"].as_f64().unwrap().max(1.0) / n as f64;
+    let sync_ms = job["sync"]["total_ns"].as_f64().unwrap_or(0.0) / 1e6 / n as f64;
+    bytes / ((ms + sync_ms) / 1e3) / (1 << 20) as f64
+}

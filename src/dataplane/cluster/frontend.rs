@@ -496,30 +496,29 @@ impl<N: Net> Frontend<N> {
         }
     }
 
-    /// Reads stripe `i` of `m`: k chunks, verified, reconstructed if need be. Returns the
-    /// stripe's data bytes and whether parity was used.
-    async fn get_stripe(
+    /// Fetches k verified chunks of stripe `i` — data chunks first, none from `avoid`, nodes
+    /// that failed earlier in this operation last — in rounds until k are in hand. Errors,
+    /// naming every chunk lost and why, when fewer than k survive.
+    async fn fetch_k(
         &self,
         m: &Manifest,
         i: usize,
-        codec: &Isal,
+        avoid: &HashSet<NodeId>,
         suspects: &Suspects,
-    ) -> Result<(Bytes, bool), IoError> {
+    ) -> Result<Vec<Option<Bytes>>, IoError> {
         let st = &m.stripes[i];
         let (k, n) = (m.k, m.k + m.m);
         let mut got: Vec<Option<Bytes>> = vec![None; n];
         let mut why: Vec<String> = Vec::new();
-        // Data chunks first, on nodes that have not failed in this read; then the rest.
-        let mut order: Vec<usize> = (0..n).collect();
+        let mut order: Vec<usize> = (0..n).filter(|&x| !avoid.contains(&st.nodes[x])).collect();
         order.sort_by_key(|&x| (suspects.has(st.nodes[x]), x >= k));
         let mut next = 0;
         loop {
             let have = got.iter().filter(|g| g.is_some()).count();
             if have >= k {
-                break;
+                return Ok(got);
             }
-            let want = k - have;
-            let batch: Vec<usize> = order[next..].iter().take(want).copied().collect();
+            let batch: Vec<usize> = order[next..].iter().take(k - have).copied().collect();
             if batch.is_empty() {
                 return Err(IoError::Unavailable(format!(
                     "{:?}: stripe {i} has {have} of the {k} chunks it needs (k = {k} of {n}); lost: {} — not enough survive to rebuild it, so nothing is returned; bring the nodes back",
@@ -559,82 +558,19 @@ impl<N: Net> Frontend<N> {
                 }
             }
         }
-        let bytes = m.stripe_bytes(i) as usize;
-        let all_data = got[..k].iter().all(Option::is_some);
-        if all_data {
-            let mut out = Vec::with_capacity(bytes);
-            for c in got[..k].iter().flatten() {
-                let take = (bytes - out.len()).min(c.len());
-                out.extend_from_slice(&c[..take]);
-            }
-            return Ok((Bytes::from(out), false));
-        }
-        let present: Vec<bool> = got.iter().map(Option::is_some).collect();
-        let mut chunks: Vec<Vec<u8>> = got
-            .into_iter()
-            .map(|g| g.map_or_else(|| vec![0u8; st.len as usize], |b| b.to_vec()))
-            .collect();
-        codec
-            .reconstruct(&mut chunks, &present)
-            .map_err(|e| IoError::Failed(format!("stripe {i}: {e}")))?;
-        let mut out = Vec::with_capacity(bytes);
-        for c in &chunks[..k] {
-            let take = (bytes - out.len()).min(c.len());
-            out.extend_from_slice(&c[..take]);
-        }
-        Ok((Bytes::from(out), true))
     }
 
-    /// Fetches k verified chunks of stripe `i` (avoiding `avoid` where it can) and rebuilds
-    /// all k+m. Errors if fewer than k survive.
-    async fn stripe_chunks(
-        &self,
-        m: &Manifest,
-        i: usize,
+    /// Every chunk of a stripe from the k fetched, the missing ones rebuilt from parity.
+    fn complete(
         codec: &Isal,
-        avoid: &HashSet<NodeId>,
+        i: usize,
+        len: u32,
+        got: Vec<Option<Bytes>>,
     ) -> Result<Vec<Vec<u8>>, IoError> {
-        let st = &m.stripes[i];
-        let (k, n) = (m.k, m.k + m.m);
-        let mut got: Vec<Option<Bytes>> = vec![None; n];
-        let mut order: Vec<usize> = (0..n).filter(|&x| !avoid.contains(&st.nodes[x])).collect();
-        order.sort_by_key(|&x| x >= k);
-        let mut next = 0;
-        let mut why = Vec::new();
-        while got.iter().filter(|g| g.is_some()).count() < k {
-            let want = k - got.iter().filter(|g| g.is_some()).count();
-            let batch: Vec<usize> = order[next..].iter().take(want).copied().collect();
-            if batch.is_empty() {
-                return Err(IoError::Unavailable(format!(
-                    "{:?}: stripe {i} has fewer than k = {k} readable chunks: {}",
-                    m.key,
-                    why.join("; ")
-                )));
-            }
-            next += batch.len();
-            let calls = batch.iter().map(|&idx| {
-                let f = self
-                    .net
-                    .get_chunk(st.nodes[idx], chunk_key(&m.object, i, idx));
-                async move { (idx, tokio::time::timeout(Duration::from_secs(10), f).await) }
-            });
-            for (idx, r) in futures::future::join_all(calls).await {
-                match r {
-                    Ok(Ok(b))
-                        if b.len() == st.len as usize && crc32c::crc32c(&b) == st.crcs[idx] =>
-                    {
-                        got[idx] = Some(b)
-                    }
-                    Ok(Ok(_)) => why.push(format!("chunk {idx}: checksum mismatch")),
-                    Ok(Err(e)) => why.push(format!("chunk {idx}: {e}")),
-                    Err(_) => why.push(format!("chunk {idx}: no answer in 10 s")),
-                }
-            }
-        }
         let present: Vec<bool> = got.iter().map(Option::is_some).collect();
         let mut chunks: Vec<Vec<u8>> = got
             .into_iter()
-            .map(|g| g.map_or_else(|| vec![0u8; st.len as usize], |b| b.to_vec()))
+            .map(|g| g.map_or_else(|| vec![0u8; len as usize], |b| b.to_vec()))
             .collect();
         if present.iter().any(|p| !p) {
             codec
@@ -642,6 +578,36 @@ impl<N: Net> Frontend<N> {
                 .map_err(|e| IoError::Failed(format!("stripe {i}: {e}")))?;
         }
         Ok(chunks)
+    }
+
+    /// Reads stripe `i` of `m`: k chunks, verified, reconstructed if need be. Returns the
+    /// stripe's data bytes and whether parity was used.
+    async fn get_stripe(
+        &self,
+        m: &Manifest,
+        i: usize,
+        codec: &Isal,
+        suspects: &Suspects,
+    ) -> Result<(Bytes, bool), IoError> {
+        let k = m.k;
+        let got = self.fetch_k(m, i, &HashSet::new(), suspects).await?;
+        let bytes = m.stripe_bytes(i) as usize;
+        let mut out = Vec::with_capacity(bytes);
+        let parity = !got[..k].iter().all(Option::is_some);
+        let data: Vec<Bytes> = if parity {
+            Self::complete(codec, i, m.stripes[i].len, got)?
+                .into_iter()
+                .take(k)
+                .map(Bytes::from)
+                .collect()
+        } else {
+            got.into_iter().take(k).flatten().collect()
+        };
+        for c in &data {
+            let take = (bytes - out.len()).min(c.len());
+            out.extend_from_slice(&c[..take]);
+        }
+        Ok((Bytes::from(out), parity))
     }
 
     /// Rebuilds the chunks of `key` that live on `lost` nodes onto other nodes, stripe by
@@ -724,7 +690,8 @@ impl<N: Net> Frontend<N> {
             .filter(|&x| lost.contains(&st.nodes[x]))
             .collect();
         pace(u64::from(st.len) * missing.len() as u64).await;
-        let chunks = self.stripe_chunks(cur, i, codec, lost).await?;
+        let got = self.fetch_k(cur, i, lost, &Suspects::default()).await?;
+        let chunks = Self::complete(codec, i, st.len, got)?;
         let mut exclude: Vec<NodeId> = st.nodes.clone();
         exclude.extend(bad.lock().map(|b| b.clone()).unwrap_or_default());
         let eligible = layout

@@ -285,19 +285,12 @@ impl NodeData {
 
     /// Free and total bytes on the store's usable drives, and chunks held.
     pub fn usage(&self) -> Result<(u64, u64, u64), NodeError> {
-        let s = self.lock()?;
-        let st = s.status()?;
-        let (mut free, mut cap) = (0u64, 0u64);
-        for d in st.drives.iter().filter(|d| d.available) {
-            cap += d.slots * u64::from(st.chunk_size);
-            free += d.slots.saturating_sub(d.used) * u64::from(st.chunk_size);
-        }
-        Ok((free, cap, st.objects))
+        Ok(self.lock()?.usage()?)
     }
 
     /// The store's chunk size: the frontend's chunk size on this node.
     pub fn chunk_size(&self) -> Result<u32, NodeError> {
-        Ok(self.lock()?.status()?.chunk_size)
+        Ok(self.lock()?.chunk_size())
     }
 }
 
