@@ -966,12 +966,72 @@ pub struct DemoArgs {
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 
-    /// Run the demo agents and console without TLS (plain-text gRPC; tokens in clear)
+    /// Run the demo agents and console without TLS (plain-text gRPC; tokens in clear).
+    /// The data plane needs TLS, so this runs without one
     #[arg(long)]
     pub insecure: bool,
 
+    /// The data plane's erasure coding, k data + m parity chunks per stripe (default:
+    /// 16+4 with 22 nodes or more, else 4+2 with 6 or more, else 3+2 with 5 or more; fewer
+    /// nodes run without a data plane)
+    #[arg(long, value_name = "K+M", value_parser = parse_scheme)]
+    pub scheme: Option<(usize, usize)>,
+
+    /// Failure domains' worth of capacity held back for rebuild (default: what the nodes
+    /// beyond k+m allow, at most 2)
+    #[arg(long, value_name = "N")]
+    pub hot_spares: Option<usize>,
+
+    /// Drive files per node (sparse, under --dir)
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub drives: u16,
+
+    /// Size of each drive file (K, M, G); sparse, so only what is written takes space
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_bytes)]
+    pub drive_size: u64,
+
+    /// How long a failed node is read around before its chunks are rebuilt elsewhere
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
+    pub rebuild_grace: Duration,
+
+    /// Objects the demo writes once IO starts, so that stripes exist (0: none); it then
+    /// keeps a light load going, one overwrite and one verified read every few seconds
+    #[arg(long, value_name = "N", default_value_t = 48)]
+    pub objects: u32,
+
+    /// Run the agents without the data plane (no stores, no cluster)
+    #[arg(long, conflicts_with_all = ["scheme", "hot_spares"])]
+    pub no_dataplane: bool,
+
     #[command(flatten)]
     pub view: ViewArgs,
+
+    #[command(subcommand)]
+    pub fault: Option<DemoFault>,
+}
+
+/// Fault injection into a running demo (emulation only; never on real nodes).
+#[derive(Debug, Subcommand)]
+pub enum DemoFault {
+    /// Fail a node (stop its agent, Raft member and data port as a power loss would) or a
+    /// drive (FAILED, its chunks lost): `fail node NAME`, `fail drive NODE DRIVE`
+    Fail(DemoFaultArgs),
+    /// Bring a failed node back (`heal node NAME`): its agent restarts on its drives
+    Heal(DemoFaultArgs),
+    /// Flip bytes on disk in every other chunk of a drive (`corrupt drive NODE DRIVE`):
+    /// checksums find them, parity repairs them
+    Corrupt(DemoFaultArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoFaultArgs {
+    /// `node NAME` or `drive NODE DRIVE` (DRIVE: its index 0, 1…, file name drive00, or id)
+    #[arg(required = true, num_args = 2..=3, value_name = "WHAT")]
+    pub what: Vec<String>,
+
+    /// The running demo's working directory (its --dir)
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 /// TLS of the agent's gRPC on TCP (and optionally /metrics).

@@ -169,7 +169,19 @@ fn walk_every_panel_of_the_demo_with_the_keyboard() {
     t.keys(&["Escape"]);
     t.wait_for("axon003", Duration::from_secs(2));
     t.keys(&["Tab"]);
-    t.wait_for("No data plane is reporting", Duration::from_secs(2));
+    // The demo's data plane: a 4+2 cluster over its 8 nodes, IO started.
+    t.wait_for("4+2 with 2 hot spares", Duration::from_secs(5));
+    t.wait_for("STARTED", Duration::from_secs(5));
+    // Fault injection from the palette (emulation): a node fails and comes back.
+    t.keys(&[":"]);
+    t.literal("fail node axon008");
+    t.keys(&["Enter"]);
+    t.wait_for("emulation: axon008 failed", Duration::from_secs(10));
+    t.wait_for("away", Duration::from_secs(10));
+    t.keys(&[":"]);
+    t.literal("heal node axon008");
+    t.keys(&["Enter"]);
+    t.wait_for("emulation: axon008 healed", Duration::from_secs(15));
     t.keys(&["7"]);
     t.wait_for("AGE SEV  EVENT", Duration::from_secs(2));
     t.keys(&["?"]);

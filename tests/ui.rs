@@ -663,6 +663,8 @@ fn with_dataplane() -> ClusterView {
                     bytes_total: 8 << 20,
                     last_error: None,
                 },
+                lost_chunks: 0,
+                repaired_chunks: 0,
             }),
             received_ms: NOW,
         });

@@ -571,6 +571,16 @@ pub struct RebuildConfig {
 /// reporting progress every 2 s. Runs while the agent does.
 pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig) {
     let running = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The pass in flight stops with this task (an agent, or a demo node, shutting down).
+    struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            if let Some(h) = self.0.take() {
+                h.abort();
+            }
+        }
+    }
+    let mut pass = AbortOnDrop(None);
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -586,6 +596,14 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
             continue;
         };
         let me = net.me();
+        // Chunks of this node's own that it cannot serve: rewritten from their stripes.
+        if config.io == crate::model::cluster::IoStatus::Started {
+            let (lost, repaired) = repair_own(&fe, &net, &all).await;
+            dh.set_status(|s| {
+                s.lost_chunks = lost;
+                s.repaired_chunks += repaired;
+            });
+        }
         let mine: Vec<Manifest> = all
             .into_iter()
             .filter(|m| !m.deleted && protection::responsible(&m.key, &layout.members, &away, me))
@@ -633,11 +651,76 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
         let total: u64 = work.iter().map(|w| w.1).sum();
         let status = dh.status.clone();
         let done_flag = running.clone();
-        tokio::spawn(async move {
+        pass.0 = Some(tokio::spawn(async move {
             rebuild_pass(fe, layout, failed, work, total, cfg.rate, status).await;
             done_flag.store(false, std::sync::atomic::Ordering::Relaxed);
-        });
+        }));
     }
+}
+
+/// At most this many lost chunks are rewritten per 2 s round.
+const REPAIR_PER_ROUND: usize = 64;
+
+/// Rewrites chunks this node lost (a failed drive) or holds damaged, each rebuilt from k
+/// other chunks of its stripe and written back here (to a healthy drive), under the same
+/// key: the manifest stays as it is. A chunk no manifest held here refers to any more (an
+/// object overwritten or deleted) is freed instead. Returns (still lost, rewritten).
+async fn repair_own(fe: &Fe, net: &Arc<GrpcNet>, all: &[Manifest]) -> (u64, u64) {
+    let node = net.node();
+    let Ok(Ok(lost)) = tokio::task::spawn_blocking(move || node.losses()).await else {
+        return (0, 0);
+    };
+    if lost.is_empty() {
+        return (0, 0);
+    }
+    let me = net.me();
+    let by_object: HashMap<&str, &Manifest> = all
+        .iter()
+        .filter(|m| !m.deleted)
+        .map(|m| (m.object.as_str(), m))
+        .collect();
+    let mut repaired = 0u64;
+    let mut orphans = Vec::new();
+    for key in lost.iter().take(REPAIR_PER_ROUND) {
+        let Some((object, i, idx)) = crate::dataplane::cluster::objects::parse_chunk_key(key)
+        else {
+            continue;
+        };
+        let Some(m) = by_object
+            .get(object)
+            .filter(|m| m.stripes.get(i).and_then(|st| st.nodes.get(idx)) == Some(&me))
+        else {
+            orphans.push(key.clone());
+            continue;
+        };
+        let data = match fe.rebuild_chunk(m, i, idx, me).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!("repair: {key}: {e}");
+                continue;
+            }
+        };
+        let node = net.node();
+        let k = key.clone();
+        match tokio::task::spawn_blocking(move || node.put_chunk(&k, &data)).await {
+            Ok(Ok(())) => repaired += 1,
+            Ok(Err(e)) => tracing::warn!("repair: writing {key}: {e}"),
+            Err(e) => tracing::warn!("repair: writing {key}: {e}"),
+        }
+    }
+    if !orphans.is_empty() {
+        let node = net.node();
+        let n = orphans.len();
+        let _ = tokio::task::spawn_blocking(move || node.delete_chunks(&orphans)).await;
+        tracing::info!("repair: freed {n} lost chunk(s) no object refers to any more");
+    }
+    if repaired > 0 {
+        tracing::info!(
+            "repair: rewrote {repaired} chunk(s) lost on a failed drive or found damaged, from parity"
+        );
+    }
+    let left = (lost.len() as u64).saturating_sub(repaired);
+    (left, repaired)
 }
 
 fn sorted(s: &HashSet<NodeId>) -> Vec<NodeId> {

@@ -9,6 +9,7 @@ pub mod cluster_svc;
 pub mod data;
 pub mod exporter;
 pub mod listen;
+pub mod member;
 pub mod operations;
 pub mod policy;
 pub mod raft;

@@ -6,97 +6,6 @@ use crate::agent::{self, AgentConfig};
 use crate::cli::{AgentArgs, LimitsArgs, ServerTlsArgs};
 use anyhow::Result;
 
-/// Hosts an opened store: logs what opening it found, and starts the scrubber, which
-/// publishes the engine's status to `/metrics`.
-fn host_store(
-    store: std::sync::Arc<std::sync::Mutex<crate::dataplane::store::Store>>,
-    ag: &agent::Agent,
-    a: &AgentArgs,
-) -> crate::dataplane::store::Scrubber {
-    let store_ref = store.clone();
-    let store = store_ref.lock().expect("a store just opened");
-    let r = store.recovery();
-    for u in &r.unavailable {
-        tracing::warn!("store: drive unavailable: {u}");
-    }
-    for m in &r.mismatches {
-        tracing::warn!("store: {m}");
-    }
-    for w in &r.warnings {
-        tracing::warn!("store: {w}");
-    }
-    if r.orphans_freed > 0 {
-        tracing::info!(
-            "store: freed {} orphaned chunks (writes that never committed)",
-            r.orphans_freed
-        );
-    }
-    drop(store);
-    let state = ag.state.clone();
-    crate::dataplane::store::Scrubber::start(
-        store_ref,
-        (a.scrub_rate > 0).then_some(a.scrub_rate),
-        a.scrub_every,
-        Box::new(move |s| match s.status() {
-            Ok(st) => state.set_engine_status(st),
-            Err(e) => tracing::warn!("store: status: {e}"),
-        }),
-    )
-}
-
-/// Keeps the cluster configuration's record of this node's drives in step with its store:
-/// once this agent is a member and a leader is known, every drive of the store is added,
-/// and a drive whose state changed (FAILED, …) is updated. Checks every 5 s.
-async fn register_drives(
-    host: std::sync::Arc<crate::agent::raft::ClusterHost>,
-    store: std::sync::Arc<std::sync::Mutex<crate::dataplane::store::Store>>,
-) {
-    use crate::model::cluster::Command;
-    loop {
-        if let Some((m, leader, config)) = host.info().await
-            && leader != 0
-            && config.cluster.is_some()
-        {
-            // status() walks the store's index: off the runtime that carries Raft's
-            // heartbeats.
-            let st = store.clone();
-            let drives =
-                match tokio::task::spawn_blocking(move || st.lock().ok().map(|s| s.status())).await
-                {
-                    Ok(Some(Ok(st))) => st.drives,
-                    _ => Vec::new(),
-                };
-            for d in drives {
-                let state = if d.available {
-                    d.state.to_string()
-                } else {
-                    "FAILED".to_string()
-                };
-                let cmd = match config.drives.get(&d.id) {
-                    None => Command::AddDrive {
-                        id: d.id.clone(),
-                        node: m.node_id,
-                        path: d.path.display().to_string(),
-                        state: state.clone(),
-                    },
-                    Some(r) if r.state != state => Command::SetDriveState {
-                        id: d.id.clone(),
-                        state: state.clone(),
-                    },
-                    Some(_) => continue,
-                };
-                match host.propose(cmd).await {
-                    Ok(a) => {
-                        tracing::info!(drive = %d.id, epoch = a.epoch, "cluster: drive recorded as {state}")
-                    }
-                    Err(e) => tracing::warn!(drive = %d.id, "cluster: recording the drive: {e}"),
-                }
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-    }
-}
-
 /// The listener limits from the flags.
 pub fn limits(a: &LimitsArgs) -> agent::listen::Limits {
     agent::listen::Limits {
@@ -177,80 +86,37 @@ pub async fn exec(a: AgentArgs) -> Result<i32> {
     };
     // The store first: an agent asked to host one that cannot be opened must not start.
     let store = match &a.store {
-        Some(dir) => {
-            let dir = dir.clone();
-            let s = tokio::task::spawn_blocking(move || crate::dataplane::store::Store::open(&dir))
-                .await??;
-            Some(s)
-        }
+        Some(dir) => Some(agent::member::HostedStore::open(dir).await?),
         None => None,
     };
     let ag = agent::start(cfg).await?;
-    let store = store.map(|s| std::sync::Arc::new(std::sync::Mutex::new(s)));
-    let _scrubber = store.clone().map(|s| host_store(s, &ag, &a));
-    let cluster = match a.cluster_listen {
-        Some(listen) => {
-            let Some(identity) = ag.tls.clone() else {
-                ag.shutdown();
-                anyhow::bail!(
-                    "--cluster-listen needs TLS (members authenticate each other by their certificates): drop --insecure"
-                );
-            };
-            let data = match (a.data_listen, &store, &a.store) {
-                (Some(dl), Some(st), Some(dir)) => {
-                    let (st, dir) = (st.clone(), dir.clone());
-                    let node = tokio::task::spawn_blocking(move || {
-                        crate::dataplane::cluster::objects::NodeData::open(st, &dir)
-                    })
-                    .await?;
-                    let node = match node {
-                        Ok(n) => std::sync::Arc::new(n),
-                        Err(e) => {
-                            ag.shutdown();
-                            return Err(e.into());
-                        }
-                    };
-                    match crate::agent::data::DataHost::bind(dl, node).await {
-                        Ok(d) => Some(d),
-                        Err(e) => {
-                            ag.shutdown();
-                            anyhow::bail!(e);
-                        }
-                    }
-                }
-                _ => None,
-            };
-            let h = match crate::agent::raft::ClusterHost::new(
-                &a.state_dir.join("cluster"),
-                listen,
-                identity,
-                data,
-            )
-            .await
-            {
-                Ok(h) => h,
-                Err(e) => {
-                    ag.shutdown();
-                    return Err(e.into());
-                }
-            };
-            ag.state.set_cluster_host(h.clone());
-            if h.data_host().is_some() {
-                tokio::spawn(crate::agent::data::watch_data(
-                    h.clone(),
-                    crate::agent::data::RebuildConfig {
-                        grace: a.rebuild_grace,
-                        rate: (a.rebuild_rate > 0).then_some(a.rebuild_rate),
-                    },
-                ));
-            }
-            if let Some(st) = &store {
-                tokio::spawn(register_drives(h.clone(), st.clone()));
-            }
-            Some(h)
+    let mut hosted = match agent::member::host(
+        &ag,
+        &a.state_dir,
+        store,
+        agent::member::ScrubOptions {
+            rate: (a.scrub_rate > 0).then_some(a.scrub_rate),
+            every: a.scrub_every,
+        },
+        a.cluster_listen
+            .map(|cluster_listen| agent::member::MemberOptions {
+                cluster_listen,
+                data_listen: a.data_listen,
+                rebuild: agent::data::RebuildConfig {
+                    grace: a.rebuild_grace,
+                    rate: (a.rebuild_rate > 0).then_some(a.rebuild_rate),
+                },
+            }),
+    )
+    .await
+    {
+        Ok(h) => h,
+        Err(e) => {
+            ag.shutdown();
+            return Err(e);
         }
-        None => None,
     };
+    let cluster = hosted.cluster.clone();
     let name = ag.state.with_snapshot(|s, _| s.node.hostname.clone());
     eprintln!("axon agent {} on node {name}", env!("CARGO_PKG_VERSION"));
     if let Some(addr) = ag.grpc_addr {
@@ -311,9 +177,7 @@ pub async fn exec(a: AgentArgs) -> Result<i32> {
         );
     }
     wait_for_shutdown().await;
-    if let Some(h) = &cluster {
-        h.shutdown().await;
-    }
+    hosted.shutdown().await;
     ag.shutdown();
     Ok(0)
 }

@@ -353,6 +353,47 @@ pub async fn io(a: IoStateArgs, start: bool) -> Result<i32> {
     })
 }
 
+/// Runs start-io once on the first member that takes it, quietly: Ok when IO started,
+/// else an error with every unmet precondition (the demo retries until its drives are
+/// recorded).
+pub async fn start_io_once(inv: &Inventory) -> Result<()> {
+    let mut last_err = String::from("the inventory lists no node");
+    for spec in &inv.nodes {
+        let (token, security) = credentials(inv, spec).map_err(|e| anyhow!(e))?;
+        let mut c = match OpsClient::connect(spec, token, security, Duration::from_secs(5)).await {
+            Ok(c) => c,
+            Err(e) => {
+                last_err = e.to_string();
+                continue;
+            }
+        };
+        let op = match c.start_io(true).await {
+            Ok(op) => op,
+            Err(e) => {
+                last_err = e.to_string();
+                continue;
+            }
+        };
+        let mut w = c.watch(&op.id).await?;
+        let mut last = op;
+        while let Some(o) = w.next().await? {
+            last = o;
+        }
+        return match (&last.state, &last.output) {
+            (OperationState::Succeeded, _) => Ok(()),
+            (_, Some(OperationOutput::Io { blockers, .. })) if !blockers.is_empty() => {
+                bail!("IO cannot start until: {}", blockers.join("; "))
+            }
+            _ => bail!(
+                "{}: {}",
+                last.state.as_str(),
+                last.error.as_deref().unwrap_or("no detail")
+            ),
+        };
+    }
+    bail!("no member could run start-io: {last_err}")
+}
+
 /// `axon drive list`: the cluster's drives as the configuration records them, read from
 /// the first member that answers.
 pub async fn drive_list(a: DriveListArgs) -> Result<i32> {
@@ -559,6 +600,12 @@ fn data_lines(
                     failed.join(", ")
                 )
             }
+        ));
+    }
+    if d.lost_chunks > 0 || d.repaired_chunks > 0 {
+        out.push(format!(
+            "repair      {} chunk(s) lost on failed drives or damaged, being rewritten from parity · {} rewritten",
+            d.lost_chunks, d.repaired_chunks
         ));
     }
     let r = &d.rebuild;

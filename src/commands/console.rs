@@ -8,6 +8,15 @@ use anyhow::Result;
 
 /// Opens the console (or prints one frame with --once) on a fleet.
 pub async fn view(inv: &Inventory, v: &ViewArgs) -> Result<()> {
+    view_with(inv, v, None).await
+}
+
+/// As `view`, inside the demo running in `demo_dir`: its `:` palette takes fault lines.
+pub async fn view_with(
+    inv: &Inventory,
+    v: &ViewArgs,
+    demo_dir: Option<std::path::PathBuf>,
+) -> Result<()> {
     let mut opts = FollowOptions::for_interval(v.interval);
     // The Stripes panel shows the data-plane cluster its agents report.
     opts.cluster = true;
@@ -43,6 +52,16 @@ pub async fn view(inv: &Inventory, v: &ViewArgs) -> Result<()> {
             read_only: v.read_only,
             theme: v.theme.clone(),
             mouse: v.mouse,
+            demo: demo_dir.map(|d| -> ui::DemoHook {
+                std::sync::Arc::new(move |line: String| {
+                    let d = d.clone();
+                    Box::pin(async move {
+                        crate::demo::send_fault(&d, &line)
+                            .await
+                            .map_err(|e| format!("{e:#}"))
+                    })
+                })
+            }),
         },
     )
     .await

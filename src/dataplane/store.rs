@@ -1737,14 +1737,20 @@ impl Store {
         let Some(i) = self.drives.iter().position(|d| &d.path == path) else {
             return;
         };
+        let problem = format!(
+            "{}: I/O error ({source}) — taken out of service (FAILED); replace it, its chunks are rebuilt from parity",
+            path.display()
+        );
+        self.mark_failed(i, problem);
+    }
+
+    /// Drive `i` out of service: FAILED in the index, never written or read again.
+    fn mark_failed(&mut self, i: usize, problem: String) {
         let d = &mut self.drives[i];
         d.io = None;
         d.state = DriveState::Failed;
-        d.problem = Some(format!(
-            "{}: I/O error ({source}) — taken out of service (FAILED); replace it, its chunks are rebuilt from parity",
-            path.display()
-        ));
-        tracing::error!("store: {}", d.problem.as_deref().unwrap_or_default());
+        tracing::error!("store: {problem}");
+        d.problem = Some(problem);
         let mut rec = vec![DriveState::Failed.code()];
         rec.extend_from_slice(d.path.to_string_lossy().as_bytes());
         let id = d.id.as_u128();
@@ -1759,6 +1765,81 @@ impl Store {
         if let Err(x) = r {
             tracing::warn!("store: could not record the drive as FAILED: {x}");
         }
+    }
+
+    /// The drive `which` names: its number (0, 1, … in the order of their paths), its
+    /// file name or path, or its id (or an id's first 8 digits).
+    fn find_drive(&self, which: &str) -> Result<usize, StoreError> {
+        let mut order: Vec<usize> = (0..self.drives.len()).collect();
+        order.sort_by(|a, b| self.drives[*a].path.cmp(&self.drives[*b].path));
+        let found = self.drives.iter().position(|d| {
+            let id = d.id.to_string();
+            d.path.to_string_lossy() == which
+                || d.path
+                    .file_name()
+                    .is_some_and(|f| f.to_string_lossy() == which)
+                || id == which
+                || (which.len() >= 8 && id.starts_with(which))
+        });
+        let by_number = which
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| order.get(i).copied());
+        found.or(by_number).ok_or_else(|| {
+            StoreError::Refused(format!(
+                "no drive {which:?} in {} (it has: {})",
+                self.dir.display(),
+                order
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &d)| format!(
+                        "{i} {}",
+                        self.drives[d]
+                            .path
+                            .file_name()
+                            .unwrap_or_default()
+                            .to_string_lossy()
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+    }
+
+    /// Takes drive `which` out of service as a drive that died would be (FAILED, its
+    /// chunks lost): the demo's fault injection. Returns its path.
+    pub fn fail_drive(&mut self, which: &str, why: &str) -> Result<PathBuf, StoreError> {
+        let i = self.find_drive(which)?;
+        let path = self.drives[i].path.clone();
+        if self.drives[i].state != DriveState::Failed {
+            self.mark_failed(i, format!("{}: {why}", path.display()));
+        }
+        Ok(path)
+    }
+
+    /// Drive `which`'s path and the file offsets of the payloads of the chunks it holds
+    /// (for the demo's corruption of real bytes on disk).
+    pub fn chunk_payloads(&self, which: &str) -> Result<(PathBuf, Vec<u64>), StoreError> {
+        let i = self.find_drive(which)?;
+        let d = &self.drives[i];
+        let offsets = d
+            .used
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| **u)
+            .map(|(s, _)| drive::slot_offset(self.chunk_size, s as u64) + BLOCK)
+            .collect();
+        Ok((d.path.clone(), offsets))
+    }
+
+    /// Whether some chunk may be lost: a drive failed or unavailable, or a chunk found
+    /// damaged. Cheap; `degraded` then says which.
+    pub fn has_losses(&self) -> bool {
+        !self.bad.is_empty()
+            || self
+                .drives
+                .iter()
+                .any(|d| d.io.is_none() || d.state == DriveState::Failed)
     }
 
     /// One pass over every stripe at no more than `rate` bytes read per second (None:

@@ -246,6 +246,19 @@ impl ClusterAgent {
     }
 
     /// The object's bytes as a stream, and its size.
+    /// The whole object in memory (small objects: the demo's load, tests).
+    pub async fn get_object_bytes(&mut self, key: &str) -> Result<Vec<u8>, ClusterCallError> {
+        let mut s = self.get_object(key).await?;
+        let mut out = Vec::new();
+        loop {
+            match s.message().await {
+                Ok(Some(r)) => out.extend_from_slice(&r.data),
+                Ok(None) => return Ok(out),
+                Err(st) => return Err(self.err(st)),
+            }
+        }
+    }
+
     pub async fn get_object(
         &mut self,
         key: &str,

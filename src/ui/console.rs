@@ -30,6 +30,8 @@ pub enum Effect {
     Ask(Pending),
     /// Run an operation the operator confirmed.
     Run(Pending),
+    /// A demo fault line (`fail node axon003`, …) for the demo that runs this console.
+    Demo(String),
 }
 
 /// The data a panel was derived from: the view's generation and the second (ages and
@@ -267,12 +269,19 @@ impl Console {
             },
             "theme" | "t" if !arg.is_empty() => return Effect::LoadTheme(arg.to_string()),
             "jobs" | "j" => self.jobs.open = true,
+            "fail" | "heal" | "corrupt" => {
+                if self.read_only {
+                    self.message = Some("read-only console: no fault injection".into());
+                } else {
+                    return Effect::Demo(cmd.trim().to_string());
+                }
+            }
             "" => {}
             _ => match self.find(verb) {
                 Some(i) => self.show(i, view),
                 None => {
                     self.message = Some(format!(
-                        "unknown command `{verb}`: node NAME, panel NAME, theme NAME, jobs, quit"
+                        "unknown command `{verb}`: node NAME, panel NAME, theme NAME, jobs, quit; in the demo: fail node NAME, heal node NAME, fail drive NODE N, corrupt drive NODE N"
                     ))
                 }
             },

@@ -327,12 +327,20 @@ pub fn buffer_text(buf: &ratatui::buffer::Buffer) -> String {
     out
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConsoleOptions {
     pub read_only: bool,
     pub theme: String,
     pub mouse: bool,
+    /// Fault injection of the demo this console runs in (`:fail node NAME`, …); None
+    /// outside `axon demo`.
+    pub demo: Option<DemoHook>,
 }
+
+/// Sends a fault line to the demo; its answer or error, as one line.
+pub type DemoHook = std::sync::Arc<
+    dyn Fn(String) -> futures::future::BoxFuture<'static, Result<String, String>> + Send + Sync,
+>;
 
 /// At most this often for data-driven redraws (the agents report at 1 Hz; deriving the
 /// tables of a 1,000-node cluster takes milliseconds); input redraws at once.
@@ -371,6 +379,7 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let (job_tx, mut job_rx) = tokio::sync::mpsc::channel::<(u64, Progress)>(64);
+    let (demo_tx, mut demo_rx) = tokio::sync::mpsc::channel::<Result<String, String>>(8);
     let mut need_draw = true;
     let mut input_pending = true;
     let mut last_draw = Instant::now() - DATA_FRAME;
@@ -439,6 +448,24 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
             match effect {
                 Effect::None => false,
                 Effect::Quit => true,
+                Effect::Demo(line) => {
+                    match &opts.demo {
+                        None => {
+                            ui.message = Some(format!(
+                                "`{line}`: fault injection is for `axon demo` only (emulation, never real nodes)"
+                            ))
+                        }
+                        Some(hook) => {
+                            ui.message = Some(format!("emulation: {line} …"));
+                            let f = hook(line);
+                            let tx = demo_tx.clone();
+                            tokio::spawn(async move {
+                                let _ = tx.send(f.await).await;
+                            });
+                        }
+                    }
+                    false
+                }
                 Effect::LoadTheme(name) if mono && name != "mono" => {
                     ui.message = Some(format!(
                         "NO_COLOR is set: staying on the mono theme (unset NO_COLOR for `{name}`)"
@@ -534,6 +561,16 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
                     ui.message = Some(end.clone());
                     fleet.view.push_event(crate::fleet::view::Event { seq: 0, at_ms: now_ms(), node: None, severity: crate::fleet::view::Severity::Info, text: end });
                 }
+                need_draw = true;
+                input_pending = true;
+            }
+            Some(r) = demo_rx.recv() => {
+                let (severity, text) = match r {
+                    Ok(t) => (crate::fleet::view::Severity::Warning, format!("emulation: {t}")),
+                    Err(e) => (crate::fleet::view::Severity::Info, format!("emulation refused: {e}")),
+                };
+                ui.message = Some(text.clone());
+                fleet.view.push_event(crate::fleet::view::Event { seq: 0, at_ms: now_ms(), node: None, severity, text });
                 need_draw = true;
                 input_pending = true;
             }

@@ -610,6 +610,37 @@ impl<N: Net> Frontend<N> {
         Ok((Bytes::from(out), parity))
     }
 
+    /// Chunk `idx` of stripe `i` of `m`, rebuilt from k others (none read from `me`, the
+    /// node that lost it) and checked against the manifest's CRC: for a holder rewriting a
+    /// chunk it lost on a failed drive or holds damaged.
+    pub async fn rebuild_chunk(
+        &self,
+        m: &Manifest,
+        i: usize,
+        idx: usize,
+        me: NodeId,
+    ) -> Result<Vec<u8>, IoError> {
+        let st = m
+            .stripes
+            .get(i)
+            .filter(|st| idx < st.nodes.len())
+            .ok_or_else(|| IoError::Failed(format!("{:?}: no chunk {idx} of stripe {i}", m.key)))?;
+        let codec = Isal::new(Scheme::new(m.k, m.m).map_err(|e| IoError::Failed(e.to_string()))?)
+            .map_err(|e| IoError::Failed(e.to_string()))?;
+        let avoid: HashSet<NodeId> = [me].into_iter().collect();
+        let mut got = self.fetch_k(m, i, &avoid, &Suspects::default()).await?;
+        got[idx] = None;
+        let mut chunks = Self::complete(&codec, i, st.len, got)?;
+        let c = std::mem::take(&mut chunks[idx]);
+        if crc32c::crc32c(&c) != st.crcs[idx] {
+            return Err(IoError::Failed(format!(
+                "{:?}: stripe {i} chunk {idx} rebuilt with the wrong checksum — not written",
+                m.key
+            )));
+        }
+        Ok(c)
+    }
+
     /// Rebuilds the chunks of `key` that live on `lost` nodes onto other nodes, stripe by
     /// stripe (`pace` is called with the bytes each stripe moves, before it moves them),
     /// then publishes the manifest's next revision. Chunks on the lost nodes are left to be

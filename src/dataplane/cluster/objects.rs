@@ -121,6 +121,14 @@ pub fn chunk_key(object: &str, stripe: usize, index: usize) -> String {
     format!("c/{object}/{stripe}/{index}")
 }
 
+/// (object, stripe, index) of a chunk key; None for another key.
+pub fn parse_chunk_key(key: &str) -> Option<(&str, usize, usize)> {
+    let rest = key.strip_prefix("c/")?;
+    let (rest, index) = rest.rsplit_once('/')?;
+    let (object, stripe) = rest.rsplit_once('/')?;
+    Some((object, stripe.parse().ok()?, index.parse().ok()?))
+}
+
 /// The key's home nodes, best first: all `members` ranked by rendezvous hash of the key.
 /// The first m+1 of them that answer hold its manifest.
 pub fn home_ranking(key: &str, members: &[NodeId]) -> Vec<NodeId> {
@@ -291,6 +299,22 @@ impl NodeData {
     /// The store's chunk size: the frontend's chunk size on this node.
     pub fn chunk_size(&self) -> Result<u32, NodeError> {
         Ok(self.lock()?.chunk_size())
+    }
+
+    /// Chunk keys this node holds but cannot serve: on a failed or missing drive, or found
+    /// damaged by a read or the scrubber. Cheap when there are none.
+    pub fn losses(&self) -> Result<Vec<String>, NodeError> {
+        let s = self.lock()?;
+        if !s.has_losses() {
+            return Ok(Vec::new());
+        }
+        Ok(s.degraded()?.into_iter().map(|d| d.key).collect())
+    }
+
+    /// The store under its lock, for what the cluster layer does not wrap (the demo's
+    /// fault injection).
+    pub fn with_store<T>(&self, f: impl FnOnce(&mut Store) -> T) -> Result<T, NodeError> {
+        Ok(f(&mut *self.lock()?))
     }
 }
 

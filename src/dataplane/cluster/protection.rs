@@ -42,6 +42,13 @@ pub struct DataStatus {
     pub failed: Vec<NodeId>,
     pub protection: String,
     pub rebuild: RebuildProgress,
+    /// Chunks this node holds but cannot serve (on a failed drive, or damaged), which it
+    /// is rewriting from the other chunks of their stripes.
+    #[serde(default)]
+    pub lost_chunks: u64,
+    /// Chunks this node has rewritten since it started.
+    #[serde(default)]
+    pub repaired_chunks: u64,
 }
 
 /// Whether `me` counts (and repairs) the object of `key`: the first of its home ranking
@@ -104,6 +111,8 @@ pub fn sum(parts: &[DataStatus], m: usize) -> DataStatus {
         }
         out.objects += p.objects;
         out.bytes += p.bytes;
+        out.lost_chunks += p.lost_chunks;
+        out.repaired_chunks += p.repaired_chunks;
         away.extend(&p.away);
         failed.extend(&p.failed);
         let r = &p.rebuild;
@@ -124,6 +133,11 @@ pub fn sum(parts: &[DataStatus], m: usize) -> DataStatus {
     out.failed = failed.into_iter().collect();
     out.failed.sort_unstable();
     out.protection = word(&out.stripes_by_lost, m, out.rebuild.active).to_string();
+    // Chunks lost inside a node (a failed drive, damage) leave their stripes short of one
+    // until the holder rewrites them.
+    if out.lost_chunks > 0 && out.protection == "OK" {
+        out.protection = "REBUILDING".to_string();
+    }
     out
 }
 

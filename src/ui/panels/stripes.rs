@@ -255,6 +255,20 @@ fn dataplane_lines(
                     ),
                 ]));
             }
+            if d.lost_chunks > 0 || d.repaired_chunks > 0 {
+                out.push(Line::from(vec![
+                    label("Repair"),
+                    Span::styled(
+                        format!(
+                            "{} chunk{} lost on failed drives or damaged, being rewritten from parity · {} rewritten",
+                            d.lost_chunks,
+                            if d.lost_chunks == 1 { "" } else { "s" },
+                            d.repaired_chunks
+                        ),
+                        if d.lost_chunks > 0 { th.warn } else { th.text },
+                    ),
+                ]));
+            }
             let away: Vec<String> = d.away.iter().map(|n| name(*n)).collect();
             out.push(Line::from(vec![
                 label("Away"),
