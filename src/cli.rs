@@ -425,6 +425,75 @@ pub enum DriveCommand {
     /// Every drive of the data-plane cluster, by node, with its state, as the cluster's
     /// configuration records it (exit 0, 1 no cluster formed, 3 no member reachable)
     List(DriveListArgs),
+    /// Phase a drive out, as an operation on its node: its chunks move to the node's other
+    /// drives (at --rate), then it is INACTIVE. Shows what will move first (--dry-run: only
+    /// that); refused, with the figures, when the other drives cannot hold it or the
+    /// hot-spare reserve would be lost. Ctrl-C cancels (the drive is ACTIVE again, what
+    /// moved stays moved); an agent restart resumes it. Exit 0 done, 1 cancelled,
+    /// 2 refused or failed, 3 could not run
+    Deactivate(DriveOpArgs),
+    /// Put an INACTIVE (or PHASING_OUT) drive back in service: ACTIVE
+    Activate(DriveOpArgs),
+    /// Take an INACTIVE or FAILED drive out of its node's store (and the cluster's
+    /// configuration), so the device can be pulled
+    Remove(DriveOpArgs),
+    /// Format a new drive on a node and add it to that node's store, ACTIVE; new chunks go
+    /// to the emptiest drives first, so it fills from then on
+    Add(DriveAddArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DriveOpArgs {
+    /// The drive: its id or first 8 digits (as `axon drive list` shows it), or with --node
+    /// its number (0, 1, …), file name or path on that node
+    pub drive: String,
+
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+
+    /// The node that holds the drive (default: found in the cluster's configuration)
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+
+    /// Only show what would happen (what moves, and what would refuse it)
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Bytes per second moved while phasing out (K, M, G); 0 for no limit
+    #[arg(long, value_name = "RATE", default_value = "0", value_parser = parse_bytes)]
+    pub rate: u64,
+
+    /// JSON lines: every state of the operation, the last one final
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DriveAddArgs {
+    /// The node whose store takes the drive (a name in the inventory)
+    pub node: String,
+
+    /// The drive on that node: a block device, or a file (created with --size)
+    pub path: PathBuf,
+
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+
+    /// Size of a new file (K, M, G, T)
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub size: Option<u64>,
+
+    /// Format over whatever the drive holds
+    #[arg(long)]
+    pub force: bool,
+
+    /// Only show what would happen
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// JSON lines: every state of the operation, the last one final
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

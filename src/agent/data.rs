@@ -293,6 +293,7 @@ impl DataHost {
             local: self.node.clone(),
             peers,
             free: Mutex::new(HashMap::new()),
+            cap: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashMap::new()),
             born: Instant::now(),
         });
@@ -322,6 +323,8 @@ pub struct GrpcNet {
     peers: BTreeMap<NodeId, Channel>,
     /// Free bytes each node reported last (placement's weights).
     free: Mutex<HashMap<NodeId, u64>>,
+    /// Capacity each node reported last (writable drives), for capacity checks.
+    cap: Mutex<HashMap<NodeId, u64>>,
     /// When each member last answered a ping, and when this node started counting.
     seen: Mutex<HashMap<NodeId, Instant>>,
     born: Instant,
@@ -387,9 +390,11 @@ impl GrpcNet {
     /// figure.
     async fn ping_all(&self) {
         let mut got = HashMap::new();
+        let mut caps = HashMap::new();
         let local = self.local.clone();
-        if let Ok(Ok((free, _, _))) = tokio::task::spawn_blocking(move || local.usage()).await {
+        if let Ok(Ok((free, cap, _))) = tokio::task::spawn_blocking(move || local.usage()).await {
             got.insert(self.me, free);
+            caps.insert(self.me, cap);
         }
         let calls = self.peers.keys().map(|&n| async move {
             let r = match self.client(n) {
@@ -401,12 +406,19 @@ impl GrpcNet {
                 }
                 Err(_) => None,
             };
-            (n, r.map(|r| r.into_inner().free_bytes))
+            (
+                n,
+                r.map(|r| {
+                    let r = r.into_inner();
+                    (r.free_bytes, r.capacity_bytes)
+                }),
+            )
         });
         let now = Instant::now();
-        for (n, free) in futures::future::join_all(calls).await {
-            if let Some(f) = free {
+        for (n, usage) in futures::future::join_all(calls).await {
+            if let Some((f, c)) = usage {
                 got.insert(n, f);
+                caps.insert(n, c);
                 if let Ok(mut s) = self.seen.lock() {
                     s.insert(n, now);
                 }
@@ -415,6 +427,21 @@ impl GrpcNet {
         if let Ok(mut f) = self.free.lock() {
             f.extend(got);
         }
+        if let Ok(mut c) = self.cap.lock() {
+            c.extend(caps);
+        }
+    }
+
+    /// (node, free bytes, capacity) as each node reported last.
+    pub fn usage(&self) -> Vec<(NodeId, u64, u64)> {
+        let free = self.free.lock().map(|f| f.clone()).unwrap_or_default();
+        let cap = self.cap.lock().map(|c| c.clone()).unwrap_or_default();
+        let mut v: Vec<_> = cap
+            .iter()
+            .map(|(n, c)| (*n, free.get(n).copied().unwrap_or(0), *c))
+            .collect();
+        v.sort_unstable();
+        v
     }
 
     fn local<T: Send + 'static>(

@@ -109,7 +109,11 @@ pub async fn host(
         scrubber,
         tasks: Vec::new(),
     };
+    if let Some(s) = &store {
+        ag.state.set_store(s.store.clone());
+    }
     let Some(mo) = member else {
+        resume_phase_outs(ag, store.as_ref(), None);
         hosted.store = store;
         return Ok(hosted);
     };
@@ -175,9 +179,44 @@ pub async fn host(
             .tasks
             .push(tokio::spawn(register_drives(h.clone(), hs.store.clone())));
     }
+    resume_phase_outs(ag, store.as_ref(), Some(h.clone()));
     hosted.cluster = Some(h);
     hosted.store = store;
     Ok(hosted)
+}
+
+/// A phase-out an agent restart cut short resumes: an operation per PHASING_OUT drive.
+fn resume_phase_outs(ag: &Agent, store: Option<&HostedStore>, host: Option<Arc<ClusterHost>>) {
+    let (Some(s), Some(ops)) = (store, ag.state.operations()) else {
+        return;
+    };
+    let drives = match s.store.lock() {
+        Ok(g) => g.drive_states(),
+        Err(_) => return,
+    };
+    for (id, path, state) in drives {
+        if state != "PHASING_OUT" {
+            continue;
+        }
+        tracing::warn!(
+            "store: {} was being phased out when the agent stopped; resuming",
+            path.display()
+        );
+        let (st, host) = (s.store.clone(), host.clone());
+        let r = super::drive_ops::DriveRequest {
+            drive: id.clone(),
+            dry_run: false,
+            rate: None,
+            size: 0,
+            force: false,
+        };
+        let _ = ops.start(
+            crate::model::ops::OperationKind::DriveDeactivate,
+            format!("drive {id} ({}), resumed after a restart", path.display()),
+            "agent".into(),
+            move |h| super::drive_ops::deactivate(h, st, host, r),
+        );
+    }
 }
 
 impl Hosted {
@@ -220,6 +259,24 @@ async fn register_drives(host: Arc<ClusterHost>, store: SharedStore) {
                     Ok(Some(Ok(st))) => st.drives,
                     _ => Vec::new(),
                 };
+            let held: std::collections::HashSet<&str> =
+                drives.iter().map(|d| d.id.as_str()).collect();
+            let gone: Vec<String> = config
+                .drives
+                .iter()
+                .filter(|(id, r)| r.node == m.node_id && !held.contains(id.as_str()))
+                .map(|(id, _)| id.clone())
+                .collect();
+            if !drives.is_empty() {
+                for id in gone {
+                    match host.propose(Command::RemoveDrive { id: id.clone() }).await {
+                        Ok(a) => {
+                            tracing::info!(drive = %id, epoch = a.epoch, "cluster: drive removed")
+                        }
+                        Err(e) => tracing::warn!(drive = %id, "cluster: removing the drive: {e}"),
+                    }
+                }
+            }
             for d in drives {
                 let state = if d.available {
                     d.state.to_string()

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod cluster_svc;
 pub mod data;
+pub mod drive_ops;
 pub mod exporter;
 pub mod listen;
 pub mod member;
@@ -396,8 +397,10 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
             peers: cfg.collect.peers.clone(),
             probe: cfg.collect.probe.clone(),
         };
+        let ops = operations::Operations::new(&state.with_snapshot(|s, _| s.node.hostname.clone()));
+        state.set_operations(ops.clone());
         let operations = operations::OperationSvc {
-            ops: operations::Operations::new(&state.with_snapshot(|s, _| s.node.hostname.clone())),
+            ops,
             peers: cfg.collect.peers.clone(),
             probe: cfg.collect.probe.clone(),
             state: state.clone(),

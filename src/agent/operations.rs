@@ -79,6 +79,23 @@ impl OpHandle {
         });
     }
 
+    /// As `step`, for a step that moves data: bytes moved so far and in all.
+    pub fn step_bytes(&self, name: impl Into<String>, done: u64, total: u64, bytes: (u64, u64)) {
+        let name = name.into();
+        let changed = self.state.borrow().step.name != name;
+        if changed {
+            self.step(name.clone(), done, total);
+        }
+        self.state.send_modify(|op| {
+            op.step = Step {
+                name,
+                done,
+                total,
+                bytes: Some(bytes),
+            }
+        });
+    }
+
     pub fn log(&self, text: impl Into<String>) {
         let text = text.into();
         {
@@ -495,6 +512,62 @@ impl pb::operation_service_server::OperationService for OperationSvc {
                 };
                 self.ops
                     .start(k, target, principal, move |h| io_change(h, host, start))?
+            }
+            pb::start_operation_request::Kind::DriveDeactivate(ref d)
+            | pb::start_operation_request::Kind::DriveActivate(ref d)
+            | pb::start_operation_request::Kind::DriveRemove(ref d)
+            | pb::start_operation_request::Kind::DriveAdd(ref d) => {
+                use super::drive_ops;
+                use pb::start_operation_request::Kind as K;
+                let store = self.state.store().ok_or_else(|| {
+                    Status::failed_precondition(
+                        "this agent hosts no store: start it with --store DIR (made with `axon io create`)",
+                    )
+                })?;
+                if d.drive.trim().is_empty() {
+                    return Err(Status::invalid_argument(
+                        "DriveSpec.drive is empty: name the drive (id, file name, path or number)",
+                    ));
+                }
+                let r = drive_ops::DriveRequest {
+                    drive: d.drive.clone(),
+                    dry_run: d.dry_run,
+                    rate: (d.rate > 0).then_some(d.rate),
+                    size: d.size,
+                    force: d.force,
+                };
+                let target = format!(
+                    "drive {} on {}{}",
+                    d.drive,
+                    self.ops.node,
+                    if d.dry_run { " (dry run)" } else { "" }
+                );
+                let host = self.state.cluster_host();
+                match &kind {
+                    K::DriveDeactivate(_) => self.ops.start(
+                        OperationKind::DriveDeactivate,
+                        target,
+                        principal,
+                        move |h| drive_ops::deactivate(h, store, host, r),
+                    )?,
+                    K::DriveActivate(_) => self.ops.start(
+                        OperationKind::DriveActivate,
+                        target,
+                        principal,
+                        move |h| drive_ops::activate(h, store, r),
+                    )?,
+                    K::DriveRemove(_) => {
+                        self.ops
+                            .start(OperationKind::DriveRemove, target, principal, move |h| {
+                                drive_ops::remove(h, store, r)
+                            })?
+                    }
+                    _ => self
+                        .ops
+                        .start(OperationKind::DriveAdd, target, principal, move |h| {
+                            drive_ops::add(h, store, r)
+                        })?,
+                }
             }
         };
         Ok(Response::new(wire::encode_operation(&op)))

@@ -69,6 +69,10 @@ pub struct AgentState {
     engine: std::sync::Mutex<Option<crate::dataplane::store::Status>>,
     /// The cluster member this agent hosts (`axon agent --cluster-listen`).
     cluster: std::sync::OnceLock<Arc<super::raft::ClusterHost>>,
+    /// The store this agent hosts (`--store`), for the drive operations.
+    store: std::sync::OnceLock<super::member::SharedStore>,
+    /// The agent's operations (OperationService's, and those the agent starts itself).
+    ops: std::sync::OnceLock<Arc<super::operations::Operations>>,
 }
 
 impl AgentState {
@@ -87,6 +91,8 @@ impl AgentState {
             on_demand: std::sync::OnceLock::new(),
             engine: std::sync::Mutex::new(None),
             cluster: std::sync::OnceLock::new(),
+            store: std::sync::OnceLock::new(),
+            ops: std::sync::OnceLock::new(),
         }
     }
 
@@ -105,6 +111,22 @@ impl AgentState {
     }
 
     /// Publishes the hosted engine's status (the scrubber does, at most once a second).
+    pub fn set_store(&self, s: super::member::SharedStore) {
+        let _ = self.store.set(s);
+    }
+
+    pub fn store(&self) -> Option<super::member::SharedStore> {
+        self.store.get().cloned()
+    }
+
+    pub fn set_operations(&self, o: Arc<super::operations::Operations>) {
+        let _ = self.ops.set(o);
+    }
+
+    pub fn operations(&self) -> Option<Arc<super::operations::Operations>> {
+        self.ops.get().cloned()
+    }
+
     pub fn set_engine_status(&self, st: crate::dataplane::store::Status) {
         if let Ok(mut e) = self.engine.lock() {
             *e = Some(st);

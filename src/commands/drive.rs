@@ -1,5 +1,6 @@
 //! `axon drive format|info`: data-plane drives (`dataplane::drive`).
 
+use super::drive_ops::DriveVerb;
 use crate::cli::{DriveCommand, DriveFormatArgs, DriveInfoArgs};
 use crate::dataplane::drive::{self, FormatOptions, Superblock};
 use anyhow::Result;
@@ -10,6 +11,10 @@ pub async fn exec(c: DriveCommand) -> Result<i32> {
         DriveCommand::Format(a) => format(a),
         DriveCommand::Info(a) => info(a),
         DriveCommand::List(a) => super::cluster::drive_list(a).await,
+        DriveCommand::Deactivate(a) => super::drive_ops::run(a, DriveVerb::Deactivate).await,
+        DriveCommand::Activate(a) => super::drive_ops::run(a, DriveVerb::Activate).await,
+        DriveCommand::Remove(a) => super::drive_ops::run(a, DriveVerb::Remove).await,
+        DriveCommand::Add(a) => super::drive_ops::add(a).await,
     }
 }
 

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod console;
 pub mod demo;
 pub mod drive;
+pub mod drive_ops;
 pub mod exporter;
 pub mod io;
 pub mod objects;

@@ -280,6 +280,23 @@ pub struct Degraded {
     pub why: Vec<String>,
 }
 
+/// What phasing a drive out moves.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PhaseOut {
+    pub drive: String,
+    pub path: PathBuf,
+    pub state: &'static str,
+    /// Chunks on the drive (one per object in a 1+0 store) and their bytes.
+    pub chunks: u64,
+    pub bytes: u64,
+    pub capacity: u64,
+    /// Free bytes on the store's other ACTIVE drives.
+    pub others_free: u64,
+    /// The objects to move.
+    #[serde(skip)]
+    pub keys: Vec<String>,
+}
+
 /// What a put did, with where its time went.
 #[derive(Debug, Clone, Default)]
 pub struct PutReport {
@@ -1456,6 +1473,11 @@ impl Store {
         Ok((free, cap, objects))
     }
 
+    /// The cluster id its drives are formatted with.
+    pub fn cluster_id(&self) -> Uuid {
+        self.cluster
+    }
+
     pub fn chunk_size(&self) -> u32 {
         self.chunk_size
     }
@@ -1804,6 +1826,226 @@ impl Store {
                     .join(", ")
             ))
         })
+    }
+
+    /// Records drive `i`'s state in the index (durable), then in memory.
+    fn set_state(&mut self, i: usize, state: DriveState) -> Result<(), StoreError> {
+        let db_path = self.dir.join(DB_FILE);
+        let e = db_err(&db_path);
+        let d = &self.drives[i];
+        let mut rec = vec![state.code()];
+        rec.extend_from_slice(d.path.to_string_lossy().as_bytes());
+        let tx = self.db.begin_write().map_err(|x| e(x.into()))?;
+        tx.open_table(DRIVES)
+            .map_err(|x| e(x.into()))?
+            .insert(d.id.as_u128(), rec.as_slice())
+            .map_err(|x| e(x.into()))?;
+        tx.commit().map_err(|x| e(x.into()))?;
+        self.drives[i].state = state;
+        Ok(())
+    }
+
+    /// What phasing drive `which` out would move, and whether the store's other ACTIVE
+    /// drives can take it.
+    pub fn phase_out_preview(&self, which: &str) -> Result<PhaseOut, StoreError> {
+        let i = self.find_drive(which)?;
+        let d = &self.drives[i];
+        let cs = u64::from(self.chunk_size);
+        let keys = self.keys_on(d.id)?;
+        let others_free: u64 = self
+            .drives
+            .iter()
+            .enumerate()
+            .filter(|(j, o)| *j != i && o.usable())
+            .map(|(_, o)| o.free * cs)
+            .sum();
+        Ok(PhaseOut {
+            drive: d.id.to_string(),
+            path: d.path.clone(),
+            state: d.state.as_str(),
+            chunks: keys.len() as u64,
+            bytes: keys.len() as u64 * cs,
+            capacity: d.slots * cs,
+            others_free,
+            keys,
+        })
+    }
+
+    /// The keys of the stripes with a chunk on drive `id`.
+    fn keys_on(&self, id: Uuid) -> Result<Vec<String>, StoreError> {
+        let db_path = self.dir.join(DB_FILE);
+        let e = db_err(&db_path);
+        let rtx = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let t = rtx.open_table(STRIPES).map_err(|x| e(x.into()))?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|x| e(x.into()))? {
+            let (_, v) = row.map_err(|x| e(x.into()))?;
+            if let Some(rec) = StripeRec::decode(v.value())
+                && rec.chunks.iter().flatten().any(|l| l.drive == id)
+            {
+                out.push(rec.key);
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Starts (or resumes) phasing drive `which` out: PHASING_OUT, so that nothing new is
+    /// written to it, if the other ACTIVE drives can take what it holds (refused with the
+    /// figures otherwise). Returns what must move.
+    pub fn begin_phase_out(&mut self, which: &str) -> Result<PhaseOut, StoreError> {
+        let p = self.phase_out_preview(which)?;
+        let i = self.find_drive(which)?;
+        match self.drives[i].state {
+            DriveState::Active | DriveState::PhasingIn | DriveState::PhasingOut => {}
+            s => {
+                return Err(StoreError::Refused(format!(
+                    "{}: {} — only an ACTIVE drive is phased out",
+                    p.path.display(),
+                    s.as_str()
+                )));
+            }
+        }
+        if p.bytes > p.others_free {
+            return Err(StoreError::Refused(format!(
+                "{}: holds {} chunks ({} bytes) but the other ACTIVE drives have {} bytes free — add a drive first",
+                p.path.display(),
+                p.chunks,
+                p.bytes,
+                p.others_free
+            )));
+        }
+        if self.drives[i].state != DriveState::PhasingOut {
+            self.set_state(i, DriveState::PhasingOut)?;
+        }
+        Ok(p)
+    }
+
+    /// Moves `key` off drive `which` (read whole, written again on the ACTIVE drives, the
+    /// old chunks freed once the new ones are committed). Returns the bytes moved; 0 if it
+    /// no longer has a chunk there (deleted or moved meanwhile).
+    pub fn move_off(&mut self, which: &str, key: &str) -> Result<u64, StoreError> {
+        let i = self.find_drive(which)?;
+        let id = self.drives[i].id;
+        if !self.keys_on_key(key, id)? {
+            return Ok(0);
+        }
+        let data = match self.get(key) {
+            Ok(d) => d,
+            Err(StoreError::NotFound(_)) => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        self.put(key, &data)?;
+        Ok(data.len() as u64)
+    }
+
+    /// Whether object `key` has a chunk on drive `id`.
+    fn keys_on_key(&self, key: &str, id: Uuid) -> Result<bool, StoreError> {
+        let db_path = self.dir.join(DB_FILE);
+        let e = db_err(&db_path);
+        let rtx = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let o = rtx.open_table(OBJECTS).map_err(|x| e(x.into()))?;
+        let Some(rec) = o.get(key).map_err(|x| e(x.into()))? else {
+            return Ok(false);
+        };
+        let Some(rec) = ObjectRec::decode(rec.value()) else {
+            return Ok(false);
+        };
+        drop(o);
+        let t = rtx.open_table(STRIPES).map_err(|x| e(x.into()))?;
+        for sid in rec.stripes {
+            if let Some(v) = t.get(sid).map_err(|x| e(x.into()))?
+                && let Some(st) = StripeRec::decode(v.value())
+                && st.chunks.iter().flatten().any(|l| l.drive == id)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Ends a phase-out: INACTIVE once nothing is left on the drive (an error naming what
+    /// is left otherwise).
+    pub fn finish_phase_out(&mut self, which: &str) -> Result<(), StoreError> {
+        let i = self.find_drive(which)?;
+        let left = self.keys_on(self.drives[i].id)?;
+        if !left.is_empty() {
+            return Err(StoreError::Refused(format!(
+                "{}: {} objects still have chunks on it (first: {})",
+                self.drives[i].path.display(),
+                left.len(),
+                left[0]
+            )));
+        }
+        self.set_state(i, DriveState::Inactive)
+    }
+
+    /// Drive `which` back in service: ACTIVE from INACTIVE, PHASING_OUT (a phase-out
+    /// cancelled: what moved stays moved) or PHASING_IN. Refused for a FAILED or
+    /// unreadable drive.
+    pub fn activate(&mut self, which: &str) -> Result<PathBuf, StoreError> {
+        let i = self.find_drive(which)?;
+        let d = &self.drives[i];
+        if d.state == DriveState::Failed || d.io.is_none() {
+            return Err(StoreError::Refused(format!(
+                "{}: {}{} — a failed drive is removed (`axon drive remove`) and replaced (`axon drive add`), not activated",
+                d.path.display(),
+                d.state.as_str(),
+                d.problem
+                    .as_ref()
+                    .map(|p| format!(" ({p})"))
+                    .unwrap_or_default()
+            )));
+        }
+        let path = d.path.clone();
+        if d.state != DriveState::Active {
+            self.set_state(i, DriveState::Active)?;
+        }
+        Ok(path)
+    }
+
+    /// Takes drive `which` out of the store: only an INACTIVE (phased-out) or FAILED one.
+    /// Chunks still recorded on a FAILED drive stay lost, to be rebuilt from parity.
+    pub fn remove_drive(&mut self, which: &str) -> Result<PathBuf, StoreError> {
+        let i = self.find_drive(which)?;
+        let d = &self.drives[i];
+        if !matches!(d.state, DriveState::Inactive | DriveState::Failed) {
+            return Err(StoreError::Refused(format!(
+                "{}: {} — deactivate it first (`axon drive deactivate`), which moves its chunks off; only an INACTIVE or FAILED drive is removed",
+                d.path.display(),
+                d.state.as_str()
+            )));
+        }
+        let (id, path) = (d.id, d.path.clone());
+        let db_path = self.dir.join(DB_FILE);
+        let e = db_err(&db_path);
+        let tx = self.db.begin_write().map_err(|x| e(x.into()))?;
+        tx.open_table(DRIVES)
+            .map_err(|x| e(x.into()))?
+            .remove(id.as_u128())
+            .map_err(|x| e(x.into()))?;
+        tx.commit().map_err(|x| e(x.into()))?;
+        self.drives.remove(i);
+        self.by_id = self
+            .drives
+            .iter()
+            .enumerate()
+            .map(|(j, d)| (d.id, j))
+            .collect();
+        self.bad.retain(|(d, _)| *d != id);
+        Ok(path)
+    }
+
+    /// Drives by state: (id, path, state), in path order.
+    pub fn drive_states(&self) -> Vec<(String, PathBuf, &'static str)> {
+        let mut v: Vec<_> = self
+            .drives
+            .iter()
+            .map(|d| (d.id.to_string(), d.path.clone(), d.state.as_str()))
+            .collect();
+        v.sort_by(|a, b| a.1.cmp(&b.1));
+        v
     }
 
     /// Takes drive `which` out of service as a drive that died would be (FAILED, its

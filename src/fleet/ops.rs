@@ -114,6 +114,19 @@ impl OpsClient {
         self.decode(m.into_inner())
     }
 
+    /// Starts any operation on this agent.
+    pub async fn start(
+        &mut self,
+        kind: pb::start_operation_request::Kind,
+    ) -> Result<Operation, OpError> {
+        let m = self
+            .client
+            .start_operation(pb::StartOperationRequest { kind: Some(kind) })
+            .await
+            .map_err(|s| OpError::from_status(&self.node, &s))?;
+        self.decode(m.into_inner())
+    }
+
     pub async fn cancel(&mut self, id: &str) -> Result<Operation, OpError> {
         let m = self
             .client

@@ -85,6 +85,10 @@ pub enum Command {
         id: String,
         state: String,
     },
+    /// A drive taken out of its node's store (`axon drive remove`).
+    RemoveDrive {
+        id: String,
+    },
     SetIo(IoStatus),
 }
 
@@ -216,6 +220,10 @@ impl ClusterConfig {
                     }
                 }
             }
+            Command::RemoveDrive { id } => match self.drives.remove(id) {
+                Some(_) => Ok(()),
+                None => Err(format!("no drive {id} in the cluster")),
+            },
             Command::SetIo(s) if *s == self.io => {
                 // Already there (a retry): nothing changes.
                 return Applied {

@@ -18,6 +18,14 @@ pub enum OperationKind {
     StartIo,
     /// The data-plane cluster's IO back to STOPPED.
     StopIo,
+    /// A drive phased out: its chunks moved to the node's other drives, then INACTIVE.
+    DriveDeactivate,
+    /// A drive back in service (ACTIVE).
+    DriveActivate,
+    /// An INACTIVE or FAILED drive taken out of its store.
+    DriveRemove,
+    /// A new drive formatted and added to a store.
+    DriveAdd,
 }
 
 impl OperationKind {
@@ -26,6 +34,10 @@ impl OperationKind {
             OperationKind::PortProbe => "port-probe",
             OperationKind::StartIo => "start-io",
             OperationKind::StopIo => "stop-io",
+            OperationKind::DriveDeactivate => "drive-deactivate",
+            OperationKind::DriveActivate => "drive-activate",
+            OperationKind::DriveRemove => "drive-remove",
+            OperationKind::DriveAdd => "drive-add",
         }
     }
 }
@@ -84,6 +96,24 @@ pub enum OperationOutput {
         status: String,
         blockers: Vec<String>,
     },
+    /// A drive operation: the preview, what moved, the state it ended in.
+    Drive(DriveOutcome),
+}
+
+/// What a drive operation saw and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriveOutcome {
+    pub drive: String,
+    pub path: String,
+    pub state: String,
+    pub chunks: u64,
+    pub bytes: u64,
+    pub capacity: u64,
+    pub others_free: u64,
+    pub moved_chunks: u64,
+    pub moved_bytes: u64,
+    pub dry_run: bool,
+    pub refusals: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

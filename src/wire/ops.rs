@@ -20,6 +20,10 @@ pub fn encode_operation(op: &Operation) -> pb::Operation {
             OperationKind::PortProbe => pb::OperationKind::PortProbe,
             OperationKind::StartIo => pb::OperationKind::StartIo,
             OperationKind::StopIo => pb::OperationKind::StopIo,
+            OperationKind::DriveDeactivate => pb::OperationKind::DriveDeactivate,
+            OperationKind::DriveActivate => pb::OperationKind::DriveActivate,
+            OperationKind::DriveRemove => pb::OperationKind::DriveRemove,
+            OperationKind::DriveAdd => pb::OperationKind::DriveAdd,
         } as i32,
         target: op.target.clone(),
         principal: op.principal.clone(),
@@ -57,6 +61,19 @@ pub fn encode_operation(op: &Operation) -> pb::Operation {
                 status: status.clone(),
                 blockers: blockers.clone(),
             }),
+            OperationOutput::Drive(d) => pb::operation::Output::Drive(pb::DriveOutcome {
+                drive: d.drive.clone(),
+                path: d.path.clone(),
+                state: d.state.clone(),
+                chunks: d.chunks,
+                bytes: d.bytes,
+                capacity: d.capacity,
+                others_free: d.others_free,
+                moved_chunks: d.moved_chunks,
+                moved_bytes: d.moved_bytes,
+                dry_run: d.dry_run,
+                refusals: d.refusals.clone(),
+            }),
         }),
     }
 }
@@ -66,6 +83,10 @@ pub fn decode_operation(m: pb::Operation) -> Result<Operation, WireError> {
         Ok(pb::OperationKind::PortProbe) => OperationKind::PortProbe,
         Ok(pb::OperationKind::StartIo) => OperationKind::StartIo,
         Ok(pb::OperationKind::StopIo) => OperationKind::StopIo,
+        Ok(pb::OperationKind::DriveDeactivate) => OperationKind::DriveDeactivate,
+        Ok(pb::OperationKind::DriveActivate) => OperationKind::DriveActivate,
+        Ok(pb::OperationKind::DriveRemove) => OperationKind::DriveRemove,
+        Ok(pb::OperationKind::DriveAdd) => OperationKind::DriveAdd,
         _ => return Err(bad("kind", format!("unknown operation kind {}", m.kind))),
     };
     let state = match pb::OperationState::try_from(m.state) {
@@ -91,6 +112,21 @@ pub fn decode_operation(m: pb::Operation) -> Result<Operation, WireError> {
             status: o.status,
             blockers: o.blockers,
         }),
+        Some(pb::operation::Output::Drive(d)) => {
+            Some(OperationOutput::Drive(crate::model::ops::DriveOutcome {
+                drive: d.drive,
+                path: d.path,
+                state: d.state,
+                chunks: d.chunks,
+                bytes: d.bytes,
+                capacity: d.capacity,
+                others_free: d.others_free,
+                moved_chunks: d.moved_chunks,
+                moved_bytes: d.moved_bytes,
+                dry_run: d.dry_run,
+                refusals: d.refusals,
+            }))
+        }
     };
     Ok(Operation {
         id: m.id,

@@ -76,6 +76,17 @@ pub fn form(
     scheme: &str,
     spares: &str,
 ) -> (PathBuf, Vec<(u16, u16)>) {
+    form_drives(dir, agents, scheme, spares, 1)
+}
+
+/// As `form`, for nodes with `per_node` drives each.
+pub fn form_drives(
+    dir: &Path,
+    agents: &[Agent],
+    scheme: &str,
+    spares: &str,
+    per_node: usize,
+) -> (PathBuf, Vec<(u16, u16)>) {
     let inv = inventory_with(dir, agents, Token::Admin);
     let inv_s = inv.to_str().unwrap().to_string();
     let (code, out, err) = run(
@@ -92,7 +103,7 @@ pub fn form(
         Duration::from_secs(60),
     );
     assert_eq!(code, 0, "{out}{err}");
-    let n = agents.len();
+    let n = agents.len() * per_node;
     let v = until(&inv, "every node's drive recorded everywhere", |_, v| {
         v["nodes"].as_array().unwrap().iter().all(|x| {
             x["report"]["config"]["drives"]
@@ -100,7 +111,7 @@ pub fn form(
                 .is_some_and(|d| d.len() == n)
         })
     });
-    let ports: Vec<(u16, u16)> = (0..n)
+    let ports: Vec<(u16, u16)> = (0..agents.len())
         .map(|i| {
             let r = &v["nodes"][i]["report"];
             (

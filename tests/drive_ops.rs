@@ -1,0 +1,256 @@
+//! The drive verbs on a 4+2 cluster of six real agent processes, each node a 1+0 store on
+//! two file drives: `axon drive deactivate --dry-run` previews without changing anything;
+//! a phase-out cut short by `kill -9` of its agent resumes when the agent restarts and
+//! ends INACTIVE; one cancelled with Ctrl-C (SIGINT to the CLI) leaves the drive ACTIVE
+//! with what moved staying moved; a drive is replaced end to end (deactivate, remove,
+//! add); a phase-out the other drives cannot hold is refused with the figures, as is
+//! removing an ACTIVE drive; every object reads back bit-identical throughout.
+
+mod common;
+
+use common::dataplane::{bytes, form_drives, get, start_io, start_store};
+use common::process::{Agent, Token, inventory_with, run, spawn};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// 1+0, 64 KiB chunks, two 32 MiB file drives.
+const STORE2: &[&str] = &[
+    "--scheme",
+    "1+0",
+    "--chunk-size",
+    "64K",
+    "--drives",
+    "2",
+    "--drive-size",
+    "32M",
+];
+
+/// The cluster's drives: (id, node id, path, state), by `axon drive list --json`.
+fn drives(inv: &Path) -> Vec<(String, u64, String, String)> {
+    let (code, out, err) = run(
+        &[
+            "drive",
+            "list",
+            "--inventory",
+            inv.to_str().unwrap(),
+            "--json",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut d: Vec<_> = v["drives"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(id, r)| {
+            (
+                id.clone(),
+                r["node"].as_u64().unwrap(),
+                r["path"].as_str().unwrap().to_string(),
+                r["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    d.sort_by(|a, b| a.2.cmp(&b.2));
+    d
+}
+
+fn state_of(inv: &Path, id: &str) -> Option<String> {
+    drives(inv).into_iter().find(|d| d.0 == id).map(|d| d.3)
+}
+
+fn until_state(inv: &Path, id: &str, want: Option<&str>) {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let s = state_of(inv, id);
+        if s.as_deref() == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "drive {id}: {s:?}, want {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The last JSON line of a `--json` drive verb: the final operation.
+fn last_op(out: &str) -> serde_json::Value {
+    let line = out.lines().last().unwrap_or_else(|| panic!("no output"));
+    serde_json::from_str(line).unwrap()
+}
+
+fn drive(inv: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["drive"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--inventory", inv.to_str().unwrap()]);
+    run(&all, Duration::from_secs(120))
+}
+
+#[test]
+fn drives_are_phased_out_cancelled_resumed_replaced_and_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut agents: Vec<Agent> = (0..6)
+        .map(|i| start_store(&format!("n{}", i + 1), dir, (0, 0), STORE2, &[]))
+        .collect();
+    let (inv, ports) = form_drives(dir, &agents, "4+2", "0", 2);
+    start_io(&inv);
+    let inv_s = inv.to_str().unwrap().to_string();
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let mut objects = Vec::new();
+    for i in 0..16 {
+        let data = bytes((256 << 10) + i * 40_000, i as u64 + 7);
+        let f = src.join(format!("o{i}"));
+        std::fs::write(&f, &data).unwrap();
+        let key = format!("obj/{i}");
+        let (code, out, err) = run(
+            &[
+                "io",
+                "put",
+                "--inventory",
+                &inv_s,
+                &key,
+                f.to_str().unwrap(),
+            ],
+            Duration::from_secs(60),
+        );
+        assert_eq!(code, 0, "{out}{err}");
+        objects.push((key, data));
+    }
+    let back = dir.join("back");
+    let all_read = |inv: &Path| {
+        for (key, data) in &objects {
+            let (code, said) = get(inv, key, &back);
+            assert_eq!(code, 0, "{key}: {said}");
+            assert!(std::fs::read(&back).unwrap() == *data, "{key} differs");
+        }
+    };
+    let list = drives(&inv);
+    assert_eq!(list.len(), 12, "{list:?}");
+    let on = |node: u64| -> Vec<String> {
+        list.iter()
+            .filter(|d| d.1 == node)
+            .map(|d| d.0.clone())
+            .collect()
+    };
+
+    // The preview changes nothing.
+    let a = on(1)[0].clone();
+    let (code, out, err) = drive(&inv, &["deactivate", &a, "--dry-run", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let op = last_op(&out);
+    let d = &op["output"];
+    assert_eq!(d["kind"], "drive", "{op:#}");
+    assert_eq!(d["dry_run"], true);
+    assert!(d["chunks"].as_u64().unwrap() > 0, "{op:#}");
+    assert!(d["others_free"].as_u64().unwrap() >= d["bytes"].as_u64().unwrap());
+    assert!(
+        op["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("dry run: would move")
+    );
+    assert_eq!(state_of(&inv, &a).as_deref(), Some("ACTIVE"));
+
+    // Removing an ACTIVE drive is refused.
+    let (code, out, _) = drive(&inv, &["remove", &a]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("deactivate it first"), "{out}");
+
+    // A phase-out cut short by kill -9 resumes when the agent restarts.
+    let slow = spawn(&[
+        "drive",
+        "deactivate",
+        &a,
+        "--rate",
+        "16K",
+        "--inventory",
+        &inv_s,
+    ]);
+    until_state(&inv, &a, Some("PHASING_OUT"));
+    agents[0].kill();
+    let (code, _, _) = slow.wait(Duration::from_secs(60));
+    assert_ne!(code, 0, "the CLI lost its agent");
+    agents[0] = start_store("n1", dir, ports[0], STORE2, &[]);
+    let inv = inventory_with(dir, &agents, Token::Admin);
+    let inv_s = inv.to_str().unwrap().to_string();
+    until_state(&inv, &a, Some("INACTIVE"));
+    all_read(&inv);
+
+    // Replaced end to end: removed, and a new drive added on the same node.
+    let (code, out, err) = drive(&inv, &["remove", &a]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("removed from the store"), "{out}");
+    until_state(&inv, &a, None);
+    let new = dir.join("n1-new-drive");
+    let (code, out, err) = run(
+        &[
+            "drive",
+            "add",
+            "n1",
+            new.to_str().unwrap(),
+            "--size",
+            "32M",
+            "--inventory",
+            &inv_s,
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !drives(&inv)
+        .iter()
+        .any(|d| d.1 == 1 && d.2 == new.to_str().unwrap() && d.3 == "ACTIVE")
+    {
+        assert!(Instant::now() < deadline, "{:?}", drives(&inv));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    all_read(&inv);
+
+    // Cancelled with Ctrl-C: ACTIVE again.
+    let b = on(2)[0].clone();
+    let slow = spawn(&[
+        "drive",
+        "deactivate",
+        &b,
+        "--rate",
+        "16K",
+        "--inventory",
+        &inv_s,
+    ]);
+    until_state(&inv, &b, Some("PHASING_OUT"));
+    // SAFETY: kill(2) with a pid we own.
+    unsafe {
+        libc::kill(slow.child.id() as i32, libc::SIGINT);
+    }
+    let (code, out, err) = slow.wait(Duration::from_secs(60));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("cancelled after moving"), "{out}");
+    assert!(out.contains("the drive is ACTIVE again"), "{out}");
+    until_state(&inv, &b, Some("ACTIVE"));
+    all_read(&inv);
+
+    // A whole phase-out, then the node's last ACTIVE drive: refused with the figures.
+    let (c, d2) = (on(3)[0].clone(), on(3)[1].clone());
+    let (code, out, err) = drive(&inv, &["deactivate", &c]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("is INACTIVE: moved"), "{out}");
+    until_state(&inv, &c, Some("INACTIVE"));
+    let (code, out, _) = drive(&inv, &["deactivate", &d2]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("other ACTIVE drives have 0 B free"), "{out}");
+    assert_eq!(state_of(&inv, &d2).as_deref(), Some("ACTIVE"));
+    // Back in service.
+    let (code, out, err) = drive(&inv, &["activate", &c]);
+    assert_eq!(code, 0, "{out}{err}");
+    until_state(&inv, &c, Some("ACTIVE"));
+
+    // Bad names: clear errors.
+    let (code, _, err) = drive(&inv, &["deactivate", "nosuchdrive"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no drive \"nosuchdrive\""), "{err}");
+    all_read(&inv);
+}
