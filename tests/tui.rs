@@ -90,6 +90,24 @@ impl Tmux {
     }
 
     /// Waits until the screen shows `needle`; returns how long it took.
+    /// Waits for a line that starts with `label` (after indentation) and holds `word`.
+    fn wait_line(&self, label: &str, word: &str, within: Duration) {
+        let start = Instant::now();
+        loop {
+            let screen = self.capture();
+            if screen
+                .lines()
+                .any(|l| l.trim_start().starts_with(label) && l.contains(word))
+            {
+                return;
+            }
+            if start.elapsed() > within {
+                panic!("no `{label} … {word}` line after {within:?}:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn wait_for(&self, needle: &str, within: Duration) -> Duration {
         let start = Instant::now();
         loop {
@@ -182,6 +200,16 @@ fn walk_every_panel_of_the_demo_with_the_keyboard() {
     t.literal("heal node axon008");
     t.keys(&["Enter"]);
     t.wait_for("emulation: axon008 healed", Duration::from_secs(15));
+    // stop-io and start-io from the keyboard, through confirm and the job list.
+    t.keys(&["X"]);
+    t.wait_for("Type stop-io to confirm", Duration::from_secs(5));
+    t.literal("stop-io");
+    t.keys(&["Enter"]);
+    t.wait_line("IO", "STOPPED", Duration::from_secs(15));
+    t.keys(&["I"]);
+    t.wait_for("Start the data-plane cluster's IO?", Duration::from_secs(5));
+    t.keys(&["y"]);
+    t.wait_line("IO", "STARTED", Duration::from_secs(15));
     t.keys(&["7"]);
     t.wait_for("AGE SEV  EVENT", Duration::from_secs(2));
     t.keys(&["?"]);

@@ -689,3 +689,62 @@ fn the_stripes_panel_shows_the_data_plane_its_members_report() {
     let ui = ui_for(&old, "stripes", 80);
     assert!(frame(&old, &ui, 80, 24).contains("No data plane is reporting."));
 }
+
+#[test]
+fn data_plane_changes_become_events_and_the_overview_line() {
+    let mut v = with_dataplane();
+    // The first look sets the baseline: no events from it.
+    let before = v.events.len();
+    v.observe(NOW);
+    let texts = |v: &ClusterView| -> Vec<String> {
+        v.events
+            .iter()
+            .skip(before)
+            .map(|e| e.text.clone())
+            .collect()
+    };
+    assert!(
+        !texts(&v).iter().any(|t| t.contains("data plane")),
+        "{:?}",
+        texts(&v)
+    );
+    let b = v.dp_brief.clone().expect("a brief");
+    assert_eq!(
+        (b.io.as_str(), b.protection.as_str()),
+        ("STARTED", "REBUILDING")
+    );
+    assert_eq!(b.rebuild, Some((8 * 7, 20 * 7)));
+    let ui = ui_for(&v, "overview", 160);
+    let f = frame(&v, &ui, 160, 48);
+    assert!(f.contains("IO STARTED · REBUILDING · 4+2+1"), "{f}");
+    // The rebuild ends, a drive fails, IO stops.
+    for n in &mut v.nodes {
+        if let Some(b) = n.cluster.as_mut() {
+            b.config.io = axon::model::cluster::IoStatus::Stopped;
+            b.config.epoch += 1;
+            b.config.drives.get_mut("drive-2").unwrap().state = "FAILED".into();
+            if let Some(d) = b.data.as_mut() {
+                d.rebuild.active = false;
+                d.stripes_by_lost = vec![112, 0, 0, 0];
+                d.protection = "OK".into();
+            }
+            b.received_ms = NOW + 1_000;
+        }
+    }
+    v.observe(NOW + 1_000);
+    let t = texts(&v);
+    for want in [
+        "data plane: IO STARTED → STOPPED",
+        "data plane: protection REBUILDING → OK",
+        "rebuild finished",
+        &format!("drive drive-2 on {}: ACTIVE → FAILED", v.nodes[1].name),
+    ] {
+        assert!(t.iter().any(|x| x.contains(want)), "{want} not in {t:?}");
+    }
+    let failed = v
+        .events
+        .iter()
+        .find(|e| e.text.contains("→ FAILED"))
+        .unwrap();
+    assert_eq!(failed.severity, axon::fleet::view::Severity::Critical);
+}

@@ -4,6 +4,7 @@
 //! drive the same code.
 
 pub mod artefacts;
+pub mod io;
 pub mod probe;
 
 /// The core planner: pure, in `model` so the agent's checks use it as well.

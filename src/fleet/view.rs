@@ -403,6 +403,34 @@ pub struct ClusterView {
     next_event: u64,
     /// Node index by name and by endpoint host, to resolve probe peers.
     index: std::collections::HashMap<String, usize>,
+    /// The data plane as the last tick saw it (for its events), and its one-line brief
+    /// for the Overview.
+    dp_memo: Option<DpMemo>,
+    pub dp_brief: Option<DpBrief>,
+}
+
+/// The data plane in a line: IO status, protection, rebuild progress, members away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpBrief {
+    pub io: String,
+    pub protection: String,
+    pub scheme: String,
+    /// (stripes done, stripes total) while a rebuild runs.
+    pub rebuild: Option<(u64, u64)>,
+    pub away: usize,
+    pub lost_chunks: u64,
+}
+
+/// What data-plane events are computed from, tick to tick.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct DpMemo {
+    protection: String,
+    io: String,
+    /// Drive id → (node id, state).
+    drives: std::collections::BTreeMap<String, (u64, String)>,
+    rebuilding: bool,
+    away: Vec<u64>,
+    repairing: bool,
 }
 
 impl ClusterView {
@@ -424,6 +452,8 @@ impl ClusterView {
             generation: 0,
             next_event: 0,
             index,
+            dp_memo: None,
+            dp_brief: None,
         };
         for i in 0..v.nodes.len() {
             v.resolve_peers(i, false);
@@ -647,6 +677,7 @@ impl ClusterView {
                 n.last_status = s;
             }
         }
+        events.extend(self.observe_dataplane(now_ms));
         for e in events {
             self.push_event(e);
         }
@@ -685,6 +716,162 @@ impl ClusterView {
             }
         }
         s
+    }
+
+    /// The data plane's changes since the last tick, as events: protection, IO status,
+    /// drive states, rebuild start and end, members away and back. The first report only
+    /// sets the baseline.
+    fn observe_dataplane(&mut self, now_ms: i64) -> Vec<Event> {
+        let Some(dp) = self.dataplane(now_ms) else {
+            self.dp_brief = None;
+            return Vec::new();
+        };
+        let name = |id: u64| -> String {
+            dp.config
+                .members
+                .get(&id)
+                .map_or_else(|| format!("node {id}"), |m| m.name.clone())
+        };
+        let data = dp.data.clone().unwrap_or_default();
+        let memo = DpMemo {
+            protection: data.protection.clone(),
+            io: dp.config.io.as_str().to_string(),
+            drives: dp
+                .config
+                .drives
+                .iter()
+                .map(|(id, d)| (id.clone(), (d.node, d.state.clone())))
+                .collect(),
+            rebuilding: data.rebuild.active,
+            away: data.away.clone(),
+            repairing: data.lost_chunks > 0,
+        };
+        self.dp_brief = Some(DpBrief {
+            io: memo.io.clone(),
+            protection: memo.protection.clone(),
+            scheme: format!("{}+{}+{}", dp.config.k, dp.config.m, dp.config.hot_spares),
+            rebuild: data
+                .rebuild
+                .active
+                .then_some((data.rebuild.stripes_done, data.rebuild.stripes_total)),
+            away: data.away.len(),
+            lost_chunks: data.lost_chunks,
+        });
+        let Some(old) = self.dp_memo.replace(memo.clone()) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut ev = |node: Option<String>, severity: Severity, text: String| {
+            out.push(Event {
+                seq: 0,
+                at_ms: now_ms,
+                node,
+                severity,
+                text,
+            })
+        };
+        if old.io != memo.io {
+            ev(
+                None,
+                Severity::Info,
+                format!("data plane: IO {} → {}", old.io, memo.io),
+            );
+        }
+        if old.protection != memo.protection && !memo.protection.is_empty() {
+            let sev = match memo.protection.as_str() {
+                "OK" => Severity::Info,
+                "UNPROTECTED" | "UNAVAILABLE" => Severity::Critical,
+                _ => Severity::Warning,
+            };
+            ev(
+                None,
+                sev,
+                format!(
+                    "data plane: protection {} → {}",
+                    if old.protection.is_empty() {
+                        "?"
+                    } else {
+                        &old.protection
+                    },
+                    memo.protection
+                ),
+            );
+        }
+        if !old.rebuilding && memo.rebuilding {
+            ev(
+                None,
+                Severity::Warning,
+                format!("rebuild started: {} stripes", data.rebuild.stripes_total),
+            );
+        } else if old.rebuilding && !memo.rebuilding {
+            ev(
+                None,
+                Severity::Info,
+                format!(
+                    "rebuild finished: {} rebuilt in all",
+                    humansize::format_size(data.rebuild.bytes_total, humansize::BINARY)
+                ),
+            );
+        }
+        if !old.repairing && memo.repairing {
+            ev(
+                None,
+                Severity::Warning,
+                format!(
+                    "{} chunk(s) lost on failed drives or damaged: being rewritten from parity",
+                    data.lost_chunks
+                ),
+            );
+        }
+        for id in memo.away.iter().filter(|x| !old.away.contains(x)) {
+            ev(
+                Some(name(*id)),
+                Severity::Warning,
+                format!(
+                    "{} away from the data plane: its chunks are read around",
+                    name(*id)
+                ),
+            );
+        }
+        for id in old.away.iter().filter(|x| !memo.away.contains(x)) {
+            ev(
+                Some(name(*id)),
+                Severity::Info,
+                format!("{} back in the data plane", name(*id)),
+            );
+        }
+        let short = |id: &str| id.chars().take(8).collect::<String>();
+        for (id, (node, state)) in &memo.drives {
+            match old.drives.get(id) {
+                Some((_, was)) if was == state => {}
+                Some((_, was)) => ev(
+                    Some(name(*node)),
+                    if state == "FAILED" {
+                        Severity::Critical
+                    } else {
+                        Severity::Info
+                    },
+                    format!("drive {} on {}: {was} → {state}", short(id), name(*node)),
+                ),
+                None => ev(
+                    Some(name(*node)),
+                    Severity::Info,
+                    format!("drive {} added on {} ({state})", short(id), name(*node)),
+                ),
+            }
+        }
+        for (id, (node, _)) in old
+            .drives
+            .iter()
+            .filter(|(id, _)| !memo.drives.contains_key(*id))
+        {
+            ev(
+                Some(name(*node)),
+                Severity::Info,
+                format!("drive {} removed from {}", short(id), name(*node)),
+            );
+        }
+        out
     }
 
     /// A node by its name, or by the address it was added with.

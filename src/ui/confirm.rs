@@ -12,6 +12,8 @@ use ratatui::text::{Line, Span};
 pub enum Pending {
     /// Probe every port of the core group from this node (view index) to its peers.
     ProbeFull { node: usize },
+    /// start-io (`start`) or stop-io, run on this member (view index).
+    Io { node: usize, start: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -499,6 +499,62 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
                     ));
                     false
                 }
+                Effect::Ask(confirm::Pending::Io { node, start }) => {
+                    let n = &fleet.view.nodes[node];
+                    let mut c = confirm::Confirm::new(
+                        confirm::Pending::Io { node, start },
+                        if start {
+                            "Start the data-plane cluster's IO?".to_string()
+                        } else {
+                            "Stop the data-plane cluster's IO?".to_string()
+                        },
+                        if start {
+                            vec![
+                                format!("start-io runs on {} (admin token), which hands it to the Raft leader.", n.name),
+                                "Every precondition is checked first (members joined, enough failure domains with ACTIVE drives); each one not met is listed and nothing changes.".into(),
+                                "It shows in the job list (J).".into(),
+                            ]
+                        } else {
+                            vec![
+                                format!(
+                                    "stop-io runs on {} (admin token): IO goes to STOPPED and every frontend read and write is refused until start-io.",
+                                    n.name
+                                ),
+                                "Type stop-io to confirm.".into(),
+                            ]
+                        },
+                    );
+                    if !start {
+                        c = c.typed("stop-io");
+                    }
+                    ui.confirm = Some(c);
+                    false
+                }
+                Effect::Run(confirm::Pending::Io { node, start }) => {
+                    let spec = fleet.specs[node].clone();
+                    let token = fleet.tokens[node].clone();
+                    let verb = if start { "start-io" } else { "stop-io" };
+                    let (seq, cancel) = ui.jobs.add(format!("{verb} via {}", spec.name), now_ms());
+                    ui.message = Some(format!("job {seq} started: J shows its progress"));
+                    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+                    tokio::spawn(crate::actions::io::io_change(
+                        spec,
+                        token,
+                        fleet.securities[node].clone(),
+                        start,
+                        tx,
+                        cancel,
+                    ));
+                    let job_tx = job_tx.clone();
+                    tokio::spawn(async move {
+                        while let Some(p) = rx.recv().await {
+                            if job_tx.send((seq, p)).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                    false
+                }
                 Effect::Run(confirm::Pending::ProbeFull { node }) => {
                     let spec = fleet.specs[node].clone();
                     let token = fleet.tokens[node].clone();

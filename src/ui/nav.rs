@@ -33,6 +33,9 @@ pub enum Action {
     CycleTheme,
     /// Probe the full port ranges from the selected node (needs the admin token).
     ProbeFull,
+    /// Start or stop the data-plane cluster's IO (needs the admin token).
+    StartIo,
+    StopIo,
     /// Open or close the list of jobs (operations started from the panels).
     Jobs,
 }

@@ -298,10 +298,44 @@ fn health(cx: &Cx, th: &Theme) -> Vec<Vec<Span<'static>>> {
         Span::styled("no conflicts", th.ok)
     });
 
-    let io = vec![
-        Span::styled("IO / protection ", th.header),
-        Span::styled("no data plane reporting", th.dim),
-    ];
+    let mut io = vec![Span::styled("IO / protection ", th.header)];
+    match &cx.view.dp_brief {
+        None => io.push(Span::styled("no data plane reporting", th.dim)),
+        Some(b) => {
+            io.push(Span::styled(
+                format!("IO {}", b.io),
+                if b.io == "STARTED" { th.ok } else { th.warn },
+            ));
+            io.push(Span::styled(" · ", th.dim));
+            io.push(Span::styled(
+                if b.protection.is_empty() {
+                    "protection not counted yet".to_string()
+                } else {
+                    b.protection.clone()
+                },
+                match b.protection.as_str() {
+                    "OK" => th.ok,
+                    "UNPROTECTED" | "UNAVAILABLE" => th.fail,
+                    "" => th.dim,
+                    _ => th.warn,
+                },
+            ));
+            io.push(Span::styled(format!(" · {}", b.scheme), th.text));
+            if let Some((done, total)) = b.rebuild {
+                io.push(Span::styled(
+                    format!(" · rebuilding {done}/{total} stripes"),
+                    th.warn,
+                ));
+            }
+            counted(&mut io, b.away, "away", th.warn);
+            counted(
+                &mut io,
+                b.lost_chunks as usize,
+                "chunks being repaired",
+                th.warn,
+            );
+        }
+    }
     vec![nodes, checks, drives, ports, cores, io]
 }
 

@@ -5,12 +5,49 @@
 //! can be derived truthfully.
 
 use crate::ui::component::{Cx, Panel};
+use crate::ui::confirm::Pending;
+use crate::ui::keymap::Binding;
 use crate::ui::nav::{Action, Reply};
 use crate::ui::theme::Theme;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
+
+static KEYS: &[Binding] = &[
+    Binding {
+        keys: &[
+            (
+                crossterm::event::KeyCode::Char('I'),
+                crossterm::event::KeyModifiers::SHIFT,
+            ),
+            (
+                crossterm::event::KeyCode::Char('I'),
+                crossterm::event::KeyModifiers::NONE,
+            ),
+        ],
+        label: "I",
+        action: Action::StartIo,
+        mutating: true,
+        help: "start the cluster's IO (start-io, admin)",
+    },
+    Binding {
+        keys: &[
+            (
+                crossterm::event::KeyCode::Char('X'),
+                crossterm::event::KeyModifiers::SHIFT,
+            ),
+            (
+                crossterm::event::KeyCode::Char('X'),
+                crossterm::event::KeyModifiers::NONE,
+            ),
+        ],
+        label: "X",
+        action: Action::StopIo,
+        mutating: true,
+        help: "stop the cluster's IO (stop-io, admin; type stop-io to confirm)",
+    },
+];
 
 /// 16 data + 4 parity + 2 hot spares: the seed's bare-metal protection scheme.
 pub const FAILURE_DOMAINS_16_4_2: usize = 22;
@@ -32,8 +69,28 @@ impl Panel for Stripes {
         self.dataplane = cx.view.dataplane(cx.now_ms);
     }
 
-    fn act(&mut self, _a: Action, _cx: &Cx) -> Reply {
-        Reply::Ignored
+    fn keys(&self) -> &'static [Binding] {
+        KEYS
+    }
+
+    fn act(&mut self, a: Action, cx: &Cx) -> Reply {
+        let start = match a {
+            Action::StartIo => true,
+            Action::StopIo => false,
+            _ => return Reply::Ignored,
+        };
+        // Any member that is up takes it (it hands the change to the leader).
+        let member = (0..cx.view.nodes.len()).find(|&i| {
+            cx.status(i) == crate::fleet::NodeStatus::Up
+                && cx.view.nodes[i]
+                    .cluster
+                    .as_ref()
+                    .is_some_and(|b| b.config.cluster.is_some())
+        });
+        match member {
+            Some(node) => Reply::Ask(Pending::Io { node, start }),
+            None => Reply::Message("no cluster member is up to take it".into()),
+        }
     }
 
     fn filter(&self) -> &str {
