@@ -49,17 +49,27 @@ fn bench(c: &mut Criterion) {
         let view = cluster::large(n);
         let backend = ratatui::backend::TestBackend::new(200, 60);
         let mut term = ratatui::Terminal::new(backend).unwrap();
-        let mut views: Vec<(String, Console)> = panels
+        let mut dp_view = view.clone();
+        cluster::add_dataplane(&mut dp_view, 2);
+        // (name, console, whether it shows `dp_view`: the view with a data plane).
+        let mut views: Vec<(String, Console, bool)> = panels
             .iter()
-            .map(|p| (p.clone(), console(&view, p, "")))
+            .map(|p| (p.clone(), console(&view, p, ""), false))
             .collect();
-        views.push(("network_nics".into(), console(&view, "network", "v")));
+        views.push(("network_nics".into(), console(&view, "network", "v"), false));
+        // The Stripes panel with every node a member (target ≤ 2 ms at 1,000 nodes).
+        views.push((
+            "stripes_dataplane".into(),
+            console(&dp_view, "stripes", ""),
+            true,
+        ));
         let mut g = c.benchmark_group(format!("render_{n}_nodes_200x60"));
         g.sample_size(30);
-        for (name, ui) in &views {
+        for (name, ui, dp) in &views {
+            let v = if *dp { &dp_view } else { &view };
             g.bench_function(name.as_str(), |b| {
                 b.iter(|| {
-                    term.draw(|f| render(ui, &view, &th, f)).unwrap();
+                    term.draw(|f| render(ui, v, &th, f)).unwrap();
                     black_box(());
                 })
             });
@@ -67,13 +77,14 @@ fn bench(c: &mut Criterion) {
         g.finish();
         let mut g = c.benchmark_group(format!("derive_{n}_nodes"));
         g.sample_size(10);
-        for (name, ui) in &mut views {
+        for (name, ui, dp) in &mut views {
+            let v = if *dp { &dp_view } else { &view };
             let i = ui.active;
             g.bench_function(name.as_str(), |b| {
                 b.iter(|| {
                     // As when new data arrives: the health, then the shown panel's rows.
                     ui.invalidate();
-                    ui.update(&view, NOW);
+                    ui.update(v, NOW);
                     black_box(i);
                 })
             });

@@ -976,6 +976,11 @@ pub struct AgentArgs {
     /// Bytes per second this node writes while rebuilding (K, M, G); 0 for no limit
     #[arg(long, value_name = "RATE", default_value = "200M", value_parser = parse_bytes)]
     pub rebuild_rate: u64,
+
+    /// A chunk no manifest places on this node (a failed put, an object overwritten,
+    /// deleted or rebuilt elsewhere while the node was away) is freed once found this long
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub orphan_grace: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -605,6 +605,7 @@ pub async fn start(opts: DemoOptions) -> Result<DemoCluster> {
             rebuild: agent::data::RebuildConfig {
                 grace: o.rebuild_grace,
                 rate: Some(100 << 20),
+                orphan_grace: Duration::from_secs(120),
             },
         });
         let cfg = AgentConfig {

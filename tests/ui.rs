@@ -665,6 +665,8 @@ fn with_dataplane() -> ClusterView {
                 },
                 lost_chunks: 0,
                 repaired_chunks: 0,
+                orphans_freed: 0,
+                chunks_held: 0,
             }),
             received_ms: NOW,
         });

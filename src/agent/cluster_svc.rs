@@ -84,6 +84,8 @@ impl pb::cluster_service_server::ClusterService for ClusterSvc {
         r: Request<Streaming<pb::PutObjectRequest>>,
     ) -> Result<Response<pb::PutObjectReply>, Status> {
         let h = host(&self.state)?;
+        let began = std::time::Instant::now();
+        let metrics = h.data_host().map(|d| d.io.clone());
         let (fe, layout) = h.io().await.map_err(status)?;
         let mut stream = r.into_inner();
         let first = stream.message().await?.ok_or_else(|| {
@@ -116,6 +118,9 @@ impl pb::cluster_service_server::ClusterService for ClusterSvc {
             }
             Err(e) => return Err(Status::internal(e.to_string())),
         }
+        if let Some(m) = &metrics {
+            m.record("put", began, done.as_ref().ok().map(|d| d.size));
+        }
         let done = done.map_err(io_status)?;
         Ok(Response::new(pb::PutObjectReply {
             key,
@@ -131,46 +136,64 @@ impl pb::cluster_service_server::ClusterService for ClusterSvc {
         r: Request<pb::GetObjectRequest>,
     ) -> Result<Response<Self::GetObjectStream>, Status> {
         let h = host(&self.state)?;
+        let began = std::time::Instant::now();
+        let metrics = h.data_host().map(|d| d.io.clone());
         let (fe, layout) = h.io().await.map_err(status)?;
         let key = r.into_inner().key;
-        let m = fe.manifest(&key, &layout).await.map_err(io_status)?;
+        let m = match fe.manifest(&key, &layout).await {
+            Ok(m) => m,
+            Err(e) => {
+                if let (Some(mx), false) = (
+                    &metrics,
+                    matches!(e, crate::dataplane::cluster::frontend::IoError::NotFound(_)),
+                ) {
+                    mx.record("get", began, None);
+                }
+                return Err(io_status(e));
+            }
+        };
         let size = m.size;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let reader = tokio::spawn(async move { fe.get(m, tx).await });
-        let stream = futures::stream::unfold(
-            (rx, Some(reader), true),
-            move |(mut rx, reader, first)| async move {
-                match rx.recv().await {
-                    Some(Ok(data)) => Some((
-                        Ok(pb::GetObjectReply {
-                            data,
-                            size: if first { size } else { 0 },
-                            reconstructed: 0,
-                        }),
-                        (rx, reader, false),
-                    )),
-                    Some(Err(e)) => Some((Err(io_status(e)), (rx, None, false))),
-                    None => {
-                        // The end: the count of stripes rebuilt from parity, or the error.
-                        let reader = reader?;
-                        match reader.await {
-                            Ok(Ok(rebuilt)) => Some((
-                                Ok(pb::GetObjectReply {
-                                    data: Bytes::new(),
-                                    size: if first { size } else { 0 },
-                                    reconstructed: rebuilt,
-                                }),
-                                (rx, None, false),
-                            )),
-                            Ok(Err(_)) => None,
-                            Err(e) => {
-                                Some((Err(Status::internal(e.to_string())), (rx, None, false)))
+        let stream =
+            futures::stream::unfold((rx, Some(reader), true), move |(mut rx, reader, first)| {
+                let metrics = metrics.clone();
+                async move {
+                    match rx.recv().await {
+                        Some(Ok(data)) => Some((
+                            Ok(pb::GetObjectReply {
+                                data,
+                                size: if first { size } else { 0 },
+                                reconstructed: 0,
+                            }),
+                            (rx, reader, false),
+                        )),
+                        Some(Err(e)) => Some((Err(io_status(e)), (rx, None, false))),
+                        None => {
+                            // The end: the count of stripes rebuilt from parity, or the error.
+                            let reader = reader?;
+                            let r = reader.await;
+                            if let Some(mx) = &metrics {
+                                mx.record("get", began, matches!(r, Ok(Ok(_))).then_some(size));
+                            }
+                            match r {
+                                Ok(Ok(rebuilt)) => Some((
+                                    Ok(pb::GetObjectReply {
+                                        data: Bytes::new(),
+                                        size: if first { size } else { 0 },
+                                        reconstructed: rebuilt,
+                                    }),
+                                    (rx, None, false),
+                                )),
+                                Ok(Err(_)) => None,
+                                Err(e) => {
+                                    Some((Err(Status::internal(e.to_string())), (rx, None, false)))
+                                }
                             }
                         }
                     }
                 }
-            },
-        );
+            });
         Ok(Response::new(Box::pin(stream)))
     }
 

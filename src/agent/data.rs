@@ -11,12 +11,15 @@
 use super::listen::{self, Limits, ServerStats, Which};
 use super::raft::{MemberTls, Membership, member_channel};
 use crate::dataplane::cluster::frontend::{Net, NetError};
-use crate::dataplane::cluster::objects::{Manifest, NodeData, NodeError, NodeId, Summary};
+use crate::dataplane::cluster::objects::{self, Manifest, NodeData, NodeError, NodeId, Summary};
 use crate::dataplane::cluster::protection::{self, DataStatus, RebuildProgress};
 use crate::wire::pb;
 use crate::wire::pb::data_service_client::DataServiceClient;
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use std::collections::HashSet;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -146,6 +149,7 @@ impl pb::data_service_server::DataService for DataSvc {
                     deleted: m.deleted,
                     stripes: m.stripes.len() as u32,
                     writer: m.writer,
+                    object: m.object.clone(),
                 })
                 .collect(),
         }))
@@ -166,8 +170,54 @@ impl pb::data_service_server::DataService for DataSvc {
 
 /// The data port, bound when the agent starts (so `cluster create` learns it), served once
 /// the agent is a member (the members' certificates are known then).
+/// The frontend's object IO as this node served it, for `/metrics`: latency histograms and
+/// byte and error counters by operation (put, get). Shared with every scrape's registry.
+#[derive(Clone)]
+pub struct IoMetrics {
+    pub seconds: Family<OpLabels, Histogram, fn() -> Histogram>,
+    pub bytes: Family<OpLabels, Counter>,
+    pub errors: Family<OpLabels, Counter>,
+}
+
+/// `op="put"` or `op="get"`.
+pub type OpLabels = Vec<(&'static str, String)>;
+
+fn latency_buckets() -> Histogram {
+    // 1 ms to about 65 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+impl Default for IoMetrics {
+    fn default() -> Self {
+        IoMetrics {
+            seconds: Family::new_with_constructor(latency_buckets),
+            bytes: Family::default(),
+            errors: Family::default(),
+        }
+    }
+}
+
+impl IoMetrics {
+    /// One finished object operation `op` (put, get): its time, and bytes or the error.
+    pub fn record(&self, op: &'static str, began: Instant, bytes: Option<u64>) {
+        let l = vec![("op", op.to_string())];
+        match bytes {
+            Some(b) => {
+                self.seconds
+                    .get_or_create(&l)
+                    .observe(began.elapsed().as_secs_f64());
+                self.bytes.get_or_create(&l).inc_by(b);
+            }
+            None => {
+                self.errors.get_or_create(&l).inc();
+            }
+        }
+    }
+}
+
 pub struct DataHost {
     pub node: Arc<NodeData>,
+    pub io: IoMetrics,
     status: Arc<Mutex<DataStatus>>,
     chunk_size: u32,
     listen: SocketAddr,
@@ -217,6 +267,7 @@ impl DataHost {
             .map_err(|e| e.to_string())?;
         Ok(DataHost {
             node,
+            io: IoMetrics::default(),
             status: Arc::new(Mutex::new(DataStatus::default())),
             chunk_size,
             listen: SocketAddr::new(listen.ip(), port),
@@ -576,6 +627,7 @@ impl Net for GrpcNet {
                             size: s.size,
                             deleted: s.deleted,
                             stripes: s.stripes,
+                            object: s.object,
                         })
                         .collect()
                 })
@@ -590,6 +642,10 @@ pub struct RebuildConfig {
     pub grace: Duration,
     /// Bytes per second this node writes while rebuilding; None for no limit.
     pub rate: Option<u64>,
+    /// A chunk no manifest refers to (a put that failed, an object overwritten or deleted
+    /// or rebuilt elsewhere while this node was away) is freed once it has been found so
+    /// this long; in-flight puts write their manifests well within it.
+    pub orphan_grace: Duration,
 }
 
 /// Every 2 s: counts the stripes this node is responsible for by chunks on members away
@@ -608,6 +664,8 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
         }
     }
     let mut pass = AbortOnDrop(None);
+    let mut orphans: HashMap<String, Instant> = HashMap::new();
+    let mut round = 0u64;
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -623,6 +681,10 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
             continue;
         };
         let me = net.me();
+        let node = net.node();
+        if let Ok(Ok((_, _, held))) = tokio::task::spawn_blocking(move || node.usage()).await {
+            dh.set_status(|s| s.chunks_held = held);
+        }
         // Chunks of this node's own that it cannot serve: rewritten from their stripes.
         if config.io == crate::model::cluster::IoStatus::Started {
             let (lost, repaired) = repair_own(&fe, &net, &all).await;
@@ -630,6 +692,17 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
                 s.lost_chunks = lost;
                 s.repaired_chunks += repaired;
             });
+        }
+        // Orphaned chunks, every 30 s, only with every member answering.
+        round += 1;
+        if round % 15 == 0
+            && away.is_empty()
+            && config.io == crate::model::cluster::IoStatus::Started
+        {
+            let freed = collect_orphans(&fe, &net, &layout, cfg.orphan_grace, &mut orphans).await;
+            if freed > 0 {
+                dh.set_status(|s| s.orphans_freed += freed);
+            }
         }
         let mine: Vec<Manifest> = all
             .into_iter()
@@ -685,6 +758,81 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
     }
 }
 
+/// One orphan round: this node's chunks that no current manifest places here — their
+/// object unknown to every member, overwritten, deleted, or its chunk rebuilt on another
+/// node — are noted, and freed once noted for `grace`. Returns how many were freed.
+async fn collect_orphans(
+    fe: &Fe,
+    net: &Arc<GrpcNet>,
+    layout: &Layout,
+    grace: Duration,
+    noted: &mut HashMap<String, Instant>,
+) -> u64 {
+    let node = net.node();
+    let Ok(Ok(held)) = tokio::task::spawn_blocking(move || node.chunks_by_object()).await else {
+        return 0;
+    };
+    if held.is_empty() {
+        noted.clear();
+        return 0;
+    }
+    // Every member must answer: an object only some member knows is not an orphan.
+    let Ok(keys) = fe.object_keys(layout).await else {
+        return 0;
+    };
+    let me = net.me();
+    let mut now_orphans: Vec<String> = Vec::new();
+    for (object, chunks) in &held {
+        let current = match keys.get(object) {
+            None => None,
+            Some(key) => match fe.newest(key, layout).await {
+                Ok(m) => m,
+                Err(_) => return 0,
+            },
+        };
+        for &(s, i) in chunks {
+            let placed_here = current.as_ref().is_some_and(|m| {
+                !m.deleted
+                    && m.object == *object
+                    && m.stripes.get(s).and_then(|st| st.nodes.get(i)) == Some(&me)
+            });
+            if !placed_here {
+                now_orphans.push(objects::chunk_key(object, s, i));
+            }
+        }
+    }
+    let now = Instant::now();
+    noted.retain(|k, _| now_orphans.contains(k));
+    let due: Vec<String> = now_orphans
+        .into_iter()
+        .filter(|k| now.duration_since(*noted.entry(k.clone()).or_insert(now)) >= grace)
+        .collect();
+    if due.is_empty() {
+        return 0;
+    }
+    for k in &due {
+        noted.remove(k);
+    }
+    let node = net.node();
+    let n = due.len();
+    match tokio::task::spawn_blocking(move || node.delete_chunks(&due)).await {
+        Ok(Ok(freed)) => {
+            tracing::info!(
+                "orphans: freed {freed} chunk(s) no manifest places on this node (failed puts, objects overwritten, deleted or rebuilt elsewhere while it was away)"
+            );
+            freed
+        }
+        Ok(Err(e)) => {
+            tracing::warn!("orphans: freeing {n} chunk(s): {e}");
+            0
+        }
+        Err(e) => {
+            tracing::warn!("orphans: freeing {n} chunk(s): {e}");
+            0
+        }
+    }
+}
+
 /// At most this many lost chunks are rewritten per 2 s round.
 const REPAIR_PER_ROUND: usize = 64;
 
@@ -709,8 +857,7 @@ async fn repair_own(fe: &Fe, net: &Arc<GrpcNet>, all: &[Manifest]) -> (u64, u64)
     let mut repaired = 0u64;
     let mut orphans = Vec::new();
     for key in lost.iter().take(REPAIR_PER_ROUND) {
-        let Some((object, i, idx)) = crate::dataplane::cluster::objects::parse_chunk_key(key)
-        else {
+        let Some((object, i, idx)) = objects::parse_chunk_key(key) else {
             continue;
         };
         let Some(m) = by_object

@@ -512,6 +512,8 @@ pub struct ClusterMetrics {
     )>,
     /// This member's share of the data plane, if it serves one.
     pub data: Option<crate::dataplane::cluster::protection::DataStatus>,
+    /// Object IO through this member's frontend.
+    pub io: Option<super::data::IoMetrics>,
 }
 
 /// `axon_cluster_*`.
@@ -630,6 +632,40 @@ fn register_cluster(reg: &mut Registry, c: &ClusterMetrics) {
             "Bytes of chunks this member has rebuilt since it started",
         );
         c.get_or_create(&vec![]).inc_by(d.rebuild.bytes_total);
+        let g = r.gauge("cluster_chunks_held", "Chunks this member holds");
+        set(&g, vec![], d.chunks_held as f64);
+        let g = r.gauge(
+            "cluster_chunks_lost",
+            "Chunks this member holds but cannot serve (a failed drive, damage), being rewritten from parity",
+        );
+        set(&g, vec![], d.lost_chunks as f64);
+        let c = r.counter(
+            "cluster_chunks_repaired",
+            "Chunks this member has rewritten from parity since it started (lost on a drive, or damaged)",
+        );
+        c.get_or_create(&vec![]).inc_by(d.repaired_chunks);
+        let c = r.counter(
+            "cluster_orphan_chunks_freed",
+            "Chunks no manifest placed on this member (failed puts, objects overwritten, deleted or rebuilt elsewhere while it was away) that it has freed since it started",
+        );
+        c.get_or_create(&vec![]).inc_by(d.orphans_freed);
+    }
+    if let Some(io) = &c.io {
+        r.0.register(
+            "cluster_object_seconds",
+            "Object puts and gets served by this member's frontend, by operation: time to the last byte",
+            io.seconds.clone(),
+        );
+        r.0.register(
+            "cluster_object_bytes",
+            "Object bytes written (put) and read (get) through this member's frontend",
+            io.bytes.clone(),
+        );
+        r.0.register(
+            "cluster_object_errors",
+            "Object puts and gets through this member's frontend that failed",
+            io.errors.clone(),
+        );
     }
     *reg = r.0;
 }
@@ -839,6 +875,7 @@ pub fn router(state: Arc<AgentState>) -> axum::Router {
                     port: h.port(),
                     member: h.info().await,
                     data: h.data_status(),
+                    io: h.data_host().map(|d| d.io.clone()),
                 }),
                 None => None,
             };

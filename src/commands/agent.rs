@@ -105,6 +105,7 @@ pub async fn exec(a: AgentArgs) -> Result<i32> {
                 rebuild: agent::data::RebuildConfig {
                     grace: a.rebuild_grace,
                     rate: (a.rebuild_rate > 0).then_some(a.rebuild_rate),
+                    orphan_grace: a.orphan_grace,
                 },
             }),
     )

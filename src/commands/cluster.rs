@@ -608,6 +608,12 @@ fn data_lines(
             d.lost_chunks, d.repaired_chunks
         ));
     }
+    if d.orphans_freed > 0 {
+        out.push(format!(
+            "orphans     {} chunk(s) freed that no manifest placed (failed puts; overwrites, deletes or rebuilds while a node was away)",
+            d.orphans_freed
+        ));
+    }
     let r = &d.rebuild;
     if r.active {
         out.push(format!(

@@ -383,3 +383,83 @@ pub fn large(n: usize) -> ClusterView {
     settle(&mut v, 120);
     v
 }
+
+/// Gives every node of `v` a member's report of one data-plane cluster: 16+4+2 (4+2+1 under
+/// 22 nodes), one ACTIVE drive each (the last `away` nodes' FAILED), the last `away` nodes
+/// away past the grace period and silent, a rebuild under way on the others.
+pub fn add_dataplane(v: &mut ClusterView, away: usize) {
+    use axon::dataplane::cluster::protection::{DataStatus, RebuildProgress};
+    use axon::fleet::view::ClusterBrief;
+    use axon::model::cluster::{ClusterConfig, DriveRec, IoStatus, Member};
+    let count = v.nodes.len();
+    let (k, m, spares) = if count >= 22 { (16, 4, 2) } else { (4, 2, 1) };
+    let mut config = ClusterConfig {
+        cluster: Some("3f2a9c4e-0000-4000-8000-000000000001".into()),
+        k,
+        m,
+        hot_spares: spares,
+        io: IoStatus::Started,
+        epoch: 23,
+        ..Default::default()
+    };
+    let gone: Vec<u64> = ((count - away.min(count)) as u64 + 1..=count as u64).collect();
+    for (i, n) in v.nodes.iter().enumerate() {
+        let id = i as u64 + 1;
+        config.members.insert(
+            id,
+            Member {
+                name: n.name.clone(),
+                address: format!("10.0.{}.{}:14010", id / 250, id % 250 + 1),
+            },
+        );
+        config.drives.insert(
+            format!("drive-{id:05}"),
+            DriveRec {
+                node: id,
+                path: "/dev/nvme1n1".into(),
+                state: if gone.contains(&id) {
+                    "FAILED"
+                } else {
+                    "ACTIVE"
+                }
+                .into(),
+            },
+        );
+    }
+    for (i, n) in v.nodes.iter_mut().enumerate() {
+        let id = i as u64 + 1;
+        if gone.contains(&id) {
+            continue;
+        }
+        n.cluster = Some(ClusterBrief {
+            node_id: id,
+            leader: 1,
+            config: config.clone(),
+            data: Some(DataStatus {
+                node: id,
+                stripes_by_lost: vec![100, 12, 0, 0, 0, 0][..m + 2].to_vec(),
+                objects: 40,
+                bytes: 3 << 30,
+                away: gone.clone(),
+                failed: gone.clone(),
+                protection: "REBUILDING".into(),
+                rebuild: RebuildProgress {
+                    active: true,
+                    stripes_total: 20,
+                    stripes_done: 8,
+                    bytes: 8 << 20,
+                    rate: 40 << 20,
+                    eta_secs: 3,
+                    passes: 0,
+                    bytes_total: 8 << 20,
+                    last_error: None,
+                },
+                lost_chunks: 0,
+                repaired_chunks: 0,
+                orphans_freed: 0,
+                chunks_held: 0,
+            }),
+            received_ms: NOW,
+        });
+    }
+}

@@ -853,6 +853,43 @@ impl<N: Net> Frontend<N> {
         (best.into_values().filter(|s| !s.deleted).collect(), silent)
     }
 
+    /// Every object id some member's manifest names, with its key; an error when a member
+    /// does not answer (then nothing can be called unreferenced).
+    pub async fn object_keys(
+        &self,
+        layout: &Layout,
+    ) -> Result<std::collections::HashMap<String, String>, IoError> {
+        let calls = layout.members.iter().map(|&n| {
+            let f = self.net.list_manifests(n, String::new());
+            async move { (n, tokio::time::timeout(Duration::from_secs(10), f).await) }
+        });
+        let mut out = std::collections::HashMap::new();
+        for (n, r) in futures::future::join_all(calls).await {
+            match r {
+                Ok(Ok(list)) => {
+                    for s in list {
+                        out.insert(s.object, s.key);
+                    }
+                }
+                Ok(Err(e)) => return Err(IoError::Unavailable(e.to_string())),
+                Err(_) => {
+                    return Err(IoError::Unavailable(format!("node {n}: no answer in 10 s")));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The newest manifest of `key` among the members, tombstones included; an error when
+    /// a member does not answer.
+    pub async fn newest(&self, key: &str, layout: &Layout) -> Result<Option<Manifest>, IoError> {
+        let (best, silent) = self.find(key, &layout.members).await;
+        match silent.first() {
+            Some((_, e)) => Err(IoError::Unavailable(e.clone())),
+            None => Ok(best),
+        }
+    }
+
     /// Deletes `key`: a tombstone (a newer generation, marked deleted) on m+1 nodes, then
     /// its chunks freed. False if there was no such object.
     pub async fn delete(&self, key: &str, layout: &Layout) -> Result<bool, IoError> {

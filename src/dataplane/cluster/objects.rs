@@ -65,6 +65,9 @@ pub struct Summary {
     pub size: u64,
     pub deleted: bool,
     pub stripes: u32,
+    /// The object id its chunks are keyed by.
+    #[serde(default)]
+    pub object: String,
 }
 
 impl Manifest {
@@ -112,6 +115,7 @@ impl Manifest {
             size: self.size,
             deleted: self.deleted,
             stripes: self.stripes.len() as u32,
+            object: self.object.clone(),
         }
     }
 }
@@ -309,6 +313,20 @@ impl NodeData {
             return Ok(Vec::new());
         }
         Ok(s.degraded()?.into_iter().map(|d| d.key).collect())
+    }
+
+    /// The chunks this node holds, by object: object id → [(stripe, index)].
+    pub fn chunks_by_object(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, Vec<(usize, usize)>>, NodeError> {
+        let list = self.lock()?.list()?;
+        let mut out: std::collections::BTreeMap<String, Vec<(usize, usize)>> = Default::default();
+        for (key, _, _) in list {
+            if let Some((object, s, i)) = parse_chunk_key(&key) {
+                out.entry(object.to_string()).or_default().push((s, i));
+            }
+        }
+        Ok(out)
     }
 
     /// The store under its lock, for what the cluster layer does not wrap (the demo's

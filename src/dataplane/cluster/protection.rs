@@ -49,6 +49,12 @@ pub struct DataStatus {
     /// Chunks this node has rewritten since it started.
     #[serde(default)]
     pub repaired_chunks: u64,
+    /// Orphaned chunks this node has freed since it started.
+    #[serde(default)]
+    pub orphans_freed: u64,
+    /// Chunks this node holds now.
+    #[serde(default)]
+    pub chunks_held: u64,
 }
 
 /// Whether `me` counts (and repairs) the object of `key`: the first of its home ranking
@@ -113,6 +119,8 @@ pub fn sum(parts: &[DataStatus], m: usize) -> DataStatus {
         out.bytes += p.bytes;
         out.lost_chunks += p.lost_chunks;
         out.repaired_chunks += p.repaired_chunks;
+        out.orphans_freed += p.orphans_freed;
+        out.chunks_held += p.chunks_held;
         away.extend(&p.away);
         failed.extend(&p.failed);
         let r = &p.rebuild;
