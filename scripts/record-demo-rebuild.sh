@@ -9,7 +9,7 @@ DIR=$(mktemp -d)
 S=axon-record-$$
 trap 'tmux kill-session -t $S 2>/dev/null || true; rm -rf "$DIR"' EXIT
 tmux new-session -d -s $S -x 120 -y 40 \
-  "$AXON demo --nodes 8 --scheme 4+2 --rebuild-grace 10s --port 24800 --metrics-port 24890 --dir $DIR 2>$DIR/stderr"
+  "$AXON demo --nodes 8 --scheme 4+2 --rebuild-grace 10s --rebuild-rate 512K --port 24800 --metrics-port 24890 --dir $DIR 2>$DIR/stderr"
 start=$(date +%s.%N)
 frame() { # title
   local t
@@ -30,30 +30,36 @@ wait_for() { # text, seconds
 echo "# A rebuild in the demo, frame by frame"
 echo
 echo "Recorded with \`scripts/record-demo-rebuild.sh\` on $(date -u +%Y-%m-%d) ($(nproc) vCPUs):"
-echo "\`axon demo --nodes 8 --scheme 4+2 --rebuild-grace 10s\` in a 120×40 terminal, the"
+echo "\`axon demo --nodes 8 --scheme 4+2 --rebuild-grace 10s --rebuild-rate 512K\` in a 120×40 terminal, the"
 echo "Stripes panel (key 6), then \`:fail node axon003\` and later \`:heal node axon003\` typed"
 echo "into the console's palette. Every figure is the program's own."
 wait_for "8 nodes" 120
 tmux send-keys -t $S 6
 wait_for "STARTED" 60
-wait_for "protection" 30 || true
-sleep 4
+wait_for "Objects     48" 120
+sleep 2
 frame "the cluster formed, IO started, the demo's load written"
 tmux send-keys -t $S ":" ; tmux send-keys -l -t $S "fail node axon003"; tmux send-keys -t $S Enter
 wait_for "within the grace period" 20
+# Each member counts the objects it is responsible for: the ones axon003 counted are
+# taken over by the next home node once it has noticed (3 s without an answer).
+wait_for "Objects     48" 10 || true
 frame "axon003 failed: its chunks are read around, not rebuilt yet"
-wait_for "Rebuild" 40
-wait_for "%" 40 || true
+for _ in $(seq 1 600); do
+  tmux capture-pane -p -t $S | grep -qE "Rebuild .* [1-9][0-9]? % ·" && break
+  sleep 0.1
+done
 frame "past the 10 s grace period: rebuilding on the other nodes"
 for _ in $(seq 1 60); do
-  tmux capture-pane -p -t $S | grep -q "rebuilt elsewhere" && \
-    tmux capture-pane -p -t $S | grep -qE "Protection +OK" && break
+  tmux capture-pane -p -t $S | grep -qE "Protection +OK" && \
+    ! tmux capture-pane -p -t $S | grep -q "% ·" && break
   sleep 1
 done
 frame "rebuilt: protection OK with axon003 still down"
 tmux send-keys -t $S ":" ; tmux send-keys -l -t $S "heal node axon003"; tmux send-keys -t $S Enter
 wait_for "emulation: axon003 healed" 30
-sleep 4
+wait_for "Away        none" 30
+sleep 2
 frame "axon003 healed: back in the cluster"
 tmux send-keys -t $S 7
 sleep 1

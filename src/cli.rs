@@ -1068,6 +1068,11 @@ pub struct DemoArgs {
     #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
     pub rebuild_grace: Duration,
 
+    /// Bytes per second each node writes while rebuilding (K, M, G): slow enough by
+    /// default to watch the rebuild on the Stripes panel; 0 for no limit
+    #[arg(long, value_name = "RATE", default_value = "1M", value_parser = parse_bytes)]
+    pub rebuild_rate: u64,
+
     /// Objects the demo writes once IO starts, so that stripes exist (0: none); it then
     /// keeps a light load going, one overwrite and one verified read every few seconds
     #[arg(long, value_name = "N", default_value_t = 48)]

@@ -464,6 +464,8 @@ pub struct DataplaneOptions {
     pub chunk_size: u32,
     /// How long a failed node is read around before its chunks are rebuilt elsewhere.
     pub rebuild_grace: Duration,
+    /// Bytes per second each node writes while rebuilding; None for no limit.
+    pub rebuild_rate: Option<u64>,
 }
 
 impl Default for DataplaneOptions {
@@ -473,6 +475,7 @@ impl Default for DataplaneOptions {
             drive_size: 256 << 20,
             chunk_size: 64 << 10,
             rebuild_grace: Duration::from_secs(20),
+            rebuild_rate: Some(1 << 20),
         }
     }
 }
@@ -604,7 +607,7 @@ pub async fn start(opts: DemoOptions) -> Result<DemoCluster> {
             data_listen: Some(SocketAddr::new(ip, data_port)),
             rebuild: agent::data::RebuildConfig {
                 grace: o.rebuild_grace,
-                rate: Some(100 << 20),
+                rate: o.rebuild_rate,
                 orphan_grace: Duration::from_secs(120),
             },
         });

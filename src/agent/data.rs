@@ -150,6 +150,7 @@ impl pb::data_service_server::DataService for DataSvc {
                     stripes: m.stripes.len() as u32,
                     writer: m.writer,
                     object: m.object.clone(),
+                    revision: m.revision,
                 })
                 .collect(),
         }))
@@ -628,6 +629,7 @@ impl Net for GrpcNet {
                             deleted: s.deleted,
                             stripes: s.stripes,
                             object: s.object,
+                            revision: s.revision,
                         })
                         .collect()
                 })
@@ -666,6 +668,7 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
     let mut pass = AbortOnDrop(None);
     let mut orphans: HashMap<String, Instant> = HashMap::new();
     let mut round = 0u64;
+    let mut last_away: HashSet<NodeId> = HashSet::new();
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -693,9 +696,12 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
                 s.repaired_chunks += repaired;
             });
         }
-        // Orphaned chunks, every 30 s, only with every member answering.
+        // Anti-entropy and orphaned chunks, every 30 s and soon after this node starts
+        // or a member comes back, only with every member answering.
         round += 1;
-        if round % 15 == 0
+        let returned = last_away.iter().any(|n| !away.contains(n));
+        last_away = away.clone();
+        if (round % 15 == 0 || round == 3 || returned)
             && away.is_empty()
             && config.io == crate::model::cluster::IoStatus::Started
         {
@@ -758,9 +764,13 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
     }
 }
 
-/// One orphan round: this node's chunks that no current manifest places here — their
-/// object unknown to every member, overwritten, deleted, or its chunk rebuilt on another
-/// node — are noted, and freed once noted for `grace`. Returns how many were freed.
+/// One round of anti-entropy and orphan collection, with every member's catalog:
+/// - the manifests of the keys this node is a home node of (the first m+1 of their
+///   ranking) are brought up to the newest any member holds (a node that was away missed
+///   the writes and repairs of its time away; the responsible node counts from them);
+/// - this node's chunks that no current manifest places here — their object unknown to
+///   every member, overwritten, deleted, or its chunk rebuilt on another node — are
+///   noted, and freed once noted for `grace`. Returns how many were freed.
 async fn collect_orphans(
     fe: &Fe,
     net: &Arc<GrpcNet>,
@@ -768,6 +778,43 @@ async fn collect_orphans(
     grace: Duration,
     noted: &mut HashMap<String, Instant>,
 ) -> u64 {
+    // Every member must answer: an object only some member knows is not an orphan.
+    let Ok(catalog) = fe.catalog(layout).await else {
+        return 0;
+    };
+    let me = net.me();
+    let mut newest: HashMap<&str, (u64, NodeId, u32)> = HashMap::new();
+    let mut mine: HashMap<&str, (u64, NodeId, u32)> = HashMap::new();
+    let mut keys: HashMap<String, String> = HashMap::new();
+    for (n, s) in &catalog {
+        let e = newest.entry(s.key.as_str()).or_insert(s.order());
+        if s.order() > *e {
+            *e = s.order();
+        }
+        if *n == me {
+            mine.insert(s.key.as_str(), s.order());
+        }
+        keys.insert(s.object.clone(), s.key.clone());
+    }
+    let mut synced = 0u64;
+    for (key, order) in &newest {
+        let home = objects::home_ranking(key, &layout.members)
+            .into_iter()
+            .take(layout.m + 1)
+            .any(|n| n == me);
+        if !home || mine.get(key).is_some_and(|o| o >= order) {
+            continue;
+        }
+        if let Ok(Some(m)) = fe.newest(key, layout).await {
+            let node = net.node();
+            if let Ok(Ok(true)) = tokio::task::spawn_blocking(move || node.put_manifest(&m)).await {
+                synced += 1;
+            }
+        }
+    }
+    if synced > 0 {
+        tracing::info!("manifests: brought {synced} of this home node's manifests up to date");
+    }
     let node = net.node();
     let Ok(Ok(held)) = tokio::task::spawn_blocking(move || node.chunks_by_object()).await else {
         return 0;
@@ -776,11 +823,6 @@ async fn collect_orphans(
         noted.clear();
         return 0;
     }
-    // Every member must answer: an object only some member knows is not an orphan.
-    let Ok(keys) = fe.object_keys(layout).await else {
-        return 0;
-    };
-    let me = net.me();
     let mut now_orphans: Vec<String> = Vec::new();
     for (object, chunks) in &held {
         let current = match keys.get(object) {

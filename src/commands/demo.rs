@@ -58,6 +58,7 @@ pub async fn exec(a: DemoArgs) -> Result<i32> {
             drives: a.drives,
             drive_size: a.drive_size,
             rebuild_grace: a.rebuild_grace,
+            rebuild_rate: (a.rebuild_rate > 0).then_some(a.rebuild_rate),
             ..DataplaneOptions::default()
         }),
     };

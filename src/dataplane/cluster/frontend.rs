@@ -698,8 +698,18 @@ impl<N: Net> Frontend<N> {
             self.publish(&next, layout, &next.holders()).await?;
         }
         match first_err {
+            // Overwritten or deleted meanwhile: its old chunks were freed, nothing to repair.
+            Some(_) if self.superseded(&cur, layout).await => Ok((stripes, bytes)),
             Some(e) => Err(e),
             None => Ok((stripes, bytes)),
+        }
+    }
+
+    /// Whether a newer write (another generation) of `cur`'s key exists.
+    async fn superseded(&self, cur: &Manifest, layout: &Layout) -> bool {
+        match self.find(&cur.key, &layout.members).await.0 {
+            Some(m) => (m.generation, m.writer) != (cur.generation, cur.writer),
+            None => false,
         }
     }
 
@@ -853,24 +863,17 @@ impl<N: Net> Frontend<N> {
         (best.into_values().filter(|s| !s.deleted).collect(), silent)
     }
 
-    /// Every object id some member's manifest names, with its key; an error when a member
-    /// does not answer (then nothing can be called unreferenced).
-    pub async fn object_keys(
-        &self,
-        layout: &Layout,
-    ) -> Result<std::collections::HashMap<String, String>, IoError> {
+    /// Every member's manifest summaries; an error when a member does not answer (then
+    /// nothing can be called unreferenced, nor a copy the newest).
+    pub async fn catalog(&self, layout: &Layout) -> Result<Vec<(NodeId, Summary)>, IoError> {
         let calls = layout.members.iter().map(|&n| {
             let f = self.net.list_manifests(n, String::new());
             async move { (n, tokio::time::timeout(Duration::from_secs(10), f).await) }
         });
-        let mut out = std::collections::HashMap::new();
+        let mut out = Vec::new();
         for (n, r) in futures::future::join_all(calls).await {
             match r {
-                Ok(Ok(list)) => {
-                    for s in list {
-                        out.insert(s.object, s.key);
-                    }
-                }
+                Ok(Ok(list)) => out.extend(list.into_iter().map(|s| (n, s))),
                 Ok(Err(e)) => return Err(IoError::Unavailable(e.to_string())),
                 Err(_) => {
                     return Err(IoError::Unavailable(format!("node {n}: no answer in 10 s")));

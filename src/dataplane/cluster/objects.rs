@@ -68,6 +68,15 @@ pub struct Summary {
     /// The object id its chunks are keyed by.
     #[serde(default)]
     pub object: String,
+    #[serde(default)]
+    pub revision: u32,
+}
+
+impl Summary {
+    /// Write order: (generation, writer, revision), as `Manifest::newer_than`.
+    pub fn order(&self) -> (u64, NodeId, u32) {
+        (self.generation, self.writer, self.revision)
+    }
 }
 
 impl Manifest {
@@ -116,6 +125,7 @@ impl Manifest {
             deleted: self.deleted,
             stripes: self.stripes.len() as u32,
             object: self.object.clone(),
+            revision: self.revision,
         }
     }
 }
