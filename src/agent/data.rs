@@ -731,7 +731,7 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
             continue;
         }
         // Work: objects with chunks on failed members, most chunks lost in a stripe first.
-        let mut work: Vec<(usize, u64, String)> = mine
+        let mut work: Vec<(usize, u64, Manifest)> = mine
             .iter()
             .filter_map(|m| {
                 let worst = m
@@ -745,13 +745,13 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
                     .iter()
                     .filter(|st| st.nodes.iter().any(|n| failed.contains(n)))
                     .count() as u64;
-                (touched > 0).then(|| (worst, touched, m.key.clone()))
+                (touched > 0).then(|| (worst, touched, m.clone()))
             })
             .collect();
         if work.is_empty() {
             continue;
         }
-        work.sort_by(|a, b| b.0.cmp(&a.0).then(a.2.cmp(&b.2)));
+        work.sort_by(|a, b| b.0.cmp(&a.0).then(a.2.key.cmp(&b.2.key)));
         layout.writable.retain(|d| !away.contains(&d.node));
         running.store(true, std::sync::atomic::Ordering::Relaxed);
         let total: u64 = work.iter().map(|w| w.1).sum();
@@ -875,6 +875,10 @@ async fn collect_orphans(
     }
 }
 
+/// Objects a rebuild pass repairs at once (each up to `REPAIR_WINDOW` stripes): the pass
+/// is bound by round trips, not bandwidth.
+const REBUILD_OBJECTS: usize = 16;
+
 /// At most this many lost chunks are rewritten per 2 s round.
 const REPAIR_PER_ROUND: usize = 64;
 
@@ -950,7 +954,7 @@ async fn rebuild_pass(
     fe: Fe,
     layout: Layout,
     failed: HashSet<NodeId>,
-    work: Vec<(usize, u64, String)>,
+    work: Vec<(usize, u64, Manifest)>,
     total: u64,
     rate: Option<u64>,
     status: Arc<Mutex<DataStatus>>,
@@ -1012,17 +1016,20 @@ async fn rebuild_pass(
     );
     let futs: Vec<BoxFuture<'static, Repaired>> = work
         .iter()
-        .map(|(_, touched, key)| {
+        .map(|(_, touched, m)| {
             let (fe, layout, failed, pace) =
                 (fe.clone(), layout.clone(), failed.clone(), pace.clone());
-            let (key, touched) = (key.clone(), *touched);
+            let (m, touched) = (m.clone(), *touched);
             Box::pin(async move {
-                let r = fe.repair(&key, &layout, &failed, &*pace).await;
+                let key = m.key.clone();
+                // The responsible node's own copy is current (anti-entropy); a newer
+                // write elsewhere makes the repair a no-op, never a regression.
+                let r = fe.repair_from(m, &layout, &failed, &*pace).await;
                 (key, touched, r)
             }) as BoxFuture<'static, Repaired>
         })
         .collect();
-    let mut results = futures::stream::iter(futs).buffer_unordered(4);
+    let mut results = futures::stream::iter(futs).buffer_unordered(REBUILD_OBJECTS);
     while let Some((key, touched, r)) = results.next().await {
         match r {
             Ok((_, b)) => {

@@ -657,6 +657,20 @@ impl<N: Net> Frontend<N> {
             Err(IoError::NotFound(_)) => return Ok((0, 0)),
             Err(e) => return Err(e),
         };
+        self.repair_from(cur, layout, lost, pace).await
+    }
+
+    /// As `repair`, from a manifest in hand (the responsible node's own): no lookup.
+    pub async fn repair_from(
+        &self,
+        cur: Manifest,
+        layout: &Layout,
+        lost: &HashSet<NodeId>,
+        pace: &(dyn Fn(u64) -> BoxFuture<'static, ()> + Send + Sync),
+    ) -> Result<(u64, u64), IoError> {
+        if cur.deleted {
+            return Ok((0, 0));
+        }
         let codec =
             Isal::new(Scheme::new(cur.k, cur.m).map_err(|e| IoError::Failed(e.to_string()))?)
                 .map_err(|e| IoError::Failed(e.to_string()))?;

@@ -103,7 +103,7 @@ impl Panel for Stripes {
 
     fn draw(&self, f: &mut Frame, area: Rect, cx: &Cx, th: &Theme) {
         if let Some(dp) = &self.dataplane {
-            let lines = dataplane_lines(dp, area.width, th, &self.filter);
+            let lines = dataplane_lines(dp, area.width, area.height, th, &self.filter);
             f.render_widget(Paragraph::new(lines).style(th.base), area);
             return;
         }
@@ -159,6 +159,7 @@ fn size(b: u64) -> String {
 fn dataplane_lines(
     dp: &crate::fleet::view::DataplaneView,
     width: u16,
+    height: u16,
     th: &Theme,
     filter: &str,
 ) -> Vec<Line<'static>> {
@@ -366,21 +367,35 @@ fn dataplane_lines(
         .as_ref()
         .map(|d| d.away.iter().copied().collect())
         .unwrap_or_default();
-    for (id, m) in &c.members {
-        if !filter.is_empty() && !m.name.contains(filter) {
-            continue;
+    // Drives by node and state, in one pass (not one per node and state: at 1,000 nodes
+    // that was 5 million comparisons a frame).
+    const STATES: [&str; 5] = ["ACTIVE", "PHASING_IN", "PHASING_OUT", "INACTIVE", "FAILED"];
+    let mut by_node: std::collections::HashMap<u64, [usize; 5]> =
+        std::collections::HashMap::with_capacity(c.members.len());
+    for d in c.drives.values() {
+        if let Some(i) = STATES.iter().position(|s| *s == d.state) {
+            by_node.entry(d.node).or_default()[i] += 1;
         }
-        let count = |st: &str| {
-            c.drives
-                .values()
-                .filter(|d| d.node == *id && d.state == st)
-                .count()
-        };
+    }
+    // Only the rows that fit: the rest are counted in a last line.
+    let room = (height as usize).saturating_sub(out.len() + 1);
+    let shown: Vec<(&u64, &crate::model::cluster::Member)> = c
+        .members
+        .iter()
+        .filter(|(_, m)| filter.is_empty() || m.name.contains(filter))
+        .collect();
+    let fits = if shown.len() > room {
+        room.saturating_sub(1)
+    } else {
+        shown.len()
+    };
+    for (id, m) in shown.iter().take(fits) {
+        let n = by_node.get(id).copied().unwrap_or_default();
         let (state, style) = if away.contains(id) {
             ("away", th.fail)
-        } else if count("FAILED") > 0 {
+        } else if n[4] > 0 {
             ("drive failed", th.warn)
-        } else if count("ACTIVE") == 0 {
+        } else if n[0] == 0 {
             ("no active drive", th.warn)
         } else {
             ("ok", th.ok)
@@ -389,18 +404,21 @@ fn dataplane_lines(
             Span::styled(
                 format!(
                     "{:<16} {:>4}  {:>6} {:>10} {:>11} {:>8} {:>6}  ",
-                    m.name,
-                    id,
-                    count("ACTIVE"),
-                    count("PHASING_IN"),
-                    count("PHASING_OUT"),
-                    count("INACTIVE"),
-                    count("FAILED")
+                    m.name, id, n[0], n[1], n[2], n[3], n[4]
                 ),
                 th.text,
             ),
             Span::styled(state, style),
         ]));
+    }
+    if fits < shown.len() {
+        out.push(Line::from(Span::styled(
+            format!(
+                "… and {} more nodes (/ filters by name)",
+                shown.len() - fits
+            ),
+            th.dim,
+        )));
     }
     out
 }
