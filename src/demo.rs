@@ -510,10 +510,10 @@ impl Default for DemoOptions {
 /// The cluster (Raft) and data ports of a demo node: 10 and 20 above its control port,
 /// inside the seed's 14000-14100 with the default 14000 (0: the kernel's choice).
 pub fn dataplane_ports(control_port: u16) -> (u16, u16) {
-    if control_port == 0 {
-        (0, 0)
-    } else {
-        (control_port + 10, control_port + 20)
+    match (control_port.checked_add(10), control_port.checked_add(20)) {
+        (Some(c), Some(d)) if control_port != 0 => (c, d),
+        // 0 (or a port too high to add to): the kernel's choice.
+        _ => (0, 0),
     }
 }
 

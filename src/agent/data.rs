@@ -690,7 +690,7 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
         }
         // Chunks of this node's own that it cannot serve: rewritten from their stripes.
         if config.io == crate::model::cluster::IoStatus::Started {
-            let (lost, repaired) = repair_own(&fe, &net, &all).await;
+            let (lost, repaired) = repair_own(&fe, &net, &layout, &all).await;
             dh.set_status(|s| {
                 s.lost_chunks = lost;
                 s.repaired_chunks += repaired;
@@ -832,6 +832,14 @@ async fn collect_orphans(
                 Err(_) => return 0,
             },
         };
+        // Still being written or repaired here: its manifest comes after its chunks.
+        if net
+            .node()
+            .last_written(object)
+            .is_some_and(|t| t.elapsed() < grace)
+        {
+            continue;
+        }
         for &(s, i) in chunks {
             let placed_here = current.as_ref().is_some_and(|m| {
                 !m.deleted
@@ -843,8 +851,10 @@ async fn collect_orphans(
             }
         }
     }
+    net.node().forget_writes_before(grace * 2);
     let now = Instant::now();
-    noted.retain(|k, _| now_orphans.contains(k));
+    let current: HashSet<&String> = now_orphans.iter().collect();
+    noted.retain(|k, _| current.contains(k));
     let due: Vec<String> = now_orphans
         .into_iter()
         .filter(|k| now.duration_since(*noted.entry(k.clone()).or_insert(now)) >= grace)
@@ -884,9 +894,9 @@ const REPAIR_PER_ROUND: usize = 64;
 
 /// Rewrites chunks this node lost (a failed drive) or holds damaged, each rebuilt from k
 /// other chunks of its stripe and written back here (to a healthy drive), under the same
-/// key: the manifest stays as it is. A chunk no manifest held here refers to any more (an
-/// object overwritten or deleted) is freed instead. Returns (still lost, rewritten).
-async fn repair_own(fe: &Fe, net: &Arc<GrpcNet>, all: &[Manifest]) -> (u64, u64) {
+/// key: the manifest stays as it is. A chunk this node's manifests do not place here is
+/// left to the orphan collector. Returns (still lost, rewritten).
+async fn repair_own(fe: &Fe, net: &Arc<GrpcNet>, layout: &Layout, all: &[Manifest]) -> (u64, u64) {
     let node = net.node();
     let Ok(Ok(lost)) = tokio::task::spawn_blocking(move || node.losses()).await else {
         return (0, 0);
@@ -901,19 +911,28 @@ async fn repair_own(fe: &Fe, net: &Arc<GrpcNet>, all: &[Manifest]) -> (u64, u64)
         .map(|m| (m.object.as_str(), m))
         .collect();
     let mut repaired = 0u64;
-    let mut orphans = Vec::new();
+    let mut avoid = net.away(AWAY_AFTER);
+    avoid.insert(me);
     for key in lost.iter().take(REPAIR_PER_ROUND) {
         let Some((object, i, idx)) = objects::parse_chunk_key(key) else {
             continue;
         };
-        let Some(m) = by_object
-            .get(object)
-            .filter(|m| m.stripes.get(i).and_then(|st| st.nodes.get(idx)) == Some(&me))
-        else {
-            orphans.push(key.clone());
-            continue;
+        // This node's copy of the manifest may be missing or old (a publish needs only m+1
+        // acknowledgements): such a chunk is left to the orphan collector, which asks
+        // every member before it frees anything.
+        let here = |m: &Manifest| {
+            m.object == object && m.stripes.get(i).and_then(|st| st.nodes.get(idx)) == Some(&me)
         };
-        let data = match fe.rebuild_chunk(m, i, idx, me).await {
+        let m: Manifest = match by_object.get(object) {
+            Some(m) if here(m) => (*m).clone(),
+            // An older copy here: the newest among the members decides.
+            Some(m) => match fe.newest(&m.key, layout).await {
+                Ok(Some(n)) if !n.deleted && here(&n) => n,
+                _ => continue,
+            },
+            None => continue,
+        };
+        let data = match fe.rebuild_chunk(&m, i, idx, &avoid).await {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!("repair: {key}: {e}");
@@ -927,12 +946,6 @@ async fn repair_own(fe: &Fe, net: &Arc<GrpcNet>, all: &[Manifest]) -> (u64, u64)
             Ok(Err(e)) => tracing::warn!("repair: writing {key}: {e}"),
             Err(e) => tracing::warn!("repair: writing {key}: {e}"),
         }
-    }
-    if !orphans.is_empty() {
-        let node = net.node();
-        let n = orphans.len();
-        let _ = tokio::task::spawn_blocking(move || node.delete_chunks(&orphans)).await;
-        tracing::info!("repair: freed {n} lost chunk(s) no object refers to any more");
     }
     if repaired > 0 {
         tracing::info!(
@@ -1021,10 +1034,10 @@ async fn rebuild_pass(
                 (fe.clone(), layout.clone(), failed.clone(), pace.clone());
             let (m, touched) = (m.clone(), *touched);
             Box::pin(async move {
+                // The newest manifest among the members: this node's own copy may be
+                // older (anti-entropy waits for every member to answer).
                 let key = m.key.clone();
-                // The responsible node's own copy is current (anti-entropy); a newer
-                // write elsewhere makes the repair a no-op, never a regression.
-                let r = fe.repair_from(m, &layout, &failed, &*pace).await;
+                let r = fe.repair(&key, &layout, &failed, &*pace).await;
                 (key, touched, r)
             }) as BoxFuture<'static, Repaired>
         })

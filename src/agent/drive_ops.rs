@@ -183,6 +183,12 @@ pub async fn deactivate(
         );
     }
     h.step("phase out", 1, 3);
+    // From here on, the drive by its id: a drive added or removed meanwhile must not
+    // shift what a number or file name points at.
+    let r = DriveRequest {
+        drive: p.drive.clone(),
+        ..r
+    };
     let which = r.drive.clone();
     let p = match with_store(&store, move |s| s.begin_phase_out(&which)).await {
         Ok(p) => p,
@@ -302,6 +308,10 @@ pub async fn activate(h: OpHandle, store: SharedStore, r: DriveRequest) {
         }
     };
     let mut out = outcome(&p, r.dry_run);
+    let r = DriveRequest {
+        drive: p.drive.clone(),
+        ..r
+    };
     if r.dry_run {
         return h.finish(
             OperationState::Succeeded,
@@ -350,6 +360,10 @@ pub async fn remove(h: OpHandle, store: SharedStore, r: DriveRequest) {
         }
     };
     let mut out = outcome(&p, r.dry_run);
+    let r = DriveRequest {
+        drive: p.drive.clone(),
+        ..r
+    };
     if !matches!(p.state, "INACTIVE" | "FAILED") {
         out.refusals.push(format!(
             "it is {}: deactivate it first (`axon drive deactivate`), which moves its chunks off",

@@ -1794,15 +1794,26 @@ impl Store {
     fn find_drive(&self, which: &str) -> Result<usize, StoreError> {
         let mut order: Vec<usize> = (0..self.drives.len()).collect();
         order.sort_by(|a, b| self.drives[*a].path.cmp(&self.drives[*b].path));
-        let found = self.drives.iter().position(|d| {
-            let id = d.id.to_string();
-            d.path.to_string_lossy() == which
-                || d.path
-                    .file_name()
-                    .is_some_and(|f| f.to_string_lossy() == which)
-                || id == which
-                || (which.len() >= 8 && id.starts_with(which))
-        });
+        let hits: Vec<usize> = (0..self.drives.len())
+            .filter(|&i| {
+                let d = &self.drives[i];
+                let id = d.id.to_string();
+                d.path.to_string_lossy() == which
+                    || d.path
+                        .file_name()
+                        .is_some_and(|f| f.to_string_lossy() == which)
+                    || id == which
+                    || (which.len() >= 8 && id.starts_with(which))
+            })
+            .collect();
+        if hits.len() > 1 {
+            return Err(StoreError::Refused(format!(
+                "{which:?} names {} drives in {}: give the drive's id or whole path",
+                hits.len(),
+                self.dir.display()
+            )));
+        }
+        let found = hits.first().copied();
         let by_number = which
             .parse::<usize>()
             .ok()
@@ -1906,6 +1917,21 @@ impl Store {
                     s.as_str()
                 )));
             }
+        }
+        let others = self
+            .drives
+            .iter()
+            .enumerate()
+            .filter(|(j, o)| *j != i && o.usable())
+            .count();
+        if others < self.scheme.chunks() {
+            return Err(StoreError::Refused(format!(
+                "{}: without it {others} ACTIVE drive(s) remain, a {}+{} stripe needs {} — add a drive first",
+                p.path.display(),
+                self.scheme.k,
+                self.scheme.m,
+                self.scheme.chunks()
+            )));
         }
         if p.bytes > p.others_free {
             return Err(StoreError::Refused(format!(
@@ -2018,6 +2044,15 @@ impl Store {
             )));
         }
         let (id, path) = (d.id, d.path.clone());
+        let left = self.keys_on(id)?;
+        if !left.is_empty() {
+            return Err(StoreError::Refused(format!(
+                "{}: {} object(s) still have chunks recorded on it (first: {}) — they are being rewritten from parity; remove it once none are left (`axon cluster status` shows no chunks lost)",
+                path.display(),
+                left.len(),
+                left[0]
+            )));
+        }
         let db_path = self.dir.join(DB_FILE);
         let e = db_err(&db_path);
         let tx = self.db.begin_write().map_err(|x| e(x.into()))?;

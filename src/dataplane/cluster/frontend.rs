@@ -416,13 +416,10 @@ impl<N: Net> Frontend<N> {
             stripes: maps,
         });
         let holders = manifest.holders();
-        let stored = self.publish(&manifest, layout, &holders).await;
-        if let Err(e) = stored {
-            for (n, keys) in cleanup(&manifest.stripes) {
-                tokio::spawn(self.net.delete_chunks(n, keys));
-            }
-            return Err(e);
-        }
+        // Not acknowledged on error, but the manifest may be on some nodes (a node that
+        // timed out may still have stored it): the chunks stay, so whichever manifest is
+        // newest reads whole. The orphan collector frees them if no manifest names them.
+        self.publish(&manifest, layout, &holders).await?;
         if let Some(old) = old {
             self.free_chunks(&old);
         }
@@ -618,8 +615,9 @@ impl<N: Net> Frontend<N> {
         m: &Manifest,
         i: usize,
         idx: usize,
-        me: NodeId,
+        avoid: &HashSet<NodeId>,
     ) -> Result<Vec<u8>, IoError> {
+        m.check_shape()?;
         let st = m
             .stripes
             .get(i)
@@ -627,8 +625,7 @@ impl<N: Net> Frontend<N> {
             .ok_or_else(|| IoError::Failed(format!("{:?}: no chunk {idx} of stripe {i}", m.key)))?;
         let codec = Isal::new(Scheme::new(m.k, m.m).map_err(|e| IoError::Failed(e.to_string()))?)
             .map_err(|e| IoError::Failed(e.to_string()))?;
-        let avoid: HashSet<NodeId> = [me].into_iter().collect();
-        let mut got = self.fetch_k(m, i, &avoid, &Suspects::default()).await?;
+        let mut got = self.fetch_k(m, i, avoid, &Suspects::default()).await?;
         got[idx] = None;
         let mut chunks = Self::complete(&codec, i, st.len, got)?;
         let c = std::mem::take(&mut chunks[idx]);
@@ -671,6 +668,7 @@ impl<N: Net> Frontend<N> {
         if cur.deleted {
             return Ok((0, 0));
         }
+        cur.check_shape()?;
         let codec =
             Isal::new(Scheme::new(cur.k, cur.m).map_err(|e| IoError::Failed(e.to_string()))?)
                 .map_err(|e| IoError::Failed(e.to_string()))?;

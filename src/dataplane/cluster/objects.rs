@@ -86,6 +86,36 @@ impl Manifest {
     }
 
     /// Data bytes in stripe `i`.
+    /// Why this manifest cannot be read as it stands (a peer's may be malformed): every
+    /// stripe must name k+m nodes and k+m CRCs. None when it is well formed.
+    pub fn shape_problem(&self) -> Option<String> {
+        let n = self.k + self.m;
+        if self.k == 0 {
+            return Some(format!("{:?}: manifest with k = 0", self.key));
+        }
+        self.stripes
+            .iter()
+            .position(|st| st.nodes.len() != n || st.crcs.len() != n)
+            .map(|i| {
+                format!(
+                    "{:?}: manifest stripe {i} names {} nodes and {} CRCs, {}+{} needs {n} of each",
+                    self.key,
+                    self.stripes[i].nodes.len(),
+                    self.stripes[i].crcs.len(),
+                    self.k,
+                    self.m
+                )
+            })
+    }
+
+    /// As `shape_problem`, as the frontend's error.
+    pub fn check_shape(&self) -> Result<(), super::frontend::IoError> {
+        match self.shape_problem() {
+            None => Ok(()),
+            Some(p) => Err(super::frontend::IoError::Failed(p)),
+        }
+    }
+
     pub fn stripe_bytes(&self, i: usize) -> u64 {
         let per = self.k as u64 * u64::from(self.chunk_size);
         self.size.saturating_sub(i as u64 * per).min(per)
@@ -184,6 +214,9 @@ pub struct NodeData {
     store: Arc<Mutex<Store>>,
     db: Database,
     path: PathBuf,
+    /// When a chunk of each object was last written here (since this process started):
+    /// an object still being written or repaired is never an orphan.
+    written: Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
 
 fn db_err(path: &Path) -> impl Fn(redb::Error) -> NodeError + '_ {
@@ -210,7 +243,12 @@ impl NodeData {
             tx.open_table(MANIFESTS).map_err(|x| e(x.into()))?;
             tx.commit().map_err(|x| e(x.into()))?;
         }
-        Ok(NodeData { store, db, path })
+        Ok(NodeData {
+            store,
+            db,
+            path,
+            written: Mutex::new(std::collections::HashMap::new()),
+        })
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Store>, NodeError> {
@@ -227,7 +265,27 @@ impl NodeData {
             )));
         }
         self.lock()?.put(key, data)?;
+        if let Some((object, _, _)) = parse_chunk_key(key)
+            && let Ok(mut w) = self.written.lock()
+        {
+            w.insert(object.to_string(), std::time::Instant::now());
+        }
         Ok(())
+    }
+
+    /// When a chunk of `object` was last written here, if since this process started.
+    pub fn last_written(&self, object: &str) -> Option<std::time::Instant> {
+        self.written
+            .lock()
+            .ok()
+            .and_then(|w| w.get(object).copied())
+    }
+
+    /// Forgets write times older than `age` (the collector's bound on the map).
+    pub fn forget_writes_before(&self, age: std::time::Duration) {
+        if let Ok(mut w) = self.written.lock() {
+            w.retain(|_, t| t.elapsed() < age);
+        }
     }
 
     pub fn get_chunk(&self, key: &str) -> Result<Vec<u8>, NodeError> {
@@ -250,6 +308,11 @@ impl NodeData {
 
     /// Records `m` if it is newer than what is held for its key; true if it was.
     pub fn put_manifest(&self, m: &Manifest) -> Result<bool, NodeError> {
+        if !m.deleted
+            && let Some(p) = m.shape_problem()
+        {
+            return Err(NodeError::Refused(p));
+        }
         let e = db_err(&self.path);
         let json = serde_json::to_vec(m).map_err(|x| NodeError::Failed(x.to_string()))?;
         let tx = self.db.begin_write().map_err(|x| e(x.into()))?;
