@@ -103,6 +103,35 @@ async fn hot_spare_refusal(host: &Option<Arc<ClusterHost>>, capacity: u64) -> Op
     })
 }
 
+/// The drive `r` names, as it stands (finishing the operation when there is none), and
+/// the request with the drive by its id: a drive added or removed meanwhile must not shift
+/// what a number or file name points at.
+async fn look(
+    h: &OpHandle,
+    store: &SharedStore,
+    r: DriveRequest,
+) -> Option<(PhaseOut, DriveRequest)> {
+    let which = r.drive.clone();
+    match with_store(store, move |s| s.phase_out_preview(&which)).await {
+        Ok(p) => {
+            let r = DriveRequest {
+                drive: p.drive.clone(),
+                ..r
+            };
+            Some((p, r))
+        }
+        Err(e) => {
+            h.finish(
+                OperationState::Failed,
+                "no such drive".into(),
+                Some(e),
+                None,
+            );
+            None
+        }
+    }
+}
+
 /// Deactivate: preview, checks, PHASING_OUT, move every chunk off, INACTIVE.
 pub async fn deactivate(
     h: OpHandle,
@@ -111,17 +140,8 @@ pub async fn deactivate(
     r: DriveRequest,
 ) {
     h.step("preview", 0, 3);
-    let which = r.drive.clone();
-    let p = match with_store(&store, move |s| s.phase_out_preview(&which)).await {
-        Ok(p) => p,
-        Err(e) => {
-            return h.finish(
-                OperationState::Failed,
-                "no such drive".into(),
-                Some(e),
-                None,
-            );
-        }
+    let Some((p, r)) = look(&h, &store, r).await else {
+        return;
     };
     h.log(format!(
         "{} ({}, {}): {} chunk(s), {} of {} used; the node's other ACTIVE drives have {} free",
@@ -183,12 +203,6 @@ pub async fn deactivate(
         );
     }
     h.step("phase out", 1, 3);
-    // From here on, the drive by its id: a drive added or removed meanwhile must not
-    // shift what a number or file name points at.
-    let r = DriveRequest {
-        drive: p.drive.clone(),
-        ..r
-    };
     let which = r.drive.clone();
     let p = match with_store(&store, move |s| s.begin_phase_out(&which)).await {
         Ok(p) => p,
@@ -295,23 +309,10 @@ pub async fn deactivate(
 /// Activate: back in service.
 pub async fn activate(h: OpHandle, store: SharedStore, r: DriveRequest) {
     h.step("activate", 0, 1);
-    let which = r.drive.clone();
-    let p = match with_store(&store, move |s| s.phase_out_preview(&which)).await {
-        Ok(p) => p,
-        Err(e) => {
-            return h.finish(
-                OperationState::Failed,
-                "no such drive".into(),
-                Some(e),
-                None,
-            );
-        }
+    let Some((p, r)) = look(&h, &store, r).await else {
+        return;
     };
     let mut out = outcome(&p, r.dry_run);
-    let r = DriveRequest {
-        drive: p.drive.clone(),
-        ..r
-    };
     if r.dry_run {
         return h.finish(
             OperationState::Succeeded,
@@ -347,23 +348,10 @@ pub async fn activate(h: OpHandle, store: SharedStore, r: DriveRequest) {
 /// Remove: only an INACTIVE or FAILED drive leaves the store.
 pub async fn remove(h: OpHandle, store: SharedStore, r: DriveRequest) {
     h.step("remove", 0, 1);
-    let which = r.drive.clone();
-    let p = match with_store(&store, move |s| s.phase_out_preview(&which)).await {
-        Ok(p) => p,
-        Err(e) => {
-            return h.finish(
-                OperationState::Failed,
-                "no such drive".into(),
-                Some(e),
-                None,
-            );
-        }
+    let Some((p, r)) = look(&h, &store, r).await else {
+        return;
     };
     let mut out = outcome(&p, r.dry_run);
-    let r = DriveRequest {
-        drive: p.drive.clone(),
-        ..r
-    };
     if !matches!(p.state, "INACTIVE" | "FAILED") {
         out.refusals.push(format!(
             "it is {}: deactivate it first (`axon drive deactivate`), which moves its chunks off",

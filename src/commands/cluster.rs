@@ -335,22 +335,37 @@ pub async fn io(a: IoStateArgs, start: bool) -> Result<i32> {
                     println!("  - {b}");
                 }
             }
-            _ => println!(
-                "{verb}: {} — {}",
-                last.state.as_str(),
-                last.error
-                    .as_deref()
-                    .or(last.summary.as_deref())
-                    .unwrap_or("no detail")
-            ),
+            _ => print_end(verb, &last),
         }
     }
-    Ok(match last.state {
+    Ok(exit_code(last.state))
+}
+
+/// An operation verb's last line: its summary, or its state and why.
+pub(crate) fn print_end(verb: &str, last: &crate::model::ops::Operation) {
+    match last.state {
+        OperationState::Succeeded => {
+            println!("{verb}: {}", last.summary.as_deref().unwrap_or("done"))
+        }
+        _ => println!(
+            "{verb}: {} — {}",
+            last.state.as_str(),
+            last.error
+                .as_deref()
+                .or(last.summary.as_deref())
+                .unwrap_or("no detail")
+        ),
+    }
+}
+
+/// An operation verb's exit code: 0 done, 1 cancelled, 2 failed or refused, 3 not finished.
+pub(crate) fn exit_code(state: OperationState) -> i32 {
+    match state {
         OperationState::Succeeded => 0,
         OperationState::Cancelled => 1,
         OperationState::Failed => 2,
         OperationState::Running => 3,
-    })
+    }
 }
 
 /// Runs start-io once on the first member that takes it, quietly: Ok when IO started,

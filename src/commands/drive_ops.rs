@@ -5,7 +5,7 @@
 use crate::cli::{DriveAddArgs, DriveOpArgs, FleetArgs};
 use crate::fleet::inventory::{Inventory, NodeSpec};
 use crate::fleet::ops::OpsClient;
-use crate::model::ops::{Operation, OperationOutput, OperationState};
+use crate::model::ops::{Operation, OperationOutput};
 use crate::wire::pb;
 use anyhow::{Result, anyhow};
 use humansize::{BINARY, format_size};
@@ -215,27 +215,7 @@ async fn follow(
                 format_size(d.moved_bytes, BINARY)
             );
         }
-        match last.state {
-            OperationState::Succeeded => {
-                println!(
-                    "drive {verb}: {}",
-                    last.summary.as_deref().unwrap_or("done")
-                )
-            }
-            _ => println!(
-                "drive {verb}: {} — {}",
-                last.state.as_str(),
-                last.error
-                    .as_deref()
-                    .or(last.summary.as_deref())
-                    .unwrap_or("no detail")
-            ),
-        }
+        super::cluster::print_end(&format!("drive {verb}"), &last);
     }
-    Ok(match last.state {
-        OperationState::Succeeded => 0,
-        OperationState::Cancelled => 1,
-        OperationState::Failed => 2,
-        OperationState::Running => 3,
-    })
+    Ok(super::cluster::exit_code(last.state))
 }

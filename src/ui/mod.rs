@@ -346,6 +346,19 @@ pub type DemoHook = std::sync::Arc<
 /// tables of a 1,000-node cluster takes milliseconds); input redraws at once.
 const DATA_FRAME: Duration = Duration::from_millis(500);
 
+/// Feeds an action's progress into the job list as job `seq`, until either side ends.
+async fn forward(
+    seq: u64,
+    mut rx: tokio::sync::mpsc::Receiver<Progress>,
+    job_tx: tokio::sync::mpsc::Sender<(u64, Progress)>,
+) {
+    while let Some(p) = rx.recv().await {
+        if job_tx.send((seq, p)).await.is_err() {
+            return;
+        }
+    }
+}
+
 pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
     use crossterm::event::{Event, KeyEventKind, MouseButton, MouseEventKind};
     let depth = theme::ColorDepth::detect();
@@ -536,7 +549,7 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
                     let verb = if start { "start-io" } else { "stop-io" };
                     let (seq, cancel) = ui.jobs.add(format!("{verb} via {}", spec.name), now_ms());
                     ui.message = Some(format!("job {seq} started: J shows its progress"));
-                    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+                    let (tx, rx) = tokio::sync::mpsc::channel(64);
                     tokio::spawn(crate::actions::io::io_change(
                         spec,
                         token,
@@ -545,14 +558,7 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
                         tx,
                         cancel,
                     ));
-                    let job_tx = job_tx.clone();
-                    tokio::spawn(async move {
-                        while let Some(p) = rx.recv().await {
-                            if job_tx.send((seq, p)).await.is_err() {
-                                return;
-                            }
-                        }
-                    });
+                    tokio::spawn(forward(seq, rx, job_tx.clone()));
                     false
                 }
                 Effect::Run(confirm::Pending::ProbeFull { node }) => {
@@ -563,7 +569,7 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
                         .jobs
                         .add(format!("full probe from {}", spec.name), now_ms());
                     ui.message = Some(format!("job {seq} started: J shows its progress"));
-                    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+                    let (tx, rx) = tokio::sync::mpsc::channel(64);
                     tokio::spawn(probe_action::full_probe(
                         ProbeRequest {
                             spec,
@@ -575,14 +581,7 @@ pub async fn run(mut fleet: Fleet, opts: ConsoleOptions) -> anyhow::Result<()> {
                         tx,
                         cancel,
                     ));
-                    let job_tx = job_tx.clone();
-                    tokio::spawn(async move {
-                        while let Some(p) = rx.recv().await {
-                            if job_tx.send((seq, p)).await.is_err() {
-                                return;
-                            }
-                        }
-                    });
+                    tokio::spawn(forward(seq, rx, job_tx.clone()));
                     false
                 }
             }
