@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/axon/v1/cluster.proto",
         "proto/axon/v1/cluster_admin.proto",
         "proto/axon/v1/data.proto",
+        "proto/axon/v1/dataplane.proto",
     ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");

@@ -422,8 +422,9 @@ pub enum DriveCommand {
     Format(DriveFormatArgs),
     /// Show an axon drive's superblock (and which copy was used if one is damaged)
     Info(DriveInfoArgs),
-    /// Every drive of the data-plane cluster, by node, with its state, as the cluster's
-    /// configuration records it (exit 0, 1 no cluster formed, 3 no member reachable)
+    /// Every drive of the data-plane cluster, by node, with its state as the cluster's
+    /// configuration records it and its usage as its node reports it (exit 0, 1 no
+    /// cluster formed, 3 no member reachable)
     List(DriveListArgs),
     /// Phase a drive out, as an operation on its node: its chunks move to the node's other
     /// drives (at --rate), then it is INACTIVE. Shows what will move first (--dry-run: only

@@ -56,6 +56,71 @@ fn drives(inv: &Path) -> Vec<(String, u64, String, String)> {
     d
 }
 
+/// Each drive's usage as its node reports it (`drive list --json`, from every member's
+/// DataplaneService): id → (capacity bytes, used bytes, chunks).
+fn usage(inv: &Path) -> std::collections::HashMap<String, (u64, u64, u64)> {
+    let (code, out, err) = run(
+        &[
+            "drive",
+            "list",
+            "--inventory",
+            inv.to_str().unwrap(),
+            "--json",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["drives"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r.get("chunks").is_some())
+        .map(|(id, r)| {
+            (
+                id.clone(),
+                (
+                    r["capacity_bytes"].as_u64().unwrap(),
+                    r["used_bytes"].as_u64().unwrap(),
+                    r["chunks"].as_u64().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Follows the cluster the way the console does (Watch streams with their `dataplane`
+/// sections, the configuration fetched from a member) until every member's share is
+/// counted and `done` holds.
+fn follow_dataplane(
+    inv: &Path,
+    done: impl Fn(&axon::fleet::view::DataplaneView, &axon::fleet::view::ClusterView) -> bool,
+) {
+    use axon::fleet::{Fleet, FollowOptions, inventory::Inventory};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let inventory = Inventory::load(inv).unwrap();
+        let mut opts = FollowOptions::for_interval(Duration::from_secs(1));
+        opts.cluster = true;
+        let mut fleet = Fleet::start(&inventory, opts).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let now = axon::clock::now_ms();
+            if let Some(dp) = fleet.view.dataplane(now) {
+                if dp.reporting == 6 && done(&dp, &fleet.view) {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the console's view of the data plane: {:?}",
+                fleet.view.dataplane(now)
+            );
+            let _ = tokio::time::timeout(Duration::from_secs(1), fleet.changed()).await;
+        }
+    });
+}
+
 fn state_of(inv: &Path, id: &str) -> Option<String> {
     drives(inv).into_iter().find(|d| d.0 == id).map(|d| d.3)
 }
@@ -130,6 +195,40 @@ fn drives_are_phased_out_cancelled_resumed_replaced_and_refused() {
     };
     let list = drives(&inv);
     assert_eq!(list.len(), 12, "{list:?}");
+    // The console's view, from the Watch streams: the scheme, IO, every member reporting,
+    // the objects, and each node's drives holding the chunks the members count.
+    let held = std::sync::atomic::AtomicU64::new(0);
+    follow_dataplane(&inv, |dp, view| {
+        let reported: u64 = view
+            .nodes
+            .iter()
+            .filter_map(|n| n.snapshot.as_ref()?.dataplane.as_ref())
+            .flat_map(|d| d.drives.iter().map(|x| x.chunks))
+            .sum();
+        let counted = dp.data.as_ref().map_or(0, |d| d.chunks_held);
+        held.store(counted, std::sync::atomic::Ordering::Relaxed);
+        dp.config.k == 4
+            && dp.config.m == 2
+            && dp.config.io == axon::model::cluster::IoStatus::Started
+            && dp.config.drives.len() == 12
+            && dp.data.as_ref().is_some_and(|d| d.objects == 16)
+            && reported == counted
+    });
+    let held = held.into_inner();
+    assert!(held >= 16 * 6, "16 objects of 4+2 stripes: {held} chunks");
+    // `drive list` has every drive's usage, as its node's store reports it: 64 KiB a chunk.
+    let before = usage(&inv);
+    assert_eq!(before.len(), 12, "{before:?}");
+    assert!(
+        before
+            .values()
+            .all(|(cap, used, chunks)| *cap > 0 && *used == chunks * (64 << 10))
+    );
+    assert_eq!(
+        before.values().map(|u| u.2).sum::<u64>(),
+        held,
+        "{before:?}"
+    );
     let on = |node: u64| -> Vec<String> {
         list.iter()
             .filter(|d| d.1 == node)
@@ -179,6 +278,15 @@ fn drives_are_phased_out_cancelled_resumed_replaced_and_refused() {
     let inv_s = inv.to_str().unwrap().to_string();
     until_state(&inv, &a, Some("INACTIVE"));
     all_read(&inv);
+    // Its chunks moved to the node's other drive.
+    let after = usage(&inv);
+    assert_eq!(after[&a].2, 0, "{after:?}");
+    let b = on(1)[1].clone();
+    assert_eq!(
+        after[&b].2,
+        before[&a].2 + before[&b].2,
+        "{before:?} → {after:?}"
+    );
 
     // Replaced end to end: removed, and a new drive added on the same node.
     let (code, out, err) = drive(&inv, &["remove", &a]);

@@ -138,6 +138,7 @@ fn absurd_clocks_and_intervals_never_panic_the_console() {
                     memory: None,
                     pinning_changes_only: false,
                     probes_changes_only: false,
+                    dataplane_carried: true,
                 }),
                 received_ms: received,
             });

@@ -440,6 +440,7 @@ fn node_added_by_address_shows_the_hostname_its_agent_reports() {
             memory: None,
             pinning_changes_only: false,
             probes_changes_only: false,
+            dataplane_carried: false,
         }),
         received_ms: NOW - 400,
     });
@@ -643,8 +644,9 @@ fn with_dataplane() -> ClusterView {
         }
         n.cluster = Some(ClusterBrief {
             node_id: i as u64 + 1,
+            cluster: "3f2a9c4e-0000-4000-8000-000000000001".into(),
             leader: 1,
-            config: config.clone(),
+            epoch: 23,
             data: Some(DataStatus {
                 node: i as u64 + 1,
                 stripes_by_lost: vec![100, 12, 0, 0],
@@ -672,6 +674,7 @@ fn with_dataplane() -> ClusterView {
             received_ms: NOW,
         });
     }
+    v.dp_config = Some(std::sync::Arc::new(config));
     v
 }
 
@@ -721,11 +724,14 @@ fn data_plane_changes_become_events_and_the_overview_line() {
     let f = frame(&v, &ui, 160, 48);
     assert!(f.contains("IO STARTED · REBUILDING · 4+2+1"), "{f}");
     // The rebuild ends, a drive fails, IO stops.
+    let mut config = (**v.dp_config.as_ref().unwrap()).clone();
+    config.io = axon::model::cluster::IoStatus::Stopped;
+    config.epoch += 1;
+    config.drives.get_mut("drive-2").unwrap().state = "FAILED".into();
+    v.dp_config = Some(std::sync::Arc::new(config));
     for n in &mut v.nodes {
         if let Some(b) = n.cluster.as_mut() {
-            b.config.io = axon::model::cluster::IoStatus::Stopped;
-            b.config.epoch += 1;
-            b.config.drives.get_mut("drive-2").unwrap().state = "FAILED".into();
+            b.epoch += 1;
             if let Some(d) = b.data.as_mut() {
                 d.rebuild.active = false;
                 d.stripes_by_lost = vec![112, 0, 0, 0];
@@ -773,4 +779,65 @@ fn esc_then_a_key_read_as_alt_key_is_esc_then_the_key() {
     let text = frame(v, &ui, 120, 40);
     assert!(!text.contains("filter `axon005`"), "{text}");
     assert!(text.contains("keys in Drives"), "{text}");
+}
+
+/// The Drives panel's second table: each node's data-plane drives with their state and
+/// usage, worst state first, as the nodes' `dataplane` sections report them.
+#[test]
+fn the_drives_panel_shows_data_plane_drives_with_state_and_usage() {
+    use axon::model::dataplane::{DataDrive, NodeDataplane};
+    let mut v = with_dataplane();
+    let count = v.nodes.len();
+    for (i, n) in v.nodes.iter_mut().enumerate() {
+        let state = match i {
+            1 => "FAILED",
+            2 => "PHASING_OUT",
+            _ => "ACTIVE",
+        };
+        let drive = |k: u64, state: &str| DataDrive {
+            id: format!("drive-{}-{k}", i + 1),
+            path: format!("/var/lib/axon/drive{k}.img"),
+            state: state.into(),
+            capacity_bytes: 256 << 20,
+            used_bytes: if state == "ACTIVE" {
+                (40 + 10 * k) << 20
+            } else {
+                0
+            },
+            chunks: if state == "ACTIVE" { 160 } else { 0 },
+            problem: (state == "FAILED")
+                .then(|| "read error: Input/output error (os error 5)".into()),
+        };
+        if i + 1 == count {
+            continue;
+        }
+        if let Some(s) = n.snapshot.as_mut() {
+            s.dataplane = Some(NodeDataplane {
+                cluster: "3f2a9c4e-0000-4000-8000-000000000001".into(),
+                node_id: i as u64 + 1,
+                drives: vec![drive(0, state), drive(1, "ACTIVE")],
+                ..Default::default()
+            });
+        }
+    }
+    let mut ui = ui_for(&v, "drives", 160);
+    ui.invalidate();
+    let f = frame(&v, &ui, 160, 48);
+    insta::assert_snapshot!("dataplane_drives_160x48", f);
+    assert!(f.contains("data-plane drives (14)"), "{f}");
+    // Worst first: the FAILED drive leads, with its problem; then the phase-out.
+    let lines: Vec<&str> = f.lines().collect();
+    let at = |w: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(w))
+            .unwrap_or(usize::MAX)
+    };
+    assert!(at("FAILED") < at("PHASING_OUT"), "{f}");
+    assert!(at("PHASING_OUT") < at(" ACTIVE "), "{f}");
+    assert!(f.contains("Input/output error"), "{f}");
+    // A filter reaches the data-plane table too.
+    press(&mut ui, &v, "/PHASING");
+    let f = frame(&v, &ui, 160, 48);
+    assert!(f.contains("data-plane drives (1)"), "{f}");
 }

@@ -111,6 +111,9 @@ pub async fn host(
     };
     if let Some(s) = &store {
         ag.state.set_store(s.store.clone());
+        hosted
+            .tasks
+            .push(tokio::spawn(super::dp_report::publish(ag.state.clone())));
     }
     let Some(mo) = member else {
         resume_phase_outs(ag, store.as_ref(), None);
@@ -169,6 +172,11 @@ pub async fn host(
         }
     };
     ag.state.set_cluster_host(h.clone());
+    if store.is_none() {
+        hosted
+            .tasks
+            .push(tokio::spawn(super::dp_report::publish(ag.state.clone())));
+    }
     if h.data_host().is_some() {
         hosted
             .tasks

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod cluster_svc;
 pub mod data;
+pub mod dp_report;
 pub mod drive_ops;
 pub mod exporter;
 pub mod listen;
@@ -408,6 +409,9 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
         let cluster_svc = cluster_svc::ClusterSvc {
             state: state.clone(),
         };
+        let dataplane_svc = dp_report::DataplaneSvc {
+            state: state.clone(),
+        };
         let limits = cfg.limits.clone();
         // Pings keep a client that only receives (a Watch) from looking idle: a third of
         // the idle timeout, at most 20 s, so a live client answers twice in time.
@@ -430,6 +434,9 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
                 ))
                 .add_service(pb::cluster_service_server::ClusterServiceServer::new(
                     cluster_svc.clone(),
+                ))
+                .add_service(pb::dataplane_service_server::DataplaneServiceServer::new(
+                    dataplane_svc.clone(),
                 ))
         };
         if let Some(addr) = cfg.listen {

@@ -115,6 +115,11 @@ pub static POLICY: &[Rule] = &[
         access: Access::Data,
     },
     Rule {
+        rpc: "/axon.v1.DataplaneService/GetDataplane",
+        need: Permission::Read,
+        access: Access::Read,
+    },
+    Rule {
         rpc: "/axon.v1.NodeService/GetSnapshot",
         need: Permission::Read,
         access: Access::Read,
@@ -805,7 +810,8 @@ mod tests {
         let proto = concat!(
             include_str!("../../proto/axon/v1/node.proto"),
             include_str!("../../proto/axon/v1/operations.proto"),
-            include_str!("../../proto/axon/v1/cluster_admin.proto")
+            include_str!("../../proto/axon/v1/cluster_admin.proto"),
+            include_str!("../../proto/axon/v1/dataplane.proto")
         );
         let mut service = None;
         let mut rpcs = Vec::new();

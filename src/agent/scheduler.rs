@@ -74,11 +74,16 @@ impl Schedule {
             Section::Nvme => self.nvme,
             Section::Checks => self.checks,
             Section::Probes => self.probes,
+            // Published by the data plane every second, not collected.
+            Section::Dataplane => Timing {
+                interval: Duration::from_secs(1),
+                deadline: Duration::from_secs(2),
+            },
         }
     }
 
     pub fn initial_status(&self) -> Vec<CollectorStatus> {
-        Section::ALL
+        Section::COLLECTED
             .iter()
             .map(|s| CollectorStatus {
                 section: *s,
@@ -215,6 +220,12 @@ pub fn collect_section(
                 results.extend(c::slurm::collect(root, files, &inputs));
             }
             SectionValue::Checks(facts, results)
+        }
+        Section::Dataplane => {
+            return Err(CollectError::Invalid {
+                what: "collecting the dataplane section".into(),
+                detail: "the data plane publishes its own report (AgentState::set_dataplane); no collector reads it".into(),
+            });
         }
         Section::Probes => {
             return Err(CollectError::Invalid {
@@ -394,7 +405,7 @@ impl Runner {
             state,
             schedule,
             log: ProblemLog::default(),
-            in_flight: Section::ALL
+            in_flight: Section::COLLECTED
                 .iter()
                 .map(|s| (*s, Arc::new(AtomicBool::new(false))))
                 .collect(),
@@ -627,7 +638,7 @@ impl OnDemand {
 
     /// The sections whose data will be older than their period at `at`.
     fn due(&self, d: &Demand, at: Instant) -> Vec<Section> {
-        Section::ALL
+        Section::COLLECTED
             .into_iter()
             .filter(|s| {
                 d.started.get(s).is_none_or(|t| {

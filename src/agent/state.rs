@@ -73,6 +73,10 @@ pub struct AgentState {
     store: std::sync::OnceLock<super::member::SharedStore>,
     /// The agent's operations (OperationService's, and those the agent starts itself).
     ops: std::sync::OnceLock<Arc<super::operations::Operations>>,
+    /// The cluster configuration the hosted member applied, for `DataplaneService`.
+    dp_config: std::sync::Mutex<Option<Arc<crate::model::cluster::ClusterConfig>>>,
+    /// The data-plane containers this agent runs (or records, on an emulated host).
+    containers: std::sync::Mutex<Vec<crate::model::dataplane::Container>>,
 }
 
 impl AgentState {
@@ -93,6 +97,8 @@ impl AgentState {
             cluster: std::sync::OnceLock::new(),
             store: std::sync::OnceLock::new(),
             ops: std::sync::OnceLock::new(),
+            dp_config: std::sync::Mutex::new(None),
+            containers: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -216,6 +222,56 @@ impl AgentState {
             }
         }
         self.bump();
+    }
+
+    /// Publishes the data plane's report (the `dataplane` section) and the configuration
+    /// it was made from. Watch streams see a change only when the report's content changed.
+    pub fn set_dataplane(
+        &self,
+        report: Option<crate::model::dataplane::NodeDataplane>,
+        config: Option<Arc<crate::model::cluster::ClusterConfig>>,
+    ) {
+        if let Ok(mut c) = self.dp_config.lock() {
+            *c = config;
+        }
+        let changed = {
+            let mut g = self.inner.write().unwrap_or_else(|e| e.into_inner());
+            if g.snapshot.dataplane == report {
+                false
+            } else {
+                g.snapshot.dataplane = report;
+                *g.versions.sections.entry(Section::Dataplane).or_default() += 1;
+                true
+            }
+        };
+        if changed {
+            self.bump();
+        }
+    }
+
+    pub fn set_containers(&self, c: Vec<crate::model::dataplane::Container>) {
+        if let Ok(mut g) = self.containers.lock() {
+            *g = c;
+        }
+    }
+
+    pub fn containers(&self) -> Vec<crate::model::dataplane::Container> {
+        self.containers
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default()
+    }
+
+    /// The data plane's report and configuration, as last published.
+    pub fn dataplane(
+        &self,
+    ) -> (
+        Option<crate::model::dataplane::NodeDataplane>,
+        Option<Arc<crate::model::cluster::ClusterConfig>>,
+    ) {
+        let report = self.with_snapshot(|s, _| s.dataplane.clone());
+        let config = self.dp_config.lock().ok().and_then(|c| c.clone());
+        (report, config)
     }
 
     /// Records a failed run: the section keeps its last data, which now ages.

@@ -433,10 +433,22 @@ pub async fn drive_list(a: DriveListArgs) -> Result<i32> {
             );
             return Ok(1);
         };
+        let (usage, silent) = drive_usage(&inv, &config).await;
         if a.json {
+            let mut drives = serde_json::to_value(&config.drives)?;
+            if let Some(map) = drives.as_object_mut() {
+                for (id, v) in map.iter_mut() {
+                    if let (Some(u), Some(o)) = (usage.get(id), v.as_object_mut()) {
+                        o.insert("capacity_bytes".into(), u.capacity_bytes.into());
+                        o.insert("used_bytes".into(), u.used_bytes.into());
+                        o.insert("chunks".into(), u.chunks.into());
+                        o.insert("store_state".into(), u.state.clone().into());
+                    }
+                }
+            }
             println!(
                 "{}",
-                serde_json::json!({"from": spec.name, "epoch": config.epoch, "drives": config.drives})
+                serde_json::json!({"from": spec.name, "epoch": config.epoch, "drives": drives, "unreachable": silent})
             );
             return Ok(0);
         }
@@ -447,7 +459,11 @@ pub async fn drive_list(a: DriveListArgs) -> Result<i32> {
             spec.name,
             config.epoch
         );
-        println!("{:<16} {:<38} {:<12} PATH", "NODE", "DRIVE", "STATE");
+        println!(
+            "{:<16} {:<38} {:<12} {:>10} {:>10} {:>8}  PATH",
+            "NODE", "DRIVE", "STATE", "USED", "CAPACITY", "CHUNKS"
+        );
+        let size = |b: u64| humansize::format_size(b, humansize::BINARY);
         let mut rows: Vec<_> = config.drives.iter().collect();
         rows.sort_by_key(|(id, d)| (d.node, (*id).clone()));
         for (id, d) in rows {
@@ -455,7 +471,24 @@ pub async fn drive_list(a: DriveListArgs) -> Result<i32> {
                 .members
                 .get(&d.node)
                 .map_or_else(|| format!("node {}", d.node), |m| m.name.clone());
-            println!("{node:<16} {id:<38} {:<12} {}", d.state, d.path);
+            let (used, cap, chunks) = match usage.get(id) {
+                Some(u) => (
+                    size(u.used_bytes),
+                    size(u.capacity_bytes),
+                    u.chunks.to_string(),
+                ),
+                None => ("-".into(), "-".into(), "-".into()),
+            };
+            println!(
+                "{node:<16} {id:<38} {:<12} {used:>10} {cap:>10} {chunks:>8}  {}",
+                d.state, d.path
+            );
+        }
+        if !silent.is_empty() {
+            println!(
+                "usage unknown (-) for the drives of {}: no data-plane report",
+                silent.join(", ")
+            );
         }
         return Ok(0);
     }
@@ -464,6 +497,42 @@ pub async fn drive_list(a: DriveListArgs) -> Result<i32> {
         last_err.unwrap_or_else(|| "the inventory lists no node".into())
     );
     Ok(3)
+}
+
+/// Each drive's usage as its node reports it (`DataplaneService`), asked of every member
+/// at once; and the members that did not answer.
+async fn drive_usage(
+    inv: &Inventory,
+    config: &crate::model::cluster::ClusterConfig,
+) -> (
+    std::collections::HashMap<String, crate::model::dataplane::DataDrive>,
+    Vec<String>,
+) {
+    let names: Vec<&String> = config.members.values().map(|m| &m.name).collect();
+    let asks = inv
+        .nodes
+        .iter()
+        .filter(|spec| names.contains(&&spec.name))
+        .map(|spec| async move {
+            let r = match connect(inv, spec).await {
+                Ok(mut c) => tokio::time::timeout(Duration::from_secs(5), c.report())
+                    .await
+                    .ok()
+                    .and_then(|r| r.ok()),
+                Err(_) => None,
+            };
+            (spec.name.clone(), r)
+        });
+    let mut usage = std::collections::HashMap::new();
+    let mut silent = Vec::new();
+    for (name, r) in futures::future::join_all(asks).await {
+        match r {
+            Some(r) => usage.extend(r.drives.into_iter().map(|d| (d.id.clone(), d))),
+            None => silent.push(name),
+        }
+    }
+    silent.sort();
+    (usage, silent)
 }
 
 /// The data-plane cluster in one line for `axon status`, and as JSON: from the first

@@ -1512,12 +1512,22 @@ impl Store {
             cluster: self.cluster.to_string(),
             scheme: format!("{k}+{m}"),
             chunk_size: self.chunk_size,
-            drives: {
-                let mut v: Vec<&Drive> = self.drives.iter().collect();
-                v.sort_by(|a, b| a.path.cmp(&b.path));
-                v
-            }
-            .into_iter()
+            drives: self.drives(),
+            objects,
+            stripes,
+            stripes_by_lost: by_lost,
+            protection,
+            recovery: self.recovery.clone(),
+            scrub: self.scrub.clone(),
+        })
+    }
+
+    /// The drives with their state and slot usage, by path: cheap (no database read),
+    /// for reports made every second.
+    pub fn drives(&self) -> Vec<DriveStatus> {
+        let mut v: Vec<&Drive> = self.drives.iter().collect();
+        v.sort_by(|a, b| a.path.cmp(&b.path));
+        v.into_iter()
             .map(|d| DriveStatus {
                 id: d.id.to_string(),
                 path: d.path.clone(),
@@ -1528,14 +1538,7 @@ impl Store {
                 slots: d.slots,
                 used: d.slots - d.free,
             })
-            .collect(),
-            objects,
-            stripes,
-            stripes_by_lost: by_lost,
-            protection,
-            recovery: self.recovery.clone(),
-            scrub: self.scrub.clone(),
-        })
+            .collect()
     }
 
     /// Stripe ids in index order.

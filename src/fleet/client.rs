@@ -71,11 +71,15 @@ pub enum ConnectError {
 pub type ClusterClient =
     pb::cluster_service_client::ClusterServiceClient<InterceptedService<Channel, AddToken>>;
 
+pub type DataplaneClient =
+    pb::dataplane_service_client::DataplaneServiceClient<InterceptedService<Channel, AddToken>>;
+
 pub struct Clients {
     pub node: NodeClient,
     pub control: ControlClient,
     pub ops: OperationClient,
     pub cluster: ClusterClient,
+    pub dataplane: DataplaneClient,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -237,8 +241,15 @@ pub async fn connect(target: &Target, connect_timeout: Duration) -> Result<Clien
             icpt.clone(),
         )
         .max_decoding_message_size(64 << 20),
-        cluster: pb::cluster_service_client::ClusterServiceClient::with_interceptor(channel, icpt)
-            .max_decoding_message_size(16 << 20),
+        cluster: pb::cluster_service_client::ClusterServiceClient::with_interceptor(
+            channel.clone(),
+            icpt.clone(),
+        )
+        .max_decoding_message_size(16 << 20),
+        dataplane: pb::dataplane_service_client::DataplaneServiceClient::with_interceptor(
+            channel, icpt,
+        )
+        .max_decoding_message_size(64 << 20),
     })
 }
 

@@ -1,7 +1,7 @@
 //! The console side of `ClusterService`: one agent's place in the data-plane cluster, and
 //! the calls that form it (`axon cluster create|status`).
 
-use super::client::{self, ClusterClient};
+use super::client::{self, ClusterClient, DataplaneClient};
 use super::inventory::NodeSpec;
 use super::tls::Security;
 use crate::model::cluster::{ClusterConfig, Command};
@@ -61,6 +61,7 @@ pub enum ClusterCallError {
 pub struct ClusterAgent {
     pub node: String,
     client: ClusterClient,
+    dataplane: DataplaneClient,
 }
 
 fn decode(i: pb::ClusterInfo) -> AgentCluster {
@@ -108,6 +109,7 @@ impl ClusterAgent {
         Ok(ClusterAgent {
             node: spec.name.clone(),
             client: c.cluster,
+            dataplane: c.dataplane,
         })
     }
 
@@ -123,6 +125,35 @@ impl ClusterAgent {
                 ClusterCallError::Unavailable { node, detail }
             }
             _ => ClusterCallError::Refused { node, detail },
+        }
+    }
+
+    /// The node's data-plane report (`DataplaneService.GetDataplane`): its drives with
+    /// state and usage, its share of the stripes, containers and operations.
+    pub async fn report(
+        &mut self,
+    ) -> Result<crate::model::dataplane::NodeDataplane, ClusterCallError> {
+        let req = pb::GetDataplaneRequest { config: false };
+        let r = match tokio::time::timeout(CALL, self.dataplane.get_dataplane(req)).await {
+            Ok(r) => r.map_err(|s| self.err(s))?.into_inner(),
+            Err(_) => {
+                return Err(ClusterCallError::Unavailable {
+                    node: self.node.clone(),
+                    detail: format!("no data-plane report within {CALL:?}"),
+                });
+            }
+        };
+        let node = r.node.unwrap_or_default();
+        match crate::wire::decode_node_dataplane(node) {
+            Ok(Some(d)) => Ok(d),
+            Ok(None) => Err(ClusterCallError::Refused {
+                node: self.node.clone(),
+                detail: "reports no data plane".into(),
+            }),
+            Err(e) => Err(ClusterCallError::Refused {
+                node: self.node.clone(),
+                detail: e.to_string(),
+            }),
         }
     }
 

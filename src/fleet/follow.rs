@@ -25,7 +25,8 @@ pub struct FollowOptions {
     pub backoff_max: Duration,
     /// Section names to watch (empty: all).
     pub sections: Vec<String>,
-    /// Also poll each agent for the data-plane cluster (the console's Stripes panel).
+    /// Also fetch the data-plane cluster's configuration when a member reports a new one
+    /// (the console's Stripes panel).
     pub cluster: bool,
 }
 
@@ -334,75 +335,34 @@ pub async fn follow_node(
     }
 }
 
-/// Asks node `node`'s agent for the data-plane cluster every 2 s (GetCluster: the
-/// configuration and the node's data share). An agent that hosts no member is asked again
-/// only every 30 s; one that cannot be reached is the Watch follower's to report.
-pub async fn poll_cluster(
-    node: usize,
+/// Fetches the data-plane cluster's configuration from node `node`'s agent
+/// (`DataplaneService.GetDataplane` with the config) and hands it to the view.
+async fn fetch_config(
     spec: NodeSpec,
     token: Option<String>,
     security: Security,
     tx: mpsc::Sender<NodeUpdate>,
 ) {
-    let mut client = None;
-    loop {
-        let mut pause = Duration::from_secs(2);
-        if client.is_none() {
-            client = super::client::connect_node(
-                &spec,
-                token.clone(),
-                security.clone(),
-                Duration::from_secs(5),
-            )
-            .await
-            .ok()
-            .map(|c| c.cluster);
+    let timeout = Duration::from_secs(5);
+    let Ok(mut c) = super::client::connect_node(&spec, token, security, timeout).await else {
+        return;
+    };
+    let req = pb::GetDataplaneRequest { config: true };
+    let Ok(Ok(r)) = tokio::time::timeout(timeout, c.dataplane.get_dataplane(req)).await else {
+        return;
+    };
+    let Some(config) = r.into_inner().config else {
+        return;
+    };
+    match crate::wire::decode_config(config) {
+        Ok(config) => {
+            let _ = tx
+                .send(NodeUpdate::Config {
+                    config: Box::new(config),
+                })
+                .await;
         }
-        let brief = match client.as_mut() {
-            Some(c) => {
-                match tokio::time::timeout(
-                    Duration::from_secs(5),
-                    c.get_cluster(pb::GetClusterRequest {}),
-                )
-                .await
-                {
-                    Ok(Ok(r)) => {
-                        let r = r.into_inner();
-                        match serde_json::from_str::<crate::model::cluster::ClusterConfig>(
-                            &r.config_json,
-                        ) {
-                            Ok(config) => Some(Box::new(super::view::ClusterBrief {
-                                node_id: r.node_id,
-                                leader: r.leader,
-                                config,
-                                data: serde_json::from_str(&r.data_json).ok(),
-                                received_ms: now_ms(),
-                            })),
-                            Err(_) => {
-                                pause = Duration::from_secs(30);
-                                None
-                            }
-                        }
-                    }
-                    Ok(Err(s))
-                        if s.code() == tonic::Code::FailedPrecondition
-                            || s.code() == tonic::Code::PermissionDenied =>
-                    {
-                        pause = Duration::from_secs(30);
-                        None
-                    }
-                    _ => {
-                        client = None;
-                        None
-                    }
-                }
-            }
-            None => None,
-        };
-        if tx.send(NodeUpdate::Cluster { node, brief }).await.is_err() {
-            return;
-        }
-        tokio::time::sleep(pause).await;
+        Err(e) => tracing::warn!("{}: the data-plane configuration: {e}", spec.name),
     }
 }
 
@@ -416,6 +376,10 @@ pub struct Fleet {
     pub securities: Vec<Security>,
     rx: mpsc::Receiver<NodeUpdate>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// For the configuration fetches (`FollowOptions::cluster`).
+    tx: Option<mpsc::Sender<NodeUpdate>>,
+    /// The epoch being fetched and since when (one fetch at a time; retried after 5 s).
+    fetching: Option<(u64, std::time::Instant)>,
 }
 
 impl Fleet {
@@ -449,7 +413,7 @@ impl Fleet {
             .iter()
             .map(|spec| inv.security(spec))
             .collect::<Result<_, _>>()?;
-        let mut tasks: Vec<tokio::task::JoinHandle<()>> = inv
+        let tasks: Vec<tokio::task::JoinHandle<()>> = inv
             .nodes
             .iter()
             .enumerate()
@@ -464,17 +428,6 @@ impl Fleet {
                 ))
             })
             .collect();
-        if opts.cluster {
-            for (i, spec) in inv.nodes.iter().enumerate() {
-                tasks.push(tokio::spawn(poll_cluster(
-                    i,
-                    spec.clone(),
-                    node_tokens[i].clone(),
-                    securities[i].clone(),
-                    tx.clone(),
-                )));
-            }
-        }
         Ok(Fleet {
             view,
             specs: inv.nodes.clone(),
@@ -482,6 +435,8 @@ impl Fleet {
             securities,
             rx,
             tasks,
+            tx: opts.cluster.then_some(tx),
+            fetching: None,
         })
     }
 
@@ -492,6 +447,9 @@ impl Fleet {
             self.view.apply(u);
             n += 1;
         }
+        if n > 0 {
+            self.fetch_config();
+        }
         n
     }
 
@@ -500,10 +458,40 @@ impl Fleet {
         match self.rx.recv().await {
             Some(u) => {
                 self.view.apply(u);
-                1 + self.drain()
+                let n = 1 + self.drain();
+                self.fetch_config();
+                n
             }
             None => std::future::pending().await,
         }
+    }
+
+    /// Fetches the data-plane configuration when a member reports a newer one than the
+    /// view holds: from that member, one fetch at a time (whatever the number of nodes).
+    fn fetch_config(&mut self) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        let Some((node, epoch)) = self.view.wanted_config() else {
+            self.fetching = None;
+            return;
+        };
+        if let Some((e, since)) = self.fetching {
+            if e >= epoch && since.elapsed() < Duration::from_secs(5) {
+                return;
+            }
+        }
+        self.fetching = Some((epoch, std::time::Instant::now()));
+        let Some(spec) = self.specs.get(node) else {
+            return;
+        };
+        self.tasks.retain(|t| !t.is_finished());
+        self.tasks.push(tokio::spawn(fetch_config(
+            spec.clone(),
+            self.tokens[node].clone(),
+            self.securities[node].clone(),
+            tx.clone(),
+        )));
     }
 
     pub fn stop(&self) {

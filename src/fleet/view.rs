@@ -9,6 +9,7 @@ use crate::model::snapshot::{NodeSnapshot, Section};
 use crate::wire::{DecodedSnapshot, merge_snapshot};
 use serde::Serialize;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -92,51 +93,84 @@ pub struct NodeView {
     pub cluster: Option<ClusterBrief>,
 }
 
-/// One member's report of the data-plane cluster (`ClusterService.GetCluster`).
+/// One member's report of the data-plane cluster (the `dataplane` section of its Watch).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterBrief {
+    pub cluster: String,
     pub node_id: u64,
     pub leader: u64,
-    pub config: crate::model::cluster::ClusterConfig,
+    /// The epoch of the configuration the member applied.
+    pub epoch: u64,
     /// Its share of the data plane (stripes it counts, rebuild), if it serves one.
-    pub data: Option<crate::dataplane::cluster::protection::DataStatus>,
-    /// Console clock when it arrived.
+    pub data: Option<crate::model::dataplane::DataStatus>,
+    /// Console clock when the node's last message arrived.
     pub received_ms: i64,
 }
 
-/// The data-plane cluster as the console shows it: the newest configuration among the
-/// members' reports and their data shares added up.
+impl ClusterBrief {
+    /// The brief of a node's data-plane report; None when the node is not a member.
+    pub fn of(d: &crate::model::dataplane::NodeDataplane, received_ms: i64) -> Option<Self> {
+        (!d.cluster.is_empty()).then(|| ClusterBrief {
+            cluster: d.cluster.clone(),
+            node_id: d.node_id,
+            leader: d.leader,
+            epoch: d.epoch,
+            data: d.share.clone(),
+            received_ms,
+        })
+    }
+}
+
+/// The data-plane cluster as the console shows it: the configuration (fetched from a
+/// member when one reports a newer epoch) and the members' data shares added up.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataplaneView {
-    pub config: crate::model::cluster::ClusterConfig,
+    pub config: Arc<crate::model::cluster::ClusterConfig>,
     pub leader: u64,
     /// Members whose share is counted (fresh reports), and members of the config.
     pub reporting: usize,
-    pub data: Option<crate::dataplane::cluster::protection::DataStatus>,
+    pub data: Option<crate::model::dataplane::DataStatus>,
 }
 
 impl ClusterView {
     /// The data-plane cluster, from reports younger than 10 s; None when no node reports
-    /// one.
+    /// one, or before its configuration arrived.
     pub fn dataplane(&self, now_ms: i64) -> Option<DataplaneView> {
+        let config = self.dp_config.clone()?;
         let fresh: Vec<&ClusterBrief> = self
             .nodes
             .iter()
             .filter_map(|n| n.cluster.as_ref())
             .filter(|b| now_ms.saturating_sub(b.received_ms) <= 10_000)
-            .filter(|b| b.config.cluster.is_some())
+            .filter(|b| config.cluster.as_deref() == Some(b.cluster.as_str()))
             .collect();
-        let newest = fresh.iter().max_by_key(|b| b.config.epoch)?;
-        let shares: Vec<crate::dataplane::cluster::protection::DataStatus> =
+        let newest = fresh.iter().max_by_key(|b| b.epoch)?;
+        let shares: Vec<crate::model::dataplane::DataStatus> =
             fresh.iter().filter_map(|b| b.data.clone()).collect();
-        let data = (!shares.is_empty())
-            .then(|| crate::dataplane::cluster::protection::sum(&shares, newest.config.m));
+        let data = (!shares.is_empty()).then(|| crate::model::dataplane::sum(&shares, config.m));
         Some(DataplaneView {
-            config: newest.config.clone(),
             leader: newest.leader,
             reporting: shares.len(),
             data,
+            config,
         })
+    }
+
+    /// A member whose configuration is newer than the one held (or of another cluster),
+    /// and its epoch: the console fetches the configuration from it.
+    pub fn wanted_config(&self) -> Option<(usize, u64)> {
+        let (i, b) = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.cluster.as_ref().map(|b| (i, b)))
+            .max_by_key(|(_, b)| b.epoch)?;
+        match &self.dp_config {
+            Some(c) if c.epoch >= b.epoch && c.cluster.as_deref() == Some(b.cluster.as_str()) => {
+                None
+            }
+            _ => Some((i, b.epoch)),
+        }
     }
 }
 
@@ -374,11 +408,10 @@ pub const HISTORY_CAP: usize = 300;
 /// What the fleet tasks report.
 #[derive(Debug)]
 pub enum NodeUpdate {
-    /// What the node's agent says of the data-plane cluster (polled every 2 s); None when
-    /// it hosts no member.
-    Cluster {
-        node: usize,
-        brief: Option<Box<ClusterBrief>>,
+    /// The data-plane cluster's configuration, fetched from a member
+    /// (`DataplaneService.GetDataplane`) when one reported a newer epoch.
+    Config {
+        config: Box<crate::model::cluster::ClusterConfig>,
     },
     Snapshot {
         node: usize,
@@ -407,6 +440,8 @@ pub struct ClusterView {
     /// for the Overview.
     dp_memo: Option<DpMemo>,
     pub dp_brief: Option<DpBrief>,
+    /// The data-plane cluster's configuration, as last fetched from a member.
+    pub dp_config: Option<Arc<crate::model::cluster::ClusterConfig>>,
 }
 
 /// The data plane in a line: IO status, protection, rebuild progress, members away.
@@ -454,6 +489,7 @@ impl ClusterView {
             index,
             dp_memo: None,
             dp_brief: None,
+            dp_config: None,
         };
         for i in 0..v.nodes.len() {
             v.resolve_peers(i, false);
@@ -531,9 +567,13 @@ impl ClusterView {
     pub fn apply(&mut self, u: NodeUpdate) {
         self.generation += 1;
         match u {
-            NodeUpdate::Cluster { node, brief } => {
-                if let Some(n) = self.nodes.get_mut(node) {
-                    n.cluster = brief.map(|b| *b);
+            NodeUpdate::Config { config } => {
+                let newer = match &self.dp_config {
+                    Some(c) => c.epoch < config.epoch || c.cluster != config.cluster,
+                    None => true,
+                };
+                if newer {
+                    self.dp_config = Some(Arc::new(*config));
                 }
             }
             NodeUpdate::Snapshot {
@@ -567,6 +607,11 @@ impl ClusterView {
                     None => return,
                 }
                 n.received_ms = Some(received_ms);
+                n.cluster = n
+                    .snapshot
+                    .as_ref()
+                    .and_then(|s| s.dataplane.as_ref())
+                    .and_then(|d| ClusterBrief::of(d, received_ms));
                 n.skew_ms = Some(taken.saturating_sub(received_ms));
                 n.messages += 1;
                 let had_base = n.messages > 1;
@@ -1064,6 +1109,7 @@ mod tests {
                 ..Default::default()
             },
             full,
+            dataplane_carried: false,
             memory: None,
             pinning_changes_only: false,
             probes_changes_only: !full,

@@ -6,6 +6,7 @@ pub mod checks;
 pub mod clock;
 pub mod cluster;
 pub mod cpuset;
+pub mod dataplane;
 pub mod hostlist;
 pub mod judges;
 pub mod net;

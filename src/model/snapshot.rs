@@ -21,10 +21,24 @@ pub enum Section {
     /// Preflight checks and the host facts read with them (`NodeSnapshot::host`).
     Checks,
     Probes,
+    /// The data plane the node hosts (`model::dataplane`): published by the data plane
+    /// every second, not read by a collector, so it has no collector status.
+    Dataplane,
 }
 
 impl Section {
-    pub const ALL: [Section; 6] = [
+    pub const ALL: [Section; 7] = [
+        Section::Topology,
+        Section::Pinning,
+        Section::Network,
+        Section::Nvme,
+        Section::Checks,
+        Section::Probes,
+        Section::Dataplane,
+    ];
+
+    /// The sections read from the host by collectors, each with a collector status.
+    pub const COLLECTED: [Section; 6] = [
         Section::Topology,
         Section::Pinning,
         Section::Network,
@@ -41,6 +55,7 @@ impl Section {
             Section::Nvme => "nvme",
             Section::Checks => "checks",
             Section::Probes => "probes",
+            Section::Dataplane => "dataplane",
         }
     }
 
@@ -107,6 +122,7 @@ pub struct NodeSnapshot {
     pub host: Option<HostFacts>,
     pub checks: Option<Vec<CheckResult>>,
     pub probes: Option<ProbeReport>,
+    pub dataplane: Option<crate::model::dataplane::NodeDataplane>,
 }
 
 /// Data older than this many of its collector's intervals (or deadlines, if longer) is

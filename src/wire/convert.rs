@@ -27,7 +27,11 @@ pub struct WireError {
     pub problem: String,
 }
 
-fn bad(message: &'static str, field: &'static str, problem: impl Into<String>) -> WireError {
+pub(super) fn bad(
+    message: &'static str,
+    field: &'static str,
+    problem: impl Into<String>,
+) -> WireError {
     WireError {
         message,
         field,
@@ -207,6 +211,8 @@ pub fn encode_snapshot(s: &NodeSnapshot, sections: &[Section], full: bool) -> pb
             .filter(|_| want(Section::Probes))
             .map(Into::into),
         memory: None,
+        dataplane: want(Section::Dataplane)
+            .then(|| super::dataplane::encode_node_dataplane(s.dataplane.as_ref())),
     }
 }
 
@@ -257,6 +263,9 @@ pub struct DecodedSnapshot {
     pub pinning_changes_only: bool,
     /// `snapshot.probes` holds only the peers probed since the last message (a Watch delta).
     pub probes_changes_only: bool,
+    /// The message carried the data-plane section: `snapshot.dataplane` replaces what the
+    /// receiver holds, None included (the node has no data plane any more).
+    pub dataplane_carried: bool,
 }
 
 pub fn decode_snapshot(m: pb::NodeSnapshot) -> Result<DecodedSnapshot, WireError> {
@@ -267,7 +276,14 @@ pub fn decode_snapshot(m: pb::NodeSnapshot) -> Result<DecodedSnapshot, WireError
     let collectors = try_exact(m.collectors, CollectorStatus::try_from)?;
     let pinning_changes_only = !m.full && m.pinning.as_ref().is_some_and(|p| p.changed_cpus_only);
     let probes_changes_only = !m.full && m.probes.as_ref().is_some_and(|p| p.changed_peers_only);
+    let dataplane_carried = m.dataplane.is_some();
+    let dataplane = m
+        .dataplane
+        .map(super::dataplane::decode_node_dataplane)
+        .transpose()?
+        .flatten();
     Ok(DecodedSnapshot {
+        dataplane_carried,
         full: m.full,
         memory: m.memory.map(decode_memory),
         pinning_changes_only,
@@ -289,6 +305,7 @@ pub fn decode_snapshot(m: pb::NodeSnapshot) -> Result<DecodedSnapshot, WireError
                 .map(|c| try_exact(c.results, CheckResult::try_from))
                 .transpose()?,
             probes: m.probes.map(ProbeReport::try_from).transpose()?,
+            dataplane,
         },
     })
 }
@@ -340,6 +357,9 @@ pub fn merge_snapshot(into: &mut NodeSnapshot, d: DecodedSnapshot) {
     }
     if s.checks.is_some() {
         into.checks = s.checks;
+    }
+    if d.dataplane_carried {
+        into.dataplane = s.dataplane;
     }
     match (s.probes, into.probes.as_mut()) {
         (Some(changes), Some(held)) if d.probes_changes_only => held.apply_changes(changes),

@@ -7,6 +7,7 @@ pub mod pb {
 }
 
 mod convert;
+mod dataplane;
 mod ops;
 pub mod tls;
 pub use convert::{
@@ -14,4 +15,5 @@ pub use convert::{
     encode_probe_changes, encode_probe_report, encode_snapshot, merge_snapshot, proto_from_pb,
     proto_to_pb,
 };
+pub use dataplane::{decode_config, decode_node_dataplane, encode_config, encode_node_dataplane};
 pub use ops::{decode_operation, encode_operation};

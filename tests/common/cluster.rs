@@ -433,8 +433,9 @@ pub fn add_dataplane(v: &mut ClusterView, away: usize) {
         }
         n.cluster = Some(ClusterBrief {
             node_id: id,
+            cluster: "3f2a9c4e-0000-4000-8000-000000000001".into(),
             leader: 1,
-            config: config.clone(),
+            epoch: 23,
             data: Some(DataStatus {
                 node: id,
                 stripes_by_lost: vec![100, 12, 0, 0, 0, 0][..m + 2].to_vec(),
@@ -462,4 +463,5 @@ pub fn add_dataplane(v: &mut ClusterView, away: usize) {
             received_ms: NOW,
         });
     }
+    v.dp_config = Some(std::sync::Arc::new(config));
 }

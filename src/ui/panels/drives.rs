@@ -62,11 +62,53 @@ pub struct DriveRow {
     pub capacity: u64,
 }
 
+/// A data-plane drive as its node's store reports it: node index, index in its report.
+#[derive(Debug, Clone, Copy)]
+pub struct DpRow {
+    pub node: usize,
+    pub drive: usize,
+}
+
+/// Data-plane drive states, worst first.
+fn dp_rank(state: &str) -> u8 {
+    match state {
+        "FAILED" => 0,
+        "PHASING_OUT" => 1,
+        "PHASING_IN" => 2,
+        "INACTIVE" => 3,
+        "ACTIVE" => 4,
+        _ => 0,
+    }
+}
+
+#[derive(Clone, Copy)]
+enum D {
+    Node,
+    Path,
+    State,
+    Used,
+    Capacity,
+    Chunks,
+    Problem,
+}
+
+const DP_COLS: [(D, Col); 7] = [
+    (D::Node, Col::new("NODE", 10)),
+    (D::Path, Col::new("DATA-PLANE DRIVE", 36)),
+    (D::State, Col::new("STATE", 11)),
+    (D::Used, Col::right("USED", 14)),
+    (D::Capacity, Col::right("CAPACITY", 9)),
+    (D::Chunks, Col::right("CHUNKS", 7)),
+    (D::Problem, Col::new("PROBLEM", 0)),
+];
+
 #[derive(Default)]
 pub struct Drives {
     list: List,
     sort: DriveSort,
     rows: Vec<DriveRow>,
+    /// The data-plane drives, worst state first (a second table under the NVMe one).
+    dp_rows: Vec<DpRow>,
     /// The drive whose SMART detail is open: node index and drive name.
     popup: Option<(usize, String)>,
 }
@@ -205,6 +247,32 @@ impl Panel for Drives {
             }
         }
         self.rows = rows;
+        let mut dp = Vec::new();
+        for (i, n) in view.nodes.iter().enumerate() {
+            let Some(d) = n.snapshot.as_ref().and_then(|s| s.dataplane.as_ref()) else {
+                continue;
+            };
+            for (j, x) in d.drives.iter().enumerate() {
+                if matches(f, &[&n.name, &x.path, &x.state]) {
+                    dp.push(DpRow { node: i, drive: j });
+                }
+            }
+        }
+        let dp_of = |r: &DpRow| {
+            view.nodes[r.node]
+                .snapshot
+                .as_ref()
+                .and_then(|s| s.dataplane.as_ref())
+                .and_then(|d| d.drives.get(r.drive))
+        };
+        dp.sort_by_key(|r| {
+            (
+                dp_of(r).map_or(0, |x| dp_rank(&x.state)),
+                r.node,
+                dp_of(r).map(|x| x.path.clone()),
+            )
+        });
+        self.dp_rows = dp;
     }
 
     fn act(&mut self, a: Action, cx: &Cx) -> Reply {
@@ -273,6 +341,23 @@ impl Panel for Drives {
     list_filter!(list);
 
     fn draw(&self, f: &mut Frame, area: Rect, cx: &Cx, th: &Theme) {
+        // The data-plane drives take the lower part: their rows and a caption, at most
+        // half the panel.
+        let area = if self.dp_rows.is_empty() || area.height < 8 {
+            area
+        } else {
+            let want = (self.dp_rows.len() as u16 + 3).min(area.height / 2);
+            let dp = Rect {
+                y: area.y + area.height - want,
+                height: want,
+                ..area
+            };
+            self.draw_dataplane(f, dp, cx, th);
+            Rect {
+                height: area.height - want,
+                ..area
+            }
+        };
         let wide = area.width >= 140;
         let cols: &[(C, Col)] = if wide { &WIDE } else { &NARROW };
         // Narrow terminals have no WARNINGS column: the selected drive's go on the last line.
@@ -424,6 +509,94 @@ impl Panel for Drives {
 }
 
 impl Drives {
+    /// The data plane's drives with their state and usage, as each node's store reports
+    /// them (the `dataplane` section).
+    fn draw_dataplane(&self, f: &mut Frame, area: Rect, cx: &Cx, th: &Theme) {
+        let area = Rect {
+            y: area.y + 1,
+            height: area.height.saturating_sub(1),
+            ..area
+        };
+        let (used, cap) = self
+            .dp_rows
+            .iter()
+            .filter_map(|r| self.dp_drive(cx, r))
+            .fold((0u64, 0u64), |(u, c), x| {
+                (u + x.used_bytes, c + x.capacity_bytes)
+            });
+        let caption = format!(
+            "─ data-plane drives ({}) · state and usage as each node's store reports them · {} of {} used",
+            self.dp_rows.len(),
+            format_size(used, DECIMAL),
+            format_size(cap, DECIMAL)
+        );
+        table::render_captioned(
+            f,
+            area,
+            th,
+            &caption,
+            &DP_COLS,
+            self.dp_rows.len(),
+            None,
+            &|r, c| {
+                let row = &self.dp_rows[r];
+                let node = &cx.view.nodes[row.node];
+                let Some(x) = self.dp_drive(cx, row) else {
+                    return (String::new(), th.dim);
+                };
+                let current = cx.status(row.node) == NodeStatus::Up;
+                match c {
+                    D::Node => (node.name.clone(), th.text),
+                    D::Path => (x.path.clone(), th.text),
+                    // The last report of a node that is not up is not current.
+                    D::State if !current => (
+                        cx.status(row.node).as_str().to_string(),
+                        status_style(th, cx.status(row.node)),
+                    ),
+                    D::State => (
+                        x.state.clone(),
+                        match x.state.as_str() {
+                            "ACTIVE" => th.ok,
+                            "FAILED" => th.fail,
+                            _ => th.warn,
+                        },
+                    ),
+                    D::Used => {
+                        let pct = x
+                            .used_bytes
+                            .saturating_mul(100)
+                            .checked_div(x.capacity_bytes)
+                            .unwrap_or(0);
+                        (
+                            format!("{} {pct:>3}%", format_size(x.used_bytes, DECIMAL)),
+                            if pct >= 90 { th.warn } else { th.text },
+                        )
+                    }
+                    D::Capacity => (format_size(x.capacity_bytes, DECIMAL), th.text),
+                    D::Chunks => (x.chunks.to_string(), th.dim),
+                    D::Problem => match &x.problem {
+                        Some(p) => (p.clone(), th.fail),
+                        None => ("—".into(), th.dim),
+                    },
+                }
+            },
+        );
+    }
+
+    fn dp_drive<'a>(
+        &self,
+        cx: &'a Cx,
+        r: &DpRow,
+    ) -> Option<&'a crate::model::dataplane::DataDrive> {
+        cx.view.nodes[r.node]
+            .snapshot
+            .as_ref()?
+            .dataplane
+            .as_ref()?
+            .drives
+            .get(r.drive)
+    }
+
     fn selected_warnings(&self, cx: &Cx, th: &Theme, width: u16) -> Line<'static> {
         let Some(row) = self.rows.get(self.list.selected(self.rows.len())) else {
             return Line::default();

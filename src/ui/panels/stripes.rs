@@ -85,7 +85,7 @@ impl Panel for Stripes {
                 && cx.view.nodes[i]
                     .cluster
                     .as_ref()
-                    .is_some_and(|b| b.config.cluster.is_some())
+                    .is_some_and(|b| !b.cluster.is_empty())
         });
         match member {
             Some(node) => Reply::Ask(Pending::Io { node, start }),
