@@ -982,6 +982,21 @@ pub struct AgentArgs {
     /// deleted or rebuilt elsewhere while the node was away) is freed once found this long
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
     pub orphan_grace: Duration,
+
+    /// The data plane's containers (with --store): threads named axon-drives0,
+    /// axon-compute0, axon-frontend0, … pinned to the CPUs of this node's core plan
+    /// (`axon plan`), doing the chunk IO, the erasure coding and the object IO. auto: only
+    /// when the plan holds every rule (otherwise the plan is reported, not started); pin:
+    /// the nearest plan even when it cannot hold (a small test machine); off: none
+    #[arg(long, value_enum, default_value = "auto")]
+    pub containers: ContainerMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ContainerMode {
+    Auto,
+    Pin,
+    Off,
 }
 
 #[derive(Debug, Args)]

@@ -191,7 +191,16 @@ impl DemoNode {
             }
         };
         let hosted = loop {
-            match member::host(&ag, &self.state_dir, self.store.clone(), SCRUB, self.member).await {
+            match member::host(
+                &ag,
+                &self.state_dir,
+                self.store.clone(),
+                SCRUB,
+                self.member,
+                member::ContainerMode::Auto,
+            )
+            .await
+            {
                 Ok(h) => break h,
                 Err(e) if std::time::Instant::now() < deadline => {
                     tracing::debug!("{}: {e:#}; trying again", self.name);

@@ -841,3 +841,48 @@ fn the_drives_panel_shows_data_plane_drives_with_state_and_usage() {
     let f = frame(&v, &ui, 160, 48);
     assert!(f.contains("data-plane drives (1)"), "{f}");
 }
+
+/// A CPU's detail on the Cores panel says which data-plane container the node's plan puts
+/// there, and whether its thread runs pinned there or the plan is only recorded.
+#[test]
+fn a_cpu_detail_names_the_data_plane_container_planned_on_it() {
+    use axon::model::dataplane::{Container, NodeDataplane};
+    let popup_with = |c: Container| {
+        let mut v = healthy().clone();
+        v.nodes[0].snapshot.as_mut().unwrap().dataplane = Some(NodeDataplane {
+            containers: vec![c],
+            ..Default::default()
+        });
+        let mut ui = ui_for(&v, "cores", 160);
+        press(&mut ui, &v, "\n");
+        frame(&v, &ui, 160, 48)
+    };
+    let all: Vec<u32> = (0..1024).collect();
+    let f = popup_with(Container {
+        name: "axon-drives0".into(),
+        role: "drives".into(),
+        cores: all.clone(),
+        emulated: true,
+        ..Default::default()
+    });
+    assert!(f.contains("data-plane container planned here"), "{f}");
+    assert!(f.contains("axon-drives0 (drives): emulated host"), "{f}");
+    let f = popup_with(Container {
+        name: "axon-compute0".into(),
+        role: "compute".into(),
+        cores: all,
+        threads: vec![4242],
+        ..Default::default()
+    });
+    assert!(
+        f.contains("axon-compute0 (compute): thread(s) 4242 pinned"),
+        "{f}"
+    );
+    let f = popup_with(Container {
+        name: "axon-frontend0".into(),
+        role: "frontend".into(),
+        cores: vec![100_000],
+        ..Default::default()
+    });
+    assert!(!f.contains("data-plane container planned here"), "{f}");
+}

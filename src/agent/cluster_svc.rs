@@ -106,7 +106,18 @@ impl pb::cluster_service_server::ClusterService for ClusterSvc {
             }
             Ok::<(), Status>(())
         });
-        let done = fe.put(&key, &layout, rx).await;
+        // On the frontend container's threads, when the agent runs them.
+        let done = {
+            let (fe, key) = (fe.clone(), key.clone());
+            let put = async move { fe.put(&key, &layout, rx).await };
+            match self.state.containers() {
+                Some(c) => c
+                    .frontend(put)
+                    .await
+                    .map_err(|e| Status::internal(format!("the frontend container: {e}")))?,
+                None => put.await,
+            }
+        };
         // A client that broke off mid-stream must not get an object stored short.
         match feed.await {
             Ok(Ok(())) => {}
@@ -154,7 +165,16 @@ impl pb::cluster_service_server::ClusterService for ClusterSvc {
         };
         let size = m.size;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        let reader = tokio::spawn(async move { fe.get(m, tx).await });
+        let containers = self.state.containers().cloned();
+        let reader = tokio::spawn(async move {
+            let get = async move { fe.get(m, tx).await };
+            match containers {
+                Some(c) => c.frontend(get).await.unwrap_or_else(|e| {
+                    Err(IoError::Failed(format!("the frontend container: {e}")))
+                }),
+                None => get.await,
+            }
+        });
         let stream =
             futures::stream::unfold((rx, Some(reader), true), move |(mut rx, reader, first)| {
                 let metrics = metrics.clone();

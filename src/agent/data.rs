@@ -55,9 +55,13 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce(&NodeData) -> Result<T, NodeError> + Send + 'static,
 ) -> Result<T, NodeError> {
     let n = node.clone();
-    tokio::task::spawn_blocking(move || f(&n))
-        .await
-        .map_err(|e| NodeError::Failed(format!("the data task failed: {e}")))?
+    crate::dataplane::offload::run(
+        node.offload(),
+        crate::model::pinning::ContainerRole::Drives,
+        move || f(&n),
+    )
+    .await
+    .map_err(|e| NodeError::Failed(format!("the data task failed: {e}")))?
 }
 
 #[derive(Clone)]

@@ -77,7 +77,7 @@ pub async fn assemble(state: &AgentState) -> (Option<NodeDataplane>, Option<Arc<
             })
             .collect();
     }
-    r.containers = state.containers();
+    r.containers = state.containers().map(|c| c.report()).unwrap_or_default();
     (Some(r), config)
 }
 

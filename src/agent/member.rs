@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub type SharedStore = Arc<Mutex<Store>>;
+pub use super::containers::Mode as ContainerMode;
 
 /// The scrubber's pace.
 #[derive(Debug, Clone, Copy)]
@@ -90,6 +91,7 @@ pub async fn host(
     mut store: Option<HostedStore>,
     scrub: ScrubOptions,
     member: Option<MemberOptions>,
+    containers: super::containers::Mode,
 ) -> anyhow::Result<Hosted> {
     let scrubber = store.as_ref().map(|s| {
         let state = ag.state.clone();
@@ -117,6 +119,14 @@ pub async fn host(
     }
     let Some(mo) = member else {
         resume_phase_outs(ag, store.as_ref(), None);
+        if let Some(hs) = &store {
+            hosted.tasks.push(tokio::spawn(start_containers(
+                ag.state.clone(),
+                hs.store.clone(),
+                hs.node.clone(),
+                containers,
+            )));
+        }
         hosted.store = store;
         return Ok(hosted);
     };
@@ -188,9 +198,98 @@ pub async fn host(
             .push(tokio::spawn(register_drives(h.clone(), hs.store.clone())));
     }
     resume_phase_outs(ag, store.as_ref(), Some(h.clone()));
+    if let Some(hs) = &store {
+        hosted.tasks.push(tokio::spawn(start_containers(
+            ag.state.clone(),
+            hs.store.clone(),
+            hs.node.clone(),
+            containers,
+        )));
+    }
     hosted.cluster = Some(h);
     hosted.store = store;
     Ok(hosted)
+}
+
+/// Plans this node's containers from its own report, once its topology, network and NVMe
+/// sections are in, for the drives its store has, and starts them (`agent::containers`).
+async fn start_containers(
+    state: Arc<super::state::AgentState>,
+    store: SharedStore,
+    node: Option<Arc<NodeData>>,
+    mode: super::containers::Mode,
+) {
+    use super::containers::{Containers, Mode};
+    use crate::model::plan::{PlanInput, PlanOptions, plan_node};
+    if mode == Mode::Off || state.containers().is_some() {
+        return;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let snap = loop {
+        let s = state.snapshot();
+        if s.topology.is_some() && s.network.is_some() && s.nvme.is_some() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            tracing::warn!(
+                "containers: no topology, network and NVMe report within 60 s; not started"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let drives = store.lock().map(|g| g.drive_states().len()).unwrap_or(0);
+    let plan = match PlanInput::from_snapshot(&snap) {
+        Ok(inp) => plan_node(
+            &inp,
+            &PlanOptions {
+                drives: Some(drives.max(1)),
+                ..Default::default()
+            },
+        ),
+        Err(e) => {
+            tracing::warn!("containers: cannot plan this node ({e}); not started");
+            return;
+        }
+    };
+    let emulated = snap.node.emulated_profile.is_some();
+    let infeasible: Vec<String> = plan
+        .notes
+        .iter()
+        .filter(|n| n.severity == crate::model::plan::NoteSeverity::Infeasible)
+        .map(|n| n.text.clone())
+        .collect();
+    let c = if !emulated && mode == Mode::Auto && !infeasible.is_empty() {
+        let why = format!(
+            "not started: the core plan cannot hold on this host ({}); `axon agent --containers pin` pins the nearest plan",
+            infeasible.join("; ")
+        );
+        tracing::warn!("containers: {why}");
+        Containers::not_started(&plan, &why)
+    } else {
+        let c = tokio::task::spawn_blocking(move || Containers::start(&plan, emulated))
+            .await
+            .ok();
+        let Some(c) = c else { return };
+        for x in c.report() {
+            match &x.problem {
+                Some(p) => tracing::warn!("containers: {}: {p}", x.name),
+                None if !x.emulated => tracing::info!(
+                    "containers: {} on cpu {:?}, threads {:?}",
+                    x.name,
+                    x.cores,
+                    x.threads
+                ),
+                None => {}
+            }
+        }
+        // An emulated host's work runs where it did: nothing was started to take it.
+        if let (Some(n), false) = (&node, emulated) {
+            n.set_offload(c.clone());
+        }
+        c
+    };
+    state.set_containers(c);
 }
 
 /// A phase-out an agent restart cut short resumes: an operation per PHASING_OUT drive.

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod auth;
 pub mod cluster_svc;
+pub mod containers;
 pub mod data;
 pub mod dp_report;
 pub mod drive_ops;

@@ -1001,7 +1001,8 @@ impl ClusterHost {
             me: m.node_id,
         };
         Ok((
-            crate::dataplane::cluster::frontend::Frontend::new(dm.net.clone()),
+            crate::dataplane::cluster::frontend::Frontend::new(dm.net.clone())
+                .with_offload(data.node.offload().cloned()),
             layout,
             dm.net.clone(),
             config,

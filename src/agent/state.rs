@@ -76,7 +76,7 @@ pub struct AgentState {
     /// The cluster configuration the hosted member applied, for `DataplaneService`.
     dp_config: std::sync::Mutex<Option<Arc<crate::model::cluster::ClusterConfig>>>,
     /// The data-plane containers this agent runs (or records, on an emulated host).
-    containers: std::sync::Mutex<Vec<crate::model::dataplane::Container>>,
+    containers: std::sync::OnceLock<Arc<super::containers::Containers>>,
 }
 
 impl AgentState {
@@ -98,7 +98,7 @@ impl AgentState {
             store: std::sync::OnceLock::new(),
             ops: std::sync::OnceLock::new(),
             dp_config: std::sync::Mutex::new(None),
-            containers: std::sync::Mutex::new(Vec::new()),
+            containers: std::sync::OnceLock::new(),
         }
     }
 
@@ -249,17 +249,12 @@ impl AgentState {
         }
     }
 
-    pub fn set_containers(&self, c: Vec<crate::model::dataplane::Container>) {
-        if let Ok(mut g) = self.containers.lock() {
-            *g = c;
-        }
+    pub fn set_containers(&self, c: Arc<super::containers::Containers>) {
+        let _ = self.containers.set(c);
     }
 
-    pub fn containers(&self) -> Vec<crate::model::dataplane::Container> {
-        self.containers
-            .lock()
-            .map(|g| g.clone())
-            .unwrap_or_default()
+    pub fn containers(&self) -> Option<&Arc<super::containers::Containers>> {
+        self.containers.get()
     }
 
     /// The data plane's report and configuration, as last published.

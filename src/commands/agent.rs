@@ -108,6 +108,11 @@ pub async fn exec(a: AgentArgs) -> Result<i32> {
                     orphan_grace: a.orphan_grace,
                 },
             }),
+        match a.containers {
+            crate::cli::ContainerMode::Auto => agent::containers::Mode::Auto,
+            crate::cli::ContainerMode::Pin => agent::containers::Mode::Pin,
+            crate::cli::ContainerMode::Off => agent::containers::Mode::Off,
+        },
     )
     .await
     {

@@ -6,4 +6,5 @@
 pub mod cluster;
 pub mod drive;
 pub mod ec;
+pub mod offload;
 pub mod store;

@@ -157,20 +157,10 @@ impl ClusterView {
     }
 
     /// A member whose configuration is newer than the one held (or of another cluster),
-    /// and its epoch: the console fetches the configuration from it.
+    /// and its epoch: the console fetches the configuration from it. Kept up to date as
+    /// reports arrive, so asking is free (the fleet asks after every batch of messages).
     pub fn wanted_config(&self) -> Option<(usize, u64)> {
-        let (i, b) = self
-            .nodes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, n)| n.cluster.as_ref().map(|b| (i, b)))
-            .max_by_key(|(_, b)| b.epoch)?;
-        match &self.dp_config {
-            Some(c) if c.epoch >= b.epoch && c.cluster.as_deref() == Some(b.cluster.as_str()) => {
-                None
-            }
-            _ => Some((i, b.epoch)),
-        }
+        self.dp_wanted
     }
 }
 
@@ -442,6 +432,8 @@ pub struct ClusterView {
     pub dp_brief: Option<DpBrief>,
     /// The data-plane cluster's configuration, as last fetched from a member.
     pub dp_config: Option<Arc<crate::model::cluster::ClusterConfig>>,
+    /// A member that reported a newer configuration than `dp_config`, and its epoch.
+    dp_wanted: Option<(usize, u64)>,
 }
 
 /// The data plane in a line: IO status, protection, rebuild progress, members away.
@@ -490,6 +482,7 @@ impl ClusterView {
             dp_memo: None,
             dp_brief: None,
             dp_config: None,
+            dp_wanted: None,
         };
         for i in 0..v.nodes.len() {
             v.resolve_peers(i, false);
@@ -573,6 +566,9 @@ impl ClusterView {
                     None => true,
                 };
                 if newer {
+                    if self.dp_wanted.is_some_and(|(_, e)| e <= config.epoch) {
+                        self.dp_wanted = None;
+                    }
                     self.dp_config = Some(Arc::new(*config));
                 }
             }
@@ -612,6 +608,17 @@ impl ClusterView {
                     .as_ref()
                     .and_then(|s| s.dataplane.as_ref())
                     .and_then(|d| ClusterBrief::of(d, received_ms));
+                if let Some(b) = &n.cluster {
+                    let newer = match &self.dp_config {
+                        Some(c) => {
+                            c.epoch < b.epoch || c.cluster.as_deref() != Some(b.cluster.as_str())
+                        }
+                        None => true,
+                    };
+                    if newer && self.dp_wanted.is_none_or(|(_, e)| e < b.epoch) {
+                        self.dp_wanted = Some((node, b.epoch));
+                    }
+                }
                 n.skew_ms = Some(taken.saturating_sub(received_ms));
                 n.messages += 1;
                 let had_base = n.messages > 1;

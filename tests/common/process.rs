@@ -21,12 +21,16 @@ pub struct Agent {
 impl Agent {
     /// An agent probing 127.0.0.1 (nothing listens on the cluster ports there: closed,
     /// which passes a firewall), with `extra` flags appended.
+    /// With `--host-root` among `extra`, that host instead (`/`: this machine).
     pub fn start(name: &str, dir: &Path, extra: &[&str]) -> Agent {
         let dir = dir.join(name);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_axon"))
-            .args(["agent", "--host-root"])
-            .arg(super::fixture("amd-epyc-4numa"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_axon"));
+        cmd.arg("agent");
+        if !extra.contains(&"--host-root") {
+            cmd.arg("--host-root").arg(super::fixture("amd-epyc-4numa"));
+        }
+        let mut child = cmd
             .args([
                 "--listen",
                 "127.0.0.1:0",

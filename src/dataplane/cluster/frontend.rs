@@ -11,6 +11,8 @@
 use super::objects::{Manifest, NodeId, StripeMap, Summary, chunk_key, home_ranking};
 use super::placement::{self, Domain};
 use crate::dataplane::ec::{Codec, Isal, Scheme};
+use crate::dataplane::offload::{Offload, run};
+use crate::model::pinning::ContainerRole;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, StreamExt};
@@ -137,12 +139,15 @@ fn stripe_seed(object: &str, i: usize) -> u64 {
 
 pub struct Frontend<N: Net> {
     net: Arc<N>,
+    /// The node's containers, for erasure coding (None: Tokio's blocking pool, or inline).
+    offload: Option<Arc<dyn Offload>>,
 }
 
 impl<N: Net> Clone for Frontend<N> {
     fn clone(&self) -> Self {
         Frontend {
             net: self.net.clone(),
+            offload: self.offload.clone(),
         }
     }
 }
@@ -174,7 +179,34 @@ fn encode(codec: &Isal, k: usize, m: usize, data: &[u8]) -> Result<(u32, Vec<Byt
 
 impl<N: Net> Frontend<N> {
     pub fn new(net: Arc<N>) -> Frontend<N> {
-        Frontend { net }
+        Frontend { net, offload: None }
+    }
+
+    /// Erasure coding on the compute container's threads.
+    pub fn with_offload(mut self, offload: Option<Arc<dyn Offload>>) -> Frontend<N> {
+        self.offload = offload;
+        self
+    }
+
+    /// `complete` on the compute container when the node runs one; inline otherwise.
+    async fn complete_on(
+        &self,
+        codec: &Arc<Isal>,
+        i: usize,
+        len: u32,
+        got: Vec<Option<Bytes>>,
+    ) -> Result<Vec<Vec<u8>>, IoError> {
+        match &self.offload {
+            Some(o) if got.iter().any(Option::is_none) => {
+                let c = codec.clone();
+                run(Some(o), ContainerRole::Compute, move || {
+                    Self::complete(&c, i, len, got)
+                })
+                .await
+                .map_err(IoError::Failed)?
+            }
+            _ => Self::complete(codec, i, len, got),
+        }
     }
 
     /// The newest manifest of `key` among the members, and the members that did not answer.
@@ -354,9 +386,11 @@ impl<N: Net> Frontend<N> {
                 size += buf.len() as u64;
                 let data = std::mem::replace(&mut buf, Vec::with_capacity(stripe_bytes));
                 let c = codec.clone();
-                let (len, chunks) = tokio::task::spawn_blocking(move || encode(&c, k, m, &data))
-                    .await
-                    .map_err(|e| IoError::Failed(e.to_string()))??;
+                let (len, chunks) = run(self.offload.as_ref(), ContainerRole::Compute, move || {
+                    encode(&c, k, m, &data)
+                })
+                .await
+                .map_err(IoError::Failed)??;
                 let i = index;
                 index += 1;
                 let this = self.clone();
@@ -583,7 +617,7 @@ impl<N: Net> Frontend<N> {
         &self,
         m: &Manifest,
         i: usize,
-        codec: &Isal,
+        codec: &Arc<Isal>,
         suspects: &Suspects,
     ) -> Result<(Bytes, bool), IoError> {
         let k = m.k;
@@ -592,7 +626,8 @@ impl<N: Net> Frontend<N> {
         let mut out = Vec::with_capacity(bytes);
         let parity = !got[..k].iter().all(Option::is_some);
         let data: Vec<Bytes> = if parity {
-            Self::complete(codec, i, m.stripes[i].len, got)?
+            self.complete_on(codec, i, m.stripes[i].len, got)
+                .await?
                 .into_iter()
                 .take(k)
                 .map(Bytes::from)
@@ -623,11 +658,13 @@ impl<N: Net> Frontend<N> {
             .get(i)
             .filter(|st| idx < st.nodes.len())
             .ok_or_else(|| IoError::Failed(format!("{:?}: no chunk {idx} of stripe {i}", m.key)))?;
-        let codec = Isal::new(Scheme::new(m.k, m.m).map_err(|e| IoError::Failed(e.to_string()))?)
-            .map_err(|e| IoError::Failed(e.to_string()))?;
+        let codec = Arc::new(
+            Isal::new(Scheme::new(m.k, m.m).map_err(|e| IoError::Failed(e.to_string()))?)
+                .map_err(|e| IoError::Failed(e.to_string()))?,
+        );
         let mut got = self.fetch_k(m, i, avoid, &Suspects::default()).await?;
         got[idx] = None;
-        let mut chunks = Self::complete(&codec, i, st.len, got)?;
+        let mut chunks = self.complete_on(&codec, i, st.len, got).await?;
         let c = std::mem::take(&mut chunks[idx]);
         if crc32c::crc32c(&c) != st.crcs[idx] {
             return Err(IoError::Failed(format!(
@@ -669,9 +706,10 @@ impl<N: Net> Frontend<N> {
             return Ok((0, 0));
         }
         cur.check_shape()?;
-        let codec =
+        let codec = Arc::new(
             Isal::new(Scheme::new(cur.k, cur.m).map_err(|e| IoError::Failed(e.to_string()))?)
-                .map_err(|e| IoError::Failed(e.to_string()))?;
+                .map_err(|e| IoError::Failed(e.to_string()))?,
+        );
         let mut next = cur.clone();
         let bad: Mutex<HashSet<NodeId>> = Mutex::new(lost.clone());
         let todo: Vec<usize> = (0..cur.stripes.len())
@@ -735,7 +773,7 @@ impl<N: Net> Frontend<N> {
         layout: &Layout,
         lost: &HashSet<NodeId>,
         bad: &Mutex<HashSet<NodeId>>,
-        codec: &Isal,
+        codec: &Arc<Isal>,
         pace: &(dyn Fn(u64) -> BoxFuture<'static, ()> + Send + Sync),
     ) -> Result<StripeRepair, IoError> {
         let st = &cur.stripes[i];
@@ -744,7 +782,7 @@ impl<N: Net> Frontend<N> {
             .collect();
         pace(u64::from(st.len) * missing.len() as u64).await;
         let got = self.fetch_k(cur, i, lost, &Suspects::default()).await?;
-        let chunks = Self::complete(codec, i, st.len, got)?;
+        let chunks = self.complete_on(codec, i, st.len, got).await?;
         let mut exclude: Vec<NodeId> = st.nodes.clone();
         exclude.extend(bad.lock().map(|b| b.clone()).unwrap_or_default());
         let eligible = layout

@@ -217,6 +217,8 @@ pub struct NodeData {
     /// When a chunk of each object was last written here (since this process started):
     /// an object still being written or repaired is never an orphan.
     written: Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// The node's containers, for chunk reads and writes (set once the agent runs them).
+    offload: std::sync::OnceLock<Arc<dyn crate::dataplane::offload::Offload>>,
 }
 
 fn db_err(path: &Path) -> impl Fn(redb::Error) -> NodeError + '_ {
@@ -248,7 +250,18 @@ impl NodeData {
             db,
             path,
             written: Mutex::new(std::collections::HashMap::new()),
+            offload: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Runs the node's chunk work on its drives container (and its erasure coding on its
+    /// compute container) from now on.
+    pub fn set_offload(&self, o: Arc<dyn crate::dataplane::offload::Offload>) {
+        let _ = self.offload.set(o);
+    }
+
+    pub fn offload(&self) -> Option<&Arc<dyn crate::dataplane::offload::Offload>> {
+        self.offload.get()
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Store>, NodeError> {

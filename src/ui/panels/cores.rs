@@ -397,6 +397,49 @@ fn cpu_popup(cx: &Cx, node: usize, cpu: u32, th: &Theme) -> Popup {
             }
         }
     }
+    // The data plane's own word on this CPU: the container its core plan puts here.
+    let containers = n
+        .snapshot
+        .as_ref()
+        .and_then(|s| s.dataplane.as_ref())
+        .map(|d| d.containers.as_slice())
+        .unwrap_or_default();
+    if let Some(c) = containers.iter().find(|c| c.cores.contains(&cpu)) {
+        l.push(Line::from(Span::styled(
+            "data-plane container planned here:",
+            th.header,
+        )));
+        let (text, style) = match (&c.problem, c.emulated, c.threads.is_empty()) {
+            (Some(p), _, _) => (format!("  {} ({}): {p}", c.name, c.role), th.warn),
+            (None, true, _) => (
+                format!(
+                    "  {} ({}): emulated host — the plan is recorded, no thread runs",
+                    c.name, c.role
+                ),
+                th.dim,
+            ),
+            (None, false, true) => (format!("  {} ({}): no thread yet", c.name, c.role), th.warn),
+            (None, false, false) => (
+                format!(
+                    "  {} ({}): thread(s) {} pinned to cpu {}",
+                    c.name,
+                    c.role,
+                    c.threads
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    c.cores
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+                th.text,
+            ),
+        };
+        l.push(Line::from(Span::styled(text, style)));
+    }
     (format!("{} cpu{cpu}", n.name), l)
 }
 
