@@ -81,12 +81,24 @@ pub async fn assemble(state: &AgentState) -> (Option<NodeDataplane>, Option<Arc<
     (Some(r), config)
 }
 
-/// Publishes the report every second until aborted.
+/// Publishes the report every second, and within 100 ms of a change of the node's share
+/// (protection, rebuild), so a reader never sees a share older than the one GetCluster
+/// gives; until aborted.
 pub async fn publish(state: Arc<AgentState>) {
+    let mut last: Option<std::time::Instant> = None;
     loop {
-        let (r, c) = assemble(&state).await;
-        state.set_dataplane(r, c);
-        tokio::time::sleep(EVERY).await;
+        let share = state.cluster_host().and_then(|h| h.data_status());
+        let moved = state.with_snapshot(|s, _| {
+            s.dataplane
+                .as_ref()
+                .is_some_and(|d| !d.cluster.is_empty() && d.share != share)
+        });
+        if moved || last.is_none_or(|t| t.elapsed() >= EVERY) {
+            let (r, c) = assemble(&state).await;
+            state.set_dataplane(r, c);
+            last = Some(std::time::Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
