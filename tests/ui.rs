@@ -670,6 +670,7 @@ fn with_dataplane() -> ClusterView {
                 repaired_chunks: 0,
                 orphans_freed: 0,
                 chunks_held: 0,
+                moved_chunks: 0,
             }),
             received_ms: NOW,
         });

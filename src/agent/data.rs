@@ -660,6 +660,7 @@ pub struct RebuildConfig {
 /// reporting progress every 2 s. Runs while the agent does.
 pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig) {
     let running = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let moving = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // The pass in flight stops with this task (an agent, or a demo node, shutting down).
     struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
     impl Drop for AbortOnDrop {
@@ -670,6 +671,9 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
         }
     }
     let mut pass = AbortOnDrop(None);
+    let mut move_pass = AbortOnDrop(None);
+    // The member chunks are being moved onto, until it holds its share.
+    let mut filling: Option<NodeId> = None;
     let mut orphans: HashMap<String, Instant> = HashMap::new();
     let mut round = 0u64;
     let mut last_away: HashSet<NodeId> = HashSet::new();
@@ -721,6 +725,7 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
         let refs: Vec<&Manifest> = mine.iter().collect();
         let by_lost = protection::count(&refs, config.m, &away);
         let rebuilding = running.load(std::sync::atomic::Ordering::Relaxed);
+        let redistributing = moving.load(std::sync::atomic::Ordering::Relaxed);
         dh.set_status(|s| {
             s.node = me;
             s.stripes_by_lost = by_lost.clone();
@@ -728,10 +733,67 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
             s.bytes = mine.iter().map(|m| m.size).sum();
             s.away = sorted(&away);
             s.failed = sorted(&failed);
-            s.protection = protection::word(&by_lost, config.m, rebuilding).to_string();
+            s.protection = match protection::word(&by_lost, config.m, rebuilding) {
+                "OK" if redistributing => "REDISTRIBUTING",
+                w => w,
+            }
+            .to_string();
         });
-        if failed.is_empty() || rebuilding || config.io != crate::model::cluster::IoStatus::Started
-        {
+        if rebuilding || redistributing || config.io != crate::model::cluster::IoStatus::Started {
+            continue;
+        }
+        if failed.is_empty() {
+            // Redistribution: with every member answering and every stripe of this node's
+            // whole, chunks move from the fullest member to the emptiest (one that came
+            // back after its chunks were rebuilt elsewhere, or was added).
+            if !away.is_empty() || by_lost.iter().skip(1).any(|n| *n > 0) {
+                continue;
+            }
+            let chunk = u64::from(dh.chunk_size()).max(1);
+            let Some((from, to, budget)) =
+                plan_move(&net.usage(), &layout, chunk, layout.members.len(), filling)
+            else {
+                filling = None;
+                continue;
+            };
+            if filling != Some(to) {
+                let used: Vec<String> = net
+                    .usage()
+                    .iter()
+                    .map(|(n, free, cap)| {
+                        format!(
+                            "{n}: {}",
+                            humansize::format_size(cap.saturating_sub(*free), humansize::BINARY)
+                        )
+                    })
+                    .collect();
+                tracing::info!(
+                    "redistribution: member {to} holds less than half the average; moving chunks from member {from} (used: {})",
+                    used.join(", ")
+                );
+            }
+            filling = Some(to);
+            let keys: Vec<String> = mine
+                .iter()
+                .filter(|m| {
+                    m.stripes
+                        .iter()
+                        .any(|st| st.nodes.contains(&from) && !st.nodes.contains(&to))
+                })
+                .map(|m| m.key.clone())
+                .collect();
+            if keys.is_empty() {
+                continue;
+            }
+            moving.store(true, std::sync::atomic::Ordering::Relaxed);
+            let (status, flag) = (dh.status.clone(), moving.clone());
+            move_pass.0 = Some(tokio::spawn(async move {
+                let moved = redistribute_pass(&fe, &layout, keys, from, to, budget, cfg.rate).await;
+                if let Ok(mut s) = status.lock() {
+                    s.moved_chunks += moved;
+                }
+                flag.store(false, std::sync::atomic::Ordering::Relaxed);
+            }));
             continue;
         }
         // Work: objects with chunks on failed members, most chunks lost in a stripe first.
@@ -766,6 +828,109 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
             done_flag.store(false, std::sync::atomic::Ordering::Relaxed);
         }));
     }
+}
+
+/// Whether the members' usage calls for moving chunks: (from, to, chunks this node moves
+/// this pass). From the fullest writable member to the emptiest, when the emptiest holds
+/// less than half the average (a member that came back after its chunks were rebuilt
+/// elsewhere, or was added — not the spread random placement leaves) and at least 8
+/// chunks less than the fullest; once started for a member (`filling`), until it holds
+/// 90 % of the average. Each member moves its share of the deficit (only its own
+/// objects' chunks).
+fn plan_move(
+    usage: &[(NodeId, u64, u64)],
+    layout: &Layout,
+    chunk: u64,
+    members: usize,
+    filling: Option<NodeId>,
+) -> Option<(NodeId, NodeId, usize)> {
+    let used: Vec<(NodeId, u64)> = usage
+        .iter()
+        .filter(|(n, _, cap)| *cap > 0 && layout.writable.iter().any(|d| d.node == *n))
+        .map(|(n, free, cap)| (*n, cap.saturating_sub(*free)))
+        .collect();
+    if used.len() < 2 {
+        return None;
+    }
+    let avg = used.iter().map(|u| u.1).sum::<u64>() / used.len() as u64;
+    let (to, low) = *used.iter().min_by_key(|u| (u.1, u.0))?;
+    let (from, high) = *used.iter().max_by_key(|u| (u.1, std::cmp::Reverse(u.0)))?;
+    let short = if filling == Some(to) {
+        low * 10 < avg * 9
+    } else {
+        low * 2 < avg
+    };
+    if from == to || !short || high.saturating_sub(low) < 8 * chunk {
+        return None;
+    }
+    let deficit = (avg - low) / chunk;
+    Some((
+        from,
+        to,
+        deficit.div_ceil(members.max(1) as u64).max(1) as usize,
+    ))
+}
+
+/// Moves up to `budget` chunks of this node's objects `keys` from `from` to `to`, at the
+/// rebuild rate; returns how many moved.
+async fn redistribute_pass(
+    fe: &Fe,
+    layout: &Layout,
+    keys: Vec<String>,
+    from: NodeId,
+    to: NodeId,
+    budget: usize,
+    rate: Option<u64>,
+) -> u64 {
+    let started = Instant::now();
+    let sent = Arc::new(Mutex::new(0u64));
+    let pace = move |n: u64| -> BoxFuture<'static, ()> {
+        let sent = sent.clone();
+        Box::pin(async move {
+            let Some(rate) = rate.filter(|r| *r > 0) else {
+                return;
+            };
+            let total = {
+                let mut s = sent.lock().expect("pacer");
+                *s += n;
+                *s
+            };
+            let due = Duration::from_secs_f64(total as f64 / rate as f64);
+            let now = started.elapsed();
+            if due > now {
+                tokio::time::sleep(due - now).await;
+            }
+        })
+    };
+    let (mut moved, mut bytes) = (0u64, 0u64);
+    for key in keys {
+        if moved as usize >= budget {
+            break;
+        }
+        // The newest manifest among the members: this node's copy may be older.
+        let cur = match fe.manifest(&key, layout).await {
+            Ok(m) => m,
+            Err(_) => continue,
+        };
+        match fe
+            .move_chunks(cur, layout, from, to, budget - moved as usize, &pace)
+            .await
+        {
+            Ok((n, b)) => {
+                moved += n;
+                bytes += b;
+            }
+            Err(e) => tracing::warn!("redistribution: {key:?}: {e}"),
+        }
+    }
+    if moved > 0 {
+        tracing::info!(
+            "redistribution: moved {moved} chunk(s), {} from member {from} to member {to} in {:.1} s",
+            humansize::format_size(bytes, humansize::BINARY),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    moved
 }
 
 /// One round of anti-entropy and orphan collection, with every member's catalog:
@@ -1096,4 +1261,51 @@ async fn rebuild_pass(
         r.eta_secs = 0;
         r.last_error = error.clone();
     });
+}
+
+#[cfg(test)]
+mod plan_move_tests {
+    use super::*;
+    use crate::dataplane::cluster::placement::Domain;
+
+    fn layout(nodes: &[NodeId]) -> Layout {
+        Layout {
+            k: 3,
+            m: 2,
+            chunk_size: 1024,
+            members: nodes.to_vec(),
+            writable: nodes.iter().map(|&node| Domain { node, free: 1 }).collect(),
+            me: nodes[0],
+        }
+    }
+
+    #[test]
+    fn a_member_that_came_back_empty_is_filled_to_its_share() {
+        let l = layout(&[1, 2, 3, 4, 5, 6]);
+        let cap = 1 << 20;
+        // Used: 100 chunks each, node 6 `six` bytes (its chunks were rebuilt elsewhere).
+        let u = |six: u64| -> Vec<(NodeId, u64, u64)> {
+            (1..=6)
+                .map(|n| (n, cap - if n == 6 { six } else { 100 * 1024 }, cap))
+                .collect()
+        };
+        let (from, to, budget) = plan_move(&u(0), &l, 1024, 6, None).unwrap();
+        assert_eq!((from, to), (1, 6));
+        // Average 83 chunks: a sixth of that deficit each.
+        assert_eq!(budget, 14);
+        // Half way there: a new start would not begin, one under way goes on.
+        assert!(plan_move(&u(50 * 1024), &l, 1024, 6, None).is_none());
+        assert!(plan_move(&u(50 * 1024), &l, 1024, 6, Some(6)).is_some());
+        // At 90 % of the average it stops.
+        assert!(plan_move(&u(90 * 1024), &l, 1024, 6, Some(6)).is_none());
+        // The spread random placement leaves is not redistributed.
+        let spread: Vec<_> = (1..=6)
+            .map(|n| (n, cap - (60 + 10 * n) * 1024, cap))
+            .collect();
+        assert!(plan_move(&spread, &l, 1024, 6, None).is_none());
+        // A member without an ACTIVE drive takes nothing.
+        let mut l2 = l.clone();
+        l2.writable.retain(|d| d.node != 6);
+        assert!(plan_move(&u(0), &l2, 1024, 6, None).is_none());
+    }
 }

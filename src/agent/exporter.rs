@@ -581,10 +581,11 @@ fn register_cluster(reg: &mut Registry, c: &ClusterMetrics) {
         }
         let g = r.gauge(
             "cluster_protection",
-            "1 for the protection status of this member's share (OK, REBUILDING, PARTIALLY_PROTECTED, UNPROTECTED, UNAVAILABLE), 0 for the others",
+            "1 for the protection status of this member's share (OK, REDISTRIBUTING, REBUILDING, PARTIALLY_PROTECTED, UNPROTECTED, UNAVAILABLE), 0 for the others",
         );
         for st in [
             "OK",
+            "REDISTRIBUTING",
             "REBUILDING",
             "PARTIALLY_PROTECTED",
             "UNPROTECTED",
@@ -649,6 +650,11 @@ fn register_cluster(reg: &mut Registry, c: &ClusterMetrics) {
             "Chunks no manifest placed on this member (failed puts, objects overwritten, deleted or rebuilt elsewhere while it was away) that it has freed since it started",
         );
         c.get_or_create(&vec![]).inc_by(d.orphans_freed);
+        let c = r.counter(
+            "cluster_chunks_moved",
+            "Chunks this member has moved from the fullest member to the emptiest since it started (redistribution onto a member that came back or was added)",
+        );
+        c.get_or_create(&vec![]).inc_by(d.moved_chunks);
     }
     if let Some(io) = &c.io {
         r.0.register(

@@ -831,7 +831,7 @@ impl ClusterView {
         }
         if old.protection != memo.protection && !memo.protection.is_empty() {
             let sev = match memo.protection.as_str() {
-                "OK" => Severity::Info,
+                "OK" | "REDISTRIBUTING" => Severity::Info,
                 "UNPROTECTED" | "UNAVAILABLE" => Severity::Critical,
                 _ => Severity::Warning,
             };

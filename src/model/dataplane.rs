@@ -55,6 +55,10 @@ pub struct DataStatus {
     /// Chunks this node holds now.
     #[serde(default)]
     pub chunks_held: u64,
+    /// Chunks this node has moved to even out the members' usage since it started
+    /// (redistribution onto a returning or added member).
+    #[serde(default)]
+    pub moved_chunks: u64,
 }
 
 /// OK, REBUILDING, PARTIALLY_PROTECTED, UNPROTECTED or UNAVAILABLE, from stripe counts by
@@ -100,6 +104,7 @@ pub fn sum(parts: &[DataStatus], m: usize) -> DataStatus {
         out.repaired_chunks += p.repaired_chunks;
         out.orphans_freed += p.orphans_freed;
         out.chunks_held += p.chunks_held;
+        out.moved_chunks += p.moved_chunks;
         away.extend(&p.away);
         failed.extend(&p.failed);
         let r = &p.rebuild;
@@ -124,6 +129,10 @@ pub fn sum(parts: &[DataStatus], m: usize) -> DataStatus {
     // until the holder rewrites them.
     if out.lost_chunks > 0 && out.protection == "OK" {
         out.protection = "REBUILDING".to_string();
+    }
+    // Every stripe whole, and chunks moving onto a member that came back or was added.
+    if out.protection == "OK" && parts.iter().any(|p| p.protection == "REDISTRIBUTING") {
+        out.protection = "REDISTRIBUTING".to_string();
     }
     out
 }

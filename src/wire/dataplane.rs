@@ -65,6 +65,7 @@ fn encode_share(d: &DataStatus) -> pb::DataShare {
         repaired_chunks: d.repaired_chunks,
         orphans_freed: d.orphans_freed,
         chunks_held: d.chunks_held,
+        moved_chunks: d.moved_chunks,
     }
 }
 
@@ -106,6 +107,7 @@ fn decode_share(p: pb::DataShare, m: u32) -> Result<DataStatus, WireError> {
         repaired_chunks: p.repaired_chunks,
         orphans_freed: p.orphans_freed,
         chunks_held: p.chunks_held,
+        moved_chunks: p.moved_chunks,
     })
 }
 

@@ -459,6 +459,7 @@ pub fn add_dataplane(v: &mut ClusterView, away: usize) {
                 repaired_chunks: 0,
                 orphans_freed: 0,
                 chunks_held: 0,
+                moved_chunks: 0,
             }),
             received_ms: NOW,
         });

@@ -755,6 +755,70 @@ impl<N: Net> Frontend<N> {
         }
     }
 
+    /// Redistribution: moves up to `max` chunks of `cur` from node `from` to node `to` — of
+    /// stripes that have one on `from` and none on `to`, so every stripe keeps its k+m
+    /// distinct nodes — by copying the chunk (checked against the manifest's CRC), then
+    /// publishing the manifest with the new places (revision + 1), then freeing the old
+    /// copies. A reader with the old manifest meanwhile reads around a freed chunk by
+    /// parity. Returns chunks moved and bytes.
+    pub async fn move_chunks(
+        &self,
+        cur: Manifest,
+        layout: &Layout,
+        from: NodeId,
+        to: NodeId,
+        max: usize,
+        pace: &(dyn Fn(u64) -> BoxFuture<'static, ()> + Send + Sync),
+    ) -> Result<(u64, u64), IoError> {
+        if cur.deleted || max == 0 {
+            return Ok((0, 0));
+        }
+        cur.check_shape()?;
+        let mut next = cur.clone();
+        let (mut moved, mut bytes, mut old_keys) = (0u64, 0u64, Vec::new());
+        for (i, st) in cur.stripes.iter().enumerate() {
+            if moved as usize >= max {
+                break;
+            }
+            let (Some(idx), false) = (
+                st.nodes.iter().position(|n| *n == from),
+                st.nodes.contains(&to),
+            ) else {
+                continue;
+            };
+            let key = chunk_key(&cur.object, i, idx);
+            pace(u64::from(st.len)).await;
+            let data = match self.net.get_chunk(from, key.clone()).await {
+                Ok(d) => d,
+                // Gone or unreadable there: repair's business, not redistribution's.
+                Err(_) => continue,
+            };
+            if crc32c::crc32c(&data) != st.crcs[idx] {
+                continue;
+            }
+            let len = data.len() as u64;
+            if self.net.put_chunk(to, key.clone(), data).await.is_err() {
+                continue;
+            }
+            next.stripes[i].nodes[idx] = to;
+            old_keys.push(key);
+            moved += 1;
+            bytes += len;
+        }
+        if moved == 0 {
+            return Ok((0, 0));
+        }
+        next.revision = cur.revision + 1;
+        let next = Arc::new(next);
+        // Every holder, old and new, learns the new places.
+        let mut extra = next.holders();
+        extra.push(from);
+        self.publish(&next, layout, &extra).await?;
+        // The old copies: freed now; if this fails, the orphan collector frees them.
+        let _ = self.net.delete_chunks(from, old_keys).await;
+        Ok((moved, bytes))
+    }
+
     /// Whether a newer write (another generation) of `cur`'s key exists.
     async fn superseded(&self, cur: &Manifest, layout: &Layout) -> bool {
         match self.find(&cur.key, &layout.members).await.0 {

@@ -314,7 +314,7 @@ fn health(cx: &Cx, th: &Theme) -> Vec<Vec<Span<'static>>> {
                     b.protection.clone()
                 },
                 match b.protection.as_str() {
-                    "OK" => th.ok,
+                    "OK" | "REDISTRIBUTING" => th.ok,
                     "UNPROTECTED" | "UNAVAILABLE" => th.fail,
                     "" => th.dim,
                     _ => th.warn,

@@ -145,7 +145,7 @@ impl Panel for Stripes {
 
 fn protection_style(word: &str, th: &Theme) -> ratatui::style::Style {
     match word {
-        "OK" => th.ok,
+        "OK" | "REDISTRIBUTING" => th.ok,
         "UNPROTECTED" | "UNAVAILABLE" => th.fail,
         _ => th.warn,
     }
@@ -324,6 +324,24 @@ fn dataplane_lines(
                             d.repaired_chunks
                         ),
                         if d.lost_chunks > 0 { th.warn } else { th.text },
+                    ),
+                ]));
+            }
+            if d.moved_chunks > 0 || d.protection == "REDISTRIBUTING" {
+                out.push(Line::from(vec![
+                    label("Moved"),
+                    Span::styled(
+                        format!(
+                            "{} chunk{} moved onto members that came back or were added{}",
+                            d.moved_chunks,
+                            if d.moved_chunks == 1 { "" } else { "s" },
+                            if d.protection == "REDISTRIBUTING" {
+                                " · moving now"
+                            } else {
+                                ""
+                            }
+                        ),
+                        th.text,
                     ),
                 ]));
             }
