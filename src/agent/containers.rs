@@ -220,7 +220,18 @@ impl Containers {
         fut: impl std::future::Future<Output = T> + Send + 'static,
     ) -> Result<T, String> {
         match &self.frontend {
-            Some(rt) => rt.spawn(fut).await.map_err(|e| e.to_string()),
+            // Aborted if the caller goes away (a client that broke off): the work stops
+            // as it would had it run on the caller's task.
+            Some(rt) => {
+                struct Abort<T>(tokio::task::JoinHandle<T>);
+                impl<T> Drop for Abort<T> {
+                    fn drop(&mut self) {
+                        self.0.abort();
+                    }
+                }
+                let mut h = Abort(rt.spawn(fut));
+                (&mut h.0).await.map_err(|e| e.to_string())
+            }
             None => Ok(fut.await),
         }
     }

@@ -49,8 +49,20 @@ fn node_status(e: NodeError) -> Status {
     }
 }
 
-/// Runs `f` on the node's data off the runtime.
+/// Runs `f` on the node's data off the runtime, on Tokio's blocking pool: manifest calls,
+/// catalogs and pings never wait behind chunk IO.
 async fn blocking<T: Send + 'static>(
+    node: &Arc<NodeData>,
+    f: impl FnOnce(&NodeData) -> Result<T, NodeError> + Send + 'static,
+) -> Result<T, NodeError> {
+    let n = node.clone();
+    tokio::task::spawn_blocking(move || f(&n))
+        .await
+        .map_err(|e| NodeError::Failed(format!("the data task failed: {e}")))?
+}
+
+/// Runs chunk IO `f` on the node's drives container (when the agent runs one).
+async fn chunk_io<T: Send + 'static>(
     node: &Arc<NodeData>,
     f: impl FnOnce(&NodeData) -> Result<T, NodeError> + Send + 'static,
 ) -> Result<T, NodeError> {
@@ -81,7 +93,7 @@ impl pb::data_service_server::DataService for DataSvc {
         r: Request<pb::PutChunkRequest>,
     ) -> Result<Response<pb::PutChunkReply>, Status> {
         let r = r.into_inner();
-        blocking(&self.node, move |n| n.put_chunk(&r.key, &r.data))
+        chunk_io(&self.node, move |n| n.put_chunk(&r.key, &r.data))
             .await
             .map_err(node_status)?;
         Ok(Response::new(pb::PutChunkReply::default()))
@@ -92,7 +104,7 @@ impl pb::data_service_server::DataService for DataSvc {
         r: Request<pb::GetChunkRequest>,
     ) -> Result<Response<pb::GetChunkReply>, Status> {
         let key = r.into_inner().key;
-        let data = blocking(&self.node, move |n| n.get_chunk(&key))
+        let data = chunk_io(&self.node, move |n| n.get_chunk(&key))
             .await
             .map_err(node_status)?;
         Ok(Response::new(pb::GetChunkReply { data: data.into() }))
@@ -103,7 +115,7 @@ impl pb::data_service_server::DataService for DataSvc {
         r: Request<pb::DeleteChunksRequest>,
     ) -> Result<Response<pb::DeleteChunksReply>, Status> {
         let keys = r.into_inner().keys;
-        let deleted = blocking(&self.node, move |n| n.delete_chunks(&keys))
+        let deleted = chunk_io(&self.node, move |n| n.delete_chunks(&keys))
             .await
             .map_err(node_status)?;
         Ok(Response::new(pb::DeleteChunksReply { deleted }))
@@ -697,8 +709,10 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
             dh.set_status(|s| s.chunks_held = held);
         }
         // Chunks of this node's own that it cannot serve: rewritten from their stripes.
+        let mut lost_here = 0;
         if config.io == crate::model::cluster::IoStatus::Started {
             let (lost, repaired) = repair_own(&fe, &net, &layout, &all).await;
+            lost_here = lost;
             dh.set_status(|s| {
                 s.lost_chunks = lost;
                 s.repaired_chunks += repaired;
@@ -724,6 +738,17 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
             .collect();
         let refs: Vec<&Manifest> = mine.iter().collect();
         let by_lost = protection::count(&refs, config.m, &away);
+        // A member away, or chunks lost here: a redistribution under way stops (the
+        // rebuild or the repair comes first, and a move must not take a stripe's last
+        // spare chunk away).
+        if (!away.is_empty() || lost_here > 0) && moving.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            if let Some(h) = move_pass.0.take() {
+                h.abort();
+            }
+            moving.store(false, std::sync::atomic::Ordering::Relaxed);
+            filling = None;
+        }
         let rebuilding = running.load(std::sync::atomic::Ordering::Relaxed);
         let redistributing = moving.load(std::sync::atomic::Ordering::Relaxed);
         dh.set_status(|s| {
@@ -746,7 +771,7 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
             // Redistribution: with every member answering and every stripe of this node's
             // whole, chunks move from the fullest member to the emptiest (one that came
             // back after its chunks were rebuilt elsewhere, or was added).
-            if !away.is_empty() || by_lost.iter().skip(1).any(|n| *n > 0) {
+            if !away.is_empty() || lost_here > 0 || by_lost.iter().skip(1).any(|n| *n > 0) {
                 continue;
             }
             let chunk = u64::from(dh.chunk_size()).max(1);
@@ -788,11 +813,18 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
             moving.store(true, std::sync::atomic::Ordering::Relaxed);
             let (status, flag) = (dh.status.clone(), moving.clone());
             move_pass.0 = Some(tokio::spawn(async move {
+                // The flag clears however the pass ends (done, aborted, panicked).
+                struct Clear(Arc<std::sync::atomic::AtomicBool>);
+                impl Drop for Clear {
+                    fn drop(&mut self) {
+                        self.0.store(false, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                let _clear = Clear(flag);
                 let moved = redistribute_pass(&fe, &layout, keys, from, to, budget, cfg.rate).await;
                 if let Ok(mut s) = status.lock() {
                     s.moved_chunks += moved;
                 }
-                flag.store(false, std::sync::atomic::Ordering::Relaxed);
             }));
             continue;
         }
@@ -844,30 +876,39 @@ fn plan_move(
     members: usize,
     filling: Option<NodeId>,
 ) -> Option<(NodeId, NodeId, usize)> {
-    let used: Vec<(NodeId, u64)> = usage
+    // Fill in parts per million of each member's capacity: members with smaller drives
+    // hold proportionally less.
+    let used: Vec<(NodeId, u64, u64, u64)> = usage
         .iter()
         .filter(|(n, _, cap)| *cap > 0 && layout.writable.iter().any(|d| d.node == *n))
-        .map(|(n, free, cap)| (*n, cap.saturating_sub(*free)))
+        .map(|(n, free, cap)| {
+            let used = cap.saturating_sub(*free);
+            let ppm = (u128::from(used) * 1_000_000 / u128::from(*cap)) as u64;
+            (*n, ppm, used, *free)
+        })
         .collect();
     if used.len() < 2 {
         return None;
     }
     let avg = used.iter().map(|u| u.1).sum::<u64>() / used.len() as u64;
-    let (to, low) = *used.iter().min_by_key(|u| (u.1, u.0))?;
-    let (from, high) = *used.iter().max_by_key(|u| (u.1, std::cmp::Reverse(u.0)))?;
+    let &(to, low, low_bytes, to_free) = used.iter().min_by_key(|u| (u.1, u.0))?;
+    let &(from, high, high_bytes, _) = used.iter().max_by_key(|u| (u.1, std::cmp::Reverse(u.0)))?;
     let short = if filling == Some(to) {
         low * 10 < avg * 9
     } else {
         low * 2 < avg
     };
-    if from == to || !short || high.saturating_sub(low) < 8 * chunk {
+    if from == to || !short || high <= low || high_bytes.saturating_sub(low_bytes) < 8 * chunk {
         return None;
     }
-    let deficit = (avg - low) / chunk;
+    // The deficit in bytes of `to`'s capacity, never more than it has free.
+    let cap_to = low_bytes + to_free;
+    let deficit = (u128::from(avg - low) * u128::from(cap_to) / 1_000_000) as u64;
+    let chunks = deficit.min(to_free) / chunk;
     Some((
         from,
         to,
-        deficit.div_ceil(members.max(1) as u64).max(1) as usize,
+        chunks.div_ceil(members.max(1) as u64).max(1) as usize,
     ))
 }
 
@@ -920,7 +961,12 @@ async fn redistribute_pass(
                 moved += n;
                 bytes += b;
             }
-            Err(e) => tracing::warn!("redistribution: {key:?}: {e}"),
+            Err(e) => {
+                // A member that stops answering, a refusal: this pass ends; the next
+                // round decides again.
+                tracing::warn!("redistribution: {key:?}: {e}; pass ended");
+                break;
+            }
         }
     }
     if moved > 0 {
@@ -985,6 +1031,7 @@ async fn collect_orphans(
         tracing::info!("manifests: brought {synced} of this home node's manifests up to date");
     }
     let node = net.node();
+    let scan_start = Instant::now();
     let Ok(Ok(held)) = tokio::task::spawn_blocking(move || node.chunks_by_object()).await else {
         return 0;
     };
@@ -1036,7 +1083,20 @@ async fn collect_orphans(
     }
     let node = net.node();
     let n = due.len();
-    match tokio::task::spawn_blocking(move || node.delete_chunks(&due)).await {
+    // A chunk written here since the scan began (a redistribution moving it here, a
+    // repair) is not the orphan the scan saw: kept.
+    let fresh = move |k: &String| {
+        objects::parse_chunk_key(k)
+            .and_then(|(object, _, _)| node.last_written(object))
+            .is_some_and(|t| t >= scan_start)
+    };
+    let node = net.node();
+    match tokio::task::spawn_blocking(move || {
+        let due: Vec<String> = due.into_iter().filter(|k| !fresh(k)).collect();
+        node.delete_chunks(&due)
+    })
+    .await
+    {
         Ok(Ok(freed)) => {
             tracing::info!(
                 "orphans: freed {freed} chunk(s) no manifest places on this node (failed puts, objects overwritten, deleted or rebuilt elsewhere while it was away)"

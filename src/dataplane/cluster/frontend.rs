@@ -776,6 +776,7 @@ impl<N: Net> Frontend<N> {
         cur.check_shape()?;
         let mut next = cur.clone();
         let (mut moved, mut bytes, mut old_keys) = (0u64, 0u64, Vec::new());
+        let mut put_error = None;
         for (i, st) in cur.stripes.iter().enumerate() {
             if moved as usize >= max {
                 break;
@@ -797,8 +798,13 @@ impl<N: Net> Frontend<N> {
                 continue;
             }
             let len = data.len() as u64;
-            if self.net.put_chunk(to, key.clone(), data).await.is_err() {
-                continue;
+            if let Err(e) = self.net.put_chunk(to, key.clone(), data).await {
+                // `to` refuses or is gone (full, stopped): what moved so far is published,
+                // and the pass ends with the error.
+                put_error = Some(IoError::Failed(format!(
+                    "member {to} did not take a chunk: {e:?}"
+                )));
+                break;
             }
             next.stripes[i].nodes[idx] = to;
             old_keys.push(key);
@@ -806,7 +812,10 @@ impl<N: Net> Frontend<N> {
             bytes += len;
         }
         if moved == 0 {
-            return Ok((0, 0));
+            return match put_error {
+                Some(e) => Err(e),
+                None => Ok((0, 0)),
+            };
         }
         next.revision = cur.revision + 1;
         let next = Arc::new(next);
@@ -814,9 +823,26 @@ impl<N: Net> Frontend<N> {
         let mut extra = next.holders();
         extra.push(from);
         self.publish(&next, layout, &extra).await?;
-        // The old copies: freed now; if this fails, the orphan collector frees them.
-        let _ = self.net.delete_chunks(from, old_keys).await;
-        Ok((moved, bytes))
+        // The old copies are freed only if the newest manifest among the members is this
+        // one (another member may have published a different revision meanwhile, which
+        // would still place them on `from`); otherwise the orphan collector decides.
+        let (newest, _) = self.find(&cur.key, &layout.members).await;
+        let ours = newest.as_ref().is_some_and(|m| {
+            (m.generation, m.writer, m.revision, &m.object)
+                == (next.generation, next.writer, next.revision, &next.object)
+                && m.stripes.len() == next.stripes.len()
+                && m.stripes
+                    .iter()
+                    .zip(next.stripes.iter())
+                    .all(|(a, b)| a.nodes == b.nodes)
+        });
+        if ours {
+            let _ = self.net.delete_chunks(from, old_keys).await;
+        }
+        match put_error {
+            Some(e) => Err(e),
+            None => Ok((moved, bytes)),
+        }
     }
 
     /// Whether a newer write (another generation) of `cur`'s key exists.
