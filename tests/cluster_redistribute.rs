@@ -87,7 +87,8 @@ fn a_member_back_after_its_rebuild_is_filled_again() {
     );
     let moved = v["data"]["moved_chunks"].as_u64().unwrap();
     eprintln!(
-        "moved {moved} chunks; held {:?}",
+        "r6 freed {} stale chunks; moved {moved} chunks onto it; held {:?}",
+        v["nodes"][5]["report"]["data"]["orphans_freed"],
         (0..6).map(|i| held(&v, i)).collect::<Vec<_>>()
     );
     // Every stripe whole the whole time the chunks moved.

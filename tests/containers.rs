@@ -14,54 +14,18 @@ use axon::model::pinning::Owner;
 use axon::wire::pb;
 use common::process::{Agent, run};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// An agent on this host (`/`), with a 1+0 store of one file drive.
-fn agent_here(dir: &Path, mode: &str) -> (Child, std::path::PathBuf) {
-    let store = dir.join(format!("store-{mode}"));
-    let (code, out, err) = run(
-        &[
-            "io",
-            "create",
-            "--store",
-            store.to_str().unwrap(),
-            "--scheme",
-            "1+0",
-            "--chunk-size",
-            "64K",
-            "--drives",
-            "1",
-            "--drive-size",
-            "16M",
-        ],
-        Duration::from_secs(60),
+/// An agent on this host (`/`) with `--containers mode`, a 1+0 store of one file drive,
+/// and its control socket.
+fn agent_here(dir: &Path, mode: &str) -> (Agent, std::path::PathBuf) {
+    let a = common::dataplane::agent_with_store(
+        mode,
+        dir,
+        common::dataplane::SMALL_STORE,
+        &["--host-root", "/", "--containers", mode],
     );
-    assert_eq!(code, 0, "{out}{err}");
-    let sock = dir.join(format!("{mode}.sock"));
-    let child = Command::new(env!("CARGO_BIN_EXE_axon"))
-        .args([
-            "agent",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--node-name",
-            mode,
-            "--containers",
-            mode,
-            "--store",
-        ])
-        .arg(&store)
-        .arg("--control-socket")
-        .arg(&sock)
-        .arg("--state-dir")
-        .arg(dir.join(format!("state-{mode}")))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    (child, sock)
+    (a, dir.join(mode).join("control.sock"))
 }
 
 /// The agent's containers, once it reports them.
@@ -107,8 +71,8 @@ fn proc_text(pid: u32, tid: u32, file: &str) -> String {
 fn containers_are_named_threads_pinned_to_the_plan() {
     let tmp = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (mut child, sock) = agent_here(tmp.path(), "pin");
-    let pid = child.id();
+    let (mut agent, sock) = agent_here(tmp.path(), "pin");
+    let pid = agent.child.id();
     let list = containers(&rt, &sock);
     let roles: Vec<&str> = list.iter().map(|c| c.role.as_str()).collect();
     assert!(
@@ -174,8 +138,7 @@ fn containers_are_named_threads_pinned_to_the_plan() {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    agent.kill();
 }
 
 #[test]
@@ -188,7 +151,7 @@ fn where_the_plan_cannot_hold_auto_reports_it_and_starts_nothing() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (mut child, sock) = agent_here(tmp.path(), "auto");
+    let (mut agent, sock) = agent_here(tmp.path(), "auto");
     let list = containers(&rt, &sock);
     for c in &list {
         assert!(c.threads.is_empty() && !c.emulated, "{c:?}");
@@ -198,7 +161,7 @@ fn where_the_plan_cannot_hold_auto_reports_it_and_starts_nothing() {
             "{c:?}"
         );
     }
-    let tasks = std::fs::read_dir(format!("/proc/{}/task", child.id())).unwrap();
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", agent.child.id())).unwrap();
     for t in tasks.flatten() {
         let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
         assert!(
@@ -206,8 +169,7 @@ fn where_the_plan_cannot_hold_auto_reports_it_and_starts_nothing() {
             "{comm}"
         );
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    agent.kill();
 }
 
 #[test]
@@ -228,7 +190,6 @@ fn an_emulated_host_records_its_plan_labelled_emulated() {
             .all(|c| c.emulated && c.threads.is_empty() && !c.cores.is_empty())
     );
     a.kill();
-    let _: &Agent = &a;
 }
 
 /// Object IO on a cluster of five agents on this host (3+2) with `--containers pin`: the puts

@@ -25,8 +25,8 @@ const STORE2: &[&str] = &[
     "32M",
 ];
 
-/// The cluster's drives: (id, node id, path, state), by `axon drive list --json`.
-fn drives(inv: &Path) -> Vec<(String, u64, String, String)> {
+/// `axon drive list --json`.
+fn drive_list(inv: &Path) -> serde_json::Value {
     let (code, out, err) = run(
         &[
             "drive",
@@ -38,7 +38,12 @@ fn drives(inv: &Path) -> Vec<(String, u64, String, String)> {
         Duration::from_secs(30),
     );
     assert_eq!(code, 0, "{out}{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    serde_json::from_str(&out).unwrap()
+}
+
+/// The cluster's drives: (id, node id, path, state), by `axon drive list --json`.
+fn drives(inv: &Path) -> Vec<(String, u64, String, String)> {
+    let v = drive_list(inv);
     let mut d: Vec<_> = v["drives"]
         .as_object()
         .unwrap()
@@ -59,19 +64,7 @@ fn drives(inv: &Path) -> Vec<(String, u64, String, String)> {
 /// Each drive's usage as its node reports it (`drive list --json`, from every member's
 /// DataplaneService): id → (capacity bytes, used bytes, chunks).
 fn usage(inv: &Path) -> std::collections::HashMap<String, (u64, u64, u64)> {
-    let (code, out, err) = run(
-        &[
-            "drive",
-            "list",
-            "--inventory",
-            inv.to_str().unwrap(),
-            "--json",
-        ],
-        Duration::from_secs(30),
-    );
-    assert_eq!(code, 0, "{out}{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    v["drives"]
+    drive_list(inv)["drives"]
         .as_object()
         .unwrap()
         .iter()

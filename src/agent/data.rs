@@ -912,20 +912,14 @@ fn plan_move(
     ))
 }
 
-/// Moves up to `budget` chunks of this node's objects `keys` from `from` to `to`, at the
-/// rebuild rate; returns how many moved.
-async fn redistribute_pass(
-    fe: &Fe,
-    layout: &Layout,
-    keys: Vec<String>,
-    from: NodeId,
-    to: NodeId,
-    budget: usize,
-    rate: Option<u64>,
-) -> u64 {
+/// Paces a pass at `rate` bytes per second (None or 0: unpaced): each call waits until
+/// the bytes announced so far are due, counted from the pacer's creation.
+type Pace = Arc<dyn Fn(u64) -> BoxFuture<'static, ()> + Send + Sync>;
+
+fn pacer(rate: Option<u64>) -> Pace {
     let started = Instant::now();
     let sent = Arc::new(Mutex::new(0u64));
-    let pace = move |n: u64| -> BoxFuture<'static, ()> {
+    Arc::new(move |n: u64| -> BoxFuture<'static, ()> {
         let sent = sent.clone();
         Box::pin(async move {
             let Some(rate) = rate.filter(|r| *r > 0) else {
@@ -942,7 +936,22 @@ async fn redistribute_pass(
                 tokio::time::sleep(due - now).await;
             }
         })
-    };
+    })
+}
+
+/// Moves up to `budget` chunks of this node's objects `keys` from `from` to `to`, at the
+/// rebuild rate; returns how many moved.
+async fn redistribute_pass(
+    fe: &Fe,
+    layout: &Layout,
+    keys: Vec<String>,
+    from: NodeId,
+    to: NodeId,
+    budget: usize,
+    rate: Option<u64>,
+) -> u64 {
+    let started = Instant::now();
+    let pace = pacer(rate);
     let (mut moved, mut bytes) = (0u64, 0u64);
     for key in keys {
         if moved as usize >= budget {
@@ -954,7 +963,7 @@ async fn redistribute_pass(
             Err(_) => continue,
         };
         match fe
-            .move_chunks(cur, layout, from, to, budget - moved as usize, &pace)
+            .move_chunks(cur, layout, from, to, budget - moved as usize, &*pace)
             .await
         {
             Ok((n, b)) => {
@@ -1222,35 +1231,13 @@ async fn rebuild_pass(
         work.len()
     );
     // A token bucket of one second: the pass may not run ahead of `rate`.
-    let sent = Arc::new(Mutex::new(0u64));
-    let pace = {
-        let sent = sent.clone();
-        move |n: u64| -> BoxFuture<'static, ()> {
-            let sent = sent.clone();
-            Box::pin(async move {
-                let Some(rate) = rate.filter(|r| *r > 0) else {
-                    return;
-                };
-                let total = {
-                    let mut s = sent.lock().expect("pacer");
-                    *s += n;
-                    *s
-                };
-                let due = Duration::from_secs_f64(total as f64 / rate as f64);
-                let now = started.elapsed();
-                if due > now {
-                    tokio::time::sleep(due - now).await;
-                }
-            })
-        }
-    };
+    let pace = pacer(rate);
     let (mut done, mut bytes) = (0u64, 0u64);
     let mut last_log = Instant::now();
     let mut error = None;
     // Several objects at once (each repairs several stripes at once): a pass is bound by
     // the members' disks and network, not by one object's round trips.
     use futures::StreamExt;
-    let pace: Arc<dyn Fn(u64) -> BoxFuture<'static, ()> + Send + Sync> = Arc::new(pace);
     type Repaired = (
         String,
         u64,

@@ -689,8 +689,8 @@ pub async fn once(
             _ = tokio::time::sleep_until(deadline) => break,
         }
     }
-    // The Stripes panel: the members' cluster reports come every 2 s, apart from Watch;
-    // give them up to 3 s more.
+    // The Stripes panel: the configuration is fetched from a member once its report
+    // arrives; give it up to 3 s more.
     if all[shown].title() == "Stripes" {
         let more = (tokio::time::Instant::now() + Duration::from_secs(3)).min(deadline);
         while fleet.view.dataplane(now_ms()).is_none() {

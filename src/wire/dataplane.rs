@@ -29,6 +29,17 @@ fn io_str(s: &str) -> Result<IoStatus, WireError> {
     }
 }
 
+fn check_m(message: &'static str, m: u32) -> Result<(), WireError> {
+    if m > MAX_M {
+        return Err(bad(
+            message,
+            "m",
+            format!("{m} parity chunks, more than {MAX_M}"),
+        ));
+    }
+    Ok(())
+}
+
 fn check_len(message: &'static str, field: &'static str, n: usize) -> Result<(), WireError> {
     if n > MAX_LIST {
         return Err(bad(
@@ -171,13 +182,7 @@ pub fn decode_node_dataplane(p: pb::NodeDataplane) -> Result<Option<NodeDataplan
     if !p.present {
         return Ok(None);
     }
-    if p.m > MAX_M {
-        return Err(bad(
-            "NodeDataplane",
-            "m",
-            format!("{} parity chunks, more than {MAX_M}", p.m),
-        ));
-    }
+    check_m("NodeDataplane", p.m)?;
     check_len("NodeDataplane", "drives", p.drives.len())?;
     check_len("NodeDataplane", "containers", p.containers.len())?;
     check_len("NodeDataplane", "operations", p.operations.len())?;
@@ -263,13 +268,7 @@ pub fn encode_config(c: &ClusterConfig) -> pb::DataplaneConfig {
 }
 
 pub fn decode_config(p: pb::DataplaneConfig) -> Result<ClusterConfig, WireError> {
-    if p.m > MAX_M {
-        return Err(bad(
-            "DataplaneConfig",
-            "m",
-            format!("{} parity chunks, more than {MAX_M}", p.m),
-        ));
-    }
+    check_m("DataplaneConfig", p.m)?;
     check_len("DataplaneConfig", "members", p.members.len())?;
     check_len("DataplaneConfig", "drives", p.drives.len())?;
     Ok(ClusterConfig {
