@@ -220,6 +220,39 @@ fn main() {
             "NOT met"
         }
     );
+    // The members' own account of their passes: the status polls above add up to 2 s of
+    // counting latency to a pass of a few seconds. From the first pass's start to the last
+    // one's end, in the agents' log timestamps.
+    let stamp = |l: &str| {
+        l.split_whitespace()
+            .next()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    };
+    let (mut first, mut last) = (None, None);
+    for i in 0..NODES - 1 {
+        let log = std::fs::read_to_string(base.join(format!("b{}", i + 1)).join("agent.log"))
+            .unwrap_or_default();
+        for l in log.lines() {
+            if l.contains("rebuild: members") {
+                first = first.min(stamp(l)).or(stamp(l));
+            }
+            if l.contains("rebuild: pass done") {
+                last = last.max(stamp(l));
+                println!("  b{}: {}", i + 1, l.split("rebuild: ").nth(1).unwrap_or(l));
+            }
+        }
+    }
+    if let (Some(a), Some(b)) = (first, last) {
+        let secs = (b - a).as_seconds_f64().max(1e-3);
+        let rate = bytes as f64 / secs / (1 << 20) as f64;
+        println!(
+            "rebuild passes: {:.0} MiB written in {secs:.1} s (first start to last end) = {rate:.0} MiB/s written = {:.2} × fio raw read; reading k = {K} chunks per chunk written: {:.0} MiB/s read = {:.2} × fio raw read",
+            bytes as f64 / (1 << 20) as f64,
+            rate / fio_r,
+            rate * K as f64,
+            rate * K as f64 / fio_r
+        );
+    }
     drop(agents);
     let _ = std::fs::remove_dir_all(&base);
 }

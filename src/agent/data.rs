@@ -33,6 +33,11 @@ pub use crate::dataplane::cluster::frontend::Layout;
 
 /// Chunks and manifests are at most this big on the wire.
 pub const MAX_MESSAGE: usize = 80 << 20;
+/// HTTP/2 flow-control windows and frame size on the data port (both ends): room for
+/// several chunks in flight per connection, and a chunk in few frames.
+pub const DATA_CONN_WINDOW: u32 = 32 << 20;
+pub const DATA_STREAM_WINDOW: u32 = 8 << 20;
+pub const DATA_FRAME: u32 = 1 << 20;
 /// How often a member pings the others (liveness, free space).
 const PING_EVERY: Duration = Duration::from_secs(1);
 /// A member silent this long is *away*: its chunks count as lost for protection.
@@ -76,10 +81,128 @@ async fn chunk_io<T: Send + 'static>(
     .map_err(|e| NodeError::Failed(format!("the data task failed: {e}")))?
 }
 
+/// Group commit: calls that arrive while a batch is being made durable queue up and go
+/// together in the next batch (at most `max`), so N concurrent writes cost one fdatasync
+/// and one index commit rather than N. The queue is bounded (`depth`): callers beyond it
+/// wait, which is back-pressure.
+struct Group<T, R> {
+    tx: tokio::sync::mpsc::Sender<(T, tokio::sync::oneshot::Sender<R>)>,
+}
+
+impl<T: Send + 'static, R: Send + 'static> Group<T, R> {
+    /// `run` takes a batch and returns one result per item, in order.
+    fn start<F, Fut>(depth: usize, max: usize, run: F) -> Group<T, R>
+    where
+        F: Fn(Vec<T>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Vec<R>> + Send,
+    {
+        let (tx, mut rx) =
+            tokio::sync::mpsc::channel::<(T, tokio::sync::oneshot::Sender<R>)>(depth);
+        tokio::spawn(async move {
+            // Ends when every sender is gone (the service and the frontend dropped).
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < max {
+                    match rx.try_recv() {
+                        Ok(x) => batch.push(x),
+                        Err(_) => break,
+                    }
+                }
+                let (items, replies): (Vec<T>, Vec<_>) = batch.into_iter().unzip();
+                // A reply missing (a short result) drops its sender: that caller errs.
+                for (reply, r) in replies.into_iter().zip(run(items).await) {
+                    let _ = reply.send(r);
+                }
+            }
+        });
+        Group { tx }
+    }
+
+    /// Queues `item` and waits for its batch; None if the batch never answered.
+    async fn call(&self, item: T) -> Option<R> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tx.send((item, tx)).await.ok()?;
+        rx.await.ok()
+    }
+}
+
+/// Chunks queued for a write, at most (1 MiB chunks: 64 MiB).
+const WRITE_QUEUE: usize = 64;
+/// Chunks or manifests made durable together, at most.
+const WRITE_BATCH: usize = 32;
+
+/// A node's writes, group-committed: chunk puts on the drives container (one fdatasync per
+/// drive and one store commit per batch), manifest puts on the blocking pool (one redb
+/// transaction per batch). Shared by the data service and the node's own frontend.
+pub struct Writes {
+    chunks: Group<(String, Bytes), Result<(), NodeError>>,
+    manifests: Group<Manifest, Result<bool, NodeError>>,
+}
+
+impl Writes {
+    /// Must be called on the runtime (it starts the batching tasks).
+    pub fn start(node: &Arc<NodeData>) -> Arc<Writes> {
+        let n1 = node.clone();
+        let chunks = Group::start(
+            WRITE_QUEUE,
+            WRITE_BATCH,
+            move |items: Vec<(String, Bytes)>| {
+                let node = n1.clone();
+                async move {
+                    let len = items.len();
+                    match chunk_io(&node, move |n| Ok(n.put_chunks(&items))).await {
+                        Ok(v) => v,
+                        Err(e) => {
+                            let text = e.to_string();
+                            (0..len)
+                                .map(|_| Err(NodeError::Failed(text.clone())))
+                                .collect()
+                        }
+                    }
+                }
+            },
+        );
+        let n2 = node.clone();
+        let manifests = Group::start(WRITE_QUEUE, WRITE_BATCH, move |items: Vec<Manifest>| {
+            let node = n2.clone();
+            async move {
+                let len = items.len();
+                match blocking(&node, move |n| Ok(n.put_manifests(&items))).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        let text = e.to_string();
+                        (0..len)
+                            .map(|_| Err(NodeError::Failed(text.clone())))
+                            .collect()
+                    }
+                }
+            }
+        });
+        Arc::new(Writes { chunks, manifests })
+    }
+
+    pub async fn put_chunk(&self, key: String, data: Bytes) -> Result<(), NodeError> {
+        self.chunks.call((key, data)).await.unwrap_or_else(|| {
+            Err(NodeError::Failed(
+                "the chunk write was lost (the node is stopping)".into(),
+            ))
+        })
+    }
+
+    pub async fn put_manifest(&self, m: Manifest) -> Result<bool, NodeError> {
+        self.manifests.call(m).await.unwrap_or_else(|| {
+            Err(NodeError::Failed(
+                "the manifest write was lost (the node is stopping)".into(),
+            ))
+        })
+    }
+}
+
 #[derive(Clone)]
 struct DataSvc {
     me: NodeId,
     node: Arc<NodeData>,
+    writes: Arc<Writes>,
 }
 
 fn manifest_of(json: &str) -> Result<Manifest, Status> {
@@ -93,7 +216,8 @@ impl pb::data_service_server::DataService for DataSvc {
         r: Request<pb::PutChunkRequest>,
     ) -> Result<Response<pb::PutChunkReply>, Status> {
         let r = r.into_inner();
-        chunk_io(&self.node, move |n| n.put_chunk(&r.key, &r.data))
+        self.writes
+            .put_chunk(r.key, r.data)
             .await
             .map_err(node_status)?;
         Ok(Response::new(pb::PutChunkReply::default()))
@@ -126,9 +250,7 @@ impl pb::data_service_server::DataService for DataSvc {
         r: Request<pb::ManifestPayload>,
     ) -> Result<Response<pb::PutManifestReply>, Status> {
         let m = manifest_of(&r.into_inner().json)?;
-        let stored = blocking(&self.node, move |n| n.put_manifest(&m))
-            .await
-            .map_err(node_status)?;
+        let stored = self.writes.put_manifest(m).await.map_err(node_status)?;
         Ok(Response::new(pb::PutManifestReply { stored }))
     }
 
@@ -329,9 +451,11 @@ impl DataHost {
             &Limits::default(),
             stats.clone(),
         );
+        let writes = Writes::start(&self.node);
         let svc = pb::data_service_server::DataServiceServer::new(DataSvc {
             me: m.node_id,
             node: self.node.clone(),
+            writes: writes.clone(),
         })
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
@@ -339,6 +463,11 @@ impl DataHost {
         let stop_accept = stats.clone();
         tokio::spawn(async move {
             let _ = tonic::transport::Server::builder()
+                // Chunks are 1 MiB and many are in flight per member: HTTP/2's default
+                // windows (1 MiB per connection) would stall every put on window updates.
+                .initial_connection_window_size(DATA_CONN_WINDOW)
+                .initial_stream_window_size(DATA_STREAM_WINDOW)
+                .max_frame_size(DATA_FRAME)
                 .add_service(svc)
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = rx.await;
@@ -359,6 +488,7 @@ impl DataHost {
         let net = Arc::new(GrpcNet {
             me: m.node_id,
             local: self.node.clone(),
+            writes,
             peers,
             free: Mutex::new(HashMap::new()),
             cap: Mutex::new(HashMap::new()),
@@ -388,6 +518,8 @@ impl DataHost {
 pub struct GrpcNet {
     me: NodeId,
     local: Arc<NodeData>,
+    /// This node's writes, group-committed with the data service's.
+    writes: Arc<Writes>,
     peers: BTreeMap<NodeId, Channel>,
     /// Free bytes each node reported last (placement's weights).
     free: Mutex<HashMap<NodeId, u64>>,
@@ -543,7 +675,10 @@ impl Net for GrpcNet {
         data: Bytes,
     ) -> BoxFuture<'static, Result<(), NetError>> {
         if node == self.me {
-            return self.local(move |n| n.put_chunk(&key, &data));
+            let (w, me) = (self.writes.clone(), self.me);
+            return Box::pin(
+                async move { w.put_chunk(key, data).await.map_err(|e| local_err(me, e)) },
+            );
         }
         let c = self.client(node);
         Box::pin(async move {
@@ -587,7 +722,12 @@ impl Net for GrpcNet {
         m: Arc<Manifest>,
     ) -> BoxFuture<'static, Result<bool, NetError>> {
         if node == self.me {
-            return self.local(move |n| n.put_manifest(&m));
+            let (w, me) = (self.writes.clone(), self.me);
+            return Box::pin(async move {
+                w.put_manifest((*m).clone())
+                    .await
+                    .map_err(|e| local_err(me, e))
+            });
         }
         let c = self.client(node);
         Box::pin(async move {
@@ -1125,7 +1265,7 @@ async fn collect_orphans(
 
 /// Objects a rebuild pass repairs at once (each up to `REPAIR_WINDOW` stripes): the pass
 /// is bound by round trips, not bandwidth.
-const REBUILD_OBJECTS: usize = 16;
+const REBUILD_OBJECTS: usize = 32;
 
 /// At most this many lost chunks are rewritten per 2 s round.
 const REPAIR_PER_ROUND: usize = 64;
@@ -1243,21 +1383,42 @@ async fn rebuild_pass(
         u64,
         Result<(u64, u64), crate::dataplane::cluster::frontend::IoError>,
     );
-    let futs: Vec<BoxFuture<'static, Repaired>> = work
+    // The newest version of every key among the members that answer, from one listing
+    // each: an object whose own copy is that version is repaired from it, with no lookup
+    // (this node's copy may be older — anti-entropy waits for every member — and then, or
+    // if a member does not list, the newest is looked up per object).
+    let asked: Vec<NodeId> = layout
+        .members
         .iter()
-        .map(|(_, touched, m)| {
-            let (fe, layout, failed, pace) =
-                (fe.clone(), layout.clone(), failed.clone(), pace.clone());
-            let (m, touched) = (m.clone(), *touched);
-            Box::pin(async move {
-                // The newest manifest among the members: this node's own copy may be
-                // older (anti-entropy waits for every member to answer).
-                let key = m.key.clone();
-                let r = fe.repair(&key, &layout, &failed, &*pace).await;
-                (key, touched, r)
-            }) as BoxFuture<'static, Repaired>
-        })
+        .copied()
+        .filter(|n| !failed.contains(n))
         .collect();
+    let newest = Arc::new(fe.newest_versions(&asked).await);
+    let futs: Vec<BoxFuture<'static, Repaired>> =
+        work.iter()
+            .map(|(_, touched, m)| {
+                let (fe, layout, failed, pace, newest) = (
+                    fe.clone(),
+                    layout.clone(),
+                    failed.clone(),
+                    pace.clone(),
+                    newest.clone(),
+                );
+                let (m, touched) = (m.clone(), *touched);
+                Box::pin(async move {
+                    let key = m.key.clone();
+                    let current = newest.as_ref().as_ref().is_some_and(|v| {
+                        v.get(&key) == Some(&(m.generation, m.writer, m.revision))
+                    });
+                    let r = if current {
+                        fe.repair_from(m, &layout, &failed, &*pace).await
+                    } else {
+                        fe.repair(&key, &layout, &failed, &*pace).await
+                    };
+                    (key, touched, r)
+                }) as BoxFuture<'static, Repaired>
+            })
+            .collect();
     let mut results = futures::stream::iter(futs).buffer_unordered(REBUILD_OBJECTS);
     while let Some((key, touched, r)) = results.next().await {
         match r {

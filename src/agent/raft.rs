@@ -204,6 +204,8 @@ pub fn member_channel(tls: &MemberTls, target: NodeId, addr: &str) -> Option<Cha
         .map(|e| {
             e.connect_timeout(Duration::from_secs(2))
                 .tcp_nodelay(true)
+                .initial_connection_window_size(super::data::DATA_CONN_WINDOW)
+                .initial_stream_window_size(super::data::DATA_STREAM_WINDOW)
                 .connect_with_connector_lazy(tower::service_fn(move |_: tonic::transport::Uri| {
                     let connector = connector.clone();
                     let dial = dial.clone();

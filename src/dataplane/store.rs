@@ -14,6 +14,12 @@
 //!
 //! Free slots are not stored: they are the slots the index does not name, computed on open.
 //! The index is the one source of truth, so the two can never disagree.
+//!
+//! Writes arriving together are group-committed (`put_many`): each is written as above,
+//! then one fdatasync per drive and one transaction cover them all. Reads of healthy
+//! chunks run without the store's lock (`read_plan`, then `ReadPlan::read`): every chunk's
+//! header must still name the stripe and generation the index gave, so a slot freed and
+//! reused meanwhile is never returned as the object.
 
 use super::drive::{self, AlignedBuf, BLOCK, ChunkHeader, DriveError, DriveIo, DriveState};
 use super::ec::{Codec, EcError, Isal, Scheme};
@@ -297,6 +303,11 @@ pub struct PhaseOut {
     pub keys: Vec<String>,
 }
 
+/// A put's stripes written but not yet committed: (stripe id, record).
+type Staged = Vec<(u64, StripeRec)>;
+/// An object to commit: key, size, its new stripes.
+type NewObject<'a> = (&'a str, u64, &'a [(u64, StripeRec)]);
+
 /// What a put did, with where its time went.
 #[derive(Debug, Clone, Default)]
 pub struct PutReport {
@@ -315,6 +326,54 @@ pub struct ReadReport {
     pub chunks_rebuilt: u64,
     /// Each damaged or unreachable chunk met, named.
     pub problems: Vec<String>,
+}
+
+/// An object's data chunks as the index placed them when the plan was made
+/// (`Store::read_plan`).
+pub struct ReadPlan {
+    size: u64,
+    chunks: Vec<PlannedChunk>,
+}
+
+struct PlannedChunk {
+    io: Arc<DriveIo>,
+    sid: u64,
+    index: u16,
+    slot: u64,
+    generation: u64,
+    len: usize,
+}
+
+impl ReadPlan {
+    /// Reads the object with no lock held, so reads run alongside each other and alongside
+    /// a write's sync and commit. Every chunk's header must name the stripe, index and
+    /// generation planned, and its payload match its checksum; None otherwise (damaged, or
+    /// freed and reused since the plan was made): the caller reads under the lock, which
+    /// sees the index as it is now and rebuilds from parity.
+    pub fn read(&self) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.size as usize);
+        let mut left = self.size;
+        let b = BLOCK as usize;
+        let mut buf: Option<AlignedBuf> = None;
+        for c in &self.chunks {
+            let want = b + c.len;
+            let buf = match &mut buf {
+                Some(x) if x.as_slice().len() == want => x,
+                slot => slot.insert(AlignedBuf::zeroed(want)),
+            };
+            c.io.read_slot(c.slot, buf.as_mut_slice()).ok()?;
+            let (h, p) = buf.as_slice().split_at(b);
+            let h = ChunkHeader::decode(h).ok()??;
+            if h.stripe != c.sid || h.index != c.index || h.stripe_generation != c.generation {
+                return None;
+            }
+            h.verify(p).ok()?;
+            let n = (c.len as u64).min(left) as usize;
+            out.extend_from_slice(&p[..n]);
+            left -= n as u64;
+        }
+        (left == 0).then_some(out)
+    }
 }
 
 /// One chunk read back, checked.
@@ -885,70 +944,150 @@ impl Store {
 
     /// As `put`, reading the object from `src` one stripe at a time.
     pub fn put_from(&mut self, key: &str, src: &mut dyn Read) -> Result<PutReport, StoreError> {
-        self.check_writable()?;
-        if key.is_empty() || key.len() > MAX_KEY {
-            return Err(StoreError::Refused(format!(
-                "an object key must be 1 to {MAX_KEY} bytes, this one is {}",
-                key.len()
-            )));
-        }
-        let mut written: Vec<(u64, StripeRec)> = Vec::new();
-        let mut touched: HashSet<usize> = HashSet::new();
-        let mut report = PutReport::default();
-        // Stripe i+1 is read, encoded and checksummed while stripe i is being written.
-        let (k, m) = (self.scheme.k, self.scheme.m);
-        let cache = std::mem::take(&mut self.bufcache);
-        let mut pipe = WritePipe::new(k + m, BLOCK as usize + self.chunk_size as usize, cache);
-        let result = self.put_stripes(key, src, &mut pipe, &mut written, &mut touched, &mut report);
-        // Whatever happened, no write may still be running once this returns: its slots
-        // may be released below and handed to the next put.
-        let tail = pipe.finish();
-        self.bufcache = std::mem::take(&mut pipe.spare);
-        self.bufcache.truncate(2);
-        let result = result.and(tail).and_then(|()| {
-            let t0 = Instant::now();
-            let touched: Vec<usize> = touched.iter().copied().collect();
-            let drives_ref = &self.drives;
-            for r in par(&touched, |&d| {
-                let dr = &drives_ref[d];
-                dr.io
-                    .as_ref()
-                    .expect("usable")
-                    .sync()
-                    .map_err(|x| io_err(&dr.path, "sync (fdatasync)", x))
-            }) {
-                r?;
+        self.put_batch(vec![(key, src)])
+            .pop()
+            .expect("one result per object")
+    }
+
+    /// Group commit: stores every `(key, data)` with one fdatasync per drive written and
+    /// one index transaction for all of them, instead of one each. Returns one result per
+    /// item, in order: an item refused or failing on its own (a bad key, a full store, a
+    /// write error) fails alone; a failed sync or commit fails every item it covered. A
+    /// later item for the same key replaces an earlier one, as successive puts would.
+    pub fn put_many(&mut self, items: &[(&str, &[u8])]) -> Vec<Result<PutReport, StoreError>> {
+        let mut readers: Vec<&[u8]> = items.iter().map(|(_, d)| *d).collect();
+        let batch: Vec<(&str, &mut dyn Read)> = items
+            .iter()
+            .zip(readers.iter_mut())
+            .map(|((k, _), r)| (*k, r as &mut dyn Read))
+            .collect();
+        self.put_batch(batch)
+    }
+
+    fn put_batch(
+        &mut self,
+        items: Vec<(&str, &mut dyn Read)>,
+    ) -> Vec<Result<PutReport, StoreError>> {
+        let n = items.len();
+        let mut out: Vec<Option<Result<PutReport, StoreError>>> = (0..n).map(|_| None).collect();
+        // A batch-wide failure: the first item gets the error itself, the others its text.
+        let fail_all = |out: &mut Vec<Option<Result<PutReport, StoreError>>>,
+                        which: &[usize],
+                        e: StoreError| {
+            let text = e.to_string();
+            let mut e = Some(e);
+            for &i in which {
+                out[i] = Some(Err(e
+                    .take()
+                    .unwrap_or_else(|| StoreError::Refused(text.clone()))));
             }
-            report.sync = t0.elapsed();
-            Ok(())
-        });
-        let release = |s: &mut Store, written: &[(u64, StripeRec)]| {
-            for (_, rec) in written {
-                for l in rec.chunks.iter().flatten() {
-                    if let Some(&i) = s.by_id.get(&l.drive) {
-                        s.drives[i].release(l.slot);
+        };
+        if let Err(e) = self.check_writable() {
+            fail_all(&mut out, &(0..n).collect::<Vec<_>>(), e);
+            return out.into_iter().map(|r| r.expect("set")).collect();
+        }
+        // Written but not yet durable: (item, its stripes, its report).
+        let mut staged: Vec<(usize, &str, Staged, PutReport)> = Vec::new();
+        let mut touched: HashSet<usize> = HashSet::new();
+        let (k, m) = (self.scheme.k, self.scheme.m);
+        for (i, (key, src)) in items.into_iter().enumerate() {
+            if key.is_empty() || key.len() > MAX_KEY {
+                out[i] = Some(Err(StoreError::Refused(format!(
+                    "an object key must be 1 to {MAX_KEY} bytes, this one is {}",
+                    key.len()
+                ))));
+                continue;
+            }
+            let mut written: Vec<(u64, StripeRec)> = Vec::new();
+            let mut mine: HashSet<usize> = HashSet::new();
+            let mut report = PutReport::default();
+            // Stripe i+1 is read, encoded and checksummed while stripe i is being written.
+            let cache = std::mem::take(&mut self.bufcache);
+            let mut pipe = WritePipe::new(k + m, BLOCK as usize + self.chunk_size as usize, cache);
+            let result =
+                self.put_stripes(key, src, &mut pipe, &mut written, &mut mine, &mut report);
+            // Whatever happened, no write may still be running once this returns: its slots
+            // may be released below and handed to the next put.
+            let tail = pipe.finish();
+            self.bufcache = std::mem::take(&mut pipe.spare);
+            self.bufcache.truncate(2);
+            match result.and(tail) {
+                Ok(()) => {
+                    touched.extend(mine);
+                    staged.push((i, key, written, report));
+                }
+                Err(e) => {
+                    self.release(&written);
+                    self.fail_drive_on_eio(&e);
+                    out[i] = Some(Err(e));
+                }
+            }
+        }
+        if !staged.is_empty() {
+            let t0 = Instant::now();
+            let touched: Vec<usize> = touched.into_iter().collect();
+            let drives_ref = &self.drives;
+            let synced = par(&touched, |&d| {
+                let dr = &drives_ref[d];
+                match dr.io.as_ref() {
+                    Some(io) => io
+                        .sync()
+                        .map_err(|x| io_err(&dr.path, "sync (fdatasync)", x)),
+                    // Taken out of service by a failed write earlier in this batch.
+                    None => Err(StoreError::Refused(format!(
+                        "{}: taken out of service while this write was in flight — write again",
+                        dr.path.display()
+                    ))),
+                }
+            })
+            .into_iter()
+            .collect::<Result<Vec<()>, StoreError>>();
+            let sync = t0.elapsed();
+            let which: Vec<usize> = staged.iter().map(|s| s.0).collect();
+            if let Err(e) = synced {
+                for (_, _, written, _) in &staged {
+                    self.release(written);
+                }
+                self.fail_drive_on_eio(&e);
+                fail_all(&mut out, &which, e);
+            } else {
+                let t0 = Instant::now();
+                let objects: Vec<NewObject> = staged
+                    .iter()
+                    .map(|(_, key, written, r)| (*key, r.bytes, written.as_slice()))
+                    .collect();
+                match self.commit_objects(&objects) {
+                    Ok(old) => {
+                        let commit = t0.elapsed();
+                        self.forget(&old);
+                        for (i, _, _, mut r) in staged {
+                            r.sync = sync;
+                            r.commit = commit;
+                            out[i] = Some(Ok(r));
+                        }
+                    }
+                    Err(e) => {
+                        // The commit may have reached the disk: the slots stay taken.
+                        self.poison(&e);
+                        fail_all(&mut out, &which, e);
                     }
                 }
             }
-        };
-        if let Err(e) = result {
-            release(self, &written);
-            self.fail_drive_on_eio(&e);
-            return Err(e);
         }
-        let t0 = Instant::now();
-        let size = report.bytes;
-        let old = match self.commit_object(key, size, &written) {
-            Ok(old) => old,
-            Err(e) => {
-                // The commit may have reached the disk: the slots stay taken.
-                self.poison(&e);
-                return Err(e);
+        out.into_iter()
+            .map(|r| r.expect("every item answered"))
+            .collect()
+    }
+
+    /// Frees the slots of stripes written but never committed.
+    fn release(&mut self, written: &[(u64, StripeRec)]) {
+        for (_, rec) in written {
+            for l in rec.chunks.iter().flatten() {
+                if let Some(&i) = self.by_id.get(&l.drive) {
+                    self.drives[i].release(l.slot);
+                }
             }
-        };
-        report.commit = t0.elapsed();
-        self.forget(&old);
-        Ok(report)
+        }
     }
 
     /// Reads `src` a stripe at a time, places, encodes and checksums each stripe and hands
@@ -1068,14 +1207,10 @@ impl Store {
         Ok(())
     }
 
-    /// One transaction: the new stripes, their slots, the object; the object's old stripes
-    /// removed. Returns the old stripes' chunk places.
-    fn commit_object(
-        &mut self,
-        key: &str,
-        size: u64,
-        stripes: &[(u64, StripeRec)],
-    ) -> Result<Vec<Loc>, StoreError> {
+    /// One transaction for every object: its new stripes, their slots, the object; its old
+    /// stripes removed (an object twice in `objects` replaces itself in order). Returns the
+    /// old stripes' chunk places.
+    fn commit_objects(&mut self, objects_in: &[NewObject]) -> Result<Vec<Loc>, StoreError> {
         let db_path = self.dir.join(DB_FILE);
         let e = db_err(&db_path);
         let tx = self.db.begin_write().map_err(|x| e(x.into()))?;
@@ -1084,31 +1219,33 @@ impl Store {
             let mut objects = tx.open_table(OBJECTS).map_err(|x| e(x.into()))?;
             let mut st = tx.open_table(STRIPES).map_err(|x| e(x.into()))?;
             let mut ch = tx.open_table(CHUNKS).map_err(|x| e(x.into()))?;
-            let old = objects
-                .get(key)
-                .map_err(|x| e(x.into()))?
-                .and_then(|v| ObjectRec::decode(v.value()));
-            if let Some(old) = old {
-                for sid in old.stripes {
-                    remove_stripe(&mut st, &mut ch, sid, &mut old_locs).map_err(&e)?;
+            for &(key, size, stripes) in objects_in {
+                let old = objects
+                    .get(key)
+                    .map_err(|x| e(x.into()))?
+                    .and_then(|v| ObjectRec::decode(v.value()));
+                if let Some(old) = old {
+                    for sid in old.stripes {
+                        remove_stripe(&mut st, &mut ch, sid, &mut old_locs).map_err(&e)?;
+                    }
                 }
-            }
-            for (sid, rec) in stripes {
-                st.insert(*sid, rec.encode().as_slice())
-                    .map_err(|x| e(x.into()))?;
-                for (i, l) in rec.chunks.iter().enumerate() {
-                    let l = l.expect("a new stripe has every chunk");
-                    ch.insert((l.drive.as_u128(), l.slot), (*sid, i as u16, l.generation))
+                for (sid, rec) in stripes {
+                    st.insert(*sid, rec.encode().as_slice())
                         .map_err(|x| e(x.into()))?;
+                    for (i, l) in rec.chunks.iter().enumerate() {
+                        let l = l.expect("a new stripe has every chunk");
+                        ch.insert((l.drive.as_u128(), l.slot), (*sid, i as u16, l.generation))
+                            .map_err(|x| e(x.into()))?;
+                    }
                 }
+                let obj = ObjectRec {
+                    size,
+                    stripes: stripes.iter().map(|(s, _)| *s).collect(),
+                };
+                objects
+                    .insert(key, obj.encode().as_slice())
+                    .map_err(|x| e(x.into()))?;
             }
-            let obj = ObjectRec {
-                size,
-                stripes: stripes.iter().map(|(s, _)| *s).collect(),
-            };
-            objects
-                .insert(key, obj.encode().as_slice())
-                .map_err(|x| e(x.into()))?;
         }
         tx.commit().map_err(|x| e(x.into()))?;
         Ok(old_locs)
@@ -1256,6 +1393,39 @@ impl Store {
             }
         }
         Ok(report)
+    }
+
+    /// Where `key`'s data chunks are, when every one is believed healthy: what
+    /// `ReadPlan::read` needs to read the object without the store (and its lock). None
+    /// when a data chunk is known lost or damaged: `get` reads it, rebuilding from parity.
+    pub fn read_plan(&self, key: &str) -> Result<Option<ReadPlan>, StoreError> {
+        let obj = self.object(key)?;
+        let k = self.scheme.k;
+        let mut chunks = Vec::with_capacity(obj.stripes.len() * k);
+        for sid in &obj.stripes {
+            let Some(rec) = self.stripe(*sid)? else {
+                return Ok(None);
+            };
+            for i in 0..k {
+                if self.lost_why(i, rec.chunks[i]).is_some() {
+                    return Ok(None);
+                }
+                let l = rec.chunks[i].expect("not lost");
+                let d = &self.drives[self.by_id[&l.drive]];
+                chunks.push(PlannedChunk {
+                    io: d.io.clone().expect("not lost: the drive is open"),
+                    sid: *sid,
+                    index: i as u16,
+                    slot: l.slot,
+                    generation: l.generation,
+                    len: rec.chunk_len as usize,
+                });
+            }
+        }
+        Ok(Some(ReadPlan {
+            size: obj.size,
+            chunks,
+        }))
     }
 
     /// Reads one chunk and checks it is the one the index names.

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, StreamExt};
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -1005,6 +1005,30 @@ impl<N: Net> Frontend<N> {
 
     /// Every member's manifest summaries; an error when a member does not answer (then
     /// nothing can be called unreferenced, nor a copy the newest).
+    /// The newest version — (generation, writer, revision) — of every key any of
+    /// `members` holds, from one listing call to each; None if any of them does not
+    /// answer (the caller then asks per key).
+    pub async fn newest_versions(
+        &self,
+        members: &[NodeId],
+    ) -> Option<HashMap<String, (u64, NodeId, u32)>> {
+        let calls = members.iter().map(|&n| {
+            let f = self.net.list_manifests(n, String::new());
+            async move { tokio::time::timeout(Duration::from_secs(10), f).await }
+        });
+        let mut out: HashMap<String, (u64, NodeId, u32)> = HashMap::new();
+        for r in futures::future::join_all(calls).await {
+            for s in r.ok()?.ok()? {
+                let v = (s.generation, s.writer, s.revision);
+                let e = out.entry(s.key).or_insert(v);
+                if v > *e {
+                    *e = v;
+                }
+            }
+        }
+        Some(out)
+    }
+
     pub async fn catalog(&self, layout: &Layout) -> Result<Vec<(NodeId, Summary)>, IoError> {
         let calls = layout.members.iter().map(|&n| {
             let f = self.net.list_manifests(n, String::new());

@@ -286,6 +286,52 @@ impl NodeData {
         Ok(())
     }
 
+    /// Stores chunks durably with one sync and one commit for all of them (group commit:
+    /// `Store::put_many`); one result per chunk, in order.
+    pub fn put_chunks(&self, items: &[(String, bytes::Bytes)]) -> Vec<Result<(), NodeError>> {
+        let mut out: Vec<Option<Result<(), NodeError>>> = items
+            .iter()
+            .map(|(key, _)| {
+                (!key.starts_with("c/")).then(|| {
+                    Err(NodeError::Refused(format!(
+                        "{key:?} is not a chunk key (c/<object>/<stripe>/<index>)"
+                    )))
+                })
+            })
+            .collect();
+        let todo: Vec<usize> = (0..items.len()).filter(|&i| out[i].is_none()).collect();
+        if !todo.is_empty() {
+            let batch: Vec<(&str, &[u8])> = todo
+                .iter()
+                .map(|&i| (items[i].0.as_str(), items[i].1.as_ref()))
+                .collect();
+            let results: Vec<Result<(), NodeError>> = match self.lock() {
+                Ok(mut s) => s
+                    .put_many(&batch)
+                    .into_iter()
+                    .map(|r| r.map(|_| ()).map_err(NodeError::from))
+                    .collect(),
+                Err(e) => todo
+                    .iter()
+                    .map(|_| Err(NodeError::Failed(e.to_string())))
+                    .collect(),
+            };
+            let now = std::time::Instant::now();
+            for (&i, r) in todo.iter().zip(results) {
+                if r.is_ok()
+                    && let Some((object, _, _)) = parse_chunk_key(&items[i].0)
+                    && let Ok(mut w) = self.written.lock()
+                {
+                    w.insert(object.to_string(), now);
+                }
+                out[i] = Some(r);
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(NodeError::Failed("not answered".into()))))
+            .collect()
+    }
+
     /// When a chunk of `object` was last written here, if since this process started.
     pub fn last_written(&self, object: &str) -> Option<std::time::Instant> {
         self.written
@@ -301,7 +347,14 @@ impl NodeData {
         }
     }
 
+    /// A chunk, read without the store's lock when its place is known healthy (reads
+    /// then run alongside each other and alongside writes' syncs); under the lock, which
+    /// rebuilds from parity and records damage, otherwise.
     pub fn get_chunk(&self, key: &str) -> Result<Vec<u8>, NodeError> {
+        let plan = self.lock()?.read_plan(key)?;
+        if let Some(data) = plan.and_then(|p| p.read()) {
+            return Ok(data);
+        }
         Ok(self.lock()?.get(key)?)
     }
 
@@ -321,31 +374,70 @@ impl NodeData {
 
     /// Records `m` if it is newer than what is held for its key; true if it was.
     pub fn put_manifest(&self, m: &Manifest) -> Result<bool, NodeError> {
-        if !m.deleted
-            && let Some(p) = m.shape_problem()
-        {
-            return Err(NodeError::Refused(p));
-        }
+        self.put_manifests(std::slice::from_ref(m))
+            .pop()
+            .expect("one result per manifest")
+    }
+
+    /// As `put_manifest` for each, in one transaction (group commit): one result per
+    /// manifest, in order. A malformed manifest is refused alone; a failed commit fails all.
+    pub fn put_manifests(&self, ms: &[Manifest]) -> Vec<Result<bool, NodeError>> {
+        let mut out: Vec<Option<Result<bool, NodeError>>> = ms
+            .iter()
+            .map(|m| {
+                if !m.deleted
+                    && let Some(p) = m.shape_problem()
+                {
+                    return Some(Err(NodeError::Refused(p)));
+                }
+                None
+            })
+            .collect();
         let e = db_err(&self.path);
-        let json = serde_json::to_vec(m).map_err(|x| NodeError::Failed(x.to_string()))?;
-        let tx = self.db.begin_write().map_err(|x| e(x.into()))?;
-        let stored = {
-            let mut t = tx.open_table(MANIFESTS).map_err(|x| e(x.into()))?;
-            let newer = match t.get(m.key.as_str()).map_err(|x| e(x.into()))? {
-                Some(v) => match serde_json::from_slice::<Manifest>(v.value()) {
-                    Ok(old) => m.newer_than(&old),
-                    Err(_) => true,
-                },
-                None => true,
-            };
-            if newer {
-                t.insert(m.key.as_str(), json.as_slice())
-                    .map_err(|x| e(x.into()))?;
+        let r = (|| -> Result<Vec<(usize, bool)>, NodeError> {
+            let tx = self.db.begin_write().map_err(|x| e(x.into()))?;
+            let mut stored = Vec::new();
+            {
+                let mut t = tx.open_table(MANIFESTS).map_err(|x| e(x.into()))?;
+                for (i, m) in ms.iter().enumerate() {
+                    if out[i].is_some() {
+                        continue;
+                    }
+                    let json =
+                        serde_json::to_vec(m).map_err(|x| NodeError::Failed(x.to_string()))?;
+                    let newer = match t.get(m.key.as_str()).map_err(|x| e(x.into()))? {
+                        Some(v) => match serde_json::from_slice::<Manifest>(v.value()) {
+                            Ok(old) => m.newer_than(&old),
+                            Err(_) => true,
+                        },
+                        None => true,
+                    };
+                    if newer {
+                        t.insert(m.key.as_str(), json.as_slice())
+                            .map_err(|x| e(x.into()))?;
+                    }
+                    stored.push((i, newer));
+                }
             }
-            newer
-        };
-        tx.commit().map_err(|x| e(x.into()))?;
-        Ok(stored)
+            tx.commit().map_err(|x| e(x.into()))?;
+            Ok(stored)
+        })();
+        match r {
+            Ok(stored) => {
+                for (i, newer) in stored {
+                    out[i] = Some(Ok(newer));
+                }
+            }
+            Err(err) => {
+                let text = err.to_string();
+                for o in out.iter_mut().filter(|o| o.is_none()) {
+                    *o = Some(Err(NodeError::Failed(text.clone())));
+                }
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(NodeError::Failed("not answered".into()))))
+            .collect()
     }
 
     pub fn get_manifest(&self, key: &str) -> Result<Option<Manifest>, NodeError> {
