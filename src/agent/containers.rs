@@ -130,12 +130,11 @@ impl Containers {
             None
         } else {
             let fronts = Arc::new(fronts);
-            let (names, next_name, next_pin) = (
-                fronts.clone(),
-                Arc::new(AtomicUsize::new(0)),
-                Arc::new(AtomicUsize::new(0)),
-            );
+            let (names, next_name) = (fronts.clone(), Arc::new(AtomicUsize::new(0)));
             let (pins, said) = (fronts.clone(), Mutex::new(said_tx.clone()));
+            // Threads may start in another order than they were named: each takes the
+            // least-used CPU of the container its name says it belongs to.
+            let uses = Mutex::new(vec![0usize; fronts.len()]);
             let built = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(fronts.len())
                 .max_blocking_threads(fronts.len())
@@ -144,10 +143,20 @@ impl Containers {
                     names[n % names.len()].1.clone()
                 })
                 .on_thread_start(move || {
-                    let n = next_pin.fetch_add(1, Ordering::Relaxed);
-                    let (i, _, cpu) = &pins[n % pins.len()];
+                    let me = std::thread::current();
+                    let name = me.name().unwrap_or_default();
+                    let Some((j, first)) = uses.lock().ok().and_then(|mut u| {
+                        let j = (0..pins.len())
+                            .filter(|&j| pins[j].1 == name)
+                            .min_by_key(|&j| (u[j], j))?;
+                        u[j] += 1;
+                        Some((j, u[j] == 1))
+                    }) else {
+                        return;
+                    };
+                    let (i, _, cpu) = &pins[j];
                     let r = pin_here(*cpu);
-                    if n < pins.len() {
+                    if first {
                         if let Ok(s) = said.lock() {
                             let _ = s.send((*i, tid(), r));
                         }
@@ -328,6 +337,46 @@ mod tests {
         // No frontend container in this plan: its work runs where it would without one.
         assert!(c.submit(ContainerRole::Frontend, Box::new(|| {})).is_err());
         assert_eq!(c.frontend(async { 7 }).await, Ok(7));
+    }
+
+    /// With two frontend containers, every worker thread runs on a CPU of the container
+    /// its name says (threads may start in another order than they are named).
+    #[tokio::test]
+    async fn frontend_workers_run_on_the_cpus_of_the_container_they_are_named_after() {
+        let last = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32 - 1;
+        let mut p = plan();
+        let mut f0 = p.containers[0].clone();
+        f0.name = "frontend0".into();
+        f0.role = Role::Frontend;
+        f0.cpus = crate::model::CpuSet::from_ids([0]);
+        let mut f1 = f0.clone();
+        f1.name = "frontend1".into();
+        f1.cpus = crate::model::CpuSet::from_ids([last]);
+        p.containers = vec![f0, f1];
+        let want = |name: &str| if name == "axon-frontend0" { 0 } else { last as i32 };
+        for _ in 0..5 {
+            let c = Containers::start(&p, false);
+            let r = c.report();
+            assert!(
+                r.iter().all(|x| x.problem.is_none() && x.threads.len() == 1),
+                "{r:?}"
+            );
+            let mut seen = std::collections::HashSet::new();
+            for _ in 0..200 {
+                let (name, cpu) = c
+                    .frontend(async {
+                        tokio::task::yield_now().await;
+                        // SAFETY: sched_getcpu has no preconditions.
+                        let cpu = unsafe { libc::sched_getcpu() };
+                        (std::thread::current().name().unwrap_or("").to_string(), cpu)
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(cpu, want(&name), "{name} ran on cpu {cpu}");
+                seen.insert(name);
+            }
+            assert!(!seen.is_empty());
+        }
     }
 
     #[test]

@@ -366,6 +366,15 @@ async fn fetch_config(
     }
 }
 
+/// The next node after `from` (round the nodes) whose data-plane report is at `epoch` or
+/// newer: where to fetch the configuration after `from` gave nothing.
+fn next_source(epochs: &[Option<u64>], from: usize, epoch: u64) -> Option<usize> {
+    let n = epochs.len();
+    (1..=n)
+        .map(|d| (from + d) % n)
+        .find(|&i| epochs[i].is_some_and(|e| e >= epoch))
+}
+
 /// The console's fleet: the view, and the tasks feeding it.
 pub struct Fleet {
     pub view: ClusterView,
@@ -379,7 +388,8 @@ pub struct Fleet {
     /// For the configuration fetches (`FollowOptions::cluster`).
     tx: Option<mpsc::Sender<NodeUpdate>>,
     /// The epoch being fetched and since when (one fetch at a time; retried after 5 s).
-    fetching: Option<(u64, std::time::Instant)>,
+    /// The fetch in flight: (epoch, when, from which node).
+    fetching: Option<(u64, std::time::Instant, usize)>,
 }
 
 impl Fleet {
@@ -476,12 +486,24 @@ impl Fleet {
             self.fetching = None;
             return;
         };
-        if let Some((e, since)) = self.fetching {
+        let mut node = node;
+        if let Some((e, since, from)) = self.fetching {
             if e >= epoch && since.elapsed() < Duration::from_secs(5) {
                 return;
             }
+            // The last fetch of this epoch got nothing in 5 s: ask the next member that
+            // reports it (the one asked may be away or failing), round the nodes.
+            if e >= epoch {
+                let epochs: Vec<Option<u64>> = self
+                    .view
+                    .nodes
+                    .iter()
+                    .map(|n| n.cluster.as_ref().map(|b| b.epoch))
+                    .collect();
+                node = next_source(&epochs, from, epoch).unwrap_or(node);
+            }
         }
-        self.fetching = Some((epoch, std::time::Instant::now()));
+        self.fetching = Some((epoch, std::time::Instant::now(), node));
         let Some(spec) = self.specs.get(node) else {
             return;
         };
@@ -517,6 +539,19 @@ mod tests {
             Ok(_) => panic!("{addr} opened a Watch stream"),
             Err(e) => open_failure(addr, e, true, t).await,
         }
+    }
+
+    #[test]
+    fn a_failed_configuration_fetch_moves_on_to_the_next_member_at_that_epoch() {
+        let epochs = [Some(3), None, Some(2), Some(4), Some(3)];
+        assert_eq!(next_source(&epochs, 0, 3), Some(3));
+        assert_eq!(next_source(&epochs, 3, 3), Some(4));
+        // Round the nodes, back to the start.
+        assert_eq!(next_source(&epochs, 4, 3), Some(0));
+        // Only the one asked has it: ask it again.
+        assert_eq!(next_source(&epochs, 3, 4), Some(3));
+        assert_eq!(next_source(&epochs, 0, 9), None);
+        assert_eq!(next_source(&[], 0, 1), None);
     }
 
     #[tokio::test]
