@@ -353,12 +353,19 @@ mod tests {
         f1.name = "frontend1".into();
         f1.cpus = crate::model::CpuSet::from_ids([last]);
         p.containers = vec![f0, f1];
-        let want = |name: &str| if name == "axon-frontend0" { 0 } else { last as i32 };
+        let want = |name: &str| {
+            if name == "axon-frontend0" {
+                0
+            } else {
+                last as i32
+            }
+        };
         for _ in 0..5 {
             let c = Containers::start(&p, false);
             let r = c.report();
             assert!(
-                r.iter().all(|x| x.problem.is_none() && x.threads.len() == 1),
+                r.iter()
+                    .all(|x| x.problem.is_none() && x.threads.len() == 1),
                 "{r:?}"
             );
             let mut seen = std::collections::HashSet::new();

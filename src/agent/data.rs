@@ -82,31 +82,60 @@ async fn chunk_io<T: Send + 'static>(
 }
 
 /// Group commit: calls that arrive while a batch is being made durable queue up and go
-/// together in the next batch (at most `max`), so N concurrent writes cost one fdatasync
-/// and one index commit rather than N. The queue is bounded (`depth`): callers beyond it
-/// wait, which is back-pressure.
+/// together in the next batch (at most `max` items and `max_weight`), so N concurrent
+/// writes cost one fdatasync and one index commit rather than N. What is queued or being
+/// written is bounded by weight (`queue_weight`; KiB for chunks): callers beyond it wait,
+/// which is back-pressure. A caller that gave up before its batch started is dropped
+/// from it.
 struct Group<T, R> {
-    tx: tokio::sync::mpsc::Sender<(T, tokio::sync::oneshot::Sender<R>)>,
+    tx: tokio::sync::mpsc::UnboundedSender<(T, tokio::sync::oneshot::Sender<R>)>,
+    room: Arc<tokio::sync::Semaphore>,
+    weight: fn(&T) -> u32,
+    queue_weight: u32,
 }
 
 impl<T: Send + 'static, R: Send + 'static> Group<T, R> {
     /// `run` takes a batch and returns one result per item, in order.
-    fn start<F, Fut>(depth: usize, max: usize, run: F) -> Group<T, R>
+    fn start<F, Fut>(
+        (max, max_weight, queue_weight): (usize, u32, u32),
+        weight: fn(&T) -> u32,
+        run: F,
+    ) -> Group<T, R>
     where
         F: Fn(Vec<T>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Vec<R>> + Send,
     {
         let (tx, mut rx) =
-            tokio::sync::mpsc::channel::<(T, tokio::sync::oneshot::Sender<R>)>(depth);
+            tokio::sync::mpsc::unbounded_channel::<(T, tokio::sync::oneshot::Sender<R>)>();
         tokio::spawn(async move {
+            let mut next = None;
             // Ends when every sender is gone (the service and the frontend dropped).
-            while let Some(first) = rx.recv().await {
+            loop {
+                let first = match next.take() {
+                    Some(x) => x,
+                    None => match rx.recv().await {
+                        Some(x) => x,
+                        None => return,
+                    },
+                };
+                let mut w = weight(&first.0);
                 let mut batch = vec![first];
                 while batch.len() < max {
                     match rx.try_recv() {
-                        Ok(x) => batch.push(x),
+                        Ok(x) if w.saturating_add(weight(&x.0)) > max_weight => {
+                            next = Some(x);
+                            break;
+                        }
+                        Ok(x) => {
+                            w = w.saturating_add(weight(&x.0));
+                            batch.push(x);
+                        }
                         Err(_) => break,
                     }
+                }
+                batch.retain(|(_, reply)| !reply.is_closed());
+                if batch.is_empty() {
+                    continue;
                 }
                 let (items, replies): (Vec<T>, Vec<_>) = batch.into_iter().unzip();
                 // A reply missing (a short result) drops its sender: that caller errs.
@@ -115,21 +144,37 @@ impl<T: Send + 'static, R: Send + 'static> Group<T, R> {
                 }
             }
         });
-        Group { tx }
+        Group {
+            tx,
+            room: Arc::new(tokio::sync::Semaphore::new(queue_weight as usize)),
+            weight,
+            queue_weight,
+        }
     }
 
-    /// Queues `item` and waits for its batch; None if the batch never answered.
+    /// Queues `item` once there is room and waits for its batch; None if the batch never
+    /// answered.
     async fn call(&self, item: T) -> Option<R> {
+        let w = (self.weight)(&item).clamp(1, self.queue_weight);
+        let _room = self.room.acquire_many(w).await.ok()?;
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.tx.send((item, tx)).await.ok()?;
+        self.tx.send((item, tx)).ok()?;
         rx.await.ok()
     }
 }
 
-/// Chunks queued for a write, at most (1 MiB chunks: 64 MiB).
-const WRITE_QUEUE: usize = 64;
+/// Chunk bytes queued or being written, at most, in KiB (a caller beyond waits).
+const WRITE_QUEUE_KIB: u32 = 128 << 10;
+/// Chunk bytes made durable together, at most, in KiB.
+const WRITE_BATCH_KIB: u32 = 8 << 10;
 /// Chunks or manifests made durable together, at most.
 const WRITE_BATCH: usize = 32;
+/// Manifests queued or being written, at most.
+const MANIFEST_QUEUE: u32 = 1024;
+
+fn kib(x: &(String, Bytes)) -> u32 {
+    (x.1.len() as u64).div_ceil(1024).min(u64::from(u32::MAX)) as u32
+}
 
 /// A node's writes, group-committed: chunk puts on the drives container (one fdatasync per
 /// drive and one store commit per batch), manifest puts on the blocking pool (one redb
@@ -144,8 +189,8 @@ impl Writes {
     pub fn start(node: &Arc<NodeData>) -> Arc<Writes> {
         let n1 = node.clone();
         let chunks = Group::start(
-            WRITE_QUEUE,
-            WRITE_BATCH,
+            (WRITE_BATCH, WRITE_BATCH_KIB, WRITE_QUEUE_KIB),
+            kib,
             move |items: Vec<(String, Bytes)>| {
                 let node = n1.clone();
                 async move {
@@ -163,21 +208,25 @@ impl Writes {
             },
         );
         let n2 = node.clone();
-        let manifests = Group::start(WRITE_QUEUE, WRITE_BATCH, move |items: Vec<Manifest>| {
-            let node = n2.clone();
-            async move {
-                let len = items.len();
-                match blocking(&node, move |n| Ok(n.put_manifests(&items))).await {
-                    Ok(v) => v,
-                    Err(e) => {
-                        let text = e.to_string();
-                        (0..len)
-                            .map(|_| Err(NodeError::Failed(text.clone())))
-                            .collect()
+        let manifests = Group::start(
+            (WRITE_BATCH, u32::MAX, MANIFEST_QUEUE),
+            |_: &Manifest| 1,
+            move |items: Vec<Manifest>| {
+                let node = n2.clone();
+                async move {
+                    let len = items.len();
+                    match blocking(&node, move |n| Ok(n.put_manifests(&items))).await {
+                        Ok(v) => v,
+                        Err(e) => {
+                            let text = e.to_string();
+                            (0..len)
+                                .map(|_| Err(NodeError::Failed(text.clone())))
+                                .collect()
+                        }
                     }
                 }
-            }
-        });
+            },
+        );
         Arc::new(Writes { chunks, manifests })
     }
 
@@ -1267,6 +1316,9 @@ async fn collect_orphans(
 /// is bound by round trips, not bandwidth.
 const REBUILD_OBJECTS: usize = 32;
 
+/// How long a rebuild pass trusts its listing of the members' newest manifests.
+const LISTING_FRESH: Duration = Duration::from_secs(2);
+
 /// At most this many lost chunks are rewritten per 2 s round.
 const REPAIR_PER_ROUND: usize = 64;
 
@@ -1393,32 +1445,44 @@ async fn rebuild_pass(
         .copied()
         .filter(|n| !failed.contains(n))
         .collect();
-    let newest = Arc::new(fe.newest_versions(&asked).await);
-    let futs: Vec<BoxFuture<'static, Repaired>> =
-        work.iter()
-            .map(|(_, touched, m)| {
-                let (fe, layout, failed, pace, newest) = (
-                    fe.clone(),
-                    layout.clone(),
-                    failed.clone(),
-                    pace.clone(),
-                    newest.clone(),
-                );
-                let (m, touched) = (m.clone(), *touched);
-                Box::pin(async move {
-                    let key = m.key.clone();
-                    let current = newest.as_ref().as_ref().is_some_and(|v| {
-                        v.get(&key) == Some(&(m.generation, m.writer, m.revision))
-                    });
-                    let r = if current {
-                        fe.repair_from(m, &layout, &failed, &*pace).await
-                    } else {
-                        fe.repair(&key, &layout, &failed, &*pace).await
-                    };
-                    (key, touched, r)
-                }) as BoxFuture<'static, Repaired>
-            })
-            .collect();
+    // Refreshed when older than LISTING_FRESH: a paced pass runs for long, and another
+    // member may publish a newer revision meanwhile (a move, a second responsible node).
+    let listing = Arc::new(tokio::sync::Mutex::new((
+        Instant::now(),
+        fe.newest_versions(&asked).await,
+    )));
+    let asked = Arc::new(asked);
+    let futs: Vec<BoxFuture<'static, Repaired>> = work
+        .iter()
+        .map(|(_, touched, m)| {
+            let (fe, layout, failed, pace, listing, asked) = (
+                fe.clone(),
+                layout.clone(),
+                failed.clone(),
+                pace.clone(),
+                listing.clone(),
+                asked.clone(),
+            );
+            let (m, touched) = (m.clone(), *touched);
+            Box::pin(async move {
+                let key = m.key.clone();
+                let current = {
+                    let mut l = listing.lock().await;
+                    if l.0.elapsed() > LISTING_FRESH {
+                        *l = (Instant::now(), fe.newest_versions(&asked).await);
+                    }
+                    l.1.as_ref()
+                        .is_some_and(|v| v.get(&key) == Some(&(m.generation, m.writer, m.revision)))
+                };
+                let r = if current {
+                    fe.repair_from(m, &layout, &failed, &*pace).await
+                } else {
+                    fe.repair(&key, &layout, &failed, &*pace).await
+                };
+                (key, touched, r)
+            }) as BoxFuture<'static, Repaired>
+        })
+        .collect();
     let mut results = futures::stream::iter(futs).buffer_unordered(REBUILD_OBJECTS);
     while let Some((key, touched, r)) = results.next().await {
         match r {
@@ -1515,5 +1579,43 @@ mod plan_move_tests {
         let mut l2 = l.clone();
         l2.writable.retain(|d| d.node != 6);
         assert!(plan_move(&u(0), &l2, 1024, 6, None).is_none());
+    }
+
+    /// Calls made while a batch runs go together in the next one, each answered with its
+    /// own result; a batch never exceeds its weight; callers beyond the queue's weight
+    /// wait for room.
+    #[tokio::test]
+    async fn concurrent_writes_are_batched_within_their_bounds() {
+        let batches = Arc::new(Mutex::new(Vec::<Vec<u32>>::new()));
+        let seen = batches.clone();
+        let g: Arc<Group<u32, u32>> = Arc::new(Group::start(
+            (8, 10, 12),
+            |x: &u32| *x,
+            move |items: Vec<u32>| {
+                seen.lock().unwrap().push(items.clone());
+                async move {
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    items.iter().map(|x| x * 100).collect()
+                }
+            },
+        ));
+        let calls: Vec<_> = [1u32, 2, 3, 4, 1, 1, 2, 3, 1, 4, 2, 2]
+            .into_iter()
+            .map(|x| {
+                let g = g.clone();
+                tokio::spawn(async move { (x, g.call(x).await) })
+            })
+            .collect();
+        for c in calls {
+            let (x, r) = c.await.unwrap();
+            assert_eq!(r, Some(x * 100));
+        }
+        let b = batches.lock().unwrap().clone();
+        assert_eq!(b.iter().map(|v| v.len()).sum::<usize>(), 12, "{b:?}");
+        assert!(b.iter().any(|v| v.len() > 1), "nothing was batched: {b:?}");
+        assert!(
+            b.iter().all(|v| v.len() <= 8 && v.iter().sum::<u32>() <= 10),
+            "{b:?}"
+        );
     }
 }

@@ -17,9 +17,9 @@
 //!
 //! Writes arriving together are group-committed (`put_many`): each is written as above,
 //! then one fdatasync per drive and one transaction cover them all. Reads of healthy
-//! chunks run without the store's lock (`read_plan`, then `ReadPlan::read`): every chunk's
-//! header must still name the stripe and generation the index gave, so a slot freed and
-//! reused meanwhile is never returned as the object.
+//! chunks run without the store's lock (`read_plan`, then `ReadPlan::read`): if a slot of
+//! the drive was freed meanwhile, or a chunk's header no longer names the stripe and
+//! generation the index gave, the read is redone under the lock.
 
 use super::drive::{self, AlignedBuf, BLOCK, ChunkHeader, DriveError, DriveIo, DriveState};
 use super::ec::{Codec, EcError, Isal, Scheme};
@@ -28,7 +28,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -187,6 +187,9 @@ struct Drive {
     used: Vec<bool>,
     free: u64,
     cursor: u64,
+    /// Slots freed so far: a read made without the lock (`ReadPlan`) that sees it move
+    /// cannot trust what it read (the slot may have been handed to another write).
+    freed: Arc<AtomicU64>,
 }
 
 impl Drive {
@@ -216,6 +219,7 @@ impl Drive {
         {
             *u = false;
             self.free += 1;
+            self.freed.fetch_add(1, Ordering::SeqCst);
         }
     }
 }
@@ -337,6 +341,9 @@ pub struct ReadPlan {
 
 struct PlannedChunk {
     io: Arc<DriveIo>,
+    /// The drive's count of freed slots, and its value when the plan was made.
+    freed: Arc<AtomicU64>,
+    freed_at: u64,
     sid: u64,
     index: u16,
     slot: u64,
@@ -346,10 +353,11 @@ struct PlannedChunk {
 
 impl ReadPlan {
     /// Reads the object with no lock held, so reads run alongside each other and alongside
-    /// a write's sync and commit. Every chunk's header must name the stripe, index and
-    /// generation planned, and its payload match its checksum; None otherwise (damaged, or
-    /// freed and reused since the plan was made): the caller reads under the lock, which
-    /// sees the index as it is now and rebuilds from parity.
+    /// a write's sync and commit. No slot of a chunk's drive may have been freed since the
+    /// plan was made, every chunk's header must name the stripe, index and generation
+    /// planned, and its payload match its checksum; None otherwise (damaged, or perhaps
+    /// freed and reused): the caller reads under the lock, which sees the index as it is
+    /// now and rebuilds from parity.
     pub fn read(&self) -> Option<Vec<u8>> {
         let mut out = Vec::with_capacity(self.size as usize);
         let mut left = self.size;
@@ -362,6 +370,11 @@ impl ReadPlan {
                 slot => slot.insert(AlignedBuf::zeroed(want)),
             };
             c.io.read_slot(c.slot, buf.as_mut_slice()).ok()?;
+            // A slot of this drive freed since the plan (this one, perhaps, and then
+            // reused by a write that raced this read): what was read is not trusted.
+            if c.freed.load(Ordering::SeqCst) != c.freed_at {
+                return None;
+            }
             let (h, p) = buf.as_slice().split_at(b);
             let h = ChunkHeader::decode(h).ok()??;
             if h.stripe != c.sid || h.index != c.index || h.stripe_generation != c.generation {
@@ -625,6 +638,7 @@ impl Store {
             used: Vec::new(),
             free: 0,
             cursor: 0,
+            freed: Arc::new(AtomicU64::new(0)),
         };
         let opened = match drive::open(&path) {
             Ok(o) => o,
@@ -1414,6 +1428,8 @@ impl Store {
                 let d = &self.drives[self.by_id[&l.drive]];
                 chunks.push(PlannedChunk {
                     io: d.io.clone().expect("not lost: the drive is open"),
+                    freed: d.freed.clone(),
+                    freed_at: d.freed.load(Ordering::SeqCst),
                     sid: *sid,
                     index: i as u16,
                     slot: l.slot,

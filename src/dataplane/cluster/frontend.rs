@@ -1003,8 +1003,6 @@ impl<N: Net> Frontend<N> {
         (best.into_values().filter(|s| !s.deleted).collect(), silent)
     }
 
-    /// Every member's manifest summaries; an error when a member does not answer (then
-    /// nothing can be called unreferenced, nor a copy the newest).
     /// The newest version — (generation, writer, revision) — of every key any of
     /// `members` holds, from one listing call to each; None if any of them does not
     /// answer (the caller then asks per key).
@@ -1029,6 +1027,8 @@ impl<N: Net> Frontend<N> {
         Some(out)
     }
 
+    /// Every member's manifest summaries; an error when a member does not answer (then
+    /// nothing can be called unreferenced, nor a copy the newest).
     pub async fn catalog(&self, layout: &Layout) -> Result<Vec<(NodeId, Summary)>, IoError> {
         let calls = layout.members.iter().map(|&n| {
             let f = self.net.list_manifests(n, String::new());

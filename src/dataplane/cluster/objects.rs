@@ -277,12 +277,13 @@ impl NodeData {
                 "{key:?} is not a chunk key (c/<object>/<stripe>/<index>)"
             )));
         }
-        self.lock()?.put(key, data)?;
+        // Marked fresh before the write, as in `put_chunks`.
         if let Some((object, _, _)) = parse_chunk_key(key)
             && let Ok(mut w) = self.written.lock()
         {
             w.insert(object.to_string(), std::time::Instant::now());
         }
+        self.lock()?.put(key, data)?;
         Ok(())
     }
 
@@ -301,6 +302,17 @@ impl NodeData {
             .collect();
         let todo: Vec<usize> = (0..items.len()).filter(|&i| out[i].is_none()).collect();
         if !todo.is_empty() {
+            // Recorded before the write: the orphan collector must never see one of
+            // these committed but not yet marked fresh (a failed write only delays its
+            // collection).
+            let now = std::time::Instant::now();
+            if let Ok(mut w) = self.written.lock() {
+                for &i in &todo {
+                    if let Some((object, _, _)) = parse_chunk_key(&items[i].0) {
+                        w.insert(object.to_string(), now);
+                    }
+                }
+            }
             let batch: Vec<(&str, &[u8])> = todo
                 .iter()
                 .map(|&i| (items[i].0.as_str(), items[i].1.as_ref()))
@@ -316,14 +328,7 @@ impl NodeData {
                     .map(|_| Err(NodeError::Failed(e.to_string())))
                     .collect(),
             };
-            let now = std::time::Instant::now();
             for (&i, r) in todo.iter().zip(results) {
-                if r.is_ok()
-                    && let Some((object, _, _)) = parse_chunk_key(&items[i].0)
-                    && let Ok(mut w) = self.written.lock()
-                {
-                    w.insert(object.to_string(), now);
-                }
                 out[i] = Some(r);
             }
         }
