@@ -628,7 +628,11 @@ fn a_lock_free_read_never_returns_stale_or_damaged_data() {
     // Overwritten: the old slots are zeroed and freed, then reused by the next object.
     s.put("x", &bytes(11, 50_000)).unwrap();
     s.put("y", &bytes(12, 200_000)).unwrap();
-    assert_eq!(plan.read(), None, "a stale plan must not read what replaced it");
+    assert_eq!(
+        plan.read(),
+        None,
+        "a stale plan must not read what replaced it"
+    );
     assert!(matches!(s.read_plan("gone"), Err(StoreError::NotFound(_))));
     // A flipped payload byte fails the plan's checksum; the locked read rebuilds it.
     let v2 = bytes(13, 20_000);
