@@ -1614,7 +1614,8 @@ mod plan_move_tests {
         assert_eq!(b.iter().map(|v| v.len()).sum::<usize>(), 12, "{b:?}");
         assert!(b.iter().any(|v| v.len() > 1), "nothing was batched: {b:?}");
         assert!(
-            b.iter().all(|v| v.len() <= 8 && v.iter().sum::<u32>() <= 10),
+            b.iter()
+                .all(|v| v.len() <= 8 && v.iter().sum::<u32>() <= 10),
             "{b:?}"
         );
     }
