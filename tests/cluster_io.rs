@@ -8,7 +8,9 @@
 
 mod common;
 
-use common::dataplane::{bytes, form, get, inventory_via, start, start_io, start_with, until_data};
+use common::dataplane::{
+    bytes, form, get, inventory_via, put, start, start_io, start_with, until_data,
+};
 use common::process::{Agent, Token, inventory_with, run};
 use std::time::{Duration, Instant};
 
@@ -252,18 +254,8 @@ fn a_node_lost_past_the_grace_period_is_rebuilt_to_full_protection() {
         let d = bytes(600_000 + i * 77_777, 100 + i as u64);
         let p = src.join(format!("r{i}"));
         std::fs::write(&p, &d).unwrap();
-        let (code, _, err) = run(
-            &[
-                "io",
-                "put",
-                "--inventory",
-                &inv_s,
-                &key,
-                p.to_str().unwrap(),
-            ],
-            Duration::from_secs(120),
-        );
-        assert_eq!(code, 0, "{err}");
+        let (code, said) = put(&inv, &key, &p);
+        assert_eq!(code, 0, "{said}");
         objects.push((key, d));
     }
     // Counted every 2 s by each object's responsible member.

@@ -7,7 +7,9 @@
 
 mod common;
 
-use common::dataplane::{bytes, form, get, start_io, start_with, status, until_data, until_for};
+use common::dataplane::{
+    bytes, form, get, put, start_io, start_with, status, until_data, until_for,
+};
 use common::process::{Agent, Token, inventory_with, run};
 use std::time::Duration;
 
@@ -27,7 +29,6 @@ fn a_member_back_after_its_rebuild_is_filled_again() {
         .map(|i| start_with(&format!("r{}", i + 1), dir, 0, 0, FLAGS))
         .collect();
     let (inv, ports) = form(dir, &agents, "3+2", "1");
-    let inv_s = inv.to_str().unwrap().to_string();
     start_io(&inv);
     let src = dir.join("src");
     std::fs::create_dir_all(&src).unwrap();
@@ -37,18 +38,8 @@ fn a_member_back_after_its_rebuild_is_filled_again() {
         let d = bytes(500_000 + i * 33_333, 300 + i as u64);
         let p = src.join(format!("m{i}"));
         std::fs::write(&p, &d).unwrap();
-        let (code, _, err) = run(
-            &[
-                "io",
-                "put",
-                "--inventory",
-                &inv_s,
-                &key,
-                p.to_str().unwrap(),
-            ],
-            Duration::from_secs(120),
-        );
-        assert_eq!(code, 0, "{err}");
+        let (code, said) = put(&inv, &key, &p);
+        assert_eq!(code, 0, "{said}");
         objects.push((key, d));
     }
     until_data(&inv, "every object counted", |d| {

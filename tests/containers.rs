@@ -12,7 +12,7 @@ use axon::fleet::client::{self, Target};
 use axon::model::dataplane::Container;
 use axon::model::pinning::Owner;
 use axon::wire::pb;
-use common::process::{Agent, run};
+use common::process::Agent;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -197,7 +197,7 @@ fn an_emulated_host_records_its_plan_labelled_emulated() {
 /// and every object reads back whole.
 #[test]
 fn object_io_runs_on_the_frontend_containers() {
-    use common::dataplane::{SMALL_STORE, bytes, form_drives, get, start_io, start_store};
+    use common::dataplane::{SMALL_STORE, bytes, form_drives, get, put, start_io, start_store};
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let agents: Vec<Agent> = (0..5)
@@ -213,7 +213,6 @@ fn object_io_runs_on_the_frontend_containers() {
         .collect();
     let (inv, _) = form_drives(dir, &agents, "3+2", "0", 1);
     start_io(&inv);
-    let inv_s = inv.to_str().unwrap().to_string();
     let src = dir.join("src");
     std::fs::create_dir_all(&src).unwrap();
     let back = dir.join("back");
@@ -222,18 +221,8 @@ fn object_io_runs_on_the_frontend_containers() {
         let f = src.join(format!("o{i}"));
         std::fs::write(&f, &data).unwrap();
         let key = format!("c/{i}");
-        let (code, out, err) = run(
-            &[
-                "io",
-                "put",
-                "--inventory",
-                &inv_s,
-                &key,
-                f.to_str().unwrap(),
-            ],
-            Duration::from_secs(60),
-        );
-        assert_eq!(code, 0, "{out}{err}");
+        let (code, said) = put(&inv, &key, &f);
+        assert_eq!(code, 0, "{said}");
         let (code, said) = get(&inv, &key, &back);
         assert_eq!(code, 0, "{said}");
         assert!(std::fs::read(&back).unwrap() == data, "{key} differs");

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::dataplane::{bytes, form_drives, get, start_io, start_store};
+use common::dataplane::{bytes, form_drives, get, put, start_io, start_store};
 use common::process::{Agent, Token, inventory_with, run, spawn};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -164,18 +164,8 @@ fn drives_are_phased_out_cancelled_resumed_replaced_and_refused() {
         let f = src.join(format!("o{i}"));
         std::fs::write(&f, &data).unwrap();
         let key = format!("obj/{i}");
-        let (code, out, err) = run(
-            &[
-                "io",
-                "put",
-                "--inventory",
-                &inv_s,
-                &key,
-                f.to_str().unwrap(),
-            ],
-            Duration::from_secs(60),
-        );
-        assert_eq!(code, 0, "{out}{err}");
+        let (code, said) = put(&inv, &key, &f);
+        assert_eq!(code, 0, "{said}");
         objects.push((key, data));
     }
     let back = dir.join("back");

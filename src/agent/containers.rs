@@ -299,22 +299,33 @@ mod tests {
         plan_node(&inp, &PlanOptions::default())
     }
 
+    /// The plan's first container, once per (name, role, CPU).
+    fn plan_of(containers: &[(&str, Role, u32)]) -> NodePlan {
+        let mut p = plan();
+        let base = p.containers[0].clone();
+        p.containers = containers
+            .iter()
+            .map(|&(name, role, cpu)| {
+                let mut c = base.clone();
+                c.name = name.into();
+                c.role = role;
+                c.cpus = crate::model::CpuSet::from_ids([cpu]);
+                c
+            })
+            .collect();
+        p
+    }
+
     /// Work handed to the drives and compute containers runs on their threads, on the
     /// CPU each is pinned to; a role the plan lacks gives the job back.
     #[tokio::test]
     async fn jobs_run_on_the_pinned_threads_of_their_role() {
         use crate::dataplane::offload::run;
         let last = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32 - 1;
-        let mut p = plan();
-        let mut drives = p.containers[0].clone();
-        drives.name = "drives0".into();
-        drives.role = Role::Drive;
-        drives.cpus = crate::model::CpuSet::from_ids([0]);
-        let mut compute = drives.clone();
-        compute.name = "compute0".into();
-        compute.role = Role::Compute;
-        compute.cpus = crate::model::CpuSet::from_ids([last]);
-        p.containers = vec![drives, compute];
+        let p = plan_of(&[
+            ("drives0", Role::Drive, 0),
+            ("compute0", Role::Compute, last),
+        ]);
         let c = Containers::start(&p, false);
         let r = c.report();
         assert!(
@@ -344,15 +355,10 @@ mod tests {
     #[tokio::test]
     async fn frontend_workers_run_on_the_cpus_of_the_container_they_are_named_after() {
         let last = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32 - 1;
-        let mut p = plan();
-        let mut f0 = p.containers[0].clone();
-        f0.name = "frontend0".into();
-        f0.role = Role::Frontend;
-        f0.cpus = crate::model::CpuSet::from_ids([0]);
-        let mut f1 = f0.clone();
-        f1.name = "frontend1".into();
-        f1.cpus = crate::model::CpuSet::from_ids([last]);
-        p.containers = vec![f0, f1];
+        let p = plan_of(&[
+            ("frontend0", Role::Frontend, 0),
+            ("frontend1", Role::Frontend, last),
+        ]);
         let want = |name: &str| {
             if name == "axon-frontend0" {
                 0

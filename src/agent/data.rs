@@ -172,6 +172,14 @@ const WRITE_BATCH: usize = 32;
 /// Manifests queued or being written, at most.
 const MANIFEST_QUEUE: u32 = 1024;
 
+/// The same failure for each of `len` items of a batch that never ran.
+fn all_failed<T>(len: usize, e: &NodeError) -> Vec<Result<T, NodeError>> {
+    let text = e.to_string();
+    (0..len)
+        .map(|_| Err(NodeError::Failed(text.clone())))
+        .collect()
+}
+
 fn kib(x: &(String, Bytes)) -> u32 {
     (x.1.len() as u64).div_ceil(1024).min(u64::from(u32::MAX)) as u32
 }
@@ -197,12 +205,7 @@ impl Writes {
                     let len = items.len();
                     match chunk_io(&node, move |n| Ok(n.put_chunks(&items))).await {
                         Ok(v) => v,
-                        Err(e) => {
-                            let text = e.to_string();
-                            (0..len)
-                                .map(|_| Err(NodeError::Failed(text.clone())))
-                                .collect()
-                        }
+                        Err(e) => all_failed(len, &e),
                     }
                 }
             },
@@ -217,12 +220,7 @@ impl Writes {
                     let len = items.len();
                     match blocking(&node, move |n| Ok(n.put_manifests(&items))).await {
                         Ok(v) => v,
-                        Err(e) => {
-                            let text = e.to_string();
-                            (0..len)
-                                .map(|_| Err(NodeError::Failed(text.clone())))
-                                .collect()
-                        }
+                        Err(e) => all_failed(len, &e),
                     }
                 }
             },

@@ -209,6 +209,22 @@ pub fn inventory_via(dir: &Path, agents: &[Agent], first: usize) -> PathBuf {
     out
 }
 
+/// `axon io put KEY FILE` on the cluster: exit code, and what it said.
+pub fn put(inv: &Path, key: &str, file: &Path) -> (i32, String) {
+    let (code, o, e) = run(
+        &[
+            "io",
+            "put",
+            "--inventory",
+            inv.to_str().unwrap(),
+            key,
+            file.to_str().unwrap(),
+        ],
+        Duration::from_secs(120),
+    );
+    (code, o + &e)
+}
+
 pub fn get(inv: &Path, key: &str, out: &Path) -> (i32, String) {
     let (code, o, e) = run(
         &[
