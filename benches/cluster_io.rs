@@ -11,6 +11,7 @@
 //! ```text
 //! cargo bench --bench cluster_io
 //! AXON_BENCH_DIR=/mnt/nvme/x AXON_BENCH_SECS=30 cargo bench --bench cluster_io
+//! AXON_BENCH_CONCURRENCY=16 cargo bench --bench cluster_io   # objects in flight (8)
 //! ```
 //!
 //! Seven agents, so the cluster can rebuild to full protection after losing one.
@@ -73,6 +74,7 @@ fn until(
 fn bench(inv: &Path, mix: u8, secs: u64, keep: bool) -> serde_json::Value {
     let d = format!("{secs}s");
     let m = mix.to_string();
+    let conc = std::env::var("AXON_BENCH_CONCURRENCY").unwrap_or_else(|_| "8".into());
     let mut args = vec![
         "io",
         "bench",
@@ -81,7 +83,7 @@ fn bench(inv: &Path, mix: u8, secs: u64, keep: bool) -> serde_json::Value {
         "--size",
         "4M",
         "--concurrency",
-        "8",
+        &conc,
         "--duration",
         &d,
         "--mix",
@@ -196,11 +198,11 @@ fn main() {
         .map_or(0, |a| a.iter().filter_map(|x| x.as_u64()).sum());
     agents[NODES - 1].kill();
     let t0 = Instant::now();
-    let c3 = cpu();
     until(&inv, "the rebuild to start", 60, |v| {
         v["data"]["rebuild"]["active"] == true
     });
     let started = t0.elapsed();
+    let c3 = cpu();
     let done = until(&inv, "the rebuild to finish", 1800, |v| {
         v["data"]["protection"] == "OK" && v["data"]["rebuild"]["passes"].as_u64().unwrap_or(0) >= 1
     });

@@ -427,8 +427,9 @@ pub enum DriveCommand {
     /// cluster formed, 3 no member reachable)
     List(DriveListArgs),
     /// Phase a drive out, as an operation on its node: its chunks move to the node's other
-    /// drives (at --rate), then it is INACTIVE. Shows what will move first (--dry-run: only
-    /// that); refused, with the figures, when the other drives cannot hold it or the
+    /// drives (at --rate) and, in a cluster, what they cannot hold to other members; then
+    /// it is INACTIVE. Shows what will move first (--dry-run: only that); refused, with the
+    /// figures, when the rest cannot hold it, too few failure domains would remain or the
     /// hot-spare reserve would be lost. Ctrl-C cancels (the drive is ACTIVE again, what
     /// moved stays moved); an agent restart resumes it. Exit 0 done, 1 cancelled,
     /// 2 refused or failed, 3 could not run
@@ -438,8 +439,11 @@ pub enum DriveCommand {
     /// Take an INACTIVE or FAILED drive out of its node's store (and the cluster's
     /// configuration), so the device can be pulled
     Remove(DriveOpArgs),
-    /// Format a new drive on a node and add it to that node's store, ACTIVE; new chunks go
-    /// to the emptiest drives first, so it fills from then on
+    /// Format a new drive on a node and add it to that node's store: PHASING_IN while
+    /// chunks move onto it from the node's fuller drives (at --rate) until every drive is
+    /// about as full, then ACTIVE; new chunks go to the emptiest drives first. Ctrl-C
+    /// cancels the moves (the drive is ACTIVE, what moved stays); an agent restart resumes
+    /// them
     Add(DriveAddArgs),
 }
 
@@ -491,6 +495,10 @@ pub struct DriveAddArgs {
     /// Only show what would happen
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Bytes per second moved onto it while phasing it in (K, M, G); 0 for no limit
+    #[arg(long, value_name = "RATE", default_value = "0", value_parser = parse_bytes)]
+    pub rate: u64,
 
     /// JSON lines: every state of the operation, the last one final
     #[arg(long)]

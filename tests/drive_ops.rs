@@ -1,10 +1,11 @@
-//! The drive verbs on a 4+2 cluster of six real agent processes, each node a 1+0 store on
-//! two file drives: `axon drive deactivate --dry-run` previews without changing anything;
-//! a phase-out cut short by `kill -9` of its agent resumes when the agent restarts and
-//! ends INACTIVE; one cancelled with Ctrl-C (SIGINT to the CLI) leaves the drive ACTIVE
-//! with what moved staying moved; a drive is replaced end to end (deactivate, remove,
-//! add); a phase-out the other drives cannot hold is refused with the figures, as is
-//! removing an ACTIVE drive; every object reads back bit-identical throughout.
+//! The drive verbs on a 4+2 cluster of seven real agent processes, each node a 1+0 store
+//! on two file drives: `axon drive deactivate --dry-run` previews without changing
+//! anything; a phase-out cut short by `kill -9` of its agent resumes when the agent
+//! restarts and ends INACTIVE; one cancelled with Ctrl-C (SIGINT to the CLI) leaves the
+//! drive ACTIVE with what moved staying moved; a drive is replaced end to end (deactivate,
+//! remove, add); a node's last ACTIVE drive is phased out to other members; one that would
+//! leave fewer than k+m failure domains is refused with the figures, as is removing an
+//! ACTIVE drive; every object reads back bit-identical throughout.
 
 mod common;
 
@@ -100,7 +101,7 @@ fn follow_dataplane(
         loop {
             let now = axon::clock::now_ms();
             if let Some(dp) = fleet.view.dataplane(now) {
-                if dp.reporting == 6 && done(&dp, &fleet.view) {
+                if dp.reporting == 7 && done(&dp, &fleet.view) {
                     return;
                 }
             }
@@ -150,7 +151,7 @@ fn drive(inv: &Path, args: &[&str]) -> (i32, String, String) {
 fn drives_are_phased_out_cancelled_resumed_replaced_and_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let mut agents: Vec<Agent> = (0..6)
+    let mut agents: Vec<Agent> = (0..7)
         .map(|i| start_store(&format!("n{}", i + 1), dir, (0, 0), STORE2, &[]))
         .collect();
     let (inv, ports) = form_drives(dir, &agents, "4+2", "0", 2);
@@ -177,7 +178,7 @@ fn drives_are_phased_out_cancelled_resumed_replaced_and_refused() {
         }
     };
     let list = drives(&inv);
-    assert_eq!(list.len(), 12, "{list:?}");
+    assert_eq!(list.len(), 14, "{list:?}");
     // The console's view, from the Watch streams: the scheme, IO, every member reporting,
     // the objects, and each node's drives holding the chunks the members count.
     let held = std::sync::atomic::AtomicU64::new(0);
@@ -193,7 +194,7 @@ fn drives_are_phased_out_cancelled_resumed_replaced_and_refused() {
         dp.config.k == 4
             && dp.config.m == 2
             && dp.config.io == axon::model::cluster::IoStatus::Started
-            && dp.config.drives.len() == 12
+            && dp.config.drives.len() == 14
             && dp.data.as_ref().is_some_and(|d| d.objects == 16)
             && reported == counted
     });
@@ -201,7 +202,7 @@ fn drives_are_phased_out_cancelled_resumed_replaced_and_refused() {
     assert!(held >= 16 * 6, "16 objects of 4+2 stripes: {held} chunks");
     // `drive list` has every drive's usage, as its node's store reports it: 64 KiB a chunk.
     let before = usage(&inv);
-    assert_eq!(before.len(), 12, "{before:?}");
+    assert_eq!(before.len(), 14, "{before:?}");
     assert!(
         before
             .values()
@@ -291,12 +292,34 @@ fn drives_are_phased_out_cancelled_resumed_replaced_and_refused() {
         Duration::from_secs(60),
     );
     assert_eq!(code, 0, "{out}{err}");
+    // Phased in: chunks moved onto it from the node's other drive until both are about as
+    // full, then ACTIVE.
+    assert!(out.contains("formatted and added; moved"), "{out}");
+    assert!(out.contains("; ACTIVE"), "{out}");
     let deadline = Instant::now() + Duration::from_secs(40);
-    while !drives(&inv)
-        .iter()
-        .any(|d| d.1 == 1 && d.2 == new.to_str().unwrap() && d.3 == "ACTIVE")
-    {
-        assert!(Instant::now() < deadline, "{:?}", drives(&inv));
+    let new_id = loop {
+        let l = drives(&inv);
+        if let Some(d) = l
+            .iter()
+            .find(|d| d.1 == 1 && d.2 == new.to_str().unwrap() && d.3 == "ACTIVE")
+        {
+            break d.0.clone();
+        }
+        assert!(Instant::now() < deadline, "{l:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let b1 = on(1)[1].clone();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let u = usage(&inv);
+        let (on_new, on_old) = (u[&new_id].2, u[&b1].2);
+        if on_new > 0 && on_new + 1 >= on_old && on_old + 1 >= on_new {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after the phase-in: {on_new} chunks on the new drive, {on_old} on the other"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     all_read(&inv);
@@ -324,20 +347,68 @@ fn drives_are_phased_out_cancelled_resumed_replaced_and_refused() {
     until_state(&inv, &b, Some("ACTIVE"));
     all_read(&inv);
 
-    // A whole phase-out, then the node's last ACTIVE drive: refused with the figures.
+    // A whole phase-out to the node's other drive; then that one, the node's last ACTIVE
+    // drive: its chunks go to other members (six failure domains stay for 4+2).
     let (c, d2) = (on(3)[0].clone(), on(3)[1].clone());
     let (code, out, err) = drive(&inv, &["deactivate", &c]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("is INACTIVE: moved"), "{out}");
     until_state(&inv, &c, Some("INACTIVE"));
-    let (code, out, _) = drive(&inv, &["deactivate", &d2]);
-    assert_eq!(code, 2, "{out}");
-    assert!(out.contains("other ACTIVE drives have 0 B free"), "{out}");
-    assert_eq!(state_of(&inv, &d2).as_deref(), Some("ACTIVE"));
-    // Back in service.
-    let (code, out, err) = drive(&inv, &["activate", &c]);
+    let held_d2 = usage(&inv)[&d2].2;
+    assert!(held_d2 > 0);
+    let (code, out, err) = drive(&inv, &["deactivate", &d2, "--dry-run", "--json"]);
     assert_eq!(code, 0, "{out}{err}");
-    until_state(&inv, &c, Some("ACTIVE"));
+    let op = last_op(&out);
+    assert_eq!(op["output"]["others_free"], 0, "{op:#}");
+    assert_eq!(
+        op["output"]["to_other_nodes"],
+        held_d2 * (64 << 10),
+        "{op:#}"
+    );
+    assert!(
+        op["summary"]
+            .as_str()
+            .unwrap()
+            .contains("and other members"),
+        "{op:#}"
+    );
+    assert_eq!(state_of(&inv, &d2).as_deref(), Some("ACTIVE"));
+    let (code, out, err) = drive(&inv, &["deactivate", &d2, "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let op = last_op(&out);
+    assert_eq!(op["output"]["moved_to_other_nodes"], held_d2, "{op:#}");
+    assert!(
+        op["summary"]
+            .as_str()
+            .unwrap()
+            .contains("of them to other members"),
+        "{op:#}"
+    );
+    until_state(&inv, &d2, Some("INACTIVE"));
+    assert_eq!(usage(&inv)[&d2].2, 0);
+    all_read(&inv);
+
+    // Node 3 has no ACTIVE drive now: another node's last one would leave five failure
+    // domains for 4+2, refused with the figures.
+    let (e, f) = (on(4)[0].clone(), on(4)[1].clone());
+    let (code, out, err) = drive(&inv, &["deactivate", &e]);
+    assert_eq!(code, 0, "{out}{err}");
+    until_state(&inv, &e, Some("INACTIVE"));
+    let (code, out, _) = drive(&inv, &["deactivate", &f]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(
+            "5 failure domain(s) would remain to hold chunks, 4+2 with 0 hot spare(s) needs 6"
+        ),
+        "{out}"
+    );
+    assert_eq!(state_of(&inv, &f).as_deref(), Some("ACTIVE"));
+    // Back in service.
+    for x in [&c, &e] {
+        let (code, out, err) = drive(&inv, &["activate", x]);
+        assert_eq!(code, 0, "{out}{err}");
+        until_state(&inv, x, Some("ACTIVE"));
+    }
 
     // Bad names: clear errors.
     let (code, _, err) = drive(&inv, &["deactivate", "nosuchdrive"]);

@@ -278,7 +278,7 @@ impl pb::data_service_server::DataService for DataSvc {
         let data = chunk_io(&self.node, move |n| n.get_chunk(&key))
             .await
             .map_err(node_status)?;
-        Ok(Response::new(pb::GetChunkReply { data: data.into() }))
+        Ok(Response::new(pb::GetChunkReply { data }))
     }
 
     async fn delete_chunks(
@@ -737,7 +737,7 @@ impl Net for GrpcNet {
 
     fn get_chunk(&self, node: NodeId, key: String) -> BoxFuture<'static, Result<Bytes, NetError>> {
         if node == self.me {
-            return self.local(move |n| n.get_chunk(&key).map(Bytes::from));
+            return self.local(move |n| n.get_chunk(&key));
         }
         let c = self.client(node);
         Box::pin(async move {

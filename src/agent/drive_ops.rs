@@ -103,6 +103,105 @@ async fn hot_spare_refusal(host: &Option<Arc<ClusterHost>>, capacity: u64) -> Op
     })
 }
 
+/// Why `excess` bytes of drive `p` (what the node's other drives cannot hold) cannot go
+/// to other members; None when they can: this agent is a cluster member, the other
+/// members have room for it, and the failure domains left with ACTIVE drives still number
+/// k + m + hot spares.
+async fn elsewhere_refusal(
+    host: &Option<Arc<ClusterHost>>,
+    p: &PhaseOut,
+    excess: u64,
+) -> Option<String> {
+    let here = format!(
+        "it holds {} but the node's other ACTIVE drives have {} free",
+        size(p.bytes),
+        size(p.others_free)
+    );
+    let view = match host {
+        Some(h) => h.data_view().await.ok(),
+        None => None,
+    };
+    let Some((_, layout, _, config)) = view else {
+        return Some(format!("{here}: add a drive first (`axon drive add`)"));
+    };
+    let me = layout.me;
+    let room: u64 = layout
+        .writable
+        .iter()
+        .filter(|d| d.node != me)
+        .map(|d| d.free)
+        .sum();
+    // This node stops being a failure domain that holds chunks if it has no other ACTIVE
+    // drive (it is not counted already when this drive is not ACTIVE in the configuration).
+    let leaves = p.others_active == 0 && layout.writable.iter().any(|d| d.node == me);
+    let domains = layout.writable.len().saturating_sub(usize::from(leaves));
+    let need = config.k + config.m + config.hot_spares;
+    if leaves && domains < need {
+        return Some(format!(
+            "{here}, and without it this node has no ACTIVE drive: {domains} failure domain(s) would remain to hold chunks, {}+{} with {} hot spare(s) needs {need} — add a drive first (`axon drive add`)",
+            config.k, config.m, config.hot_spares
+        ));
+    }
+    if room < excess {
+        return Some(format!(
+            "{here} and the other members {}: {} must go elsewhere — add a drive first (`axon drive add`)",
+            size(room),
+            size(excess)
+        ));
+    }
+    None
+}
+
+/// Moving a phasing-out drive's chunks to other members: the cluster as this member sees
+/// it, and this node's manifests by object, to find each chunk's object.
+struct Elsewhere {
+    fe: super::data::Fe,
+    layout: super::data::Layout,
+    by_object: std::collections::HashMap<String, String>,
+}
+
+impl Elsewhere {
+    async fn new(host: &Arc<ClusterHost>) -> Option<Elsewhere> {
+        let (fe, layout, net, _) = host.data_view().await.ok()?;
+        let node = net.node();
+        let all = tokio::task::spawn_blocking(move || node.manifests(""))
+            .await
+            .ok()?
+            .ok()?;
+        let by_object = all
+            .into_iter()
+            .filter(|m| !m.deleted)
+            .map(|m| (m.object, m.key))
+            .collect();
+        Some(Elsewhere {
+            fe,
+            layout,
+            by_object,
+        })
+    }
+
+    /// Moves chunk `key` (held here) to another member; its bytes.
+    async fn move_out(&self, key: &str) -> Result<u64, String> {
+        let (object, i, idx) = crate::dataplane::cluster::objects::parse_chunk_key(key)
+            .ok_or_else(|| "not a chunk of a cluster object: left on the drive".to_string())?;
+        let orphan =
+            "no manifest names it: left to the orphan collector, then run deactivate again";
+        let name = self.by_object.get(object).ok_or(orphan)?;
+        let cur = self
+            .fe
+            .newest(name, &self.layout)
+            .await
+            .map_err(|e| format!("its manifest: {e}"))?
+            .filter(|m| !m.deleted && m.object == object)
+            .ok_or(orphan)?;
+        self.fe
+            .move_out(cur, i, idx, &self.layout)
+            .await
+            .map(|(_, b)| b)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// The drive `r` names, as it stands (finishing the operation when there is none), and
 /// the request with the drive by its id: a drive added or removed meanwhile must not shift
 /// what a number or file name points at.
@@ -160,12 +259,13 @@ pub async fn deactivate(
             p.state
         ));
     }
-    if p.bytes > p.others_free {
-        out.refusals.push(format!(
-            "it holds {} but the node's other ACTIVE drives have {} free: add a drive first (`axon drive add`)",
-            size(p.bytes),
-            size(p.others_free)
-        ));
+    // What the node's other drives cannot hold goes to other members, if it is one.
+    let excess = p.bytes.saturating_sub(p.others_free);
+    if excess > 0 {
+        match elsewhere_refusal(&host, &p, excess).await {
+            None => out.to_other_nodes = excess,
+            Some(why) => out.refusals.push(why),
+        }
     }
     if p.state != "PHASING_OUT"
         && let Some(why) = hot_spare_refusal(&host, p.capacity).await
@@ -178,10 +278,19 @@ pub async fn deactivate(
     if r.dry_run {
         let summary = if out.refusals.is_empty() {
             format!(
-                "dry run: would move {} chunk(s) ({}) off {} to the node's other drives, then mark it INACTIVE",
+                "dry run: would move {} chunk(s) ({}) off {} to {}, then mark it INACTIVE",
                 p.chunks,
                 size(p.bytes),
-                p.path.display()
+                p.path.display(),
+                if excess == 0 {
+                    "the node's other drives".to_string()
+                } else {
+                    format!(
+                        "the node's other drives ({}) and other members ({})",
+                        size(p.bytes - excess),
+                        size(excess)
+                    )
+                }
             )
         } else {
             format!("dry run: would be refused: {}", out.refusals.join("; "))
@@ -204,7 +313,8 @@ pub async fn deactivate(
     }
     h.step("phase out", 1, 3);
     let which = r.drive.clone();
-    let p = match with_store(&store, move |s| s.begin_phase_out(&which)).await {
+    let spill = excess > 0;
+    let p = match with_store(&store, move |s| s.begin_phase_out(&which, spill)).await {
         Ok(p) => p,
         Err(e) => {
             return h.finish(
@@ -223,6 +333,18 @@ pub async fn deactivate(
     let total = p.keys.len() as u64;
     let started = Instant::now();
     let (mut moved, mut bytes, mut failed) = (0u64, 0u64, Vec::<String>::new());
+    // Chunks the node's other drives still take; the rest go to other members.
+    let cs = p.bytes.checked_div(p.chunks).unwrap_or(1);
+    let mut local_slots = p.others_free / cs.max(1);
+    let mut elsewhere = match (spill, &host) {
+        (true, Some(host)) => Elsewhere::new(host).await,
+        _ => None,
+    };
+    if spill && elsewhere.is_none() {
+        h.log(
+            "this node's cluster view is not available: only the node's other drives take chunks",
+        );
+    }
     for (i, key) in p.keys.iter().enumerate() {
         if h.cancel.is_cancelled() {
             let which = r.drive.clone();
@@ -251,7 +373,26 @@ pub async fn deactivate(
         }
         h.step_bytes("move chunks", i as u64, total, (bytes, p.bytes));
         let (which, k) = (r.drive.clone(), key.clone());
-        match with_store(&store, move |s| s.move_off(&which, &k)).await {
+        let here = if local_slots > 0 || elsewhere.is_none() {
+            with_store(&store, move |s| s.move_off(&which, &k)).await
+        } else {
+            Err("the node's other drives are full".into())
+        };
+        let done = match (here, elsewhere.as_mut()) {
+            (Ok(n), _) => {
+                local_slots = local_slots.saturating_sub(1);
+                Ok(n)
+            }
+            (Err(_), Some(e)) => match e.move_out(key).await {
+                Ok(n) => {
+                    out.moved_to_other_nodes += 1;
+                    Ok(n)
+                }
+                Err(e) => Err(e),
+            },
+            (Err(e), None) => Err(e),
+        };
+        match done {
             Ok(0) => {}
             Ok(n) => {
                 moved += 1;
@@ -280,9 +421,13 @@ pub async fn deactivate(
             h.finish(
                 OperationState::Succeeded,
                 format!(
-                    "{} is INACTIVE: moved {moved} chunk(s) ({}) in {:.1} s; `axon drive remove` takes it out",
+                    "{} is INACTIVE: moved {moved} chunk(s) ({}){} in {:.1} s; `axon drive remove` takes it out",
                     p.path.display(),
                     size(bytes),
+                    match out.moved_to_other_nodes {
+                        0 => String::new(),
+                        n => format!(", {n} of them to other members"),
+                    },
                     started.elapsed().as_secs_f64()
                 ),
                 None,
@@ -303,6 +448,118 @@ pub async fn deactivate(
                 Some(OperationOutput::Drive(out)),
             )
         }
+    }
+}
+
+/// Phase-in: PHASING_IN (the drive takes new chunks), then chunks moved onto it from the
+/// node's fuller drives at `r.rate` until every drive is about as full as the others, then
+/// ACTIVE. Cancelled, the drive is ACTIVE with what moved staying moved; cut short by a
+/// restart, the agent resumes it. `done` says what happened to the drive before.
+pub async fn phase_in(
+    h: OpHandle,
+    store: SharedStore,
+    r: DriveRequest,
+    mut out: DriveOutcome,
+    done: &str,
+) {
+    h.step("phase in", 1, 2);
+    let which = r.drive.clone();
+    let p = match with_store(&store, move |s| s.begin_phase_in(&which)).await {
+        Ok(p) => p,
+        Err(e) => {
+            return h.finish(
+                OperationState::Failed,
+                "phase-in refused".into(),
+                Some(e),
+                Some(OperationOutput::Drive(out)),
+            );
+        }
+    };
+    out.path = p.path.display().to_string();
+    out.state = "PHASING_IN".into();
+    out.chunks = p.moves.len() as u64;
+    out.bytes = p.bytes;
+    h.log(format!(
+        "{} is PHASING_IN: moving {} chunk(s) ({}) onto it from the node's fuller drives",
+        p.path.display(),
+        p.moves.len(),
+        size(p.bytes)
+    ));
+    let total = p.moves.len() as u64;
+    let started = Instant::now();
+    let (mut moved, mut bytes, mut failed) = (0u64, 0u64, 0u64);
+    for (i, (from, key)) in p.moves.iter().enumerate() {
+        if h.cancel.is_cancelled() {
+            break;
+        }
+        h.step_bytes("move chunks", i as u64, total, (bytes, p.bytes));
+        let (from, k) = (from.clone(), key.clone());
+        match with_store(&store, move |s| s.move_off(&from, &k)).await {
+            Ok(0) => {}
+            Ok(n) => {
+                moved += 1;
+                bytes += n;
+            }
+            Err(e) => {
+                failed += 1;
+                h.log(format!("{key}: {e}"));
+            }
+        }
+        if let Some(rate) = r.rate.filter(|r| *r > 0) {
+            let due = Duration::from_secs_f64(bytes as f64 / rate as f64);
+            let now = started.elapsed();
+            if due > now {
+                tokio::time::sleep(due - now).await;
+            }
+        }
+    }
+    out.moved_chunks = moved;
+    out.moved_bytes = bytes;
+    let which = r.drive.clone();
+    let active = with_store(&store, move |s| s.finish_phase_in(&which)).await;
+    out.state = if active.is_ok() {
+        "ACTIVE"
+    } else {
+        "PHASING_IN"
+    }
+    .into();
+    let how = format!(
+        "{} {done}; {} {moved} of {total} chunk(s) ({}) onto it in {:.1} s{}",
+        p.path.display(),
+        if h.cancel.is_cancelled() {
+            "phase-in cancelled after moving"
+        } else {
+            "moved"
+        },
+        size(bytes),
+        started.elapsed().as_secs_f64(),
+        if failed > 0 {
+            format!(" ({failed} could not be moved: see the log)")
+        } else {
+            String::new()
+        }
+    );
+    match active {
+        Ok(()) if h.cancel.is_cancelled() => h.finish(
+            OperationState::Cancelled,
+            format!("{how}; ACTIVE — what moved stays"),
+            None,
+            Some(OperationOutput::Drive(out)),
+        ),
+        Ok(()) => h.finish(
+            OperationState::Succeeded,
+            format!("{how}; ACTIVE"),
+            None,
+            Some(OperationOutput::Drive(out)),
+        ),
+        Err(e) => h.finish(
+            OperationState::Failed,
+            how,
+            Some(format!(
+                "{e} — the drive stays PHASING_IN; it is resumed when the agent restarts"
+            )),
+            Some(OperationOutput::Drive(out)),
+        ),
     }
 }
 
@@ -437,25 +694,23 @@ pub async fn add(h: OpHandle, store: SharedStore, r: DriveRequest) {
         Ok(None) => h.finish(
             OperationState::Succeeded,
             format!(
-                "dry run: would format {} for this store and add it ACTIVE (new chunks prefer the emptiest drives)",
+                "dry run: would format {} for this store, add it PHASING_IN, move chunks onto it from the node's fuller drives until they are about as full, then mark it ACTIVE",
                 path.display()
             ),
             None,
             Some(OperationOutput::Drive(out)),
         ),
         Ok(Some(id)) => {
-            h.step("phase in", 1, 2);
             out.drive = id.to_string();
-            out.state = "ACTIVE".into();
-            h.finish(
-                OperationState::Succeeded,
-                format!(
-                    "{} formatted and added (drive {id}), ACTIVE; new chunks fill it first",
-                    path.display()
-                ),
-                None,
-                Some(OperationOutput::Drive(out)),
-            )
+            h.log(format!(
+                "{} formatted and added (drive {id}); phasing it in",
+                path.display()
+            ));
+            let r = DriveRequest {
+                drive: id.to_string(),
+                ..r
+            };
+            phase_in(h, store, r, out, "formatted and added").await
         }
         Err(e) => h.finish(
             OperationState::Failed,

@@ -302,13 +302,6 @@ fn resume_phase_outs(ag: &Agent, store: Option<&HostedStore>, host: Option<Arc<C
         Err(_) => return,
     };
     for (id, path, state) in drives {
-        if state != "PHASING_OUT" {
-            continue;
-        }
-        tracing::warn!(
-            "store: {} was being phased out when the agent stopped; resuming",
-            path.display()
-        );
         let (st, host) = (s.store.clone(), host.clone());
         let r = super::drive_ops::DriveRequest {
             drive: id.clone(),
@@ -317,12 +310,38 @@ fn resume_phase_outs(ag: &Agent, store: Option<&HostedStore>, host: Option<Arc<C
             size: 0,
             force: false,
         };
-        let _ = ops.start(
-            crate::model::ops::OperationKind::DriveDeactivate,
-            format!("drive {id} ({}), resumed after a restart", path.display()),
-            "agent".into(),
-            move |h| super::drive_ops::deactivate(h, st, host, r),
-        );
+        let target = format!("drive {id} ({}), resumed after a restart", path.display());
+        match state {
+            "PHASING_OUT" => {
+                tracing::warn!(
+                    "store: {} was being phased out when the agent stopped; resuming",
+                    path.display()
+                );
+                let _ = ops.start(
+                    crate::model::ops::OperationKind::DriveDeactivate,
+                    target,
+                    "agent".into(),
+                    move |h| super::drive_ops::deactivate(h, st, host, r),
+                );
+            }
+            "PHASING_IN" => {
+                tracing::warn!(
+                    "store: {} was being phased in when the agent stopped; resuming",
+                    path.display()
+                );
+                let out = crate::model::ops::DriveOutcome {
+                    drive: id.clone(),
+                    ..Default::default()
+                };
+                let _ = ops.start(
+                    crate::model::ops::OperationKind::DriveAdd,
+                    target,
+                    "agent".into(),
+                    move |h| super::drive_ops::phase_in(h, st, r, out, "was being phased in"),
+                );
+            }
+            _ => {}
+        }
     }
 }
 

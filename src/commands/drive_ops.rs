@@ -128,7 +128,7 @@ pub async fn add(a: DriveAddArgs) -> Result<i32> {
     let kind = pb::start_operation_request::Kind::DriveAdd(pb::DriveSpec {
         drive: a.path.display().to_string(),
         dry_run: a.dry_run,
-        rate: 0,
+        rate: a.rate,
         size: a.size.unwrap_or(0),
         force: a.force,
     });

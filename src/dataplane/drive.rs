@@ -504,6 +504,11 @@ impl AlignedBuf {
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         &mut self.v[self.off..self.off + self.len]
     }
+
+    /// The buffer as `Bytes`, with no copy (the alignment's lead bytes are cut off).
+    pub fn into_bytes(self) -> bytes::Bytes {
+        bytes::Bytes::from(self.v).slice(self.off..self.off + self.len)
+    }
 }
 
 /// An opened drive for chunk I/O: O_DIRECT where the filesystem allows it (a tmpfs before

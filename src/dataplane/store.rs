@@ -193,8 +193,9 @@ struct Drive {
 }
 
 impl Drive {
+    /// Takes new chunks: ACTIVE, or PHASING_IN (being filled to the others' level).
     fn usable(&self) -> bool {
-        self.io.is_some() && self.state == DriveState::Active
+        self.io.is_some() && matches!(self.state, DriveState::Active | DriveState::PhasingIn)
     }
 
     fn alloc(&mut self) -> Option<u64> {
@@ -300,11 +301,24 @@ pub struct PhaseOut {
     pub chunks: u64,
     pub bytes: u64,
     pub capacity: u64,
-    /// Free bytes on the store's other ACTIVE drives.
+    /// Free bytes on the store's other ACTIVE drives, and how many there are.
     pub others_free: u64,
+    pub others_active: u64,
     /// The objects to move.
     #[serde(skip)]
     pub keys: Vec<String>,
+}
+
+/// What phasing a drive in moves onto it.
+#[derive(Debug, Clone)]
+pub struct PhaseIn {
+    pub drive: String,
+    pub path: PathBuf,
+    /// (drive id, object key): objects with a chunk on a fuller drive, moved so that every
+    /// drive that takes chunks ends about as full as the others.
+    pub moves: Vec<(String, String)>,
+    /// Bytes of the chunks to move.
+    pub bytes: u64,
 }
 
 /// A put's stripes written but not yet committed: (stripe id, record).
@@ -358,7 +372,20 @@ impl ReadPlan {
     /// planned, and its payload match its checksum; None otherwise (damaged, or perhaps
     /// freed and reused): the caller reads under the lock, which sees the index as it is
     /// now and rebuilds from parity.
-    pub fn read(&self) -> Option<Vec<u8>> {
+    ///
+    /// A one-chunk object (a node's share of a cluster, a `1+0` store) comes back as the
+    /// read buffer itself, with no copy.
+    pub fn read(&self) -> Option<bytes::Bytes> {
+        if let [c] = self.chunks.as_slice() {
+            let mut buf = AlignedBuf::zeroed(BLOCK as usize + c.len);
+            self.checked(c, &mut buf)?;
+            let n = (c.len as u64).min(self.size) as usize;
+            if n as u64 != self.size {
+                return None;
+            }
+            let start = BLOCK as usize;
+            return Some(buf.into_bytes().slice(start..start + n));
+        }
         let mut out = Vec::with_capacity(self.size as usize);
         let mut left = self.size;
         let b = BLOCK as usize;
@@ -369,23 +396,30 @@ impl ReadPlan {
                 Some(x) if x.as_slice().len() == want => x,
                 slot => slot.insert(AlignedBuf::zeroed(want)),
             };
-            c.io.read_slot(c.slot, buf.as_mut_slice()).ok()?;
-            // A slot of this drive freed since the plan (this one, perhaps, and then
-            // reused by a write that raced this read): what was read is not trusted.
-            if c.freed.load(Ordering::SeqCst) != c.freed_at {
-                return None;
-            }
-            let (h, p) = buf.as_slice().split_at(b);
-            let h = ChunkHeader::decode(h).ok()??;
-            if h.stripe != c.sid || h.index != c.index || h.stripe_generation != c.generation {
-                return None;
-            }
-            h.verify(p).ok()?;
+            let p = self.checked(c, buf)?;
             let n = (c.len as u64).min(left) as usize;
             out.extend_from_slice(&p[..n]);
             left -= n as u64;
         }
-        (left == 0).then_some(out)
+        (left == 0).then_some(bytes::Bytes::from(out))
+    }
+
+    /// Reads chunk `c` into `buf` (a header block and the payload); its payload if it is
+    /// the chunk planned, unchanged since.
+    fn checked<'a>(&self, c: &PlannedChunk, buf: &'a mut AlignedBuf) -> Option<&'a [u8]> {
+        c.io.read_slot(c.slot, buf.as_mut_slice()).ok()?;
+        // A slot of this drive freed since the plan (this one, perhaps, and then reused by
+        // a write that raced this read): what was read is not trusted.
+        if c.freed.load(Ordering::SeqCst) != c.freed_at {
+            return None;
+        }
+        let (h, p) = buf.as_slice().split_at(BLOCK as usize);
+        let h = ChunkHeader::decode(h).ok()??;
+        if h.stripe != c.sid || h.index != c.index || h.stripe_generation != c.generation {
+            return None;
+        }
+        h.verify(p).ok()?;
+        Some(p)
     }
 }
 
@@ -930,7 +964,7 @@ impl Store {
             .map(|d| {
                 let why = if let Some(p) = &d.problem {
                     p.clone()
-                } else if d.state != DriveState::Active {
+                } else if !matches!(d.state, DriveState::Active | DriveState::PhasingIn) {
                     d.state.as_str().to_string()
                 } else {
                     "full".to_string()
@@ -2052,13 +2086,14 @@ impl Store {
         let d = &self.drives[i];
         let cs = u64::from(self.chunk_size);
         let keys = self.keys_on(d.id)?;
-        let others_free: u64 = self
-            .drives
-            .iter()
-            .enumerate()
-            .filter(|(j, o)| *j != i && o.usable())
-            .map(|(_, o)| o.free * cs)
-            .sum();
+        let others = || {
+            self.drives
+                .iter()
+                .enumerate()
+                .filter(move |(j, o)| *j != i && o.usable())
+        };
+        let others_free: u64 = others().map(|(_, o)| o.free * cs).sum();
+        let others_active = others().count() as u64;
         Ok(PhaseOut {
             drive: d.id.to_string(),
             path: d.path.clone(),
@@ -2067,6 +2102,7 @@ impl Store {
             bytes: keys.len() as u64 * cs,
             capacity: d.slots * cs,
             others_free,
+            others_active,
             keys,
         })
     }
@@ -2093,9 +2129,23 @@ impl Store {
 
     /// Starts (or resumes) phasing drive `which` out: PHASING_OUT, so that nothing new is
     /// written to it, if the other ACTIVE drives can take what it holds (refused with the
-    /// figures otherwise). Returns what must move.
-    pub fn begin_phase_out(&mut self, which: &str) -> Result<PhaseOut, StoreError> {
+    /// figures otherwise) — or, with `elsewhere` (a cluster member's `1+0` store, whose
+    /// caller moves what does not fit here to other nodes), whatever they can hold. Returns
+    /// what must move.
+    pub fn begin_phase_out(
+        &mut self,
+        which: &str,
+        elsewhere: bool,
+    ) -> Result<PhaseOut, StoreError> {
         let p = self.phase_out_preview(which)?;
+        if elsewhere && self.scheme.chunks() != 1 {
+            return Err(StoreError::Refused(format!(
+                "{}: a {}+{} store keeps its stripes on its own drives; only a cluster member's 1+0 store moves chunks to other nodes",
+                p.path.display(),
+                self.scheme.k,
+                self.scheme.m
+            )));
+        }
         let i = self.find_drive(which)?;
         match self.drives[i].state {
             DriveState::Active | DriveState::PhasingIn | DriveState::PhasingOut => {}
@@ -2113,7 +2163,7 @@ impl Store {
             .enumerate()
             .filter(|(j, o)| *j != i && o.usable())
             .count();
-        if others < self.scheme.chunks() {
+        if others < self.scheme.chunks() && !elsewhere {
             return Err(StoreError::Refused(format!(
                 "{}: without it {others} ACTIVE drive(s) remain, a {}+{} stripe needs {} — add a drive first",
                 p.path.display(),
@@ -2122,7 +2172,7 @@ impl Store {
                 self.scheme.chunks()
             )));
         }
-        if p.bytes > p.others_free {
+        if p.bytes > p.others_free && !elsewhere {
             return Err(StoreError::Refused(format!(
                 "{}: holds {} chunks ({} bytes) but the other ACTIVE drives have {} bytes free — add a drive first",
                 p.path.display(),
@@ -2218,6 +2268,77 @@ impl Store {
             self.set_state(i, DriveState::Active)?;
         }
         Ok(path)
+    }
+
+    /// Starts (or resumes) phasing drive `which` in: PHASING_IN (it takes new chunks), and
+    /// what to move onto it from the fuller drives so that every drive taking chunks ends
+    /// about as full as the others (by share of its slots used). The moves re-put objects,
+    /// which places their chunks on the emptiest drives first.
+    pub fn begin_phase_in(&mut self, which: &str) -> Result<PhaseIn, StoreError> {
+        let i = self.find_drive(which)?;
+        let d = &self.drives[i];
+        if d.io.is_none() || !matches!(d.state, DriveState::Active | DriveState::PhasingIn) {
+            return Err(StoreError::Refused(format!(
+                "{}: {} — only an ACTIVE drive is phased in (`axon drive activate` first)",
+                d.path.display(),
+                d.state.as_str()
+            )));
+        }
+        if d.state != DriveState::PhasingIn {
+            self.set_state(i, DriveState::PhasingIn)?;
+        }
+        let taking: Vec<usize> = (0..self.drives.len())
+            .filter(|&j| self.drives[j].usable())
+            .collect();
+        let used = |j: usize| self.drives[j].slots - self.drives[j].free;
+        let total_used: u64 = taking.iter().map(|&j| used(j)).sum();
+        let total_slots: u64 = taking
+            .iter()
+            .map(|&j| self.drives[j].slots)
+            .sum::<u64>()
+            .max(1);
+        // Each drive's level: its share of what is used, by its size.
+        let level = |j: usize| {
+            (u128::from(total_used) * u128::from(self.drives[j].slots))
+                .div_ceil(u128::from(total_slots)) as u64
+        };
+        let mut room = level(i).saturating_sub(used(i));
+        let mut over: Vec<(usize, u64)> = taking
+            .iter()
+            .filter(|&&j| j != i)
+            .map(|&j| (j, used(j).saturating_sub(level(j))))
+            .filter(|x| x.1 > 0)
+            .collect();
+        over.sort_by_key(|x| std::cmp::Reverse(x.1));
+        let mut moves = Vec::new();
+        let cs = u64::from(self.chunk_size);
+        for (j, n) in over {
+            if room == 0 {
+                break;
+            }
+            let take = n.min(room);
+            let id = self.drives[j].id;
+            for key in self.keys_on(id)?.into_iter().take(take as usize) {
+                moves.push((id.to_string(), key));
+            }
+            room -= take;
+        }
+        let d = &self.drives[i];
+        Ok(PhaseIn {
+            drive: d.id.to_string(),
+            path: d.path.clone(),
+            bytes: moves.len() as u64 * cs,
+            moves,
+        })
+    }
+
+    /// Ends a phase-in: ACTIVE.
+    pub fn finish_phase_in(&mut self, which: &str) -> Result<(), StoreError> {
+        let i = self.find_drive(which)?;
+        if self.drives[i].state == DriveState::PhasingIn {
+            self.set_state(i, DriveState::Active)?;
+        }
+        Ok(())
     }
 
     /// Takes drive `which` out of the store: only an INACTIVE (phased-out) or FAILED one.

@@ -114,6 +114,12 @@ pub struct DriveOutcome {
     pub moved_bytes: u64,
     pub dry_run: bool,
     pub refusals: Vec<String>,
+    /// Of `bytes`, what the node's other drives cannot hold: moved to other members.
+    #[serde(default)]
+    pub to_other_nodes: u64,
+    /// Chunks moved to other members (counted in `moved_chunks` too).
+    #[serde(default)]
+    pub moved_to_other_nodes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -73,6 +73,8 @@ pub fn encode_operation(op: &Operation) -> pb::Operation {
                 moved_bytes: d.moved_bytes,
                 dry_run: d.dry_run,
                 refusals: d.refusals.clone(),
+                to_other_nodes: d.to_other_nodes,
+                moved_to_other_nodes: d.moved_to_other_nodes,
             }),
         }),
     }
@@ -125,6 +127,8 @@ pub fn decode_operation(m: pb::Operation) -> Result<Operation, WireError> {
                 moved_bytes: d.moved_bytes,
                 dry_run: d.dry_run,
                 refusals: d.refusals,
+                to_other_nodes: d.to_other_nodes,
+                moved_to_other_nodes: d.moved_to_other_nodes,
             }))
         }
     };

@@ -152,29 +152,33 @@ impl<N: Net> Clone for Frontend<N> {
     }
 }
 
-/// Splits one stripe's bytes into k data chunks of one length (the last zero-padded) and
-/// computes the m parity chunks.
-fn encode(codec: &Isal, k: usize, m: usize, data: &[u8]) -> Result<(u32, Vec<Bytes>), IoError> {
+/// Splits one stripe's bytes into k data chunks (slices of `data`, with no copy, unless the
+/// stripe is short and the last chunks need padding) and computes the m parity chunks.
+fn encode(codec: &Isal, k: usize, m: usize, data: Bytes) -> Result<(u32, Vec<Bytes>), IoError> {
     let len = data.len().div_ceil(k).max(1);
-    let mut chunks: Vec<Vec<u8>> = (0..k)
+    let mut chunks: Vec<Bytes> = (0..k)
         .map(|i| {
             let start = (i * len).min(data.len());
             let end = ((i + 1) * len).min(data.len());
-            let mut c = data[start..end].to_vec();
-            c.resize(len, 0);
-            c
+            if end - start == len {
+                data.slice(start..end)
+            } else {
+                let mut c = data[start..end].to_vec();
+                c.resize(len, 0);
+                Bytes::from(c)
+            }
         })
         .collect();
     let mut parity: Vec<Vec<u8>> = (0..m).map(|_| vec![0u8; len]).collect();
     {
-        let d: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
+        let d: Vec<&[u8]> = chunks.iter().map(|c| &c[..]).collect();
         let mut p: Vec<&mut [u8]> = parity.iter_mut().map(Vec::as_mut_slice).collect();
         codec
             .encode(&d, &mut p)
             .map_err(|e| IoError::Failed(e.to_string()))?;
     }
-    chunks.extend(parity);
-    Ok((len as u32, chunks.into_iter().map(Bytes::from).collect()))
+    chunks.extend(parity.into_iter().map(Bytes::from));
+    Ok((len as u32, chunks))
 }
 
 impl<N: Net> Frontend<N> {
@@ -355,7 +359,7 @@ impl<N: Net> Frontend<N> {
         let mut maps: Vec<StripeMap> = Vec::new();
         let mut inflight = FuturesOrdered::new();
         let mut size = 0u64;
-        let mut buf: Vec<u8> = Vec::with_capacity(stripe_bytes);
+        let mut buf = bytes::BytesMut::with_capacity(stripe_bytes);
         let mut pending: Option<Bytes> = None;
         let mut ended = false;
         let mut index = 0usize;
@@ -384,10 +388,12 @@ impl<N: Net> Frontend<N> {
                     break;
                 }
                 size += buf.len() as u64;
-                let data = std::mem::replace(&mut buf, Vec::with_capacity(stripe_bytes));
+                let data =
+                    std::mem::replace(&mut buf, bytes::BytesMut::with_capacity(stripe_bytes))
+                        .freeze();
                 let c = codec.clone();
                 let (len, chunks) = run(self.offload.as_ref(), ContainerRole::Compute, move || {
-                    encode(&c, k, m, &data)
+                    encode(&c, k, m, data)
                 })
                 .await
                 .map_err(IoError::Failed)??;
@@ -612,18 +618,18 @@ impl<N: Net> Frontend<N> {
     }
 
     /// Reads stripe `i` of `m`: k chunks, verified, reconstructed if need be. Returns the
-    /// stripe's data bytes and whether parity was used.
+    /// stripe's data bytes, in order, as the data chunks themselves (no copy; the last cut
+    /// to the stripe's length), and whether parity was used.
     async fn get_stripe(
         &self,
         m: &Manifest,
         i: usize,
         codec: &Arc<Isal>,
         suspects: &Suspects,
-    ) -> Result<(Bytes, bool), IoError> {
+    ) -> Result<(Vec<Bytes>, bool), IoError> {
         let k = m.k;
         let got = self.fetch_k(m, i, &HashSet::new(), suspects).await?;
-        let bytes = m.stripe_bytes(i) as usize;
-        let mut out = Vec::with_capacity(bytes);
+        let mut left = m.stripe_bytes(i) as usize;
         let parity = !got[..k].iter().all(Option::is_some);
         let data: Vec<Bytes> = if parity {
             self.complete_on(codec, i, m.stripes[i].len, got)
@@ -635,11 +641,16 @@ impl<N: Net> Frontend<N> {
         } else {
             got.into_iter().take(k).flatten().collect()
         };
-        for c in &data {
-            let take = (bytes - out.len()).min(c.len());
-            out.extend_from_slice(&c[..take]);
+        let mut out = Vec::with_capacity(k);
+        for c in data {
+            let take = left.min(c.len());
+            if take == 0 {
+                break;
+            }
+            out.push(c.slice(..take));
+            left -= take;
         }
-        Ok((Bytes::from(out), parity))
+        Ok((out, parity))
     }
 
     /// Chunk `idx` of stripe `i` of `m`, rebuilt from k others (none read from `me`, the
@@ -745,7 +756,9 @@ impl<N: Net> Frontend<N> {
         if stripes > 0 {
             next.revision = cur.revision + 1;
             let next = Arc::new(next);
+            let t0 = std::time::Instant::now();
             self.publish(&next, layout, &next.holders()).await?;
+            tracing::debug!("repair {:?}: publish {:?}", cur.key, t0.elapsed());
         }
         match first_err {
             // Overwritten or deleted meanwhile: its old chunks were freed, nothing to repair.
@@ -770,6 +783,72 @@ impl<N: Net> Frontend<N> {
         max: usize,
         pace: &(dyn Fn(u64) -> BoxFuture<'static, ()> + Send + Sync),
     ) -> Result<(u64, u64), IoError> {
+        self.move_stripes(cur, layout, from, to, max, None, pace)
+            .await
+    }
+
+    /// Phase-out to other nodes: moves chunk `idx` of stripe `i` of `cur`, held by this
+    /// node, to the node placement ranks first among those outside the stripe (weighted by
+    /// free capacity), as `move_chunks` moves one. Returns where it went and its bytes.
+    pub async fn move_out(
+        &self,
+        cur: Manifest,
+        i: usize,
+        idx: usize,
+        layout: &Layout,
+    ) -> Result<(NodeId, u64), IoError> {
+        cur.check_shape()?;
+        let st = cur.stripes.get(i).filter(|st| st.nodes.get(idx) == Some(&layout.me)).ok_or_else(|| {
+            IoError::Failed(format!(
+                "{:?}: its newest manifest does not place chunk {idx} of stripe {i} on this node",
+                cur.key
+            ))
+        })?;
+        let exclude = st.nodes.clone();
+        let eligible = layout
+            .writable
+            .iter()
+            .filter(|d| d.free > 0 && !exclude.contains(&d.node))
+            .count();
+        let ranked = placement::place(
+            stripe_seed(&cur.object, i),
+            &layout.writable,
+            eligible,
+            &exclude,
+        )
+        .unwrap_or_default();
+        let no_pace = |_| -> BoxFuture<'static, ()> { Box::pin(async {}) };
+        let mut why = Vec::new();
+        for to in ranked {
+            match self
+                .move_stripes(cur.clone(), layout, layout.me, to, 1, Some(i), &no_pace)
+                .await
+            {
+                Ok((1, b)) => return Ok((to, b)),
+                Ok(_) => why.push(format!("node {to}: nothing moved")),
+                Err(e) => why.push(e.to_string()),
+            }
+        }
+        Err(IoError::Unavailable(format!(
+            "{:?}: no node outside stripe {i} took chunk {idx}{}{} — every other failure domain holds one of its chunks, is full or away; add a node or a drive",
+            cur.key,
+            if why.is_empty() { "" } else { ": " },
+            why.join("; ")
+        )))
+    }
+
+    /// `move_chunks`, of stripe `only` alone if given.
+    #[allow(clippy::too_many_arguments)]
+    async fn move_stripes(
+        &self,
+        cur: Manifest,
+        layout: &Layout,
+        from: NodeId,
+        to: NodeId,
+        max: usize,
+        only: Option<usize>,
+        pace: &(dyn Fn(u64) -> BoxFuture<'static, ()> + Send + Sync),
+    ) -> Result<(u64, u64), IoError> {
         if cur.deleted || max == 0 {
             return Ok((0, 0));
         }
@@ -780,6 +859,9 @@ impl<N: Net> Frontend<N> {
         for (i, st) in cur.stripes.iter().enumerate() {
             if moved as usize >= max {
                 break;
+            }
+            if only.is_some_and(|o| o != i) {
+                continue;
             }
             let (Some(idx), false) = (
                 st.nodes.iter().position(|n| *n == from),
@@ -871,8 +953,11 @@ impl<N: Net> Frontend<N> {
             .filter(|&x| lost.contains(&st.nodes[x]))
             .collect();
         pace(u64::from(st.len) * missing.len() as u64).await;
+        let t0 = std::time::Instant::now();
         let got = self.fetch_k(cur, i, lost, &Suspects::default()).await?;
+        let t_fetch = t0.elapsed();
         let chunks = self.complete_on(codec, i, st.len, got).await?;
+        let t_decode = t0.elapsed() - t_fetch;
         let mut exclude: Vec<NodeId> = st.nodes.clone();
         exclude.extend(bad.lock().map(|b| b.clone()).unwrap_or_default());
         let eligible = layout
@@ -916,6 +1001,13 @@ impl<N: Net> Frontend<N> {
                 )));
             }
         }
+        tracing::debug!(
+            "repair {:?} stripe {i}: fetch {:?}, decode {:?}, put {:?}",
+            cur.key,
+            t_fetch,
+            t_decode,
+            t0.elapsed() - t_fetch - t_decode
+        );
         Ok((i, placed, bytes))
     }
 
@@ -947,18 +1039,20 @@ impl<N: Net> Frontend<N> {
                 break;
             };
             match r {
-                Ok((b, parity)) => {
+                Ok((pieces, parity)) => {
                     rebuilt += u32::from(parity);
                     // In pieces of at most 1 MiB: a stripe of 16 × 1 MiB chunks is too big
-                    // for one message.
-                    let mut rest = b;
-                    loop {
-                        let piece = rest.split_to(rest.len().min(1 << 20));
-                        if out.send(Ok(piece)).await.is_err() {
-                            return Err(IoError::Failed("the reader went away".into()));
-                        }
-                        if rest.is_empty() {
-                            break;
+                    // for one message, and so may be a chunk. An empty object is one
+                    // empty message, which carries its size to the reader.
+                    if pieces.is_empty() && out.send(Ok(Bytes::new())).await.is_err() {
+                        return Err(IoError::Failed("the reader went away".into()));
+                    }
+                    for mut rest in pieces {
+                        while !rest.is_empty() {
+                            let piece = rest.split_to(rest.len().min(1 << 20));
+                            if out.send(Ok(piece)).await.is_err() {
+                                return Err(IoError::Failed("the reader went away".into()));
+                            }
                         }
                     }
                 }
@@ -1160,7 +1254,7 @@ mod tests {
         fn get_chunk(&self, n: NodeId, key: String) -> BoxFuture<'static, Result<Bytes, NetError>> {
             let r = self
                 .node(n)
-                .and_then(|d| d.get_chunk(&key).map(Bytes::from).map_err(|e| ne(n, e)));
+                .and_then(|d| d.get_chunk(&key).map_err(|e| ne(n, e)));
             Box::pin(async move { r })
         }
         fn delete_chunks(

@@ -355,12 +355,12 @@ impl NodeData {
     /// A chunk, read without the store's lock when its place is known healthy (reads
     /// then run alongside each other and alongside writes' syncs); under the lock, which
     /// rebuilds from parity and records damage, otherwise.
-    pub fn get_chunk(&self, key: &str) -> Result<Vec<u8>, NodeError> {
+    pub fn get_chunk(&self, key: &str) -> Result<bytes::Bytes, NodeError> {
         let plan = self.lock()?.read_plan(key)?;
         if let Some(data) = plan.and_then(|p| p.read()) {
             return Ok(data);
         }
-        Ok(self.lock()?.get(key)?)
+        Ok(self.lock()?.get(key)?.into())
     }
 
     /// Frees the chunks named; those not held are skipped. Returns how many were freed.
