@@ -4,7 +4,8 @@
 //! every change and takes new ones; the old leader starts again from its database and
 //! catches up. A proposal to a follower names the leader; a refused change changes nothing.
 //! Members speak mutual TLS with their agent certificates: a peer whose certificate is not
-//! a member's cannot even complete a handshake.
+//! a member's cannot even complete a handshake, and a member's certificate does not let it
+//! speak for another member.
 
 use axon::agent::raft::{ClusterError, ClusterNode, MemberTls, Network};
 use axon::agent::tls::{Identity, load_or_create};
@@ -222,6 +223,30 @@ async fn the_config_survives_losing_the_leader_and_a_restarted_member_catches_up
     );
     // (That refusal is the client's; the member counted the aborted handshake.)
     let before = back.refused_handshakes();
+
+    // A member speaks only for itself: node 1's certificate gets it in, but a vote it
+    // sends as another member (at a term that would unseat any leader) is refused before
+    // Raft sees it, and the group keeps its leader and term.
+    let term_before = back.raft.metrics().borrow().current_term;
+    let mut net = Network::new(tls[0].clone());
+    let mut as_other = net
+        .new_client(
+            back.id,
+            &openraft::BasicNode {
+                addr: back.addr.to_string(),
+            },
+        )
+        .await;
+    let vote = openraft::raft::VoteRequest::new(openraft::Vote::new(999, other), None);
+    let e = as_other
+        .vote(vote, RPCOption::new(Duration::from_secs(5)))
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{e:?}").contains("a member speaks only for itself"),
+        "node 1 voted as node {other}: {e:?}"
+    );
+    assert_eq!(back.raft.metrics().borrow().current_term, term_before);
 
     // An outsider (a certificate no member pins) cannot reach a member's Raft, even
     // trusting the members itself: the member refuses its certificate in the handshake.

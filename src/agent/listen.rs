@@ -594,6 +594,32 @@ pub fn tcp_incoming(
     limits: &Limits,
     stats: Arc<ServerStats>,
 ) -> (Incoming<TcpConn>, tokio::task::JoinHandle<()>) {
+    tcp_incoming_with(listener, tls, which, limits, stats, |info, _| info)
+}
+
+/// The fingerprint of the certificate a TLS client presented, if any.
+pub fn peer_fingerprint(
+    s: &tokio_rustls::server::TlsStream<TcpStream>,
+) -> Option<crate::wire::tls::Fingerprint> {
+    s.get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| crate::wire::tls::Fingerprint::of_der(c))
+}
+
+/// As `tcp_incoming`, with each connection's information made by `info` from its
+/// addresses and the fingerprint of the client's certificate (mutual TLS), which every
+/// request on it then carries in its extensions.
+pub fn tcp_incoming_with<CI: Clone + Send + Sync + 'static>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    which: Which,
+    limits: &Limits,
+    stats: Arc<ServerStats>,
+    info: fn(TcpConnectInfo, Option<crate::wire::tls::Fingerprint>) -> CI,
+) -> (Incoming<Conn<MaybeTls, CI>>, tokio::task::JoinHandle<()>) {
+    let make = info;
     let total = match which {
         Which::Metrics => limits.max_metrics_connections,
         _ => limits.max_connections,
@@ -606,7 +632,7 @@ pub fn tcp_incoming(
         stats,
         which: which.stats(),
     });
-    let (tx, rx) = mpsc::channel::<io::Result<TcpConn>>(64);
+    let (tx, rx) = mpsc::channel::<io::Result<Conn<MaybeTls, CI>>>(64);
     let handshake = limits.handshake_timeout;
     let idle = limits.idle_timeout;
     let task = tokio::spawn(async move {
@@ -635,6 +661,7 @@ pub fn tcp_incoming(
             };
             match &tls {
                 None => {
+                    let info = make(info, None);
                     let c = Conn::new(MaybeTls::Plain(sock), info, idle, permit, stop.clone());
                     if tx.send(Ok(c)).await.is_err() {
                         return;
@@ -648,6 +675,7 @@ pub fn tcp_incoming(
                     tokio::spawn(async move {
                         match tokio::time::timeout(handshake, acceptor.accept(sock)).await {
                             Ok(Ok(s)) => {
+                                let info = make(info, peer_fingerprint(&s));
                                 let c =
                                     Conn::new(MaybeTls::Tls(Box::new(s)), info, idle, permit, stop);
                                 let _ = tx.send(Ok(c)).await;

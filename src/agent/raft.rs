@@ -5,8 +5,10 @@
 //!
 //! Members talk mutual TLS: each presents its agent certificate and accepts only peers
 //! whose certificate fingerprint is a member's (`MemberTls`). Anyone else fails the
-//! handshake, before any Raft message is read. The listener runs under the agent's
-//! connection limits (`listen::tcp_incoming`).
+//! handshake, before any Raft message is read. A message that speaks for a member (a vote,
+//! entries, a snapshot) must come with that member's certificate (`Service::speaks_for`):
+//! one member cannot vote or lead as another. The listener runs under the agent's
+//! connection limits (`listen::tcp_incoming_with`).
 
 use super::listen::{self, Limits, ServerStats, Which};
 use super::tls::Identity;
@@ -369,9 +371,46 @@ impl RaftNetwork<TypeConfig> for Peer {
     }
 }
 
-/// The server side: hands each request to the local Raft.
+/// The server side: hands each request to the local Raft, once the node it speaks for
+/// is the one whose certificate the peer presented.
 struct Service {
     raft: Raft,
+    members: Arc<BTreeMap<NodeId, Fingerprint>>,
+}
+
+/// What a Raft connection carries: its addresses and the fingerprint of the certificate
+/// the peer presented in the handshake.
+#[derive(Clone)]
+pub struct RaftPeer {
+    pub tcp: tonic::transport::server::TcpConnectInfo,
+    pub cert: Option<Fingerprint>,
+}
+
+impl Service {
+    /// A request that speaks for node `id` (a candidate's vote, a leader's entries or
+    /// snapshot) must come over a connection whose certificate is node `id`'s: a member's
+    /// certificate lets it in, but not as another member.
+    fn speaks_for<T>(
+        &self,
+        r: &tonic::Request<T>,
+        id: Option<NodeId>,
+    ) -> Result<(), tonic::Status> {
+        let Some(id) = id else {
+            return Ok(());
+        };
+        let cert = r.extensions().get::<RaftPeer>().and_then(|p| p.cert);
+        match (self.members.get(&id), cert) {
+            (Some(want), Some(got)) if *want == got => Ok(()),
+            (want, got) => Err(tonic::Status::permission_denied(format!(
+                "a request for member {id} came with {}; member {id}'s certificate is {} — a member speaks only for itself",
+                got.map_or("no client certificate".to_string(), |g| format!(
+                    "certificate {g}"
+                )),
+                want.map_or("not known here (not a member)".to_string(), |w| w
+                    .to_string())
+            ))),
+        }
+    }
 }
 
 fn decode<T: DeserializeOwned>(p: &RaftPayload) -> Result<T, tonic::Status> {
@@ -392,6 +431,7 @@ impl RaftService for Service {
         r: tonic::Request<RaftPayload>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
         let req: AppendEntriesRequest<TypeConfig> = decode(r.get_ref())?;
+        self.speaks_for(&r, req.vote.leader_id().voted_for())?;
         encode(&self.raft.append_entries(req).await)
     }
 
@@ -400,6 +440,7 @@ impl RaftService for Service {
         r: tonic::Request<RaftPayload>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
         let req: VoteRequest<NodeId> = decode(r.get_ref())?;
+        self.speaks_for(&r, req.vote.leader_id().voted_for())?;
         encode(&self.raft.vote(req).await)
     }
 
@@ -408,6 +449,7 @@ impl RaftService for Service {
         r: tonic::Request<RaftPayload>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
         let req: InstallSnapshotRequest<TypeConfig> = decode(r.get_ref())?;
+        self.speaks_for(&r, req.vote.leader_id().voted_for())?;
         encode(&self.raft.install_snapshot(req).await)
     }
 
@@ -487,16 +529,20 @@ impl ClusterNode {
             .local_addr()
             .map_err(|e| ClusterError::Setup(e.to_string()))?;
         let stats = Arc::new(ServerStats::default());
-        let (incoming, accept) = listen::tcp_incoming(
+        let (incoming, accept) = listen::tcp_incoming_with(
             listener,
             Some(tokio_rustls::TlsAcceptor::from(tls.server_config()?)),
             Which::GrpcTcp,
             &Limits::default(),
             stats.clone(),
+            |tcp, cert| RaftPeer { tcp, cert },
         );
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let svc = RaftServiceServer::new(Service { raft: raft.clone() })
-            .max_decoding_message_size(64 << 20);
+        let svc = RaftServiceServer::new(Service {
+            raft: raft.clone(),
+            members: tls.members.clone(),
+        })
+        .max_decoding_message_size(64 << 20);
         let stop_accept = stats.clone();
         let server = tokio::spawn(async move {
             let _ = tonic::transport::Server::builder()
