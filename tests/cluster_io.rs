@@ -46,6 +46,26 @@ fn objects_survive_m_nodes_killed_and_fail_clearly_beyond() {
         "{err}"
     );
     start_io(&inv);
+    // The members registered their drives through the leader: each change a member
+    // forwarded is in the leader's audit trail, as that member's, with the command.
+    let forwarded: Vec<serde_json::Value> = (1..=6)
+        .flat_map(|i| {
+            std::fs::read_to_string(dir.join(format!("n{i}/state/audit.jsonl")))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .collect::<Vec<_>>()
+        })
+        .filter(|r| r["rpc"] == "/axon.v1.RaftService/Forward")
+        .collect();
+    assert!(
+        forwarded.iter().any(|r| r["result"] == "ok"
+            && r["principal"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("member "))
+            && r["target"].as_str().is_some_and(|t| t.contains("AddDrive"))),
+        "no forwarded change audited on the leader: {forwarded:?}"
+    );
 
     // Objects of every shape: empty, one byte, part of a stripe, several stripes (a stripe
     // is 4 × 64 KiB).

@@ -172,6 +172,9 @@ pub async fn host(
         mo.cluster_listen,
         identity,
         data,
+        Some(Arc::new(super::audit::AuditLog::new(
+            state_dir.join("audit.jsonl"),
+        ))),
     )
     .await
     {

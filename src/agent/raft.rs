@@ -376,6 +376,8 @@ impl RaftNetwork<TypeConfig> for Peer {
 struct Service {
     raft: Raft,
     members: Arc<BTreeMap<NodeId, Fingerprint>>,
+    /// The agent's audit trail, for changes other members forward to this one as leader.
+    audit: Option<Arc<super::audit::AuditLog>>,
 }
 
 /// What a Raft connection carries: its addresses and the fingerprint of the certificate
@@ -387,6 +389,51 @@ pub struct RaftPeer {
 }
 
 impl Service {
+    /// The audit record of a change member `r`'s peer forwarded to this leader.
+    fn forwarded<T>(
+        &self,
+        r: &tonic::Request<T>,
+        what: String,
+        out: &Result<Applied, String>,
+        took: Duration,
+    ) -> super::audit::Record {
+        use super::audit::{Outcome, Record};
+        let peer = r.extensions().get::<RaftPeer>();
+        let source = peer
+            .and_then(|p| p.tcp.remote_addr)
+            .map_or_else(|| "unknown".to_string(), |a| a.to_string());
+        let member = peer
+            .and_then(|p| p.cert)
+            .and_then(|c| self.members.iter().find(|(_, f)| **f == c))
+            .map(|(id, _)| *id);
+        Record {
+            principal: Some(super::auth::Principal {
+                name: member.map_or("an unknown member".into(), |id| format!("member {id}")),
+                role: super::auth::Role::Admin,
+                org: None,
+                source: source.clone(),
+            }),
+            source,
+            rpc: "/axon.v1.RaftService/Forward".into(),
+            target: Some(what),
+            outcome: if out.is_ok() {
+                Outcome::Ok
+            } else {
+                Outcome::Failed
+            },
+            code: if out.is_ok() {
+                tonic::Code::Ok
+            } else {
+                tonic::Code::FailedPrecondition
+            },
+            message: match out {
+                Ok(_) => "applied by the leader".into(),
+                Err(e) => e.clone(),
+            },
+            duration: took,
+        }
+    }
+
     /// A request that speaks for node `id` (a candidate's vote, a leader's entries or
     /// snapshot) must come over a connection whose certificate is node `id`'s: a member's
     /// certificate lets it in, but not as another member.
@@ -457,11 +504,18 @@ impl RaftService for Service {
         &self,
         r: tonic::Request<RaftPayload>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        let started = std::time::Instant::now();
         let cmd: Command = decode(r.get_ref())?;
+        let what = serde_json::to_string(&cmd).unwrap_or_default();
         let out: Result<Applied, String> = match self.raft.client_write(cmd).await {
             Ok(r) => Ok(r.data),
             Err(e) => Err(e.to_string()),
         };
+        // The change is audited where it was asked for (the member's policy layer, with
+        // the operator's principal) and here, where it is applied, as the member's.
+        if let Some(audit) = &self.audit {
+            audit.record(&self.forwarded(&r, what, &out, started.elapsed()));
+        }
         encode(&out)
     }
 }
@@ -502,15 +556,17 @@ impl ClusterNode {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| ClusterError::Setup(format!("cannot listen on {listen}: {e}")))?;
-        Self::start_on(id, dir, listener, tls).await
+        Self::start_on(id, dir, listener, tls, None).await
     }
 
     /// As `start`, on a listener already bound.
+    /// `audit`: where changes forwarded to this member as leader are recorded.
     pub async fn start_on(
         id: NodeId,
         dir: &Path,
         listener: tokio::net::TcpListener,
         tls: &MemberTls,
+        audit: Option<Arc<super::audit::AuditLog>>,
     ) -> Result<ClusterNode, ClusterError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| ClusterError::Setup(format!("{}: {e}", dir.display())))?;
@@ -541,6 +597,7 @@ impl ClusterNode {
         let svc = RaftServiceServer::new(Service {
             raft: raft.clone(),
             members: tls.members.clone(),
+            audit,
         })
         .max_decoding_message_size(64 << 20);
         let stop_accept = stats.clone();
@@ -723,6 +780,7 @@ pub struct ClusterHost {
     /// The data port and this node's chunks, if the agent hosts a store.
     data: Option<super::data::DataHost>,
     data_member: std::sync::Mutex<Option<Arc<super::data::DataMember>>>,
+    audit: Option<Arc<super::audit::AuditLog>>,
 }
 
 /// Checks a membership before anything is written: ids, addresses and certificates all
@@ -781,6 +839,7 @@ impl ClusterHost {
         listen: SocketAddr,
         identity: Arc<Identity>,
         data: Option<super::data::DataHost>,
+        audit: Option<Arc<super::audit::AuditLog>>,
     ) -> Result<Arc<ClusterHost>, ClusterError> {
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
             ClusterError::Setup(format!("cannot listen on {listen} (--cluster-listen): {e}"))
@@ -798,6 +857,7 @@ impl ClusterHost {
             member: tokio::sync::Mutex::new(None),
             data,
             data_member: std::sync::Mutex::new(None),
+            audit,
         });
         let file = dir.join("member.json");
         if file.exists() {
@@ -859,7 +919,7 @@ impl ClusterHost {
         // Raft's tasks live as long as the member, not in the span of the call that
         // started it (a Join RPC).
         let node = tracing::Instrument::instrument(
-            ClusterNode::start_on(m.node_id, &self.dir, listener, &tls),
+            ClusterNode::start_on(m.node_id, &self.dir, listener, &tls, self.audit.clone()),
             tracing::info_span!(parent: None, "cluster_member", node = m.node_id),
         )
         .await?;
