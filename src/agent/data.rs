@@ -875,6 +875,8 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
     let mut filling: Option<NodeId> = None;
     let mut orphans: HashMap<String, Instant> = HashMap::new();
     let mut round = 0u64;
+    // Where the next round's repair of lost chunks starts in the list (see `repair_own`).
+    let mut repair_from = 0usize;
     let mut last_away: HashSet<NodeId> = HashSet::new();
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -898,7 +900,7 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
         // Chunks of this node's own that it cannot serve: rewritten from their stripes.
         let mut lost_here = 0;
         if config.io == crate::model::cluster::IoStatus::Started {
-            let (lost, repaired) = repair_own(&fe, &net, &layout, &all).await;
+            let (lost, repaired) = repair_own(&fe, &net, &layout, &all, &mut repair_from).await;
             lost_here = lost;
             dh.set_status(|s| {
                 s.lost_chunks = lost;
@@ -1323,8 +1325,16 @@ const REPAIR_PER_ROUND: usize = 64;
 /// Rewrites chunks this node lost (a failed drive) or holds damaged, each rebuilt from k
 /// other chunks of its stripe and written back here (to a healthy drive), under the same
 /// key: the manifest stays as it is. A chunk this node's manifests do not place here is
-/// left to the orphan collector. Returns (still lost, rewritten).
-async fn repair_own(fe: &Fe, net: &Arc<GrpcNet>, layout: &Layout, all: &[Manifest]) -> (u64, u64) {
+/// left to the orphan collector. Each round takes up to `REPAIR_PER_ROUND` of the list
+/// from `*from` on, wrapping around, and leaves `*from` after them: chunks that cannot be
+/// repaired yet do not keep the rest from their turn. Returns (still lost, rewritten).
+async fn repair_own(
+    fe: &Fe,
+    net: &Arc<GrpcNet>,
+    layout: &Layout,
+    all: &[Manifest],
+    from: &mut usize,
+) -> (u64, u64) {
     let node = net.node();
     let Ok(Ok(lost)) = tokio::task::spawn_blocking(move || node.losses()).await else {
         return (0, 0);
@@ -1341,7 +1351,7 @@ async fn repair_own(fe: &Fe, net: &Arc<GrpcNet>, layout: &Layout, all: &[Manifes
     let mut repaired = 0u64;
     let mut avoid = net.away(AWAY_AFTER);
     avoid.insert(me);
-    for key in lost.iter().take(REPAIR_PER_ROUND) {
+    for key in this_turn(&lost, from, REPAIR_PER_ROUND) {
         let Some((object, i, idx)) = objects::parse_chunk_key(key) else {
             continue;
         };
@@ -1382,6 +1392,18 @@ async fn repair_own(fe: &Fe, net: &Arc<GrpcNet>, layout: &Layout, all: &[Manifes
     }
     let left = (lost.len() as u64).saturating_sub(repaired);
     (left, repaired)
+}
+
+/// Up to `n` items of `list` from `*from` on, wrapping around; `*from` moves past them.
+fn this_turn<'a, T>(list: &'a [T], from: &mut usize, n: usize) -> impl Iterator<Item = &'a T> {
+    let start = if list.is_empty() {
+        0
+    } else {
+        *from % list.len()
+    };
+    let n = n.min(list.len());
+    *from = start + n;
+    list.iter().cycle().skip(start).take(n)
 }
 
 fn sorted(s: &HashSet<NodeId>) -> Vec<NodeId> {
@@ -1536,6 +1558,27 @@ async fn rebuild_pass(
 #[cfg(test)]
 mod plan_move_tests {
     use super::*;
+
+    #[test]
+    fn repair_turns_rotate_through_every_lost_chunk() {
+        // 150 lost chunks of which the first 64 cannot be repaired yet (they stay in the
+        // list): later rounds still reach the others, and every one comes round.
+        let lost: Vec<u32> = (0..150).collect();
+        let mut from = 0;
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..3 {
+            let turn: Vec<u32> = this_turn(&lost, &mut from, 64).copied().collect();
+            assert_eq!(turn.len(), 64);
+            seen.extend(turn);
+        }
+        assert_eq!(seen.len(), 150, "a chunk never had its turn");
+        // Fewer than a turn's worth: each once, none twice.
+        let few = [7u32, 8, 9];
+        let mut from = 5;
+        let turn: Vec<u32> = this_turn(&few, &mut from, 64).copied().collect();
+        assert_eq!(turn, vec![9, 7, 8]);
+        assert!(this_turn(&[] as &[u32], &mut from, 64).next().is_none());
+    }
     use crate::dataplane::cluster::placement::Domain;
 
     fn layout(nodes: &[NodeId]) -> Layout {
