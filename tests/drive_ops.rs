@@ -174,6 +174,8 @@ fn drives_are_phased_out_cancelled_resumed_replaced_and_refused() {
         for (key, data) in &objects {
             let (code, said) = get(inv, key, &back);
             assert_eq!(code, 0, "{key}: {said}");
+            // Whole, not rebuilt around a chunk a move lost.
+            assert!(!said.contains("rebuilt from parity"), "{key}: {said}");
             assert!(std::fs::read(&back).unwrap() == *data, "{key} differs");
         }
     };
@@ -243,13 +245,13 @@ fn drives_are_phased_out_cancelled_resumed_replaced_and_refused() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("deactivate it first"), "{out}");
 
-    // A phase-out cut short by kill -9 resumes when the agent restarts.
+    // A phase-out cut short by kill -9 resumes when the agent restarts, at its rate.
     let slow = spawn(&[
         "drive",
         "deactivate",
         &a,
         "--rate",
-        "16K",
+        "64K",
         "--inventory",
         &inv_s,
     ]);
@@ -261,6 +263,11 @@ fn drives_are_phased_out_cancelled_resumed_replaced_and_refused() {
     let inv = inventory_with(dir, &agents, Token::Admin);
     let inv_s = inv.to_str().unwrap().to_string();
     until_state(&inv, &a, Some("INACTIVE"));
+    let log = std::fs::read_to_string(dir.join("n1/agent.log")).unwrap();
+    assert!(
+        log.contains("was being phased out when the agent stopped; resuming at 65536 bytes/s"),
+        "{log}"
+    );
     all_read(&inv);
     // Its chunks moved to the node's other drive.
     let after = usage(&inv);

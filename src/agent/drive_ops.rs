@@ -131,15 +131,22 @@ async fn elsewhere_refusal(
         .filter(|d| d.node != me)
         .map(|d| d.free)
         .sum();
-    // This node stops being a failure domain that holds chunks if it has no other ACTIVE
-    // drive (it is not counted already when this drive is not ACTIVE in the configuration).
-    let leaves = p.others_active == 0 && layout.writable.iter().any(|d| d.node == me);
-    let domains = layout.writable.len().saturating_sub(usize::from(leaves));
-    let need = config.k + config.m + config.hot_spares;
-    if leaves && domains < need {
+    // A chunk leaving this node needs a node outside its stripe: k + m other members that
+    // take chunks. And with no other ACTIVE drive this node stops being a failure domain
+    // that holds chunks: the rest must still number k + m + hot spares.
+    let others = layout.writable.iter().filter(|d| d.node != me).count();
+    let leaves = p.others_active == 0;
+    let (k, m, spares) = (config.k, config.m, config.hot_spares);
+    if leaves && others < k + m + spares {
         return Some(format!(
-            "{here}, and without it this node has no ACTIVE drive: {domains} failure domain(s) would remain to hold chunks, {}+{} with {} hot spare(s) needs {need} — add a drive first (`axon drive add`)",
-            config.k, config.m, config.hot_spares
+            "{here}, and without it this node has no ACTIVE drive: {others} failure domain(s) would remain to hold chunks, {k}+{m} with {spares} hot spare(s) needs {} — add a drive first (`axon drive add`)",
+            k + m + spares
+        ));
+    }
+    if others < k + m {
+        return Some(format!(
+            "{here}, and {others} other member(s) take chunks: a chunk moved off this node needs one outside its {k}+{m} stripe, so k + m = {} — add a drive first (`axon drive add`)",
+            k + m
         ));
     }
     if room < excess {
@@ -161,8 +168,17 @@ struct Elsewhere {
 }
 
 impl Elsewhere {
+    /// The member's view, once it has one (up to 60 s: a phase-out resumed as the agent
+    /// starts waits for the cluster to be up and the members' free space to be known).
     async fn new(host: &Arc<ClusterHost>) -> Option<Elsewhere> {
-        let (fe, layout, net, _) = host.data_view().await.ok()?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (fe, layout, net) = loop {
+            match host.data_view().await {
+                Ok((fe, layout, net, _)) if !net.free().is_empty() => break (fe, layout, net),
+                _ if Instant::now() >= deadline => return None,
+                _ => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        };
         let node = net.node();
         let all = tokio::task::spawn_blocking(move || node.manifests(""))
             .await
@@ -262,7 +278,14 @@ pub async fn deactivate(
     // What the node's other drives cannot hold goes to other members, if it is one.
     let excess = p.bytes.saturating_sub(p.others_free);
     if excess > 0 {
-        match elsewhere_refusal(&host, &p, excess).await {
+        // A resumed phase-out was checked when it started; right after a restart the
+        // members' free space is not known yet, and its drive must not stay stuck.
+        let why = if p.state == "PHASING_OUT" {
+            None
+        } else {
+            elsewhere_refusal(&host, &p, excess).await
+        };
+        match why {
             None => out.to_other_nodes = excess,
             Some(why) => out.refusals.push(why),
         }
@@ -330,6 +353,7 @@ pub async fn deactivate(
         p.path.display(),
         p.chunks
     ));
+    remember_rate(&h, &store, &r).await;
     let total = p.keys.len() as u64;
     let started = Instant::now();
     let (mut moved, mut bytes, mut failed) = (0u64, 0u64, Vec::<String>::new());
@@ -347,6 +371,7 @@ pub async fn deactivate(
     }
     for (i, key) in p.keys.iter().enumerate() {
         if h.cancel.is_cancelled() {
+            forget_rate(&store, &r).await;
             let which = r.drive.clone();
             let back = with_store(&store, move |s| s.activate(&which)).await;
             out.moved_chunks = moved;
@@ -417,6 +442,7 @@ pub async fn deactivate(
     let which = r.drive.clone();
     match with_store(&store, move |s| s.finish_phase_out(&which)).await {
         Ok(()) => {
+            forget_rate(&store, &r).await;
             out.state = "INACTIVE".into();
             h.finish(
                 OperationState::Succeeded,
@@ -448,6 +474,24 @@ pub async fn deactivate(
                 Some(OperationOutput::Drive(out)),
             )
         }
+    }
+}
+
+/// Keeps the rate of the drive's phase-out or phase-in in the store, so that an agent
+/// restart resumes it at that rate.
+async fn remember_rate(h: &OpHandle, store: &SharedStore, r: &DriveRequest) {
+    let (which, rate) = (r.drive.clone(), r.rate);
+    if let Err(e) = with_store(store, move |s| s.set_move_rate(&which, rate)).await {
+        h.log(format!(
+            "the rate could not be recorded ({e}): a restart would resume without a limit"
+        ));
+    }
+}
+
+async fn forget_rate(store: &SharedStore, r: &DriveRequest) {
+    let which = r.drive.clone();
+    if let Err(e) = with_store(store, move |s| s.set_move_rate(&which, None)).await {
+        tracing::warn!("drive {}: forgetting its move rate: {e}", r.drive);
     }
 }
 
@@ -485,6 +529,7 @@ pub async fn phase_in(
         p.moves.len(),
         size(p.bytes)
     ));
+    remember_rate(&h, &store, &r).await;
     let total = p.moves.len() as u64;
     let started = Instant::now();
     let (mut moved, mut bytes, mut failed) = (0u64, 0u64, 0u64);
@@ -493,8 +538,8 @@ pub async fn phase_in(
             break;
         }
         h.step_bytes("move chunks", i as u64, total, (bytes, p.bytes));
-        let (from, k) = (from.clone(), key.clone());
-        match with_store(&store, move |s| s.move_off(&from, &k)).await {
+        let (from, k, to) = (from.clone(), key.clone(), p.drive.clone());
+        match with_store(&store, move |s| s.move_onto(&from, &k, &to)).await {
             Ok(0) => {}
             Ok(n) => {
                 moved += 1;
@@ -517,6 +562,9 @@ pub async fn phase_in(
     out.moved_bytes = bytes;
     let which = r.drive.clone();
     let active = with_store(&store, move |s| s.finish_phase_in(&which)).await;
+    if active.is_ok() {
+        forget_rate(&store, &r).await;
+    }
     out.state = if active.is_ok() {
         "ACTIVE"
     } else {
@@ -544,6 +592,14 @@ pub async fn phase_in(
             OperationState::Cancelled,
             format!("{how}; ACTIVE — what moved stays"),
             None,
+            Some(OperationOutput::Drive(out)),
+        ),
+        Ok(()) if failed > 0 => h.finish(
+            OperationState::Failed,
+            format!("{how}; ACTIVE"),
+            Some(format!(
+                "{failed} chunk(s) could not be moved onto it (see the log); the drive is in service and takes new chunks"
+            )),
             Some(OperationOutput::Drive(out)),
         ),
         Ok(()) => h.finish(

@@ -305,11 +305,21 @@ fn resume_phase_outs(ag: &Agent, store: Option<&HostedStore>, host: Option<Arc<C
         Err(_) => return,
     };
     for (id, path, state) in drives {
+        if !matches!(state, "PHASING_OUT" | "PHASING_IN") {
+            continue;
+        }
         let (st, host) = (s.store.clone(), host.clone());
+        // At the rate it was started with.
+        let rate = s
+            .store
+            .lock()
+            .ok()
+            .and_then(|g| g.move_rate(&id).ok())
+            .flatten();
         let r = super::drive_ops::DriveRequest {
             drive: id.clone(),
             dry_run: false,
-            rate: None,
+            rate,
             size: 0,
             force: false,
         };
@@ -317,8 +327,9 @@ fn resume_phase_outs(ag: &Agent, store: Option<&HostedStore>, host: Option<Arc<C
         match state {
             "PHASING_OUT" => {
                 tracing::warn!(
-                    "store: {} was being phased out when the agent stopped; resuming",
-                    path.display()
+                    "store: {} was being phased out when the agent stopped; resuming{}",
+                    path.display(),
+                    rate.map(|r| format!(" at {r} bytes/s")).unwrap_or_default()
                 );
                 let _ = ops.start(
                     crate::model::ops::OperationKind::DriveDeactivate,

@@ -446,6 +446,8 @@ pub struct Store {
     scrub: ScrubStats,
     /// Stripe buffer sets kept between puts (two: one being written, one being filled).
     bufcache: Vec<Vec<AlignedBuf>>,
+    /// A drive `pick_drives` puts first when it can take a chunk (`move_onto`).
+    prefer: Option<usize>,
     /// Set when an index commit failed with an unknown outcome: no more writes.
     poisoned: Option<String>,
 }
@@ -649,6 +651,7 @@ impl Store {
             recovery: Recovery::default(),
             scrub: ScrubStats::default(),
             bufcache: Vec::new(),
+            prefer: None,
             poisoned: None,
         };
         for (id, state, path) in drive_recs {
@@ -943,6 +946,7 @@ impl Store {
         }
         c.sort_by_key(|&i| {
             (
+                Some(i) != self.prefer,
                 std::cmp::Reverse(self.drives[i].free),
                 (i as u64 + len - seed % len.max(1)) % len.max(1),
             )
@@ -2205,6 +2209,15 @@ impl Store {
         Ok(data.len() as u64)
     }
 
+    /// As `move_off`, with drive `to` first among the drives the object is written to
+    /// (a phase-in's moves land on the drive being phased in, whatever the others hold).
+    pub fn move_onto(&mut self, which: &str, key: &str, to: &str) -> Result<u64, StoreError> {
+        self.prefer = Some(self.find_drive(to)?);
+        let r = self.move_off(which, key);
+        self.prefer = None;
+        r
+    }
+
     /// Whether object `key` has a chunk on drive `id`.
     fn keys_on_key(&self, key: &str, id: Uuid) -> Result<bool, StoreError> {
         let db_path = self.dir.join(DB_FILE);
@@ -2272,8 +2285,9 @@ impl Store {
 
     /// Starts (or resumes) phasing drive `which` in: PHASING_IN (it takes new chunks), and
     /// what to move onto it from the fuller drives so that every drive taking chunks ends
-    /// about as full as the others (by share of its slots used). The moves re-put objects,
-    /// which places their chunks on the emptiest drives first.
+    /// about as full as the others (by share of its slots used). Each move re-puts one
+    /// object with the drive being phased in first (`move_onto`); an object is planned
+    /// once.
     pub fn begin_phase_in(&mut self, which: &str) -> Result<PhaseIn, StoreError> {
         let i = self.find_drive(which)?;
         let d = &self.drives[i];
@@ -2311,6 +2325,7 @@ impl Store {
             .collect();
         over.sort_by_key(|x| std::cmp::Reverse(x.1));
         let mut moves = Vec::new();
+        let mut planned = HashSet::new();
         let cs = u64::from(self.chunk_size);
         for (j, n) in over {
             if room == 0 {
@@ -2318,7 +2333,12 @@ impl Store {
             }
             let take = n.min(room);
             let id = self.drives[j].id;
-            for key in self.keys_on(id)?.into_iter().take(take as usize) {
+            // An object moves once (in a k+m store its stripes span several drives).
+            let keys = self.keys_on(id)?.into_iter();
+            for key in keys
+                .filter(|k| planned.insert(k.clone()))
+                .take(take as usize)
+            {
                 moves.push((id.to_string(), key));
             }
             room -= take;
@@ -2330,6 +2350,45 @@ impl Store {
             bytes: moves.len() as u64 * cs,
             moves,
         })
+    }
+
+    /// The rate (bytes per second) the phase-out or phase-in of drive `which` was started
+    /// at, kept in the index so that an agent restart resumes it at that rate; None for no
+    /// limit (or none recorded).
+    pub fn move_rate(&self, which: &str) -> Result<Option<u64>, StoreError> {
+        let i = self.find_drive(which)?;
+        let key = format!("move-rate/{}", self.drives[i].id);
+        let db_path = self.dir.join(DB_FILE);
+        let e = db_err(&db_path);
+        let rtx = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let t = rtx.open_table(META).map_err(|x| e(x.into()))?;
+        let v = t.get(key.as_str()).map_err(|x| e(x.into()))?;
+        Ok(v.and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+            .map(u64::from_le_bytes)
+            .filter(|r| *r > 0))
+    }
+
+    /// Records (Some) or forgets (None) the rate of drive `which`'s phase-out or phase-in.
+    pub fn set_move_rate(&mut self, which: &str, rate: Option<u64>) -> Result<(), StoreError> {
+        let i = self.find_drive(which)?;
+        let key = format!("move-rate/{}", self.drives[i].id);
+        let db_path = self.dir.join(DB_FILE);
+        let e = db_err(&db_path);
+        let tx = self.db.begin_write().map_err(|x| e(x.into()))?;
+        {
+            let mut t = tx.open_table(META).map_err(|x| e(x.into()))?;
+            match rate.filter(|r| *r > 0) {
+                Some(r) => {
+                    t.insert(key.as_str(), r.to_le_bytes().as_slice())
+                        .map_err(|x| e(x.into()))?;
+                }
+                None => {
+                    t.remove(key.as_str()).map_err(|x| e(x.into()))?;
+                }
+            }
+        }
+        tx.commit().map_err(|x| e(x.into()))?;
+        Ok(())
     }
 
     /// Ends a phase-in: ACTIVE.

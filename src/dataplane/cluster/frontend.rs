@@ -768,6 +768,82 @@ impl<N: Net> Frontend<N> {
         }
     }
 
+    /// Phase-out to other nodes: moves chunk `idx` of stripe `i` of `cur`, held by this
+    /// node, to a node outside the stripe — the first that takes it, in placement's order
+    /// (weighted by free capacity) — checked against the manifest's CRC; then publishes
+    /// the manifest's next revision and frees this node's copy (`publish_move`). Another
+    /// node is tried only while none has taken the chunk: once a manifest naming one is
+    /// published, there is no second placement. Returns where it went and its bytes.
+    pub async fn move_out(
+        &self,
+        cur: Manifest,
+        i: usize,
+        idx: usize,
+        layout: &Layout,
+    ) -> Result<(NodeId, u64), IoError> {
+        cur.check_shape()?;
+        let me = layout.me;
+        let st = cur
+            .stripes
+            .get(i)
+            .filter(|st| st.nodes.get(idx) == Some(&me))
+            .ok_or_else(|| {
+                IoError::Failed(format!(
+                    "{:?}: its newest manifest does not place chunk {idx} of stripe {i} on this node",
+                    cur.key
+                ))
+            })?;
+        let key = chunk_key(&cur.object, i, idx);
+        let data = self
+            .net
+            .get_chunk(me, key.clone())
+            .await
+            .map_err(|e| IoError::Failed(format!("reading {key} here: {e:?}")))?;
+        if crc32c::crc32c(&data) != st.crcs[idx] {
+            return Err(IoError::Failed(format!(
+                "{key}: this node's copy does not match its manifest's checksum — not moved; the repair rewrites it from parity first"
+            )));
+        }
+        let exclude = st.nodes.clone();
+        let eligible = layout
+            .writable
+            .iter()
+            .filter(|d| d.free > 0 && !exclude.contains(&d.node))
+            .count();
+        let ranked = placement::place(
+            stripe_seed(&cur.object, i),
+            &layout.writable,
+            eligible,
+            &exclude,
+        )
+        .unwrap_or_default();
+        let len = data.len() as u64;
+        let mut why = Vec::new();
+        let mut to = None;
+        for n in ranked {
+            match self.net.put_chunk(n, key.clone(), data.clone()).await {
+                Ok(()) => {
+                    to = Some(n);
+                    break;
+                }
+                Err(e) => why.push(format!("node {n}: {e:?}")),
+            }
+        }
+        let Some(to) = to else {
+            return Err(IoError::Unavailable(format!(
+                "{:?}: no node outside stripe {i} took chunk {idx}{}{} — every other failure domain holds one of its chunks, is full or away; add a node or a drive",
+                cur.key,
+                if why.is_empty() { "" } else { ": " },
+                why.join("; ")
+            )));
+        };
+        let mut next = cur.clone();
+        next.stripes[i].nodes[idx] = to;
+        next.revision = cur.revision + 1;
+        self.publish_move(next, layout, me, vec![key]).await?;
+        Ok((to, len))
+    }
+
     /// Redistribution: moves up to `max` chunks of `cur` from node `from` to node `to` — of
     /// stripes that have one on `from` and none on `to`, so every stripe keeps its k+m
     /// distinct nodes — by copying the chunk (checked against the manifest's CRC), then
@@ -783,72 +859,6 @@ impl<N: Net> Frontend<N> {
         max: usize,
         pace: &(dyn Fn(u64) -> BoxFuture<'static, ()> + Send + Sync),
     ) -> Result<(u64, u64), IoError> {
-        self.move_stripes(cur, layout, from, to, max, None, pace)
-            .await
-    }
-
-    /// Phase-out to other nodes: moves chunk `idx` of stripe `i` of `cur`, held by this
-    /// node, to the node placement ranks first among those outside the stripe (weighted by
-    /// free capacity), as `move_chunks` moves one. Returns where it went and its bytes.
-    pub async fn move_out(
-        &self,
-        cur: Manifest,
-        i: usize,
-        idx: usize,
-        layout: &Layout,
-    ) -> Result<(NodeId, u64), IoError> {
-        cur.check_shape()?;
-        let st = cur.stripes.get(i).filter(|st| st.nodes.get(idx) == Some(&layout.me)).ok_or_else(|| {
-            IoError::Failed(format!(
-                "{:?}: its newest manifest does not place chunk {idx} of stripe {i} on this node",
-                cur.key
-            ))
-        })?;
-        let exclude = st.nodes.clone();
-        let eligible = layout
-            .writable
-            .iter()
-            .filter(|d| d.free > 0 && !exclude.contains(&d.node))
-            .count();
-        let ranked = placement::place(
-            stripe_seed(&cur.object, i),
-            &layout.writable,
-            eligible,
-            &exclude,
-        )
-        .unwrap_or_default();
-        let no_pace = |_| -> BoxFuture<'static, ()> { Box::pin(async {}) };
-        let mut why = Vec::new();
-        for to in ranked {
-            match self
-                .move_stripes(cur.clone(), layout, layout.me, to, 1, Some(i), &no_pace)
-                .await
-            {
-                Ok((1, b)) => return Ok((to, b)),
-                Ok(_) => why.push(format!("node {to}: nothing moved")),
-                Err(e) => why.push(e.to_string()),
-            }
-        }
-        Err(IoError::Unavailable(format!(
-            "{:?}: no node outside stripe {i} took chunk {idx}{}{} — every other failure domain holds one of its chunks, is full or away; add a node or a drive",
-            cur.key,
-            if why.is_empty() { "" } else { ": " },
-            why.join("; ")
-        )))
-    }
-
-    /// `move_chunks`, of stripe `only` alone if given.
-    #[allow(clippy::too_many_arguments)]
-    async fn move_stripes(
-        &self,
-        cur: Manifest,
-        layout: &Layout,
-        from: NodeId,
-        to: NodeId,
-        max: usize,
-        only: Option<usize>,
-        pace: &(dyn Fn(u64) -> BoxFuture<'static, ()> + Send + Sync),
-    ) -> Result<(u64, u64), IoError> {
         if cur.deleted || max == 0 {
             return Ok((0, 0));
         }
@@ -859,9 +869,6 @@ impl<N: Net> Frontend<N> {
         for (i, st) in cur.stripes.iter().enumerate() {
             if moved as usize >= max {
                 break;
-            }
-            if only.is_some_and(|o| o != i) {
-                continue;
             }
             let (Some(idx), false) = (
                 st.nodes.iter().position(|n| *n == from),
@@ -900,15 +907,30 @@ impl<N: Net> Frontend<N> {
             };
         }
         next.revision = cur.revision + 1;
+        self.publish_move(next, layout, from, old_keys).await?;
+        match put_error {
+            Some(e) => Err(e),
+            None => Ok((moved, bytes)),
+        }
+    }
+
+    /// The end of a move: publishes `next` (a manifest's next revision, with chunks placed
+    /// anew) to every holder, old and new, then frees `old_keys` on `from` — only if the
+    /// newest manifest among the members is `next` (another member may have published a
+    /// different revision meanwhile, which would still place them on `from`); otherwise
+    /// the orphan collector decides.
+    async fn publish_move(
+        &self,
+        next: Manifest,
+        layout: &Layout,
+        from: NodeId,
+        old_keys: Vec<String>,
+    ) -> Result<(), IoError> {
         let next = Arc::new(next);
-        // Every holder, old and new, learns the new places.
         let mut extra = next.holders();
         extra.push(from);
         self.publish(&next, layout, &extra).await?;
-        // The old copies are freed only if the newest manifest among the members is this
-        // one (another member may have published a different revision meanwhile, which
-        // would still place them on `from`); otherwise the orphan collector decides.
-        let (newest, _) = self.find(&cur.key, &layout.members).await;
+        let (newest, _) = self.find(&next.key, &layout.members).await;
         let ours = newest.as_ref().is_some_and(|m| {
             (m.generation, m.writer, m.revision, &m.object)
                 == (next.generation, next.writer, next.revision, &next.object)
@@ -921,10 +943,7 @@ impl<N: Net> Frontend<N> {
         if ours {
             let _ = self.net.delete_chunks(from, old_keys).await;
         }
-        match put_error {
-            Some(e) => Err(e),
-            None => Ok((moved, bytes)),
-        }
+        Ok(())
     }
 
     /// Whether a newer write (another generation) of `cur`'s key exists.
