@@ -652,3 +652,110 @@ fn a_lock_free_read_never_returns_stale_or_damaged_data() {
     assert_eq!(plan.read(), None);
     assert_eq!(s.get("z").unwrap(), v2);
 }
+
+/// A drive phased in (1+0, as a cluster member's share): added PHASING_IN and at once
+/// taking new chunks, then filled from the fuller drives until each is about as full as
+/// the others by share of its size — even when the new drive is smaller than the one the
+/// chunks come from — each object once, every object whole, then ACTIVE. The plan is
+/// made again after a reopen (an agent restart) from what is left to move.
+#[test]
+fn a_drive_phased_in_is_filled_to_the_others_level_by_share_of_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Uuid::new_v4();
+    let mut s = Store::create(
+        &dir.path().join("store"),
+        cluster,
+        Scheme::for_store(1, 0).unwrap(),
+        CHUNK,
+    )
+    .unwrap();
+    let format = |p: &Path, size: u64| {
+        drive::format(
+            p,
+            &FormatOptions {
+                size: Some(size),
+                chunk_size: CHUNK,
+                cluster,
+                force: false,
+            },
+        )
+        .unwrap()
+    };
+    // Two drives of 8 MiB (512 slots of 16 KiB, less the superblock).
+    for i in 0..2 {
+        let p = dir.path().join(format!("drive{i}"));
+        format(&p, 8 << 20);
+        s.add_drive(&p, false).unwrap();
+    }
+    let objects: Vec<(String, Vec<u8>)> = (0..300)
+        .map(|i| {
+            (
+                format!("o{i}"),
+                bytes(i, CHUNK as usize - (i as usize % 7) * 100),
+            )
+        })
+        .collect();
+    for (k, v) in &objects {
+        s.put(k, v).unwrap();
+    }
+    // A 4 MiB drive: half the size of each of the others.
+    let small = dir.path().join("small");
+    format(&small, 4 << 20);
+    let id = s
+        .add_drive_as(&small, false, drive::DriveState::PhasingIn)
+        .unwrap()
+        .to_string();
+    let used = |s: &Store| -> Vec<(PathBuf, &'static str, u64, u64)> {
+        s.drives()
+            .into_iter()
+            .map(|d| (d.path, d.state, d.used, d.slots))
+            .collect()
+    };
+    assert!(used(&s).iter().any(|d| d.1 == "PHASING_IN" && d.2 == 0));
+    let plan = s.begin_phase_in(&id).unwrap();
+    let keys: std::collections::HashSet<&String> = plan.moves.iter().map(|m| &m.1).collect();
+    assert_eq!(keys.len(), plan.moves.len(), "an object planned twice");
+    // 300 chunks over 512 + 512 + 255 slots: the new drive's level is its share.
+    let slots: u64 = used(&s).iter().map(|d| d.3).sum();
+    let small_slots = used(&s).iter().find(|d| d.0 == small).unwrap().3;
+    let level = (300 * small_slots).div_ceil(slots);
+    // (Each drive's level rounds up, so the big ones may each keep one more.)
+    let n = plan.moves.len() as u64;
+    assert!(
+        n <= level && n + 2 >= level,
+        "{n} moves, level {level}: {:?}",
+        used(&s)
+    );
+    // Half of it, then a reopen (an agent restart): the rest is planned again.
+    let half = plan.moves.len() / 2;
+    for (from, key) in &plan.moves[..half] {
+        assert!(s.move_onto(from, key, &id).unwrap() > 0);
+    }
+    drop(s);
+    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    let rest = s.begin_phase_in(&id).unwrap();
+    assert!(
+        rest.moves.len() as u64 <= level - half as u64 + 1,
+        "{} left to move after {half} of {level}",
+        rest.moves.len()
+    );
+    for (from, key) in &rest.moves {
+        assert!(s.move_onto(from, key, &id).unwrap() > 0);
+    }
+    s.finish_phase_in(&id).unwrap();
+    let u = used(&s);
+    let on_small = u.iter().find(|d| d.0 == small).unwrap();
+    assert_eq!(on_small.1, "ACTIVE");
+    assert!(
+        on_small.2 + 2 >= level && on_small.2 <= level,
+        "{u:?}, level {level}"
+    );
+    for d in &u {
+        // Each drive at its level (its share of the 300 by its size), give or take one.
+        assert!(d.2.abs_diff((300 * d.3).div_ceil(slots)) <= 1, "{u:?}");
+    }
+    assert_eq!(u.iter().map(|d| d.2).sum::<u64>(), 300, "{u:?}");
+    for (k, v) in &objects {
+        assert_eq!(&s.get(k).unwrap(), v, "{k}");
+    }
+}

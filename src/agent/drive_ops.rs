@@ -737,7 +737,7 @@ pub async fn add(h: OpHandle, store: SharedStore, r: DriveRequest) {
             return Ok(None);
         }
         crate::dataplane::drive::format(&p2, &o)?;
-        let id = s.add_drive(&p2, force)?;
+        let id = s.add_drive_as(&p2, force, crate::dataplane::drive::DriveState::PhasingIn)?;
         Ok(Some(id))
     })
     .await;

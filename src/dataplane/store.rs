@@ -856,6 +856,17 @@ impl Store {
     /// ACTIVE. A drive already in service (ACTIVE or another state a store sets) may hold
     /// another store's chunks and is refused unless `force`.
     pub fn add_drive(&mut self, path: &Path, force: bool) -> Result<Uuid, StoreError> {
+        self.add_drive_as(path, force, DriveState::Active)
+    }
+
+    /// As `add_drive`, recorded in `state` (PHASING_IN for a drive the agent then phases
+    /// in: recorded so in the one transaction, a restart resumes its phase-in).
+    pub fn add_drive_as(
+        &mut self,
+        path: &Path,
+        force: bool,
+        state: DriveState,
+    ) -> Result<Uuid, StoreError> {
         self.check_writable()?;
         let path = std::path::absolute(path).map_err(|e| io_err(path, "resolve path", e))?;
         let o = drive::open(&path)?;
@@ -897,8 +908,8 @@ impl Store {
             )));
         }
         // A drive that was formatted may still hold chunk headers of an earlier life.
-        drive::set_state(&path, DriveState::Active)?;
-        let mut rec = vec![DriveState::Active.code()];
+        drive::set_state(&path, state)?;
+        let mut rec = vec![state.code()];
         rec.extend_from_slice(path.to_string_lossy().as_bytes());
         let db_path = self.dir.join(DB_FILE);
         let e = db_err(&db_path);
@@ -909,7 +920,7 @@ impl Store {
                 .map_err(|x| e(x.into()))?;
         }
         tx.commit().map_err(|x| e(x.into()))?;
-        let mut d = self.attach(sb.drive, DriveState::Active, path.clone());
+        let mut d = self.attach(sb.drive, state, path.clone());
         // Zero any headers left from an earlier life, so they are never taken for chunks.
         if let Some(io) = &d.io {
             let mut h = AlignedBuf::zeroed(BLOCK as usize);
