@@ -124,6 +124,13 @@ impl Agent {
     pub fn shutdown(&self) {
         // Open connections run in tasks of their own (tonic's, hyper's): closes them too.
         self.state.server.shut_down();
+        // Operations too (in the demo, a node failed by fault injection stops with them).
+        if let Some(ops) = self.state.operations() {
+            let n = ops.abort_all();
+            if n > 0 {
+                tracing::warn!("agent stopping: {n} running operation(s) stopped");
+            }
+        }
         for t in &self.tasks {
             t.abort();
         }

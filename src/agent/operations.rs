@@ -35,6 +35,8 @@ pub const MAX_PROBES: usize = 1_000_000;
 struct Entry {
     state: watch::Sender<Operation>,
     cancel: CancellationToken,
+    /// The operation's task, to stop it dead when the agent stops (`abort_all`).
+    task: Option<tokio::task::AbortHandle>,
 }
 
 /// The agent's operations: running ones and the latest finished ones, oldest first.
@@ -186,7 +188,11 @@ impl Operations {
             span: span.clone(),
             step_span: Mutex::new(tracing::Span::none()),
         };
-        entries.push(Entry { state: tx, cancel });
+        entries.push(Entry {
+            state: tx,
+            cancel,
+            task: None,
+        });
         // Forget the oldest finished ones beyond the limit.
         let finished = entries
             .iter()
@@ -201,9 +207,42 @@ impl Operations {
                 true
             }
         });
-        drop(entries);
-        tokio::spawn(body(handle).instrument(span));
+        let task = tokio::spawn(body(handle).instrument(span)).abort_handle();
+        if let Some(e) = entries
+            .iter_mut()
+            .rev()
+            .find(|e| e.state.borrow().id == op.id)
+        {
+            e.task = Some(task);
+        }
         Ok(op)
+    }
+
+    /// The agent is stopping: every running operation's task stops where it is, as it
+    /// would with the process (not cancelled: a cancel runs the operation's own undo, and
+    /// a phase-out cut short this way resumes when the agent starts again). Each ends
+    /// FAILED, saying so. Returns how many were stopped.
+    pub fn abort_all(&self) -> usize {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut n = 0;
+        for e in entries.iter() {
+            if e.state.borrow().state.finished() {
+                continue;
+            }
+            if let Some(t) = &e.task {
+                t.abort();
+            }
+            e.state.send_modify(|op| {
+                op.state = OperationState::Failed;
+                op.finished_ms = Some(now_ms());
+                op.error = Some(
+                    "the agent stopped while it ran; a drive phase-out or phase-in resumes when it starts again"
+                        .into(),
+                );
+            });
+            n += 1;
+        }
+        n
     }
 
     fn find(&self, id: &str) -> Option<(watch::Receiver<Operation>, CancellationToken)> {
@@ -628,6 +667,53 @@ impl pb::operation_service_server::OperationService for OperationSvc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_agent_stopping_stops_its_running_operations_dead_not_cancelled() {
+        let ops = Operations::new("n1");
+        // Set if the operation's own cancel path ran (it must not), and when its task is
+        // dropped (aborted).
+        let undone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        struct Flag(Arc<std::sync::atomic::AtomicBool>);
+        impl Drop for Flag {
+            fn drop(&mut self) {
+                self.0.store(true, Relaxed);
+            }
+        }
+        let (u, d) = (undone.clone(), dropped.clone());
+        let op = ops
+            .start(
+                OperationKind::DriveDeactivate,
+                "d".into(),
+                "p".into(),
+                move |h| async move {
+                    let _flag = Flag(d);
+                    h.cancel.cancelled().await;
+                    u.store(true, Relaxed);
+                },
+            )
+            .unwrap();
+        let done = ops
+            .start(
+                OperationKind::PortProbe,
+                "t".into(),
+                "p".into(),
+                |h| async move {
+                    h.finish(OperationState::Succeeded, "ok".into(), None, None);
+                },
+            )
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(ops.abort_all(), 1);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(dropped.load(Relaxed), "the task still runs");
+        assert!(!undone.load(Relaxed), "it was cancelled, not stopped");
+        let o = ops.get(&op.id).unwrap();
+        assert_eq!(o.state, OperationState::Failed);
+        assert!(o.error.unwrap().contains("the agent stopped while it ran"));
+        assert_eq!(ops.get(&done.id).unwrap().state, OperationState::Succeeded);
+    }
 
     #[tokio::test]
     async fn finished_operations_are_kept_up_to_a_limit_and_running_ones_are_capped() {
