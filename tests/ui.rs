@@ -604,78 +604,10 @@ fn slurm_check_columns_show_only_where_a_node_reports_them() {
 }
 
 /// The healthy view with a 4+2+1 data-plane cluster on its eight nodes: the last one away
-/// past the grace period, a rebuild under way, counted by seven members.
+/// past the grace period (its drive FAILED), a rebuild under way, counted by seven members.
 fn with_dataplane() -> ClusterView {
-    use axon::dataplane::cluster::protection::{DataStatus, RebuildProgress};
-    use axon::fleet::view::ClusterBrief;
-    use axon::model::cluster::{ClusterConfig, DriveRec, IoStatus, Member};
     let mut v = healthy().clone();
-    let mut config = ClusterConfig {
-        cluster: Some("3f2a9c4e-0000-4000-8000-000000000001".into()),
-        k: 4,
-        m: 2,
-        hot_spares: 1,
-        io: IoStatus::Started,
-        epoch: 23,
-        ..Default::default()
-    };
-    for (i, n) in v.nodes.iter().enumerate() {
-        let id = i as u64 + 1;
-        config.members.insert(
-            id,
-            Member {
-                name: n.name.clone(),
-                address: format!("10.0.0.{id}:14010"),
-            },
-        );
-        config.drives.insert(
-            format!("drive-{id}"),
-            DriveRec {
-                node: id,
-                path: "/dev/nvme1n1".into(),
-                state: "ACTIVE".into(),
-            },
-        );
-    }
-    let count = v.nodes.len();
-    for (i, n) in v.nodes.iter_mut().enumerate() {
-        if i + 1 == count {
-            continue; // away: it reports nothing
-        }
-        n.cluster = Some(ClusterBrief {
-            node_id: i as u64 + 1,
-            cluster: "3f2a9c4e-0000-4000-8000-000000000001".into(),
-            leader: 1,
-            epoch: 23,
-            data: Some(DataStatus {
-                node: i as u64 + 1,
-                stripes_by_lost: vec![100, 12, 0, 0],
-                objects: 40,
-                bytes: 3 << 30,
-                away: vec![count as u64],
-                failed: vec![count as u64],
-                protection: "REBUILDING".into(),
-                rebuild: RebuildProgress {
-                    active: true,
-                    stripes_total: 20,
-                    stripes_done: 8,
-                    bytes: 8 << 20,
-                    rate: 40 << 20,
-                    eta_secs: 3,
-                    passes: 0,
-                    bytes_total: 8 << 20,
-                    last_error: None,
-                },
-                lost_chunks: 0,
-                repaired_chunks: 0,
-                orphans_freed: 0,
-                chunks_held: 0,
-                moved_chunks: 0,
-            }),
-            received_ms: NOW,
-        });
-    }
-    v.dp_config = Some(std::sync::Arc::new(config));
+    cluster::add_dataplane(&mut v, 1);
     v
 }
 
@@ -728,7 +660,7 @@ fn data_plane_changes_become_events_and_the_overview_line() {
     let mut config = (**v.dp_config.as_ref().unwrap()).clone();
     config.io = axon::model::cluster::IoStatus::Stopped;
     config.epoch += 1;
-    config.drives.get_mut("drive-2").unwrap().state = "FAILED".into();
+    config.drives.get_mut("drive-00002").unwrap().state = "FAILED".into();
     v.dp_config = Some(std::sync::Arc::new(config));
     for n in &mut v.nodes {
         if let Some(b) = n.cluster.as_mut() {
@@ -747,7 +679,8 @@ fn data_plane_changes_become_events_and_the_overview_line() {
         "data plane: IO STARTED → STOPPED",
         "data plane: protection REBUILDING → OK",
         "rebuild finished",
-        &format!("drive drive-2 on {}: ACTIVE → FAILED", v.nodes[1].name),
+        // (A drive is named by its id's first 8 characters, as a UUID's.)
+        &format!("drive drive-00 on {}: ACTIVE → FAILED", v.nodes[1].name),
     ] {
         assert!(t.iter().any(|x| x.contains(want)), "{want} not in {t:?}");
     }

@@ -60,10 +60,7 @@ async fn blocking<T: Send + 'static>(
     node: &Arc<NodeData>,
     f: impl FnOnce(&NodeData) -> Result<T, NodeError> + Send + 'static,
 ) -> Result<T, NodeError> {
-    let n = node.clone();
-    tokio::task::spawn_blocking(move || f(&n))
-        .await
-        .map_err(|e| NodeError::Failed(format!("the data task failed: {e}")))?
+    run_on(node, None, f).await
 }
 
 /// Runs chunk IO `f` on the node's drives container (when the agent runs one).
@@ -71,9 +68,18 @@ async fn chunk_io<T: Send + 'static>(
     node: &Arc<NodeData>,
     f: impl FnOnce(&NodeData) -> Result<T, NodeError> + Send + 'static,
 ) -> Result<T, NodeError> {
+    run_on(node, node.offload(), f).await
+}
+
+/// Runs `f` on the drives container's threads of `offload`, else on the blocking pool.
+async fn run_on<T: Send + 'static>(
+    node: &Arc<NodeData>,
+    offload: Option<&Arc<dyn crate::dataplane::offload::Offload>>,
+    f: impl FnOnce(&NodeData) -> Result<T, NodeError> + Send + 'static,
+) -> Result<T, NodeError> {
     let n = node.clone();
     crate::dataplane::offload::run(
-        node.offload(),
+        offload,
         crate::model::pinning::ContainerRole::Drives,
         move || f(&n),
     )
