@@ -621,8 +621,8 @@ fn the_stripes_panel_shows_the_data_plane_its_members_report() {
     // Reports older than 10 s are not shown as current.
     let mut old = v.clone();
     for n in &mut old.nodes {
-        if let Some(b) = n.cluster.as_mut() {
-            b.received_ms = NOW - 11_000;
+        if n.cluster.is_some() {
+            n.received_ms = Some(NOW - 11_000);
         }
     }
     let ui = ui_for(&old, "stripes", 80);
@@ -670,7 +670,9 @@ fn data_plane_changes_become_events_and_the_overview_line() {
                 d.stripes_by_lost = vec![112, 0, 0, 0];
                 d.protection = "OK".into();
             }
-            b.received_ms = NOW + 1_000;
+        }
+        if n.cluster.is_some() {
+            n.received_ms = Some(NOW + 1_000);
         }
     }
     v.observe(NOW + 1_000);

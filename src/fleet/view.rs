@@ -103,20 +103,19 @@ pub struct ClusterBrief {
     pub epoch: u64,
     /// Its share of the data plane (stripes it counts, rebuild), if it serves one.
     pub data: Option<crate::model::dataplane::DataStatus>,
-    /// Console clock when the node's last message arrived.
-    pub received_ms: i64,
 }
 
 impl ClusterBrief {
-    /// The brief of a node's data-plane report; None when the node is not a member.
-    pub fn of(d: &crate::model::dataplane::NodeDataplane, received_ms: i64) -> Option<Self> {
+    /// The brief of a node's data-plane report (made anew from each message the node
+    /// sends, so it is as fresh as the node's `received_ms`); None when the node is not a
+    /// member.
+    pub fn of(d: &crate::model::dataplane::NodeDataplane) -> Option<Self> {
         (!d.cluster.is_empty()).then(|| ClusterBrief {
             cluster: d.cluster.clone(),
             node_id: d.node_id,
             leader: d.leader,
             epoch: d.epoch,
             data: d.share.clone(),
-            received_ms,
         })
     }
 }
@@ -140,8 +139,11 @@ impl ClusterView {
         let fresh: Vec<&ClusterBrief> = self
             .nodes
             .iter()
+            .filter(|n| {
+                n.received_ms
+                    .is_some_and(|r| now_ms.saturating_sub(r) <= 10_000)
+            })
             .filter_map(|n| n.cluster.as_ref())
-            .filter(|b| now_ms.saturating_sub(b.received_ms) <= 10_000)
             .filter(|b| config.cluster.as_deref() == Some(b.cluster.as_str()))
             .collect();
         let newest = fresh.iter().max_by_key(|b| b.epoch)?;
@@ -607,7 +609,7 @@ impl ClusterView {
                     .snapshot
                     .as_ref()
                     .and_then(|s| s.dataplane.as_ref())
-                    .and_then(|d| ClusterBrief::of(d, received_ms));
+                    .and_then(ClusterBrief::of);
                 if let Some(b) = &n.cluster {
                     let newer = match &self.dp_config {
                         Some(c) => {

@@ -457,7 +457,6 @@ pub fn add_dataplane(v: &mut ClusterView, away: usize) {
                 chunks_held: 0,
                 moved_chunks: 0,
             }),
-            received_ms: NOW,
         });
     }
     v.dp_config = Some(std::sync::Arc::new(config));
