@@ -68,9 +68,6 @@ async fn info(h: &ClusterHost, epoch: Option<u64>) -> pb::ClusterInfo {
         out.leader = leader;
         out.epoch = epoch.unwrap_or(config.epoch);
         out.config_json = serde_json::to_string(&config).unwrap_or_default();
-        if let Some(d) = h.data_status() {
-            out.data_json = serde_json::to_string(&d).unwrap_or_default();
-        }
     }
     out
 }

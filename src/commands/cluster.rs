@@ -184,7 +184,7 @@ async fn status(a: ClusterStatusArgs) -> Result<i32> {
     let mut rows: Vec<(String, Result<AgentCluster, String>)> = Vec::new();
     for spec in &inv.nodes {
         let r = match connect(&inv, spec).await {
-            Ok(mut c) => c.get().await.map_err(|e| e.to_string()),
+            Ok(mut c) => c.get_with_share().await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         rows.push((spec.name.clone(), r));
@@ -590,11 +590,11 @@ pub async fn summary(inv: &Inventory, skip: &[String]) -> Option<(String, serde_
             .filter(|n| !skip.contains(&n.name))
             .map(|spec| async move {
                 let mut c = connect(inv, spec).await.ok()?;
-                let i = tokio::time::timeout(Duration::from_secs(3), c.get())
+                let d = tokio::time::timeout(Duration::from_secs(3), c.report())
                     .await
                     .ok()?
                     .ok()?;
-                i.data
+                d.share
             });
         let shares: Vec<crate::dataplane::cluster::protection::DataStatus> =
             futures::future::join_all(asks)

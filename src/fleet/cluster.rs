@@ -34,7 +34,8 @@ pub struct AgentCluster {
     pub leader: u64,
     pub epoch: u64,
     pub config: Option<ClusterConfig>,
-    /// The node's share of the data plane, if it serves one.
+    /// The node's share of the data plane, if it serves one (`get_with_share`; `get`
+    /// leaves it None).
     pub data: Option<crate::dataplane::cluster::protection::DataStatus>,
 }
 
@@ -85,7 +86,7 @@ fn decode(i: pb::ClusterInfo) -> AgentCluster {
         leader: i.leader,
         epoch: i.epoch,
         config: serde_json::from_str(&i.config_json).ok(),
-        data: serde_json::from_str(&i.data_json).ok(),
+        data: None,
     }
 }
 
@@ -155,6 +156,16 @@ impl ClusterAgent {
                 detail: e.to_string(),
             }),
         }
+    }
+
+    /// As `get`, with the member's share of the data plane from its typed report
+    /// (`DataplaneService.GetDataplane`); a member that serves none has `data` None.
+    pub async fn get_with_share(&mut self) -> Result<AgentCluster, ClusterCallError> {
+        let mut i = self.get().await?;
+        if i.cluster.is_some() {
+            i.data = self.report().await.ok().and_then(|d| d.share);
+        }
+        Ok(i)
     }
 
     pub async fn get(&mut self) -> Result<AgentCluster, ClusterCallError> {
