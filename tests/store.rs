@@ -759,3 +759,17 @@ fn a_drive_phased_in_is_filled_to_the_others_level_by_share_of_its_size() {
         assert_eq!(&s.get(k).unwrap(), v, "{k}");
     }
 }
+
+/// A drive being phased out takes no new chunks, so the free space and capacity the node
+/// offers to placement leave it out.
+#[test]
+fn usage_counts_only_drives_that_take_new_chunks() {
+    let fx = fixture(3, 2, 6);
+    let mut s = fx.open();
+    let (free6, cap6, _) = s.usage().unwrap();
+    assert!(cap6 > 0 && free6 == cap6, "{free6} of {cap6}");
+    s.begin_phase_out("drive5", false).unwrap();
+    let (free5, cap5, _) = s.usage().unwrap();
+    assert_eq!(cap5 * 6, cap6 * 5, "capacity without drive5");
+    assert_eq!(free5, cap5, "free without drive5");
+}

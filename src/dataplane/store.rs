@@ -1703,7 +1703,9 @@ impl Store {
             o.len().map_err(|x| e(x.into()))?
         };
         let cs = u64::from(self.chunk_size);
-        let usable = self.drives.iter().filter(|d| d.io.is_some());
+        // What the node can take: drives that take new chunks (ACTIVE, PHASING_IN), not an
+        // INACTIVE, FAILED or PHASING_OUT one that is still open.
+        let usable = self.drives.iter().filter(|d| d.usable());
         let (free, cap) = usable.fold((0, 0), |(f, c), d| (f + d.free * cs, c + d.slots * cs));
         Ok((free, cap, objects))
     }
