@@ -380,9 +380,35 @@ fn drives_are_phased_out_cancelled_resumed_replaced_and_refused() {
         "{op:#}"
     );
     assert_eq!(state_of(&inv, &d2).as_deref(), Some("ACTIVE"));
+    // Cancelled while its chunks go to other members: the moves under way finish, no more
+    // start, the drive is ACTIVE again and every object reads whole.
+    let slow = spawn(&[
+        "drive",
+        "deactivate",
+        &d2,
+        "--rate",
+        "16K",
+        "--inventory",
+        &inv_s,
+    ]);
+    until_state(&inv, &d2, Some("PHASING_OUT"));
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: kill(2) with a pid we own.
+    unsafe {
+        libc::kill(slow.child.id() as i32, libc::SIGINT);
+    }
+    let (code, out, err) = slow.wait(Duration::from_secs(60));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("cancelled after moving"), "{out}");
+    assert!(out.contains("the drive is ACTIVE again"), "{out}");
+    until_state(&inv, &d2, Some("ACTIVE"));
+    all_read(&inv);
+    let held_d2 = usage(&inv)[&d2].2;
+    assert!(held_d2 > 0);
     let (code, out, err) = drive(&inv, &["deactivate", &d2, "--json"]);
     assert_eq!(code, 0, "{out}{err}");
     let op = last_op(&out);
+    eprintln!("phase-out to other members: {}", op["summary"]);
     assert_eq!(op["output"]["moved_to_other_nodes"], held_d2, "{op:#}");
     assert!(
         op["summary"]

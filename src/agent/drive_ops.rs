@@ -10,6 +10,7 @@ use super::operations::OpHandle;
 use super::raft::ClusterHost;
 use crate::dataplane::store::{PhaseOut, Store, StoreError};
 use crate::model::ops::{DriveOutcome, OperationOutput, OperationState};
+use futures::StreamExt;
 use humansize::{BINARY, format_size};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -218,6 +219,114 @@ impl Elsewhere {
     }
 }
 
+/// Objects whose chunks move to other members at once during a phase-out: each move is a
+/// read here, a write there and a manifest update on its holders, mostly waiting on the
+/// network, so a few in flight keep the links busy. Chunks of one object move one after
+/// the other (each move publishes the object's manifest anew).
+const MOVES_IN_FLIGHT: usize = 4;
+
+/// A phase-out's account of what moved.
+#[derive(Default)]
+struct Tally {
+    moved: u64,
+    bytes: u64,
+    failed: u64,
+}
+
+impl Tally {
+    fn add(&mut self, n: u64) {
+        if n > 0 {
+            self.moved += 1;
+            self.bytes += n;
+        }
+    }
+
+    /// Waits as long as the bytes moved so far are ahead of `rate` (bytes per second).
+    async fn pace(&self, rate: Option<u64>, started: Instant) {
+        if let Some(rate) = rate.filter(|r| *r > 0) {
+            let due = Duration::from_secs_f64(self.bytes as f64 / rate as f64);
+            let now = started.elapsed();
+            if due > now {
+                tokio::time::sleep(due - now).await;
+            }
+        }
+    }
+}
+
+/// Moves `keys` to other members: the chunks of one object in turn, up to
+/// `MOVES_IN_FLIGHT` objects at once; each key with its outcome as it completes. Once
+/// `cancel` fires no move starts, and the stream ends when those under way are done.
+fn move_out_all<'a>(
+    e: &'a Elsewhere,
+    keys: Vec<String>,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> impl futures::Stream<Item = (String, Result<u64, String>)> + 'a {
+    use futures::StreamExt;
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for k in keys {
+        let object = crate::dataplane::cluster::objects::parse_chunk_key(&k)
+            .map_or_else(|| k.clone(), |(o, _, _)| o.to_string());
+        let g = *index.entry(object).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(k);
+    }
+    let cancel = cancel.clone();
+    futures::stream::iter(groups.into_iter().map(move |g| {
+        let cancel = cancel.clone();
+        Box::pin(futures::stream::unfold(g.into_iter(), move |mut rest| {
+            let cancel = cancel.clone();
+            async move {
+                if cancel.is_cancelled() {
+                    return None;
+                }
+                let k = rest.next()?;
+                let r = e.move_out(&k).await;
+                Some(((k, r), rest))
+            }
+        }))
+    }))
+    .flatten_unordered(MOVES_IN_FLIGHT)
+}
+
+/// Ends a cancelled phase-out: the drive ACTIVE again, what moved stays where it went.
+async fn cancelled(
+    h: &OpHandle,
+    store: &SharedStore,
+    r: &DriveRequest,
+    mut out: DriveOutcome,
+    tally: &Tally,
+    total: u64,
+) {
+    forget_rate(store, r).await;
+    let which = r.drive.clone();
+    let back = with_store(store, move |s| s.activate(&which)).await;
+    let (moved, bytes) = (tally.moved, tally.bytes);
+    out.moved_chunks = moved;
+    out.moved_bytes = bytes;
+    out.state = if back.is_ok() {
+        "ACTIVE"
+    } else {
+        "PHASING_OUT"
+    }
+    .into();
+    h.finish(
+        OperationState::Cancelled,
+        format!(
+            "cancelled after moving {moved} of {total} chunk(s) ({}); {} — what moved stays where it went",
+            size(bytes),
+            match back {
+                Ok(_) => "the drive is ACTIVE again".to_string(),
+                Err(e) => format!("the drive stays PHASING_OUT ({e})"),
+            }
+        ),
+        None,
+        Some(OperationOutput::Drive(out)),
+    );
+}
+
 /// The drive `r` names, as it stands (finishing the operation when there is none), and
 /// the request with the drive by its id: a drive added or removed meanwhile must not shift
 /// what a number or file name points at.
@@ -356,11 +465,10 @@ pub async fn deactivate(
     remember_rate(&h, &store, &r).await;
     let total = p.keys.len() as u64;
     let started = Instant::now();
-    let (mut moved, mut bytes, mut failed) = (0u64, 0u64, Vec::<String>::new());
     // Chunks the node's other drives still take; the rest go to other members.
     let cs = p.bytes.checked_div(p.chunks).unwrap_or(1);
     let mut local_slots = p.others_free / cs.max(1);
-    let mut elsewhere = match (spill, &host) {
+    let elsewhere = match (spill, &host) {
         (true, Some(host)) => Elsewhere::new(host).await,
         _ => None,
     };
@@ -369,73 +477,65 @@ pub async fn deactivate(
             "this node's cluster view is not available: only the node's other drives take chunks",
         );
     }
+    // The node's other drives first, one chunk at a time (disk to disk on this node);
+    // what they cannot take goes to other members afterwards, several objects at a time.
+    let mut remote: Vec<String> = Vec::new();
+    let mut tally = Tally::default();
     for (i, key) in p.keys.iter().enumerate() {
         if h.cancel.is_cancelled() {
-            forget_rate(&store, &r).await;
-            let which = r.drive.clone();
-            let back = with_store(&store, move |s| s.activate(&which)).await;
-            out.moved_chunks = moved;
-            out.moved_bytes = bytes;
-            out.state = if back.is_ok() {
-                "ACTIVE"
-            } else {
-                "PHASING_OUT"
-            }
-            .into();
-            return h.finish(
-                OperationState::Cancelled,
-                format!(
-                    "cancelled after moving {moved} of {total} chunk(s) ({}); {} — what moved stays on the other drives",
-                    size(bytes),
-                    match back {
-                        Ok(_) => "the drive is ACTIVE again".to_string(),
-                        Err(e) => format!("the drive stays PHASING_OUT ({e})"),
-                    }
-                ),
-                None,
-                Some(OperationOutput::Drive(out)),
-            );
+            return cancelled(&h, &store, &r, out, &tally, total).await;
         }
-        h.step_bytes("move chunks", i as u64, total, (bytes, p.bytes));
+        if local_slots == 0 && elsewhere.is_some() {
+            remote.push(key.clone());
+            continue;
+        }
+        h.step_bytes("move chunks", i as u64, total, (tally.bytes, p.bytes));
         let (which, k) = (r.drive.clone(), key.clone());
-        let here = if local_slots > 0 || elsewhere.is_none() {
-            with_store(&store, move |s| s.move_off(&which, &k)).await
-        } else {
-            Err("the node's other drives are full".into())
-        };
-        let done = match (here, elsewhere.as_mut()) {
-            (Ok(n), _) => {
-                local_slots = local_slots.saturating_sub(1);
-                Ok(n)
-            }
-            (Err(_), Some(e)) => match e.move_out(key).await {
-                Ok(n) => {
-                    out.moved_to_other_nodes += 1;
-                    Ok(n)
-                }
-                Err(e) => Err(e),
-            },
-            (Err(e), None) => Err(e),
-        };
-        match done {
-            Ok(0) => {}
+        match with_store(&store, move |s| s.move_off(&which, &k)).await {
             Ok(n) => {
-                moved += 1;
-                bytes += n;
+                local_slots = local_slots.saturating_sub(1);
+                tally.add(n);
             }
+            // Full after all (the drives' free space moves with the IO): another member.
+            Err(_) if elsewhere.is_some() => remote.push(key.clone()),
             Err(e) => {
                 h.log(format!("{key}: {e}"));
-                failed.push(key.clone());
+                tally.failed += 1;
             }
         }
-        if let Some(rate) = r.rate.filter(|r| *r > 0) {
-            let due = Duration::from_secs_f64(bytes as f64 / rate as f64);
-            let now = started.elapsed();
-            if due > now {
-                tokio::time::sleep(due - now).await;
+        tally.pace(r.rate, started).await;
+    }
+    if let Some(e) = elsewhere.as_ref().filter(|_| !remote.is_empty()) {
+        h.log(format!(
+            "moving {} chunk(s) to other members, {MOVES_IN_FLIGHT} objects at a time",
+            remote.len()
+        ));
+        let done_here = total - remote.len() as u64;
+        let mut moves = move_out_all(e, remote, &h.cancel);
+        let mut i = done_here;
+        while let Some((key, result)) = moves.next().await {
+            match result {
+                Ok(n) => {
+                    tally.add(n);
+                    if n > 0 {
+                        out.moved_to_other_nodes += 1;
+                    }
+                }
+                Err(e) => {
+                    h.log(format!("{key}: {e}"));
+                    tally.failed += 1;
+                }
             }
+            i += 1;
+            h.step_bytes("move chunks", i, total, (tally.bytes, p.bytes));
+            tally.pace(r.rate, started).await;
+        }
+        // Cancelled: the moves under way finished (none was cut off halfway).
+        if h.cancel.is_cancelled() {
+            return cancelled(&h, &store, &r, out, &tally, total).await;
         }
     }
+    let (moved, bytes) = (tally.moved, tally.bytes);
     h.step_bytes("finish", total, total, (bytes, p.bytes));
     out.moved_chunks = moved;
     out.moved_bytes = bytes;
@@ -466,7 +566,7 @@ pub async fn deactivate(
                 OperationState::Failed,
                 format!(
                     "moved {moved} chunk(s); {} could not be moved",
-                    failed.len().max(1)
+                    tally.failed.max(1)
                 ),
                 Some(format!(
                     "{e} — the drive stays PHASING_OUT; run deactivate again to retry"
