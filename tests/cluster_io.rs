@@ -293,7 +293,12 @@ fn a_node_lost_past_the_grace_period_is_rebuilt_to_full_protection() {
 
     // r4 dies. Within the grace period: degraded, not rebuilt.
     agents[3].kill();
+    let killed = std::time::Instant::now();
     let d = until_data(&inv, "the loss seen", |d| d["protection"] != "OK");
+    eprintln!(
+        "the loss seen {:.1} s after the kill",
+        killed.elapsed().as_secs_f64()
+    );
     assert!(
         d["protection"] == "PARTIALLY_PROTECTED" || d["protection"] == "REBUILDING",
         "{d:#}"

@@ -529,13 +529,14 @@ impl DataHost {
             stop_accept.shut_down();
             let _ = accept.await;
         });
-        let mut peers = BTreeMap::new();
+        let (mut peers, mut addrs) = (BTreeMap::new(), BTreeMap::new());
         for p in &m.members {
             if p.id == m.node_id || p.data_address.is_empty() {
                 continue;
             }
             if let Some(ch) = member_channel(tls, p.id, &p.data_address) {
                 peers.insert(p.id, ch);
+                addrs.insert(p.id, p.data_address.clone());
             }
         }
         let net = Arc::new(GrpcNet {
@@ -547,6 +548,9 @@ impl DataHost {
             cap: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashMap::new()),
             born: Instant::now(),
+            addrs,
+            down: Mutex::new(HashSet::new()),
+            changed: tokio::sync::Notify::new(),
         });
         let pinger = net.clone();
         let mut stop_ping = stats.stopping();
@@ -581,6 +585,23 @@ pub struct GrpcNet {
     /// When each member last answered a ping, and when this node started counting.
     seen: Mutex<HashMap<NodeId, Instant>>,
     born: Instant,
+    /// Each member's data address, to tell a stopped agent from a slow one.
+    addrs: BTreeMap<NodeId, String>,
+    /// Members whose data port refused a connection at the last ping: nothing listens
+    /// there, so they are away now rather than after `AWAY_AFTER` of silence.
+    down: Mutex<HashSet<NodeId>>,
+    /// Fires when a member goes away or comes back, so the counts follow at once.
+    changed: tokio::sync::Notify,
+}
+
+/// Whether nothing listens at `addr`: a connection refused (the agent stopped, its data
+/// service did, or a firewall rejects the port). A host that does not answer at all is not
+/// "refused": its silence counts, after `AWAY_AFTER`.
+async fn refused(addr: &str) -> bool {
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr)).await,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused
+    )
 }
 
 fn net_err(node: NodeId, s: Status) -> NetError {
@@ -626,6 +647,20 @@ impl GrpcNet {
             .collect()
     }
 
+    /// Members away now: silent for `AWAY_AFTER`, or refusing connections at the last ping.
+    pub fn away_now(&self) -> HashSet<NodeId> {
+        let mut away = self.away(AWAY_AFTER);
+        if let Ok(d) = self.down.lock() {
+            away.extend(d.iter().copied());
+        }
+        away
+    }
+
+    /// Resolves when a member goes away or comes back (as the pings find it).
+    pub async fn changed(&self) {
+        self.changed.notified().await
+    }
+
     pub fn me(&self) -> NodeId {
         self.me
     }
@@ -668,6 +703,8 @@ impl GrpcNet {
             )
         });
         let now = Instant::now();
+        let before = self.away_now();
+        let mut silent = Vec::new();
         for (n, usage) in futures::future::join_all(calls).await {
             if let Some((f, c)) = usage {
                 got.insert(n, f);
@@ -675,7 +712,28 @@ impl GrpcNet {
                 if let Ok(mut s) = self.seen.lock() {
                     s.insert(n, now);
                 }
+            } else {
+                silent.push(n);
             }
+        }
+        // Of those that did not answer, the ones nothing listens for any more.
+        let probes = silent.into_iter().map(|n| async move {
+            let gone = match self.addrs.get(&n) {
+                Some(a) => refused(a).await,
+                None => false,
+            };
+            (n, gone)
+        });
+        let gone: HashSet<NodeId> = futures::future::join_all(probes)
+            .await
+            .into_iter()
+            .filter_map(|(n, gone)| gone.then_some(n))
+            .collect();
+        if let Ok(mut d) = self.down.lock() {
+            *d = gone;
+        }
+        if self.away_now() != before {
+            self.changed.notify_one();
         }
         if let Ok(mut f) = self.free.lock() {
             f.extend(got);
@@ -859,8 +917,8 @@ pub struct RebuildConfig {
     pub orphan_grace: Duration,
 }
 
-/// Every 2 s: counts the stripes this node is responsible for by chunks on members away
-/// (protection), and when members have been away longer than the grace period, rebuilds
+/// Every 2 s, and as soon as a member is found gone or back: counts the stripes this node
+/// is responsible for by chunks on members away (protection), and when members have been away longer than the grace period, rebuilds
 /// their chunks elsewhere — the most degraded objects first, at the configured rate,
 /// reporting progress every 2 s. Runs while the agent does.
 pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig) {
@@ -886,13 +944,26 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
     let mut last_away: HashSet<NodeId> = HashSet::new();
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_net: Option<Arc<GrpcNet>> = None;
     loop {
-        tick.tick().await;
+        // Every 2 s, and at once when the pings find a member gone or back.
+        match &last_net {
+            Some(n) => {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = n.changed() => {}
+                }
+            }
+            None => {
+                tick.tick().await;
+            }
+        }
         let Some(dh) = host.data_host() else { return };
         let Ok((fe, mut layout, net, config)) = host.data_view().await else {
             continue;
         };
-        let away = net.away(AWAY_AFTER);
+        last_net = Some(net.clone());
+        let away = net.away_now();
         let failed = net.away(cfg.grace.max(AWAY_AFTER));
         let node = net.node();
         let Ok(Ok(all)) = tokio::task::spawn_blocking(move || node.manifests("")).await else {
@@ -1355,7 +1426,7 @@ async fn repair_own(
         .map(|m| (m.object.as_str(), m))
         .collect();
     let mut repaired = 0u64;
-    let mut avoid = net.away(AWAY_AFTER);
+    let mut avoid = net.away_now();
     avoid.insert(me);
     for key in this_turn(&lost, from, REPAIR_PER_ROUND) {
         let Some((object, i, idx)) = objects::parse_chunk_key(key) else {
@@ -1564,6 +1635,15 @@ async fn rebuild_pass(
 #[cfg(test)]
 mod plan_move_tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_closed_port_is_refused_and_a_listening_one_is_not() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        assert!(!refused(&addr).await, "{addr} listens");
+        drop(l);
+        assert!(refused(&addr).await, "{addr} no longer listens");
+    }
 
     #[test]
     fn repair_turns_rotate_through_every_lost_chunk() {
