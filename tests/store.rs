@@ -773,3 +773,69 @@ fn usage_counts_only_drives_that_take_new_chunks() {
     assert_eq!(cap5 * 6, cap6 * 5, "capacity without drive5");
     assert_eq!(free5, cap5, "free without drive5");
 }
+
+/// A phase-in plans by chunks: an object of several stripes has several chunks on a drive,
+/// and moving it moves them all, so the new drive fills to its level, not past it.
+#[test]
+fn a_phase_in_of_objects_of_several_stripes_fills_to_the_level_in_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Uuid::new_v4();
+    let mut s = Store::create(
+        &dir.path().join("store"),
+        cluster,
+        Scheme::for_store(1, 0).unwrap(),
+        CHUNK,
+    )
+    .unwrap();
+    let format = |p: &Path| {
+        drive::format(
+            p,
+            &FormatOptions {
+                size: Some(8 << 20),
+                chunk_size: CHUNK,
+                cluster,
+                force: false,
+            },
+        )
+        .unwrap()
+    };
+    for i in 0..2 {
+        let p = dir.path().join(format!("drive{i}"));
+        format(&p);
+        s.add_drive(&p, false).unwrap();
+    }
+    // 100 objects of 3 stripes (3 chunks) each.
+    let objects: Vec<(String, Vec<u8>)> = (0..100)
+        .map(|i| (format!("o{i}"), bytes(i, 3 * CHUNK as usize - 50)))
+        .collect();
+    for (k, v) in &objects {
+        s.put(k, v).unwrap();
+    }
+    let new = dir.path().join("new");
+    format(&new);
+    let id = s
+        .add_drive_as(&new, false, drive::DriveState::PhasingIn)
+        .unwrap()
+        .to_string();
+    let plan = s.begin_phase_in(&id).unwrap();
+    // Three drives of the same size: a third of the 300 chunks each.
+    let level = 100u64;
+    let planned = plan.bytes / u64::from(CHUNK);
+    assert!(planned.abs_diff(level) <= 2, "{planned} chunks planned");
+    let mut moved = 0;
+    for (from, key) in &plan.moves {
+        moved += s
+            .move_onto(from, key, &id)
+            .unwrap()
+            .div_ceil(u64::from(CHUNK));
+    }
+    assert_eq!(moved, planned, "chunks moved, chunks planned");
+    s.finish_phase_in(&id).unwrap();
+    let u: Vec<(PathBuf, u64)> = s.drives().into_iter().map(|d| (d.path, d.used)).collect();
+    let on_new = u.iter().find(|d| d.0 == new).unwrap().1;
+    assert!(on_new.abs_diff(level) <= 2, "{u:?}");
+    assert_eq!(u.iter().map(|d| d.1).sum::<u64>(), 300, "{u:?}");
+    for (k, v) in &objects {
+        assert_eq!(&s.get(k).unwrap(), v, "{k}");
+    }
+}

@@ -24,7 +24,7 @@
 use super::drive::{self, AlignedBuf, BLOCK, ChunkHeader, DriveError, DriveIo, DriveState};
 use super::ec::{Codec, EcError, Isal, Scheme};
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -2126,22 +2126,32 @@ impl Store {
 
     /// The keys of the stripes with a chunk on drive `id`.
     fn keys_on(&self, id: Uuid) -> Result<Vec<String>, StoreError> {
+        Ok(self.objects_on(id)?.into_keys().collect())
+    }
+
+    /// Objects with chunks on drive `id`, each with its number of stripes.
+    fn objects_on(&self, id: Uuid) -> Result<BTreeMap<String, u64>, StoreError> {
         let db_path = self.dir.join(DB_FILE);
         let e = db_err(&db_path);
         let rtx = self.db.begin_read().map_err(|x| e(x.into()))?;
         let t = rtx.open_table(STRIPES).map_err(|x| e(x.into()))?;
-        let mut out = Vec::new();
+        let (mut stripes, mut on) = (HashMap::<String, u64>::new(), HashSet::new());
         for row in t.iter().map_err(|x| e(x.into()))? {
             let (_, v) = row.map_err(|x| e(x.into()))?;
-            if let Some(rec) = StripeRec::decode(v.value())
-                && rec.chunks.iter().flatten().any(|l| l.drive == id)
-            {
-                out.push(rec.key);
+            if let Some(rec) = StripeRec::decode(v.value()) {
+                if rec.chunks.iter().flatten().any(|l| l.drive == id) {
+                    on.insert(rec.key.clone());
+                }
+                *stripes.entry(rec.key).or_insert(0) += 1;
             }
         }
-        out.sort();
-        out.dedup();
-        Ok(out)
+        Ok(on
+            .into_iter()
+            .map(|k| {
+                let n = stripes.get(&k).copied().unwrap_or(1);
+                (k, n)
+            })
+            .collect())
     }
 
     /// Starts (or resumes) phasing drive `which` out: PHASING_OUT, so that nothing new is
@@ -2339,6 +2349,7 @@ impl Store {
         over.sort_by_key(|x| std::cmp::Reverse(x.1));
         let mut moves = Vec::new();
         let mut planned = HashSet::new();
+        let mut chunks = 0u64;
         let cs = u64::from(self.chunk_size);
         for (j, n) in over {
             if room == 0 {
@@ -2346,21 +2357,31 @@ impl Store {
             }
             let take = n.min(room);
             let id = self.drives[j].id;
-            // An object moves once (in a k+m store its stripes span several drives).
-            let keys = self.keys_on(id)?.into_iter();
-            for key in keys
-                .filter(|k| planned.insert(k.clone()))
-                .take(take as usize)
-            {
+            // Counted in chunks: a move writes the object again with one chunk of each of
+            // its stripes on the new drive. An object moves once (in a k+m store its
+            // stripes span several drives).
+            let mut taken = 0u64;
+            for (key, c) in self.objects_on(id)? {
+                if taken >= take {
+                    break;
+                }
+                // One that would overshoot is taken only if that ends nearer the level.
+                let nearer = taken + c <= take || taken + c - take < take - taken;
+                if !nearer || planned.contains(&key) {
+                    continue;
+                }
+                planned.insert(key.clone());
                 moves.push((id.to_string(), key));
+                taken += c;
             }
-            room -= take;
+            chunks += taken;
+            room = room.saturating_sub(taken);
         }
         let d = &self.drives[i];
         Ok(PhaseIn {
             drive: d.id.to_string(),
             path: d.path.clone(),
-            bytes: moves.len() as u64 * cs,
+            bytes: chunks * cs,
             moves,
         })
     }
