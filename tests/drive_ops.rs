@@ -147,6 +147,34 @@ fn drive(inv: &Path, args: &[&str]) -> (i32, String, String) {
     run(&all, Duration::from_secs(120))
 }
 
+/// Starts a slow phase-out of drive `id` (16 KiB/s), waits `after` once it is PHASING_OUT,
+/// then interrupts the CLI (Ctrl-C): the operation reports the cancel, the drive is ACTIVE
+/// again, and every object reads whole.
+fn deactivate_then_cancel(inv: &Path, id: &str, after: Duration) {
+    let inv_s = inv.to_str().unwrap();
+    let slow = spawn(&[
+        "drive",
+        "deactivate",
+        id,
+        "--rate",
+        "16K",
+        "--inventory",
+        inv_s,
+    ]);
+    until_state(inv, id, Some("PHASING_OUT"));
+    std::thread::sleep(after);
+    // SAFETY: kill(2) with a pid we own.
+    unsafe {
+        libc::kill(slow.child.id() as i32, libc::SIGINT);
+    }
+    let (code, out, err) = slow.wait(Duration::from_secs(60));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("cancelled after moving"), "{out}");
+    assert!(out.contains("the drive is ACTIVE again"), "{out}");
+    until_state(inv, id, Some("ACTIVE"));
+    all_read(inv);
+}
+
 #[test]
 fn drives_are_phased_out_cancelled_resumed_replaced_and_refused() {
     let tmp = tempfile::tempdir().unwrap();
@@ -332,27 +360,7 @@ fn drives_are_phased_out_cancelled_resumed_replaced_and_refused() {
     all_read(&inv);
 
     // Cancelled with Ctrl-C: ACTIVE again.
-    let b = on(2)[0].clone();
-    let slow = spawn(&[
-        "drive",
-        "deactivate",
-        &b,
-        "--rate",
-        "16K",
-        "--inventory",
-        &inv_s,
-    ]);
-    until_state(&inv, &b, Some("PHASING_OUT"));
-    // SAFETY: kill(2) with a pid we own.
-    unsafe {
-        libc::kill(slow.child.id() as i32, libc::SIGINT);
-    }
-    let (code, out, err) = slow.wait(Duration::from_secs(60));
-    assert_eq!(code, 1, "{out}{err}");
-    assert!(out.contains("cancelled after moving"), "{out}");
-    assert!(out.contains("the drive is ACTIVE again"), "{out}");
-    until_state(&inv, &b, Some("ACTIVE"));
-    all_read(&inv);
+    deactivate_then_cancel(&inv, &on(2)[0], Duration::ZERO);
 
     // A whole phase-out to the node's other drive; then that one, the node's last ACTIVE
     // drive: its chunks go to other members (six failure domains stay for 4+2).
@@ -382,27 +390,7 @@ fn drives_are_phased_out_cancelled_resumed_replaced_and_refused() {
     assert_eq!(state_of(&inv, &d2).as_deref(), Some("ACTIVE"));
     // Cancelled while its chunks go to other members: the moves under way finish, no more
     // start, the drive is ACTIVE again and every object reads whole.
-    let slow = spawn(&[
-        "drive",
-        "deactivate",
-        &d2,
-        "--rate",
-        "16K",
-        "--inventory",
-        &inv_s,
-    ]);
-    until_state(&inv, &d2, Some("PHASING_OUT"));
-    std::thread::sleep(Duration::from_millis(1500));
-    // SAFETY: kill(2) with a pid we own.
-    unsafe {
-        libc::kill(slow.child.id() as i32, libc::SIGINT);
-    }
-    let (code, out, err) = slow.wait(Duration::from_secs(60));
-    assert_eq!(code, 1, "{out}{err}");
-    assert!(out.contains("cancelled after moving"), "{out}");
-    assert!(out.contains("the drive is ACTIVE again"), "{out}");
-    until_state(&inv, &d2, Some("ACTIVE"));
-    all_read(&inv);
+    deactivate_then_cancel(&inv, &d2, Duration::from_millis(1500));
     let held_d2 = usage(&inv)[&d2].2;
     assert!(held_d2 > 0);
     let (code, out, err) = drive(&inv, &["deactivate", &d2, "--json"]);

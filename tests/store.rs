@@ -653,23 +653,19 @@ fn a_lock_free_read_never_returns_stale_or_damaged_data() {
     assert_eq!(s.get("z").unwrap(), v2);
 }
 
-/// A drive phased in (1+0, as a cluster member's share): added PHASING_IN and at once
-/// taking new chunks, then filled from the fuller drives until each is about as full as
-/// the others by share of its size — even when the new drive is smaller than the one the
-/// chunks come from — each object once, every object whole, then ACTIVE. The plan is
-/// made again after a reopen (an agent restart) from what is left to move.
-#[test]
-fn a_drive_phased_in_is_filled_to_the_others_level_by_share_of_its_size() {
-    let dir = tempfile::tempdir().unwrap();
+/// A 1+0 store (a cluster member's share) in `dir/store` on two file drives of 8 MiB (512
+/// slots of 16 KiB, less the superblock) holding `objects`, and a way to format another
+/// drive of a given size for it.
+fn one_zero_store(dir: &Path, objects: &[(String, Vec<u8>)]) -> (Store, impl Fn(&Path, u64)) {
     let cluster = Uuid::new_v4();
     let mut s = Store::create(
-        &dir.path().join("store"),
+        &dir.join("store"),
         cluster,
         Scheme::for_store(1, 0).unwrap(),
         CHUNK,
     )
     .unwrap();
-    let format = |p: &Path, size: u64| {
+    let format = move |p: &Path, size: u64| {
         drive::format(
             p,
             &FormatOptions {
@@ -679,14 +675,27 @@ fn a_drive_phased_in_is_filled_to_the_others_level_by_share_of_its_size() {
                 force: false,
             },
         )
-        .unwrap()
+        .unwrap();
     };
-    // Two drives of 8 MiB (512 slots of 16 KiB, less the superblock).
     for i in 0..2 {
-        let p = dir.path().join(format!("drive{i}"));
+        let p = dir.join(format!("drive{i}"));
         format(&p, 8 << 20);
         s.add_drive(&p, false).unwrap();
     }
+    for (k, v) in objects {
+        s.put(k, v).unwrap();
+    }
+    (s, format)
+}
+
+/// A drive phased in (1+0, as a cluster member's share): added PHASING_IN and at once
+/// taking new chunks, then filled from the fuller drives until each is about as full as
+/// the others by share of its size — even when the new drive is smaller than the one the
+/// chunks come from — each object once, every object whole, then ACTIVE. The plan is
+/// made again after a reopen (an agent restart) from what is left to move.
+#[test]
+fn a_drive_phased_in_is_filled_to_the_others_level_by_share_of_its_size() {
+    let dir = tempfile::tempdir().unwrap();
     let objects: Vec<(String, Vec<u8>)> = (0..300)
         .map(|i| {
             (
@@ -695,9 +704,7 @@ fn a_drive_phased_in_is_filled_to_the_others_level_by_share_of_its_size() {
             )
         })
         .collect();
-    for (k, v) in &objects {
-        s.put(k, v).unwrap();
-    }
+    let (mut s, format) = one_zero_store(dir.path(), &objects);
     // A 4 MiB drive: half the size of each of the others.
     let small = dir.path().join("small");
     format(&small, 4 << 20);
@@ -779,40 +786,13 @@ fn usage_counts_only_drives_that_take_new_chunks() {
 #[test]
 fn a_phase_in_of_objects_of_several_stripes_fills_to_the_level_in_chunks() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = Uuid::new_v4();
-    let mut s = Store::create(
-        &dir.path().join("store"),
-        cluster,
-        Scheme::for_store(1, 0).unwrap(),
-        CHUNK,
-    )
-    .unwrap();
-    let format = |p: &Path| {
-        drive::format(
-            p,
-            &FormatOptions {
-                size: Some(8 << 20),
-                chunk_size: CHUNK,
-                cluster,
-                force: false,
-            },
-        )
-        .unwrap()
-    };
-    for i in 0..2 {
-        let p = dir.path().join(format!("drive{i}"));
-        format(&p);
-        s.add_drive(&p, false).unwrap();
-    }
     // 100 objects of 3 stripes (3 chunks) each.
     let objects: Vec<(String, Vec<u8>)> = (0..100)
         .map(|i| (format!("o{i}"), bytes(i, 3 * CHUNK as usize - 50)))
         .collect();
-    for (k, v) in &objects {
-        s.put(k, v).unwrap();
-    }
+    let (mut s, format) = one_zero_store(dir.path(), &objects);
     let new = dir.path().join("new");
-    format(&new);
+    format(&new, 8 << 20);
     let id = s
         .add_drive_as(&new, false, drive::DriveState::PhasingIn)
         .unwrap()
