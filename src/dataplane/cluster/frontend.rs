@@ -152,21 +152,46 @@ impl<N: Net> Clone for Frontend<N> {
     }
 }
 
-/// Splits one stripe's bytes into k data chunks (slices of `data`, with no copy, unless the
-/// stripe is short and the last chunks need padding) and computes the m parity chunks.
-fn encode(codec: &Isal, k: usize, m: usize, data: Bytes) -> Result<(u32, Vec<Bytes>), IoError> {
-    let len = data.len().div_ceil(k).max(1);
+/// Bytes `start..end` of a stripe held as consecutive `pieces`, as one chunk of `len`
+/// bytes (zero-padded past `end`): a slice of the piece, with no copy, when one piece
+/// holds them all and no padding is needed; copied together otherwise.
+fn gather(pieces: &[Bytes], start: usize, end: usize, len: usize) -> Bytes {
+    let mut at = 0usize;
+    let mut out: Option<Vec<u8>> = None;
+    for p in pieces {
+        let (p_start, p_end) = (at, at + p.len());
+        at = p_end;
+        if p_end <= start || p_start >= end {
+            continue;
+        }
+        let (a, b) = (start.max(p_start) - p_start, end.min(p_end) - p_start);
+        if out.is_none() && p_start <= start && p_end >= end && end - start == len {
+            return p.slice(a..b);
+        }
+        out.get_or_insert_with(|| Vec::with_capacity(len))
+            .extend_from_slice(&p[a..b]);
+    }
+    let mut c = out.unwrap_or_default();
+    c.resize(len, 0);
+    Bytes::from(c)
+}
+
+/// Splits one stripe's `size` bytes, held as consecutive `pieces` (as they arrived), into
+/// k data chunks — slices of the pieces, with no copy, where a chunk lies within one piece
+/// (a client sending chunk-sized pieces) — and computes the m parity chunks.
+fn encode(
+    codec: &Isal,
+    k: usize,
+    m: usize,
+    pieces: &[Bytes],
+    size: usize,
+) -> Result<(u32, Vec<Bytes>), IoError> {
+    let len = size.div_ceil(k).max(1);
     let mut chunks: Vec<Bytes> = (0..k)
         .map(|i| {
-            let start = (i * len).min(data.len());
-            let end = ((i + 1) * len).min(data.len());
-            if end - start == len {
-                data.slice(start..end)
-            } else {
-                let mut c = data[start..end].to_vec();
-                c.resize(len, 0);
-                Bytes::from(c)
-            }
+            let start = (i * len).min(size);
+            let end = ((i + 1) * len).min(size);
+            gather(pieces, start, end, len)
         })
         .collect();
     let mut parity: Vec<Vec<u8>> = (0..m).map(|_| vec![0u8; len]).collect();
@@ -359,14 +384,16 @@ impl<N: Net> Frontend<N> {
         let mut maps: Vec<StripeMap> = Vec::new();
         let mut inflight = FuturesOrdered::new();
         let mut size = 0u64;
-        let mut buf = bytes::BytesMut::with_capacity(stripe_bytes);
+        // One stripe's bytes as the pieces they arrived in (no copy into a stripe buffer).
+        let mut pieces: Vec<Bytes> = Vec::new();
+        let mut filled = 0usize;
         let mut pending: Option<Bytes> = None;
         let mut ended = false;
         let mut index = 0usize;
         let result: Result<(), IoError> = async {
             loop {
                 // Fill one stripe.
-                while !ended && buf.len() < stripe_bytes {
+                while !ended && filled < stripe_bytes {
                     let b = match pending.take() {
                         Some(b) => b,
                         None => match src.recv().await {
@@ -377,23 +404,25 @@ impl<N: Net> Frontend<N> {
                             }
                         },
                     };
-                    let take = (stripe_bytes - buf.len()).min(b.len());
-                    buf.extend_from_slice(&b[..take]);
+                    let take = (stripe_bytes - filled).min(b.len());
                     if take < b.len() {
                         pending = Some(b.slice(take..));
                     }
+                    if take > 0 {
+                        pieces.push(b.slice(..take));
+                        filled += take;
+                    }
                 }
                 // An empty object is one empty stripe; otherwise an empty buffer is the end.
-                if buf.is_empty() && index > 0 {
+                if filled == 0 && index > 0 {
                     break;
                 }
-                size += buf.len() as u64;
-                let data =
-                    std::mem::replace(&mut buf, bytes::BytesMut::with_capacity(stripe_bytes))
-                        .freeze();
+                size += filled as u64;
+                let data = std::mem::take(&mut pieces);
+                let n = std::mem::take(&mut filled);
                 let c = codec.clone();
                 let (len, chunks) = run(self.offload.as_ref(), ContainerRole::Compute, move || {
-                    encode(&c, k, m, data)
+                    encode(&c, k, m, &data, n)
                 })
                 .await
                 .map_err(IoError::Failed)??;
@@ -408,7 +437,7 @@ impl<N: Net> Frontend<N> {
                 while inflight.len() >= WINDOW {
                     maps.push(inflight.next().await.expect("in flight")?);
                 }
-                if ended && buf.is_empty() && pending.is_none() {
+                if ended && filled == 0 && pending.is_none() {
                     break;
                 }
             }
@@ -1200,6 +1229,42 @@ impl<N: Net> Frontend<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stripe's data chunks are the same whatever pieces its bytes arrived in; a chunk
+    /// that lies within one piece is that piece's memory (no copy).
+    #[test]
+    fn stripes_split_the_same_from_any_pieces_and_slice_aligned_ones() {
+        let codec = Isal::new(Scheme::new(3, 2).unwrap()).unwrap();
+        let data: Vec<u8> = (0..1000u32).map(|x| (x * 7 + x / 13) as u8).collect();
+        for size in [0usize, 1, 299, 300, 301, 1000] {
+            let whole = Bytes::from(data[..size].to_vec());
+            let (len, want) = encode(&codec, 3, 2, std::slice::from_ref(&whole), size).unwrap();
+            for cut in [1usize, 7, 100, 333, 334, 999] {
+                let pieces: Vec<Bytes> = (0..size)
+                    .step_by(cut)
+                    .map(|a| whole.slice(a..(a + cut).min(size)))
+                    .collect();
+                let (l, got) = encode(&codec, 3, 2, &pieces, size).unwrap();
+                assert_eq!((l, &got), (len, &want), "size {size}, pieces of {cut}");
+            }
+        }
+        // Pieces of exactly a chunk each: the data chunks are those pieces.
+        let pieces: Vec<Bytes> = (0..3)
+            .map(|i| Bytes::from(data[i * 100..(i + 1) * 100].to_vec()))
+            .collect();
+        let (len, chunks) = encode(&codec, 3, 2, &pieces, 300).unwrap();
+        assert_eq!(len, 100);
+        for i in 0..3 {
+            assert_eq!(chunks[i].as_ptr(), pieces[i].as_ptr(), "chunk {i} copied");
+        }
+        // A chunk within a larger piece is a slice of it; a short last one is padded.
+        let one = Bytes::from(data[..250].to_vec());
+        let (len, chunks) = encode(&codec, 3, 2, std::slice::from_ref(&one), 250).unwrap();
+        assert_eq!(len, 84);
+        assert_eq!(chunks[1].as_ptr(), one[84..].as_ptr());
+        assert_eq!(&chunks[2][..82], &data[168..250]);
+        assert_eq!(&chunks[2][82..], &[0, 0]);
+    }
     use crate::dataplane::cluster::objects::NodeData;
     use crate::dataplane::store::Store;
     use std::collections::HashMap;
