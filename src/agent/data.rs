@@ -656,6 +656,18 @@ impl GrpcNet {
         away
     }
 
+    /// When the first member away now will have been silent for `d` (its rebuild due);
+    /// None when no member is away or all have been for that long.
+    pub fn away_until(&self, d: Duration) -> Option<Instant> {
+        let away = self.away_now();
+        let seen = self.seen.lock().map(|s| s.clone()).unwrap_or_default();
+        let now = Instant::now();
+        away.iter()
+            .map(|n| seen.get(n).copied().unwrap_or(self.born) + d)
+            .filter(|t| *t > now)
+            .min()
+    }
+
     /// Resolves when a member goes away or comes back (as the pings find it).
     pub async fn changed(&self) {
         self.changed.notified().await
@@ -945,13 +957,24 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_net: Option<Arc<GrpcNet>> = None;
+    // When a member away now passes the grace period: its rebuild starts then, on every
+    // member alike, not at each one's next tick.
+    let mut due: Option<Instant> = None;
     loop {
-        // Every 2 s, and at once when the pings find a member gone or back.
+        // Every 2 s, at once when the pings find a member gone or back, and when a grace
+        // period ends.
         match &last_net {
             Some(n) => {
+                let grace_over = async {
+                    match due {
+                        Some(t) => tokio::time::sleep_until(t.into()).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     _ = tick.tick() => {}
                     _ = n.changed() => {}
+                    _ = grace_over => {}
                 }
             }
             None => {
@@ -965,6 +988,10 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
         last_net = Some(net.clone());
         let away = net.away_now();
         let failed = net.away(cfg.grace.max(AWAY_AFTER));
+        // A little past the moment, so that `away(grace)` holds then.
+        due = net
+            .away_until(cfg.grace.max(AWAY_AFTER))
+            .map(|t| t + Duration::from_millis(20));
         let node = net.node();
         let Ok(Ok(all)) = tokio::task::spawn_blocking(move || node.manifests("")).await else {
             continue;
@@ -1544,10 +1571,21 @@ async fn rebuild_pass(
         .collect();
     // Refreshed when older than LISTING_FRESH: a paced pass runs for long, and another
     // member may publish a newer revision meanwhile (a move, a second responsible node).
-    let listing = Arc::new(tokio::sync::Mutex::new((
+    let listed_at = Instant::now();
+    type Listing = Arc<Option<HashMap<String, (u64, NodeId, u32)>>>;
+    let listing: Arc<Mutex<(Instant, Listing)>> = Arc::new(Mutex::new((
         Instant::now(),
-        fe.newest_versions(&asked).await,
+        Arc::new(fe.newest_versions(&asked).await),
     )));
+    // One repair refreshes a stale listing; the others go on with the one they have
+    // meanwhile (a listing takes 0.1–0.3 s while the members rebuild, and every repair
+    // waited for it before).
+    let refreshing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Time spent listing (every repair waits while a refresh runs), for the pass's log line.
+    let listing_ms = Arc::new(std::sync::atomic::AtomicU64::new(
+        listed_at.elapsed().as_millis() as u64,
+    ));
+    let listings = Arc::new(std::sync::atomic::AtomicU64::new(1));
     let asked = Arc::new(asked);
     let futs: Vec<BoxFuture<'static, Repaired>> = work
         .iter()
@@ -1560,17 +1598,37 @@ async fn rebuild_pass(
                 listing.clone(),
                 asked.clone(),
             );
+            let (listing_ms, listings) = (listing_ms.clone(), listings.clone());
+            let refreshing = refreshing.clone();
             let (m, touched) = (m.clone(), *touched);
             Box::pin(async move {
                 let key = m.key.clone();
-                let current = {
-                    let mut l = listing.lock().await;
-                    if l.0.elapsed() > LISTING_FRESH {
-                        *l = (Instant::now(), fe.newest_versions(&asked).await);
+                use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+                let stale = listing
+                    .lock()
+                    .map(|l| l.0.elapsed() > LISTING_FRESH)
+                    .unwrap_or(false);
+                if stale
+                    && refreshing
+                        .compare_exchange(false, true, AcqRel, Acquire)
+                        .is_ok()
+                {
+                    let t = Instant::now();
+                    let fresh = Arc::new(fe.newest_versions(&asked).await);
+                    if let Ok(mut l) = listing.lock() {
+                        *l = (Instant::now(), fresh);
                     }
-                    l.1.as_ref()
-                        .is_some_and(|v| v.get(&key) == Some(&(m.generation, m.writer, m.revision)))
-                };
+                    refreshing.store(false, Release);
+                    listing_ms.fetch_add(t.elapsed().as_millis() as u64, Relaxed);
+                    listings.fetch_add(1, Relaxed);
+                }
+                let now: Listing = listing
+                    .lock()
+                    .map(|l| l.1.clone())
+                    .unwrap_or_else(|_| Arc::new(None));
+                let current = (*now)
+                    .as_ref()
+                    .is_some_and(|v| v.get(&key) == Some(&(m.generation, m.writer, m.revision)));
                 let r = if current {
                     fe.repair_from(m, &layout, &failed, &*pace).await
                 } else {
@@ -1617,8 +1675,10 @@ async fn rebuild_pass(
     }
     let secs = started.elapsed().as_secs_f64();
     tracing::warn!(
-        "rebuild: pass done: {done}/{total} stripes, {} in {secs:.1} s{}",
+        "rebuild: pass done: {done}/{total} stripes, {} in {secs:.1} s ({} listing(s) of the members' manifests, {} ms){}",
         humansize::format_size(bytes, humansize::BINARY),
+        listings.load(std::sync::atomic::Ordering::Relaxed),
+        listing_ms.load(std::sync::atomic::Ordering::Relaxed),
         error
             .as_ref()
             .map(|e| format!("; last error: {e}"))
