@@ -929,8 +929,9 @@ pub struct RebuildConfig {
     pub orphan_grace: Duration,
 }
 
-/// Every 2 s, and as soon as a member is found gone or back: counts the stripes this node
-/// is responsible for by chunks on members away (protection), and when members have been away longer than the grace period, rebuilds
+/// Every 2 s, as soon as a member is found gone or back, and as a grace period ends:
+/// counts the stripes this node is responsible for by chunks on members away
+/// (protection), and when members have been away longer than the grace period, rebuilds
 /// their chunks elsewhere — the most degraded objects first, at the configured rate,
 /// reporting progress every 2 s. Runs while the agent does.
 pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig) {
@@ -1581,7 +1582,7 @@ async fn rebuild_pass(
     // meanwhile (a listing takes 0.1–0.3 s while the members rebuild, and every repair
     // waited for it before).
     let refreshing = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    // Time spent listing (every repair waits while a refresh runs), for the pass's log line.
+    // Listings made and the time they took, for the pass's log line.
     let listing_ms = Arc::new(std::sync::atomic::AtomicU64::new(
         listed_at.elapsed().as_millis() as u64,
     ));

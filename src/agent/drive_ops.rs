@@ -261,7 +261,6 @@ fn move_out_all<'a>(
     keys: Vec<String>,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> impl futures::Stream<Item = (String, Result<u64, String>)> + 'a {
-    use futures::StreamExt;
     let mut groups: Vec<Vec<String>> = Vec::new();
     let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for k in keys {
