@@ -27,6 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bytes(".axon.v1.GetChunkReply.data")
         .bytes(".axon.v1.PutObjectRequest.data")
         .bytes(".axon.v1.GetObjectReply.data")
+        // prost's codec with buffers sized to the message (src/wire/codec.rs).
+        .codec_path("crate::wire::codec::WireCodec")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

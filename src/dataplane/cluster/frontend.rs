@@ -10,6 +10,7 @@
 
 use super::objects::{Manifest, NodeId, StripeMap, Summary, chunk_key, home_ranking};
 use super::placement::{self, Domain};
+use crate::dataplane::drive::zeroes;
 use crate::dataplane::ec::{Codec, Isal, Scheme};
 use crate::dataplane::offload::{Offload, run};
 use crate::model::pinning::ContainerRole;
@@ -194,7 +195,7 @@ fn encode(
             gather(pieces, start, end, len)
         })
         .collect();
-    let mut parity: Vec<Vec<u8>> = (0..m).map(|_| vec![0u8; len]).collect();
+    let mut parity: Vec<Vec<u8>> = (0..m).map(|_| zeroes(len)).collect();
     {
         let d: Vec<&[u8]> = chunks.iter().map(|c| &c[..]).collect();
         let mut p: Vec<&mut [u8]> = parity.iter_mut().map(Vec::as_mut_slice).collect();
@@ -636,7 +637,7 @@ impl<N: Net> Frontend<N> {
         let present: Vec<bool> = got.iter().map(Option::is_some).collect();
         let mut chunks: Vec<Vec<u8>> = got
             .into_iter()
-            .map(|g| g.map_or_else(|| vec![0u8; len as usize], |b| b.to_vec()))
+            .map(|g| g.map_or_else(|| zeroes(len as usize), |b| b.to_vec()))
             .collect();
         if present.iter().any(|p| !p) {
             codec
