@@ -394,11 +394,27 @@ fn drives_are_phased_out_cancelled_resumed_replaced_and_refused() {
     all_read(&inv);
     let held_d2 = usage(&inv)[&d2].2;
     assert!(held_d2 > 0);
-    let (code, out, err) = drive(&inv, &["deactivate", &d2, "--json"]);
+    // At a rate: a move starts only while the bytes moved are within it, so with up to 4
+    // objects in flight the whole takes at least (bytes - 4 chunks) / rate.
+    let (code, out, err) = drive(&inv, &["deactivate", &d2, "--rate", "512K", "--json"]);
     assert_eq!(code, 0, "{out}{err}");
     let op = last_op(&out);
     eprintln!("phase-out to other members: {}", op["summary"]);
     assert_eq!(op["output"]["moved_to_other_nodes"], held_d2, "{op:#}");
+    let took: f64 = op["summary"]
+        .as_str()
+        .unwrap()
+        .split(" in ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no duration in {op:#}"));
+    let bytes = op["output"]["moved_bytes"].as_u64().unwrap();
+    let floor = bytes.saturating_sub(4 * (64 << 10)) as f64 / (512 << 10) as f64;
+    assert!(
+        took >= floor - 0.1,
+        "{bytes} bytes at 512 KiB/s moved in {took} s, under the {floor:.1} s the rate allows"
+    );
     assert!(
         op["summary"]
             .as_str()

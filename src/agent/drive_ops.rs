@@ -13,6 +13,7 @@ use crate::model::ops::{DriveOutcome, OperationOutput, OperationState};
 use futures::StreamExt;
 use humansize::{BINARY, format_size};
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 /// What a drive operation is asked to do.
@@ -243,23 +244,31 @@ impl Tally {
 
     /// Waits as long as the bytes moved so far are ahead of `rate` (bytes per second).
     async fn pace(&self, rate: Option<u64>, started: Instant) {
-        if let Some(rate) = rate.filter(|r| *r > 0) {
-            let due = Duration::from_secs_f64(self.bytes as f64 / rate as f64);
-            let now = started.elapsed();
-            if due > now {
-                tokio::time::sleep(due - now).await;
-            }
+        pace(self.bytes, rate, started).await;
+    }
+}
+
+/// Waits as long as `bytes` moved since `started` are ahead of `rate` (bytes per second).
+async fn pace(bytes: u64, rate: Option<u64>, started: Instant) {
+    if let Some(rate) = rate.filter(|r| *r > 0) {
+        let due = Duration::from_secs_f64(bytes as f64 / rate as f64);
+        let now = started.elapsed();
+        if due > now {
+            tokio::time::sleep(due - now).await;
         }
     }
 }
 
 /// Moves `keys` to other members: the chunks of one object in turn, up to
-/// `MOVES_IN_FLIGHT` objects at once; each key with its outcome as it completes. Once
+/// `MOVES_IN_FLIGHT` objects at once; each key with its outcome as it completes. A move
+/// starts only while the bytes moved since `started` (those of `already`, then these) are
+/// within `rate`, so the moves under way run on while the next waits its turn. Once
 /// `cancel` fires no move starts, and the stream ends when those under way are done.
 fn move_out_all<'a>(
     e: &'a Elsewhere,
     keys: Vec<String>,
     cancel: &tokio_util::sync::CancellationToken,
+    (rate, started, already): (Option<u64>, Instant, u64),
 ) -> impl futures::Stream<Item = (String, Result<u64, String>)> + 'a {
     let mut groups: Vec<Vec<String>> = Vec::new();
     let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
@@ -273,16 +282,24 @@ fn move_out_all<'a>(
         groups[g].push(k);
     }
     let cancel = cancel.clone();
+    let moved = Arc::new(std::sync::atomic::AtomicU64::new(already));
     futures::stream::iter(groups.into_iter().map(move |g| {
-        let cancel = cancel.clone();
+        let (cancel, moved) = (cancel.clone(), moved.clone());
         Box::pin(futures::stream::unfold(g.into_iter(), move |mut rest| {
-            let cancel = cancel.clone();
+            let (cancel, moved) = (cancel.clone(), moved.clone());
             async move {
+                let k = rest.next()?;
+                tokio::select! {
+                    _ = pace(moved.load(Relaxed), rate, started) => {}
+                    _ = cancel.cancelled() => return None,
+                }
                 if cancel.is_cancelled() {
                     return None;
                 }
-                let k = rest.next()?;
                 let r = e.move_out(&k).await;
+                if let Ok(n) = r {
+                    moved.fetch_add(n, Relaxed);
+                }
                 Some(((k, r), rest))
             }
         }))
@@ -510,7 +527,7 @@ pub async fn deactivate(
             remote.len()
         ));
         let done_here = total - remote.len() as u64;
-        let mut moves = move_out_all(e, remote, &h.cancel);
+        let mut moves = move_out_all(e, remote, &h.cancel, (r.rate, started, tally.bytes));
         let mut i = done_here;
         while let Some((key, result)) = moves.next().await {
             match result {
@@ -527,7 +544,6 @@ pub async fn deactivate(
             }
             i += 1;
             h.step_bytes("move chunks", i, total, (tally.bytes, p.bytes));
-            tally.pace(r.rate, started).await;
         }
         // Cancelled: the moves under way finished (none was cut off halfway).
         if h.cancel.is_cancelled() {
