@@ -24,7 +24,7 @@
 use super::drive::{self, AlignedBuf, BLOCK, ChunkHeader, DriveError, DriveIo, DriveState};
 use super::ec::{Codec, EcError, Isal, Scheme};
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -2129,29 +2129,47 @@ impl Store {
         Ok(self.objects_on(id)?.into_keys().collect())
     }
 
-    /// Objects with chunks on drive `id`, each with its number of stripes.
+    /// Objects with chunks on drive `id`, each with its number of stripes. Walks the
+    /// drive's part of the chunk index (its keys sort by drive, then slot), so the cost
+    /// follows the chunks on that drive, not the size of the store.
     fn objects_on(&self, id: Uuid) -> Result<BTreeMap<String, u64>, StoreError> {
         let db_path = self.dir.join(DB_FILE);
         let e = db_err(&db_path);
         let rtx = self.db.begin_read().map_err(|x| e(x.into()))?;
-        let t = rtx.open_table(STRIPES).map_err(|x| e(x.into()))?;
-        let (mut stripes, mut on) = (HashMap::<String, u64>::new(), HashSet::new());
-        for row in t.iter().map_err(|x| e(x.into()))? {
+        let chunks = rtx.open_table(CHUNKS).map_err(|x| e(x.into()))?;
+        let stripes = rtx.open_table(STRIPES).map_err(|x| e(x.into()))?;
+        let objects = rtx.open_table(OBJECTS).map_err(|x| e(x.into()))?;
+        let d = id.as_u128();
+        let mut sids = BTreeSet::new();
+        for row in chunks
+            .range((d, 0)..=(d, u64::MAX))
+            .map_err(|x| e(x.into()))?
+        {
             let (_, v) = row.map_err(|x| e(x.into()))?;
-            if let Some(rec) = StripeRec::decode(v.value()) {
-                if rec.chunks.iter().flatten().any(|l| l.drive == id) {
-                    on.insert(rec.key.clone());
-                }
-                *stripes.entry(rec.key).or_insert(0) += 1;
-            }
+            sids.insert(v.value().0);
         }
-        Ok(on
-            .into_iter()
-            .map(|k| {
-                let n = stripes.get(&k).copied().unwrap_or(1);
-                (k, n)
-            })
-            .collect())
+        let mut out = BTreeMap::new();
+        for sid in sids {
+            let Some(v) = stripes.get(sid).map_err(|x| e(x.into()))? else {
+                continue;
+            };
+            // The stripe's own record has the last word on where its chunks are.
+            let Some(rec) = StripeRec::decode(v.value())
+                .filter(|r| r.chunks.iter().flatten().any(|l| l.drive == id))
+            else {
+                continue;
+            };
+            if out.contains_key(&rec.key) {
+                continue;
+            }
+            let n = objects
+                .get(rec.key.as_str())
+                .map_err(|x| e(x.into()))?
+                .and_then(|o| ObjectRec::decode(o.value()))
+                .map_or(1, |o| o.stripes.len() as u64);
+            out.insert(rec.key, n);
+        }
+        Ok(out)
     }
 
     /// Starts (or resumes) phasing drive `which` out: PHASING_OUT, so that nothing new is
