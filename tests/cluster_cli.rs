@@ -197,6 +197,29 @@ fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
             && line.contains("6 members · 6 drives active"),
         "{line}"
     );
+    // Its data line follows the members' Watch streams: these members hold no store, so
+    // no share of the data is counted (tests/cluster_io.rs counts one).
+    let data = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("data "))
+        .unwrap_or_else(|| panic!("no data line: {out}{err}"));
+    assert!(
+        data.contains("IO STARTED · protection not counted")
+            && data.contains("0 of 6 members reporting"),
+        "{data}"
+    );
+    let (_, out, err) = run(
+        &["status", "--inventory", &inv_s, "--json"],
+        Duration::from_secs(60),
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    let dp = &v["data_plane"];
+    assert_eq!(dp["reporting"], true, "{dp:#}");
+    assert_eq!(dp["io"], "STARTED", "{dp:#}");
+    assert!(dp["protection"].is_null(), "{dp:#}");
+    assert_eq!(dp["members"], 6, "{dp:#}");
+    assert!(dp["rebuild"].is_null(), "{dp:#}");
     // Each member's /metrics says so too.
     let body = scrape(&agents[2].metrics);
     for (series, want) in [

@@ -330,6 +330,15 @@ fn a_node_lost_past_the_grace_period_is_rebuilt_to_full_protection() {
         .find(|l| l.trim_start().starts_with("cluster "))
         .unwrap_or_else(|| panic!("no cluster line: {out}{err}"));
     assert!(line.contains("protection OK"), "{line}");
+    // Its data line, the shares the members report in their Watch streams: r4 is down.
+    let data = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("data "))
+        .unwrap_or_else(|| panic!("no data line: {out}{err}"));
+    assert!(
+        data.contains("IO STARTED · protection OK") && data.contains("5 of 6 members reporting"),
+        "{data}"
+    );
     // The console's Stripes panel, on the live cluster.
     let (code, frame, err) = run(
         &[

@@ -23,8 +23,10 @@
 //!                  nodes that are not up: last known health, not counted above)
 //! probes           blocked, total (of up nodes)
 //! cores            conflicts, reported_nodes (up nodes that reported pinning)
-//! data_plane       reporting: false; protection, io, rebuild: null (no data plane
-//!                  reports yet: no figure is made up)
+//! data_plane       reporting (false, and the rest null, when no member reports: no
+//!                  figure is made up), members_reporting, members, io, protection,
+//!                  stripes_by_lost, away (member ids), lost_chunks, rebuild (null unless
+//!                  one runs: stripes_done, stripes_total, bytes, rate, eta_secs)
 //! problems         worst first: {severity ("critical" | "warning" | "info"), kind
 //!                  ("node" | "cluster" | "check" | "drive" | "ports" | "cores" |
 //!                  "collector" | "stale"), node (null | name), text}
@@ -33,9 +35,10 @@
 use crate::cli::StatusArgs;
 use crate::clock::now_ms;
 use crate::fleet::health::{Health, NO_DATA_PLANE, Verdict};
-use crate::fleet::view::{ClusterView, FailureKind, NodeStatus, Severity, fmt_age};
+use crate::fleet::view::{ClusterView, DataplaneView, FailureKind, NodeStatus, Severity, fmt_age};
 use crate::fleet::{Fleet, FollowOptions, Inventory};
 use anyhow::Result;
+use humansize::{BINARY, format_size};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
@@ -72,8 +75,12 @@ fn view_name(view: &ClusterView, i: usize) -> String {
 }
 
 pub async fn run(inv: &Inventory, a: &StatusArgs) -> Result<i32> {
-    let mut fleet = Fleet::start(inv, FollowOptions::for_interval(a.interval))?;
+    let mut opts = FollowOptions::for_interval(a.interval);
+    // The data line adds up the members' shares against the cluster's configuration.
+    opts.cluster = true;
+    let mut fleet = Fleet::start(inv, opts)?;
     wait(&mut fleet, a.timeout, "status").await;
+    wait_dataplane(&mut fleet).await;
     let mut out = std::io::stdout().lock();
     let Some(every) = a.watch else {
         let h = Health::compute(&fleet.view, now_ms());
@@ -155,6 +162,26 @@ pub async fn run(inv: &Inventory, a: &StatusArgs) -> Result<i32> {
     Ok(code)
 }
 
+/// When the nodes report a data-plane cluster, waits (at most 3 s) for the configuration
+/// the fleet fetches from a member and for every member's share of the data (a member
+/// counts its share every 2 s), so the `data` line adds them all up.
+async fn wait_dataplane(fleet: &mut Fleet) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let pending = |v: &ClusterView| {
+        let members = v.nodes.iter().filter(|n| n.cluster.is_some()).count();
+        members > 0
+            && v.dataplane(now_ms())
+                .is_none_or(|dp| dp.data.is_none() || dp.reporting < members)
+    };
+    while pending(&fleet.view) {
+        tokio::select! {
+            _ = fleet.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = tokio::time::sleep_until(deadline) => return,
+        }
+    }
+}
+
 /// Follows the fleet until every node has answered or failed, or `timeout`. After a
 /// second, a terminal on stderr is told what is still awaited.
 pub async fn wait(fleet: &mut Fleet, timeout: Duration, verb: &str) {
@@ -218,6 +245,66 @@ fn utc(ms: i64) -> String {
 /// The summary: a header with the verdict, then one line per area (the figures of the
 /// Overview's health line, in words), the nodes that are not up with why, and the
 /// problems worst first.
+/// The `data` line: the members' shares added up, as the nodes report them in their
+/// Watch streams (the `cluster` line below it asks a member directly).
+fn data_line(dp: Option<&DataplaneView>) -> Vec<String> {
+    let Some(dp) = dp else {
+        return vec![format!("{NO_DATA_PLANE} (protection, IO status, rebuild)")];
+    };
+    let members = dp.config.members.len();
+    let mut parts = vec![format!("IO {}", dp.config.io.as_str())];
+    match &dp.data {
+        None => {
+            parts.push("protection not counted: no member reports its share of the data".into())
+        }
+        Some(d) => {
+            parts.push(format!("protection {}", d.protection));
+            if d.rebuild.active {
+                parts.push(format!(
+                    "rebuilding {}/{} stripes at {}/s, ETA {} s",
+                    d.rebuild.stripes_done,
+                    d.rebuild.stripes_total,
+                    format_size(d.rebuild.rate, BINARY),
+                    d.rebuild.eta_secs
+                ));
+            }
+            counted(&mut parts, d.away.len(), "member(s) away");
+            counted(
+                &mut parts,
+                d.lost_chunks as usize,
+                "chunk(s) being repaired",
+            );
+        }
+    }
+    parts.push(format!("{} of {members} members reporting", dp.reporting));
+    parts
+}
+
+/// `data_plane` in `--json`: reporting false and nulls when no member reports.
+fn data_json(dp: Option<&DataplaneView>) -> serde_json::Value {
+    let Some(dp) = dp else {
+        return json!({"reporting": false, "protection": null, "io": null, "rebuild": null});
+    };
+    let d = dp.data.as_ref();
+    json!({
+        "reporting": true,
+        "members_reporting": dp.reporting,
+        "members": dp.config.members.len(),
+        "io": dp.config.io.as_str(),
+        "protection": d.map(|d| d.protection.as_str()),
+        "stripes_by_lost": d.map(|d| &d.stripes_by_lost),
+        "away": d.map(|d| &d.away),
+        "lost_chunks": d.map(|d| d.lost_chunks),
+        "rebuild": d.filter(|d| d.rebuild.active).map(|d| json!({
+            "stripes_done": d.rebuild.stripes_done,
+            "stripes_total": d.rebuild.stripes_total,
+            "bytes": d.rebuild.bytes,
+            "rate": d.rebuild.rate,
+            "eta_secs": d.rebuild.eta_secs,
+        })),
+    })
+}
+
 pub fn render_text(view: &ClusterView, h: &Health, color: bool) -> String {
     let c = &h.counts;
     let total = view.nodes.len();
@@ -314,10 +401,7 @@ pub fn render_text(view: &ClusterView, h: &Health, color: bool) -> String {
             "no conflicts".into()
         }],
     );
-    line(
-        "data",
-        vec![format!("{NO_DATA_PLANE} (protection, IO status, rebuild)")],
-    );
+    line("data", data_line(view.dataplane(h.now_ms).as_ref()));
     if c.emulated > 0 {
         line(
             "emulated",
@@ -474,12 +558,7 @@ pub fn to_json(view: &ClusterView, h: &Health) -> serde_json::Value {
             "conflicts": c.conflicts,
             "reported_nodes": c.pinning_reported,
         },
-        "data_plane": {
-            "reporting": false,
-            "protection": null,
-            "io": null,
-            "rebuild": null,
-        },
+        "data_plane": data_json(view.dataplane(h.now_ms).as_ref()),
         "problems": problems,
     })
 }
