@@ -168,9 +168,18 @@ pub fn init(opts: Options) -> Telemetry {
         .with_default_directive(LevelFilter::INFO.into())
         .from_env_lossy();
     // openraft narrates every election and replication step at INFO: its warnings are
-    // what an operator needs, unless RUST_LOG asks for it by name.
+    // what an operator needs, unless RUST_LOG asks for it by name. Its replication also
+    // warns three times per failed call to a member that is down (every retry, for as
+    // long as it is down); `agent::raft` says once when a member becomes unreachable and
+    // when it is back, and openraft's errors still show.
     if !std::env::var("RUST_LOG").is_ok_and(|v| v.contains("openraft")) {
-        filter = filter.add_directive("openraft=warn".parse().expect("a valid directive"));
+        for d in [
+            "openraft=warn",
+            "openraft::replication=error",
+            "openraft::engine::handler::replication_handler=error",
+        ] {
+            filter = filter.add_directive(d.parse().expect("a valid directive"));
+        }
     }
     let mut problems = Vec::new();
     let fmt = match &opts.log {

@@ -20,8 +20,9 @@ use crate::wire::pb::raft_service_server::{RaftService, RaftServiceServer};
 use crate::wire::tls::{Fingerprint, provider};
 use openraft::error::{
     ClientWriteError, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
@@ -249,6 +250,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         Peer {
             target,
             channel: member_channel(&self.tls, target, &node.addr),
+            reached: true,
         }
     }
 }
@@ -264,6 +266,8 @@ type Rpc =
 pub struct Peer {
     target: NodeId,
     channel: Option<Channel>,
+    /// Whether the last call reached the peer: the log says when that changes, once.
+    reached: bool,
 }
 
 fn net_err<E: std::error::Error>(
@@ -302,7 +306,25 @@ impl Peer {
                 "the peer did not answer in time",
             )))
         })?
-        .map_err(net_err)?;
+        .map_err(|s| {
+            // No connection (nothing listens, the host is gone): openraft then waits out
+            // `backoff` before it tries this peer again, rather than every heartbeat.
+            if s.code() == tonic::Code::Unavailable {
+                if std::mem::replace(&mut self.reached, false) {
+                    tracing::warn!(
+                        "raft: member {} unreachable ({}); retried every 4 s at most until it answers",
+                        self.target,
+                        s.message()
+                    );
+                }
+                RPCError::Unreachable(Unreachable::new(&s))
+            } else {
+                net_err(s)
+            }
+        })?;
+        if !std::mem::replace(&mut self.reached, true) {
+            tracing::info!("raft: member {} reachable again", self.target);
+        }
         let r: Result<Resp, RaftError<NodeId, E>> =
             serde_json::from_slice(&reply.into_inner().json).map_err(net_err)?;
         r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
@@ -327,7 +349,18 @@ impl Peer {
     }
 }
 
+/// The waits before retrying a peer that could not be reached: 250 ms, doubling to 4 s.
+/// A member down for long is tried every 4 s (each try is a few lines in the log, from
+/// openraft), not at every heartbeat; one that returns is caught up within 4 s.
+fn unreachable_backoff() -> Backoff {
+    Backoff::new((0u32..).map(|i| Duration::from_millis(250 << i.min(4))))
+}
+
 impl RaftNetwork<TypeConfig> for Peer {
+    fn backoff(&self) -> Backoff {
+        unreachable_backoff()
+    }
+
     async fn append_entries(
         &mut self,
         req: AppendEntriesRequest<TypeConfig>,
@@ -1133,6 +1166,48 @@ impl ClusterHost {
         let node = self.member.lock().await.take();
         if let Some((_, node)) = node {
             node.shutdown().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_peer_is_retried_after_250_ms_doubling_to_4_s() {
+        let waits: Vec<u64> = unreachable_backoff()
+            .take(7)
+            .map(|d| d.as_millis() as u64)
+            .collect();
+        assert_eq!(waits, [250, 500, 1000, 2000, 4000, 4000, 4000]);
+    }
+
+    /// A peer with nothing listening is "unreachable" to openraft (which then backs off),
+    /// not a network error retried at every heartbeat.
+    #[tokio::test]
+    async fn a_refused_connection_is_unreachable() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Arc::new(super::super::tls::load_or_create(dir.path(), &["n1".into()]).unwrap());
+        let members = Arc::new(BTreeMap::from([(1, id.fingerprint.clone())]));
+        let tls = MemberTls {
+            identity: id,
+            members,
+        };
+        // A port that was just free: nothing listens there now.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut peer = Network::new(tls)
+            .new_client(1, &BasicNode::new(format!("127.0.0.1:{port}")))
+            .await;
+        let vote = VoteRequest::new(openraft::Vote::new(1, 2), None);
+        let option = RPCOption::new(Duration::from_secs(2));
+        match peer.vote(vote, option).await {
+            Err(RPCError::Unreachable(_)) => {}
+            other => panic!("want Unreachable, got {other:?}"),
         }
     }
 }
