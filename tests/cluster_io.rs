@@ -336,7 +336,9 @@ fn a_node_lost_past_the_grace_period_is_rebuilt_to_full_protection() {
         .find(|l| l.trim_start().starts_with("data "))
         .unwrap_or_else(|| panic!("no data line: {out}{err}"));
     assert!(
-        data.contains("IO STARTED · protection OK") && data.contains("5 of 6 members reporting"),
+        data.contains("IO STARTED · protection OK")
+            && data.contains("1 member(s) away, 1 past the grace period")
+            && data.contains("5 of 6 members reporting"),
         "{data}"
     );
     // The console's Stripes panel, on the live cluster.

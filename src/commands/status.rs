@@ -25,8 +25,9 @@
 //! cores            conflicts, reported_nodes (up nodes that reported pinning)
 //! data_plane       reporting (false, and the rest null, when no member reports: no
 //!                  figure is made up), members_reporting, members, io, protection,
-//!                  stripes_by_lost, away (member ids), lost_chunks, rebuild (null unless
-//!                  one runs: stripes_done, stripes_total, bytes, rate, eta_secs)
+//!                  stripes_by_lost, away and past_grace (member ids), lost_chunks,
+//!                  rebuild (null unless one runs: stripes_done, stripes_total, bytes,
+//!                  rate, eta_secs)
 //! problems         worst first: {severity ("critical" | "warning" | "info"), kind
 //!                  ("node" | "cluster" | "check" | "drive" | "ports" | "cores" |
 //!                  "collector" | "stale"), node (null | name), text}
@@ -268,7 +269,13 @@ fn data_line(dp: Option<&DataplaneView>) -> Vec<String> {
                     d.rebuild.eta_secs
                 ));
             }
-            counted(&mut parts, d.away.len(), "member(s) away");
+            match d.failed.len() {
+                0 => counted(&mut parts, d.away.len(), "member(s) away"),
+                past => parts.push(format!(
+                    "{} member(s) away, {past} past the grace period",
+                    d.away.len().max(past)
+                )),
+            }
             counted(
                 &mut parts,
                 d.lost_chunks as usize,
@@ -294,6 +301,7 @@ fn data_json(dp: Option<&DataplaneView>) -> serde_json::Value {
         "protection": d.map(|d| d.protection.as_str()),
         "stripes_by_lost": d.map(|d| &d.stripes_by_lost),
         "away": d.map(|d| &d.away),
+        "past_grace": d.map(|d| &d.failed),
         "lost_chunks": d.map(|d| d.lost_chunks),
         "rebuild": d.filter(|d| d.rebuild.active).map(|d| json!({
             "stripes_done": d.rebuild.stripes_done,
