@@ -482,14 +482,6 @@ fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// A buffer whose start is aligned to `BLOCK`, as O_DIRECT wants, without unsafe code:
-/// a Vec one block longer than asked, used from its first aligned byte.
-pub struct AlignedBuf {
-    v: Vec<u8>,
-    off: usize,
-    len: usize,
-}
-
 /// `len` zero bytes, zeroed by a `memset` on whatever memory the allocator hands out.
 /// `vec![0; n]` asks for zeroed memory instead (`calloc`), and for a block the size of a
 /// chunk jemalloc then returns the recycled pages to the kernel (`madvise`) so that the
@@ -501,6 +493,14 @@ pub fn zeroes(len: usize) -> Vec<u8> {
     // back into a `calloc`.
     v.resize(len, std::hint::black_box(0u8));
     v
+}
+
+/// A buffer whose start is aligned to `BLOCK`, as O_DIRECT wants, without unsafe code:
+/// a Vec one block longer than asked, used from its first aligned byte.
+pub struct AlignedBuf {
+    v: Vec<u8>,
+    off: usize,
+    len: usize,
 }
 
 impl AlignedBuf {

@@ -1,8 +1,11 @@
 //! The codec every generated service uses (`build.rs` names it): prost's, with buffers sized
-//! to the message. tonic starts each call's encode and decode buffer at 8 KiB and grows it
-//! as bytes arrive; a 1 MiB chunk then costs a chain of reallocations, the last of which
-//! copies the whole chunk again, and fresh pages that fault in one by one. The messages
-//! that carry chunk or object bytes get a buffer that holds a chunk at once.
+//! to the message. tonic starts each call's encode and decode buffer at 8 KiB. Encoding a
+//! 1 MiB chunk then grows it once, onto fresh pages. Decoding is worse: once it has read a
+//! message's header, tonic reserves the message's length on top of what is already
+//! buffered. With 1 MiB HTTP/2 frames that is most of the message, so the buffer is
+//! reallocated and the chunk copied again. The messages that carry chunk or object bytes
+//! get buffers that hold a chunk from the start: one chunk to encode into, and two to
+//! decode into (what arrived with the header plus the reservation).
 
 use std::any::TypeId;
 use std::marker::PhantomData;
@@ -13,25 +16,32 @@ use tonic_prost::{ProstDecoder, ProstEncoder};
 
 use super::pb;
 
-/// Room for a 1 MiB chunk or object piece, its key and framing.
-pub const BULK_BUFFER: usize = (1 << 20) + (16 << 10);
+/// Room to encode a 1 MiB chunk or object piece with its key and framing.
+pub const BULK_ENCODE: usize = (1 << 20) + (16 << 10);
+/// Room to decode one: a first frame of up to 1 MiB, then tonic's reservation of the
+/// whole message on top of it.
+pub const BULK_DECODE: usize = 2 * BULK_ENCODE;
 
 /// tonic's defaults: an 8 KiB buffer, handed to HTTP/2 once 32 KiB are encoded.
 const SMALL: (usize, usize) = (8 << 10, 32 << 10);
 
-/// Buffer settings for message type `M`.
-fn settings<M: 'static>() -> BufferSettings {
-    let t = TypeId::of::<M>();
-    let bulk = [
+/// Whether messages of type `M` carry chunk or object bytes.
+fn bulk<M: 'static>() -> bool {
+    [
         TypeId::of::<pb::PutChunkRequest>(),
         TypeId::of::<pb::GetChunkReply>(),
         TypeId::of::<pb::PutObjectRequest>(),
         TypeId::of::<pb::GetObjectReply>(),
-    ];
-    if bulk.contains(&t) {
-        BufferSettings::new(BULK_BUFFER, SMALL.1)
-    } else {
-        BufferSettings::new(SMALL.0, SMALL.1)
+    ]
+    .contains(&TypeId::of::<M>())
+}
+
+/// Buffer settings to encode (`decode` false) or decode messages of type `M`.
+fn settings<M: 'static>(decode: bool) -> BufferSettings {
+    match (bulk::<M>(), decode) {
+        (true, false) => BufferSettings::new(BULK_ENCODE, SMALL.1),
+        (true, true) => BufferSettings::new(BULK_DECODE, SMALL.1),
+        (false, _) => BufferSettings::new(SMALL.0, SMALL.1),
     }
 }
 
@@ -56,11 +66,11 @@ where
     type Decoder = WireDecoder<U>;
 
     fn encoder(&mut self) -> Self::Encoder {
-        WireEncoder(ProstEncoder::new(settings::<T>()))
+        WireEncoder(ProstEncoder::new(settings::<T>(false)))
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        WireDecoder(ProstDecoder::new(settings::<U>()))
+        WireDecoder(ProstDecoder::new(settings::<U>(true)))
     }
 }
 
@@ -104,13 +114,17 @@ mod tests {
     }
 
     #[test]
-    fn chunk_messages_get_a_chunk_sized_buffer_and_the_rest_tonics_default() {
-        let bulk = size(BufferSettings::new(BULK_BUFFER, SMALL.1));
+    fn chunk_messages_get_chunk_sized_buffers_and_the_rest_tonics_default() {
+        let enc = size(BufferSettings::new(BULK_ENCODE, SMALL.1));
+        let dec = size(BufferSettings::new(BULK_DECODE, SMALL.1));
         let small = size(BufferSettings::new(SMALL.0, SMALL.1));
         assert_eq!(small, size(BufferSettings::default()));
         let mut c = WireCodec::<pb::PutChunkRequest, pb::GetChunkReply>::default();
-        assert_eq!(size(c.encoder().buffer_settings()), bulk);
-        assert_eq!(size(c.decoder().buffer_settings()), bulk);
+        assert_eq!(size(c.encoder().buffer_settings()), enc);
+        assert_eq!(size(c.decoder().buffer_settings()), dec);
+        let mut c = WireCodec::<pb::PutObjectRequest, pb::GetObjectReply>::default();
+        assert_eq!(size(c.encoder().buffer_settings()), enc);
+        assert_eq!(size(c.decoder().buffer_settings()), dec);
         let mut c = WireCodec::<pb::GetChunkRequest, pb::PutChunkReply>::default();
         assert_eq!(size(c.encoder().buffer_settings()), small);
         assert_eq!(size(c.decoder().buffer_settings()), small);
