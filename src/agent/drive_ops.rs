@@ -241,21 +241,21 @@ impl Tally {
             self.bytes += n;
         }
     }
-
-    /// Waits as long as the bytes moved so far are ahead of `rate` (bytes per second).
-    async fn pace(&self, rate: Option<u64>, started: Instant) {
-        pace(self.bytes, rate, started).await;
-    }
 }
 
-/// Waits as long as `bytes` moved since `started` are ahead of `rate` (bytes per second).
+/// How long `bytes` moved since `started` are ahead of `rate` (bytes per second); zero
+/// when they are not, or with no rate.
+fn due(bytes: u64, rate: Option<u64>, started: Instant) -> Duration {
+    rate.filter(|r| *r > 0).map_or(Duration::ZERO, |rate| {
+        Duration::from_secs_f64(bytes as f64 / rate as f64).saturating_sub(started.elapsed())
+    })
+}
+
+/// Waits as long as `bytes` moved since `started` are ahead of `rate`.
 async fn pace(bytes: u64, rate: Option<u64>, started: Instant) {
-    if let Some(rate) = rate.filter(|r| *r > 0) {
-        let due = Duration::from_secs_f64(bytes as f64 / rate as f64);
-        let now = started.elapsed();
-        if due > now {
-            tokio::time::sleep(due - now).await;
-        }
+    let ahead = due(bytes, rate, started);
+    if !ahead.is_zero() {
+        tokio::time::sleep(ahead).await;
     }
 }
 
@@ -289,10 +289,20 @@ fn move_out_all<'a>(
             let (cancel, moved) = (cancel.clone(), moved.clone());
             async move {
                 let k = rest.next()?;
-                tokio::select! {
-                    _ = pace(moved.load(Relaxed), rate, started) => {}
-                    _ = cancel.cancelled() => return None,
+                // Until the bytes moved (counted afresh after each wait: moves finish
+                // meanwhile) are within the rate, or a cancel.
+                loop {
+                    let ahead = due(moved.load(Relaxed), rate, started);
+                    if ahead.is_zero() {
+                        break;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(ahead) => {}
+                        _ = cancel.cancelled() => return None,
+                    }
                 }
+                // `select!` picks a ready branch at random: a cancel that came with the
+                // end of a wait is seen here.
                 if cancel.is_cancelled() {
                     return None;
                 }
@@ -519,7 +529,7 @@ pub async fn deactivate(
                 tally.failed += 1;
             }
         }
-        tally.pace(r.rate, started).await;
+        pace(tally.bytes, r.rate, started).await;
     }
     if let Some(e) = elsewhere.as_ref().filter(|_| !remote.is_empty()) {
         h.log(format!(
