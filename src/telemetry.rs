@@ -168,14 +168,14 @@ pub fn init(opts: Options) -> Telemetry {
         .with_default_directive(LevelFilter::INFO.into())
         .from_env_lossy();
     // openraft narrates every election and replication step at INFO: its warnings are
-    // what an operator needs, unless RUST_LOG asks for it by name. Its replication also
-    // warns three times per failed call to a member that is down (every retry, for as
-    // long as it is down); `agent::raft` says once when a member becomes unreachable and
-    // when it is back, and openraft's errors still show.
+    // what an operator needs, unless RUST_LOG asks for it by name. Its replication
+    // handler repeats each failed call to a member that is down twice more ("update
+    // progress error", "heartbeat error"), for as long as it is down; the replication
+    // task's own warning and error about the call still show, and `agent::raft` says
+    // once when a member becomes unreachable and when it is back.
     if !std::env::var("RUST_LOG").is_ok_and(|v| v.contains("openraft")) {
         for d in [
             "openraft=warn",
-            "openraft::replication=error",
             "openraft::engine::handler::replication_handler=error",
         ] {
             filter = filter.add_directive(d.parse().expect("a valid directive"));

@@ -34,10 +34,10 @@ use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 
@@ -235,11 +235,17 @@ pub fn member_channel(tls: &MemberTls, target: NodeId, addr: &str) -> Option<Cha
 #[derive(Clone)]
 pub struct Network {
     tls: MemberTls,
+    /// Members the last call could not reach, shared by every client openraft makes (one
+    /// per replication stream, one per vote round), so each change is logged once.
+    unreachable: Arc<Mutex<HashSet<NodeId>>>,
 }
 
 impl Network {
     pub fn new(tls: MemberTls) -> Network {
-        Network { tls }
+        Network {
+            tls,
+            unreachable: Arc::default(),
+        }
     }
 }
 
@@ -250,7 +256,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         Peer {
             target,
             channel: member_channel(&self.tls, target, &node.addr),
-            reached: true,
+            unreachable: self.unreachable.clone(),
         }
     }
 }
@@ -266,8 +272,8 @@ type Rpc =
 pub struct Peer {
     target: NodeId,
     channel: Option<Channel>,
-    /// Whether the last call reached the peer: the log says when that changes, once.
-    reached: bool,
+    /// The network's set of members out of reach (see `Network::unreachable`).
+    unreachable: Arc<Mutex<HashSet<NodeId>>>,
 }
 
 fn net_err<E: std::error::Error>(
@@ -307,14 +313,16 @@ impl Peer {
             )))
         })?
         .map_err(|s| {
-            // No connection (nothing listens, the host is gone): openraft then waits out
-            // `backoff` before it tries this peer again, rather than every heartbeat.
+            // No connection (nothing listens at the address; a host that is silent times
+            // out instead): openraft then waits out `backoff` before it tries this peer
+            // again, rather than at every heartbeat.
             if s.code() == tonic::Code::Unavailable {
-                if std::mem::replace(&mut self.reached, false) {
+                if self.set_reached(false) {
                     tracing::warn!(
-                        "raft: member {} unreachable ({}); retried every 4 s at most until it answers",
+                        "raft: member {} unreachable ({}); tried again every {} s at most until it answers",
                         self.target,
-                        s.message()
+                        s.message(),
+                        BACKOFF_MAX.as_secs()
                     );
                 }
                 RPCError::Unreachable(Unreachable::new(&s))
@@ -322,7 +330,7 @@ impl Peer {
                 net_err(s)
             }
         })?;
-        if !std::mem::replace(&mut self.reached, true) {
+        if self.set_reached(true) {
             tracing::info!("raft: member {} reachable again", self.target);
         }
         let r: Result<Resp, RaftError<NodeId, E>> =
@@ -332,6 +340,18 @@ impl Peer {
 }
 
 impl Peer {
+    /// Records whether this peer answered; true when that changed.
+    fn set_reached(&self, reached: bool) -> bool {
+        let Ok(mut set) = self.unreachable.lock() else {
+            return false;
+        };
+        if reached {
+            set.remove(&self.target)
+        } else {
+            set.insert(self.target)
+        }
+    }
+
     /// Hands a proposal to this peer, the leader, over the members' channel.
     pub async fn forward(&mut self, cmd: &Command) -> Result<Result<Applied, String>, String> {
         let Some(ch) = self.channel.clone() else {
@@ -349,11 +369,15 @@ impl Peer {
     }
 }
 
-/// The waits before retrying a peer that could not be reached: 250 ms, doubling to 4 s.
-/// A member down for long is tried every 4 s (each try is a few lines in the log, from
-/// openraft), not at every heartbeat; one that returns is caught up within 4 s.
+/// The longest wait before retrying a peer that could not be reached.
+const BACKOFF_MAX: Duration = Duration::from_secs(4);
+
+/// The waits before retrying a peer that could not be reached: 250 ms, doubling to
+/// `BACKOFF_MAX`. A member down for long is tried every 4 s (each try is two lines in
+/// the log, from openraft), not at every heartbeat; one that returns is caught up within
+/// 4 s.
 fn unreachable_backoff() -> Backoff {
-    Backoff::new((0u32..).map(|i| Duration::from_millis(250 << i.min(4))))
+    Backoff::new((0u32..).map(|i| (Duration::from_millis(250) * (1 << i.min(4))).min(BACKOFF_MAX)))
 }
 
 impl RaftNetwork<TypeConfig> for Peer {
@@ -1188,12 +1212,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_connection_is_unreachable() {
         let dir = tempfile::tempdir().unwrap();
-        let id = Arc::new(super::super::tls::load_or_create(dir.path(), &["n1".into()]).unwrap());
-        let members = Arc::new(BTreeMap::from([(1, id.fingerprint.clone())]));
-        let tls = MemberTls {
-            identity: id,
-            members,
-        };
+        let tls = peer_tls(&dir);
         // A port that was just free: nothing listens there now.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -1208,6 +1227,24 @@ mod tests {
         match peer.vote(vote, option).await {
             Err(RPCError::Unreachable(_)) => {}
             other => panic!("want Unreachable, got {other:?}"),
+        }
+        // The network remembers it for every client of that member: openraft makes a new
+        // one per vote round, and the change is logged once, not once per client.
+        let mut net = Network {
+            tls: peer_tls(&dir),
+            unreachable: peer.unreachable.clone(),
+        };
+        let other = net.new_client(1, &BasicNode::new("127.0.0.1:1")).await;
+        assert!(!other.set_reached(false), "already known unreachable");
+        assert!(other.set_reached(true), "back: a change, logged");
+        assert!(!peer.set_reached(true), "and only once");
+    }
+
+    fn peer_tls(dir: &tempfile::TempDir) -> MemberTls {
+        let id = Arc::new(super::super::tls::load_or_create(dir.path(), &["n1".into()]).unwrap());
+        MemberTls {
+            members: Arc::new(BTreeMap::from([(1, id.fingerprint)])),
+            identity: id,
         }
     }
 }
