@@ -164,15 +164,29 @@ pub async fn run(inv: &Inventory, a: &StatusArgs) -> Result<i32> {
 }
 
 /// When the nodes report a data-plane cluster, waits (at most 3 s) for the configuration
-/// the fleet fetches from a member and for every member's share of the data (a member
-/// counts its share every 2 s), so the `data` line adds them all up.
+/// the fleet fetches from a member and for the share of the data of every member that
+/// answers and holds drives (a member counts its share every 2 s), so the `data` line
+/// adds them all up.
 async fn wait_dataplane(fleet: &mut Fleet) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     let pending = |v: &ClusterView| {
-        let members = v.nodes.iter().filter(|n| n.cluster.is_some()).count();
-        members > 0
-            && v.dataplane(now_ms())
-                .is_none_or(|dp| dp.data.is_none() || dp.reporting < members)
+        let now = now_ms();
+        let holders = v
+            .nodes
+            .iter()
+            .filter(|n| {
+                n.received_ms
+                    .is_some_and(|r| now.saturating_sub(r) <= 10_000)
+            })
+            .filter(|n| {
+                n.snapshot
+                    .as_ref()
+                    .and_then(|s| s.dataplane.as_ref())
+                    .is_some_and(|d| !d.cluster.is_empty() && !d.drives.is_empty())
+            })
+            .count();
+        let members = v.nodes.iter().any(|n| n.cluster.is_some());
+        members && v.dataplane(now).is_none_or(|dp| dp.reporting < holders)
     };
     while pending(&fleet.view) {
         tokio::select! {
@@ -243,14 +257,16 @@ fn utc(ms: i64) -> String {
         .unwrap_or_else(|| format!("{ms} ms"))
 }
 
-/// The summary: a header with the verdict, then one line per area (the figures of the
-/// Overview's health line, in words), the nodes that are not up with why, and the
-/// problems worst first.
 /// The `data` line: the members' shares added up, as the nodes report them in their
-/// Watch streams (the `cluster` line below it asks a member directly).
-fn data_line(dp: Option<&DataplaneView>) -> Vec<String> {
+/// Watch streams (the `cluster` line below it asks a member directly). `members`: some
+/// node reports that it is a member of a cluster.
+fn data_line(dp: Option<&DataplaneView>, members: bool) -> Vec<String> {
     let Some(dp) = dp else {
-        return vec![format!("{NO_DATA_PLANE} (protection, IO status, rebuild)")];
+        return vec![if members {
+            "the nodes report a cluster; its configuration has not arrived yet".into()
+        } else {
+            format!("{NO_DATA_PLANE} (protection, IO status, rebuild)")
+        }];
     };
     let members = dp.config.members.len();
     let mut parts = vec![format!("IO {}", dp.config.io.as_str())];
@@ -290,7 +306,18 @@ fn data_line(dp: Option<&DataplaneView>) -> Vec<String> {
 /// `data_plane` in `--json`: reporting false and nulls when no member reports.
 fn data_json(dp: Option<&DataplaneView>) -> serde_json::Value {
     let Some(dp) = dp else {
-        return json!({"reporting": false, "protection": null, "io": null, "rebuild": null});
+        return json!({
+            "reporting": false,
+            "members_reporting": null,
+            "members": null,
+            "io": null,
+            "protection": null,
+            "stripes_by_lost": null,
+            "away": null,
+            "past_grace": null,
+            "lost_chunks": null,
+            "rebuild": null,
+        });
     };
     let d = dp.data.as_ref();
     json!({
@@ -313,6 +340,9 @@ fn data_json(dp: Option<&DataplaneView>) -> serde_json::Value {
     })
 }
 
+/// The summary: a header with the verdict, then one line per area (the figures of the
+/// Overview's health line, in words), the nodes that are not up with why, and the
+/// problems worst first.
 pub fn render_text(view: &ClusterView, h: &Health, color: bool) -> String {
     let c = &h.counts;
     let total = view.nodes.len();
@@ -409,7 +439,13 @@ pub fn render_text(view: &ClusterView, h: &Health, color: bool) -> String {
             "no conflicts".into()
         }],
     );
-    line("data", data_line(view.dataplane(h.now_ms).as_ref()));
+    line(
+        "data",
+        data_line(
+            view.dataplane(h.now_ms).as_ref(),
+            view.nodes.iter().any(|n| n.cluster.is_some()),
+        ),
+    );
     if c.emulated > 0 {
         line(
             "emulated",
@@ -569,4 +605,90 @@ pub fn to_json(view: &ClusterView, h: &Health) -> serde_json::Value {
         "data_plane": data_json(view.dataplane(h.now_ms).as_ref()),
         "problems": problems,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::cluster::{ClusterConfig, IoStatus, Member};
+    use crate::model::dataplane::DataStatus;
+    use std::sync::Arc;
+
+    fn view(data: Option<DataStatus>, reporting: usize) -> DataplaneView {
+        let members = (1..=6)
+            .map(|i| {
+                let m = Member {
+                    name: format!("n{i}"),
+                    address: String::new(),
+                };
+                (i, m)
+            })
+            .collect();
+        DataplaneView {
+            config: Arc::new(ClusterConfig {
+                cluster: Some("c".into()),
+                k: 4,
+                m: 2,
+                members,
+                io: IoStatus::Started,
+                ..Default::default()
+            }),
+            leader: 1,
+            reporting,
+            data,
+        }
+    }
+
+    #[test]
+    fn the_data_line_and_json_carry_a_rebuild_and_members_away() {
+        let mut d = DataStatus {
+            stripes_by_lost: vec![90, 10, 0, 0],
+            away: vec![4],
+            failed: vec![4],
+            protection: "REBUILDING".into(),
+            lost_chunks: 0,
+            ..Default::default()
+        };
+        d.rebuild.active = true;
+        d.rebuild.stripes_done = 40;
+        d.rebuild.stripes_total = 50;
+        d.rebuild.rate = 3 << 20;
+        d.rebuild.eta_secs = 4;
+        let v = view(Some(d), 5);
+        assert_eq!(
+            data_line(Some(&v), true).join(" · "),
+            "IO STARTED · protection REBUILDING · rebuilding 40/50 stripes at 3 MiB/s, ETA 4 s \
+             · 1 member(s) away, 1 past the grace period · 5 of 6 members reporting"
+        );
+        let j = data_json(Some(&v));
+        assert_eq!(j["rebuild"]["stripes_done"], 40);
+        assert_eq!(j["rebuild"]["eta_secs"], 4);
+        assert_eq!(j["past_grace"], json!([4]));
+        assert_eq!(j["members_reporting"], 5);
+        assert_eq!(j["stripes_by_lost"], json!([90, 10, 0, 0]));
+    }
+
+    #[test]
+    fn without_a_data_plane_every_field_is_there_and_null_but_reporting() {
+        let j = data_json(None);
+        let o = j.as_object().unwrap();
+        let full = data_json(Some(&view(Some(DataStatus::default()), 6)));
+        let keys: Vec<&String> = full.as_object().unwrap().keys().collect();
+        assert_eq!(o.keys().collect::<Vec<_>>(), keys);
+        assert!(
+            o.iter().all(|(k, v)| k == "reporting" || v.is_null()),
+            "{j}"
+        );
+        assert_eq!(j["reporting"], false);
+        assert_eq!(
+            data_line(None, false),
+            ["no data plane reporting (protection, IO status, rebuild)"]
+        );
+        assert!(data_line(None, true)[0].contains("configuration has not arrived"));
+        assert!(
+            data_line(Some(&view(None, 0)), true)
+                .join(" · ")
+                .contains("protection not counted")
+        );
+    }
 }
