@@ -8,7 +8,7 @@
 mod common;
 
 use common::agents::sample;
-use common::dataplane::{agent_with_store, status, until};
+use common::dataplane::{agent_with_store, status, status_line, until};
 use common::process::{Agent, Token, inventory_with, run, scrape};
 use std::path::Path;
 use std::time::Duration;
@@ -188,10 +188,7 @@ fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
     });
     // axon status carries the cluster's line.
     let (_, out, err) = run(&["status", "--inventory", &inv_s], Duration::from_secs(60));
-    let line = out
-        .lines()
-        .find(|l| l.trim_start().starts_with("cluster "))
-        .unwrap_or_else(|| panic!("no cluster line: {out}{err}"));
+    let line = status_line(&out, &err, "cluster");
     assert!(
         line.contains("4+2 with 0 hot spares · IO STARTED · leader n")
             && line.contains("6 members · 6 drives active"),
@@ -199,10 +196,7 @@ fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
     );
     // Its data line follows the members' Watch streams: these members hold no store, so
     // no share of the data is counted (tests/cluster_io.rs counts one).
-    let data = out
-        .lines()
-        .find(|l| l.trim_start().starts_with("data "))
-        .unwrap_or_else(|| panic!("no data line: {out}{err}"));
+    let data = status_line(&out, &err, "data");
     assert!(
         data.contains("IO STARTED · protection not counted")
             && data.contains("0 of 6 members reporting"),

@@ -9,7 +9,7 @@
 mod common;
 
 use common::dataplane::{
-    bytes, form, get, inventory_via, put, start, start_io, start_with, until_data,
+    bytes, form, get, inventory_via, put, start, start_io, start_with, status_line, until_data,
 };
 use common::process::{Agent, Token, inventory_with, run};
 use std::time::{Duration, Instant};
@@ -325,16 +325,10 @@ fn a_node_lost_past_the_grace_period_is_rebuilt_to_full_protection() {
     assert!(log.contains("rebuild: pass done"), "{log}");
     // axon status carries protection in its cluster line; /metrics the rebuild.
     let (_, out, err) = run(&["status", "--inventory", &inv_s], Duration::from_secs(60));
-    let line = out
-        .lines()
-        .find(|l| l.trim_start().starts_with("cluster "))
-        .unwrap_or_else(|| panic!("no cluster line: {out}{err}"));
+    let line = status_line(&out, &err, "cluster");
     assert!(line.contains("protection OK"), "{line}");
     // Its data line, the shares the members report in their Watch streams: r4 is down.
-    let data = out
-        .lines()
-        .find(|l| l.trim_start().starts_with("data "))
-        .unwrap_or_else(|| panic!("no data line: {out}{err}"));
+    let data = status_line(&out, &err, "data");
     assert!(
         data.contains("IO STARTED · protection OK")
             && data.contains("1 member(s) away, 1 past the grace period")

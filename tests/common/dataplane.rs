@@ -263,3 +263,11 @@ pub fn until_data(
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+/// The line of `axon status` text output headed `label` (`cluster`, `data`…); panics
+/// with the whole output (and stderr) when there is none.
+pub fn status_line<'a>(out: &'a str, err: &str, label: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.trim_start().starts_with(&format!("{label} ")))
+        .unwrap_or_else(|| panic!("no {label} line: {out}{err}"))
+}
