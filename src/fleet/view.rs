@@ -179,32 +179,42 @@ pub struct Digest {
     /// The probe summary's peers that are nodes of this view, by node index, sorted by
     /// it. They are moved out of the snapshot's summary when it arrives (a compact form:
     /// at 1,000 nodes the full mesh is a million entries); peers not in the view stay
-    /// there. A Watch delta updates the cells of the peers it carries.
+    /// there. A Watch delta updates the cells of the peers it carries. The matrix holds
+    /// the first 65,536 nodes of the view; peers beyond stay in the summary.
     pub probe_peers: Vec<PeerCell>,
+    /// When the newest of these results was observed, console clock, unix seconds (0
+    /// when none is known): each cell's age counts back from it.
+    pub probe_base_s: u32,
 }
 
-/// Twelve bytes per cell: a 1,000-node full mesh is a million of them.
+/// Eight bytes per cell: a 1,000-node full mesh is a million of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerCell {
-    pub node: u32,
+    /// The peer, by node index in the view.
+    pub node: u16,
+    /// Seconds from this result to the node's newest one (`Digest::probe_base_s`),
+    /// saturating at `BACK_MAX` (18 h); `BACK_UNKNOWN` when it is not known when.
+    back_s: u16,
     /// The worst state per port group, 3 bits each (0: not probed, else 1 + badness), in
     /// bits 0..18; the best round trip in ms in bits 18..32 (saturating at
     /// `RTT_NONE - 1` = 16.4 s; `RTT_NONE` when no probe was answered).
     bits: u32,
-    /// When the peer was probed, console clock, unix seconds; 0 when unknown.
-    observed_s: u32,
 }
+
+const BACK_UNKNOWN: u16 = u16::MAX;
+const BACK_MAX: u16 = u16::MAX - 1;
 
 const GROUPS: usize = crate::model::probes::SUMMARY_GROUPS.len();
 const RTT_SHIFT: u32 = 3 * GROUPS as u32;
 const RTT_NONE: u32 = (1 << (32 - RTT_SHIFT)) - 1;
 
 impl PeerCell {
+    /// `back_s`: seconds before the node's newest result; None when unknown.
     pub fn new(
-        node: u32,
+        node: u16,
         states: [Option<crate::model::probes::ProbeState>; GROUPS],
         rtt_ms: Option<u32>,
-        observed_s: u32,
+        back_s: Option<u32>,
     ) -> PeerCell {
         let mut bits = 0u32;
         for (g, st) in states.iter().enumerate() {
@@ -214,8 +224,8 @@ impl PeerCell {
         let rtt = rtt_ms.map_or(RTT_NONE, |r| r.min(RTT_NONE - 1));
         PeerCell {
             node,
+            back_s: back_s.map_or(BACK_UNKNOWN, |b| b.min(u32::from(BACK_MAX)) as u16),
             bits: bits | (rtt << RTT_SHIFT),
-            observed_s,
         }
     }
 
@@ -239,23 +249,37 @@ impl PeerCell {
         (r != RTT_NONE).then_some(r)
     }
 
-    /// How old the result is at `now_ms` (console clock); None when unknown.
-    pub fn age_ms(&self, now_ms: i64) -> Option<i64> {
-        (self.observed_s != 0).then(|| {
-            now_ms
-                .saturating_sub(i64::from(self.observed_s) * 1000)
-                .max(0)
+    /// How old the result is at `now_ms` (console clock), its node's newest result
+    /// having been observed at `base_s`; None when unknown. Results more than 18 h older
+    /// than the newest count as 18 h older.
+    pub fn age_ms(&self, base_s: u32, now_ms: i64) -> Option<i64> {
+        (self.back_s != BACK_UNKNOWN && base_s != 0).then(|| {
+            let observed = i64::from(base_s) - i64::from(self.back_s);
+            now_ms.saturating_sub(observed * 1000).max(0)
         })
+    }
+
+    /// Moves the reference `by` seconds later: the result is that much further back.
+    fn rebase(&mut self, by: u32) {
+        if self.back_s != BACK_UNKNOWN {
+            self.back_s = (u32::from(self.back_s) + by).min(u32::from(BACK_MAX)) as u16;
+        }
     }
 }
 
 impl Digest {
     /// The cell of node `node`, if this node reports probes to it.
     pub fn probe_cell(&self, node: usize) -> Option<&PeerCell> {
+        let node = u16::try_from(node).ok()?;
         self.probe_peers
-            .binary_search_by_key(&(node as u32), |c| c.node)
+            .binary_search_by_key(&node, |c| c.node)
             .ok()
             .map(|i| &self.probe_peers[i])
+    }
+
+    /// How old cell `c`'s result is at `now_ms` (console clock); None when unknown.
+    pub fn probe_age_ms(&self, c: &PeerCell, now_ms: i64) -> Option<i64> {
+        c.age_ms(self.probe_base_s, now_ms)
     }
 }
 
@@ -503,31 +527,61 @@ impl ClusterView {
         let Some(p) = n.snapshot.as_mut().and_then(|s| s.probes.as_mut()) else {
             return;
         };
-        let mut cells = Vec::with_capacity(p.summary.len());
-        p.summary.retain(|s| match index.get(s.peer.as_str()) {
-            Some(&node) => {
-                cells.push(PeerCell::new(
-                    node as u32,
-                    s.states,
-                    s.rtt_ms,
-                    s.observed_ms
+        // (node, states, round trip, when observed in console seconds, 0 unknown).
+        let mut got = Vec::with_capacity(p.summary.len());
+        p.summary.retain(|s| {
+            match index
+                .get(s.peer.as_str())
+                .and_then(|&i| u16::try_from(i).ok())
+            {
+                Some(node) => {
+                    let observed = s
+                        .observed_ms
                         .and_then(|t| u32::try_from(t.saturating_sub(skew) / 1000).ok())
-                        .unwrap_or(0),
-                ));
-                false
+                        .unwrap_or(0);
+                    got.push((node, s.states, s.rtt_ms, observed));
+                    false
+                }
+                None => true,
             }
-            None => true,
         });
         p.summary.shrink_to_fit();
         // The names are now node indices; keep only the ones not in this view.
         p.peers = p.summary.iter().map(|s| s.peer.clone()).collect();
+        let newest = got.iter().map(|g| g.3).max().unwrap_or(0);
+        let base = if changes {
+            n.digest.probe_base_s.max(newest)
+        } else {
+            newest
+        };
+        let cell = |(node, states, rtt, observed): (u16, _, _, u32)| {
+            PeerCell::new(
+                node,
+                states,
+                rtt,
+                (observed != 0).then(|| base.saturating_sub(observed)),
+            )
+        };
+        // A fresh Vec of its own size: `collect` would reuse `got`'s allocation, three
+        // times larger, and keep it for as long as the cells live.
+        let mut cells: Vec<PeerCell> = Vec::with_capacity(got.len());
+        cells.extend(got.into_iter().map(cell));
         cells.sort_by_key(|c| c.node);
         cells.dedup_by_key(|c| c.node);
         if !changes {
             n.digest.probe_peers = cells;
+            n.digest.probe_base_s = base;
             return;
         }
         let held = &mut n.digest.probe_peers;
+        // With no time known before (base 0), no cell held has one either.
+        let by = base.saturating_sub(n.digest.probe_base_s);
+        if by > 0 && n.digest.probe_base_s != 0 {
+            for c in held.iter_mut() {
+                c.rebase(by);
+            }
+        }
+        n.digest.probe_base_s = base;
         for c in cells {
             match held.binary_search_by_key(&c.node, |x| x.node) {
                 Ok(k) => held[k] = c,
@@ -1044,7 +1098,7 @@ mod tests {
 
     #[test]
     fn peer_cells_stay_small() {
-        assert_eq!(std::mem::size_of::<PeerCell>(), 12);
+        assert_eq!(std::mem::size_of::<PeerCell>(), 8);
     }
 
     #[test]
@@ -1070,14 +1124,14 @@ mod tests {
         {
             let states: [Option<ProbeState>; GROUPS] =
                 std::array::from_fn(|g| all[(g + k) % all.len()]);
-            let c = PeerCell::new(7, states, rtt, 42);
+            let c = PeerCell::new(7, states, rtt, Some(42));
             assert_eq!(c.states(), states);
             assert_eq!(
                 c.rtt_ms(),
                 rtt.map(|r| r.min(16_382)),
                 "saturates at 16.4 s"
             );
-            assert_eq!((c.node, c.observed_s), (7, 42));
+            assert_eq!((c.node, c.age_ms(1_000, 1_000_000)), (7, Some(42_000)));
         }
     }
 
@@ -1136,6 +1190,8 @@ mod tests {
         });
         let d = &v.nodes[0].digest;
         assert_eq!(d.probe_peers.len(), n - 1);
+        // Held in an allocation of their own size (a million cells at 1,000 nodes).
+        assert_eq!(d.probe_peers.capacity(), n - 1);
         assert!(
             v.nodes[0]
                 .snapshot
@@ -1147,7 +1203,10 @@ mod tests {
                 .summary
                 .is_empty()
         );
-        assert_eq!(d.probe_cell(7).unwrap().age_ms(110_000), Some(10_000));
+        assert_eq!(
+            d.probe_age_ms(d.probe_cell(7).unwrap(), 110_000),
+            Some(10_000)
+        );
         // A delta of three peers: their cells change, the rest stay.
         v.apply(NodeUpdate::Snapshot {
             node: 0,
@@ -1164,7 +1223,16 @@ mod tests {
             d.probe_cell(3).unwrap().state(0),
             Some(ProbeState::Filtered)
         );
-        assert_eq!(d.probe_cell(3).unwrap().age_ms(121_000), Some(1_000));
+        assert_eq!(
+            d.probe_age_ms(d.probe_cell(3).unwrap(), 121_000),
+            Some(1_000)
+        );
+        // The cells the delta did not carry keep their age, now counted from its newer
+        // results (observed at 100 s, console clock).
+        assert_eq!(
+            d.probe_age_ms(d.probe_cell(9).unwrap(), 121_000),
+            Some(21_000)
+        );
         assert_eq!(d.probe_cell(9).unwrap().state(0), Some(ProbeState::Open));
         assert!(d.probe_peers.windows(2).all(|w| w[0].node < w[1].node));
     }

@@ -145,7 +145,10 @@ impl Network {
             // Peers were resolved to node indices when the probes arrived.
             match node.digest.probe_cell(self.nodes[b]).and_then(|c| {
                 let st = c.state(g)?;
-                let old = c.age_ms(cx.now_ms).is_none_or(|age| age > old_after);
+                let old = node
+                    .digest
+                    .probe_age_ms(c, cx.now_ms)
+                    .is_none_or(|age| age > old_after);
                 Some(state_code(st) | if old { CELL_OLD } else { 0 })
             }) {
                 Some(code) => code,
@@ -385,7 +388,7 @@ fn pair_popup(cx: &Cx, from: usize, to: usize, th: &Theme) -> Popup {
         .rsplit_once(':')
         .map(|(h, _)| h.trim_matches(['[', ']']).to_string())
         .unwrap_or_default();
-    let cell = a.digest.probe_peers.iter().find(|c| c.node as usize == to);
+    let cell = a.digest.probe_cell(to);
     match cell {
         None => l.push(Line::from(format!(
             "{} reports no probes to {}",
@@ -398,8 +401,9 @@ fn pair_popup(cx: &Cx, from: usize, to: usize, th: &Theme) -> Popup {
             // Agents probe a rotating few peers per round: each result has an age.
             l.push(kv(
                 "probed",
-                c.age_ms(cx.now_ms)
-                    .map(|a| format!("{} ago", fmt_age(Some(a))))
+                a.digest
+                    .probe_age_ms(c, cx.now_ms)
+                    .map(|age| format!("{} ago", fmt_age(Some(age))))
                     .unwrap_or_else(|| "—".into()),
                 th,
             ));
@@ -588,7 +592,10 @@ fn pair_line(cx: &Cx, th: &Theme, from: usize, to: usize) -> Line<'static> {
         ));
     } else {
         spans.push(Span::styled(format!("{} → {}: ", a.name, b.name), th.dim));
-        let age = a.digest.probe_cell(to).and_then(|c| c.age_ms(cx.now_ms));
+        let age = a
+            .digest
+            .probe_cell(to)
+            .and_then(|c| a.digest.probe_age_ms(c, cx.now_ms));
         spans.push(match age {
             Some(ms) => Span::styled(format!("probed {} ago", fmt_age(Some(ms))), th.text),
             None => Span::styled("not probed yet", th.dim),
