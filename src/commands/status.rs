@@ -36,7 +36,9 @@
 use crate::cli::StatusArgs;
 use crate::clock::now_ms;
 use crate::fleet::health::{Health, NO_DATA_PLANE, Verdict};
-use crate::fleet::view::{ClusterView, DataplaneView, FailureKind, NodeStatus, Severity, fmt_age};
+use crate::fleet::view::{
+    ClusterView, DATAPLANE_FRESH_MS, DataplaneView, FailureKind, NodeStatus, Severity, fmt_age,
+};
 use crate::fleet::{Fleet, FollowOptions, Inventory};
 use anyhow::Result;
 use humansize::{BINARY, format_size};
@@ -165,8 +167,8 @@ pub async fn run(inv: &Inventory, a: &StatusArgs) -> Result<i32> {
 
 /// When the nodes report a data-plane cluster, waits (at most 3 s) for the configuration
 /// the fleet fetches from a member and for the share of the data of every member that
-/// answers and holds drives (a member counts its share every 2 s), so the `data` line
-/// adds them all up.
+/// answered within `DATAPLANE_FRESH_MS` and holds drives (a member counts its share
+/// every 2 s), so the `data` line adds them all up.
 async fn wait_dataplane(fleet: &mut Fleet) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     let pending = |v: &ClusterView| {
@@ -176,7 +178,7 @@ async fn wait_dataplane(fleet: &mut Fleet) {
             .iter()
             .filter(|n| {
                 n.received_ms
-                    .is_some_and(|r| now.saturating_sub(r) <= 10_000)
+                    .is_some_and(|r| now.saturating_sub(r) <= DATAPLANE_FRESH_MS)
             })
             .filter(|n| {
                 n.snapshot

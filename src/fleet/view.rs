@@ -131,9 +131,12 @@ pub struct DataplaneView {
     pub data: Option<crate::model::dataplane::DataStatus>,
 }
 
+/// How recent a node's report must be for its data-plane share to count.
+pub const DATAPLANE_FRESH_MS: i64 = 10_000;
+
 impl ClusterView {
-    /// The data-plane cluster, from reports younger than 10 s; None when no node reports
-    /// one, or before its configuration arrived.
+    /// The data-plane cluster, from reports younger than `DATAPLANE_FRESH_MS`; None when
+    /// no node reports one, or before its configuration arrived.
     pub fn dataplane(&self, now_ms: i64) -> Option<DataplaneView> {
         let config = self.dp_config.clone()?;
         let fresh: Vec<&ClusterBrief> = self
@@ -141,7 +144,7 @@ impl ClusterView {
             .iter()
             .filter(|n| {
                 n.received_ms
-                    .is_some_and(|r| now_ms.saturating_sub(r) <= 10_000)
+                    .is_some_and(|r| now_ms.saturating_sub(r) <= DATAPLANE_FRESH_MS)
             })
             .filter_map(|n| n.cluster.as_ref())
             .filter(|b| config.cluster.as_deref() == Some(b.cluster.as_str()))

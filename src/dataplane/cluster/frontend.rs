@@ -1230,6 +1230,9 @@ impl<N: Net> Frontend<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataplane::cluster::objects::NodeData;
+    use crate::dataplane::store::Store;
+    use std::collections::HashMap;
 
     /// A stripe's data chunks are the same whatever pieces its bytes arrived in; a chunk
     /// that lies within one piece is that piece's memory (no copy).
@@ -1266,9 +1269,6 @@ mod tests {
         assert_eq!(&chunks[2][..82], &data[168..250]);
         assert_eq!(&chunks[2][82..], &[0, 0]);
     }
-    use crate::dataplane::cluster::objects::NodeData;
-    use crate::dataplane::store::Store;
-    use std::collections::HashMap;
 
     /// Nodes in one process, each a real 1+0 store on files; a node can be taken away.
     struct Local {
