@@ -34,7 +34,7 @@ use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -231,13 +231,28 @@ pub fn member_channel(tls: &MemberTls, target: NodeId, addr: &str) -> Option<Cha
         .ok()
 }
 
+/// Which members answer, as the last calls found them; shared by every client openraft
+/// makes (one per replication stream, one per vote round), so each change is logged once
+/// and timeouts are counted across them.
+#[derive(Default)]
+struct Reach {
+    /// Members the last call could not reach (refused, or silent `SILENT_CALLS` times).
+    unreachable: HashSet<NodeId>,
+    /// Calls in a row that timed out, by member.
+    silent: HashMap<NodeId, u32>,
+}
+
+/// Calls in a row that time out before a member counts as unreachable. A refused
+/// connection is unreachable at once; a silent host (powered off, a dropped route, a hung
+/// process) only times out, so it takes a few: one slow answer from a busy member is not
+/// reason enough to back off from it.
+const SILENT_CALLS: u32 = 3;
+
 /// Reaches peers over gRPC with mutual TLS, each pinned to its own certificate.
 #[derive(Clone)]
 pub struct Network {
     tls: MemberTls,
-    /// Members the last call could not reach, shared by every client openraft makes (one
-    /// per replication stream, one per vote round), so each change is logged once.
-    unreachable: Arc<Mutex<HashSet<NodeId>>>,
+    unreachable: Arc<Mutex<Reach>>,
 }
 
 impl Network {
@@ -272,8 +287,8 @@ type Rpc =
 pub struct Peer {
     target: NodeId,
     channel: Option<Channel>,
-    /// The network's set of members out of reach (see `Network::unreachable`).
-    unreachable: Arc<Mutex<HashSet<NodeId>>>,
+    /// The network's view of which members answer (see `Reach`).
+    unreachable: Arc<Mutex<Reach>>,
 }
 
 fn net_err<E: std::error::Error>(
@@ -301,35 +316,29 @@ impl Peer {
             )));
         };
         let json = serde_json::to_vec(req).map_err(net_err)?;
-        let reply = tokio::time::timeout(
-            option.hard_ttl(),
+        let ttl = option.hard_ttl();
+        let reply = match tokio::time::timeout(
+            ttl,
             which(RaftServiceClient::new(ch), RaftPayload { json }),
         )
         .await
-        .map_err(|_| {
-            RPCError::Network(NetworkError::new(&std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "the peer did not answer in time",
-            )))
-        })?
-        .map_err(|s| {
-            // No connection (nothing listens at the address; a host that is silent times
-            // out instead): openraft then waits out `backoff` before it tries this peer
-            // again, rather than at every heartbeat.
-            if s.code() == tonic::Code::Unavailable {
-                if self.set_reached(false) {
-                    tracing::warn!(
-                        "raft: member {} unreachable ({}); tried again every {} s at most until it answers",
-                        self.target,
-                        s.message(),
-                        BACKOFF_MAX.as_secs()
-                    );
-                }
-                RPCError::Unreachable(Unreachable::new(&s))
-            } else {
-                net_err(s)
+        {
+            Err(_) => {
+                let why = format!("the peer did not answer in {} ms", ttl.as_millis());
+                return Err(self.no_answer(why));
             }
-        })?;
+            Ok(Err(s)) if s.code() == tonic::Code::Unavailable => {
+                // No connection (nothing listens at the address): openraft then waits out
+                // `backoff` before it tries this peer again, rather than at every heartbeat.
+                return Err(self.unreachable(&s, s.message()));
+            }
+            Ok(Err(s)) if connect_timed_out(&s) => {
+                return Err(
+                    self.no_answer(format!("no connection: {}", crate::wire::error_chain(&s)))
+                );
+            }
+            Ok(r) => r.map_err(net_err)?,
+        };
         if self.set_reached(true) {
             tracing::info!("raft: member {} reachable again", self.target);
         }
@@ -340,16 +349,57 @@ impl Peer {
 }
 
 impl Peer {
-    /// Records whether this peer answered; true when that changed.
+    /// Records whether this peer answered; true when that changed. An answer also ends a
+    /// run of timeouts.
     fn set_reached(&self, reached: bool) -> bool {
-        let Ok(mut set) = self.unreachable.lock() else {
+        let Ok(mut r) = self.unreachable.lock() else {
             return false;
         };
         if reached {
-            set.remove(&self.target)
+            r.silent.remove(&self.target);
+            r.unreachable.remove(&self.target)
         } else {
-            set.insert(self.target)
+            r.unreachable.insert(self.target)
         }
+    }
+
+    /// The error for a call that got no answer: openraft's deadline cut it short, or the
+    /// connection could not be made in time. After `SILENT_CALLS` in a row the member is
+    /// unreachable, so openraft backs off from a silent host as from one that refuses;
+    /// before that it is a network error, retried at the next heartbeat.
+    fn no_answer<E: std::error::Error>(&self, why: String) -> RPCError<NodeId, BasicNode, E> {
+        let silent = match self.unreachable.lock() {
+            Ok(mut r) => {
+                let n = r.silent.entry(self.target).or_default();
+                *n = n.saturating_add(1);
+                *n
+            }
+            Err(_) => 0,
+        };
+        let err = std::io::Error::new(std::io::ErrorKind::TimedOut, why);
+        if silent >= SILENT_CALLS {
+            let why = format!("{silent} calls in a row got no answer; the last: {err}");
+            self.unreachable(&err, &why)
+        } else {
+            RPCError::Network(NetworkError::new(&err))
+        }
+    }
+
+    /// Marks this peer unreachable (logged once per change) and gives openraft the error
+    /// that makes it back off.
+    fn unreachable<E: std::error::Error>(
+        &self,
+        err: &(impl std::error::Error + 'static),
+        why: &str,
+    ) -> RPCError<NodeId, BasicNode, E> {
+        if self.set_reached(false) {
+            tracing::warn!(
+                "raft: member {} unreachable ({why}); tried again every {} s at most until it answers",
+                self.target,
+                BACKOFF_MAX.as_secs()
+            );
+        }
+        RPCError::Unreachable(Unreachable::new(err))
     }
 
     /// Hands a proposal to this peer, the leader, over the members' channel.
@@ -367,6 +417,13 @@ impl Peer {
         .map_err(|s| s.message().to_string())?;
         serde_json::from_slice(&reply.into_inner().json).map_err(|e| e.to_string())
     }
+}
+
+/// Whether the channel gave up connecting (its `connect_timeout`): a silent host, as a
+/// call past its deadline is. tonic reports it as Unknown, with the transport error as
+/// its source, where a refused connection is Unavailable.
+fn connect_timed_out(s: &tonic::Status) -> bool {
+    std::error::Error::source(s).is_some_and(|e| e.is::<tonic::transport::Error>())
 }
 
 /// The longest wait before retrying a peer that could not be reached.
@@ -1238,6 +1295,41 @@ mod tests {
         assert!(!other.set_reached(false), "already known unreachable");
         assert!(other.set_reached(true), "back: a change, logged");
         assert!(!peer.set_reached(true), "and only once");
+    }
+
+    /// A silent host (here a listener that never accepts: the kernel completes the TCP
+    /// handshake, TLS then waits for ever) is a network error at its first timeouts, and
+    /// unreachable from the `SILENT_CALLS`th in a row, so openraft backs off from it too.
+    #[tokio::test]
+    async fn a_member_that_times_out_repeatedly_is_unreachable() {
+        let dir = tempfile::tempdir().unwrap();
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap();
+        let mut peer = Network::new(peer_tls(&dir))
+            .new_client(1, &BasicNode::new(addr.to_string()))
+            .await;
+        let option = RPCOption::new(Duration::from_millis(200));
+        for call in 1..=SILENT_CALLS {
+            let vote = VoteRequest::new(openraft::Vote::new(1, 2), None);
+            let got = peer.vote(vote, option.clone()).await;
+            match (call < SILENT_CALLS, &got) {
+                (true, Err(RPCError::Network(e))) => {
+                    assert!(e.to_string().contains("did not answer in 200 ms"), "{e}")
+                }
+                (false, Err(RPCError::Unreachable(e))) => {
+                    assert!(e.to_string().contains("did not answer"), "{e}")
+                }
+                _ => panic!("call {call}: got {got:?}"),
+            }
+        }
+        // An answer ends the run: the next timeouts count from one again.
+        assert!(peer.set_reached(true));
+        let vote = VoteRequest::new(openraft::Vote::new(1, 2), None);
+        assert!(matches!(
+            peer.vote(vote, option).await,
+            Err(RPCError::Network(_))
+        ));
+        drop(silent);
     }
 
     fn peer_tls(dir: &tempfile::TempDir) -> MemberTls {

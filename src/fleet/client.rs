@@ -253,17 +253,4 @@ pub async fn connect(target: &Target, connect_timeout: Duration) -> Result<Clien
     })
 }
 
-/// The error and its causes on one line ("transport error: connection refused").
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
-}
+pub use crate::wire::error_chain;

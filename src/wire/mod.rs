@@ -18,3 +18,19 @@ pub use convert::{
 };
 pub use dataplane::{decode_config, decode_node_dataplane, encode_config, encode_node_dataplane};
 pub use ops::{decode_operation, encode_operation};
+
+/// The error and its causes on one line ("transport error: connection refused"),
+/// for logs and messages.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
