@@ -172,11 +172,14 @@ pub fn init(opts: Options) -> Telemetry {
     // handler repeats each failed call to a member that is down twice more ("update
     // progress error", "heartbeat error"), for as long as it is down; the replication
     // task's own warning and error about the call still show, and `agent::raft` says
-    // once when a member becomes unreachable and when it is back.
+    // once when a member becomes unreachable and when it is back. Its core's warnings
+    // are all about stale messages it drops ("A message will be ignored because vote
+    // changed", several while a cluster forms or elects); its errors still show.
     if !std::env::var("RUST_LOG").is_ok_and(|v| v.contains("openraft")) {
         for d in [
             "openraft=warn",
             "openraft::engine::handler::replication_handler=error",
+            "openraft::core::raft_core=error",
         ] {
             filter = filter.add_directive(d.parse().expect("a valid directive"));
         }

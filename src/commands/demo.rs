@@ -200,6 +200,14 @@ async fn form(inv: &Inventory, k: usize, m: usize, spares: usize) -> Result<()> 
     }
     eprintln!("  waiting for every node's drives to be recorded, then starting IO …");
     let began = Instant::now();
+    // Each member records its own drives once it has joined; start-io before then would
+    // only be refused (a failed operation, logged as one).
+    while began.elapsed() < Duration::from_secs(60) {
+        if members_with_drives(inv).await >= inv.nodes.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     loop {
         match super::cluster::start_io_once(inv).await {
             Ok(()) => break,
@@ -212,6 +220,30 @@ async fn form(inv: &Inventory, k: usize, m: usize, spares: usize) -> Result<()> 
     }
     eprintln!("  IO started in {:.1} s", began.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// How many members the configuration records an ACTIVE drive for, as the first node
+/// that answers has it; 0 when none does.
+async fn members_with_drives(inv: &Inventory) -> usize {
+    for spec in &inv.nodes {
+        let Ok(mut c) = super::cluster::connect(inv, spec).await else {
+            continue;
+        };
+        let Ok(Ok(info)) = tokio::time::timeout(Duration::from_secs(5), c.get()).await else {
+            continue;
+        };
+        let Some(config) = info.config else {
+            continue;
+        };
+        return config
+            .drives
+            .values()
+            .filter(|d| d.state == "ACTIVE")
+            .map(|d| d.node)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+    }
+    0
 }
 
 /// Writes `objects` objects (`demo/object-NNN`, 64 KiB to 4 MiB), then keeps a light load:
