@@ -636,15 +636,25 @@ impl GrpcNet {
             .max_encoding_message_size(MAX_MESSAGE))
     }
 
-    /// Members other than this one not heard from within `d` (counted from this node's
-    /// start for one never heard from).
+    /// When each member other than this one was last heard from (this node's start for
+    /// one never heard from), read under one lock.
+    fn last_heard<T>(&self, f: impl FnOnce(&mut dyn Iterator<Item = (NodeId, Instant)>) -> T) -> T {
+        let seen = self.seen.lock();
+        let seen = seen.as_deref().ok();
+        let mut it = self.peers.keys().map(|&n| {
+            let t = seen.and_then(|s| s.get(&n)).copied().unwrap_or(self.born);
+            (n, t)
+        });
+        f(&mut it)
+    }
+
+    /// Members other than this one not heard from within `d`.
     pub fn away(&self, d: Duration) -> HashSet<NodeId> {
-        let seen = self.seen.lock().map(|s| s.clone()).unwrap_or_default();
-        self.peers
-            .keys()
-            .filter(|n| seen.get(n).copied().unwrap_or(self.born).elapsed() > d)
-            .copied()
-            .collect()
+        self.last_heard(|it| {
+            it.filter(|(_, t)| t.elapsed() > d)
+                .map(|(n, _)| n)
+                .collect()
+        })
     }
 
     /// Members away now: silent for `AWAY_AFTER`, or refusing connections at the last ping.
@@ -660,12 +670,13 @@ impl GrpcNet {
     /// None when no member is away or all have been for that long.
     pub fn away_until(&self, d: Duration) -> Option<Instant> {
         let away = self.away_now();
-        let seen = self.seen.lock().map(|s| s.clone()).unwrap_or_default();
         let now = Instant::now();
-        away.iter()
-            .map(|n| seen.get(n).copied().unwrap_or(self.born) + d)
-            .filter(|t| *t > now)
-            .min()
+        self.last_heard(|it| {
+            it.filter(|(n, _)| away.contains(n))
+                .map(|(_, t)| t + d)
+                .filter(|t| *t > now)
+                .min()
+        })
     }
 
     /// Resolves when a member goes away or comes back (as the pings find it).

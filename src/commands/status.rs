@@ -37,7 +37,8 @@ use crate::cli::StatusArgs;
 use crate::clock::now_ms;
 use crate::fleet::health::{Health, NO_DATA_PLANE, Verdict};
 use crate::fleet::view::{
-    ClusterView, DATAPLANE_FRESH_MS, DataplaneView, FailureKind, NodeStatus, Severity, fmt_age,
+    ClusterView, DATAPLANE_FRESH_MS, DataplaneView, DpBrief, FailureKind, NodeStatus, Severity,
+    fmt_age,
 };
 use crate::fleet::{Fleet, FollowOptions, Inventory};
 use anyhow::Result;
@@ -187,8 +188,7 @@ async fn wait_dataplane(fleet: &mut Fleet) {
                     .is_some_and(|d| !d.cluster.is_empty() && !d.drives.is_empty())
             })
             .count();
-        let members = v.nodes.iter().any(|n| n.cluster.is_some());
-        members && v.dataplane(now).is_none_or(|dp| dp.reporting < holders)
+        v.has_cluster_member() && v.dataplane(now).is_none_or(|dp| dp.reporting < holders)
     };
     while pending(&fleet.view) {
         tokio::select! {
@@ -262,46 +262,43 @@ fn utc(ms: i64) -> String {
 /// The `data` line: the members' shares added up, as the nodes report them in their
 /// Watch streams (the `cluster` line below it asks a member directly). `members`: some
 /// node reports that it is a member of a cluster.
-fn data_line(dp: Option<&DataplaneView>, members: bool) -> Vec<String> {
-    let Some(dp) = dp else {
+fn data_line(dp: Option<&DpBrief>, members: bool) -> Vec<String> {
+    let Some(b) = dp else {
         return vec![if members {
             "the nodes report a cluster; its configuration has not arrived yet".into()
         } else {
             format!("{NO_DATA_PLANE} (protection, IO status, rebuild)")
         }];
     };
-    let members = dp.config.members.len();
-    let mut parts = vec![format!("IO {}", dp.config.io.as_str())];
-    match &dp.data {
-        None => {
-            parts.push("protection not counted: no member reports its share of the data".into())
+    let mut parts = vec![format!("IO {}", b.io)];
+    if b.protection.is_empty() {
+        parts.push("protection not counted: no member reports its share of the data".into());
+    } else {
+        parts.push(format!("protection {}", b.protection));
+        if let Some((done, total)) = b.rebuild {
+            parts.push(format!(
+                "rebuilding {done}/{total} stripes at {}/s, ETA {} s",
+                format_size(b.rebuild_rate, BINARY),
+                b.rebuild_eta_secs
+            ));
         }
-        Some(d) => {
-            parts.push(format!("protection {}", d.protection));
-            if d.rebuild.active {
-                parts.push(format!(
-                    "rebuilding {}/{} stripes at {}/s, ETA {} s",
-                    d.rebuild.stripes_done,
-                    d.rebuild.stripes_total,
-                    format_size(d.rebuild.rate, BINARY),
-                    d.rebuild.eta_secs
-                ));
-            }
-            match d.failed.len() {
-                0 => counted(&mut parts, d.away.len(), "member(s) away"),
-                past => parts.push(format!(
-                    "{} member(s) away, {past} past the grace period",
-                    d.away.len().max(past)
-                )),
-            }
-            counted(
-                &mut parts,
-                d.lost_chunks as usize,
-                "chunk(s) being repaired",
-            );
+        match b.past_grace {
+            0 => counted(&mut parts, b.away, "member(s) away"),
+            past => parts.push(format!(
+                "{} member(s) away, {past} past the grace period",
+                b.away
+            )),
         }
+        counted(
+            &mut parts,
+            b.lost_chunks as usize,
+            "chunk(s) being repaired",
+        );
     }
-    parts.push(format!("{} of {members} members reporting", dp.reporting));
+    parts.push(format!(
+        "{} of {} members reporting",
+        b.reporting, b.members
+    ));
     parts
 }
 
@@ -444,8 +441,8 @@ pub fn render_text(view: &ClusterView, h: &Health, color: bool) -> String {
     line(
         "data",
         data_line(
-            view.dataplane(h.now_ms).as_ref(),
-            view.nodes.iter().any(|n| n.cluster.is_some()),
+            view.dataplane(h.now_ms).map(|d| d.brief()).as_ref(),
+            view.has_cluster_member(),
         ),
     );
     if c.emulated > 0 {
@@ -658,7 +655,7 @@ mod tests {
         d.rebuild.eta_secs = 4;
         let v = view(Some(d), 5);
         assert_eq!(
-            data_line(Some(&v), true).join(" · "),
+            data_line(Some(&v.brief()), true).join(" · "),
             "IO STARTED · protection REBUILDING · rebuilding 40/50 stripes at 3 MiB/s, ETA 4 s \
              · 1 member(s) away, 1 past the grace period · 5 of 6 members reporting"
         );
@@ -688,7 +685,7 @@ mod tests {
         );
         assert!(data_line(None, true)[0].contains("configuration has not arrived"));
         assert!(
-            data_line(Some(&view(None, 0)), true)
+            data_line(Some(&view(None, 0).brief()), true)
                 .join(" · ")
                 .contains("protection not counted")
         );

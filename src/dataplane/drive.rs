@@ -12,6 +12,7 @@
 //! …        slot n at 1 MiB + n × (4 KiB + chunk_size)
 //! ```
 
+use super::zeroes;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileTypeExt;
@@ -480,19 +481,6 @@ fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
-}
-
-/// `len` zero bytes, zeroed by a `memset` on whatever memory the allocator hands out.
-/// `vec![0; n]` asks for zeroed memory instead (`calloc`), and for a block the size of a
-/// chunk jemalloc then returns the recycled pages to the kernel (`madvise`) so that the
-/// kernel zeroes them, at a page fault per 4 KiB on first touch: per chunk written or
-/// read, 256 faults where a `memset` costs about one copy.
-pub fn zeroes(len: usize) -> Vec<u8> {
-    let mut v = Vec::with_capacity(len);
-    // Opaque to the optimiser, which would otherwise turn the allocation and the fill
-    // back into a `calloc`.
-    v.resize(len, std::hint::black_box(0u8));
-    v
 }
 
 /// A buffer whose start is aligned to `BLOCK`, as O_DIRECT wants, without unsafe code:

@@ -135,6 +135,12 @@ pub struct DataplaneView {
 pub const DATAPLANE_FRESH_MS: i64 = 10_000;
 
 impl ClusterView {
+    /// Whether some node reports itself a member of a data-plane cluster (its data-plane
+    /// figures may still be on their way).
+    pub fn has_cluster_member(&self) -> bool {
+        self.nodes.iter().any(|n| n.cluster.is_some())
+    }
+
     /// The data-plane cluster, from reports younger than `DATAPLANE_FRESH_MS`; None when
     /// no node reports one, or before its configuration arrived.
     pub fn dataplane(&self, now_ms: i64) -> Option<DataplaneView> {
@@ -465,16 +471,49 @@ pub struct ClusterView {
     dp_wanted: Option<(usize, u64)>,
 }
 
-/// The data plane in a line: IO status, protection, rebuild progress, members away.
+/// The data plane in a line, as the Overview and `axon status` show it: IO status,
+/// protection, rebuild progress, members away. One projection of `DataplaneView`, so the
+/// two say the same.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DpBrief {
     pub io: String,
+    /// Empty until a member reports its share of the data.
     pub protection: String,
+    /// k+m+hot spares.
     pub scheme: String,
     /// (stripes done, stripes total) while a rebuild runs.
     pub rebuild: Option<(u64, u64)>,
+    /// The rebuild's bytes per second and seconds left (0 when unknown).
+    pub rebuild_rate: u64,
+    pub rebuild_eta_secs: u64,
+    /// Members away now, and those away past the grace period (rebuilt around).
     pub away: usize,
+    pub past_grace: usize,
     pub lost_chunks: u64,
+    /// Members whose share is counted, of the configuration's members.
+    pub reporting: usize,
+    pub members: usize,
+}
+
+impl DataplaneView {
+    pub fn brief(&self) -> DpBrief {
+        let c = &self.config;
+        let d = self.data.as_ref();
+        let rebuild = d.map(|d| &d.rebuild).filter(|r| r.active);
+        DpBrief {
+            io: c.io.as_str().to_string(),
+            protection: d.map(|d| d.protection.clone()).unwrap_or_default(),
+            scheme: format!("{}+{}+{}", c.k, c.m, c.hot_spares),
+            rebuild: rebuild.map(|r| (r.stripes_done, r.stripes_total)),
+            rebuild_rate: rebuild.map_or(0, |r| r.rate),
+            rebuild_eta_secs: rebuild.map_or(0, |r| r.eta_secs),
+            away: d.map_or(0, |d| d.away.len().max(d.failed.len())),
+            past_grace: d.map_or(0, |d| d.failed.len()),
+            lost_chunks: d.map_or(0, |d| d.lost_chunks),
+            reporting: self.reporting,
+            members: c.members.len(),
+        }
+    }
 }
 
 /// What data-plane events are computed from, tick to tick.
@@ -857,17 +896,7 @@ impl ClusterView {
             away: data.away.clone(),
             repairing: data.lost_chunks > 0,
         };
-        self.dp_brief = Some(DpBrief {
-            io: memo.io.clone(),
-            protection: memo.protection.clone(),
-            scheme: format!("{}+{}+{}", dp.config.k, dp.config.m, dp.config.hot_spares),
-            rebuild: data
-                .rebuild
-                .active
-                .then_some((data.rebuild.stripes_done, data.rebuild.stripes_total)),
-            away: data.away.len(),
-            lost_chunks: data.lost_chunks,
-        });
+        self.dp_brief = Some(dp.brief());
         let Some(old) = self.dp_memo.replace(memo.clone()) else {
             return Vec::new();
         };

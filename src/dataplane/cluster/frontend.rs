@@ -10,9 +10,9 @@
 
 use super::objects::{Manifest, NodeId, StripeMap, Summary, chunk_key, home_ranking};
 use super::placement::{self, Domain};
-use crate::dataplane::drive::zeroes;
 use crate::dataplane::ec::{Codec, Isal, Scheme};
 use crate::dataplane::offload::{Offload, run};
+use crate::dataplane::zeroes;
 use crate::model::pinning::ContainerRole;
 use bytes::Bytes;
 use futures::future::BoxFuture;
