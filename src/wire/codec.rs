@@ -36,13 +36,19 @@ fn bulk<M: 'static>() -> bool {
     .contains(&TypeId::of::<M>())
 }
 
-/// Buffer settings to encode (`decode` false) or decode messages of type `M`.
-fn settings<M: 'static>(decode: bool) -> BufferSettings {
+/// (buffer size, yield threshold) to encode (`decode` false) or decode messages of
+/// type `M`.
+fn sizes<M: 'static>(decode: bool) -> (usize, usize) {
     match (bulk::<M>(), decode) {
-        (true, false) => BufferSettings::new(BULK_ENCODE, SMALL.1),
-        (true, true) => BufferSettings::new(BULK_DECODE, SMALL.1),
-        (false, _) => BufferSettings::new(SMALL.0, SMALL.1),
+        (true, false) => (BULK_ENCODE, SMALL.1),
+        (true, true) => (BULK_DECODE, SMALL.1),
+        (false, _) => SMALL,
     }
+}
+
+fn settings<M: 'static>(decode: bool) -> BufferSettings {
+    let (buffer, yield_at) = sizes::<M>(decode);
+    BufferSettings::new(buffer, yield_at)
 }
 
 /// `tonic_prost::ProstCodec` with per-message buffer sizes.
@@ -108,25 +114,40 @@ impl<U: prost::Message + Default> Decoder for WireDecoder<U> {
 mod tests {
     use super::*;
 
-    /// `BufferSettings` keeps its fields private; its `Debug` shows them.
-    fn size(b: BufferSettings) -> String {
-        format!("{b:?}")
-    }
-
     #[test]
     fn chunk_messages_get_chunk_sized_buffers_and_the_rest_tonics_default() {
-        let enc = size(BufferSettings::new(BULK_ENCODE, SMALL.1));
-        let dec = size(BufferSettings::new(BULK_DECODE, SMALL.1));
-        let small = size(BufferSettings::new(SMALL.0, SMALL.1));
-        assert_eq!(small, size(BufferSettings::default()));
+        let (enc, dec) = ((BULK_ENCODE, SMALL.1), (BULK_DECODE, SMALL.1));
+        assert_eq!(sizes::<pb::PutChunkRequest>(false), enc);
+        assert_eq!(sizes::<pb::PutChunkRequest>(true), dec);
+        assert_eq!(sizes::<pb::GetChunkReply>(true), dec);
+        assert_eq!(sizes::<pb::PutObjectRequest>(true), dec);
+        assert_eq!(sizes::<pb::GetObjectReply>(false), enc);
+        assert_eq!(sizes::<pb::GetChunkRequest>(false), SMALL);
+        assert_eq!(sizes::<pb::PutChunkReply>(true), SMALL);
+        // What tonic would use anyway for everything else (its fields are private; its
+        // `Debug` shows them).
+        assert_eq!(
+            format!("{:?}", BufferSettings::new(SMALL.0, SMALL.1)),
+            format!("{:?}", BufferSettings::default())
+        );
+    }
+
+    /// The codec hands those sizes to tonic, per direction.
+    #[test]
+    fn the_codec_uses_them() {
+        let show = |b: BufferSettings| format!("{b:?}");
         let mut c = WireCodec::<pb::PutChunkRequest, pb::GetChunkReply>::default();
-        assert_eq!(size(c.encoder().buffer_settings()), enc);
-        assert_eq!(size(c.decoder().buffer_settings()), dec);
-        let mut c = WireCodec::<pb::PutObjectRequest, pb::GetObjectReply>::default();
-        assert_eq!(size(c.encoder().buffer_settings()), enc);
-        assert_eq!(size(c.decoder().buffer_settings()), dec);
-        let mut c = WireCodec::<pb::GetChunkRequest, pb::PutChunkReply>::default();
-        assert_eq!(size(c.encoder().buffer_settings()), small);
-        assert_eq!(size(c.decoder().buffer_settings()), small);
+        assert_eq!(
+            show(c.encoder().buffer_settings()),
+            show(settings::<pb::PutChunkRequest>(false))
+        );
+        assert_eq!(
+            show(c.decoder().buffer_settings()),
+            show(settings::<pb::GetChunkReply>(true))
+        );
+        assert_ne!(
+            show(c.encoder().buffer_settings()),
+            show(c.decoder().buffer_settings())
+        );
     }
 }
