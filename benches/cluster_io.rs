@@ -1,8 +1,10 @@
 //! The distributed data plane against fio on the same filesystem, in the same run:
 //! - a 4+2 cluster of agent processes on loopback (each a 1+0 store on one file drive,
 //!   1 MiB chunks, TLS between agents and from the client), loaded with `axon io bench`:
-//!   writes only, then reads only, 4 MiB objects, 8 in flight spread over the agents.
-//!   Target: ≥ 60 % × k/(k+m) of fio's raw rate on the same filesystem, each way;
+//!   writes only, then reads only, 4 MiB objects, 8 in flight spread over the agents;
+//!   then the same with `--direct` (the frontend in the bench's own process, sending
+//!   each chunk to its member). Target: ≥ 60 % × k/(k+m) of fio's raw rate on the same
+//!   filesystem, each way;
 //! - rebuild: one agent killed (`kill -9`) past a 3 s grace period, its chunks rebuilt on
 //!   the others at no rate limit; the rebuild's write rate against fio's raw read rate
 //!   (target ≥ 50 %);
@@ -71,7 +73,7 @@ fn until(
     dataplane::until_for(inv, what, Duration::from_secs(secs), |_, v| ok(v))
 }
 
-fn bench(inv: &Path, mix: u8, secs: u64, keep: bool) -> serde_json::Value {
+fn bench(inv: &Path, mix: u8, secs: u64, keep: bool, direct: bool) -> serde_json::Value {
     let d = format!("{secs}s");
     let m = mix.to_string();
     let conc = std::env::var("AXON_BENCH_CONCURRENCY").unwrap_or_else(|_| "8".into());
@@ -92,6 +94,9 @@ fn bench(inv: &Path, mix: u8, secs: u64, keep: bool) -> serde_json::Value {
     ];
     if keep {
         args.push("--keep");
+    }
+    if direct {
+        args.push("--direct");
     }
     let (code, out, err) = run(&args, Duration::from_secs(secs + 300));
     assert_eq!(code, 0, "{out}{err}");
@@ -152,44 +157,43 @@ fn main() {
     // Let the members' pings weigh placement by free space.
     std::thread::sleep(Duration::from_secs(2));
 
-    let c0 = cpu();
-    let w = bench(&inv, 100, secs, true);
-    let c1 = cpu();
-    let r = bench(&inv, 0, secs, true);
-    let c2 = cpu();
-    println!(
-        "CPU busy (all {} cores): {:.0} % while writing, {:.0} % while reading",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        busy(c0, c1),
-        busy(c1, c2)
-    );
+    // Through the members' frontends (objects kept for the rebuild below), then with the
+    // frontend in the bench's own process (`--direct`: one TLS hop per byte, not two).
     let share = K as f64 / (K + M) as f64;
-    let wm = w["write"]["mib_per_sec"].as_f64().unwrap();
-    let rm = r["read"]["mib_per_sec"].as_f64().unwrap();
-    println!(
-        "axon io bench write: {wm:.0} MiB/s of objects = {:.2} × fio raw write; target ≥ 0.60 × k/(k+m) = {:.2} × fio ({}); p50 {:.1} ms, p99 {:.1} ms",
-        wm / fio_w,
-        0.6 * share,
-        if wm / fio_w >= 0.6 * share {
-            "met"
+    for direct in [false, true] {
+        let c0 = cpu();
+        let w = bench(&inv, 100, secs, !direct, direct);
+        let c1 = cpu();
+        let r = bench(&inv, 0, secs, !direct, direct);
+        let c2 = cpu();
+        let how = if direct {
+            "--direct (frontend in the client)"
         } else {
-            "NOT met"
-        },
-        w["write"]["latency_ms"]["p50"].as_f64().unwrap(),
-        w["write"]["latency_ms"]["p99"].as_f64().unwrap()
-    );
-    println!(
-        "axon io bench read:  {rm:.0} MiB/s of objects = {:.2} × fio raw read; target ≥ {:.2} × fio ({}); p50 {:.1} ms, p99 {:.1} ms",
-        rm / fio_r,
-        0.6 * share,
-        if rm / fio_r >= 0.6 * share {
-            "met"
-        } else {
-            "NOT met"
-        },
-        r["read"]["latency_ms"]["p50"].as_f64().unwrap(),
-        r["read"]["latency_ms"]["p99"].as_f64().unwrap()
-    );
+            "through a member's frontend"
+        };
+        println!("{how}:");
+        println!(
+            "  CPU busy (all {} cores): {:.0} % while writing, {:.0} % while reading",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            busy(c0, c1),
+            busy(c1, c2)
+        );
+        for (name, j, raw) in [("write", &w, fio_w), ("read", &r, fio_r)] {
+            let mib = j[name]["mib_per_sec"].as_f64().unwrap();
+            println!(
+                "  axon io bench {name:<5}: {mib:.0} MiB/s of objects = {:.2} × fio raw {name}; target ≥ 0.60 × k/(k+m) = {:.2} × fio ({}); p50 {:.1} ms, p99 {:.1} ms",
+                mib / raw,
+                0.6 * share,
+                if mib / raw >= 0.6 * share {
+                    "met"
+                } else {
+                    "NOT met"
+                },
+                j[name]["latency_ms"]["p50"].as_f64().unwrap(),
+                j[name]["latency_ms"]["p99"].as_f64().unwrap()
+            );
+        }
+    }
 
     // Rebuild: kill the last agent; past the grace period the others rebuild its chunks.
     let before = status(&inv);

@@ -230,6 +230,12 @@ pub struct IoBenchArgs {
     #[arg(long)]
     pub keep: bool,
 
+    /// Run the frontend in this process: split, encode and send every chunk to its member
+    /// yourself (one TLS hop per byte instead of two through a member's frontend). Needs
+    /// the members in the inventory
+    #[arg(long)]
+    pub direct: bool,
+
     /// Print JSON
     #[arg(long)]
     pub json: bool,
@@ -374,6 +380,12 @@ pub struct IoPutArgs {
 
     /// The file to store; standard input when absent or -
     pub file: Option<PathBuf>,
+
+    /// Run the frontend in this process: split, encode and send every chunk to its member
+    /// yourself (one TLS hop per byte instead of two through a member's frontend). Needs
+    /// the members in the inventory
+    #[arg(long)]
+    pub direct: bool,
 }
 
 #[derive(Debug, Args)]
@@ -389,6 +401,12 @@ pub struct IoGetArgs {
     /// Where to write the object; standard output when absent or -
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// Run the frontend in this process: split, encode and send every chunk to its member
+    /// yourself (one TLS hop per byte instead of two through a member's frontend). Needs
+    /// the members in the inventory
+    #[arg(long)]
+    pub direct: bool,
 }
 
 #[derive(Debug, Args)]

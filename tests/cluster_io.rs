@@ -4,7 +4,10 @@
 //! every object still reads back bit-identical (rebuilt from parity), a write that needs six
 //! nodes is refused with the figures; with a third killed, reads fail with a clear
 //! "unavailable" error and no partial file, never wrong bytes; once the nodes return,
-//! everything reads again.
+//! everything reads again. The same with `--direct` (the frontend in the CLI, chunks sent
+//! to the members' gRPC ports): objects written either way read back the other way, a
+//! reader token cannot write, IO must be started, two nodes down are read around and a
+//! third is a clear "unavailable".
 
 mod common;
 
@@ -45,6 +48,21 @@ fn objects_survive_m_nodes_killed_and_fail_clearly_beyond() {
         err.contains("IO is STOPPED") && err.contains("start-io"),
         "{err}"
     );
+    let (code, said) = direct(&inv, "put", "early", &f0);
+    assert_eq!(code, 2, "{said}");
+    assert!(
+        said.contains("IO is STOPPED") && said.contains("start-io"),
+        "{said}"
+    );
+    // The members refuse it themselves, whatever a client checks first: a chunk put
+    // straight to n1's gRPC port with the admin token.
+    let refusal = chunk_put(&inv);
+    assert_eq!(
+        refusal.code(),
+        tonic::Code::FailedPrecondition,
+        "{refusal:?}"
+    );
+    assert!(refusal.message().contains("IO is STOPPED"), "{refusal:?}");
     start_io(&inv);
     // The members registered their drives through the leader: each change a member
     // forwarded is in the leader's audit trail, as that member's, with the command.
@@ -108,7 +126,61 @@ fn objects_survive_m_nodes_killed_and_fail_clearly_beyond() {
         assert_eq!(code, 0, "{said}");
         assert!(std::fs::read(&back).unwrap() == *data, "{key} differs");
         assert!(!said.contains("rebuilt"), "{said}");
+        // And with the frontend in the CLI.
+        let (code, said) = direct(&inv, "get", key, &back);
+        assert_eq!(code, 0, "{said}");
+        assert!(
+            std::fs::read(&back).unwrap() == *data,
+            "{key} differs, direct"
+        );
     }
+    // Written with the frontend in the CLI, read through a member: the same objects.
+    for (i, &n) in sizes.iter().enumerate() {
+        let (key, path) = (format!("direct/{i}"), src.join(format!("d{i}")));
+        let data = bytes(n, i as u64 + 100);
+        std::fs::write(&path, &data).unwrap();
+        let (code, said) = direct(&inv, "put", &key, &path);
+        assert_eq!(code, 0, "{said}");
+        assert!(said.contains("via this client (direct)"), "{said}");
+        let (code, said) = get(&inventory_via(dir, &agents, i % 6), &key, &back);
+        assert_eq!(code, 0, "{said}");
+        assert!(std::fs::read(&back).unwrap() == data, "{key} differs");
+        let (code, _, err) = run(
+            &["io", "rm", "--inventory", &inv_s, &key],
+            Duration::from_secs(60),
+        );
+        assert_eq!(code, 0, "{err}");
+    }
+    // The members count what direct clients moved: data and parity, 1.5 × the objects'
+    // bytes put (4+2), and what was got back.
+    let direct_bytes = |op: &str| -> f64 {
+        agents
+            .iter()
+            .filter_map(|a| {
+                common::agents::sample(
+                    &common::process::scrape(&a.metrics),
+                    &format!("axon_cluster_direct_chunk_bytes_total{{op=\"{op}\"}}"),
+                )
+            })
+            .sum()
+    };
+    let put_bytes: usize = sizes.iter().sum();
+    assert!(
+        direct_bytes("put") >= 1.5 * put_bytes as f64,
+        "{}",
+        direct_bytes("put")
+    );
+    assert!(
+        direct_bytes("get") >= put_bytes as f64,
+        "{}",
+        direct_bytes("get")
+    );
+    // The members check the token: a reader's cannot write a chunk.
+    let reader = inventory_with(dir, &agents, Token::Reader);
+    let (code, said) = direct(&reader, "put", "by-reader", &f0);
+    assert_eq!(code, 2, "{said}");
+    assert!(said.contains("needs the admin token"), "{said}");
+    inventory_with(dir, &agents, Token::Admin);
     let (code, out, err) = run(
         &["io", "ls", "--inventory", &inv_s, "--json"],
         Duration::from_secs(60),
@@ -160,6 +232,15 @@ fn objects_survive_m_nodes_killed_and_fail_clearly_beyond() {
         rebuilt > 0,
         "no stripe needed parity with 2 of 6 nodes down"
     );
+    for (key, data) in &objects {
+        let (code, said) = direct(&inv, "get", key, &back);
+        assert_eq!(code, 0, "{key}: {said}");
+        assert!(
+            std::fs::read(&back).unwrap() == *data,
+            "{key} differs with 2 nodes down, direct"
+        );
+        assert!(said.contains("members not reached"), "{said}");
+    }
     let (code, out, err) = run(
         &["io", "ls", "--inventory", &inv_s, "--json"],
         Duration::from_secs(60),
@@ -193,6 +274,10 @@ fn objects_survive_m_nodes_killed_and_fail_clearly_beyond() {
         "{said}"
     );
     assert!(!lost.exists(), "a partial file was left behind");
+    let (code, said) = direct(&inv, "get", "obj/3", &lost);
+    assert_eq!(code, 2, "{said}");
+    assert!(said.contains("unavailable"), "{said}");
+    assert!(!lost.exists(), "a partial file was left behind, direct");
     let leftovers: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .filter_map(|e| e.ok())
@@ -401,4 +486,48 @@ fn a_node_lost_past_the_grace_period_is_rebuilt_to_full_protection() {
         assert_eq!(code, 0, "{key}: {said}");
         assert!(std::fs::read(&back).unwrap() == *want, "{key} differs");
     }
+}
+
+/// `axon io put KEY FILE --direct` or `axon io get KEY -o FILE --direct`: (exit code,
+/// stdout and stderr).
+fn direct(inv: &std::path::Path, verb: &str, key: &str, file: &std::path::Path) -> (i32, String) {
+    let inv = inv.to_str().unwrap();
+    let file = file.to_str().unwrap();
+    let mut args = vec!["io", verb, "--inventory", inv, "--direct", key];
+    if verb == "get" {
+        args.push("-o");
+    }
+    args.push(file);
+    let (code, o, e) = run(&args, Duration::from_secs(120));
+    (code, o + &e)
+}
+
+/// `DataService.PutChunk` on the first node's gRPC port with the inventory's token, as a
+/// client of its own would call it: the refusal.
+fn chunk_put(inv: &std::path::Path) -> tonic::Status {
+    let inv = axon::fleet::inventory::Inventory::load(inv).unwrap();
+    let spec = &inv.nodes[0];
+    let tokens = inv.load_tokens().unwrap();
+    let token = spec
+        .token_file
+        .as_ref()
+        .and_then(|p| tokens.get(p).cloned());
+    let security = inv.security(spec).unwrap();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut c = axon::fleet::cluster::ClusterAgent::connect(
+            spec,
+            token,
+            security,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        c.data
+            .put_chunk(axon::wire::pb::PutChunkRequest {
+                key: "c/early/0/0".into(),
+                data: vec![1u8; 16].into(),
+            })
+            .await
+            .expect_err("refused while IO is stopped")
+    })
 }

@@ -13,6 +13,7 @@ use super::raft::{MemberTls, Membership, member_channel};
 use crate::dataplane::cluster::frontend::{Net, NetError};
 use crate::dataplane::cluster::objects::{self, Manifest, NodeData, NodeError, NodeId, Summary};
 use crate::dataplane::cluster::protection::{self, DataStatus, RebuildProgress};
+use crate::wire::chunks::{Remote, failed};
 use crate::wire::pb;
 use crate::wire::pb::data_service_client::DataServiceClient;
 use bytes::Bytes;
@@ -26,7 +27,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 pub type Fe = crate::dataplane::cluster::frontend::Frontend<GrpcNet>;
 pub use crate::dataplane::cluster::frontend::Layout;
@@ -251,11 +252,14 @@ impl Writes {
     }
 }
 
+/// This node's `DataService`: on the data port for the members, and behind the policy
+/// layer on the gRPC port for clients with a frontend of their own (`super::direct`).
 #[derive(Clone)]
-struct DataSvc {
+pub struct DataSvc {
     me: NodeId,
     node: Arc<NodeData>,
     writes: Arc<Writes>,
+    chunk_size: u32,
 }
 
 fn manifest_of(json: &str) -> Result<Manifest, Status> {
@@ -356,6 +360,7 @@ impl pb::data_service_server::DataService for DataSvc {
             free_bytes: free,
             capacity_bytes: cap,
             chunks,
+            chunk_size: self.chunk_size,
         }))
     }
 }
@@ -369,6 +374,8 @@ pub struct IoMetrics {
     pub seconds: Family<OpLabels, Histogram, fn() -> Histogram>,
     pub bytes: Family<OpLabels, Counter>,
     pub errors: Family<OpLabels, Counter>,
+    /// Chunk bytes put and got by clients with a frontend of their own (`direct`).
+    pub direct: Family<OpLabels, Counter>,
 }
 
 /// `op="put"` or `op="get"`.
@@ -385,11 +392,19 @@ impl Default for IoMetrics {
             seconds: Family::new_with_constructor(latency_buckets),
             bytes: Family::default(),
             errors: Family::default(),
+            direct: Family::default(),
         }
     }
 }
 
 impl IoMetrics {
+    /// Chunk bytes a direct client put (`op="put"`) or got (`op="get"`).
+    pub fn direct(&self, op: &'static str, bytes: usize) {
+        self.direct
+            .get_or_create(&vec![("op", op.to_string())])
+            .inc_by(bytes as u64);
+    }
+
     /// One finished object operation `op` (put, get): its time, and bytes or the error.
     pub fn record(&self, op: &'static str, began: Instant, bytes: Option<u64>) {
         let l = vec![("op", op.to_string())];
@@ -420,6 +435,8 @@ pub struct DataHost {
 /// A member's data plane at work: its server, and its way to the others.
 pub struct DataMember {
     pub net: Arc<GrpcNet>,
+    /// The handler the data port serves, for the gRPC port's clients too.
+    pub svc: DataSvc,
     stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     stats: Arc<ServerStats>,
 }
@@ -505,13 +522,15 @@ impl DataHost {
             stats.clone(),
         );
         let writes = Writes::start(&self.node);
-        let svc = pb::data_service_server::DataServiceServer::new(DataSvc {
+        let handler = DataSvc {
             me: m.node_id,
             node: self.node.clone(),
             writes: writes.clone(),
-        })
-        .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE);
+            chunk_size: self.chunk_size,
+        };
+        let svc = pb::data_service_server::DataServiceServer::new(handler.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let stop_accept = stats.clone();
         tokio::spawn(async move {
@@ -565,6 +584,7 @@ impl DataHost {
         });
         Ok(DataMember {
             net,
+            svc: handler,
             stop: Mutex::new(Some(tx)),
             stats,
         })
@@ -604,17 +624,6 @@ async fn refused(addr: &str) -> bool {
     )
 }
 
-fn net_err(node: NodeId, s: Status) -> NetError {
-    match s.code() {
-        Code::NotFound => NetError::NotFound(node),
-        Code::DataLoss => NetError::Lost(node, s.message().to_string()),
-        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
-            NetError::Unreachable(node, s.message().to_string())
-        }
-        _ => NetError::Refused(node, s.message().to_string()),
-    }
-}
-
 fn local_err(node: NodeId, e: NodeError) -> NetError {
     match e {
         NodeError::NotFound(_) => NetError::NotFound(node),
@@ -625,15 +634,23 @@ fn local_err(node: NodeId, e: NodeError) -> NetError {
 
 impl GrpcNet {
     fn client(&self, node: NodeId) -> Result<DataServiceClient<Channel>, NetError> {
-        let ch = self.peers.get(&node).cloned().ok_or_else(|| {
-            NetError::Unreachable(
-                node,
-                "no data address recorded for this member (was it joined by an older axon?)".into(),
-            )
-        })?;
+        let ch = crate::wire::chunks::member(
+            &self.peers,
+            node,
+            "no data address recorded for this member (was it joined by an older axon?)",
+        )?;
         Ok(DataServiceClient::new(ch)
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE))
+    }
+
+    /// Member `node`'s DataService on its data port; an error future when it has none.
+    fn remote(&self, node: NodeId) -> Result<Remote<Channel>, NetError> {
+        Ok(Remote {
+            node,
+            client: self.client(node)?,
+            deadline: CALL_DEADLINE,
+        })
     }
 
     /// When each member other than this one was last heard from (this node's start for
@@ -787,20 +804,6 @@ impl GrpcNet {
     }
 }
 
-async fn call<T>(
-    node: NodeId,
-    f: impl std::future::Future<Output = Result<Response<T>, Status>>,
-) -> Result<T, NetError> {
-    match tokio::time::timeout(CALL_DEADLINE, f).await {
-        Ok(Ok(r)) => Ok(r.into_inner()),
-        Ok(Err(s)) => Err(net_err(node, s)),
-        Err(_) => Err(NetError::Unreachable(
-            node,
-            format!("no answer in {} s", CALL_DEADLINE.as_secs()),
-        )),
-    }
-}
-
 impl Net for GrpcNet {
     fn put_chunk(
         &self,
@@ -814,24 +817,15 @@ impl Net for GrpcNet {
                 async move { w.put_chunk(key, data).await.map_err(|e| local_err(me, e)) },
             );
         }
-        let c = self.client(node);
-        Box::pin(async move {
-            call(node, c?.put_chunk(pb::PutChunkRequest { key, data }))
-                .await
-                .map(|_| ())
-        })
+        self.remote(node)
+            .map_or_else(failed, |r| r.put_chunk(key, data))
     }
 
     fn get_chunk(&self, node: NodeId, key: String) -> BoxFuture<'static, Result<Bytes, NetError>> {
         if node == self.me {
             return self.local(move |n| n.get_chunk(&key));
         }
-        let c = self.client(node);
-        Box::pin(async move {
-            call(node, c?.get_chunk(pb::GetChunkRequest { key }))
-                .await
-                .map(|r| r.data)
-        })
+        self.remote(node).map_or_else(failed, |r| r.get_chunk(key))
     }
 
     fn delete_chunks(
@@ -842,12 +836,8 @@ impl Net for GrpcNet {
         if node == self.me {
             return self.local(move |n| n.delete_chunks(&keys).map(|_| ()));
         }
-        let c = self.client(node);
-        Box::pin(async move {
-            call(node, c?.delete_chunks(pb::DeleteChunksRequest { keys }))
-                .await
-                .map(|_| ())
-        })
+        self.remote(node)
+            .map_or_else(failed, |r| r.delete_chunks(keys))
     }
 
     fn put_manifest(
@@ -863,14 +853,7 @@ impl Net for GrpcNet {
                     .map_err(|e| local_err(me, e))
             });
         }
-        let c = self.client(node);
-        Box::pin(async move {
-            let json =
-                serde_json::to_string(&*m).map_err(|e| NetError::Refused(node, e.to_string()))?;
-            call(node, c?.put_manifest(pb::ManifestPayload { json }))
-                .await
-                .map(|r| r.stored)
-        })
+        self.remote(node).map_or_else(failed, |r| r.put_manifest(m))
     }
 
     fn get_manifest(
@@ -881,16 +864,8 @@ impl Net for GrpcNet {
         if node == self.me {
             return self.local(move |n| n.get_manifest(&key));
         }
-        let c = self.client(node);
-        Box::pin(async move {
-            match call(node, c?.get_manifest(pb::GetManifestRequest { key })).await {
-                Ok(p) => serde_json::from_str(&p.json)
-                    .map(Some)
-                    .map_err(|e| NetError::Refused(node, format!("a damaged manifest: {e}"))),
-                Err(NetError::NotFound(_)) => Ok(None),
-                Err(e) => Err(e),
-            }
-        })
+        self.remote(node)
+            .map_or_else(failed, |r| r.get_manifest(key))
     }
 
     fn list_manifests(
@@ -904,26 +879,8 @@ impl Net for GrpcNet {
                     .map(|v| v.iter().map(Manifest::summary).collect())
             });
         }
-        let c = self.client(node);
-        Box::pin(async move {
-            call(node, c?.list_manifests(pb::ListManifestsRequest { prefix }))
-                .await
-                .map(|r| {
-                    r.objects
-                        .into_iter()
-                        .map(|s| Summary {
-                            key: s.key,
-                            generation: s.generation,
-                            writer: s.writer,
-                            size: s.size,
-                            deleted: s.deleted,
-                            stripes: s.stripes,
-                            object: s.object,
-                            revision: s.revision,
-                        })
-                        .collect()
-                })
-        })
+        self.remote(node)
+            .map_or_else(failed, |r| r.list_manifests(prefix))
     }
 }
 

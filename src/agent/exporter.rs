@@ -672,6 +672,11 @@ fn register_cluster(reg: &mut Registry, c: &ClusterMetrics) {
             "Object puts and gets through this member's frontend that failed",
             io.errors.clone(),
         );
+        r.0.register(
+            "cluster_direct_chunk_bytes",
+            "Chunk bytes (data and parity) that clients running a frontend of their own (axon io --direct) put on and got from this member",
+            io.direct.clone(),
+        );
     }
     *reg = r.0;
 }

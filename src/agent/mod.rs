@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cluster_svc;
 pub mod containers;
 pub mod data;
+pub mod direct;
 pub mod dp_report;
 pub mod drive_ops;
 pub mod exporter;
@@ -420,6 +421,9 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
         let dataplane_svc = dp_report::DataplaneSvc {
             state: state.clone(),
         };
+        let direct_svc = direct::DirectSvc {
+            state: state.clone(),
+        };
         let limits = cfg.limits.clone();
         // Pings keep a client that only receives (a Watch) from looking idle: a third of
         // the idle timeout, at most 20 s, so a live client answers twice in time.
@@ -446,6 +450,11 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
                 .add_service(pb::dataplane_service_server::DataplaneServiceServer::new(
                     dataplane_svc.clone(),
                 ))
+                .add_service(
+                    pb::data_service_server::DataServiceServer::new(direct_svc.clone())
+                        .max_decoding_message_size(data::MAX_MESSAGE)
+                        .max_encoding_message_size(data::MAX_MESSAGE),
+                )
         };
         if let Some(addr) = cfg.listen {
             let l = bind_tcp("gRPC", addr).await?;

@@ -114,6 +114,43 @@ pub static POLICY: &[Rule] = &[
         need: Permission::Admin,
         access: Access::Data,
     },
+    // Chunks and manifests, for clients with a frontend of their own (`agent::direct`);
+    // on the data port the members speak it among themselves, without this layer.
+    Rule {
+        rpc: "/axon.v1.DataService/PutChunk",
+        need: Permission::Admin,
+        access: Access::Data,
+    },
+    Rule {
+        rpc: "/axon.v1.DataService/GetChunk",
+        need: Permission::Read,
+        access: Access::Read,
+    },
+    Rule {
+        rpc: "/axon.v1.DataService/DeleteChunks",
+        need: Permission::Admin,
+        access: Access::Data,
+    },
+    Rule {
+        rpc: "/axon.v1.DataService/PutManifest",
+        need: Permission::Admin,
+        access: Access::Data,
+    },
+    Rule {
+        rpc: "/axon.v1.DataService/GetManifest",
+        need: Permission::Read,
+        access: Access::Read,
+    },
+    Rule {
+        rpc: "/axon.v1.DataService/ListManifests",
+        need: Permission::Read,
+        access: Access::Read,
+    },
+    Rule {
+        rpc: "/axon.v1.DataService/Ping",
+        need: Permission::Read,
+        access: Access::Read,
+    },
     Rule {
         rpc: "/axon.v1.DataplaneService/GetDataplane",
         need: Permission::Read,
@@ -811,7 +848,8 @@ mod tests {
             include_str!("../../proto/axon/v1/node.proto"),
             include_str!("../../proto/axon/v1/operations.proto"),
             include_str!("../../proto/axon/v1/cluster_admin.proto"),
-            include_str!("../../proto/axon/v1/dataplane.proto")
+            include_str!("../../proto/axon/v1/dataplane.proto"),
+            include_str!("../../proto/axon/v1/data.proto")
         );
         let mut service = None;
         let mut rpcs = Vec::new();

@@ -1236,6 +1236,26 @@ impl ClusterHost {
         self.data.as_ref().map(|d| d.status())
     }
 
+    /// This member's `DataService` handler, for the gRPC port's clients with a frontend
+    /// of their own, and the cluster's IO status (their writes need it STARTED).
+    pub async fn direct(
+        &self,
+    ) -> Result<(super::data::DataSvc, crate::model::cluster::IoStatus), ClusterError> {
+        let (_, node) = self.current().await?;
+        let svc = self
+            .data_member
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().map(|d| d.svc.clone()))
+            .ok_or_else(|| {
+                ClusterError::Refused(
+                    "this member serves no data plane: start it with --store DIR and --data-listen ADDR"
+                        .into(),
+                )
+            })?;
+        Ok((svc, node.config().io))
+    }
+
     pub fn data_host(&self) -> Option<&super::data::DataHost> {
         self.data.as_ref()
     }

@@ -4,7 +4,8 @@
 
 use super::io::bar;
 use crate::cli::{FleetArgs, IoGetArgs, IoKeyArgs, IoLsArgs, IoPutArgs};
-use crate::fleet::cluster::{ClusterAgent, ClusterCallError};
+use crate::fleet::cluster::{ClusterAgent, ClusterCallError, Stored};
+use crate::fleet::direct::Direct;
 use anyhow::{Context, Result};
 use humansize::{BINARY, format_size};
 use serde_json::json;
@@ -40,6 +41,96 @@ pub async fn frontend(fleet: &FleetArgs) -> Result<ClusterAgent> {
     )
 }
 
+/// A frontend in this process over every agent of the inventory that answers
+/// (`--direct`); members it cannot reach are named on stderr. The inner error is the
+/// cluster's refusal (exit 2), the outer one a bad inventory.
+pub async fn direct(fleet: &FleetArgs) -> Result<Result<Direct, ClusterCallError>> {
+    let inv = super::inventory(fleet)?;
+    let calls = inv
+        .nodes
+        .iter()
+        .map(|spec| super::cluster::connect(&inv, spec));
+    let agents: Vec<ClusterAgent> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter_map(|c| c.ok())
+        .collect();
+    let d = match crate::fleet::direct::connect(agents).await {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(e)),
+    };
+    if !d.unreachable.is_empty() {
+        eprintln!(
+            "axon io: members not reached, read around and not written to: {}",
+            d.unreachable.join(", ")
+        );
+    }
+    Ok(Ok(d))
+}
+
+/// Where the frontend runs: on a member (`ClusterAgent`), or here (`--direct`).
+enum Via {
+    Agent(Box<ClusterAgent>),
+    Direct(std::sync::Arc<Direct>),
+}
+
+impl Via {
+    async fn open(fleet: &FleetArgs, direct: bool) -> Result<Result<Via, ClusterCallError>> {
+        Ok(if direct {
+            self::direct(fleet)
+                .await?
+                .map(|d| Via::Direct(std::sync::Arc::new(d)))
+        } else {
+            Ok(Via::Agent(Box::new(frontend(fleet).await?)))
+        })
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Via::Agent(a) => &a.node,
+            Via::Direct(_) => crate::fleet::direct::DIRECT,
+        }
+    }
+
+    /// Reads `key` to the end, counting its bytes (the bench).
+    async fn read_all(&mut self, key: &str) -> Result<u64, String> {
+        match self {
+            Via::Agent(agent) => {
+                let mut s = agent.get_object(key).await.map_err(|e| e.to_string())?;
+                let mut n = 0u64;
+                loop {
+                    match s.message().await {
+                        Ok(Some(m)) => n += m.data.len() as u64,
+                        Ok(None) => return Ok(n),
+                        Err(st) => return Err(agent.err(st).to_string()),
+                    }
+                }
+            }
+            Via::Direct(d) => {
+                let mut n = 0u64;
+                d.get_object(key, |_, p| {
+                    n += p.len() as u64;
+                    Ok(())
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+                Ok(n)
+            }
+        }
+    }
+
+    async fn put_object(
+        &mut self,
+        key: &str,
+        body: impl futures::Stream<Item = bytes::Bytes> + Send + 'static,
+    ) -> Result<Stored, ClusterCallError> {
+        match self {
+            Via::Agent(a) => a.put_object(key, body).await,
+            Via::Direct(d) => d.put_object(key, body).await,
+        }
+    }
+}
+
 /// Prints a failed call and returns its exit code.
 fn failed(verb: &str, e: ClusterCallError) -> i32 {
     eprintln!("axon io {verb}: {e}");
@@ -50,7 +141,10 @@ fn failed(verb: &str, e: ClusterCallError) -> i32 {
 }
 
 pub async fn put(a: IoPutArgs, fleet: FleetArgs) -> Result<i32> {
-    let mut agent = frontend(&fleet).await?;
+    let mut via = match Via::open(&fleet, a.direct).await? {
+        Ok(v) => v,
+        Err(e) => return Ok(failed("put", e)),
+    };
     let (mut src, len): (Box<dyn Read + Send>, Option<u64>) =
         match a.file.as_deref().filter(|p| p.as_os_str() != "-") {
             Some(p) => {
@@ -93,7 +187,7 @@ pub async fn put(a: IoPutArgs, fleet: FleetArgs) -> Result<i32> {
     };
     let began = Instant::now();
     let body = tokio_stream::wrappers::ReceiverStream::new(rx);
-    let r = agent.put_object(&a.key, body).await;
+    let r = via.put_object(&a.key, body).await;
     b.finish_and_clear();
     // A read error must not pass for the end of the file.
     match reader.await {
@@ -116,7 +210,7 @@ pub async fn put(a: IoPutArgs, fleet: FleetArgs) -> Result<i32> {
             "{}",
             json!({"key": stored.key, "bytes": stored.size, "stripes": stored.stripes,
                    "generation": stored.generation, "nodes": stored.nodes, "seconds": secs,
-                   "via": agent.node})
+                   "via": via.name()})
         );
     } else {
         eprintln!(
@@ -125,7 +219,7 @@ pub async fn put(a: IoPutArgs, fleet: FleetArgs) -> Result<i32> {
             format_size(stored.size, BINARY),
             stored.stripes,
             stored.nodes,
-            agent.node,
+            via.name(),
             secs,
             format_size((stored.size as f64 / secs.max(1e-9)) as u64, BINARY)
         );
@@ -134,10 +228,25 @@ pub async fn put(a: IoPutArgs, fleet: FleetArgs) -> Result<i32> {
 }
 
 pub async fn get(a: IoGetArgs, fleet: FleetArgs) -> Result<i32> {
-    let mut agent = frontend(&fleet).await?;
-    let mut stream = match agent.get_object(&a.key).await {
-        Ok(s) => s,
+    let via = match Via::open(&fleet, a.direct).await? {
+        Ok(v) => v,
         Err(e) => return Ok(failed("get", e)),
+    };
+    // Through a member: its stream, opened before the output is (a key not found leaves
+    // no file behind).
+    let mut stream = match &via {
+        Via::Agent(agent) => match agent.clone().get_object(&a.key).await {
+            Ok(s) => Some(s),
+            Err(e) => return Ok(failed("get", e)),
+        },
+        Via::Direct(d) => match d.frontend.manifest(&a.key, &d.layout).await {
+            Ok(_) => None,
+            Err(crate::dataplane::cluster::frontend::IoError::NotFound(k)) => {
+                eprintln!("axon io get: no object {k:?} in the cluster");
+                return Ok(EXIT_NOT_FOUND);
+            }
+            Err(_) => None,
+        },
     };
     let to_file = a
         .output
@@ -163,23 +272,46 @@ pub async fn get(a: IoGetArgs, fleet: FleetArgs) -> Result<i32> {
     let mut size = None;
     let mut got = 0u64;
     let mut rebuilt = 0u32;
-    let result: Result<(), String> = loop {
-        match stream.message().await {
-            Ok(Some(m)) => {
-                if size.is_none() {
-                    size = Some(m.size);
-                    b.set_length(m.size);
+    let result: Result<(), String> = match (&via, stream.as_mut()) {
+        (Via::Agent(agent), Some(stream)) => loop {
+            match stream.message().await {
+                Ok(Some(m)) => {
+                    if size.is_none() {
+                        size = Some(m.size);
+                        b.set_length(m.size);
+                    }
+                    rebuilt = rebuilt.max(m.reconstructed);
+                    if let Err(e) = out.write_all(&m.data) {
+                        break Err(format!("writing the output: {e}"));
+                    }
+                    got += m.data.len() as u64;
+                    b.inc(m.data.len() as u64);
                 }
-                rebuilt = rebuilt.max(m.reconstructed);
-                if let Err(e) = out.write_all(&m.data) {
-                    break Err(format!("writing the output: {e}"));
-                }
-                got += m.data.len() as u64;
-                b.inc(m.data.len() as u64);
+                Ok(None) => break Ok(()),
+                Err(s) => break Err(agent.err(s).to_string()),
             }
-            Ok(None) => break Ok(()),
-            Err(s) => break Err(agent.err(s).to_string()),
+        },
+        (Via::Direct(d), _) => {
+            let sink = |len: u64, piece: &bytes::Bytes| {
+                if size.is_none() {
+                    size = Some(len);
+                    b.set_length(len);
+                }
+                out.write_all(piece)
+                    .map_err(|e| format!("writing the output: {e}"))?;
+                got += piece.len() as u64;
+                b.inc(piece.len() as u64);
+                Ok(())
+            };
+            match d.get_object(&a.key, sink).await {
+                Ok((_, r)) => {
+                    rebuilt = r;
+                    Ok(())
+                }
+                Err(e) => Err(e.to_string()),
+            }
         }
+        (Via::Agent(_), None) => Err("no stream".into()),
     };
     b.finish_and_clear();
     let result = result.and_then(|()| {
@@ -212,7 +344,7 @@ pub async fn get(a: IoGetArgs, fleet: FleetArgs) -> Result<i32> {
     if a.store.json {
         eprintln!(
             "{}",
-            json!({"key": a.key, "bytes": got, "rebuilt_stripes": rebuilt, "via": agent.node})
+            json!({"key": a.key, "bytes": got, "rebuilt_stripes": rebuilt, "via": via.name()})
         );
     }
     Ok(0)
@@ -322,18 +454,6 @@ fn pieces(b: &bytes::Bytes) -> impl futures::Stream<Item = bytes::Bytes> + Send 
     futures::stream::iter(v)
 }
 
-async fn read_all(agent: &mut ClusterAgent, key: &str) -> Result<u64, String> {
-    let mut s = agent.get_object(key).await.map_err(|e| e.to_string())?;
-    let mut n = 0u64;
-    loop {
-        match s.message().await {
-            Ok(Some(m)) => n += m.data.len() as u64,
-            Ok(None) => return Ok(n),
-            Err(st) => return Err(agent.err(st).to_string()),
-        }
-    }
-}
-
 pub async fn bench(a: crate::cli::IoBenchArgs, fleet: FleetArgs) -> Result<i32> {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -350,6 +470,18 @@ pub async fn bench(a: crate::cli::IoBenchArgs, fleet: FleetArgs) -> Result<i32> 
     if agents.is_empty() {
         anyhow::bail!("no agent of the inventory answered as a cluster member");
     }
+    let direct = if a.direct {
+        Some(std::sync::Arc::new(
+            crate::fleet::direct::connect(agents.clone()).await?,
+        ))
+    } else {
+        None
+    };
+    // Worker w's way in: the shared direct frontend, or agent w's.
+    let via = |w: usize| match &direct {
+        Some(d) => Via::Direct(d.clone()),
+        None => Via::Agent(Box::new(agents[w % agents.len()].clone())),
+    };
     let size = a.size as usize;
     let mut x: u64 = 0x2545_F491_4F6C_DD1D;
     let payload = bytes::Bytes::from(
@@ -366,9 +498,15 @@ pub async fn bench(a: crate::cli::IoBenchArgs, fleet: FleetArgs) -> Result<i32> 
     let conc = a.concurrency.max(1);
     if !a.json {
         eprintln!(
-            "bench {run}: {} objects, {conc} in flight over {} agent(s), {}% writes, {}",
+            "bench {run}: {} objects, {conc} in flight {}, {}% writes, {}",
             format_size(a.size, BINARY),
-            agents.len(),
+            match &direct {
+                Some(d) => format!(
+                    "from a frontend in this process to {} member(s) (direct)",
+                    d.layout.members.len() - d.unreachable.len()
+                ),
+                None => format!("over {} agent(s)", agents.len()),
+            },
             a.mix,
             humantime(a.duration)
         );
@@ -377,7 +515,7 @@ pub async fn bench(a: crate::cli::IoBenchArgs, fleet: FleetArgs) -> Result<i32> 
     let pool: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
     if a.mix < 100 {
         let seeds = (0..conc).map(|w| {
-            let mut ag = agents[w % agents.len()].clone();
+            let mut ag = via(w);
             let (key, body) = (format!("bench/{run}/seed/{w}"), pieces(&payload));
             async move { ag.put_object(&key, body).await.map(|_| key) }
         });
@@ -424,7 +562,7 @@ pub async fn bench(a: crate::cli::IoBenchArgs, fleet: FleetArgs) -> Result<i32> 
         })
     };
     let workers = (0..conc).map(|w| {
-        let mut ag = agents[w % agents.len()].clone();
+        let mut ag = via(w);
         let (payload, pool, written, c, run) = (
             payload.clone(),
             pool.clone(),
@@ -464,7 +602,7 @@ pub async fn bench(a: crate::cli::IoBenchArgs, fleet: FleetArgs) -> Result<i32> 
                         let p = pool.lock().unwrap();
                         p[(rng >> 8) as usize % p.len()].clone()
                     };
-                    match read_all(&mut ag, &key).await {
+                    match ag.read_all(&key).await {
                         Ok(got) if got == payload.len() as u64 => {
                             rl.us.push(t.elapsed().as_micros() as u64);
                             rl.bytes += got;
@@ -521,6 +659,7 @@ pub async fn bench(a: crate::cli::IoBenchArgs, fleet: FleetArgs) -> Result<i32> 
         println!(
             "{}",
             json!({"run": run, "size": a.size, "concurrency": conc, "agents": agents.len(),
+                   "direct": a.direct,
                    "mix_write_percent": a.mix, "seconds": secs, "write": wj, "read": rj,
                    "deleted": deleted})
         );

@@ -74,12 +74,17 @@ pub type ClusterClient =
 pub type DataplaneClient =
     pb::dataplane_service_client::DataplaneServiceClient<InterceptedService<Channel, AddToken>>;
 
+/// Chunks and manifests on the agent's gRPC port (`axon io … --direct`).
+pub type DataClient =
+    pb::data_service_client::DataServiceClient<InterceptedService<Channel, AddToken>>;
+
 pub struct Clients {
     pub node: NodeClient,
     pub control: ControlClient,
     pub ops: OperationClient,
     pub cluster: ClusterClient,
     pub dataplane: DataplaneClient,
+    pub data: DataClient,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -246,6 +251,13 @@ pub async fn connect(target: &Target, connect_timeout: Duration) -> Result<Clien
             icpt.clone(),
         )
         .max_decoding_message_size(16 << 20),
+        data: pb::data_service_client::DataServiceClient::with_interceptor(
+            channel.clone(),
+            icpt.clone(),
+        )
+        // A chunk with its framing, as the members' data port takes.
+        .max_decoding_message_size(80 << 20)
+        .max_encoding_message_size(80 << 20),
         dataplane: pb::dataplane_service_client::DataplaneServiceClient::with_interceptor(
             channel, icpt,
         )

@@ -1,7 +1,7 @@
 //! The console side of `ClusterService`: one agent's place in the data-plane cluster, and
 //! the calls that form it (`axon cluster create|status`).
 
-use super::client::{self, ClusterClient, DataplaneClient};
+use super::client::{self, ClusterClient, DataClient, DataplaneClient};
 use super::inventory::NodeSpec;
 use super::tls::Security;
 use crate::model::cluster::{ClusterConfig, Command};
@@ -63,6 +63,8 @@ pub struct ClusterAgent {
     pub node: String,
     client: ClusterClient,
     dataplane: DataplaneClient,
+    /// Chunks and manifests, for a frontend of the caller's own (`super::direct`).
+    pub data: DataClient,
 }
 
 fn decode(i: pb::ClusterInfo) -> AgentCluster {
@@ -111,6 +113,7 @@ impl ClusterAgent {
             node: spec.name.clone(),
             client: c.cluster,
             dataplane: c.dataplane,
+            data: c.data,
         })
     }
 

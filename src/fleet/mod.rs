@@ -5,6 +5,7 @@
 pub mod client;
 pub mod cluster;
 pub mod cluster_checks;
+pub mod direct;
 pub mod follow;
 pub mod health;
 pub mod inventory;

@@ -6,6 +6,7 @@ pub mod pb {
     tonic::include_proto!("axon.v1");
 }
 
+pub mod chunks;
 pub mod codec;
 mod convert;
 mod dataplane;
