@@ -205,6 +205,16 @@ pub enum IoCommand {
     Bench(IoBenchArgs),
 }
 
+/// `--direct` for the object verbs.
+#[derive(Debug, Args)]
+pub struct DirectArgs {
+    /// Run the frontend in this process: split, encode and send every chunk to its member
+    /// yourself (one TLS hop per byte instead of two through a member's frontend). Needs
+    /// the members in the inventory
+    #[arg(long)]
+    pub direct: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct IoBenchArgs {
     #[command(flatten)]
@@ -230,11 +240,8 @@ pub struct IoBenchArgs {
     #[arg(long)]
     pub keep: bool,
 
-    /// Run the frontend in this process: split, encode and send every chunk to its member
-    /// yourself (one TLS hop per byte instead of two through a member's frontend). Needs
-    /// the members in the inventory
-    #[arg(long)]
-    pub direct: bool,
+    #[command(flatten)]
+    pub direct: DirectArgs,
 
     /// Print JSON
     #[arg(long)]
@@ -381,11 +388,8 @@ pub struct IoPutArgs {
     /// The file to store; standard input when absent or -
     pub file: Option<PathBuf>,
 
-    /// Run the frontend in this process: split, encode and send every chunk to its member
-    /// yourself (one TLS hop per byte instead of two through a member's frontend). Needs
-    /// the members in the inventory
-    #[arg(long)]
-    pub direct: bool,
+    #[command(flatten)]
+    pub direct: DirectArgs,
 }
 
 #[derive(Debug, Args)]
@@ -402,11 +406,8 @@ pub struct IoGetArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Run the frontend in this process: split, encode and send every chunk to its member
-    /// yourself (one TLS hop per byte instead of two through a member's frontend). Needs
-    /// the members in the inventory
-    #[arg(long)]
-    pub direct: bool,
+    #[command(flatten)]
+    pub direct: DirectArgs,
 }
 
 #[derive(Debug, Args)]

@@ -338,27 +338,32 @@ fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
     let pid = agents[hung as usize - 1].child.id() as libc::pid_t;
     assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
-    let silent = format!("raft: member {hung} unreachable (3 calls in a row got no answer");
-    let at = wait_log(&read_log, &silent, 0);
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
-    wait_log(
+    let name = format!("raft: member {hung} ");
+    let at = wait_log(
         &read_log,
-        &format!("raft: member {hung} reachable again"),
-        at,
+        &[&name, "unreachable (", "calls in a row got no answer"],
+        0,
     );
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    wait_log(&read_log, &[&name, "reachable again"], at);
 }
 
-/// Waits (20 s at most) until `what` appears in the log after byte `from`; where it ends.
-fn wait_log(read: &dyn Fn() -> String, what: &str, from: usize) -> usize {
+/// Waits (20 s at most) until a line after byte `from` of the log holds every piece of
+/// `what`; where that line ends.
+fn wait_log(read: &dyn Fn() -> String, what: &[&str], from: usize) -> usize {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let text = read();
-        if let Some(i) = text.get(from..).and_then(|t| t.find(what)) {
-            return from + i + what.len();
+        let mut at = from;
+        for line in text.get(from..).unwrap_or("").split_inclusive('\n') {
+            at += line.len();
+            if what.iter().all(|w| line.contains(w)) {
+                return at;
+            }
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "no \"{what}\" in the leader's log within 20 s:\n{}",
+            "no line with {what:?} in the leader's log within 20 s:\n{}",
             text.get(from..).unwrap_or("")
         );
         std::thread::sleep(Duration::from_millis(100));

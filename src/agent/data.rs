@@ -13,7 +13,7 @@ use super::raft::{MemberTls, Membership, member_channel};
 use crate::dataplane::cluster::frontend::{Net, NetError};
 use crate::dataplane::cluster::objects::{self, Manifest, NodeData, NodeError, NodeId, Summary};
 use crate::dataplane::cluster::protection::{self, DataStatus, RebuildProgress};
-use crate::wire::chunks::{Remote, failed};
+use crate::wire::chunks::{CALL_DEADLINE, Remote, failed};
 use crate::wire::pb;
 use crate::wire::pb::data_service_client::DataServiceClient;
 use bytes::Bytes;
@@ -43,8 +43,6 @@ pub const DATA_FRAME: u32 = 1 << 20;
 const PING_EVERY: Duration = Duration::from_secs(1);
 /// A member silent this long is *away*: its chunks count as lost for protection.
 pub const AWAY_AFTER: Duration = Duration::from_secs(3);
-/// A chunk or manifest call must finish within this.
-const CALL_DEADLINE: Duration = Duration::from_secs(10);
 
 fn node_status(e: NodeError) -> Status {
     match e {

@@ -3,16 +3,25 @@
 //! members themselves, as WEKA's clients do, instead of through one member's frontend —
 //! one TLS hop fewer for every byte. Each call goes to the handler the data port serves
 //! (`data::DataSvc`), behind the policy layer: reads need any token, writes the admin
-//! token, and writes are refused unless the cluster's IO is STARTED.
+//! token, and both are refused unless the cluster's IO is STARTED (as objects through a
+//! member's frontend are). What members may do among themselves and clients may not:
+//! free chunks (DeleteChunks: left to the members' orphan collection), write a manifest
+//! dated more than `MANIFEST_AHEAD` past this node's clock, or send a message larger
+//! than `wire::chunks::DIRECT_MAX_MESSAGE` (any other service on the port takes 4 MiB).
 
 use super::AgentState;
 use super::data::DataSvc;
 use super::raft::ClusterHost;
+use crate::dataplane::cluster::objects::Manifest;
 use crate::model::cluster::IoStatus;
 use crate::wire::pb;
 use crate::wire::pb::data_service_server::DataService;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
+
+/// How far past this node's clock a direct client's manifest may be dated (generations
+/// are nanoseconds since the epoch): clock skew, not a generation no later write can pass.
+const MANIFEST_AHEAD: std::time::Duration = std::time::Duration::from_secs(3600);
 
 #[derive(Clone)]
 pub struct DirectSvc {
@@ -54,8 +63,9 @@ impl DirectSvc {
         Ok(svc)
     }
 
+    /// The handler, for a call that reads: also only while IO is STARTED.
     async fn reader(&self) -> Result<DataSvc, Status> {
-        Ok(self.data().await?.0)
+        self.writer().await
     }
 }
 
@@ -82,16 +92,33 @@ impl DataService for DirectSvc {
 
     async fn delete_chunks(
         &self,
-        r: Request<pb::DeleteChunksRequest>,
+        _r: Request<pb::DeleteChunksRequest>,
     ) -> Result<Response<pb::DeleteChunksReply>, Status> {
-        self.writer().await?.delete_chunks(r).await
+        Err(Status::permission_denied(
+            "clients do not free chunks: the members free those no manifest names (orphan collection)",
+        ))
     }
 
     async fn put_manifest(
         &self,
         r: Request<pb::ManifestPayload>,
     ) -> Result<Response<pb::PutManifestReply>, Status> {
-        self.writer().await?.put_manifest(r).await
+        let svc = self.writer().await?;
+        let m: Manifest = serde_json::from_str(&r.get_ref().json)
+            .map_err(|e| Status::invalid_argument(format!("not a manifest: {e}")))?;
+        let latest = std::time::SystemTime::now()
+            .checked_add(MANIFEST_AHEAD)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(u64::MAX, |d| d.as_nanos() as u64);
+        if m.generation > latest {
+            return Err(Status::invalid_argument(format!(
+                "the manifest of {:?} is dated {} s past this node's clock (at most {} s): check the client's clock",
+                m.key,
+                (m.generation - latest) / 1_000_000_000 + MANIFEST_AHEAD.as_secs(),
+                MANIFEST_AHEAD.as_secs()
+            )));
+        }
+        svc.put_manifest(r).await
     }
 
     async fn get_manifest(
@@ -109,6 +136,6 @@ impl DataService for DirectSvc {
     }
 
     async fn ping(&self, r: Request<pb::PingRequest>) -> Result<Response<pb::PingReply>, Status> {
-        self.reader().await?.ping(r).await
+        self.data().await?.0.ping(r).await
     }
 }

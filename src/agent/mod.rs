@@ -452,8 +452,8 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
                 ))
                 .add_service(
                     pb::data_service_server::DataServiceServer::new(direct_svc.clone())
-                        .max_decoding_message_size(data::MAX_MESSAGE)
-                        .max_encoding_message_size(data::MAX_MESSAGE),
+                        .max_decoding_message_size(crate::wire::chunks::DIRECT_MAX_MESSAGE)
+                        .max_encoding_message_size(crate::wire::chunks::DIRECT_MAX_MESSAGE),
                 )
         };
         if let Some(addr) = cfg.listen {

@@ -316,7 +316,9 @@ impl Peer {
             )));
         };
         let json = serde_json::to_vec(req).map_err(net_err)?;
-        let ttl = option.hard_ttl();
+        // Within openraft's own deadline (`hard_ttl`, which drops the call at once), so a
+        // call without an answer is counted here before openraft gives up on it.
+        let ttl = option.soft_ttl();
         let reply = match tokio::time::timeout(
             ttl,
             which(RaftServiceClient::new(ch), RaftPayload { json }),
@@ -363,26 +365,34 @@ impl Peer {
         }
     }
 
-    /// The error for a call that got no answer: openraft's deadline cut it short, or the
+    /// The error for a call that got no answer: the deadline cut it short, or the
     /// connection could not be made in time. After `SILENT_CALLS` in a row the member is
     /// unreachable, so openraft backs off from a silent host as from one that refuses;
-    /// before that it is a network error, retried at the next heartbeat.
+    /// before that it is a network error, retried at the next heartbeat. The count and
+    /// the change to unreachable are made under one lock, so two calls timing out at once
+    /// log the change once.
     fn no_answer<E: std::error::Error>(&self, why: String) -> RPCError<NodeId, BasicNode, E> {
-        let silent = match self.unreachable.lock() {
+        let err = std::io::Error::new(std::io::ErrorKind::TimedOut, why);
+        let (silent, newly) = match self.unreachable.lock() {
             Ok(mut r) => {
                 let n = r.silent.entry(self.target).or_default();
                 *n = n.saturating_add(1);
-                *n
+                let n = *n;
+                (n, n >= SILENT_CALLS && r.unreachable.insert(self.target))
             }
-            Err(_) => 0,
+            Err(_) => (0, false),
         };
-        let err = std::io::Error::new(std::io::ErrorKind::TimedOut, why);
-        if silent >= SILENT_CALLS {
-            let why = format!("{silent} calls in a row got no answer; the last: {err}");
-            self.unreachable(&err, &why)
-        } else {
-            RPCError::Network(NetworkError::new(&err))
+        if silent < SILENT_CALLS {
+            return RPCError::Network(NetworkError::new(&err));
         }
+        if newly {
+            tracing::warn!(
+                "raft: member {} unreachable ({silent} calls in a row got no answer; the last: {err}); tried again every {} s at most until it answers",
+                self.target,
+                BACKOFF_MAX.as_secs()
+            );
+        }
+        RPCError::Unreachable(Unreachable::new(&err))
     }
 
     /// Marks this peer unreachable (logged once per change) and gives openraft the error
@@ -420,10 +430,23 @@ impl Peer {
 }
 
 /// Whether the channel gave up connecting (its `connect_timeout`): a silent host, as a
-/// call past its deadline is. tonic reports it as Unknown, with the transport error as
-/// its source, where a refused connection is Unavailable.
+/// call past its deadline is. tonic reports it as Unknown with the transport error as its
+/// source and a timed-out I/O error below that, where a refused connection is Unavailable
+/// (a connection reset or an HTTP/2 error has a transport source too, but no timeout).
 fn connect_timed_out(s: &tonic::Status) -> bool {
-    std::error::Error::source(s).is_some_and(|e| e.is::<tonic::transport::Error>())
+    if s.code() != tonic::Code::Unknown {
+        return false;
+    }
+    let mut at = std::error::Error::source(s);
+    while let Some(e) = at {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        at = e.source();
+    }
+    false
 }
 
 /// The longest wait before retrying a peer that could not be reached.
@@ -1182,7 +1205,7 @@ impl ClusterHost {
         ),
         ClusterError,
     > {
-        use crate::dataplane::cluster::placement::Domain;
+        use crate::dataplane::cluster::placement;
         let (m, node) = self.current().await?;
         let (Some(data), Some(dm)) = (
             &self.data,
@@ -1200,20 +1223,7 @@ impl ClusterHost {
             ));
         }
         let free = dm.net.free();
-        let mut writable: Vec<Domain> = Vec::new();
-        for id in config.members.keys() {
-            let active = config
-                .drives
-                .values()
-                .any(|d| d.node == *id && d.state == "ACTIVE");
-            if active {
-                // A node not heard from yet weighs as one byte free: last choice, not none.
-                writable.push(Domain {
-                    node: *id,
-                    free: free.get(id).copied().unwrap_or(1).max(1),
-                });
-            }
-        }
+        let writable = placement::writable(&config, |_| true, |id| free.get(&id).copied());
         let layout = crate::dataplane::cluster::frontend::Layout {
             k: config.k,
             m: config.m,
@@ -1334,7 +1344,7 @@ mod tests {
             let got = peer.vote(vote, option.clone()).await;
             match (call < SILENT_CALLS, &got) {
                 (true, Err(RPCError::Network(e))) => {
-                    assert!(e.to_string().contains("did not answer in 200 ms"), "{e}")
+                    assert!(e.to_string().contains("did not answer in 150 ms"), "{e}")
                 }
                 (false, Err(RPCError::Unreachable(e))) => {
                     assert!(e.to_string().contains("did not answer"), "{e}")

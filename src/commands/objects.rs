@@ -65,6 +65,9 @@ pub async fn direct(fleet: &FleetArgs) -> Result<Result<Direct, ClusterCallError
             d.unreachable.join(", ")
         );
     }
+    for w in &d.left_out {
+        eprintln!("axon io: left out {w}");
+    }
     Ok(Ok(d))
 }
 
@@ -141,7 +144,7 @@ fn failed(verb: &str, e: ClusterCallError) -> i32 {
 }
 
 pub async fn put(a: IoPutArgs, fleet: FleetArgs) -> Result<i32> {
-    let mut via = match Via::open(&fleet, a.direct).await? {
+    let mut via = match Via::open(&fleet, a.direct.direct).await? {
         Ok(v) => v,
         Err(e) => return Ok(failed("put", e)),
     };
@@ -228,7 +231,7 @@ pub async fn put(a: IoPutArgs, fleet: FleetArgs) -> Result<i32> {
 }
 
 pub async fn get(a: IoGetArgs, fleet: FleetArgs) -> Result<i32> {
-    let via = match Via::open(&fleet, a.direct).await? {
+    let via = match Via::open(&fleet, a.direct.direct).await? {
         Ok(v) => v,
         Err(e) => return Ok(failed("get", e)),
     };
@@ -239,14 +242,15 @@ pub async fn get(a: IoGetArgs, fleet: FleetArgs) -> Result<i32> {
             Ok(s) => Some(s),
             Err(e) => return Ok(failed("get", e)),
         },
+        Via::Direct(_) => None,
+    };
+    // With --direct: the manifest, found before the output is opened, likewise.
+    let manifest = match &via {
         Via::Direct(d) => match d.frontend.manifest(&a.key, &d.layout).await {
-            Ok(_) => None,
-            Err(crate::dataplane::cluster::frontend::IoError::NotFound(k)) => {
-                eprintln!("axon io get: no object {k:?} in the cluster");
-                return Ok(EXIT_NOT_FOUND);
-            }
-            Err(_) => None,
+            Ok(m) => Some(m),
+            Err(e) => return Ok(failed("get", crate::fleet::direct::call_err(e))),
         },
+        Via::Agent(_) => None,
     };
     let to_file = a
         .output
@@ -272,8 +276,8 @@ pub async fn get(a: IoGetArgs, fleet: FleetArgs) -> Result<i32> {
     let mut size = None;
     let mut got = 0u64;
     let mut rebuilt = 0u32;
-    let result: Result<(), String> = match (&via, stream.as_mut()) {
-        (Via::Agent(agent), Some(stream)) => loop {
+    let result: Result<(), String> = match (&via, stream.as_mut(), manifest) {
+        (Via::Agent(agent), Some(stream), _) => loop {
             match stream.message().await {
                 Ok(Some(m)) => {
                     if size.is_none() {
@@ -291,7 +295,7 @@ pub async fn get(a: IoGetArgs, fleet: FleetArgs) -> Result<i32> {
                 Err(s) => break Err(agent.err(s).to_string()),
             }
         },
-        (Via::Direct(d), _) => {
+        (Via::Direct(d), _, Some(m)) => {
             let sink = |len: u64, piece: &bytes::Bytes| {
                 if size.is_none() {
                     size = Some(len);
@@ -303,7 +307,7 @@ pub async fn get(a: IoGetArgs, fleet: FleetArgs) -> Result<i32> {
                 b.inc(piece.len() as u64);
                 Ok(())
             };
-            match d.get_object(&a.key, sink).await {
+            match d.read(m, sink).await {
                 Ok((_, r)) => {
                     rebuilt = r;
                     Ok(())
@@ -311,7 +315,7 @@ pub async fn get(a: IoGetArgs, fleet: FleetArgs) -> Result<i32> {
                 Err(e) => Err(e.to_string()),
             }
         }
-        (Via::Agent(_), None) => Err("no stream".into()),
+        _ => Err("nothing was opened to read from".into()),
     };
     b.finish_and_clear();
     let result = result.and_then(|()| {
@@ -470,10 +474,11 @@ pub async fn bench(a: crate::cli::IoBenchArgs, fleet: FleetArgs) -> Result<i32> 
     if agents.is_empty() {
         anyhow::bail!("no agent of the inventory answered as a cluster member");
     }
-    let direct = if a.direct {
-        Some(std::sync::Arc::new(
-            crate::fleet::direct::connect(agents.clone()).await?,
-        ))
+    let direct = if a.direct.direct {
+        match crate::fleet::direct::connect(agents.clone()).await {
+            Ok(d) => Some(std::sync::Arc::new(d)),
+            Err(e) => return Ok(failed("bench", e)),
+        }
     } else {
         None
     };
@@ -659,7 +664,7 @@ pub async fn bench(a: crate::cli::IoBenchArgs, fleet: FleetArgs) -> Result<i32> 
         println!(
             "{}",
             json!({"run": run, "size": a.size, "concurrency": conc, "agents": agents.len(),
-                   "direct": a.direct,
+                   "direct": a.direct.direct,
                    "mix_write_percent": a.mix, "seconds": secs, "write": wj, "read": rj,
                    "deleted": deleted})
         );

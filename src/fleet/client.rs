@@ -255,9 +255,8 @@ pub async fn connect(target: &Target, connect_timeout: Duration) -> Result<Clien
             channel.clone(),
             icpt.clone(),
         )
-        // A chunk with its framing, as the members' data port takes.
-        .max_decoding_message_size(80 << 20)
-        .max_encoding_message_size(80 << 20),
+        .max_decoding_message_size(crate::wire::chunks::DIRECT_MAX_MESSAGE)
+        .max_encoding_message_size(crate::wire::chunks::DIRECT_MAX_MESSAGE),
         dataplane: pb::dataplane_service_client::DataplaneServiceClient::with_interceptor(
             channel, icpt,
         )

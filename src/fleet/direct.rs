@@ -14,7 +14,7 @@ type Svc = InterceptedService<Channel, AddToken>;
 use super::cluster::{ClusterAgent, ClusterCallError, Stored};
 use crate::dataplane::cluster::frontend::{Frontend, IoError, Layout, Net, NetError};
 use crate::dataplane::cluster::objects::{Manifest, NodeId, Summary};
-use crate::dataplane::cluster::placement::Domain;
+use crate::dataplane::cluster::placement;
 use crate::model::cluster::IoStatus;
 use crate::wire::chunks::{Remote, failed};
 use crate::wire::pb;
@@ -104,57 +104,92 @@ pub struct Direct {
     /// Members of the configuration it could not reach (by name): their chunks are read
     /// around, and no new chunk goes to them.
     pub unreachable: Vec<String>,
+    /// Agents of the inventory that answered but were left out, and why (another
+    /// cluster's member, or not the member their node id names).
+    pub left_out: Vec<String>,
 }
 
 /// Asks each agent (already connected) for its place in the cluster, the configuration
 /// and what it can take, and builds the layout a member's frontend would use: k and m,
-/// the chunk size of the members' stores, the members that answered and have an ACTIVE
-/// drive as placement's domains weighted by free bytes. Refused while IO is not STARTED.
+/// the chunk size of the members' stores, and as placement's domains the members that
+/// answered and have an ACTIVE drive, weighted by free bytes (a member's frontend also
+/// keeps the members it has not heard from lately, as a last choice). Only agents of the
+/// cluster with the newest configuration count, each presenting the certificate its
+/// membership records for its node id. Refused while IO is not STARTED.
 pub async fn connect(agents: Vec<ClusterAgent>) -> Result<Direct, ClusterCallError> {
     let refused = |detail: String| ClusterCallError::Refused {
         node: DIRECT.into(),
         detail,
     };
-    let mut config = None;
-    let mut members = BTreeMap::new();
-    let mut free = BTreeMap::new();
-    let mut chunk_sizes = BTreeMap::new();
     let calls = agents.into_iter().map(|mut a| async move {
         let info = tokio::time::timeout(Duration::from_secs(5), a.get()).await;
         let ping =
             tokio::time::timeout(Duration::from_secs(5), a.data.ping(pb::PingRequest {})).await;
         (a, info, ping)
     });
+    let mut answers = Vec::new();
+    let mut why = Vec::new();
     for (a, info, ping) in futures::future::join_all(calls).await {
-        let (Ok(Ok(info)), Ok(Ok(ping))) = (info, ping) else {
-            continue;
-        };
-        let ping = ping.into_inner();
-        if info.cluster.is_none() || ping.node_id != info.node_id {
-            continue;
+        match (info, ping) {
+            (Ok(Ok(info)), Ok(Ok(ping))) if info.cluster.is_some() => {
+                answers.push((a, info, ping.into_inner()))
+            }
+            (Ok(Ok(_)), Ok(Ok(_))) => why.push(format!("{}: not a cluster member", a.node)),
+            (Ok(Err(e)), _) => why.push(e.to_string()),
+            (_, Ok(Err(s))) => why.push(a.err(s).to_string()),
+            _ => why.push(format!("{}: no answer in 5 s", a.node)),
         }
-        if let Some(c) = info.config
-            && config
-                .as_ref()
-                .is_none_or(|x: &crate::model::cluster::ClusterConfig| c.epoch > x.epoch)
-        {
-            config = Some(c);
-        }
-        free.insert(info.node_id, ping.free_bytes);
-        chunk_sizes.insert(ping.chunk_size, a.node.clone());
-        members.insert(info.node_id, a.data);
     }
-    let Some(config) = config else {
-        return Err(refused(
-            "no agent of the inventory answered as a member of a data-plane cluster with a store"
-                .into(),
-        ));
+    // The newest configuration, its cluster, and who its members are.
+    let Some(newest) = answers
+        .iter()
+        .filter(|(_, i, _)| i.config.is_some())
+        .max_by_key(|(_, i, _)| i.config.as_ref().map_or(0, |c| c.epoch))
+    else {
+        return Err(refused(format!(
+            "no agent of the inventory answered as a member of a data-plane cluster with a store{}",
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(":\n  {}", why.join("\n  "))
+            }
+        )));
     };
+    let cluster = newest.1.cluster.clone();
+    let config = newest.1.config.clone().unwrap_or_default();
+    let pins: BTreeMap<NodeId, String> = newest
+        .1
+        .members
+        .iter()
+        .map(|m| (m.id, m.fingerprint.clone()))
+        .collect();
     if config.io != IoStatus::Started {
         return Err(refused(format!(
             "the cluster's IO is {}: run axon start-io first",
             config.io.as_str()
         )));
+    }
+    let mut members = BTreeMap::new();
+    let mut free = BTreeMap::new();
+    let mut chunk_sizes = BTreeMap::new();
+    let mut left_out = Vec::new();
+    for (a, info, ping) in answers {
+        if info.cluster != cluster {
+            left_out.push(format!("{}: a member of another cluster", a.node));
+        } else if pins.get(&info.node_id) != Some(&info.fingerprint) || ping.node_id != info.node_id
+        {
+            left_out.push(format!(
+                "{}: not the member node {} of this cluster (another certificate)",
+                a.node, info.node_id
+            ));
+        } else {
+            free.insert(info.node_id, ping.free_bytes);
+            chunk_sizes.insert(ping.chunk_size, a.node.clone());
+            members.insert(info.node_id, a.data);
+        }
+    }
+    for w in &why {
+        tracing::debug!("axon io --direct: no answer from {w}");
     }
     let chunk_size = match chunk_sizes.keys().collect::<Vec<_>>()[..] {
         [one] => *one,
@@ -169,21 +204,17 @@ pub async fn connect(agents: Vec<ClusterAgent>) -> Result<Direct, ClusterCallErr
             )));
         }
     };
-    let writable = config
-        .members
-        .keys()
-        .filter(|id| members.contains_key(id))
-        .filter(|id| {
-            config
-                .drives
-                .values()
-                .any(|d| d.node == **id && d.state == "ACTIVE")
-        })
-        .map(|&node| Domain {
-            node,
-            free: free.get(&node).copied().unwrap_or(1).max(1),
-        })
-        .collect();
+    if chunk_size as usize + (64 << 10) > crate::wire::chunks::DIRECT_MAX_MESSAGE {
+        return Err(refused(format!(
+            "the members' chunks are {} bytes; --direct carries chunks of up to 4 MiB: go through a member (without --direct)",
+            chunk_size
+        )));
+    }
+    let writable = placement::writable(
+        &config,
+        |id| members.contains_key(&id),
+        |id| free.get(&id).copied(),
+    );
     let unreachable = config
         .members
         .iter()
@@ -202,6 +233,7 @@ pub async fn connect(agents: Vec<ClusterAgent>) -> Result<Direct, ClusterCallErr
         frontend: Frontend::new(Arc::new(DirectNet { members })),
         layout,
         unreachable,
+        left_out,
     })
 }
 
@@ -215,7 +247,8 @@ fn writer_id() -> NodeId {
 /// How errors and `--json` name where the frontend ran.
 pub const DIRECT: &str = "this client (direct)";
 
-fn call_err(e: IoError) -> ClusterCallError {
+/// The frontend's error as the CLI's.
+pub fn call_err(e: IoError) -> ClusterCallError {
     let node = DIRECT.to_string();
     match e {
         IoError::NotFound(_) => ClusterCallError::NotFound {
@@ -263,30 +296,44 @@ impl Direct {
     pub async fn get_object(
         &self,
         key: &str,
-        mut sink: impl FnMut(u64, &Bytes) -> Result<(), String>,
+        sink: impl FnMut(u64, &Bytes) -> Result<(), String>,
     ) -> Result<(u64, u32), ClusterCallError> {
         let m = self
             .frontend
             .manifest(key, &self.layout)
             .await
             .map_err(call_err)?;
+        self.read(m, sink).await
+    }
+
+    /// Reads the object `m` describes (its manifest, as `Frontend::manifest` found it),
+    /// as `get_object`.
+    pub async fn read(
+        &self,
+        m: Manifest,
+        mut sink: impl FnMut(u64, &Bytes) -> Result<(), String>,
+    ) -> Result<(u64, u32), ClusterCallError> {
         let size = m.size;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, IoError>>(4);
+        // Err(Ok(e)): the sink's own error; Err(Err(e)): the frontend's, for a piece.
         let drain = async move {
             while let Some(piece) = rx.recv().await {
                 match piece {
-                    Ok(b) => sink(size, &b)?,
-                    Err(e) => return Err(e.to_string()),
+                    Ok(b) => sink(size, &b).map_err(Ok)?,
+                    Err(e) => return Err(Err(e)),
                 }
             }
             Ok(())
         };
         let (got, drained) = tokio::join!(self.frontend.get(m, tx), drain);
-        let rebuilt = got.map_err(call_err)?;
-        drained.map_err(|detail| ClusterCallError::Refused {
-            node: DIRECT.into(),
-            detail,
-        })?;
-        Ok((size, rebuilt))
+        match drained {
+            // The sink's error first: when it stops, the frontend only sees its reader go.
+            Err(Ok(detail)) => Err(ClusterCallError::Refused {
+                node: DIRECT.into(),
+                detail,
+            }),
+            Err(Err(e)) => Err(call_err(e)),
+            Ok(()) => Ok((size, got.map_err(call_err)?)),
+        }
     }
 }

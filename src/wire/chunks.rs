@@ -14,6 +14,14 @@ use tonic::{Code, Response, Status};
 
 use tonic::codegen::{Body, StdError};
 
+/// The largest message a direct client (`fleet::direct`) may send to or get from a
+/// member's gRPC port: a chunk of up to 4 MiB with its key and framing, about what any
+/// other service there takes.
+pub const DIRECT_MAX_MESSAGE: usize = (4 << 20) + (64 << 10);
+
+/// Each call to a member, at most (a chunk takes milliseconds).
+pub const CALL_DEADLINE: Duration = Duration::from_secs(10);
+
 /// How a member's refusal maps onto the frontend's errors.
 pub fn net_err(node: NodeId, s: Status) -> NetError {
     match s.code() {

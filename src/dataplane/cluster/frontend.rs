@@ -471,7 +471,7 @@ impl<N: Net> Frontend<N> {
         }
         // The generation orders writes of this key: after any the members know of.
         let (old, _) = self.find(key, &layout.members).await;
-        let generation = now_ns().max(old.as_ref().map_or(0, |o| o.generation + 1));
+        let generation = now_ns().max(old.as_ref().map_or(0, |o| o.generation.saturating_add(1)));
         let manifest = Arc::new(Manifest {
             key: key.to_string(),
             generation,
@@ -1210,7 +1210,7 @@ impl<N: Net> Frontend<N> {
         };
         let tomb = Arc::new(Manifest {
             key: key.to_string(),
-            generation: now_ns().max(cur.generation + 1),
+            generation: now_ns().max(cur.generation.saturating_add(1)),
             writer: layout.me,
             revision: 0,
             object: cur.object.clone(),

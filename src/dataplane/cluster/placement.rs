@@ -18,6 +18,32 @@ pub struct Domain {
     pub free: u64,
 }
 
+/// The domains a frontend may place chunks on: the members of `config` with an ACTIVE
+/// drive that `usable` admits, weighted by the free bytes `free` last reported. A member
+/// not heard from yet weighs as one byte free: last choice, not none.
+pub fn writable(
+    config: &crate::model::cluster::ClusterConfig,
+    usable: impl Fn(u64) -> bool,
+    free: impl Fn(u64) -> Option<u64>,
+) -> Vec<Domain> {
+    config
+        .members
+        .keys()
+        .copied()
+        .filter(|&id| usable(id))
+        .filter(|&id| {
+            config
+                .drives
+                .values()
+                .any(|d| d.node == id && d.state == "ACTIVE")
+        })
+        .map(|node| Domain {
+            node,
+            free: free(node).unwrap_or(1).max(1),
+        })
+        .collect()
+}
+
 /// The hash of (stripe, node) as a float in (0, 1).
 fn unit(stripe: u64, node: u64) -> f64 {
     let h = xxh3_64_with_seed(&stripe.to_le_bytes(), node);
