@@ -1225,27 +1225,26 @@ fn parse_idle(s: &str) -> Result<Duration, String> {
 
 /// How the console and CLI trust agents' certificates.
 #[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "TLS")]
 pub struct TrustArgs {
     /// Speak plain-text gRPC (agents started with --insecure). Tokens travel in clear:
     /// labs only
-    #[arg(long, conflicts_with_all = ["ca_file", "tofu"])]
+    #[arg(long, conflicts_with_all = ["ca_file", "tofu"], help_heading = "TLS")]
     pub insecure: bool,
 
     /// Trust agent certificates signed by this CA (PEM); inventory `ca_file` per node
     /// overrides it. Without it, each agent's fingerprint must be pinned in the inventory
     /// (`fingerprint = "sha256:…"`, printed by the agent at start)
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = "TLS")]
     pub ca_file: Option<PathBuf>,
 
     /// Trust an agent's certificate the first time it is seen and record it in the
     /// known-agents file; a later change is refused
-    #[arg(long)]
+    #[arg(long, help_heading = "TLS")]
     pub tofu: bool,
 
     /// Recorded fingerprints [default: $XDG_CONFIG_HOME/axon/known_agents or
     /// ~/.config/axon/known_agents]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = "TLS")]
     pub known_agents: Option<PathBuf>,
 }
 

@@ -71,6 +71,21 @@ fn every_verb_has_help_and_the_binary_a_version() {
     ] {
         assert!(h.contains(flag), "agent --help lacks {flag}");
     }
+    // The TLS heading holds the trust flags only: a verb's own flags declared after them
+    // stay under Options (clap's `next_help_heading` used to carry "TLS" over to them).
+    for verb in [&["io", "bench"][..], &["io", "put"], &["status"]] {
+        let mut args = verb.to_vec();
+        args.push("--help");
+        let (_, h, _) = axon(&args);
+        let (options, tls) = h.split_once("\nTLS:\n").expect("a TLS heading");
+        assert!(
+            tls.contains("--insecure") && !options.contains("--insecure"),
+            "{h}"
+        );
+        for own in ["--json", "--direct", "--size", "--timeout"] {
+            assert!(!tls.contains(own), "{verb:?}: {own} under TLS:\n{h}");
+        }
+    }
 }
 
 #[test]
