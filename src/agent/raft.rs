@@ -842,6 +842,11 @@ impl ClusterNode {
         self.view.config()
     }
 
+    /// The cluster's IO status, as this member applied it.
+    pub fn io(&self) -> crate::model::cluster::IoStatus {
+        self.view.io()
+    }
+
     /// TLS handshakes this member's listener refused (a certificate not a member's, …).
     pub fn refused_handshakes(&self) -> u64 {
         self.stats
@@ -1251,7 +1256,7 @@ impl ClusterHost {
                         .into(),
                 )
             })?;
-        Ok((svc, node.config().io))
+        Ok((svc, node.io()))
     }
 
     pub fn data_host(&self) -> Option<&super::data::DataHost> {

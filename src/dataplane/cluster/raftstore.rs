@@ -244,6 +244,11 @@ impl ConfigView {
     pub fn config(&self) -> ClusterConfig {
         self.0.read().map(|s| s.config.clone()).unwrap_or_default()
     }
+
+    /// The IO status alone, without copying the configuration (checked per chunk call).
+    pub fn io(&self) -> crate::model::cluster::IoStatus {
+        self.0.read().map(|s| s.config.io).unwrap_or_default()
+    }
 }
 
 #[derive(Clone)]
