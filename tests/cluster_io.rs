@@ -210,6 +210,45 @@ fn objects_survive_m_nodes_killed_and_fail_clearly_beyond() {
     );
     // Clients never free chunks, whatever their token: the members' orphan collection does.
     let (rt, mut raw) = raw_client(&inventory_with(dir, &agents, Token::Admin));
+    // Nor date a manifest two hours ahead (no later write could pass it), nor send a
+    // message past 4 MiB + 64 KiB, even with the admin token.
+    let ahead = std::time::SystemTime::now() + Duration::from_secs(7200);
+    let ahead = ahead
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let future = axon::dataplane::cluster::objects::Manifest {
+        key: "future".into(),
+        generation: ahead,
+        writer: 1 << 63,
+        revision: 0,
+        object: "f".into(),
+        size: 0,
+        k: 4,
+        m: 2,
+        chunk_size: 64 << 10,
+        deleted: false,
+        stripes: Vec::new(),
+    };
+    let denied = rt
+        .block_on(raw.data.put_manifest(ManifestPayload {
+            json: serde_json::to_string(&future).unwrap(),
+        }))
+        .expect_err("a manifest from the future");
+    assert_eq!(denied.code(), tonic::Code::InvalidArgument, "{denied:?}");
+    assert!(denied.message().contains("client's clock"), "{denied:?}");
+    let denied = rt
+        .block_on(
+            raw.data
+                .clone()
+                .max_encoding_message_size(8 << 20)
+                .put_chunk(PutChunkRequest {
+                    key: "c/big/0/0".into(),
+                    data: vec![0u8; 5 << 20].into(),
+                }),
+        )
+        .expect_err("a 5 MiB message");
+    assert_eq!(denied.code(), tonic::Code::OutOfRange, "{denied:?}");
     let denied = rt
         .block_on(raw.data.delete_chunks(DeleteChunksRequest {
             keys: vec!["c/x/0/0".into()],
