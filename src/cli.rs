@@ -748,7 +748,6 @@ pub struct ProbeArgs {
     #[arg(long)]
     pub json: bool,
 
-    // Last: its TLS options open a help section of their own.
     #[command(flatten)]
     pub fleet: FleetArgs,
 }
@@ -823,7 +822,6 @@ pub struct StatusArgs {
     )]
     pub watch: Option<Duration>,
 
-    // Last: its TLS options open a help section of their own.
     #[command(flatten)]
     pub fleet: FleetArgs,
 }
@@ -1158,60 +1156,58 @@ pub struct DemoFaultArgs {
 
 /// TLS of the agent's gRPC on TCP (and optionally /metrics).
 #[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "TLS")]
 pub struct ServerTlsArgs {
     /// Serve gRPC on TCP in plain text: bearer tokens travel in clear. For labs only; the
     /// agent says so at every start. Default: TLS with a self-signed certificate created
     /// on first start in <state-dir>/tls (key mode 0600), fingerprint printed at start
-    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key", "metrics_tls"])]
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key", "metrics_tls"], help_heading = "TLS")]
     pub insecure: bool,
 
     /// PEM certificate (chain) to present instead of the self-signed one (with --tls-key)
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    #[arg(long, value_name = "FILE", requires = "tls_key", help_heading = "TLS")]
     pub tls_cert: Option<PathBuf>,
 
     /// PEM private key of --tls-cert (mode 0600)
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    #[arg(long, value_name = "FILE", requires = "tls_cert", help_heading = "TLS")]
     pub tls_key: Option<PathBuf>,
 
     /// Serve /metrics over HTTPS with the same certificate (default: plain HTTP, the
     /// Prometheus convention; /metrics reveals hostname, kernel, drive serials and checks)
-    #[arg(long)]
+    #[arg(long, help_heading = "TLS")]
     pub metrics_tls: bool,
 }
 
 /// Limits that keep the agent boring under floods of connections and calls.
 #[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Limits")]
 pub struct LimitsArgs {
     /// Open gRPC connections on TCP; more are closed at once (axon_connections_rejected_total)
-    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65_536), help_heading = "Limits")]
     pub max_connections: u32,
 
     /// Open connections from one peer address, per listener (gRPC, /metrics)
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_536), help_heading = "Limits")]
     pub max_connections_per_peer: u32,
 
     /// Concurrent calls (HTTP/2 streams) on one gRPC connection
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000), help_heading = "Limits")]
     pub max_streams_per_connection: u32,
 
     /// Watch streams one principal (reader token, admin token, socket uid) may hold open
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000), help_heading = "Limits")]
     pub max_watch_per_principal: u32,
 
     /// Open /metrics connections
-    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536), help_heading = "Limits")]
     pub max_metrics_connections: u32,
 
     /// Time a new connection has to finish its TLS handshake (and /metrics its request
     /// headers), 100ms to 5m
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout, help_heading = "Limits")]
     pub handshake_timeout: Duration,
 
     /// A connection that sends nothing for this long is closed, 1s to 1h (the agent
     /// pings gRPC clients every third of it, so live ones never are)
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_idle)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_idle, help_heading = "Limits")]
     pub idle_timeout: Duration,
 }
 

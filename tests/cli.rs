@@ -71,13 +71,21 @@ fn every_verb_has_help_and_the_binary_a_version() {
     ] {
         assert!(h.contains(flag), "agent --help lacks {flag}");
     }
-    // The TLS heading holds the trust flags only: a verb's own flags declared after them
-    // stay under Options (clap's `next_help_heading` used to carry "TLS" over to them).
+    // A heading holds its own flags only: a verb's flags declared after a flattened group
+    // stay under Options (clap's `next_help_heading` used to carry "TLS" or "Limits" over
+    // to them).
+    let section = |h: &str, heading: &str| -> (String, String) {
+        let (before, rest) = h
+            .split_once(&format!("\n{heading}:\n"))
+            .unwrap_or_else(|| panic!("no {heading} heading:\n{h}"));
+        let own = rest.split("\n\n").next().unwrap_or("").to_string();
+        (before.to_string(), own)
+    };
     for verb in [&["io", "bench"][..], &["io", "put"], &["status"]] {
         let mut args = verb.to_vec();
         args.push("--help");
         let (_, h, _) = axon(&args);
-        let (options, tls) = h.split_once("\nTLS:\n").expect("a TLS heading");
+        let (options, tls) = section(&h, "TLS");
         assert!(
             tls.contains("--insecure") && !options.contains("--insecure"),
             "{h}"
@@ -85,6 +93,17 @@ fn every_verb_has_help_and_the_binary_a_version() {
         for own in ["--json", "--direct", "--size", "--timeout"] {
             assert!(!tls.contains(own), "{verb:?}: {own} under TLS:\n{h}");
         }
+    }
+    let (_, h, _) = axon(&["agent", "--help"]);
+    let (_, limits) = section(&h, "Limits");
+    assert!(limits.contains("--max-connections"), "{h}");
+    for own in [
+        "--store",
+        "--cluster-listen",
+        "--data-listen",
+        "--containers",
+    ] {
+        assert!(!limits.contains(own), "agent: {own} under Limits:\n{h}");
     }
 }
 

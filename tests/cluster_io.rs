@@ -249,6 +249,13 @@ fn objects_survive_m_nodes_killed_and_fail_clearly_beyond() {
         )
         .expect_err("a 5 MiB message");
     assert_eq!(denied.code(), tonic::Code::OutOfRange, "{denied:?}");
+    // The member's limit, not this client's own (raised above to send it).
+    assert!(
+        denied
+            .message()
+            .contains("decoded message length too large"),
+        "{denied:?}"
+    );
     let denied = rt
         .block_on(raw.data.delete_chunks(DeleteChunksRequest {
             keys: vec!["c/x/0/0".into()],
