@@ -51,8 +51,9 @@ impl DirectSvc {
         }
     }
 
-    /// The handler, for a call that writes: only while IO is STARTED.
-    async fn writer(&self) -> Result<DataSvc, Status> {
+    /// The handler, for a call that reads or writes chunks or manifests: only while IO is
+    /// STARTED (as objects through a member's frontend).
+    async fn started(&self) -> Result<DataSvc, Status> {
         let (svc, io) = self.data().await?;
         if io != IoStatus::Started {
             return Err(Status::failed_precondition(format!(
@@ -61,11 +62,6 @@ impl DirectSvc {
             )));
         }
         Ok(svc)
-    }
-
-    /// The handler, for a call that reads: also only while IO is STARTED.
-    async fn reader(&self) -> Result<DataSvc, Status> {
-        self.writer().await
     }
 }
 
@@ -76,7 +72,7 @@ impl DataService for DirectSvc {
         r: Request<pb::PutChunkRequest>,
     ) -> Result<Response<pb::PutChunkReply>, Status> {
         let n = r.get_ref().data.len();
-        let reply = self.writer().await?.put_chunk(r).await?;
+        let reply = self.started().await?.put_chunk(r).await?;
         self.count("put", n);
         Ok(reply)
     }
@@ -85,7 +81,7 @@ impl DataService for DirectSvc {
         &self,
         r: Request<pb::GetChunkRequest>,
     ) -> Result<Response<pb::GetChunkReply>, Status> {
-        let reply = self.reader().await?.get_chunk(r).await?;
+        let reply = self.started().await?.get_chunk(r).await?;
         self.count("get", reply.get_ref().data.len());
         Ok(reply)
     }
@@ -103,7 +99,7 @@ impl DataService for DirectSvc {
         &self,
         r: Request<pb::ManifestPayload>,
     ) -> Result<Response<pb::PutManifestReply>, Status> {
-        let svc = self.writer().await?;
+        let svc = self.started().await?;
         let m: Manifest = serde_json::from_str(&r.get_ref().json)
             .map_err(|e| Status::invalid_argument(format!("not a manifest: {e}")))?;
         let latest = std::time::SystemTime::now()
@@ -125,14 +121,14 @@ impl DataService for DirectSvc {
         &self,
         r: Request<pb::GetManifestRequest>,
     ) -> Result<Response<pb::ManifestPayload>, Status> {
-        self.reader().await?.get_manifest(r).await
+        self.started().await?.get_manifest(r).await
     }
 
     async fn list_manifests(
         &self,
         r: Request<pb::ListManifestsRequest>,
     ) -> Result<Response<pb::ListManifestsReply>, Status> {
-        self.reader().await?.list_manifests(r).await
+        self.started().await?.list_manifests(r).await
     }
 
     async fn ping(&self, r: Request<pb::PingRequest>) -> Result<Response<pb::PingReply>, Status> {

@@ -126,6 +126,8 @@ pub static POLICY: &[Rule] = &[
         need: Permission::Read,
         access: Access::Read,
     },
+    // The handler refuses it to every client (the members free chunks); the rule keeps
+    // the table whole.
     Rule {
         rpc: "/axon.v1.DataService/DeleteChunks",
         need: Permission::Admin,

@@ -374,13 +374,20 @@ impl Peer {
             return RPCError::Network(NetworkError::new(&err));
         }
         if newly {
-            tracing::warn!(
-                "raft: member {} unreachable ({silent} calls in a row got no answer; the last: {err}); tried again every {} s at most until it answers",
-                self.target,
-                BACKOFF_MAX.as_secs()
-            );
+            self.say_unreachable(&format!(
+                "{silent} calls in a row got no answer; the last: {err}"
+            ));
         }
         RPCError::Unreachable(Unreachable::new(&err))
+    }
+
+    /// The one line logged when this peer becomes unreachable.
+    fn say_unreachable(&self, why: &str) {
+        tracing::warn!(
+            "raft: member {} unreachable ({why}); tried again every {} s at most until it answers",
+            self.target,
+            BACKOFF_MAX.as_secs()
+        );
     }
 
     /// Marks this peer unreachable (logged once per change) and gives openraft the error
@@ -391,11 +398,7 @@ impl Peer {
         why: &str,
     ) -> RPCError<NodeId, BasicNode, E> {
         if self.set_reached(false) {
-            tracing::warn!(
-                "raft: member {} unreachable ({why}); tried again every {} s at most until it answers",
-                self.target,
-                BACKOFF_MAX.as_secs()
-            );
+            self.say_unreachable(why);
         }
         RPCError::Unreachable(Unreachable::new(err))
     }
