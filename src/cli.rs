@@ -208,9 +208,9 @@ pub enum IoCommand {
 /// `--direct` for the object verbs.
 #[derive(Debug, Args)]
 pub struct DirectArgs {
-    /// Run the frontend in this process: split, encode and send every chunk to its member
-    /// yourself (one TLS hop per byte instead of two through a member's frontend). Needs
-    /// the members in the inventory
+    /// Run the frontend in this process and call every member yourself, not through one
+    /// member's frontend (put and get: one TLS hop per byte instead of two). Needs the
+    /// members in the inventory
     #[arg(long)]
     pub direct: bool,
 }
@@ -360,6 +360,9 @@ pub struct IoKeyArgs {
     pub cluster: IoClusterArgs,
 
     pub key: String,
+
+    #[command(flatten)]
+    pub direct: DirectArgs,
 }
 
 #[derive(Debug, Args)]
@@ -373,6 +376,9 @@ pub struct IoLsArgs {
     /// Only keys starting with this (cluster only)
     #[arg(long, value_name = "PREFIX", default_value = "")]
     pub prefix: String,
+
+    #[command(flatten)]
+    pub direct: DirectArgs,
 }
 
 #[derive(Debug, Args)]

@@ -158,12 +158,63 @@ fn objects_survive_m_nodes_killed_and_fail_clearly_beyond() {
         let (code, said) = get(&inventory_via(dir, &agents, i % 6), &key, &back);
         assert_eq!(code, 0, "{said}");
         assert!(std::fs::read(&back).unwrap() == data, "{key} differs");
-        let (code, _, err) = run(
-            &["io", "rm", "--inventory", &inv_s, &key],
-            Duration::from_secs(60),
-        );
-        assert_eq!(code, 0, "{err}");
     }
+    // Listed and removed with the frontend in the CLI too: what a direct `ls` lists, a
+    // direct `rm` removes for every reader (the chunks are left to orphan collection).
+    let ls = |inv: &str, direct: bool| -> serde_json::Value {
+        let mut args = vec![
+            "io",
+            "ls",
+            "--inventory",
+            inv,
+            "--prefix",
+            "direct/",
+            "--json",
+        ];
+        if direct {
+            args.push("--direct");
+        }
+        let (code, out, err) = run(&args, Duration::from_secs(60));
+        assert_eq!(code, 0, "{out}{err}");
+        serde_json::from_str(out.trim()).expect("ls JSON")
+    };
+    let listed = ls(&inv_s, true);
+    assert_eq!(listed["via"], "this client (direct)", "{listed}");
+    let entries = |v: &serde_json::Value| -> Vec<(String, u64)> {
+        v["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                (
+                    o["key"].as_str().unwrap().to_string(),
+                    o["size"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let want: Vec<(String, u64)> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (format!("direct/{i}"), n as u64))
+        .collect();
+    assert_eq!(entries(&listed), want, "{listed}");
+    assert_eq!(entries(&ls(&inv_s, false)), want, "through a member");
+    for i in 0..sizes.len() {
+        let key = format!("direct/{i}");
+        let mut args = vec!["io", "rm", "--inventory", &inv_s, &key];
+        // Every other one from this process.
+        if i % 2 == 0 {
+            args.push("--direct");
+        }
+        let (code, _, err) = run(&args, Duration::from_secs(60));
+        assert_eq!(code, 0, "{key}: {err}");
+        let (code, said) = get(&inventory_via(dir, &agents, i % 6), &key, &back);
+        assert_eq!(code, 1, "{key} removed: {said}");
+        let (code, said) = direct(&inv, "get", &key, &back);
+        assert_eq!(code, 1, "{key} removed, direct: {said}");
+    }
+    assert_eq!(entries(&ls(&inv_s, true)), Vec::new(), "all removed");
     // The members count what direct clients moved: data and parity, 1.5 × the objects'
     // bytes put (4+2), and what was got back.
     let direct_bytes = |op: &str| -> f64 {
@@ -188,6 +239,52 @@ fn objects_survive_m_nodes_killed_and_fail_clearly_beyond() {
     );
     let got = direct_bytes("get");
     assert!((put_bytes..=put_bytes + slack).contains(&got), "{got}");
+    // A short load both ways: every operation succeeds, and what it wrote is removed.
+    for direct in [false, true] {
+        let mut args = vec![
+            "io",
+            "bench",
+            "--inventory",
+            &inv_s,
+            "--size",
+            "200K",
+            "--concurrency",
+            "3",
+            "--duration",
+            "2s",
+            "--mix",
+            "50",
+            "--json",
+        ];
+        if direct {
+            args.push("--direct");
+        }
+        let (code, out, err) = run(&args, Duration::from_secs(120));
+        assert_eq!(code, 0, "{out}{err}");
+        let b: serde_json::Value = serde_json::from_str(out.trim()).expect("bench JSON");
+        let ops = |w: &str| b[w]["ops"].as_u64().unwrap();
+        assert!(ops("write") > 0 && ops("read") > 0, "{b}");
+        assert_eq!(b["write"]["errors"], 0, "{b}");
+        assert_eq!(b["read"]["errors"], 0, "{b}");
+        assert_eq!(b["direct"], direct, "{b}");
+        assert_eq!(b["agents"], 6, "{b}");
+        // The objects written and one seed object per worker, all removed.
+        assert_eq!(b["deleted"].as_u64(), Some(ops("write") + 3), "{b}");
+        let (code, out, err) = run(
+            &[
+                "io",
+                "ls",
+                "--inventory",
+                &inv_s,
+                "--prefix",
+                "bench/",
+                "--json",
+            ],
+            Duration::from_secs(60),
+        );
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("\"objects\":[]"), "{out}");
+    }
     // The members check the token: a reader's can read, not write a chunk or a manifest.
     let reader = inventory_with(dir, &agents, Token::Reader);
     let (code, said) = direct(&reader, "put", "by-reader", &f0);
@@ -199,6 +296,28 @@ fn objects_survive_m_nodes_killed_and_fail_clearly_beyond() {
         std::fs::read(&back).unwrap() == objects[3].1,
         "read by the reader"
     );
+    let reader_s = reader.to_str().unwrap();
+    let (code, out, err) = run(
+        &[
+            "io",
+            "rm",
+            "--inventory",
+            reader_s,
+            "--direct",
+            &objects[3].0,
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("needs the admin token"), "{err}");
+    let (code, said) = get(&inv, &objects[3].0, &back);
+    assert_eq!(code, 0, "still there after a reader's rm: {said}");
+    let (code, out, err) = run(
+        &["io", "ls", "--inventory", reader_s, "--direct", "--json"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("\"{}\"", objects[3].0)), "{out}");
     let (rt, mut raw) = raw_client(&reader);
     let denied = rt
         .block_on(raw.data.put_manifest(ManifestPayload { json: "{}".into() }))

@@ -43,6 +43,23 @@ fn a_store_made_used_damaged_and_repaired_from_the_command_line() {
         err.contains("stored obj/one (1.43 MiB) in 6 stripes"),
         "{err}"
     );
+    // --direct is for a cluster's members; on a local store it is refused, not ignored.
+    for verb in [
+        &["put", "obj/two", src.to_str().unwrap()][..],
+        &["ls"],
+        &["rm", "obj/one"],
+    ] {
+        let mut args = vec!["io"];
+        args.extend_from_slice(&verb[..1]);
+        args.extend(["--store", st, "--direct"]);
+        args.extend_from_slice(&verb[1..]);
+        let (code, _, err) = axon(&args);
+        assert_eq!(code, 3, "{args:?}: {err}");
+        assert!(
+            err.contains("--inventory FILE or --hosts HOSTLIST"),
+            "{err}"
+        );
+    }
     let (code, out, _) = axon(&["io", "ls", "--store", st, "--json"]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

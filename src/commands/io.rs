@@ -1,8 +1,8 @@
 //! `axon io …`: the data plane's storage engine on this node (`dataplane::store`).
 
 use crate::cli::{
-    IoAddDriveArgs, IoCommand, IoCreateArgs, IoGetArgs, IoKeyArgs, IoPutArgs, IoScrubArgs,
-    IoStoreArgs,
+    DirectArgs, IoAddDriveArgs, IoCommand, IoCreateArgs, IoGetArgs, IoKeyArgs, IoPutArgs,
+    IoScrubArgs, IoStoreArgs,
 };
 use crate::dataplane::drive::{self, FormatOptions};
 use crate::dataplane::ec::Scheme;
@@ -14,6 +14,17 @@ use serde_json::json;
 use std::io::{IsTerminal, Read, Write};
 use std::time::Instant;
 
+/// `--direct` talks to a cluster's members: without one named it would quietly do
+/// nothing different on the local store.
+fn local(direct: &DirectArgs) -> Result<()> {
+    if direct.direct {
+        anyhow::bail!(
+            "--direct runs a frontend over the cluster's members: name them with --inventory FILE or --hosts HOSTLIST (a store on this machine is read and written directly already)"
+        );
+    }
+    Ok(())
+}
+
 pub async fn exec(c: IoCommand) -> Result<i32> {
     use super::objects;
     match c {
@@ -21,19 +32,19 @@ pub async fn exec(c: IoCommand) -> Result<i32> {
         IoCommand::AddDrive(a) => add_drive(a),
         IoCommand::Put(a) => match a.cluster.fleet() {
             Some(f) => objects::put(a, f).await,
-            None => put(a),
+            None => local(&a.direct).and_then(|()| put(a)),
         },
         IoCommand::Get(a) => match a.cluster.fleet() {
             Some(f) => objects::get(a, f).await,
-            None => get(a),
+            None => local(&a.direct).and_then(|()| get(a)),
         },
         IoCommand::Rm(a) => match a.cluster.fleet() {
             Some(f) => objects::rm(a, f).await,
-            None => rm(a),
+            None => local(&a.direct).and_then(|()| rm(a)),
         },
         IoCommand::Ls(a) => match a.cluster.fleet() {
             Some(f) => objects::ls(a, f).await,
-            None => ls(a.store),
+            None => local(&a.direct).and_then(|()| ls(a.store)),
         },
         IoCommand::Status(a) => status(a),
         IoCommand::Scrub(a) => scrub(a),

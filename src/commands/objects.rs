@@ -45,16 +45,7 @@ pub async fn frontend(fleet: &FleetArgs) -> Result<ClusterAgent> {
 /// (`--direct`); members it cannot reach are named on stderr. The inner error is the
 /// cluster's refusal (exit 2), the outer one a bad inventory.
 pub async fn direct(fleet: &FleetArgs) -> Result<Result<Direct, ClusterCallError>> {
-    let inv = super::inventory(fleet)?;
-    let calls = inv
-        .nodes
-        .iter()
-        .map(|spec| super::cluster::connect(&inv, spec));
-    let agents: Vec<ClusterAgent> = futures::future::join_all(calls)
-        .await
-        .into_iter()
-        .filter_map(|c| c.ok())
-        .collect();
+    let agents = reachable(&super::inventory(fleet)?).await;
     let d = match crate::fleet::direct::connect(agents).await {
         Ok(d) => d,
         Err(e) => return Ok(Err(e)),
@@ -69,6 +60,20 @@ pub async fn direct(fleet: &FleetArgs) -> Result<Result<Direct, ClusterCallError
         eprintln!("axon io: left out {w}");
     }
     Ok(Ok(d))
+}
+
+/// Every agent of the inventory that accepts a connection, all dialled at once (each
+/// within the connect timeout: a dead node costs 5 s, not 5 s per node).
+async fn reachable(inv: &crate::fleet::inventory::Inventory) -> Vec<ClusterAgent> {
+    let calls = inv
+        .nodes
+        .iter()
+        .map(|spec| super::cluster::connect(inv, spec));
+    futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter_map(|c| c.ok())
+        .collect()
 }
 
 /// Where the frontend runs: on a member (`ClusterAgent`), or here (`--direct`).
@@ -355,8 +360,15 @@ pub async fn get(a: IoGetArgs, fleet: FleetArgs) -> Result<i32> {
 }
 
 pub async fn rm(a: IoKeyArgs, fleet: FleetArgs) -> Result<i32> {
-    let mut agent = frontend(&fleet).await?;
-    match agent.delete_object(&a.key).await {
+    let mut via = match Via::open(&fleet, a.direct.direct).await? {
+        Ok(v) => v,
+        Err(e) => return Ok(failed("rm", e)),
+    };
+    let deleted = match &mut via {
+        Via::Agent(agent) => agent.delete_object(&a.key).await,
+        Via::Direct(d) => d.delete_object(&a.key).await,
+    };
+    match deleted {
         Ok(true) => Ok(0),
         Ok(false) => {
             eprintln!("axon io rm: no object {:?} in the cluster", a.key);
@@ -367,15 +379,21 @@ pub async fn rm(a: IoKeyArgs, fleet: FleetArgs) -> Result<i32> {
 }
 
 pub async fn ls(a: IoLsArgs, fleet: FleetArgs) -> Result<i32> {
-    let mut agent = frontend(&fleet).await?;
-    let (list, silent) = match agent.list_objects(&a.prefix).await {
-        Ok(x) => x,
+    let mut via = match Via::open(&fleet, a.direct.direct).await? {
+        Ok(v) => v,
         Err(e) => return Ok(failed("ls", e)),
+    };
+    let (list, silent) = match &mut via {
+        Via::Agent(agent) => match agent.list_objects(&a.prefix).await {
+            Ok(x) => x,
+            Err(e) => return Ok(failed("ls", e)),
+        },
+        Via::Direct(d) => d.list_objects(&a.prefix).await,
     };
     if a.store.json {
         println!(
             "{}",
-            json!({"objects": list, "unreachable": silent, "via": agent.node})
+            json!({"objects": list, "unreachable": silent, "via": via.name()})
         );
     } else {
         for o in &list {
@@ -461,26 +479,37 @@ fn pieces(b: &bytes::Bytes) -> impl futures::Stream<Item = bytes::Bytes> + Send 
 pub async fn bench(a: crate::cli::IoBenchArgs, fleet: FleetArgs) -> Result<i32> {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-    let inv = super::inventory(&fleet)?;
-    let mut agents = Vec::new();
-    for spec in &inv.nodes {
-        if let Ok(mut c) = super::cluster::connect(&inv, spec).await
-            && let Ok(Ok(info)) = tokio::time::timeout(Duration::from_secs(5), c.get()).await
-            && info.cluster.is_some()
-        {
-            agents.push(c);
-        }
-    }
-    if agents.is_empty() {
-        anyhow::bail!("no agent of the inventory answered as a cluster member");
-    }
-    let direct = if a.direct.direct {
-        match crate::fleet::direct::connect(agents.clone()).await {
-            Ok(d) => Some(std::sync::Arc::new(d)),
+    // With --direct, the frontend here asks each agent for its place in the cluster
+    // itself; otherwise the workers take turns over the agents that answer as members.
+    let (direct, agents) = if a.direct.direct {
+        match self::direct(&fleet).await? {
+            Ok(d) => {
+                let agents = d.agents.clone();
+                (Some(Arc::new(d)), agents)
+            }
             Err(e) => return Ok(failed("bench", e)),
         }
     } else {
-        None
+        let asked =
+            reachable(&super::inventory(&fleet)?)
+                .await
+                .into_iter()
+                .map(|mut c| async move {
+                    let member = matches!(
+                        tokio::time::timeout(Duration::from_secs(5), c.get()).await,
+                        Ok(Ok(info)) if info.cluster.is_some()
+                    );
+                    member.then_some(c)
+                });
+        let agents: Vec<ClusterAgent> = futures::future::join_all(asked)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        if agents.is_empty() {
+            anyhow::bail!("no agent of the inventory answered as a cluster member");
+        }
+        (None, agents)
     };
     // Worker w's way in: the shared direct frontend, or agent w's.
     let via = |w: usize| match &direct {

@@ -11,7 +11,7 @@ use tonic::transport::Channel;
 
 /// What a `DataClient` calls through.
 type Svc = InterceptedService<Channel, AddToken>;
-use super::cluster::{ClusterAgent, ClusterCallError, Stored};
+use super::cluster::{ClusterAgent, ClusterCallError, ObjectEntry, Stored};
 use crate::dataplane::cluster::frontend::{Frontend, IoError, Layout, Net, NetError};
 use crate::dataplane::cluster::objects::{Manifest, NodeId, Summary};
 use crate::dataplane::cluster::placement;
@@ -61,13 +61,15 @@ impl Net for DirectNet {
         self.remote(node).map_or_else(failed, |r| r.get_chunk(key))
     }
 
+    /// Nothing: members refuse to free chunks for a client (`agent::direct`). What an
+    /// overwrite or a delete leaves, the members' orphan collection frees once no
+    /// manifest names it.
     fn delete_chunks(
         &self,
-        node: NodeId,
-        keys: Vec<String>,
+        _node: NodeId,
+        _keys: Vec<String>,
     ) -> BoxFuture<'static, Result<(), NetError>> {
-        self.remote(node)
-            .map_or_else(failed, |r| r.delete_chunks(keys))
+        Box::pin(std::future::ready(Ok(())))
     }
 
     fn put_manifest(
@@ -107,6 +109,8 @@ pub struct Direct {
     /// Agents of the inventory that answered but were left out, and why (another
     /// cluster's member, or not the member their node id names).
     pub left_out: Vec<String>,
+    /// The members it reached, for what goes through a member's frontend (deletes).
+    pub agents: Vec<ClusterAgent>,
 }
 
 /// Asks each agent (already connected) for its place in the cluster, the configuration
@@ -173,6 +177,7 @@ pub async fn connect(agents: Vec<ClusterAgent>) -> Result<Direct, ClusterCallErr
     let mut free = BTreeMap::new();
     let mut chunk_sizes = BTreeMap::new();
     let mut left_out = Vec::new();
+    let mut agents = Vec::new();
     for (a, info, ping) in answers {
         if info.cluster != cluster {
             left_out.push(format!("{}: a member of another cluster", a.node));
@@ -185,7 +190,8 @@ pub async fn connect(agents: Vec<ClusterAgent>) -> Result<Direct, ClusterCallErr
         } else {
             free.insert(info.node_id, ping.free_bytes);
             chunk_sizes.insert(ping.chunk_size, a.node.clone());
-            members.insert(info.node_id, a.data);
+            members.insert(info.node_id, a.data.clone());
+            agents.push(a);
         }
     }
     for w in &why {
@@ -234,6 +240,7 @@ pub async fn connect(agents: Vec<ClusterAgent>) -> Result<Direct, ClusterCallErr
         layout,
         unreachable,
         left_out,
+        agents,
     })
 }
 
@@ -289,6 +296,33 @@ impl Direct {
             generation: done.generation,
             nodes: done.nodes,
         })
+    }
+
+    /// Objects whose key starts with `prefix`, and the members that did not answer, as
+    /// `ClusterAgent::list_objects`.
+    pub async fn list_objects(&self, prefix: &str) -> (Vec<ObjectEntry>, Vec<String>) {
+        let (list, silent) = self.frontend.list(prefix, &self.layout).await;
+        (
+            list.into_iter()
+                .map(|s| ObjectEntry {
+                    key: s.key,
+                    size: s.size,
+                    stripes: s.stripes,
+                    generation: s.generation,
+                })
+                .collect(),
+            silent.into_iter().map(|(_, e)| e).collect(),
+        )
+    }
+
+    /// Deletes `key`: a tombstone on m+1 members, as through a member; its chunks are
+    /// freed by the members' orphan collection (a client may not free chunks). False if
+    /// there was no such object.
+    pub async fn delete_object(&self, key: &str) -> Result<bool, ClusterCallError> {
+        self.frontend
+            .delete(key, &self.layout)
+            .await
+            .map_err(call_err)
     }
 
     /// Reads `key`, handing `sink` each piece in order: (the object's size, stripes
