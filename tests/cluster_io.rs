@@ -215,6 +215,35 @@ fn objects_survive_m_nodes_killed_and_fail_clearly_beyond() {
         assert_eq!(code, 1, "{key} removed, direct: {said}");
     }
     assert_eq!(entries(&ls(&inv_s, true)), Vec::new(), "all removed");
+    // A put whose input fails to read (a directory: EISDIR) stores nothing, whichever way
+    // it goes: the key's object stays as it was, and a new key is not created.
+    let unreadable = src.to_str().unwrap();
+    let (kept, kept_data) = &objects[1];
+    for direct in [false, true] {
+        for key in [kept.as_str(), "broken/new"] {
+            let mut args = vec!["io", "put", "--inventory", &inv_s, key, unreadable];
+            if direct {
+                args.push("--direct");
+            }
+            let (code, out, err) = run(&args, Duration::from_secs(60));
+            assert_eq!(code, 2, "{args:?}: {out}{err}");
+            assert!(
+                err.contains("reading the input failed") && err.contains("nothing was stored"),
+                "{err}"
+            );
+        }
+        let (code, said) = get(&inv, kept, &back);
+        assert_eq!(code, 0, "{said}");
+        assert!(
+            std::fs::read(&back).unwrap() == *kept_data,
+            "{kept} changed by a failed put (direct: {direct})"
+        );
+        let (code, said) = get(&inv, "broken/new", &back);
+        assert_eq!(
+            code, 1,
+            "a failed put created its key (direct: {direct}): {said}"
+        );
+    }
     // The members count what direct clients moved: data and parity, 1.5 × the objects'
     // bytes put (4+2), and what was got back.
     let direct_bytes = |op: &str| -> f64 {

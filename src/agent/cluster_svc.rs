@@ -3,7 +3,7 @@
 
 use super::raft::{ClusterError, ClusterHost, MemberInfo, Membership};
 use super::state::AgentState;
-use crate::dataplane::cluster::frontend::IoError;
+use crate::dataplane::cluster::frontend::{IoError, Piece};
 use crate::model::cluster::Command;
 use crate::wire::pb;
 use bytes::Bytes;
@@ -91,16 +91,18 @@ impl pb::cluster_service_server::ClusterService for ClusterSvc {
         let key = first.key;
         // The client's stream feeds the frontend through a small channel: when the cluster
         // is slower than the client, the channel fills and HTTP/2 holds the client back.
-        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+        // Only a stream that ended cleanly sends `End`: one that broke off stores nothing.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(8);
         let feed = tokio::spawn(async move {
-            if !first.data.is_empty() && tx.send(first.data).await.is_err() {
+            if !first.data.is_empty() && tx.send(Piece::Data(first.data)).await.is_err() {
                 return Ok(());
             }
             while let Some(m) = stream.message().await? {
-                if tx.send(m.data).await.is_err() {
-                    break;
+                if tx.send(Piece::Data(m.data)).await.is_err() {
+                    return Ok(());
                 }
             }
+            let _ = tx.send(Piece::End).await;
             Ok::<(), Status>(())
         });
         // On the frontend container's threads, when the agent runs them.

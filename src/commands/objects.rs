@@ -165,8 +165,9 @@ pub async fn put(a: IoPutArgs, fleet: FleetArgs) -> Result<i32> {
     let b = bar(len, "put");
     // The file is read on a thread of its own, 1 MiB at a time, into a small channel: the
     // agent's pace holds the reading back.
-    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
-    let reader = {
+    // Err: the input failed to read (the reader's own result says why).
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, ()>>(4);
+    let mut reader = {
         let b = b.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
             let mut total = 0u64;
@@ -178,36 +179,63 @@ pub async fn put(a: IoPutArgs, fleet: FleetArgs) -> Result<i32> {
                         Ok(0) => break,
                         Ok(n) => got += n,
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e),
+                        Err(e) => {
+                            let _ = tx.blocking_send(Err(()));
+                            return Err(e);
+                        }
                     }
                 }
                 if got == 0 {
+                    // Dropping `tx` ends the body: the object is whole.
                     return Ok(total);
                 }
                 buf.truncate(got);
                 total += got as u64;
                 b.inc(got as u64);
-                if tx.blocking_send(bytes::Bytes::from(buf)).is_err() {
+                if tx.blocking_send(Ok(bytes::Bytes::from(buf))).is_err() {
                     return Ok(total);
                 }
             }
         })
     };
     let began = Instant::now();
-    let body = tokio_stream::wrappers::ReceiverStream::new(rx);
-    let r = via.put_object(&a.key, body).await;
-    b.finish_and_clear();
-    // A read error must not pass for the end of the file.
-    match reader.await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => {
-            eprintln!(
-                "axon io put: reading the input failed ({e}); what the cluster received is not complete"
-            );
-            return Ok(EXIT_FAILED);
+    let body = {
+        use futures::StreamExt;
+        tokio_stream::wrappers::ReceiverStream::new(rx).then(|piece| async move {
+            match piece {
+                Ok(b) => b,
+                // The input failed: the body never ends, and the put is dropped below.
+                Err(()) => std::future::pending().await,
+            }
+        })
+    };
+    // A read error must not pass for the end of the file: the body ends only when the
+    // input did, and when reading fails the put is dropped unfinished, which aborts the
+    // upload (the member, or this process's frontend, then stores nothing and any older
+    // object of the key stays as it was).
+    let r = {
+        let put = via.put_object(&a.key, body);
+        tokio::pin!(put);
+        let mut read = None;
+        loop {
+            tokio::select! {
+                r = &mut put => break r,
+                done = &mut reader, if read.is_none() => match done {
+                    Ok(Ok(n)) => read = Some(n),
+                    Ok(Err(e)) => {
+                        b.finish_and_clear();
+                        eprintln!(
+                            "axon io put: reading the input failed ({e}); nothing was stored{}",
+                            if a.file.is_some() { "" } else { " (standard input)" }
+                        );
+                        return Ok(EXIT_FAILED);
+                    }
+                    Err(e) => anyhow::bail!("the reader task failed: {e}"),
+                },
+            }
         }
-        Err(e) => anyhow::bail!("the reader task failed: {e}"),
-    }
+    };
+    b.finish_and_clear();
     let stored = match r {
         Ok(s) => s,
         Err(e) => return Ok(failed("put", e)),

@@ -12,7 +12,7 @@ use tonic::transport::Channel;
 /// What a `DataClient` calls through.
 type Svc = InterceptedService<Channel, AddToken>;
 use super::cluster::{ClusterAgent, ClusterCallError, ObjectEntry, Stored};
-use crate::dataplane::cluster::frontend::{Frontend, IoError, Layout, Net, NetError};
+use crate::dataplane::cluster::frontend::{Frontend, IoError, Layout, Net, NetError, Piece};
 use crate::dataplane::cluster::objects::{Manifest, NodeId, Summary};
 use crate::dataplane::cluster::placement;
 use crate::model::cluster::IoStatus;
@@ -278,14 +278,17 @@ impl Direct {
         body: impl futures::Stream<Item = Bytes> + Send + 'static,
     ) -> Result<Stored, ClusterCallError> {
         use futures::StreamExt;
-        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+        // The end of `body` is the object's end; a caller that gives up drops this future
+        // before it, and nothing is published.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(4);
         let feed = async move {
             let mut body = std::pin::pin!(body);
             while let Some(b) = body.next().await {
-                if tx.send(b).await.is_err() {
-                    break;
+                if tx.send(Piece::Data(b)).await.is_err() {
+                    return;
                 }
             }
+            let _ = tx.send(Piece::End).await;
         };
         let (done, ()) = tokio::join!(self.frontend.put(key, &self.layout, rx), feed);
         let done = done.map_err(call_err)?;

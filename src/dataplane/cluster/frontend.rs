@@ -103,6 +103,19 @@ pub enum IoError {
     Failed(String),
 }
 
+/// What feeds `Frontend::put`: the object's bytes in pieces of any size, then `End`.
+/// Only `End` ends an object: a feed that stops without it (a client that went away, an
+/// input that failed to read) is a broken upload, and nothing is stored.
+#[derive(Debug, Clone)]
+pub enum Piece {
+    Data(Bytes),
+    End,
+}
+
+/// Why a put whose feed stopped before `Piece::End` stored nothing.
+pub const BROKE_OFF: &str =
+    "the object's bytes stopped before their end (the upload broke off): nothing was stored";
+
 #[derive(Debug, Clone, Default)]
 pub struct PutDone {
     pub size: u64,
@@ -359,13 +372,15 @@ impl<N: Net> Frontend<N> {
         })
     }
 
-    /// Stores `key` from the byte stream `src`; acknowledged once durable (every chunk, then
-    /// the manifest on at least m+1 nodes). An older generation's chunks are freed after.
+    /// Stores `key` from `src` (its bytes, then `Piece::End`); acknowledged once durable
+    /// (every chunk, then the manifest on at least m+1 nodes). An older generation's
+    /// chunks are freed after. A `src` closed before `End` (the client broke off, its
+    /// input failed) stores nothing and leaves any older object as it was.
     pub async fn put(
         &self,
         key: &str,
         layout: &Layout,
-        mut src: tokio::sync::mpsc::Receiver<Bytes>,
+        mut src: tokio::sync::mpsc::Receiver<Piece>,
     ) -> Result<PutDone, IoError> {
         if key.is_empty() || key.len() > crate::dataplane::store::MAX_KEY {
             return Err(IoError::Refused(format!(
@@ -398,11 +413,12 @@ impl<N: Net> Frontend<N> {
                     let b = match pending.take() {
                         Some(b) => b,
                         None => match src.recv().await {
-                            Some(b) => b,
-                            None => {
+                            Some(Piece::Data(b)) => b,
+                            Some(Piece::End) => {
                                 ended = true;
                                 break;
                             }
+                            None => return Err(IoError::Failed(BROKE_OFF.into())),
                         },
                     };
                     let take = (stripe_bytes - filled).min(b.len());
@@ -1407,8 +1423,11 @@ mod tests {
         let d = data.to_vec();
         tokio::spawn(async move {
             for c in d.chunks(5000) {
-                tx.send(Bytes::copy_from_slice(c)).await.unwrap();
+                tx.send(Piece::Data(Bytes::copy_from_slice(c)))
+                    .await
+                    .unwrap();
             }
+            tx.send(Piece::End).await.unwrap();
         });
         f.put(key, &layout(6), rx).await
     }
@@ -1500,6 +1519,31 @@ mod tests {
         assert_eq!(list.len(), sizes.len() - 1);
     }
 
+    /// A feed that stops before `Piece::End` — after one byte, or after stripes were
+    /// already written — stores nothing, and the key's object stays as it was.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_feed_that_stops_before_its_end_stores_nothing() {
+        let net = Local::new(6);
+        let f = Frontend::new(net.clone());
+        let old = data(10_000, 3);
+        put(&f, "k", &old).await.unwrap();
+        for sent in [1usize, 100_000] {
+            for key in ["k", "new"] {
+                let (tx, rx) = tokio::sync::mpsc::channel(4);
+                let d = data(sent, 9);
+                tokio::spawn(async move {
+                    for c in d.chunks(5000) {
+                        let _ = tx.send(Piece::Data(Bytes::copy_from_slice(c))).await;
+                    }
+                });
+                let e = f.put(key, &layout(6), rx).await.unwrap_err();
+                assert!(e.to_string().contains("broke off"), "{e}");
+            }
+            assert_eq!(get(&f, "k").await.unwrap().0, old, "after {sent} bytes");
+            assert!(matches!(get(&f, "new").await, Err(IoError::NotFound(_))));
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_corrupt_chunk_is_read_around() {
         let net = Local::new(5);
@@ -1511,8 +1555,8 @@ mod tests {
         };
         let d = data(30_000, 7);
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tx.send(Bytes::from(d.clone())).await.unwrap();
-        drop(tx);
+        tx.send(Piece::Data(Bytes::from(d.clone()))).await.unwrap();
+        tx.send(Piece::End).await.unwrap();
         f.put("x", &lay, rx).await.unwrap();
         let m = f.manifest("x", &lay).await.unwrap();
         // Replace data chunk 0 of stripe 0 with other bytes of the same length: the node's
