@@ -42,8 +42,11 @@ pub enum Command {
     #[command(
         long_about = "The cluster's health in a few lines, like `ceph -s`: nodes up / stale / down \
             with the reason for each that is not up, failing checks (per node and cluster-wide), \
-            drives by health, blocked probes, core conflicts, and what the data plane reports \
-            (nothing yet). Follows every node of the inventory as the console does, waits until \
+            drives by health, blocked probes, core conflicts, and the data plane as its members \
+            report it: IO status, protection, a rebuild under way, members away and chunks \
+            being repaired; without --watch also a `cluster` line from one member (scheme, \
+            hot spares, IO status, leader, members, drives ACTIVE and FAILED, protection). \
+            Follows every node of the inventory as the console does, waits until \
             each has answered or failed (at most --timeout), then judges the cluster once, the \
             same way as the console's Overview.",
         after_help = "Exit codes (the verdict):\n  \
@@ -103,10 +106,15 @@ pub enum Command {
     )]
     Plan(PlanArgs),
     /// Data-plane drives: format a file or block device as an axon drive, or show one
+    /// (format, info); the cluster's drives by node (list), and on their nodes phase one
+    /// out, take it out, add one, or put one back in service (deactivate, remove, add,
+    /// activate)
     #[command(subcommand)]
     Drive(DriveCommand),
-    /// The data plane's storage engine on this node: objects in k+m erasure-coded stripes
-    /// across file or block drives (create, put, get, rm, ls, status, scrub)
+    /// The data plane's storage engine: objects in k+m erasure-coded stripes, in a store
+    /// on this node across file or block drives (create, add-drive, put, get, rm, ls,
+    /// status, scrub), or in the data-plane cluster with --inventory or --hosts (put, get,
+    /// rm, ls, bench)
     #[command(subcommand)]
     Io(IoCommand),
     /// The data-plane cluster: form it from the inventory's agents (create), or show what
@@ -209,8 +217,10 @@ pub enum IoCommand {
 #[derive(Debug, Args)]
 pub struct DirectArgs {
     /// Run the frontend in this process and call every member yourself, not through one
-    /// member's frontend (put and get: one TLS hop per byte instead of two). Needs the
-    /// members in the inventory
+    /// member's frontend: put and get split and encode, or read and rebuild, the stripes
+    /// here (one TLS hop per byte instead of two); rm and ls ask the members themselves;
+    /// bench's workers all share this frontend. Needs the cluster's agents named with
+    /// --inventory or --hosts, and its IO started
     #[arg(long)]
     pub direct: bool,
 }
@@ -309,11 +319,13 @@ pub struct IoAddDriveArgs {
 }
 
 /// With --hosts or --inventory, `axon io put|get|rm|ls` work on the data-plane cluster
-/// (through the first of its agents that answers) instead of a store on this machine.
+/// (through the first of its agents that answers) instead of a store on this machine;
+/// `axon io bench` needs them, and spreads its workers over every agent that answers.
 #[derive(Debug, Clone, Args)]
 pub struct IoClusterArgs {
-    /// The cluster's agents in host list syntax (axon[001-022]); IO goes through the first
-    /// that answers
+    /// The cluster's agents in host list syntax (axon[001-022]): put, get, rm and ls go
+    /// through the first that answers as a member; bench spreads its workers over all that
+    /// do (with --direct, both use a frontend in this process instead)
     #[arg(long, value_name = "HOSTLIST", conflicts_with = "inventory")]
     pub hosts: Option<String>,
 
@@ -321,7 +333,8 @@ pub struct IoClusterArgs {
     #[arg(long, value_name = "FILE")]
     pub inventory: Option<PathBuf>,
 
-    /// Token file: the agents' admin.token to put or remove, reader.token suffices to read
+    /// Token file: the agents' admin.token to put, remove or bench (bench writes),
+    /// reader.token suffices to get and ls
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
 
@@ -359,6 +372,8 @@ pub struct IoKeyArgs {
     #[command(flatten)]
     pub cluster: IoClusterArgs,
 
+    /// The object's key: any UTF-8 string of 1 to 1024 bytes, in the cluster and in a
+    /// store on this node alike
     pub key: String,
 
     #[command(flatten)]
@@ -389,6 +404,8 @@ pub struct IoPutArgs {
     #[command(flatten)]
     pub cluster: IoClusterArgs,
 
+    /// The object's key: any UTF-8 string of 1 to 1024 bytes, in the cluster and in a
+    /// store on this node alike
     pub key: String,
 
     /// The file to store; standard input when absent or -
@@ -406,6 +423,8 @@ pub struct IoGetArgs {
     #[command(flatten)]
     pub cluster: IoClusterArgs,
 
+    /// The object's key: any UTF-8 string of 1 to 1024 bytes, in the cluster and in a
+    /// store on this node alike
     pub key: String,
 
     /// Where to write the object; standard output when absent or -
@@ -489,7 +508,8 @@ pub struct DriveOpArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Bytes per second moved while phasing out (K, M, G); 0 for no limit
+    /// Bytes per second moved while phasing out (K, M, G); 0 for no limit. Used by
+    /// deactivate only: activate and remove move nothing and ignore it
     #[arg(long, value_name = "RATE", default_value = "0", value_parser = parse_bytes)]
     pub rate: u64,
 
@@ -784,8 +804,10 @@ pub struct FleetArgs {
     #[arg(long, value_name = "FILE")]
     pub inventory: Option<PathBuf>,
 
-    /// Token file (the agents' reader.token, or admin.token for probes); with --inventory
-    /// it replaces every node's token_file
+    /// Token file: the agents' reader.token reads (console, status, cluster status, drive
+    /// list); their admin.token is needed for anything that changes the cluster or runs
+    /// probes (start-io, stop-io, cluster create, drive deactivate/activate/remove/add,
+    /// probe, the console's actions). With --inventory it replaces every node's token_file
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
 

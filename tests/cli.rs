@@ -108,6 +108,71 @@ fn every_verb_has_help_and_the_binary_a_version() {
 }
 
 #[test]
+fn help_texts_say_what_the_shared_flags_do_for_every_verb() {
+    // Whitespace folded: clap wraps long help at the terminal's width.
+    let help = |args: &[&str]| {
+        let mut a = args.to_vec();
+        a.push("--help");
+        let (code, out, err) = axon(&a);
+        assert_eq!(code, 0, "{a:?}: {err}");
+        out.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    // The summaries name every subcommand.
+    let top = help(&[]);
+    let between = |from: &str, to: &str| -> String {
+        let rest = top
+            .split_once(from)
+            .unwrap_or_else(|| panic!("no {from:?} in --help: {top}"))
+            .1;
+        rest.split(to).next().unwrap_or(rest).to_string()
+    };
+    let io = between(" io ", " start-io ");
+    for verb in ["add-drive", "scrub", "bench"] {
+        assert!(io.contains(verb), "--help's io summary lacks {verb}: {top}");
+    }
+    let drive = between(" drive ", " io ");
+    for verb in ["list", "deactivate", "remove", "add", "activate"] {
+        assert!(
+            drive.contains(verb),
+            "--help's drive summary lacks {verb}: {top}"
+        );
+    }
+    // bench spreads over every agent, not only the first that answers.
+    let bench = help(&["io", "bench"]);
+    assert!(
+        !bench.contains("the first that answers") || bench.contains("bench spreads"),
+        "{bench}"
+    );
+    // --direct: named by --inventory or --hosts, and right for reads as well as writes.
+    for verb in ["put", "get", "rm", "ls", "bench"] {
+        let h = help(&["io", verb]);
+        assert!(h.contains("--inventory or --hosts"), "io {verb}: {h}");
+        assert!(
+            !h.contains("Needs the members in the inventory"),
+            "io {verb}: {h}"
+        );
+    }
+    assert!(help(&["io", "get"]).contains("read and rebuild"));
+    for verb in ["put", "get", "rm"] {
+        let h = help(&["io", verb]);
+        assert!(h.contains("<KEY> The object's key"), "io {verb}: {h}");
+    }
+    // --rate says which drive verb uses it; --token-file that changes need the admin token.
+    assert!(help(&["drive", "remove"]).contains("deactivate only"));
+    for verb in [&["start-io"][..], &["drive", "add"], &["cluster", "create"]] {
+        let h = help(verb);
+        assert!(
+            !h.contains("admin.token for probes)") && h.contains("changes the cluster"),
+            "{verb:?}: {h}"
+        );
+    }
+    // status describes what the data plane reports now.
+    let status = help(&["status"]);
+    assert!(!status.contains("nothing yet"), "{status}");
+    assert!(status.contains("protection"), "{status}");
+}
+
+#[test]
 fn check_on_this_machine_agrees_with_independent_tools() {
     let (code, v) = check_json(&[]);
     assert_eq!(code, v["exit_code"].as_i64().unwrap() as i32);
