@@ -179,13 +179,34 @@ fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
         err.contains("as this member sees it: 6 members, 6 drives ACTIVE; 4+2 with 0 hot spares"),
         "{err}"
     );
-    until(&inv, "IO STARTED everywhere", |_, v| {
+    let epochs = |v: &serde_json::Value| -> Vec<u64> {
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["report"]["config"]["epoch"].as_u64().unwrap_or(0))
+            .collect()
+    };
+    let started = until(&inv, "IO STARTED everywhere", |_, v| {
+        let e = epochs(v);
         v["nodes"]
             .as_array()
             .unwrap()
             .iter()
             .all(|n| n["report"]["config"]["io"] == "Started")
+            && e.iter().all(|x| *x == e[0])
     });
+    // Again, on another member: the cluster is started already, so nothing changes (it
+    // used to pass through STARTING, refusing IO for a moment, and move the epoch by 2).
+    let (code, out, err) = run(
+        &["start-io", "--inventory", &inv_s, "--node", "n2"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("start-io: IO already STARTED"), "{out}");
+    assert!(err.contains("IO is already STARTED (epoch"), "{err}");
+    let (_, again) = status(&inv);
+    assert_eq!(epochs(&again), epochs(&started), "{again:#}");
     // axon status carries the cluster's line.
     let (_, out, err) = run(&["status", "--inventory", &inv_s], Duration::from_secs(60));
     let line = status_line(&out, &err, "cluster");

@@ -333,7 +333,10 @@ pub async fn io_change(h: OpHandle, host: Arc<super::raft::ClusterHost>, start: 
             ("STARTED", IoStatus::Started),
         ]
     } else {
-        h.log("no frontend IO is in flight on this cluster yet (it comes with chunk traffic between agents): nothing to flush");
+        h.log(
+            "every put acknowledged so far is durable (acknowledged only once on its nodes' drives): nothing to flush; \
+             puts in flight on the members' frontends finish, new ones are refused",
+        );
         vec![("STOPPED", IoStatus::Stopped)]
     };
     let total = steps.len() as u64 + u64::from(start);
@@ -349,6 +352,22 @@ pub async fn io_change(h: OpHandle, host: Arc<super::raft::ClusterHost>, start: 
         }
         h.step(name, i as u64 + u64::from(start), total);
         match host.propose(Command::SetIo(status)).await {
+            // start-io on a cluster already started: nothing to do (STARTING would refuse
+            // IO until STARTED).
+            Ok(a) if start && a.io == Some(IoStatus::Started) && status == IoStatus::Starting => {
+                h.log(format!(
+                    "IO is already STARTED (epoch {}): nothing changed",
+                    a.epoch
+                ));
+                h.step("STARTED", total, total);
+                h.finish(
+                    OperationState::Succeeded,
+                    "IO already STARTED".into(),
+                    None,
+                    output(IoStatus::Started, Vec::new()),
+                );
+                return;
+            }
             Ok(a) => h.log(format!("IO {name} (epoch {})", a.epoch)),
             Err(super::raft::ClusterError::Refused(why))
                 if why.starts_with("IO cannot start: ") =>

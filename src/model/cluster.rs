@@ -97,6 +97,10 @@ pub enum Command {
 pub struct Applied {
     pub epoch: u64,
     pub refused: Option<String>,
+    /// For `SetIo`: the IO status once applied (STARTED when STARTING was asked of a
+    /// cluster already started: nothing changed).
+    #[serde(default)]
+    pub io: Option<IoStatus>,
 }
 
 impl ClusterConfig {
@@ -132,9 +136,18 @@ impl ClusterConfig {
     }
 
     pub fn apply(&mut self, cmd: &Command) -> Applied {
+        let mut a = self.apply_command(cmd);
+        if matches!(cmd, Command::SetIo(_)) {
+            a.io = Some(self.io);
+        }
+        a
+    }
+
+    fn apply_command(&mut self, cmd: &Command) -> Applied {
         let refused = |why: String| Applied {
             epoch: 0,
             refused: Some(why),
+            ..Default::default()
         };
         let r = match cmd {
             Command::Create {
@@ -155,6 +168,7 @@ impl ClusterConfig {
                         return Applied {
                             epoch: self.epoch,
                             refused: None,
+                            ..Default::default()
                         };
                     }
                     return refused(format!("cluster {c} already exists"));
@@ -199,6 +213,7 @@ impl ClusterConfig {
                         return Applied {
                             epoch: self.epoch,
                             refused: None,
+                            ..Default::default()
                         };
                     }
                     Err(format!("drive {id} is already in the cluster"))
@@ -224,11 +239,15 @@ impl ClusterConfig {
                 Some(_) => Ok(()),
                 None => Err(format!("no drive {id} in the cluster")),
             },
-            Command::SetIo(s) if *s == self.io => {
-                // Already there (a retry): nothing changes.
+            Command::SetIo(s)
+                if *s == self.io || (*s == IoStatus::Starting && self.io == IoStatus::Started) =>
+            {
+                // Already there (a retry), or asked to start a cluster already started
+                // (which must not pass through STARTING: that refuses IO): nothing changes.
                 return Applied {
                     epoch: self.epoch,
                     refused: None,
+                    ..Default::default()
                 };
             }
             Command::SetIo(s) => {
@@ -247,6 +266,7 @@ impl ClusterConfig {
                 Applied {
                     epoch: self.epoch,
                     refused: None,
+                    ..Default::default()
                 }
             }
             Err(why) => refused(why),
@@ -297,7 +317,8 @@ mod tests {
             c.apply(&create(22, 2)),
             Applied {
                 epoch: 1,
-                refused: None
+                refused: None,
+                ..Default::default()
             }
         );
         assert!(
@@ -329,11 +350,33 @@ mod tests {
         }
         assert_eq!(c.apply(&Command::SetIo(IoStatus::Started)).refused, None);
         assert_eq!(c.io, IoStatus::Started);
+        // start-io again on a started cluster: it stays STARTED (no STARTING, which would
+        // refuse IO meanwhile), and says so; the epoch does not move.
+        let before = c.epoch;
+        let r = c.apply(&Command::SetIo(IoStatus::Starting));
+        assert_eq!(
+            (r.refused, r.io, r.epoch),
+            (None, Some(IoStatus::Started), before)
+        );
+        assert_eq!(c.io, IoStatus::Started);
+        // stop-io still stops it, and STARTING then follows from STOPPED.
+        assert_eq!(
+            c.apply(&Command::SetIo(IoStatus::Stopped)).io,
+            Some(IoStatus::Stopped)
+        );
+        assert_eq!(
+            c.apply(&Command::SetIo(IoStatus::Starting)).io,
+            Some(IoStatus::Starting)
+        );
+        assert_eq!(
+            c.apply(&Command::SetIo(IoStatus::Started)).io,
+            Some(IoStatus::Started)
+        );
         let r = c.apply(&Command::SetDriveState {
             id: "d3".into(),
             state: "BROKEN".into(),
         });
         assert!(r.refused.unwrap().contains("unknown drive state"));
-        assert_eq!(c.epoch, 24);
+        assert_eq!(c.epoch, 27);
     }
 }

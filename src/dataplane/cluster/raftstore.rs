@@ -341,6 +341,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Blank => out.push(Applied {
                     epoch: s.config.epoch,
                     refused: None,
+                    ..Default::default()
                 }),
                 EntryPayload::Normal(cmd) => out.push(s.config.apply(&cmd)),
                 EntryPayload::Membership(m) => {
@@ -348,6 +349,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     out.push(Applied {
                         epoch: s.config.epoch,
                         refused: None,
+                        ..Default::default()
                     });
                 }
             }
