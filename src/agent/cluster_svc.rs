@@ -17,6 +17,7 @@ fn io_status(e: IoError) -> Status {
         IoError::NotFound(k) => Status::not_found(format!("no object {k:?} in the cluster")),
         IoError::Unavailable(m) => Status::unavailable(m),
         IoError::Failed(m) => Status::internal(m),
+        IoError::Denied(m) => Status::permission_denied(m),
     }
 }
 

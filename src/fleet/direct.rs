@@ -266,6 +266,7 @@ pub fn call_err(e: IoError) -> ClusterCallError {
         IoError::Refused(detail) | IoError::Failed(detail) => {
             ClusterCallError::Refused { node, detail }
         }
+        IoError::Denied(detail) => ClusterCallError::NeedsAdmin { node, detail },
     }
 }
 

@@ -26,6 +26,9 @@ pub const CALL_DEADLINE: Duration = Duration::from_secs(10);
 pub fn net_err(node: NodeId, s: Status) -> NetError {
     match s.code() {
         Code::NotFound => NetError::NotFound(node),
+        Code::PermissionDenied | Code::Unauthenticated => {
+            NetError::Denied(node, s.message().to_string())
+        }
         Code::DataLoss => NetError::Lost(node, s.message().to_string()),
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
             NetError::Unreachable(node, s.message().to_string())

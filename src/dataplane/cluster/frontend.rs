@@ -41,6 +41,10 @@ pub enum NetError {
     Lost(NodeId, String),
     #[error("node {0}: refused: {1}")]
     Refused(NodeId, String),
+    /// The caller's credentials do not allow the call (a client's reader token): every
+    /// member would say the same, so the operation stops there.
+    #[error("node {0}: {1}")]
+    Denied(NodeId, String),
 }
 
 /// The members' side, as the frontend needs it (the agent implements it over gRPC, and
@@ -101,6 +105,9 @@ pub enum IoError {
     Unavailable(String),
     #[error("{0}")]
     Failed(String),
+    /// The caller may not do this (its token); nothing was changed by it.
+    #[error("{0}")]
+    Denied(String),
 }
 
 /// What feeds `Frontend::put`: the object's bytes in pieces of any size, then `End`.
@@ -358,6 +365,7 @@ impl<N: Net> Frontend<N> {
             for (idx, node, r) in futures::future::join_all(calls).await {
                 match r {
                     Ok(()) => nodes[idx] = Some(node),
+                    Err(NetError::Denied(_, why)) => return Err(IoError::Denied(why)),
                     Err(e) => {
                         suspects.add(node);
                         tried.push((node, e.to_string()));
@@ -551,6 +559,7 @@ impl<N: Net> Frontend<N> {
                 match r {
                     // Not stored means a newer one is already there: it holds the key.
                     Ok(_) => ok += 1,
+                    Err(NetError::Denied(_, why)) if ok == 0 => return Err(IoError::Denied(why)),
                     Err(e) => {
                         failed += 1;
                         errors.push(format!("{e} ({n})"));
