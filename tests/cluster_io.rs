@@ -326,7 +326,7 @@ fn objects_survive_m_nodes_killed_and_fail_clearly_beyond() {
     assert!(!said.contains("could be placed"), "{said}");
     assert!(
         said.matches("needs the admin token").count() <= 2,
-        "once per node: {said}"
+        "not once per node: {said}"
     );
     let (code, said) = direct(&reader, "get", &objects[3].0, &back);
     assert_eq!(code, 0, "{said}");

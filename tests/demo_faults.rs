@@ -154,6 +154,18 @@ fn demo_faults_are_read_around_rebuilt_and_repaired() {
     });
     same(&inv, "test/probe", &want, &back);
 
+    // Its last drive fails too: no room left on axon004, so its chunks are rebuilt on
+    // other members (they used to be retried here forever, 30 warnings a second).
+    let before = d["repaired_chunks"].as_u64().unwrap();
+    let (code, out, e) = demo(&["fail", "drive", "axon004", "drive01", "--dir", &dir_s]);
+    assert_eq!(code, 0, "{out}{e}");
+    assert!(out.contains("drive01 FAILED"), "{out}");
+    let d = until_data(&inv, "axon004's chunks rebuilt on other members", |d| {
+        d["repaired_chunks"].as_u64().unwrap_or(0) > before && d["lost_chunks"] == 0
+    });
+    assert_eq!(d["protection"], "OK", "{d:#}");
+    same(&inv, "test/probe", &want, &back);
+
     // Bytes flipped on disk: found by checksum (the scrubber, or a read), rewritten.
     let before = d["repaired_chunks"].as_u64().unwrap();
     let (code, out, e) = demo(&["corrupt", "drive", "axon005", "drive00", "--dir", &dir_s]);
@@ -192,4 +204,7 @@ fn demo_faults_are_read_around_rebuilt_and_repaired() {
         !log.contains("differ from"),
         "the demo's load read back wrong bytes:\n{log}"
     );
+    assert!(log.contains("rebuilt on other members"), "{log}");
+    let no_room = log.matches("no room here").count();
+    assert!((1..=3).contains(&no_room), "{no_room} warnings:\n{log}");
 }

@@ -10,7 +10,7 @@
 
 use super::listen::{self, Limits, ServerStats, Which};
 use super::raft::{MemberTls, Membership, member_channel};
-use crate::dataplane::cluster::frontend::{Net, NetError};
+use crate::dataplane::cluster::frontend::{IoError, Net, NetError};
 use crate::dataplane::cluster::objects::{self, Manifest, NodeData, NodeError, NodeId, Summary};
 use crate::dataplane::cluster::protection::{self, DataStatus, RebuildProgress};
 use crate::wire::chunks::{CALL_DEADLINE, Remote, failed};
@@ -918,8 +918,8 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
     let mut filling: Option<NodeId> = None;
     let mut orphans: HashMap<String, Instant> = HashMap::new();
     let mut round = 0u64;
-    // Where the next round's repair of lost chunks starts in the list (see `repair_own`).
-    let mut repair_from = 0usize;
+    // Where the next round's repair of lost chunks goes on (see `repair_own`).
+    let mut repair_turn = RepairTurn::default();
     let mut last_away: HashSet<NodeId> = HashSet::new();
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -971,7 +971,7 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
         // Chunks of this node's own that it cannot serve: rewritten from their stripes.
         let mut lost_here = 0;
         if config.io == crate::model::cluster::IoStatus::Started {
-            let (lost, repaired) = repair_own(&fe, &net, &layout, &all, &mut repair_from).await;
+            let (lost, repaired) = repair_own(&fe, &net, &layout, &all, &mut repair_turn).await;
             lost_here = lost;
             dh.set_status(|s| {
                 s.lost_chunks = lost;
@@ -1393,18 +1393,37 @@ const LISTING_FRESH: Duration = Duration::from_secs(2);
 /// At most this many lost chunks are rewritten per 2 s round.
 const REPAIR_PER_ROUND: usize = 64;
 
+/// How long, after a chunk could not be rewritten here (no drive with room), lost chunks
+/// go straight to other members instead of being tried here first.
+const NO_ROOM_FOR: Duration = Duration::from_secs(60);
+
+/// Where `repair_own` goes on from one round to the next.
+#[derive(Default)]
+struct RepairTurn {
+    /// Where the next round starts in the list of lost chunks.
+    from: usize,
+    /// Until when this node has no room for a rewritten chunk (its last drive failed,
+    /// or the others are full), and why.
+    no_room: Option<(Instant, String)>,
+}
+
 /// Rewrites chunks this node lost (a failed drive) or holds damaged, each rebuilt from k
 /// other chunks of its stripe and written back here (to a healthy drive), under the same
-/// key: the manifest stays as it is. A chunk this node's manifests do not place here is
-/// left to the orphan collector. Each round takes up to `REPAIR_PER_ROUND` of the list
-/// from `*from` on, wrapping around, and leaves `*from` after them: chunks that cannot be
-/// repaired yet do not keep the rest from their turn. Returns (still lost, rewritten).
+/// key: the manifest stays as it is. When this node has no room for them (its last drive
+/// failed, the others are full), their objects are repaired onto other members instead,
+/// as a rebuild does for a member away (`Frontend::repair`: each stripe's chunk here goes
+/// to a node outside the stripe, and the manifest's next revision says so); what stays
+/// here is then an orphan, freed by the collector. A chunk this node's manifests do not
+/// place here is left to the orphan collector. Each round takes up to `REPAIR_PER_ROUND`
+/// of the list from `turn.from` on, wrapping around, and leaves it after them: chunks
+/// that cannot be repaired yet do not keep the rest from their turn. Returns (still
+/// lost, rewritten here or elsewhere).
 async fn repair_own(
     fe: &Fe,
     net: &Arc<GrpcNet>,
     layout: &Layout,
     all: &[Manifest],
-    from: &mut usize,
+    turn: &mut RepairTurn,
 ) -> (u64, u64) {
     let node = net.node();
     let Ok(Ok(lost)) = tokio::task::spawn_blocking(move || node.losses()).await else {
@@ -1419,10 +1438,23 @@ async fn repair_own(
         .filter(|m| !m.deleted)
         .map(|m| (m.object.as_str(), m))
         .collect();
-    let mut repaired = 0u64;
+    // Rewritten (here or elsewhere), and of those here.
+    let (mut repaired, mut here_now, mut unnamed) = (0u64, 0u64, 0u64);
     let mut avoid = net.away_now();
     avoid.insert(me);
-    for key in this_turn(&lost, from, REPAIR_PER_ROUND) {
+    if turn
+        .no_room
+        .as_ref()
+        .is_some_and(|(t, _)| t.elapsed() > NO_ROOM_FOR)
+    {
+        turn.no_room = None;
+    }
+    // Objects to repair onto other members, by key, with their chunks lost here.
+    let mut elsewhere: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // Lost chunks the newest manifests no longer place here.
+    let mut superseded: Vec<String> = Vec::new();
+    let mut from = turn.from;
+    for key in this_turn(&lost, &mut from, REPAIR_PER_ROUND) {
         let Some((object, i, idx)) = objects::parse_chunk_key(key) else {
             continue;
         };
@@ -1437,10 +1469,31 @@ async fn repair_own(
             // An older copy here: the newest among the members decides.
             Some(m) => match fe.newest(&m.key, layout).await {
                 Ok(Some(n)) if !n.deleted && here(&n) => n,
-                _ => continue,
+                // Every member answered, and the chunk is not this node's any more
+                // (rebuilt elsewhere, overwritten, deleted): nothing to repair, and its
+                // unreadable copy is dropped.
+                Ok(_) => {
+                    superseded.push(key.clone());
+                    continue;
+                }
+                Err(_) => continue,
             },
-            None => continue,
+            // No manifest here names its object: overwritten or deleted since (or this
+            // node missed a publish, which anti-entropy brings). An orphan's loss is no
+            // stripe's: not counted, and left to the orphan collector, which asks every
+            // member before it frees anything.
+            None => {
+                unnamed += 1;
+                continue;
+            }
         };
+        if turn.no_room.is_some() {
+            elsewhere
+                .entry(m.key.clone())
+                .or_default()
+                .push(key.clone());
+            continue;
+        }
         let data = match fe.rebuild_chunk(&m, i, idx, &avoid).await {
             Ok(d) => d,
             Err(e) => {
@@ -1451,9 +1504,81 @@ async fn repair_own(
         let node = net.node();
         let k = key.clone();
         match tokio::task::spawn_blocking(move || node.put_chunk(&k, &data)).await {
-            Ok(Ok(())) => repaired += 1,
-            Ok(Err(e)) => tracing::warn!("repair: writing {key}: {e}"),
+            Ok(Ok(())) => {
+                repaired += 1;
+                here_now += 1;
+            }
+            Ok(Err(e)) => {
+                // No drive here takes it: this and the rest go to other members.
+                tracing::warn!(
+                    "repair: no room here for chunks lost on a failed drive ({e}); rebuilding them on other members instead"
+                );
+                turn.no_room = Some((Instant::now(), e.to_string()));
+                elsewhere
+                    .entry(m.key.clone())
+                    .or_default()
+                    .push(key.clone());
+            }
             Err(e) => tracing::warn!("repair: writing {key}: {e}"),
+        }
+    }
+    turn.from = from;
+    if !elsewhere.is_empty() {
+        let lost_here = HashSet::from([me]);
+        let pace = pacer(None);
+        use futures::StreamExt;
+        let done: Vec<(String, Vec<String>, Result<(u64, u64), IoError>)> =
+            futures::stream::iter(elsewhere)
+                .map(|(key, chunks)| {
+                    let (lost_here, pace) = (&lost_here, &pace);
+                    async move {
+                        let r = fe.repair(&key, layout, lost_here, &**pace).await;
+                        (key, chunks, r)
+                    }
+                })
+                .buffer_unordered(8)
+                .collect()
+                .await;
+        let (mut objects_moved, mut stripes, mut bytes) = (0u64, 0u64, 0u64);
+        let mut failed = Vec::new();
+        for (key, chunks, r) in done {
+            match r {
+                Ok((s, b)) => {
+                    // Placed elsewhere now (or already, by an earlier round): no longer
+                    // this node's to hold.
+                    if s > 0 {
+                        repaired += chunks.len() as u64;
+                    }
+                    superseded.extend(chunks);
+                    objects_moved += u64::from(s > 0);
+                    stripes += s;
+                    bytes += b;
+                }
+                Err(e) => failed.push(format!("{key:?}: {e}")),
+            }
+        }
+        if stripes > 0 {
+            tracing::info!(
+                "repair: {stripes} stripe(s) of {objects_moved} object(s) rebuilt on other members ({}), for chunks lost here with no room to rewrite them",
+                humansize::format_size(bytes, humansize::BINARY)
+            );
+        }
+        if let Some(first) = failed.first() {
+            tracing::warn!(
+                "repair: {} object(s) could not be rebuilt on other members; the first: {first}",
+                failed.len()
+            );
+        }
+    }
+    // Their unreadable copies here are dropped (the orphan collector would free them, but
+    // only after its grace, and until then they would count as lost).
+    let mut dropped = 0u64;
+    if !superseded.is_empty() {
+        let node = net.node();
+        match tokio::task::spawn_blocking(move || node.delete_chunks(&superseded)).await {
+            Ok(Ok(n)) => dropped = n,
+            Ok(Err(e)) => tracing::warn!("repair: dropping lost chunks placed elsewhere now: {e}"),
+            Err(e) => tracing::warn!("repair: dropping lost chunks placed elsewhere now: {e}"),
         }
     }
     if repaired > 0 {
@@ -1461,7 +1586,7 @@ async fn repair_own(
             "repair: rewrote {repaired} chunk(s) lost on a failed drive or found damaged, from parity"
         );
     }
-    let left = (lost.len() as u64).saturating_sub(repaired);
+    let left = (lost.len() as u64).saturating_sub(here_now + dropped + unnamed);
     (left, repaired)
 }
 

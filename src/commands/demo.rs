@@ -118,7 +118,7 @@ pub async fn exec(a: DemoArgs) -> Result<i32> {
         );
         if plan.is_some() {
             eprintln!(
-                "inject faults (emulation only), for example:\n  axon demo fail node {n} --dir {d}\n  axon demo heal node {n} --dir {d}\n  axon demo fail drive {n} 0 --dir {d}\n  axon demo corrupt drive {n} 1 --dir {d}\nload it (objects through a member, or --direct from this client):\n  axon io bench --inventory {i} --duration 10s [--direct]",
+                "inject faults (emulation only), for example:\n  axon demo fail node {n} --dir {d}\n  axon demo heal node {n} --dir {d}\n  axon demo fail drive {n} drive00 --dir {d}\n  axon demo corrupt drive {n} drive01 --dir {d}\nload it (objects through a member, or --direct from this client):\n  axon io bench --inventory {i} --duration 10s [--direct]",
                 n = crate::demo::node_name(2),
                 d = cluster.dir.display(),
                 i = inventory.display()

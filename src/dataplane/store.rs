@@ -1819,7 +1819,14 @@ impl Store {
                     .count() as u64;
                 self.scrub.found += lost;
                 self.scrub.unrepairable += lost;
-                tracing::warn!(stripe = sid, "{why}");
+                // Without parity (a cluster member's 1+0 store) nothing here can repair
+                // it: the cluster rebuilds such chunks from its stripes, and a warning
+                // per chunk per pass would only flood the log.
+                if m == 0 {
+                    tracing::debug!(stripe = sid, "{why}");
+                } else {
+                    tracing::warn!(stripe = sid, "{why}");
+                }
                 return Ok(bytes);
             }
             Err(e) => return Err(e),

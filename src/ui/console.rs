@@ -293,7 +293,7 @@ impl Console {
                 Some(i) => self.show(i, view),
                 None => {
                     self.message = Some(format!(
-                        "unknown command `{verb}`: node NAME, panel NAME, theme NAME, jobs, quit; in the demo: fail node NAME, heal node NAME, fail drive NODE N, corrupt drive NODE N"
+                        "unknown command `{verb}`: node NAME, panel NAME, theme NAME, jobs, quit; in the demo: fail node NAME, heal node NAME, fail drive NODE DRIVE, corrupt drive NODE DRIVE (DRIVE: a file name such as drive00, or a number)"
                     ))
                 }
             },
