@@ -388,7 +388,7 @@ pub struct IoLsArgs {
     #[command(flatten)]
     pub cluster: IoClusterArgs,
 
-    /// Only keys starting with this (cluster only)
+    /// Only keys starting with this
     #[arg(long, value_name = "PREFIX", default_value = "")]
     pub prefix: String,
 

@@ -693,7 +693,7 @@ fn a_node_lost_past_the_grace_period_is_rebuilt_to_full_protection() {
     );
     assert!(frame.contains("Protection  OK"), "{frame}");
     assert!(
-        frame.contains("past the grace period, rebuilt elsewhere: r4"),
+        frame.contains("r4 (past the grace period: rebuilt elsewhere)"),
         "{frame}"
     );
     let r4 = frame

@@ -60,11 +60,15 @@ fn a_store_made_used_damaged_and_repaired_from_the_command_line() {
             "{err}"
         );
     }
+    // The cluster's shape, and --prefix filters here too.
     let (code, out, _) = axon(&["io", "ls", "--store", st, "--json"]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v[0]["key"], "obj/one");
-    assert_eq!(v[0]["size"], 1_500_000);
+    assert_eq!(v["objects"][0]["key"], "obj/one");
+    assert_eq!(v["objects"][0]["size"], 1_500_000);
+    let (code, out, _) = axon(&["io", "ls", "--store", st, "--prefix", "other/", "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), r#"{"objects":[]}"#);
     // Lose a drive: status says so and exits 1; get rebuilds and says what from.
     std::fs::remove_file(store.join("drives/drive02")).unwrap();
     let (code, out, err) = axon(&["io", "status", "--store", st]);
@@ -96,8 +100,31 @@ fn a_store_made_used_damaged_and_repaired_from_the_command_line() {
     assert_eq!(v["objects"], 1);
     // Bad input: a key that is not there, a missing store, a bad scheme.
     let (code, _, err) = axon(&["io", "rm", "--store", st, "nope"]);
-    assert_eq!(code, 3);
+    assert_eq!(code, 1);
     assert!(err.contains("no object \"nope\""), "{err}");
+    // A missing input names the file; an output in a missing directory names the
+    // directory, not a temporary file.
+    let (code, _, err) = axon(&["io", "put", "--store", st, "k", "/nonexistent/in.bin"]);
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("cannot read the input file /nonexistent/in.bin"),
+        "{err}"
+    );
+    let nowhere = dir.path().join("nodir/out.bin");
+    let (code, _, err) = axon(&[
+        "io",
+        "get",
+        "--store",
+        st,
+        "obj/one",
+        "-o",
+        nowhere.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("does not exist") && !err.contains(".axon-get-"),
+        "{err}"
+    );
     let (code, _, err) = axon(&[
         "io",
         "ls",
@@ -127,10 +154,17 @@ fn a_store_made_used_damaged_and_repaired_from_the_command_line() {
         "-o",
         back.to_str().unwrap(),
     ]);
-    assert_eq!(code, 3, "{err}");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no object \"nope\""), "{err}");
     assert_eq!(std::fs::read(&back).unwrap(), b"precious");
-    let (code, _, _) = axon(&["io", "rm", "--store", st, "obj/one"]);
+    let (code, out, _) = axon(&["io", "rm", "--store", st, "obj/one", "--json"]);
     assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (&v["key"], &v["removed"]),
+        (&"obj/one".into(), &true.into()),
+        "{v}"
+    );
     let (_, out, _) = axon(&["io", "status", "--store", st, "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let used: u64 = v["drives"]

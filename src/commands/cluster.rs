@@ -141,8 +141,16 @@ async fn create(a: ClusterCreateArgs) -> Result<i32> {
             })
             .collect::<BTreeMap<_, _>>(),
     };
-    // Any member takes a change: it hands it to the leader.
-    let info = agents[0].propose(&create).await?;
+    // Any member takes a change: it hands it to the leader. Its refusal is the cluster's
+    // answer (exit 2), not a failure to ask (3).
+    let info = match agents[0].propose(&create).await {
+        Ok(i) => i,
+        Err(e @ ClusterCallError::Refused { .. }) => {
+            eprintln!("axon cluster create: {e}");
+            return Ok(2);
+        }
+        Err(e) => return Err(e.into()),
+    };
     if a.json {
         println!("{}", serde_json::to_string(&info)?);
     } else {
@@ -672,18 +680,9 @@ fn data_lines(
         format_size(d.bytes, BINARY)
     )];
     if !d.away.is_empty() {
-        let failed: Vec<String> = d.failed.iter().map(name).collect();
         out.push(format!(
-            "away        {}{}",
-            d.away.iter().map(name).collect::<Vec<_>>().join(", "),
-            if failed.is_empty() {
-                " (within the grace period: read around, not rebuilt yet)".to_string()
-            } else {
-                format!(
-                    " — past the grace period, rebuilt elsewhere: {}",
-                    failed.join(", ")
-                )
-            }
+            "away        {}",
+            crate::fleet::view::away_words(&d.away, &d.failed, |n| name(&n))
         ));
     }
     if d.lost_chunks > 0 || d.repaired_chunks > 0 {

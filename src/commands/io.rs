@@ -1,7 +1,7 @@
 //! `axon io …`: the data plane's storage engine on this node (`dataplane::store`).
 
 use crate::cli::{
-    DirectArgs, IoAddDriveArgs, IoCommand, IoCreateArgs, IoGetArgs, IoKeyArgs, IoPutArgs,
+    DirectArgs, IoAddDriveArgs, IoCommand, IoCreateArgs, IoGetArgs, IoKeyArgs, IoLsArgs, IoPutArgs,
     IoScrubArgs, IoStoreArgs,
 };
 use crate::dataplane::drive::{self, FormatOptions};
@@ -44,7 +44,7 @@ pub async fn exec(c: IoCommand) -> Result<i32> {
         },
         IoCommand::Ls(a) => match a.cluster.fleet() {
             Some(f) => objects::ls(a, f).await,
-            None => local(&a.direct).and_then(|()| ls(a.store)),
+            None => local(&a.direct).and_then(|()| ls(a)),
         },
         IoCommand::Status(a) => status(a),
         IoCommand::Scrub(a) => scrub(a),
@@ -183,7 +183,7 @@ fn put(a: IoPutArgs) -> Result<i32> {
     let began = Instant::now();
     let report = match a.file.as_deref().filter(|p| p.as_os_str() != "-") {
         Some(p) => {
-            let f = std::fs::File::open(p).with_context(|| format!("{}", p.display()))?;
+            let f = open_input(p)?;
             let b = bar(f.metadata().ok().map(|m| m.len()), "put");
             let r = s.put_from(&a.key, &mut Counting { inner: f, bar: &b });
             b.finish_and_clear();
@@ -239,6 +239,37 @@ impl<W: Write> Write for CountingW<'_, W> {
     }
 }
 
+/// The input file of a put, or an error naming it as the operator gave it.
+pub(super) fn open_input(p: &std::path::Path) -> Result<std::fs::File> {
+    std::fs::File::open(p).with_context(|| format!("cannot read the input file {}", p.display()))
+}
+
+/// A temporary file beside `p` (`.NAME.axon-get-PID`), renamed over it once every byte
+/// came: an error never leaves a partial file at `p`. An error names `p`, not the
+/// temporary file, and a missing directory as such.
+pub(super) fn temp_output(p: &std::path::Path) -> Result<(std::path::PathBuf, std::fs::File)> {
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "object".into());
+    let tmp = p.with_file_name(format!(".{name}.axon-get-{}", std::process::id()));
+    match std::fs::File::create(&tmp) {
+        Ok(f) => Ok((tmp, f)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dir = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            anyhow::bail!(
+                "cannot write {}: the directory {} does not exist",
+                p.display(),
+                dir.display()
+            )
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot write {}", p.display())),
+    }
+}
+
 fn get(a: IoGetArgs) -> Result<i32> {
     let mut s = open(&a.store)?;
     let size = s
@@ -246,17 +277,21 @@ fn get(a: IoGetArgs) -> Result<i32> {
         .into_iter()
         .find(|(k, _, _)| *k == a.key)
         .map(|(_, n, _)| n);
+    // Not found: said before any output is opened (exit 1, as for the cluster).
+    if size.is_none() {
+        eprintln!(
+            "axon io get: no object {:?} in {}",
+            a.key,
+            a.store.store.display()
+        );
+        return Ok(super::objects::EXIT_NOT_FOUND);
+    }
     let b = bar(size, "get");
     let report = match a.output.as_deref().filter(|p| p.as_os_str() != "-") {
         // Into a temporary file beside the target, renamed over it only when every stripe
         // was read: an error never leaves a truncated or partial file behind.
         Some(p) => {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "object".into());
-            let tmp = p.with_file_name(format!(".{name}.axon-get-{}", std::process::id()));
-            let f = std::fs::File::create(&tmp).with_context(|| format!("{}", tmp.display()))?;
+            let (tmp, f) = temp_output(p)?;
             let mut w = CountingW {
                 inner: std::io::BufWriter::new(f),
                 bar: &b,
@@ -318,19 +353,48 @@ fn get(a: IoGetArgs) -> Result<i32> {
 
 fn rm(a: IoKeyArgs) -> Result<i32> {
     let mut s = open(&a.store)?;
-    s.delete(&a.key)?;
+    match s.delete(&a.key) {
+        Ok(()) => {}
+        Err(crate::dataplane::store::StoreError::NotFound(_)) => {
+            eprintln!(
+                "axon io rm: no object {:?} in {}",
+                a.key,
+                a.store.store.display()
+            );
+            return Ok(super::objects::EXIT_NOT_FOUND);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    removed(&a.key, a.store.json, a.store.store.display());
     Ok(0)
 }
 
-fn ls(a: IoStoreArgs) -> Result<i32> {
-    let s = open(&a)?;
-    let list = s.list()?;
-    if a.json {
+/// What `axon io rm` says once KEY is gone: a line, or JSON with --json.
+pub(super) fn removed(key: &str, json: bool, from: impl std::fmt::Display) {
+    if json {
+        println!(
+            "{}",
+            json!({"key": key, "removed": true, "via": from.to_string()})
+        );
+    } else {
+        eprintln!("removed {key} (via {from})");
+    }
+}
+
+fn ls(a: IoLsArgs) -> Result<i32> {
+    let s = open(&a.store)?;
+    let list: Vec<_> = s
+        .list()?
+        .into_iter()
+        .filter(|(k, _, _)| k.starts_with(&a.prefix))
+        .collect();
+    // The same shape as the cluster's (`{"objects": [...]}`).
+    if a.store.json {
         let v: Vec<_> = list
             .iter()
             .map(|(k, n, st)| json!({"key": k, "size": n, "stripes": st}))
             .collect();
-        println!("{}", serde_json::Value::Array(v));
+        println!("{}", json!({"objects": v}));
     } else {
         for (k, n, st) in &list {
             println!("{:>12}  {:>5} stripes  {k}", format_size(*n, BINARY), st);

@@ -156,7 +156,7 @@ pub async fn put(a: IoPutArgs, fleet: FleetArgs) -> Result<i32> {
     let (mut src, len): (Box<dyn Read + Send>, Option<u64>) =
         match a.file.as_deref().filter(|p| p.as_os_str() != "-") {
             Some(p) => {
-                let f = std::fs::File::open(p).with_context(|| format!("{}", p.display()))?;
+                let f = super::io::open_input(p)?;
                 let len = f.metadata().ok().map(|m| m.len());
                 (Box::new(f), len)
             }
@@ -292,18 +292,12 @@ pub async fn get(a: IoGetArgs, fleet: FleetArgs) -> Result<i32> {
         .map(|p| p.to_path_buf());
     // Into a temporary file renamed over the target only when every byte came: an error
     // never leaves a partial file behind.
-    let tmp = to_file.as_ref().map(|p| {
-        let name = p
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "object".into());
-        p.with_file_name(format!(".{name}.axon-get-{}", std::process::id()))
-    });
-    let mut out: Box<dyn Write> = match &tmp {
-        Some(t) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(t).with_context(|| format!("{}", t.display()))?,
-        )),
-        None => Box::new(std::io::stdout().lock()),
+    let (tmp, mut out): (Option<std::path::PathBuf>, Box<dyn Write>) = match &to_file {
+        Some(p) => {
+            let (t, f) = super::io::temp_output(p)?;
+            (Some(t), Box::new(std::io::BufWriter::new(f)))
+        }
+        None => (None, Box::new(std::io::stdout().lock())),
     };
     let b = bar(None, "get");
     let mut size = None;
@@ -397,7 +391,10 @@ pub async fn rm(a: IoKeyArgs, fleet: FleetArgs) -> Result<i32> {
         Via::Direct(d) => d.delete_object(&a.key).await,
     };
     match deleted {
-        Ok(true) => Ok(0),
+        Ok(true) => {
+            super::io::removed(&a.key, a.store.json, via.name());
+            Ok(0)
+        }
         Ok(false) => {
             eprintln!("axon io rm: no object {:?} in the cluster", a.key);
             Ok(EXIT_NOT_FOUND)

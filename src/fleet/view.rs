@@ -1111,6 +1111,26 @@ fn diff_events(node: &str, b: &NodeSnapshot, a: &NodeSnapshot, at_ms: i64) -> Ve
     out
 }
 
+/// Members away, each named once with where it stands: `axon003 (past the grace period:
+/// rebuilt elsewhere), axon005 (within the grace period: read around)`.
+pub fn away_words(away: &[u64], failed: &[u64], name: impl Fn(u64) -> String) -> String {
+    let (past, within): (Vec<u64>, Vec<u64>) = away.iter().partition(|n| failed.contains(n));
+    let mut parts = Vec::new();
+    for (nodes, how) in [
+        (past, "past the grace period: rebuilt elsewhere"),
+        (
+            within,
+            "within the grace period: read around, not rebuilt yet",
+        ),
+    ] {
+        if !nodes.is_empty() {
+            let names: Vec<String> = nodes.into_iter().map(&name).collect();
+            parts.push(format!("{} ({how})", names.join(", ")));
+        }
+    }
+    parts.join(", ")
+}
+
 /// `3s`, `4m`, `2h`, `—` for never.
 pub fn fmt_age(ms: Option<i64>) -> String {
     match ms {
@@ -1127,6 +1147,20 @@ pub fn fmt_age(ms: Option<i64>) -> String {
 mod tests {
     use super::*;
     use crate::model::snapshot::NodeSnapshot;
+
+    #[test]
+    fn members_away_are_named_once_each() {
+        let name = |n: u64| format!("axon{n:03}");
+        assert_eq!(
+            away_words(&[3], &[3], name),
+            "axon003 (past the grace period: rebuilt elsewhere)"
+        );
+        assert_eq!(
+            away_words(&[3, 5], &[3], name),
+            "axon003 (past the grace period: rebuilt elsewhere), axon005 (within the grace period: read around, not rebuilt yet)"
+        );
+        assert_eq!(away_words(&[], &[], name), "");
+    }
 
     #[test]
     fn peer_cells_stay_small() {

@@ -171,7 +171,13 @@ impl ClusterConfig {
                             ..Default::default()
                         };
                     }
-                    return refused(format!("cluster {c} already exists"));
+                    return refused(format!(
+                        "cluster {c} already exists: {}+{} with {} hot spares, {} members (a formed cluster's scheme and members do not change; create resumes only the same one)",
+                        self.k,
+                        self.m,
+                        self.hot_spares,
+                        self.members.len()
+                    ));
                 }
                 if !(3..=16).contains(k) || !(2..=4).contains(m) || k <= m {
                     return refused(format!(

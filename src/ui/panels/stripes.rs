@@ -345,29 +345,15 @@ fn dataplane_lines(
                     ),
                 ]));
             }
-            let away: Vec<String> = d.away.iter().map(|n| name(*n)).collect();
+            let words = crate::fleet::view::away_words(&d.away, &d.failed, |n| name(n));
             out.push(Line::from(vec![
                 label("Away"),
-                if away.is_empty() {
+                if d.away.is_empty() {
                     Span::styled("none".to_string(), th.ok)
                 } else if d.failed.is_empty() {
-                    Span::styled(
-                        format!("{} (within the grace period: read around)", away.join(", ")),
-                        th.warn,
-                    )
+                    Span::styled(words, th.warn)
                 } else {
-                    Span::styled(
-                        format!(
-                            "{} · past the grace period, rebuilt elsewhere: {}",
-                            away.join(", "),
-                            d.failed
-                                .iter()
-                                .map(|n| name(*n))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                        th.fail,
-                    )
+                    Span::styled(words, th.fail)
                 },
             ]));
         }
