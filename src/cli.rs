@@ -44,8 +44,9 @@ pub enum Command {
             with the reason for each that is not up, failing checks (per node and cluster-wide), \
             drives by health, blocked probes, core conflicts, and the data plane as its members \
             report it: IO status, protection, a rebuild under way, members away and chunks \
-            being repaired; without --watch also a `cluster` line from one member (scheme, \
-            hot spares, IO status, leader, members, drives ACTIVE and FAILED, protection). \
+            being repaired; and a `cluster` line from one member, asked afresh for every \
+            frame with --watch (scheme, hot spares, IO status, leader, members, drives ACTIVE \
+            and FAILED, protection). \
             Follows every node of the inventory as the console does, waits until \
             each has answered or failed (at most --timeout), then judges the cluster once, the \
             same way as the console's Overview.",

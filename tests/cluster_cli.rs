@@ -223,6 +223,26 @@ fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
             && data.contains("0 of 6 members reporting"),
         "{data}"
     );
+    // With --watch too, every frame: its first JSON line carries the cluster.
+    let mut watch = std::process::Command::new(env!("CARGO_BIN_EXE_axon"))
+        .args(["status", "--json", "--watch", "1s", "--inventory", &inv_s])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = {
+        use std::io::BufRead;
+        let mut l = String::new();
+        std::io::BufReader::new(watch.stdout.take().unwrap())
+            .read_line(&mut l)
+            .unwrap();
+        l
+    };
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let w: serde_json::Value =
+        serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert_eq!(w["cluster"]["io"], "STARTED", "{w:#}");
     let (_, out, err) = run(
         &["status", "--inventory", &inv_s, "--json"],
         Duration::from_secs(60),

@@ -88,37 +88,17 @@ pub async fn run(inv: &Inventory, a: &StatusArgs) -> Result<i32> {
     let mut out = std::io::stdout().lock();
     let Some(every) = a.watch else {
         let h = Health::compute(&fleet.view, now_ms());
-        // The data-plane cluster, when the agents host one (asked once, not followed).
-        // At most 5 s, asking only nodes that answered.
-        let not_up: Vec<String> = h
-            .not_up
-            .iter()
-            .map(|n| view_name(&fleet.view, n.node))
-            .collect();
-        let cluster = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            super::cluster::summary(inv, &not_up),
-        )
-        .await
-        .ok()
-        .flatten();
+        let cluster = cluster_summary(inv, &fleet.view, &h).await;
         let text = if a.json {
-            let mut v = to_json(&fleet.view, &h);
-            if let Some((_, j)) = &cluster {
-                v["cluster"] = j.clone();
-            }
-            format!("{v:#}\n")
+            format!(
+                "{:#}\n",
+                with_cluster_json(to_json(&fleet.view, &h), &cluster)
+            )
         } else {
-            let mut t = render_text(&fleet.view, &h, super::check::use_color());
-            if let Some((line, _)) = &cluster {
-                // With the other summary lines, before the lists below them.
-                let at = t
-                    .find("\n  nodes")
-                    .and_then(|i| t[i + 1..].find("\n\n").map(|j| i + 1 + j + 1))
-                    .unwrap_or(t.len());
-                t.insert_str(at, &format!("  {:<9} {line}\n", "cluster"));
-            }
-            t
+            with_cluster_line(
+                render_text(&fleet.view, &h, super::check::use_color()),
+                &cluster,
+            )
         };
         // A closed pipe (`| head`) is not an error of the cluster.
         let _ = out.write_all(text.as_bytes());
@@ -136,12 +116,20 @@ pub async fn run(inv: &Inventory, a: &StatusArgs) -> Result<i32> {
         fleet.drain();
         let h = Health::compute(&fleet.view, now_ms());
         code = h.verdict.exit_code();
+        // The cluster line is asked afresh for every frame, as without --watch.
+        let cluster = cluster_summary(inv, &fleet.view, &h).await;
         let text = if a.json {
-            format!("{}\n", to_json(&fleet.view, &h))
-        } else if clear {
-            format!("\x1b[H\x1b[2J{}", render_text(&fleet.view, &h, color))
+            format!(
+                "{}\n",
+                with_cluster_json(to_json(&fleet.view, &h), &cluster)
+            )
         } else {
-            format!("{}\n", render_text(&fleet.view, &h, color))
+            let t = with_cluster_line(render_text(&fleet.view, &h, color), &cluster);
+            if clear {
+                format!("\x1b[H\x1b[2J{t}")
+            } else {
+                format!("{t}\n")
+            }
         };
         if out
             .write_all(text.as_bytes())
@@ -164,6 +152,45 @@ pub async fn run(inv: &Inventory, a: &StatusArgs) -> Result<i32> {
     }
     fleet.stop();
     Ok(code)
+}
+
+/// The data-plane cluster's line and JSON, when the agents host one: asked of one member
+/// (not followed), only of nodes that answered, for at most 5 s.
+async fn cluster_summary(
+    inv: &Inventory,
+    view: &ClusterView,
+    h: &Health,
+) -> Option<(String, serde_json::Value)> {
+    let not_up: Vec<String> = h.not_up.iter().map(|n| view_name(view, n.node)).collect();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        super::cluster::summary(inv, &not_up),
+    )
+    .await
+    .ok()
+    .flatten()
+}
+
+fn with_cluster_json(
+    mut v: serde_json::Value,
+    cluster: &Option<(String, serde_json::Value)>,
+) -> serde_json::Value {
+    if let Some((_, j)) = cluster {
+        v["cluster"] = j.clone();
+    }
+    v
+}
+
+/// The `cluster` line with the other summary lines, before the lists below them.
+fn with_cluster_line(mut t: String, cluster: &Option<(String, serde_json::Value)>) -> String {
+    if let Some((line, _)) = cluster {
+        let at = t
+            .find("\n  nodes")
+            .and_then(|i| t[i + 1..].find("\n\n").map(|j| i + 1 + j + 1))
+            .unwrap_or(t.len());
+        t.insert_str(at, &format!("  {:<9} {line}\n", "cluster"));
+    }
+    t
 }
 
 /// When the nodes report a data-plane cluster, waits (at most 3 s) for the configuration
