@@ -630,6 +630,40 @@ fn the_stripes_panel_shows_the_data_plane_its_members_report() {
 }
 
 #[test]
+fn a_failed_data_plane_drive_is_a_problem_naming_its_remedy() {
+    use axon::fleet::health::Health;
+    use axon::fleet::view::Severity;
+    let ok = with_dataplane();
+    let mut v = ok.clone();
+    let mut config = (**v.dp_config.as_ref().unwrap()).clone();
+    config.drives.get_mut("drive-00002").unwrap().state = "FAILED".into();
+    v.dp_config = Some(std::sync::Arc::new(config));
+    let h = Health::compute(&v, NOW);
+    let failed: Vec<_> = h
+        .problems
+        .iter()
+        .filter(|p| p.text.contains("data-plane drive"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{:#?}", h.problems);
+    let p = failed[0];
+    assert_eq!(p.severity, Severity::Warning);
+    assert!(
+        p.text.contains("FAILED") && p.text.contains("axon drive remove"),
+        "{}",
+        p.text
+    );
+    // Not without one.
+    let h = Health::compute(&ok, NOW);
+    assert!(
+        !h.problems
+            .iter()
+            .any(|p| p.text.contains("data-plane drive")),
+        "{:#?}",
+        h.problems
+    );
+}
+
+#[test]
 fn data_plane_changes_become_events_and_the_overview_line() {
     let mut v = with_dataplane();
     // The first look sets the baseline: no events from it.

@@ -588,6 +588,31 @@ fn problems(
             });
         }
     }
+    // Data-plane drives the cluster holds FAILED: their chunks are rebuilt from parity,
+    // but the drive waits for its operator.
+    if let Some(config) = &view.dp_config {
+        for (id, d) in config.drives.iter().filter(|(_, d)| d.state == "FAILED") {
+            let member = config
+                .members
+                .get(&d.node)
+                .map_or_else(|| format!("node {}", d.node), |m| m.name.clone());
+            let node = view.nodes.iter().position(|n| n.name == member);
+            out.push(Problem {
+                severity: Severity::Warning,
+                node,
+                kind: ProblemKind::Drive,
+                text: format!(
+                    "{member}: data-plane drive {} FAILED — its chunks are rebuilt from parity; replace it: axon drive remove {}, then axon drive add {member} PATH",
+                    d.path,
+                    id.get(..8).unwrap_or(id)
+                ),
+                subject: node.map_or(Subject::Nodes, |node| Subject::Drive {
+                    node,
+                    drive: d.path.clone(),
+                }),
+            });
+        }
+    }
     // Stable: problems alike in all three keep the order they were found in.
     out.sort_by(|a, b| {
         b.severity
