@@ -143,8 +143,8 @@ async fn a_changed_certificate_is_refused_with_both_fingerprints() {
         .unwrap();
     let e = snapshot_with(&a, sec).await.unwrap_err();
     for want in [
-        "certificate of axon007",
-        "changed",
+        "certificate changed",
+        "(node axon007)",
         &wrong.to_string(),
         &real.to_string(),
         "inv.toml",
@@ -174,6 +174,11 @@ async fn an_unpinned_agent_is_refused_unless_tofu_which_then_refuses_a_change() 
         e.contains("cannot verify") && e.contains(&real.to_string()) && e.contains("--tofu"),
         "{e}"
     );
+    // Our refusal as it is, on both paths: not rustls' Debug of it, the fingerprint once.
+    for text in [&e.unary, &e.watch] {
+        assert!(!text.contains("Other(") && !text.contains("\\\""), "{text}");
+        assert_eq!(text.matches(&real.to_string()).count(), 1, "{text}");
+    }
     assert!(!known.exists(), "nothing recorded without --tofu");
 
     // --tofu: trusted on first use and recorded.
@@ -480,4 +485,68 @@ fn a_known_agents_file_writable_by_others_is_refused() {
         e.contains("writable by others") && e.contains("chmod 600"),
         "{e}"
     );
+}
+
+/// `axon io ls --hosts H` and `--inventory F` against an agent nothing vouches for: the
+/// refusal reads plainly, names the node once, and suggests what works with each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unverified_agent_is_refused_with_the_remedies_of_hosts_or_inventory() {
+    use axon::fleet::inventory::Inventory;
+    let dir = tempfile::tempdir().unwrap();
+    let a = agents::start(Limits::default()).await;
+    let port = a.grpc().port();
+    let real = a.agent.tls.as_ref().unwrap().fingerprint.to_string();
+    let trust = Arc::new(agents::trust(TrustOptions {
+        known_agents: Some(dir.path().join("known_agents")),
+        ..Default::default()
+    }));
+    let refusal = |inv: &Inventory| {
+        let spec = inv.nodes[0].clone();
+        let sec = inv.security(&spec).unwrap();
+        let token = a.reader.clone();
+        async move {
+            client::connect_node(&spec, Some(token), sec, T)
+                .await
+                .err()
+                .expect("refused")
+        }
+    };
+
+    let mut hosts = Inventory::from_hosts("127.0.0.1", port, None).unwrap();
+    hosts.trust = trust.clone();
+    let e = refusal(&hosts).await;
+    assert!(
+        e.starts_with(&format!(
+            "127.0.0.1:{port}: cannot verify the certificate (the agent presents {real}): "
+        )),
+        "{e}"
+    );
+    assert_eq!(e.matches("127.0.0.1").count(), 1, "{e}");
+    assert_eq!(e.matches(&real).count(), 1, "{e}");
+    assert!(
+        !e.contains("Other(") && !e.contains("transport error"),
+        "{e}"
+    );
+    for want in ["--tofu", "--ca-file", "--inventory FILE instead of --hosts"] {
+        assert!(e.contains(want), "missing `{want}` in: {e}");
+    }
+
+    let file = dir.path().join("inv.toml");
+    let text = format!("[[node]]\nname = \"n1\"\naddress = \"127.0.0.1\"\nport = {port}\n");
+    std::fs::write(&file, &text).unwrap();
+    let mut inv = Inventory::parse(&text, &file).unwrap();
+    inv.trust = trust;
+    let e = refusal(&inv).await;
+    assert!(
+        e.starts_with(&format!(
+            "n1: 127.0.0.1:{port}: cannot verify the certificate"
+        )),
+        "{e}"
+    );
+    assert_eq!(e.matches(&real).count(), 1, "{e}");
+    assert!(
+        e.contains(&format!("[[node]] entry in inventory {}", file.display())),
+        "{e}"
+    );
+    assert!(!e.contains("--hosts"), "{e}");
 }

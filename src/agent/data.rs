@@ -1527,18 +1527,19 @@ async fn repair_own(
         let lost_here = HashSet::from([me]);
         let pace = pacer(None);
         use futures::StreamExt;
-        let done: Vec<(String, Vec<String>, Result<(u64, u64), IoError>)> =
-            futures::stream::iter(elsewhere)
-                .map(|(key, chunks)| {
-                    let (lost_here, pace) = (&lost_here, &pace);
-                    async move {
-                        let r = fe.repair(&key, layout, lost_here, &**pace).await;
-                        (key, chunks, r)
-                    }
-                })
-                .buffer_unordered(8)
-                .collect()
-                .await;
+        // (key, its chunks lost here, (stripes, bytes) repaired elsewhere).
+        type Moved = (String, Vec<String>, Result<(u64, u64), IoError>);
+        let done: Vec<Moved> = futures::stream::iter(elsewhere)
+            .map(|(key, chunks)| {
+                let (lost_here, pace) = (&lost_here, &pace);
+                async move {
+                    let r = fe.repair(&key, layout, lost_here, &**pace).await;
+                    (key, chunks, r)
+                }
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
         let (mut objects_moved, mut stripes, mut bytes) = (0u64, 0u64, 0u64);
         let mut failed = Vec::new();
         for (key, chunks, r) in done {

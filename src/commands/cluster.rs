@@ -44,7 +44,7 @@ pub(crate) async fn connect(
 ) -> Result<ClusterAgent, ClusterCallError> {
     let (token, security) = credentials(inv, spec).map_err(|detail| ClusterCallError::Connect {
         node: spec.name.clone(),
-        detail,
+        detail: format!("{}: {detail}", spec.name),
     })?;
     ClusterAgent::connect(spec, token, security, Duration::from_secs(5)).await
 }

@@ -36,7 +36,7 @@ pub async fn frontend(fleet: &FleetArgs) -> Result<ClusterAgent> {
         }
     }
     anyhow::bail!(
-        "no agent of the inventory answered as a cluster member:\n  {}",
+        "no agent answered as a cluster member (of those --inventory or --hosts names):\n  {}",
         why.join("\n  ")
     )
 }
@@ -532,7 +532,9 @@ pub async fn bench(a: crate::cli::IoBenchArgs, fleet: FleetArgs) -> Result<i32> 
             .flatten()
             .collect();
         if agents.is_empty() {
-            anyhow::bail!("no agent of the inventory answered as a cluster member");
+            anyhow::bail!(
+                "no agent answered as a cluster member (of those --inventory or --hosts names)"
+            );
         }
         (None, agents)
     };

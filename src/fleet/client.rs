@@ -130,7 +130,8 @@ impl Clients {
     }
 }
 
-/// Connects to an inventory node over TCP; the error names the node.
+/// Connects to an inventory node over TCP; the error names the node once (see
+/// `node_error`).
 pub async fn connect_node(
     spec: &super::inventory::NodeSpec,
     token: Option<String>,
@@ -144,7 +145,17 @@ pub async fn connect_node(
     };
     connect(&target, timeout)
         .await
-        .map_err(|e| format!("{}: {e}", spec.name))
+        .map_err(|e| node_error(spec, e))
+}
+
+/// A connection error of `spec` as text: a failure already names the address dialled,
+/// which is the node when the node is named by its address (`--hosts`); another name is
+/// put in front.
+pub fn node_error(spec: &super::inventory::NodeSpec, e: ConnectError) -> String {
+    match e {
+        ConnectError::Failed { .. } if spec.name == spec.address => e.to_string(),
+        _ => format!("{}: {e}", spec.name),
+    }
 }
 
 /// Connects (lazily for TCP: the first call dials) with the given connect timeout.
@@ -265,3 +276,50 @@ pub async fn connect(target: &Target, connect_timeout: Duration) -> Result<Clien
 }
 
 pub use crate::wire::error_chain;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::inventory::NodeSpec;
+
+    fn spec(name: &str, address: &str) -> NodeSpec {
+        NodeSpec {
+            name: name.into(),
+            address: address.into(),
+            port: 14000,
+            metrics_port: 9100,
+            token_file: None,
+            fingerprint: None,
+            ca_file: None,
+        }
+    }
+
+    fn failed(spec: &NodeSpec) -> ConnectError {
+        ConnectError::Failed {
+            target: spec.endpoint(),
+            detail: "cannot verify the certificate".into(),
+        }
+    }
+
+    #[test]
+    fn a_connection_error_names_the_node_once() {
+        // --hosts: the node is its address, which the failure names already.
+        let s = spec("127.0.1.1", "127.0.1.1");
+        assert_eq!(
+            node_error(&s, failed(&s)),
+            "127.0.1.1:14000: cannot verify the certificate"
+        );
+        // An inventory name says more than the address: in front, once.
+        let s = spec("axon007", "10.0.0.7");
+        assert_eq!(
+            node_error(&s, failed(&s)),
+            "axon007: 10.0.0.7:14000: cannot verify the certificate"
+        );
+        // An error that names no address gets the node.
+        let s = spec("127.0.1.1", "127.0.1.1");
+        assert_eq!(
+            node_error(&s, ConnectError::BadToken),
+            "127.0.1.1: token is not valid header text"
+        );
+    }
+}

@@ -41,7 +41,8 @@ pub struct AgentCluster {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterCallError {
-    #[error("{node}: {detail}")]
+    /// `detail` names the node already (`client::node_error`).
+    #[error("{detail}")]
     Connect { node: String, detail: String },
     #[error(
         "{node}: needs the admin token ({detail}); pass --token-file with the agent's admin.token"

@@ -66,7 +66,8 @@ pub struct Inventory {
     pub nodes: Vec<NodeSpec>,
     /// How agents' certificates are trusted (flags); pins come from `nodes`.
     pub trust: std::sync::Arc<Trust>,
-    /// The file the nodes came from, to name it in messages.
+    /// The file the nodes came from, to name it in messages; None when they came from
+    /// the command line (`--hosts`), so messages suggest no entry of a file.
     pub path: Option<PathBuf>,
 }
 
@@ -880,12 +881,16 @@ impl Inventory {
             Some(p) => format!("inventory {} (node {})", p.display(), spec.name),
             None => format!("the inventory (node {})", spec.name),
         };
+        let listed = match &self.path {
+            Some(p) => super::tls::Listed::Inventory(Some(p.clone())),
+            None => super::tls::Listed::Hosts,
+        };
         self.trust
-            .for_agent(
-                &spec.name,
+            .for_agent_listed(
                 &spec.endpoint(),
                 spec.fingerprint.map(|f| (f, source)),
                 spec.ca_file.as_deref(),
+                listed,
             )
             .map_err(InventoryError::Tls)
     }

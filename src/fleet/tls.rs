@@ -155,11 +155,22 @@ impl KnownAgents {
     }
 }
 
-/// Trust for one agent: what the verifier needs to decide.
+/// Where the operator named an agent: decides which remedy a refusal suggests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listed {
+    /// An entry of an inventory file (`--inventory`; the file, when known): a fingerprint
+    /// is pinned in the node's `[[node]]` entry.
+    Inventory(Option<PathBuf>),
+    /// The command line (`--hosts`): there is no entry to pin a fingerprint in.
+    Hosts,
+}
+
+/// Trust for one agent: what the verifier needs to decide. Its refusals do not name the
+/// agent: every caller puts the address (and the node) in front of them.
 #[derive(Debug)]
 struct AgentVerifier {
-    node: String,
     addr: String,
+    listed: Listed,
     pin: Option<Fingerprint>,
     pin_source: String,
     ca: Option<(Arc<WebPkiServerVerifier>, PathBuf)>,
@@ -168,9 +179,15 @@ struct AgentVerifier {
     provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
-/// A refusal with our message: rustls shows it as "invalid peer certificate: …".
-#[derive(Debug)]
+/// A refusal with our message. rustls shows it with Debug, as "invalid peer certificate:
+/// Other(OtherError(…))", so Debug is the plain message too and `explain` unwraps it.
 struct Refusal(String);
+
+impl std::fmt::Debug for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -186,6 +203,34 @@ fn refuse(msg: String) -> rustls::Error {
     )))
 }
 
+/// The refusal of a certificate that nothing vouches for: the fingerprint once, and the
+/// remedies that work where the agent was named.
+fn unverified(got: Fingerprint, listed: &Listed) -> String {
+    let check = "if that matches `cat /var/lib/axon/tls/cert.fingerprint` on the node";
+    match listed {
+        Listed::Inventory(file) => {
+            let file = match file {
+                Some(p) => format!("inventory {}", p.display()),
+                None => "the inventory".to_string(),
+            };
+            format!(
+                "cannot verify the certificate (the agent presents {got}): {file} pins no \
+                 fingerprint for it and no CA file is given — {check}, add it to the node's \
+                 [[node]] entry in {file} as fingerprint = \"sha256:…\", pass --ca-file, \
+                 or pass --tofu to trust each agent's certificate on first use"
+            )
+        }
+        Listed::Hosts => format!(
+            "cannot verify the certificate (the agent presents {got}): agents named with \
+             --hosts have no pinned fingerprint and no CA file is given — {check}, pass --tofu \
+             to trust each agent's certificate on first use (and record it), pass --ca-file \
+             with the CA that signed the agents' certificates, or list the nodes in an \
+             inventory file with fingerprint = \"sha256:…\" in each [[node]] entry and pass \
+             --inventory FILE instead of --hosts"
+        ),
+    }
+}
+
 impl ServerCertVerifier for AgentVerifier {
     fn verify_server_cert(
         &self,
@@ -196,13 +241,12 @@ impl ServerCertVerifier for AgentVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let got = Fingerprint::of_der(end_entity);
-        let who = format!("{} ({})", self.node, self.addr);
         if let Some(pin) = self.pin {
             if got == pin {
                 return Ok(ServerCertVerified::assertion());
             }
             return Err(refuse(format!(
-                "certificate of {who} changed: {} pins {pin}, the agent presents {got} — \
+                "the agent's certificate changed: {} pins {pin}, the agent presents {got} — \
                  if the agent's certificate was replaced on purpose (new state dir, reinstall), \
                  put the new fingerprint in the inventory; otherwise something may be \
                  intercepting the connection",
@@ -213,10 +257,14 @@ impl ServerCertVerifier for AgentVerifier {
             return ca
                 .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
                 .map_err(|e| {
+                    let pin = match &self.listed {
+                        Listed::Inventory(_) => "in its [[node]] entry of the inventory",
+                        Listed::Hosts => "in an inventory (--inventory FILE instead of --hosts)",
+                    };
                     refuse(format!(
-                        "certificate of {who} is not trusted by CA file {}: {e} — \
+                        "the agent's certificate is not trusted by CA file {}: {e} — \
                          check the agent runs with --tls-cert/--tls-key issued by that CA \
-                         for this address, or pin its fingerprint ({got}) in the inventory",
+                         for this address, or pin its fingerprint ({got}) {pin}",
                         path.display()
                     ))
                 });
@@ -227,7 +275,7 @@ impl ServerCertVerifier for AgentVerifier {
                     return Ok(ServerCertVerified::assertion());
                 }
                 return Err(refuse(format!(
-                    "certificate of {who} changed: {}:{line} records {fp}, the agent presents {got} — \
+                    "the agent's certificate changed: {}:{line} records {fp}, the agent presents {got} — \
                      if the agent's certificate was replaced on purpose, delete that line; \
                      otherwise something may be intercepting the connection",
                     known.path().display()
@@ -239,12 +287,7 @@ impl ServerCertVerifier for AgentVerifier {
                 return Ok(ServerCertVerified::assertion());
             }
         }
-        Err(refuse(format!(
-            "cannot verify {who}: no fingerprint pinned for it and no CA file. The agent presents {got}; \
-             if that matches `cat /var/lib/axon/tls/cert.fingerprint` on the node, add \
-             fingerprint = \"{got}\" to its [[node]] entry in the inventory, pass --ca-file, \
-             or pass --tofu to trust each agent's certificate on first use"
-        )))
+        Err(refuse(unverified(got, &self.listed)))
     }
 
     fn verify_tls12_signature(
@@ -288,11 +331,11 @@ impl ClientTls {
             return Ok(());
         };
         let Some(leaf) = conn.peer_certificates().and_then(|c| c.first()) else {
-            return Err(format!("{addr}: the agent presented no certificate"));
+            return Err("the agent presented no certificate".to_string());
         };
         known.record(addr, Fingerprint::of_der(leaf)).map_err(|e| {
             format!(
-                "certificate of {addr} changed: {e} — if the agent's certificate was replaced on purpose, delete that line"
+                "the agent's certificate changed: {e} — if the agent's certificate was replaced on purpose, delete that line"
             )
         })
     }
@@ -416,17 +459,63 @@ impl Trust {
     }
 
     /// Security for the agent `node` at `addr` (`host:port`), with the fingerprint and CA
-    /// file its inventory entry gives (`source` names where the pin came from).
+    /// file its inventory entry gives (`source` names where the pin came from). Refusals
+    /// suggest the inventory's remedies; they name neither node nor address (the messages
+    /// they end up in do).
     pub fn for_agent(
         &self,
-        node: &str,
+        _node: &str,
         addr: &str,
         pin: Option<(Fingerprint, String)>,
         ca_file: Option<&Path>,
     ) -> Result<Security, String> {
+        self.for_agent_listed(addr, pin, ca_file, Listed::Inventory(None))
+    }
+
+    /// As `for_agent`, saying where the agent was named (`--inventory` or `--hosts`), so a
+    /// refusal suggests remedies that work there. The node is not passed: refusals leave
+    /// naming the node and address to the messages they end up in.
+    pub fn for_agent_listed(
+        &self,
+        addr: &str,
+        pin: Option<(Fingerprint, String)>,
+        ca_file: Option<&Path>,
+        listed: Listed,
+    ) -> Result<Security, String> {
         if self.insecure {
             return Ok(Security::Plaintext);
         }
+        let verifier = self.verifier(addr, pin, ca_file, listed)?;
+        let tofu = match (
+            &self.known,
+            self.tofu,
+            verifier.pin.is_none() && verifier.ca.is_none(),
+        ) {
+            (Some(k), true, true) => Some((k.clone(), addr.to_string())),
+            _ => None,
+        };
+        let mut config = rustls::ClientConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        config.alpn_protocols = vec![ALPN_H2.to_vec()];
+        Ok(Security::Tls(ClientTls {
+            config: Arc::new(config),
+            server_name: server_name_of(addr)?,
+            tofu,
+        }))
+    }
+
+    /// The certificate verifier for the agent at `addr`.
+    fn verifier(
+        &self,
+        addr: &str,
+        pin: Option<(Fingerprint, String)>,
+        ca_file: Option<&Path>,
+        listed: Listed,
+    ) -> Result<AgentVerifier, String> {
         let ca = match ca_file {
             Some(p) => {
                 let mut cache = self.ca_cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -446,32 +535,16 @@ impl Trust {
             Some((fp, src)) => (Some(fp), src),
             None => (None, String::new()),
         };
-        let tofu = match (&self.known, self.tofu, pin.is_none() && ca.is_none()) {
-            (Some(k), true, true) => Some((k.clone(), addr.to_string())),
-            _ => None,
-        };
-        let verifier = AgentVerifier {
-            node: node.to_string(),
+        Ok(AgentVerifier {
             addr: addr.to_string(),
+            listed,
             pin,
             pin_source,
             ca,
             known: self.known.clone(),
             tofu: self.tofu,
             provider: self.provider.clone(),
-        };
-        let mut config = rustls::ClientConfig::builder_with_provider(self.provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
-        config.alpn_protocols = vec![ALPN_H2.to_vec()];
-        Ok(Security::Tls(ClientTls {
-            config: Arc::new(config),
-            server_name: server_name_of(addr)?,
-            tofu,
-        }))
+        })
     }
 }
 
@@ -486,9 +559,16 @@ pub fn server_name_of(addr: &str) -> Result<ServerName<'static>, String> {
         .map_err(|e| format!("`{host}` is not a host name or address TLS can verify: {e}"))
 }
 
-/// Rewrites a TLS error into what the operator can act on.
+/// How rustls (and so every error chain holding its error) shows a `Refusal`.
+const REFUSED: &str = "invalid peer certificate: Other(OtherError(";
+
+/// Rewrites a TLS error into what the operator can act on: our verifier's refusal as is
+/// (it says what is wrong and what to do), without the wrapping rustls gives it.
 pub fn explain(detail: &str) -> String {
-    if detail.contains("InvalidContentType") || detail.contains("corrupt message") {
+    if let Some(i) = detail.find(REFUSED) {
+        let refusal = &detail[i + REFUSED.len()..];
+        refusal.strip_suffix("))").unwrap_or(refusal).to_string()
+    } else if detail.contains("InvalidContentType") || detail.contains("corrupt message") {
         format!(
             "{detail} — the agent does not speak TLS: it runs with --insecure; restart it without, or pass --insecure to the console (labs only)"
         )
@@ -554,5 +634,107 @@ mod tests {
         std::fs::write(&p, "# comment\n10.0.0.8:14000 nope\n").unwrap();
         let e = KnownAgents::load(&p).unwrap_err();
         assert!(e.contains("known_agents:2"), "{e}");
+    }
+
+    /// A refusal as the console shows it: rustls' error inside the io::Error tokio-rustls
+    /// returns, inside tonic's "transport error", through `error_chain` and `explain`.
+    fn shown(listed: Listed, pin: Option<(Fingerprint, String)>, der: &[u8]) -> String {
+        let v = Trust::default()
+            .verifier("127.0.1.1:14000", pin, None, listed)
+            .unwrap();
+        let e = v
+            .verify_server_cert(
+                &CertificateDer::from(der.to_vec()),
+                &[],
+                &server_name_of("127.0.1.1:14000").unwrap(),
+                &[],
+                UnixTime::now(),
+            )
+            .expect_err("refused");
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        explain(&format!(
+            "transport error: {}",
+            crate::wire::error_chain(&io)
+        ))
+    }
+
+    fn plain(text: &str) {
+        for wrap in [
+            "Other(",
+            "OtherError(",
+            "Refusal",
+            "\\\"",
+            "invalid peer certificate",
+        ] {
+            assert!(!text.contains(wrap), "`{wrap}` in: {text}");
+        }
+        assert!(
+            !text.contains("127.0.1.1"),
+            "the callers name the agent: {text}"
+        );
+    }
+
+    #[test]
+    fn an_unverified_agent_named_by_hosts_is_told_what_works_with_hosts() {
+        let got = Fingerprint::of_der(b"agent certificate");
+        let text = shown(Listed::Hosts, None, b"agent certificate");
+        plain(&text);
+        assert!(
+            text.starts_with(&format!(
+                "cannot verify the certificate (the agent presents {got}): "
+            )),
+            "{text}"
+        );
+        assert_eq!(text.matches(&got.to_string()).count(), 1, "{text}");
+        for want in ["--tofu", "--ca-file", "--inventory FILE instead of --hosts"] {
+            assert!(text.contains(want), "missing `{want}` in: {text}");
+        }
+        assert!(!text.contains("entry in the inventory"), "{text}");
+    }
+
+    #[test]
+    fn an_unverified_agent_of_an_inventory_is_told_to_pin_it_there() {
+        let got = Fingerprint::of_der(b"agent certificate");
+        let file = Listed::Inventory(Some(PathBuf::from("/etc/axon/inv.toml")));
+        let text = shown(file, None, b"agent certificate");
+        plain(&text);
+        assert_eq!(text.matches(&got.to_string()).count(), 1, "{text}");
+        for want in [
+            "cannot verify the certificate",
+            "[[node]] entry in inventory /etc/axon/inv.toml as fingerprint = \"sha256:…\"",
+            "--ca-file",
+            "--tofu",
+        ] {
+            assert!(text.contains(want), "missing `{want}` in: {text}");
+        }
+        assert!(!text.contains("--hosts"), "{text}");
+    }
+
+    #[test]
+    fn a_changed_certificate_shows_each_fingerprint_once() {
+        let got = Fingerprint::of_der(b"new certificate");
+        let pin = Fingerprint::of_der(b"old certificate");
+        let src = "inventory /etc/axon/inv.toml (node axon007)".to_string();
+        let text = shown(
+            Listed::Inventory(None),
+            Some((pin, src)),
+            b"new certificate",
+        );
+        plain(&text);
+        assert!(
+            text.starts_with(
+                "the agent's certificate changed: inventory /etc/axon/inv.toml (node axon007) pins"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.matches(&got.to_string()).count(), 1, "{text}");
+        assert_eq!(text.matches(&pin.to_string()).count(), 1, "{text}");
+    }
+
+    #[test]
+    fn other_tls_errors_are_left_as_they_are() {
+        let d = "transport error: received corrupt message of type InvalidContentType";
+        assert!(explain(d).starts_with(d));
+        assert_eq!(explain("connection refused"), "connection refused");
     }
 }

@@ -348,7 +348,7 @@ fn dataplane_lines(
                     ),
                 ]));
             }
-            let words = crate::fleet::view::away_words(&d.away, &d.failed, |n| name(n));
+            let words = crate::fleet::view::away_words(&d.away, &d.failed, name);
             out.push(Line::from(vec![
                 label("Away"),
                 if d.away.is_empty() {
