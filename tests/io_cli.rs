@@ -157,6 +157,59 @@ fn a_store_made_used_damaged_and_repaired_from_the_command_line() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("no object \"nope\""), "{err}");
     assert_eq!(std::fs::read(&back).unwrap(), b"precious");
+    // Not a regular file (a FIFO here; `/dev/null` alike): written in place, never
+    // renamed over. A symbolic link stays one, its file gets the object.
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    let (code, _, err) = axon(&[
+        "io",
+        "get",
+        "--store",
+        st,
+        "obj/one",
+        "-o",
+        fifo.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // Before joining: a FIFO renamed over would leave its reader waiting forever.
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo(),
+        "the FIFO was replaced by a file"
+    );
+    assert!(
+        reader.join().unwrap() == data,
+        "the FIFO's reader got other bytes"
+    );
+    let real = dir.path().join("real.bin");
+    std::fs::write(&real, b"old").unwrap();
+    let link = dir.path().join("link.bin");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let (code, _, err) = axon(&[
+        "io",
+        "get",
+        "--store",
+        st,
+        "obj/one",
+        "-o",
+        link.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(std::fs::read(&real).unwrap() == data);
     let (code, out, _) = axon(&["io", "rm", "--store", st, "obj/one", "--json"]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -244,19 +244,41 @@ pub(super) fn open_input(p: &std::path::Path) -> Result<std::fs::File> {
     std::fs::File::open(p).with_context(|| format!("cannot read the input file {}", p.display()))
 }
 
-/// A temporary file beside `p` (`.NAME.axon-get-PID`), renamed over it once every byte
-/// came: an error never leaves a partial file at `p`. An error names `p`, not the
-/// temporary file, and a missing directory as such.
-pub(super) fn temp_output(p: &std::path::Path) -> Result<(std::path::PathBuf, std::fs::File)> {
-    let name = p
+/// Where a get writes `p`: a regular file (or a new one) goes through a temporary file
+/// beside it (`.NAME.axon-get-PID`), renamed over it once every byte came, so an error
+/// never leaves a partial file at `p` — returned as (temporary, target). Anything else
+/// (`/dev/null`, a FIFO, a terminal) is written in place: renaming over it would replace
+/// the device with a file. A symbolic link is followed, so the link stays. An error names
+/// `p`, not the temporary file, and a missing directory as such.
+pub(super) type Renamed = Option<(std::path::PathBuf, std::path::PathBuf)>;
+
+pub(super) fn temp_output(p: &std::path::Path) -> Result<(Renamed, std::fs::File)> {
+    let target = match std::fs::symlink_metadata(p) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(p)
+            .with_context(|| format!("cannot write {}: a broken symbolic link", p.display()))?,
+        _ => p.to_path_buf(),
+    };
+    if let Ok(m) = std::fs::metadata(&target)
+        && !m.is_file()
+    {
+        if m.is_dir() {
+            anyhow::bail!("cannot write {}: it is a directory", p.display());
+        }
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&target)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+        return Ok((None, f));
+    }
+    let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "object".into());
-    let tmp = p.with_file_name(format!(".{name}.axon-get-{}", std::process::id()));
+    let tmp = target.with_file_name(format!(".{name}.axon-get-{}", std::process::id()));
     match std::fs::File::create(&tmp) {
-        Ok(f) => Ok((tmp, f)),
+        Ok(f) => Ok((Some((tmp, target)), f)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let dir = p
+            let dir = target
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
                 .unwrap_or(std::path::Path::new("."));
@@ -268,6 +290,20 @@ pub(super) fn temp_output(p: &std::path::Path) -> Result<(std::path::PathBuf, st
         }
         Err(e) => Err(e).with_context(|| format!("cannot write {}", p.display())),
     }
+}
+
+/// The end of a get into `temp_output`'s file: made durable and renamed over its target
+/// when it went through a temporary file; removed on `failed`.
+pub(super) fn finish_output(renamed: &Renamed, failed: bool) -> Result<()> {
+    let Some((tmp, target)) = renamed else {
+        return Ok(());
+    };
+    if failed {
+        let _ = std::fs::remove_file(tmp);
+        return Ok(());
+    }
+    std::fs::File::open(tmp)?.sync_all()?;
+    std::fs::rename(tmp, target).with_context(|| format!("cannot write {}", target.display()))
 }
 
 fn get(a: IoGetArgs) -> Result<i32> {
@@ -291,7 +327,7 @@ fn get(a: IoGetArgs) -> Result<i32> {
         // Into a temporary file beside the target, renamed over it only when every stripe
         // was read: an error never leaves a truncated or partial file behind.
         Some(p) => {
-            let (tmp, f) = temp_output(p)?;
+            let (renamed, f) = temp_output(p)?;
             let mut w = CountingW {
                 inner: std::io::BufWriter::new(f),
                 bar: &b,
@@ -300,13 +336,12 @@ fn get(a: IoGetArgs) -> Result<i32> {
                 .get_to(&a.key, &mut w)
                 .map_err(anyhow::Error::from)
                 .and_then(|r| {
-                    let f = w.inner.into_inner().map_err(|e| e.into_error())?;
-                    f.sync_all()?;
-                    std::fs::rename(&tmp, p).with_context(|| format!("{}", p.display()))?;
+                    w.inner.into_inner().map_err(|e| e.into_error())?;
+                    finish_output(&renamed, false)?;
                     Ok(r)
                 });
             if r.is_err() {
-                let _ = std::fs::remove_file(&tmp);
+                finish_output(&renamed, true)?;
             }
             r
         }

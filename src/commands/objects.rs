@@ -6,7 +6,7 @@ use super::io::bar;
 use crate::cli::{FleetArgs, IoGetArgs, IoKeyArgs, IoLsArgs, IoPutArgs};
 use crate::fleet::cluster::{ClusterAgent, ClusterCallError, Stored};
 use crate::fleet::direct::Direct;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use humansize::{BINARY, format_size};
 use serde_json::json;
 use std::io::{Read, Write};
@@ -292,10 +292,10 @@ pub async fn get(a: IoGetArgs, fleet: FleetArgs) -> Result<i32> {
         .map(|p| p.to_path_buf());
     // Into a temporary file renamed over the target only when every byte came: an error
     // never leaves a partial file behind.
-    let (tmp, mut out): (Option<std::path::PathBuf>, Box<dyn Write>) = match &to_file {
+    let (renamed, mut out): (super::io::Renamed, Box<dyn Write>) = match &to_file {
         Some(p) => {
-            let (t, f) = super::io::temp_output(p)?;
-            (Some(t), Box::new(std::io::BufWriter::new(f)))
+            let (r, f) = super::io::temp_output(p)?;
+            (r, Box::new(std::io::BufWriter::new(f)))
         }
         None => (None, Box::new(std::io::stdout().lock())),
     };
@@ -356,16 +356,11 @@ pub async fn get(a: IoGetArgs, fleet: FleetArgs) -> Result<i32> {
     });
     drop(out);
     if let Err(e) = result {
-        if let Some(t) = &tmp {
-            let _ = std::fs::remove_file(t);
-        }
+        super::io::finish_output(&renamed, true)?;
         eprintln!("axon io get: {}: {e}", a.key);
         return Ok(EXIT_FAILED);
     }
-    if let (Some(t), Some(p)) = (&tmp, &to_file) {
-        std::fs::File::open(t)?.sync_all()?;
-        std::fs::rename(t, p).with_context(|| format!("{}", p.display()))?;
-    }
+    super::io::finish_output(&renamed, false)?;
     if rebuilt > 0 {
         eprintln!(
             "axon io get: {rebuilt} stripe(s) of {} were rebuilt from parity (chunks missing, damaged or on nodes away)",
