@@ -5,7 +5,8 @@
 //! drive ACTIVE with what moved staying moved; a drive is replaced end to end (deactivate,
 //! remove, add); a node's last ACTIVE drive is phased out to other members; one that would
 //! leave fewer than k+m failure domains is refused with the figures, as is removing an
-//! ACTIVE drive; every object reads back bit-identical throughout.
+//! ACTIVE drive (their dry runs exit as refused too); a removed drive's superblock says
+//! INACTIVE; every object reads back bit-identical throughout.
 
 mod common;
 
@@ -267,10 +268,16 @@ fn drives_are_phased_out_cancelled_resumed_replaced_and_refused() {
     );
     assert_eq!(state_of(&inv, &a).as_deref(), Some("ACTIVE"));
 
-    // Removing an ACTIVE drive is refused.
+    // Removing an ACTIVE drive is refused, and its dry run says so with the same exit.
     let (code, out, _) = drive(&inv, &["remove", &a]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("deactivate it first"), "{out}");
+    let (code, out, _) = drive(&inv, &["remove", &a, "--dry-run"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("would be refused: it is ACTIVE: deactivate it first"),
+        "{out}"
+    );
 
     // A phase-out cut short by kill -9 resumes when the agent restarts, at its rate.
     let slow = spawn(&[
@@ -311,6 +318,16 @@ fn drives_are_phased_out_cancelled_resumed_replaced_and_refused() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("removed from the store"), "{out}");
     until_state(&inv, &a, None);
+    // The pulled drive's own superblock says it left.
+    let a_path = &list.iter().find(|d| d.0 == a).unwrap().2;
+    let (code, out, err) = run(
+        &["drive", "info", a_path, "--json"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let sb: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(sb["state"], "INACTIVE", "{sb:#}");
+    assert_eq!(sb["drive"], a.as_str(), "{sb:#}");
     let new = dir.join("n1-new-drive");
     let (code, out, err) = run(
         &[
@@ -438,6 +455,13 @@ fn drives_are_phased_out_cancelled_resumed_replaced_and_refused() {
         out.contains(
             "5 failure domain(s) would remain to hold chunks, 4+2 with 0 hot spare(s) needs 6"
         ),
+        "{out}"
+    );
+    // Its dry run exits as the real run does.
+    let (code, out, _) = drive(&inv, &["deactivate", &f, "--dry-run"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("would be refused: ") && out.contains("5 failure domain(s) would remain"),
         "{out}"
     );
     assert_eq!(state_of(&inv, &f).as_deref(), Some("ACTIVE"));

@@ -2,12 +2,16 @@
 //! deactivate (phase out: the drive's chunks move to the node's other drives at a bounded
 //! rate, then INACTIVE; cancellable, resumed when the agent restarts), activate, remove
 //! (only INACTIVE or FAILED) and add (format, then in service). Each shows what it will
-//! do first; with `dry_run` that preview is all it does. The store's drive states are the
-//! source: the cluster's configuration follows them (`member::register_drives`).
+//! do first; with `dry_run` that preview is all it does, after every check the real run
+//! makes: one the real run would refuse ends FAILED as it would, with its refusal. The
+//! store's drive states are the source: the cluster's configuration follows them
+//! (`member::register_drives`); a drive's superblock records its state when it joins the
+//! store and when it leaves it (remove).
 
 use super::member::SharedStore;
 use super::operations::OpHandle;
 use super::raft::ClusterHost;
+use crate::dataplane::drive::DriveState;
 use crate::dataplane::store::{PhaseOut, Store, StoreError};
 use crate::model::ops::{DriveOutcome, OperationOutput, OperationState};
 use futures::StreamExt;
@@ -63,6 +67,46 @@ fn outcome(p: &PhaseOut, dry_run: bool) -> DriveOutcome {
         dry_run,
         ..Default::default()
     }
+}
+
+/// Ends a dry run as its real run would end: SUCCEEDED with what it would do (`would`),
+/// or, when the real run would be refused, FAILED with the same refusals as its error
+/// (so the caller exits as the real run would), the summary saying it was a dry run.
+fn finish_dry_run(h: &OpHandle, out: DriveOutcome, would: String) {
+    if out.refusals.is_empty() {
+        h.step("preview", 1, 1);
+        return h.finish(
+            OperationState::Succeeded,
+            would,
+            None,
+            Some(OperationOutput::Drive(out)),
+        );
+    }
+    let why = out.refusals.join("; ");
+    h.finish(
+        OperationState::Failed,
+        format!("dry run: would be refused: {why}"),
+        Some(why),
+        Some(OperationOutput::Drive(out)),
+    )
+}
+
+/// Ends a real run its checks refused (the same checks a dry run reports).
+fn refused(h: &OpHandle, out: DriveOutcome) {
+    let why = out.refusals.join("; ");
+    h.finish(
+        OperationState::Failed,
+        "refused".into(),
+        Some(why),
+        Some(OperationOutput::Drive(out)),
+    )
+}
+
+/// The store's k and m, from its status.
+async fn scheme(store: &SharedStore) -> Option<(usize, usize)> {
+    let st = with_store(store, |s| s.status()).await.ok()?;
+    let (k, m) = st.scheme.split_once('+')?;
+    Some((k.parse().ok()?, m.parse().ok()?))
 }
 
 /// Whether the cluster still holds its data with its hot spares once this node's
@@ -389,7 +433,7 @@ pub async fn deactivate(
     host: Option<Arc<ClusterHost>>,
     r: DriveRequest,
 ) {
-    h.step("preview", 0, 3);
+    h.step("preview", 0, if r.dry_run { 1 } else { 3 });
     let Some((p, r)) = look(&h, &store, r).await else {
         return;
     };
@@ -430,48 +474,56 @@ pub async fn deactivate(
     {
         out.refusals.push(why);
     }
+    // The store's own checks as it starts the phase-out (`Store::begin_phase_out`), so
+    // that a dry run finds them too.
+    let spill = excess > 0;
+    if let Some((k, m)) = scheme(&store).await {
+        if spill && k + m != 1 && out.to_other_nodes > 0 {
+            out.refusals.push(format!(
+                "a {k}+{m} store keeps its stripes on its own drives; only a cluster member's 1+0 store moves chunks to other nodes"
+            ));
+        }
+        if !spill && (p.others_active as usize) < k + m {
+            out.refusals.push(format!(
+                "without it {} ACTIVE drive(s) remain, a {k}+{m} stripe needs {} — add a drive first",
+                p.others_active,
+                k + m
+            ));
+        }
+    }
     for why in &out.refusals {
-        h.log(format!("refused: {why}"));
+        h.log(format!(
+            "{}: {why}",
+            if r.dry_run {
+                "would be refused"
+            } else {
+                "refused"
+            }
+        ));
     }
     if r.dry_run {
-        let summary = if out.refusals.is_empty() {
-            format!(
-                "dry run: would move {} chunk(s) ({}) off {} to {}, then mark it INACTIVE",
-                p.chunks,
-                size(p.bytes),
-                p.path.display(),
-                if excess == 0 {
-                    "the node's other drives".to_string()
-                } else {
-                    format!(
-                        "the node's other drives ({}) and other members ({})",
-                        size(p.bytes - excess),
-                        size(excess)
-                    )
-                }
-            )
-        } else {
-            format!("dry run: would be refused: {}", out.refusals.join("; "))
-        };
-        return h.finish(
-            OperationState::Succeeded,
-            summary,
-            None,
-            Some(OperationOutput::Drive(out)),
+        let summary = format!(
+            "dry run: would move {} chunk(s) ({}) off {} to {}, then mark it INACTIVE",
+            p.chunks,
+            size(p.bytes),
+            p.path.display(),
+            if excess == 0 {
+                "the node's other drives".to_string()
+            } else {
+                format!(
+                    "the node's other drives ({}) and other members ({})",
+                    size(p.bytes - excess),
+                    size(excess)
+                )
+            }
         );
+        return finish_dry_run(&h, out, summary);
     }
     if !out.refusals.is_empty() {
-        let why = out.refusals.join("; ");
-        return h.finish(
-            OperationState::Failed,
-            "refused".into(),
-            Some(why),
-            Some(OperationOutput::Drive(out)),
-        );
+        return refused(&h, out);
     }
     h.step("phase out", 1, 3);
     let which = r.drive.clone();
-    let spill = excess > 0;
     let p = match with_store(&store, move |s| s.begin_phase_out(&which, spill)).await {
         Ok(p) => p,
         Err(e) => {
@@ -633,8 +685,22 @@ pub async fn phase_in(
 ) {
     h.step("phase in", 1, 2);
     let which = r.drive.clone();
-    let p = match with_store(&store, move |s| s.begin_phase_in(&which)).await {
-        Ok(p) => p,
+    let p = match with_store(&store, move |s| {
+        let p = s.begin_phase_in(&which)?;
+        let cs = u64::from(s.chunk_size());
+        let capacity = s
+            .drives()
+            .iter()
+            .find(|d| d.id == p.drive)
+            .map_or(0, |d| d.slots * cs);
+        Ok((p, capacity))
+    })
+    .await
+    {
+        Ok((p, capacity)) => {
+            out.capacity = capacity;
+            p
+        }
         Err(e) => {
             return h.finish(
                 OperationState::Failed,
@@ -658,6 +724,8 @@ pub async fn phase_in(
     let total = p.moves.len() as u64;
     let started = Instant::now();
     let (mut moved, mut bytes, mut failed) = (0u64, 0u64, 0u64);
+    // Moves tried (each moved, already gone or failed): all of them unless cancelled.
+    let mut tried = 0u64;
     for (i, (from, key)) in p.moves.iter().enumerate() {
         if h.cancel.is_cancelled() {
             break;
@@ -675,6 +743,7 @@ pub async fn phase_in(
                 h.log(format!("{key}: {e}"));
             }
         }
+        tried += 1;
         if let Some(rate) = r.rate.filter(|r| *r > 0) {
             let due = Duration::from_secs_f64(bytes as f64 / rate as f64);
             let now = started.elapsed();
@@ -683,6 +752,7 @@ pub async fn phase_in(
             }
         }
     }
+    h.step_bytes("finish", tried, total, (bytes, p.bytes));
     out.moved_chunks = moved;
     out.moved_bytes = bytes;
     let which = r.drive.clone();
@@ -744,29 +814,51 @@ pub async fn phase_in(
     }
 }
 
-/// Activate: back in service.
+/// Activate: back in service. Refused, as `Store::activate` refuses it, for a FAILED or
+/// unreadable drive.
 pub async fn activate(h: OpHandle, store: SharedStore, r: DriveRequest) {
-    h.step("activate", 0, 1);
+    h.step(if r.dry_run { "preview" } else { "activate" }, 0, 1);
     let Some((p, r)) = look(&h, &store, r).await else {
         return;
     };
     let mut out = outcome(&p, r.dry_run);
+    let id = p.drive.clone();
+    let status = with_store(&store, move |s| {
+        Ok(s.drives().into_iter().find(|d| d.id == id))
+    })
+    .await
+    .ok()
+    .flatten();
+    if let Some(d) = status.filter(|d| d.state == "FAILED" || !d.available) {
+        out.refusals.push(format!(
+            "it is {}{}: a failed drive is removed (`axon drive remove`) and replaced (`axon drive add`), not activated",
+            d.state,
+            d.problem.map(|p| format!(" ({p})")).unwrap_or_default()
+        ));
+    }
     if r.dry_run {
-        return h.finish(
-            OperationState::Succeeded,
+        let would = if p.state == "ACTIVE" {
+            format!(
+                "dry run: {} is ACTIVE already: activate changes nothing",
+                p.path.display()
+            )
+        } else {
             format!(
                 "dry run: {} is {}; activate makes it ACTIVE (new chunks may be written to it)",
                 p.path.display(),
                 p.state
-            ),
-            None,
-            Some(OperationOutput::Drive(out)),
-        );
+            )
+        };
+        return finish_dry_run(&h, out, would);
+    }
+    if !out.refusals.is_empty() {
+        return refused(&h, out);
     }
     let which = r.drive.clone();
     match with_store(&store, move |s| s.activate(&which)).await {
         Ok(path) => {
             out.state = "ACTIVE".into();
+            h.step("activate", 1, 1);
             h.finish(
                 OperationState::Succeeded,
                 format!("{} is ACTIVE (was {})", path.display(), p.state),
@@ -783,87 +875,309 @@ pub async fn activate(h: OpHandle, store: SharedStore, r: DriveRequest) {
     }
 }
 
-/// Remove: only an INACTIVE or FAILED drive leaves the store.
+/// What became of the superblock of a drive taken out of the store (`mark_removed`).
+#[derive(Debug, PartialEq, Eq)]
+enum Marked {
+    /// Both copies now say the state the drive left in.
+    Written(DriveState),
+    /// The drive is gone (pulled, or its file deleted): nothing to write to.
+    Gone,
+    /// Its path now holds another drive (or none): left alone.
+    Another(String),
+}
+
+/// Records on a drive just taken out of the store the state it left in — INACTIVE (phased
+/// out: nothing of the store's is on it) or FAILED — so that its superblock no longer says
+/// the state it was added in: `axon drive info` tells the truth, and adding it again asks
+/// for --force only where a FAILED one calls for it. Written only over drive `id` of
+/// `cluster`.
+fn mark_removed(
+    path: &std::path::Path,
+    id: uuid::Uuid,
+    cluster: uuid::Uuid,
+    state: DriveState,
+) -> Result<Marked, String> {
+    use crate::dataplane::drive::{self, DriveError};
+    let sb = match drive::open(path) {
+        Ok(o) => o.superblock,
+        Err(DriveError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound
+                || matches!(source.raw_os_error(), Some(libc::ENXIO | libc::ENODEV)) =>
+        {
+            return Ok(Marked::Gone);
+        }
+        Err(DriveError::Refused { why, .. }) => return Ok(Marked::Another(why)),
+        Err(e) => return Err(e.to_string()),
+    };
+    if sb.drive != id || sb.cluster != cluster {
+        return Ok(Marked::Another(format!(
+            "it holds drive {} of cluster {}",
+            sb.drive, sb.cluster
+        )));
+    }
+    if sb.state != state {
+        drive::set_state(path, state).map_err(|e| e.to_string())?;
+    }
+    Ok(Marked::Written(state))
+}
+
+/// How long writing a removed drive's superblock may take (a failing device may hang).
+const MARK_WITHIN: Duration = Duration::from_secs(10);
+
+/// Remove: only an INACTIVE or FAILED drive with no chunk recorded on it leaves the store
+/// (as `Store::remove_drive` allows); its superblock then records the state it left in.
 pub async fn remove(h: OpHandle, store: SharedStore, r: DriveRequest) {
-    h.step("remove", 0, 1);
+    h.step(if r.dry_run { "preview" } else { "remove" }, 0, 1);
     let Some((p, r)) = look(&h, &store, r).await else {
         return;
     };
+    h.log(format!(
+        "{} ({}, {}): {} object(s) with chunks recorded on it",
+        p.path.display(),
+        p.drive,
+        p.state,
+        p.chunks
+    ));
     let mut out = outcome(&p, r.dry_run);
     if !matches!(p.state, "INACTIVE" | "FAILED") {
         out.refusals.push(format!(
-            "it is {}: deactivate it first (`axon drive deactivate`), which moves its chunks off",
+            "it is {}: deactivate it first (`axon drive deactivate`), which moves its chunks off; only an INACTIVE or FAILED drive is removed",
             p.state
+        ));
+    } else if let Some(first) = p.keys.first() {
+        out.refusals.push(format!(
+            "{} object(s) still have chunks recorded on it (first: {first}) — they are being rewritten from parity; remove it once none are left (`axon cluster status` shows no chunks lost)",
+            p.keys.len()
         ));
     }
     if r.dry_run {
-        return h.finish(
-            OperationState::Succeeded,
-            if out.refusals.is_empty() {
-                format!(
-                    "dry run: would take {} ({}) out of the store{}",
-                    p.path.display(),
-                    p.state,
-                    if p.chunks > 0 {
-                        format!(
-                            "; its {} chunk(s) are lost there and rewritten from parity",
-                            p.chunks
-                        )
-                    } else {
-                        String::new()
-                    }
-                )
-            } else {
-                format!("dry run: would be refused: {}", out.refusals.join("; "))
-            },
-            None,
-            Some(OperationOutput::Drive(out)),
+        let would = format!(
+            "dry run: would take {} ({}) out of the store; the device could then be pulled",
+            p.path.display(),
+            p.state
         );
+        return finish_dry_run(&h, out, would);
+    }
+    if !out.refusals.is_empty() {
+        return refused(&h, out);
     }
     let which = r.drive.clone();
-    match with_store(&store, move |s| s.remove_drive(&which)).await {
-        Ok(path) => {
-            out.state = "REMOVED".into();
-            h.finish(
-                OperationState::Succeeded,
-                format!(
-                    "{} removed from the store; the device can be pulled",
-                    path.display()
-                ),
-                None,
+    let removed = with_store(&store, move |s| {
+        let cluster = s.cluster_id();
+        s.remove_drive(&which).map(|path| (path, cluster))
+    })
+    .await;
+    let (path, cluster) = match removed {
+        Ok(x) => x,
+        Err(e) => {
+            return h.finish(
+                OperationState::Failed,
+                "refused".into(),
+                Some(e),
                 Some(OperationOutput::Drive(out)),
-            )
+            );
         }
-        Err(e) => h.finish(
-            OperationState::Failed,
-            "refused".into(),
-            Some(e),
-            Some(OperationOutput::Drive(out)),
+    };
+    out.state = "REMOVED".into();
+    let left_as = if p.state == "FAILED" {
+        DriveState::Failed
+    } else {
+        DriveState::Inactive
+    };
+    match uuid::Uuid::parse_str(&p.drive) {
+        Ok(id) => {
+            let at = path.clone();
+            let job = tokio::task::spawn_blocking(move || mark_removed(&at, id, cluster, left_as));
+            h.log(match tokio::time::timeout(MARK_WITHIN, job).await {
+                Ok(Ok(Ok(Marked::Written(s)))) => format!(
+                    "its superblock now says {}: `axon drive info` shows it out of the store",
+                    s.as_str()
+                ),
+                Ok(Ok(Ok(Marked::Gone))) => {
+                    "the drive is gone: no superblock to update".to_string()
+                }
+                Ok(Ok(Ok(Marked::Another(what)))) => {
+                    format!("its superblock was left alone: {what}")
+                }
+                Ok(Ok(Err(e))) => format!(
+                    "its superblock could not be updated ({e}): it still says the state the drive was added in"
+                ),
+                Ok(Err(e)) => format!("its superblock could not be updated ({e})"),
+                Err(_) => format!(
+                    "its superblock could not be updated: the drive did not answer within {} s",
+                    MARK_WITHIN.as_secs()
+                ),
+            });
+        }
+        Err(e) => h.log(format!("its superblock was not updated ({e})")),
+    }
+    h.step("remove", 1, 1);
+    h.finish(
+        OperationState::Succeeded,
+        format!(
+            "{} removed from the store; the device can be pulled",
+            path.display()
         ),
+        None,
+        Some(OperationOutput::Drive(out)),
+    )
+}
+
+/// Whether `a` and `b` name one drive: the same path, file or block device.
+fn same_drive(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    if let (Ok(x), Ok(y)) = (std::path::absolute(a), std::path::absolute(b))
+        && x == y
+    {
+        return true;
+    }
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => {
+            (x.dev(), x.ino()) == (y.dev(), y.ino())
+                || (x.file_type().is_block_device()
+                    && y.file_type().is_block_device()
+                    && x.rdev() == y.rdev())
+        }
+        _ => false,
     }
 }
 
-/// Add: format the drive for this store (refusing one that holds data, unless forced),
-/// add it ACTIVE; new chunks go to the drives with the most free space first, so it
-/// fills from then on.
+/// Why adding `path` (formatting it, then adding it) would be refused, found without
+/// writing anything and in the words of the real run: a drive of this store is never
+/// formatted over, --force or not; then `drive::format`'s checks (it exists or --size makes
+/// it, a file or a block device, holding nothing unless --force, room for a chunk).
+/// Otherwise the capacity it brings.
+fn add_check(s: &Store, path: &std::path::Path, size: u64, force: bool) -> Result<u64, String> {
+    use crate::dataplane::drive::{self, DriveError};
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::FileTypeExt;
+    let refuse = |why: String, remedy: &str| {
+        DriveError::Refused {
+            path: path.to_path_buf(),
+            why,
+            remedy: remedy.to_string(),
+        }
+        .to_string()
+    };
+    let io = |op: &'static str| {
+        move |source: std::io::Error| {
+            DriveError::Io {
+                path: path.to_path_buf(),
+                op,
+                source,
+            }
+            .to_string()
+        }
+    };
+    if let Some(d) = s.drives().into_iter().find(|d| same_drive(&d.path, path)) {
+        return Err(refuse(
+            format!("is drive {} of this store ({})", d.id, d.state),
+            if matches!(d.state, "INACTIVE" | "FAILED") {
+                "remove it first (`axon drive remove`); --force does not format over a drive of the store"
+            } else {
+                "take it out first (`axon drive deactivate`, then `axon drive remove`); --force does not format over a drive in service"
+            },
+        ));
+    }
+    let cs = s.chunk_size();
+    let bytes = if path.exists() {
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io("open"))?;
+        let kind = f.metadata().map_err(io("stat"))?.file_type();
+        if !(kind.is_file() || kind.is_block_device()) {
+            return Err(refuse(
+                "is neither a regular file nor a block device".into(),
+                "name a file or an NVMe block device",
+            ));
+        }
+        let bytes = f.seek(SeekFrom::End(0)).map_err(io("size"))?;
+        let mut head = vec![0u8; (bytes.min(128 << 10)) as usize];
+        f.seek(SeekFrom::Start(0)).map_err(io("seek"))?;
+        f.read_exact(&mut head).map_err(io("read"))?;
+        if let Some(what) = drive::recognise(&head)
+            && !force
+        {
+            return Err(refuse(
+                format!("holds {what}"),
+                "format it only if that may be destroyed: pass --force",
+            ));
+        }
+        bytes
+    } else {
+        if size == 0 {
+            return Err(refuse(
+                "does not exist".into(),
+                "pass --size to create a file-backed drive, or name a block device",
+            ));
+        }
+        // The file is made in its directory, which must be there.
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(io("create")(std::io::Error::from_raw_os_error(
+                    libc::ENOTDIR,
+                )));
+            }
+            Err(e) => return Err(io("create")(e)),
+        }
+        size
+    };
+    let slots = drive::slots_for(bytes, cs);
+    if slots == 0 {
+        return Err(refuse(
+            format!("{bytes} bytes hold no {cs}-byte chunk slot"),
+            "use a larger drive or a smaller --chunk-size",
+        ));
+    }
+    Ok(slots * u64::from(cs))
+}
+
+/// How an add went under the store's lock.
+enum Added {
+    Refused(String),
+    /// A dry run: it would bring this capacity.
+    Would(u64),
+    /// Formatted and added: its id and capacity.
+    Done(uuid::Uuid, u64),
+}
+
+/// Add: format the drive for this store (refusing one that holds data, unless forced, and
+/// a drive of this store whatever is passed), add it PHASING_IN, then phase it in. A dry
+/// run makes every check the real run makes, and says what it would refuse.
 pub async fn add(h: OpHandle, store: SharedStore, r: DriveRequest) {
-    h.step("format", 0, 2);
+    h.step(
+        if r.dry_run { "preview" } else { "format" },
+        0,
+        if r.dry_run { 1 } else { 2 },
+    );
     let path = std::path::PathBuf::from(&r.drive);
     let (dry, force, sz) = (r.dry_run, r.force, r.size);
     let p2 = path.clone();
+    // Checked, formatted and added under one hold of the store: nothing moves in between.
     let res = with_store(&store, move |s| {
+        let capacity = match add_check(s, &p2, sz, force) {
+            Ok(c) => c,
+            Err(why) => return Ok(Added::Refused(why)),
+        };
+        if dry {
+            return Ok(Added::Would(capacity));
+        }
         let o = crate::dataplane::drive::FormatOptions {
             size: (sz > 0).then_some(sz),
             chunk_size: s.chunk_size(),
             cluster: s.cluster_id(),
             force,
         };
-        if dry {
-            return Ok(None);
-        }
-        crate::dataplane::drive::format(&p2, &o)?;
-        let id = s.add_drive_as(&p2, force, crate::dataplane::drive::DriveState::PhasingIn)?;
-        Ok(Some(id))
+        let sb = crate::dataplane::drive::format(&p2, &o)?;
+        let id = s.add_drive_as(&p2, force, DriveState::PhasingIn)?;
+        Ok(Added::Done(id, sb.slots * u64::from(sb.chunk_size)))
     })
     .await;
     let mut out = DriveOutcome {
@@ -872,20 +1186,37 @@ pub async fn add(h: OpHandle, store: SharedStore, r: DriveRequest) {
         ..Default::default()
     };
     match res {
-        Ok(None) => h.finish(
-            OperationState::Succeeded,
-            format!(
-                "dry run: would format {} for this store, add it PHASING_IN, move chunks onto it from the node's fuller drives until they are about as full, then mark it ACTIVE",
-                path.display()
-            ),
-            None,
-            Some(OperationOutput::Drive(out)),
-        ),
-        Ok(Some(id)) => {
-            out.drive = id.to_string();
+        Ok(Added::Refused(why)) => {
             h.log(format!(
-                "{} formatted and added (drive {id}); phasing it in",
-                path.display()
+                "{}: {why}",
+                if dry { "would be refused" } else { "refused" }
+            ));
+            out.refusals.push(why);
+            if dry {
+                finish_dry_run(&h, out, String::new())
+            } else {
+                refused(&h, out)
+            }
+        }
+        Ok(Added::Would(capacity)) => {
+            out.capacity = capacity;
+            finish_dry_run(
+                &h,
+                out,
+                format!(
+                    "dry run: would format {} ({} of chunk slots) for this store, add it PHASING_IN, move chunks onto it from the node's fuller drives until they are about as full, then mark it ACTIVE",
+                    path.display(),
+                    size(capacity)
+                ),
+            )
+        }
+        Ok(Added::Done(id, capacity)) => {
+            out.drive = id.to_string();
+            out.capacity = capacity;
+            h.log(format!(
+                "{} formatted and added (drive {id}, {}); phasing it in",
+                path.display(),
+                size(capacity)
             ));
             let r = DriveRequest {
                 drive: id.to_string(),
@@ -899,5 +1230,103 @@ pub async fn add(h: OpHandle, store: SharedStore, r: DriveRequest) {
             Some(e),
             Some(OperationOutput::Drive(out)),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::drive::{self, FormatOptions};
+
+    fn formatted(dir: &std::path::Path, name: &str, cluster: uuid::Uuid) -> std::path::PathBuf {
+        let p = dir.join(name);
+        drive::format(
+            &p,
+            &FormatOptions {
+                size: Some(4 << 20),
+                chunk_size: 64 << 10,
+                cluster,
+                force: false,
+            },
+        )
+        .unwrap();
+        drive::set_state(&p, DriveState::Active).unwrap();
+        p
+    }
+
+    #[test]
+    fn a_removed_drive_records_how_it_left_unless_gone_or_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = uuid::Uuid::new_v4();
+        let p = formatted(dir.path(), "d0", cluster);
+        let id = drive::open(&p).unwrap().superblock.drive;
+        assert_eq!(
+            mark_removed(&p, id, cluster, DriveState::Inactive),
+            Ok(Marked::Written(DriveState::Inactive))
+        );
+        let sb = drive::open(&p).unwrap().superblock;
+        assert_eq!(sb.state, DriveState::Inactive);
+        // Both copies: the older one is not what a reader finds either.
+        assert_eq!(
+            drive::Superblock::decode(&std::fs::read(&p).unwrap()[4096..8192])
+                .unwrap()
+                .state,
+            DriveState::Inactive
+        );
+        // A FAILED drive says FAILED.
+        assert_eq!(
+            mark_removed(&p, id, cluster, DriveState::Failed),
+            Ok(Marked::Written(DriveState::Failed))
+        );
+        assert_eq!(
+            drive::open(&p).unwrap().superblock.state,
+            DriveState::Failed
+        );
+        // Pulled: nothing to do, no error.
+        assert_eq!(
+            mark_removed(&dir.path().join("gone"), id, cluster, DriveState::Inactive),
+            Ok(Marked::Gone)
+        );
+        // Another drive at the path (or another cluster's): left alone.
+        let q = formatted(dir.path(), "d1", cluster);
+        let before = drive::open(&q).unwrap().superblock;
+        assert!(matches!(
+            mark_removed(&q, id, cluster, DriveState::Inactive),
+            Ok(Marked::Another(_))
+        ));
+        assert!(matches!(
+            mark_removed(&q, before.drive, uuid::Uuid::new_v4(), DriveState::Inactive),
+            Ok(Marked::Another(_))
+        ));
+        assert_eq!(drive::open(&q).unwrap().superblock, before);
+        // Not an axon drive at all: left alone.
+        let junk = dir.path().join("junk");
+        std::fs::write(&junk, vec![7u8; 16 << 10]).unwrap();
+        assert!(matches!(
+            mark_removed(&junk, id, cluster, DriveState::Inactive),
+            Ok(Marked::Another(_))
+        ));
+        assert_eq!(std::fs::read(&junk).unwrap(), vec![7u8; 16 << 10]);
+    }
+
+    #[test]
+    fn one_drive_by_any_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        std::fs::write(&a, b"x").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&a, &link).unwrap();
+        let hard = dir.path().join("hard");
+        std::fs::hard_link(&a, &hard).unwrap();
+        let other = dir.path().join("b");
+        std::fs::write(&other, b"x").unwrap();
+        assert!(same_drive(&a, &link));
+        assert!(same_drive(&a, &hard));
+        assert!(same_drive(&a, &dir.path().join(".").join("a")));
+        assert!(!same_drive(&a, &other));
+        // A drive of the store that is missing still owns its path.
+        let missing = dir.path().join("missing");
+        assert!(same_drive(&missing, &missing));
+        assert!(!same_drive(&missing, &a));
     }
 }

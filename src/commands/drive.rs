@@ -2,7 +2,7 @@
 
 use super::drive_ops::DriveVerb;
 use crate::cli::{DriveCommand, DriveFormatArgs, DriveInfoArgs};
-use crate::dataplane::drive::{self, FormatOptions, Superblock};
+use crate::dataplane::drive::{self, DriveState, FormatOptions, Superblock};
 use anyhow::Result;
 use serde_json::json;
 
@@ -18,6 +18,20 @@ pub async fn exec(c: DriveCommand) -> Result<i32> {
     }
 }
 
+/// What a superblock's state means. A store writes it when the drive joins (ACTIVE or
+/// PHASING_IN) and when it leaves (INACTIVE or FAILED, `axon drive remove`); `axon drive
+/// format` writes INACTIVE. While the drive is in a store its state changes in the store's
+/// index only, so a state of a drive in service is the one it joined with: say so.
+fn state_note(sb: &Superblock) -> Option<&'static str> {
+    matches!(
+        sb.state,
+        DriveState::Active | DriveState::PhasingIn | DriveState::PhasingOut
+    )
+    .then_some(
+        "as written when the drive joined its store: the store's index holds its current state (`axon drive list`); a drive taken out while unreachable still says this",
+    )
+}
+
 fn to_json(sb: &Superblock, size: u64, warning: Option<&str>) -> serde_json::Value {
     json!({
         "format_version": sb.version,
@@ -26,6 +40,7 @@ fn to_json(sb: &Superblock, size: u64, warning: Option<&str>) -> serde_json::Val
         "chunk_size": sb.chunk_size,
         "slots": sb.slots,
         "state": sb.state.as_str(),
+        "state_note": state_note(sb),
         "generation": sb.generation,
         "size": size,
         "warning": warning,
@@ -41,6 +56,9 @@ fn print(path: &std::path::Path, sb: &Superblock, size: u64, warning: Option<&st
     println!("  cluster     {}", sb.cluster);
     println!("  drive       {}", sb.drive);
     println!("  state       {}", sb.state.as_str());
+    if let Some(n) = state_note(sb) {
+        println!("              ({n})");
+    }
     println!(
         "  slots       {} × {} chunks ({} of {})",
         sb.slots,

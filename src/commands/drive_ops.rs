@@ -87,7 +87,7 @@ async fn locate(inv: &Inventory, drive: &str) -> Result<(NodeSpec, String)> {
         return Ok((node, id.clone()));
     }
     Err(anyhow!(
-        "no agent of the inventory answered as a cluster member:\n  {}",
+        "no agent answered as a cluster member (of those --inventory or --hosts names):\n  {}",
         why.join("\n  ")
     ))
 }
@@ -215,7 +215,16 @@ async fn follow(
                 format_size(d.moved_bytes, BINARY)
             );
         }
-        super::cluster::print_end(&format!("drive {verb}"), &last);
+        match (&last.output, &last.summary) {
+            // A dry run that found its real run would be refused: says so (it exits as
+            // the real run would).
+            (Some(OperationOutput::Drive(d)), Some(summary))
+                if d.dry_run && !d.refusals.is_empty() =>
+            {
+                println!("drive {verb}: {summary}")
+            }
+            _ => super::cluster::print_end(&format!("drive {verb}"), &last),
+        }
     }
     Ok(super::cluster::exit_code(last.state))
 }
