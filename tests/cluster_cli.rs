@@ -193,7 +193,7 @@ fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|n| n["report"]["config"]["io"] == "STARTED")
+            .all(|n| n["report"]["config"]["io"] == "Started")
             && e.iter().all(|x| *x == e[0])
     });
     // Again, on another member: the cluster is started already, so nothing changes (it

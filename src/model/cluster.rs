@@ -14,16 +14,11 @@ pub struct Member {
     pub address: String,
 }
 
-/// Written as the CLI and the metrics show it (`STARTED`); logs and snapshots written
-/// before read as well (`Started`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum IoStatus {
     #[default]
-    #[serde(rename = "STOPPED", alias = "Stopped")]
     Stopped,
-    #[serde(rename = "STARTING", alias = "Starting")]
     Starting,
-    #[serde(rename = "STARTED", alias = "Started")]
     Started,
 }
 
@@ -338,22 +333,6 @@ mod tests {
                 .unwrap()
                 .contains("already exists")
         );
-    }
-
-    #[test]
-    fn io_status_is_written_as_shown_and_read_in_either_spelling() {
-        assert_eq!(
-            serde_json::to_string(&IoStatus::Started).unwrap(),
-            "\"STARTED\""
-        );
-        for (old, new) in [
-            ("\"Stopped\"", "\"STOPPED\""),
-            ("\"Started\"", "\"STARTED\""),
-        ] {
-            let a: IoStatus = serde_json::from_str(old).unwrap();
-            let b: IoStatus = serde_json::from_str(new).unwrap();
-            assert_eq!(a, b);
-        }
     }
 
     #[test]
