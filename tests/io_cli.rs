@@ -189,6 +189,17 @@ fn a_store_made_used_damaged_and_repaired_from_the_command_line() {
         reader.join().unwrap() == data,
         "the FIFO's reader got other bytes"
     );
+    // `/dev/stdout` into a pipe: a link to a pipe, written in place.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_axon"))
+        .args(["io", "get", "--store", st, "obj/one", "-o", "/dev/stdout"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == data, "-o /dev/stdout gave other bytes");
     let real = dir.path().join("real.bin");
     std::fs::write(&real, b"old").unwrap();
     let link = dir.path().join("link.bin");

@@ -971,7 +971,8 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
         // Chunks of this node's own that it cannot serve: rewritten from their stripes.
         let mut lost_here = 0;
         if config.io == crate::model::cluster::IoStatus::Started {
-            let (lost, repaired) = repair_own(&fe, &net, &layout, &all, &mut repair_turn).await;
+            let (lost, repaired) =
+                repair_own(&fe, &net, &layout, &all, &mut repair_turn, cfg.rate).await;
             lost_here = lost;
             dh.set_status(|s| {
                 s.lost_chunks = lost;
@@ -1405,6 +1406,9 @@ struct RepairTurn {
     /// Until when this node has no room for a rewritten chunk (its last drive failed,
     /// or the others are full), and why.
     no_room: Option<(Instant, String)>,
+    /// Not before then are objects repaired onto other members again: the last try
+    /// found nowhere to put them.
+    elsewhere_after: Option<Instant>,
 }
 
 /// Rewrites chunks this node lost (a failed drive) or holds damaged, each rebuilt from k
@@ -1424,6 +1428,7 @@ async fn repair_own(
     layout: &Layout,
     all: &[Manifest],
     turn: &mut RepairTurn,
+    rate: Option<u64>,
 ) -> (u64, u64) {
     let node = net.node();
     let Ok(Ok(lost)) = tokio::task::spawn_blocking(move || node.losses()).await else {
@@ -1438,8 +1443,16 @@ async fn repair_own(
         .filter(|m| !m.deleted)
         .map(|m| (m.object.as_str(), m))
         .collect();
+    // Lost chunks no manifest here names: overwritten or deleted since (or this node
+    // missed a publish, which anti-entropy brings). An orphan's loss is no stripe's: not
+    // counted, and left to the orphan collector, which asks every member before it
+    // frees anything. Counted over the whole list, not this round's share.
+    let unnamed = lost
+        .iter()
+        .filter(|k| objects::parse_chunk_key(k).is_none_or(|(o, _, _)| !by_object.contains_key(o)))
+        .count() as u64;
     // Rewritten (here or elsewhere), and of those here.
-    let (mut repaired, mut here_now, mut unnamed) = (0u64, 0u64, 0u64);
+    let (mut repaired, mut here_now) = (0u64, 0u64);
     let mut avoid = net.away_now();
     avoid.insert(me);
     if turn
@@ -1449,6 +1462,7 @@ async fn repair_own(
     {
         turn.no_room = None;
     }
+    let elsewhere_now = turn.elsewhere_after.is_none_or(|t| Instant::now() >= t);
     // Objects to repair onto other members, by key, with their chunks lost here.
     let mut elsewhere: BTreeMap<String, Vec<String>> = BTreeMap::new();
     // Lost chunks the newest manifests no longer place here.
@@ -1478,20 +1492,15 @@ async fn repair_own(
                 }
                 Err(_) => continue,
             },
-            // No manifest here names its object: overwritten or deleted since (or this
-            // node missed a publish, which anti-entropy brings). An orphan's loss is no
-            // stripe's: not counted, and left to the orphan collector, which asks every
-            // member before it frees anything.
-            None => {
-                unnamed += 1;
-                continue;
-            }
+            None => continue,
         };
         if turn.no_room.is_some() {
-            elsewhere
-                .entry(m.key.clone())
-                .or_default()
-                .push(key.clone());
+            if elsewhere_now {
+                elsewhere
+                    .entry(m.key.clone())
+                    .or_default()
+                    .push(key.clone());
+            }
             continue;
         }
         let data = match fe.rebuild_chunk(&m, i, idx, &avoid).await {
@@ -1509,15 +1518,30 @@ async fn repair_own(
                 here_now += 1;
             }
             Ok(Err(e)) => {
-                // No drive here takes it: this and the rest go to other members.
+                // No drive here has a free slot (the last one failed, the others are
+                // full): this and the rest go to other members. Any other error is
+                // this chunk's own.
+                let node = net.node();
+                let chunk = u64::from(node.chunk_size().unwrap_or(1)).max(1);
+                let room = tokio::task::spawn_blocking(move || node.usage())
+                    .await
+                    .ok()
+                    .and_then(|u| u.ok())
+                    .is_some_and(|(free, _, _)| free >= chunk);
+                if room {
+                    tracing::warn!("repair: writing {key}: {e}");
+                    continue;
+                }
                 tracing::warn!(
                     "repair: no room here for chunks lost on a failed drive ({e}); rebuilding them on other members instead"
                 );
                 turn.no_room = Some((Instant::now(), e.to_string()));
-                elsewhere
-                    .entry(m.key.clone())
-                    .or_default()
-                    .push(key.clone());
+                if elsewhere_now {
+                    elsewhere
+                        .entry(m.key.clone())
+                        .or_default()
+                        .push(key.clone());
+                }
             }
             Err(e) => tracing::warn!("repair: writing {key}: {e}"),
         }
@@ -1525,7 +1549,8 @@ async fn repair_own(
     turn.from = from;
     if !elsewhere.is_empty() {
         let lost_here = HashSet::from([me]);
-        let pace = pacer(None);
+        // At the configured rebuild rate, as a rebuild.
+        let pace = pacer(rate);
         use futures::StreamExt;
         // (key, its chunks lost here, (stripes, bytes) repaired elsewhere).
         type Moved = (String, Vec<String>, Result<(u64, u64), IoError>);
@@ -1545,15 +1570,25 @@ async fn repair_own(
         for (key, chunks, r) in done {
             match r {
                 Ok((s, b)) => {
-                    // Placed elsewhere now (or already, by an earlier round): no longer
-                    // this node's to hold.
                     if s > 0 {
                         repaired += chunks.len() as u64;
                     }
-                    superseded.extend(chunks);
                     objects_moved += u64::from(s > 0);
                     stripes += s;
                     bytes += b;
+                    // Dropped only where the newest manifest (every member answering)
+                    // no longer places them here: another revision of the same order
+                    // may have won the publish.
+                    if let Ok(Some(n)) = fe.newest(&key, layout).await {
+                        superseded.extend(chunks.into_iter().filter(|c| {
+                            objects::parse_chunk_key(c).is_some_and(|(o, i, idx)| {
+                                n.deleted
+                                    || n.object != o
+                                    || n.stripes.get(i).and_then(|st| st.nodes.get(idx))
+                                        != Some(&me)
+                            })
+                        }));
+                    }
                 }
                 Err(e) => failed.push(format!("{key:?}: {e}")),
             }
@@ -1565,18 +1600,32 @@ async fn repair_own(
             );
         }
         if let Some(first) = failed.first() {
+            // Nowhere to put them (every failure domain holds a chunk of the stripe, or
+            // is full or away): tried again in a while, not every round.
+            turn.elsewhere_after = Some(Instant::now() + NO_ROOM_FOR);
             tracing::warn!(
-                "repair: {} object(s) could not be rebuilt on other members; the first: {first}",
-                failed.len()
+                "repair: {} object(s) could not be rebuilt on other members (tried again in {} s); the first: {first}",
+                failed.len(),
+                NO_ROOM_FOR.as_secs()
             );
         }
     }
     // Their unreadable copies here are dropped (the orphan collector would free them, but
-    // only after its grace, and until then they would count as lost).
+    // only after its grace, and until then they would count as lost) — those still lost
+    // now: a chunk written here meanwhile under the same key is not touched.
     let mut dropped = 0u64;
     if !superseded.is_empty() {
         let node = net.node();
-        match tokio::task::spawn_blocking(move || node.delete_chunks(&superseded)).await {
+        let r = tokio::task::spawn_blocking(move || {
+            let still: HashSet<String> = node.losses()?.into_iter().collect();
+            let keys: Vec<String> = superseded
+                .into_iter()
+                .filter(|k| still.contains(k))
+                .collect();
+            node.delete_chunks(&keys)
+        })
+        .await;
+        match r {
             Ok(Ok(n)) => dropped = n,
             Ok(Err(e)) => tracing::warn!("repair: dropping lost chunks placed elsewhere now: {e}"),
             Err(e) => tracing::warn!("repair: dropping lost chunks placed elsewhere now: {e}"),

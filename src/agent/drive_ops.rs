@@ -1069,7 +1069,18 @@ fn add_check(s: &Store, path: &std::path::Path, size: u64, force: bool) -> Resul
             .to_string()
         }
     };
-    if let Some(d) = s.drives().into_iter().find(|d| same_drive(&d.path, path)) {
+    // A FAILED (or unreadable) drive's path may hold its replacement: a device swapped
+    // in place. Only the drive the record names is refused; a new one goes through
+    // format's checks below (--force if it holds anything).
+    let replaced = |d: &crate::dataplane::store::DriveStatus| {
+        (d.state == "FAILED" || !d.available)
+            && drive::open(path).map_or(true, |o| o.superblock.drive.to_string() != d.id)
+    };
+    if let Some(d) = s
+        .drives()
+        .into_iter()
+        .find(|d| same_drive(&d.path, path) && !replaced(d))
+    {
         return Err(refuse(
             format!("is drive {} of this store ({})", d.id, d.state),
             if matches!(d.state, "INACTIVE" | "FAILED") {

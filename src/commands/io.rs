@@ -246,30 +246,39 @@ pub(super) fn open_input(p: &std::path::Path) -> Result<std::fs::File> {
 
 /// Where a get writes `p`: a regular file (or a new one) goes through a temporary file
 /// beside it (`.NAME.axon-get-PID`), renamed over it once every byte came, so an error
-/// never leaves a partial file at `p` — returned as (temporary, target). Anything else
-/// (`/dev/null`, a FIFO, a terminal) is written in place: renaming over it would replace
-/// the device with a file. A symbolic link is followed, so the link stays. An error names
-/// `p`, not the temporary file, and a missing directory as such.
+/// never leaves a partial file at `p` — returned as (temporary, target). A character
+/// device, a FIFO or a terminal (`/dev/null`, `/dev/stdout`) is written in place:
+/// renaming over it would replace the device with a file. A block device (maybe a drive
+/// in service) and a directory are refused. A symbolic link is followed, so the link
+/// stays. An error names `p`, not the temporary file, and a missing directory as such.
 pub(super) type Renamed = Option<(std::path::PathBuf, std::path::PathBuf)>;
 
 pub(super) fn temp_output(p: &std::path::Path) -> Result<(Renamed, std::fs::File)> {
-    let target = match std::fs::symlink_metadata(p) {
-        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(p)
-            .with_context(|| format!("cannot write {}: a broken symbolic link", p.display()))?,
-        _ => p.to_path_buf(),
-    };
-    if let Ok(m) = std::fs::metadata(&target)
-        && !m.is_file()
-    {
-        if m.is_dir() {
-            anyhow::bail!("cannot write {}: it is a directory", p.display());
+    use std::os::unix::fs::FileTypeExt;
+    // Following a link: `/dev/stdout` into a pipe names a pipe, not a file.
+    let target = match std::fs::metadata(p) {
+        Ok(m) if m.is_dir() => anyhow::bail!("cannot write {}: it is a directory", p.display()),
+        Ok(m) if m.file_type().is_block_device() => anyhow::bail!(
+            "will not write an object onto the block device {} (it may be a drive in service): name a file",
+            p.display()
+        ),
+        Ok(m) if !m.is_file() => {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .with_context(|| format!("cannot write {}", p.display()))?;
+            return Ok((None, f));
         }
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&target)
-            .with_context(|| format!("cannot write {}", p.display()))?;
-        return Ok((None, f));
-    }
+        // A regular file behind a link: replaced where it is, the link stays.
+        Ok(_) if std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()) => {
+            std::fs::canonicalize(p).with_context(|| format!("cannot write {}", p.display()))?
+        }
+        Ok(_) => p.to_path_buf(),
+        Err(_) if std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()) => {
+            anyhow::bail!("cannot write {}: a broken symbolic link", p.display())
+        }
+        Err(_) => p.to_path_buf(),
+    };
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -302,8 +311,14 @@ pub(super) fn finish_output(renamed: &Renamed, failed: bool) -> Result<()> {
         let _ = std::fs::remove_file(tmp);
         return Ok(());
     }
-    std::fs::File::open(tmp)?.sync_all()?;
-    std::fs::rename(tmp, target).with_context(|| format!("cannot write {}", target.display()))
+    let r = std::fs::File::open(tmp)
+        .and_then(|f| f.sync_all())
+        .and_then(|()| std::fs::rename(tmp, target))
+        .with_context(|| format!("cannot write {}", target.display()));
+    if r.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    r
 }
 
 fn get(a: IoGetArgs) -> Result<i32> {

@@ -165,8 +165,9 @@ pub async fn put(a: IoPutArgs, fleet: FleetArgs) -> Result<i32> {
     let b = bar(len, "put");
     // The file is read on a thread of its own, 1 MiB at a time, into a small channel: the
     // agent's pace holds the reading back.
-    // Err: the input failed to read (the reader's own result says why).
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, ()>>(4);
+    // Ok(Some): the input's bytes; Ok(None): its end; Err: it failed to read (the
+    // reader's own result says why).
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Option<bytes::Bytes>, ()>>(4);
     let mut reader = {
         let b = b.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
@@ -186,29 +187,29 @@ pub async fn put(a: IoPutArgs, fleet: FleetArgs) -> Result<i32> {
                     }
                 }
                 if got == 0 {
-                    // Dropping `tx` ends the body: the object is whole.
+                    // Said, not implied by the channel closing: the object is whole.
+                    let _ = tx.blocking_send(Ok(None));
                     return Ok(total);
                 }
                 buf.truncate(got);
                 total += got as u64;
                 b.inc(got as u64);
-                if tx.blocking_send(Ok(bytes::Bytes::from(buf))).is_err() {
+                if tx.blocking_send(Ok(Some(bytes::Bytes::from(buf)))).is_err() {
                     return Ok(total);
                 }
             }
         })
     };
     let began = Instant::now();
-    let body = {
-        use futures::StreamExt;
-        tokio_stream::wrappers::ReceiverStream::new(rx).then(|piece| async move {
-            match piece {
-                Ok(b) => b,
-                // The input failed: the body never ends, and the put is dropped below.
-                Err(()) => std::future::pending().await,
-            }
-        })
-    };
+    // Ends only at the input's said end. A failed input, or a reader gone without saying
+    // (a panic), leaves the body open: the put is dropped below, unfinished.
+    let body = futures::stream::unfold(rx, |mut rx| async move {
+        match rx.recv().await {
+            Some(Ok(Some(b))) => Some((b, rx)),
+            Some(Ok(None)) => None,
+            Some(Err(())) | None => std::future::pending().await,
+        }
+    });
     // A read error must not pass for the end of the file: the body ends only when the
     // input did, and when reading fails the put is dropped unfinished, which aborts the
     // upload (the member, or this process's frontend, then stores nothing and any older

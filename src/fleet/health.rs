@@ -602,7 +602,7 @@ fn problems(
                 node,
                 kind: ProblemKind::Drive,
                 text: format!(
-                    "{member}: data-plane drive {} FAILED — its chunks are rebuilt from parity; replace it: axon drive remove {}, then axon drive add {member} PATH",
+                    "{member}: data-plane drive {} FAILED — its chunks are rebuilt from parity; once `cluster status` shows none lost, replace it: axon drive remove {}, then axon drive add {member} PATH",
                     d.path,
                     id.get(..8).unwrap_or(id)
                 ),

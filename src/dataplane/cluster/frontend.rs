@@ -336,6 +336,8 @@ impl<N: Net> Frontend<N> {
         let mut nodes: Vec<Option<NodeId>> = vec![None; n];
         let mut next = 0usize;
         let mut tried: Vec<(NodeId, String)> = Vec::new();
+        // A member that refused the caller's token, if one did.
+        let mut denied: Option<String> = None;
         loop {
             let placed = nodes.iter().filter(|x| x.is_some()).count();
             let mut calls = Vec::new();
@@ -344,6 +346,9 @@ impl<N: Net> Frontend<N> {
                     continue;
                 }
                 let Some(&node) = ranking.get(next) else {
+                    if let Some(why) = denied {
+                        return Err(IoError::Denied(why));
+                    }
                     return Err(IoError::Unavailable(format!(
                         "stripe {i}: only {placed} of {n} chunks could be placed on distinct nodes, so the object is not stored; failed: {}",
                         tried
@@ -365,7 +370,13 @@ impl<N: Net> Frontend<N> {
             for (idx, node, r) in futures::future::join_all(calls).await {
                 match r {
                     Ok(()) => nodes[idx] = Some(node),
-                    Err(NetError::Denied(_, why)) => return Err(IoError::Denied(why)),
+                    Err(NetError::Denied(_, why)) => {
+                        // Routed around like any refusal (another member may take the
+                        // token); said as such if the stripe cannot be placed.
+                        suspects.add(node);
+                        denied.get_or_insert(why.clone());
+                        tried.push((node, why));
+                    }
                     Err(e) => {
                         suspects.add(node);
                         tried.push((node, e.to_string()));
@@ -543,6 +554,7 @@ impl<N: Net> Frontend<N> {
         }
         let mut ok = 0usize;
         let mut errors = Vec::new();
+        let mut denied: Option<String> = None;
         let mut rest: Vec<NodeId> = home_ranking(&manifest.key, &layout.members)
             .into_iter()
             .filter(|n| !targets.contains(n))
@@ -559,7 +571,11 @@ impl<N: Net> Frontend<N> {
                 match r {
                     // Not stored means a newer one is already there: it holds the key.
                     Ok(_) => ok += 1,
-                    Err(NetError::Denied(_, why)) if ok == 0 => return Err(IoError::Denied(why)),
+                    Err(NetError::Denied(n, why)) => {
+                        failed += 1;
+                        denied.get_or_insert(why.clone());
+                        errors.push(format!("{why} ({n})"));
+                    }
                     Err(e) => {
                         failed += 1;
                         errors.push(format!("{e} ({n})"));
@@ -571,6 +587,11 @@ impl<N: Net> Frontend<N> {
             }
             // Too few took it: try as many other members as failed.
             round = (0..failed).filter_map(|_| rest.pop()).collect();
+        }
+        // Not acknowledged. When no member took it and the token was refused, that is
+        // the answer (the caller's to fix); otherwise the members that did not answer.
+        if let Some(why) = denied.filter(|_| ok == 0) {
+            return Err(IoError::Denied(why));
         }
         Err(IoError::Unavailable(format!(
             "{:?}: its manifest is on {ok} node(s), it must be on at least m+1 = {} — not acknowledged: {}",
