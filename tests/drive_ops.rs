@@ -15,17 +15,7 @@ use common::process::{Agent, Token, inventory_with, run, spawn};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// 1+0, 64 KiB chunks, two 32 MiB file drives.
-const STORE2: &[&str] = &[
-    "--scheme",
-    "1+0",
-    "--chunk-size",
-    "64K",
-    "--drives",
-    "2",
-    "--drive-size",
-    "32M",
-];
+use common::dataplane::TWO_DRIVES as STORE2;
 
 /// `axon drive list --json`.
 fn drive_list(inv: &Path) -> serde_json::Value {

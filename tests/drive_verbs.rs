@@ -12,17 +12,7 @@ use common::process::{Token, inventory_with, run};
 use std::path::Path;
 use std::time::Duration;
 
-/// 1+0, 64 KiB chunks, two 32 MiB file drives.
-const STORE: &[&str] = &[
-    "--scheme",
-    "1+0",
-    "--chunk-size",
-    "64K",
-    "--drives",
-    "2",
-    "--drive-size",
-    "32M",
-];
+use common::dataplane::TWO_DRIVES as STORE;
 
 fn axon(args: &[&str]) -> (i32, String, String) {
     run(args, Duration::from_secs(120))

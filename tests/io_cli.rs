@@ -76,15 +76,19 @@ fn a_store_made_used_damaged_and_repaired_from_the_command_line() {
     assert!(out.contains("protection  PARTIALLY_PROTECTED"), "{out}");
     assert!(err.contains("drive02: missing"), "{err}");
     let back = dir.path().join("out.bin");
-    let (code, _, err) = axon(&[
-        "io",
-        "get",
-        "--store",
-        st,
-        "obj/one",
-        "-o",
-        back.to_str().unwrap(),
-    ]);
+    // `axon io get obj/one -o PATH`.
+    let get_to = |p: &std::path::Path| {
+        axon(&[
+            "io",
+            "get",
+            "--store",
+            st,
+            "obj/one",
+            "-o",
+            p.to_str().unwrap(),
+        ])
+    };
+    let (code, _, err) = get_to(&back);
     assert_eq!(code, 0, "{err}");
     assert!(
         std::fs::read(&back).unwrap() == data,
@@ -111,15 +115,7 @@ fn a_store_made_used_damaged_and_repaired_from_the_command_line() {
         "{err}"
     );
     let nowhere = dir.path().join("nodir/out.bin");
-    let (code, _, err) = axon(&[
-        "io",
-        "get",
-        "--store",
-        st,
-        "obj/one",
-        "-o",
-        nowhere.to_str().unwrap(),
-    ]);
+    let (code, _, err) = get_to(&nowhere);
     assert_eq!(code, 3);
     assert!(
         err.contains("does not exist") && !err.contains(".axon-get-"),
@@ -166,15 +162,7 @@ fn a_store_made_used_damaged_and_repaired_from_the_command_line() {
         let fifo = fifo.clone();
         std::thread::spawn(move || std::fs::read(fifo).unwrap())
     };
-    let (code, _, err) = axon(&[
-        "io",
-        "get",
-        "--store",
-        st,
-        "obj/one",
-        "-o",
-        fifo.to_str().unwrap(),
-    ]);
+    let (code, _, err) = get_to(&fifo);
     assert_eq!(code, 0, "{err}");
     // Before joining: a FIFO renamed over would leave its reader waiting forever.
     use std::os::unix::fs::FileTypeExt;
@@ -204,15 +192,7 @@ fn a_store_made_used_damaged_and_repaired_from_the_command_line() {
     std::fs::write(&real, b"old").unwrap();
     let link = dir.path().join("link.bin");
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    let (code, _, err) = axon(&[
-        "io",
-        "get",
-        "--store",
-        st,
-        "obj/one",
-        "-o",
-        link.to_str().unwrap(),
-    ]);
+    let (code, _, err) = get_to(&link);
     assert_eq!(code, 0, "{err}");
     assert!(
         std::fs::symlink_metadata(&link)

@@ -6,6 +6,18 @@ use super::process::{Agent, Token, inventory_with, run};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// 1+0, 64 KiB chunks, two 32 MiB file drives.
+pub const TWO_DRIVES: &[&str] = &[
+    "--scheme",
+    "1+0",
+    "--chunk-size",
+    "64K",
+    "--drives",
+    "2",
+    "--drive-size",
+    "32M",
+];
+
 /// An agent with a store of its own, `<dir>/store-<name>`, made at the first start with
 /// `axon io create` and `store` (scheme, chunk size, drives); `extra` are agent flags.
 pub fn agent_with_store(name: &str, dir: &Path, store: &[&str], extra: &[&str]) -> Agent {
