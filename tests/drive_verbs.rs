@@ -225,5 +225,12 @@ fn dry_runs_end_as_their_real_runs_and_a_removed_drive_says_so() {
         summary.contains(&format!("moved {total} of {total} chunk(s)")),
         "{op:#}"
     );
+
+    // A drive swapped in place: the missing drive's path now holds a new device (here a
+    // new file). The record is refused only for the drive it names; the new one is added.
+    let (code, op) = drive_json(&inv, &["add", "n1", &on(&gone), "--size", "8M"]);
+    assert_eq!(code, 0, "{op:#}");
+    assert_eq!(op["state"], "succeeded", "{op:#}");
+    assert_ne!(info(&gone)["drive"], serde_json::Value::Null);
     drop(agent);
 }
