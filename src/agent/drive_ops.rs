@@ -1044,31 +1044,10 @@ fn same_drive(a: &std::path::Path, b: &std::path::Path) -> bool {
 
 /// Why adding `path` (formatting it, then adding it) would be refused, found without
 /// writing anything and in the words of the real run: a drive of this store is never
-/// formatted over, --force or not; then `drive::format`'s checks (it exists or --size makes
-/// it, a file or a block device, holding nothing unless --force, room for a chunk).
-/// Otherwise the capacity it brings.
+/// formatted over, --force or not; then `drive::format_check`. Otherwise the capacity it
+/// brings.
 fn add_check(s: &Store, path: &std::path::Path, size: u64, force: bool) -> Result<u64, String> {
-    use crate::dataplane::drive::{self, DriveError};
-    use std::io::{Read, Seek, SeekFrom};
-    use std::os::unix::fs::FileTypeExt;
-    let refuse = |why: String, remedy: &str| {
-        DriveError::Refused {
-            path: path.to_path_buf(),
-            why,
-            remedy: remedy.to_string(),
-        }
-        .to_string()
-    };
-    let io = |op: &'static str| {
-        move |source: std::io::Error| {
-            DriveError::Io {
-                path: path.to_path_buf(),
-                op,
-                source,
-            }
-            .to_string()
-        }
-    };
+    use crate::dataplane::drive::{self, DriveError, FormatOptions};
     // A FAILED (or unreadable) drive's path may hold its replacement: a device swapped
     // in place. Only the drive the record names is refused; a new one goes through
     // format's checks below (--force if it holds anything).
@@ -1081,73 +1060,27 @@ fn add_check(s: &Store, path: &std::path::Path, size: u64, force: bool) -> Resul
         .into_iter()
         .find(|d| same_drive(&d.path, path) && !replaced(d))
     {
-        return Err(refuse(
-            format!("is drive {} of this store ({})", d.id, d.state),
-            if matches!(d.state, "INACTIVE" | "FAILED") {
+        return Err(DriveError::Refused {
+            path: path.to_path_buf(),
+            why: format!("is drive {} of this store ({})", d.id, d.state),
+            remedy: if matches!(d.state, "INACTIVE" | "FAILED") {
                 "remove it first (`axon drive remove`); --force does not format over a drive of the store"
             } else {
                 "take it out first (`axon drive deactivate`, then `axon drive remove`); --force does not format over a drive in service"
-            },
-        ));
+            }
+            .to_string(),
+        }
+        .to_string());
     }
     let cs = s.chunk_size();
-    let bytes = if path.exists() {
-        let mut f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(io("open"))?;
-        let kind = f.metadata().map_err(io("stat"))?.file_type();
-        if !(kind.is_file() || kind.is_block_device()) {
-            return Err(refuse(
-                "is neither a regular file nor a block device".into(),
-                "name a file or an NVMe block device",
-            ));
-        }
-        let bytes = f.seek(SeekFrom::End(0)).map_err(io("size"))?;
-        let mut head = vec![0u8; (bytes.min(128 << 10)) as usize];
-        f.seek(SeekFrom::Start(0)).map_err(io("seek"))?;
-        f.read_exact(&mut head).map_err(io("read"))?;
-        if let Some(what) = drive::recognise(&head)
-            && !force
-        {
-            return Err(refuse(
-                format!("holds {what}"),
-                "format it only if that may be destroyed: pass --force",
-            ));
-        }
-        bytes
-    } else {
-        if size == 0 {
-            return Err(refuse(
-                "does not exist".into(),
-                "pass --size to create a file-backed drive, or name a block device",
-            ));
-        }
-        // The file is made in its directory, which must be there.
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."));
-        match std::fs::metadata(dir) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                return Err(io("create")(std::io::Error::from_raw_os_error(
-                    libc::ENOTDIR,
-                )));
-            }
-            Err(e) => return Err(io("create")(e)),
-        }
-        size
+    let o = FormatOptions {
+        size: (size > 0).then_some(size),
+        chunk_size: cs,
+        cluster: s.cluster_id(),
+        force,
     };
-    let slots = drive::slots_for(bytes, cs);
-    if slots == 0 {
-        return Err(refuse(
-            format!("{bytes} bytes hold no {cs}-byte chunk slot"),
-            "use a larger drive or a smaller --chunk-size",
-        ));
-    }
-    Ok(slots * u64::from(cs))
+    let bytes = drive::format_check(path, &o).map_err(|e| e.to_string())?;
+    Ok(drive::slots_for(bytes, cs) * u64::from(cs))
 }
 
 /// How an add went under the store's lock.

@@ -306,10 +306,12 @@ pub struct FormatOptions {
     pub force: bool,
 }
 
-/// Formats `path`: a new sparse file of `size`, an existing file, or a block device.
-/// Refuses one that holds anything (a filesystem, a partition table, another axon drive,
-/// unknown data) unless `force`, naming what it found.
-pub fn format(path: &Path, o: &FormatOptions) -> Result<Superblock, DriveError> {
+/// Why `format` would refuse `path`, found without writing anything (a dry run asks it):
+/// the chunk size, a path that does not exist without a size to create it with (or whose
+/// directory is missing), neither a regular file nor a block device, holding anything (a
+/// filesystem, a partition table, another axon drive, unknown data) unless `force`, no
+/// room for one chunk. Otherwise the drive's size in bytes.
+pub fn format_check(path: &Path, o: &FormatOptions) -> Result<u64, DriveError> {
     let refuse = |why: String, remedy: &str| DriveError::Refused {
         path: path.to_path_buf(),
         why,
@@ -321,40 +323,19 @@ pub fn format(path: &Path, o: &FormatOptions) -> Result<Superblock, DriveError> 
             "give a multiple of 4 KiB from 4 KiB to 64 MiB (default 1 MiB)",
         ));
     }
-    let exists = path.exists();
-    let mut f = if exists {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(io(path, "open"))?
-    } else {
-        let size = o.size.ok_or_else(|| {
-            refuse(
-                "does not exist".into(),
-                "pass --size to create a file-backed drive, or name a block device",
-            )
-        })?;
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .map_err(io(path, "create"))?;
-        // Sparse: only the superblocks and written chunks take space.
-        f.set_len(size).map_err(io(path, "set size"))?;
-        f
-    };
-    let meta = f.metadata().map_err(io(path, "stat"))?;
-    let kind = meta.file_type();
-    if !(kind.is_file() || kind.is_block_device()) {
-        return Err(refuse(
-            "is neither a regular file nor a block device".into(),
-            "name a file or an NVMe block device",
-        ));
-    }
-    let size = f.seek(SeekFrom::End(0)).map_err(io(path, "size"))?;
-    if exists {
+    let size = if path.exists() {
+        // The kind before opening: a FIFO opened to read would wait for a writer.
+        let kind = std::fs::metadata(path)
+            .map_err(io(path, "stat"))?
+            .file_type();
+        if !(kind.is_file() || kind.is_block_device()) {
+            return Err(refuse(
+                "is neither a regular file nor a block device".into(),
+                "name a file or an NVMe block device",
+            ));
+        }
+        let mut f = File::open(path).map_err(io(path, "open"))?;
+        let size = f.seek(SeekFrom::End(0)).map_err(io(path, "size"))?;
         let mut head = vec![0u8; (size.min(128 << 10)) as usize];
         f.seek(SeekFrom::Start(0)).map_err(io(path, "seek"))?;
         f.read_exact(&mut head).map_err(io(path, "read"))?;
@@ -366,20 +347,67 @@ pub fn format(path: &Path, o: &FormatOptions) -> Result<Superblock, DriveError> 
                 "format it only if that may be destroyed: pass --force",
             ));
         }
-    }
-    let slots = slots_for(size, o.chunk_size);
-    if slots == 0 {
+        size
+    } else {
+        let size = o.size.ok_or_else(|| {
+            refuse(
+                "does not exist".into(),
+                "pass --size to create a file-backed drive, or name a block device",
+            )
+        })?;
+        // The file is made in its directory, which must be there.
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(io(path, "create")(std::io::Error::from_raw_os_error(
+                    libc::ENOTDIR,
+                )));
+            }
+            Err(e) => return Err(io(path, "create")(e)),
+        }
+        size
+    };
+    if slots_for(size, o.chunk_size) == 0 {
         return Err(refuse(
             format!("{size} bytes hold no {}-byte chunk slot", o.chunk_size),
             "use a larger drive or a smaller --chunk-size",
         ));
     }
+    Ok(size)
+}
+
+/// Formats `path`: a new sparse file of `size`, an existing file, or a block device.
+/// Refuses what `format_check` refuses, naming what it found.
+pub fn format(path: &Path, o: &FormatOptions) -> Result<Superblock, DriveError> {
+    let size = format_check(path, o)?;
+    let exists = path.exists();
+    let mut f = if exists {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io(path, "open"))?
+    } else {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(io(path, "create"))?;
+        // Sparse: only the superblocks and written chunks take space.
+        f.set_len(size).map_err(io(path, "set size"))?;
+        f
+    };
     let sb = Superblock {
         version: FORMAT_VERSION,
         cluster: o.cluster,
         drive: Uuid::new_v4(),
         chunk_size: o.chunk_size,
-        slots,
+        slots: slots_for(size, o.chunk_size),
         state: DriveState::Inactive,
         generation: 1,
     };
