@@ -313,7 +313,7 @@ async fn run() {
     };
     let fp = axon::wire::tls::Fingerprint::parse(&read("tls/cert.fingerprint")).unwrap();
     let security = Trust::default()
-        .for_agent("flooded", GRPC, Some((fp, "bench".into())), None)
+        .for_agent(GRPC, Some((fp, "bench".into())), None)
         .unwrap();
     let (reader, admin) = (read("reader.token"), read("admin.token"));
     let mut good = client_from("127.0.0.2", &security, &reader).await;

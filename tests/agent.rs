@@ -65,7 +65,7 @@ fn pinned(r: &Running) -> Security {
     let fp = r.agent.tls.as_ref().expect("TLS by default").fingerprint;
     let addr = r.agent.grpc_addr.unwrap().to_string();
     Trust::default()
-        .for_agent("test", &addr, Some((fp, "test".into())), None)
+        .for_agent(&addr, Some((fp, "test".into())), None)
         .unwrap()
 }
 

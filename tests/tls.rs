@@ -135,7 +135,6 @@ async fn a_changed_certificate_is_refused_with_both_fingerprints() {
     let wrong = Fingerprint::of_der(b"some other certificate");
     let sec = axon::fleet::tls::Trust::default()
         .for_agent(
-            "axon007",
             &a.grpc().to_string(),
             Some((wrong, "inventory /etc/axon/inv.toml (node axon007)".into())),
             None,
@@ -166,9 +165,7 @@ async fn an_unpinned_agent_is_refused_unless_tofu_which_then_refuses_a_change() 
         known_agents: Some(known.clone()),
         ..Default::default()
     });
-    let sec = strict
-        .for_agent("n1", &addr.to_string(), None, None)
-        .unwrap();
+    let sec = strict.for_agent(&addr.to_string(), None, None).unwrap();
     let e = snapshot_with(&a, sec).await.unwrap_err();
     assert!(
         e.contains("cannot verify") && e.contains(&real.to_string()) && e.contains("--tofu"),
@@ -187,7 +184,7 @@ async fn an_unpinned_agent_is_refused_unless_tofu_which_then_refuses_a_change() 
         known_agents: Some(known.clone()),
         ..Default::default()
     });
-    let sec = tofu.for_agent("n1", &addr.to_string(), None, None).unwrap();
+    let sec = tofu.for_agent(&addr.to_string(), None, None).unwrap();
     snapshot_with(&a, sec).await.unwrap();
     let text = std::fs::read_to_string(&known).unwrap();
     assert_eq!(text.trim(), format!("{addr} {real}"));
@@ -214,7 +211,7 @@ async fn an_unpinned_agent_is_refused_unless_tofu_which_then_refuses_a_change() 
         known_agents: Some(known.clone()),
         ..Default::default()
     });
-    let sec = tofu.for_agent("n1", &addr.to_string(), None, None).unwrap();
+    let sec = tofu.for_agent(&addr.to_string(), None, None).unwrap();
     let e = snapshot_with(&b, sec).await.unwrap_err();
     assert!(
         e.contains("changed")
@@ -271,18 +268,14 @@ async fn a_ca_file_verifies_an_operator_issued_certificate() {
         ca_file: Some(ca),
         ..Default::default()
     });
-    let sec = trust
-        .for_agent("n1", &a.grpc().to_string(), None, None)
-        .unwrap();
+    let sec = trust.for_agent(&a.grpc().to_string(), None, None).unwrap();
     snapshot_with(&a, sec).await.unwrap();
     // Another CA does not vouch for it; the message names the CA file.
     let trust = agents::trust(TrustOptions {
         ca_file: Some(other_ca),
         ..Default::default()
     });
-    let sec = trust
-        .for_agent("n1", &a.grpc().to_string(), None, None)
-        .unwrap();
+    let sec = trust.for_agent(&a.grpc().to_string(), None, None).unwrap();
     let e = snapshot_with(&a, sec).await.unwrap_err();
     assert!(
         e.contains("not trusted by CA file") && e.contains("other-ca.pem"),
@@ -294,7 +287,7 @@ async fn a_ca_file_verifies_an_operator_issued_certificate() {
         ..Default::default()
     });
     let sec = trust
-        .for_agent("n1", &format!("localhost:{}", a.grpc().port()), None, None)
+        .for_agent(&format!("localhost:{}", a.grpc().port()), None, None)
         .unwrap();
     let e = client::connect(
         &axon::fleet::client::Target::Tcp {
@@ -331,7 +324,6 @@ async fn insecure_agent_and_console_speak_plain_text_and_a_tls_console_is_told_w
     snapshot_with(&a, Security::Plaintext).await.unwrap();
     let sec = axon::fleet::tls::Trust::default()
         .for_agent(
-            "n1",
             &a.grpc().to_string(),
             Some((Fingerprint::of_der(b"x"), "test".into())),
             None,
@@ -448,9 +440,7 @@ async fn tofu_records_nothing_when_the_server_cannot_prove_the_key() {
         known_agents: Some(known.clone()),
         ..Default::default()
     });
-    let sec = trust
-        .for_agent("n1", &addr.to_string(), None, None)
-        .unwrap();
+    let sec = trust.for_agent(&addr.to_string(), None, None).unwrap();
     let r = client::connect(
         &axon::fleet::client::Target::Tcp {
             addr: addr.to_string(),

@@ -458,13 +458,12 @@ impl Trust {
         self.insecure
     }
 
-    /// Security for the agent `node` at `addr` (`host:port`), with the fingerprint and CA
-    /// file its inventory entry gives (`source` names where the pin came from). Refusals
-    /// suggest the inventory's remedies; they name neither node nor address (the messages
-    /// they end up in do).
+    /// Security for the agent at `addr` (`host:port`), with the fingerprint and CA file its
+    /// inventory entry gives (`source` names where the pin came from). Refusals suggest the
+    /// inventory's remedies; they name neither node nor address (the messages they end up
+    /// in do).
     pub fn for_agent(
         &self,
-        _node: &str,
         addr: &str,
         pin: Option<(Fingerprint, String)>,
         ca_file: Option<&Path>,

@@ -26,12 +26,7 @@ impl TestAgent {
     pub fn pinned(&self) -> Security {
         let fp = self.agent.tls.as_ref().expect("TLS").fingerprint;
         Trust::default()
-            .for_agent(
-                "test",
-                &self.grpc().to_string(),
-                Some((fp, "test".into())),
-                None,
-            )
+            .for_agent(&self.grpc().to_string(), Some((fp, "test".into())), None)
             .unwrap()
     }
     pub fn target(&self, token: &str, security: Security) -> Target {
