@@ -1516,8 +1516,14 @@ mod tests {
         // Writes go on with 4 nodes? No: 3+2 needs 5 nodes that take chunks.
         let err = put(&f, "new", &data(10, 1)).await.unwrap_err();
         assert!(err.to_string().contains("chunks could be placed"), "{err}");
-        // m+1 away: a clear error, never wrong bytes.
-        net.away.lock().unwrap().insert(3);
+        // m+1 away, three of obj/0's own nodes (any three of six would leave an object
+        // readable 1 time in 2): a clear error, never wrong bytes.
+        net.away.lock().unwrap().clear();
+        let m0 = f.manifest("obj/0", &layout(6)).await.unwrap();
+        net.away
+            .lock()
+            .unwrap()
+            .extend(m0.stripes[0].nodes.iter().take(3).copied());
         let mut unavailable = 0;
         for (i, &n) in sizes.iter().enumerate().take(5) {
             match get(&f, &format!("obj/{i}")).await {
