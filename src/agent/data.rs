@@ -1403,9 +1403,9 @@ const NO_ROOM_FOR: Duration = Duration::from_secs(60);
 struct RepairTurn {
     /// Where the next round starts in the list of lost chunks.
     from: usize,
-    /// Until when this node has no room for a rewritten chunk (its last drive failed,
-    /// or the others are full), and why.
-    no_room: Option<(Instant, String)>,
+    /// Until then this node has no room for a rewritten chunk (its last drive failed,
+    /// or the others are full): lost chunks go straight to other members.
+    no_room_until: Option<Instant>,
     /// Not before then are objects repaired onto other members again: the last try
     /// found nowhere to put them.
     elsewhere_after: Option<Instant>,
@@ -1455,13 +1455,6 @@ async fn repair_own(
     let (mut repaired, mut here_now) = (0u64, 0u64);
     let mut avoid = net.away_now();
     avoid.insert(me);
-    if turn
-        .no_room
-        .as_ref()
-        .is_some_and(|(t, _)| t.elapsed() > NO_ROOM_FOR)
-    {
-        turn.no_room = None;
-    }
     let elsewhere_now = turn.elsewhere_after.is_none_or(|t| Instant::now() >= t);
     // Objects to repair onto other members, by key, with their chunks lost here.
     let mut elsewhere: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -1494,7 +1487,7 @@ async fn repair_own(
             },
             None => continue,
         };
-        if turn.no_room.is_some() {
+        if turn.no_room_until.is_some_and(|t| Instant::now() < t) {
             if elsewhere_now {
                 elsewhere
                     .entry(m.key.clone())
@@ -1535,7 +1528,7 @@ async fn repair_own(
                 tracing::warn!(
                     "repair: no room here for chunks lost on a failed drive ({e}); rebuilding them on other members instead"
                 );
-                turn.no_room = Some((Instant::now(), e.to_string()));
+                turn.no_room_until = Some(Instant::now() + NO_ROOM_FOR);
                 if elsewhere_now {
                     elsewhere
                         .entry(m.key.clone())
