@@ -137,8 +137,12 @@ fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
             })
         },
     );
-    let config: axon::model::cluster::ClusterConfig =
-        serde_json::from_value(v["nodes"][0]["report"]["config"].clone()).unwrap();
+    // `--json` words the IO status as the text output does (STOPPED); the replicated
+    // state, which ClusterConfig reads, keeps serde's name of the enum.
+    let mut raw = v["nodes"][0]["report"]["config"].clone();
+    assert_eq!(raw["io"], "STOPPED", "{raw:#}");
+    raw["io"] = serde_json::to_value(axon::model::cluster::IoStatus::Stopped).unwrap();
+    let config: axon::model::cluster::ClusterConfig = serde_json::from_value(raw).unwrap();
     let mut holders: Vec<u64> = config.drives.values().map(|d| d.node).collect();
     holders.sort_unstable();
     assert_eq!(holders, vec![1, 2, 3, 4, 5, 6]);
@@ -193,7 +197,7 @@ fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|n| n["report"]["config"]["io"] == "Started")
+            .all(|n| n["report"]["config"]["io"] == "STARTED")
             && e.iter().all(|x| *x == e[0])
     });
     // Again, on another member: the cluster is started already, so nothing changes (it
@@ -207,6 +211,26 @@ fn a_cluster_formed_from_the_inventory_survives_kill_9_of_its_leader() {
     assert!(err.contains("IO is already STARTED (epoch"), "{err}");
     let (_, again) = status(&inv);
     assert_eq!(epochs(&again), epochs(&started), "{again:#}");
+    // create run again with --json answers with the member's report, its IO status worded
+    // as the text output and `axon status` word it.
+    let (code, out, err) = run(
+        &[
+            "cluster",
+            "create",
+            "--inventory",
+            &inv_s,
+            "--scheme",
+            "4+2",
+            "--hot-spares",
+            "0",
+            "--json",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let created: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    assert_eq!(created["config"]["io"], "STARTED", "{created:#}");
     // axon status carries the cluster's line.
     let (_, out, err) = run(&["status", "--inventory", &inv_s], Duration::from_secs(60));
     let line = status_line(&out, &err, "cluster");

@@ -152,7 +152,7 @@ async fn create(a: ClusterCreateArgs) -> Result<i32> {
         Err(e) => return Err(e.into()),
     };
     if a.json {
-        println!("{}", serde_json::to_string(&info)?);
+        println!("{}", report_json(&info)?);
     } else {
         println!(
             "formed cluster {cluster}: {n} members, {k}+{m} with {} hot spares, leader {} (node {leader}), epoch {}",
@@ -171,6 +171,20 @@ async fn create(a: ClusterCreateArgs) -> Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// A member's report as `--json` prints it: the configuration's IO status in the words of
+/// the text output and of `axon status` (STARTED, STOPPED, STARTING), not serde's name of
+/// the enum ("Started"), which the replicated Raft state keeps so older members read it.
+fn report_json(i: &AgentCluster) -> serde_json::Result<serde_json::Value> {
+    let mut v = serde_json::to_value(i)?;
+    if let (Some(c), Some(o)) = (
+        &i.config,
+        v.get_mut("config").and_then(|c| c.as_object_mut()),
+    ) {
+        o.insert("io".into(), c.io.as_str().into());
+    }
+    Ok(v)
 }
 
 async fn wait_leader(c: &mut ClusterAgent) -> Result<u64> {
@@ -218,13 +232,15 @@ async fn status(a: ClusterStatusArgs) -> Result<i32> {
         ok.iter().filter_map(|i| i.data.clone()).collect();
     let data = (!shares.is_empty()).then(|| crate::dataplane::cluster::protection::sum(&shares, m));
     if a.json {
-        let v: Vec<serde_json::Value> = rows
+        let v = rows
             .iter()
-            .map(|(n, r)| match r {
-                Ok(i) => serde_json::json!({"node": n, "report": i}),
-                Err(e) => serde_json::json!({"node": n, "error": e}),
+            .map(|(n, r)| {
+                Ok(match r {
+                    Ok(i) => serde_json::json!({"node": n, "report": report_json(i)?}),
+                    Err(e) => serde_json::json!({"node": n, "error": e}),
+                })
             })
-            .collect();
+            .collect::<serde_json::Result<Vec<_>>>()?;
         println!(
             "{}",
             serde_json::json!({"agreed": agreed, "nodes": v, "data": data})

@@ -146,7 +146,7 @@ pub fn start_io(inv: &Path) {
             .as_array()
             .unwrap()
             .iter()
-            .all(|x| x["report"]["config"]["io"] == "Started")
+            .all(|x| x["report"]["config"]["io"] == "STARTED")
     });
 }
 
