@@ -3,7 +3,7 @@
 //! in through `axon demo fail|heal|corrupt … --dir` (the demo's fault socket), and the
 //! cluster's own answers are checked: a failed node is read around, rebuilt past the
 //! grace period, and rejoins when healed; a failed drive's chunks and corrupted chunks
-//! are rewritten from parity; an object written before the faults reads back
+//! are counted in their stripes and rewritten from parity; an object written before the faults reads back
 //! bit-identical after each; bad fault requests get clear errors.
 
 mod common;
@@ -144,13 +144,27 @@ fn demo_faults_are_read_around_rebuilt_and_repaired() {
         d["away"] == serde_json::json!([]) && d["protection"] == "OK"
     });
 
-    // A drive fails: its chunks are rewritten on the node's other drive.
+    // A drive fails: its chunks are rewritten on the node's other drive. With IO
+    // stopped first, nothing rewrites them, and their stripes are counted with one chunk
+    // lost (axon004 answers; its pings list the chunks it cannot serve).
+    let (code, out, e) = run(&["stop-io", "--inventory", &inv_s], Duration::from_secs(60));
+    assert_eq!(code, 0, "{out}{e}");
     let before = data(&inv)["repaired_chunks"].as_u64().unwrap_or(0);
     let (code, out, e) = demo(&["fail", "drive", "axon004", "0", "--dir", &dir_s]);
     assert_eq!(code, 0, "{out}{e}");
     assert!(out.contains("drive00 FAILED"), "{out}");
+    let d = until_data(&inv, "stripes counted with axon004's lost chunks", |d| {
+        d["stripes_by_lost"][1].as_u64().unwrap_or(0) > 0
+    });
+    assert_eq!(d["protection"], "PARTIALLY_PROTECTED", "{d:#}");
+    assert_eq!(d["stripes_by_lost"][2], 0, "{d:#}");
+    let (code, out, e) = run(&["start-io", "--inventory", &inv_s], Duration::from_secs(60));
+    assert_eq!(code, 0, "{out}{e}");
     let d = until_data(&inv, "axon004's lost chunks rewritten", |d| {
-        d["repaired_chunks"].as_u64().unwrap_or(0) > before && d["lost_chunks"] == 0
+        d["repaired_chunks"].as_u64().unwrap_or(0) > before
+            && d["lost_chunks"] == 0
+            && d["stripes_by_lost"][1] == 0
+            && d["protection"] == "OK"
     });
     same(&inv, "test/probe", &want, &back);
 
@@ -161,7 +175,9 @@ fn demo_faults_are_read_around_rebuilt_and_repaired() {
     assert_eq!(code, 0, "{out}{e}");
     assert!(out.contains("drive01 FAILED"), "{out}");
     let d = until_data(&inv, "axon004's chunks rebuilt on other members", |d| {
-        d["repaired_chunks"].as_u64().unwrap_or(0) > before && d["lost_chunks"] == 0
+        d["repaired_chunks"].as_u64().unwrap_or(0) > before
+            && d["lost_chunks"] == 0
+            && d["stripes_by_lost"][1] == 0
     });
     assert_eq!(d["protection"], "OK", "{d:#}");
     same(&inv, "test/probe", &want, &back);
@@ -172,9 +188,12 @@ fn demo_faults_are_read_around_rebuilt_and_repaired() {
     assert_eq!(code, 0, "{out}{e}");
     assert!(out.contains("flipped bytes on disk in"), "{out}");
     same(&inv, "test/probe", &want, &back);
-    until_data(&inv, "axon005's damaged chunks rewritten", |d| {
-        d["repaired_chunks"].as_u64().unwrap_or(0) > before && d["lost_chunks"] == 0
+    let d = until_data(&inv, "axon005's damaged chunks rewritten", |d| {
+        d["repaired_chunks"].as_u64().unwrap_or(0) > before
+            && d["lost_chunks"] == 0
+            && d["stripes_by_lost"][1] == 0
     });
+    assert_eq!(d["protection"], "OK", "{d:#}");
     same(&inv, "test/probe", &want, &back);
 
     // Bad requests: clear errors, nothing changes.

@@ -258,6 +258,39 @@ pub struct DataSvc {
     node: Arc<NodeData>,
     writes: Arc<Writes>,
     chunk_size: u32,
+    losses: Arc<LossCache>,
+}
+
+/// Lost chunk keys a ping carries at most (about 40 bytes each): a node with more
+/// reports how many, and the members count the stripes of the first this many.
+const LOSSES_IN_PING: usize = 4096;
+
+/// This node's lost chunks as its pings report them: (keys, at most `LOSSES_IN_PING`;
+/// how many in all). Read from the store at most once per `PING_EVERY`: every member
+/// pings every second, and the store's list walks its index when there are losses.
+#[derive(Default)]
+pub struct LossCache(Mutex<Option<(Instant, Arc<LossList>)>>);
+
+/// Lost chunk keys (at most `LOSSES_IN_PING`) and how many there are in all.
+type LossList = (Vec<String>, u64);
+
+impl LossCache {
+    async fn get(&self, node: &Arc<NodeData>) -> Result<Arc<LossList>, NodeError> {
+        if let Ok(g) = self.0.lock()
+            && let Some((t, v)) = &*g
+            && t.elapsed() < PING_EVERY
+        {
+            return Ok(v.clone());
+        }
+        let mut keys = blocking(node, |n| n.losses()).await?;
+        let total = keys.len() as u64;
+        keys.truncate(LOSSES_IN_PING);
+        let v = Arc::new((keys, total));
+        if let Ok(mut g) = self.0.lock() {
+            *g = Some((Instant::now(), v.clone()));
+        }
+        Ok(v)
+    }
 }
 
 fn manifest_of(json: &str) -> Result<Manifest, Status> {
@@ -353,12 +386,15 @@ impl pb::data_service_server::DataService for DataSvc {
         let (free, cap, chunks) = blocking(&self.node, |n| n.usage())
             .await
             .map_err(node_status)?;
+        let losses = self.losses.get(&self.node).await.map_err(node_status)?;
         Ok(Response::new(pb::PingReply {
             node_id: self.me,
             free_bytes: free,
             capacity_bytes: cap,
             chunks,
             chunk_size: self.chunk_size,
+            lost: losses.0.clone(),
+            lost_total: losses.1,
         }))
     }
 }
@@ -520,11 +556,13 @@ impl DataHost {
             stats.clone(),
         );
         let writes = Writes::start(&self.node);
+        let losses = Arc::new(LossCache::default());
         let handler = DataSvc {
             me: m.node_id,
             node: self.node.clone(),
             writes: writes.clone(),
             chunk_size: self.chunk_size,
+            losses: losses.clone(),
         };
         let svc = pb::data_service_server::DataServiceServer::new(handler.clone())
             .max_decoding_message_size(MAX_MESSAGE)
@@ -568,6 +606,8 @@ impl DataHost {
             addrs,
             down: Mutex::new(HashSet::new()),
             changed: tokio::sync::Notify::new(),
+            own_losses: losses,
+            losses: Mutex::new(HashMap::new()),
         });
         let pinger = net.clone();
         let mut stop_ping = stats.stopping();
@@ -610,6 +650,10 @@ pub struct GrpcNet {
     down: Mutex<HashSet<NodeId>>,
     /// Fires when a member goes away or comes back, so the counts follow at once.
     changed: tokio::sync::Notify,
+    /// This node's lost chunks (shared with its data service's pings).
+    own_losses: Arc<LossCache>,
+    /// The chunks each node (this one too) holds but cannot serve, as it reported last.
+    losses: Mutex<HashMap<NodeId, protection::Losses>>,
 }
 
 /// Whether nothing listens at `addr`: a connection refused (the agent stopped, its data
@@ -717,10 +761,14 @@ impl GrpcNet {
     async fn ping_all(&self) {
         let mut got = HashMap::new();
         let mut caps = HashMap::new();
+        let mut lost = HashMap::new();
         let local = self.local.clone();
         if let Ok(Ok((free, cap, _))) = tokio::task::spawn_blocking(move || local.usage()).await {
             got.insert(self.me, free);
             caps.insert(self.me, cap);
+        }
+        if let Ok(l) = self.own_losses.get(&self.local).await {
+            lost.insert(self.me, protection::Losses::from_keys(&l.0, l.1));
         }
         let calls = self.peers.keys().map(|&n| async move {
             let r = match self.client(n) {
@@ -736,7 +784,11 @@ impl GrpcNet {
                 n,
                 r.map(|r| {
                     let r = r.into_inner();
-                    (r.free_bytes, r.capacity_bytes)
+                    (
+                        r.free_bytes,
+                        r.capacity_bytes,
+                        protection::Losses::from_keys(&r.lost, r.lost_total),
+                    )
                 }),
             )
         });
@@ -744,9 +796,10 @@ impl GrpcNet {
         let before = self.away_now();
         let mut silent = Vec::new();
         for (n, usage) in futures::future::join_all(calls).await {
-            if let Some((f, c)) = usage {
+            if let Some((f, c, l)) = usage {
                 got.insert(n, f);
                 caps.insert(n, c);
+                lost.insert(n, l);
                 if let Ok(mut s) = self.seen.lock() {
                     s.insert(n, now);
                 }
@@ -779,6 +832,18 @@ impl GrpcNet {
         if let Ok(mut c) = self.cap.lock() {
             c.extend(caps);
         }
+        if let Ok(mut l) = self.losses.lock() {
+            l.extend(lost);
+        }
+    }
+
+    /// The chunks each node holds but cannot serve, as it reported last (a node that
+    /// stopped answering keeps its last report: it is away, and all its chunks count).
+    pub fn losses(&self) -> HashMap<NodeId, protection::Losses> {
+        self.losses
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default()
     }
 
     /// (node, free bytes, capacity) as each node reported last.
@@ -896,8 +961,9 @@ pub struct RebuildConfig {
 }
 
 /// Every 2 s, as soon as a member is found gone or back, and as a grace period ends:
-/// counts the stripes this node is responsible for by chunks on members away
-/// (protection), and when members have been away longer than the grace period, rebuilds
+/// counts the stripes this node is responsible for by chunks lost — on members away, or
+/// held unreadable by members that answer — (protection), and when members have been
+/// away longer than the grace period, rebuilds
 /// their chunks elsewhere — the most degraded objects first, at the configured rate,
 /// reporting progress every 2 s. Runs while the agent does.
 pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig) {
@@ -998,7 +1064,15 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
             .filter(|m| !m.deleted && protection::responsible(&m.key, &layout.members, &away, me))
             .collect();
         let refs: Vec<&Manifest> = mine.iter().collect();
-        let by_lost = protection::count(&refs, config.m, &away);
+        // Chunks that nodes answering hold but cannot serve count as lost in their
+        // stripes; with IO started their holders are rewriting them (`repair_own`),
+        // which is a rebuild.
+        let losses = net.losses();
+        let repairing = config.io == crate::model::cluster::IoStatus::Started
+            && losses
+                .iter()
+                .any(|(n, l)| !l.is_empty() && !away.contains(n));
+        let by_lost = protection::count(&refs, config.m, &away, &losses);
         // A member away, or chunks lost here: a redistribution under way stops (the
         // rebuild or the repair comes first, and a move must not take a stripe's last
         // spare chunk away).
@@ -1019,7 +1093,7 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
             s.bytes = mine.iter().map(|m| m.size).sum();
             s.away = sorted(&away);
             s.failed = sorted(&failed);
-            s.protection = match protection::word(&by_lost, config.m, rebuilding) {
+            s.protection = match protection::word(&by_lost, config.m, rebuilding || repairing) {
                 "OK" if redistributing => "REDISTRIBUTING",
                 w => w,
             }

@@ -124,9 +124,16 @@ pub fn sum(parts: &[DataStatus], m: usize) -> DataStatus {
     out.away.sort_unstable();
     out.failed = failed.into_iter().collect();
     out.failed.sort_unstable();
-    out.protection = word(&out.stripes_by_lost, m, out.rebuild.active).to_string();
-    // Chunks lost inside a node (a failed drive, damage) leave their stripes short of one
-    // until the holder rewrites them.
+    // Chunks lost inside a node (a failed drive, damage) are counted in their stripes
+    // and being rewritten by their holders: a rebuild too.
+    out.protection = word(
+        &out.stripes_by_lost,
+        m,
+        out.rebuild.active || out.lost_chunks > 0,
+    )
+    .to_string();
+    // Stripes reported whole while chunks are still lost: a holder listed more than a
+    // ping carries, or the counts have not caught up yet.
     if out.lost_chunks > 0 && out.protection == "OK" {
         out.protection = "REBUILDING".to_string();
     }

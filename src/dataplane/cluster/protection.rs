@@ -1,10 +1,11 @@
 //! Protection (DATAPLANE.md, "Protection status"): stripes counted by chunks lost — on
-//! nodes away — and the word `weka status` would say. Each object is counted by one node
+//! nodes away, or held unreadable by a node that answers (a failed drive, damage) — and
+//! the word `weka status` would say. Each object is counted by one node
 //! only, its *responsible* node (the first of the key's home ranking that is not away), so
 //! the members' counts add up to the cluster's.
 
-use super::objects::{Manifest, NodeId, home_ranking};
-use std::collections::HashSet;
+use super::objects::{Manifest, NodeId, home_ranking, parse_chunk_key};
+use std::collections::{HashMap, HashSet};
 
 pub use crate::model::dataplane::{DataStatus, RebuildProgress, sum, word};
 
@@ -17,12 +18,69 @@ pub fn responsible(key: &str, members: &[NodeId], away: &HashSet<NodeId>, me: No
         == Some(me)
 }
 
-/// Stripes of `manifests` by chunks on `away` nodes, capped at m+1.
-pub fn count(manifests: &[&Manifest], m: usize, away: &HashSet<NodeId>) -> Vec<u64> {
+/// Chunks one node holds but cannot serve (on a failed or missing drive, or damaged), as
+/// it reported them: by object, (stripe, index).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Losses {
+    by_object: HashMap<String, HashSet<(usize, usize)>>,
+    /// How many the node has in all: more than were listed when its list was cut.
+    pub total: u64,
+}
+
+impl Losses {
+    /// From chunk keys (`objects::chunk_key`); keys of another shape are skipped.
+    pub fn from_keys<S: AsRef<str>>(keys: &[S], total: u64) -> Losses {
+        let mut by_object: HashMap<String, HashSet<(usize, usize)>> = HashMap::new();
+        for k in keys {
+            if let Some((o, i, idx)) = parse_chunk_key(k.as_ref()) {
+                by_object.entry(o.to_string()).or_default().insert((i, idx));
+            }
+        }
+        Losses {
+            by_object,
+            total: total.max(keys.len() as u64),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// Whether chunk `idx` of stripe `i` of `object` is among them.
+    pub fn has(&self, object: &str, i: usize, idx: usize) -> bool {
+        self.by_object
+            .get(object)
+            .is_some_and(|s| s.contains(&(i, idx)))
+    }
+}
+
+/// Stripes of `manifests` by chunks lost, capped at m+1: a chunk is lost when its node is
+/// `away`, or when the node answers but listed it among its `losses`.
+pub fn count(
+    manifests: &[&Manifest],
+    m: usize,
+    away: &HashSet<NodeId>,
+    losses: &HashMap<NodeId, Losses>,
+) -> Vec<u64> {
     let mut by = vec![0u64; m + 2];
+    let losses: HashMap<NodeId, &Losses> = losses
+        .iter()
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(n, l)| (*n, l))
+        .collect();
     for man in manifests {
-        for st in &man.stripes {
-            let lost = st.nodes.iter().filter(|n| away.contains(n)).count();
+        for (i, st) in man.stripes.iter().enumerate() {
+            let lost = st
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(idx, n)| {
+                    away.contains(n)
+                        || losses
+                            .get(n)
+                            .is_some_and(|l| l.has(&man.object, i, *idx))
+                })
+                .count();
             by[lost.min(m + 1)] += 1;
         }
     }
@@ -32,7 +90,7 @@ pub fn count(manifests: &[&Manifest], m: usize, away: &HashSet<NodeId>) -> Vec<u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataplane::cluster::objects::StripeMap;
+    use crate::dataplane::cluster::objects::{StripeMap, chunk_key};
 
     fn man(key: &str, stripes: Vec<Vec<NodeId>>) -> Manifest {
         Manifest {
@@ -64,13 +122,36 @@ mod tests {
             vec![vec![1, 2, 3, 4], vec![2, 3, 4, 5], vec![3, 4, 5, 6]],
         );
         let away: HashSet<NodeId> = [3, 4, 5].into();
-        assert_eq!(count(&[&a], 2, &away), vec![0, 0, 1, 2]);
+        assert_eq!(count(&[&a], 2, &away, &HashMap::new()), vec![0, 0, 1, 2]);
         assert_eq!(word(&[0, 0, 1, 2], 2, false), "UNAVAILABLE");
         assert_eq!(word(&[5, 0, 1, 0], 2, false), "UNPROTECTED");
         assert_eq!(word(&[5, 1, 0, 0], 2, false), "PARTIALLY_PROTECTED");
         assert_eq!(word(&[5, 1, 0, 0], 2, true), "REBUILDING");
         assert_eq!(word(&[5, 0, 0, 0], 2, true), "OK");
         assert_eq!(word(&[], 2, false), "OK");
+    }
+
+    #[test]
+    fn chunks_a_node_cannot_serve_count_as_lost_in_their_own_stripe_only() {
+        // Object "o": stripe 0 on 1..4, stripe 1 on 2..5.
+        let a = man("a", vec![vec![1, 2, 3, 4], vec![2, 3, 4, 5]]);
+        let none = HashSet::new();
+        assert_eq!(count(&[&a], 2, &none, &HashMap::new()), vec![2, 0, 0, 0]);
+        // Node 3 lost chunk 1 of stripe 1 (it holds it: nodes [2,3,4,5][1] = 3).
+        let lost = HashMap::from([(3, Losses::from_keys(&[chunk_key("o", 1, 1)], 1))]);
+        assert_eq!(count(&[&a], 2, &none, &lost), vec![1, 1, 0, 0]);
+        // The same key listed by a node that does not hold it there counts for nothing.
+        let elsewhere = HashMap::from([(4, Losses::from_keys(&[chunk_key("o", 1, 1)], 1))]);
+        assert_eq!(count(&[&a], 2, &none, &elsewhere), vec![2, 0, 0, 0]);
+        // Another object's chunk, and a key of another shape, count for nothing.
+        let other = HashMap::from([(3, Losses::from_keys(&[chunk_key("p", 1, 1), "junk".into()], 2))]);
+        assert_eq!(count(&[&a], 2, &none, &other), vec![2, 0, 0, 0]);
+        // A loss on a node also away is one chunk lost, not two.
+        let away: HashSet<NodeId> = [3].into();
+        assert_eq!(count(&[&a], 2, &away, &lost), vec![0, 2, 0, 0]);
+        // With node 5 away too, stripe 1 has two lost.
+        let away: HashSet<NodeId> = [5].into();
+        assert_eq!(count(&[&a], 2, &away, &lost), vec![1, 0, 1, 0]);
     }
 
     #[test]

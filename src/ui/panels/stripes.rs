@@ -239,9 +239,6 @@ fn dataplane_lines(
             let last = d.stripes_by_lost.len().saturating_sub(1);
             for (i, n) in d.stripes_by_lost.iter().enumerate() {
                 let (text, style) = match i {
-                    // Counted by members away; chunks lost on failed drives are on the
-                    // Repair line.
-                    0 if d.lost_chunks > 0 => (format!("{n} whole or being repaired"), th.warn),
                     0 => (format!("{n} whole"), th.ok),
                     _ if i == last => (
                         format!("{n} unreadable"),
