@@ -158,6 +158,15 @@ fn demo_faults_are_read_around_rebuilt_and_repaired() {
     });
     assert_eq!(d["protection"], "PARTIALLY_PROTECTED", "{d:#}");
     assert_eq!(d["stripes_by_lost"][2], 0, "{d:#}");
+    let (code, out, e) = run(
+        &["cluster", "status", "--inventory", &inv_s],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{out}{e}");
+    assert!(
+        out.contains("PARTIALLY_PROTECTED") && out.contains("with 1 lost"),
+        "{out}"
+    );
     let (code, out, e) = run(&["start-io", "--inventory", &inv_s], Duration::from_secs(60));
     assert_eq!(code, 0, "{out}{e}");
     let d = until_data(&inv, "axon004's lost chunks rewritten", |d| {

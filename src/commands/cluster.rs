@@ -683,9 +683,6 @@ fn data_lines(
         }
         let last = i + 1 == d.stripes_by_lost.len();
         by.push(match i {
-            // Stripes are counted by members away; a chunk lost on a failed drive is
-            // counted on the repair line below, not by stripe.
-            0 if d.lost_chunks > 0 => format!("{n} whole or being repaired"),
             0 => format!("{n} whole"),
             _ if last => format!("{n} with more than {} lost (unreadable)", i - 1),
             _ => format!("{n} with {i} lost"),
