@@ -206,6 +206,19 @@ fn dry_runs_end_as_their_real_runs_and_a_removed_drive_says_so() {
         &["add", "n1", &on(&dir.join("tiny")), "--size", "1M"],
         "hold no 65536-byte chunk slot",
     );
+    // An add that fails after it created its file takes the file back: here the new file
+    // cannot be given its size (more bytes than a file offset can count), which no check
+    // foresees.
+    let huge = dir.join("huge");
+    let (code, op) = drive_json(&inv, &["add", "n1", &on(&huge), "--size", "9000000T"]);
+    assert_eq!(code, 2, "{op:#}");
+    assert_eq!(op["state"], "failed", "{op:#}");
+    assert!(op["error"].as_str().unwrap().contains("set size"), "{op:#}");
+    assert!(
+        !huge.exists(),
+        "the failed add left {} behind",
+        huge.display()
+    );
 
     // Added back with --force: the preview and the final record carry its capacity, and
     // the final step counter reaches its total.

@@ -1083,6 +1083,33 @@ fn add_check(s: &Store, path: &std::path::Path, size: u64, force: bool) -> Resul
     Ok(drive::slots_for(bytes, cs) * u64::from(cs))
 }
 
+/// After the store did not take a drive this add formatted: removes the file if the add
+/// created it, unless the store may have recorded the drive in its index by then (the
+/// store writes the drive's new state into its superblock before its index names it, so a
+/// superblock still as format left it was never recorded). What became of the file; None
+/// when the add created none.
+fn take_back(path: &std::path::Path, f: &crate::dataplane::drive::Formatted) -> Option<String> {
+    use crate::dataplane::drive;
+    let made = f.created?;
+    if !drive::open(path).is_ok_and(|o| o.superblock == f.superblock) {
+        return Some(format!(
+            "{} (created by this add) was left in place: the store may have recorded it",
+            path.display()
+        ));
+    }
+    Some(match drive::remove_created(path, made) {
+        Ok(true) => format!("{} (created by this add) was removed", path.display()),
+        Ok(false) => format!(
+            "{} no longer names the file this add created: nothing removed",
+            path.display()
+        ),
+        Err(x) => format!(
+            "{} (created by this add) could not be removed ({x}): remove it by hand",
+            path.display()
+        ),
+    })
+}
+
 /// How an add went under the store's lock.
 enum Added {
     Refused(String),
@@ -1090,6 +1117,9 @@ enum Added {
     Would(u64),
     /// Formatted and added: its id and capacity.
     Done(uuid::Uuid, u64),
+    /// Formatted, but the store did not take it: why, and what became of a file the add
+    /// created.
+    Failed(String),
 }
 
 /// Add: format the drive for this store (refusing one that holds data, unless forced, and
@@ -1119,9 +1149,17 @@ pub async fn add(h: OpHandle, store: SharedStore, r: DriveRequest) {
             cluster: s.cluster_id(),
             force,
         };
-        let sb = crate::dataplane::drive::format(&p2, &o)?;
-        let id = s.add_drive_as(&p2, force, DriveState::PhasingIn)?;
-        Ok(Added::Done(id, sb.slots * u64::from(sb.chunk_size)))
+        // A file this add creates is its own: an add that fails takes it back (format
+        // does so itself if formatting fails), never a file or device that was there.
+        let f = crate::dataplane::drive::format_tracked(&p2, &o)?;
+        let sb = f.superblock;
+        match s.add_drive_as(&p2, force, DriveState::PhasingIn) {
+            Ok(id) => Ok(Added::Done(id, sb.slots * u64::from(sb.chunk_size))),
+            Err(e) => Ok(Added::Failed(match take_back(&p2, &f) {
+                Some(what) => format!("{e}; {what}"),
+                None => e.to_string(),
+            })),
+        }
     })
     .await;
     let mut out = DriveOutcome {
@@ -1168,7 +1206,7 @@ pub async fn add(h: OpHandle, store: SharedStore, r: DriveRequest) {
             };
             phase_in(h, store, r, out, "formatted and added").await
         }
-        Err(e) => h.finish(
+        Ok(Added::Failed(e)) | Err(e) => h.finish(
             OperationState::Failed,
             "refused".into(),
             Some(e),
@@ -1251,6 +1289,36 @@ mod tests {
             Ok(Marked::Another(_))
         ));
         assert_eq!(std::fs::read(&junk).unwrap(), vec![7u8; 16 << 10]);
+    }
+
+    #[test]
+    fn a_failed_add_takes_back_only_a_file_it_created_and_the_store_did_not_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = FormatOptions {
+            size: Some(4 << 20),
+            chunk_size: 64 << 10,
+            cluster: uuid::Uuid::new_v4(),
+            force: true,
+        };
+        // Created by the add, untouched by the store: removed.
+        let p = dir.path().join("new");
+        let f = drive::format_tracked(&p, &o).unwrap();
+        let said = take_back(&p, &f).unwrap();
+        assert!(said.contains("was removed"), "{said}");
+        assert!(!p.exists());
+        // There before the add: never removed, nothing said.
+        let old = dir.path().join("old");
+        std::fs::write(&old, vec![0u8; 4 << 20]).unwrap();
+        let f = drive::format_tracked(&old, &o).unwrap();
+        assert_eq!(take_back(&old, &f), None);
+        assert!(old.exists());
+        // Created, but the store got as far as writing its state (it may be in the
+        // index): left in place.
+        let f = drive::format_tracked(&p, &o).unwrap();
+        drive::set_state(&p, DriveState::PhasingIn).unwrap();
+        let said = take_back(&p, &f).unwrap();
+        assert!(said.contains("left in place"), "{said}");
+        assert!(p.exists());
     }
 
     #[test]

@@ -383,25 +383,24 @@ pub fn format_check(path: &Path, o: &FormatOptions) -> Result<u64, DriveError> {
 /// Formats `path`: a new sparse file of `size`, an existing file, or a block device.
 /// Refuses what `format_check` refuses, naming what it found.
 pub fn format(path: &Path, o: &FormatOptions) -> Result<Superblock, DriveError> {
+    format_tracked(path, o).map(|f| f.superblock)
+}
+
+/// What `format_tracked` made.
+#[derive(Debug, Clone, Copy)]
+pub struct Formatted {
+    pub superblock: Superblock,
+    /// The new file's (device, inode) when this call created it; None when it formatted a
+    /// file or device that was there before.
+    pub created: Option<(u64, u64)>,
+}
+
+/// As `format`, saying whether it created the file, so that a caller whose later step
+/// fails can take back the new file (`remove_created`) and never one that was there. A
+/// file it creates is removed again if formatting it fails.
+pub fn format_tracked(path: &Path, o: &FormatOptions) -> Result<Formatted, DriveError> {
+    use std::os::unix::fs::MetadataExt;
     let size = format_check(path, o)?;
-    let exists = path.exists();
-    let mut f = if exists {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(io(path, "open"))?
-    } else {
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .map_err(io(path, "create"))?;
-        // Sparse: only the superblocks and written chunks take space.
-        f.set_len(size).map_err(io(path, "set size"))?;
-        f
-    };
     let sb = Superblock {
         version: FORMAT_VERSION,
         cluster: o.cluster,
@@ -411,11 +410,66 @@ pub fn format(path: &Path, o: &FormatOptions) -> Result<Superblock, DriveError> 
         state: DriveState::Inactive,
         generation: 1,
     };
-    write_superblocks(&mut f, path, &sb)?;
-    if !exists {
-        sync_parent(path).map_err(io(path, "sync its directory"))?;
+    if path.exists() {
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io(path, "open"))?;
+        write_superblocks(&mut f, path, &sb)?;
+        return Ok(Formatted {
+            superblock: sb,
+            created: None,
+        });
     }
-    Ok(sb)
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io(path, "create"))?;
+    let made = match f.metadata() {
+        Ok(m) => (m.dev(), m.ino()),
+        Err(e) => {
+            // create_new made it a moment ago: nobody else's file.
+            let _ = std::fs::remove_file(path);
+            return Err(io(path, "stat")(e));
+        }
+    };
+    let written = (|| {
+        // Sparse: only the superblocks and written chunks take space.
+        f.set_len(size).map_err(io(path, "set size"))?;
+        write_superblocks(&mut f, path, &sb)?;
+        sync_parent(path).map_err(io(path, "sync its directory"))
+    })();
+    match written {
+        Ok(()) => Ok(Formatted {
+            superblock: sb,
+            created: Some(made),
+        }),
+        Err(e) => {
+            drop(f);
+            let _ = remove_created(path, made);
+            Err(e)
+        }
+    }
+}
+
+/// Removes the file `format_tracked` created at `path` (`made`: its device and inode),
+/// durably; whatever else the path names by now is left alone. Whether it removed it.
+pub fn remove_created(path: &Path, made: (u64, u64)) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let m = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if !m.is_file() || (m.dev(), m.ino()) != made {
+        return Ok(false);
+    }
+    std::fs::remove_file(path)?;
+    sync_parent(path)?;
+    Ok(true)
 }
 
 /// Makes a new file's name durable: fsync of the directory holding it.
@@ -701,5 +755,43 @@ mod tests {
                 .starts_with("an axon drive (cluster 00000000-0000-0000-0000-000000000001")
         );
         assert!(recognise(&[1u8; 100]).unwrap().contains("unknown kind"));
+    }
+
+    #[test]
+    fn only_a_file_format_created_is_taken_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = FormatOptions {
+            size: Some(4 << 20),
+            chunk_size: 64 << 10,
+            cluster: Uuid::from_u128(1),
+            force: true,
+        };
+        // Created: taken back on request.
+        let p = dir.path().join("new");
+        let made = format_tracked(&p, &o).unwrap().created.unwrap();
+        assert!(remove_created(&p, made).unwrap());
+        assert!(!p.exists());
+        assert!(!remove_created(&p, made).unwrap());
+        // There before: format says it created nothing.
+        let before = dir.path().join("before");
+        std::fs::write(&before, vec![0u8; 4 << 20]).unwrap();
+        assert!(format_tracked(&before, &o).unwrap().created.is_none());
+        // Another file now at the path the created one had: left alone.
+        let made = format_tracked(&p, &o).unwrap().created.unwrap();
+        std::fs::rename(&before, &p).unwrap();
+        assert!(!remove_created(&p, made).unwrap());
+        assert!(p.exists());
+        // Formatting a new file that fails (no file can be this long) leaves nothing.
+        let huge = dir.path().join("huge");
+        let e = format_tracked(
+            &huge,
+            &FormatOptions {
+                size: Some(u64::MAX - 1),
+                ..o
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("set size"), "{e}");
+        assert!(!huge.exists());
     }
 }
