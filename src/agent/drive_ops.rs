@@ -897,28 +897,24 @@ fn mark_removed(
     cluster: uuid::Uuid,
     state: DriveState,
 ) -> Result<Marked, String> {
-    use crate::dataplane::drive::{self, DriveError};
-    let sb = match drive::open(path) {
-        Ok(o) => o.superblock,
+    use crate::dataplane::drive::{self, DriveError, StateSet};
+    // Checked and written through one open handle: a drive swapped in at the path in
+    // between cannot receive this one's state.
+    match drive::set_state_of(path, id, cluster, state) {
+        Ok(StateSet::Set(_)) => Ok(Marked::Written(state)),
+        Ok(StateSet::Another(sb)) => Ok(Marked::Another(format!(
+            "it holds drive {} of cluster {}",
+            sb.drive, sb.cluster
+        ))),
         Err(DriveError::Io { source, .. })
             if source.kind() == std::io::ErrorKind::NotFound
                 || matches!(source.raw_os_error(), Some(libc::ENXIO | libc::ENODEV)) =>
         {
-            return Ok(Marked::Gone);
+            Ok(Marked::Gone)
         }
-        Err(DriveError::Refused { why, .. }) => return Ok(Marked::Another(why)),
-        Err(e) => return Err(e.to_string()),
-    };
-    if sb.drive != id || sb.cluster != cluster {
-        return Ok(Marked::Another(format!(
-            "it holds drive {} of cluster {}",
-            sb.drive, sb.cluster
-        )));
+        Err(DriveError::Refused { why, .. }) => Ok(Marked::Another(why)),
+        Err(e) => Err(e.to_string()),
     }
-    if sb.state != state {
-        drive::set_state(path, state).map_err(|e| e.to_string())?;
-    }
-    Ok(Marked::Written(state))
 }
 
 /// How long writing a removed drive's superblock may take (a failing device may hang).

@@ -505,10 +505,15 @@ pub struct Opened {
 /// what is wrong with each.
 pub fn open(path: &Path) -> Result<Opened, DriveError> {
     let mut f = File::open(path).map_err(io(path, "open"))?;
+    read_superblocks(&mut f, path)
+}
+
+/// `open`'s reading, on a handle already open (`path` names it in errors).
+fn read_superblocks(f: &mut File, path: &Path) -> Result<Opened, DriveError> {
     let size = f.seek(SeekFrom::End(0)).map_err(io(path, "size"))?;
     let mut buf = vec![0u8; (2 * BLOCK) as usize];
     f.seek(SeekFrom::Start(0)).map_err(io(path, "seek"))?;
-    let n = read_up_to(&mut f, &mut buf).map_err(io(path, "read"))?;
+    let n = read_up_to(f, &mut buf).map_err(io(path, "read"))?;
     let a = Superblock::decode(&buf[..n.min(BLOCK as usize)]);
     let b = if n > BLOCK as usize {
         Superblock::decode(&buf[BLOCK as usize..n])
@@ -656,17 +661,66 @@ impl DriveIo {
     }
 }
 
-/// Rewrites both superblock copies with a new state and the next generation.
-pub fn set_state(path: &Path, state: DriveState) -> Result<Superblock, DriveError> {
-    let mut sb = open(path)?.superblock;
-    sb.state = state;
-    sb.generation += 1;
-    let mut f = OpenOptions::new()
+/// Opens a drive to read and rewrite its superblock through one handle.
+fn open_rw(path: &Path) -> Result<File, DriveError> {
+    OpenOptions::new()
+        .read(true)
         .write(true)
         .open(path)
-        .map_err(io(path, "open"))?;
+        .map_err(io(path, "open"))
+}
+
+/// Rewrites both superblock copies with a new state and the next generation. The
+/// superblock is read through the handle it is written through.
+pub fn set_state(path: &Path, state: DriveState) -> Result<Superblock, DriveError> {
+    let mut f = open_rw(path)?;
+    let mut sb = read_superblocks(&mut f, path)?.superblock;
+    sb.state = state;
+    sb.generation += 1;
     write_superblocks(&mut f, path, &sb)?;
     Ok(sb)
+}
+
+/// What `set_state_of` found, and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateSet {
+    /// The drive says the state now (written, or it said so already): its superblock.
+    Set(Superblock),
+    /// The drive there is another (another drive id or cluster): nothing written.
+    Another(Superblock),
+}
+
+/// Sets drive `drive` of `cluster` to `state`, if that is the drive at `path`: its
+/// superblock is checked and rewritten through one open handle, so a drive swapped in at
+/// the path between a look and a write never receives this drive's state. Nothing is
+/// written when the drive already says `state`.
+pub fn set_state_of(
+    path: &Path,
+    drive: Uuid,
+    cluster: Uuid,
+    state: DriveState,
+) -> Result<StateSet, DriveError> {
+    set_state_on(&mut open_rw(path)?, path, drive, cluster, state)
+}
+
+/// `set_state_of` on a handle already open (`path` names it in errors).
+fn set_state_on(
+    f: &mut File,
+    path: &Path,
+    drive: Uuid,
+    cluster: Uuid,
+    state: DriveState,
+) -> Result<StateSet, DriveError> {
+    let mut sb = read_superblocks(f, path)?.superblock;
+    if sb.drive != drive || sb.cluster != cluster {
+        return Ok(StateSet::Another(sb));
+    }
+    if sb.state != state {
+        sb.state = state;
+        sb.generation += 1;
+        write_superblocks(f, path, &sb)?;
+    }
+    Ok(StateSet::Set(sb))
 }
 
 #[cfg(test)]
@@ -755,6 +809,74 @@ mod tests {
                 .starts_with("an axon drive (cluster 00000000-0000-0000-0000-000000000001")
         );
         assert!(recognise(&[1u8; 100]).unwrap().contains("unknown kind"));
+    }
+
+    #[test]
+    fn a_state_is_set_only_on_the_drive_named_and_through_the_handle_that_read_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = |cluster| FormatOptions {
+            size: Some(4 << 20),
+            chunk_size: 64 << 10,
+            cluster,
+            force: false,
+        };
+        let (c1, c2) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        // Both superblock copies as they are on disk.
+        let copies = |p: &Path| {
+            let b = std::fs::read(p).unwrap();
+            (
+                Superblock::decode(&b[..4096]).unwrap(),
+                Superblock::decode(&b[4096..8192]).unwrap(),
+            )
+        };
+        let a = dir.path().join("a");
+        let a_sb = format(&a, &o(c1)).unwrap();
+        // The drive named: set, both copies; again: nothing to write.
+        let StateSet::Set(now) = set_state_of(&a, a_sb.drive, c1, DriveState::Failed).unwrap()
+        else {
+            panic!("not set")
+        };
+        assert_eq!(
+            (now.state, now.generation),
+            (DriveState::Failed, a_sb.generation + 1)
+        );
+        assert_eq!(copies(&a), (now, now));
+        assert_eq!(
+            set_state_of(&a, a_sb.drive, c1, DriveState::Failed).unwrap(),
+            StateSet::Set(now)
+        );
+        assert_eq!(copies(&a), (now, now));
+        // Another drive, or the same id in another cluster: nothing written.
+        let b = dir.path().join("b");
+        let b_sb = format(&b, &o(c1)).unwrap();
+        assert_eq!(
+            set_state_of(&b, a_sb.drive, c1, DriveState::Inactive).unwrap(),
+            StateSet::Another(b_sb)
+        );
+        assert_eq!(
+            set_state_of(&b, b_sb.drive, c2, DriveState::Inactive).unwrap(),
+            StateSet::Another(b_sb)
+        );
+        assert_eq!(copies(&b), (b_sb, b_sb));
+        // Drive b swapped in at a's path once a's handle is open: the state is read and
+        // written through that handle (drive a, now unlinked), never at the path.
+        let mut handle = open_rw(&a).unwrap();
+        std::fs::rename(&b, &a).unwrap();
+        let StateSet::Set(on_a) =
+            set_state_on(&mut handle, &a, a_sb.drive, c1, DriveState::Inactive).unwrap()
+        else {
+            panic!("not set")
+        };
+        assert_eq!(on_a.drive, a_sb.drive);
+        assert_eq!(on_a.state, DriveState::Inactive);
+        assert_eq!(read_superblocks(&mut handle, &a).unwrap().superblock, on_a);
+        assert_eq!(copies(&a), (b_sb, b_sb), "drive b was written");
+        // And asked by path now, drive a's state is refused for drive b.
+        assert_eq!(
+            set_state_of(&a, a_sb.drive, c1, DriveState::Failed).unwrap(),
+            StateSet::Another(b_sb)
+        );
+        assert_eq!(copies(&a), (b_sb, b_sb));
     }
 
     #[test]
