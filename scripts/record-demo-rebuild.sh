@@ -42,8 +42,9 @@ frame "the cluster formed, IO started, the demo's load written"
 tmux send-keys -t $S ":" ; tmux send-keys -l -t $S "fail node axon003"; tmux send-keys -t $S Enter
 wait_for "within the grace period" 20
 # Each member counts the objects it is responsible for: the ones axon003 counted are
-# taken over by the next home node once it has noticed (3 s without an answer).
-wait_for "Objects     48" 10 || true
+# taken over by the next home node once it has noticed (3 s without an answer). At most
+# 4 s, so the frame stays inside the 10 s grace period.
+wait_for "Objects     48" 4 || true
 frame "axon003 failed: its chunks are read around, not rebuilt yet"
 for _ in $(seq 1 600); do
   tmux capture-pane -p -t $S | grep -qE "Rebuild .* [1-9][0-9]? % ·" && break

@@ -8,7 +8,7 @@ use crate::model::pinning::{Conflict, node_conflicts};
 use crate::model::snapshot::{NodeSnapshot, Section};
 use crate::wire::{DecodedSnapshot, merge_snapshot};
 use serde::Serialize;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -134,6 +134,31 @@ pub struct DataplaneView {
 /// How recent a node's report must be for its data-plane share to count.
 pub const DATAPLANE_FRESH_MS: i64 = 10_000;
 
+/// The shares to add up: not the last share of a member that most of the others now
+/// report away. Its report stays fresh for `DATAPLANE_FRESH_MS` after it stopped (killed,
+/// powered off), while the others, having noticed in a few seconds, count its objects
+/// themselves: adding both would count those stripes twice.
+fn without_away(
+    shares: Vec<crate::model::dataplane::DataStatus>,
+) -> Vec<crate::model::dataplane::DataStatus> {
+    let others = shares.len().saturating_sub(1);
+    let votes = |id: u64| {
+        shares
+            .iter()
+            .filter(|s| s.node != id && s.away.contains(&id))
+            .count()
+    };
+    let gone: HashSet<u64> = shares
+        .iter()
+        .map(|s| s.node)
+        .filter(|&id| others > 0 && votes(id) * 2 > others)
+        .collect();
+    shares
+        .into_iter()
+        .filter(|s| !gone.contains(&s.node))
+        .collect()
+}
+
 impl ClusterView {
     /// Whether some node reports itself a member of a data-plane cluster (its data-plane
     /// figures may still be on their way).
@@ -158,6 +183,7 @@ impl ClusterView {
         let newest = fresh.iter().max_by_key(|b| b.epoch)?;
         let shares: Vec<crate::model::dataplane::DataStatus> =
             fresh.iter().filter_map(|b| b.data.clone()).collect();
+        let shares = without_away(shares);
         let data = (!shares.is_empty()).then(|| crate::model::dataplane::sum(&shares, config.m));
         Some(DataplaneView {
             leader: newest.leader,
@@ -1147,6 +1173,38 @@ pub fn fmt_age(ms: Option<i64>) -> String {
 mod tests {
     use super::*;
     use crate::model::snapshot::NodeSnapshot;
+
+    #[test]
+    fn a_members_last_share_is_not_added_once_most_others_report_it_away() {
+        use crate::model::dataplane::DataStatus;
+        let share = |node: u64, away: &[u64], whole: u64| DataStatus {
+            node,
+            away: away.to_vec(),
+            stripes_by_lost: vec![whole, 0, 0, 0],
+            ..Default::default()
+        };
+        let nodes = |v: &[DataStatus]| v.iter().map(|s| s.node).collect::<Vec<_>>();
+        // Node 3 stopped: its last share is still fresh; 1, 2 and 4 report it away.
+        let v = without_away(vec![
+            share(1, &[3], 10),
+            share(2, &[3], 10),
+            share(3, &[], 10),
+            share(4, &[3], 10),
+        ]);
+        assert_eq!(nodes(&v), vec![1, 2, 4]);
+        // One member alone (a link of its own down) is not most of them.
+        let v = without_away(vec![
+            share(1, &[3], 10),
+            share(2, &[], 10),
+            share(3, &[], 10),
+            share(4, &[], 10),
+        ]);
+        assert_eq!(nodes(&v), vec![1, 2, 3, 4]);
+        // Half of the others is not most; a lone share is kept.
+        let v = without_away(vec![share(1, &[3], 10), share(2, &[], 10), share(3, &[], 10)]);
+        assert_eq!(nodes(&v), vec![1, 2, 3]);
+        assert_eq!(nodes(&without_away(vec![share(1, &[1], 10)])), vec![1]);
+    }
 
     #[test]
     fn members_away_are_named_once_each() {
