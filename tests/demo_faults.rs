@@ -167,7 +167,10 @@ fn demo_faults_are_read_around_rebuilt_and_repaired() {
         out.contains("PARTIALLY_PROTECTED") && out.contains("with 1 lost"),
         "{out}"
     );
-    let (code, out, e) = run(&["start-io", "--inventory", &inv_s], Duration::from_secs(60));
+    let (code, out, e) = run(
+        &["start-io", "--inventory", &inv_s],
+        Duration::from_secs(60),
+    );
     assert_eq!(code, 0, "{out}{e}");
     let d = until_data(&inv, "axon004's lost chunks rewritten", |d| {
         d["repaired_chunks"].as_u64().unwrap_or(0) > before

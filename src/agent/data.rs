@@ -840,10 +840,7 @@ impl GrpcNet {
     /// The chunks each node holds but cannot serve, as it reported last (a node that
     /// stopped answering keeps its last report: it is away, and all its chunks count).
     pub fn losses(&self) -> HashMap<NodeId, protection::Losses> {
-        self.losses
-            .lock()
-            .map(|l| l.clone())
-            .unwrap_or_default()
+        self.losses.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// (node, free bytes, capacity) as each node reported last.

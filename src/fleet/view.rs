@@ -1201,7 +1201,11 @@ mod tests {
         ]);
         assert_eq!(nodes(&v), vec![1, 2, 3, 4]);
         // Half of the others is not most; a lone share is kept.
-        let v = without_away(vec![share(1, &[3], 10), share(2, &[], 10), share(3, &[], 10)]);
+        let v = without_away(vec![
+            share(1, &[3], 10),
+            share(2, &[], 10),
+            share(3, &[], 10),
+        ]);
         assert_eq!(nodes(&v), vec![1, 2, 3]);
         assert_eq!(nodes(&without_away(vec![share(1, &[1], 10)])), vec![1]);
     }

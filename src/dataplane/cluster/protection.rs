@@ -75,10 +75,7 @@ pub fn count(
                 .iter()
                 .enumerate()
                 .filter(|(idx, n)| {
-                    away.contains(n)
-                        || losses
-                            .get(n)
-                            .is_some_and(|l| l.has(&man.object, i, *idx))
+                    away.contains(n) || losses.get(n).is_some_and(|l| l.has(&man.object, i, *idx))
                 })
                 .count();
             by[lost.min(m + 1)] += 1;
@@ -144,7 +141,10 @@ mod tests {
         let elsewhere = HashMap::from([(4, Losses::from_keys(&[chunk_key("o", 1, 1)], 1))]);
         assert_eq!(count(&[&a], 2, &none, &elsewhere), vec![2, 0, 0, 0]);
         // Another object's chunk, and a key of another shape, count for nothing.
-        let other = HashMap::from([(3, Losses::from_keys(&[chunk_key("p", 1, 1), "junk".into()], 2))]);
+        let other = HashMap::from([(
+            3,
+            Losses::from_keys(&[chunk_key("p", 1, 1), "junk".into()], 2),
+        )]);
         assert_eq!(count(&[&a], 2, &none, &other), vec![2, 0, 0, 0]);
         // A loss on a node also away is one chunk lost, not two.
         let away: HashSet<NodeId> = [3].into();
