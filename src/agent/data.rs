@@ -261,18 +261,86 @@ pub struct DataSvc {
     losses: Arc<LossCache>,
 }
 
-/// Lost chunk keys a ping carries at most (about 40 bytes each): a node with more
-/// reports how many, and the members count the stripes of the first this many.
+/// Lost chunk keys a ping carries at most (about 40 bytes each): a node with more says
+/// how many and the list's version, and the members page through the whole list with
+/// `ListLost` (`LOST_PAGE` keys a call) when the version changed.
 const LOSSES_IN_PING: usize = 4096;
+/// Lost chunk keys a `ListLost` reply carries at most (under 1 MiB).
+const LOST_PAGE: usize = 16384;
+/// A member's whole loss list is fetched again at most this often.
+const LOSSES_REFETCH: Duration = Duration::from_secs(5);
 
-/// This node's lost chunks as its pings report them: (keys, at most `LOSSES_IN_PING`;
-/// how many in all). Read from the store at most once per `PING_EVERY`: every member
-/// pings every second, and the store's list walks its index when there are losses.
+/// This node's lost chunks as its pings and `ListLost` report them. Read from the store
+/// at most once per `PING_EVERY`: every member pings every second, and the store's list
+/// walks its index when there are losses.
 #[derive(Default)]
 pub struct LossCache(Mutex<Option<(Instant, Arc<LossList>)>>);
 
-/// Lost chunk keys (at most `LOSSES_IN_PING`) and how many there are in all.
-type LossList = (Vec<String>, u64);
+/// Every chunk key this node holds but cannot serve, in key order, and a version that
+/// changes when the list does (0 for none).
+#[derive(Debug, Default)]
+pub struct LossList {
+    keys: Vec<String>,
+    version: u64,
+}
+
+impl LossList {
+    fn of(mut keys: Vec<String>) -> LossList {
+        keys.sort_unstable();
+        keys.dedup();
+        let version = if keys.is_empty() {
+            0
+        } else {
+            let crc = keys.iter().fold(0u32, |c, k| {
+                crc32c::crc32c_append(crc32c::crc32c_append(c, k.as_bytes()), b"\n")
+            });
+            ((keys.len() as u64) << 32) | u64::from(crc)
+        };
+        LossList { keys, version }
+    }
+
+    /// Up to `limit` keys after `after` ("" for the first page), and whether more follow.
+    fn page(&self, after: &str, limit: usize) -> (&[String], bool) {
+        let start = if after.is_empty() {
+            0
+        } else {
+            self.keys.partition_point(|k| k.as_str() <= after)
+        };
+        let end = start.saturating_add(limit.max(1)).min(self.keys.len());
+        (&self.keys[start..end], end < self.keys.len())
+    }
+}
+
+/// Every key of a loss list read with `page` (from the key after which to go on):
+/// (version, total, keys). Fails if the list changed while it was read (the next ping's
+/// version tells, and it is read again) or grew past what its first page announced.
+async fn all_pages<F, Fut>(mut page: F) -> Result<(u64, u64, Vec<String>), String>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<pb::ListLostReply, String>>,
+{
+    let (mut keys, mut after, mut first) = (Vec::new(), String::new(), None);
+    loop {
+        let r = page(after.clone()).await?;
+        let (version, total) = *first.get_or_insert((r.version, r.total));
+        if r.version != version {
+            return Err("the list changed while it was read".into());
+        }
+        if (keys.len() + r.keys.len()) as u64 > total {
+            return Err(format!("more than the {total} keys announced"));
+        }
+        after = match r.keys.last() {
+            Some(k) => k.clone(),
+            None => break,
+        };
+        keys.extend(r.keys);
+        if !r.more {
+            break;
+        }
+    }
+    let (version, total) = first.unwrap_or_default();
+    Ok((version, total, keys))
+}
 
 impl LossCache {
     async fn get(&self, node: &Arc<NodeData>) -> Result<Arc<LossList>, NodeError> {
@@ -282,10 +350,8 @@ impl LossCache {
         {
             return Ok(v.clone());
         }
-        let mut keys = blocking(node, |n| n.losses()).await?;
-        let total = keys.len() as u64;
-        keys.truncate(LOSSES_IN_PING);
-        let v = Arc::new((keys, total));
+        let keys = blocking(node, |n| n.losses()).await?;
+        let v = Arc::new(LossList::of(keys));
         if let Ok(mut g) = self.0.lock() {
             *g = Some((Instant::now(), v.clone()));
         }
@@ -393,8 +459,25 @@ impl pb::data_service_server::DataService for DataSvc {
             capacity_bytes: cap,
             chunks,
             chunk_size: self.chunk_size,
-            lost: losses.0.clone(),
-            lost_total: losses.1,
+            lost: losses.keys[..losses.keys.len().min(LOSSES_IN_PING)].to_vec(),
+            lost_total: losses.keys.len() as u64,
+            lost_version: losses.version,
+        }))
+    }
+
+    async fn list_lost(
+        &self,
+        r: Request<pb::ListLostRequest>,
+    ) -> Result<Response<pb::ListLostReply>, Status> {
+        let r = r.into_inner();
+        let losses = self.losses.get(&self.node).await.map_err(node_status)?;
+        let limit = (r.limit as usize).clamp(1, LOST_PAGE);
+        let (keys, more) = losses.page(&r.after, limit);
+        Ok(Response::new(pb::ListLostReply {
+            keys: keys.to_vec(),
+            more,
+            version: losses.version,
+            total: losses.keys.len() as u64,
         }))
     }
 }
@@ -608,6 +691,8 @@ impl DataHost {
             changed: tokio::sync::Notify::new(),
             own_losses: losses,
             losses: Mutex::new(HashMap::new()),
+            whole_losses: Mutex::new(HashMap::new()),
+            fetching: Mutex::new(HashMap::new()),
         });
         let pinger = net.clone();
         let mut stop_ping = stats.stopping();
@@ -653,7 +738,12 @@ pub struct GrpcNet {
     /// This node's lost chunks (shared with its data service's pings).
     own_losses: Arc<LossCache>,
     /// The chunks each node (this one too) holds but cannot serve, as it reported last.
-    losses: Mutex<HashMap<NodeId, protection::Losses>>,
+    losses: Mutex<HashMap<NodeId, Arc<protection::Losses>>>,
+    /// Whole loss lists, by node: (version, list), kept while a node's pings report that
+    /// version (a list longer than a ping carries is fetched with `ListLost`).
+    whole_losses: Mutex<HashMap<NodeId, (u64, Arc<protection::Losses>)>>,
+    /// Whole loss lists fetched: (under way, when the last began), by node.
+    fetching: Mutex<HashMap<NodeId, (bool, Instant)>>,
 }
 
 /// Whether nothing listens at `addr`: a connection refused (the agent stopped, its data
@@ -758,7 +848,103 @@ impl GrpcNet {
 
     /// Asks every member what it can take; a member that does not answer keeps its last
     /// figure.
-    async fn ping_all(&self) {
+    /// Node `n`'s losses from a report of `keys` of `total` at `version`: the whole list
+    /// kept for that version, or made from `keys` when they are all of it (and kept);
+    /// otherwise the keys given, and true: the whole list is to be fetched.
+    fn losses_of(
+        &self,
+        n: NodeId,
+        version: u64,
+        total: u64,
+        keys: &[String],
+    ) -> (Arc<protection::Losses>, bool) {
+        if total == 0 {
+            return (Arc::new(protection::Losses::default()), false);
+        }
+        let Ok(mut whole) = self.whole_losses.lock() else {
+            return (Arc::new(protection::Losses::from_keys(keys, total)), false);
+        };
+        if let Some((v, l)) = whole.get(&n)
+            && *v == version
+        {
+            return (l.clone(), false);
+        }
+        if keys.len() as u64 >= total {
+            let l = Arc::new(protection::Losses::from_keys(keys, total));
+            whole.insert(n, (version, l.clone()));
+            return (l, false);
+        }
+        // Until the new list is in, the last whole one (chunks lost then and repaired
+        // since still count: the counts err on the side of less protection).
+        match whole.get(&n) {
+            Some((_, l)) => (l.clone(), true),
+            None => (Arc::new(protection::Losses::from_keys(keys, total)), true),
+        }
+    }
+
+    /// Member `n`'s whole loss list, page by page: (version, list).
+    async fn fetch_losses(&self, n: NodeId) -> Result<(u64, protection::Losses), String> {
+        let c = self.client(n).map_err(|e| e.to_string())?;
+        let (version, total, keys) = all_pages(|after| {
+            let mut c = c.clone();
+            async move {
+                let req = pb::ListLostRequest {
+                    after,
+                    limit: LOST_PAGE as u32,
+                };
+                Ok(tokio::time::timeout(CALL_DEADLINE, c.list_lost(req))
+                    .await
+                    .map_err(|_| format!("no answer in {} s", CALL_DEADLINE.as_secs()))?
+                    .map_err(|s| s.message().to_string())?
+                    .into_inner())
+            }
+        })
+        .await?;
+        Ok((version, protection::Losses::from_keys(&keys, total)))
+    }
+
+    /// Fetches member `n`'s whole loss list in the background: one fetch at a time, at
+    /// most one every `LOSSES_REFETCH` (a list shrinks every second while it is repaired);
+    /// the counts are redone when it is in.
+    fn fetch_losses_later(self: &Arc<Self>, n: NodeId) {
+        let start = self.fetching.lock().is_ok_and(|mut f| match f.get(&n) {
+            Some((true, _)) => false,
+            Some((false, t)) if t.elapsed() < LOSSES_REFETCH => false,
+            _ => {
+                f.insert(n, (true, Instant::now()));
+                true
+            }
+        });
+        if !start {
+            return;
+        }
+        let net = self.clone();
+        tokio::spawn(async move {
+            let r = net.fetch_losses(n).await;
+            if let Ok(mut f) = net.fetching.lock()
+                && let Some(e) = f.get_mut(&n)
+            {
+                e.0 = false;
+            }
+            match r {
+                Ok((version, l)) => {
+                    let l = Arc::new(l);
+                    if let Ok(mut w) = net.whole_losses.lock() {
+                        w.insert(n, (version, l.clone()));
+                    }
+                    if let Ok(mut all) = net.losses.lock() {
+                        all.insert(n, l);
+                    }
+                    net.changed.notify_one();
+                }
+                Err(e) => {
+                    tracing::debug!("member {n}'s lost chunks: {e}; read again at the next ping")
+                }
+            }
+        });
+    }
+
+    async fn ping_all(self: &Arc<Self>) {
         let mut got = HashMap::new();
         let mut caps = HashMap::new();
         let mut lost = HashMap::new();
@@ -768,8 +954,10 @@ impl GrpcNet {
             caps.insert(self.me, cap);
         }
         if let Ok(l) = self.own_losses.get(&self.local).await {
-            lost.insert(self.me, protection::Losses::from_keys(&l.0, l.1));
+            let (l, _) = self.losses_of(self.me, l.version, l.keys.len() as u64, &l.keys);
+            lost.insert(self.me, l);
         }
+        let mut fetch = Vec::new();
         let calls = self.peers.keys().map(|&n| async move {
             let r = match self.client(n) {
                 Ok(mut c) => {
@@ -784,11 +972,8 @@ impl GrpcNet {
                 n,
                 r.map(|r| {
                     let r = r.into_inner();
-                    (
-                        r.free_bytes,
-                        r.capacity_bytes,
-                        protection::Losses::from_keys(&r.lost, r.lost_total),
-                    )
+                    let (l, partial) = self.losses_of(n, r.lost_version, r.lost_total, &r.lost);
+                    (r.free_bytes, r.capacity_bytes, l, partial)
                 }),
             )
         });
@@ -796,10 +981,13 @@ impl GrpcNet {
         let before = self.away_now();
         let mut silent = Vec::new();
         for (n, usage) in futures::future::join_all(calls).await {
-            if let Some((f, c, l)) = usage {
+            if let Some((f, c, l, partial)) = usage {
                 got.insert(n, f);
                 caps.insert(n, c);
                 lost.insert(n, l);
+                if partial {
+                    fetch.push(n);
+                }
                 if let Ok(mut s) = self.seen.lock() {
                     s.insert(n, now);
                 }
@@ -835,11 +1023,14 @@ impl GrpcNet {
         if let Ok(mut l) = self.losses.lock() {
             l.extend(lost);
         }
+        for n in fetch {
+            self.fetch_losses_later(n);
+        }
     }
 
     /// The chunks each node holds but cannot serve, as it reported last (a node that
     /// stopped answering keeps its last report: it is away, and all its chunks count).
-    pub fn losses(&self) -> HashMap<NodeId, protection::Losses> {
+    pub fn losses(&self) -> HashMap<NodeId, Arc<protection::Losses>> {
         self.losses.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
@@ -1909,6 +2100,73 @@ mod plan_move_tests {
         assert!(!refused(&addr).await, "{addr} listens");
         drop(l);
         assert!(refused(&addr).await, "{addr} no longer listens");
+    }
+
+    fn reply(l: &LossList, after: &str, limit: usize) -> pb::ListLostReply {
+        let (keys, more) = l.page(after, limit);
+        pb::ListLostReply {
+            keys: keys.to_vec(),
+            more,
+            version: l.version,
+            total: l.keys.len() as u64,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_loss_list_longer_than_a_page_is_read_whole_and_a_change_midway_is_caught() {
+        let keys: Vec<String> = (0..10).rev().map(|i| format!("c/o{i}/0/1")).collect();
+        let list = LossList::of(keys.clone());
+        assert_ne!(list.version, 0);
+        assert_eq!(LossList::of(Vec::new()).version, 0);
+        // The version follows the content, not the order it came in.
+        let mut shuffled = keys.clone();
+        shuffled.swap(0, 7);
+        assert_eq!(LossList::of(shuffled).version, list.version);
+        let mut one_other = keys.clone();
+        one_other[3] = "c/o3/0/2".into();
+        let other = LossList::of(one_other);
+        assert_ne!(other.version, list.version);
+
+        // Pages of 3: every key once, in order.
+        let mut calls = 0;
+        let (v, total, got) = all_pages(|after| {
+            calls += 1;
+            let r = reply(&list, &after, 3);
+            async move { Ok(r) }
+        })
+        .await
+        .unwrap();
+        assert_eq!((v, total, calls), (list.version, 10, 4));
+        let mut want = keys.clone();
+        want.sort();
+        assert_eq!(got, want);
+        let l = protection::Losses::from_keys(&got, total);
+        assert!(l.has("o9", 0, 1) && l.has("o0", 0, 1) && !l.has("o0", 0, 2));
+
+        // The list changes after the first page: refused, not half of each.
+        let mut n = 0;
+        let e = all_pages(|after| {
+            n += 1;
+            let r = if n == 1 {
+                reply(&list, &after, 3)
+            } else {
+                reply(&other, &after, 3)
+            };
+            async move { Ok(r) }
+        })
+        .await
+        .unwrap_err();
+        assert!(e.contains("changed"), "{e}");
+
+        // A node sending more than it announced is not believed.
+        let e = all_pages(|after| {
+            let mut r = reply(&list, &after, 3);
+            r.total = 2;
+            async move { Ok(r) }
+        })
+        .await
+        .unwrap_err();
+        assert!(e.contains("more than the 2"), "{e}");
     }
 
     #[test]

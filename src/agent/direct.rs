@@ -134,4 +134,11 @@ impl DataService for DirectSvc {
     async fn ping(&self, r: Request<pb::PingRequest>) -> Result<Response<pb::PingReply>, Status> {
         self.data().await?.0.ping(r).await
     }
+
+    async fn list_lost(
+        &self,
+        r: Request<pb::ListLostRequest>,
+    ) -> Result<Response<pb::ListLostReply>, Status> {
+        self.data().await?.0.list_lost(r).await
+    }
 }

@@ -56,17 +56,17 @@ impl Losses {
 
 /// Stripes of `manifests` by chunks lost, capped at m+1: a chunk is lost when its node is
 /// `away`, or when the node answers but listed it among its `losses`.
-pub fn count(
+pub fn count<L: std::borrow::Borrow<Losses>>(
     manifests: &[&Manifest],
     m: usize,
     away: &HashSet<NodeId>,
-    losses: &HashMap<NodeId, Losses>,
+    losses: &HashMap<NodeId, L>,
 ) -> Vec<u64> {
     let mut by = vec![0u64; m + 2];
     let losses: HashMap<NodeId, &Losses> = losses
         .iter()
+        .map(|(n, l)| (*n, l.borrow()))
         .filter(|(_, l)| !l.is_empty())
-        .map(|(n, l)| (*n, l))
         .collect();
     for man in manifests {
         for (i, st) in man.stripes.iter().enumerate() {
@@ -119,7 +119,10 @@ mod tests {
             vec![vec![1, 2, 3, 4], vec![2, 3, 4, 5], vec![3, 4, 5, 6]],
         );
         let away: HashSet<NodeId> = [3, 4, 5].into();
-        assert_eq!(count(&[&a], 2, &away, &HashMap::new()), vec![0, 0, 1, 2]);
+        assert_eq!(
+            count(&[&a], 2, &away, &HashMap::<NodeId, Losses>::new()),
+            vec![0, 0, 1, 2]
+        );
         assert_eq!(word(&[0, 0, 1, 2], 2, false), "UNAVAILABLE");
         assert_eq!(word(&[5, 0, 1, 0], 2, false), "UNPROTECTED");
         assert_eq!(word(&[5, 1, 0, 0], 2, false), "PARTIALLY_PROTECTED");
@@ -133,7 +136,10 @@ mod tests {
         // Object "o": stripe 0 on 1..4, stripe 1 on 2..5.
         let a = man("a", vec![vec![1, 2, 3, 4], vec![2, 3, 4, 5]]);
         let none = HashSet::new();
-        assert_eq!(count(&[&a], 2, &none, &HashMap::new()), vec![2, 0, 0, 0]);
+        assert_eq!(
+            count(&[&a], 2, &none, &HashMap::<NodeId, Losses>::new()),
+            vec![2, 0, 0, 0]
+        );
         // Node 3 lost chunk 1 of stripe 1 (it holds it: nodes [2,3,4,5][1] = 3).
         let lost = HashMap::from([(3, Losses::from_keys(&[chunk_key("o", 1, 1)], 1))]);
         assert_eq!(count(&[&a], 2, &none, &lost), vec![1, 1, 0, 0]);
