@@ -907,8 +907,20 @@ impl Store {
                 self.drives[i].path.display()
             )));
         }
-        // A drive that was formatted may still hold chunk headers of an earlier life.
-        drive::set_state(&path, state)?;
+        // The state is written only to the drive just checked: one swapped in at the path
+        // since is refused, not given this store's state.
+        if let drive::StateSet::Another(now) =
+            drive::set_state_of(&path, sb.drive, sb.cluster, state)?
+        {
+            return Err(StoreError::Refused(format!(
+                "{}: the drive there changed while it was being added (drive {} of cluster {} was checked, drive {} of cluster {} is there now) — add it again",
+                path.display(),
+                sb.drive,
+                sb.cluster,
+                now.drive,
+                now.cluster
+            )));
+        }
         let mut rec = vec![state.code()];
         rec.extend_from_slice(path.to_string_lossy().as_bytes());
         let db_path = self.dir.join(DB_FILE);
