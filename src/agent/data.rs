@@ -272,9 +272,21 @@ const LOSSES_REFETCH: Duration = Duration::from_secs(5);
 
 /// This node's lost chunks as its pings and `ListLost` report them. Read from the store
 /// at most once per `PING_EVERY`: every member pings every second, and the store's list
-/// walks its index when there are losses.
+/// walks its index when there are losses. The last `LOSS_VERSIONS_KEPT` versions are kept,
+/// so a member paging through a long list reads one version whole while repair changes
+/// the list every second.
 #[derive(Default)]
-pub struct LossCache(Mutex<Option<(Instant, Arc<LossList>)>>);
+pub struct LossCache(Mutex<LossVersions>);
+
+#[derive(Default)]
+struct LossVersions {
+    read: Option<Instant>,
+    /// Newest last.
+    kept: std::collections::VecDeque<Arc<LossList>>,
+}
+
+/// Versions of this node's loss list kept for members paging through it.
+const LOSS_VERSIONS_KEPT: usize = 3;
 
 /// Every chunk key this node holds but cannot serve, in key order, and a version that
 /// changes when the list does (0 for none).
@@ -311,23 +323,73 @@ impl LossList {
     }
 }
 
-/// Every key of a loss list read with `page` (from the key after which to go on):
-/// (version, total, keys). Fails if the list changed while it was read (the next ping's
-/// version tells, and it is read again) or grew past what its first page announced.
+/// Node `n`'s losses from its ping's report of `keys` of `total` at `version`, against
+/// the whole lists kept in `whole`: (losses, whether its whole list is to be fetched).
+/// - none lost: none (and its kept list is dropped);
+/// - the version of the kept list: that list;
+/// - every key in the report: those (kept, unless the version is 0);
+/// - a cut report: its keys over the last whole list (a chunk either lists counts), and
+///   fetch — but not from a member of an older axon (version 0), which cannot be asked.
+fn resolve_losses(
+    whole: &mut HashMap<NodeId, (u64, Arc<protection::Losses>)>,
+    n: NodeId,
+    version: u64,
+    total: u64,
+    keys: &[String],
+) -> (Arc<protection::Losses>, bool) {
+    if total == 0 {
+        whole.remove(&n);
+        return (Arc::new(protection::Losses::default()), false);
+    }
+    if version != 0
+        && let Some((v, l)) = whole.get(&n)
+        && *v == version
+    {
+        return (l.clone(), false);
+    }
+    if keys.len() as u64 >= total {
+        let l = Arc::new(protection::Losses::from_keys(keys, total));
+        if version == 0 {
+            whole.remove(&n);
+        } else {
+            whole.insert(n, (version, l.clone()));
+        }
+        return (l, false);
+    }
+    let l = match whole.get(&n) {
+        Some((_, base)) => protection::Losses::over(base.clone(), keys, total),
+        None => protection::Losses::from_keys(keys, total),
+    };
+    (Arc::new(l), version != 0)
+}
+
+/// Every key of a loss list read with `page` (the key after which to go on, and the
+/// version to read: 0 for the node's current list, then the version its first page
+/// named): (version, total, keys). Fails, to be read again later, if the node no longer
+/// has that version, if keys come out of order, or if their number is not the total its
+/// first page announced.
 async fn all_pages<F, Fut>(mut page: F) -> Result<(u64, u64, Vec<String>), String>
 where
-    F: FnMut(String) -> Fut,
+    F: FnMut(String, u64) -> Fut,
     Fut: std::future::Future<Output = Result<pb::ListLostReply, String>>,
 {
-    let (mut keys, mut after, mut first) = (Vec::new(), String::new(), None);
+    let (mut keys, mut after, mut first) = (Vec::<String>::new(), String::new(), None);
     loop {
-        let r = page(after.clone()).await?;
+        let asked = first.map_or(0, |(v, _)| v);
+        let r = page(after.clone(), asked).await?;
         let (version, total) = *first.get_or_insert((r.version, r.total));
         if r.version != version {
             return Err("the list changed while it was read".into());
         }
         if (keys.len() + r.keys.len()) as u64 > total {
             return Err(format!("more than the {total} keys announced"));
+        }
+        let mut prev = keys.last().cloned();
+        for k in &r.keys {
+            if prev.as_ref().is_some_and(|p| p >= k) {
+                return Err(format!("keys out of order at {k:?}"));
+            }
+            prev = Some(k.clone());
         }
         after = match r.keys.last() {
             Some(k) => k.clone(),
@@ -339,23 +401,49 @@ where
         }
     }
     let (version, total) = first.unwrap_or_default();
+    if keys.len() as u64 != total {
+        return Err(format!("{} keys of the {total} announced", keys.len()));
+    }
     Ok((version, total, keys))
 }
 
 impl LossCache {
+    /// The current list.
     async fn get(&self, node: &Arc<NodeData>) -> Result<Arc<LossList>, NodeError> {
         if let Ok(g) = self.0.lock()
-            && let Some((t, v)) = &*g
+            && let (Some(t), Some(v)) = (g.read, g.kept.back())
             && t.elapsed() < PING_EVERY
         {
             return Ok(v.clone());
         }
-        let keys = blocking(node, |n| n.losses()).await?;
-        let v = Arc::new(LossList::of(keys));
+        let v = Arc::new(blocking(node, |n| n.losses().map(LossList::of)).await?);
         if let Ok(mut g) = self.0.lock() {
-            *g = Some((Instant::now(), v.clone()));
+            g.read = Some(Instant::now());
+            if g.kept.back().is_none_or(|b| b.version != v.version) {
+                g.kept.push_back(v.clone());
+                while g.kept.len() > LOSS_VERSIONS_KEPT {
+                    g.kept.pop_front();
+                }
+            }
         }
         Ok(v)
+    }
+
+    /// Version `version` of the list (0: the current one), if still kept.
+    async fn version(
+        &self,
+        node: &Arc<NodeData>,
+        version: u64,
+    ) -> Result<Option<Arc<LossList>>, NodeError> {
+        let now = self.get(node).await?;
+        if version == 0 || now.version == version {
+            return Ok(Some(now));
+        }
+        Ok(self
+            .0
+            .lock()
+            .ok()
+            .and_then(|g| g.kept.iter().find(|l| l.version == version).cloned()))
     }
 }
 
@@ -470,7 +558,17 @@ impl pb::data_service_server::DataService for DataSvc {
         r: Request<pb::ListLostRequest>,
     ) -> Result<Response<pb::ListLostReply>, Status> {
         let r = r.into_inner();
-        let losses = self.losses.get(&self.node).await.map_err(node_status)?;
+        let losses = self
+            .losses
+            .version(&self.node, r.version)
+            .await
+            .map_err(node_status)?
+            .ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "version {} of this node's lost-chunk list is no longer kept (it changed since); start again from the first page",
+                    r.version
+                ))
+            })?;
         let limit = (r.limit as usize).clamp(1, LOST_PAGE);
         let (keys, more) = losses.page(&r.after, limit);
         Ok(Response::new(pb::ListLostReply {
@@ -693,6 +791,7 @@ impl DataHost {
             losses: Mutex::new(HashMap::new()),
             whole_losses: Mutex::new(HashMap::new()),
             fetching: Mutex::new(HashMap::new()),
+            fetch_warned: Mutex::new(None),
         });
         let pinger = net.clone();
         let mut stop_ping = stats.stopping();
@@ -744,6 +843,8 @@ pub struct GrpcNet {
     whole_losses: Mutex<HashMap<NodeId, (u64, Arc<protection::Losses>)>>,
     /// Whole loss lists fetched: (under way, when the last began), by node.
     fetching: Mutex<HashMap<NodeId, (bool, Instant)>>,
+    /// When a failed fetch of a loss list was last logged.
+    fetch_warned: Mutex<Option<Instant>>,
 }
 
 /// Whether nothing listens at `addr`: a connection refused (the agent stopped, its data
@@ -846,51 +947,17 @@ impl GrpcNet {
         self.free.lock().map(|f| f.clone()).unwrap_or_default()
     }
 
-    /// Asks every member what it can take; a member that does not answer keeps its last
-    /// figure.
-    /// Node `n`'s losses from a report of `keys` of `total` at `version`: the whole list
-    /// kept for that version, or made from `keys` when they are all of it (and kept);
-    /// otherwise the keys given, and true: the whole list is to be fetched.
-    fn losses_of(
-        &self,
-        n: NodeId,
-        version: u64,
-        total: u64,
-        keys: &[String],
-    ) -> (Arc<protection::Losses>, bool) {
-        if total == 0 {
-            return (Arc::new(protection::Losses::default()), false);
-        }
-        let Ok(mut whole) = self.whole_losses.lock() else {
-            return (Arc::new(protection::Losses::from_keys(keys, total)), false);
-        };
-        if let Some((v, l)) = whole.get(&n)
-            && *v == version
-        {
-            return (l.clone(), false);
-        }
-        if keys.len() as u64 >= total {
-            let l = Arc::new(protection::Losses::from_keys(keys, total));
-            whole.insert(n, (version, l.clone()));
-            return (l, false);
-        }
-        // Until the new list is in, the last whole one (chunks lost then and repaired
-        // since still count: the counts err on the side of less protection).
-        match whole.get(&n) {
-            Some((_, l)) => (l.clone(), true),
-            None => (Arc::new(protection::Losses::from_keys(keys, total)), true),
-        }
-    }
-
-    /// Member `n`'s whole loss list, page by page: (version, list).
+    /// Member `n`'s whole loss list, page by page, all from one version of it:
+    /// (version, list).
     async fn fetch_losses(&self, n: NodeId) -> Result<(u64, protection::Losses), String> {
         let c = self.client(n).map_err(|e| e.to_string())?;
-        let (version, total, keys) = all_pages(|after| {
+        let (version, total, keys) = all_pages(|after, version| {
             let mut c = c.clone();
             async move {
                 let req = pb::ListLostRequest {
                     after,
                     limit: LOST_PAGE as u32,
+                    version,
                 };
                 Ok(tokio::time::timeout(CALL_DEADLINE, c.list_lost(req))
                     .await
@@ -900,12 +967,15 @@ impl GrpcNet {
             }
         })
         .await?;
-        Ok((version, protection::Losses::from_keys(&keys, total)))
+        let l = tokio::task::spawn_blocking(move || protection::Losses::from_keys(&keys, total))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((version, l))
     }
 
     /// Fetches member `n`'s whole loss list in the background: one fetch at a time, at
-    /// most one every `LOSSES_REFETCH` (a list shrinks every second while it is repaired);
-    /// the counts are redone when it is in.
+    /// most one every `LOSSES_REFETCH`; the counts are redone when it is in. Failures are
+    /// logged once a minute at most (the count then errs on the side of less protection).
     fn fetch_losses_later(self: &Arc<Self>, n: NodeId) {
         let start = self.fetching.lock().is_ok_and(|mut f| match f.get(&n) {
             Some((true, _)) => false,
@@ -918,32 +988,84 @@ impl GrpcNet {
         if !start {
             return;
         }
+        /// Clears the "under way" mark however the fetch ends (a panic too).
+        struct Done(Arc<GrpcNet>, NodeId);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                if let Ok(mut f) = self.0.fetching.lock()
+                    && let Some(e) = f.get_mut(&self.1)
+                {
+                    e.0 = false;
+                }
+            }
+        }
         let net = self.clone();
         tokio::spawn(async move {
-            let r = net.fetch_losses(n).await;
-            if let Ok(mut f) = net.fetching.lock()
-                && let Some(e) = f.get_mut(&n)
-            {
-                e.0 = false;
-            }
-            match r {
+            let _done = Done(net.clone(), n);
+            match net.fetch_losses(n).await {
                 Ok((version, l)) => {
                     let l = Arc::new(l);
+                    // Lock order: whole lists, then the reported ones (as in ping_all).
                     if let Ok(mut w) = net.whole_losses.lock() {
                         w.insert(n, (version, l.clone()));
-                    }
-                    if let Ok(mut all) = net.losses.lock() {
-                        all.insert(n, l);
+                        if let Ok(mut all) = net.losses.lock() {
+                            all.insert(n, l);
+                        }
                     }
                     net.changed.notify_one();
                 }
                 Err(e) => {
-                    tracing::debug!("member {n}'s lost chunks: {e}; read again at the next ping")
+                    let warn = net
+                        .fetch_warned
+                        .lock()
+                        .map(|mut t| {
+                            let due = t.is_none_or(|t| t.elapsed() > Duration::from_secs(60));
+                            if due {
+                                *t = Some(Instant::now());
+                            }
+                            due
+                        })
+                        .unwrap_or(false);
+                    if warn {
+                        tracing::warn!(
+                            "member {n}'s list of lost chunks could not be read whole: {e}; its stripes are counted from its last whole list and its pings until it can (retried every {} s)",
+                            LOSSES_REFETCH.as_secs()
+                        );
+                    }
                 }
             }
         });
     }
 
+    /// This node's own losses: its whole list, rebuilt off the runtime when it changed.
+    async fn own_losses_now(&self) -> Option<Arc<protection::Losses>> {
+        let l = self.own_losses.get(&self.local).await.ok()?;
+        let held = self.whole_losses.lock().ok().and_then(|w| {
+            w.get(&self.me)
+                .filter(|(v, _)| *v == l.version)
+                .map(|(_, x)| x.clone())
+        });
+        if let Some(x) = held {
+            return Some(x);
+        }
+        let version = l.version;
+        let x = tokio::task::spawn_blocking(move || {
+            Arc::new(protection::Losses::from_keys(&l.keys, l.keys.len() as u64))
+        })
+        .await
+        .ok()?;
+        if let Ok(mut w) = self.whole_losses.lock() {
+            if version == 0 {
+                w.remove(&self.me);
+            } else {
+                w.insert(self.me, (version, x.clone()));
+            }
+        }
+        Some(x)
+    }
+
+    /// Asks every member what it can take; a member that does not answer keeps its last
+    /// figure.
     async fn ping_all(self: &Arc<Self>) {
         let mut got = HashMap::new();
         let mut caps = HashMap::new();
@@ -953,11 +1075,11 @@ impl GrpcNet {
             got.insert(self.me, free);
             caps.insert(self.me, cap);
         }
-        if let Ok(l) = self.own_losses.get(&self.local).await {
-            let (l, _) = self.losses_of(self.me, l.version, l.keys.len() as u64, &l.keys);
+        if let Some(l) = self.own_losses_now().await {
             lost.insert(self.me, l);
         }
-        let mut fetch = Vec::new();
+        // What each member reported: (version, total, keys), resolved at the end.
+        let mut reports = Vec::new();
         let calls = self.peers.keys().map(|&n| async move {
             let r = match self.client(n) {
                 Ok(mut c) => {
@@ -972,8 +1094,11 @@ impl GrpcNet {
                 n,
                 r.map(|r| {
                     let r = r.into_inner();
-                    let (l, partial) = self.losses_of(n, r.lost_version, r.lost_total, &r.lost);
-                    (r.free_bytes, r.capacity_bytes, l, partial)
+                    (
+                        r.free_bytes,
+                        r.capacity_bytes,
+                        (r.lost_version, r.lost_total, r.lost),
+                    )
                 }),
             )
         });
@@ -981,13 +1106,10 @@ impl GrpcNet {
         let before = self.away_now();
         let mut silent = Vec::new();
         for (n, usage) in futures::future::join_all(calls).await {
-            if let Some((f, c, l, partial)) = usage {
+            if let Some((f, c, report)) = usage {
                 got.insert(n, f);
                 caps.insert(n, c);
-                lost.insert(n, l);
-                if partial {
-                    fetch.push(n);
-                }
+                reports.push((n, report));
                 if let Ok(mut s) = self.seen.lock() {
                     s.insert(n, now);
                 }
@@ -1020,8 +1142,20 @@ impl GrpcNet {
         if let Ok(mut c) = self.cap.lock() {
             c.extend(caps);
         }
-        if let Ok(mut l) = self.losses.lock() {
-            l.extend(lost);
+        // Resolved against the whole lists as they are now (a fetch may have ended during
+        // this round), under the same locks, in the same order, as a fetch stores one.
+        let mut fetch = Vec::new();
+        if let Ok(mut whole) = self.whole_losses.lock() {
+            for (n, (version, total, keys)) in reports {
+                let (l, partial) = resolve_losses(&mut whole, n, version, total, &keys);
+                lost.insert(n, l);
+                if partial {
+                    fetch.push(n);
+                }
+            }
+            if let Ok(mut l) = self.losses.lock() {
+                l.extend(lost);
+            }
         }
         for n in fetch {
             self.fetch_losses_later(n);
@@ -2112,54 +2246,84 @@ mod plan_move_tests {
         }
     }
 
+    fn keys(n: usize) -> Vec<String> {
+        (0..n).rev().map(|i| format!("c/o{i}/0/1")).collect()
+    }
+
+    /// A node's ListLost as `DataSvc::list_lost` answers it, over the versions `kept`
+    /// (newest last): version 0 is the newest; one no longer kept is refused.
+    fn serve(kept: &[&LossList], after: &str, version: u64) -> Result<pb::ListLostReply, String> {
+        let l = if version == 0 {
+            kept.last().copied()
+        } else {
+            kept.iter().find(|l| l.version == version).copied()
+        };
+        l.map(|l| reply(l, after, 3))
+            .ok_or_else(|| format!("version {version} is no longer kept"))
+    }
+
     #[tokio::test]
-    async fn a_loss_list_longer_than_a_page_is_read_whole_and_a_change_midway_is_caught() {
-        let keys: Vec<String> = (0..10).rev().map(|i| format!("c/o{i}/0/1")).collect();
-        let list = LossList::of(keys.clone());
+    async fn a_loss_list_longer_than_a_page_is_read_whole_from_one_version() {
+        let list = LossList::of(keys(10));
         assert_ne!(list.version, 0);
         assert_eq!(LossList::of(Vec::new()).version, 0);
         // The version follows the content, not the order it came in.
-        let mut shuffled = keys.clone();
+        let mut shuffled = keys(10);
         shuffled.swap(0, 7);
         assert_eq!(LossList::of(shuffled).version, list.version);
-        let mut one_other = keys.clone();
-        one_other[3] = "c/o3/0/2".into();
-        let other = LossList::of(one_other);
-        assert_ne!(other.version, list.version);
+        // Repair rewrote one chunk: a new version.
+        let repaired = LossList::of(keys(10)[1..].to_vec());
+        assert_ne!(repaired.version, list.version);
 
-        // Pages of 3: every key once, in order.
+        // Pages of 3: every key once, in order, all from the version the first page named
+        // although the node's list changes after that first page.
         let mut calls = 0;
-        let (v, total, got) = all_pages(|after| {
+        let (v, total, got) = all_pages(|after, version| {
             calls += 1;
-            let r = reply(&list, &after, 3);
-            async move { Ok(r) }
+            let r = if calls == 1 {
+                serve(&[&list], &after, version)
+            } else {
+                serve(&[&list, &repaired], &after, version)
+            };
+            async move { r }
         })
         .await
         .unwrap();
         assert_eq!((v, total, calls), (list.version, 10, 4));
-        let mut want = keys.clone();
+        let mut want = keys(10);
         want.sort();
         assert_eq!(got, want);
         let l = protection::Losses::from_keys(&got, total);
         assert!(l.has("o9", 0, 1) && l.has("o0", 0, 1) && !l.has("o0", 0, 2));
 
-        // The list changes after the first page: refused, not half of each.
-        let mut n = 0;
-        let e = all_pages(|after| {
-            n += 1;
-            let r = if n == 1 {
-                reply(&list, &after, 3)
+        // The version is gone (the node moved on twice): refused, to be read again.
+        let mut calls = 0;
+        let e = all_pages(|after, version| {
+            calls += 1;
+            let r = if calls == 1 {
+                serve(&[&list], &after, version)
             } else {
-                reply(&other, &after, 3)
+                serve(&[&repaired], &after, version)
             };
+            async move { r }
+        })
+        .await
+        .unwrap_err();
+        assert!(e.contains("no longer kept"), "{e}");
+
+        // A node that answers with another version than asked is not believed.
+        let mut calls = 0;
+        let e = all_pages(|after, _| {
+            calls += 1;
+            let r = reply(if calls == 1 { &list } else { &repaired }, &after, 3);
             async move { Ok(r) }
         })
         .await
         .unwrap_err();
         assert!(e.contains("changed"), "{e}");
 
-        // A node sending more than it announced is not believed.
-        let e = all_pages(|after| {
+        // Nor one sending more, or fewer, keys than it announced, or keys out of order.
+        let e = all_pages(|after, _| {
             let mut r = reply(&list, &after, 3);
             r.total = 2;
             async move { Ok(r) }
@@ -2167,6 +2331,54 @@ mod plan_move_tests {
         .await
         .unwrap_err();
         assert!(e.contains("more than the 2"), "{e}");
+        let e = all_pages(|after, _| {
+            let mut r = reply(&list, &after, 3);
+            r.total = 11;
+            async move { Ok(r) }
+        })
+        .await
+        .unwrap_err();
+        assert!(e.contains("10 keys of the 11"), "{e}");
+        let e = all_pages(|after, _| {
+            let mut r = reply(&list, &after, 3);
+            r.keys.reverse();
+            async move { Ok(r) }
+        })
+        .await
+        .unwrap_err();
+        assert!(e.contains("out of order"), "{e}");
+    }
+
+    #[test]
+    fn a_cut_report_counts_over_the_last_whole_list_until_the_new_one_is_in() {
+        let mut whole = HashMap::new();
+        let all = keys(10);
+        let v1 = LossList::of(all.clone()).version;
+        // A complete report is kept under its version, and used while the version holds.
+        let (l, fetch) = resolve_losses(&mut whole, 4, v1, 10, &all);
+        assert!(!fetch && l.has("o9", 0, 1));
+        let (l2, fetch) = resolve_losses(&mut whole, 4, v1, 10, &all[..2]);
+        assert!(!fetch && Arc::ptr_eq(&l, &l2));
+
+        // A newer, cut report: its keys over the old whole list (a chunk lost since, o10,
+        // counts; o0, listed only in the old list, still counts), and fetch.
+        let newer = vec!["c/o10/0/1".to_string()];
+        let (l, fetch) = resolve_losses(&mut whole, 4, v1 + 1, 5000, &newer);
+        assert!(fetch);
+        assert!(l.has("o10", 0, 1) && l.has("o0", 0, 1) && !l.has("o11", 0, 1));
+
+        // An agent of an older axon (version 0) is taken at its word each time, never
+        // kept and never asked for the rest.
+        let (l, fetch) = resolve_losses(&mut whole, 5, 0, 2, &all[..2]);
+        assert!(!fetch && l.has("o9", 0, 1));
+        assert!(!whole.contains_key(&5));
+        let (l, fetch) = resolve_losses(&mut whole, 5, 0, 5000, &all[2..3]);
+        assert!(!fetch && !l.has("o9", 0, 1) && l.has("o7", 0, 1));
+
+        // Nothing lost: nothing counts, and the kept list is dropped.
+        let (l, fetch) = resolve_losses(&mut whole, 4, 0, 0, &[]);
+        assert!(!fetch && l.is_empty() && !l.has("o0", 0, 1));
+        assert!(!whole.contains_key(&4));
     }
 
     #[test]

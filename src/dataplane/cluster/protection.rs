@@ -25,6 +25,8 @@ pub struct Losses {
     by_object: HashMap<String, HashSet<(usize, usize)>>,
     /// How many the node has in all: more than were listed when its list was cut.
     pub total: u64,
+    /// An older whole list these keys came on top of (`over`).
+    base: Option<std::sync::Arc<Losses>>,
 }
 
 impl Losses {
@@ -39,7 +41,17 @@ impl Losses {
         Losses {
             by_object,
             total: total.max(keys.len() as u64),
+            base: None,
         }
+    }
+
+    /// `keys` (a node's newest, cut report) over `base` (its last whole list): a chunk
+    /// either lists counts as lost, so chunks lost since `base` count, and those repaired
+    /// since still do until a newer whole list comes.
+    pub fn over<S: AsRef<str>>(base: std::sync::Arc<Losses>, keys: &[S], total: u64) -> Losses {
+        let mut l = Losses::from_keys(keys, total);
+        l.base = Some(base);
+        l
     }
 
     pub fn is_empty(&self) -> bool {
@@ -51,6 +63,7 @@ impl Losses {
         self.by_object
             .get(object)
             .is_some_and(|s| s.contains(&(i, idx)))
+            || self.base.as_ref().is_some_and(|b| b.has(object, i, idx))
     }
 }
 
