@@ -907,6 +907,12 @@ impl Store {
                 self.drives[i].path.display()
             )));
         }
+        // Opened and checked before anything is written: a drive that cannot be used is
+        // refused with neither its superblock nor the store's records changed.
+        let mut d = self.attach(sb.drive, state, path.clone());
+        if let Some(p) = d.problem.take() {
+            return Err(StoreError::Refused(p));
+        }
         // The state is written only to the drive just checked: one swapped in at the path
         // since is refused, not given this store's state.
         if let drive::StateSet::Another(now) =
@@ -932,8 +938,9 @@ impl Store {
                 .map_err(|x| e(x.into()))?;
         }
         tx.commit().map_err(|x| e(x.into()))?;
-        let mut d = self.attach(sb.drive, state, path.clone());
-        // Zero any headers left from an earlier life, so they are never taken for chunks.
+        // Zero any headers left from an earlier life, so they are never taken for chunks
+        // (through the handle opened before the state was written: for a file, the drive
+        // that was checked).
         if let Some(io) = &d.io {
             let mut h = AlignedBuf::zeroed(BLOCK as usize);
             let zero = AlignedBuf::zeroed(BLOCK as usize);
@@ -946,9 +953,6 @@ impl Store {
                 }
             }
             io.sync().map_err(|x| io_err(&path, "sync", x))?;
-        }
-        if let Some(p) = d.problem.take() {
-            return Err(StoreError::Refused(p));
         }
         self.by_id.insert(sb.drive, self.drives.len());
         self.drives.push(d);
