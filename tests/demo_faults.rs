@@ -167,6 +167,19 @@ fn demo_faults_are_read_around_rebuilt_and_repaired() {
         out.contains("PARTIALLY_PROTECTED") && out.contains("with 1 lost"),
         "{out}"
     );
+    // The node says how many it lost, and that they wait for start-io.
+    let d = until_data(
+        &inv,
+        "axon004's lost chunks counted while IO is stopped",
+        |d| d["lost_chunks"].as_u64().unwrap_or(0) > 0 && d["repair_paused"] == true,
+    );
+    assert_eq!(d["protection"], "PARTIALLY_PROTECTED", "{d:#}");
+    let (code, out, e) = run(
+        &["cluster", "status", "--inventory", &inv_s],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{out}{e}");
+    assert!(out.contains("not rewritten while IO is stopped"), "{out}");
     let (code, out, e) = run(
         &["start-io", "--inventory", &inv_s],
         Duration::from_secs(60),

@@ -1364,7 +1364,15 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
             lost_here = lost;
             dh.set_status(|s| {
                 s.lost_chunks = lost;
+                s.repair_paused = false;
                 s.repaired_chunks += repaired;
+            });
+        } else if let Ok(l) = net.own_losses.get(&net.local).await {
+            // IO stopped: nothing rewrites them, and they are said to wait.
+            let lost = l.keys.len() as u64;
+            dh.set_status(|s| {
+                s.lost_chunks = lost;
+                s.repair_paused = lost > 0;
             });
         }
         // Anti-entropy and orphaned chunks, every 30 s and soon after this node starts

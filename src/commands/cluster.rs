@@ -703,8 +703,10 @@ fn data_lines(
     }
     if d.lost_chunks > 0 || d.repaired_chunks > 0 {
         out.push(format!(
-            "repair      {} chunk(s) lost on failed drives or damaged, being rewritten from parity · {} rewritten",
-            d.lost_chunks, d.repaired_chunks
+            "repair      {} chunk(s) lost on failed drives or damaged, {} · {} rewritten",
+            d.lost_chunks,
+            crate::model::dataplane::repair_words(&d),
+            d.repaired_chunks
         ));
     }
     if d.orphans_freed > 0 {

@@ -26,7 +26,7 @@
 //! data_plane       reporting (false, and the rest null, when no member reports: no
 //!                  figure is made up), members_reporting, members, io, protection,
 //!                  stripes_by_lost, away and past_grace (member ids), lost_chunks,
-//!                  rebuild (null unless one runs: stripes_done, stripes_total, bytes,
+//!                  repair_paused (true: lost chunks wait for start-io), rebuild (null unless one runs: stripes_done, stripes_total, bytes,
 //!                  rate, eta_secs)
 //! problems         worst first: {severity ("critical" | "warning" | "info"), kind
 //!                  ("node" | "cluster" | "check" | "drive" | "ports" | "cores" |
@@ -342,6 +342,7 @@ fn data_json(dp: Option<&DataplaneView>) -> serde_json::Value {
             "away": null,
             "past_grace": null,
             "lost_chunks": null,
+            "repair_paused": null,
             "rebuild": null,
         });
     };
@@ -356,6 +357,7 @@ fn data_json(dp: Option<&DataplaneView>) -> serde_json::Value {
         "away": d.map(|d| &d.away),
         "past_grace": d.map(|d| &d.failed),
         "lost_chunks": d.map(|d| d.lost_chunks),
+        "repair_paused": d.map(|d| d.repair_paused),
         "rebuild": d.filter(|d| d.rebuild.active).map(|d| json!({
             "stripes_done": d.rebuild.stripes_done,
             "stripes_total": d.rebuild.stripes_total,

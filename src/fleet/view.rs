@@ -920,7 +920,7 @@ impl ClusterView {
                 .collect(),
             rebuilding: data.rebuild.active,
             away: data.away.clone(),
-            repairing: data.lost_chunks > 0,
+            repairing: data.lost_chunks > 0 && !data.repair_paused,
         };
         self.dp_brief = Some(dp.brief());
         let Some(old) = self.dp_memo.replace(memo.clone()) else {

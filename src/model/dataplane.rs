@@ -43,9 +43,12 @@ pub struct DataStatus {
     pub protection: String,
     pub rebuild: RebuildProgress,
     /// Chunks this node holds but cannot serve (on a failed drive, or damaged), which it
-    /// is rewriting from the other chunks of their stripes.
+    /// is rewriting from the other chunks of their stripes (while IO is started).
     #[serde(default)]
     pub lost_chunks: u64,
+    /// The lost chunks wait: IO is stopped, and nothing rewrites them until it starts.
+    #[serde(default)]
+    pub repair_paused: bool,
     /// Chunks this node has rewritten since it started.
     #[serde(default)]
     pub repaired_chunks: u64,
@@ -81,6 +84,16 @@ pub fn word(by_lost: &[u64], m: usize, rebuilding: bool) -> &'static str {
         "PARTIALLY_PROTECTED"
     } else {
         "OK"
+    }
+}
+
+/// What is done about the lost chunks, for the repair lines of `cluster status` and the
+/// Stripes panel.
+pub fn repair_words(d: &DataStatus) -> &'static str {
+    if d.repair_paused {
+        "not rewritten while IO is stopped (axon start-io rewrites them)"
+    } else {
+        "being rewritten from parity"
     }
 }
 
@@ -125,17 +138,18 @@ pub fn sum(parts: &[DataStatus], m: usize) -> DataStatus {
     out.failed = failed.into_iter().collect();
     out.failed.sort_unstable();
     // Chunks lost inside a node (a failed drive, damage) are counted in their stripes
-    // and being rewritten by their holders: a rebuild too.
-    out.protection = word(
-        &out.stripes_by_lost,
-        m,
-        out.rebuild.active || out.lost_chunks > 0,
-    )
-    .to_string();
-    // Stripes reported whole while chunks are still lost: a holder listed more than a
-    // ping carries, or the counts have not caught up yet.
+    // and, while IO is started, being rewritten by their holders: a rebuild too.
+    let repairing = parts.iter().any(|p| p.lost_chunks > 0 && !p.repair_paused);
+    out.repair_paused = parts.iter().any(|p| p.lost_chunks > 0 && p.repair_paused);
+    out.protection = word(&out.stripes_by_lost, m, out.rebuild.active || repairing).to_string();
+    // Stripes reported whole while chunks are still lost: the counts have not caught up.
     if out.lost_chunks > 0 && out.protection == "OK" {
-        out.protection = "REBUILDING".to_string();
+        out.protection = if repairing {
+            "REBUILDING"
+        } else {
+            "PARTIALLY_PROTECTED"
+        }
+        .to_string();
     }
     // Every stripe whole, and chunks moving onto a member that came back or was added.
     if out.protection == "OK" && parts.iter().any(|p| p.protection == "REDISTRIBUTING") {

@@ -452,6 +452,7 @@ pub fn add_dataplane(v: &mut ClusterView, away: usize) {
                     last_error: None,
                 },
                 lost_chunks: 0,
+                repair_paused: false,
                 repaired_chunks: 0,
                 orphans_freed: 0,
                 chunks_held: 0,

@@ -210,4 +210,36 @@ mod tests {
         assert_eq!(s.rebuild.stripes_total, 8);
         assert_eq!(s.protection, "REBUILDING");
     }
+
+    #[test]
+    fn lost_chunks_rebuild_only_while_their_holders_rewrite_them() {
+        let p = |by: Vec<u64>, lost, paused| DataStatus {
+            stripes_by_lost: by,
+            lost_chunks: lost,
+            repair_paused: paused,
+            ..Default::default()
+        };
+        // IO started: the holder rewrites them.
+        let s = sum(
+            &[p(vec![3, 1, 0, 0], 1, false), p(vec![2, 0, 0, 0], 0, false)],
+            2,
+        );
+        assert_eq!(
+            (s.protection.as_str(), s.repair_paused),
+            ("REBUILDING", false)
+        );
+        // IO stopped: they wait, and the cluster says so.
+        let s = sum(
+            &[p(vec![3, 1, 0, 0], 1, true), p(vec![2, 0, 0, 0], 0, false)],
+            2,
+        );
+        assert_eq!(s.protection, "PARTIALLY_PROTECTED");
+        assert!(s.repair_paused && s.lost_chunks == 1);
+        assert!(crate::model::dataplane::repair_words(&s).contains("IO is stopped"));
+        // The counts not caught up yet (every stripe whole, a chunk lost): not OK either way.
+        let s = sum(&[p(vec![4, 0, 0, 0], 1, true)], 2);
+        assert_eq!(s.protection, "PARTIALLY_PROTECTED");
+        let s = sum(&[p(vec![4, 0, 0, 0], 1, false)], 2);
+        assert_eq!(s.protection, "REBUILDING");
+    }
 }

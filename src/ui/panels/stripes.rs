@@ -318,9 +318,10 @@ fn dataplane_lines(
                     label("Repair"),
                     Span::styled(
                         format!(
-                            "{} chunk{} lost on failed drives or damaged, being rewritten from parity · {} rewritten",
+                            "{} chunk{} lost on failed drives or damaged, {} · {} rewritten",
                             d.lost_chunks,
                             if d.lost_chunks == 1 { "" } else { "s" },
+                            crate::model::dataplane::repair_words(d),
                             d.repaired_chunks
                         ),
                         if d.lost_chunks > 0 { th.warn } else { th.text },
