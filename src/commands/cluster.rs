@@ -705,7 +705,7 @@ fn data_lines(
         out.push(format!(
             "repair      {} chunk(s) lost on failed drives or damaged, {} · {} rewritten",
             d.lost_chunks,
-            crate::model::dataplane::repair_words(&d),
+            crate::model::dataplane::repair_words(d),
             d.repaired_chunks
         ));
     }
