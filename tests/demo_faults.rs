@@ -180,6 +180,8 @@ fn demo_faults_are_read_around_rebuilt_and_repaired() {
     );
     assert_eq!(code, 0, "{out}{e}");
     assert!(out.contains("not rewritten while IO is stopped"), "{out}");
+    let (_, out, e) = run(&["status", "--inventory", &inv_s], Duration::from_secs(60));
+    assert!(out.contains("lost, waiting for start-io"), "{out}{e}");
     let (code, out, e) = run(
         &["start-io", "--inventory", &inv_s],
         Duration::from_secs(60),

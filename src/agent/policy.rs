@@ -144,6 +144,11 @@ pub static POLICY: &[Rule] = &[
         access: Access::Read,
     },
     Rule {
+        rpc: "/axon.v1.DataService/ListLost",
+        need: Permission::Read,
+        access: Access::Read,
+    },
+    Rule {
         rpc: "/axon.v1.DataService/ListManifests",
         need: Permission::Read,
         access: Access::Read,

@@ -316,11 +316,7 @@ fn data_line(dp: Option<&DpBrief>, members: bool) -> Vec<String> {
                 b.away
             )),
         }
-        counted(
-            &mut parts,
-            b.lost_chunks as usize,
-            "chunk(s) being repaired",
-        );
+        counted(&mut parts, b.lost_chunks as usize, b.lost_words());
     }
     parts.push(format!(
         "{} of {} members reporting",

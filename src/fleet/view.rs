@@ -516,9 +516,23 @@ pub struct DpBrief {
     pub away: usize,
     pub past_grace: usize,
     pub lost_chunks: u64,
+    /// The lost chunks wait for start-io (IO stopped): nothing rewrites them.
+    pub repair_paused: bool,
     /// Members whose share is counted, of the configuration's members.
     pub reporting: usize,
     pub members: usize,
+}
+
+impl DpBrief {
+    /// What the lost chunks are doing, for a count of them: "chunk(s) being repaired",
+    /// or waiting for start-io while IO is stopped.
+    pub fn lost_words(&self) -> &'static str {
+        if self.repair_paused {
+            "chunk(s) lost, waiting for start-io"
+        } else {
+            "chunk(s) being repaired"
+        }
+    }
 }
 
 impl DataplaneView {
@@ -536,6 +550,7 @@ impl DataplaneView {
             away: d.map_or(0, |d| d.away.len().max(d.failed.len())),
             past_grace: d.map_or(0, |d| d.failed.len()),
             lost_chunks: d.map_or(0, |d| d.lost_chunks),
+            repair_paused: d.is_some_and(|d| d.repair_paused),
             reporting: self.reporting,
             members: c.members.len(),
         }

@@ -331,7 +331,11 @@ fn health(cx: &Cx, th: &Theme) -> Vec<Vec<Span<'static>>> {
             counted(
                 &mut io,
                 b.lost_chunks as usize,
-                "chunks being repaired",
+                if b.repair_paused {
+                    "chunks lost, waiting for start-io"
+                } else {
+                    "chunks being repaired"
+                },
                 th.warn,
             );
         }
