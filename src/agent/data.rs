@@ -1359,6 +1359,8 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
         // Chunks of this node's own that it cannot serve: rewritten from their stripes.
         let mut lost_here = 0;
         if config.io == crate::model::cluster::IoStatus::Started {
+            // They are being rewritten from now on, not after this round.
+            dh.set_status(|s| s.repair_paused = false);
             let (lost, repaired) =
                 repair_own(&fe, &net, &layout, &all, &mut repair_turn, cfg.rate).await;
             lost_here = lost;
@@ -1367,9 +1369,14 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
                 s.repair_paused = false;
                 s.repaired_chunks += repaired;
             });
-        } else if let Ok(l) = net.own_losses.get(&net.local).await {
-            // IO stopped: nothing rewrites them, and they are said to wait.
-            let lost = l.keys.len() as u64;
+        } else {
+            // IO stopped: nothing rewrites them, and they are said to wait. Counted as
+            // `repair_own` counts them: not the chunks of objects no manifest here names
+            // (orphans, whose loss is no stripe's). Unknown if the list cannot be read.
+            let lost = match net.own_losses.get(&net.local).await {
+                Ok(l) => named_losses(&l.keys, &all),
+                Err(_) => 0,
+            };
             dh.set_status(|s| {
                 s.lost_chunks = lost;
                 s.repair_paused = lost > 0;
@@ -1813,6 +1820,18 @@ struct RepairTurn {
     /// Not before then are objects repaired onto other members again: the last try
     /// found nowhere to put them.
     elsewhere_after: Option<Instant>,
+}
+
+/// Of lost chunk `keys`, those of objects a live manifest in `all` names.
+fn named_losses(keys: &[String], all: &[Manifest]) -> u64 {
+    let live: HashSet<&str> = all
+        .iter()
+        .filter(|m| !m.deleted)
+        .map(|m| m.object.as_str())
+        .collect();
+    keys.iter()
+        .filter(|k| objects::parse_chunk_key(k).is_some_and(|(o, _, _)| live.contains(o)))
+        .count() as u64
 }
 
 /// Rewrites chunks this node lost (a failed drive) or holds damaged, each rebuilt from k

@@ -942,7 +942,7 @@ pub async fn remove(h: OpHandle, store: SharedStore, r: DriveRequest) {
         ));
     } else if let Some(first) = p.keys.first() {
         out.refusals.push(format!(
-            "{} object(s) still have chunks recorded on it (first: {first}) — they are being rewritten from parity; remove it once none are left (`axon cluster status` shows no chunks lost)",
+            "{} object(s) still have chunks recorded on it (first: {first}) — they are being rewritten from parity while IO is started (`axon start-io`); remove it once none are left (`axon cluster status` shows no chunks lost)",
             p.keys.len()
         ));
     }

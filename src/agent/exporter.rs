@@ -637,7 +637,7 @@ fn register_cluster(reg: &mut Registry, c: &ClusterMetrics) {
         set(&g, vec![], d.chunks_held as f64);
         let g = r.gauge(
             "cluster_chunks_lost",
-            "Chunks this member holds but cannot serve (a failed drive, damage), being rewritten from parity",
+            "Chunks this member holds but cannot serve (a failed drive, damage), rewritten from parity while IO is started",
         );
         set(&g, vec![], d.lost_chunks as f64);
         let c = r.counter(

@@ -230,7 +230,14 @@ async fn status(a: ClusterStatusArgs) -> Result<i32> {
         .unwrap_or(0);
     let shares: Vec<crate::dataplane::cluster::protection::DataStatus> =
         ok.iter().filter_map(|i| i.data.clone()).collect();
-    let data = (!shares.is_empty()).then(|| crate::dataplane::cluster::protection::sum(&shares, m));
+    // IO as the newest configuration among the members says.
+    let io_started = ok
+        .iter()
+        .filter_map(|i| i.config.as_ref())
+        .max_by_key(|c| c.epoch)
+        .is_some_and(|c| c.io == crate::model::cluster::IoStatus::Started);
+    let data = (!shares.is_empty())
+        .then(|| crate::dataplane::cluster::protection::sum(&shares, m, io_started));
     if a.json {
         let v = rows
             .iter()
@@ -626,8 +633,13 @@ pub async fn summary(inv: &Inventory, skip: &[String]) -> Option<(String, serde_
                 .into_iter()
                 .flatten()
                 .collect();
-        let data = (!shares.is_empty())
-            .then(|| crate::dataplane::cluster::protection::sum(&shares, config.m));
+        let data = (!shares.is_empty()).then(|| {
+            crate::dataplane::cluster::protection::sum(
+                &shares,
+                config.m,
+                config.io == crate::model::cluster::IoStatus::Started,
+            )
+        });
         if let Some(d) = &data {
             let lost: u64 = d.stripes_by_lost.iter().skip(1).sum();
             parts.push(if lost > 0 {

@@ -913,6 +913,22 @@ impl Store {
         if let Some(p) = d.problem.take() {
             return Err(StoreError::Refused(p));
         }
+        // Zero any headers left from an earlier life, so they are never taken for chunks
+        // (before anything else is written: a failure here leaves the drive as it was
+        // offered and the store without it).
+        if let Some(io) = &d.io {
+            let mut h = AlignedBuf::zeroed(BLOCK as usize);
+            let zero = AlignedBuf::zeroed(BLOCK as usize);
+            for slot in 0..d.slots {
+                io.read_slot(slot, h.as_mut_slice())
+                    .map_err(|x| io_err(&path, "read", x))?;
+                if h.as_slice().iter().any(|b| *b != 0) {
+                    io.write_slot(slot, zero.as_slice())
+                        .map_err(|x| io_err(&path, "write", x))?;
+                }
+            }
+            io.sync().map_err(|x| io_err(&path, "sync", x))?;
+        }
         // The state is written only to the drive just checked: one swapped in at the path
         // since is refused, not given this store's state.
         if let drive::StateSet::Another(now) =
@@ -931,28 +947,20 @@ impl Store {
         rec.extend_from_slice(path.to_string_lossy().as_bytes());
         let db_path = self.dir.join(DB_FILE);
         let e = db_err(&db_path);
-        let tx = self.db.begin_write().map_err(|x| e(x.into()))?;
-        {
-            let mut t = tx.open_table(DRIVES).map_err(|x| e(x.into()))?;
-            t.insert(sb.drive.as_u128(), rec.as_slice())
-                .map_err(|x| e(x.into()))?;
-        }
-        tx.commit().map_err(|x| e(x.into()))?;
-        // Zero any headers left from an earlier life, so they are never taken for chunks
-        // (through the handle opened before the state was written: for a file, the drive
-        // that was checked).
-        if let Some(io) = &d.io {
-            let mut h = AlignedBuf::zeroed(BLOCK as usize);
-            let zero = AlignedBuf::zeroed(BLOCK as usize);
-            for slot in 0..d.slots {
-                io.read_slot(slot, h.as_mut_slice())
-                    .map_err(|x| io_err(&path, "read", x))?;
-                if h.as_slice().iter().any(|b| *b != 0) {
-                    io.write_slot(slot, zero.as_slice())
-                        .map_err(|x| io_err(&path, "write", x))?;
-                }
+        let recorded = (|| {
+            let tx = self.db.begin_write().map_err(|x| e(x.into()))?;
+            {
+                let mut t = tx.open_table(DRIVES).map_err(|x| e(x.into()))?;
+                t.insert(sb.drive.as_u128(), rec.as_slice())
+                    .map_err(|x| e(x.into()))?;
             }
-            io.sync().map_err(|x| io_err(&path, "sync", x))?;
+            tx.commit().map_err(|x| e(x.into()))
+        })();
+        if let Err(err) = recorded {
+            // Not in the store: the drive says what it said before, so it can be offered
+            // again without --force.
+            let _ = drive::set_state_of(&path, sb.drive, sb.cluster, sb.state);
+            return Err(err);
         }
         self.by_id.insert(sb.drive, self.drives.len());
         self.drives.push(d);
@@ -2491,7 +2499,7 @@ impl Store {
         let left = self.keys_on(id)?;
         if !left.is_empty() {
             return Err(StoreError::Refused(format!(
-                "{}: {} object(s) still have chunks recorded on it (first: {}) — they are being rewritten from parity; remove it once none are left (`axon cluster status` shows no chunks lost)",
+                "{}: {} object(s) still have chunks recorded on it (first: {}) — they are being rewritten from parity while IO is started (`axon start-io`); remove it once none are left (`axon cluster status` shows no chunks lost)",
                 path.display(),
                 left.len(),
                 left[0]

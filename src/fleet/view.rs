@@ -184,7 +184,13 @@ impl ClusterView {
         let shares: Vec<crate::model::dataplane::DataStatus> =
             fresh.iter().filter_map(|b| b.data.clone()).collect();
         let shares = without_away(shares);
-        let data = (!shares.is_empty()).then(|| crate::model::dataplane::sum(&shares, config.m));
+        let data = (!shares.is_empty()).then(|| {
+            crate::model::dataplane::sum(
+                &shares,
+                config.m,
+                config.io == crate::model::cluster::IoStatus::Started,
+            )
+        });
         Some(DataplaneView {
             leader: newest.leader,
             reporting: shares.len(),

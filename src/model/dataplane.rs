@@ -98,8 +98,10 @@ pub fn repair_words(d: &DataStatus) -> &'static str {
 }
 
 /// Sums the members' shares into the cluster's: stripes by lost, objects, bytes, and the
-/// rebuild (active if any member's is).
-pub fn sum(parts: &[DataStatus], m: usize) -> DataStatus {
+/// rebuild (active if any member's is). `io_started`: the configuration's IO status is
+/// STARTED; otherwise no lost chunk is being rewritten, whatever a share says (an older
+/// agent keeps its last count across stop-io).
+pub fn sum(parts: &[DataStatus], m: usize, io_started: bool) -> DataStatus {
     let mut out = DataStatus {
         stripes_by_lost: vec![0; m + 2],
         ..Default::default()
@@ -139,8 +141,8 @@ pub fn sum(parts: &[DataStatus], m: usize) -> DataStatus {
     out.failed.sort_unstable();
     // Chunks lost inside a node (a failed drive, damage) are counted in their stripes
     // and, while IO is started, being rewritten by their holders: a rebuild too.
-    let repairing = parts.iter().any(|p| p.lost_chunks > 0 && !p.repair_paused);
-    out.repair_paused = parts.iter().any(|p| p.lost_chunks > 0 && p.repair_paused);
+    let repairing = io_started && parts.iter().any(|p| p.lost_chunks > 0 && !p.repair_paused);
+    out.repair_paused = out.lost_chunks > 0 && !repairing;
     out.protection = word(&out.stripes_by_lost, m, out.rebuild.active || repairing).to_string();
     // Stripes reported whole while chunks are still lost: the counts have not caught up.
     if out.lost_chunks > 0 && out.protection == "OK" {

@@ -204,7 +204,11 @@ mod tests {
             },
             ..Default::default()
         };
-        let s = sum(&[p(vec![3, 1, 0, 0], true), p(vec![2, 0, 0, 0], false)], 2);
+        let s = sum(
+            &[p(vec![3, 1, 0, 0], true), p(vec![2, 0, 0, 0], false)],
+            2,
+            true,
+        );
         assert_eq!(s.stripes_by_lost, vec![5, 1, 0, 0]);
         assert_eq!(s.objects, 2);
         assert_eq!(s.rebuild.stripes_total, 8);
@@ -223,6 +227,7 @@ mod tests {
         let s = sum(
             &[p(vec![3, 1, 0, 0], 1, false), p(vec![2, 0, 0, 0], 0, false)],
             2,
+            true,
         );
         assert_eq!(
             (s.protection.as_str(), s.repair_paused),
@@ -232,14 +237,19 @@ mod tests {
         let s = sum(
             &[p(vec![3, 1, 0, 0], 1, true), p(vec![2, 0, 0, 0], 0, false)],
             2,
+            true,
         );
         assert_eq!(s.protection, "PARTIALLY_PROTECTED");
         assert!(s.repair_paused && s.lost_chunks == 1);
         assert!(crate::model::dataplane::repair_words(&s).contains("IO is stopped"));
         // The counts not caught up yet (every stripe whole, a chunk lost): not OK either way.
-        let s = sum(&[p(vec![4, 0, 0, 0], 1, true)], 2);
+        let s = sum(&[p(vec![4, 0, 0, 0], 1, true)], 2, true);
         assert_eq!(s.protection, "PARTIALLY_PROTECTED");
-        let s = sum(&[p(vec![4, 0, 0, 0], 1, false)], 2);
+        let s = sum(&[p(vec![4, 0, 0, 0], 1, false)], 2, true);
         assert_eq!(s.protection, "REBUILDING");
+        // IO stopped, an older agent still reporting its count as rewritten: waiting.
+        let s = sum(&[p(vec![3, 1, 0, 0], 1, false)], 2, false);
+        assert_eq!(s.protection, "PARTIALLY_PROTECTED");
+        assert!(s.repair_paused);
     }
 }
