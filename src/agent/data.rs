@@ -1366,7 +1366,6 @@ pub async fn watch_data(host: Arc<super::raft::ClusterHost>, cfg: RebuildConfig)
             lost_here = lost;
             dh.set_status(|s| {
                 s.lost_chunks = lost;
-                s.repair_paused = false;
                 s.repaired_chunks += repaired;
             });
         } else {

@@ -26,8 +26,9 @@
 //! data_plane       reporting (false, and the rest null, when no member reports: no
 //!                  figure is made up), members_reporting, members, io, protection,
 //!                  stripes_by_lost, away and past_grace (member ids), lost_chunks,
-//!                  repair_paused (true: lost chunks wait for start-io), rebuild (null unless one runs: stripes_done, stripes_total, bytes,
-//!                  rate, eta_secs)
+//!                  repair_paused (true: lost chunks wait for start-io), rebuild
+//!                  (null unless one runs: stripes_done, stripes_total, bytes, rate,
+//!                  eta_secs)
 //! problems         worst first: {severity ("critical" | "warning" | "info"), kind
 //!                  ("node" | "cluster" | "check" | "drive" | "ports" | "cores" |
 //!                  "collector" | "stale"), node (null | name), text}

@@ -328,16 +328,7 @@ fn health(cx: &Cx, th: &Theme) -> Vec<Vec<Span<'static>>> {
                 ));
             }
             counted(&mut io, b.away, "away", th.warn);
-            counted(
-                &mut io,
-                b.lost_chunks as usize,
-                if b.repair_paused {
-                    "chunks lost, waiting for start-io"
-                } else {
-                    "chunks being repaired"
-                },
-                th.warn,
-            );
+            counted(&mut io, b.lost_chunks as usize, b.lost_words(), th.warn);
         }
     }
     vec![nodes, checks, drives, ports, cores, io]
