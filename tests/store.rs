@@ -568,6 +568,40 @@ fn a_drive_in_service_elsewhere_is_not_taken_over_without_force() {
     );
 }
 
+/// A drive taken over with --force while one superblock copy is damaged gets both copies
+/// back (its state unchanged, so nothing else would rewrite them), and the store says so;
+/// a drive refused leaves no warning behind.
+#[test]
+fn a_forced_add_rewrites_a_damaged_superblock_copy_and_a_refused_add_records_nothing() {
+    let fx = fixture(3, 2, 5);
+    let p = &fx.drives[0];
+    // Copy B (the second block) damaged: one byte of its payload flipped.
+    let mut b = peek(p, BLOCK + 16, 1);
+    b[0] ^= 0x40;
+    poke(p, BLOCK + 16, &b);
+    let damaged = |p: &Path| drive::open(p).unwrap().warning;
+    assert!(damaged(p).is_some(), "the damage was not seen");
+    let other = fx.dir.path().join("other");
+    let mut s = Store::create(&other, fx.cluster, Scheme::new(3, 2).unwrap(), CHUNK).unwrap();
+    // Refused (ACTIVE, no --force): no warning recorded, the copy still damaged.
+    assert!(s.add_drive(p, false).is_err());
+    assert!(
+        s.recovery().warnings.is_empty(),
+        "{:?}",
+        s.recovery().warnings
+    );
+    assert!(damaged(p).is_some());
+    // Forced: both copies good and equal, and the store says it rewrote one.
+    s.add_drive(p, true).unwrap();
+    assert_eq!(damaged(p), None);
+    assert_eq!(peek(p, 0, 512), peek(p, BLOCK, 512));
+    let w = s.recovery().warnings.join("\n");
+    assert!(
+        w.contains(&p.display().to_string()) && w.contains("copy B") && w.contains("rewritten"),
+        "{w}"
+    );
+}
+
 /// Group commit: a batch stores each object as successive puts would (a later put of the
 /// same key replaces the earlier, its slots freed), a bad key fails alone, and all of it is
 /// there after reopening.

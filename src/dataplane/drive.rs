@@ -693,7 +693,8 @@ pub enum StateSet {
 /// Sets drive `drive` of `cluster` to `state`, if that is the drive at `path`: its
 /// superblock is checked and rewritten through one open handle, so a drive swapped in at
 /// the path between a look and a write never receives this drive's state. Nothing is
-/// written when the drive already says `state`.
+/// written when the drive already says `state` in both copies; one damaged copy is
+/// rewritten (with a new generation) from the other.
 pub fn set_state_of(
     path: &Path,
     drive: Uuid,
@@ -711,11 +712,14 @@ fn set_state_on(
     cluster: Uuid,
     state: DriveState,
 ) -> Result<StateSet, DriveError> {
-    let mut sb = read_superblocks(f, path)?.superblock;
+    let read = read_superblocks(f, path)?;
+    let mut sb = read.superblock;
     if sb.drive != drive || sb.cluster != cluster {
         return Ok(StateSet::Another(sb));
     }
-    if sb.state != state {
+    // A damaged copy is rewritten from the good one even when the state is unchanged:
+    // a drive the store takes on carries two good copies again.
+    if sb.state != state || read.warning.is_some() {
         sb.state = state;
         sb.generation += 1;
         write_superblocks(f, path, &sb)?;
@@ -877,6 +881,34 @@ mod tests {
             StateSet::Another(b_sb)
         );
         assert_eq!(copies(&a), (b_sb, b_sb));
+    }
+
+    #[test]
+    fn setting_the_same_state_rewrites_a_damaged_copy_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = FormatOptions {
+            size: Some(4 << 20),
+            chunk_size: 64 << 10,
+            cluster: Uuid::from_u128(1),
+            force: false,
+        };
+        let p = dir.path().join("d");
+        let sb = format(&p, &o).unwrap();
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes[16] ^= 0x40; // copy A damaged
+        std::fs::write(&p, &bytes).unwrap();
+        let warned = open(&p).unwrap().warning.unwrap();
+        assert!(warned.contains("copy A"), "{warned}");
+        let StateSet::Set(now) = set_state_of(&p, sb.drive, sb.cluster, sb.state).unwrap() else {
+            panic!("not set")
+        };
+        assert_eq!((now.state, now.generation), (sb.state, sb.generation + 1));
+        let opened = open(&p).unwrap();
+        assert_eq!((opened.superblock, opened.warning), (now, None));
+        // Both copies good: set again, nothing is written.
+        let before = std::fs::read(&p).unwrap();
+        set_state_of(&p, sb.drive, sb.cluster, sb.state).unwrap();
+        assert!(std::fs::read(&p).unwrap() == before);
     }
 
     #[test]

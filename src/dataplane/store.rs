@@ -655,7 +655,8 @@ impl Store {
             poisoned: None,
         };
         for (id, state, path) in drive_recs {
-            let d = s.attach(id, state, path);
+            let (d, warned) = s.attach(id, state, path);
+            s.recovery.warnings.extend(warned);
             s.by_id.insert(id, s.drives.len());
             s.drives.push(d);
         }
@@ -663,8 +664,10 @@ impl Store {
         Ok(s)
     }
 
-    /// Opens a drive the index names, checking that the drive at its path is that drive.
-    fn attach(&mut self, id: Uuid, state: DriveState, path: PathBuf) -> Drive {
+    /// Opens a drive the index names, checking that the drive at its path is that drive;
+    /// with it, what was wrong with one superblock copy if one was (for the caller to
+    /// record: a drive refused leaves no warning behind).
+    fn attach(&self, id: Uuid, state: DriveState, path: PathBuf) -> (Drive, Option<String>) {
         let mut d = Drive {
             id,
             path: path.clone(),
@@ -684,11 +687,11 @@ impl Store {
                     "{}: missing (drive {id}) — put it back, or run `axon io scrub` to rebuild its chunks onto the other drives",
                     path.display()
                 ));
-                return d;
+                return (d, None);
             }
             Err(e) => {
                 d.problem = Some(format!("drive {id}: {e}"));
-                return d;
+                return (d, None);
             }
         };
         let sb = opened.superblock;
@@ -701,7 +704,7 @@ impl Store {
                 sb.cluster,
                 self.cluster
             ));
-            return d;
+            return (d, None);
         }
         if sb.chunk_size != self.chunk_size {
             d.problem = Some(format!(
@@ -710,13 +713,9 @@ impl Store {
                 sb.chunk_size,
                 self.chunk_size
             ));
-            return d;
+            return (d, None);
         }
-        if let Some(w) = opened.warning {
-            self.recovery
-                .warnings
-                .push(format!("{}: {w}", path.display()));
-        }
+        let warned = opened.warning.map(|w| format!("{}: {w}", path.display()));
         match DriveIo::open(&path, self.chunk_size) {
             Ok(io) => {
                 d.io = Some(Arc::new(io));
@@ -726,7 +725,7 @@ impl Store {
             }
             Err(e) => d.problem = Some(e.to_string()),
         }
-        d
+        (d, warned)
     }
 
     /// Marks the slots the index names as used; checks each one's header; frees (zeroes)
@@ -909,7 +908,7 @@ impl Store {
         }
         // Opened and checked before anything is written: a drive that cannot be used is
         // refused with neither its superblock nor the store's records changed.
-        let mut d = self.attach(sb.drive, state, path.clone());
+        let (mut d, warned) = self.attach(sb.drive, state, path.clone());
         if let Some(p) = d.problem.take() {
             return Err(StoreError::Refused(p));
         }
@@ -962,6 +961,10 @@ impl Store {
             let _ = drive::set_state_of(&path, sb.drive, sb.cluster, sb.state);
             return Err(err);
         }
+        // `set_state_of` rewrote a damaged superblock copy from the good one.
+        self.recovery.warnings.extend(
+            warned.map(|w| format!("{w} — rewritten from the good copy when the drive was added")),
+        );
         self.by_id.insert(sb.drive, self.drives.len());
         self.drives.push(d);
         Ok(sb.drive)
