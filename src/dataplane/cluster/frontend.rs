@@ -14,7 +14,7 @@ use crate::dataplane::ec::{Codec, Isal, Scheme};
 use crate::dataplane::offload::{Offload, run};
 use crate::dataplane::zeroes;
 use crate::model::pinning::ContainerRole;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, StreamExt};
 
@@ -245,7 +245,7 @@ impl<N: Net> Frontend<N> {
         i: usize,
         len: u32,
         got: Vec<Option<Bytes>>,
-    ) -> Result<Vec<Vec<u8>>, IoError> {
+    ) -> Result<Vec<Bytes>, IoError> {
         match &self.offload {
             Some(o) if got.iter().any(Option::is_none) => {
                 let c = codec.clone();
@@ -674,23 +674,33 @@ impl<N: Net> Frontend<N> {
     }
 
     /// Every chunk of a stripe from the k fetched, the missing ones rebuilt from parity.
+    /// The codec rebuilds in place into buffers it may write: a fetched chunk no one else
+    /// holds is taken as that buffer (no copy; what arrives from a member or a drive read
+    /// is held by nothing else), a shared one is copied.
     fn complete(
         codec: &Isal,
         i: usize,
         len: u32,
         got: Vec<Option<Bytes>>,
-    ) -> Result<Vec<Vec<u8>>, IoError> {
-        let present: Vec<bool> = got.iter().map(Option::is_some).collect();
-        let mut chunks: Vec<Vec<u8>> = got
-            .into_iter()
-            .map(|g| g.map_or_else(|| zeroes(len as usize), |b| b.to_vec()))
-            .collect();
-        if present.iter().any(|p| !p) {
-            codec
-                .reconstruct(&mut chunks, &present)
-                .map_err(|e| IoError::Failed(format!("stripe {i}: {e}")))?;
+    ) -> Result<Vec<Bytes>, IoError> {
+        if got.iter().all(Option::is_some) {
+            return Ok(got.into_iter().flatten().collect());
         }
-        Ok(chunks)
+        let present: Vec<bool> = got.iter().map(Option::is_some).collect();
+        let mut chunks: Vec<BytesMut> = got
+            .into_iter()
+            .map(|g| match g {
+                Some(b) => b
+                    .try_into_mut()
+                    .unwrap_or_else(|shared| BytesMut::from(&shared[..])),
+                None => BytesMut::from(Bytes::from(zeroes(len as usize))),
+            })
+            .collect();
+        let mut slices: Vec<&mut [u8]> = chunks.iter_mut().map(|c| &mut c[..]).collect();
+        codec
+            .reconstruct_slices(&mut slices, &present)
+            .map_err(|e| IoError::Failed(format!("stripe {i}: {e}")))?;
+        Ok(chunks.into_iter().map(BytesMut::freeze).collect())
     }
 
     /// Reads stripe `i` of `m`: k chunks, verified, reconstructed if need be. Returns the
@@ -712,7 +722,6 @@ impl<N: Net> Frontend<N> {
                 .await?
                 .into_iter()
                 .take(k)
-                .map(Bytes::from)
                 .collect()
         } else {
             got.into_iter().take(k).flatten().collect()
@@ -738,7 +747,7 @@ impl<N: Net> Frontend<N> {
         i: usize,
         idx: usize,
         avoid: &HashSet<NodeId>,
-    ) -> Result<Vec<u8>, IoError> {
+    ) -> Result<Bytes, IoError> {
         m.check_shape()?;
         let st = m
             .stripes
@@ -1074,7 +1083,7 @@ impl<N: Net> Frontend<N> {
             let key = chunk_key(&cur.object, i, idx);
             let mut ok = false;
             for node in candidates.by_ref() {
-                let data = Bytes::from(chunks[idx].clone());
+                let data = chunks[idx].clone();
                 match self.net.put_chunk(node, key.clone(), data).await {
                     Ok(()) => {
                         placed.push((idx, node));
@@ -1314,6 +1323,52 @@ mod tests {
         assert_eq!(chunks[1].as_ptr(), one[84..].as_ptr());
         assert_eq!(&chunks[2][..82], &data[168..250]);
         assert_eq!(&chunks[2][82..], &[0, 0]);
+    }
+
+    /// A stripe completed from any k chunks is the stripe; a fetched chunk held by nothing
+    /// else is used in place (no copy), a shared one is copied and left as it was.
+    #[test]
+    fn complete_rebuilds_in_place_and_copies_only_shared_chunks() {
+        let codec = Isal::new(Scheme::new(3, 2).unwrap()).unwrap();
+        let data: Vec<u8> = (0..300u32).map(|x| (x * 11 + x / 7) as u8).collect();
+        let whole = Bytes::from(data);
+        let (len, want) = encode(&codec, 3, 2, std::slice::from_ref(&whole), 300).unwrap();
+        let own = |c: &Bytes| Bytes::from(c.to_vec());
+        // Chunks 1 and 3 lost; chunk 0 held elsewhere too (a clone kept), 2 and 4 not.
+        let kept = own(&want[0]);
+        let unique: Vec<Option<Bytes>> = vec![
+            Some(kept.clone()),
+            None,
+            Some(own(&want[2])),
+            None,
+            Some(own(&want[4])),
+        ];
+        let ptrs: Vec<Option<*const u8>> = unique
+            .iter()
+            .map(|c| c.as_ref().map(|b| b.as_ptr()))
+            .collect();
+        let got = Frontend::<Local>::complete(&codec, 0, len, unique).unwrap();
+        assert_eq!(got, want);
+        assert_eq!(got[2].as_ptr(), ptrs[2].unwrap(), "chunk 2 copied");
+        assert_eq!(got[4].as_ptr(), ptrs[4].unwrap(), "chunk 4 copied");
+        assert_ne!(got[0].as_ptr(), kept.as_ptr(), "a shared chunk was written");
+        assert_eq!(kept, want[0]);
+        // More than m lost: an error naming the stripe.
+        let e = Frontend::<Local>::complete(
+            &codec,
+            7,
+            len,
+            vec![Some(own(&want[0])), None, None, None, Some(own(&want[4]))],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("stripe 7"), "{e}");
+        // Nothing lost: the chunks as they came.
+        let all: Vec<Option<Bytes>> = want.iter().cloned().map(Some).collect();
+        assert_eq!(
+            Frontend::<Local>::complete(&codec, 0, len, all).unwrap(),
+            want
+        );
     }
 
     /// Nodes in one process, each a real 1+0 store on files; a node can be taken away.
