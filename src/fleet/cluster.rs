@@ -36,7 +36,7 @@ pub struct AgentCluster {
     pub config: Option<ClusterConfig>,
     /// The node's share of the data plane, if it serves one (`get_with_share`; `get`
     /// leaves it None).
-    pub data: Option<crate::dataplane::cluster::protection::DataStatus>,
+    pub data: Option<crate::model::dataplane::DataStatus>,
 }
 
 #[derive(Debug, thiserror::Error)]
