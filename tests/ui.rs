@@ -492,6 +492,7 @@ fn enter_on_a_problem_goes_to_the_panel_that_shows_it() {
             },
             Subject::Drive { .. } => ("Drives", true),
             Subject::Check { .. } | Subject::ClusterCheck(_) => ("Checks", true),
+            Subject::DataPlane => ("Stripes", false),
         };
         seen.insert(panel);
         assert_eq!(ui.panel().title(), panel, "problem {i}: {}", p.text);
@@ -661,6 +662,79 @@ fn a_failed_data_plane_drive_is_a_problem_naming_its_remedy() {
         "{:#?}",
         h.problems
     );
+}
+
+/// Stripes that lost chunks are a problem, so `axon status` exits non-zero for them:
+/// a warning while they are rebuilt, critical when one more failure loses data or when
+/// objects cannot be read; none when every stripe is whole. Enter leads to the Stripes
+/// panel.
+#[test]
+fn data_plane_protection_is_a_problem_and_decides_the_verdict() {
+    use axon::fleet::health::{Health, Verdict};
+    use axon::fleet::view::Severity;
+    let protection = |h: &Health| -> Vec<(Severity, String)> {
+        h.problems
+            .iter()
+            .filter(|p| p.text.starts_with("data plane "))
+            .map(|p| (p.severity, p.text.clone()))
+            .collect()
+    };
+    let set = |v: &mut ClusterView, by_lost: &[u64], active: bool| {
+        for n in &mut v.nodes {
+            if let Some(d) = n.cluster.as_mut().and_then(|b| b.data.as_mut()) {
+                d.stripes_by_lost = by_lost.to_vec();
+                d.rebuild.active = active;
+            }
+        }
+    };
+    // The fixture: seven members, each with 12 stripes one chunk short, rebuilding.
+    let mut v = with_dataplane();
+    let h = Health::compute(&v, NOW);
+    assert_eq!(
+        protection(&h),
+        [(
+            Severity::Warning,
+            "data plane REBUILDING: 84 stripe(s) with chunks lost, being rebuilt (axon cluster status)"
+                .to_string()
+        )]
+    );
+    assert_eq!(h.verdict, Verdict::Warnings);
+    // m = 2 chunks lost, no rebuild: critical.
+    set(&mut v, &[100, 0, 3, 0], false);
+    let h = Health::compute(&v, NOW);
+    let p = protection(&h);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].0, Severity::Critical);
+    assert!(
+        p[0].1
+            .starts_with("data plane UNPROTECTED: 21 stripe(s) lost m = 2 chunks"),
+        "{}",
+        p[0].1
+    );
+    assert_eq!(h.verdict, Verdict::Critical);
+    // More than m: unreadable, critical, and it leads to the Stripes panel.
+    set(&mut v, &[100, 0, 0, 1], false);
+    let h = Health::compute(&v, NOW);
+    let p = protection(&h);
+    assert!(
+        p[0].1
+            .starts_with("data plane UNAVAILABLE: 7 stripe(s) lost more than m = 2"),
+        "{}",
+        p[0].1
+    );
+    assert_eq!(p[0].0, Severity::Critical);
+    let i = h
+        .problems
+        .iter()
+        .position(|x| x.text.starts_with("data plane "))
+        .unwrap();
+    let mut ui = ui_for(&v, "overview", 160);
+    press(&mut ui, &v, &"↓".repeat(i));
+    press(&mut ui, &v, "\n");
+    assert_eq!(ui.panel().title(), "Stripes");
+    // Every stripe whole: no problem.
+    set(&mut v, &[112, 0, 0, 0], false);
+    assert!(protection(&Health::compute(&v, NOW)).is_empty());
 }
 
 #[test]

@@ -23,11 +23,13 @@ pub const NO_DATA_PLANE: &str = "no data plane reporting";
 ///   so nothing current is known about the cluster; a verdict on old data would mislead.
 /// - **Critical** (2): a problem of critical severity: a node is DOWN, a check fails (on
 ///   a node, or cluster-wide: IOMMU mismatch, SSD size ratio, clock skew), a drive's
-///   health is critical, or a probe between nodes is blocked (a firewall cutting the
-///   cluster's ports splits it). Each can cost data availability or needs a person now.
+///   health is critical, a probe between nodes is blocked (a firewall cutting the
+///   cluster's ports splits it), or the data plane is UNAVAILABLE or UNPROTECTED. Each
+///   can cost data availability or needs a person now.
 /// - **Warnings** (1): a node is STALE or has not answered yet (CONNECTING: its health is
 ///   unknown), a check warns, a drive warns, a core conflict, a collector failing or a
-///   section's data stale, host facts unreadable (topology, NIC types).
+///   section's data stale, host facts unreadable (topology, NIC types), a data-plane
+///   drive FAILED, the data plane REBUILDING or PARTIALLY_PROTECTED.
 /// - **Healthy** (0): none of the above. Emulated nodes and drives whose SMART health is
 ///   unknown are reported but do not change the verdict.
 ///
@@ -166,6 +168,8 @@ pub enum Subject {
         check: String,
     },
     ClusterCheck(String),
+    /// The data plane's protection (the Stripes panel).
+    DataPlane,
 }
 
 #[derive(Debug, Clone)]
@@ -613,6 +617,9 @@ fn problems(
             });
         }
     }
+    if let Some(p) = protection_problem(view, now) {
+        out.push(p);
+    }
     // Stable: problems alike in all three keep the order they were found in.
     out.sort_by(|a, b| {
         b.severity
@@ -621,6 +628,57 @@ fn problems(
             .then(a.node.cmp(&b.node))
     });
     out
+}
+
+/// The data plane's protection as a problem when stripes have lost chunks, from the
+/// members' fresh reports: UNAVAILABLE (objects cannot be read) and UNPROTECTED (one more
+/// failure loses data) are critical; REBUILDING and PARTIALLY_PROTECTED warn.
+fn protection_problem(view: &ClusterView, now: i64) -> Option<Problem> {
+    let dp = view.dataplane(now)?;
+    let d = dp.data.as_ref()?;
+    let m = dp.config.m;
+    let at = |from: usize| -> u64 { d.stripes_by_lost.iter().skip(from).sum() };
+    let damaged = at(1);
+    let (severity, why) = match d.protection.as_str() {
+        "UNAVAILABLE" => (
+            Severity::Critical,
+            format!(
+                "{} stripe(s) lost more than m = {m} chunks: their objects cannot be read until enough of the members away come back",
+                at(m + 1)
+            ),
+        ),
+        "UNPROTECTED" => (
+            Severity::Critical,
+            format!(
+                "{} stripe(s) lost m = {m} chunks: one more failure loses data{}",
+                at(m),
+                if d.rebuild.active { "; rebuilding" } else { "" }
+            ),
+        ),
+        "REBUILDING" => (
+            Severity::Warning,
+            format!("{damaged} stripe(s) with chunks lost, being rebuilt"),
+        ),
+        "PARTIALLY_PROTECTED" => (
+            Severity::Warning,
+            format!(
+                "{damaged} stripe(s) with chunks lost{}",
+                if d.repair_paused || dp.config.io != crate::model::cluster::IoStatus::Started {
+                    " — not rebuilt while IO is stopped (axon start-io)"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        _ => return None,
+    };
+    Some(Problem {
+        severity,
+        node: None,
+        kind: ProblemKind::Cluster,
+        text: format!("data plane {}: {why} (axon cluster status)", d.protection),
+        subject: Subject::DataPlane,
+    })
 }
 
 #[cfg(test)]

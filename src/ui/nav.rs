@@ -58,6 +58,8 @@ pub enum Focus {
         check: String,
     },
     ClusterCheck(String),
+    /// The data plane's protection.
+    DataPlane,
 }
 
 /// A panel's answer to an action.

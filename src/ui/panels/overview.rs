@@ -90,6 +90,7 @@ impl Panel for Overview {
                 check: check.clone(),
             }),
             Subject::ClusterCheck(id) => Reply::Focus(Focus::ClusterCheck(id.clone())),
+            Subject::DataPlane => Reply::Focus(Focus::DataPlane),
         }
     }
 

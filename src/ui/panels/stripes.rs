@@ -7,7 +7,7 @@
 use crate::ui::component::{Cx, Panel};
 use crate::ui::confirm::Pending;
 use crate::ui::keymap::Binding;
-use crate::ui::nav::{Action, Reply};
+use crate::ui::nav::{Action, Focus, Reply};
 use crate::ui::theme::Theme;
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -91,6 +91,10 @@ impl Panel for Stripes {
             Some(node) => Reply::Ask(Pending::Io { node, start }),
             None => Reply::Message("no cluster member is up to take it".into()),
         }
+    }
+
+    fn wants(&self, to: &Focus) -> bool {
+        matches!(to, Focus::DataPlane)
     }
 
     fn filter(&self) -> &str {
