@@ -11,6 +11,7 @@
 use super::member::SharedStore;
 use super::operations::OpHandle;
 use super::raft::ClusterHost;
+use crate::dataplane::cluster::objects::{Manifest, NodeId, parse_chunk_key};
 use crate::dataplane::drive::DriveState;
 use crate::dataplane::store::{PhaseOut, Store, StoreError};
 use crate::model::ops::{DriveOutcome, OperationOutput, OperationState};
@@ -917,12 +918,54 @@ fn mark_removed(
     }
 }
 
+/// `keys` (chunk keys on a drive) split into those a live manifest this node holds places
+/// here (lost chunks, rewritten from parity) and the rest (orphans, for the collector).
+/// Without the cluster's view (not a member), every key counts as placed here.
+async fn placed_here(
+    host: &Option<Arc<ClusterHost>>,
+    keys: &[String],
+) -> (Vec<String>, Vec<String>) {
+    let Some(host) = host else {
+        return (keys.to_vec(), Vec::new());
+    };
+    let Ok((_, _, net, _)) = host.data_view().await else {
+        return (keys.to_vec(), Vec::new());
+    };
+    let (node, me) = (net.node(), net.me());
+    let Ok(Ok(all)) = tokio::task::spawn_blocking(move || node.manifests("")).await else {
+        return (keys.to_vec(), Vec::new());
+    };
+    split_placed(keys, &all, me)
+}
+
+/// `placed_here`'s rule: a chunk key is placed on node `me` when a live manifest among
+/// `all` puts that chunk of that stripe there; a key that is not a chunk key counts as
+/// placed (a single node's store object).
+fn split_placed(keys: &[String], all: &[Manifest], me: NodeId) -> (Vec<String>, Vec<String>) {
+    let live: std::collections::HashMap<&str, &Manifest> = all
+        .iter()
+        .filter(|m| !m.deleted)
+        .map(|m| (m.object.as_str(), m))
+        .collect();
+    keys.iter().cloned().partition(|k| {
+        parse_chunk_key(k).is_none_or(|(o, s, i)| {
+            live.get(o)
+                .is_some_and(|m| m.stripes.get(s).and_then(|st| st.nodes.get(i)) == Some(&me))
+        })
+    })
+}
+
 /// How long writing a removed drive's superblock may take (a failing device may hang).
 const MARK_WITHIN: Duration = Duration::from_secs(10);
 
 /// Remove: only an INACTIVE or FAILED drive with no chunk recorded on it leaves the store
 /// (as `Store::remove_drive` allows); its superblock then records the state it left in.
-pub async fn remove(h: OpHandle, store: SharedStore, r: DriveRequest) {
+pub async fn remove(
+    h: OpHandle,
+    store: SharedStore,
+    host: Option<Arc<ClusterHost>>,
+    r: DriveRequest,
+) {
     h.step(if r.dry_run { "preview" } else { "remove" }, 0, 1);
     let Some((p, r)) = look(&h, &store, r).await else {
         return;
@@ -940,11 +983,19 @@ pub async fn remove(h: OpHandle, store: SharedStore, r: DriveRequest) {
             "it is {}: deactivate it first (`axon drive deactivate`), which moves its chunks off; only an INACTIVE or FAILED drive is removed",
             p.state
         ));
-    } else if let Some(first) = p.keys.first() {
-        out.refusals.push(format!(
-            "{} object(s) still have chunks recorded on it (first: {first}) — they are being rewritten from parity while IO is started (`axon start-io`); remove it once none are left (`axon cluster status` shows no chunks lost)",
-            p.keys.len()
-        ));
+    } else if !p.keys.is_empty() {
+        let (named, orphans) = placed_here(&host, &p.keys).await;
+        if let Some(first) = named.first() {
+            out.refusals.push(format!(
+                "{} chunk(s) recorded on it still belong to objects (first: {first}) — they are being rewritten from parity while IO is started (`axon start-io`); remove it once none are left (`axon cluster status` shows no chunks lost)",
+                named.len()
+            ));
+        } else if let Some(first) = orphans.first() {
+            out.refusals.push(format!(
+                "{} chunk(s) recorded on it belong to no object that places them on this node (first: {first}): orphans of an overwrite, a delete or a rebuild elsewhere, nothing to rewrite. The orphan collector frees them once they have been orphans for its grace period (`axon agent --orphan-grace`, 10 min by default); remove it then",
+                orphans.len()
+            ));
+        }
     }
     if r.dry_run {
         let would = format!(
@@ -1214,6 +1265,51 @@ pub async fn add(h: OpHandle, store: SharedStore, r: DriveRequest) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataplane::cluster::objects::{StripeMap, chunk_key};
+
+    /// A FAILED drive's leftover chunks: those a live manifest places on this node are
+    /// lost (rewritten from parity); the rest are orphans for the collector.
+    #[test]
+    fn leftover_chunks_split_into_placed_here_and_orphans() {
+        let manifest = |object: &str, nodes: Vec<NodeId>, deleted: bool| Manifest {
+            key: format!("k-{object}"),
+            generation: 1,
+            writer: 1,
+            revision: 0,
+            object: object.into(),
+            size: 10,
+            k: 2,
+            m: 1,
+            chunk_size: 4096,
+            deleted,
+            stripes: vec![StripeMap {
+                len: 5,
+                crcs: vec![0; nodes.len()],
+                nodes,
+            }],
+        };
+        let all = vec![
+            manifest("a", vec![3, 7, 9], false),
+            manifest("gone", vec![3, 7, 9], true),
+        ];
+        let keys = vec![
+            chunk_key("a", 0, 1),    // a's chunk 1 is placed on node 7: lost
+            chunk_key("a", 0, 2),    // on node 9 now (rebuilt elsewhere): orphan
+            chunk_key("gone", 0, 1), // deleted object: orphan
+            chunk_key("b", 0, 0),    // no manifest: orphan
+            "plain".to_string(),     // not a chunk key: kept as placed
+        ];
+        let (placed, orphans) = split_placed(&keys, &all, 7);
+        assert_eq!(placed, [chunk_key("a", 0, 1), "plain".to_string()]);
+        assert_eq!(
+            orphans,
+            [
+                chunk_key("a", 0, 2),
+                chunk_key("gone", 0, 1),
+                chunk_key("b", 0, 0)
+            ]
+        );
+    }
     use crate::dataplane::drive::{self, FormatOptions};
 
     fn formatted(dir: &std::path::Path, name: &str, cluster: uuid::Uuid) -> std::path::PathBuf {

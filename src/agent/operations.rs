@@ -617,7 +617,7 @@ impl pb::operation_service_server::OperationService for OperationSvc {
                     K::DriveRemove(_) => {
                         self.ops
                             .start(OperationKind::DriveRemove, target, principal, move |h| {
-                                drive_ops::remove(h, store, r)
+                                drive_ops::remove(h, store, host, r)
                             })?
                     }
                     _ => self
