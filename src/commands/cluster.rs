@@ -649,8 +649,14 @@ pub async fn summary(inv: &Inventory, skip: &[String]) -> Option<(String, serde_
             });
             if d.rebuild.active {
                 parts.push(format!(
-                    "rebuild {}/{} stripes, ETA {} s",
-                    d.rebuild.stripes_done, d.rebuild.stripes_total, d.rebuild.eta_secs
+                    "rebuild {}/{} stripes, {}",
+                    d.rebuild.stripes_done,
+                    d.rebuild.stripes_total,
+                    crate::model::dataplane::eta_words(
+                        d.rebuild.stripes_done,
+                        d.rebuild.stripes_total,
+                        d.rebuild.eta_secs
+                    )
                 ));
             }
         }
@@ -730,12 +736,12 @@ fn data_lines(
     let r = &d.rebuild;
     if r.active {
         out.push(format!(
-            "rebuild     {}/{} stripes · {} written · {}/s · ETA {} s",
+            "rebuild     {}/{} stripes · {} written · {}/s · {}",
             r.stripes_done,
             r.stripes_total,
             format_size(r.bytes, BINARY),
             format_size(r.rate, BINARY),
-            r.eta_secs
+            crate::model::dataplane::eta_words(r.stripes_done, r.stripes_total, r.eta_secs)
         ));
     } else if r.passes > 0 {
         out.push(format!(

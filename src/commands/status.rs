@@ -305,9 +305,9 @@ fn data_line(dp: Option<&DpBrief>, members: bool) -> Vec<String> {
         parts.push(format!("protection {}", b.protection));
         if let Some((done, total)) = b.rebuild {
             parts.push(format!(
-                "rebuilding {done}/{total} stripes at {}/s, ETA {} s",
+                "rebuilding {done}/{total} stripes at {}/s, {}",
                 format_size(b.rebuild_rate, BINARY),
-                b.rebuild_eta_secs
+                crate::model::dataplane::eta_words(done, total, b.rebuild_eta_secs)
             ));
         }
         match b.past_grace {

@@ -87,6 +87,16 @@ pub fn word(by_lost: &[u64], m: usize, rebuilding: bool) -> &'static str {
     }
 }
 
+/// A rebuild's ETA in words: "ETA 22 s", or "ETA not known yet" before a stripe of
+/// `total` is done (no rate to go by; 0 s would read as finished).
+pub fn eta_words(done: u64, total: u64, eta_secs: u64) -> String {
+    if done < total && (done == 0 || eta_secs == 0) {
+        "ETA not known yet".into()
+    } else {
+        format!("ETA {eta_secs} s")
+    }
+}
+
 /// What is done about the lost chunks, for the repair lines of `cluster status` and the
 /// Stripes panel.
 pub fn repair_words(d: &DataStatus) -> &'static str {
@@ -227,4 +237,18 @@ pub struct NodeDataplane {
     pub containers: Vec<Container>,
     /// Operations not yet ended.
     pub operations: Vec<OpBrief>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_eta_is_not_known_before_a_stripe_is_done() {
+        assert_eq!(eta_words(0, 351, 0), "ETA not known yet");
+        assert_eq!(eta_words(0, 351, 40), "ETA not known yet");
+        assert_eq!(eta_words(8, 20, 0), "ETA not known yet");
+        assert_eq!(eta_words(8, 20, 3), "ETA 3 s");
+        assert_eq!(eta_words(20, 20, 0), "ETA 0 s");
+    }
 }

@@ -284,13 +284,17 @@ fn dataplane_lines(
                     Span::styled("░".repeat(bar_w - filled), th.dim),
                     Span::styled(
                         format!(
-                            " {:>3.0} % · {}/{} stripes · {} · {}/s · ETA {} s",
+                            " {:>3.0} % · {}/{} stripes · {} · {}/s · {}",
                             frac * 100.0,
                             r.stripes_done,
                             r.stripes_total,
                             size(r.bytes),
                             size(r.rate),
-                            r.eta_secs
+                            crate::model::dataplane::eta_words(
+                                r.stripes_done,
+                                r.stripes_total,
+                                r.eta_secs
+                            )
                         ),
                         th.text,
                     ),
