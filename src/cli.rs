@@ -1174,7 +1174,8 @@ pub enum DemoFault {
 
 #[derive(Debug, Args)]
 pub struct DemoFaultArgs {
-    /// `node NAME` or `drive NODE DRIVE` (DRIVE: its index 0, 1…, file name drive00, or id)
+    /// `node NAME` (fail, heal) or `drive NODE DRIVE` (fail, corrupt); DRIVE: its index
+    /// 0, 1…, file name drive00, or id
     #[arg(required = true, num_args = 2..=3, value_name = "WHAT")]
     pub what: Vec<String>,
 

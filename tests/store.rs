@@ -853,3 +853,23 @@ fn a_phase_in_of_objects_of_several_stripes_fills_to_the_level_in_chunks() {
         assert_eq!(&s.get(k).unwrap(), v, "{k}");
     }
 }
+
+/// The demo's drive fault: a drive is failed once; failing it again is refused, naming it.
+#[test]
+fn failing_a_failed_drive_again_is_refused() {
+    let fx = fixture(3, 2, 5);
+    let mut s = fx.open();
+    let name = fx.drives[0]
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let p = s.fail_drive(&name, "test").unwrap();
+    assert_eq!(p, fx.drives[0]);
+    let e = s.fail_drive(&name, "test").unwrap_err().to_string();
+    assert!(
+        e.contains("already FAILED") && e.contains(&p.display().to_string()),
+        "{e}"
+    );
+}

@@ -30,8 +30,15 @@ pub fn demo_scheme(
     crate::dataplane::ec::Scheme::new(k, m)?;
     let spares = spares.unwrap_or_else(|| nodes.saturating_sub(k + m).min(2));
     if k + m + spares > nodes {
+        // The widest scheme of parity 2 that fits beside the spares, if any does.
+        let room = nodes.saturating_sub(spares);
+        let fits = if room >= 5 {
+            format!("--scheme {}+2 fits", (room - 2).min(16))
+        } else {
+            "the smallest scheme, 3+2, needs 5 nodes".to_string()
+        };
         bail!(
-            "--scheme {k}+{m} with {spares} hot spares needs {} nodes (failure domains), the demo has {nodes}: raise --nodes or pick a smaller scheme (4+2 needs 6)",
+            "--scheme {k}+{m} with {spares} hot spares needs {} nodes (failure domains), the demo has {nodes}: raise --nodes, or pick a smaller scheme ({fits} with {spares} hot spares)",
             k + m + spares
         );
     }

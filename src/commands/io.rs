@@ -32,19 +32,25 @@ pub async fn exec(c: IoCommand) -> Result<i32> {
         IoCommand::AddDrive(a) => add_drive(a),
         IoCommand::Put(a) => match a.cluster.fleet() {
             Some(f) => objects::put(a, f).await,
-            None => local(&a.direct).and_then(|()| put(a)),
+            None => on_store(
+                a.store.store.clone(),
+                local(&a.direct).and_then(|()| put(a)),
+            ),
         },
         IoCommand::Get(a) => match a.cluster.fleet() {
             Some(f) => objects::get(a, f).await,
-            None => local(&a.direct).and_then(|()| get(a)),
+            None => on_store(
+                a.store.store.clone(),
+                local(&a.direct).and_then(|()| get(a)),
+            ),
         },
         IoCommand::Rm(a) => match a.cluster.fleet() {
             Some(f) => objects::rm(a, f).await,
-            None => local(&a.direct).and_then(|()| rm(a)),
+            None => on_store(a.store.store.clone(), local(&a.direct).and_then(|()| rm(a))),
         },
         IoCommand::Ls(a) => match a.cluster.fleet() {
             Some(f) => objects::ls(a, f).await,
-            None => local(&a.direct).and_then(|()| ls(a)),
+            None => on_store(a.store.store.clone(), local(&a.direct).and_then(|()| ls(a))),
         },
         IoCommand::Status(a) => status(a),
         IoCommand::Scrub(a) => scrub(a),
@@ -55,6 +61,21 @@ pub async fn exec(c: IoCommand) -> Result<i32> {
             ),
         },
     }
+}
+
+/// An object verb without --inventory or --hosts works on the store at `dir`; when there
+/// is none, the error also says how to reach a cluster instead.
+fn on_store(dir: std::path::PathBuf, r: Result<i32>) -> Result<i32> {
+    r.map_err(|e| {
+        if dir.join(crate::dataplane::store::DB_FILE).exists() {
+            e
+        } else {
+            e.context(format!(
+                "without --inventory or --hosts, `axon io put/get/rm/ls` work on one node's store (--store, here {}); to reach a cluster, pass --inventory FILE or --hosts HOSTLIST",
+                dir.display()
+            ))
+        }
+    })
 }
 
 fn open(a: &IoStoreArgs) -> Result<Store> {

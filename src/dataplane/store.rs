@@ -2543,9 +2543,13 @@ impl Store {
     pub fn fail_drive(&mut self, which: &str, why: &str) -> Result<PathBuf, StoreError> {
         let i = self.find_drive(which)?;
         let path = self.drives[i].path.clone();
-        if self.drives[i].state != DriveState::Failed {
-            self.mark_failed(i, format!("{}: {why}", path.display()));
+        if self.drives[i].state == DriveState::Failed {
+            return Err(StoreError::Refused(format!(
+                "{}: already FAILED — its chunks are being rewritten from parity; `axon drive remove` takes it out once none are left",
+                path.display()
+            )));
         }
+        self.mark_failed(i, format!("{}: {why}", path.display()));
         Ok(path)
     }
 

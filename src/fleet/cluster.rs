@@ -48,6 +48,11 @@ pub enum ClusterCallError {
         "{node}: needs the admin token ({detail}); pass --token-file with the agent's admin.token"
     )]
     NeedsAdmin { node: String, detail: String },
+    /// No token, or one the agent does not know: reads need the reader token at least.
+    #[error(
+        "{node}: no token the agent accepts ({detail}); pass --token-file with the agent's reader.token (to read) or admin.token (to change)"
+    )]
+    NoToken { node: String, detail: String },
     #[error("{node}: {detail}")]
     Refused { node: String, detail: String },
     /// The object (or the member) is not there.
@@ -122,9 +127,8 @@ impl ClusterAgent {
         let node = self.node.clone();
         let detail = s.message().to_string();
         match s.code() {
-            tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => {
-                ClusterCallError::NeedsAdmin { node, detail }
-            }
+            tonic::Code::PermissionDenied => ClusterCallError::NeedsAdmin { node, detail },
+            tonic::Code::Unauthenticated => ClusterCallError::NoToken { node, detail },
             tonic::Code::NotFound => ClusterCallError::NotFound { node, detail },
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
                 ClusterCallError::Unavailable { node, detail }
