@@ -507,10 +507,10 @@ pub fn render_text(view: &ClusterView, h: &Health, color: bool) -> String {
             // A failure's message does not say since when the node has been silent.
             let since = if n.status == NodeStatus::Down && n.failure.is_some() {
                 format!(
-                    " (last data {})",
+                    " ({})",
                     n.last_data_age_ms
-                        .map(|a| format!("{} ago", fmt_age(Some(a))))
-                        .unwrap_or_else(|| "never".into())
+                        .map(|a| format!("last data {} ago", fmt_age(Some(a))))
+                        .unwrap_or_else(|| "no data since this command started".into())
                 )
             } else {
                 String::new()

@@ -353,15 +353,15 @@ fn problems(
                 ProblemKind::Node,
                 Facet::Status,
                 format!(
-                    "{} DOWN: {} (last data {})",
+                    "{} DOWN: {} ({})",
                     n.name,
                     n.failure
                         .as_ref()
                         .map(|f| f.message.as_str())
                         .unwrap_or("no data"),
                     n.received_ms
-                        .map(|r| format!("{} ago", fmt_age(Some(now.saturating_sub(r)))))
-                        .unwrap_or_else(|| "never".into())
+                        .map(|r| format!("last data {} ago", fmt_age(Some(now.saturating_sub(r)))))
+                        .unwrap_or_else(|| "no data received yet".into())
                 ),
             )),
             NodeStatus::Stale => out.push(node_problem(
