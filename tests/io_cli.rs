@@ -114,6 +114,14 @@ fn a_store_made_used_damaged_and_repaired_from_the_command_line() {
         err.contains("cannot read the input file /nonexistent/in.bin"),
         "{err}"
     );
+    // A directory as the input: named, and the same exit code.
+    let d = dir.path().to_str().unwrap();
+    let (code, _, err) = axon(&["io", "put", "--store", st, "k", d]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(&format!("cannot read the input file {d}: it is a directory")),
+        "{err}"
+    );
     let nowhere = dir.path().join("nodir/out.bin");
     let (code, _, err) = get_to(&nowhere);
     assert_eq!(code, 3);

@@ -262,7 +262,16 @@ impl<W: Write> Write for CountingW<'_, W> {
 
 /// The input file of a put, or an error naming it as the operator gave it.
 pub(super) fn open_input(p: &std::path::Path) -> Result<std::fs::File> {
-    std::fs::File::open(p).with_context(|| format!("cannot read the input file {}", p.display()))
+    let f = std::fs::File::open(p)
+        .with_context(|| format!("cannot read the input file {}", p.display()))?;
+    // A directory opens, and fails only at the first read, without its name.
+    if f.metadata().is_ok_and(|m| m.is_dir()) {
+        anyhow::bail!(
+            "cannot read the input file {}: it is a directory — name a file, or - for standard input",
+            p.display()
+        );
+    }
+    Ok(f)
 }
 
 /// Where a get writes `p`: a regular file (or a new one) goes through a temporary file
