@@ -119,7 +119,9 @@ fn a_store_made_used_damaged_and_repaired_from_the_command_line() {
     let (code, _, err) = axon(&["io", "put", "--store", st, "k", d]);
     assert_eq!(code, 3, "{err}");
     assert!(
-        err.contains(&format!("cannot read the input file {d}: it is a directory")),
+        err.contains(&format!(
+            "cannot read the input file {d}: it is a directory"
+        )),
         "{err}"
     );
     let nowhere = dir.path().join("nodir/out.bin");

@@ -873,3 +873,30 @@ fn failing_a_failed_drive_again_is_refused() {
         "{e}"
     );
 }
+
+/// A FAILED drive's usage follows the index: once the chunks it held are dropped (the
+/// object deleted, or rewritten elsewhere), it no longer counts them as used.
+#[test]
+fn a_failed_drives_usage_drops_with_the_chunks_it_held() {
+    let fx = fixture(3, 2, 6);
+    let mut s = fx.open();
+    s.put("a", &bytes(3, 40_000)).unwrap();
+    let held = s.drives().into_iter().find(|d| d.used > 0).unwrap();
+    let name = held.path.file_name().unwrap().to_str().unwrap().to_string();
+    s.fail_drive(&name, "test").unwrap();
+    let used = |s: &Store| {
+        s.drives()
+            .into_iter()
+            .find(|d| d.path == held.path)
+            .unwrap()
+            .used
+    };
+    assert_eq!(used(&s), held.used, "failing it changed its usage");
+    s.delete("a").unwrap();
+    assert_eq!(
+        used(&s),
+        0,
+        "a FAILED drive still counts the deleted object's chunks"
+    );
+    assert_eq!(used_slots(&s), 0);
+}

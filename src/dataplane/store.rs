@@ -1342,7 +1342,9 @@ impl Store {
     }
 
     /// After a commit dropped them from the index: zero the chunks' headers (best effort; a
-    /// crash first leaves orphans the next open frees) and free their slots.
+    /// crash first leaves orphans the next open frees) and free their slots. On a drive
+    /// that cannot be written (FAILED, missing) only the count is freed, so its usage says
+    /// what the index still places there; the next open frees what its headers hold.
     fn forget(&mut self, locs: &[Loc]) {
         let zero = AlignedBuf::zeroed(BLOCK as usize);
         for l in locs {
@@ -1351,8 +1353,8 @@ impl Store {
                 let d = &mut self.drives[i];
                 if let Some(io) = &d.io {
                     let _ = io.write_slot(l.slot, zero.as_slice());
-                    d.release(l.slot);
                 }
+                d.release(l.slot);
             }
         }
     }
