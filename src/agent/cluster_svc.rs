@@ -7,9 +7,29 @@ use crate::dataplane::cluster::frontend::{IoError, Piece};
 use crate::model::cluster::Command;
 use crate::wire::pb;
 use bytes::Bytes;
+use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use tonic::{Request, Response, Status, Streaming};
+
+/// The frontend's error as a status, members named as the operator knows them: the
+/// frontend says "node 7:", the CLI and the console say "axon007".
+fn io_status_named(e: IoError, names: &BTreeMap<u64, String>) -> Status {
+    let s = io_status(e);
+    Status::new(s.code(), named(s.message(), names))
+}
+
+/// `msg` with every "node ID:" of a member replaced by "NAME (node ID):".
+fn named(msg: &str, names: &BTreeMap<u64, String>) -> String {
+    let mut out = msg.to_string();
+    for (id, name) in names {
+        let from = format!("node {id}:");
+        if out.contains(&from) {
+            out = out.replace(&from, &format!("{name} (node {id}):"));
+        }
+    }
+    out
+}
 
 fn io_status(e: IoError) -> Status {
     match e {
@@ -84,7 +104,7 @@ impl pb::cluster_service_server::ClusterService for ClusterSvc {
         let h = host(&self.state)?;
         let began = std::time::Instant::now();
         let metrics = h.data_host().map(|d| d.io.clone());
-        let (fe, layout) = h.io().await.map_err(status)?;
+        let (fe, layout, names) = h.io().await.map_err(status)?;
         let mut stream = r.into_inner();
         let first = stream.message().await?.ok_or_else(|| {
             Status::invalid_argument("a put starts with a message naming the key")
@@ -132,7 +152,7 @@ impl pb::cluster_service_server::ClusterService for ClusterSvc {
         if let Some(m) = &metrics {
             m.record("put", began, done.as_ref().ok().map(|d| d.size));
         }
-        let done = done.map_err(io_status)?;
+        let done = done.map_err(|e| io_status_named(e, &names))?;
         Ok(Response::new(pb::PutObjectReply {
             key,
             size: done.size,
@@ -149,7 +169,8 @@ impl pb::cluster_service_server::ClusterService for ClusterSvc {
         let h = host(&self.state)?;
         let began = std::time::Instant::now();
         let metrics = h.data_host().map(|d| d.io.clone());
-        let (fe, layout) = h.io().await.map_err(status)?;
+        let (fe, layout, names) = h.io().await.map_err(status)?;
+        let names = Arc::new(names);
         let key = r.into_inner().key;
         let m = match fe.manifest(&key, &layout).await {
             Ok(m) => m,
@@ -160,7 +181,7 @@ impl pb::cluster_service_server::ClusterService for ClusterSvc {
                 ) {
                     mx.record("get", began, None);
                 }
-                return Err(io_status(e));
+                return Err(io_status_named(e, &names));
             }
         };
         let size = m.size;
@@ -178,6 +199,7 @@ impl pb::cluster_service_server::ClusterService for ClusterSvc {
         let stream =
             futures::stream::unfold((rx, Some(reader), true), move |(mut rx, reader, first)| {
                 let metrics = metrics.clone();
+                let names = names.clone();
                 async move {
                     match rx.recv().await {
                         Some(Ok(data)) => Some((
@@ -188,7 +210,7 @@ impl pb::cluster_service_server::ClusterService for ClusterSvc {
                             }),
                             (rx, reader, false),
                         )),
-                        Some(Err(e)) => Some((Err(io_status(e)), (rx, None, false))),
+                        Some(Err(e)) => Some((Err(io_status_named(e, &names)), (rx, None, false))),
                         None => {
                             // The end: the count of stripes rebuilt from parity, or the error.
                             let reader = reader?;
@@ -222,7 +244,7 @@ impl pb::cluster_service_server::ClusterService for ClusterSvc {
         r: Request<pb::ListObjectsRequest>,
     ) -> Result<Response<pb::ListObjectsReply>, Status> {
         let h = host(&self.state)?;
-        let (fe, layout) = h.io().await.map_err(status)?;
+        let (fe, layout, names) = h.io().await.map_err(status)?;
         let (list, silent) = fe.list(&r.into_inner().prefix, &layout).await;
         Ok(Response::new(pb::ListObjectsReply {
             objects: list
@@ -234,7 +256,7 @@ impl pb::cluster_service_server::ClusterService for ClusterSvc {
                     generation: s.generation,
                 })
                 .collect(),
-            unreachable: silent.into_iter().map(|(_, e)| e).collect(),
+            unreachable: silent.into_iter().map(|(_, e)| named(&e, &names)).collect(),
         }))
     }
 
@@ -243,11 +265,11 @@ impl pb::cluster_service_server::ClusterService for ClusterSvc {
         r: Request<pb::DeleteObjectRequest>,
     ) -> Result<Response<pb::DeleteObjectReply>, Status> {
         let h = host(&self.state)?;
-        let (fe, layout) = h.io().await.map_err(status)?;
+        let (fe, layout, names) = h.io().await.map_err(status)?;
         let existed = fe
             .delete(&r.into_inner().key, &layout)
             .await
-            .map_err(io_status)?;
+            .map_err(|e| io_status_named(e, &names))?;
         Ok(Response::new(pb::DeleteObjectReply { existed }))
     }
 
@@ -304,5 +326,39 @@ impl pb::cluster_service_server::ClusterService for ClusterSvc {
             .map_err(|e| Status::invalid_argument(format!("not a cluster command: {e}")))?;
         let applied = h.propose(cmd).await.map_err(status)?;
         Ok(Response::new(info(&h, Some(applied.epoch)).await))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frontend_errors_name_members_as_the_operator_knows_them() {
+        let names: BTreeMap<u64, String> =
+            [(1, "axon001".to_string()), (11, "axon011".to_string())].into();
+        assert_eq!(
+            named(
+                "lost: chunk 1: node 11: not reachable; node 1: refused: x",
+                &names
+            ),
+            "lost: chunk 1: axon011 (node 11): not reachable; axon001 (node 1): refused: x"
+        );
+        // Not a member, or not "node ID:": left as it is.
+        assert_eq!(
+            named("node 7: not held; node 1 is", &names),
+            "node 7: not held; node 1 is"
+        );
+        let s = io_status_named(
+            IoError::Unavailable("node 1: no answer in 5 s".into()),
+            &names,
+        );
+        assert_eq!(
+            (s.code(), s.message()),
+            (
+                tonic::Code::Unavailable,
+                "axon001 (node 1): no answer in 5 s"
+            )
+        );
     }
 }

@@ -1178,7 +1178,16 @@ impl ClusterHost {
 
     /// The frontend and the cluster as it stands for one IO call: refused (naming the
     /// remedy) unless this agent is a member with a store and the cluster's IO is STARTED.
-    pub async fn io(&self) -> Result<(super::data::Fe, super::data::Layout), ClusterError> {
+    pub async fn io(
+        &self,
+    ) -> Result<
+        (
+            super::data::Fe,
+            super::data::Layout,
+            std::collections::BTreeMap<u64, String>,
+        ),
+        ClusterError,
+    > {
         let (fe, layout, _, config) = self.data_view().await?;
         if config.io != crate::model::cluster::IoStatus::Started {
             return Err(ClusterError::Refused(format!(
@@ -1186,7 +1195,12 @@ impl ClusterHost {
                 config.io.as_str()
             )));
         }
-        Ok((fe, layout))
+        let names = config
+            .members
+            .iter()
+            .map(|(id, m)| (*id, m.name.clone()))
+            .collect();
+        Ok((fe, layout, names))
     }
 
     /// This member's data plane: the frontend, the layout, its network, and the config.
