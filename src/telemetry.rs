@@ -51,6 +51,10 @@ pub struct Options {
     /// The collector (`http://host:4317`); None reads [`ENDPOINT_VARS`], and with none of
     /// them set nothing is exported.
     pub otlp_endpoint: Option<String>,
+    /// Log the agents' audit records only when RUST_LOG names them: `axon demo` runs
+    /// every agent in one process, and a line of JSON per call would bury its progress
+    /// (the records still go to each agent's audit file under the demo's directory).
+    pub quiet_audit: bool,
 }
 
 impl Options {
@@ -82,6 +86,7 @@ impl Options {
             service: format!("axon-{verb}"),
             log,
             otlp_endpoint: cli.otlp_endpoint.clone(),
+            quiet_audit: verb == "demo",
         }
     }
 }
@@ -183,6 +188,13 @@ pub fn init(opts: Options) -> Telemetry {
         ] {
             filter = filter.add_directive(d.parse().expect("a valid directive"));
         }
+    }
+    if opts.quiet_audit && !std::env::var("RUST_LOG").is_ok_and(|v| v.contains("audit")) {
+        filter = filter.add_directive(
+            "axon::agent::audit=warn"
+                .parse()
+                .expect("a valid directive"),
+        );
     }
     let mut problems = Vec::new();
     let fmt = match &opts.log {

@@ -240,6 +240,7 @@ async fn a_probe_started_in_the_console_is_one_trace_across_console_and_agent() 
         service: CONSOLE_SERVICE.into(),
         log: axon::telemetry::LogTo::Off,
         otlp_endpoint: Some(format!("http://{collector}")),
+        quiet_audit: false,
     });
     assert!(telemetry.exporting());
 
