@@ -215,10 +215,24 @@ fn objects_survive_m_nodes_killed_and_fail_clearly_beyond() {
         assert_eq!(code, 1, "{key} removed, direct: {said}");
     }
     assert_eq!(entries(&ls(&inv_s, true)), Vec::new(), "all removed");
-    // A put whose input fails to read (a directory: EISDIR) stores nothing, whichever way
-    // it goes: the key's object stays as it was, and a new key is not created.
-    let unreadable = src.to_str().unwrap();
+    // A put whose input fails to read (/proc/self/mem at offset 0: EIO on the first read)
+    // stores nothing, whichever way it goes: the key's object stays as it was, and a new
+    // key is not created. A directory is refused before anything is read, naming it.
+    let unreadable = "/proc/self/mem";
     let (kept, kept_data) = &objects[1];
+    let (code, _, err) = run(
+        &[
+            "io",
+            "put",
+            "--inventory",
+            &inv_s,
+            kept,
+            src.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("it is a directory"), "{err}");
     for direct in [false, true] {
         for key in [kept.as_str(), "broken/new"] {
             let mut args = vec!["io", "put", "--inventory", &inv_s, key, unreadable];
