@@ -51,9 +51,10 @@ pub struct Options {
     /// The collector (`http://host:4317`); None reads [`ENDPOINT_VARS`], and with none of
     /// them set nothing is exported.
     pub otlp_endpoint: Option<String>,
-    /// Log the agents' audit records only when RUST_LOG names them: `axon demo` runs
-    /// every agent in one process, and a line of JSON per call would bury its progress
-    /// (the records still go to each agent's audit file under the demo's directory).
+    /// Log the agents' audit records only when RUST_LOG names them: `axon demo
+    /// --headless` runs every agent in one process and logs on stderr, where a line of
+    /// JSON per call would bury its progress (the records still go to each agent's audit
+    /// file under the demo's directory).
     pub quiet_audit: bool,
 }
 
@@ -86,7 +87,8 @@ impl Options {
             service: format!("axon-{verb}"),
             log,
             otlp_endpoint: cli.otlp_endpoint.clone(),
-            quiet_audit: verb == "demo",
+            // The TUI demo's log goes to the console's file, where they bury nothing.
+            quiet_audit: verb == "demo" && !tui,
         }
     }
 }
