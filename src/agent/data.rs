@@ -1737,11 +1737,9 @@ async fn collect_orphans(
             continue;
         }
         for &(s, i) in chunks {
-            let placed_here = current.as_ref().is_some_and(|m| {
-                !m.deleted
-                    && m.object == *object
-                    && m.stripes.get(s).and_then(|st| st.nodes.get(i)) == Some(&me)
-            });
+            let placed_here = current
+                .as_ref()
+                .is_some_and(|m| !m.deleted && m.object == *object && m.node_of(s, i) == Some(me));
             if !placed_here {
                 now_orphans.push(objects::chunk_key(object, s, i));
             }
@@ -1869,10 +1867,7 @@ async fn repair_own(
     // missed a publish, which anti-entropy brings). An orphan's loss is no stripe's: not
     // counted, and left to the orphan collector, which asks every member before it
     // frees anything. Counted over the whole list, not this round's share.
-    let unnamed = lost
-        .iter()
-        .filter(|k| objects::parse_chunk_key(k).is_none_or(|(o, _, _)| !by_object.contains_key(o)))
-        .count() as u64;
+    let unnamed = lost.len() as u64 - named_losses(&lost, all);
     // Rewritten (here or elsewhere), and of those here.
     let (mut repaired, mut here_now) = (0u64, 0u64);
     let mut avoid = net.away_now();
@@ -1890,9 +1885,7 @@ async fn repair_own(
         // This node's copy of the manifest may be missing or old (a publish needs only m+1
         // acknowledgements): such a chunk is left to the orphan collector, which asks
         // every member before it frees anything.
-        let here = |m: &Manifest| {
-            m.object == object && m.stripes.get(i).and_then(|st| st.nodes.get(idx)) == Some(&me)
-        };
+        let here = |m: &Manifest| m.object == object && m.node_of(i, idx) == Some(me);
         let m: Manifest = match by_object.get(object) {
             Some(m) if here(m) => (*m).clone(),
             // An older copy here: the newest among the members decides.
@@ -1997,10 +1990,7 @@ async fn repair_own(
                     if let Ok(Some(n)) = fe.newest(&key, layout).await {
                         superseded.extend(chunks.into_iter().filter(|c| {
                             objects::parse_chunk_key(c).is_some_and(|(o, i, idx)| {
-                                n.deleted
-                                    || n.object != o
-                                    || n.stripes.get(i).and_then(|st| st.nodes.get(idx))
-                                        != Some(&me)
+                                n.deleted || n.object != o || n.node_of(i, idx) != Some(me)
                             })
                         }));
                     }

@@ -920,7 +920,10 @@ fn mark_removed(
 
 /// `keys` (chunk keys on a drive) split into those a live manifest this node holds places
 /// here (lost chunks, rewritten from parity) and the rest (orphans, for the collector).
-/// Without the cluster's view (not a member), every key counts as placed here.
+/// Only this node's copies of the manifests are asked: one that is older than the newest
+/// may call a chunk an orphan that repair then rewrites here (`repair_own` asks the
+/// members); the words of a refusal, never what is freed, depend on it. Without the
+/// cluster's view (not a member), every key counts as placed here.
 async fn placed_here(
     host: &Option<Arc<ClusterHost>>,
     keys: &[String],
@@ -948,10 +951,8 @@ fn split_placed(keys: &[String], all: &[Manifest], me: NodeId) -> (Vec<String>, 
         .map(|m| (m.object.as_str(), m))
         .collect();
     keys.iter().cloned().partition(|k| {
-        parse_chunk_key(k).is_none_or(|(o, s, i)| {
-            live.get(o)
-                .is_some_and(|m| m.stripes.get(s).and_then(|st| st.nodes.get(i)) == Some(&me))
-        })
+        parse_chunk_key(k)
+            .is_none_or(|(o, s, i)| live.get(o).is_some_and(|m| m.node_of(s, i) == Some(me)))
     })
 }
 

@@ -133,6 +133,14 @@ impl Manifest {
         v
     }
 
+    /// The node chunk `idx` of stripe `i` lives on, if the manifest has that chunk.
+    pub fn node_of(&self, i: usize, idx: usize) -> Option<NodeId> {
+        self.stripes
+            .get(i)
+            .and_then(|st| st.nodes.get(idx))
+            .copied()
+    }
+
     /// Every chunk on `node`, by key.
     pub fn chunks_on(&self, node: NodeId) -> Vec<String> {
         let mut out = Vec::new();
